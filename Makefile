@@ -1,0 +1,35 @@
+# The engine's two commands: `make run` runs the main job end to end on the embedded defaults,
+# `make test` runs every test against the real local PostgreSQL. `make bench` holds the long runs.
+
+GO ?= go
+BIN := bin/joinin
+# Where tests create their databases, and where `make run` keeps the engine's own.
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable
+# How long `make test` may run before go test stops it.
+TEST_TIMEOUT ?= 15m
+BENCH_COUNT ?= 5
+
+.PHONY: run test bench build vet fmt db clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/joinin
+
+run: build db
+	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) demo
+
+test: vet db
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+
+# Starts the local PostgreSQL if it is down; tests and the engine create their databases themselves.
+db:
+	@./scripts/ensure-postgres
+
+bench: build db
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./ledger ./postgres
+
+clean:
+	rm -rf bin

@@ -1,0 +1,185 @@
+// Command joinin is the Join in Card clearing and settlement engine.
+//
+// Usage:
+//
+//	joinin <command> [flags]
+//
+// Commands:
+//
+//	migrate   apply the database schema
+//	demo      run a small city day end to end on a fresh chart of accounts and print what it did
+//	verify    recompute every balance from the transfers and check the ledger's invariants
+//
+// Every flag can also be set by an environment variable, named on the flag's help line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/joinincard/engine/postgres"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"migrate", "apply the database schema", runMigrate},
+		{"demo", "run a small city day end to end and print balances and the trial balance", runDemo},
+		{"verify", "recompute every balance from the transfers and check the ledger's invariants", runVerify},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "joinin: %v\n", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "joinin: the Join in Card clearing and settlement engine")
+	fmt.Fprintln(w, "\nUsage: joinin <command> [flags]   (joinin <command> --help for its flags)")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
+	}
+}
+
+// common holds the flags every command takes.
+type common struct {
+	databaseURL string
+	logLevel    string
+	logFormat   string
+}
+
+func newFlagSet(name, summary string) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c := &common{}
+	fs.StringVar(&c.databaseURL, "database-url", envOr("DATABASE_URL", postgres.DefaultURL),
+		"PostgreSQL or CockroachDB URL (env DATABASE_URL)")
+	fs.StringVar(&c.logLevel, "log-level", envOr("JOININ_LOG_LEVEL", "info"), "debug, info, warn or error (env JOININ_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", envOr("JOININ_LOG_FORMAT", "text"), "text or json (env JOININ_LOG_FORMAT)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "joinin %s: %s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs, c
+}
+
+func envOr(key, fallback string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return fallback
+}
+
+// logger builds the structured logger the flags ask for. Logs go to stderr; what a command
+// reports for people goes to stdout.
+func (c *common) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither text nor json", c.logFormat)
+}
+
+// openStore creates the database if it is missing, connects and migrates.
+func (c *common) openStore(ctx context.Context, log *slog.Logger) (*postgres.Store, error) {
+	if err := postgres.EnsureDatabase(ctx, c.databaseURL); err != nil {
+		return nil, err
+	}
+	st, err := postgres.Open(ctx, c.databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	log.Debug("database ready")
+	return st, nil
+}
+
+func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("migrate", "apply the database schema (creating the database if missing)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	fmt.Fprintln(stdout, "schema is up to date")
+	return nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("verify", "recompute every balance from the transfers and check the ledger's invariants")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := st.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.String())
+	if !rep.OK() {
+		return fmt.Errorf("ledger failed verification with %d problems", len(rep.Problems))
+	}
+	return nil
+}

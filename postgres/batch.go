@@ -1,0 +1,348 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+// Cursor is a consumer's position, advanced in the same transaction as the batch it produced: a
+// Kafka partition's next offset, say. The batch commits only if the stored position is still From
+// (0 for a cursor never written), so a writer that lost its partition cannot commit over a newer
+// one, and a consumer that crashed resumes exactly after its last committed batch.
+type Cursor struct {
+	Name     string
+	From, To int64
+}
+
+// ErrCursorMoved is returned when a batch's cursor no longer holds the position the batch read
+// from: another writer committed first. Nothing was written.
+var ErrCursorMoved = errors.New("cursor moved: another writer committed first")
+
+// BatchResult is what CommitBatch wrote.
+type BatchResult struct {
+	ledger.Outcome
+	// Timestamp is the batch's time, stamped on every transfer it created.
+	Timestamp time.Time
+}
+
+// CommitBatch applies batch to the ledger in one database transaction: prefetch the accounts,
+// transfers and resolutions the batch names, apply it in memory, write the created transfers,
+// their resolutions, one balance row per touched account and the cursor, commit. One Result per
+// transfer comes back; a transfer that was not created changed nothing. cur may be nil.
+//
+// Concurrent writers are safe. Each touched account gets balance version n+1 after the batch read
+// version n; a writer that raced another for an account collides on that key and the whole
+// transaction is retried (bounded), reading the winner's balance.
+func (s *Store) CommitBatch(ctx context.Context, batch []ledger.Transfer, cur *Cursor) (BatchResult, error) {
+	if len(batch) > ledger.MaxBatchTransfers {
+		return BatchResult{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), ledger.MaxBatchTransfers)
+	}
+	var res BatchResult
+	err := s.retry(ctx, "commit batch", func(ctx context.Context, tx pgx.Tx, attempt int) error {
+		var err error
+		// The first attempt takes no locks: batches of one engine never race. An attempt after a
+		// conflict locks its accounts, so that writers that keep racing queue up instead.
+		res, err = s.commitBatch(ctx, tx, batch, cur, attempt > 1)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) commitBatch(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, cur *Cursor, lock bool) (BatchResult, error) {
+	// The cursor first: it serializes writers of one partition before any other work.
+	if cur != nil {
+		if err := advanceCursor(ctx, tx, cur, s.Now()); err != nil {
+			return BatchResult{}, err
+		}
+	}
+	p, err := prefetch(ctx, tx, batch, lock)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	// The batch's time is after every balance version it builds on, so each account's history
+	// is ordered in time even if writers' clocks disagree.
+	ts := max(s.Now().UnixMicro(), p.latest+1)
+	out, err := p.state.Apply(batch, ts)
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("apply batch: %w", err)
+	}
+	if err := writeOutcome(ctx, tx, &out, p.versions, ts); err != nil {
+		return BatchResult{}, err
+	}
+	return BatchResult{Outcome: out, Timestamp: time.UnixMicro(ts).UTC()}, nil
+}
+
+func advanceCursor(ctx context.Context, tx pgx.Tx, cur *Cursor, now time.Time) error {
+	if cur.Name == "" {
+		return fmt.Errorf("cursor has no name")
+	}
+	tag, err := tx.Exec(ctx, `UPDATE cursors SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4`,
+		cur.To, now, cur.Name, cur.From)
+	if err != nil {
+		return fmt.Errorf("advance cursor %s: %w", cur.Name, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	if cur.From != 0 {
+		return fmt.Errorf("cursor %s at %d: %w", cur.Name, cur.From, ErrCursorMoved)
+	}
+	tag, err = tx.Exec(ctx, `INSERT INTO cursors (name, position, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO NOTHING`, cur.Name, cur.To, now)
+	if err != nil {
+		return fmt.Errorf("create cursor %s: %w", cur.Name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("cursor %s at 0: %w", cur.Name, ErrCursorMoved)
+	}
+	return nil
+}
+
+// Cursor returns the position stored under name, or 0 if none was ever written.
+func (s *Store) Cursor(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.pool.QueryRow(ctx, `SELECT position FROM cursors WHERE name = $1`, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read cursor %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+// prefetched is what a batch read before applying.
+type prefetched struct {
+	state *ledger.State
+	// versions holds each prefetched account's current balance version.
+	versions map[ledger.ID]int64
+	// latest is the newest balance timestamp among the prefetched accounts, Unix microseconds.
+	latest int64
+}
+
+// prefetch reads, in two round trips, everything the batch can touch: the transfers named by its
+// ids and refs with their resolutions, then every account those transfers name with its balance.
+func prefetch(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, lock bool) (*prefetched, error) {
+	ids := make([]uuid.UUID, 0, len(batch))
+	var refs []uuid.UUID
+	for i := range batch {
+		ids = append(ids, uuid.UUID(batch[i].ID))
+		if !batch[i].Ref.IsZero() {
+			refs = append(refs, uuid.UUID(batch[i].Ref))
+		}
+	}
+	state := ledger.NewState(2 * len(batch))
+	q := &pgx.Batch{}
+	q.Queue(`SELECT `+transferColumns+` FROM transfers WHERE id = ANY($1)`, append(ids, refs...)).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				t, err := scanTransfer(rows)
+				if err != nil {
+					return err
+				}
+				state.Transfers[t.ID] = &t
+			}
+			return rows.Err()
+		})
+	if len(refs) > 0 {
+		q.Queue(`SELECT target_id, kind FROM transfer_resolutions WHERE target_id = ANY($1)`, refs).
+			Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var (
+						target uuid.UUID
+						kind   string
+					)
+					if err := rows.Scan(&target, &kind); err != nil {
+						return err
+					}
+					k, err := ledger.ParseResolutionKind(kind)
+					if err != nil {
+						return err
+					}
+					state.Resolutions[ledger.ID(target)] = k
+				}
+				return rows.Err()
+			})
+	}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return nil, fmt.Errorf("prefetch transfers: %w", err)
+	}
+
+	seen := make(map[ledger.ID]struct{}, 2*len(batch))
+	accounts := make([]uuid.UUID, 0, 2*len(batch))
+	add := func(id ledger.ID) {
+		if id.IsZero() {
+			return
+		}
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			accounts = append(accounts, uuid.UUID(id))
+		}
+	}
+	for i := range batch {
+		add(batch[i].DebitAccountID)
+		add(batch[i].CreditAccountID)
+	}
+	for _, t := range state.Transfers {
+		add(t.DebitAccountID)
+		add(t.CreditAccountID)
+	}
+	if lock {
+		// In key order, so that two lockers wait for each other instead of deadlocking.
+		slices.SortFunc(accounts, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, accounts); err != nil {
+			return nil, fmt.Errorf("lock accounts: %w", err)
+		}
+	}
+	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(accounts))}
+	if err := readAccounts(ctx, tx, accounts, func(a *ledger.Account, version int64, ts time.Time) {
+		state.Accounts[a.ID] = a
+		p.versions[a.ID] = version
+		p.latest = max(p.latest, ts.UnixMicro())
+	}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+const accountColumns = `a.id, a.currency, a.kind, a.flags, a.balance_limit,
+	b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted`
+
+// readAccounts reads accounts with their current balances, calling fn for each one found.
+func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(*ledger.Account, int64, time.Time)) error {
+	rows, err := q.Query(ctx, `SELECT `+accountColumns+`
+		FROM accounts a
+		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+		WHERE a.id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("prefetch accounts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, version, ts, err := scanAccount(rows)
+		if err != nil {
+			return fmt.Errorf("prefetch accounts: %w", err)
+		}
+		fn(a, version, ts)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("prefetch accounts: %w", err)
+	}
+	return nil
+}
+
+func scanAccount(rows pgx.Rows) (*ledger.Account, int64, time.Time, error) {
+	var (
+		a              ledger.Account
+		id             uuid.UUID
+		currency, kind string
+		flags          int32
+		version        int64
+		ts             time.Time
+	)
+	if err := rows.Scan(&id, &currency, &kind, &flags, &a.Limit, &version, &ts,
+		&a.DebitsPending, &a.DebitsPosted, &a.CreditsPending, &a.CreditsPosted); err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	k, err := ledger.ParseKind(kind)
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	a.ID, a.Currency, a.Kind, a.Flags = ledger.ID(id), ledger.Currency(currency), k, ledger.AccountFlags(flags)
+	return &a, version, ts, nil
+}
+
+const transferColumns = `id, debit_account_id, credit_account_id, amount, ref_id, user_data,
+	timeout_seconds, code, flags, ts`
+
+func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
+	var (
+		t                    ledger.Transfer
+		id, debit, credit    uuid.UUID
+		ref, userData        *uuid.UUID
+		timeout, code, flags int64
+		ts                   time.Time
+	)
+	if err := rows.Scan(&id, &debit, &credit, &t.Amount, &ref, &userData, &timeout, &code, &flags, &ts); err != nil {
+		return t, fmt.Errorf("scan transfer: %w", err)
+	}
+	t.ID, t.DebitAccountID, t.CreditAccountID = ledger.ID(id), ledger.ID(debit), ledger.ID(credit)
+	if ref != nil {
+		t.Ref = ledger.ID(*ref)
+	}
+	if userData != nil {
+		t.UserData = ledger.ID(*userData)
+	}
+	t.TimeoutSeconds, t.Code, t.Flags = uint32(timeout), ledger.Code(code), ledger.TransferFlags(flags)
+	t.Timestamp = ts.UnixMicro()
+	return t, nil
+}
+
+// writeOutcome writes a batch's transfers, resolutions and balance rows with COPY, each sorted by
+// key so that two writers racing for the same keys wait for each other instead of deadlocking.
+func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
+	at := time.UnixMicro(ts).UTC()
+	created := out.Created
+	if len(created) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfers"},
+			[]string{"id", "debit_account_id", "credit_account_id", "amount", "ref_id", "user_data",
+				"timeout_seconds", "code", "flags", "ts", "expires_at"},
+			pgx.CopyFromSlice(len(created), func(i int) ([]any, error) {
+				t := &created[i]
+				var expires *time.Time
+				if e := t.ExpiresAt(); e != 0 {
+					x := time.UnixMicro(e).UTC()
+					expires = &x
+				}
+				return []any{uuid.UUID(t.ID), uuid.UUID(t.DebitAccountID), uuid.UUID(t.CreditAccountID),
+					t.Amount, nullID(t.Ref), nullID(t.UserData), int64(t.TimeoutSeconds), int32(t.Code),
+					int32(t.Flags), at, expires}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write transfers: %w", err)
+		}
+	}
+	if res := out.Resolutions; len(res) > 0 {
+		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfer_resolutions"},
+			[]string{"target_id", "transfer_id", "kind", "ts"},
+			pgx.CopyFromSlice(len(res), func(i int) ([]any, error) {
+				return []any{uuid.UUID(res[i].Target), uuid.UUID(res[i].By), res[i].Kind.String(), at}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write resolutions: %w", err)
+		}
+	}
+	touched := out.Touched
+	slices.SortFunc(touched, func(a, b *ledger.Account) int { return compareID(a.ID, b.ID) })
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"account_balances"},
+		[]string{"account_id", "version", "ts", "debits_pending", "debits_posted", "credits_pending", "credits_posted"},
+		pgx.CopyFromSlice(len(touched), func(i int) ([]any, error) {
+			a := touched[i]
+			return []any{uuid.UUID(a.ID), versions[a.ID] + 1, at,
+				a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("write balances: %w", err)
+	}
+	return nil
+}
+
+func nullID(id ledger.ID) *uuid.UUID {
+	if id.IsZero() {
+		return nil
+	}
+	u := uuid.UUID(id)
+	return &u
+}
+
+func compareID(a, b ledger.ID) int { return bytes.Compare(a[:], b[:]) }

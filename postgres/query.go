@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+// ErrNotFound is returned for an account that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// AccountBalance is an account with its balance at some instant.
+type AccountBalance struct {
+	ledger.Account
+	Name string
+	// Version counts the batches that changed the balance, plus one for the opening.
+	Version int64
+	// AsOf is when the balance was last changed.
+	AsOf time.Time
+}
+
+// Balance returns an account's current balance.
+func (s *Store) Balance(ctx context.Context, id ledger.ID) (AccountBalance, error) {
+	return s.balance(ctx, id, `ORDER BY b.version DESC LIMIT 1`)
+}
+
+// BalanceAt returns an account's balance as it was at instant at: the balance left by the last
+// batch committed at or before it. Before the account was opened there is no balance: ErrNotFound.
+func (s *Store) BalanceAt(ctx context.Context, id ledger.ID, at time.Time) (AccountBalance, error) {
+	return s.balance(ctx, id, `AND b.ts <= $2 ORDER BY b.version DESC LIMIT 1`, at)
+}
+
+func (s *Store) balance(ctx context.Context, id ledger.ID, where string, args ...any) (AccountBalance, error) {
+	var (
+		ab             AccountBalance
+		currency, kind string
+		flags          int32
+	)
+	err := s.pool.QueryRow(ctx, `SELECT a.currency, a.kind, a.flags, a.balance_limit, a.name,
+			b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
+		FROM accounts a JOIN account_balances b ON b.account_id = a.id
+		WHERE a.id = $1 `+where, append([]any{uuid.UUID(id)}, args...)...).
+		Scan(&currency, &kind, &flags, &ab.Limit, &ab.Name, &ab.Version, &ab.AsOf,
+			&ab.DebitsPending, &ab.DebitsPosted, &ab.CreditsPending, &ab.CreditsPosted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ab, fmt.Errorf("account %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return ab, fmt.Errorf("read balance of %s: %w", id, err)
+	}
+	k, err := ledger.ParseKind(kind)
+	if err != nil {
+		return ab, fmt.Errorf("account %s: %w", id, err)
+	}
+	ab.ID, ab.Currency, ab.Kind, ab.Flags = id, ledger.Currency(currency), k, ledger.AccountFlags(flags)
+	return ab, nil
+}
+
+// maxStatementLines bounds one page of a statement: a month of a busy cardholder's taps and
+// purchases fits, and a transit operator's clearing account is read page by page.
+const maxStatementLines = 10000
+
+// Statement returns an account's transfers with from <= time < to, oldest first, at most limit
+// (capped at maxStatementLines). Page on by passing the last line's time as from, and dropping
+// lines already seen: transfers of one batch share its time.
+func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error) {
+	if limit <= 0 || limit > maxStatementLines {
+		limit = maxStatementLines
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+transferColumns+` FROM (
+			(SELECT `+transferColumns+` FROM transfers WHERE debit_account_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4)
+			UNION ALL
+			(SELECT `+transferColumns+` FROM transfers WHERE credit_account_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4)
+		) t ORDER BY ts, id LIMIT $4`, uuid.UUID(id), from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("statement of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var lines []ledger.Transfer
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("statement of %s: %w", id, err)
+		}
+		lines = append(lines, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("statement of %s: %w", id, err)
+	}
+	return lines, nil
+}
+
+// Transfer returns one transfer by id.
+func (s *Store) Transfer(ctx context.Context, id ledger.ID) (ledger.Transfer, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+transferColumns+` FROM transfers WHERE id = $1`, uuid.UUID(id))
+	if err != nil {
+		return ledger.Transfer{}, fmt.Errorf("read transfer %s: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return ledger.Transfer{}, fmt.Errorf("read transfer %s: %w", id, err)
+		}
+		return ledger.Transfer{}, fmt.Errorf("transfer %s: %w", id, ErrNotFound)
+	}
+	return scanTransfer(rows)
+}
+
+// KindTotal is one line of the trial balance: the accounts of one kind and currency, summed.
+type KindTotal struct {
+	Kind     ledger.Kind
+	Currency ledger.Currency
+	Accounts int64
+	ledger.Balance
+}
+
+// TrialBalance sums the current balances of all accounts by kind and currency. In each currency
+// the debits equal the credits, posted and pending.
+func (s *Store) TrialBalance(ctx context.Context) ([]KindTotal, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.kind, a.currency, count(*),
+			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
+		FROM accounts a
+		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`)
+	if err != nil {
+		return nil, fmt.Errorf("trial balance: %w", err)
+	}
+	defer rows.Close()
+	var out []KindTotal
+	for rows.Next() {
+		var (
+			kt             KindTotal
+			kind, currency string
+		)
+		// sum() of BIGINT is NUMERIC: scan through int64 fails loudly on overflow instead of wrapping.
+		if err := rows.Scan(&kind, &currency, &kt.Accounts,
+			&kt.DebitsPending, &kt.DebitsPosted, &kt.CreditsPending, &kt.CreditsPosted); err != nil {
+			return nil, fmt.Errorf("trial balance: %w", err)
+		}
+		if kt.Kind, err = ledger.ParseKind(kind); err != nil {
+			return nil, fmt.Errorf("trial balance: %w", err)
+		}
+		kt.Currency = ledger.Currency(currency)
+		out = append(out, kt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trial balance: %w", err)
+	}
+	return out, nil
+}

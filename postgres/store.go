@@ -1,0 +1,197 @@
+// Package postgres stores the ledger in PostgreSQL (and, with the same SQL, CockroachDB) through
+// pgx. A batch of transfers is one database transaction: prefetch what the batch needs, apply it
+// in memory with the ledger package, write the transfers, one balance row per touched account and
+// the caller's cursor, commit. Transactions are retried whole, a bounded number of times, with
+// cockroach-go's crdb.ExecuteCtx.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/migrations"
+)
+
+// DefaultURL is the local PostgreSQL of a development machine or a single-machine pilot.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable"
+
+// Store is the ledger's PostgreSQL store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	// Now is the store's clock: transfers are stamped with it. Tests replace it.
+	Now func() time.Time
+}
+
+// Open connects to the database at url. It does not migrate: call Migrate.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Database, err)
+	}
+	return &Store{pool: pool, Now: time.Now}, nil
+}
+
+// Close closes the store's connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Pool exposes the connection pool to sibling adapters that keep their own tables in the same
+// database and must write them in the ledger's transactions.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Migrate applies the embedded migrations that the database has not seen, each in its own
+// transaction, in file-name order. Two processes migrating at once are safe: the version row is
+// written first, so the second one waits for the first and then skips the migration.
+func (s *Store) Migrate(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    TEXT        PRIMARY KEY,
+		applied_at TIMESTAMPTZ NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", name, err)
+		}
+		version := strings.TrimSuffix(name, ".sql")
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)
+				ON CONFLICT (version) DO NOTHING`, version, s.Now())
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			// No arguments: pgx sends the file with the simple protocol, several statements at once.
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// AccountSpec is an account to open: its ledger definition and a name people read in reports.
+type AccountSpec struct {
+	ledger.Account
+	Name string
+}
+
+// ErrAccountConflict is returned when an account id is reused with a different definition.
+var ErrAccountConflict = errors.New("account exists with a different definition")
+
+// CreateAccounts opens accounts with zero balances, all or none. Opening an account again with
+// the same definition is a no-op; with a different one it fails with ErrAccountConflict.
+func (s *Store) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
+	for i := range specs {
+		if err := specs[i].Validate(); err != nil {
+			return fmt.Errorf("account %d: %w", i, err)
+		}
+	}
+	return s.retry(ctx, "create accounts", func(ctx context.Context, tx pgx.Tx, _ int) error {
+		now := s.Now().UTC()
+		for i := range specs {
+			a := &specs[i]
+			tag, err := tx.Exec(ctx, `INSERT INTO accounts (id, currency, kind, flags, balance_limit, name, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+				a.ID, string(a.Currency), a.Kind.String(), int32(a.Flags), a.Limit, a.Name, now)
+			if err != nil {
+				return fmt.Errorf("insert account %s: %w", a.ID, err)
+			}
+			if tag.RowsAffected() == 0 {
+				if err := sameAccount(ctx, tx, a); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO account_balances
+				(account_id, version, ts, debits_pending, debits_posted, credits_pending, credits_posted)
+				VALUES ($1, 1, $2, 0, 0, 0, 0)`, a.ID, now); err != nil {
+				return fmt.Errorf("insert opening balance of %s: %w", a.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func sameAccount(ctx context.Context, tx pgx.Tx, a *AccountSpec) error {
+	var (
+		currency, kind, name string
+		flags                int32
+		limit                int64
+	)
+	err := tx.QueryRow(ctx, `SELECT currency, kind, flags, balance_limit, name FROM accounts WHERE id = $1`, a.ID).
+		Scan(&currency, &kind, &flags, &limit, &name)
+	if err != nil {
+		return fmt.Errorf("read account %s: %w", a.ID, err)
+	}
+	if currency != string(a.Currency) || kind != a.Kind.String() || flags != int32(a.Flags) || limit != a.Limit || name != a.Name {
+		return fmt.Errorf("account %s: %w", a.ID, ErrAccountConflict)
+	}
+	return nil
+}
+
+// pgCode returns the SQLSTATE of a database error, or "".
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// EnsureDatabase creates the database named in url if the server does not have it yet, so that a
+// new machine needs nothing done by hand. It connects to the server's postgres database to do so.
+func EnsureDatabase(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		return conn.Close(ctx)
+	}
+	if pgCode(err) != "3D000" { // invalid_catalog_name: the database does not exist
+		return fmt.Errorf("connect to database %s: %w", cfg.Database, err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err = pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to server to create database %s: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	if err != nil && pgCode(err) != "42P04" { // duplicate_database: created meanwhile
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m, "postgres") }
+
+func newID(t testing.TB) ledger.ID {
+	t.Helper()
+	u, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.ID(u)
+}
+
+// chart opens a cardholder with funds, a transit operator, a merchant and a bank, and funds the
+// cardholder with 1,000.00 CNY from the bank.
+type chart struct {
+	card, card2, operator, merchant, bank ledger.ID
+}
+
+func openChart(t *testing.T, st *postgres.Store) chart {
+	t.Helper()
+	c := chart{card: newID(t), card2: newID(t), operator: newID(t), merchant: newID(t), bank: newID(t)}
+	specs := []postgres.AccountSpec{
+		{Account: ledger.Account{ID: c.card, Currency: "CNY", Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits}, Name: "card 1"},
+		{Account: ledger.Account{ID: c.card2, Currency: "CNY", Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits, Limit: 5000}, Name: "card 2"},
+		{Account: ledger.Account{ID: c.operator, Currency: "CNY", Kind: ledger.KindOperatorClearing}, Name: "metro"},
+		{Account: ledger.Account{ID: c.merchant, Currency: "CNY", Kind: ledger.KindMerchantClearing}, Name: "pharmacy"},
+		{Account: ledger.Account{ID: c.bank, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "bank"},
+	}
+	ctx := context.Background()
+	if err := st.CreateAccounts(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	// Opening the same accounts again changes nothing; a different definition is refused.
+	if err := st.CreateAccounts(ctx, specs); err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	changed := specs[0]
+	changed.Limit = 1
+	if err := st.CreateAccounts(ctx, []postgres.AccountSpec{changed}); !errors.Is(err, postgres.ErrAccountConflict) {
+		t.Fatalf("reopen with a different limit: got %v, want ErrAccountConflict", err)
+	}
+	commit(t, st, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.bank, CreditAccountID: c.card, Amount: 100000, Code: 1})
+	return c
+}
+
+func commit(t *testing.T, st *postgres.Store, cur *postgres.Cursor, batch ...ledger.Transfer) postgres.BatchResult {
+	t.Helper()
+	res, err := st.CommitBatch(context.Background(), batch, cur)
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return res
+}
+
+func wantResults(t *testing.T, got []ledger.Result, want ...ledger.Result) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d results %v, want %v", len(got), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("transfer %d: got %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+func balance(t *testing.T, st *postgres.Store, id ledger.ID) ledger.Balance {
+	t.Helper()
+	b, err := st.Balance(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Balance
+}
+
+func TestCommitBatchResultsAndBalances(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	fare, overdraft, tooMuch, unknown := newID(t), newID(t), newID(t), newID(t)
+	res := commit(t, st, nil,
+		ledger.Transfer{ID: fare, DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 300, Code: 10},
+		ledger.Transfer{ID: overdraft, DebitAccountID: c.card2, CreditAccountID: c.merchant, Amount: 4000, Code: 20},
+		ledger.Transfer{ID: tooMuch, DebitAccountID: c.card2, CreditAccountID: c.merchant, Amount: 1001, Code: 20},
+		ledger.Transfer{ID: unknown, DebitAccountID: newID(t), CreditAccountID: c.merchant, Amount: 1, Code: 20},
+		ledger.Transfer{ID: fare, DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 300, Code: 10},
+	)
+	wantResults(t, res.Results, ledger.Created, ledger.Created, ledger.InsufficientFunds, ledger.DebitAccountNotFound, ledger.Exists)
+	if got := balance(t, st, c.card); got != (ledger.Balance{DebitsPosted: 300, CreditsPosted: 100000}) {
+		t.Errorf("card: %+v", got)
+	}
+	if got := balance(t, st, c.card2); got != (ledger.Balance{DebitsPosted: 4000}) {
+		t.Errorf("card 2 within its overdraft: %+v", got)
+	}
+	if got := balance(t, st, c.operator); got.CreditsPosted != 300 {
+		t.Errorf("operator: %+v", got)
+	}
+
+	// The same batch again is answered from what was written and changes nothing.
+	again := commit(t, st, nil,
+		ledger.Transfer{ID: fare, DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 300, Code: 10},
+		ledger.Transfer{ID: fare, DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 301, Code: 10},
+		ledger.Transfer{ID: overdraft, DebitAccountID: c.card2, CreditAccountID: c.merchant, Amount: 4000, Code: 20},
+	)
+	wantResults(t, again.Results, ledger.Exists, ledger.ExistsWithDifferentAmount, ledger.Exists)
+	if len(again.Touched) != 0 {
+		t.Errorf("a replay touched %d accounts", len(again.Touched))
+	}
+	b, err := st.Balance(context.Background(), c.operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Version != 2 {
+		t.Errorf("operator balance version %d after one change, want 2", b.Version)
+	}
+	got, err := st.Transfer(context.Background(), fare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Amount != 300 || got.DebitAccountID != c.card || got.Code != 10 || got.Timestamp != res.Timestamp.UnixMicro() {
+		t.Errorf("stored transfer %+v", got)
+	}
+}
+
+func TestLinkedGroupIsAllOrNothing(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	// A purchase with its fee: the second leg fails, so neither is written.
+	res := commit(t, st, nil,
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 5000, Code: 20, Flags: ledger.Linked},
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.merchant, CreditAccountID: c.card, Amount: 5000, Code: 21, Flags: ledger.Linked},
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 999999, Code: 20},
+	)
+	wantResults(t, res.Results, ledger.LinkedEventFailed, ledger.LinkedEventFailed, ledger.InsufficientFunds)
+	if len(res.Created) != 0 || len(res.Touched) != 0 {
+		t.Fatalf("failed group wrote %d transfers, %d balances", len(res.Created), len(res.Touched))
+	}
+	if got := balance(t, st, c.merchant); got != (ledger.Balance{}) {
+		t.Errorf("merchant: %+v", got)
+	}
+}
+
+func TestHoldsPostVoidAndExpire(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	clock := time.Now()
+	st.Now = func() time.Time { return clock }
+
+	hold1, hold2, hold3 := newID(t), newID(t), newID(t)
+	res := commit(t, st, nil,
+		ledger.Transfer{ID: hold1, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 20000, Code: 30, Flags: ledger.Pending, TimeoutSeconds: 3600},
+		ledger.Transfer{ID: hold2, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 30000, Code: 30, Flags: ledger.Pending, TimeoutSeconds: 3600},
+		ledger.Transfer{ID: hold3, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 40000, Code: 30, Flags: ledger.Pending, TimeoutSeconds: 60},
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 10001, Code: 30, Flags: ledger.Pending},
+	)
+	wantResults(t, res.Results, ledger.Created, ledger.Created, ledger.Created, ledger.InsufficientFunds)
+
+	post, void := newID(t), newID(t)
+	res = commit(t, st, nil,
+		ledger.Transfer{ID: post, Ref: hold1, Amount: 15000, Code: 31, Flags: ledger.PostPending},
+		ledger.Transfer{ID: void, Ref: hold2, Code: 32, Flags: ledger.VoidPending},
+		ledger.Transfer{ID: newID(t), Ref: hold2, Code: 31, Amount: 1, Flags: ledger.PostPending},
+	)
+	wantResults(t, res.Results, ledger.Created, ledger.Created, ledger.PendingAlreadyResolved)
+	if got := balance(t, st, c.card); got != (ledger.Balance{DebitsPending: 40000, DebitsPosted: 15000, CreditsPosted: 100000}) {
+		t.Fatalf("card after post and void: %+v", got)
+	}
+
+	// Nothing has expired yet.
+	if n, err := st.ExpireHolds(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("early sweep: %d, %v", n, err)
+	}
+	clock = clock.Add(61 * time.Second)
+	res = commit(t, st, nil, ledger.Transfer{ID: newID(t), Ref: hold3, Amount: 1, Code: 31, Flags: ledger.PostPending})
+	wantResults(t, res.Results, ledger.PendingExpired)
+	if n, err := st.ExpireHolds(ctx, 100); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	if n, err := st.ExpireHolds(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("second sweep expired %d again, %v", n, err)
+	}
+	if got := balance(t, st, c.card); got != (ledger.Balance{DebitsPosted: 15000, CreditsPosted: 100000}) {
+		t.Fatalf("card after expiry: %+v", got)
+	}
+	// The post is a transfer of its own, reversible once.
+	res = commit(t, st, nil,
+		ledger.Transfer{ID: newID(t), Ref: post, Amount: 15000, Code: 33, Flags: ledger.Reversal},
+		ledger.Transfer{ID: newID(t), Ref: post, Amount: 1, Code: 33, Flags: ledger.Reversal},
+	)
+	wantResults(t, res.Results, ledger.Created, ledger.ReversalAlreadyDone)
+	if got := balance(t, st, c.merchant); got.Net() != 0 || got.DebitsPending != 0 || got.CreditsPending != 0 {
+		t.Fatalf("merchant after reversal: %+v", got)
+	}
+}
+
+func TestCursorAdvancesWithItsBatchOnly(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	const name = "card-events/0"
+	commit(t, st, &postgres.Cursor{Name: name, From: 0, To: 10},
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 200, Code: 10})
+	stale := newID(t)
+	_, err := st.CommitBatch(ctx, []ledger.Transfer{{ID: stale, DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 200, Code: 10}},
+		&postgres.Cursor{Name: name, From: 0, To: 10})
+	if !errors.Is(err, postgres.ErrCursorMoved) {
+		t.Fatalf("stale writer: got %v, want ErrCursorMoved", err)
+	}
+	if _, err := st.Transfer(ctx, stale); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("the stale batch's transfer was written: %v", err)
+	}
+	commit(t, st, &postgres.Cursor{Name: name, From: 10, To: 25})
+	if pos, err := st.Cursor(ctx, name); err != nil || pos != 25 {
+		t.Fatalf("cursor at %d, %v; want 25", pos, err)
+	}
+	if got := balance(t, st, c.operator); got.CreditsPosted != 200 {
+		t.Fatalf("operator: %+v", got)
+	}
+}
+
+func TestPointInTimeBalanceAndStatement(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	var stamps []time.Time
+	for i := 1; i <= 3; i++ {
+		res := commit(t, st, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: int64(100 * i), Code: 10})
+		stamps = append(stamps, res.Timestamp)
+	}
+	for i, at := range stamps {
+		b, err := st.BalanceAt(ctx, c.operator, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		for j := 0; j <= i; j++ {
+			want += int64(100 * (j + 1))
+		}
+		if b.CreditsPosted != want {
+			t.Errorf("at batch %d: credits %d, want %d", i, b.CreditsPosted, want)
+		}
+		if b, err := st.BalanceAt(ctx, c.operator, at.Add(-time.Microsecond)); err != nil || b.CreditsPosted != want-int64(100*(i+1)) {
+			t.Errorf("just before batch %d: %+v, %v", i, b.Balance, err)
+		}
+	}
+	if _, err := st.BalanceAt(ctx, c.operator, stamps[0].Add(-time.Hour)); !errors.Is(err, postgres.ErrNotFound) {
+		t.Errorf("before opening: got %v, want ErrNotFound", err)
+	}
+	lines, err := st.Statement(ctx, c.card, stamps[0], stamps[2].Add(time.Microsecond), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 || lines[0].Amount != 100 || lines[2].Amount != 300 {
+		t.Fatalf("statement: %+v", lines)
+	}
+	if lines, err = st.Statement(ctx, c.card, stamps[1], stamps[2], 0); err != nil || len(lines) != 1 || lines[0].Amount != 200 {
+		t.Fatalf("statement of the middle batch: %+v, %v", lines, err)
+	}
+}
+
+func TestHistoryIsImmutable(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	for _, sql := range []string{
+		`UPDATE transfers SET amount = amount + 1`,
+		`DELETE FROM transfers`,
+		`UPDATE account_balances SET credits_posted = 0`,
+		`DELETE FROM account_balances WHERE account_id = '` + c.card.String() + `'`,
+	} {
+		if _, err := st.Pool().Exec(ctx, sql); err == nil {
+			t.Errorf("%s: allowed", sql)
+		}
+	}
+}
+
+func TestRejectsOversizedBatch(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	batch := make([]ledger.Transfer, ledger.MaxBatchTransfers+1)
+	for i := range batch {
+		batch[i] = ledger.Transfer{ID: newID(t), DebitAccountID: c.bank, CreditAccountID: c.merchant, Amount: 1, Code: 1}
+	}
+	if _, err := st.CommitBatch(context.Background(), batch, nil); err == nil {
+		t.Fatal("an oversized batch was accepted")
+	}
+	if got := balance(t, st, c.merchant); got != (ledger.Balance{}) {
+		t.Fatalf("merchant: %+v", got)
+	}
+}
+
+// Concurrent writers racing for one hot account and a shared cardholder: every batch the store
+// acknowledged is in the database, and the balances are exactly the sum of acknowledged transfers.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	const (
+		writers = 8
+		batches = 15
+		perTx   = 20
+	)
+	var (
+		mu    sync.Mutex
+		acked []ledger.ID
+		wg    sync.WaitGroup
+		errs  = make(chan error, writers)
+	)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < batches; b++ {
+				batch := make([]ledger.Transfer, perTx)
+				for i := range batch {
+					batch[i] = ledger.Transfer{ID: newID(t), DebitAccountID: c.bank, CreditAccountID: c.operator, Amount: 1, Code: 10}
+					if i%2 == 0 {
+						batch[i].CreditAccountID = c.merchant
+					}
+				}
+				res, err := st.CommitBatch(context.Background(), batch, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for i, r := range res.Results {
+					if r != ledger.Created {
+						errs <- errors.New("transfer not created: " + r.String())
+						mu.Unlock()
+						return
+					}
+					acked = append(acked, batch[i].ID)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var n int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM transfers WHERE id = ANY($1)`, uuids(acked)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != writers*batches*perTx {
+		t.Fatalf("%d of %d acknowledged transfers are in the database", n, writers*batches*perTx)
+	}
+	op, me := balance(t, st, c.operator), balance(t, st, c.merchant)
+	if op.CreditsPosted+me.CreditsPosted != int64(writers*batches*perTx) {
+		t.Fatalf("operator %d + merchant %d != %d acknowledged", op.CreditsPosted, me.CreditsPosted, writers*batches*perTx)
+	}
+}
+
+func uuids(ids []ledger.ID) []uuid.UUID {
+	out := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = uuid.UUID(id)
+	}
+	return out
+}

@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+// maxVerifyFindings bounds how many broken accounts or transfers one check lists: enough to see
+// the pattern of a fault, few enough to read.
+const maxVerifyFindings = 20
+
+// Report is what Verify found. A ledger is sound when Problems is empty.
+type Report struct {
+	Accounts  int64
+	Transfers int64
+	// Currencies is the trial balance per currency: debits and credits over all accounts.
+	Currencies []CurrencyTotal
+	Problems   []string
+}
+
+// CurrencyTotal sums every account's balance in one currency.
+type CurrencyTotal struct {
+	Currency ledger.Currency
+	ledger.Balance
+}
+
+// OK reports whether the ledger passed every check.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d accounts, %d transfers\n", r.Accounts, r.Transfers)
+	for _, c := range r.Currencies {
+		fmt.Fprintf(&b, "%s posted: debits %s credits %s; pending: debits %s credits %s\n", c.Currency,
+			ledger.FormatAmount(c.DebitsPosted, c.Currency), ledger.FormatAmount(c.CreditsPosted, c.Currency),
+			ledger.FormatAmount(c.DebitsPending, c.Currency), ledger.FormatAmount(c.CreditsPending, c.Currency))
+	}
+	if r.OK() {
+		b.WriteString("verified: every balance recomputes from its transfers and every currency balances\n")
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "PROBLEM: %s\n", p)
+	}
+	return b.String()
+}
+
+// Verify recomputes every account's balance from the transfers and checks the ledger's
+// invariants: balances match their transfers, each currency's debits equal its credits, every
+// balance honours its account's constraint, balance histories have no gaps, every transfer names
+// known accounts of one currency, and every resolution matches the transfer it resolves. It reads
+// a consistent snapshot; an error means the check could not run, not that the ledger is broken.
+func (s *Store) Verify(ctx context.Context) (Report, error) {
+	var rep Report
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	// A read-only transaction: the rollback only ends the snapshot.
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM transfers)`).
+		Scan(&rep.Accounts, &rep.Transfers); err != nil {
+		return rep, fmt.Errorf("verify: count: %w", err)
+	}
+
+	notPosted := int32(ledger.Pending | ledger.VoidPending | ledger.ExpirePending)
+	pending := int32(ledger.Pending)
+	checks := []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"balance does not recompute from transfers", `
+			WITH flows AS (
+				SELECT t.debit_account_id AS account_id,
+					CASE WHEN t.flags & $1 <> 0 AND r.target_id IS NULL THEN t.amount ELSE 0 END AS dp,
+					CASE WHEN t.flags & $2 = 0 THEN t.amount ELSE 0 END AS dpo,
+					0 AS cp, 0 AS cpo
+				FROM transfers t LEFT JOIN transfer_resolutions r ON r.target_id = t.id
+				UNION ALL
+				SELECT t.credit_account_id, 0, 0,
+					CASE WHEN t.flags & $1 <> 0 AND r.target_id IS NULL THEN t.amount ELSE 0 END,
+					CASE WHEN t.flags & $2 = 0 THEN t.amount ELSE 0 END
+				FROM transfers t LEFT JOIN transfer_resolutions r ON r.target_id = t.id
+			), recomputed AS (
+				SELECT account_id, sum(dp) AS dp, sum(dpo) AS dpo, sum(cp) AS cp, sum(cpo) AS cpo
+				FROM flows GROUP BY account_id
+			)
+			SELECT 'account ' || a.id::TEXT || ' stored ' ||
+				b.debits_pending::TEXT || '/' || b.debits_posted::TEXT || '/' || b.credits_pending::TEXT || '/' || b.credits_posted::TEXT ||
+				' recomputed ' || COALESCE(f.dp, 0)::TEXT || '/' || COALESCE(f.dpo, 0)::TEXT || '/' ||
+				COALESCE(f.cp, 0)::TEXT || '/' || COALESCE(f.cpo, 0)::TEXT
+			FROM accounts a
+			JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+			LEFT JOIN recomputed f ON f.account_id = a.id
+			WHERE COALESCE(f.dp, 0) <> b.debits_pending OR COALESCE(f.dpo, 0) <> b.debits_posted
+				OR COALESCE(f.cp, 0) <> b.credits_pending OR COALESCE(f.cpo, 0) <> b.credits_posted
+			ORDER BY a.id LIMIT $3`, []any{pending, notPosted}},
+		{"account without an opening balance", `
+			SELECT 'account ' || a.id::TEXT FROM accounts a
+			WHERE NOT EXISTS (SELECT 1 FROM account_balances b WHERE b.account_id = a.id)
+			ORDER BY a.id LIMIT $1`, nil},
+		{"balance history has gaps", `
+			SELECT 'account ' || account_id::TEXT || ': ' || count(*)::TEXT || ' versions up to ' || max(version)::TEXT
+			FROM account_balances GROUP BY account_id HAVING count(*) <> max(version)
+			ORDER BY account_id LIMIT $1`, nil},
+		{"balance breaks its account's constraint", `
+			SELECT 'account ' || a.id::TEXT FROM accounts a
+			JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+			WHERE (a.flags & $1 <> 0 AND b.debits_pending + b.debits_posted - b.credits_posted > a.balance_limit)
+			   OR (a.flags & $2 <> 0 AND b.credits_pending + b.credits_posted - b.debits_posted > a.balance_limit)
+			ORDER BY a.id LIMIT $3`, []any{int32(ledger.DebitsMustNotExceedCredits), int32(ledger.CreditsMustNotExceedDebits)}},
+		{"transfer names an unknown account or mixes currencies", `
+			SELECT 'transfer ' || t.id::TEXT FROM transfers t
+			LEFT JOIN accounts d ON d.id = t.debit_account_id
+			LEFT JOIN accounts c ON c.id = t.credit_account_id
+			WHERE d.id IS NULL OR c.id IS NULL OR d.currency <> c.currency OR t.debit_account_id = t.credit_account_id
+			ORDER BY t.id LIMIT $1`, nil},
+		{"resolution does not match its transfers", `
+			SELECT 'resolution of ' || r.target_id::TEXT || ' by ' || r.transfer_id::TEXT
+			FROM transfer_resolutions r
+			LEFT JOIN transfers target ON target.id = r.target_id
+			LEFT JOIN transfers t ON t.id = r.transfer_id
+			WHERE target.id IS NULL OR t.id IS NULL OR t.ref_id IS DISTINCT FROM r.target_id
+			   OR (r.kind IN ('posted', 'voided', 'expired') AND (target.flags & $1 = 0
+			       OR t.amount > target.amount
+			       OR t.debit_account_id <> target.debit_account_id OR t.credit_account_id <> target.credit_account_id))
+			   OR (r.kind = 'reversed' AND (target.flags & $2 <> 0 OR t.amount > target.amount
+			       OR t.debit_account_id <> target.credit_account_id OR t.credit_account_id <> target.debit_account_id))
+			ORDER BY r.target_id LIMIT $3`, []any{pending, notPosted}},
+		{"resolving transfer without its resolution", `
+			SELECT 'transfer ' || t.id::TEXT FROM transfers t
+			WHERE t.flags & $1 <> 0
+			  AND NOT EXISTS (SELECT 1 FROM transfer_resolutions r WHERE r.target_id = t.ref_id AND r.transfer_id = t.id)
+			ORDER BY t.id LIMIT $2`, []any{int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending | ledger.Reversal)}},
+	}
+	for _, c := range checks {
+		args := append(append([]any{}, c.args...), maxVerifyFindings)
+		rows, err := tx.Query(ctx, c.query, args...)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %s: %w", c.what, err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				rows.Close()
+				return rep, fmt.Errorf("verify: %s: %w", c.what, err)
+			}
+			rep.Problems = append(rep.Problems, c.what+": "+line)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, fmt.Errorf("verify: %s: %w", c.what, err)
+		}
+	}
+
+	rows, err := tx.Query(ctx, `SELECT a.currency,
+			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
+		FROM accounts a
+		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+		GROUP BY a.currency ORDER BY a.currency`)
+	if err != nil {
+		return rep, fmt.Errorf("verify: currency totals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			c        CurrencyTotal
+			currency string
+		)
+		if err := rows.Scan(&currency, &c.DebitsPending, &c.DebitsPosted, &c.CreditsPending, &c.CreditsPosted); err != nil {
+			return rep, fmt.Errorf("verify: currency totals: %w", err)
+		}
+		c.Currency = ledger.Currency(currency)
+		if c.DebitsPosted != c.CreditsPosted || c.DebitsPending != c.CreditsPending {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
+				c.Currency, c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted))
+		}
+		rep.Currencies = append(rep.Currencies, c)
+	}
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("verify: currency totals: %w", err)
+	}
+	return rep, nil
+}
