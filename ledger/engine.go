@@ -26,7 +26,7 @@ type State struct {
 	// Resolutions says how each resolved transfer in Transfers was resolved; absent means open.
 	Resolutions map[ID]ResolutionKind
 
-	batch uint64 // the current batch, to mark accounts it touched
+	batch *batchToken // the current batch, to mark accounts it touched
 	undo  []undoEntry
 }
 
@@ -64,7 +64,7 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 	if len(batch) > MaxBatchTransfers {
 		return Outcome{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), MaxBatchTransfers)
 	}
-	s.batch++
+	s.batch = new(batchToken)
 	out := Outcome{
 		Results: make([]Result, len(batch)),
 		// Created never grows past len(batch), so pointers into it stay valid while s.Transfers

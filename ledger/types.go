@@ -131,10 +131,15 @@ type Account struct {
 	Limit int64
 	Balance
 
-	// batch bookkeeping, owned by Apply: the balance before the batch, and the batch that touched it.
+	// batch bookkeeping, owned by Apply: the balance before the batch, and the batch that touched
+	// it. A batch is known by a pointer of its own, so an Account copied from another State (a
+	// cache, a snapshot) never looks touched by the current batch.
 	before  Balance
-	touched uint64
+	touched *batchToken
 }
+
+// batchToken identifies one Apply call by its address.
+type batchToken struct{ _ byte }
 
 // Available is what a debit-constrained account can still spend: posted credits plus the overdraft
 // limit, less posted and pending debits. It is meaningful for DebitsMustNotExceedCredits accounts.

@@ -43,40 +43,105 @@ type BatchResult struct {
 // version n; a writer that raced another for an account collides on that key and the whole
 // transaction is retried (bounded), reading the winner's balance.
 func (s *Store) CommitBatch(ctx context.Context, batch []ledger.Transfer, cur *Cursor) (BatchResult, error) {
-	if len(batch) > ledger.MaxBatchTransfers {
-		return BatchResult{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), ledger.MaxBatchTransfers)
+	var cursors []Cursor
+	if cur != nil {
+		cursors = []Cursor{*cur}
 	}
 	var res BatchResult
-	err := s.retry(ctx, "commit batch", func(ctx context.Context, tx pgx.Tx, attempt int) error {
+	err := s.InTx(ctx, cursors, func(ctx context.Context, tx *Tx) error {
 		var err error
-		// The first attempt takes no locks: batches of one engine never race. An attempt after a
-		// conflict locks its accounts, so that writers that keep racing queue up instead.
-		res, err = s.commitBatch(ctx, tx, batch, cur, attempt > 1)
+		res, err = tx.Apply(ctx, batch)
 		return err
 	})
 	return res, err
 }
 
-func (s *Store) commitBatch(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, cur *Cursor, lock bool) (BatchResult, error) {
-	// The cursor first: it serializes writers of one partition before any other work.
-	if cur != nil {
-		if err := advanceCursor(ctx, tx, cur, s.Now()); err != nil {
-			return BatchResult{}, err
+// Tx is one attempt at a batch transaction. Adapters that keep their own tables in the ledger's
+// database (consumed events, the card registry) read and write them through it, and apply
+// transfers with Apply, so that everything a batch does commits or vanishes together.
+type Tx struct {
+	pgx.Tx
+	store *Store
+	// attempt counts the tries of this transaction from 1. The first trusts the account cache and
+	// assumes the batch's transfer ids are new; later ones read everything, and lock the accounts,
+	// so that writers that keep racing queue up instead.
+	attempt int
+	// committed holds the balances this transaction writes, for the cache once it commits.
+	committed []cachedAccount
+}
+
+// InTx runs fn in one database transaction that also advances cursors, retried whole on
+// conflicts (bounded). fn may run several times: it must have no effect outside the transaction.
+// The cursors are advanced first, which serializes the writers of one partition before any other
+// work; a cursor that moved fails the transaction with ErrCursorMoved.
+func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Context, *Tx) error) error {
+	var (
+		last  *Tx
+		stale []ledger.ID
+	)
+	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
+		if last != nil {
+			for _, c := range last.committed {
+				stale = append(stale, c.account.ID)
+			}
+		}
+		last = &Tx{Tx: ptx, store: s, attempt: attempt}
+		for i := range cursors {
+			if err := advanceCursor(ctx, ptx, &cursors[i], s.Now()); err != nil {
+				return err
+			}
+		}
+		return fn(ctx, last)
+	})
+	// Whatever a failed attempt read may be stale; what the last attempt wrote is the truth only
+	// if it committed.
+	s.cache.forget(stale)
+	if last != nil {
+		if err != nil {
+			s.cache.forget(accountIDs(last.committed))
+		} else {
+			s.cache.put(last.committed)
 		}
 	}
-	p, err := prefetch(ctx, tx, batch, lock)
+	return err
+}
+
+func accountIDs(cs []cachedAccount) []ledger.ID {
+	ids := make([]ledger.ID, len(cs))
+	for i := range cs {
+		ids[i] = cs[i].account.ID
+	}
+	return ids
+}
+
+// Apply applies batch within the transaction: prefetch, apply in memory, write. It may be called
+// more than once in one transaction; each call builds on what the previous ones wrote.
+func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, error) {
+	if len(batch) > ledger.MaxBatchTransfers {
+		return BatchResult{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), ledger.MaxBatchTransfers)
+	}
+	if len(batch) == 0 {
+		return BatchResult{Timestamp: t.store.Now().UTC()}, nil
+	}
+	// A second Apply in one transaction must see the first one's balances, which the cache
+	// does not have yet: it reads them from the transaction.
+	fast := t.attempt == 1 && len(t.committed) == 0
+	p, err := t.prefetch(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err
 	}
 	// The batch's time is after every balance version it builds on, so each account's history
 	// is ordered in time even if writers' clocks disagree.
-	ts := max(s.Now().UnixMicro(), p.latest+1)
+	ts := max(t.store.Now().UnixMicro(), p.latest+1)
 	out, err := p.state.Apply(batch, ts)
 	if err != nil {
 		return BatchResult{}, fmt.Errorf("apply batch: %w", err)
 	}
-	if err := writeOutcome(ctx, tx, &out, p.versions, ts); err != nil {
+	if err := writeOutcome(ctx, t.Tx, &out, p.versions, ts); err != nil {
 		return BatchResult{}, err
+	}
+	for _, a := range out.Touched {
+		t.committed = append(t.committed, cachedAccount{account: *a, version: p.versions[a.ID] + 1, ts: ts})
 	}
 	return BatchResult{Outcome: out, Timestamp: time.UnixMicro(ts).UTC()}, nil
 }
@@ -129,20 +194,89 @@ type prefetched struct {
 	latest int64
 }
 
-// prefetch reads, in two round trips, everything the batch can touch: the transfers named by its
-// ids and refs with their resolutions, then every account those transfers name with its balance.
-func prefetch(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, lock bool) (*prefetched, error) {
-	ids := make([]uuid.UUID, 0, len(batch))
+// prefetch reads everything the batch can touch: the transfers its refs name (holds to resolve,
+// transfers to reverse) with their resolutions, the transfers that already have the batch's ids,
+// and every account all these transfers name, with its balance.
+//
+// The fast path, for a first attempt, skips the id lookup and takes accounts from the cache:
+// transfer ids are fresh UUIDs, so a batch that reuses one is rare, and it fails on the primary
+// key at write time and runs again on the full path, where it gets its exists results.
+func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (*prefetched, error) {
+	state := ledger.NewState(2 * len(batch))
 	var refs []uuid.UUID
 	for i := range batch {
-		ids = append(ids, uuid.UUID(batch[i].ID))
 		if !batch[i].Ref.IsZero() {
 			refs = append(refs, uuid.UUID(batch[i].Ref))
 		}
 	}
-	state := ledger.NewState(2 * len(batch))
+	lookup := refs
+	if !fast {
+		lookup = make([]uuid.UUID, 0, len(batch)+len(refs))
+		for i := range batch {
+			lookup = append(lookup, uuid.UUID(batch[i].ID))
+		}
+		lookup = append(lookup, refs...)
+	}
+	if len(lookup) > 0 {
+		if err := readTransfers(ctx, t.Tx, state, lookup, refs); err != nil {
+			return nil, err
+		}
+	}
+
+	seen := make(map[ledger.ID]struct{}, 2*len(batch))
+	ids := make([]ledger.ID, 0, 2*len(batch))
+	add := func(id ledger.ID) {
+		if id.IsZero() {
+			return
+		}
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	for i := range batch {
+		add(batch[i].DebitAccountID)
+		add(batch[i].CreditAccountID)
+	}
+	for _, tr := range state.Transfers {
+		add(tr.DebitAccountID)
+		add(tr.CreditAccountID)
+	}
+	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(ids))}
+	found := func(e cachedAccount) {
+		a := e.account
+		state.Accounts[a.ID] = &a
+		p.versions[a.ID] = e.version
+		p.latest = max(p.latest, e.ts)
+	}
+	missing := ids
+	if fast {
+		missing = t.store.cache.get(ids, found)
+	}
+	if len(missing) == 0 {
+		return p, nil
+	}
+	keys := make([]uuid.UUID, len(missing))
+	for i, id := range missing {
+		keys[i] = uuid.UUID(id)
+	}
+	if t.attempt > 1 {
+		// In key order, so that two lockers wait for each other instead of deadlocking.
+		slices.SortFunc(keys, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		if _, err := t.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, keys); err != nil {
+			return nil, fmt.Errorf("lock accounts: %w", err)
+		}
+	}
+	if err := readAccounts(ctx, t.Tx, keys, found); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readTransfers reads the transfers with the given ids into state, and the resolutions of refs.
+func readTransfers(ctx context.Context, tx pgx.Tx, state *ledger.State, ids, refs []uuid.UUID) error {
 	q := &pgx.Batch{}
-	q.Queue(`SELECT `+transferColumns+` FROM transfers WHERE id = ANY($1)`, append(ids, refs...)).
+	q.Queue(`SELECT `+transferColumns+` FROM transfers WHERE id = ANY($1)`, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				t, err := scanTransfer(rows)
@@ -174,51 +308,16 @@ func prefetch(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, lock bool
 			})
 	}
 	if err := tx.SendBatch(ctx, q).Close(); err != nil {
-		return nil, fmt.Errorf("prefetch transfers: %w", err)
+		return fmt.Errorf("prefetch transfers: %w", err)
 	}
-
-	seen := make(map[ledger.ID]struct{}, 2*len(batch))
-	accounts := make([]uuid.UUID, 0, 2*len(batch))
-	add := func(id ledger.ID) {
-		if id.IsZero() {
-			return
-		}
-		if _, ok := seen[id]; !ok {
-			seen[id] = struct{}{}
-			accounts = append(accounts, uuid.UUID(id))
-		}
-	}
-	for i := range batch {
-		add(batch[i].DebitAccountID)
-		add(batch[i].CreditAccountID)
-	}
-	for _, t := range state.Transfers {
-		add(t.DebitAccountID)
-		add(t.CreditAccountID)
-	}
-	if lock {
-		// In key order, so that two lockers wait for each other instead of deadlocking.
-		slices.SortFunc(accounts, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, accounts); err != nil {
-			return nil, fmt.Errorf("lock accounts: %w", err)
-		}
-	}
-	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(accounts))}
-	if err := readAccounts(ctx, tx, accounts, func(a *ledger.Account, version int64, ts time.Time) {
-		state.Accounts[a.ID] = a
-		p.versions[a.ID] = version
-		p.latest = max(p.latest, ts.UnixMicro())
-	}); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 const accountColumns = `a.id, a.currency, a.kind, a.flags, a.balance_limit,
 	b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted`
 
 // readAccounts reads accounts with their current balances, calling fn for each one found.
-func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(*ledger.Account, int64, time.Time)) error {
+func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(cachedAccount)) error {
 	rows, err := q.Query(ctx, `SELECT `+accountColumns+`
 		FROM accounts a
 		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
@@ -232,7 +331,7 @@ func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(*ledge
 		if err != nil {
 			return fmt.Errorf("prefetch accounts: %w", err)
 		}
-		fn(a, version, ts)
+		fn(cachedAccount{account: *a, version: version, ts: ts.UnixMicro()})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("prefetch accounts: %w", err)
@@ -289,21 +388,25 @@ func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
 
 // writeOutcome writes a batch's transfers, resolutions and balance rows with COPY, each sorted by
 // key so that two writers racing for the same keys wait for each other instead of deadlocking.
+// Each balance row lists the batch's transfers that moved the account: its statement lines.
 func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
 	at := time.UnixMicro(ts).UTC()
 	created := out.Created
+	lines := make(map[ledger.ID][][16]byte, len(out.Touched))
 	if len(created) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfers"},
 			[]string{"id", "debit_account_id", "credit_account_id", "amount", "ref_id", "user_data",
 				"timeout_seconds", "code", "flags", "ts", "expires_at"},
 			pgx.CopyFromSlice(len(created), func(i int) ([]any, error) {
 				t := &created[i]
+				lines[t.DebitAccountID] = append(lines[t.DebitAccountID], t.ID)
+				lines[t.CreditAccountID] = append(lines[t.CreditAccountID], t.ID)
 				var expires *time.Time
 				if e := t.ExpiresAt(); e != 0 {
 					x := time.UnixMicro(e).UTC()
 					expires = &x
 				}
-				return []any{uuid.UUID(t.ID), uuid.UUID(t.DebitAccountID), uuid.UUID(t.CreditAccountID),
+				return []any{[16]byte(t.ID), [16]byte(t.DebitAccountID), [16]byte(t.CreditAccountID),
 					t.Amount, nullID(t.Ref), nullID(t.UserData), int64(t.TimeoutSeconds), int32(t.Code),
 					int32(t.Flags), at, expires}, nil
 			}))
@@ -316,20 +419,24 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfer_resolutions"},
 			[]string{"target_id", "transfer_id", "kind", "ts"},
 			pgx.CopyFromSlice(len(res), func(i int) ([]any, error) {
-				return []any{uuid.UUID(res[i].Target), uuid.UUID(res[i].By), res[i].Kind.String(), at}, nil
+				return []any{[16]byte(res[i].Target), [16]byte(res[i].By), res[i].Kind.String(), at}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("write resolutions: %w", err)
 		}
 	}
 	touched := out.Touched
+	if len(touched) == 0 {
+		return nil
+	}
+
 	slices.SortFunc(touched, func(a, b *ledger.Account) int { return compareID(a.ID, b.ID) })
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"account_balances"},
-		[]string{"account_id", "version", "ts", "debits_pending", "debits_posted", "credits_pending", "credits_posted"},
+		[]string{"account_id", "version", "ts", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "transfer_ids"},
 		pgx.CopyFromSlice(len(touched), func(i int) ([]any, error) {
 			a := touched[i]
-			return []any{uuid.UUID(a.ID), versions[a.ID] + 1, at,
-				a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted}, nil
+			return []any{[16]byte(a.ID), versions[a.ID] + 1, at,
+				a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted, lines[a.ID]}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("write balances: %w", err)
@@ -337,11 +444,11 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 	return nil
 }
 
-func nullID(id ledger.ID) *uuid.UUID {
+func nullID(id ledger.ID) *[16]byte {
 	if id.IsZero() {
 		return nil
 	}
-	u := uuid.UUID(id)
+	u := [16]byte(id)
 	return &u
 }
 

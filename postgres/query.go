@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,17 +68,19 @@ func (s *Store) balance(ctx context.Context, id ledger.ID, where string, args ..
 const maxStatementLines = 10000
 
 // Statement returns an account's transfers with from <= time < to, oldest first, at most limit
-// (capped at maxStatementLines). Page on by passing the last line's time as from, and dropping
-// lines already seen: transfers of one batch share its time.
+// (capped at maxStatementLines). The lines come from the account's balance rows, each of which
+// lists the transfers of its batch; page on by passing the last line's time as from and dropping
+// lines already seen (transfers of one batch share its time).
 func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error) {
 	if limit <= 0 || limit > maxStatementLines {
 		limit = maxStatementLines
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+transferColumns+` FROM (
-			(SELECT `+transferColumns+` FROM transfers WHERE debit_account_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4)
-			UNION ALL
-			(SELECT `+transferColumns+` FROM transfers WHERE credit_account_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4)
-		) t ORDER BY ts, id LIMIT $4`, uuid.UUID(id), from, to, limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("t", transferColumns)+`
+		FROM account_balances b
+		CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
+		JOIN transfers t ON t.id = line.id
+		WHERE b.account_id = $1 AND b.ts >= $2 AND b.ts < $3
+		ORDER BY b.version, t.id LIMIT $4`, uuid.UUID(id), from, to, limit)
 	if err != nil {
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
@@ -94,6 +97,15 @@ func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time,
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
 	return lines, nil
+}
+
+// prefixed qualifies each of a comma-separated list of columns with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Transfer returns one transfer by id.

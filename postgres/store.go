@@ -27,7 +27,8 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable"
 
 // Store is the ledger's PostgreSQL store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	cache *accountCache
 	// Now is the store's clock: transfers are stamped with it. Tests replace it.
 	Now func() time.Time
 }
@@ -46,7 +47,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Database, err)
 	}
-	return &Store{pool: pool, Now: time.Now}, nil
+	return &Store{pool: pool, cache: newAccountCache(), Now: time.Now}, nil
 }
 
 // Close closes the store's connections.
@@ -116,8 +117,10 @@ func (s *Store) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 			return fmt.Errorf("account %d: %w", i, err)
 		}
 	}
-	return s.retry(ctx, "create accounts", func(ctx context.Context, tx pgx.Tx, _ int) error {
-		now := s.Now().UTC()
+	var opened []cachedAccount
+	err := s.retry(ctx, "create accounts", func(ctx context.Context, tx pgx.Tx, _ int) error {
+		opened = opened[:0]
+		now := s.Now().UTC().Truncate(time.Microsecond)
 		for i := range specs {
 			a := &specs[i]
 			tag, err := tx.Exec(ctx, `INSERT INTO accounts (id, currency, kind, flags, balance_limit, name, created_at)
@@ -132,14 +135,24 @@ func (s *Store) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 				}
 				continue
 			}
+			opened = append(opened, cachedAccount{account: a.Account, version: 1, ts: now.UnixMicro()})
 			if _, err := tx.Exec(ctx, `INSERT INTO account_balances
-				(account_id, version, ts, debits_pending, debits_posted, credits_pending, credits_posted)
-				VALUES ($1, 1, $2, 0, 0, 0, 0)`, a.ID, now); err != nil {
+				(account_id, version, ts, debits_pending, debits_posted, credits_pending, credits_posted, transfer_ids)
+				VALUES ($1, 1, $2, 0, 0, 0, 0, '{}')`, a.ID, now); err != nil {
 				return fmt.Errorf("insert opening balance of %s: %w", a.ID, err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// A new account's balance is known without reading it back: zero, version 1.
+	for i := range opened {
+		opened[i].account.Balance = ledger.Balance{}
+	}
+	s.cache.put(opened)
+	return nil
 }
 
 func sameAccount(ctx context.Context, tx pgx.Tx, a *AccountSpec) error {

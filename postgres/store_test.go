@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,12 @@ import (
 	"github.com/joinincard/engine/postgres"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m, "postgres") }
+func TestMain(m *testing.M) {
+	if os.Getenv(writerEnv) != "" {
+		os.Exit(runWriter(os.Getenv(writerEnv)))
+	}
+	pgtest.Main(m, "postgres")
+}
 
 func newID(t testing.TB) ledger.ID {
 	t.Helper()
@@ -374,4 +380,54 @@ func uuids(ids []ledger.ID) []uuid.UUID {
 		out[i] = uuid.UUID(id)
 	}
 	return out
+}
+
+// Two engines writing the same accounts: each one's cached balances go stale when the other
+// commits, and its next batch must notice and build on the other's balance, not its own memory.
+func TestTwoStoresNeverBuildOnStaleBalances(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := openChart(t, a)
+	for round := 0; round < 10; round++ {
+		for _, st := range []*postgres.Store{a, b} {
+			res, err := st.CommitBatch(ctx, []ledger.Transfer{
+				{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 100, Code: 10},
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantResults(t, res.Results, ledger.Created)
+		}
+	}
+	// The card had 1,000.00 CNY: 20 fares of 1.00 leave 980.00, and a fare of 980.01 is refused
+	// by whichever store is asked, however stale its memory.
+	for _, st := range []*postgres.Store{a, b} {
+		res, err := st.CommitBatch(ctx, []ledger.Transfer{
+			{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 98001, Code: 10},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResults(t, res.Results, ledger.InsufficientFunds)
+	}
+	if got := balance(t, a, c.card); got != (ledger.Balance{DebitsPosted: 2000, CreditsPosted: 100000}) {
+		t.Fatalf("card: %+v", got)
+	}
+	ab, err := a.Balance(ctx, c.operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ab.Version != 21 {
+		t.Fatalf("operator at balance version %d after 20 batches, want 21", ab.Version)
+	}
 }

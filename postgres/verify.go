@@ -132,6 +132,17 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			   OR (r.kind = 'reversed' AND (target.flags & $2 <> 0 OR t.amount > target.amount
 			       OR t.debit_account_id <> target.credit_account_id OR t.credit_account_id <> target.debit_account_id))
 			ORDER BY r.target_id LIMIT $3`, []any{pending, notPosted}},
+		{"transfer not listed once on each of its accounts' balance rows", `
+			WITH listed AS (
+				SELECT line.id, count(*) AS n, array_agg(b.account_id) AS accounts
+				FROM account_balances b CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
+				GROUP BY line.id
+			)
+			SELECT 'transfer ' || COALESCE(t.id, l.id)::TEXT FROM transfers t
+			FULL OUTER JOIN listed l ON l.id = t.id
+			WHERE t.id IS NULL OR l.id IS NULL OR l.n <> 2
+			   OR NOT (t.debit_account_id = ANY(l.accounts) AND t.credit_account_id = ANY(l.accounts))
+			ORDER BY 1 LIMIT $1`, nil},
 		{"resolving transfer without its resolution", `
 			SELECT 'transfer ' || t.id::TEXT FROM transfers t
 			WHERE t.flags & $1 <> 0

@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"sync"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+// maxCachedAccounts bounds the account cache: a city's active cards, operators and merchants
+// (about 100 bytes each, so ~100 MiB at the bound). Past it, half the entries are dropped.
+const maxCachedAccounts = 1 << 20
+
+// cachedAccount is an account as of a committed balance version.
+type cachedAccount struct {
+	account ledger.Account
+	version int64
+	ts      int64 // the version's time, Unix microseconds
+}
+
+// accountCache remembers the balances this process committed, so that a batch need not read
+// them back. It is only a guess: a batch built on a stale entry writes a balance version that
+// another writer already took, collides on the key, and is retried without the cache. So the
+// cache can make a batch slower, never wrong.
+type accountCache struct {
+	mu      sync.Mutex
+	entries map[ledger.ID]cachedAccount
+}
+
+func newAccountCache() *accountCache {
+	return &accountCache{entries: make(map[ledger.ID]cachedAccount)}
+}
+
+// get copies the cached entries of ids into fn and returns the ids it did not have.
+func (c *accountCache) get(ids []ledger.ID, fn func(cachedAccount)) (missing []ledger.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if e, ok := c.entries[id]; ok {
+			fn(e)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// put records committed balances.
+func (c *accountCache) put(entries []cachedAccount) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries)+len(entries) > maxCachedAccounts {
+		drop := len(c.entries) / 2
+		for id := range c.entries { // map order is random: a random half goes
+			if drop == 0 {
+				break
+			}
+			delete(c.entries, id)
+			drop--
+		}
+	}
+	for _, e := range entries {
+		c.entries[e.account.ID] = e
+	}
+}
+
+// forget drops entries that may be stale: after a conflict, or a commit whose outcome is unknown.
+func (c *accountCache) forget(ids []ledger.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.entries, id)
+	}
+}

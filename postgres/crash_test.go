@@ -1,0 +1,152 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+)
+
+const (
+	writerEnv    = "JOININ_TEST_WRITER_DB"
+	writerCursor = "crash-test/0"
+	// writerBatch is large enough that a kill often lands inside a batch's transaction.
+	writerBatch = 2000
+	writerKills = 8
+)
+
+var (
+	crashSource = ledger.ID(uuid.MustParse("018f0000-0000-7000-8000-000000000001"))
+	crashTarget = func(i int) ledger.ID {
+		return ledger.ID(uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("crash-target-%d", i))))
+	}
+)
+
+// crashBatch is the batch for cursor position pos: the same every time, as a consumer re-reads
+// the same Kafka offsets after a crash.
+func crashBatch(pos int64) []ledger.Transfer {
+	batch := make([]ledger.Transfer, writerBatch)
+	for i := range batch {
+		batch[i] = ledger.Transfer{
+			ID:             ledger.ID(uuid.NewSHA1(uuid.NameSpaceOID, []byte(fmt.Sprintf("crash-%d-%d", pos, i)))),
+			DebitAccountID: crashSource, CreditAccountID: crashTarget(i % 50), Amount: int64(1 + i%7), Code: 10,
+		}
+	}
+	return batch
+}
+
+func crashBatchTotal() int64 {
+	var sum int64
+	for _, t := range crashBatch(0) {
+		sum += t.Amount
+	}
+	return sum
+}
+
+// runWriter is the child process: it commits batches after its cursor forever, until killed.
+func runWriter(url string) int {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		pos, err := st.Cursor(ctx, writerCursor)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if _, err := st.CommitBatch(ctx, crashBatch(pos), &postgres.Cursor{Name: writerCursor, From: pos, To: pos + 1}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+}
+
+// A writer killed with SIGKILL between and inside batches leaves whole batches only, and its
+// cursor names exactly the batches that are in the database; restarted, it goes on from there.
+func TestKilledWriterLeavesWholeBatches(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	specs := []postgres.AccountSpec{{Account: ledger.Account{ID: crashSource, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "source"}}
+	for i := 0; i < 50; i++ {
+		specs = append(specs, postgres.AccountSpec{Account: ledger.Account{ID: crashTarget(i), Currency: "CNY", Kind: ledger.KindMerchantClearing}, Name: "target"})
+	}
+	if err := st.CreateAccounts(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for kill := 0; kill < writerKills; kill++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), writerEnv+"="+url)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(150+rng.IntN(400)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("writer ended by itself (%v): %s", err, stderr.String())
+		}
+		checkCrashLedger(t, st)
+	}
+	pos, err := st.Cursor(ctx, writerCursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos < writerKills {
+		t.Fatalf("writer committed only %d batches in %d runs", pos, writerKills)
+	}
+	t.Logf("%d batches of %d committed across %d kills", pos, writerBatch, writerKills)
+}
+
+func checkCrashLedger(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	ctx := context.Background()
+	pos, err := st.Cursor(ctx, writerCursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM transfers`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != pos*writerBatch {
+		t.Fatalf("cursor at %d batches but %d transfers (%.2f batches) written", pos, n, float64(n)/writerBatch)
+	}
+	b, err := st.Balance(ctx, crashSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.DebitsPosted != pos*crashBatchTotal() {
+		t.Fatalf("source debited %d, want %d for %d batches", b.DebitsPosted, pos*crashBatchTotal(), pos)
+	}
+	rep, err := st.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("after a kill:\n%s", rep.String())
+	}
+}
