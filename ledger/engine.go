@@ -28,6 +28,9 @@ type State struct {
 
 	batch *batchToken // the current batch, to mark accounts it touched
 	undo  []undoEntry
+	// sides holds the currencies of each created transfer's two accounts, as seen when it was
+	// applied, parallel to Outcome.Created: the first check of double entry reads them.
+	sides [][2]Currency
 }
 
 // NewState returns an empty State with room for about n accounts.
@@ -65,6 +68,7 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), MaxBatchTransfers)
 	}
 	s.batch = new(batchToken)
+	s.sides = s.sides[:0]
 	out := Outcome{
 		Results: make([]Result, len(batch)),
 		// Created never grows past len(batch), so pointers into it stay valid while s.Transfers
@@ -148,6 +152,7 @@ func (s *State) rollback(out *Outcome, mark chainMark) {
 		delete(s.Resolutions, r.Target)
 	}
 	out.Created = out.Created[:mark.created]
+	s.sides = s.sides[:mark.created]
 	out.Resolutions = out.Resolutions[:mark.resolutions]
 }
 
@@ -211,7 +216,7 @@ func (s *State) createPlain(t *Transfer, now int64, out *Outcome, touched *[]*Ac
 	}
 	c := *t
 	c.Timestamp = now
-	s.record(&c, out, Resolution{})
+	s.record(&c, out, Resolution{}, dr, cr)
 	return Created
 }
 
@@ -242,7 +247,7 @@ func (s *State) createReversal(t *Transfer, now int64, out *Outcome, touched *[]
 	c := *t
 	c.DebitAccountID, c.CreditAccountID = o.CreditAccountID, o.DebitAccountID
 	c.Timestamp = now
-	s.record(&c, out, Resolution{Target: o.ID, By: c.ID, Kind: ResolutionReversed})
+	s.record(&c, out, Resolution{Target: o.ID, By: c.ID, Kind: ResolutionReversed}, dr, cr)
 	return Created
 }
 
@@ -301,7 +306,7 @@ func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]
 	c.DebitAccountID, c.CreditAccountID = p.DebitAccountID, p.CreditAccountID
 	c.Amount = amount
 	c.Timestamp = now
-	s.record(&c, out, Resolution{Target: p.ID, By: c.ID, Kind: resolutionOf(t.Flags)})
+	s.record(&c, out, Resolution{Target: p.ID, By: c.ID, Kind: resolutionOf(t.Flags)}, dr, cr)
 	return Created
 }
 
@@ -378,8 +383,9 @@ func (s *State) touch(a *Account, touched *[]*Account) {
 	s.undo = append(s.undo, undoEntry{account: a, balance: a.Balance})
 }
 
-func (s *State) record(c *Transfer, out *Outcome, res Resolution) {
+func (s *State) record(c *Transfer, out *Outcome, res Resolution, dr, cr *Account) {
 	out.Created = append(out.Created, *c)
+	s.sides = append(s.sides, [2]Currency{dr.Currency, cr.Currency})
 	s.Transfers[c.ID] = &out.Created[len(out.Created)-1]
 	if res.Kind != ResolutionNone {
 		out.Resolutions = append(out.Resolutions, res)
@@ -436,12 +442,12 @@ func (s *State) checkBalanced(out *Outcome) error {
 	var want, got []currencyTotals
 	for i := range out.Created {
 		c := &out.Created[i]
-		dr, cr := s.Accounts[c.DebitAccountID], s.Accounts[c.CreditAccountID]
-		if dr == nil || cr == nil || dr.Currency != cr.Currency || c.Amount <= 0 {
+		side := s.sides[i]
+		if side[0] != side[1] || c.Amount <= 0 {
 			return fmt.Errorf("%w: transfer %s is not a positive amount between two accounts of one currency", ErrInvariant, c.ID)
 		}
 		var t *currencyTotals
-		want, t = totalsFor(want, dr.Currency)
+		want, t = totalsFor(want, side[0])
 		released := int64(0)
 		if c.Flags&(PostPending|VoidPending|ExpirePending) != 0 {
 			p := s.Transfers[c.Ref]

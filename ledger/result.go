@@ -47,7 +47,6 @@ const (
 	PendingNotPending
 	PendingHasDifferentDebitAccount
 	PendingHasDifferentCreditAccount
-	PendingHasDifferentCurrency
 	ExceedsPendingAmount
 	VoidAmountMustMatch
 	PendingAlreadyResolved
@@ -84,7 +83,7 @@ var resultNames = [resultCount]string{
 	"ref_must_be_zero", "ref_must_be_different",
 	"debit_account_not_found", "credit_account_not_found", "currency_mismatch",
 	"pending_not_found", "pending_not_pending", "pending_has_different_debit_account",
-	"pending_has_different_credit_account", "pending_has_different_currency",
+	"pending_has_different_credit_account",
 	"exceeds_pending_amount", "void_amount_must_match", "pending_already_resolved",
 	"pending_expired", "pending_not_expired", "reversal_target_not_found",
 	"reversal_target_not_posted", "reversal_already_done", "exceeds_original_amount", "reversal_has_different_accounts",

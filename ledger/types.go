@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/hex"
 	"fmt"
+	"math"
 )
 
 // ID identifies an account or a transfer. It has the layout of a UUID; transfer ids are UUIDv7 so
@@ -143,8 +144,14 @@ type batchToken struct{ _ byte }
 
 // Available is what a debit-constrained account can still spend: posted credits plus the overdraft
 // limit, less posted and pending debits. It is meaningful for DebitsMustNotExceedCredits accounts.
+// It saturates at math.MaxInt64 rather than wrap when posted credits and a large limit pass it.
 func (a *Account) Available() int64 {
-	return a.CreditsPosted + a.Limit - a.DebitsPosted - a.DebitsPending
+	debits := a.DebitsPosted + a.DebitsPending // both fit together: Apply keeps it so
+	headroom := a.Limit - debits               // non-negative minus non-negative cannot overflow
+	if a.CreditsPosted > math.MaxInt64-headroom && headroom > 0 {
+		return math.MaxInt64
+	}
+	return a.CreditsPosted + headroom
 }
 
 // Validate reports whether the account's definition is well formed.

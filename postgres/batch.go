@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -66,8 +67,9 @@ type Tx struct {
 	// assumes the batch's transfer ids are new; later ones read everything, and lock the accounts,
 	// so that writers that keep racing queue up instead.
 	attempt int
-	// committed holds the balances this transaction writes, for the cache once it commits.
-	committed []cachedAccount
+	// written holds the newest balance this transaction wrote for each account: later batches in
+	// the transaction build on it, and the cache gets it once the transaction commits.
+	written map[ledger.ID]cachedAccount
 }
 
 // InTx runs fn in one database transaction that also advances cursors, retried whole on
@@ -81,11 +83,11 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 	)
 	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
 		if last != nil {
-			for _, c := range last.committed {
-				stale = append(stale, c.account.ID)
+			for id := range last.written {
+				stale = append(stale, id)
 			}
 		}
-		last = &Tx{Tx: ptx, store: s, attempt: attempt}
+		last = &Tx{Tx: ptx, store: s, attempt: attempt, written: map[ledger.ID]cachedAccount{}}
 		for i := range cursors {
 			if err := advanceCursor(ctx, ptx, &cursors[i], s.Now()); err != nil {
 				return err
@@ -98,20 +100,12 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 	s.cache.forget(stale)
 	if last != nil {
 		if err != nil {
-			s.cache.forget(accountIDs(last.committed))
+			s.cache.forget(slices.Collect(maps.Keys(last.written)))
 		} else {
-			s.cache.put(last.committed)
+			s.cache.put(slices.Collect(maps.Values(last.written)))
 		}
 	}
 	return err
-}
-
-func accountIDs(cs []cachedAccount) []ledger.ID {
-	ids := make([]ledger.ID, len(cs))
-	for i := range cs {
-		ids[i] = cs[i].account.ID
-	}
-	return ids
 }
 
 // Apply applies batch within the transaction: prefetch, apply in memory, write. It may be called
@@ -123,25 +117,30 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	if len(batch) == 0 {
 		return BatchResult{Timestamp: t.store.Now().UTC()}, nil
 	}
-	// A second Apply in one transaction must see the first one's balances, which the cache
-	// does not have yet: it reads them from the transaction.
-	fast := t.attempt == 1 && len(t.committed) == 0
-	p, err := t.prefetch(ctx, batch, fast)
+	fast := t.attempt == 1
+	p, out, ts, err := t.apply(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err
 	}
-	// The batch's time is after every balance version it builds on, so each account's history
-	// is ordered in time even if writers' clocks disagree.
-	ts := max(t.store.Now().UnixMicro(), p.latest+1)
-	out, err := p.state.Apply(batch, ts)
-	if err != nil {
-		return BatchResult{}, fmt.Errorf("apply batch: %w", err)
+	if fast {
+		// The fast path took every id for new. A transfer it refused may have been refused
+		// because it exists (a replayed post finds its hold resolved by itself): if any refused
+		// id exists, the batch is decided again with everything read.
+		exists, err := anyExists(ctx, t.Tx, batch, out.Results)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		if exists {
+			if p, out, ts, err = t.apply(ctx, batch, false); err != nil {
+				return BatchResult{}, err
+			}
+		}
 	}
 	if err := writeOutcome(ctx, t.Tx, &out, p.versions, ts); err != nil {
 		return BatchResult{}, err
 	}
 	for _, a := range out.Touched {
-		t.committed = append(t.committed, cachedAccount{account: *a, version: p.versions[a.ID] + 1, ts: ts})
+		t.written[a.ID] = cachedAccount{account: *a, version: p.versions[a.ID] + 1, ts: ts}
 	}
 	return BatchResult{Outcome: out, Timestamp: time.UnixMicro(ts).UTC()}, nil
 }
@@ -183,6 +182,41 @@ func (s *Store) Cursor(ctx context.Context, name string) (int64, error) {
 		return 0, fmt.Errorf("read cursor %s: %w", name, err)
 	}
 	return pos, nil
+}
+
+// apply prefetches what batch needs and applies it in memory, writing nothing.
+func (t *Tx) apply(ctx context.Context, batch []ledger.Transfer, fast bool) (*prefetched, ledger.Outcome, int64, error) {
+	p, err := t.prefetch(ctx, batch, fast)
+	if err != nil {
+		return nil, ledger.Outcome{}, 0, err
+	}
+	// The batch's time is after every balance version it builds on, so each account's history
+	// is ordered in time even if writers' clocks disagree.
+	ts := max(t.store.Now().UnixMicro(), p.latest+1)
+	out, err := p.state.Apply(batch, ts)
+	if err != nil {
+		return nil, ledger.Outcome{}, 0, fmt.Errorf("apply batch: %w", err)
+	}
+	return p, out, ts, nil
+}
+
+// anyExists reports whether any transfer of batch that was not created has an id already in the
+// ledger.
+func anyExists(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, results []ledger.Result) (bool, error) {
+	var refused [][16]byte
+	for i, r := range results {
+		if r != ledger.Created {
+			refused = append(refused, batch[i].ID)
+		}
+	}
+	if len(refused) == 0 {
+		return false, nil
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM transfers WHERE id = ANY($1)`, refused).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up refused transfers: %w", err)
+	}
+	return n > 0, nil
 }
 
 // prefetched is what a batch read before applying.
@@ -249,9 +283,17 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 		p.versions[a.ID] = e.version
 		p.latest = max(p.latest, e.ts)
 	}
-	missing := ids
+	// Balances this transaction wrote come first; they are newer than anything committed.
+	missing := ids[:0:0]
+	for _, id := range ids {
+		if e, ok := t.written[id]; ok {
+			found(e)
+		} else {
+			missing = append(missing, id)
+		}
+	}
 	if fast {
-		missing = t.store.cache.get(ids, found)
+		missing = t.store.cache.get(missing, found)
 	}
 	if len(missing) == 0 {
 		return p, nil

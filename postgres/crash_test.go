@@ -101,11 +101,29 @@ func TestKilledWriterLeavesWholeBatches(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(150+rng.IntN(400)) * time.Millisecond)
+		// Let the writer commit at least once, then kill it at a random point of what follows:
+		// between batches or inside one.
+		before, err := st.Cursor(ctx, writerCursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			pos, err := st.Cursor(ctx, writerCursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("writer made no progress in a minute: %s", stderr.String())
+			}
+		}
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("writer ended by itself (%v): %s", err, stderr.String())
 		}

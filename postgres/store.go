@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,46 +113,86 @@ var ErrAccountConflict = errors.New("account exists with a different definition"
 // CreateAccounts opens accounts with zero balances, all or none. Opening an account again with
 // the same definition is a no-op; with a different one it fails with ErrAccountConflict.
 func (s *Store) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
+	return s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		return tx.CreateAccounts(ctx, specs)
+	})
+}
+
+// CreateAccounts opens accounts within the transaction (see Store.CreateAccounts), in one
+// statement for the accounts and one for their opening balances, however many there are.
+func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	n := len(specs)
+	var (
+		ids               = make([][16]byte, n)
+		currencies, kinds = make([]string, n), make([]string, n)
+		names             = make([]string, n)
+		flags             = make([]int32, n)
+		limits            = make([]int64, n)
+		byID              = make(map[ledger.ID]*AccountSpec, n)
+		now               = t.store.Now().UTC().Truncate(time.Microsecond)
+		fresh             []ledger.ID
+	)
 	for i := range specs {
-		if err := specs[i].Validate(); err != nil {
+		a := &specs[i]
+		if err := a.Validate(); err != nil {
 			return fmt.Errorf("account %d: %w", i, err)
 		}
+		ids[i], currencies[i], kinds[i], names[i] = a.ID, string(a.Currency), a.Kind.String(), a.Name
+		flags[i], limits[i] = int32(a.Flags), a.Limit
+		byID[a.ID] = a
 	}
-	var opened []cachedAccount
-	err := s.retry(ctx, "create accounts", func(ctx context.Context, tx pgx.Tx, _ int) error {
-		opened = opened[:0]
-		now := s.Now().UTC().Truncate(time.Microsecond)
-		for i := range specs {
-			a := &specs[i]
-			tag, err := tx.Exec(ctx, `INSERT INTO accounts (id, currency, kind, flags, balance_limit, name, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-				a.ID, string(a.Currency), a.Kind.String(), int32(a.Flags), a.Limit, a.Name, now)
-			if err != nil {
-				return fmt.Errorf("insert account %s: %w", a.ID, err)
-			}
-			if tag.RowsAffected() == 0 {
-				if err := sameAccount(ctx, tx, a); err != nil {
+	rows, err := t.Query(ctx, `INSERT INTO accounts (id, currency, kind, flags, balance_limit, name, created_at)
+		SELECT id, currency, kind, flags, balance_limit, name, $7
+		FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::INT[], $5::BIGINT[], $6::TEXT[])
+			AS a(id, currency, kind, flags, balance_limit, name)
+		ON CONFLICT (id) DO NOTHING RETURNING id`, ids, currencies, kinds, flags, limits, names, now)
+	if err != nil {
+		return fmt.Errorf("insert accounts: %w", err)
+	}
+	for rows.Next() {
+		var id [16]byte
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("insert accounts: %w", err)
+		}
+		fresh = append(fresh, ledger.ID(id))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert accounts: %w", err)
+	}
+	if len(fresh) < len(byID) {
+		// Some existed: they must be the same accounts.
+		isFresh := make(map[ledger.ID]bool, len(fresh))
+		for _, id := range fresh {
+			isFresh[id] = true
+		}
+		for id, a := range byID {
+			if !isFresh[id] {
+				if err := sameAccount(ctx, t.Tx, a); err != nil {
 					return err
 				}
-				continue
-			}
-			opened = append(opened, cachedAccount{account: a.Account, version: 1, ts: now.UnixMicro()})
-			if _, err := tx.Exec(ctx, `INSERT INTO account_balances
-				(account_id, version, ts, debits_pending, debits_posted, credits_pending, credits_posted, transfer_ids)
-				VALUES ($1, 1, $2, 0, 0, 0, 0, '{}')`, a.ID, now); err != nil {
-				return fmt.Errorf("insert opening balance of %s: %w", a.ID, err)
 			}
 		}
-		return nil
-	})
+	}
+	slices.SortFunc(fresh, compareID)
+	_, err = t.CopyFrom(ctx, pgx.Identifier{"account_balances"},
+		[]string{"account_id", "version", "ts", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "transfer_ids"},
+		pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
+			return []any{[16]byte(fresh[i]), int64(1), now, int64(0), int64(0), int64(0), int64(0), [][16]byte{}}, nil
+		}))
 	if err != nil {
-		return err
+		return fmt.Errorf("insert opening balances: %w", err)
 	}
 	// A new account's balance is known without reading it back: zero, version 1.
-	for i := range opened {
-		opened[i].account.Balance = ledger.Balance{}
+	for _, id := range fresh {
+		a := byID[id].Account
+		a.Balance = ledger.Balance{}
+		t.written[id] = cachedAccount{account: a, version: 1, ts: now.UnixMicro()}
 	}
-	s.cache.put(opened)
 	return nil
 }
 
@@ -161,7 +202,7 @@ func sameAccount(ctx context.Context, tx pgx.Tx, a *AccountSpec) error {
 		flags                int32
 		limit                int64
 	)
-	err := tx.QueryRow(ctx, `SELECT currency, kind, flags, balance_limit, name FROM accounts WHERE id = $1`, a.ID).
+	err := tx.QueryRow(ctx, `SELECT currency, kind, flags, balance_limit, name FROM accounts WHERE id = $1`, [16]byte(a.ID)).
 		Scan(&currency, &kind, &flags, &limit, &name)
 	if err != nil {
 		return fmt.Errorf("read account %s: %w", a.ID, err)

@@ -431,3 +431,29 @@ func TestTwoStoresNeverBuildOnStaleBalances(t *testing.T) {
 		t.Fatalf("operator at balance version %d after 20 batches, want 21", ab.Version)
 	}
 }
+
+func newUUID(t testing.TB) uuid.UUID {
+	t.Helper()
+	return uuid.UUID(newID(t))
+}
+
+// A batch that resolves holds, replayed whole, answers exists for each transfer: a replayed post
+// must not be mistaken for a second post of the same hold.
+func TestReplayedResolutionsAnswerExists(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	h1, h2 := newID(t), newID(t)
+	commit(t, st, nil,
+		ledger.Transfer{ID: h1, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 500, Code: 20, Flags: ledger.Pending},
+		ledger.Transfer{ID: h2, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 700, Code: 20, Flags: ledger.Pending})
+	batch := []ledger.Transfer{
+		{ID: newID(t), Ref: h1, Amount: 400, Code: 21, Flags: ledger.PostPending | ledger.Linked},
+		{ID: newID(t), DebitAccountID: c.merchant, CreditAccountID: c.bank, Amount: 2, Code: 30},
+		{ID: newID(t), Ref: h2, Code: 22, Flags: ledger.VoidPending},
+	}
+	wantResults(t, commit(t, st, nil, batch...).Results, ledger.Created, ledger.Created, ledger.Created)
+	wantResults(t, commit(t, st, nil, batch...).Results, ledger.Exists, ledger.Exists, ledger.Exists)
+	if got := balance(t, st, c.card); got != (ledger.Balance{DebitsPosted: 400, CreditsPosted: 100000}) {
+		t.Fatalf("card: %+v", got)
+	}
+}

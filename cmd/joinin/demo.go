@@ -7,43 +7,42 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/shopspring/decimal"
 
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/consumer"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/kafka"
 	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
 	"github.com/joinincard/engine/postgres"
 )
 
-// Transfer codes of the demo day. The clearing and fee packages own these meanings as they grow.
 const (
-	codeFunding ledger.Code = 1  // the linked bank account's funds mirrored onto the card
-	codeTap     ledger.Code = 10 // a transit journey's fare
-	codeAuth    ledger.Code = 20 // a purchase authorization's hold
-	codeCapture ledger.Code = 21 // a captured purchase
-	codeVoid    ledger.Code = 22 // a released authorization
-	codeMDR     ledger.Code = 30 // the merchant discount fee
-	codeSettle  ledger.Code = 40 // a clearing balance moved to its bank at the day's close
-)
-
-const (
-	demoCards = 200  // cardholders in the demo city
-	demoTaps  = 4000 // metro journeys over the day
-	demoAuths = 400  // pharmacy authorizations
-	// demoBatch is how many transfers the demo commits at once, as a consumer would.
-	demoBatch = 1000
+	demoCards     = 1000  // cardholders in the demo city
+	demoMerchants = 40    // merchants, venues and pharmacies
+	demoPurchases = 30000 // cleared purchases over the day
+	demoAuths     = 400   // pharmacy authorizations held, captured, voided or left to expire
 	// demoHoldTimeout is how long a pharmacy authorization holds funds before it expires.
 	demoHoldTimeout = 15 * time.Minute
+	// demoCatchUpTimeout bounds waiting for the consumer to apply the day's events.
+	demoCatchUpTimeout = 5 * time.Minute
 )
 
 // demoMDR is the pharmacy's merchant discount rate in the demo: 0.35%.
 var demoMDR = decimal.RequireFromString("0.0035")
 
 func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, c := newFlagSet("demo", "run a small city day end to end on a fresh chart of accounts and print what it did")
-	seed := fs.Uint64("seed", 2024_12_01, "seed of the day's random traffic")
+	fs, c := newFlagSet("demo", "run a city day end to end through Kafka into the ledger and print what it did")
+	ef := addEngineFlags(fs)
+	seed := fs.Uint64("seed", 20241201, "seed of the day's traffic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,206 +55,297 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-
-	// The demo's day runs on its own clock so that holds can expire without waiting.
-	clock := time.Now().UTC()
-	st.Now = func() time.Time { return clock }
-	d := &demo{st: st, rng: rand.New(rand.NewPCG(*seed, 1)), out: stdout, results: map[string]map[ledger.Result]int{}}
-	started := time.Now()
-
-	if err := d.openAccounts(ctx); err != nil {
-		return err
-	}
-	if err := d.fund(ctx); err != nil {
-		return err
-	}
-	if err := d.ride(ctx); err != nil {
-		return err
-	}
-	holds, err := d.authorize(ctx)
+	// Each run is a new day of a new city on its own topic, so its cursors start at the topic's
+	// beginning even when an earlier run's broker is gone; running the demo again on the same
+	// database adds to the ledger and still verifies.
+	runSeed := *seed ^ uint64(time.Now().UnixNano())
+	ef.topic = fmt.Sprintf("%s-demo-%x", ef.topic, runSeed&0xffffff)
+	brokers, stopBroker, err := ef.connect(ctx, log)
 	if err != nil {
 		return err
 	}
-	if err := d.captureAndVoid(ctx, holds); err != nil {
+	defer stopBroker()
+
+	city := loadtest.NewCity(runSeed, demoCards, demoMerchants, time.Now().UTC())
+	for _, p := range city.Parties() {
+		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			return err
+		}
+	}
+	d := &demo{st: st, city: city, out: stdout, rng: rand.New(rand.NewPCG(runSeed, 7)), results: map[string]int{}, reasons: map[string]int{}}
+	msgs := d.traffic()
+
+	// The consumer runs as in `joinin serve`: partition fetchers, one committer.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-demo",
+		Log: log, OnBatch: d.observe}, st)
+	consumed := make(chan error, 1)
+	go func() { consumed <- cons.Run(cctx) }()
+
+	start := time.Now()
+	if err := d.produce(ctx, brokers, ef.topic, msgs); err != nil {
+		return err
+	}
+	produced := time.Since(start)
+	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed); err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-consumed; err != nil {
+		return err
+	}
+	dlq := kafka.NewProducer(brokers, ef.dlqTopic)
+	relayed, err := (&consumer.Relay{Store: st, Producer: dlq, Log: log}).RelayOnce(ctx)
+	if cerr := dlq.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Join in Card demo: one city day through Kafka into the ledger\n\n")
+	fmt.Fprintf(stdout, "%d events produced in %s, all applied after %s: %.0f events/s end to end; %d dead letters relayed to %s\n",
+		len(msgs), produced.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(len(msgs))/elapsed.Seconds(), relayed, ef.dlqTopic)
+	fmt.Fprintf(stdout, "time in the committer: decode %s, read+decide+apply+write %s, commit %s\n\n",
+		d.decode.Round(time.Millisecond), d.ingest.Round(time.Millisecond), d.commit.Round(time.Millisecond))
+
+	if err := d.holds(ctx); err != nil {
+		return err
+	}
+	return d.report(ctx)
+}
+
+type demo struct {
+	st   *postgres.Store
+	city *loadtest.City
+	out  io.Writer
+	rng  *rand.Rand
+
+	mu                     sync.Mutex
+	results                map[string]int // "type result" -> events
+	reasons                map[string]int // dead letter reason -> count
+	decode, ingest, commit time.Duration
+	holdResults            map[string]map[ledger.Result]int
+}
+
+// traffic is the day: cards registered and funded, purchases and refunds, medical
+// contributions, metro taps, and a few messages that must not be applied.
+func (d *demo) traffic() []kafkago.Message {
+	c := d.city
+	var evs []events.Event
+	evs = append(evs, c.Registrations()...)
+	evs = append(evs, c.Funding(50000, 300000)...)
+	buys := c.Purchases(demoPurchases, 5000)
+	evs = append(evs, buys...)
+	for i := 0; i < 200; i++ {
+		b := buys[d.rng.IntN(len(buys))]
+		evs = append(evs, c.Refund(b, b.Data.(*events.PurchaseCleared).Amount.Minor))
+	}
+	for i, card := range c.Cards {
+		if i%2 == 0 {
+			evs = append(evs, c.Contribution(card, 20000+int64(i%7)*1000))
+		}
+	}
+	for i := 0; i < 3000; i++ {
+		evs = append(evs, c.Tap(c.Cards[d.rng.IntN(len(c.Cards))], events.DirectionIn, uint64(i+1)))
+	}
+	msgs := make([]kafkago.Message, 0, len(evs)+10)
+	for _, e := range evs {
+		msgs = append(msgs, kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)})
+	}
+	// What producers get wrong: a redelivery, an id reused for other content, broken bytes, and a
+	// purchase at a merchant nobody registered.
+	msgs = append(msgs, msgs[len(c.Cards)*2+5], msgs[len(c.Cards)*2+6])
+	reused := buys[10]
+	reused.Data = &events.PurchaseCleared{MerchantID: c.Merchants[0], Amount: events.Money{Minor: 1, Currency: "CNY"}, MCC: "5411"}
+	stranger := c.Purchases(1, 100)[0]
+	stranger.Data.(*events.PurchaseCleared).MerchantID = "m-unregistered"
+	for _, e := range []events.Event{reused, stranger} {
+		msgs = append(msgs, kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)})
+	}
+	msgs = append(msgs,
+		kafkago.Message{Key: []byte(c.Cards[0]), Value: []byte(`{"schema":"joinin.card-event.v1","event_id":"42"}`)},
+		kafkago.Message{Key: []byte(c.Cards[1]), Value: []byte(strings.Replace(string(loadtest.Encode(buys[20])), `"amount":"`, `"amount":"0.001`, 1))})
+	return msgs
+}
+
+func (d *demo) produce(ctx context.Context, brokers []string, topic string, msgs []kafkago.Message) error {
+	p := kafka.NewProducer(brokers, topic)
+	defer p.Close()
+	const chunk = 2000 // messages per produce call: one round trip per partition
+	for len(msgs) > 0 {
+		n := min(chunk, len(msgs))
+		if err := p.Produce(ctx, msgs[:n]...); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (d *demo) observe(b consumer.Batch) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.decode += b.DecodeTime
+	d.ingest += b.Timing.Ingest
+	d.commit += b.Timing.Commit
+	for _, p := range b.Decision.Processed {
+		d.results[string(p.Type)+" "+string(p.Status)]++
+	}
+	if b.Decision.Duplicates > 0 {
+		d.results["(any) duplicate"] += b.Decision.Duplicates
+	}
+	for _, dl := range b.Decision.DeadLetters {
+		reason := dl.Reason
+		if len(reason) > 90 {
+			reason = reason[:90] + "..."
+		}
+		d.reasons[reason]++
+	}
+}
+
+func (d *demo) waitCaughtUp(ctx context.Context, brokers []string, topic string, consumed <-chan error) error {
+	deadline := time.Now().Add(demoCatchUpTimeout)
+	for {
+		marks, err := kafka.HighWatermarks(ctx, brokers, topic)
+		if err != nil {
+			return err
+		}
+		behind := int64(0)
+		for p, hw := range marks {
+			pos, err := d.st.Cursor(ctx, kafka.Claim{Topic: topic, Partition: p}.String())
+			if err != nil {
+				return err
+			}
+			behind += hw - pos
+		}
+		if behind == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the consumer is still %d events behind after %s", behind, demoCatchUpTimeout)
+		}
+		select {
+		case err := <-consumed:
+			return fmt.Errorf("the consumer stopped early: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// holds shows two-phase purchases on the ledger: pharmacy authorizations held on the cards'
+// funds, half captured (some for less) with the merchant's fee in the same linked group, a
+// quarter voided, the rest expired by the sweep; the capture batch is then redelivered.
+func (d *demo) holds(ctx context.Context) error {
+	clock := time.Now()
+	d.st.Now = func() time.Time { return clock }
+	defer func() { d.st.Now = time.Now }()
+	d.holdResults = map[string]map[ledger.Result]int{}
+	pharmacy := clearing.PartyAccount(clearing.PartyMerchant, d.city.Merchants[0])
+	fee := clearing.FeeIncomeAccount
+	if err := d.st.CreateAccounts(ctx, []postgres.AccountSpec{{Account: ledger.Account{ID: fee, Currency: "CNY", Kind: ledger.KindFeeIncome}, Name: "merchant fee income"}}); err != nil {
+		return err
+	}
+	auths := make([]ledger.Transfer, 0, demoAuths)
+	for i := 0; i < demoAuths; i++ {
+		card := cards.AccountID("funds", d.city.Cards[d.rng.IntN(len(d.city.Cards))])
+		auths = append(auths, ledger.Transfer{ID: newID(), DebitAccountID: card, CreditAccountID: pharmacy,
+			Amount: 2000 + d.rng.Int64N(15000), Code: clearing.CodeAuthorization, Flags: ledger.Pending,
+			TimeoutSeconds: uint32(demoHoldTimeout / time.Second)})
+	}
+	res, err := d.commitHolds(ctx, "1 pharmacy authorizations held", auths)
+	if err != nil {
+		return err
+	}
+	var batch []ledger.Transfer
+	for i, a := range auths {
+		if res.Results[i] != ledger.Created {
+			continue
+		}
+		switch i % 4 {
+		case 0, 1:
+			amount := a.Amount
+			if i%4 == 1 {
+				amount = a.Amount * 3 / 4 // a partial capture: the pharmacy dispensed less
+			}
+			mdr := decimal.New(amount, -2).Mul(demoMDR).RoundBank(2).Shift(2).IntPart()
+			batch = append(batch,
+				ledger.Transfer{ID: newID(), Ref: a.ID, Amount: amount, Code: clearing.CodePurchase, Flags: ledger.PostPending | ledger.Linked},
+				ledger.Transfer{ID: newID(), DebitAccountID: pharmacy, CreditAccountID: fee, Amount: max(mdr, 1), Code: clearing.CodeMerchantFee})
+		case 2:
+			batch = append(batch, ledger.Transfer{ID: newID(), Ref: a.ID, Code: clearing.CodeAuthorizationVoid, Flags: ledger.VoidPending})
+		}
+	}
+	if _, err := d.commitHolds(ctx, "2 captures with fees, voids", batch); err != nil {
+		return err
+	}
+	if _, err := d.commitHolds(ctx, "3 the same batch redelivered", batch); err != nil {
 		return err
 	}
 	clock = clock.Add(demoHoldTimeout + time.Minute)
 	expired := 0
 	for {
-		n, err := st.ExpireHolds(ctx, demoBatch)
+		n, err := d.st.ExpireHolds(ctx, 0)
 		if err != nil {
 			return err
 		}
 		expired += n
-		if n < demoBatch {
+		if n == 0 {
 			break
 		}
 	}
-	d.results["6 expiry sweep"] = map[ledger.Result]int{ledger.Created: expired}
-	if err := d.closeDay(ctx); err != nil {
-		return err
-	}
-	elapsed := time.Since(started)
-	return d.report(ctx, elapsed)
-}
-
-type demo struct {
-	st      *postgres.Store
-	rng     *rand.Rand
-	out     io.Writer
-	results map[string]map[ledger.Result]int
-	written int
-
-	cards                                 []ledger.ID
-	issuer, acquirer, metro, pharmacy, fee ledger.ID
-	replay                                []ledger.Transfer
+	d.holdResults["4 expiry sweep"] = map[ledger.Result]int{ledger.Created: expired}
+	return nil
 }
 
 func newID() ledger.ID { return ledger.ID(uuid.Must(uuid.NewV7())) }
 
-func (d *demo) openAccounts(ctx context.Context) error {
-	d.issuer, d.acquirer, d.metro, d.pharmacy, d.fee = newID(), newID(), newID(), newID(), newID()
-	specs := []postgres.AccountSpec{
-		{Account: ledger.Account{ID: d.issuer, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "Jiaxing issuer bank settlement"},
-		{Account: ledger.Account{ID: d.acquirer, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "Hangzhou acquiring bank settlement"},
-		{Account: ledger.Account{ID: d.metro, Currency: "CNY", Kind: ledger.KindOperatorClearing}, Name: "Hangzhou Metro clearing"},
-		{Account: ledger.Account{ID: d.pharmacy, Currency: "CNY", Kind: ledger.KindMerchantClearing}, Name: "Jiaxing pharmacy clearing (MCC 5912)"},
-		{Account: ledger.Account{ID: d.fee, Currency: "CNY", Kind: ledger.KindFeeIncome}, Name: "merchant discount income"},
-	}
-	for i := 0; i < demoCards; i++ {
-		id := newID()
-		d.cards = append(d.cards, id)
-		specs = append(specs, postgres.AccountSpec{
-			Account: ledger.Account{ID: id, Currency: "CNY", Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits},
-			Name:    fmt.Sprintf("cardholder %03d funds", i+1),
-		})
-	}
-	return d.st.CreateAccounts(ctx, specs)
-}
-
-func (d *demo) commit(ctx context.Context, step string, batch []ledger.Transfer) (postgres.BatchResult, error) {
+func (d *demo) commitHolds(ctx context.Context, step string, batch []ledger.Transfer) (postgres.BatchResult, error) {
 	res, err := d.st.CommitBatch(ctx, batch, nil)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", step, err)
 	}
-	counts := d.results[step]
-	if counts == nil {
-		counts = map[ledger.Result]int{}
-		d.results[step] = counts
-	}
+	counts := map[ledger.Result]int{}
 	for _, r := range res.Results {
 		counts[r]++
 	}
-	d.written += len(res.Created)
+	d.holdResults[step] = counts
 	return res, nil
 }
 
-// fund mirrors each cardholder's linked bank account: 300 to 1,000 CNY.
-func (d *demo) fund(ctx context.Context) error {
-	batch := make([]ledger.Transfer, 0, len(d.cards))
-	for _, card := range d.cards {
-		batch = append(batch, ledger.Transfer{ID: newID(), DebitAccountID: d.issuer, CreditAccountID: card,
-			Amount: 30000 + d.rng.Int64N(70000), Code: codeFunding})
-	}
-	_, err := d.commit(ctx, "1 fund cards", batch)
-	return err
-}
-
-// ride charges metro fares of 2 to 9 CNY; some cards run dry and are declined.
-func (d *demo) ride(ctx context.Context) error {
-	for done := 0; done < demoTaps; done += demoBatch {
-		batch := make([]ledger.Transfer, 0, demoBatch)
-		for i := 0; i < demoBatch && done+i < demoTaps; i++ {
-			batch = append(batch, ledger.Transfer{ID: newID(), DebitAccountID: d.cards[d.rng.IntN(len(d.cards))],
-				CreditAccountID: d.metro, Amount: 200 + 100*d.rng.Int64N(8), Code: codeTap})
-		}
-		if _, err := d.commit(ctx, "2 metro fares", batch); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// authorize places pharmacy holds of 20 to 170 CNY.
-func (d *demo) authorize(ctx context.Context) ([]ledger.Transfer, error) {
-	batch := make([]ledger.Transfer, 0, demoAuths)
-	for i := 0; i < demoAuths; i++ {
-		batch = append(batch, ledger.Transfer{ID: newID(), DebitAccountID: d.cards[d.rng.IntN(len(d.cards))],
-			CreditAccountID: d.pharmacy, Amount: 2000 + d.rng.Int64N(15000), Code: codeAuth,
-			Flags: ledger.Pending, TimeoutSeconds: uint32(demoHoldTimeout / time.Second)})
-	}
-	res, err := d.commit(ctx, "3 pharmacy holds", batch)
-	if err != nil {
-		return nil, err
-	}
-	var holds []ledger.Transfer
-	for i, r := range res.Results {
-		if r == ledger.Created {
-			holds = append(holds, batch[i])
-		}
-	}
-	return holds, nil
-}
-
-// captureAndVoid captures half the holds (some for less than held) with the pharmacy's fee as a
-// linked transfer, voids a quarter and leaves the rest to expire. The capture batch is then
-// submitted again, as a consumer would after a crash, and changes nothing.
-func (d *demo) captureAndVoid(ctx context.Context, holds []ledger.Transfer) error {
-	var batch []ledger.Transfer
-	for i, h := range holds {
-		switch i % 4 {
-		case 0, 1:
-			amount := h.Amount
-			if i%4 == 1 {
-				amount = h.Amount * 3 / 4 // a partial capture: the pharmacy dispensed less
-			}
-			fee := decimal.New(amount, -2).Mul(demoMDR).RoundBank(2).Shift(2).IntPart()
-			batch = append(batch, ledger.Transfer{ID: newID(), Ref: h.ID, Amount: amount, Code: codeCapture,
-				Flags: ledger.PostPending | ledger.Linked})
-			batch = append(batch, ledger.Transfer{ID: newID(), DebitAccountID: d.pharmacy, CreditAccountID: d.fee,
-				Amount: max(fee, 1), Code: codeMDR})
-		case 2:
-			batch = append(batch, ledger.Transfer{ID: newID(), Ref: h.ID, Code: codeVoid, Flags: ledger.VoidPending})
-		}
-	}
-	if _, err := d.commit(ctx, "4 captures with fees, voids", batch); err != nil {
-		return err
-	}
-	_, err := d.commit(ctx, "5 the same batch redelivered", batch)
-	return err
-}
-
-// closeDay moves what the metro and the pharmacy cleared today to their acquiring bank's
-// settlement account: the shape of the settlement cycle's postings.
-func (d *demo) closeDay(ctx context.Context) error {
-	var batch []ledger.Transfer
-	for _, id := range []ledger.ID{d.metro, d.pharmacy} {
-		b, err := d.st.Balance(ctx, id)
-		if err != nil {
-			return err
-		}
-		if net := b.Net(); net > 0 {
-			batch = append(batch, ledger.Transfer{ID: newID(), DebitAccountID: id, CreditAccountID: d.acquirer, Amount: net, Code: codeSettle})
-		}
-	}
-	_, err := d.commit(ctx, "7 day close to the acquiring bank", batch)
-	return err
-}
-
-func (d *demo) report(ctx context.Context, elapsed time.Duration) error {
+func (d *demo) report(ctx context.Context) error {
 	w := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "Join in Card demo day: %d cardholders, %d transfers written in %s (%.0f transfers/s, batches of %d)\n\n",
-		len(d.cards), d.written, elapsed.Round(time.Millisecond), float64(d.written)/elapsed.Seconds(), demoBatch)
-	fmt.Fprintln(w, "step\tresults")
-	steps := make([]string, 0, len(d.results))
-	for s := range d.results {
+	fmt.Fprintln(w, "event\tresult\tcount")
+	keys := make([]string, 0, len(d.results))
+	for k := range d.results {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		typ, result, _ := strings.Cut(k, " ")
+		fmt.Fprintf(w, "%s\t%s\t%d\n", typ, result, d.results[k])
+	}
+	fmt.Fprintln(w, "\ndead letter\tcount")
+	reasons := make([]string, 0, len(d.reasons))
+	for r := range d.reasons {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "%s\t%d\n", r, d.reasons[r])
+	}
+
+	fmt.Fprintln(w, "\ntwo-phase purchases on the ledger\tresults")
+	steps := make([]string, 0, len(d.holdResults))
+	for s := range d.holdResults {
 		steps = append(steps, s)
 	}
 	sort.Strings(steps)
 	for _, s := range steps {
 		var parts []string
 		for _, r := range ledger.Results() {
-			if n := d.results[s][r]; n > 0 {
+			if n := d.holdResults[s][r]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%s %d", r, n))
 			}
 		}
@@ -263,7 +353,14 @@ func (d *demo) report(ctx context.Context, elapsed time.Duration) error {
 	}
 
 	fmt.Fprintln(w, "\naccount\tkind\tdebits posted\tcredits posted\tpending (dr/cr)\tnet")
-	show := []ledger.ID{d.issuer, d.acquirer, d.metro, d.pharmacy, d.fee, d.cards[0], d.cards[1], d.cards[2]}
+	show := []ledger.ID{
+		clearing.PartyAccount(clearing.PartyBank, d.city.Banks[0]),
+		clearing.PartyAccount(clearing.PartyMerchant, d.city.Merchants[0]),
+		clearing.PartyAccount(clearing.PartyMerchant, d.city.Merchants[1]),
+		clearing.PartyAccount(clearing.PartyInsuranceFund, d.city.Cities[0]),
+		cards.AccountID("funds", d.city.Cards[0]),
+		cards.AccountID("medical", d.city.Cards[0]),
+	}
 	for _, id := range show {
 		b, err := d.st.Balance(ctx, id)
 		if err != nil {

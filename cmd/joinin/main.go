@@ -7,8 +7,10 @@
 // Commands:
 //
 //	migrate   apply the database schema
-//	demo      run a small city day end to end on a fresh chart of accounts and print what it did
+//	demo      run a city day end to end through Kafka into the ledger and print what it did
 //	verify    recompute every balance from the transfers and check the ledger's invariants
+//	serve     consume card events from Kafka into the ledger and serve HTTP
+//	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -37,8 +39,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"migrate", "apply the database schema", runMigrate},
-		{"demo", "run a small city day end to end and print balances and the trial balance", runDemo},
+		{"demo", "run a city day end to end through Kafka into the ledger and print what it did", runDemo},
 		{"verify", "recompute every balance from the transfers and check the ledger's invariants", runVerify},
+		{"serve", "consume card events from Kafka into the ledger and serve HTTP", runServe},
+		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
 	}
 }
 

@@ -1,0 +1,130 @@
+// Package cards is the card registry's domain: a Join in Card with the ten and more elements behind
+// it, and the status rules. Personal numbers (card, passport, social security, work permit, bank
+// account) exist here only as tokens and masked forms; the clear numbers never reach this package.
+package cards
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+)
+
+// Shanghai is the card's civil time zone: travel days, permit validity and settlement cut-offs are
+// reckoned in it. China has kept UTC+8 without daylight saving since 1991.
+var Shanghai = time.FixedZone("CST", 8*60*60)
+
+// Status is what a card may do now. Only an active card authorizes payments.
+type Status string
+
+const (
+	StatusActive        Status = "active"
+	StatusBlocked       Status = "blocked"        // blocked by the issuer or the cardholder
+	StatusPermitExpired Status = "permit_expired" // the work permit's validity has ended
+	StatusClosed        Status = "closed"
+)
+
+// Card is one Join in Card: a physical card and a digital token on a phone, one funds account
+// (the linked bank account as mirrored in the ledger) and one personal medical account.
+type Card struct {
+	Token          string // the card's token, the key of its events
+	PhysicalToken  string // optional
+	DigitalToken   string // optional
+	HolderName     string
+	Nationality    string // ISO 3166-1 alpha-3
+	PassportToken  string
+	PassportMasked string
+	SSNToken       string
+	SSNMasked      string
+	PermitToken    string
+	PermitMasked   string
+	// PermitValidUntil is the last day, in Shanghai, on which the work permit is valid.
+	PermitValidUntil  events.Date
+	InsuranceCity     string
+	IssuerBank        string
+	BankAccountToken  string
+	BankAccountMasked string
+	CardNumberMasked  string
+	// Declared is the status the issuer set: active, blocked or closed. Status derives the rest.
+	Declared     events.CardStatus
+	StatusReason string
+	// FundsAccount and MedicalAccount are the card's ledger accounts.
+	FundsAccount   ledger.ID
+	MedicalAccount ledger.ID
+}
+
+// Status derives the card's status at instant now: closed and blocked as declared, otherwise
+// permit_expired once the permit's last valid day has passed in Shanghai, otherwise active.
+func (c *Card) Status(now time.Time) Status {
+	switch c.Declared {
+	case events.StatusClosed:
+		return StatusClosed
+	case events.StatusBlocked:
+		return StatusBlocked
+	}
+	y, m, d := now.In(Shanghai).Date()
+	today := events.Date{Year: y, Month: m, Day: d}
+	if dateBefore(c.PermitValidUntil, today) {
+		return StatusPermitExpired
+	}
+	return StatusActive
+}
+
+func dateBefore(a, b events.Date) bool {
+	if a.Year != b.Year {
+		return a.Year < b.Year
+	}
+	if a.Month != b.Month {
+		return a.Month < b.Month
+	}
+	return a.Day < b.Day
+}
+
+// FromRegistration builds a card from its registration event, with its two ledger accounts.
+func FromRegistration(token string, r *events.CardRegistered) Card {
+	return Card{
+		Token: token, PhysicalToken: r.PhysicalToken, DigitalToken: r.DigitalToken,
+		HolderName: r.HolderName, Nationality: r.Nationality,
+		PassportToken: r.PassportToken, PassportMasked: r.PassportMasked,
+		SSNToken: r.SocialSecurityToken, SSNMasked: r.SocialSecurityMasked,
+		PermitToken: r.WorkPermitToken, PermitMasked: r.WorkPermitMasked, PermitValidUntil: r.PermitValidUntil,
+		InsuranceCity: r.InsuranceCity, IssuerBank: r.IssuerBank,
+		BankAccountToken: r.BankAccountToken, BankAccountMasked: r.BankAccountMasked,
+		CardNumberMasked: r.CardNumberMasked,
+		Declared:         events.StatusActive,
+		FundsAccount:     AccountID("funds", token),
+		MedicalAccount:   AccountID("medical", token),
+	}
+}
+
+// Accounts returns the ledger accounts a new card opens: funds that cannot be overdrawn, and a
+// personal medical account that cannot be overdrawn either.
+func (c *Card) Accounts() []ledger.Account {
+	return []ledger.Account{
+		{ID: c.FundsAccount, Currency: "CNY", Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits},
+		{ID: c.MedicalAccount, Currency: "CNY", Kind: ledger.KindMedicalPersonal, Flags: ledger.DebitsMustNotExceedCredits},
+	}
+}
+
+// Tokens lists every token that names this card: its own, and its physical and digital tokens.
+func (c *Card) Tokens() []string {
+	ts := []string{c.Token}
+	for _, t := range []string{c.PhysicalToken, c.DigitalToken} {
+		if t != "" && t != c.Token {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+// Validate checks what the registry needs beyond what the event decoder already checked.
+func (c *Card) Validate() error {
+	if c.Token == "" {
+		return fmt.Errorf("card token is empty")
+	}
+	if c.FundsAccount.IsZero() || c.MedicalAccount.IsZero() {
+		return fmt.Errorf("card %s has no accounts", c.Token)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package clearing
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+)
+
+// Message is one consumed record: where it came from, its bytes, and what decoding made of them.
+type Message struct {
+	Source    string // topic/partition
+	Offset    int64
+	Raw       []byte
+	Event     events.Event
+	DecodeErr error // set when Raw is not a valid event; Event is then zero
+}
+
+// Processed is an event the engine decided on. Its id is never decided again: a redelivery with
+// the same content is a duplicate, with other content a conflict.
+type Processed struct {
+	EventID  uuid.UUID
+	Hash     [32]byte
+	Type     events.Type
+	Status   Status
+	Reason   string
+	Transfer ledger.ID // the event's first transfer, when applied
+	Source   string
+	Offset   int64
+}
+
+// DeadLetterKind says why a message became a dead letter.
+type DeadLetterKind string
+
+const (
+	Malformed DeadLetterKind = "malformed" // the bytes are not a valid event
+	Conflict  DeadLetterKind = "conflict"  // the event id was used before with other content
+	Refused   DeadLetterKind = "rejected"  // a valid event the engine refused, with its reason
+)
+
+// DeadLetter is a message the engine could not apply, kept with its original bytes and why.
+type DeadLetter struct {
+	Kind    DeadLetterKind
+	Source  string
+	Offset  int64
+	EventID uuid.UUID // zero when the bytes did not decode
+	Reason  string
+	Raw     []byte
+}
+
+// Tap is a transit tap recorded for transit clearing.
+type Tap struct {
+	EventID   uuid.UUID
+	CardToken string
+	events.TransitTap
+	Received time.Time
+}
+
+// View is what a batch needs to know before deciding: the cards its events name, the parties
+// registered, and the events decided before. The adapter prefetches it.
+type View struct {
+	Cards     map[string]*cards.Card // by every token that names a card
+	Parties   map[ledger.ID]bool     // party accounts that exist
+	Processed map[uuid.UUID]Processed
+}
+
+// Decision is what a batch of messages does: the records to write and the transfers to apply.
+type Decision struct {
+	Processed   []Processed
+	DeadLetters []DeadLetter
+	Taps        []Tap
+	// Cards holds the cards registered or changed, in their final state; NewCards says which of
+	// them are new and need their accounts opened.
+	Cards    []*cards.Card
+	NewCards []*cards.Card
+	// Transfers is every planned transfer, each event's legs linked into one group.
+	Transfers []ledger.Transfer
+	// Duplicates counts redelivered events (same id, same content), skipped; Replayed holds the
+	// earlier decisions they repeat, in batch order, so an API can answer a retry as it answered
+	// the first request.
+	Duplicates int
+	Replayed   []Processed
+
+	groups []group // which transfers belong to which processed event
+}
+
+type group struct{ processed, first, n int }
+
+// Decide walks a batch in order and decides every message against the view, updating the view as
+// it goes (a card registered early in the batch can be paid into later in it). Nothing is applied
+// yet: the transfers go to the ledger, and Settle turns its results into the final statuses.
+func Decide(msgs []Message, v *View, now time.Time) *Decision {
+	d := &Decision{}
+	changed := map[string]*cards.Card{}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.DecodeErr != nil {
+			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset, Reason: "malformed: " + m.DecodeErr.Error(), Raw: m.Raw})
+			continue
+		}
+		e := &m.Event
+		if prior, ok := v.Processed[e.ID]; ok {
+			if prior.Hash == e.Hash {
+				d.Duplicates++
+				d.Replayed = append(d.Replayed, prior)
+				continue
+			}
+			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Conflict, Source: m.Source, Offset: m.Offset, EventID: e.ID,
+				Reason: fmt.Sprintf("conflict: event id used before (%s at %s offset %d) with different content", prior.Type, prior.Source, prior.Offset), Raw: m.Raw})
+			continue
+		}
+		p := Processed{EventID: e.ID, Hash: e.Hash, Type: e.Type, Status: Accepted, Source: m.Source, Offset: m.Offset}
+		switch data := e.Data.(type) {
+		case *events.CardRegistered:
+			if _, ok := v.Cards[e.CardToken]; ok {
+				p.Status, p.Reason = Rejected, "card already registered"
+				break
+			}
+			if !v.Parties[PartyAccount(PartyBank, data.IssuerBank)] {
+				p.Status, p.Reason = Rejected, fmt.Sprintf("issuer bank %q is not registered", data.IssuerBank)
+				break
+			}
+			if !v.Parties[PartyAccount(PartyInsuranceFund, data.InsuranceCity)] {
+				p.Status, p.Reason = Rejected, fmt.Sprintf("insurance fund of %q is not registered", data.InsuranceCity)
+				break
+			}
+			c := cards.FromRegistration(e.CardToken, data)
+			taken := false
+			for _, t := range c.Tokens() {
+				if _, ok := v.Cards[t]; ok {
+					taken = true
+				}
+			}
+			if taken {
+				p.Status, p.Reason = Rejected, "a physical or digital token already names another card"
+				break
+			}
+			for _, t := range c.Tokens() {
+				v.Cards[t] = &c
+			}
+			changed[c.Token] = &c
+			d.NewCards = append(d.NewCards, &c)
+		case *events.CardStatusChanged:
+			c, ok := v.Cards[e.CardToken]
+			if !ok {
+				p.Status, p.Reason = Rejected, "unknown card"
+				break
+			}
+			if c.Declared == events.StatusClosed && data.Status != events.StatusClosed {
+				p.Status, p.Reason = Rejected, "a closed card cannot be reopened"
+				break
+			}
+			c.Declared, c.StatusReason = data.Status, data.Reason
+			changed[c.Token] = c
+		case *events.CardPermitRenewed:
+			c, ok := v.Cards[e.CardToken]
+			if !ok {
+				p.Status, p.Reason = Rejected, "unknown card"
+				break
+			}
+			c.PermitValidUntil = data.PermitValidUntil
+			changed[c.Token] = c
+		case *events.TransitTap:
+			if _, ok := v.Cards[e.CardToken]; !ok {
+				p.Status, p.Reason = Rejected, "unknown card"
+				break
+			}
+			if data.DeviceSeq > math.MaxInt64 {
+				p.Status, p.Reason = Rejected, "device_seq out of range"
+				break
+			}
+			d.Taps = append(d.Taps, Tap{EventID: e.ID, CardToken: e.CardToken, TransitTap: *data, Received: now})
+		default:
+			plan := PlanEvent(e, directory{v}, now)
+			if plan.Reason != "" {
+				p.Status, p.Reason = Rejected, plan.Reason
+				break
+			}
+			p.Status = Applied
+			p.Transfer = plan.Transfers[0].ID
+			first := len(d.Transfers)
+			for j, t := range plan.Transfers {
+				if j < len(plan.Transfers)-1 {
+					t.Flags |= ledger.Linked
+				}
+				d.Transfers = append(d.Transfers, t)
+			}
+			d.groups = append(d.groups, group{processed: len(d.Processed), first: first, n: len(plan.Transfers)})
+		}
+		if p.Status == Rejected {
+			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + p.Reason, Raw: m.Raw})
+		}
+		v.Processed[e.ID] = p
+		d.Processed = append(d.Processed, p)
+	}
+	for _, c := range changed {
+		d.Cards = append(d.Cards, c)
+	}
+	return d
+}
+
+// Settle records the ledger's results for the planned transfers: an event whose group was not
+// created is rejected with the ledger's reason and goes to the dead letters. raw finds a
+// processed event's original bytes.
+func (d *Decision) Settle(results []ledger.Result, raw func(source string, offset int64) []byte) error {
+	if len(results) != len(d.Transfers) {
+		return fmt.Errorf("%d results for %d transfers", len(results), len(d.Transfers))
+	}
+	for _, g := range d.groups {
+		p := &d.Processed[g.processed]
+		for _, r := range results[g.first : g.first+g.n] {
+			if r == ledger.Created || r == ledger.Exists || r == ledger.LinkedEventFailed {
+				continue
+			}
+			p.Status, p.Reason, p.Transfer = Rejected, r.String(), ledger.ID{}
+			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: p.Source, Offset: p.Offset, EventID: p.EventID,
+				Reason: "rejected: " + r.String(), Raw: raw(p.Source, p.Offset)})
+			break
+		}
+	}
+	return nil
+}
+
+// directory answers PlanEvent from a View.
+type directory struct{ v *View }
+
+func (d directory) Card(token string) (*cards.Card, bool) {
+	c, ok := d.v.Cards[token]
+	return c, ok
+}
+
+func (d directory) Party(kind PartyKind, id string) bool { return d.v.Parties[PartyAccount(kind, id)] }
+
+func (d directory) AppliedTransfer(id uuid.UUID) (ledger.ID, bool) {
+	p, ok := d.v.Processed[id]
+	if !ok || p.Status != Applied {
+		return ledger.ID{}, false
+	}
+	return p.Transfer, true
+}

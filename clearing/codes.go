@@ -1,0 +1,20 @@
+// Package clearing turns card events into ledger transfers: funds mirrored onto cards, cleared
+// purchases and their refunds, medical contributions, and (as transit clearing grows) fares. It
+// is pure: the adapter looks up cards, parties and earlier events and hands them in.
+package clearing
+
+import "github.com/joinincard/engine/ledger"
+
+// Transfer codes: what a transfer is, stored with it and shown on statements.
+const (
+	CodeFundsLoaded         ledger.Code = 1  // the linked bank account's funds mirrored onto the card
+	CodeTransitFare         ledger.Code = 10 // a travel day's fares charged to the card
+	CodeTransitAdjustment   ledger.Code = 11 // a late tap's re-pricing of its travel day
+	CodeAuthorization       ledger.Code = 20 // a purchase authorization's hold
+	CodePurchase            ledger.Code = 21 // a cleared or captured purchase
+	CodeAuthorizationVoid   ledger.Code = 22 // a released authorization
+	CodeRefund              ledger.Code = 23 // money back against a purchase
+	CodeMerchantFee         ledger.Code = 30 // the merchant discount and network fee
+	CodeSettlement          ledger.Code = 40 // a clearing balance moved to its bank at cut-off
+	CodeMedicalContribution ledger.Code = 50 // an employer's contribution to the personal medical account
+)

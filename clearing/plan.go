@@ -1,0 +1,159 @@
+package clearing
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+)
+
+// PartyKind is the kind of an organisation the engine books for.
+type PartyKind string
+
+const (
+	PartyBank          PartyKind = "bank"           // an issuer or acquiring bank: its settlement account
+	PartyMerchant      PartyKind = "merchant"       // a merchant, venue, pharmacy or hospital: its clearing account
+	PartyOperator      PartyKind = "operator"       // a transit operator: its clearing account
+	PartyInsuranceFund PartyKind = "insurance_fund" // a city's pooled medical insurance fund
+)
+
+// PartyKinds lists the kinds of party.
+func PartyKinds() []PartyKind {
+	return []PartyKind{PartyBank, PartyMerchant, PartyOperator, PartyInsuranceFund}
+}
+
+// AccountKind is the ledger kind of a party's account.
+func (k PartyKind) AccountKind() (ledger.Kind, error) {
+	switch k {
+	case PartyBank:
+		return ledger.KindBankSettlement, nil
+	case PartyMerchant:
+		return ledger.KindMerchantClearing, nil
+	case PartyOperator:
+		return ledger.KindOperatorClearing, nil
+	case PartyInsuranceFund:
+		return ledger.KindInsuranceFund, nil
+	}
+	return ledger.KindUnknown, fmt.Errorf("unknown party kind %q", k)
+}
+
+// PartyAccount is the ledger account of a party, derived from its kind and id.
+func PartyAccount(kind PartyKind, id string) ledger.ID {
+	return cards.AccountID(string(kind), id)
+}
+
+// FeeIncomeAccount is the engine's income from merchant discount and network fees.
+var FeeIncomeAccount = cards.AccountID("system", "fee_income")
+
+// Directory is what planning reads about the world. The adapter prefetches it for a batch.
+type Directory interface {
+	// Card returns the card that token names (its own, physical or digital token).
+	Card(token string) (*cards.Card, bool)
+	// Party reports whether the party is registered.
+	Party(kind PartyKind, id string) bool
+	// AppliedTransfer returns the first transfer of an event applied before, for refunds.
+	AppliedTransfer(eventID uuid.UUID) (ledger.ID, bool)
+}
+
+// Status is what became of an event.
+type Status string
+
+const (
+	Applied  Status = "applied"  // its transfers were created
+	Accepted Status = "accepted" // recorded without transfers (a tap awaiting its travel day, a registry change)
+	Rejected Status = "rejected" // refused with a reason; nothing of it was applied
+)
+
+// Plan is what an event should do: transfers to apply as one linked group, or why not.
+type Plan struct {
+	Transfers []ledger.Transfer
+	// Reason says why an event is rejected; empty otherwise.
+	Reason string
+}
+
+// Reject returns a plan that refuses the event.
+func Reject(format string, args ...any) Plan { return Plan{Reason: fmt.Sprintf(format, args...)} }
+
+// PlanEvent decides the transfers of a money event. Registry events and taps plan no transfers:
+// the adapter records them. now is the batch's time, for card status.
+func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
+	switch data := e.Data.(type) {
+	case *events.FundsLoaded:
+		card, ok := d.Card(e.CardToken)
+		if !ok {
+			return Reject("unknown card")
+		}
+		if card.Status(now) == cards.StatusClosed {
+			return Reject("card is closed")
+		}
+		if !d.Party(PartyBank, card.IssuerBank) {
+			return Reject("issuer bank %q is not registered", card.IssuerBank)
+		}
+		return single(e, ledger.Transfer{DebitAccountID: PartyAccount(PartyBank, card.IssuerBank),
+			CreditAccountID: card.FundsAccount, Amount: data.Amount.Minor, Code: CodeFundsLoaded})
+	case *events.PurchaseCleared:
+		// A clearing record is a purchase the merchant has completed: the authorization already
+		// judged the card's status, so only its existence matters here.
+		card, ok := d.Card(e.CardToken)
+		if !ok {
+			return Reject("unknown card")
+		}
+		if !d.Party(PartyMerchant, data.MerchantID) {
+			return Reject("merchant %q is not registered", data.MerchantID)
+		}
+		return single(e, ledger.Transfer{DebitAccountID: card.FundsAccount,
+			CreditAccountID: PartyAccount(PartyMerchant, data.MerchantID), Amount: data.Amount.Minor, Code: CodePurchase})
+	case *events.PurchaseRefunded:
+		card, ok := d.Card(e.CardToken)
+		if !ok {
+			return Reject("unknown card")
+		}
+		original, ok := d.AppliedTransfer(data.OriginalEventID)
+		if !ok {
+			return Reject("original purchase %s was not applied", data.OriginalEventID)
+		}
+		return single(e, ledger.Transfer{Ref: original, DebitAccountID: PartyAccount(PartyMerchant, data.MerchantID),
+			CreditAccountID: card.FundsAccount, Amount: data.Amount.Minor, Code: CodeRefund, Flags: ledger.Reversal})
+	case *events.MedicalContribution:
+		card, ok := d.Card(e.CardToken)
+		if !ok {
+			return Reject("unknown card")
+		}
+		if !d.Party(PartyInsuranceFund, card.InsuranceCity) {
+			return Reject("insurance fund of %q is not registered", card.InsuranceCity)
+		}
+		return single(e, ledger.Transfer{DebitAccountID: PartyAccount(PartyInsuranceFund, card.InsuranceCity),
+			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
+	}
+	return Plan{}
+}
+
+// single plans one transfer for the event, with an id derived from the event.
+func single(e *events.Event, t ledger.Transfer) Plan {
+	t.ID = TransferID(e.ID, e.OccurredAt, 0)
+	t.UserData = ledger.ID(e.ID)
+	return Plan{Transfers: []ledger.Transfer{t}}
+}
+
+// TransferID derives the id of an event's leg-th transfer: a UUIDv7 whose time is the event's, so
+// the ledger's index grows at its right edge, and whose other bits hash the event id and leg, so
+// replaying the event can only ever name the same transfers.
+func TransferID(eventID uuid.UUID, occurred time.Time, leg int) ledger.ID {
+	var buf [20]byte
+	copy(buf[:16], eventID[:])
+	binary.BigEndian.PutUint32(buf[16:], uint32(leg))
+	h := sha256.Sum256(buf[:])
+	var id ledger.ID
+	ms := uint64(occurred.UnixMilli())
+	id[0], id[1], id[2], id[3], id[4], id[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	copy(id[6:], h[:10])
+	id[6] = id[6]&0x0f | 0x70 // version 7
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/joinincard/engine/consumer"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/postgres"
+)
+
+const (
+	defaultTopic    = "card-events"
+	defaultDLQTopic = "card-events-dlq"
+	defaultGroup    = "joinin-engine"
+	// topicStartTimeout bounds creating the topics at start.
+	topicStartTimeout = 30 * time.Second
+	// expirySweepInterval is how often holds past their timeout are released: an expired hold
+	// stops counting against a cardholder's funds within ten seconds.
+	expirySweepInterval = 10 * time.Second
+	// devTokenKey keys the tokenizer when no key is configured: fine for a demo on one machine,
+	// never for real numbers, which is why serve warns about it.
+	devTokenKey = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
+)
+
+// engineFlags are the flags of the commands that run the engine's pipeline.
+type engineFlags struct {
+	brokers      string
+	embeddedAddr string
+	partitions   int
+	topic        string
+	dlqTopic     string
+	group        string
+	tokenKey     string
+}
+
+func addEngineFlags(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+}) *engineFlags {
+	f := &engineFlags{}
+	fs.StringVar(&f.brokers, "kafka-brokers", envOr("JOININ_KAFKA_BROKERS", ""),
+		"comma-separated Kafka brokers; empty runs an embedded broker in this process (env JOININ_KAFKA_BROKERS)")
+	fs.StringVar(&f.embeddedAddr, "embedded-kafka-addr", envOr("JOININ_EMBEDDED_KAFKA_ADDR", "127.0.0.1:0"),
+		"loopback address of the embedded broker; port 0 picks a free one (env JOININ_EMBEDDED_KAFKA_ADDR)")
+	fs.IntVar(&f.partitions, "partitions", kafka.DefaultEmbeddedPartitions,
+		"partitions of the topics the engine creates when they do not exist")
+	fs.StringVar(&f.topic, "topic", envOr("JOININ_TOPIC", defaultTopic), "card events topic (env JOININ_TOPIC)")
+	fs.StringVar(&f.dlqTopic, "dlq-topic", envOr("JOININ_DLQ_TOPIC", defaultDLQTopic), "dead-letter topic (env JOININ_DLQ_TOPIC)")
+	fs.StringVar(&f.group, "group", envOr("JOININ_GROUP", defaultGroup), "consumer group (env JOININ_GROUP)")
+	fs.StringVar(&f.tokenKey, "token-key", envOr("JOININ_TOKEN_KEY", ""),
+		"hex key (32 bytes or more) for tokenizing personal numbers (env JOININ_TOKEN_KEY)")
+	return f
+}
+
+// brokers returns the brokers to use, starting the embedded one if none is configured. stop
+// closes what was started.
+func (f *engineFlags) connect(ctx context.Context, log *slog.Logger) (brokers []string, stop func(), err error) {
+	stop = func() {}
+	if f.brokers != "" {
+		brokers = strings.Split(f.brokers, ",")
+	} else {
+		b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Addr: f.embeddedAddr, Partitions: f.partitions, Logger: log})
+		if err != nil {
+			return nil, stop, err
+		}
+		brokers, stop = b.Addrs(), b.Close
+		log.Info("embedded kafka broker started", "addrs", brokers)
+	}
+	tctx, cancel := context.WithTimeout(ctx, topicStartTimeout)
+	defer cancel()
+	err = kafka.EnsureTopics(tctx, brokers, []kafka.TopicSpec{
+		{Name: f.topic, Partitions: f.partitions, ReplicationFactor: 1},
+		{Name: f.dlqTopic, Partitions: f.partitions, ReplicationFactor: 1},
+	})
+	if err != nil {
+		stop()
+		return nil, func() {}, err
+	}
+	return brokers, stop, nil
+}
+
+func (f *engineFlags) tokenizer(log *slog.Logger) (*events.Tokenizer, error) {
+	key := f.tokenKey
+	if key == "" {
+		log.Warn("no --token-key configured: using the development key; never register real cards with it")
+		key = devTokenKey
+	}
+	raw, err := hex.DecodeString(key)
+	if err != nil {
+		return nil, fmt.Errorf("--token-key: not hex: %w", err)
+	}
+	return events.NewTokenizer(raw)
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("serve", "consume card events from Kafka into the ledger and serve HTTP")
+	ef := addEngineFlags(fs)
+	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
+	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
+		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, err := ef.tokenizer(log)
+	if err != nil {
+		return err
+	}
+	brokers, stopBroker, err := ef.connect(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := consumer.NewMetrics(reg)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dlq := kafka.NewProducer(brokers, ef.dlqTopic)
+	defer func() {
+		if err := dlq.Close(); err != nil {
+			log.Warn("close dead-letter producer", "err", err)
+		}
+	}()
+	relay := &consumer.Relay{Store: st, Producer: dlq, Log: log, Metrics: metrics}
+	go relay.Run(ctx)
+	go sweepExpiredHolds(ctx, st, log)
+
+	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
+		adminToken: *adminToken, metrics: reg, log: log})
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintf(stdout, "serving HTTP on %s, consuming %s from %s\n", srv.addr, ef.topic, strings.Join(brokers, ","))
+
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group, Log: log, Metrics: metrics}, st)
+	err = cons.Run(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("engine stopped")
+	return nil
+}
+
+// sweepExpiredHolds releases holds past their timeout until ctx is done.
+func sweepExpiredHolds(ctx context.Context, st *postgres.Store, log *slog.Logger) {
+	t := time.NewTicker(expirySweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := st.ExpireHolds(ctx, 0)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("expire holds", "err", err)
+				}
+				break
+			}
+			if n > 0 {
+				log.Info("holds expired", "count", n)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}

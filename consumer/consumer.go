@@ -1,0 +1,344 @@
+// Package consumer is the engine's main loop: card events arrive on Kafka, are decoded per
+// partition, and are applied to the ledger in batches, each batch committed in one database
+// transaction with its partition's offset. The database, not the broker, holds the offsets that
+// count, so a crash at any point neither loses nor repeats an event.
+//
+// One fetcher per assigned partition reads and decodes (in parallel across partitions); one
+// committer applies the batches one transaction at a time, merging the batches waiting for it.
+// Batches of one process therefore never contend for the hot accounts every partition pays (a
+// transit operator's, a merchant's), and a slow database slows fetchers down instead of letting
+// memory grow: each fetcher has at most one batch in flight.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/postgres"
+)
+
+const (
+	// maxBatchEvents bounds what a fetcher hands the committer at once: a quarter of the ledger's
+	// batch bound, so that the committer can merge four partitions' batches into one transaction.
+	maxBatchEvents = 4096
+	// maxMergedEvents bounds one transaction's events. Each event plans at most one transfer
+	// today, and the ledger takes ledger.MaxBatchTransfers (16384) per batch.
+	maxMergedEvents = 16384
+	// maxBatchWait is how long a fetcher waits to fill a batch after its first event: short
+	// enough that a lone event is applied within a blink, long enough to batch a burst.
+	maxBatchWait = 20 * time.Millisecond
+	// maxBatchFailures bounds how often the committer tries one batch after infrastructure errors
+	// (the database unreachable) before the consumer stops and its supervisor restarts it.
+	maxBatchFailures = 5
+	// batchRetryPause is the pause before retrying a failed batch; it doubles each time.
+	batchRetryPause = 200 * time.Millisecond
+	// maxFetchFailures bounds consecutive failed fetches of one partition (a broker restarting,
+	// a leader moving) before the consumer stops and its supervisor restarts it; with
+	// fetchRetryPause between them that is ten seconds of a broker that does not answer.
+	maxFetchFailures = 10
+	fetchRetryPause  = time.Second
+	// finishTimeout is how long an in-flight batch may take to commit after shutdown is asked.
+	finishTimeout = 10 * time.Second
+	// lagInterval is how often the partitions' lag is measured.
+	lagInterval = 5 * time.Second
+)
+
+// Ingester is the store the consumer applies batches to.
+type Ingester interface {
+	IngestTimed(ctx context.Context, cursors []postgres.Cursor, msgs []clearing.Message) (*clearing.Decision, postgres.IngestTiming, error)
+	Cursor(ctx context.Context, name string) (int64, error)
+}
+
+var _ Ingester = (*postgres.Store)(nil)
+
+// Config configures a consumer.
+type Config struct {
+	Brokers []string
+	Topic   string
+	GroupID string
+	Log     *slog.Logger
+	Metrics *Metrics
+	// OnBatch, if set, is called after each committed transaction (tests and the load run watch it).
+	OnBatch func(Batch)
+}
+
+// Batch is what one committed transaction did.
+type Batch struct {
+	Events     int
+	Decision   *clearing.Decision
+	Timing     postgres.IngestTiming
+	DecodeTime time.Duration
+}
+
+// Consumer applies card events from Kafka to the ledger.
+type Consumer struct {
+	cfg   Config
+	store Ingester
+	queue chan *request
+}
+
+type request struct {
+	claim  kafka.Claim
+	cursor postgres.Cursor
+	msgs   []clearing.Message
+	decode time.Duration
+	done   chan error // receives the batch's outcome once
+}
+
+// New returns a consumer of cfg.Topic that applies to store.
+func New(cfg Config, store Ingester) *Consumer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{cfg: cfg, store: store, queue: make(chan *request)}
+}
+
+// Run consumes until ctx is done (nil: a clean shutdown) or a fault outlasts its retries.
+func (c *Consumer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	committed := make(chan error, 1)
+	go func() { committed <- c.commitLoop(ctx) }()
+	if c.cfg.Metrics != nil {
+		go c.watchLag(ctx)
+	}
+	err := kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: c.cfg.Brokers, GroupID: c.cfg.GroupID, Topic: c.cfg.Topic, Logger: c.cfg.Log}, c.fetch)
+	cancel()
+	if cerr := <-committed; err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// fetch is one partition's fetcher: it resumes from the database's cursor, not the broker's
+// committed offset, and stops when the generation ends or another writer owns the partition.
+func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
+	name := claim.String()
+	pos, err := c.store.Cursor(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read cursor of %s: %w", name, err)
+	}
+	c.cfg.Log.Info("partition claimed", "partition", name, "offset", pos)
+	r := kafka.NewPartitionReader(c.cfg.Brokers, claim, pos)
+	defer func() {
+		if err := r.Close(); err != nil {
+			c.cfg.Log.Warn("close partition reader", "partition", name, "err", err)
+		}
+	}()
+	failures := 0
+	for {
+		raw, err := r.FetchBatch(ctx, maxBatchEvents, maxBatchWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, kafkago.OffsetOutOfRange) {
+				// The database applied events the broker no longer has, or this is not the
+				// broker it consumed from: refuse rather than skip or re-read anything.
+				return fmt.Errorf("fetch %s at the database's offset %d: %w (the broker lost events or is not the one this database consumed from)", name, pos, err)
+			}
+			if failures++; failures > maxFetchFailures {
+				return fmt.Errorf("fetch %s: %w", name, err)
+			}
+			c.cfg.Log.Warn("fetch failed, retrying", "partition", name, "attempt", failures, "err", err)
+			if err := r.Close(); err != nil {
+				c.cfg.Log.Debug("close partition reader", "partition", name, "err", err)
+			}
+			select {
+			case <-time.After(fetchRetryPause):
+			case <-ctx.Done():
+				return nil
+			}
+			r = kafka.NewPartitionReader(c.cfg.Brokers, claim, pos)
+			continue
+		}
+		failures = 0
+		start := time.Now()
+		req := &request{claim: claim, msgs: decodeAll(name, raw), done: make(chan error, 1)}
+		req.decode = time.Since(start)
+		req.cursor = postgres.Cursor{Name: name, From: pos, To: raw[len(raw)-1].Offset + 1}
+		select {
+		case c.queue <- req:
+		case <-ctx.Done():
+			return nil
+		}
+		// Wait for the outcome even if ctx ends meanwhile: the committer finishes what it took.
+		if err := <-req.done; err != nil {
+			if errors.Is(err, postgres.ErrCursorMoved) {
+				c.cfg.Log.Warn("partition taken over by another consumer", "partition", name)
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		pos = req.cursor.To
+		if err := claim.CommitAdvisory(pos); err != nil {
+			c.cfg.Log.Debug("advisory offset commit", "partition", name, "err", err)
+		}
+	}
+}
+
+func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
+	msgs := make([]clearing.Message, len(raw))
+	for i, m := range raw {
+		e, err := events.Decode(m.Value)
+		msgs[i] = clearing.Message{Source: source, Offset: m.Offset, Raw: m.Value, Event: e, DecodeErr: err}
+	}
+	return msgs
+}
+
+// commitLoop is the single writer: it takes the waiting batches, merges them up to
+// maxMergedEvents, and commits them in one transaction.
+func (c *Consumer) commitLoop(ctx context.Context) error {
+	var carry *request // a batch too large to merge with the previous ones goes first next time
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-c.queue:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		reqs, n := []*request{first}, len(first.msgs)
+	merge:
+		for n < maxMergedEvents {
+			select {
+			case r := <-c.queue:
+				if n+len(r.msgs) > maxMergedEvents {
+					carry = r
+					break merge
+				}
+				reqs, n = append(reqs, r), n+len(r.msgs)
+			default:
+				break merge
+			}
+		}
+		if err := c.commitOne(ctx, reqs); err != nil {
+			if carry != nil {
+				carry.done <- err
+			}
+			return err
+		}
+	}
+}
+
+// commitOne commits reqs together, or one by one when one of their cursors moved, retrying
+// infrastructure faults a bounded number of times. Each request gets its outcome.
+func (c *Consumer) commitOne(ctx context.Context, reqs []*request) error {
+	// A batch taken is finished even during shutdown, within finishTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	err := c.commitWithRetry(ctx, reqs)
+	if errors.Is(err, postgres.ErrCursorMoved) && len(reqs) > 1 {
+		for _, r := range reqs {
+			r.done <- c.commitWithRetry(ctx, []*request{r})
+		}
+		return nil
+	}
+	for _, r := range reqs {
+		r.done <- err
+	}
+	if errors.Is(err, postgres.ErrCursorMoved) {
+		return nil
+	}
+	return err
+}
+
+func (c *Consumer) commitWithRetry(ctx context.Context, reqs []*request) error {
+	cursors := make([]postgres.Cursor, len(reqs))
+	var (
+		msgs   []clearing.Message
+		decode time.Duration
+	)
+	for i, r := range reqs {
+		cursors[i] = r.cursor
+		msgs = append(msgs, r.msgs...)
+		decode += r.decode
+	}
+	pause := batchRetryPause
+	for failures := 1; ; failures++ {
+		d, timing, err := c.store.IngestTimed(ctx, cursors, msgs)
+		if err == nil {
+			c.observe(Batch{Events: len(msgs), Decision: d, Timing: timing, DecodeTime: decode})
+			return nil
+		}
+		if errors.Is(err, postgres.ErrCursorMoved) || failures >= maxBatchFailures || ctx.Err() != nil {
+			return err
+		}
+		if c.cfg.Metrics != nil {
+			c.cfg.Metrics.Retries.Inc()
+		}
+		c.cfg.Log.Warn("batch failed, retrying", "events", len(msgs), "attempt", failures, "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pause *= 2
+	}
+}
+
+func (c *Consumer) observe(b Batch) {
+	if m := c.cfg.Metrics; m != nil {
+		m.BatchEvents.Observe(float64(b.Events))
+		m.Seconds.WithLabelValues("decode").Observe(b.DecodeTime.Seconds())
+		m.Seconds.WithLabelValues("ingest").Observe(b.Timing.Ingest.Seconds())
+		m.Seconds.WithLabelValues("commit").Observe(b.Timing.Commit.Seconds())
+		d := b.Decision
+		for _, p := range d.Processed {
+			m.Events.WithLabelValues(string(p.Type), string(p.Status)).Inc()
+		}
+		if d.Duplicates > 0 {
+			m.Events.WithLabelValues("any", "duplicate").Add(float64(d.Duplicates))
+		}
+		for _, dl := range d.DeadLetters {
+			switch dl.Kind {
+			case clearing.Malformed:
+				m.Events.WithLabelValues("unknown", "malformed").Inc()
+			case clearing.Conflict:
+				m.Events.WithLabelValues("any", "conflict").Inc()
+			}
+		}
+	}
+	if c.cfg.OnBatch != nil {
+		c.cfg.OnBatch(b)
+	}
+}
+
+// watchLag measures, every lagInterval, how far each partition's cursor is behind the broker.
+func (c *Consumer) watchLag(ctx context.Context) {
+	t := time.NewTicker(lagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		marks, err := kafka.HighWatermarks(ctx, c.cfg.Brokers, c.cfg.Topic)
+		if err != nil {
+			c.cfg.Log.Debug("measure lag", "err", err)
+			continue
+		}
+		for p, hw := range marks {
+			pos, err := c.store.Cursor(ctx, kafka.Claim{Topic: c.cfg.Topic, Partition: p}.String())
+			if err != nil {
+				continue
+			}
+			c.cfg.Metrics.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(max(hw-pos, 0)))
+		}
+	}
+}

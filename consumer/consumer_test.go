@@ -1,0 +1,281 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/joinincard/engine/consumer"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+)
+
+const (
+	topic      = "card-events"
+	dlqTopic   = "card-events-dlq"
+	partitions = 4
+	// caughtUpTimeout bounds waiting for the consumer to apply everything produced.
+	caughtUpTimeout = 3 * time.Minute
+)
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "consumer":
+		os.Exit(runConsumerChild())
+	case "broker":
+		os.Exit(runBrokerChild())
+	}
+	pgtest.Main(m, "consumer")
+}
+
+func startBroker(t *testing.T) []string {
+	t.Helper()
+	b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Addr: "127.0.0.1:0", Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, b.Addrs(), []kafka.TopicSpec{
+		{Name: topic, Partitions: partitions, ReplicationFactor: 1},
+		{Name: dlqTopic, Partitions: 1, ReplicationFactor: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Addrs()
+}
+
+func produce(t *testing.T, brokers []string, msgs ...kafkago.Message) {
+	t.Helper()
+	p := kafka.NewProducer(brokers, topic)
+	defer p.Close()
+	const chunk = 2000
+	for len(msgs) > 0 {
+		n := min(chunk, len(msgs))
+		if err := p.Produce(context.Background(), msgs[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+func keyed(evs ...events.Event) []kafkago.Message {
+	out := make([]kafkago.Message, len(evs))
+	for i, e := range evs {
+		out[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
+	}
+	return out
+}
+
+func registerParties(t *testing.T, st *postgres.Store, city *loadtest.City) {
+	t.Helper()
+	for _, p := range city.Parties() {
+		if _, err := st.RegisterParty(context.Background(), p.Kind, p.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitCaughtUp waits until every partition's database cursor has reached the broker's end.
+func waitCaughtUp(t *testing.T, st *postgres.Store, brokers []string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(caughtUpTimeout)
+	for {
+		marks, err := kafka.HighWatermarks(ctx, brokers, topic)
+		if err == nil {
+			behind := int64(0)
+			for p, hw := range marks {
+				pos, err := st.Cursor(ctx, fmt.Sprintf("%s/%d", topic, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				behind += hw - pos
+			}
+			if behind == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumer still %d events behind after %s", behind, caughtUpTimeout)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func checkBalances(t *testing.T, st *postgres.Store, want map[string]int64) {
+	t.Helper()
+	for key, net := range want {
+		b, err := st.Balance(context.Background(), loadtest.AccountOf(key))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if b.Net() != net {
+			t.Errorf("%s: net %s, want %s", key, ledger.FormatAmount(b.Net(), "CNY"), ledger.FormatAmount(net, "CNY"))
+		}
+	}
+}
+
+// A stream with malformed, duplicate and conflicting events mixed in: every valid event lands
+// once, and the rest reach the dead-letter topic with their reasons.
+func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
+	st := pgtest.NewStore(t)
+	brokers := startBroker(t)
+	city := loadtest.NewCity(3, 40, 5, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+
+	regs, funds := city.Registrations(), city.Funding(20000, 80000)
+	buys := city.Purchases(300, 3000)
+	refunds := []events.Event{city.Refund(buys[0], 1), city.Refund(buys[1], buys[1].Data.(*events.PurchaseCleared).Amount.Minor)}
+	var valid []events.Event
+	valid = append(append(append(append(valid, regs...), funds...), buys...), refunds...)
+
+	msgs := keyed(valid...)
+	conflict := buys[2]
+	conflict.Data = &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 7, Currency: "CNY"}, MCC: "5411"}
+	bad := []kafkago.Message{
+		{Key: []byte(city.Cards[0]), Value: []byte(`{"schema":"joinin.card-event.v1","event_id":"not-a-uuid"}`)},
+		{Key: []byte(city.Cards[1]), Value: []byte(`not json at all`)},
+		{Key: []byte(city.Cards[2]), Value: []byte(strings.Replace(string(loadtest.Encode(buys[3])), `"amount":"`, `"amount":"-`, 1))},
+	}
+	bad = append(bad, keyed(conflict)...)
+	dups := keyed(buys[10], buys[20], funds[5])
+	msgs = append(append(msgs, bad...), dups...)
+	produce(t, brokers, msgs...)
+
+	var (
+		mu          sync.Mutex
+		duplicates  int
+		deadLetters []string
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "test", Log: slog.New(slog.DiscardHandler),
+		OnBatch: func(b consumer.Batch) {
+			mu.Lock()
+			defer mu.Unlock()
+			duplicates += b.Decision.Duplicates
+			for _, dl := range b.Decision.DeadLetters {
+				deadLetters = append(deadLetters, dl.Reason)
+			}
+		}}, st)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	waitCaughtUp(t, st, brokers)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	if duplicates != len(dups) {
+		t.Errorf("%d duplicates counted, want %d", duplicates, len(dups))
+	}
+	if len(deadLetters) != len(bad) {
+		t.Errorf("%d dead letters, want %d:\n%s", len(deadLetters), len(bad), strings.Join(deadLetters, "\n"))
+	}
+	var applied int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM processed_events WHERE status <> 'rejected'`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(valid) {
+		t.Errorf("%d events applied or accepted, want %d", applied, len(valid))
+	}
+	checkBalances(t, st, city.Expected(valid))
+
+	// The relay moves the dead letters to their topic, with the original bytes and the reason.
+	dlq := kafka.NewProducer(brokers, dlqTopic)
+	defer dlq.Close()
+	relay := &consumer.Relay{Store: st, Producer: dlq, Log: slog.New(slog.DiscardHandler)}
+	n, err := relay.RelayOnce(context.Background())
+	if err != nil || n != len(bad) {
+		t.Fatalf("relayed %d, %v; want %d", n, err, len(bad))
+	}
+	r := kafka.NewPartitionReader(brokers, kafka.Claim{Topic: dlqTopic, Partition: 0}, 0)
+	defer r.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	got := map[string]bool{}
+	for len(got) < len(bad) {
+		ms, err := r.FetchBatch(rctx, 100, 50*time.Millisecond)
+		if err != nil {
+			t.Fatalf("read dead-letter topic: %v (have %d)", err, len(got))
+		}
+		for _, m := range ms {
+			var kind, reason string
+			for _, h := range m.Headers {
+				switch h.Key {
+				case "joinin-kind":
+					kind = string(h.Value)
+				case "joinin-reason":
+					reason = string(h.Value)
+				}
+			}
+			if reason == "" || len(m.Value) == 0 {
+				t.Errorf("dead letter without reason or bytes: %+v", m)
+			}
+			got[kind+": "+string(m.Value)] = true
+		}
+	}
+	for _, b := range bad[:3] {
+		if !got["malformed: "+string(b.Value)] {
+			t.Errorf("malformed message %q not in the dead-letter topic", b.Value)
+		}
+	}
+}
+
+// Two engines share the partitions and one leaves mid-stream: each partition's work resumes from
+// the database's cursor in whichever engine gets it, and every event lands once.
+func TestRebalanceResumesFromTheDatabase(t *testing.T) {
+	st := pgtest.NewStore(t)
+	brokers := startBroker(t)
+	city := loadtest.NewCity(5, 300, 10, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	var evs []events.Event
+	evs = append(append(evs, city.Registrations()...), city.Funding(100000, 200000)...)
+	evs = append(evs, city.Purchases(20000, 500)...)
+	msgs := keyed(evs...)
+
+	run := func(ctx context.Context) chan error {
+		done := make(chan error, 1)
+		cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "rebalance", Log: slog.New(slog.DiscardHandler)}, st)
+		go func() { done <- cons.Run(ctx) }()
+		return done
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	doneA := run(ctxA)
+	produce(t, brokers, msgs[:len(msgs)/2]...)
+	ctxB, cancelB := context.WithCancel(context.Background())
+	doneB := run(ctxB)
+	produce(t, brokers, msgs[len(msgs)/2:]...)
+	time.Sleep(500 * time.Millisecond)
+	cancelB()
+	if err := <-doneB; err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, st, brokers)
+	cancelA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	var processed int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&processed); err != nil {
+		t.Fatal(err)
+	}
+	if processed != len(evs) {
+		t.Fatalf("%d events processed, %d produced", processed, len(evs))
+	}
+	checkBalances(t, st, city.Expected(evs))
+}

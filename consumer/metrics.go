@@ -1,0 +1,50 @@
+package consumer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the consumer's Prometheus series.
+type Metrics struct {
+	// Events counts consumed events by type and result: applied, accepted, rejected (its reason is
+	// in the dead letter), duplicate, conflict, malformed.
+	Events *prometheus.CounterVec
+	// BatchEvents is the number of events per committed transaction.
+	BatchEvents prometheus.Histogram
+	// Seconds times the phases of a batch: decode, ingest (read, decide, apply, write) and commit.
+	Seconds *prometheus.HistogramVec
+	// Lag is, per partition, how many offsets the broker holds beyond the database's cursor.
+	Lag *prometheus.GaugeVec
+	// DeadLetters counts dead letters relayed to the dead-letter topic.
+	DeadLetters prometheus.Counter
+	// Retries counts batches that failed and were tried again.
+	Retries prometheus.Counter
+}
+
+// NewMetrics creates the consumer's series and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "joinin_events_total", Help: "Card events consumed, by type and result.",
+		}, []string{"type", "result"}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "joinin_batch_events", Help: "Events per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8), // 1 .. 16384
+		}),
+		Seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "joinin_batch_seconds", Help: "Time per batch phase: decode, ingest, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5 ms .. 4 s
+		}, []string{"phase"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "joinin_partition_lag", Help: "Offsets in the broker beyond the database cursor, per partition.",
+		}, []string{"partition"}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_dead_letters_total", Help: "Dead letters relayed to the dead-letter topic.",
+		}),
+		Retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_batch_retries_total", Help: "Batches that failed and were tried again.",
+		}),
+	}
+	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.DeadLetters, m.Retries)
+	return m
+}

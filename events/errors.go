@@ -1,0 +1,53 @@
+package events
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// DecodeError says why a message is refused. Field is the JSON path of the offending field
+// ("data.amount"), or "" when the message as a whole is at fault (too large, not JSON, trailing
+// data). Reason never quotes a personal value: token, masked, name and identifier fields are
+// described, not echoed, because refused messages end up in logs and on the dead-letter topic.
+type DecodeError struct {
+	Field  string
+	Reason string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// maxQuotedBytes bounds how much of a refused value an error message repeats: enough to recognize
+// an amount or a time, not enough to carry a payload into the logs.
+const maxQuotedBytes = 40
+
+// quote returns s as a Go string literal, cut to maxQuotedBytes.
+func quote(s string) string {
+	if len(s) <= maxQuotedBytes {
+		return strconv.Quote(s)
+	}
+	cut := maxQuotedBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}
+
+// fieldName is a JSON key as it appears in an error's Field: plain when it is a lowercase
+// identifier like every field of the schema, quoted (and cut) otherwise.
+func fieldName(key string) string {
+	if key == "" || len(key) > maxQuotedBytes {
+		return quote(key)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return quote(key)
+		}
+	}
+	return key
+}

@@ -1,0 +1,9 @@
+package events
+
+// Internals the external tests check the documentation and the bounds against.
+var (
+	DataFields     = dataFields
+	EnvelopeFields = envelopeFields
+)
+
+const MaxEventBytes = maxEventBytes

@@ -1,0 +1,229 @@
+// Package http is the engine's HTTP edge: health, readiness and metrics for the platform, and the
+// admin API of the card registry (parties, card registration, card status).
+//
+// Errors follow WTF Dial: handlers return an *Error carrying a code (EINVALID, ENOTFOUND, ...),
+// and only this package maps codes to HTTP statuses. Anything else is an internal error: it is
+// logged in full and answered with a 500 "internal error" that says nothing more.
+//
+// Personal numbers (card, passport, social security, work permit, bank account) reach the engine
+// only through POST /v1/cards. The handler turns each into a token and a masked form at once; the
+// clear numbers are never logged, stored, put into an event or echoed in a response or an error.
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+)
+
+// Error codes: what went wrong, in terms a client can act on. statusOf maps them to HTTP statuses.
+const (
+	EINVALID      = "invalid"            // the request is malformed or breaks a rule: fix it
+	EUNAUTHORIZED = "unauthorized"       // no credentials
+	EFORBIDDEN    = "forbidden"          // wrong credentials
+	ENOTFOUND     = "not_found"          // the resource does not exist
+	EMETHOD       = "method_not_allowed" // the path exists, the method does not
+	ECONFLICT     = "conflict"           // the request contradicts what the engine already holds
+	ETOOLARGE     = "too_large"          // the body is over its bound
+	EINTERNAL     = "internal"           // a bug or an unexpected failure, logged, never detailed
+	EUNAVAILABLE  = "unavailable"        // not now: not configured, not ready, or busy; retry later
+)
+
+var statusOf = map[string]int{
+	EINVALID:      http.StatusBadRequest,
+	EUNAUTHORIZED: http.StatusUnauthorized,
+	EFORBIDDEN:    http.StatusForbidden,
+	ENOTFOUND:     http.StatusNotFound,
+	EMETHOD:       http.StatusMethodNotAllowed,
+	ECONFLICT:     http.StatusConflict,
+	ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	EINTERNAL:     http.StatusInternalServerError,
+	EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+// Error is an error a client may see: a code and a lowercase message for people.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorBody is the JSON of every error response: {"error": {"code": "...", "message": "..."}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// maxRequestBytes bounds every request body. The largest valid body, a card registration with
+// every text field at the event schema's 256-byte bound, is under 4 KiB; written entirely in \u
+// escapes it stays under 12 KiB. 16 KiB keeps a broken client from making the server buffer
+// megabytes per request.
+const maxRequestBytes = 16 << 10
+
+// writeJSON writes v as the response with status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	// Responses carry personal data (names, masked numbers) and balances: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		s.log.DebugContext(r.Context(), "write response", "route", r.Pattern, "err", err)
+	}
+}
+
+// writeError answers with err: an *Error as it is, anything else as a 500 whose detail goes to
+// the log only.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "route", r.Pattern, "err", err)
+		e = &Error{Code: EINTERNAL, Message: "internal error"}
+	}
+	status, ok := statusOf[e.Code]
+	if !ok {
+		s.log.ErrorContext(r.Context(), "error code without a status", "code", e.Code, "route", r.Pattern)
+		e, status = &Error{Code: EINTERNAL, Message: "internal error"}, http.StatusInternalServerError
+	}
+	if e.Code == EUNAVAILABLE {
+		w.Header().Set("Retry-After", "1")
+	}
+	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}})
+}
+
+// decodeBody reads one JSON object into dst, a pointer to a struct whose fields are all strings,
+// strictly: at most maxRequestBytes of UTF-8; exactly one object and nothing after it but
+// whitespace; only the struct's field names, spelled exactly (encoding/json alone would match
+// "Card_Number" and keep the last of two "card_number"s), each at most once, each a string.
+//
+// Error messages name fields, never values: a value may be a personal number.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return Errorf(ETOOLARGE, "request body is larger than %d bytes", maxRequestBytes)
+		}
+		return Errorf(EINVALID, "cannot read request body")
+	}
+	if !utf8.Valid(body) {
+		return Errorf(EINVALID, "request body is not valid utf-8")
+	}
+	if err := checkObject(body, jsonFields(dst)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		// checkObject has seen every field: this is a bug, not the client's fault. The decoder's
+		// message may quote a value, so it is not passed on.
+		return fmt.Errorf("decode checked request body into %T: %w", dst, err)
+	}
+	return nil
+}
+
+// checkObject checks that body is one JSON object of string members named in fields, each once.
+func checkObject(body []byte, fields map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	syntax := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Errorf(EINVALID, "request body is not valid json: unexpected end")
+		}
+		return Errorf(EINVALID, "request body is not valid json at byte %d", dec.InputOffset())
+	}
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return Errorf(EINVALID, "request body must be a json object")
+	}
+	if err != nil {
+		return syntax(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return Errorf(EINVALID, "request body must be a json object")
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntax(err)
+		}
+		key, _ := tok.(string) // inside an object the decoder yields only string keys
+		switch {
+		case !fields[key]:
+			return unknownField(key)
+		case seen[key]:
+			return Errorf(EINVALID, "%s: duplicate field", key)
+		}
+		seen[key] = true
+		val, err := dec.Token()
+		if err != nil {
+			return syntax(err)
+		}
+		switch val.(type) {
+		case string:
+		case nil:
+			return Errorf(EINVALID, "%s: must be a string, not null (leave an optional field out)", key)
+		default:
+			return Errorf(EINVALID, "%s: must be a string", key)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return syntax(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(EINVALID, "request body has data after the json object")
+	}
+	return nil
+}
+
+// maxFieldNameEcho bounds how much of an unknown field's name an error repeats.
+const maxFieldNameEcho = 32
+
+// unknownField describes an unknown key, quoting it only when it looks like a field name: a
+// client may have put anything in a key, even a number that must not be echoed.
+func unknownField(key string) error {
+	if key == "" || len(key) > maxFieldNameEcho {
+		return Errorf(EINVALID, "unknown field")
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_') {
+			return Errorf(EINVALID, "unknown field")
+		}
+	}
+	return Errorf(EINVALID, "unknown field %q", key)
+}
+
+// jsonFields returns the JSON names of the fields of the struct dst points to.
+func jsonFields(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	fields := make(map[string]bool, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			fields[name] = true
+		}
+	}
+	return fields
+}

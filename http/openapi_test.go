@@ -1,0 +1,285 @@
+package http
+
+import (
+	"encoding/json"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// statuses lists, per operation, every status its handler can answer. TestOpenAPI checks that the
+// document says exactly this; TestStatusCodes provokes every one of them and nothing else.
+var statuses = map[string][]int{
+	"GET /healthz":                  {200},
+	"GET /readyz":                   {200, 503},
+	"GET /metrics":                  {200, 503},
+	"POST /v1/parties":              {201, 400, 401, 403, 409, 413, 500, 503},
+	"POST /v1/cards":                {200, 201, 400, 401, 403, 409, 413, 500, 503},
+	"GET /v1/cards/{token}":         {200, 401, 403, 404, 500, 503},
+	"POST /v1/cards/{token}/status": {200, 400, 401, 403, 404, 409, 413, 500, 503},
+}
+
+// Go types whose JSON fields the document's schemas must list exactly.
+var (
+	requestTypes = map[string]any{
+		"POST /v1/parties":              partyRequest{},
+		"POST /v1/cards":                registerCardRequest{},
+		"POST /v1/cards/{token}/status": cardStatusRequest{},
+	}
+	responseTypes = map[string]any{
+		"POST /v1/parties":              partyView{},
+		"POST /v1/cards":                cardView{},
+		"GET /v1/cards/{token}":         cardView{},
+		"POST /v1/cards/{token}/status": cardView{},
+		"GET /healthz":                  map[string]string{"status": ""},
+		"GET /readyz":                   readyView{},
+	}
+	idempotent = map[string]bool{"POST /v1/cards": true, "POST /v1/cards/{token}/status": true}
+)
+
+type openAPIDoc struct {
+	OpenAPI    string                          `json:"openapi"`
+	Paths      map[string]map[string]openAPIOp `json:"paths"`
+	Components struct {
+		Schemas         map[string]openAPISchema   `json:"schemas"`
+		Responses       map[string]openAPIResponse `json:"responses"`
+		Parameters      map[string]openAPIParam    `json:"parameters"`
+		SecuritySchemes map[string]map[string]any  `json:"securitySchemes"`
+	} `json:"components"`
+}
+
+type openAPIOp struct {
+	Parameters  []openAPIParam `json:"parameters"`
+	RequestBody *struct {
+		Required bool                                      `json:"required"`
+		Content  map[string]struct{ Schema openAPISchema } `json:"content"`
+	} `json:"requestBody"`
+	Responses map[string]openAPIResponse `json:"responses"`
+	Security  *[]map[string][]string     `json:"security"`
+}
+
+type openAPIParam struct {
+	Ref      string `json:"$ref"`
+	Name     string `json:"name"`
+	In       string `json:"in"`
+	Required bool   `json:"required"`
+}
+
+type openAPIResponse struct {
+	Ref     string                                    `json:"$ref"`
+	Content map[string]struct{ Schema openAPISchema } `json:"content"`
+}
+
+type openAPISchema struct {
+	Ref                  string                   `json:"$ref"`
+	Type                 string                   `json:"type"`
+	Properties           map[string]openAPISchema `json:"properties"`
+	Required             []string                 `json:"required"`
+	AdditionalProperties *bool                    `json:"additionalProperties"`
+}
+
+func loadOpenAPI(t *testing.T) *openAPIDoc {
+	t.Helper()
+	b, err := os.ReadFile("../docs/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("docs/openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.0.") {
+		t.Fatalf("docs/openapi.json is OpenAPI %q, want 3.0.x", doc.OpenAPI)
+	}
+	return &doc
+}
+
+// openAPIPath converts a net/http pattern path to an OpenAPI path: "{rest...}" is "{rest}", and
+// "{$}" (an exact-match marker) disappears.
+func openAPIPath(pattern string) string {
+	p := strings.ReplaceAll(pattern, "...}", "}")
+	return strings.TrimSuffix(p, "{$}")
+}
+
+func TestOpenAPI(t *testing.T) {
+	doc := loadOpenAPI(t)
+	e := newEnv(t)
+
+	served := map[string]Route{}
+	for _, rt := range e.srv.Routes() {
+		served[rt.Method+" "+openAPIPath(rt.Pattern)] = rt
+	}
+	documented := map[string]openAPIOp{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			documented[strings.ToUpper(method)+" "+path] = op
+		}
+	}
+	if got, want := slices.Sorted(maps.Keys(documented)), slices.Sorted(maps.Keys(served)); !slices.Equal(got, want) {
+		t.Fatalf("documented operations %q, server routes %q", got, want)
+	}
+	if got, want := slices.Sorted(maps.Keys(statuses)), slices.Sorted(maps.Keys(served)); !slices.Equal(got, want) {
+		t.Fatalf("the statuses table covers %q, server routes %q", got, want)
+	}
+
+	for name, op := range documented {
+		var docStatuses []int
+		for code := range op.Responses {
+			n, err := strconv.Atoi(code)
+			if err != nil {
+				t.Errorf("%s: response %q is not a status code", name, code)
+				continue
+			}
+			docStatuses = append(docStatuses, n)
+		}
+		slices.Sort(docStatuses)
+		if want := slices.Sorted(slices.Values(statuses[name])); !slices.Equal(docStatuses, want) {
+			t.Errorf("%s: documented statuses %v, the handler answers %v", name, docStatuses, want)
+		}
+
+		rt := served[name]
+		switch {
+		case op.Security == nil:
+			t.Errorf("%s: no security requirement (write [] for a public operation)", name)
+		case rt.Admin && !slices.ContainsFunc(*op.Security, func(m map[string][]string) bool { _, ok := m["adminBearer"]; return ok }):
+			t.Errorf("%s: an admin route without the adminBearer requirement", name)
+		case !rt.Admin && len(*op.Security) != 0:
+			t.Errorf("%s: a public route with a security requirement", name)
+		}
+
+		hasKey := false
+		for _, p := range op.Parameters {
+			p = resolveParam(t, doc, p)
+			if p.In == "header" && p.Name == idempotencyHeader {
+				hasKey = p.Required
+			}
+			if p.In == "path" && !strings.Contains(rt.Pattern, "{"+p.Name+"}") {
+				t.Errorf("%s: path parameter %q not in the pattern", name, p.Name)
+			}
+		}
+		if hasKey != idempotent[name] {
+			t.Errorf("%s: documents a required Idempotency-Key: %v, want %v", name, hasKey, idempotent[name])
+		}
+
+		if typ, ok := requestTypes[name]; ok {
+			if op.RequestBody == nil || !op.RequestBody.Required {
+				t.Errorf("%s: no required request body", name)
+			} else {
+				checkSchema(t, doc, name+" request", op.RequestBody.Content["application/json"].Schema, typ, true)
+			}
+		} else if op.RequestBody != nil {
+			t.Errorf("%s: documents a request body the handler does not read", name)
+		}
+		if typ, ok := responseTypes[name]; ok {
+			ok2xx := false
+			for code, resp := range op.Responses {
+				if !strings.HasPrefix(code, "2") {
+					continue
+				}
+				ok2xx = true
+				checkSchema(t, doc, name+" "+code, resolveResponse(t, doc, resp).Content["application/json"].Schema, typ, false)
+			}
+			if !ok2xx {
+				t.Errorf("%s: no success response", name)
+			}
+		}
+		for code, resp := range op.Responses {
+			if n, _ := strconv.Atoi(code); n >= 400 && name != "GET /metrics" {
+				if s := resolveResponse(t, doc, resp).Content["application/json"].Schema; s.Ref != "#/components/schemas/Error" {
+					t.Errorf("%s %s: error response schema %q, want the Error schema", name, code, s.Ref)
+				}
+			}
+		}
+	}
+	if _, ok := doc.Components.SecuritySchemes["adminBearer"]; !ok {
+		t.Error("no adminBearer security scheme")
+	}
+	checkSchema(t, doc, "Error", openAPISchema{Ref: "#/components/schemas/Error"}, errorBody{}, false)
+}
+
+func resolveParam(t *testing.T, doc *openAPIDoc, p openAPIParam) openAPIParam {
+	t.Helper()
+	if p.Ref == "" {
+		return p
+	}
+	q, ok := doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+	if !ok {
+		t.Fatalf("unresolved parameter %q", p.Ref)
+	}
+	return q
+}
+
+func resolveResponse(t *testing.T, doc *openAPIDoc, r openAPIResponse) openAPIResponse {
+	t.Helper()
+	if r.Ref == "" {
+		return r
+	}
+	q, ok := doc.Components.Responses[strings.TrimPrefix(r.Ref, "#/components/responses/")]
+	if !ok {
+		t.Fatalf("unresolved response %q", r.Ref)
+	}
+	return q
+}
+
+func resolveSchema(t *testing.T, doc *openAPIDoc, s openAPISchema) openAPISchema {
+	t.Helper()
+	if s.Ref == "" {
+		return s
+	}
+	q, ok := doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+	if !ok {
+		t.Fatalf("unresolved schema %q", s.Ref)
+	}
+	return q
+}
+
+// checkSchema checks that schema lists exactly the JSON fields of v (a struct, or a map whose
+// keys are the fields), closed to others, with the fields the Go code always writes (or, for a
+// request, requires) marked required; nested structs are checked the same way.
+func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchema, v any, request bool) {
+	t.Helper()
+	s := resolveSchema(t, doc, schema)
+	if s.Type != "object" || s.AdditionalProperties == nil || *s.AdditionalProperties {
+		t.Errorf("%s: schema is not a closed object (type object, additionalProperties false)", what)
+	}
+	type field struct {
+		optional bool
+		nested   any
+	}
+	fields := map[string]field{}
+	if m, ok := v.(map[string]string); ok {
+		for k := range m {
+			fields[k] = field{}
+		}
+	} else {
+		rt := reflect.TypeOf(v)
+		for i := 0; i < rt.NumField(); i++ {
+			name, opts, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			f := field{optional: strings.Contains(opts, "omitempty")}
+			if k := rt.Field(i).Type.Kind(); k == reflect.Struct {
+				f.nested = reflect.Zero(rt.Field(i).Type).Interface()
+			}
+			fields[name] = f
+		}
+	}
+	if got, want := slices.Sorted(maps.Keys(s.Properties)), slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
+		t.Errorf("%s: documented properties %q, the Go type has %q", what, got, want)
+		return
+	}
+	var wantRequired []string
+	for name, f := range fields {
+		if !f.optional {
+			wantRequired = append(wantRequired, name)
+		}
+		if f.nested != nil {
+			checkSchema(t, doc, what+"."+name, s.Properties[name], f.nested, request)
+		}
+	}
+	if got, want := slices.Sorted(slices.Values(s.Required)), slices.Sorted(slices.Values(wantRequired)); !slices.Equal(got, want) {
+		t.Errorf("%s: documented required %q, want %q", what, got, want)
+	}
+}

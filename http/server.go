@@ -1,0 +1,329 @@
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+)
+
+// Store is what the HTTP edge needs of the database.
+type Store interface {
+	// Ingest decides and applies events in one transaction, as the Kafka consumer does.
+	Ingest(ctx context.Context, cursors []postgres.Cursor, msgs []clearing.Message) (*clearing.Decision, error)
+	// Card returns the card that token names (its own, physical or digital token), or an error
+	// wrapping postgres.ErrNotFound.
+	Card(ctx context.Context, token string) (*cards.Card, error)
+	// Balance returns an account's current balance.
+	Balance(ctx context.Context, id ledger.ID) (postgres.AccountBalance, error)
+	// RegisterParty registers a party and opens its account; again with the same name is a no-op,
+	// with another name an error wrapping postgres.ErrAccountConflict.
+	RegisterParty(ctx context.Context, kind clearing.PartyKind, id, name string) (postgres.Party, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+var _ Store = (*postgres.Store)(nil)
+
+// Pinger is a dependency /readyz checks: the Kafka broker.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is what a Server is built from.
+type Config struct {
+	Store  Store  // required
+	Broker Pinger // required: the broker, checked by /readyz
+	// Tokenizer turns personal numbers into tokens; it must hold the producers' key, so that the
+	// HTTP edge and the Kafka producers give one number one token. Required.
+	Tokenizer *events.Tokenizer
+	// AdminToken is the bearer token of the admin endpoints. Empty, they answer 503: an admin API
+	// without a credential is refused, never opened.
+	AdminToken string
+	// Metrics is served on /metrics; nil serves no series.
+	Metrics prometheus.Gatherer
+	// Log receives the access log and the detail of internal errors; nil is slog.Default().
+	Log *slog.Logger
+	// Now is the clock: card status and key checks. Nil is time.Now.
+	Now func() time.Time
+}
+
+// Route is one endpoint: its method and its net/http pattern path, e.g. "/v1/cards/{token}".
+type Route struct {
+	Method  string
+	Pattern string
+	// Admin routes require the admin bearer token.
+	Admin bool
+}
+
+// Server is the engine's HTTP edge. It is safe for concurrent use.
+type Server struct {
+	store     Store
+	broker    Pinger
+	tokenizer *events.Tokenizer
+	// adminHash is the SHA-256 of the admin token: comparing hashes in constant time leaks
+	// neither the token's bytes nor its length.
+	adminHash [sha256.Size]byte
+	adminSet  bool
+	log       *slog.Logger
+	now       func() time.Time
+
+	routes  []Route
+	handler http.Handler
+	// lastOffset is the last offset given to a message ingested over HTTP (see nextOffset).
+	lastOffset atomic.Int64
+}
+
+// NewServer builds a Server. It panics if a required part of cfg is missing: that is a wiring
+// bug, found at start, not on the first request.
+func NewServer(cfg Config) *Server {
+	switch {
+	case cfg.Store == nil:
+		panic("http: NewServer without a Store")
+	case cfg.Broker == nil:
+		panic("http: NewServer without a Broker")
+	case cfg.Tokenizer == nil:
+		panic("http: NewServer without a Tokenizer")
+	}
+	s := &Server{
+		store: cfg.Store, broker: cfg.Broker, tokenizer: cfg.Tokenizer,
+		adminSet: cfg.AdminToken != "", adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		log: cfg.Log, now: cfg.Now,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = prometheus.NewRegistry()
+	}
+
+	mux := http.NewServeMux()
+	handle := func(method, path string, admin bool, h http.Handler) {
+		s.routes = append(s.routes, Route{Method: method, Pattern: path, Admin: admin})
+		if admin {
+			h = s.requireAdmin(h)
+		}
+		mux.Handle(method+" "+path, h)
+	}
+	handle(http.MethodGet, "/healthz", false, http.HandlerFunc(s.handleHealth))
+	handle(http.MethodGet, "/readyz", false, http.HandlerFunc(s.handleReady))
+	handle(http.MethodGet, "/metrics", false, s.metricsHandler(metrics))
+	handle(http.MethodPost, "/v1/parties", true, http.HandlerFunc(s.handleRegisterParty))
+	handle(http.MethodPost, "/v1/cards", true, http.HandlerFunc(s.handleRegisterCard))
+	handle(http.MethodGet, "/v1/cards/{token}", true, http.HandlerFunc(s.handleGetCard))
+	handle(http.MethodPost, "/v1/cards/{token}/status", true, http.HandlerFunc(s.handleCardStatus))
+
+	// The mux answers a wrong method or an unknown path in plain text; these answer in JSON.
+	allowed := map[string][]string{}
+	for _, rt := range s.routes {
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
+	}
+	for path, methods := range allowed {
+		if slices.Contains(methods, http.MethodGet) {
+			methods = append(methods, http.MethodHead)
+		}
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, Errorf(EMETHOD, "method not allowed, want %s", allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, Errorf(ENOTFOUND, "no such endpoint"))
+	})
+	s.handler = s.observe(mux)
+	return s
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the server's endpoints in registration order.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// observe wraps the mux with the access log and turns a handler's panic into a 500.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now() // wall time for the duration, whatever the injected clock says
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "method", r.Method, "route", r.Pattern,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					s.writeError(sw, r, Errorf(EINTERNAL, "internal error"))
+				}
+			}
+			// The route's pattern, never the path: a path may carry what a client should not have
+			// sent (a card number where a token belongs), and the log must not keep it.
+			level := slog.LevelInfo
+			if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" || r.Pattern == "GET /metrics" {
+				level = slog.LevelDebug // probes and scrapes every few seconds
+			}
+			s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", r.Pattern,
+				"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (flushing, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requireAdmin lets a request through only with the admin bearer token.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.adminSet {
+			s.writeError(w, r, Errorf(EUNAVAILABLE, "admin token not configured"))
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(auth, " ")
+		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="joinin-admin"`)
+			s.writeError(w, r, Errorf(EUNAUTHORIZED, "missing bearer token"))
+			return
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
+			s.writeError(w, r, Errorf(EFORBIDDEN, "invalid admin token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleHealth answers while the process is alive; it checks nothing else.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyTimeout bounds the readiness checks: a load balancer probes every few seconds, and a
+// database or broker that takes longer than this to answer a ping cannot serve a payment either.
+const readyTimeout = 2 * time.Second
+
+type readyView struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// handleReady answers 200 when the database and the broker both answer a ping in time.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	type result struct {
+		name string
+		err  error
+	}
+	checks := []struct {
+		name string
+		dep  Pinger
+	}{{"store", s.store}, {"broker", s.broker}}
+	// Buffered for every check: a ping that outlives the timeout still finishes its send and its
+	// goroutine ends, with no one waiting for it.
+	results := make(chan result, len(checks))
+	for _, c := range checks {
+		go func() { results <- result{c.name, c.dep.Ping(ctx)} }()
+	}
+	failed := map[string]error{}
+	for _, c := range checks {
+		failed[c.name] = fmt.Errorf("no answer within %s", readyTimeout)
+	}
+collect:
+	for range checks {
+		select {
+		case res := <-results:
+			failed[res.name] = res.err
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	view := readyView{Status: "ready", Checks: map[string]string{}}
+	var down []string
+	for _, c := range checks {
+		if err := failed[c.name]; err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "check", c.name, "err", err)
+			view.Checks[c.name] = "unavailable"
+			down = append(down, c.name)
+		} else {
+			view.Checks[c.name] = "ok"
+		}
+	}
+	if len(down) > 0 {
+		s.writeError(w, r, Errorf(EUNAVAILABLE, "not ready: %s", strings.Join(down, ", ")))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, view)
+}
+
+const (
+	// metricsMaxInFlight bounds concurrent scrapes: one Prometheus and one person with curl. More
+	// are answered 503 rather than multiplying the cost of gathering.
+	metricsMaxInFlight = 2
+	// metricsTimeout bounds a scrape; Prometheus's own default scrape timeout is 10 s.
+	metricsTimeout = 10 * time.Second
+)
+
+// metricsHandler serves g in the Prometheus exposition format, every option set here.
+func (s *Server) metricsHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog: promLogger{s.log},
+		// A broken collector must not hide every other series.
+		ErrorHandling:       promhttp.ContinueOnError,
+		Registry:            nil, // the handler's own error counter would need a Registerer
+		DisableCompression:  false,
+		OfferedCompressions: []promhttp.Compression{promhttp.Identity, promhttp.Gzip},
+		MaxRequestsInFlight: metricsMaxInFlight,
+		CoalesceGather:      false, // experimental
+		Timeout:             metricsTimeout,
+		EnableOpenMetrics:   false,
+	})
+}
+
+// promLogger adapts slog to promhttp's Logger.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Error("metrics", "err", fmt.Sprint(v...)) }

@@ -1,0 +1,443 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+)
+
+// Ingest decides and applies a batch of consumed messages in one transaction with their cursors:
+// it reads what the batch names (earlier decisions on its event ids, its cards, the parties it
+// pays), decides every message in order, opens the accounts of new cards, applies the transfers,
+// and writes the decisions, dead letters, taps and registry changes. A crash at any point leaves
+// either all of it or none of it, cursor included.
+func (s *Store) Ingest(ctx context.Context, cursors []Cursor, msgs []clearing.Message) (*clearing.Decision, error) {
+	d, _, err := s.IngestTimed(ctx, cursors, msgs)
+	return d, err
+}
+
+// IngestTiming is where a batch's time went.
+type IngestTiming struct {
+	Ingest   time.Duration // reading, deciding, applying and writing, in the attempt that committed
+	Commit   time.Duration // the commit itself
+	Attempts int
+}
+
+// IngestTimed is Ingest, saying where the time went.
+func (s *Store) IngestTimed(ctx context.Context, cursors []Cursor, msgs []clearing.Message) (*clearing.Decision, IngestTiming, error) {
+	var (
+		d          *clearing.Decision
+		timing     IngestTiming
+		start, end time.Time
+	)
+	err := s.InTx(ctx, cursors, func(ctx context.Context, tx *Tx) error {
+		timing.Attempts++
+		start = time.Now()
+		var err error
+		d, err = tx.Ingest(ctx, msgs)
+		end = time.Now()
+		return err
+	})
+	timing.Ingest, timing.Commit = end.Sub(start), time.Since(end)
+	return d, timing, err
+}
+
+// Ingest is Store.Ingest within a transaction.
+func (t *Tx) Ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Decision, error) {
+	view, err := t.loadView(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	now := t.store.Now()
+	d := clearing.Decide(msgs, view, now)
+	var specs []AccountSpec
+	for _, c := range d.NewCards {
+		for _, a := range c.Accounts() {
+			specs = append(specs, AccountSpec{Account: a, Name: a.Kind.String() + " of card " + c.CardNumberMasked})
+		}
+	}
+	if err := t.CreateAccounts(ctx, specs); err != nil {
+		return nil, err
+	}
+	res, err := t.Apply(ctx, d.Transfers)
+	if err != nil {
+		return nil, err
+	}
+	raw := make(map[sourceOffset][]byte, len(msgs))
+	for i := range msgs {
+		raw[sourceOffset{msgs[i].Source, msgs[i].Offset}] = msgs[i].Raw
+	}
+	if err := d.Settle(res.Results, func(source string, offset int64) []byte { return raw[sourceOffset{source, offset}] }); err != nil {
+		return nil, fmt.Errorf("settle batch: %w", err)
+	}
+	if err := t.writeDecision(ctx, d, now); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+type sourceOffset struct {
+	source string
+	offset int64
+}
+
+// loadView prefetches what deciding msgs needs, in three round trips.
+func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.View, error) {
+	v := &clearing.View{
+		Cards:     map[string]*cards.Card{},
+		Parties:   map[ledger.ID]bool{},
+		Processed: map[uuid.UUID]clearing.Processed{},
+	}
+	var (
+		ids    []uuid.UUID
+		tokens []string
+	)
+	seenToken := map[string]bool{}
+	addToken := func(tok string) {
+		if tok != "" && !seenToken[tok] {
+			seenToken[tok] = true
+			tokens = append(tokens, tok)
+		}
+	}
+	for i := range msgs {
+		e := &msgs[i].Event
+		if msgs[i].DecodeErr != nil {
+			continue
+		}
+		ids = append(ids, e.ID)
+		addToken(e.CardToken)
+		switch data := e.Data.(type) {
+		case *events.PurchaseRefunded:
+			ids = append(ids, data.OriginalEventID)
+		case *events.CardRegistered:
+			addToken(data.PhysicalToken)
+			addToken(data.DigitalToken)
+		}
+	}
+	if len(ids) == 0 {
+		return v, nil
+	}
+	q := &pgx.Batch{}
+	q.Queue(`SELECT event_id, hash, type, status, reason, transfer_id, source, source_offset
+		FROM processed_events WHERE event_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				p        clearing.Processed
+				hash     []byte
+				transfer *[16]byte
+				typ, st  string
+			)
+			if err := rows.Scan(&p.EventID, &hash, &typ, &st, &p.Reason, &transfer, &p.Source, &p.Offset); err != nil {
+				return err
+			}
+			copy(p.Hash[:], hash)
+			p.Type, p.Status = events.Type(typ), clearing.Status(st)
+			if transfer != nil {
+				p.Transfer = ledger.ID(*transfer)
+			}
+			v.Processed[p.EventID] = p
+		}
+		return rows.Err()
+	})
+	q.Queue(`SELECT t.token, `+cardColumns+` FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
+		WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var tok string
+			c, err := scanCard(rows, &tok)
+			if err != nil {
+				return err
+			}
+			v.Cards[tok] = c
+		}
+		return rows.Err()
+	})
+	if err := t.SendBatch(ctx, q).Close(); err != nil {
+		return nil, fmt.Errorf("load batch view: %w", err)
+	}
+	// One Card value per card, whichever token found it, so a change through one token is seen
+	// through the others.
+	byCard := map[string]*cards.Card{}
+	for tok, c := range v.Cards {
+		if first, ok := byCard[c.Token]; ok {
+			v.Cards[tok] = first
+		} else {
+			byCard[c.Token] = c
+		}
+	}
+
+	// The parties the batch may pay: merchants named by events, and the issuer banks and
+	// insurance funds of its cards (including cards it registers).
+	var parties []uuid.UUID
+	addParty := func(kind clearing.PartyKind, id string) {
+		parties = append(parties, uuid.UUID(clearing.PartyAccount(kind, id)))
+	}
+	for _, c := range byCard {
+		addParty(clearing.PartyBank, c.IssuerBank)
+		addParty(clearing.PartyInsuranceFund, c.InsuranceCity)
+	}
+	for i := range msgs {
+		switch data := msgs[i].Event.Data.(type) {
+		case *events.PurchaseCleared:
+			addParty(clearing.PartyMerchant, data.MerchantID)
+		case *events.PurchaseRefunded:
+			addParty(clearing.PartyMerchant, data.MerchantID)
+		case *events.CardRegistered:
+			addParty(clearing.PartyBank, data.IssuerBank)
+			addParty(clearing.PartyInsuranceFund, data.InsuranceCity)
+		}
+	}
+	if len(parties) > 0 {
+		rows, err := t.Query(ctx, `SELECT account_id FROM parties WHERE account_id = ANY($1)`, parties)
+		if err != nil {
+			return nil, fmt.Errorf("load parties: %w", err)
+		}
+		for rows.Next() {
+			var id [16]byte
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load parties: %w", err)
+			}
+			v.Parties[ledger.ID(id)] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load parties: %w", err)
+		}
+	}
+	return v, nil
+}
+
+const cardColumns = `c.card_token, c.physical_token, c.digital_token, c.holder_name, c.nationality,
+	c.passport_token, c.passport_masked, c.ssn_token, c.ssn_masked, c.permit_token, c.permit_masked,
+	c.permit_valid_until, c.insurance_city, c.issuer_bank, c.bank_account_token, c.bank_account_masked,
+	c.card_number_masked, c.declared_status, c.status_reason, c.funds_account_id, c.medical_account_id`
+
+func scanCard(rows pgx.Rows, extra ...any) (*cards.Card, error) {
+	var (
+		c              cards.Card
+		validUntil     time.Time
+		declared       string
+		funds, medical [16]byte
+	)
+	dest := append(extra, &c.Token, &c.PhysicalToken, &c.DigitalToken, &c.HolderName, &c.Nationality,
+		&c.PassportToken, &c.PassportMasked, &c.SSNToken, &c.SSNMasked, &c.PermitToken, &c.PermitMasked,
+		&validUntil, &c.InsuranceCity, &c.IssuerBank, &c.BankAccountToken, &c.BankAccountMasked,
+		&c.CardNumberMasked, &declared, &c.StatusReason, &funds, &medical)
+	if err := rows.Scan(dest...); err != nil {
+		return nil, fmt.Errorf("scan card: %w", err)
+	}
+	y, m, d := validUntil.Date()
+	c.PermitValidUntil = events.Date{Year: y, Month: m, Day: d}
+	c.Declared = events.CardStatus(declared)
+	c.FundsAccount, c.MedicalAccount = ledger.ID(funds), ledger.ID(medical)
+	return &c, nil
+}
+
+// writeDecision writes a batch's decisions, dead letters, taps and registry changes.
+func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.Time) error {
+	now = now.UTC()
+	if len(d.Processed) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"processed_events"},
+			[]string{"event_id", "hash", "type", "status", "reason", "transfer_id", "source", "source_offset", "processed_at"},
+			pgx.CopyFromSlice(len(d.Processed), func(i int) ([]any, error) {
+				p := &d.Processed[i]
+				return []any{[16]byte(p.EventID), p.Hash[:], string(p.Type), string(p.Status), p.Reason,
+					nullID(p.Transfer), p.Source, p.Offset, now}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write processed events: %w", err)
+		}
+	}
+	if len(d.DeadLetters) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"dead_letters"},
+			[]string{"source", "source_offset", "event_id", "kind", "reason", "payload", "created_at"},
+			pgx.CopyFromSlice(len(d.DeadLetters), func(i int) ([]any, error) {
+				dl := &d.DeadLetters[i]
+				var id *[16]byte
+				if dl.EventID != uuid.Nil {
+					u := [16]byte(dl.EventID)
+					id = &u
+				}
+				return []any{dl.Source, dl.Offset, id, string(dl.Kind), dl.Reason, dl.Raw, now}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write dead letters: %w", err)
+		}
+	}
+	if len(d.Taps) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"taps"},
+			[]string{"event_id", "card_token", "operator_id", "device_id", "device_seq", "tapped_at", "station_id", "line", "direction", "mode", "received_at"},
+			pgx.CopyFromSlice(len(d.Taps), func(i int) ([]any, error) {
+				tp := &d.Taps[i]
+				return []any{[16]byte(tp.EventID), tp.CardToken, tp.OperatorID, tp.DeviceID, int64(tp.DeviceSeq),
+					tp.TappedAt, tp.StationID, tp.Line, string(tp.Direction), string(tp.Mode), tp.Received.UTC()}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write taps: %w", err)
+		}
+	}
+	isNew := map[string]bool{}
+	for _, c := range d.NewCards {
+		isNew[c.Token] = true
+	}
+	for _, c := range d.Cards {
+		if err := t.writeCard(ctx, c, isNew[c.Token], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) writeCard(ctx context.Context, c *cards.Card, isNew bool, now time.Time) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	validUntil := time.Date(c.PermitValidUntil.Year, c.PermitValidUntil.Month, c.PermitValidUntil.Day, 0, 0, 0, 0, time.UTC)
+	if !isNew {
+		_, err := t.Exec(ctx, `UPDATE cards SET declared_status = $2, status_reason = $3, permit_valid_until = $4, updated_at = $5
+			WHERE card_token = $1`, c.Token, string(c.Declared), c.StatusReason, validUntil, now)
+		if err != nil {
+			return fmt.Errorf("update card: %w", err)
+		}
+		return nil
+	}
+	_, err := t.Exec(ctx, `INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality,
+			passport_token, passport_masked, ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until,
+			insurance_city, issuer_bank, bank_account_token, bank_account_masked, card_number_masked,
+			declared_status, status_reason, funds_account_id, medical_account_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22)`,
+		c.Token, c.PhysicalToken, c.DigitalToken, c.HolderName, c.Nationality, c.PassportToken, c.PassportMasked,
+		c.SSNToken, c.SSNMasked, c.PermitToken, c.PermitMasked, validUntil, c.InsuranceCity, c.IssuerBank,
+		c.BankAccountToken, c.BankAccountMasked, c.CardNumberMasked, string(c.Declared), c.StatusReason,
+		[16]byte(c.FundsAccount), [16]byte(c.MedicalAccount), now)
+	if err != nil {
+		return fmt.Errorf("insert card: %w", err)
+	}
+	for _, tok := range c.Tokens() {
+		if _, err := t.Exec(ctx, `INSERT INTO card_tokens (token, card_token) VALUES ($1, $2)`, tok, c.Token); err != nil {
+			return fmt.Errorf("insert card token: %w", err)
+		}
+	}
+	return nil
+}
+
+// Card returns the card that token names (its own, physical or digital token).
+func (s *Store) Card(ctx context.Context, token string) (*cards.Card, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+cardColumns+` FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
+		WHERE t.token = $1`, token)
+	if err != nil {
+		return nil, fmt.Errorf("read card: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read card: %w", err)
+		}
+		return nil, fmt.Errorf("card: %w", ErrNotFound)
+	}
+	return scanCard(rows)
+}
+
+// Party is a registered bank, merchant, transit operator or insurance fund.
+type Party struct {
+	Kind    clearing.PartyKind
+	ID      string
+	Name    string
+	Account ledger.ID
+}
+
+// RegisterParty registers a party and opens its account. Registering it again with the same name
+// is a no-op.
+func (s *Store) RegisterParty(ctx context.Context, kind clearing.PartyKind, id, name string) (Party, error) {
+	ak, err := kind.AccountKind()
+	if err != nil {
+		return Party{}, err
+	}
+	if id == "" || name == "" {
+		return Party{}, errors.New("party id and name must not be empty")
+	}
+	p := Party{Kind: kind, ID: id, Name: name, Account: clearing.PartyAccount(kind, id)}
+	err = s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		if err := tx.CreateAccounts(ctx, []AccountSpec{{Account: ledger.Account{ID: p.Account, Currency: "CNY", Kind: ak}, Name: name}}); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO parties (account_id, kind, party_id, name, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (account_id) DO NOTHING`, [16]byte(p.Account), string(kind), id, name, s.Now().UTC())
+		if err != nil {
+			return fmt.Errorf("insert party: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var existing string
+			if err := tx.QueryRow(ctx, `SELECT name FROM parties WHERE account_id = $1`, [16]byte(p.Account)).Scan(&existing); err != nil {
+				return fmt.Errorf("read party: %w", err)
+			}
+			if existing != name {
+				return fmt.Errorf("%s %q is registered as %q: %w", kind, id, existing, ErrAccountConflict)
+			}
+		}
+		return nil
+	})
+	return p, err
+}
+
+// DeadLetter is a dead letter waiting to be relayed to the dead-letter topic.
+type DeadLetter struct {
+	clearing.DeadLetter
+	Created time.Time
+}
+
+// maxRelayBatch bounds one relay round: one Kafka produce call of small messages.
+const maxRelayBatch = 1000
+
+// UnrelayedDeadLetters returns up to maxRelayBatch dead letters not yet relayed, oldest first.
+func (s *Store) UnrelayedDeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	rows, err := s.pool.Query(ctx, `SELECT source, source_offset, event_id, kind, reason, payload, created_at
+		FROM dead_letters WHERE relayed_at IS NULL ORDER BY created_at, source, source_offset LIMIT $1`, maxRelayBatch)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var (
+			dl   DeadLetter
+			id   *[16]byte
+			kind string
+		)
+		if err := rows.Scan(&dl.Source, &dl.Offset, &id, &kind, &dl.Reason, &dl.Raw, &dl.Created); err != nil {
+			return nil, fmt.Errorf("read dead letters: %w", err)
+		}
+		if id != nil {
+			dl.EventID = uuid.UUID(*id)
+		}
+		dl.Kind = clearing.DeadLetterKind(kind)
+		out = append(out, dl)
+	}
+	return out, rows.Err()
+}
+
+// MarkRelayed records that dead letters reached the dead-letter topic.
+func (s *Store) MarkRelayed(ctx context.Context, dls []DeadLetter) error {
+	sources := make([]string, len(dls))
+	offsets := make([]int64, len(dls))
+	for i := range dls {
+		sources[i], offsets[i] = dls[i].Source, dls[i].Offset
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE dead_letters SET relayed_at = $3
+		FROM unnest($1::TEXT[], $2::BIGINT[]) AS k(source, source_offset)
+		WHERE dead_letters.source = k.source AND dead_letters.source_offset = k.source_offset`,
+		sources, offsets, s.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("mark dead letters relayed: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+)
+
+func messages(t *testing.T, source string, from int64, evs ...events.Event) []clearing.Message {
+	t.Helper()
+	msgs := make([]clearing.Message, len(evs))
+	for i, e := range evs {
+		raw := loadtest.Encode(e)
+		dec, err := events.Decode(raw)
+		msgs[i] = clearing.Message{Source: source, Offset: from + int64(i), Raw: raw, Event: dec, DecodeErr: err}
+	}
+	return msgs
+}
+
+func registerParties(t *testing.T, st *postgres.Store, city *loadtest.City) {
+	t.Helper()
+	for _, p := range city.Parties() {
+		if _, err := st.RegisterParty(context.Background(), p.Kind, p.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestIngestDecidesEveryMessageOnce(t *testing.T) {
+	st := pgtest.NewStore(t)
+	ctx := context.Background()
+	city := loadtest.NewCity(1, 3, 2, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	regs := city.Registrations()
+	funds := city.Funding(50000, 50000)
+	buys := city.Purchases(4, 5000)
+	refund := city.Refund(buys[0], buys[0].Data.(*events.PurchaseCleared).Amount.Minor/2)
+	contribution := city.Contribution(city.Cards[1], 12000)
+	tap := city.Tap(city.Cards[2], events.DirectionIn, 7)
+
+	// An unknown merchant, a card nobody registered, a conflict and a malformed message.
+	stranger := city.Purchases(1, 100)[0]
+	stranger.Data.(*events.PurchaseCleared).MerchantID = "m-unknown"
+	ghost := city.Purchases(1, 100)[0]
+	ghost.CardToken = "card-nobody"
+	conflict := buys[1]
+	conflict.Data = &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1, Currency: "CNY"}, MCC: "5411"}
+
+	var evs []events.Event
+	evs = append(evs, regs...)
+	evs = append(evs, funds...)
+	evs = append(evs, buys...)
+	evs = append(evs, refund, contribution, tap, stranger, ghost)
+	msgs := messages(t, "card-events/0", 0, evs...)
+	msgs = append(msgs, messages(t, "card-events/0", int64(len(msgs)), buys[2], conflict)...)
+	msgs = append(msgs, clearing.Message{Source: "card-events/0", Offset: int64(len(msgs)), Raw: []byte(`{"schema":`),
+		DecodeErr: func() error { _, err := events.Decode([]byte(`{"schema":`)); return err }()})
+
+	d, err := st.Ingest(ctx, []postgres.Cursor{{Name: "card-events/0", From: 0, To: int64(len(msgs))}}, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[clearing.Status]int{}
+	for _, p := range d.Processed {
+		counts[p.Status]++
+	}
+	want := map[clearing.Status]int{
+		clearing.Applied:  len(funds) + len(buys) + 2, // + refund + contribution
+		clearing.Accepted: len(regs) + 1,              // + tap
+		clearing.Rejected: 2,                          // unknown merchant, unknown card
+	}
+	for s, n := range want {
+		if counts[s] != n {
+			t.Errorf("%s: %d events, want %d (%+v)", s, counts[s], n, counts)
+		}
+	}
+	if d.Duplicates != 1 {
+		t.Errorf("duplicates: %d, want 1", d.Duplicates)
+	}
+	reasons := []string{}
+	for _, dl := range d.DeadLetters {
+		reasons = append(reasons, dl.Reason)
+	}
+	joined := strings.Join(reasons, "\n")
+	for _, want := range []string{"merchant \"m-unknown\" is not registered", "unknown card", "conflict: event id used before", "malformed:"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no dead letter says %q:\n%s", want, joined)
+		}
+	}
+	if len(d.DeadLetters) != 4 {
+		t.Errorf("%d dead letters, want 4:\n%s", len(d.DeadLetters), joined)
+	}
+
+	expected := city.Expected(append(append(append(append([]events.Event{}, funds...), buys...), refund), contribution))
+	for key, net := range expected {
+		b, err := st.Balance(ctx, loadtest.AccountOf(key))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if b.Net() != net {
+			t.Errorf("%s: net %s, want %s", key, ledger.FormatAmount(b.Net(), "CNY"), ledger.FormatAmount(net, "CNY"))
+		}
+	}
+
+	// The whole batch again, at the next offsets: every event is a duplicate and nothing moves.
+	again, err := st.Ingest(ctx, []postgres.Cursor{{Name: "card-events/0", From: int64(len(msgs)), To: 2 * int64(len(msgs))}},
+		messages(t, "card-events/0", int64(len(msgs)), evs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Duplicates != len(evs) || len(again.Processed) != 0 || len(again.Transfers) != 0 {
+		t.Fatalf("redelivery: %d duplicates of %d, %d processed, %d transfers", again.Duplicates, len(evs), len(again.Processed), len(again.Transfers))
+	}
+	dls, err := st.UnrelayedDeadLetters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 4 {
+		t.Fatalf("%d dead letters waiting for relay, want 4", len(dls))
+	}
+	if err := st.MarkRelayed(ctx, dls); err != nil {
+		t.Fatal(err)
+	}
+	if dls, err = st.UnrelayedDeadLetters(ctx); err != nil || len(dls) != 0 {
+		t.Fatalf("after relay: %d, %v", len(dls), err)
+	}
+	card, err := st.Card(ctx, city.Cards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card.IssuerBank != city.Banks[0] || !strings.HasPrefix(card.PassportToken, "tok_") || strings.Contains(card.PassportMasked, "1000") {
+		t.Fatalf("registered card: %+v", card)
+	}
+}
+
+func TestIngestCardLifecycle(t *testing.T) {
+	st := pgtest.NewStore(t)
+	ctx := context.Background()
+	city := loadtest.NewCity(2, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	reg := city.Registrations()
+	card := city.Cards[0]
+	block := events.Event{ID: newUUID(t), Type: events.TypeCardStatusChanged, OccurredAt: time.Date(2024, 12, 2, 10, 0, 0, 0, time.UTC),
+		CardToken: card, Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}}
+	reopen := events.Event{ID: newUUID(t), Type: events.TypeCardStatusChanged, OccurredAt: time.Date(2024, 12, 2, 11, 0, 0, 0, time.UTC),
+		CardToken: card, Data: &events.CardStatusChanged{Status: events.StatusActive, Reason: "back"}}
+	load := city.Funding(100, 100)[0]
+	d, err := st.Ingest(ctx, nil, messages(t, "http", 0, append(reg, block, reopen, load)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, p := range d.Processed {
+		got = append(got, string(p.Status)+" "+p.Reason)
+	}
+	want := []string{"accepted ", "accepted ", "rejected a closed card cannot be reopened", "rejected card is closed"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	c, err := st.Card(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Declared != events.StatusClosed || c.StatusReason != "left China" {
+		t.Fatalf("card after closing: %s %q", c.Declared, c.StatusReason)
+	}
+}
