@@ -62,6 +62,24 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock: card status and key checks. Nil is time.Now.
 	Now func() time.Time
+	// Features are the parts of the API beside the registry (transit, purchases, medical), each
+	// in a file of its own, registering its routes with the server.
+	Features []Feature
+}
+
+// Feature is a part of the API that registers its own routes. Its handlers use the server's
+// helpers (writeJSON, writeError, decodeBody, requireAdmin) so that every endpoint answers alike.
+type Feature interface {
+	Routes(s *Server) []FeatureRoute
+}
+
+// FeatureRoute is one endpoint of a Feature. Admin routes get the admin bearer check; others do
+// their own authentication (an operator's or a merchant's API key).
+type FeatureRoute struct {
+	Method  string
+	Path    string
+	Admin   bool
+	Handler http.HandlerFunc
 }
 
 // Route is one endpoint: its method and its net/http pattern path, e.g. "/v1/cards/{token}".
@@ -132,6 +150,11 @@ func NewServer(cfg Config) *Server {
 	handle(http.MethodPost, "/v1/cards", true, http.HandlerFunc(s.handleRegisterCard))
 	handle(http.MethodGet, "/v1/cards/{token}", true, http.HandlerFunc(s.handleGetCard))
 	handle(http.MethodPost, "/v1/cards/{token}/status", true, http.HandlerFunc(s.handleCardStatus))
+	for _, f := range cfg.Features {
+		for _, fr := range f.Routes(s) {
+			handle(fr.Method, fr.Path, fr.Admin, fr.Handler)
+		}
+	}
 
 	// The mux answers a wrong method or an unknown path in plain text; these answer in JSON.
 	allowed := map[string][]string{}
