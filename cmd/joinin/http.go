@@ -40,6 +40,8 @@ type httpConfig struct {
 	adminToken string
 	metrics    prometheus.Gatherer
 	log        *slog.Logger
+	// features are the API's parts beside the registry: transit, purchases, medical.
+	features []joininhttp.Feature
 }
 
 type httpServer struct {
@@ -65,7 +67,7 @@ func startHTTP(ctx context.Context, cfg httpConfig) (*httpServer, error) {
 	}
 	srv := joininhttp.NewServer(joininhttp.Config{
 		Store: cfg.store, Broker: brokerPing{cfg.brokers, cfg.topic}, Tokenizer: cfg.tokenizer,
-		AdminToken: cfg.adminToken, Metrics: cfg.metrics, Log: cfg.log,
+		AdminToken: cfg.adminToken, Metrics: cfg.metrics, Log: cfg.log, Features: cfg.features,
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
