@@ -46,6 +46,10 @@ const (
 	// fetchRetryPause between them that is ten seconds of a broker that does not answer.
 	maxFetchFailures = 10
 	fetchRetryPause  = time.Second
+	// inflightPoll is how long a fetcher with a batch in flight waits for more events before it
+	// waits for the batch instead: new events are fetched while the committer works, and an idle
+	// partition still learns its batch's outcome promptly.
+	inflightPoll = 50 * time.Millisecond
 	// finishTimeout is how long an in-flight batch may take to commit after shutdown is asked.
 	finishTimeout = 10 * time.Second
 	// lagInterval is how often the partitions' lag is measured.
@@ -134,17 +138,54 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			c.cfg.Log.Warn("close partition reader", "partition", name, "err", err)
 		}
 	}()
-	failures := 0
+	// While one batch is in flight, the next is fetched and decoded: the committer never waits
+	// for a partition that has events. next is where the batch being prepared starts.
+	var (
+		inflight *request
+		next     = pos
+		failures int
+	)
+	// settle waits for the batch in flight. stop says the partition's work is over.
+	settle := func() (stop bool, err error) {
+		// Wait for the outcome even if ctx ends meanwhile: the committer finishes what it took.
+		err = <-inflight.done
+		switch {
+		case errors.Is(err, postgres.ErrCursorMoved):
+			c.cfg.Log.Warn("partition taken over by another consumer", "partition", name)
+			return true, nil
+		case err != nil && ctx.Err() != nil:
+			return true, nil
+		case err != nil:
+			return true, err
+		}
+		pos, inflight = inflight.cursor.To, nil
+		if err := claim.CommitAdvisory(pos); err != nil {
+			c.cfg.Log.Debug("advisory offset commit", "partition", name, "err", err)
+		}
+		return false, nil
+	}
 	for {
-		raw, err := r.FetchBatch(ctx, maxBatchEvents, maxBatchWait)
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if inflight != nil {
+			fctx, cancel = context.WithTimeout(ctx, inflightPoll)
+		}
+		raw, err := r.FetchBatch(fctx, maxBatchEvents, maxBatchWait)
+		cancel()
 		if err != nil {
+			if inflight != nil && (ctx.Err() != nil || fctx.Err() != nil) {
+				// Nothing new while a batch is in flight, or shutting down: see it through.
+				if stop, err := settle(); stop || err != nil {
+					return err
+				}
+				continue
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, kafkago.OffsetOutOfRange) {
 				// The database applied events the broker no longer has, or this is not the
 				// broker it consumed from: refuse rather than skip or re-read anything.
-				return fmt.Errorf("fetch %s at the database's offset %d: %w (the broker lost events or is not the one this database consumed from)", name, pos, err)
+				return fmt.Errorf("fetch %s at the database's offset %d: %w (the broker lost events or is not the one this database consumed from)", name, next, err)
 			}
 			if failures++; failures > maxFetchFailures {
 				return fmt.Errorf("fetch %s: %w", name, err)
@@ -158,34 +199,25 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			case <-ctx.Done():
 				return nil
 			}
-			r = kafka.NewPartitionReader(c.cfg.Brokers, claim, pos)
+			r = kafka.NewPartitionReader(c.cfg.Brokers, claim, next)
 			continue
 		}
 		failures = 0
 		start := time.Now()
 		req := &request{claim: claim, msgs: decodeAll(name, raw), done: make(chan error, 1)}
 		req.decode = time.Since(start)
-		req.cursor = postgres.Cursor{Name: name, From: pos, To: raw[len(raw)-1].Offset + 1}
+		req.cursor = postgres.Cursor{Name: name, From: next, To: raw[len(raw)-1].Offset + 1}
+		if inflight != nil {
+			if stop, err := settle(); stop || err != nil {
+				return err
+			}
+		}
 		select {
 		case c.queue <- req:
 		case <-ctx.Done():
 			return nil
 		}
-		// Wait for the outcome even if ctx ends meanwhile: the committer finishes what it took.
-		if err := <-req.done; err != nil {
-			if errors.Is(err, postgres.ErrCursorMoved) {
-				c.cfg.Log.Warn("partition taken over by another consumer", "partition", name)
-				return nil
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		pos = req.cursor.To
-		if err := claim.CommitAdvisory(pos); err != nil {
-			c.cfg.Log.Debug("advisory offset commit", "partition", name, "err", err)
-		}
+		inflight, next = req, req.cursor.To
 	}
 }
 

@@ -53,7 +53,10 @@ func (s *Store) IngestTimed(ctx context.Context, cursors []Cursor, msgs []cleari
 
 // Ingest is Store.Ingest within a transaction.
 func (t *Tx) Ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Decision, error) {
-	view, err := t.loadView(ctx, msgs)
+	// The first attempt takes the batch's event ids for new, as Apply takes its transfer ids:
+	// a redelivered event fails on a primary key when written, and the batch runs again with
+	// every id looked up.
+	view, err := t.loadView(ctx, msgs, t.attempt > 1)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +93,10 @@ type sourceOffset struct {
 	offset int64
 }
 
-// loadView prefetches what deciding msgs needs, in three round trips.
-func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.View, error) {
+// loadView prefetches what deciding msgs needs, in two round trips: earlier decisions and cards,
+// then parties. Earlier decisions are read for the originals that refunds name and, when all is
+// true, for every event of the batch.
+func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*clearing.View, error) {
 	v := &clearing.View{
 		Cards:     map[string]*cards.Card{},
 		Parties:   map[ledger.ID]bool{},
@@ -113,7 +118,9 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.V
 		if msgs[i].DecodeErr != nil {
 			continue
 		}
-		ids = append(ids, e.ID)
+		if all {
+			ids = append(ids, e.ID)
+		}
 		addToken(e.CardToken)
 		switch data := e.Data.(type) {
 		case *events.PurchaseRefunded:
@@ -123,7 +130,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.V
 			addToken(data.DigitalToken)
 		}
 	}
-	if len(ids) == 0 {
+	if len(tokens) == 0 {
 		return v, nil
 	}
 	q := &pgx.Batch{}
@@ -148,15 +155,28 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.V
 		}
 		return rows.Err()
 	})
-	q.Queue(`SELECT t.token, `+cardColumns+` FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
+	// Deciding needs a card's accounts, banks and status, not its identity elements: reading
+	// only those keeps a batch's view small.
+	q.Queue(`SELECT t.token, c.card_token, c.physical_token, c.digital_token, c.permit_valid_until,
+			c.insurance_city, c.issuer_bank, c.declared_status, c.status_reason, c.funds_account_id, c.medical_account_id
+		FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
 		WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var tok string
-			c, err := scanCard(rows, &tok)
-			if err != nil {
-				return err
+			var (
+				tok, declared  string
+				c              cards.Card
+				validUntil     time.Time
+				funds, medical [16]byte
+			)
+			if err := rows.Scan(&tok, &c.Token, &c.PhysicalToken, &c.DigitalToken, &validUntil, &c.InsuranceCity,
+				&c.IssuerBank, &declared, &c.StatusReason, &funds, &medical); err != nil {
+				return fmt.Errorf("scan card: %w", err)
 			}
-			v.Cards[tok] = c
+			y, m, d := validUntil.Date()
+			c.PermitValidUntil = events.Date{Year: y, Month: m, Day: d}
+			c.Declared = events.CardStatus(declared)
+			c.FundsAccount, c.MedicalAccount = ledger.ID(funds), ledger.ID(medical)
+			v.Cards[tok] = &c
 		}
 		return rows.Err()
 	})
@@ -176,9 +196,17 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message) (*clearing.V
 
 	// The parties the batch may pay: merchants named by events, and the issuer banks and
 	// insurance funds of its cards (including cards it registers).
+	type partyKey struct {
+		kind clearing.PartyKind
+		id   string
+	}
 	var parties []uuid.UUID
+	seenParty := map[partyKey]bool{}
 	addParty := func(kind clearing.PartyKind, id string) {
-		parties = append(parties, uuid.UUID(clearing.PartyAccount(kind, id)))
+		if k := (partyKey{kind, id}); !seenParty[k] {
+			seenParty[k] = true
+			parties = append(parties, uuid.UUID(clearing.PartyAccount(kind, id)))
+		}
 	}
 	for _, c := range byCard {
 		addParty(clearing.PartyBank, c.IssuerBank)
@@ -221,14 +249,14 @@ const cardColumns = `c.card_token, c.physical_token, c.digital_token, c.holder_n
 	c.permit_valid_until, c.insurance_city, c.issuer_bank, c.bank_account_token, c.bank_account_masked,
 	c.card_number_masked, c.declared_status, c.status_reason, c.funds_account_id, c.medical_account_id`
 
-func scanCard(rows pgx.Rows, extra ...any) (*cards.Card, error) {
+func scanCard(rows pgx.Rows) (*cards.Card, error) {
 	var (
 		c              cards.Card
 		validUntil     time.Time
 		declared       string
 		funds, medical [16]byte
 	)
-	dest := append(extra, &c.Token, &c.PhysicalToken, &c.DigitalToken, &c.HolderName, &c.Nationality,
+	dest := append([]any{}, &c.Token, &c.PhysicalToken, &c.DigitalToken, &c.HolderName, &c.Nationality,
 		&c.PassportToken, &c.PassportMasked, &c.SSNToken, &c.SSNMasked, &c.PermitToken, &c.PermitMasked,
 		&validUntil, &c.InsuranceCity, &c.IssuerBank, &c.BankAccountToken, &c.BankAccountMasked,
 		&c.CardNumberMasked, &declared, &c.StatusReason, &funds, &medical)
@@ -285,47 +313,68 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 			return fmt.Errorf("write taps: %w", err)
 		}
 	}
-	isNew := map[string]bool{}
-	for _, c := range d.NewCards {
-		isNew[c.Token] = true
-	}
-	for _, c := range d.Cards {
-		if err := t.writeCard(ctx, c, isNew[c.Token], now); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.writeCards(ctx, d, now)
 }
 
-func (t *Tx) writeCard(ctx context.Context, c *cards.Card, isNew bool, now time.Time) error {
-	if err := c.Validate(); err != nil {
-		return err
+// writeCards writes the cards a batch registered (with COPY, however many) and the changes it
+// made to existing ones.
+func (t *Tx) writeCards(ctx context.Context, d *clearing.Decision, now time.Time) error {
+	isNew := make(map[string]bool, len(d.NewCards))
+	for _, c := range d.NewCards {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		isNew[c.Token] = true
 	}
-	validUntil := time.Date(c.PermitValidUntil.Year, c.PermitValidUntil.Month, c.PermitValidUntil.Day, 0, 0, 0, 0, time.UTC)
-	if !isNew {
+	dateOf := func(c *cards.Card) time.Time {
+		return time.Date(c.PermitValidUntil.Year, c.PermitValidUntil.Month, c.PermitValidUntil.Day, 0, 0, 0, 0, time.UTC)
+	}
+	for _, c := range d.Cards {
+		if isNew[c.Token] {
+			continue
+		}
 		_, err := t.Exec(ctx, `UPDATE cards SET declared_status = $2, status_reason = $3, permit_valid_until = $4, updated_at = $5
-			WHERE card_token = $1`, c.Token, string(c.Declared), c.StatusReason, validUntil, now)
+			WHERE card_token = $1`, c.Token, string(c.Declared), c.StatusReason, dateOf(c), now)
 		if err != nil {
 			return fmt.Errorf("update card: %w", err)
 		}
+	}
+	if len(d.NewCards) == 0 {
 		return nil
 	}
-	_, err := t.Exec(ctx, `INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality,
-			passport_token, passport_masked, ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until,
-			insurance_city, issuer_bank, bank_account_token, bank_account_masked, card_number_masked,
-			declared_status, status_reason, funds_account_id, medical_account_id, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22)`,
-		c.Token, c.PhysicalToken, c.DigitalToken, c.HolderName, c.Nationality, c.PassportToken, c.PassportMasked,
-		c.SSNToken, c.SSNMasked, c.PermitToken, c.PermitMasked, validUntil, c.InsuranceCity, c.IssuerBank,
-		c.BankAccountToken, c.BankAccountMasked, c.CardNumberMasked, string(c.Declared), c.StatusReason,
-		[16]byte(c.FundsAccount), [16]byte(c.MedicalAccount), now)
-	if err != nil {
-		return fmt.Errorf("insert card: %w", err)
+	// A card registered and changed in one batch is written once, as it ended up.
+	final := make(map[string]*cards.Card, len(d.Cards))
+	for _, c := range d.Cards {
+		final[c.Token] = c
 	}
-	for _, tok := range c.Tokens() {
-		if _, err := t.Exec(ctx, `INSERT INTO card_tokens (token, card_token) VALUES ($1, $2)`, tok, c.Token); err != nil {
-			return fmt.Errorf("insert card token: %w", err)
+	fresh := make([]*cards.Card, len(d.NewCards))
+	var tokens [][]any
+	for i, c := range d.NewCards {
+		if f, ok := final[c.Token]; ok {
+			c = f
 		}
+		fresh[i] = c
+		for _, tok := range c.Tokens() {
+			tokens = append(tokens, []any{tok, c.Token})
+		}
+	}
+	_, err := t.CopyFrom(ctx, pgx.Identifier{"cards"},
+		[]string{"card_token", "physical_token", "digital_token", "holder_name", "nationality",
+			"passport_token", "passport_masked", "ssn_token", "ssn_masked", "permit_token", "permit_masked", "permit_valid_until",
+			"insurance_city", "issuer_bank", "bank_account_token", "bank_account_masked", "card_number_masked",
+			"declared_status", "status_reason", "funds_account_id", "medical_account_id", "created_at", "updated_at"},
+		pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
+			c := fresh[i]
+			return []any{c.Token, c.PhysicalToken, c.DigitalToken, c.HolderName, c.Nationality, c.PassportToken, c.PassportMasked,
+				c.SSNToken, c.SSNMasked, c.PermitToken, c.PermitMasked, dateOf(c), c.InsuranceCity, c.IssuerBank,
+				c.BankAccountToken, c.BankAccountMasked, c.CardNumberMasked, string(c.Declared), c.StatusReason,
+				[16]byte(c.FundsAccount), [16]byte(c.MedicalAccount), now, now}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("insert cards: %w", err)
+	}
+	if _, err := t.CopyFrom(ctx, pgx.Identifier{"card_tokens"}, []string{"token", "card_token"}, pgx.CopyFromRows(tokens)); err != nil {
+		return fmt.Errorf("insert card tokens: %w", err)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	produced := time.Since(start)
-	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed); err != nil {
+	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, demoCatchUpTimeout); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
@@ -205,8 +205,8 @@ func (d *demo) observe(b consumer.Batch) {
 	}
 }
 
-func (d *demo) waitCaughtUp(ctx context.Context, brokers []string, topic string, consumed <-chan error) error {
-	deadline := time.Now().Add(demoCatchUpTimeout)
+func (d *demo) waitCaughtUp(ctx context.Context, brokers []string, topic string, consumed <-chan error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		marks, err := kafka.HighWatermarks(ctx, brokers, topic)
 		if err != nil {
@@ -224,7 +224,7 @@ func (d *demo) waitCaughtUp(ctx context.Context, brokers []string, topic string,
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the consumer is still %d events behind after %s", behind, demoCatchUpTimeout)
+			return fmt.Errorf("the consumer is still %d events behind after %s", behind, timeout)
 		}
 		select {
 		case err := <-consumed:

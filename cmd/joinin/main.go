@@ -11,6 +11,7 @@
 //	verify    recompute every balance from the transfers and check the ledger's invariants
 //	serve     consume card events from Kafka into the ledger and serve HTTP
 //	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
+//	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -43,6 +44,7 @@ func commands() []command {
 		{"verify", "recompute every balance from the transfers and check the ledger's invariants", runVerify},
 		{"serve", "consume card events from Kafka into the ledger and serve HTTP", runServe},
 		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
+		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
 	}
 }
 

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/joinincard/engine/consumer"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/loadtest"
+)
+
+// loadCatchUpTimeout bounds waiting for the consumer to apply a load run's events.
+const loadCatchUpTimeout = 30 * time.Minute
+
+// loadReport is what a load run prints, as JSON.
+type loadReport struct {
+	Events          int     `json:"events"`
+	Cards           int     `json:"cards"`
+	Merchants       int     `json:"merchants"`
+	Partitions      int     `json:"partitions"`
+	ProduceSeconds  float64 `json:"produce_seconds"`
+	ConsumeSeconds  float64 `json:"consume_seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	Batches         int     `json:"batches"`
+	BatchEventsMean float64 `json:"batch_events_mean"`
+	// Shares of the committer's time: decoding is done by the partition fetchers in parallel,
+	// so its share is of the summed time, not of the wall clock.
+	DecodeSeconds  float64 `json:"decode_seconds"`
+	IngestSeconds  float64 `json:"ingest_seconds"`
+	CommitSeconds  float64 `json:"commit_seconds"`
+	DecodeShare    float64 `json:"decode_share"`
+	IngestShare    float64 `json:"ingest_share"`
+	CommitShare    float64 `json:"commit_share"`
+	BatchP50Millis float64 `json:"batch_p50_ms"`
+	BatchP99Millis float64 `json:"batch_p99_ms"`
+	Verified       bool    `json:"verified"`
+}
+
+func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON")
+	ef := addEngineFlags(fs)
+	total := fs.Int("events", 1_000_000, "events to produce: registrations and funding of every card, then purchases")
+	nCards := fs.Int("cards", 100_000, "cardholders")
+	nMerchants := fs.Int("merchants", 500, "merchants")
+	verify := fs.Bool("verify", true, "verify the whole ledger afterwards")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *total < 2**nCards+1 {
+		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	seed := uint64(time.Now().UnixNano())
+	ef.topic = fmt.Sprintf("%s-load-%x", ef.topic, seed&0xffffff)
+	brokers, stopBroker, err := ef.connect(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+
+	city := loadtest.NewCity(seed, *nCards, *nMerchants, time.Now().UTC())
+	for _, p := range city.Parties() {
+		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			return err
+		}
+	}
+	log.Info("generating events", "events", *total)
+	var evs []events.Event
+	evs = append(append(evs, city.Registrations()...), city.Funding(1_000_000, 5_000_000)...)
+	evs = append(evs, city.Purchases(*total-len(evs), 3000)...)
+	msgs := make([]kafkago.Message, len(evs))
+	for i, e := range evs {
+		msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
+	}
+	evs = nil
+
+	log.Info("producing", "events", len(msgs), "topic", ef.topic)
+	start := time.Now()
+	p := kafka.NewProducer(brokers, ef.topic)
+	const chunk = 5000 // messages per produce call
+	for rest := msgs; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		if err := p.Produce(ctx, rest[:n]...); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+	produced := time.Since(start)
+
+	var (
+		mu      sync.Mutex
+		rep     = loadReport{Events: len(msgs), Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions}
+		batches []float64
+		first   time.Time
+	)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-load", Log: log,
+		OnBatch: func(b consumer.Batch) {
+			mu.Lock()
+			defer mu.Unlock()
+			if first.IsZero() {
+				first = time.Now().Add(-b.Timing.Ingest - b.Timing.Commit)
+			}
+			rep.Batches++
+			rep.DecodeSeconds += b.DecodeTime.Seconds()
+			rep.IngestSeconds += b.Timing.Ingest.Seconds()
+			rep.CommitSeconds += b.Timing.Commit.Seconds()
+			batches = append(batches, float64((b.Timing.Ingest+b.Timing.Commit).Microseconds())/1000)
+		}}, st)
+	consumed := make(chan error, 1)
+	log.Info("consuming")
+	go func() { consumed <- cons.Run(cctx) }()
+	d := &demo{st: st}
+	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
+		return err
+	}
+	done := time.Now()
+	cancel()
+	if err := <-consumed; err != nil {
+		return err
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	rep.ProduceSeconds = produced.Seconds()
+	rep.ConsumeSeconds = done.Sub(first).Seconds()
+	rep.EventsPerSecond = float64(rep.Events) / rep.ConsumeSeconds
+	rep.BatchEventsMean = float64(rep.Events) / float64(max(rep.Batches, 1))
+	if sum := rep.DecodeSeconds + rep.IngestSeconds + rep.CommitSeconds; sum > 0 {
+		rep.DecodeShare, rep.IngestShare, rep.CommitShare = rep.DecodeSeconds/sum, rep.IngestSeconds/sum, rep.CommitSeconds/sum
+	}
+	slices.Sort(batches)
+	if n := len(batches); n > 0 {
+		rep.BatchP50Millis, rep.BatchP99Millis = batches[n/2], batches[min(n-1, n*99/100)]
+	}
+	if *verify {
+		vr, err := st.Verify(ctx)
+		if err != nil {
+			return err
+		}
+		if !vr.OK() {
+			return fmt.Errorf("ledger failed verification:\n%s", vr.String())
+		}
+		rep.Verified = true
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
