@@ -28,8 +28,10 @@ vet:
 db:
 	@./scripts/ensure-postgres
 
+# The Go benchmarks of the hot paths, then a million card events through Kafka into the ledger.
 bench: build db
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./ledger ./postgres
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./ledger ./postgres ./events ./kafka
+	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn
 
 clean:
 	rm -rf bin
