@@ -50,6 +50,10 @@ const (
 	// waits for the batch instead: new events are fetched while the committer works, and an idle
 	// partition still learns its batch's outcome promptly.
 	inflightPoll = 50 * time.Millisecond
+	// idlePoll is how long a fetcher waits for events before it checks that its reader is not
+	// stuck: a stuck reader is noticed within seconds, an idle partition costs one metadata
+	// request per poll.
+	idlePoll = 5 * time.Second
 	// finishTimeout is how long an in-flight batch may take to commit after shutdown is asked.
 	finishTimeout = 10 * time.Second
 	// lagInterval is how often the partitions' lag is measured.
@@ -165,10 +169,11 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 		return false, nil
 	}
 	for {
-		fctx, cancel := ctx, context.CancelFunc(func() {})
+		poll := idlePoll
 		if inflight != nil {
-			fctx, cancel = context.WithTimeout(ctx, inflightPoll)
+			poll = inflightPoll
 		}
+		fctx, cancel := context.WithTimeout(ctx, poll)
 		raw, err := r.FetchBatch(fctx, maxBatchEvents, maxBatchWait)
 		cancel()
 		if err != nil {
@@ -181,6 +186,20 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			}
 			if ctx.Err() != nil {
 				return nil
+			}
+			if fctx.Err() != nil {
+				// Idle for a while. If the broker holds events past this partition's position,
+				// the reader is stuck (a connection it lost without saying so): start a new one.
+				marks, merr := kafka.HighWatermarks(ctx, c.cfg.Brokers, claim.Topic)
+				if merr == nil && marks[claim.Partition] > next {
+					c.cfg.Log.Warn("partition reader idle with events waiting, reconnecting", "partition", name,
+						"offset", next, "end", marks[claim.Partition])
+					if err := r.Close(); err != nil {
+						c.cfg.Log.Debug("close partition reader", "partition", name, "err", err)
+					}
+					r = kafka.NewPartitionReader(c.cfg.Brokers, claim, next)
+				}
+				continue
 			}
 			if errors.Is(err, kafkago.OffsetOutOfRange) {
 				// The database applied events the broker no longer has, or this is not the
