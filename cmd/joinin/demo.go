@@ -43,14 +43,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("demo", "run a city day end to end through Kafka into the ledger and print what it did")
 	ef := addEngineFlags(fs)
 	seed := fs.Uint64("seed", 20241201, "seed of the day's traffic")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, log)
+	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}

@@ -51,21 +51,14 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	nCards := fs.Int("cards", 100_000, "cardholders")
 	nMerchants := fs.Int("merchants", 500, "merchants")
 	verify := fs.Bool("verify", true, "verify the whole ledger afterwards")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *total < 2**nCards+1 {
-		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, log)
+	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if *total < 2**nCards+1 {
+		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
+	}
 	seed := uint64(time.Now().UnixNano())
 	ef.topic = fmt.Sprintf("%s-load-%x", ef.topic, seed&0xffffff)
 	brokers, stopBroker, err := ef.connect(ctx, log)

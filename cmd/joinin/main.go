@@ -147,16 +147,28 @@ func (c *common) openStore(ctx context.Context, log *slog.Logger) (*postgres.Sto
 	return st, nil
 }
 
-func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, c := newFlagSet("migrate", "apply the database schema (creating the database if missing)")
+// start parses a command's flags, builds its logger and opens its store, migrated.
+func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string) (*slog.Logger, *postgres.Store, error) {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
 	}
 	log, err := c.logger()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, st, nil
+}
+
+func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("migrate", "apply the database schema (creating the database if missing)")
+	_, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -167,14 +179,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 
 func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("verify", "recompute every balance from the transfers and check the ledger's invariants")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, log)
+	_, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}

@@ -109,14 +109,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, log)
+	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
