@@ -1,0 +1,187 @@
+package clearing_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
+)
+
+var day = time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC)
+
+// world is a city with its parties registered and nothing else.
+func world(city *loadtest.City) *clearing.View {
+	v := &clearing.View{Cards: map[string]*cards.Card{}, Parties: map[ledger.ID]bool{}, Processed: map[uuid.UUID]clearing.Processed{}}
+	for _, p := range city.Parties() {
+		v.Parties[clearing.PartyAccount(p.Kind, p.ID)] = true
+	}
+	return v
+}
+
+func decoded(t *testing.T, evs ...events.Event) []clearing.Message {
+	t.Helper()
+	msgs := make([]clearing.Message, len(evs))
+	for i, e := range evs {
+		raw := loadtest.Encode(e)
+		d, err := events.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = clearing.Message{Source: "card-events/0", Offset: int64(i), Raw: raw, Event: d}
+	}
+	return msgs
+}
+
+func outcomes(d *clearing.Decision) []string {
+	var out []string
+	for _, p := range d.Processed {
+		s := string(p.Type) + " " + string(p.Status)
+		if p.Reason != "" {
+			s += ": " + p.Reason
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestDecideInBatchOrder(t *testing.T) {
+	city := loadtest.NewCity(1, 2, 1, day)
+	regs := city.Registrations()
+	funds := city.Funding(1000, 1000)
+	buy := city.Purchases(1, 500)[0]
+	tap := city.Tap(city.Cards[1], events.DirectionIn, 1)
+	contribution := city.Contribution(city.Cards[0], 300)
+	v := world(city)
+
+	// A purchase before its card is registered is refused; after, in the same batch, it plans.
+	early := buy
+	early.ID = uuid.Must(uuid.NewV7())
+	d := clearing.Decide(decoded(t, append([]events.Event{early}, append(append(regs, funds...), buy, tap, contribution)...)...), v, day)
+	want := []string{
+		"purchase.cleared rejected: unknown card",
+		"card.registered accepted", "card.registered accepted",
+		"funds.loaded applied", "funds.loaded applied",
+		"purchase.cleared applied",
+		"transit.tap accepted",
+		"medical.contribution applied",
+	}
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.NewCards) != 2 || len(d.Taps) != 1 || len(d.Transfers) != 4 || len(d.DeadLetters) != 1 {
+		t.Fatalf("new cards %d, taps %d, transfers %d, dead letters %d", len(d.NewCards), len(d.Taps), len(d.Transfers), len(d.DeadLetters))
+	}
+	for _, tr := range d.Transfers {
+		if tr.Amount <= 0 || tr.DebitAccountID == tr.CreditAccountID || tr.ID.IsZero() || tr.UserData.IsZero() {
+			t.Errorf("malformed plan %+v", tr)
+		}
+	}
+	// The purchase moves the card's funds to the merchant.
+	p := d.Transfers[2]
+	if p.DebitAccountID != cards.AccountID("funds", buy.CardToken) ||
+		p.CreditAccountID != clearing.PartyAccount(clearing.PartyMerchant, buy.Data.(*events.PurchaseCleared).MerchantID) ||
+		p.Code != clearing.CodePurchase {
+		t.Errorf("purchase plan %+v", p)
+	}
+
+	// The same events again: duplicates, with the decisions they repeat; one with changed
+	// content is a conflict.
+	changed := buy
+	changed.Data = &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1, Currency: "CNY"}, MCC: "5411"}
+	again := clearing.Decide(decoded(t, funds[0], tap, changed), v, day)
+	if again.Duplicates != 2 || len(again.Replayed) != 2 || again.Replayed[0].Status != clearing.Applied || len(again.Processed) != 0 {
+		t.Fatalf("redelivery: %d duplicates, %+v", again.Duplicates, again.Replayed)
+	}
+	if len(again.DeadLetters) != 1 || again.DeadLetters[0].Kind != clearing.Conflict {
+		t.Fatalf("conflict: %+v", again.DeadLetters)
+	}
+}
+
+func TestDecideRefusals(t *testing.T) {
+	city := loadtest.NewCity(2, 1, 1, day)
+	v := world(city)
+	regs := city.Registrations()
+	clearing.Decide(decoded(t, regs...), v, day)
+	card := city.Cards[0]
+
+	city.Funding(100, 100) // the generator only draws purchases a card can afford
+	unknownMerchant := city.Purchases(1, 1)
+	unknownMerchant[0].Data.(*events.PurchaseCleared).MerchantID = "m-nobody"
+	refundOfNothing := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseRefunded, OccurredAt: day, CardToken: card,
+		Data: &events.PurchaseRefunded{MerchantID: city.Merchants[0], OriginalEventID: uuid.Must(uuid.NewV7()), Amount: events.Money{Minor: 1, Currency: "CNY"}}}
+	again := regs[0]
+	again.ID = uuid.Must(uuid.NewV7())
+	closeIt := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypeCardStatusChanged, OccurredAt: day, CardToken: card,
+		Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left"}}
+	load := city.Funding(100, 100)[0]
+	d := clearing.Decide(decoded(t, unknownMerchant[0], refundOfNothing, again, closeIt, load), v, day)
+	want := []string{
+		`purchase.cleared rejected: merchant "m-nobody" is not registered`,
+		"purchase.refunded rejected: original purchase " + refundOfNothing.Data.(*events.PurchaseRefunded).OriginalEventID.String() + " was not applied",
+		"card.registered rejected: card already registered",
+		"card.status_changed accepted",
+		"funds.loaded rejected: card is closed",
+	}
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.DeadLetters) != 4 {
+		t.Fatalf("%d dead letters, want 4", len(d.DeadLetters))
+	}
+
+	// A card whose issuer bank is not registered cannot register.
+	other := loadtest.NewCity(3, 1, 1, day)
+	bare := &clearing.View{Cards: map[string]*cards.Card{}, Parties: map[ledger.ID]bool{}, Processed: map[uuid.UUID]clearing.Processed{}}
+	d = clearing.Decide(decoded(t, other.Registrations()...), bare, day)
+	if got := outcomes(d); len(got) != 1 || !strings.Contains(got[0], "issuer bank") {
+		t.Fatalf("registration without its bank: %v", got)
+	}
+}
+
+// Settle turns the ledger's refusal of a planned transfer into the event's refusal.
+func TestSettleRecordsLedgerRefusals(t *testing.T) {
+	city := loadtest.NewCity(4, 1, 1, day)
+	v := world(city)
+	evs := append(city.Registrations(), city.Funding(100, 100)...)
+	evs = append(evs, city.Purchases(1, 50)...)
+	d := clearing.Decide(decoded(t, evs...), v, day)
+	results := []ledger.Result{ledger.Created, ledger.InsufficientFunds}
+	if err := d.Settle(results, func(string, int64) []byte { return []byte("raw") }); err != nil {
+		t.Fatal(err)
+	}
+	last := d.Processed[len(d.Processed)-1]
+	if last.Status != clearing.Rejected || last.Reason != "insufficient_funds" || !last.Transfer.IsZero() {
+		t.Fatalf("refused purchase: %+v", last)
+	}
+	if len(d.DeadLetters) != 1 || string(d.DeadLetters[0].Raw) != "raw" {
+		t.Fatalf("dead letters: %+v", d.DeadLetters)
+	}
+	if err := d.Settle(results[:1], nil); err == nil {
+		t.Fatal("settle with too few results succeeded")
+	}
+}
+
+func TestTransferIDIsDeterministicAndTimeOrdered(t *testing.T) {
+	id := uuid.Must(uuid.NewV7())
+	a := clearing.TransferID(id, day, 0)
+	if a != clearing.TransferID(id, day, 0) {
+		t.Fatal("the same event and leg named two transfers")
+	}
+	if a == clearing.TransferID(id, day, 1) || a == clearing.TransferID(uuid.Must(uuid.NewV7()), day, 0) {
+		t.Fatal("different legs or events named one transfer")
+	}
+	later := clearing.TransferID(uuid.Must(uuid.NewV7()), day.Add(time.Millisecond), 0)
+	if strings.Compare(a.String(), later.String()) >= 0 {
+		t.Fatalf("%s does not sort before the later %s", a, later)
+	}
+	if a.String()[14] != '7' {
+		t.Fatalf("%s is not a version 7 UUID", a)
+	}
+}
