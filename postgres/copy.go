@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// copyWriter writes rows in PostgreSQL's binary COPY format, which CockroachDB reads too. The
+// ledger's hot tables have fixed columns of a few types, and writing their bytes directly costs a
+// fraction of pgx's generic encoding, which converts every value through an interface and a plan
+// lookup: on a 10,000-transfer batch that was a third of the batch's time.
+type copyWriter struct {
+	b []byte
+}
+
+// pgEpoch is the zero of PostgreSQL's binary timestamps, in Unix microseconds.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+
+// uuidOID is the type of a uuid[] array's elements.
+const uuidOID = 2950
+
+func newCopyWriter(rowsHint, rowBytesHint int) *copyWriter {
+	w := &copyWriter{b: make([]byte, 0, 19+rowsHint*rowBytesHint+2)}
+	w.b = append(w.b, "PGCOPY\n\xff\r\n\x00"...)
+	w.b = binary.BigEndian.AppendUint32(w.b, 0) // flags: no OIDs
+	w.b = binary.BigEndian.AppendUint32(w.b, 0) // no header extension
+	return w
+}
+
+func (w *copyWriter) row(fields int) { w.b = binary.BigEndian.AppendUint16(w.b, uint16(fields)) }
+
+func (w *copyWriter) null() { w.b = binary.BigEndian.AppendUint32(w.b, 0xffffffff) }
+
+func (w *copyWriter) uuid(id [16]byte) {
+	w.b = binary.BigEndian.AppendUint32(w.b, 16)
+	w.b = append(w.b, id[:]...)
+}
+
+// uuidOrNull writes the zero UUID as NULL.
+func (w *copyWriter) uuidOrNull(id [16]byte) {
+	if id == [16]byte{} {
+		w.null()
+		return
+	}
+	w.uuid(id)
+}
+
+func (w *copyWriter) int64(v int64) {
+	w.b = binary.BigEndian.AppendUint32(w.b, 8)
+	w.b = binary.BigEndian.AppendUint64(w.b, uint64(v))
+}
+
+func (w *copyWriter) int32(v int32) {
+	w.b = binary.BigEndian.AppendUint32(w.b, 4)
+	w.b = binary.BigEndian.AppendUint32(w.b, uint32(v))
+}
+
+// timestamp writes a timestamptz given in Unix microseconds.
+func (w *copyWriter) timestamp(unixMicro int64) { w.int64(unixMicro - pgEpoch) }
+
+// uuids writes a one-dimensional uuid[] (empty when ids is).
+func (w *copyWriter) uuids(ids [][16]byte) {
+	if len(ids) == 0 {
+		w.b = binary.BigEndian.AppendUint32(w.b, 12)
+		w.b = binary.BigEndian.AppendUint32(w.b, 0) // no dimensions
+		w.b = binary.BigEndian.AppendUint32(w.b, 0) // no NULLs
+		w.b = binary.BigEndian.AppendUint32(w.b, uuidOID)
+		return
+	}
+	w.b = binary.BigEndian.AppendUint32(w.b, uint32(20+20*len(ids)))
+	w.b = binary.BigEndian.AppendUint32(w.b, 1) // one dimension
+	w.b = binary.BigEndian.AppendUint32(w.b, 0) // no NULLs
+	w.b = binary.BigEndian.AppendUint32(w.b, uuidOID)
+	w.b = binary.BigEndian.AppendUint32(w.b, uint32(len(ids)))
+	w.b = binary.BigEndian.AppendUint32(w.b, 1) // lower bound
+	for _, id := range ids {
+		w.uuid(id)
+	}
+}
+
+// copyRows sends what w holds to table's columns.
+func copyRows(ctx context.Context, tx pgx.Tx, table string, columns []string, w *copyWriter) error {
+	w.b = binary.BigEndian.AppendUint16(w.b, 0xffff) // end of data
+	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", pgx.Identifier{table}.Sanitize(), strings.Join(columns, ", "))
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(w.b), sql); err != nil {
+		return err
+	}
+	return nil
+}
