@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -51,6 +53,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	nCards := fs.Int("cards", 100_000, "cardholders")
 	nMerchants := fs.Int("merchants", 500, "merchants")
 	verify := fs.Bool("verify", true, "verify the whole ledger afterwards")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
@@ -122,6 +125,17 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		}}, st)
 	consumed := make(chan error, 1)
 	log.Info("consuming")
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	go func() { consumed <- cons.Run(cctx) }()
 	d := &demo{st: st}
 	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
