@@ -67,6 +67,8 @@ type View struct {
 	Cards     map[string]*cards.Card // by every token that names a card
 	Parties   map[ledger.ID]bool     // party accounts that exist
 	Processed map[uuid.UUID]Processed
+	// Purchases plans clearing records of authorized purchases; nil rejects those records.
+	Purchases Purchases
 }
 
 // Decision is what a batch of messages does: the records to write and the transfers to apply.
@@ -181,6 +183,9 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				p.Status, p.Reason = Rejected, plan.Reason
 				break
 			}
+			if len(plan.Transfers) == 0 {
+				break // accepted without transfers: the clearing record of a capture the API made
+			}
 			p.Status = Applied
 			p.Transfer = plan.Transfers[0].ID
 			first := len(d.Transfers)
@@ -235,6 +240,8 @@ func (d directory) Card(token string) (*cards.Card, bool) {
 }
 
 func (d directory) Party(kind PartyKind, id string) bool { return d.v.Parties[PartyAccount(kind, id)] }
+
+func (d directory) Purchases() Purchases { return d.v.Purchases }
 
 func (d directory) AppliedTransfer(id uuid.UUID) (ledger.ID, bool) {
 	p, ok := d.v.Processed[id]

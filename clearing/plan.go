@@ -59,6 +59,23 @@ type Directory interface {
 	Party(kind PartyKind, id string) bool
 	// AppliedTransfer returns the first transfer of an event applied before, for refunds.
 	AppliedTransfer(eventID uuid.UUID) (ledger.ID, bool)
+	// Purchases plans the clearing records of authorized purchases; nil when the adapter has
+	// none to plan.
+	Purchases() Purchases
+}
+
+// Purchases plans what a clearing record does to an authorization made through the
+// authorization API, exactly as the API would: a purchase.cleared naming an authorization
+// captures it (fully or partly, with the merchant's fee), and a purchase.refunded of such a
+// capture is a refund against it (partial and repeated, never more than captured). The purchases
+// adapter implements it, with what the batch's records name prefetched.
+type Purchases interface {
+	// PlanCapture plans the capture of data.AuthorizationID; a plan with no transfers and no
+	// reason records a capture the API already made with the same amount.
+	PlanCapture(e *events.Event, data *events.PurchaseCleared, card *cards.Card, now time.Time) Plan
+	// PlanRefund plans a refund of an authorized purchase; ok is false when the original event
+	// captured no authorization, and the refund is a reversal of the original's transfer.
+	PlanRefund(e *events.Event, data *events.PurchaseRefunded, card *cards.Card, now time.Time) (plan Plan, ok bool)
 }
 
 // Status is what became of an event.
@@ -104,6 +121,12 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if !ok {
 			return Reject("unknown card")
 		}
+		if data.AuthorizationID != uuid.Nil {
+			if p := d.Purchases(); p != nil {
+				return p.PlanCapture(e, data, card, now)
+			}
+			return Reject("authorization %s is not known", data.AuthorizationID)
+		}
 		if !d.Party(PartyMerchant, data.MerchantID) {
 			return Reject("merchant %q is not registered", data.MerchantID)
 		}
@@ -113,6 +136,11 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		card, ok := d.Card(e.CardToken)
 		if !ok {
 			return Reject("unknown card")
+		}
+		if p := d.Purchases(); p != nil {
+			if plan, ok := p.PlanRefund(e, data, card, now); ok {
+				return plan
+			}
 		}
 		original, ok := d.AppliedTransfer(data.OriginalEventID)
 		if !ok {

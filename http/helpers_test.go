@@ -101,7 +101,13 @@ type env struct {
 	clock *clock
 	log   *syncBuffer
 	h     http.Handler
+	// features holds each feature's test state (its fake store, say), by the feature's name.
+	features map[string]any
 }
+
+// featureEnvs put the API's features into every test server, so that TestOpenAPI sees all their
+// routes: each feature's test file appends its own from an init function. They run before opts.
+var featureEnvs []func(t testing.TB, e *env, cfg *Config)
 
 type envOption func(*Config)
 
@@ -114,6 +120,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Metrics: prometheus.NewRegistry(),
 		Log:     slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:     c.Now,
+	}
+	e.features = map[string]any{}
+	for _, f := range featureEnvs {
+		f(t, e, &cfg)
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -31,6 +31,10 @@ type statusCase struct {
 	run     func(t *testing.T, e *env) *httptest.ResponseRecorder
 }
 
+// featureStatusCases are the features' cases, each feature's test file appending its own from an
+// init function, as it adds its operations to statuses.
+var featureStatusCases []statusCase
+
 // send returns a run that sends rq.
 func send(rq request) func(t *testing.T, e *env) *httptest.ResponseRecorder {
 	return func(t *testing.T, e *env) *httptest.ResponseRecorder { return e.do(t, rq) }
@@ -364,6 +368,8 @@ func TestStatusCodes(t *testing.T) {
 				return e.do(t, status("tok_x", k(t), statusBody("blocked", "x")))
 			}},
 	)
+
+	add(featureStatusCases...)
 
 	seen := map[string]map[int]bool{}
 	for _, c := range cases {

@@ -1,0 +1,441 @@
+// Package fees prices card payments: the merchant discount and network fee a merchant pays on
+// domestic rails (the cardholder pays nothing), and what the same payment would have cost the
+// cardholder on a foreign card, so that a cardholder can see what the Join in Card saved.
+//
+// Plans are data: JSON files embedded in the binary (data/plans/*.json, data/foreign_card.json),
+// each validated when loaded. Money is int64 fen; rates are decimals, and every product of an
+// amount and a rate is rounded half-even to the fen where it is computed. The package is pure.
+package fees
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+//go:embed data/plans/*.json data/foreign_card.json
+var data embed.FS
+
+const (
+	// maxRate bounds every rate of a plan: no domestic merchant discount, network fee, surcharge
+	// or FX margin comes near 10%, so a larger rate is a typo (35 for 0.35%), refused at load.
+	maxRate = "0.10"
+	// maxAmountFen bounds the amounts priced: 10^12 fen is ten billion CNY, far past any card
+	// payment, and keeps every product of an amount and a rate exact in int64.
+	maxAmountFen = 1_000_000_000_000
+	// mccDigits is the length of a merchant category code (ISO 18245).
+	mccDigits = 4
+)
+
+// fenPlaces is the number of decimals of CNY, the only currency plans price.
+const fenPlaces = 2
+
+// Fee is what a merchant pays for one payment, in fen.
+type Fee struct {
+	MerchantDiscount int64 // the merchant discount rate's share, to the issuer and acquirer side
+	Network          int64 // the network's fee
+}
+
+// Total is the whole fee.
+func (f Fee) Total() int64 { return f.MerchantDiscount + f.Network }
+
+// RefundPolicy says what a refund gives back of a fee component.
+type RefundPolicy string
+
+const (
+	// RefundProportional returns the fee on what the refund takes off the purchase: after
+	// refunds, the merchant has paid the fee of the amount it kept, whatever the caps.
+	RefundProportional RefundPolicy = "proportional"
+	// RefundRetained keeps the fee whatever is refunded.
+	RefundRetained RefundPolicy = "retained"
+)
+
+// Rate is a rate with an optional cap.
+type Rate struct {
+	Rate decimal.Decimal
+	// Cap is the most the rate charges on one payment, in fen; -1 for no cap.
+	Cap int64
+}
+
+// of is the rate's charge on amount fen, rounded half-even to the fen, then capped.
+func (r Rate) of(amount int64) int64 {
+	// RoundBank(2): half-even to the fen, as the plan's rounding rule says.
+	fee := decimal.New(amount, -fenPlaces).Mul(r.Rate).RoundBank(fenPlaces).Shift(fenPlaces).IntPart()
+	if r.Cap >= 0 && fee > r.Cap {
+		return r.Cap
+	}
+	return fee
+}
+
+// Category is a group of merchant category codes priced alike.
+type Category struct {
+	Name             string
+	MCCs             []string // empty for the default category
+	MerchantDiscount Rate
+	Network          Rate
+}
+
+// Plan is a fee plan: a category for each MCC it names, a default for the rest, and what refunds
+// return.
+type Plan struct {
+	ID          string
+	Description string
+	Categories  []Category
+	RefundMDR   RefundPolicy // what a refund returns of the merchant discount
+	RefundNet   RefundPolicy // what a refund returns of the network fee
+
+	byMCC map[string]*Category
+	def   *Category
+}
+
+// Category returns the category that prices mcc: the one naming it, or the default.
+func (p *Plan) Category(mcc string) *Category {
+	if c, ok := p.byMCC[mcc]; ok {
+		return c
+	}
+	return p.def
+}
+
+// Fee is the fee a merchant of category mcc pays on a payment of amount fen (0 costs nothing).
+func (p *Plan) Fee(mcc string, amount int64) (Fee, error) {
+	if err := checkAmount(amount); err != nil {
+		return Fee{}, err
+	}
+	c := p.Category(mcc)
+	return Fee{MerchantDiscount: c.MerchantDiscount.of(amount), Network: c.Network.of(amount)}, nil
+}
+
+// RefundReturn is the fee a refund of refund fen gives back to the merchant, on a purchase of
+// category mcc of which net fen remained before the refund (captured less earlier refunds). A
+// proportional component returns the fee of the net before less the fee of the net after, so
+// that however a purchase is refunded, in one refund or many, the merchant has in the end paid
+// exactly the fee of what it kept, and a full refund returns the whole fee.
+func (p *Plan) RefundReturn(mcc string, net, refund int64) (Fee, error) {
+	if err := checkAmount(net); err != nil {
+		return Fee{}, err
+	}
+	if refund <= 0 || refund > net {
+		return Fee{}, fmt.Errorf("refund of %d fen against %d fen remaining", refund, net)
+	}
+	before, err := p.Fee(mcc, net)
+	if err != nil {
+		return Fee{}, err
+	}
+	after, err := p.Fee(mcc, net-refund)
+	if err != nil {
+		return Fee{}, err
+	}
+	var f Fee
+	if p.RefundMDR == RefundProportional {
+		f.MerchantDiscount = before.MerchantDiscount - after.MerchantDiscount
+	}
+	if p.RefundNet == RefundProportional {
+		f.Network = before.Network - after.Network
+	}
+	return f, nil
+}
+
+// ForeignCard is what a foreign card charges its holder for a payment in CNY.
+type ForeignCard struct {
+	Description string
+	// SurchargeRate applies to the whole of a payment over SurchargeOver fen.
+	SurchargeRate decimal.Decimal
+	SurchargeOver int64
+	// FXMarginRate is the issuer's margin on converting every payment into the card's currency.
+	FXMarginRate decimal.Decimal
+}
+
+// ForeignCost is what a payment would have cost on a foreign card, beyond the payment itself.
+type ForeignCost struct {
+	Surcharge int64
+	FXMargin  int64
+}
+
+// Total is the whole foreign-card cost.
+func (c ForeignCost) Total() int64 { return c.Surcharge + c.FXMargin }
+
+// Cost is what a payment of amount fen would have cost on a foreign card. The Join in Card
+// charges its holder nothing, so this is also what the card saved.
+func (f ForeignCard) Cost(amount int64) (ForeignCost, error) {
+	if err := checkAmount(amount); err != nil {
+		return ForeignCost{}, err
+	}
+	var c ForeignCost
+	if amount > f.SurchargeOver {
+		c.Surcharge = Rate{Rate: f.SurchargeRate, Cap: -1}.of(amount)
+	}
+	c.FXMargin = Rate{Rate: f.FXMarginRate, Cap: -1}.of(amount)
+	return c, nil
+}
+
+func checkAmount(amount int64) error {
+	if amount < 0 || amount > maxAmountFen {
+		return fmt.Errorf("amount of %d fen is outside 0 to %d", amount, int64(maxAmountFen))
+	}
+	return nil
+}
+
+// Catalog is every fee plan, by id, and the foreign-card comparison.
+type Catalog struct {
+	plans   map[string]*Plan
+	Foreign ForeignCard
+}
+
+// Plan returns the plan named id.
+func (c *Catalog) Plan(id string) (*Plan, bool) {
+	p, ok := c.plans[id]
+	return p, ok
+}
+
+// PlanIDs lists the plans' ids, sorted.
+func (c *Catalog) PlanIDs() []string {
+	ids := make([]string, 0, len(c.plans))
+	for id := range c.plans {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Load reads and validates the plans and the foreign-card comparison embedded in the binary.
+func Load() (*Catalog, error) {
+	return LoadFS(data)
+}
+
+// LoadFS reads and validates plans from fsys: every data/plans/*.json, and data/foreign_card.json.
+func LoadFS(fsys fs.FS) (*Catalog, error) {
+	names, err := fs.Glob(fsys, "data/plans/*.json")
+	if err != nil {
+		return nil, fmt.Errorf("list fee plans: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no fee plans in data/plans")
+	}
+	c := &Catalog{plans: map[string]*Plan{}}
+	for _, name := range names {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("read fee plan: %w", err)
+		}
+		p, err := ParsePlan(b)
+		if err != nil {
+			return nil, fmt.Errorf("fee plan %s: %w", name, err)
+		}
+		if want := strings.TrimSuffix(path.Base(name), ".json"); p.ID != want {
+			return nil, fmt.Errorf("fee plan %s: id %q, want the file's name %q", name, p.ID, want)
+		}
+		c.plans[p.ID] = p
+	}
+	b, err := fs.ReadFile(fsys, "data/foreign_card.json")
+	if err != nil {
+		return nil, fmt.Errorf("read foreign-card comparison: %w", err)
+	}
+	if c.Foreign, err = ParseForeignCard(b); err != nil {
+		return nil, fmt.Errorf("foreign-card comparison: %w", err)
+	}
+	return c, nil
+}
+
+type planFile struct {
+	ID          string         `json:"id"`
+	Description string         `json:"description"`
+	Currency    string         `json:"currency"`
+	Categories  []categoryFile `json:"categories"`
+	Refund      struct {
+		MerchantDiscount RefundPolicy `json:"merchant_discount"`
+		Network          RefundPolicy `json:"network"`
+	} `json:"refund"`
+}
+
+type categoryFile struct {
+	Name             string    `json:"name"`
+	Default          bool      `json:"default"`
+	MCCs             []string  `json:"mccs"`
+	MerchantDiscount *rateFile `json:"merchant_discount"`
+	Network          *rateFile `json:"network"`
+}
+
+type rateFile struct {
+	Rate string `json:"rate"`
+	Cap  string `json:"cap"` // optional: no cap when absent
+}
+
+// ParsePlan reads one plan file strictly (unknown fields refused) and validates it: CNY, a name
+// and both rates for every category, rates within [0, 0.10], caps in whole fen, four-digit MCCs
+// each in one category at most, exactly one default category, and known refund policies.
+func ParsePlan(b []byte) (*Plan, error) {
+	var f planFile
+	if err := decodeStrict(b, &f); err != nil {
+		return nil, err
+	}
+	switch {
+	case f.ID == "":
+		return nil, errors.New("id: missing")
+	case f.Currency != "CNY":
+		return nil, fmt.Errorf("currency %q: plans price CNY", f.Currency)
+	case len(f.Categories) == 0:
+		return nil, errors.New("categories: none")
+	}
+	p := &Plan{ID: f.ID, Description: f.Description, byMCC: map[string]*Category{}}
+	for _, pol := range []struct {
+		name string
+		v    RefundPolicy
+		dst  *RefundPolicy
+	}{{"refund.merchant_discount", f.Refund.MerchantDiscount, &p.RefundMDR}, {"refund.network", f.Refund.Network, &p.RefundNet}} {
+		if pol.v != RefundProportional && pol.v != RefundRetained {
+			return nil, fmt.Errorf("%s: %q, want %q or %q", pol.name, pol.v, RefundProportional, RefundRetained)
+		}
+		*pol.dst = pol.v
+	}
+	p.Categories = make([]Category, len(f.Categories))
+	for i, cf := range f.Categories {
+		c := &p.Categories[i]
+		if cf.Name == "" {
+			return nil, fmt.Errorf("category %d: name missing", i)
+		}
+		c.Name = cf.Name
+		var err error
+		if c.MerchantDiscount, err = parseRate(cf.MerchantDiscount); err != nil {
+			return nil, fmt.Errorf("category %q: merchant_discount: %w", cf.Name, err)
+		}
+		if c.Network, err = parseRate(cf.Network); err != nil {
+			return nil, fmt.Errorf("category %q: network: %w", cf.Name, err)
+		}
+		if cf.Default {
+			if len(cf.MCCs) != 0 {
+				return nil, fmt.Errorf("category %q: the default category names no mccs", cf.Name)
+			}
+			if p.def != nil {
+				return nil, fmt.Errorf("category %q: a second default category", cf.Name)
+			}
+			p.def = c
+			continue
+		}
+		if len(cf.MCCs) == 0 {
+			return nil, fmt.Errorf("category %q: no mccs and not the default", cf.Name)
+		}
+		for _, mcc := range cf.MCCs {
+			if !ValidMCC(mcc) {
+				return nil, fmt.Errorf("category %q: mcc %q is not four digits", cf.Name, mcc)
+			}
+			if prior, ok := p.byMCC[mcc]; ok {
+				return nil, fmt.Errorf("category %q: mcc %s is already in %q", cf.Name, mcc, prior.Name)
+			}
+			p.byMCC[mcc] = c
+		}
+		c.MCCs = slices.Clone(cf.MCCs)
+	}
+	if p.def == nil {
+		return nil, errors.New("categories: no default category")
+	}
+	return p, nil
+}
+
+type foreignFile struct {
+	Description   string `json:"description"`
+	SurchargeRate string `json:"surcharge_rate"`
+	SurchargeOver string `json:"surcharge_over"`
+	FXMarginRate  string `json:"fx_margin_rate"`
+}
+
+// ParseForeignCard reads the foreign-card comparison strictly and validates it.
+func ParseForeignCard(b []byte) (ForeignCard, error) {
+	var f foreignFile
+	if err := decodeStrict(b, &f); err != nil {
+		return ForeignCard{}, err
+	}
+	var (
+		fc  = ForeignCard{Description: f.Description}
+		err error
+	)
+	if fc.SurchargeRate, err = parseRateValue(f.SurchargeRate); err != nil {
+		return ForeignCard{}, fmt.Errorf("surcharge_rate: %w", err)
+	}
+	if fc.FXMarginRate, err = parseRateValue(f.FXMarginRate); err != nil {
+		return ForeignCard{}, fmt.Errorf("fx_margin_rate: %w", err)
+	}
+	if fc.SurchargeOver, err = parseFen(f.SurchargeOver); err != nil {
+		return ForeignCard{}, fmt.Errorf("surcharge_over: %w", err)
+	}
+	return fc, nil
+}
+
+func decodeStrict(b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	if dec.More() {
+		return errors.New("decode: data after the object")
+	}
+	return nil
+}
+
+func parseRate(f *rateFile) (Rate, error) {
+	if f == nil {
+		return Rate{}, errors.New("missing")
+	}
+	r, err := parseRateValue(f.Rate)
+	if err != nil {
+		return Rate{}, fmt.Errorf("rate: %w", err)
+	}
+	if f.Cap == "" {
+		return Rate{Rate: r, Cap: -1}, nil
+	}
+	capFen, err := parseFen(f.Cap)
+	if err != nil {
+		return Rate{}, fmt.Errorf("cap: %w", err)
+	}
+	return Rate{Rate: r, Cap: capFen}, nil
+}
+
+func parseRateValue(s string) (decimal.Decimal, error) {
+	if s == "" {
+		return decimal.Decimal{}, errors.New("missing")
+	}
+	r, err := decimal.NewFromString(s)
+	if err != nil {
+		return decimal.Decimal{}, fmt.Errorf("%q is not a decimal", s)
+	}
+	if r.IsNegative() || r.GreaterThan(decimal.RequireFromString(maxRate)) {
+		return decimal.Decimal{}, fmt.Errorf("%s is outside 0 to %s", s, maxRate)
+	}
+	return r, nil
+}
+
+// parseFen reads a non-negative CNY amount with at most two decimals as fen.
+func parseFen(s string) (int64, error) {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a decimal", s)
+	}
+	fen := d.Shift(fenPlaces)
+	if d.IsNegative() || !fen.IsInteger() || fen.GreaterThan(decimal.NewFromInt(maxAmountFen)) {
+		return 0, fmt.Errorf("%s is not an amount of whole fen from 0 to %s", s, ledger.FormatAmount(maxAmountFen, "CNY"))
+	}
+	return fen.IntPart(), nil
+}
+
+// ValidMCC reports whether mcc is a merchant category code: four ASCII digits.
+func ValidMCC(mcc string) bool {
+	if len(mcc) != mccDigits {
+		return false
+	}
+	for i := 0; i < len(mcc); i++ {
+		if mcc[i] < '0' || mcc[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

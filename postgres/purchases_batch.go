@@ -1,0 +1,789 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/fees"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/purchases"
+)
+
+const (
+	// maxQueuedRequests bounds the merchants' requests waiting for the committer. At 2,000
+	// authorizations/s and a commit every few milliseconds a few dozen wait; 4,096 rides out a
+	// two-second stall of the database before requests are turned away (ErrPurchasesBusy, a 503)
+	// instead of piling up in memory.
+	maxQueuedRequests = 4096
+	// maxRequestsPerCommit bounds one commit. A request plans at most MaxIncrements+2 transfers,
+	// so 256 of them stay far below ledger.MaxBatchTransfers, and a burst of thousands drains in
+	// a dozen commits of a few milliseconds each.
+	maxRequestsPerCommit = 256
+	// commitTimeout bounds one commit, retries included. A commit of a full batch takes
+	// milliseconds; one still running after ten seconds has a database that does not answer,
+	// and its callers get an error rather than wait for ever.
+	commitTimeout = 10 * time.Second
+)
+
+var (
+	// ErrIdempotencyKeyReused is returned for a request whose idempotency key was used before
+	// with a different request.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
+	// ErrPurchasesBusy is returned when the committer's queue is full: retry shortly.
+	ErrPurchasesBusy = errors.New("too many purchase requests waiting")
+	// ErrPurchasesStopped is returned for requests made after the committer stopped, or left in
+	// its queue when it stopped: nothing of them was applied.
+	ErrPurchasesStopped = errors.New("purchase committer stopped")
+)
+
+// Operation is what a merchant asks of the purchase engine.
+type Operation string
+
+const (
+	OpAuthorize Operation = "authorize"
+	OpIncrement Operation = "increment"
+	OpCapture   Operation = "capture"
+	OpVoid      Operation = "void"
+	OpRefund    Operation = "refund"
+)
+
+// PurchaseRequest is one merchant request.
+type PurchaseRequest struct {
+	Op       Operation
+	Merchant purchases.Merchant // the merchant whose key made the request
+	Key      uuid.UUID          // the idempotency key, unique per merchant
+	// Hash is the SHA-256 of the request's content: the same key with another hash is refused.
+	Hash [32]byte
+	// AuthorizationID names the authorization of an increment, capture, void or refund.
+	AuthorizationID ledger.ID
+	// CardToken is the card of an authorization: any of its tokens.
+	CardToken string
+	// Amount is the amount in fen; AmountErr says why the request's amount is not one, which
+	// declines an authorization or increment and refuses a capture or refund.
+	Amount    int64
+	AmountErr error
+	// Full captures everything the authorization holds when the capture is applied; Amount is
+	// then ignored.
+	Full bool
+}
+
+// PurchaseResult is what a request made: one of its fields, by the operation.
+type PurchaseResult struct {
+	// Replayed says the request repeats an earlier one with the same key and content: this is
+	// that request's result, as it was made.
+	Replayed      bool
+	Authorization *purchases.Authorization // authorize: as decided
+	Increment     *purchases.Increment     // increment
+	Close         *purchases.Close         // capture, void
+	Refund        *purchases.Refund        // refund
+}
+
+// Purchases is the purchase engine on the store: merchants, their requests and their records.
+// Requests that move money (authorize, increment, capture, void, refund) queue for one committer
+// goroutine (Run), which takes whatever has queued, up to maxRequestsPerCommit, decides it and
+// commits it in one transaction: the holds are durable before any answer goes out, and a commit
+// serves all the requests that arrived while the one before it was being written.
+//
+// Every decision reads what it needs in the transaction that writes it, and every write that
+// could race another process's (a balance version, a hold's resolution, a refund's sequence
+// number, an idempotency key) collides on a key and retries the transaction whole: limits, funds
+// and refund totals hold across processes too.
+type Purchases struct {
+	store     *Store
+	fees      *fees.Catalog
+	merchants *merchantCache
+	queue     chan *purchaseCall
+	stopped   chan struct{}
+	// OnCommit, if set, is called by the committer after each transaction with the number of
+	// requests it carried and how long it took, retries included. Set it before Run.
+	OnCommit func(requests int, took time.Duration)
+}
+
+type purchaseCall struct {
+	req  PurchaseRequest
+	done chan purchaseAnswer // buffered: the committer never waits for a caller
+}
+
+type purchaseAnswer struct {
+	res PurchaseResult
+	err error
+}
+
+// NewPurchases returns the purchase engine on st, pricing with the fee plans built into the
+// binary. Call Run to start its committer.
+func NewPurchases(st *Store) (*Purchases, error) {
+	cat, err := feeCatalog()
+	if err != nil {
+		return nil, fmt.Errorf("load fee plans: %w", err)
+	}
+	return &Purchases{
+		store: st, fees: cat, merchants: &merchantCache{byKey: map[[32]byte]cachedMerchant{}},
+		queue: make(chan *purchaseCall, maxQueuedRequests), stopped: make(chan struct{}),
+	}, nil
+}
+
+// Run commits queued requests until ctx is done, then refuses what is left with
+// ErrPurchasesStopped. A commit under way when ctx ends is finished first, within its own bound.
+// Call it once.
+func (p *Purchases) Run(ctx context.Context) {
+	defer func() {
+		close(p.stopped)
+		for {
+			select {
+			case c := <-p.queue:
+				c.done <- purchaseAnswer{err: ErrPurchasesStopped}
+			default:
+				return
+			}
+		}
+	}()
+	batch := make([]*purchaseCall, 0, maxRequestsPerCommit)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-p.queue:
+			batch = append(batch, c)
+		}
+	fill:
+		for len(batch) < maxRequestsPerCommit {
+			select {
+			case c := <-p.queue:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		// The commit outlives a cancelled ctx, within its own bound: its callers are waiting,
+		// and its result decides what they answer.
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		answers, err := p.commit(cctx, batch)
+		cancel()
+		took := time.Since(start)
+		for i, c := range batch {
+			if err != nil {
+				c.done <- purchaseAnswer{err: err}
+			} else {
+				c.done <- answers[i]
+			}
+		}
+		if p.OnCommit != nil {
+			p.OnCommit(len(batch), took)
+		}
+	}
+}
+
+// Do queues req for the committer and waits for its answer. The errors a caller acts on are
+// *purchases.Refusal (the authorization's state or the amount refuses the request),
+// ErrIdempotencyKeyReused, ErrPurchasesBusy and ErrPurchasesStopped; a ctx that ends first
+// returns its error, and the request may still be applied: retry with the same key to learn.
+func (p *Purchases) Do(ctx context.Context, req PurchaseRequest) (PurchaseResult, error) {
+	c := &purchaseCall{req: req, done: make(chan purchaseAnswer, 1)}
+	select {
+	case <-p.stopped:
+		return PurchaseResult{}, ErrPurchasesStopped
+	default:
+	}
+	select {
+	case p.queue <- c:
+	default:
+		return PurchaseResult{}, ErrPurchasesBusy
+	}
+	select {
+	case a := <-c.done:
+		return a.res, a.err
+	case <-ctx.Done():
+		return PurchaseResult{}, ctx.Err()
+	case <-p.stopped:
+		// The committer answers every request it committed before it stops: an answer that is
+		// not there now never comes, and the request was not applied.
+		select {
+		case a := <-c.done:
+			return a.res, a.err
+		default:
+			return PurchaseResult{}, ErrPurchasesStopped
+		}
+	}
+}
+
+// commit decides and writes a batch in one transaction, then reads the earlier results that
+// replays repeat.
+func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall) ([]purchaseAnswer, error) {
+	reqs := make([]PurchaseRequest, len(batch))
+	for i, c := range batch {
+		reqs[i] = c.req
+	}
+	var ex *execution
+	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		ex = &execution{p: p, tx: tx, reqs: reqs, now: p.store.Now().UTC().Truncate(time.Microsecond)}
+		return ex.run(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ex.answers {
+		if r := ex.replays[i]; r != nil {
+			ex.answers[i].res, ex.answers[i].err = p.readResult(ctx, r.op, r.result)
+			ex.answers[i].res.Replayed = true
+		}
+	}
+	return ex.answers, nil
+}
+
+// replay is a request that repeats an earlier one: the operation and the id of what it made.
+type replay struct {
+	op     Operation
+	result ledger.ID
+}
+
+// execution is one attempt at a batch's transaction.
+type execution struct {
+	p    *Purchases
+	tx   *Tx
+	reqs []PurchaseRequest
+	now  time.Time
+
+	answers []purchaseAnswer
+	replays []*replay   // answered from an earlier transaction's request, after the commit
+	dups    map[int]int // answered as an earlier request of the batch with the same key
+
+	auths   map[ledger.ID]*AuthorizationRecord
+	cards   map[string]*cards.Card // by every token the batch names
+	limits  map[string]purchases.Limits
+	usage   map[string]int64 // approved today, by the card's own token
+	planned map[int]*plannedRequest
+	rows    purchaseRows
+}
+
+// plannedRequest is a request's plan waiting for the ledger's results.
+type plannedRequest struct {
+	auth   *purchases.Authorization
+	inc    *purchases.Increment
+	close  *purchases.Close
+	refund *purchases.Refund
+	first  int // its transfers in the round's batch
+	n      int
+}
+
+func (ex *execution) run(ctx context.Context) error {
+	n := len(ex.reqs)
+	ex.answers, ex.replays, ex.dups = make([]purchaseAnswer, n), make([]*replay, n), map[int]int{}
+	ex.planned = map[int]*plannedRequest{}
+	prior, err := ex.load(ctx)
+	if err != nil {
+		return err
+	}
+	live := ex.dedupe(prior)
+	for _, round := range ex.rounds(live) {
+		if err := ex.runRound(ctx, round); err != nil {
+			return err
+		}
+	}
+	for i, j := range ex.dups {
+		ex.answers[i] = ex.answers[j]
+		ex.answers[i].res.Replayed = ex.answers[j].err == nil
+	}
+	return ex.rows.write(ctx, ex.tx, ex.now)
+}
+
+// storedRequest is an earlier request's idempotency record.
+type storedRequest struct {
+	op     Operation
+	hash   [32]byte
+	result ledger.ID
+}
+
+type requestKey struct {
+	merchant string
+	key      uuid.UUID
+}
+
+// load reads what the batch may need, in one round trip: the idempotency records of its keys,
+// the authorizations its requests name, the cards they name or their authorizations hold, and
+// those cards' limits and what each had approved in the day.
+func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, error) {
+	var (
+		authIDs   []ledger.ID
+		tokens    []string
+		merchants = make([]string, len(ex.reqs))
+		keys      = make([]uuid.UUID, len(ex.reqs))
+	)
+	for i, r := range ex.reqs {
+		merchants[i], keys[i] = r.Merchant.ID, r.Key
+		if r.Op == OpAuthorize {
+			if r.CardToken != "" {
+				tokens = append(tokens, r.CardToken)
+			}
+		} else {
+			authIDs = append(authIDs, r.AuthorizationID)
+		}
+	}
+	authKeys := make([]uuid.UUID, len(authIDs))
+	for i, id := range authIDs {
+		authKeys[i] = uuid.UUID(id)
+	}
+	ex.cards, ex.limits, ex.usage = map[string]*cards.Card{}, map[string]purchases.Limits{}, map[string]int64{}
+	prior := map[requestKey]storedRequest{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id
+		FROM purchase_requests r WHERE r.merchant_id = ANY($1) AND r.idempotency_key = ANY($2)`, merchants, keys).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					k      requestKey
+					op     string
+					hash   []byte
+					result [16]byte
+					s      storedRequest
+				)
+				if err := rows.Scan(&k.merchant, &k.key, &op, &hash, &result); err != nil {
+					return err
+				}
+				copy(s.hash[:], hash)
+				s.op, s.result = Operation(op), ledger.ID(result)
+				prior[k] = s
+			}
+			return rows.Err()
+		})
+	auths := queueAuthorizations(b, authIDs)
+	// The cards by every token the batch names, with their limits and their approvals
+	// (authorizations and increments) in the Shanghai day of the batch, through the indexes of
+	// approvals by card and time.
+	dayStart, dayEnd := purchases.Day(ex.now)
+	b.Queue(`WITH wanted AS (
+			SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
+			UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
+		SELECT w.token, `+purchaseCardColumns+`, l.per_transaction, l.per_day,
+			(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+				WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
+			+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+				WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
+		FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`,
+		tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				tok, declared string
+				c             cards.Card
+				validUntil    time.Time
+				funds         [16]byte
+				perTx, perDay *int64
+				used          int64
+			)
+			if err := rows.Scan(&tok, &c.Token, &declared, &c.StatusReason, &validUntil, &funds, &perTx, &perDay, &used); err != nil {
+				return fmt.Errorf("scan card: %w", err)
+			}
+			y, m, d := validUntil.Date()
+			c.PermitValidUntil = events.Date{Year: y, Month: m, Day: d}
+			c.Declared = events.CardStatus(declared)
+			c.FundsAccount = ledger.ID(funds)
+			ex.cards[tok] = &c
+			if perTx != nil && perDay != nil {
+				ex.limits[c.Token] = purchases.Limits{PerTransaction: *perTx, PerDay: *perDay}
+			}
+			ex.usage[c.Token] = used
+		}
+		return rows.Err()
+	})
+	if err := ex.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("read the batch's keys, authorizations and cards: %w", err)
+	}
+	ex.auths = auths.result()
+	return prior, nil
+}
+
+// dedupe answers the requests whose idempotency key was used before, in an earlier transaction
+// or earlier in this batch, and returns the indexes of the others.
+func (ex *execution) dedupe(prior map[requestKey]storedRequest) []int {
+	first := map[requestKey]int{}
+	var live []int
+	for i, r := range ex.reqs {
+		k := requestKey{r.Merchant.ID, r.Key}
+		if s, ok := prior[k]; ok {
+			if s.op != r.Op || s.hash != r.Hash {
+				ex.answers[i].err = ErrIdempotencyKeyReused
+			} else {
+				ex.replays[i] = &replay{op: s.op, result: s.result}
+			}
+			continue
+		}
+		if j, ok := first[k]; ok {
+			if ex.reqs[j].Op != r.Op || ex.reqs[j].Hash != r.Hash {
+				ex.answers[i].err = ErrIdempotencyKeyReused
+			} else {
+				ex.dups[i] = j // its answer is its first's, known after the rounds
+			}
+			continue
+		}
+		first[k] = i
+		live = append(live, i)
+	}
+	return live
+}
+
+// rounds orders the live requests into rounds in which no two requests touch the same card or
+// the same authorization. A round is applied before the next is planned, so that a request is
+// judged against the ledger's answer to the one before it: a card's second authorization in a
+// batch counts the first against the daily limit only if the ledger approved it. Requests on
+// different cards, the usual batch, all go in the first round.
+func (ex *execution) rounds(live []int) [][]int {
+	last := map[string]int{}
+	var rounds [][]int
+	for _, i := range live {
+		keys := ex.conflictKeys(ex.reqs[i])
+		r := 0
+		for _, k := range keys {
+			if n, ok := last[k]; ok {
+				r = max(r, n+1)
+			}
+		}
+		for _, k := range keys {
+			last[k] = r
+		}
+		for len(rounds) <= r {
+			rounds = append(rounds, nil)
+		}
+		rounds[r] = append(rounds[r], i)
+	}
+	return rounds
+}
+
+func (ex *execution) conflictKeys(r PurchaseRequest) []string {
+	if r.Op == OpAuthorize {
+		if c, ok := ex.cards[r.CardToken]; ok {
+			return []string{"card/" + c.Token}
+		}
+		return nil
+	}
+	keys := []string{"authorization/" + r.AuthorizationID.String()}
+	if a, ok := ex.auths[r.AuthorizationID]; ok && a.CardToken != "" {
+		keys = append(keys, "card/"+a.CardToken)
+	}
+	return keys
+}
+
+// runRound plans a round's requests, applies their transfers in one ledger batch, and records
+// what the ledger decided.
+func (ex *execution) runRound(ctx context.Context, round []int) error {
+	var (
+		batch []ledger.Transfer
+		order []int
+	)
+	for _, i := range round {
+		pl, ts, err := ex.plan(i)
+		if err != nil {
+			return err
+		}
+		if pl == nil {
+			continue // refused: answered
+		}
+		pl.first, pl.n = len(batch), len(ts)
+		batch = append(batch, ts...)
+		ex.planned[i] = pl
+		order = append(order, i)
+	}
+	var results []ledger.Result
+	if len(batch) > 0 {
+		res, err := ex.tx.Apply(ctx, batch)
+		if err != nil {
+			return err
+		}
+		results = res.Results
+	}
+	for _, i := range order {
+		pl := ex.planned[i]
+		ex.finish(i, pl, groupResult(results[pl.first:pl.first+pl.n]))
+	}
+	return nil
+}
+
+// groupResult is a linked group's outcome: Created if every transfer was, else the result of
+// the transfer that failed it.
+func groupResult(rs []ledger.Result) ledger.Result {
+	failed := ledger.Created
+	for _, r := range rs {
+		if r == ledger.Created {
+			continue
+		}
+		if r != ledger.LinkedEventFailed {
+			return r
+		}
+		failed = r
+	}
+	return failed
+}
+
+func refusal(code purchases.RefusalCode, format string, args ...any) *purchases.Refusal {
+	return &purchases.Refusal{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// plan plans request i: its transfers, or nil and the request answered (a refusal). A request
+// declined before the ledger (an unknown card, a limit) plans no transfers but is recorded.
+func (ex *execution) plan(i int) (*plannedRequest, []ledger.Transfer, error) {
+	r := ex.reqs[i]
+	refuse := func(rf *purchases.Refusal) (*plannedRequest, []ledger.Transfer, error) {
+		ex.answers[i].err = rf
+		return nil, nil, nil
+	}
+	if r.Op == OpAuthorize {
+		id, err := newTransferID()
+		if err != nil {
+			return nil, nil, err
+		}
+		card := ex.cards[r.CardToken]
+		limits, used := purchases.DefaultLimits(), int64(0)
+		if card != nil {
+			if l, ok := ex.limits[card.Token]; ok {
+				limits = l
+			}
+			used = ex.usage[card.Token]
+		}
+		amount := r.Amount
+		if r.AmountErr != nil {
+			amount = 0
+		}
+		d := purchases.Decide(purchases.Check{MCC: r.Merchant.MCC, Card: card, Amount: amount, AmountErr: r.AmountErr,
+			Limits: limits, UsedToday: used, Now: ex.now})
+		a, hold := purchases.PlanAuthorization(id, &r.Merchant, card, amount, d, ex.now)
+		pl := &plannedRequest{auth: &a}
+		if hold == nil {
+			ex.finish(i, pl, ledger.Created)
+			return nil, nil, nil
+		}
+		return pl, []ledger.Transfer{*hold}, nil
+	}
+
+	rec, ok := ex.auths[r.AuthorizationID]
+	if !ok || rec.MerchantID != r.Merchant.ID {
+		return refuse(refusal(purchases.RefusedNotFound, "authorization not found"))
+	}
+	if r.AmountErr != nil && r.Op != OpIncrement {
+		return refuse(refusal(purchases.RefusedInvalid, "%v", r.AmountErr))
+	}
+	plan, ok := ex.p.fees.Plan(r.Merchant.FeePlan)
+	if !ok {
+		// A fault of this merchant's registration, not of the batch: only its request fails.
+		ex.answers[i].err = fmt.Errorf("merchant %s has fee plan %q, which the catalog does not have", r.Merchant.ID, r.Merchant.FeePlan)
+		return nil, nil, nil
+	}
+	id, err := newTransferID()
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := freshIDs(len(rec.Holds) + 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch r.Op {
+	case OpIncrement:
+		card := ex.cards[rec.CardToken]
+		limits := purchases.DefaultLimits()
+		if l, ok := ex.limits[rec.CardToken]; ok {
+			limits = l
+		}
+		inc, hold, rf := purchases.PlanIncrement(&rec.Authorization, id, purchases.IncrementCheck{Card: card,
+			Amount: r.Amount, AmountErr: r.AmountErr, Limits: limits, UsedToday: ex.usage[rec.CardToken], Now: ex.now})
+		if rf != nil {
+			return refuse(rf)
+		}
+		pl := &plannedRequest{inc: &inc}
+		if hold == nil {
+			ex.finish(i, pl, ledger.Created)
+			return nil, nil, nil
+		}
+		return pl, []ledger.Transfer{*hold}, nil
+	case OpCapture:
+		amount := r.Amount
+		if r.Full {
+			amount = rec.Held()
+		}
+		c, ts, rf := purchases.PlanCapture(&rec.Authorization, id, amount, plan, ex.p.fees.Foreign, ids, ex.now)
+		if rf != nil {
+			return refuse(rf)
+		}
+		return &plannedRequest{close: &c}, ts, nil
+	case OpVoid:
+		c, ts, rf := purchases.PlanVoid(&rec.Authorization, id, ids, ex.now)
+		if rf != nil {
+			return refuse(rf)
+		}
+		return &plannedRequest{close: &c}, ts, nil
+	case OpRefund:
+		rd, ts, rf := purchases.PlanRefund(&rec.Authorization, id, r.Amount, plan, ex.p.fees.Foreign, ids, ex.now)
+		if rf != nil {
+			return refuse(rf)
+		}
+		return &plannedRequest{refund: &rd}, ts, nil
+	}
+	ex.answers[i].err = fmt.Errorf("unknown purchase operation %q", r.Op)
+	return nil, nil, nil
+}
+
+// finish records request i with the ledger's result for its transfers (Created when it had
+// none) and answers it.
+func (ex *execution) finish(i int, pl *plannedRequest, result ledger.Result) {
+	r := ex.reqs[i]
+	answer := &ex.answers[i]
+	request := func(result ledger.ID) {
+		ex.rows.requests = append(ex.rows.requests, requestRow{merchantID: r.Merchant.ID, key: r.Key, op: r.Op, hash: r.Hash, result: result})
+	}
+	switch {
+	case pl.auth != nil:
+		a := pl.auth
+		if a.Approved {
+			if result != ledger.Created {
+				d, err := purchases.FromLedger(result)
+				if err != nil {
+					answer.err = fmt.Errorf("authorization %s: %w", a.ID, err)
+					return
+				}
+				a.Decline(d)
+			} else {
+				a.Approve()
+				ex.usage[a.CardToken] += a.Amount
+			}
+		}
+		ex.rows.authorizations = append(ex.rows.authorizations, *a)
+		request(a.ID)
+		answer.res.Authorization = a
+	case pl.inc != nil:
+		inc, rec := pl.inc, ex.auths[r.AuthorizationID]
+		if inc.Approved {
+			if result != ledger.Created {
+				d, err := purchases.FromLedger(result)
+				if err != nil {
+					answer.err = fmt.Errorf("increment %s: %w", inc.ID, err)
+					return
+				}
+				inc.Decision = d
+			} else {
+				ex.usage[rec.CardToken] += inc.Amount
+			}
+		}
+		rec.ApplyIncrement(*inc)
+		ex.rows.increments = append(ex.rows.increments, incrementRow{Increment: *inc, cardToken: rec.CardToken})
+		request(inc.ID)
+		answer.res.Increment = inc
+	case pl.close != nil:
+		rec := ex.auths[r.AuthorizationID]
+		if result != ledger.Created {
+			answer.err = closeRefusal(result)
+			return
+		}
+		rec.ApplyClose(*pl.close)
+		ex.rows.closes = append(ex.rows.closes, closeRow{Close: *pl.close, merchantID: rec.MerchantID, cardToken: rec.CardToken})
+		request(pl.close.ID)
+		answer.res.Close = pl.close
+	case pl.refund != nil:
+		rec := ex.auths[r.AuthorizationID]
+		if result != ledger.Created {
+			answer.err = closeRefusal(result)
+			return
+		}
+		rec.ApplyRefund(*pl.refund)
+		ex.rows.refunds = append(ex.rows.refunds, refundRow{Refund: *pl.refund, merchantID: rec.MerchantID})
+		request(pl.refund.ID)
+		answer.res.Refund = pl.refund
+	}
+}
+
+// closeRefusal turns the ledger's refusal of a capture, void or refund the domain had planned
+// into the answer: a hold that expired or was resolved meanwhile is the authorization's state;
+// anything else is a fault of the plan.
+func closeRefusal(r ledger.Result) error {
+	switch r {
+	case ledger.PendingExpired:
+		return refusal(purchases.RefusedConflict, "the authorization has expired")
+	case ledger.PendingAlreadyResolved:
+		return refusal(purchases.RefusedConflict, "the authorization's holds are already released")
+	}
+	return fmt.Errorf("the ledger refused a planned purchase operation: %s", r)
+}
+
+func newTransferID() (ledger.ID, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return ledger.ID{}, fmt.Errorf("new transfer id: %w", err)
+	}
+	return ledger.ID(u), nil
+}
+
+// freshIDs returns a source of n new transfer ids. Past n it gives the zero id, which the ledger
+// refuses (IDMustNotBeZero): a plan that asks for more than it said fails, and applies nothing.
+func freshIDs(n int) (func() ledger.ID, error) {
+	ids := make([]ledger.ID, n)
+	for i := range ids {
+		id, err := newTransferID()
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return func() ledger.ID {
+		if len(ids) == 0 {
+			return ledger.ID{}
+		}
+		id := ids[0]
+		ids = ids[1:]
+		return id
+	}, nil
+}
+
+// readResult reads what an earlier request made, for a replay.
+func (p *Purchases) readResult(ctx context.Context, op Operation, id ledger.ID) (PurchaseResult, error) {
+	var res PurchaseResult
+	switch op {
+	case OpAuthorize:
+		recs, err := loadAuthorizations(ctx, p.store.pool, []ledger.ID{id})
+		if err != nil {
+			return res, err
+		}
+		rec, ok := recs[id]
+		if !ok {
+			return res, fmt.Errorf("authorization %s of a stored request: %w", id, ErrNotFound)
+		}
+		res.Authorization = &rec.Authorization
+		return res, nil
+	case OpIncrement:
+		inc, err := readOne(ctx, p, `SELECT `+incrementColumns+` FROM purchase_increments WHERE increment_id = $1`, id, scanIncrement)
+		res.Increment = &inc
+		return res, err
+	case OpCapture, OpVoid:
+		c, err := readOne(ctx, p, `SELECT `+closeColumns+` FROM purchase_closes WHERE close_id = $1`, id, scanClose)
+		res.Close = &c
+		return res, err
+	case OpRefund:
+		r, err := readOne(ctx, p, `SELECT `+refundColumns+` FROM purchase_refunds WHERE refund_id = $1`, id, scanRefund)
+		res.Refund = &r
+		return res, err
+	}
+	return res, fmt.Errorf("stored request of unknown operation %q", op)
+}
+
+func readOne[T any](ctx context.Context, p *Purchases, query string, id ledger.ID, scan func(pgx.Rows) (T, error)) (T, error) {
+	var zero T
+	rows, err := p.store.pool.Query(ctx, query, uuid.UUID(id))
+	if err != nil {
+		return zero, fmt.Errorf("read stored result: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return zero, fmt.Errorf("read stored result: %w", err)
+		}
+		return zero, fmt.Errorf("stored result %s: %w", id, ErrNotFound)
+	}
+	return scan(rows)
+}
+
+// purchaseCardColumns are what an authorization reads of a card: its status, its permit and its
+// funds account. Personal numbers are not read.
+const purchaseCardColumns = `c.card_token, c.declared_status, c.status_reason, c.permit_valid_until, c.funds_account_id`

@@ -1,0 +1,714 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/purchases"
+)
+
+// purchaseT0 is the purchase tests' clock at start: a weekday morning in Shanghai.
+var purchaseT0 = time.Date(2026, time.March, 3, 10, 0, 0, 0, cards.Shanghai)
+
+// shop is a world for purchase tests: a store on a settable clock with registered, funded cards,
+// merchants of several categories, and the purchase engine's committer running.
+type shop struct {
+	t     testing.TB
+	st    *postgres.Store
+	p     *postgres.Purchases
+	city  *loadtest.City
+	clock atomic.Int64 // Unix microseconds
+	// merchants by label: pharmacy (5912), grocer (5411, the small-merchant plan), hotel (7011),
+	// casino (7995)
+	merchants map[string]purchases.Merchant
+	commits   atomic.Int64 // transactions the committer made
+	commitMu  sync.Mutex
+	// commitTimes are the committer's transactions' durations, in order.
+	commitTimes []time.Duration
+	ingested    int64 // offsets given to ingested events
+}
+
+// newShop registers n cards, each funded with fund fen.
+func newShop(t testing.TB, n int, fund int64) *shop {
+	t.Helper()
+	ctx := context.Background()
+	s := &shop{t: t, st: pgtest.NewStore(t), merchants: map[string]purchases.Merchant{}}
+	s.clock.Store(purchaseT0.UnixMicro())
+	s.st.Now = func() time.Time { return time.UnixMicro(s.clock.Load()).UTC() }
+	s.city = loadtest.NewCity(7, n, 1, purchaseT0.Add(-time.Hour))
+	for _, p := range s.city.Parties() {
+		if _, err := s.st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ingest(append(s.city.Registrations(), s.city.Funding(fund, fund)...)...)
+
+	p, err := postgres.NewPurchases(s.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.OnCommit = func(_ int, took time.Duration) {
+		s.commits.Add(1)
+		s.commitMu.Lock()
+		s.commitTimes = append(s.commitTimes, took)
+		s.commitMu.Unlock()
+	}
+	s.p = p
+	for _, m := range []purchases.Merchant{
+		{ID: "pharmacy-1", Name: "Jiaxing Pharmacy", MCC: "5912", City: "jiaxing", AcquiringBank: "ICBC-JX", FeePlan: "domestic-standard"},
+		{ID: "grocer-1", Name: "Corner Grocer", MCC: "5411", City: "jiaxing", AcquiringBank: "ICBC-JX", FeePlan: "domestic-small-merchant"},
+		{ID: "shop-1", Name: "Department Store", MCC: "5311", City: "hangzhou", AcquiringBank: "ABC-HZ", FeePlan: "domestic-standard"},
+		{ID: "hotel-1", Name: "West Lake Hotel", MCC: "7011", City: "hangzhou", AcquiringBank: "ABC-HZ", FeePlan: "domestic-standard"},
+		{ID: "casino-1", Name: "Lucky Games", MCC: "7995", City: "shanghai", AcquiringBank: "BOC-SH", FeePlan: "domestic-standard"},
+	} {
+		if err := p.RegisterMerchant(ctx, m, sha256.Sum256([]byte("key-"+m.ID))); err != nil {
+			t.Fatal(err)
+		}
+		s.merchants[m.ID] = m
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(runCtx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s
+}
+
+func (s *shop) now() time.Time { return time.UnixMicro(s.clock.Load()).UTC() }
+
+func (s *shop) advance(d time.Duration) { s.clock.Add(d.Microseconds()) }
+
+// ingest applies card events as the consumer would.
+func (s *shop) ingest(evs ...events.Event) {
+	s.t.Helper()
+	d := s.ingestDecision(evs...)
+	for _, dl := range d.DeadLetters {
+		s.t.Fatalf("event %s refused: %s", dl.EventID, dl.Reason)
+	}
+}
+
+// ingestDecision applies card events as the consumer would and returns the decision.
+func (s *shop) ingestDecision(evs ...events.Event) *clearing.Decision {
+	s.t.Helper()
+	msgs := make([]clearing.Message, len(evs))
+	for i, e := range evs {
+		raw := loadtest.Encode(e)
+		dec, err := events.Decode(raw)
+		if err != nil {
+			s.t.Fatalf("event %d does not decode: %v", i, err)
+		}
+		msgs[i] = clearing.Message{Source: "card-events/0", Offset: s.ingested, Raw: raw, Event: dec}
+		s.ingested++
+	}
+	d, err := s.st.Ingest(context.Background(), nil, msgs)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return d
+}
+
+// funds returns a card's available and posted funds.
+func (s *shop) funds(card int) (available, posted int64) {
+	s.t.Helper()
+	b, err := s.st.Balance(context.Background(), cards.AccountID("funds", s.city.Cards[card]))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return b.Available(), b.Net()
+}
+
+func newKey(t testing.TB) uuid.UUID {
+	t.Helper()
+	k, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// req builds a request of merchant m; the hash is the request's fields, as the HTTP edge's is.
+func (s *shop) req(op postgres.Operation, m string, key uuid.UUID, auth ledger.ID, card, amount string) postgres.PurchaseRequest {
+	r := postgres.PurchaseRequest{Op: op, Merchant: s.merchants[m], Key: key, AuthorizationID: auth, CardToken: card}
+	canonical := amount
+	if amount != "" {
+		r.Amount, r.AmountErr = purchases.ParseAmount(amount)
+		if r.AmountErr == nil {
+			canonical = fmt.Sprint(r.Amount) // "200" and "200.00" are one request
+		}
+	}
+	r.Hash = sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s", op, auth, card, canonical))
+	return r
+}
+
+func (s *shop) do(r postgres.PurchaseRequest) (postgres.PurchaseResult, error) {
+	return s.p.Do(context.Background(), r)
+}
+
+// event is a card event about card i, happening now on the shop's clock.
+func (s *shop) event(i int, data events.Data) events.Event {
+	return events.Event{ID: newKey(s.t), Type: data.Type(), OccurredAt: s.now().Truncate(time.Millisecond),
+		CardToken: s.city.Cards[i], Data: data}
+}
+
+const fen1000 = 100000 // each card's funds in the lifecycle tests: 1,000.00 CNY
+
+// pstep is one request of a lifecycle scenario, with what must come of it.
+type pstep struct {
+	op       postgres.Operation
+	merchant string // "" is pharmacy-1
+	auth     string // authorize: the label it gets; the others: the label they act on
+	amount   string
+	full     bool   // a capture of everything held
+	key      string // a label: steps with the same label send the same idempotency key
+	card     string // authorize: "" is the scenario's card, or another token
+	before   func(s *shop, card int)
+	// want is "approved", "declined <reason>", "ok", "refused <code>" or "key reused".
+	want     string
+	replayed bool
+	// available and posted are the card's funds after the step; -1 skips the check.
+	available, posted int64
+}
+
+func (s *shop) run(t *testing.T, card int, steps []pstep) map[string]ledger.ID {
+	t.Helper()
+	auths := map[string]ledger.ID{}
+	keys := map[string]uuid.UUID{}
+	results := map[string]postgres.PurchaseResult{}
+	for n, st := range steps {
+		if st.before != nil {
+			st.before(s, card)
+		}
+		m := st.merchant
+		if m == "" {
+			m = "pharmacy-1"
+		}
+		key, ok := keys[st.key]
+		if !ok || st.key == "" {
+			key = newKey(t)
+			keys[st.key] = key
+		}
+		token := st.card
+		if token == "" {
+			token = s.city.Cards[card]
+		}
+		var req postgres.PurchaseRequest
+		if st.op == postgres.OpAuthorize {
+			req = s.req(st.op, m, key, ledger.ID{}, token, st.amount)
+		} else {
+			req = s.req(st.op, m, key, auths[st.auth], "", st.amount)
+			req.Full = st.full
+		}
+		res, err := s.do(req)
+		what := fmt.Sprintf("step %d (%s %s %s)", n+1, st.op, st.auth, st.amount)
+		got := ""
+		var rf *purchases.Refusal
+		switch {
+		case errors.As(err, &rf):
+			got = "refused " + string(rf.Code)
+		case errors.Is(err, postgres.ErrIdempotencyKeyReused):
+			got = "key reused"
+		case err != nil:
+			t.Fatalf("%s: %v", what, err)
+		case res.Authorization != nil && res.Authorization.Approved:
+			got = "approved"
+			auths[st.auth] = res.Authorization.ID
+		case res.Authorization != nil:
+			got = "declined " + string(res.Authorization.Reason)
+		case res.Increment != nil && res.Increment.Approved:
+			got = "approved"
+		case res.Increment != nil:
+			got = "declined " + string(res.Increment.Reason)
+		default:
+			got = "ok"
+		}
+		if got != st.want {
+			t.Fatalf("%s: %s, want %s (%+v)", what, got, st.want, res)
+		}
+		if err == nil && res.Replayed != st.replayed {
+			t.Errorf("%s: replayed %v, want %v", what, res.Replayed, st.replayed)
+		}
+		if err == nil && st.replayed {
+			// A replay answers exactly what the first request with the key answered.
+			if first := results[st.key]; fmt.Sprint(deref(first)) != fmt.Sprint(deref(res)) {
+				t.Errorf("%s: replay answered\n%+v\nthe first answer was\n%+v", what, deref(res), deref(first))
+			}
+		} else if err == nil {
+			results[st.key] = res
+		}
+		if st.available >= 0 || st.posted >= 0 {
+			av, posted := s.funds(card)
+			if st.available >= 0 && av != st.available || st.posted >= 0 && posted != st.posted {
+				t.Fatalf("%s: funds available %s posted %s, want %s %s", what, cny(av), cny(posted), cny(st.available), cny(st.posted))
+			}
+		}
+	}
+	return auths
+}
+
+// deref is a result's content, for comparing answers.
+func deref(r postgres.PurchaseResult) any {
+	switch {
+	case r.Authorization != nil:
+		a := *r.Authorization
+		return []any{a.ID, a.MerchantID, a.CardToken, a.Amount, a.Decision, a.CreatedAt.UnixMicro(), a.ExpiresAt.UnixMicro()}
+	case r.Increment != nil:
+		i := *r.Increment
+		return []any{i.ID, i.Amount, i.Decision, i.CreatedAt.UnixMicro()}
+	case r.Close != nil:
+		c := *r.Close
+		return []any{c.ID, c.Kind, c.Amount, c.Released, c.Fee, c.Foreign, c.CreatedAt.UnixMicro()}
+	case r.Refund != nil:
+		f := *r.Refund
+		return []any{f.ID, f.Seq, f.Amount, f.RefundedTotal, f.FeeReturned, f.ForeignNet, f.CreatedAt.UnixMicro()}
+	}
+	return nil
+}
+
+func cny(v int64) string { return ledger.FormatAmount(v, "CNY") }
+
+const skip = -1
+
+func TestPurchaseLifecycle(t *testing.T) {
+	A, C, V, I, R := postgres.OpAuthorize, postgres.OpCapture, postgres.OpVoid, postgres.OpIncrement, postgres.OpRefund
+	scenarios := []struct {
+		name  string
+		steps []pstep
+	}{
+		{"approve and capture in full", []pstep{
+			{op: A, auth: "a", amount: "120.00", want: "approved", available: 88000, posted: fen1000},
+			{op: C, auth: "a", amount: "120.00", want: "ok", available: 88000, posted: 88000},
+			{op: C, auth: "a", amount: "1.00", want: "refused conflict", available: 88000, posted: 88000},
+		}},
+		{"capture partly, the rest released", []pstep{
+			{op: A, auth: "a", amount: "300", want: "approved", available: 70000, posted: fen1000},
+			{op: C, auth: "a", amount: "250.50", want: "ok", available: 74950, posted: 74950},
+		}},
+		{"capture more than held", []pstep{
+			{op: A, auth: "a", amount: "300.00", want: "approved", available: 70000, posted: fen1000},
+			{op: C, auth: "a", amount: "300.01", want: "refused conflict", available: 70000, posted: fen1000},
+			{op: C, auth: "a", amount: "0.00", want: "refused invalid", available: 70000, posted: fen1000},
+		}},
+		{"void releases everything, once", []pstep{
+			{op: A, auth: "a", amount: "300.00", want: "approved", available: 70000, posted: fen1000},
+			{op: V, auth: "a", want: "ok", available: fen1000, posted: fen1000},
+			{op: V, auth: "a", want: "refused conflict", available: fen1000, posted: fen1000},
+			{op: C, auth: "a", amount: "10.00", want: "refused conflict", available: fen1000, posted: fen1000},
+			{op: R, auth: "a", amount: "10.00", want: "refused conflict", available: fen1000, posted: fen1000},
+		}},
+		{"expired by the sweep", []pstep{
+			{op: A, auth: "a", amount: "300.00", want: "approved", available: 70000, posted: fen1000},
+			{op: C, auth: "a", amount: "300.00", want: "refused conflict", available: fen1000, posted: fen1000,
+				before: func(s *shop, _ int) { s.advance(purchases.DefaultHoldTimeout + 2*time.Minute); s.sweep() }},
+			{op: V, auth: "a", want: "refused conflict", available: fen1000, posted: fen1000},
+			{op: A, auth: "b", amount: "300.00", want: "approved", available: 70000, posted: fen1000},
+		}},
+		{"refunds partial and repeated, never more than captured", []pstep{
+			{op: A, auth: "a", amount: "500.00", want: "approved", available: 50000, posted: fen1000},
+			{op: R, auth: "a", amount: "1.00", want: "refused conflict", available: 50000, posted: fen1000},
+			{op: C, auth: "a", amount: "400.00", want: "ok", available: 60000, posted: 60000},
+			{op: R, auth: "a", amount: "100.00", want: "ok", available: 70000, posted: 70000},
+			{op: R, auth: "a", amount: "150.00", want: "ok", available: 85000, posted: 85000},
+			{op: R, auth: "a", amount: "150.01", want: "refused conflict", available: 85000, posted: 85000},
+			{op: R, auth: "a", amount: "150.00", want: "ok", available: fen1000, posted: fen1000},
+			{op: R, auth: "a", amount: "0.01", want: "refused conflict", available: fen1000, posted: fen1000},
+			{op: R, auth: "a", amount: "-5", want: "refused invalid", available: fen1000, posted: fen1000},
+		}},
+		{"idempotent retries", []pstep{
+			{op: A, auth: "a", key: "k1", amount: "200.00", want: "approved", available: 80000, posted: fen1000},
+			{op: A, auth: "a", key: "k1", amount: "200.00", want: "approved", replayed: true, available: 80000, posted: fen1000},
+			{op: A, auth: "a", key: "k1", amount: "200", want: "approved", replayed: true, available: 80000, posted: fen1000},
+			{op: A, auth: "x", key: "k1", amount: "250.00", want: "key reused", available: 80000, posted: fen1000},
+			{op: C, auth: "a", key: "k2", amount: "150.00", want: "ok", available: 85000, posted: 85000},
+			{op: C, auth: "a", key: "k2", amount: "150.00", want: "ok", replayed: true, available: 85000, posted: 85000},
+			{op: C, auth: "a", key: "k2", amount: "100.00", want: "key reused", available: 85000, posted: 85000},
+			{op: R, auth: "a", key: "k3", amount: "50.00", want: "ok", available: 90000, posted: 90000},
+			{op: R, auth: "a", key: "k3", amount: "50.00", want: "ok", replayed: true, available: 90000, posted: 90000},
+			{op: R, auth: "a", key: "k4", amount: "50.00", want: "ok", available: 95000, posted: 95000},
+			{op: V, auth: "a", key: "k2", want: "key reused", available: 95000, posted: 95000},
+		}},
+		{"a decline is answered the same after the card changes", []pstep{
+			{op: A, auth: "a", key: "k1", amount: "2000.00", want: "declined insufficient_funds", available: fen1000, posted: fen1000},
+			{op: A, auth: "a", key: "k1", amount: "2000.00", want: "declined insufficient_funds", replayed: true, available: skip, posted: skip,
+				before: func(s *shop, card int) {
+					s.ingest(s.event(card, &events.FundsLoaded{Amount: events.Money{Minor: fen1000 * 2, Currency: "CNY"}, BankReference: "FT1"}))
+				}},
+			{op: A, auth: "a", key: "k2", amount: "2000.00", want: "approved", available: fen1000, posted: fen1000 * 3},
+		}},
+		{"incremental authorization, captured together", []pstep{
+			{op: A, merchant: "hotel-1", auth: "a", amount: "500.00", want: "approved", available: 50000, posted: fen1000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "300.00", want: "approved", available: 20000, posted: fen1000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "300.00", want: "declined insufficient_funds", available: 20000, posted: fen1000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "0", want: "declined invalid_amount", available: 20000, posted: fen1000},
+			{op: C, merchant: "hotel-1", auth: "a", amount: "800.01", want: "refused conflict", available: 20000, posted: fen1000},
+			{op: C, merchant: "hotel-1", auth: "a", amount: "700.00", want: "ok", available: 30000, posted: 30000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "1.00", want: "refused conflict", available: 30000, posted: 30000},
+		}},
+		{"a full capture takes the increments too", []pstep{
+			{op: A, merchant: "hotel-1", auth: "a", amount: "100.00", want: "approved", available: 90000, posted: fen1000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "50.00", want: "approved", available: 85000, posted: fen1000},
+			{op: C, merchant: "hotel-1", auth: "a", full: true, want: "ok", available: 85000, posted: 85000},
+		}},
+		{"an increment voided with its authorization", []pstep{
+			{op: A, merchant: "hotel-1", auth: "a", amount: "100.00", want: "approved", available: 90000, posted: fen1000},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "50.00", want: "approved", available: 85000, posted: fen1000},
+			{op: V, merchant: "hotel-1", auth: "a", want: "ok", available: fen1000, posted: fen1000},
+		}},
+		{"increments only where the category allows", []pstep{
+			{op: A, auth: "a", amount: "100.00", want: "approved", available: 90000, posted: fen1000},
+			{op: I, auth: "a", amount: "50.00", want: "refused conflict", available: 90000, posted: fen1000},
+		}},
+		{"a merchant acts only on its own authorizations", []pstep{
+			{op: A, auth: "a", amount: "100.00", want: "approved", available: 90000, posted: fen1000},
+			{op: C, merchant: "grocer-1", auth: "a", amount: "100.00", want: "refused not_found", available: 90000, posted: fen1000},
+			{op: V, merchant: "grocer-1", auth: "a", want: "refused not_found", available: 90000, posted: fen1000},
+			{op: R, merchant: "grocer-1", auth: "nothing", amount: "1.00", want: "refused not_found", available: 90000, posted: fen1000},
+		}},
+	}
+	s := newShop(t, len(scenarios), fen1000)
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { s.run(t, i, sc.steps) })
+	}
+}
+
+// sweep runs the expiry sweep until it has nothing left, as serve does every ten seconds.
+func (s *shop) sweep() {
+	s.t.Helper()
+	for {
+		n, err := s.st.ExpireHolds(context.Background(), 0)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func TestAuthorizationDeclines(t *testing.T) {
+	A := postgres.OpAuthorize
+	setLimits := func(perTx, perDay int64) func(s *shop, card int) {
+		return func(s *shop, card int) {
+			if _, err := s.p.SetCardLimits(context.Background(), s.city.Cards[card], purchases.Limits{PerTransaction: perTx, PerDay: perDay}); err != nil {
+				s.t.Fatal(err)
+			}
+		}
+	}
+	status := func(st events.CardStatus) func(s *shop, card int) {
+		return func(s *shop, card int) {
+			s.ingest(s.event(card, &events.CardStatusChanged{Status: st, Reason: "test"}))
+		}
+	}
+	cases := []struct {
+		name  string
+		steps []pstep
+	}{
+		{"insufficient funds", []pstep{
+			{op: A, amount: "1000.01", want: "declined insufficient_funds", available: fen1000, posted: fen1000},
+			{op: A, amount: "1000.00", want: "approved", available: 0, posted: fen1000},
+			{op: A, amount: "0.01", want: "declined insufficient_funds", available: 0, posted: fen1000},
+		}},
+		{"card blocked", []pstep{
+			{op: A, amount: "10.00", want: "declined card_blocked", available: fen1000, posted: fen1000, before: status(events.StatusBlocked)},
+			{op: A, amount: "10.00", want: "approved", available: 99000, posted: fen1000, before: status(events.StatusActive)},
+		}},
+		{"card closed", []pstep{
+			{op: A, amount: "10.00", want: "declined card_closed", available: fen1000, posted: fen1000, before: status(events.StatusClosed)},
+		}},
+		{"permit expired", []pstep{
+			{op: A, amount: "10.00", want: "declined permit_expired", available: fen1000, posted: fen1000, before: func(s *shop, card int) {
+				s.ingest(s.event(card, &events.CardPermitRenewed{PermitValidUntil: events.Date{Year: 2026, Month: time.March, Day: 2}}))
+			}},
+		}},
+		{"per-transaction limit", []pstep{
+			{op: A, amount: "100.01", want: "declined limit_exceeded", available: fen1000, posted: fen1000, before: setLimits(10000, 50000)},
+			{op: A, amount: "100.00", want: "approved", available: 90000, posted: fen1000},
+		}},
+		{"daily limit, counting only what was approved", []pstep{
+			{op: A, amount: "300.00", want: "approved", available: 70000, posted: fen1000, before: setLimits(30000, 60000)},
+			{op: A, amount: "300.00", want: "approved", available: 40000, posted: fen1000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 40000, posted: fen1000},
+			// a new day in Shanghai: the limit starts again, and the ledger has the last word
+			{op: A, amount: "300.00", want: "approved", available: 10000, posted: fen1000,
+				before: func(s *shop, _ int) { s.advance(14 * time.Hour) }},
+			{op: A, amount: "250.00", want: "declined insufficient_funds", available: 10000, posted: fen1000},
+			// had the decline counted, 300 + 250 + 100 would pass the 600 of the day
+			{op: A, amount: "100.00", want: "approved", available: 0, posted: fen1000},
+		}},
+		{"unknown card", []pstep{
+			{op: A, card: "card-nobody", amount: "10.00", want: "declined unknown_card", available: fen1000, posted: fen1000},
+			{op: A, card: "6228480402564899", amount: "10.00", want: "declined unknown_card", available: fen1000, posted: fen1000},
+		}},
+		{"invalid amounts", []pstep{
+			{op: A, amount: "0.00", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+			{op: A, amount: "-1.00", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+			{op: A, amount: "1.234", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+			{op: A, amount: "1e3", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+			{op: A, amount: "10000000.01", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+			{op: A, amount: "99999999999999999999999", want: "declined invalid_amount", available: fen1000, posted: fen1000},
+		}},
+		{"merchant not allowed", []pstep{
+			{op: A, merchant: "casino-1", amount: "10.00", want: "declined merchant_not_allowed", available: fen1000, posted: fen1000},
+		}},
+	}
+	s := newShop(t, len(cases), fen1000)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) { s.run(t, i, c.steps) })
+	}
+	// A decline never keeps what the request named in place of a card token.
+	recs, err := s.p.Authorizations(context.Background(), "pharmacy-1", ledger.ID{}, postgres.MaxAuthorizationsPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Reason == purchases.UnknownCard && r.CardToken != "" {
+			t.Errorf("a decline for an unknown card kept the token %q", r.CardToken)
+		}
+	}
+}
+
+// TestFeesAndSavingsInTheLedger captures, refunds and checks where the fees went: from the
+// merchant's clearing account to fee income in the capture's linked group, partly back with a
+// refund, and what the card saved against a foreign card.
+func TestFeesAndSavingsInTheLedger(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	ctx := context.Background()
+	A, C, R := postgres.OpAuthorize, postgres.OpCapture, postgres.OpRefund
+	auths := s.run(t, 0, []pstep{
+		{op: A, merchant: "shop-1", auth: "a", amount: "300.00", want: "approved", available: skip, posted: skip},
+		{op: C, merchant: "shop-1", auth: "a", amount: "250.00", want: "ok", available: skip, posted: skip},
+		{op: R, merchant: "shop-1", auth: "a", amount: "50.00", want: "ok", available: 80000, posted: 80000},
+		{op: A, merchant: "pharmacy-1", auth: "b", amount: "100.00", want: "approved", available: skip, posted: skip},
+		{op: C, merchant: "pharmacy-1", auth: "b", amount: "100.00", want: "ok", available: 70000, posted: 70000},
+	})
+	// domestic-standard, general retail: 250.00 pays 0.88 (0.875 half-even) and 0.16 (0.1625);
+	// refunding 50.00 leaves 200.00, whose discount is 0.70: 0.18 goes back, the network fee stays.
+	// The pharmacy pays nothing.
+	balance := func(id ledger.ID) int64 {
+		b, err := s.st.Balance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Net()
+	}
+	if got, want := balance(clearing.FeeIncomeAccount), int64(88+16-18); got != want {
+		t.Errorf("fee income %s, want %s", cny(got), cny(want))
+	}
+	if got, want := balance(clearing.PartyAccount(clearing.PartyMerchant, "shop-1")), int64(25000-104-5000+18); got != want {
+		t.Errorf("shop's clearing %s, want %s", cny(got), cny(want))
+	}
+	if got, want := balance(clearing.PartyAccount(clearing.PartyMerchant, "pharmacy-1")), int64(10000); got != want {
+		t.Errorf("pharmacy's clearing %s, want %s", cny(got), cny(want))
+	}
+	rec, err := s.p.Authorization(ctx, "shop-1", auths["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Close.Fee.MerchantDiscount != 88 || rec.Close.Fee.Network != 16 || len(rec.RefundList) != 1 ||
+		rec.RefundList[0].FeeReturned.MerchantDiscount != 18 || rec.RefundList[0].FeeReturned.Network != 0 {
+		t.Errorf("fees recorded %+v %+v", rec.Close.Fee, rec.RefundList)
+	}
+	// What a foreign card would have cost: 1.5% of each net purchase, 200.00 and 100.00, and no
+	// surcharge (neither is over 200.00): 3.00 + 1.50.
+	sv, err := s.p.Savings(ctx, s.city.Cards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sv.Purchases != 2 || sv.Paid != 30000 || sv.Foreign.Surcharge != 0 || sv.Foreign.FXMargin != 450 {
+		t.Errorf("savings %+v", sv)
+	}
+	if _, err := s.p.Authorization(ctx, "pharmacy-1", auths["a"]); !errors.Is(err, postgres.ErrNotFound) {
+		t.Errorf("another merchant's authorization: %v", err)
+	}
+}
+
+// TestClearingCapturesLikeTheAPI captures one authorization through the API and another, on an
+// identical card, through a purchase.cleared naming it: the ledger and the records come out the
+// same. Then the clearing record of the API's capture is accepted without moving money, one with
+// another amount is refused, and refunds of the clearing capture arrive on Kafka too.
+func TestClearingCapturesLikeTheAPI(t *testing.T) {
+	s := newShop(t, 2, fen1000)
+	ctx := context.Background()
+	A, C := postgres.OpAuthorize, postgres.OpCapture
+	api := s.run(t, 0, []pstep{
+		{op: A, merchant: "shop-1", auth: "a", amount: "300.00", want: "approved", available: skip, posted: skip},
+		{op: C, merchant: "shop-1", auth: "a", amount: "280.00", want: "ok", available: skip, posted: skip},
+	})
+	viaKafka := s.run(t, 1, []pstep{
+		{op: A, merchant: "shop-1", auth: "a", amount: "300.00", want: "approved", available: skip, posted: skip},
+	})
+	cleared := func(card int, auth ledger.ID, amount int64) events.Event {
+		return s.event(card, &events.PurchaseCleared{MerchantID: "shop-1", Amount: events.Money{Minor: amount, Currency: "CNY"},
+			MCC: "5311", AuthorizationID: uuid.UUID(auth)})
+	}
+	capture := cleared(1, viaKafka["a"], 28000)
+	d := s.ingestDecision(capture)
+	if len(d.Processed) != 1 || d.Processed[0].Status != clearing.Applied {
+		t.Fatalf("clearing capture: %+v %+v", d.Processed, d.DeadLetters)
+	}
+	for i := 0; i < 2; i++ {
+		av, posted := s.funds(i)
+		if av != fen1000-28000 || posted != fen1000-28000 {
+			t.Errorf("card %d: available %s posted %s", i, cny(av), cny(posted))
+		}
+	}
+	a, err := s.p.Authorization(ctx, "shop-1", api["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.p.Authorization(ctx, "shop-1", viaKafka["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Status(s.now()) != purchases.StatusCaptured || a.Close.Amount != k.Close.Amount || a.Close.Released != k.Close.Released ||
+		a.Close.Fee != k.Close.Fee || a.Close.Foreign != k.Close.Foreign {
+		t.Errorf("captured through the api %+v, through clearing %+v", *a.Close, *k.Close)
+	}
+
+	// The API's capture cleared again: accepted, nothing moves; with another amount: refused.
+	d = s.ingestDecision(cleared(0, api["a"], 28000), cleared(0, api["a"], 29000))
+	if len(d.Processed) != 2 || d.Processed[0].Status != clearing.Accepted || d.Processed[1].Status != clearing.Rejected {
+		t.Errorf("clearing records of an api capture: %+v", d.Processed)
+	}
+	if av, posted := s.funds(0); av != fen1000-28000 || posted != fen1000-28000 {
+		t.Errorf("card 0 after its capture cleared again: available %s posted %s", cny(av), cny(posted))
+	}
+
+	// Refunds of the clearing capture: partial, repeated, never more than captured.
+	refund := func(amount int64) events.Event {
+		return s.event(1, &events.PurchaseRefunded{MerchantID: "shop-1", OriginalEventID: capture.ID, Amount: events.Money{Minor: amount, Currency: "CNY"}})
+	}
+	d = s.ingestDecision(refund(8000), refund(15000), refund(5001), refund(5000))
+	var got []clearing.Status
+	for _, p := range d.Processed {
+		got = append(got, p.Status)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]clearing.Status{clearing.Applied, clearing.Applied, clearing.Rejected, clearing.Applied}) {
+		t.Errorf("refunds from clearing: %v %+v", got, d.DeadLetters)
+	}
+	if av, posted := s.funds(1); av != fen1000 || posted != fen1000 {
+		t.Errorf("card 1 after its refunds: available %s posted %s", cny(av), cny(posted))
+	}
+	k, err = s.p.Authorization(ctx, "shop-1", viaKafka["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Refunded != 28000 || len(k.RefundList) != 3 || k.RefundList[2].FeeReturned.MerchantDiscount == 0 {
+		t.Errorf("refunded %d in %+v", k.Refunded, k.RefundList)
+	}
+	// An authorization nobody made, and one of another card.
+	d = s.ingestDecision(cleared(1, ledger.ID(newKey(t)), 100), cleared(0, viaKafka["a"], 100))
+	for _, p := range d.Processed {
+		if p.Status != clearing.Rejected {
+			t.Errorf("a clearing record of a foreign authorization: %+v", p)
+		}
+	}
+}
+
+// TestConcurrentAuthorizationsOneCard sends 64 authorizations at once against one card that can
+// pay only some of them: the card is never overspent, and every answer agrees with the final
+// balance. They share commits rather than taking one each.
+func TestConcurrentAuthorizationsOneCard(t *testing.T) {
+	const (
+		requests = 64
+		funds    = 100000 // 1,000.00 CNY
+	)
+	s := newShop(t, 1, funds)
+	amounts := make([]int64, requests)
+	for i := range amounts {
+		amounts[i] = 1000 + int64(i*137%9000) // 10.00 to 99.99: 64 of them ask for about 3,500.00
+	}
+	type answer struct {
+		amount int64
+		a      *purchases.Authorization
+		err    error
+	}
+	answers := make([]answer, requests)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range requests {
+		wg.Go(func() {
+			<-start
+			req := s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, s.city.Cards[0], purchases.FormatAmount(amounts[i]))
+			res, err := s.do(req)
+			answers[i] = answer{amount: amounts[i], a: res.Authorization, err: err}
+		})
+	}
+	before := s.commits.Load()
+	close(start)
+	wg.Wait()
+	commits := s.commits.Load() - before
+
+	available, _ := s.funds(0)
+	var approved int64
+	nApproved := 0
+	for i, an := range answers {
+		if an.err != nil {
+			t.Fatalf("request %d: %v", i, an.err)
+		}
+		if an.a.Approved {
+			approved += an.amount
+			nApproved++
+		}
+	}
+	if available < 0 || approved > funds {
+		t.Fatalf("overspent: approved %s of %s, available %s", cny(approved), cny(funds), cny(available))
+	}
+	if funds-approved != available {
+		t.Errorf("approved %s but the card has %s of %s available", cny(approved), cny(available), cny(funds))
+	}
+	for _, an := range answers {
+		// The card's available funds only fell during the run: a decline for funds was right if
+		// the amount is more than what is left even now.
+		if !an.a.Approved && (an.a.Reason != purchases.InsufficientFunds || an.amount <= available) {
+			t.Errorf("declined %s for %s with %s still available", cny(an.amount), an.a.Reason, cny(available))
+		}
+	}
+	if nApproved == 0 || nApproved == requests {
+		t.Errorf("%d of %d approved: the test should leave the card short", nApproved, requests)
+	}
+	if commits >= requests {
+		t.Errorf("%d requests took %d commits: they were not batched", requests, commits)
+	}
+	t.Logf("%d approved for %s, %s left, in %d commits", nApproved, cny(approved), cny(available), commits)
+}
+
+// TestPurchasesStopped: a request after the committer stopped is refused, and applies nothing.
+func TestPurchasesStopped(t *testing.T) {
+	st := pgtest.NewStore(t)
+	p, err := postgres.NewPurchases(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	cancel()
+	<-done
+	_, err = p.Do(context.Background(), postgres.PurchaseRequest{Op: postgres.OpAuthorize, Key: newKey(t)})
+	if !errors.Is(err, postgres.ErrPurchasesStopped) {
+		t.Errorf("after stop: %v", err)
+	}
+}
