@@ -1,0 +1,226 @@
+package medical
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+)
+
+// Transfer codes of medical settlements, beside clearing's CodeMedicalContribution (50): the three
+// parts of a settlement, and the undoing of all three by a cancellation or a reversal.
+const (
+	CodeFundPart     ledger.Code = 51 // the pooled fund pays the institution
+	CodePersonalPart ledger.Code = 52 // the personal medical account pays the institution
+	CodeCashPart     ledger.Code = 53 // the card's funds pay the institution
+	CodeCancel       ledger.Code = 54 // a part given back by a cancellation, the day of the settlement
+	CodeReversal     ledger.Code = 55 // a part given back by a reversal, on a later day
+)
+
+// InstitutionKind is what a designated institution is.
+type InstitutionKind string
+
+const (
+	Hospital       InstitutionKind = "hospital"
+	PharmacyOutlet InstitutionKind = "pharmacy"
+)
+
+// maxCityBytes bounds an institution's city: prose, bounded as a card's insurance_city.
+const maxCityBytes = 256
+
+// InstitutionKinds lists the kinds of institution.
+func InstitutionKinds() []InstitutionKind { return []InstitutionKind{Hospital, PharmacyOutlet} }
+
+// Allows reports whether an institution of kind k may settle visits of kind v: hospitals treat
+// outpatients and inpatients, pharmacies sell drugs.
+func (k InstitutionKind) Allows(v VisitKind) bool {
+	if k == PharmacyOutlet {
+		return v == Pharmacy
+	}
+	return v == Outpatient || v == Inpatient
+}
+
+// Institution is a designated hospital or pharmacy: a registered merchant with its medical
+// attributes. The fund pays into the merchant's clearing account.
+type Institution struct {
+	ID      string // the merchant id
+	Kind    InstitutionKind
+	Tier    Tier
+	City    string
+	Account ledger.ID
+}
+
+// Validate checks the attributes an admin registers.
+func (in *Institution) Validate() error {
+	switch {
+	case !slices.Contains(InstitutionKinds(), in.Kind):
+		return fmt.Errorf("kind %q, want one of %q", in.Kind, InstitutionKinds())
+	case !in.Tier.Valid():
+		return fmt.Errorf("tier %d, want 1, 2 or 3", in.Tier)
+	case in.City == "" || len(in.City) > maxCityBytes:
+		return fmt.Errorf("city must be 1 to %d bytes", maxCityBytes)
+	}
+	return nil
+}
+
+// DayOf is the business day of instant t: its date in Shanghai. A day's settlements close at
+// its end, midnight in Shanghai.
+func DayOf(t time.Time) events.Date {
+	y, m, d := t.In(cards.Shanghai).Date()
+	return events.Date{Year: y, Month: m, Day: d}
+}
+
+// Quote is a split worked out for a basket without applying it.
+type Quote struct {
+	CardToken   string
+	Fund        string // the card's insurance city, whose fund pays
+	Policy      *Policy
+	Institution Institution
+	Basket      Basket
+	Split       Split
+	// Before are the cardholder's accumulators for the policy's year before this basket.
+	Before Accumulators
+	// PersonalAvailable and FundsAvailable are what the two card accounts could spend.
+	PersonalAvailable int64
+	FundsAvailable    int64
+}
+
+// Settlement is an applied split: the receipt of one settlement of an institution.
+type Settlement struct {
+	ID          uuid.UUID // the engine's id
+	Institution string
+	Ref         string // the institution's settlement id
+	CardToken   string
+	Fund        string
+	PolicyID    string
+	PolicyName  string
+	PolicyYear  int
+	VisitKind   VisitKind
+	Tier        Tier
+	Items       []Item
+	Split       Split
+	Day         events.Date
+	SettledAt   time.Time
+	// PersonalBalanceAfter is the personal account's posted balance after the settlement;
+	// FundsAvailableAfter what the card's funds could still spend.
+	PersonalBalanceAfter int64
+	FundsAvailableAfter  int64
+	// FundTransfer, PersonalTransfer and CashTransfer are the ledger transfers of the three
+	// parts; zero for a part of zero.
+	FundTransfer, PersonalTransfer, CashTransfer ledger.ID
+	// End is the settlement's cancellation or reversal, if any.
+	End *End
+}
+
+// EndKind is how a settlement was undone.
+type EndKind string
+
+const (
+	// Cancelled: undone on its own business day, before the day closed; it counts in no day's
+	// totals.
+	Cancelled EndKind = "cancelled"
+	// Reversed: undone on a later day; the reversal counts, negatively, in its own day's totals,
+	// and the settlement's day is left as it closed.
+	Reversed EndKind = "reversed"
+)
+
+// End is a settlement's cancellation or reversal: every part given back, and the accumulators
+// restored.
+type End struct {
+	Kind   EndKind
+	Reason string
+	Day    events.Date
+	At     time.Time
+	// The card's balances after the parts came back.
+	PersonalBalanceAfter int64
+	FundsAvailableAfter  int64
+}
+
+// Status is the settlement's state: "settled", "cancelled" or "reversed".
+func (s *Settlement) Status() string {
+	if s.End != nil {
+		return string(s.End.Kind)
+	}
+	return "settled"
+}
+
+// Totals are a fund's figures for a day: settlements of the day (not cancelled) less reversals
+// made that day. Cancelled counts the day's settlements that were cancelled, which count nowhere
+// else.
+type Totals struct {
+	Settlements int64
+	Reversals   int64
+	Cancelled   int64
+	Total       int64
+	Fund        int64
+	Personal    int64
+	Cash        int64
+}
+
+// Add adds o to t.
+func (t *Totals) Add(o Totals) {
+	t.Settlements += o.Settlements
+	t.Reversals += o.Reversals
+	t.Cancelled += o.Cancelled
+	t.Total += o.Total
+	t.Fund += o.Fund
+	t.Personal += o.Personal
+	t.Cash += o.Cash
+}
+
+// InstitutionTotals are one institution's totals of a fund's day.
+type InstitutionTotals struct {
+	Institution string
+	Totals
+}
+
+// DayTotals is a fund's reconciliation of one business day, by institution: what the fund checks
+// against its own records. A closed day's totals never change: cancellations happen before the
+// day closes, and reversals count on the day they are made.
+type DayTotals struct {
+	Fund         string
+	Day          events.Date
+	Closed       bool
+	Institutions []InstitutionTotals
+	All          Totals
+}
+
+// Line kinds of the detail export.
+const (
+	LineSettlement = "settlement"
+	LineReversal   = "reversal"
+)
+
+// DetailLine is one line of a fund's day detail: a settlement of the day that was not cancelled,
+// or a reversal made that day with its amounts negative. The lines of a day sum to its totals.
+type DetailLine struct {
+	Kind        string
+	At          time.Time
+	Institution string
+	Ref         string
+	ID          uuid.UUID
+	CardToken   string
+	VisitKind   VisitKind
+	Tier        Tier
+	PolicyID    string
+	Total       int64
+	Fund        int64
+	Personal    int64
+	Cash        int64
+}
+
+// CardYear is a cardholder's medical year under one policy: accumulators and limits.
+type CardYear struct {
+	CardToken    string
+	Fund         string
+	Policy       *Policy // nil when no policy covers the year
+	Year         int
+	Accumulators Accumulators
+	// PersonalBalance is the personal account's posted balance.
+	PersonalBalance int64
+}
