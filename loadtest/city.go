@@ -57,7 +57,7 @@ func NewCity(seed uint64, cards, merchants int, start time.Time) *City {
 	c := &City{
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), tok: tok, clock: start.UTC(),
 		Banks:     []string{"ICBC-JX", "ABC-HZ", "BOC-SH"},
-		Operators: []string{"hangzhou-metro", "hangzhou-bus"},
+		Operators: []string{"HZMETRO", "HZBUS"}, // as in transit/fares
 		Cities:    []string{"jiaxing", "hangzhou", "shanghai"},
 		bankOf:    map[string]string{}, cityOf: map[string]string{}, spendable: map[string]int64{},
 	}
@@ -71,7 +71,8 @@ func NewCity(seed uint64, cards, merchants int, start time.Time) *City {
 	return c
 }
 
-// Parties lists the banks, merchants, operators and insurance funds of the city.
+// Parties lists the banks, merchants and insurance funds of the city. Transit operators register
+// through the transit API, with their fare tables and keys.
 func (c *City) Parties() []Party {
 	var ps []Party
 	for _, b := range c.Banks {
@@ -79,9 +80,6 @@ func (c *City) Parties() []Party {
 	}
 	for _, m := range c.Merchants {
 		ps = append(ps, Party{clearing.PartyMerchant, m, "merchant " + m})
-	}
-	for _, o := range c.Operators {
-		ps = append(ps, Party{clearing.PartyOperator, o, o})
 	}
 	for _, city := range c.Cities {
 		ps = append(ps, Party{clearing.PartyInsuranceFund, city, city + " medical insurance fund"})
@@ -192,11 +190,15 @@ func (c *City) Contribution(card string, amount int64) events.Event {
 	})
 }
 
-// Tap returns a metro tap of a card.
+// metroLine1Stations is how many stations Hangzhou Metro line 1 has in transit/fares/HZMETRO.json
+// (ids 0101 to 0122).
+const metroLine1Stations = 22
+
+// Tap returns a tap of a card at a station of Hangzhou Metro line 1.
 func (c *City) Tap(card string, dir events.Direction, seq uint64) events.Event {
 	return c.event(events.TypeTransitTap, card, &events.TransitTap{
 		OperatorID: c.Operators[0], DeviceID: fmt.Sprintf("gate-%03d", c.rng.IntN(200)), DeviceSeq: seq,
-		TappedAt: c.clock, StationID: fmt.Sprintf("st-%02d", c.rng.IntN(40)), Line: "1", Direction: dir, Mode: events.ModeMetro,
+		TappedAt: c.clock, StationID: fmt.Sprintf("01%02d", 1+c.rng.IntN(metroLine1Stations)), Line: "1", Direction: dir, Mode: events.ModeMetro,
 	})
 }
 

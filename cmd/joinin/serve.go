@@ -15,6 +15,7 @@ import (
 
 	"github.com/joinincard/engine/consumer"
 	"github.com/joinincard/engine/events"
+	joininhttp "github.com/joinincard/engine/http"
 	"github.com/joinincard/engine/kafka"
 	"github.com/joinincard/engine/postgres"
 )
@@ -106,6 +107,7 @@ func (f *engineFlags) tokenizer(log *slog.Logger) (*events.Tokenizer, error) {
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("serve", "consume card events from Kafka into the ledger and serve HTTP")
 	ef := addEngineFlags(fs)
+	mf := addMedicalFlags(fs)
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
@@ -140,8 +142,27 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	go relay.Run(ctx)
 	go sweepExpiredHolds(ctx, st, log)
 
+	var features []joininhttp.Feature
+	purchaseAPI, stopPurchases, err := startPurchases(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer stopPurchases() // after the HTTP server has drained: deferred calls run last first
+	features = append(features, purchaseAPI)
+	medicalAPI, err := medicalFeature(st, mf, log)
+	if err != nil {
+		return err
+	}
+	features = append(features, medicalAPI)
+	transitAPI, stopTransit, err := startTransit(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	defer stopTransit() // after the HTTP server has drained, as purchases
+	features = append(features, transitAPI)
+
 	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
-		adminToken: *adminToken, metrics: reg, log: log})
+		adminToken: *adminToken, metrics: reg, log: log, features: features})
 	if err != nil {
 		return err
 	}

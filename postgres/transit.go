@@ -1,0 +1,1358 @@
+package postgres
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/transit"
+)
+
+// Bounds of transit clearing's transactions.
+const (
+	// MaxTransitBatchTaps bounds one uploaded batch: a gate's or a bus's offline day is a few
+	// thousand taps, and 10,000 keep the batch's transaction (taps, answers, card lookups) well
+	// under a second.
+	MaxTransitBatchTaps = 10_000
+	// maxDrainTaps bounds one drain of the Kafka taps inbox: one transaction, as a batch.
+	maxDrainTaps = MaxTransitBatchTaps
+	// maxSettleCards bounds the cards charged in one transaction when a day closes: each card
+	// posts at most one transfer per operator of its group, and 4,096 cards of a four-operator
+	// group fill exactly one ledger batch (ledger.MaxBatchTransfers).
+	maxSettleCards = 4096
+	// maxRepriceMarks bounds the marked days re-priced in one transaction: each re-prices its
+	// card's week from that day on, loading its taps, a few milliseconds each.
+	maxRepriceMarks = 512
+	// maxOwedRetries bounds the unpaid days retried in one transaction.
+	maxOwedRetries = 4096
+	// maxCloseDays bounds the days one close pass walks per group: a year, for an engine that was
+	// stopped that long; the next pass continues.
+	maxCloseDays = 366
+	// MaxDenyListPage bounds one page of the deny list.
+	MaxDenyListPage = 10_000
+	// MaxTripDays bounds a trip history query: a month.
+	MaxTripDays = 31
+)
+
+var (
+	// ErrBatchConflict: a batch id used before with another body. Nothing was written.
+	ErrBatchConflict = errors.New("batch id used before with a different body")
+	// ErrOperatorExists: the operator is registered for transit already.
+	ErrOperatorExists = errors.New("operator already registered for transit")
+)
+
+// TransitOperator is an operator registered for transit.
+type TransitOperator struct {
+	ID        string
+	Name      string
+	Account   ledger.ID
+	CreatedAt time.Time
+}
+
+// CreateTransitOperator registers an operator for transit with its first API key (by the key's
+// hash) and opens its clearing account as a party of kind operator. An operator registered before
+// fails with ErrOperatorExists, and nothing changes.
+func (s *Store) CreateTransitOperator(ctx context.Context, id, name string, keyHash [32]byte) (TransitOperator, error) {
+	op := TransitOperator{ID: id, Name: name, Account: clearing.PartyAccount(clearing.PartyOperator, id), CreatedAt: s.Now().UTC()}
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		if err := tx.registerTransitParty(ctx, clearing.PartyOperator, id, name); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO transit_operators (operator_id, name, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (operator_id) DO NOTHING`, id, name, op.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("insert transit operator: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("operator %q: %w", id, ErrOperatorExists)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO transit_operator_keys (key_hash, operator_id, created_at) VALUES ($1, $2, $3)`,
+			keyHash[:], id, op.CreatedAt); err != nil {
+			return fmt.Errorf("insert operator key: %w", err)
+		}
+		return nil
+	})
+	return op, err
+}
+
+// registerTransitParty is RegisterParty within a transaction.
+func (t *Tx) registerTransitParty(ctx context.Context, kind clearing.PartyKind, id, name string) error {
+	ak, err := kind.AccountKind()
+	if err != nil {
+		return err
+	}
+	account := clearing.PartyAccount(kind, id)
+	if err := t.CreateAccounts(ctx, []AccountSpec{{Account: ledger.Account{ID: account, Currency: "CNY", Kind: ak}, Name: name}}); err != nil {
+		return err
+	}
+	tag, err := t.Exec(ctx, `INSERT INTO parties (account_id, kind, party_id, name, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), string(kind), id, name, t.store.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("insert party: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		var existing string
+		if err := t.QueryRow(ctx, `SELECT name FROM parties WHERE account_id = $1`, [16]byte(account)).Scan(&existing); err != nil {
+			return fmt.Errorf("read party: %w", err)
+		}
+		if existing != name {
+			return fmt.Errorf("%s %q is registered as %q: %w", kind, id, existing, ErrAccountConflict)
+		}
+	}
+	return nil
+}
+
+// TransitOperatorByKey returns the operator whose API key hashes to keyHash, or an error wrapping
+// ErrNotFound.
+func (s *Store) TransitOperatorByKey(ctx context.Context, keyHash [32]byte) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT operator_id FROM transit_operator_keys WHERE key_hash = $1`, keyHash[:]).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("operator key: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read operator key: %w", err)
+	}
+	return id, nil
+}
+
+// TapBatch is a batch of taps an operator uploaded.
+type TapBatch struct {
+	Operator    string
+	BatchID     string
+	RequestHash [32]byte
+	// Taps holds each tap as parsed (transit.Tables.ParseTap); Refs its device and sequence as
+	// the operator wrote them, for the answer.
+	Taps []transit.Candidate
+	Refs []TapRef
+}
+
+// TapRef names an uploaded tap in the answer: its device and sequence as written.
+type TapRef struct {
+	DeviceID  string `json:"device_id"`
+	DeviceSeq string `json:"device_seq"`
+}
+
+// TapAnswer is one tap's answer.
+type TapAnswer struct {
+	TapRef
+	Result transit.Result `json:"result"`
+	Reason transit.Reason `json:"reason,omitempty"`
+	Detail string         `json:"detail,omitempty"`
+}
+
+// TapBatchResult is the answer to a batch, the same every time it is asked for.
+type TapBatchResult struct {
+	Operator   string
+	BatchID    string
+	ReceivedAt time.Time
+	Answers    []TapAnswer
+	Accepted   int
+	Duplicates int
+	Rejected   int
+}
+
+// SubmitTapBatch decides a batch of taps and records the accepted ones, in one transaction with
+// the answer. The same batch id again returns the first answer (replayed is true) and changes
+// nothing; with another body it fails with ErrBatchConflict.
+func (s *Store) SubmitTapBatch(ctx context.Context, ts *transit.Tables, b TapBatch) (res TapBatchResult, replayed bool, err error) {
+	if len(b.Taps) > MaxTransitBatchTaps {
+		return res, false, fmt.Errorf("batch of %d taps exceeds the bound of %d", len(b.Taps), MaxTransitBatchTaps)
+	}
+	if len(b.Refs) != len(b.Taps) {
+		return res, false, fmt.Errorf("batch has %d taps and %d references", len(b.Taps), len(b.Refs))
+	}
+	err = s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		res, replayed = TapBatchResult{}, false
+		prior, found, err := tx.transitBatch(ctx, b.Operator, b.BatchID)
+		if err != nil {
+			return err
+		}
+		if found {
+			if !bytes.Equal(prior.hash, b.RequestHash[:]) {
+				return fmt.Errorf("batch %q: %w", b.BatchID, ErrBatchConflict)
+			}
+			res, replayed = prior.result, true
+			return nil
+		}
+		now := s.Now().UTC().Truncate(time.Microsecond)
+		cands := slices.Clone(b.Taps)
+		ids := make([]string, len(cands))
+		for i := range ids {
+			ids[i] = b.BatchID
+		}
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now)
+		if err != nil {
+			return err
+		}
+		res = TapBatchResult{Operator: b.Operator, BatchID: b.BatchID, ReceivedAt: now, Answers: make([]TapAnswer, len(outcomes))}
+		for i, o := range outcomes {
+			res.Answers[i] = TapAnswer{TapRef: b.Refs[i], Result: o.Result, Reason: o.Reason, Detail: o.Detail}
+			switch o.Result {
+			case transit.Accepted:
+				res.Accepted++
+			case transit.Duplicate:
+				res.Duplicates++
+			default:
+				res.Rejected++
+			}
+		}
+		doc, err := json.Marshal(res.Answers)
+		if err != nil {
+			return fmt.Errorf("encode batch answer: %w", err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO transit_batches (operator_id, batch_id, request_hash, taps, accepted, duplicates, rejected, results, received_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, b.Operator, b.BatchID, b.RequestHash[:], len(b.Taps),
+			res.Accepted, res.Duplicates, res.Rejected, doc, now)
+		if err != nil {
+			return fmt.Errorf("insert batch: %w", err)
+		}
+		return nil
+	})
+	return res, replayed, err
+}
+
+// TapBatch returns the answer given to an operator's batch, or an error wrapping ErrNotFound. An
+// operator sees only its own batches: another operator's batch id is not found.
+func (s *Store) TapBatch(ctx context.Context, operator, batchID string) (TapBatchResult, error) {
+	var res TapBatchResult
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		prior, found, err := tx.transitBatch(ctx, operator, batchID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("batch %q: %w", batchID, ErrNotFound)
+		}
+		res = prior.result
+		return nil
+	})
+	return res, err
+}
+
+type storedTapBatch struct {
+	hash   []byte
+	result TapBatchResult
+}
+
+func (t *Tx) transitBatch(ctx context.Context, operator, batchID string) (storedTapBatch, bool, error) {
+	var (
+		b   storedTapBatch
+		doc []byte
+	)
+	err := t.QueryRow(ctx, `SELECT request_hash, results, received_at, accepted, duplicates, rejected
+		FROM transit_batches WHERE operator_id = $1 AND batch_id = $2`, operator, batchID).
+		Scan(&b.hash, &doc, &b.result.ReceivedAt, &b.result.Accepted, &b.result.Duplicates, &b.result.Rejected)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, false, nil
+	}
+	if err != nil {
+		return b, false, fmt.Errorf("read batch: %w", err)
+	}
+	if err := json.Unmarshal(doc, &b.result.Answers); err != nil {
+		return b, false, fmt.Errorf("decode batch %q answer: %w", batchID, err)
+	}
+	b.result.Operator, b.result.BatchID = operator, batchID
+	b.result.ReceivedAt = b.result.ReceivedAt.UTC()
+	return b, true, nil
+}
+
+// DrainTransitTaps moves up to maxDrainTaps transit.tap events from the taps inbox (which the
+// Kafka consumer fills) through the same rules as an uploaded batch, oldest first, in one
+// transaction: the inbox rows go, the accepted taps and every event's answer stay. Two drains
+// never decide one row twice. It returns how many taps it drained.
+func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, error) {
+	n := 0
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		// The delete is the claim: a concurrent drain that picked the same rows waits for this
+		// one, finds them gone and returns without them. = ANY(ARRAY(...)) deletes by the key;
+		// IN (...) would hash-join against a scan of the whole inbox.
+		rows, err := tx.Query(ctx, `DELETE FROM taps WHERE event_id = ANY(ARRAY(
+				SELECT event_id FROM taps ORDER BY received_at, event_id LIMIT $1))
+			RETURNING event_id, card_token, operator_id, device_id, device_seq, tapped_at, station_id, line, direction, mode, received_at`,
+			maxDrainTaps)
+		if err != nil {
+			return fmt.Errorf("drain taps: %w", err)
+		}
+		type inboxTap struct {
+			id       uuid.UUID
+			card     string
+			tap      events.TransitTap
+			seq      int64
+			received time.Time
+		}
+		var inbox []inboxTap
+		for rows.Next() {
+			var (
+				it       inboxTap
+				dir, mod string
+			)
+			if err := rows.Scan(&it.id, &it.card, &it.tap.OperatorID, &it.tap.DeviceID, &it.seq, &it.tap.TappedAt,
+				&it.tap.StationID, &it.tap.Line, &dir, &mod, &it.received); err != nil {
+				rows.Close()
+				return fmt.Errorf("drain taps: %w", err)
+			}
+			it.tap.DeviceSeq = uint64(it.seq) // the consumer writes only sequences within int64
+			it.tap.Direction, it.tap.Mode = events.Direction(dir), events.Mode(mod)
+			inbox = append(inbox, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("drain taps: %w", err)
+		}
+		n = len(inbox)
+		if n == 0 {
+			return nil
+		}
+		// The order the consumer received them in, so that of two taps with one device and
+		// sequence the first received is the one accepted.
+		slices.SortFunc(inbox, func(a, b inboxTap) int {
+			if c := a.received.Compare(b.received); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.id[:], b.id[:])
+		})
+		cands := make([]transit.Candidate, n)
+		ids := make([]string, n)
+		for i := range inbox {
+			cands[i] = ts.TapFromEvent(inbox[i].card, &inbox[i].tap)
+			ids[i] = inbox[i].id.String()
+		}
+		now := s.Now().UTC().Truncate(time.Microsecond)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+		if err != nil {
+			return err
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"transit_event_results"},
+			[]string{"event_id", "operator_id", "device_id", "device_seq", "result", "reason", "detail", "decided_at"},
+			pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+				it, o := &inbox[i], outcomes[i]
+				return []any{[16]byte(it.id), it.tap.OperatorID, it.tap.DeviceID, it.seq, string(o.Result), string(o.Reason), o.Detail, now}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write tap event results: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// TransitEventResult is the transit answer to a transit.tap event from Kafka.
+type TransitEventResult struct {
+	EventID uuid.UUID
+	transit.Outcome
+}
+
+// TransitEventResults returns the answers to the given transit.tap events, by event id.
+func (s *Store) TransitEventResults(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]transit.Outcome, error) {
+	rows, err := s.pool.Query(ctx, `SELECT event_id, result, reason, detail FROM transit_event_results WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read tap event results: %w", err)
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]transit.Outcome{}
+	for rows.Next() {
+		var (
+			id             uuid.UUID
+			result, reason string
+			o              transit.Outcome
+		)
+		if err := rows.Scan(&id, &result, &reason, &o.Detail); err != nil {
+			return nil, fmt.Errorf("read tap event results: %w", err)
+		}
+		o.Result, o.Reason = transit.Result(result), transit.Reason(reason)
+		out[id] = o
+	}
+	return out, rows.Err()
+}
+
+// transitGroupState is how far a pricing group's days are closed and settled.
+type transitGroupState struct {
+	closed, settled *transit.Day
+}
+
+func transitDayPtr(t *time.Time) *transit.Day {
+	if t == nil {
+		return nil
+	}
+	d := transit.DayOfTime(*t)
+	return &d
+}
+
+// decideTransitTaps decides candidates at instant now and records the accepted ones, marking the
+// closed travel days a late tap changes for re-pricing. It holds the groups' rows FOR SHARE, so
+// a travel day cannot close between the decision and the commit: the close waits for it.
+func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time) ([]transit.Outcome, error) {
+	var (
+		tokens, operators, groups []string
+		keyOps, keyDevs           []string
+		keySeqs                   []int64
+		seenToken                 = map[string]bool{}
+		seenOp                    = map[string]bool{}
+	)
+	for i := range cands {
+		if cands[i].Refused.Result != "" {
+			continue
+		}
+		tp := &cands[i].Tap
+		if !seenToken[tp.Card] {
+			seenToken[tp.Card] = true
+			tokens = append(tokens, tp.Card)
+		}
+		if !seenOp[tp.Operator] {
+			seenOp[tp.Operator] = true
+			operators = append(operators, tp.Operator)
+			op, _ := ts.Operator(tp.Operator) // a candidate that was not refused has a fare table
+			if !slices.Contains(groups, op.Group().Key) {
+				groups = append(groups, op.Group().Key)
+			}
+		}
+		keyOps, keyDevs, keySeqs = append(keyOps, tp.Operator), append(keyDevs, tp.Device), append(keySeqs, tp.Seq)
+	}
+	v := &transit.View{Cards: map[string]string{}, DeniedSince: map[string]time.Time{}, Seen: map[transit.Key]bool{}, Operators: map[string]bool{}}
+	states := map[string]transitGroupState{}
+	if len(tokens) > 0 {
+		slices.Sort(groups) // lock in key order: two deciders never wait for each other in a cycle
+		if _, err := t.Exec(ctx, `INSERT INTO transit_groups (group_key, updated_at) SELECT g, $2 FROM unnest($1::TEXT[]) AS g
+			ON CONFLICT (group_key) DO NOTHING`, groups, now); err != nil {
+			return nil, fmt.Errorf("create transit groups: %w", err)
+		}
+		q := &pgx.Batch{}
+		q.Queue(`SELECT group_key, closed_through, settled_through FROM transit_groups WHERE group_key = ANY($1)
+			ORDER BY group_key FOR SHARE`, groups).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					key             string
+					closed, settled *time.Time
+				)
+				if err := rows.Scan(&key, &closed, &settled); err != nil {
+					return err
+				}
+				states[key] = transitGroupState{closed: transitDayPtr(closed), settled: transitDayPtr(settled)}
+			}
+			return rows.Err()
+		})
+		q.Queue(`SELECT t.token, t.card_token,
+				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0)
+			FROM card_tokens t WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					token, card string
+					since       *time.Time
+				)
+				if err := rows.Scan(&token, &card, &since); err != nil {
+					return err
+				}
+				v.Cards[token] = card
+				if since != nil {
+					v.DeniedSince[card] = *since
+				}
+			}
+			return rows.Err()
+		})
+		q.Queue(`SELECT t.operator_id, t.device_id, t.device_seq FROM transit_taps t
+			JOIN unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS k(operator_id, device_id, device_seq)
+				ON t.operator_id = k.operator_id AND t.device_id = k.device_id AND t.device_seq = k.device_seq`,
+			keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k transit.Key
+				if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
+					return err
+				}
+				v.Seen[k] = true
+			}
+			return rows.Err()
+		})
+		q.Queue(`SELECT operator_id FROM transit_operators WHERE operator_id = ANY($1)`, operators).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				v.Operators[id] = true
+			}
+			return rows.Err()
+		})
+		if err := t.SendBatch(ctx, q).Close(); err != nil {
+			return nil, fmt.Errorf("load tap view: %w", err)
+		}
+	}
+	outcomes := transit.Decide(cands, v, now)
+
+	var accepted []int
+	type mark struct {
+		card, group string
+		day         transit.Day
+	}
+	marks := map[mark]bool{}
+	for i, o := range outcomes {
+		if o.Result != transit.Accepted {
+			continue
+		}
+		accepted = append(accepted, i)
+		tp := &cands[i].Tap
+		op, _ := ts.Operator(tp.Operator)
+		g := op.Group()
+		st := states[g.Key]
+		if st.closed == nil {
+			continue
+		}
+		// A late tap changes its own travel day, and the day before when it can end a journey
+		// started then.
+		for _, d := range []transit.Day{g.DayOf(tp.At), g.DayOf(tp.At.Add(-g.Lookback()))} {
+			if d <= *st.closed {
+				marks[mark{tp.Card, g.Key, d}] = true
+			}
+		}
+	}
+	if len(accepted) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_taps"},
+			[]string{"operator_id", "device_id", "device_seq", "card_token", "tapped_at", "travel_day", "station_id", "line",
+				"direction", "mode", "source", "source_id", "received_at"},
+			pgx.CopyFromSlice(len(accepted), func(k int) ([]any, error) {
+				i := accepted[k]
+				tp := &cands[i].Tap
+				op, _ := ts.Operator(tp.Operator)
+				return []any{tp.Operator, tp.Device, tp.Seq, tp.Card, tp.At, op.Group().DayOf(tp.At).Date(), tp.Station, tp.Line,
+					string(tp.Direction), string(tp.Mode), source, sourceIDs[i], now}, nil
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("write taps: %w", err)
+		}
+	}
+	if len(marks) > 0 {
+		var (
+			mc, mg []string
+			md     []time.Time
+		)
+		for m := range marks {
+			mc, mg, md = append(mc, m.card), append(mg, m.group), append(md, m.day.Date())
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO transit_reprice (card_token, group_key, travel_day, marked_at)
+			SELECT c, g, d, $4 FROM unnest($1::TEXT[], $2::TEXT[], $3::DATE[]) AS m(c, g, d)
+			ON CONFLICT DO NOTHING`, mc, mg, md, now); err != nil {
+			return nil, fmt.Errorf("mark late taps: %w", err)
+		}
+	}
+	return outcomes, nil
+}
+
+// TransitCloseReport is what a close pass did.
+type TransitCloseReport struct {
+	DaysClosed int
+	Cards      int   // card-days priced
+	Transfers  int   // transfers created
+	Charged    int64 // fen moved from cards to operators, net of refunds
+	Unpaid     int   // charges refused for lack of funds
+}
+
+// Add adds what another pass did.
+func (r *TransitCloseReport) Add(o TransitCloseReport) {
+	r.DaysClosed += o.DaysClosed
+	r.Cards += o.Cards
+	r.Transfers += o.Transfers
+	r.Charged += o.Charged
+	r.Unpaid += o.Unpaid
+}
+
+// CloseTransitDays closes every travel day whose time has come at now (its end plus the group's
+// close delay), group by group and day by day in order: it marks the day closed, then prices and
+// charges every card that tapped that day, a chunk of cards per transaction, and marks it settled.
+// A pass interrupted at any point is finished by the next one: charging is idempotent, since each
+// transfer's id derives from the card, operator, day and posting number.
+func (s *Store) CloseTransitDays(ctx context.Context, ts *transit.Tables, now time.Time) (TransitCloseReport, error) {
+	var rep TransitCloseReport
+	for _, g := range ts.Groups() {
+		for range maxCloseDays {
+			st, err := s.transitGroupState(ctx, g.Key)
+			if err != nil {
+				return rep, err
+			}
+			if st.closed != nil && (st.settled == nil || *st.settled < *st.closed) {
+				r, err := s.settleTransitDay(ctx, ts, g, *st.closed, now)
+				rep.Add(r)
+				if err != nil {
+					return rep, err
+				}
+				continue
+			}
+			var next transit.Day
+			if st.closed != nil {
+				next = *st.closed + 1
+			} else {
+				first, ok, err := s.firstTransitDay(ctx, g)
+				if err != nil {
+					return rep, err
+				}
+				if !ok {
+					break
+				}
+				next = first
+			}
+			if now.Before(g.ClosesAt(next)) {
+				break
+			}
+			if err := s.closeTransitDay(ctx, g, st.closed, next, now); err != nil {
+				return rep, err
+			}
+			rep.DaysClosed++
+		}
+	}
+	return rep, nil
+}
+
+func (s *Store) transitGroupState(ctx context.Context, key string) (transitGroupState, error) {
+	var closed, settled *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT closed_through, settled_through FROM transit_groups WHERE group_key = $1`, key).Scan(&closed, &settled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return transitGroupState{}, nil
+	}
+	if err != nil {
+		return transitGroupState{}, fmt.Errorf("read transit group %s: %w", key, err)
+	}
+	return transitGroupState{closed: transitDayPtr(closed), settled: transitDayPtr(settled)}, nil
+}
+
+func (s *Store) firstTransitDay(ctx context.Context, g *transit.Group) (transit.Day, bool, error) {
+	var first *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(travel_day) FROM transit_taps WHERE operator_id = ANY($1)`, g.Operators).Scan(&first); err != nil {
+		return 0, false, fmt.Errorf("first travel day of %s: %w", g.Key, err)
+	}
+	if first == nil {
+		return 0, false, nil
+	}
+	return transit.DayOfTime(*first), true, nil
+}
+
+// closeTransitDay moves the group's closed day from prev to next. It waits for the taps being
+// decided (they hold the group's row FOR SHARE): every tap committed after it sees the day closed.
+func (s *Store) closeTransitDay(ctx context.Context, g *transit.Group, prev *transit.Day, next transit.Day, now time.Time) error {
+	return s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		var prevDate *time.Time
+		if prev != nil {
+			d := prev.Date()
+			prevDate = &d
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO transit_groups (group_key, updated_at) VALUES ($1, $2) ON CONFLICT (group_key) DO NOTHING`,
+			g.Key, now); err != nil {
+			return fmt.Errorf("create transit group %s: %w", g.Key, err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE transit_groups SET closed_through = $2, updated_at = $4
+			WHERE group_key = $1 AND closed_through IS NOT DISTINCT FROM $3`, g.Key, next.Date(), prevDate, now)
+		if err != nil {
+			return fmt.Errorf("close %s %s: %w", g.Key, next, err)
+		}
+		if tag.RowsAffected() != 1 {
+			// Retrying the same move cannot succeed: the next pass reads where the group is.
+			return fmt.Errorf("close %s %s: another closer moved the group first", g.Key, next)
+		}
+		return nil
+	})
+}
+
+// settleTransitDay prices and charges every card with a tap on day d in group g, then marks the
+// day settled.
+func (s *Store) settleTransitDay(ctx context.Context, ts *transit.Tables, g *transit.Group, d transit.Day, now time.Time) (TransitCloseReport, error) {
+	var rep TransitCloseReport
+	after := ""
+	for {
+		var chunk []string
+		rows, err := s.pool.Query(ctx, `SELECT DISTINCT card_token FROM transit_taps
+			WHERE operator_id = ANY($1) AND travel_day = $2 AND card_token > $3 ORDER BY card_token LIMIT $4`,
+			g.Operators, d.Date(), after, maxSettleCards)
+		if err != nil {
+			return rep, fmt.Errorf("cards of %s %s: %w", g.Key, d, err)
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return rep, fmt.Errorf("cards of %s %s: %w", g.Key, d, err)
+			}
+			chunk = append(chunk, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, fmt.Errorf("cards of %s %s: %w", g.Key, d, err)
+		}
+		if len(chunk) == 0 {
+			break
+		}
+		var r TransitCloseReport
+		err = s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+			var err error
+			r, err = tx.settleTransitCards(ctx, ts, g, chunk, []transit.Day{d}, now)
+			return err
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.Add(r)
+		after = chunk[len(chunk)-1]
+		if len(chunk) < maxSettleCards {
+			break
+		}
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE transit_groups SET settled_through = $2, updated_at = $3 WHERE group_key = $1`, g.Key, d.Date(), now)
+	if err != nil {
+		return rep, fmt.Errorf("settle %s %s: %w", g.Key, d, err)
+	}
+	return rep, nil
+}
+
+// transitDayRow is a card's travel day at an operator, as stored and as re-priced.
+type transitDayRow struct {
+	card, operator string
+	day            transit.Day
+	exists         bool
+	priced         int64
+	capCounted     int64
+	capCredit      int64
+	journeys       int
+	paid           int64
+	owed           int64
+	owedSince      *time.Time
+	revision       int
+}
+
+type transitDayKey struct {
+	card, operator string
+	day            transit.Day
+}
+
+// transitChargeNamespace names the ids of travel-day postings.
+var transitChargeNamespace = uuid.NewSHA1(uuid.NameSpaceOID, []byte("joinin/transit/charge"))
+
+// transitPosting is a transfer planned for a travel day.
+type transitPosting struct {
+	row    *transitDayRow
+	amount int64 // positive: the card pays; negative: the operator refunds
+	id     ledger.ID
+	charge uuid.UUID // the posting's name, the transfer's user data
+	code   ledger.Code
+}
+
+// planTransitPosting returns the posting that brings what the ledger moved for r to what r is
+// priced at, if any. Its id derives from the day and the posting's number, so a pass that runs
+// again after a crash names the same transfer. The day's first posting is its fare; later ones
+// adjust it.
+func planTransitPosting(r *transitDayRow, g *transit.Group) (transitPosting, bool) {
+	delta := r.priced - r.paid
+	if delta == 0 {
+		return transitPosting{}, false
+	}
+	name := r.card + "/" + r.operator + "/" + r.day.String() + "/" + strconv.Itoa(r.revision)
+	charge := uuid.NewSHA1(transitChargeNamespace, []byte(name))
+	code := clearing.CodeTransitAdjustment
+	if r.revision == 0 {
+		code = clearing.CodeTransitFare
+	}
+	return transitPosting{row: r, amount: delta, code: code, charge: charge,
+		id: clearing.TransferID(charge, g.DayEnd(r.day), 0)}, true
+}
+
+func (p *transitPosting) transfer() ledger.Transfer {
+	card := cards.AccountID("funds", p.row.card)
+	operator := clearing.PartyAccount(clearing.PartyOperator, p.row.operator)
+	t := ledger.Transfer{ID: p.id, DebitAccountID: card, CreditAccountID: operator, Amount: p.amount, Code: p.code,
+		UserData: ledger.ID(p.charge)}
+	if p.amount < 0 {
+		t.DebitAccountID, t.CreditAccountID, t.Amount = operator, card, -p.amount
+	}
+	return t
+}
+
+// postTransit applies the postings and records their outcome on their rows: a created transfer moves
+// paid and the revision; a charge the card cannot pay leaves the day owed, and the card on the
+// deny list. Any other refusal is a bug: the transaction fails.
+func (t *Tx) postTransit(ctx context.Context, ps []transitPosting, now time.Time, rep *TransitCloseReport) error {
+	var posted []transitPosting
+	for start := 0; start < len(ps); start += ledger.MaxBatchTransfers {
+		chunk := ps[start:min(start+ledger.MaxBatchTransfers, len(ps))]
+		batch := make([]ledger.Transfer, len(chunk))
+		for i := range chunk {
+			batch[i] = chunk[i].transfer()
+		}
+		res, err := t.Apply(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, r := range res.Results {
+			p := &chunk[i]
+			switch r {
+			case ledger.Created, ledger.Exists:
+				p.row.paid += p.amount
+				p.row.revision++
+				rep.Transfers++
+				rep.Charged += p.amount
+				posted = append(posted, *p)
+			case ledger.InsufficientFunds:
+				rep.Unpaid++
+			default:
+				return fmt.Errorf("transit transitPosting %s for %s/%s/%s: %s", p.id, p.row.card, p.row.operator, p.row.day, r)
+			}
+		}
+	}
+	for _, p := range ps {
+		r := p.row
+		if owed := r.priced - r.paid; owed > 0 {
+			r.owed = owed
+			if r.owedSince == nil {
+				at := now
+				r.owedSince = &at
+			}
+		} else {
+			r.owed, r.owedSince = 0, nil
+		}
+	}
+	if len(posted) == 0 {
+		return nil
+	}
+	_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_postings"},
+		[]string{"transfer_id", "card_token", "operator_id", "travel_day", "revision", "amount", "code", "posted_at"},
+		pgx.CopyFromSlice(len(posted), func(i int) ([]any, error) {
+			p := &posted[i]
+			return []any{[16]byte(p.id), p.row.card, p.row.operator, p.row.day.Date(), p.row.revision - 1, p.amount, int32(p.code), now}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("write transit postings: %w", err)
+	}
+	return nil
+}
+
+// settleTransitCards prices cards' days in group g (consecutive days of one week) from their taps,
+// posts the difference between each day's price and what the ledger moved for it, and writes
+// the days. The days' rows are locked, so two passes over one card queue. The journeys are not
+// stored: the taps and the days' weekly totals price them again, the same, when they are asked for.
+func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *transit.Group, cardTokens []string, days []transit.Day, now time.Time) (TransitCloseReport, error) {
+	var rep TransitCloseReport
+	first, last := days[0], days[len(days)-1]
+	weekStart := first.WeekStart()
+	from, to := g.DayStart(first).Add(-g.Lookback()), g.DayEnd(last).Add(g.Lookback())
+	taps := map[string][]transit.Tap{}
+	rows := map[transitDayKey]*transitDayRow{}
+	q := &pgx.Batch{}
+	q.Queue(`SELECT operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode
+		FROM transit_taps WHERE card_token = ANY($1) AND tapped_at >= $2 AND tapped_at < $3 AND operator_id = ANY($4)`,
+		cardTokens, from, to, g.Operators).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var (
+				tp       transit.Tap
+				dir, mod string
+			)
+			if err := rs.Scan(&tp.Operator, &tp.Device, &tp.Seq, &tp.Card, &tp.At, &tp.Station, &tp.Line, &dir, &mod); err != nil {
+				return err
+			}
+			tp.Direction, tp.Mode = events.Direction(dir), events.Mode(mod)
+			taps[tp.Card] = append(taps[tp.Card], tp)
+		}
+		return rs.Err()
+	})
+	// The days priced are locked; the week's days before them are only read, for the weekly cap:
+	// a re-pricing that changes one of those goes on through these days itself.
+	readRows := func(rs pgx.Rows) error {
+		for rs.Next() {
+			r, err := scanTransitDay(rs)
+			if err != nil {
+				return err
+			}
+			rows[transitDayKey{r.card, r.operator, r.day}] = r
+		}
+		return rs.Err()
+	}
+	if weekStart < first {
+		q.Queue(`SELECT card_token, operator_id, travel_day, priced, cap_counted, cap_credit, journeys, paid, owed, owed_since, revision
+			FROM transit_days WHERE card_token = ANY($1) AND operator_id = ANY($2) AND travel_day >= $3 AND travel_day < $4`,
+			cardTokens, g.Operators, weekStart.Date(), first.Date()).Query(readRows)
+	}
+	q.Queue(`SELECT card_token, operator_id, travel_day, priced, cap_counted, cap_credit, journeys, paid, owed, owed_since, revision
+		FROM transit_days WHERE card_token = ANY($1) AND operator_id = ANY($2) AND travel_day >= $3 AND travel_day <= $4
+		ORDER BY card_token, operator_id, travel_day FOR UPDATE`,
+		cardTokens, g.Operators, first.Date(), last.Date()).Query(readRows)
+	if err := t.SendBatch(ctx, q).Close(); err != nil {
+		return rep, fmt.Errorf("load cards' travel days: %w", err)
+	}
+
+	var (
+		ps      []transitPosting
+		changed []*transitDayRow
+	)
+	// What each card's week counted before the first day, toward the weekly cap.
+	used := make(map[string]int64, len(cardTokens))
+	for k, r := range rows {
+		if k.day >= weekStart && k.day < first {
+			used[k.card] += r.capCounted
+		}
+	}
+	for _, card := range cardTokens {
+		priced, err := ts.PriceDays(g, taps[card], days, used[card], now)
+		if err != nil {
+			return rep, fmt.Errorf("price card %s: %w", card, err)
+		}
+		for _, dp := range priced {
+			rep.Cards++
+			for _, op := range g.Operators {
+				od, has := dp.ByOperator[op]
+				k := transitDayKey{card, op, dp.Day}
+				r, ok := rows[k]
+				if !has && !ok {
+					continue
+				}
+				if !ok {
+					r = &transitDayRow{card: card, operator: op, day: dp.Day}
+					rows[k] = r
+				}
+				r.priced, r.capCounted, r.capCredit, r.journeys = od.Charged, od.CapCounted, od.CapCredit, od.Journeys
+				changed = append(changed, r)
+				if p, ok := planTransitPosting(r, g); ok {
+					ps = append(ps, p)
+				}
+			}
+		}
+	}
+	if err := t.postTransit(ctx, ps, now, &rep); err != nil {
+		return rep, err
+	}
+	return rep, t.writeTransitDays(ctx, changed, now)
+}
+
+func scanTransitDay(rs pgx.Rows) (*transitDayRow, error) {
+	r := &transitDayRow{exists: true}
+	var day time.Time
+	if err := rs.Scan(&r.card, &r.operator, &day, &r.priced, &r.capCounted, &r.capCredit, &r.journeys, &r.paid, &r.owed,
+		&r.owedSince, &r.revision); err != nil {
+		return nil, err
+	}
+	r.day = transit.DayOfTime(day)
+	return r, nil
+}
+
+// writeTransitDays inserts the new rows and updates the others. A new row that a concurrent pass
+// inserted first collides on its key, and the transaction runs again, reading it.
+func (t *Tx) writeTransitDays(ctx context.Context, rs []*transitDayRow, now time.Time) error {
+	var fresh, old []*transitDayRow
+	for _, r := range rs {
+		if r.exists {
+			old = append(old, r)
+		} else {
+			fresh = append(fresh, r)
+		}
+	}
+	byKey := func(rs []*transitDayRow) {
+		slices.SortFunc(rs, func(a, b *transitDayRow) int {
+			return cmp.Or(strings.Compare(a.card, b.card), strings.Compare(a.operator, b.operator), cmp.Compare(a.day, b.day))
+		})
+	}
+	byKey(fresh)
+	byKey(old)
+	if len(fresh) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_days"},
+			[]string{"card_token", "operator_id", "travel_day", "priced", "cap_counted", "cap_credit", "journeys", "paid", "owed",
+				"owed_since", "revision", "updated_at"},
+			pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
+				r := fresh[i]
+				return []any{r.card, r.operator, r.day.Date(), r.priced, r.capCounted, r.capCredit, int32(r.journeys), r.paid, r.owed,
+					r.owedSince, int32(r.revision), now}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write travel days: %w", err)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	n := len(old)
+	var (
+		cs, ops                           = make([]string, n), make([]string, n)
+		ds                                = make([]time.Time, n)
+		priced, counted, credit, paid, ow = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		js, revs                          = make([]int32, n), make([]int32, n)
+		since                             = make([]*time.Time, n)
+	)
+	for i, r := range old {
+		cs[i], ops[i], ds[i] = r.card, r.operator, r.day.Date()
+		priced[i], counted[i], credit[i], paid[i], ow[i] = r.priced, r.capCounted, r.capCredit, r.paid, r.owed
+		js[i], revs[i], since[i] = int32(r.journeys), int32(r.revision), r.owedSince
+	}
+	_, err := t.Exec(ctx, `UPDATE transit_days d SET priced = u.priced, cap_counted = u.cap_counted, cap_credit = u.cap_credit,
+			journeys = u.journeys, paid = u.paid, owed = u.owed, owed_since = u.owed_since, revision = u.revision, updated_at = $12
+		FROM unnest($1::TEXT[], $2::TEXT[], $3::DATE[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::INT[], $8::BIGINT[],
+			$9::BIGINT[], $10::TIMESTAMPTZ[], $11::INT[]) AS u(card_token, operator_id, travel_day, priced, cap_counted, cap_credit,
+			journeys, paid, owed, owed_since, revision)
+		WHERE d.card_token = u.card_token AND d.operator_id = u.operator_id AND d.travel_day = u.travel_day`,
+		cs, ops, ds, priced, counted, credit, js, paid, ow, since, revs, now)
+	if err != nil {
+		return fmt.Errorf("update travel days: %w", err)
+	}
+	return nil
+}
+
+// RepriceTransitDays re-prices the closed travel days that late taps changed, posting each
+// difference as an adjustment (a refund when the day now costs less), up to maxRepriceMarks
+// marked days. A day's re-pricing carries through the rest of its week's closed days, whose weekly
+// cap it may change. It returns how many card-weeks it re-priced; call it until that is 0.
+func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now time.Time) (int, TransitCloseReport, error) {
+	var (
+		rep TransitCloseReport
+		n   int
+	)
+	type cardWeek struct {
+		card, group string
+		week        transit.Day
+	}
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		rep, n = TransitCloseReport{}, 0
+		// Claimed by deleting them: a tap deciding now that marks one of these days again waits
+		// for this transaction, and its mark stays for the next pass.
+		rows, err := tx.Query(ctx, `DELETE FROM transit_reprice WHERE (card_token, group_key, travel_day) IN (
+				SELECT card_token, group_key, travel_day FROM transit_reprice
+				ORDER BY card_token, group_key, travel_day LIMIT $1 FOR UPDATE SKIP LOCKED)
+			RETURNING card_token, group_key, travel_day`, maxRepriceMarks)
+		if err != nil {
+			return fmt.Errorf("claim days to re-price: %w", err)
+		}
+		firstMarked := map[cardWeek]transit.Day{}
+		var order []cardWeek
+		for rows.Next() {
+			var (
+				cw  cardWeek
+				day time.Time
+			)
+			if err := rows.Scan(&cw.card, &cw.group, &day); err != nil {
+				rows.Close()
+				return fmt.Errorf("claim days to re-price: %w", err)
+			}
+			d := transit.DayOfTime(day)
+			cw.week = d.WeekStart()
+			f, ok := firstMarked[cw]
+			if !ok {
+				order = append(order, cw)
+			}
+			if !ok || d < f {
+				firstMarked[cw] = d
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim days to re-price: %w", err)
+		}
+		slices.SortFunc(order, func(a, b cardWeek) int {
+			return cmp.Or(strings.Compare(a.card, b.card), strings.Compare(a.group, b.group), cmp.Compare(a.week, b.week))
+		})
+		n = len(order)
+		for _, cw := range order {
+			g, ok := ts.Group(cw.group)
+			if !ok {
+				return fmt.Errorf("re-price %s: no fare tables for group %s", cw.card, cw.group)
+			}
+			var closed *time.Time
+			if err := tx.QueryRow(ctx, `SELECT closed_through FROM transit_groups WHERE group_key = $1`, g.Key).Scan(&closed); err != nil {
+				return fmt.Errorf("read transit group %s: %w", g.Key, err)
+			}
+			lastDay := cw.week + 6
+			if closed != nil {
+				lastDay = min(lastDay, transit.DayOfTime(*closed))
+			}
+			var days []transit.Day
+			for d := firstMarked[cw]; d <= lastDay; d++ {
+				days = append(days, d)
+			}
+			if len(days) == 0 {
+				continue
+			}
+			r, err := tx.settleTransitCards(ctx, ts, g, []string{cw.card}, days, now)
+			if err != nil {
+				return err
+			}
+			rep.Add(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, rep, err
+	}
+	return n, rep, nil
+}
+
+// RetryOwedFares tries again, up to maxOwedRetries, the charges cards could not pay, the least
+// recently tried first (each try stamps the day), so that cards that stay broke do not starve the
+// others: a card whose funds have arrived pays, and leaves the deny list once it owes nothing. It
+// returns how many days it tried.
+func (s *Store) RetryOwedFares(ctx context.Context, ts *transit.Tables, now time.Time) (int, TransitCloseReport, error) {
+	var (
+		rep TransitCloseReport
+		n   int
+	)
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		rep, n = TransitCloseReport{}, 0
+		rows, err := tx.Query(ctx, `SELECT card_token, operator_id, travel_day, priced, cap_counted, cap_credit, journeys, paid, owed,
+				owed_since, revision
+			FROM transit_days WHERE owed > 0 ORDER BY updated_at, card_token, operator_id, travel_day LIMIT $1 FOR UPDATE`, maxOwedRetries)
+		if err != nil {
+			return fmt.Errorf("read owed days: %w", err)
+		}
+		var owed []*transitDayRow
+		for rows.Next() {
+			r, err := scanTransitDay(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("read owed days: %w", err)
+			}
+			owed = append(owed, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read owed days: %w", err)
+		}
+		n = len(owed)
+		var ps []transitPosting
+		for _, r := range owed {
+			op, ok := ts.Operator(r.operator)
+			if !ok {
+				return fmt.Errorf("owed day %s/%s/%s: no fare table", r.card, r.operator, r.day)
+			}
+			if p, ok := planTransitPosting(r, op.Group()); ok {
+				ps = append(ps, p)
+			}
+		}
+		if err := tx.postTransit(ctx, ps, now, &rep); err != nil {
+			return err
+		}
+		return tx.writeTransitDays(ctx, owed, now)
+	})
+	return n, rep, err
+}
+
+// DenyEntry is a card on the deny list: what it owes and since when, with every token that names
+// it (the readers see the physical card's or the phone's).
+type DenyEntry struct {
+	Card   string
+	Tokens []string
+	Owed   int64
+	Since  time.Time
+}
+
+// DenyList returns the cards on the deny list after the card token after, in token order, at
+// most limit (capped at MaxDenyListPage).
+func (s *Store) DenyList(ctx context.Context, after string, limit int) ([]DenyEntry, error) {
+	if limit <= 0 || limit > MaxDenyListPage {
+		limit = MaxDenyListPage
+	}
+	rows, err := s.pool.Query(ctx, `SELECT d.card_token, sum(d.owed), min(d.owed_since),
+			(SELECT array_agg(t.token ORDER BY t.token) FROM card_tokens t WHERE t.card_token = d.card_token)
+		FROM transit_days d WHERE d.owed > 0 AND d.card_token > $1
+		GROUP BY d.card_token ORDER BY d.card_token LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read deny list: %w", err)
+	}
+	defer rows.Close()
+	var out []DenyEntry
+	for rows.Next() {
+		var e DenyEntry
+		if err := rows.Scan(&e.Card, &e.Owed, &e.Since, &e.Tokens); err != nil {
+			return nil, fmt.Errorf("read deny list: %w", err)
+		}
+		e.Since = e.Since.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CardDenyStatus returns whether the card token names is on the deny list, with what it owes; an
+// unknown token is an error wrapping ErrNotFound.
+func (s *Store) CardDenyStatus(ctx context.Context, token string) (DenyEntry, bool, error) {
+	var (
+		e     DenyEntry
+		owed  *int64
+		since *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `SELECT t.card_token,
+			(SELECT array_agg(o.token ORDER BY o.token) FROM card_tokens o WHERE o.card_token = t.card_token),
+			(SELECT sum(d.owed) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0),
+			(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0)
+		FROM card_tokens t WHERE t.token = $1`, token).Scan(&e.Card, &e.Tokens, &owed, &since)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, false, fmt.Errorf("card: %w", ErrNotFound)
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("read deny status: %w", err)
+	}
+	if owed == nil {
+		return e, false, nil
+	}
+	e.Owed, e.Since = *owed, since.UTC()
+	return e, true, nil
+}
+
+// TripDay is a card's travel day at one operator: its price, what the ledger moved, what the card
+// owes, the journeys behind it and the postings that charged it.
+type TripDay struct {
+	Day       transit.Day
+	Operator  string
+	Priced    int64
+	CapCredit int64
+	Paid      int64
+	Owed      int64
+	Journeys  []transit.Journey
+	Postings  []TripPosting
+}
+
+// TripPosting is one posting of a travel day.
+type TripPosting struct {
+	TransferID ledger.ID
+	Revision   int
+	Amount     int64
+	Code       ledger.Code
+	PostedAt   time.Time
+}
+
+// TransitTrips returns the card's priced travel days from..to (at most MaxTripDays), oldest
+// first; an unknown token is an error wrapping ErrNotFound. Days not yet closed have no price
+// yet and do not appear. The journeys are priced again from the card's taps and its weeks'
+// totals, as the close priced them.
+func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token string, from, to transit.Day) (string, []TripDay, error) {
+	if to < from || int(to-from) >= MaxTripDays {
+		return "", nil, fmt.Errorf("trip history from %s to %s: want at most %d days", from, to, MaxTripDays)
+	}
+	var card string
+	err := s.pool.QueryRow(ctx, `SELECT card_token FROM card_tokens WHERE token = $1`, token).Scan(&card)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil, fmt.Errorf("card: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("read card token: %w", err)
+	}
+	// The taps that can make a journey of the days, whatever the group's start hour and limit.
+	var tapsFrom, tapsTo time.Time
+	for i, g := range ts.Groups() {
+		a, b := g.DayStart(from).Add(-g.Lookback()), g.DayEnd(to).Add(g.Lookback())
+		if i == 0 || a.Before(tapsFrom) {
+			tapsFrom = a
+		}
+		if i == 0 || b.After(tapsTo) {
+			tapsTo = b
+		}
+	}
+	var (
+		days    []TripDay
+		index   = map[transitDayKey]int{}
+		counted = map[transitDayKey]int64{} // each day's weekly-cap count, from the week's start
+		taps    []transit.Tap
+	)
+	q := &pgx.Batch{}
+	q.Queue(`SELECT operator_id, travel_day, priced, cap_counted, cap_credit, paid, owed FROM transit_days
+		WHERE card_token = $1 AND travel_day >= $2 AND travel_day <= $3 ORDER BY travel_day, operator_id`,
+		card, from.WeekStart().Date(), to.Date()).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var (
+				d          TripDay
+				day        time.Time
+				capCounted int64
+			)
+			if err := rs.Scan(&d.Operator, &day, &d.Priced, &capCounted, &d.CapCredit, &d.Paid, &d.Owed); err != nil {
+				return err
+			}
+			d.Day = transit.DayOfTime(day)
+			k := transitDayKey{card, d.Operator, d.Day}
+			counted[k] = capCounted
+			if d.Day >= from {
+				index[k] = len(days)
+				days = append(days, d)
+			}
+		}
+		return rs.Err()
+	})
+	q.Queue(`SELECT operator_id, travel_day, transfer_id, revision, amount, code, posted_at FROM transit_postings
+		WHERE card_token = $1 AND travel_day >= $2 AND travel_day <= $3 ORDER BY travel_day, operator_id, revision`,
+		card, from.Date(), to.Date()).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var (
+				p    TripPosting
+				op   string
+				day  time.Time
+				id   uuid.UUID
+				code int32
+			)
+			if err := rs.Scan(&op, &day, &id, &p.Revision, &p.Amount, &code, &p.PostedAt); err != nil {
+				return err
+			}
+			p.TransferID, p.Code, p.PostedAt = ledger.ID(id), ledger.Code(code), p.PostedAt.UTC()
+			if i, ok := index[transitDayKey{card, op, transit.DayOfTime(day)}]; ok {
+				days[i].Postings = append(days[i].Postings, p)
+			}
+		}
+		return rs.Err()
+	})
+	q.Queue(`SELECT operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode
+		FROM transit_taps WHERE card_token = $1 AND tapped_at >= $2 AND tapped_at < $3`, card, tapsFrom, tapsTo).Query(func(rs pgx.Rows) error {
+		for rs.Next() {
+			var (
+				tp       transit.Tap
+				dir, mod string
+			)
+			if err := rs.Scan(&tp.Operator, &tp.Device, &tp.Seq, &tp.Card, &tp.At, &tp.Station, &tp.Line, &dir, &mod); err != nil {
+				return err
+			}
+			tp.Direction, tp.Mode = events.Direction(dir), events.Mode(mod)
+			taps = append(taps, tp)
+		}
+		return rs.Err()
+	})
+	if err := s.pool.SendBatch(ctx, q).Close(); err != nil {
+		return "", nil, fmt.Errorf("read trip history: %w", err)
+	}
+
+	// Price each group's weeks within from..to, and hang the journeys on the days the close
+	// priced. A group whose fare tables are gone keeps its days, without journeys.
+	now := s.Now()
+	for _, g := range ts.Groups() {
+		var gtaps []transit.Tap
+		for _, tp := range taps {
+			if op, ok := ts.Operator(tp.Operator); ok && op.Group() == g {
+				gtaps = append(gtaps, tp)
+			}
+		}
+		if len(gtaps) == 0 {
+			continue
+		}
+		for week := from.WeekStart(); week <= to; week += 7 {
+			first, last := max(from, week), min(to, week+6)
+			var used int64
+			for k, c := range counted {
+				if k.day >= week && k.day < first && slices.Contains(g.Operators, k.operator) {
+					used += c
+				}
+			}
+			var span []transit.Day
+			for d := first; d <= last; d++ {
+				span = append(span, d)
+			}
+			priced, err := ts.PriceDays(g, gtaps, span, used, now)
+			if err != nil {
+				return "", nil, fmt.Errorf("price trips of %s: %w", card, err)
+			}
+			for _, dp := range priced {
+				for _, j := range dp.Journeys {
+					if i, ok := index[transitDayKey{card, j.Operator, dp.Day}]; ok {
+						days[i].Journeys = append(days[i].Journeys, j)
+					}
+				}
+			}
+		}
+	}
+	return card, days, nil
+}
