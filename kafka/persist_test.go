@@ -126,7 +126,7 @@ func TestPersistentBrokerSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeLoopbackAddr(t)
 
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperBrokerProcess$")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "JOININ_TEST_BROKER_ADDR="+addr, "JOININ_TEST_BROKER_DIR="+dir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -159,20 +159,25 @@ func TestPersistentBrokerSurvivesKill(t *testing.T) {
 	checkMessages(t, ctx, b.Addrs(), topic, 1001)
 }
 
-// TestHelperBrokerProcess is the child process of TestPersistentBrokerSurvivesKill: it runs a
-// persistent broker until it is killed.
-func TestHelperBrokerProcess(t *testing.T) {
-	addr, dir := os.Getenv("JOININ_TEST_BROKER_ADDR"), os.Getenv("JOININ_TEST_BROKER_DIR")
-	if addr == "" || dir == "" {
-		t.Skip("runs only as the child of TestPersistentBrokerSurvivesKill")
+func TestMain(m *testing.M) {
+	if addr, dir := os.Getenv("JOININ_TEST_BROKER_ADDR"), os.Getenv("JOININ_TEST_BROKER_DIR"); addr != "" && dir != "" {
+		os.Exit(runBrokerProcess(addr, dir))
 	}
+	os.Exit(m.Run())
+}
+
+// runBrokerProcess is the child process of TestPersistentBrokerSurvivesKill: it runs a
+// persistent broker until it is killed.
+func runBrokerProcess(addr, dir string) int {
 	b, err := StartEmbedded(EmbeddedConfig{Addr: addr, DataDir: dir, Partitions: 2})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	defer b.Close()
 	fmt.Printf("broker listening on %s\n", b.Addrs()[0])
 	time.Sleep(testTimeout)
+	return 0
 }
 
 // freeLoopbackAddr returns a loopback address with a port nothing listens on.
