@@ -84,7 +84,7 @@ const (
 	// maxAPIKeyBytes bounds a presented key: a real one is 47 bytes.
 	maxAPIKeyBytes = 128
 	// medicalRealm names the institution keys in WWW-Authenticate.
-	medicalRealm = `Bearer realm="joinin-medical"`
+	medicalRealm = "joinin-medical"
 )
 
 // Routes registers the medical endpoints.
@@ -254,29 +254,11 @@ func (h *medicalHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
 // institution authenticates the request with an institution's API key and passes the institution
 // on: each institution sees and acts on its own settlements only.
 func (h *medicalHandlers) institution(next func(http.ResponseWriter, *http.Request, medical.Institution)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scheme, key, ok := strings.Cut(auth, " ")
-		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-			w.Header().Set("WWW-Authenticate", medicalRealm)
-			h.s.writeError(w, r, Errorf(EUNAUTHORIZED, "missing institution api key"))
-			return
-		}
-		if len(key) > maxAPIKeyBytes || !strings.HasPrefix(key, apiKeyPrefix) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid institution api key"))
-			return
-		}
-		in, err := h.store.InstitutionByKey(r.Context(), sha256.Sum256([]byte(key)))
-		if errors.Is(err, postgres.ErrNotFound) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid institution api key"))
-			return
-		}
-		if err != nil {
-			h.s.writeError(w, r, h.s.storeError(r.Context(), err))
-			return
-		}
-		next(w, r, in)
-	}
+	return apiKey[medical.Institution]{
+		holder: "institution", realm: medicalRealm,
+		wellFormed: func(key string) bool { return len(key) <= maxAPIKeyBytes && strings.HasPrefix(key, apiKeyPrefix) },
+		lookup:     h.store.InstitutionByKey,
+	}.require(h.s, next)
 }
 
 // --- baskets ------------------------------------------------------------------------------------

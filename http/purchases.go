@@ -317,30 +317,11 @@ type merchantHandler func(w http.ResponseWriter, r *http.Request, m purchases.Me
 // merchantOnly lets a request through with a merchant's API key as its bearer token, and hands
 // the handler the merchant: a merchant sees and acts on only its own authorizations.
 func (h *purchaseHandlers) merchantOnly(next merchantHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scheme, key, ok := strings.Cut(auth, " ")
-		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="joinin-merchant"`)
-			h.s.writeError(w, r, Errorf(EUNAUTHORIZED, "missing merchant api key"))
-			return
-		}
-		// A key that is not a merchant key's shape is refused without asking the store.
-		if len(key) != merchantKeyLen || !strings.HasPrefix(key, merchantKeyPrefix) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid merchant api key"))
-			return
-		}
-		m, err := h.svc.MerchantByKey(r.Context(), sha256.Sum256([]byte(key)))
-		if errors.Is(err, postgres.ErrNotFound) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid merchant api key"))
-			return
-		}
-		if err != nil {
-			h.s.writeError(w, r, h.s.storeError(r.Context(), err))
-			return
-		}
-		next(w, r, m)
-	}
+	return apiKey[purchases.Merchant]{
+		holder: "merchant", realm: "joinin-merchant",
+		wellFormed: func(key string) bool { return len(key) == merchantKeyLen && strings.HasPrefix(key, merchantKeyPrefix) },
+		lookup:     h.svc.MerchantByKey,
+	}.require(h.s, next)
 }
 
 type authorizeRequest struct {

@@ -176,30 +176,11 @@ type operatorHandler func(w http.ResponseWriter, r *http.Request, operator strin
 // operatorOnly lets a request through with an operator's API key as its bearer token, and hands
 // the handler the operator: an operator sees only its own batches.
 func (h *transitHandlers) operatorOnly(next operatorHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scheme, key, ok := strings.Cut(auth, " ")
-		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="joinin-transit"`)
-			h.s.writeError(w, r, Errorf(EUNAUTHORIZED, "missing operator api key"))
-			return
-		}
-		// A key that is not an operator key's shape is refused without asking the store.
-		if len(key) != transitKeyLen || !strings.HasPrefix(key, transitKeyPrefix) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid operator api key"))
-			return
-		}
-		op, err := h.svc.TransitOperatorByKey(r.Context(), sha256.Sum256([]byte(key)))
-		if errors.Is(err, postgres.ErrNotFound) {
-			h.s.writeError(w, r, Errorf(EFORBIDDEN, "invalid operator api key"))
-			return
-		}
-		if err != nil {
-			h.s.writeError(w, r, h.s.storeError(r.Context(), err))
-			return
-		}
-		next(w, r, op)
-	}
+	return apiKey[string]{
+		holder: "operator", realm: "joinin-transit",
+		wellFormed: func(key string) bool { return len(key) == transitKeyLen && strings.HasPrefix(key, transitKeyPrefix) },
+		lookup:     h.svc.TransitOperatorByKey,
+	}.require(h.s, next)
 }
 
 // transitBatchRequest is a JSON batch: {"taps": [...]}. The handler reads it tap by tap, so that
