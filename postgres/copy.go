@@ -61,6 +61,18 @@ func (w *copyWriter) int32(v int32) {
 	w.b = binary.BigEndian.AppendUint32(w.b, uint32(v))
 }
 
+// bytes writes a bytea.
+func (w *copyWriter) bytes(b []byte) {
+	w.b = binary.BigEndian.AppendUint32(w.b, uint32(len(b)))
+	w.b = append(w.b, b...)
+}
+
+// text writes a text value; s must be valid UTF-8 (PostgreSQL checks it).
+func (w *copyWriter) text(s string) {
+	w.b = binary.BigEndian.AppendUint32(w.b, uint32(len(s)))
+	w.b = append(w.b, s...)
+}
+
 // timestamp writes a timestamptz given in Unix microseconds.
 func (w *copyWriter) timestamp(unixMicro int64) { w.int64(unixMicro - pgEpoch) }
 

@@ -319,14 +319,25 @@ func scanCard(rows pgx.Rows) (*cards.Card, error) {
 func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.Time) error {
 	now = now.UTC()
 	if len(d.Processed) > 0 {
-		_, err := t.CopyFrom(ctx, pgx.Identifier{"processed_events"},
-			[]string{"event_id", "hash", "type", "status", "reason", "transfer_id", "source", "source_offset", "processed_at"},
-			pgx.CopyFromSlice(len(d.Processed), func(i int) ([]any, error) {
-				p := &d.Processed[i]
-				return []any{[16]byte(p.EventID), p.Hash[:], string(p.Type), string(p.Status), p.Reason,
-					nullID(p.Transfer), p.Source, p.Offset, now}, nil
-			}))
-		if err != nil {
+		// One row per event of every batch: written with the ledger's own binary COPY encoder.
+		// ~200 bytes a row: two ids, a hash, five short texts, a number and a time.
+		w := newCopyWriter(len(d.Processed), 200)
+		at := now.UnixMicro()
+		for i := range d.Processed {
+			p := &d.Processed[i]
+			w.row(9)
+			w.uuid(p.EventID)
+			w.bytes(p.Hash[:])
+			w.text(string(p.Type))
+			w.text(string(p.Status))
+			w.text(p.Reason)
+			w.uuidOrNull(p.Transfer)
+			w.text(p.Source)
+			w.int64(p.Offset)
+			w.timestamp(at)
+		}
+		if err := copyRows(ctx, t.Tx, "processed_events", []string{"event_id", "hash", "type", "status", "reason",
+			"transfer_id", "source", "source_offset", "processed_at"}, w); err != nil {
 			return fmt.Errorf("write processed events: %w", err)
 		}
 	}
