@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,8 +140,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}()
 	relay := &consumer.Relay{Store: st, Producer: dlq, Log: log, Metrics: metrics}
-	go relay.Run(ctx)
-	go sweepExpiredHolds(ctx, st, log)
+	// The relay and the sweep end with ctx; serve waits for them before it closes what they use.
+	var background sync.WaitGroup
+	defer background.Wait()
+	defer cancel()
+	background.Go(func() { relay.Run(ctx) })
+	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
 
 	var features []joininhttp.Feature
 	purchaseAPI, stopPurchases, err := startPurchases(ctx, st)
