@@ -147,7 +147,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background.Go(func() { relay.Run(ctx) })
 	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
 
-	var features []joininhttp.Feature
+	// Finance staff's view: balances at any instant and statements.
+	features := []joininhttp.Feature{joininhttp.NewAccounts(st)}
 	purchaseAPI, stopPurchases, err := startPurchases(ctx, st)
 	if err != nil {
 		return err
