@@ -464,6 +464,9 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 			return fmt.Errorf("write transfers: %w", err)
 		}
 	}
+	if err := updateOpenHolds(ctx, tx, out); err != nil {
+		return err
+	}
 	if res := out.Resolutions; len(res) > 0 {
 		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfer_resolutions"},
@@ -497,6 +500,39 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 	if err := copyRows(ctx, tx, "account_balances", []string{"account_id", "version", "ts", "debits_pending", "debits_posted",
 		"credits_pending", "credits_posted", "transfer_ids"}, w); err != nil {
 		return fmt.Errorf("write balances: %w", err)
+	}
+	return nil
+}
+
+// updateOpenHolds keeps the expiry sweep's queue: holds with a timeout enter it, holds resolved
+// leave it, in the batch that does either.
+func updateOpenHolds(ctx context.Context, tx pgx.Tx, out *ledger.Outcome) error {
+	w := newCopyWriter(0, 40)
+	opened := 0
+	for i := range out.Created {
+		t := &out.Created[i]
+		if e := t.ExpiresAt(); e != 0 {
+			w.row(2)
+			w.uuid(t.ID)
+			w.timestamp(e)
+			opened++
+		}
+	}
+	if opened > 0 {
+		if err := copyRows(ctx, tx, "open_holds", []string{"transfer_id", "expires_at"}, w); err != nil {
+			return fmt.Errorf("write open holds: %w", err)
+		}
+	}
+	var closed [][16]byte
+	for _, r := range out.Resolutions {
+		if r.Kind != ledger.ResolutionReversed {
+			closed = append(closed, r.Target)
+		}
+	}
+	if len(closed) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM open_holds WHERE transfer_id = ANY($1)`, closed); err != nil {
+			return fmt.Errorf("close open holds: %w", err)
+		}
 	}
 	return nil
 }

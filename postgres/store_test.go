@@ -457,3 +457,27 @@ func TestReplayedResolutionsAnswerExists(t *testing.T) {
 		t.Fatalf("card: %+v", got)
 	}
 }
+
+// A sweeper whose clock ran ahead does not make later holds unexpirable: the sweep works from the
+// queue of open holds, not from a horizon in time.
+func TestExpiryToleratesASweeperAhead(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	now := time.Now()
+	st.Now = func() time.Time { return now.Add(20 * time.Minute) }
+	if n, err := st.ExpireHolds(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("sweep ahead: %d, %v", n, err)
+	}
+	st.Now = func() time.Time { return now }
+	hold := newID(t)
+	commit(t, st, nil, ledger.Transfer{ID: hold, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 700, Code: 20,
+		Flags: ledger.Pending, TimeoutSeconds: 60})
+	st.Now = func() time.Time { return now.Add(61 * time.Second) }
+	if n, err := st.ExpireHolds(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("sweep after the timeout: %d, %v", n, err)
+	}
+	if got := balance(t, st, c.card); got.DebitsPending != 0 {
+		t.Fatalf("card still holds %d", got.DebitsPending)
+	}
+}

@@ -143,6 +143,13 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			WHERE t.id IS NULL OR l.id IS NULL OR l.n <> 2
 			   OR NOT (t.debit_account_id = ANY(l.accounts) AND t.credit_account_id = ANY(l.accounts))
 			ORDER BY 1 LIMIT $1`, nil},
+		{"open holds queue does not match the unresolved holds with a timeout", `
+			SELECT 'hold ' || COALESCE(t.id, o.transfer_id)::TEXT FROM
+				(SELECT id, expires_at FROM transfers t WHERE expires_at IS NOT NULL
+				   AND NOT EXISTS (SELECT 1 FROM transfer_resolutions r WHERE r.target_id = t.id)) t
+			FULL OUTER JOIN open_holds o ON o.transfer_id = t.id
+			WHERE t.id IS NULL OR o.transfer_id IS NULL OR o.expires_at <> t.expires_at
+			ORDER BY 1 LIMIT $1`, nil},
 		{"resolving transfer without its resolution", `
 			SELECT 'transfer ' || t.id::TEXT FROM transfers t
 			WHERE t.flags & $1 <> 0

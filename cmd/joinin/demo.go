@@ -30,8 +30,11 @@ const (
 	demoMerchants = 40    // merchants, venues and pharmacies
 	demoPurchases = 30000 // cleared purchases over the day
 	demoAuths     = 400   // pharmacy authorizations held, captured, voided or left to expire
-	// demoHoldTimeout is how long a pharmacy authorization holds funds before it expires.
+	// demoHoldTimeout is how long a pharmacy authorization holds funds before it expires; the
+	// holds the demo leaves to expire get demoShortHold, so that the sweep has work within a
+	// demo's run on the real clock.
 	demoHoldTimeout = 15 * time.Minute
+	demoShortHold   = time.Second
 	// demoCatchUpTimeout bounds waiting for the consumer to apply the day's events.
 	demoCatchUpTimeout = 5 * time.Minute
 )
@@ -231,9 +234,6 @@ func (d *demo) waitCaughtUp(ctx context.Context, brokers []string, topic string,
 // funds, half captured (some for less) with the merchant's fee in the same linked group, a
 // quarter voided, the rest expired by the sweep; the capture batch is then redelivered.
 func (d *demo) holds(ctx context.Context) error {
-	clock := time.Now()
-	d.st.Now = func() time.Time { return clock }
-	defer func() { d.st.Now = time.Now }()
 	d.holdResults = map[string]map[ledger.Result]int{}
 	pharmacy := clearing.PartyAccount(clearing.PartyMerchant, d.city.Merchants[0])
 	fee := clearing.FeeIncomeAccount
@@ -243,9 +243,13 @@ func (d *demo) holds(ctx context.Context) error {
 	auths := make([]ledger.Transfer, 0, demoAuths)
 	for i := 0; i < demoAuths; i++ {
 		card := cards.AccountID("funds", d.city.Cards[d.rng.IntN(len(d.city.Cards))])
+		timeout := demoHoldTimeout
+		if i%4 == 3 { // left to expire
+			timeout = demoShortHold
+		}
 		auths = append(auths, ledger.Transfer{ID: newID(), DebitAccountID: card, CreditAccountID: pharmacy,
 			Amount: 2000 + d.rng.Int64N(15000), Code: clearing.CodeAuthorization, Flags: ledger.Pending,
-			TimeoutSeconds: uint32(demoHoldTimeout / time.Second)})
+			TimeoutSeconds: uint32(timeout / time.Second)})
 	}
 	res, err := d.commitHolds(ctx, "1 pharmacy authorizations held", auths)
 	if err != nil {
@@ -276,7 +280,12 @@ func (d *demo) holds(ctx context.Context) error {
 	if _, err := d.commitHolds(ctx, "3 the same batch redelivered", batch); err != nil {
 		return err
 	}
-	clock = clock.Add(demoHoldTimeout + time.Minute)
+	// Wait out the short holds, then sweep as serve does every few seconds.
+	select {
+	case <-time.After(demoShortHold + 100*time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	expired := 0
 	for {
 		n, err := d.st.ExpireHolds(ctx, 0)

@@ -27,7 +27,8 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 		"rejected: merchant \"m-unregistered\" is not registered",
 		"malformed: event_id",
 		"conflict: event id used before",
-		"3 the same batch redelivered",
+		"3 the same batch redelivered     exists",
+		"4 expiry sweep                   created",
 		"verified: every balance recomputes from its transfers",
 	} {
 		if !strings.Contains(out.String(), want) {
