@@ -439,5 +439,5 @@ func (s *Server) cardView(ctx context.Context, token string) (cardView, error) {
 // decimalAmount writes minor units as a plain decimal in the currency's major unit, "1234.56":
 // ledger.FormatAmount without the thousands separators it adds for people.
 func decimalAmount(minor int64, c ledger.Currency) string {
-	return strings.ReplaceAll(ledger.FormatAmount(minor, c), ",", "")
+	return ledger.FormatDecimal(minor, c)
 }

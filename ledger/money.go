@@ -8,7 +8,13 @@ import (
 // FormatAmount writes minor units in the currency's major unit with its decimals, grouped by
 // thousands: FormatAmount(123456, "CNY") is "1,234.56". It is for people; files and APIs carry
 // their own formats.
-func FormatAmount(minor int64, c Currency) string {
+func FormatAmount(minor int64, c Currency) string { return formatMinor(minor, c, true) }
+
+// FormatDecimal writes minor units as a plain decimal in the currency's major unit, without
+// grouping: FormatDecimal(-150, "CNY") is "-1.50". It is the form of amounts in APIs and files.
+func FormatDecimal(minor int64, c Currency) string { return formatMinor(minor, c, false) }
+
+func formatMinor(minor int64, c Currency, group bool) string {
 	places, ok := c.MinorUnits()
 	if !ok {
 		places = 0
@@ -24,7 +30,7 @@ func FormatAmount(minor int64, c Currency) string {
 		b.WriteByte('-')
 	}
 	for i, d := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
+		if group && i > 0 && (len(whole)-i)%3 == 0 {
 			b.WriteByte(',')
 		}
 		b.WriteRune(d)

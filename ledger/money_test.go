@@ -26,3 +26,23 @@ func TestFormatAmount(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatDecimal(t *testing.T) {
+	for _, tc := range []struct {
+		minor int64
+		c     Currency
+		want  string
+	}{
+		{0, "CNY", "0.00"},
+		{5, "CNY", "0.05"},
+		{-150, "CNY", "-1.50"},
+		{123456, "CNY", "1234.56"},
+		{100000000, "CNY", "1000000.00"},
+		{1234, "JPY", "1234"},
+		{math.MinInt64, "CNY", "-92233720368547758.08"},
+	} {
+		if got := FormatDecimal(tc.minor, tc.c); got != tc.want {
+			t.Errorf("FormatDecimal(%d, %s) = %q, want %q", tc.minor, tc.c, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/joinincard/engine/ledger"
 )
 
 const (
@@ -51,24 +53,7 @@ func ParseAmount(s string) (int64, error) {
 
 // FormatAmount writes fen as a plain decimal in yuan with two decimals: 123456 is "1234.56",
 // -5 is "-0.05".
-func FormatAmount(fen int64) string {
-	neg := fen < 0
-	var abs uint64
-	if neg {
-		abs = uint64(-(fen + 1)) + 1
-	} else {
-		abs = uint64(fen)
-	}
-	digits := strconv.FormatUint(abs, 10)
-	for len(digits) < 3 {
-		digits = "0" + digits
-	}
-	out := digits[:len(digits)-2] + "." + digits[len(digits)-2:]
-	if neg {
-		return "-" + out
-	}
-	return out
-}
+func FormatAmount(fen int64) string { return ledger.FormatDecimal(fen, "CNY") }
 
 // parseRatio reads a policy ratio between 0 and 1 inclusive, written as a plain decimal with at
 // most maxRatioPlaces decimals ("0.85", "1", "0").

@@ -219,7 +219,7 @@ func allDigits(s string) bool {
 
 // FormatAmount writes fen as yuan with two decimals and no separators: 1234 is "12.34".
 func FormatAmount(fen int64) string {
-	return strings.ReplaceAll(ledger.FormatAmount(fen, Currency), ",", "")
+	return ledger.FormatDecimal(fen, Currency)
 }
 
 // Day returns the Shanghai calendar day that contains now, as the instants it starts and ends:

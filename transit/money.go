@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/joinincard/engine/ledger"
 )
 
 // maxFareFen bounds every amount a fare file may name: 10,000 CNY is far beyond any fare or cap,
@@ -54,12 +56,4 @@ func allDigits(s string) bool {
 }
 
 // FormatFen writes fen as yuan with two decimals, "-1.50" for -150: the API's and the files' form.
-func FormatFen(fen int64) string {
-	sign := ""
-	u := uint64(fen)
-	if fen < 0 {
-		sign = "-"
-		u = uint64(-(fen + 1)) + 1
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
-}
+func FormatFen(fen int64) string { return ledger.FormatDecimal(fen, "CNY") }
