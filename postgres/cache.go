@@ -3,6 +3,8 @@ package postgres
 import (
 	"sync"
 
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -69,5 +71,49 @@ func (c *accountCache) forget(ids []ledger.ID) {
 	defer c.mu.Unlock()
 	for _, id := range ids {
 		delete(c.entries, id)
+	}
+}
+
+// maxCachedCards bounds the card cache: a city's cards, about 300 bytes each (~300 MiB at the
+// bound). Past it, half the entries are dropped.
+const maxCachedCards = 1 << 20
+
+// cardCache remembers the immutable part of cards, by each token that names them: accounts,
+// issuer bank, city of insurance, device tokens. A card is never deleted and these never change,
+// so the cache cannot go stale; status and permit, which do change, it does not keep.
+type cardCache struct {
+	mu      sync.Mutex
+	entries map[string]cards.Card
+}
+
+func newCardCache() *cardCache { return &cardCache{entries: make(map[string]cards.Card)} }
+
+// get returns the card that tok names, with its status unknown (Declared empty).
+func (c *cardCache) get(tok string) (cards.Card, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	card, ok := c.entries[tok]
+	return card, ok
+}
+
+// put remembers the immutable part of cards read from the database, under every token of each.
+func (c *cardCache) put(cs []cards.Card) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries)+3*len(cs) > maxCachedCards {
+		drop := len(c.entries) / 2
+		for tok := range c.entries { // map order is random: a random half goes
+			if drop == 0 {
+				break
+			}
+			delete(c.entries, tok)
+			drop--
+		}
+	}
+	for _, card := range cs {
+		card.Declared, card.StatusReason, card.PermitValidUntil = "", "", events.Date{}
+		for _, tok := range card.Tokens() {
+			c.entries[tok] = card
+		}
 	}
 }

@@ -48,6 +48,14 @@ func (s *Store) IngestTimed(ctx context.Context, cursors []Cursor, msgs []cleari
 		return err
 	})
 	timing.Ingest, timing.Commit = end.Sub(start), time.Since(end)
+	if err == nil && len(d.NewCards) > 0 {
+		// Registered and committed: their immutable part holds for good.
+		registered := make([]cards.Card, len(d.NewCards))
+		for i, c := range d.NewCards {
+			registered[i] = *c
+		}
+		s.cards.put(registered)
+	}
 	return d, timing, err
 }
 
@@ -115,6 +123,9 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		tokens []string
 	)
 	seenToken := map[string]bool{}
+	// fresh holds the tokens whose card's status the batch reads or changes: those are read from
+	// the database. The others may come from the cache of cards' immutable elements.
+	fresh := map[string]bool{}
 	addToken := func(tok string) {
 		if tok != "" && !seenToken[tok] {
 			seenToken[tok] = true
@@ -131,6 +142,8 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		}
 		addToken(e.CardToken)
 		switch data := e.Data.(type) {
+		case *events.FundsLoaded, *events.CardStatusChanged, *events.CardPermitRenewed:
+			fresh[e.CardToken] = true
 		case *events.PurchaseRefunded:
 			ids = append(ids, data.OriginalEventID)
 		case *events.CardRegistered:
@@ -168,18 +181,20 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 			return nil, fmt.Errorf("load earlier decisions: %w", err)
 		}
 	}
-	if err := t.loadCards(ctx, v, tokens); err != nil {
+	cached, err := t.loadCards(ctx, v, tokens, fresh)
+	if err != nil {
 		return nil, err
 	}
 	// One Card value per card, whichever token found it, so a change through one token is seen
-	// through the others.
+	// through the others; a card read from the database wins over one from the cache.
 	byCard := map[string]*cards.Card{}
-	for tok, c := range v.Cards {
-		if first, ok := byCard[c.Token]; ok {
-			v.Cards[tok] = first
-		} else {
+	for _, c := range v.Cards {
+		if first, ok := byCard[c.Token]; !ok || (cached[first] && !cached[c]) {
 			byCard[c.Token] = c
 		}
+	}
+	for tok, c := range v.Cards {
+		v.Cards[tok] = byCard[c.Token]
 	}
 
 	// The parties the batch may pay: merchants named by events, and the issuer banks and
@@ -237,10 +252,31 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 const decidingCardColumns = `c.card_token, c.physical_token, c.digital_token, c.permit_valid_until,
 	c.insurance_city, c.issuer_bank, c.declared_status, c.status_reason, c.funds_account_id, c.medical_account_id`
 
-// loadCards reads the cards that tokens name into v.Cards. Events are keyed by the card's own
-// token, so cards are read by their key first, and only the tokens that found none are looked
-// up among the physical and digital tokens: one index probe per event instead of two.
-func (t *Tx) loadCards(ctx context.Context, v *clearing.View, tokens []string) error {
+// loadCards reads the cards that tokens name into v.Cards and returns those that came from the
+// cache. A card's accounts, banks and tokens never change, so for a token outside fresh the cache
+// of them answers; such a card's status is unknown (Declared is empty), and deciding reads status
+// only for the events that make a token fresh. The rest are read from the database by their own
+// token first, and only the tokens that found none among the physical and digital tokens: one
+// index probe per event instead of two.
+func (t *Tx) loadCards(ctx context.Context, v *clearing.View, tokens []string, fresh map[string]bool) (map[*cards.Card]bool, error) {
+	cached := map[*cards.Card]bool{}
+	var read []string
+	for _, tok := range tokens {
+		if fresh[tok] {
+			read = append(read, tok)
+			continue
+		}
+		if c, ok := t.store.cards.get(tok); ok {
+			v.Cards[tok] = &c
+			cached[&c] = true
+			continue
+		}
+		read = append(read, tok)
+	}
+	if len(read) == 0 {
+		return cached, nil
+	}
+	var got []cards.Card
 	scan := func(rows pgx.Rows) error {
 		defer rows.Close()
 		for rows.Next() {
@@ -259,34 +295,36 @@ func (t *Tx) loadCards(ctx context.Context, v *clearing.View, tokens []string) e
 			c.Declared = events.CardStatus(declared)
 			c.FundsAccount, c.MedicalAccount = ledger.ID(funds), ledger.ID(medical)
 			v.Cards[tok] = &c
+			got = append(got, c)
 		}
 		return rows.Err()
 	}
-	rows, err := t.Query(ctx, `SELECT c.card_token, `+decidingCardColumns+` FROM cards c WHERE c.card_token = ANY($1)`, tokens)
+	rows, err := t.Query(ctx, `SELECT c.card_token, `+decidingCardColumns+` FROM cards c WHERE c.card_token = ANY($1)`, read)
 	if err != nil {
-		return fmt.Errorf("load cards: %w", err)
+		return nil, fmt.Errorf("load cards: %w", err)
 	}
 	if err := scan(rows); err != nil {
-		return fmt.Errorf("load cards: %w", err)
+		return nil, fmt.Errorf("load cards: %w", err)
 	}
 	var aliases []string
-	for _, tok := range tokens {
+	for _, tok := range read {
 		if _, ok := v.Cards[tok]; !ok {
 			aliases = append(aliases, tok)
 		}
 	}
-	if len(aliases) == 0 {
-		return nil
+	if len(aliases) > 0 {
+		rows, err = t.Query(ctx, `SELECT t.token, `+decidingCardColumns+`
+			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token WHERE t.token = ANY($1)`, aliases)
+		if err != nil {
+			return nil, fmt.Errorf("load cards by device token: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("load cards by device token: %w", err)
+		}
 	}
-	rows, err = t.Query(ctx, `SELECT t.token, `+decidingCardColumns+`
-		FROM card_tokens t JOIN cards c ON c.card_token = t.card_token WHERE t.token = ANY($1)`, aliases)
-	if err != nil {
-		return fmt.Errorf("load cards by device token: %w", err)
-	}
-	if err := scan(rows); err != nil {
-		return fmt.Errorf("load cards by device token: %w", err)
-	}
-	return nil
+	// What was read is committed, and its immutable part holds for good.
+	t.store.cards.put(got)
+	return cached, nil
 }
 
 const cardColumns = `c.card_token, c.physical_token, c.digital_token, c.holder_name, c.nationality,

@@ -173,3 +173,36 @@ func TestIngestCardLifecycle(t *testing.T) {
 		t.Fatalf("card after closing: %s %q", c.Declared, c.StatusReason)
 	}
 }
+
+// A card's immutable elements are cached across batches; its status never is: a card closed in
+// one batch refuses funds in the next, even though earlier batches cached it.
+func TestCachedCardsStillReadTheirStatus(t *testing.T) {
+	st := pgtest.NewStore(t)
+	ctx := context.Background()
+	city := loadtest.NewCity(6, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	card := city.Cards[0]
+	batches := [][]events.Event{
+		append(city.Registrations(), city.Funding(5000, 5000)...),
+		city.Purchases(1, 100), // reads the card, which the cache now holds
+		{{ID: newUUID(t), Type: events.TypeCardStatusChanged, OccurredAt: time.Date(2024, 12, 2, 10, 0, 0, 0, time.UTC),
+			CardToken: card, Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}}},
+		append(city.Funding(100, 100), city.Purchases(1, 100)...),
+	}
+	var last *clearing.Decision
+	for i, b := range batches {
+		d, err := st.Ingest(ctx, nil, messages(t, "test", int64(100*i), b...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = d
+	}
+	got := []string{}
+	for _, p := range last.Processed {
+		got = append(got, string(p.Type)+" "+string(p.Status)+" "+p.Reason)
+	}
+	want := "funds.loaded rejected card is closed|purchase.cleared applied "
+	if strings.Join(got, "|") != want {
+		t.Fatalf("after closing: %q, want %q", strings.Join(got, "|"), want)
+	}
+}

@@ -30,6 +30,7 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable"
 type Store struct {
 	pool  *pgxpool.Pool
 	cache *accountCache
+	cards *cardCache
 	// Now is the store's clock: transfers are stamped with it. Tests replace it.
 	Now func() time.Time
 }
@@ -48,7 +49,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Database, err)
 	}
-	return &Store{pool: pool, cache: newAccountCache(), Now: time.Now}, nil
+	return &Store{pool: pool, cache: newAccountCache(), cards: newCardCache(), Now: time.Now}, nil
 }
 
 // Close closes the store's connections.
