@@ -17,4 +17,9 @@ const (
 	CodeMerchantFee         ledger.Code = 30 // the merchant discount and network fee
 	CodeSettlement          ledger.Code = 40 // a clearing balance moved to its bank at cut-off
 	CodeMedicalContribution ledger.Code = 50 // an employer's contribution to the personal medical account
+	CodeMedicalFundPart     ledger.Code = 51 // the pooled fund's part of a medical settlement
+	CodeMedicalPersonalPart ledger.Code = 52 // the personal medical account's part
+	CodeMedicalCashPart     ledger.Code = 53 // the card's funds' part (cash)
+	CodeMedicalCancel       ledger.Code = 54 // a part given back by a cancellation, the day of the settlement
+	CodeMedicalReversal     ledger.Code = 55 // a part given back by a reversal, on a later day
 )

@@ -8,18 +8,19 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
 
-// Transfer codes of medical settlements, beside clearing's CodeMedicalContribution (50): the three
+// Transfer codes of medical settlements, kept with every other code in package clearing: the three
 // parts of a settlement, and the undoing of all three by a cancellation or a reversal.
 const (
-	CodeFundPart     ledger.Code = 51 // the pooled fund pays the institution
-	CodePersonalPart ledger.Code = 52 // the personal medical account pays the institution
-	CodeCashPart     ledger.Code = 53 // the card's funds pay the institution
-	CodeCancel       ledger.Code = 54 // a part given back by a cancellation, the day of the settlement
-	CodeReversal     ledger.Code = 55 // a part given back by a reversal, on a later day
+	CodeFundPart     = clearing.CodeMedicalFundPart     // the pooled fund pays the institution
+	CodePersonalPart = clearing.CodeMedicalPersonalPart // the personal medical account pays the institution
+	CodeCashPart     = clearing.CodeMedicalCashPart     // the card's funds pay the institution
+	CodeCancel       = clearing.CodeMedicalCancel       // a part given back by a cancellation, the day of the settlement
+	CodeReversal     = clearing.CodeMedicalReversal     // a part given back by a reversal, on a later day
 )
 
 // InstitutionKind is what a designated institution is.
