@@ -22,31 +22,13 @@ import (
 	"github.com/joinincard/engine/postgres"
 )
 
-// medClock is a settable clock for the store.
-type medClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *medClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *medClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // medWorld is a city with its cards registered (card 0 insured in Jiaxing, card 1 in Hangzhou,
 // which has no policy, card 2 in Shanghai), a hospital and a pharmacy registered as institutions,
 // on its own database whose ledger pgtest verifies when the test ends.
 type medWorld struct {
 	st       *postgres.Store
 	med      *postgres.Medical
-	clock    *medClock
+	clock    *settableClock
 	city     *loadtest.City
 	hospital medical.Institution // tier 3, Jiaxing
 	pharmacy medical.Institution // tier 1, Jiaxing
@@ -56,7 +38,7 @@ type medWorld struct {
 func newMedWorld(t *testing.T, at time.Time) *medWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := &medWorld{st: pgtest.NewStore(t), clock: &medClock{now: at}}
+	w := &medWorld{st: pgtest.NewStore(t), clock: &settableClock{now: at}}
 	w.st.Now = w.clock.Now
 	policies, err := medical.SamplePolicies()
 	if err != nil {
@@ -736,7 +718,7 @@ func BenchmarkMedicalSettleParallel(b *testing.B) {
 // newMedWorldB is newMedWorld for a benchmark: insured cards well funded.
 func newMedWorldB(b *testing.B) *medWorld {
 	b.Helper()
-	w := &medWorld{st: pgtest.NewStore(b), clock: &medClock{now: time.Date(2026, 7, 1, 9, 0, 0, 0, cards.Shanghai)}}
+	w := &medWorld{st: pgtest.NewStore(b), clock: &settableClock{now: time.Date(2026, 7, 1, 9, 0, 0, 0, cards.Shanghai)}}
 	w.st.Now = w.clock.Now
 	policies, err := medical.SamplePolicies()
 	if err != nil {

@@ -481,3 +481,21 @@ func TestExpiryToleratesASweeperAhead(t *testing.T) {
 		t.Fatalf("card still holds %d", got.DebitsPending)
 	}
 }
+
+// settableClock is a store clock that tests move by hand.
+type settableClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *settableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *settableClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}

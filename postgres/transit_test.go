@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,29 +35,11 @@ func sh(s string) time.Time {
 	return t
 }
 
-// transitClock is the store's settable clock.
-type transitClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *transitClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *transitClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // transitWorld is a store with the shipped fare tables, registered operators and funded cards.
 type transitWorld struct {
 	st    *postgres.Store
 	ts    *transit.Tables
-	clock *transitClock
+	clock *settableClock
 	city  *loadtest.City
 	cards []string
 	seq   int64
@@ -67,7 +48,7 @@ type transitWorld struct {
 func newTransitWorld(t *testing.T, ncards int, funds int64) *transitWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := &transitWorld{st: pgtest.NewStore(t), clock: &transitClock{now: sh("2026-03-01 09:00")}}
+	w := &transitWorld{st: pgtest.NewStore(t), clock: &settableClock{now: sh("2026-03-01 09:00")}}
 	w.st.Now = w.clock.Now
 	ts, err := transit.Shipped()
 	if err != nil {
