@@ -243,7 +243,9 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 	msgs := make([]clearing.Message, len(raw))
 	for i, m := range raw {
-		e, err := events.Decode(m.Value)
+		// The key must be the event's card token: a message keyed otherwise may sit in another
+		// partition than the card's other events, out of their order.
+		e, err := events.DecodeMessage(m.Key, m.Value)
 		msgs[i] = clearing.Message{Source: source, Offset: m.Offset, Raw: m.Value, Event: e, DecodeErr: err}
 	}
 	return msgs

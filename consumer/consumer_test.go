@@ -151,6 +151,13 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 		{Key: []byte(city.Cards[2]), Value: []byte(strings.Replace(string(loadtest.Encode(buys[3])), `"amount":"`, `"amount":"-`, 1))},
 	}
 	bad = append(bad, keyed(conflict)...)
+	// A valid event keyed by another card's token could sit out of its card's order: refused.
+	misKeyed := city.Purchases(1, 10)[0]
+	otherCard := city.Cards[0]
+	if otherCard == misKeyed.CardToken {
+		otherCard = city.Cards[1]
+	}
+	bad = append(bad, kafkago.Message{Key: []byte(otherCard), Value: loadtest.Encode(misKeyed)})
 	dups := keyed(buys[10], buys[20], funds[5])
 	msgs = append(append(msgs, bad...), dups...)
 	produce(t, brokers, msgs...)
@@ -228,10 +235,13 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 			got[kind+": "+string(m.Value)] = true
 		}
 	}
-	for _, b := range bad[:3] {
+	for _, b := range append(bad[:3:3], bad[4]) {
 		if !got["malformed: "+string(b.Value)] {
 			t.Errorf("malformed message %q not in the dead-letter topic", b.Value)
 		}
+	}
+	if !strings.Contains(strings.Join(deadLetters, "\n"), "card_token: is not the message key") {
+		t.Errorf("the mis-keyed event's dead letter does not say why:\n%s", strings.Join(deadLetters, "\n"))
 	}
 }
 
