@@ -149,7 +149,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// Finance staff's view: balances at any instant and statements.
 	features := []joininhttp.Feature{joininhttp.NewAccounts(st)}
-	purchaseAPI, stopPurchases, err := startPurchases(ctx, st)
+	purchaseAPI, stopPurchases, err := startPurchases(ctx, st, reg)
 	if err != nil {
 		return err
 	}
