@@ -30,7 +30,7 @@ db:
 
 # The Go benchmarks of the hot paths, then a million card events through Kafka into the ledger.
 bench: build db
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./ledger ./postgres ./events ./kafka
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 90m ./...
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn
 
 clean:
