@@ -464,19 +464,8 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 			return fmt.Errorf("write transfers: %w", err)
 		}
 	}
-	if err := updateOpenHolds(ctx, tx, out); err != nil {
+	if err := writeResolutions(ctx, tx, out, at); err != nil {
 		return err
-	}
-	if res := out.Resolutions; len(res) > 0 {
-		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"transfer_resolutions"},
-			[]string{"target_id", "transfer_id", "kind", "ts"},
-			pgx.CopyFromSlice(len(res), func(i int) ([]any, error) {
-				return []any{[16]byte(res[i].Target), [16]byte(res[i].By), res[i].Kind.String(), at}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("write resolutions: %w", err)
-		}
 	}
 	touched := out.Touched
 	if len(touched) == 0 {
@@ -504,35 +493,46 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 	return nil
 }
 
-// updateOpenHolds keeps the expiry sweep's queue: holds with a timeout enter it, holds resolved
-// leave it, in the batch that does either.
-func updateOpenHolds(ctx context.Context, tx pgx.Tx, out *ledger.Outcome) error {
-	w := newCopyWriter(0, 40)
-	opened := 0
+// writeResolutions writes, in one round trip, the small parts of a batch: the resolutions of the
+// holds it posted, voided or expired and of the transfers it reversed, and the expiry sweep's
+// queue of open holds (holds with a timeout enter it, resolved holds leave it). Resolutions are
+// sorted by key, so that two writers racing for one wait for each other instead of deadlocking.
+func writeResolutions(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, at time.Time) error {
+	q := &pgx.Batch{}
+	if res := out.Resolutions; len(res) > 0 {
+		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
+		targets, by, kinds := make([][16]byte, len(res)), make([][16]byte, len(res)), make([]string, len(res))
+		var closed [][16]byte
+		for i, r := range res {
+			targets[i], by[i], kinds[i] = r.Target, r.By, r.Kind.String()
+			if r.Kind != ledger.ResolutionReversed {
+				closed = append(closed, r.Target)
+			}
+		}
+		q.Queue(`INSERT INTO transfer_resolutions (target_id, transfer_id, kind, ts)
+			SELECT target_id, transfer_id, kind, $4 FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[]) AS r(target_id, transfer_id, kind)`,
+			targets, by, kinds, at)
+		if len(closed) > 0 {
+			q.Queue(`DELETE FROM open_holds WHERE transfer_id = ANY($1)`, closed)
+		}
+	}
+	var opened [][16]byte
+	var expires []time.Time
 	for i := range out.Created {
 		t := &out.Created[i]
 		if e := t.ExpiresAt(); e != 0 {
-			w.row(2)
-			w.uuid(t.ID)
-			w.timestamp(e)
-			opened++
+			opened = append(opened, t.ID)
+			expires = append(expires, time.UnixMicro(e).UTC())
 		}
 	}
-	if opened > 0 {
-		if err := copyRows(ctx, tx, "open_holds", []string{"transfer_id", "expires_at"}, w); err != nil {
-			return fmt.Errorf("write open holds: %w", err)
-		}
+	if len(opened) > 0 {
+		q.Queue(`INSERT INTO open_holds (transfer_id, expires_at) SELECT * FROM unnest($1::UUID[], $2::TIMESTAMPTZ[])`, opened, expires)
 	}
-	var closed [][16]byte
-	for _, r := range out.Resolutions {
-		if r.Kind != ledger.ResolutionReversed {
-			closed = append(closed, r.Target)
-		}
+	if q.Len() == 0 {
+		return nil
 	}
-	if len(closed) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM open_holds WHERE transfer_id = ANY($1)`, closed); err != nil {
-			return fmt.Errorf("close open holds: %w", err)
-		}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("write resolutions and open holds: %w", err)
 	}
 	return nil
 }
