@@ -239,13 +239,19 @@ func errorOf(t testing.TB, w *httptest.ResponseRecorder) errorDetail {
 
 func cardOf(t testing.TB, w *httptest.ResponseRecorder) cardView {
 	t.Helper()
+	var v cardView
+	decodeStrictly(t, w, &v)
+	return v
+}
+
+// decodeStrictly decodes a response into v, refusing any field v does not have.
+func decodeStrictly(t testing.TB, w *httptest.ResponseRecorder, v any) {
+	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
 	dec.DisallowUnknownFields()
-	var v cardView
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("response %d is not a card (%v): %s", w.Code, err, w.Body.String())
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("response %d does not decode into %T (%v): %s", w.Code, v, err, w.Body.String())
 	}
-	return v
 }
 
 // fakeStore is the Store in memory. Its Ingest decides with the clearing package, as the real

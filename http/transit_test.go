@@ -1,10 +1,8 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -423,12 +421,8 @@ func transitStatusCases() []statusCase {
 // batchOf decodes a batch answer strictly.
 func batchOf(t testing.TB, w *httptest.ResponseRecorder) transitBatchView {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
-	dec.DisallowUnknownFields()
 	var v transitBatchView
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("response %d is not a batch (%v): %s", w.Code, err, w.Body.String())
-	}
+	decodeStrictly(t, w, &v)
 	return v
 }
 
