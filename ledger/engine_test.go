@@ -1331,3 +1331,18 @@ func TestAvailableDoesNotWrap(t *testing.T) {
 		t.Errorf("available %d, want it to saturate at %d", got, int64(math.MaxInt64))
 	}
 }
+
+// The refusals that depend on a balance are exactly those a more recent balance could turn into
+// created: the store confirms them on fresh balances before it commits them.
+func TestResultsThatDependOnBalances(t *testing.T) {
+	want := map[ledger.Result]bool{
+		ledger.OverflowsDebitsPending: true, ledger.OverflowsCreditsPending: true, ledger.OverflowsDebitsPosted: true,
+		ledger.OverflowsCreditsPosted: true, ledger.OverflowsDebits: true, ledger.OverflowsCredits: true,
+		ledger.InsufficientFunds: true, ledger.ExceedsLimit: true,
+	}
+	for _, r := range ledger.Results() {
+		if r.DependsOnBalance() != want[r] {
+			t.Errorf("%s: DependsOnBalance %v, want %v", r, r.DependsOnBalance(), want[r])
+		}
+	}
+}

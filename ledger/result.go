@@ -121,3 +121,15 @@ func Results() []Result {
 
 // IsIdempotent reports whether r answers a replay: the transfer was created before, by this id.
 func (r Result) IsIdempotent() bool { return r == Exists }
+
+// DependsOnBalance reports whether r refuses a transfer because of an account's balance (funds,
+// a limit, a total that would overflow): a refusal that the same transfer against more recent
+// balances might not get.
+func (r Result) DependsOnBalance() bool {
+	switch r {
+	case OverflowsDebitsPending, OverflowsCreditsPending, OverflowsDebitsPosted, OverflowsCreditsPosted,
+		OverflowsDebits, OverflowsCredits, InsufficientFunds, ExceedsLimit:
+		return true
+	}
+	return false
+}

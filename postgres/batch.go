@@ -123,14 +123,21 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 		return BatchResult{}, err
 	}
 	if fast {
-		// The fast path took every id for new. A transfer it refused may have been refused
-		// because it exists (a replayed post finds its hold resolved by itself): if any refused
-		// id exists, the batch is decided again with everything read.
-		exists, err := anyExists(ctx, t.Tx, batch, out.Results)
-		if err != nil {
-			return BatchResult{}, err
+		// The fast path took every id for new and its balances from the cache. Whatever it
+		// created is safe: a stale balance or a reused id collides on a key when written. What
+		// it refused writes nothing and so collides with nothing, and must be confirmed: a
+		// refusal that depends on a balance (the cache may show less money than another writer
+		// has loaded since) or on an id (a replayed post finds its hold resolved by itself) is
+		// decided again with everything read from the database.
+		again := anyBalanceRefusal(out.Results)
+		if !again {
+			exists, err := anyExists(ctx, t.Tx, batch, out.Results)
+			if err != nil {
+				return BatchResult{}, err
+			}
+			again = exists
 		}
-		if exists {
+		if again {
 			if p, out, ts, err = t.apply(ctx, batch, false); err != nil {
 				return BatchResult{}, err
 			}
@@ -198,6 +205,17 @@ func (t *Tx) apply(ctx context.Context, batch []ledger.Transfer, fast bool) (*pr
 		return nil, ledger.Outcome{}, 0, fmt.Errorf("apply batch: %w", err)
 	}
 	return p, out, ts, nil
+}
+
+// anyBalanceRefusal reports whether any result is a refusal that depends on an account's
+// balance: the answer a stale cached balance could get wrong.
+func anyBalanceRefusal(results []ledger.Result) bool {
+	for _, r := range results {
+		if r.DependsOnBalance() {
+			return true
+		}
+	}
+	return false
 }
 
 // anyExists reports whether any transfer of batch that was not created has an id already in the

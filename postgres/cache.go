@@ -46,7 +46,9 @@ func (c *accountCache) get(ids []ledger.ID, fn func(cachedAccount)) (missing []l
 	return missing
 }
 
-// put records committed balances.
+// put records committed balances. An entry older than the one cached is ignored: the committers
+// of one process put after their commits in any order, and a later put of an earlier version
+// must not hide a newer one.
 func (c *accountCache) put(entries []cachedAccount) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -61,6 +63,9 @@ func (c *accountCache) put(entries []cachedAccount) {
 		}
 	}
 	for _, e := range entries {
+		if have, ok := c.entries[e.account.ID]; ok && have.version >= e.version {
+			continue
+		}
 		c.entries[e.account.ID] = e
 	}
 }

@@ -499,3 +499,39 @@ func (c *settableClock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.now = t
 }
+
+// A store whose cache shows less money than the account holds, because another store loaded
+// funds since, must not commit a refusal decided on that cache: the refusal is confirmed on the
+// database's balance first, and the debit goes through.
+func TestStaleCacheNeverCommitsARefusal(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := openChart(t, a) // a caches the card at 1,000.00
+	spent := int64(0)
+	for round := 0; round < 3; round++ {
+		// b loads 500.00 that a has not seen.
+		commit(t, b, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.bank, CreditAccountID: c.card, Amount: 50000, Code: 1})
+		available := 100000 + int64(round+1)*50000 - spent
+		// a debits more than its cache shows, less than the card holds.
+		amount := available - 10000
+		res := commit(t, a, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: amount, Code: 20})
+		wantResults(t, res.Results, ledger.Created)
+		spent += amount
+		// And a debit past what the card holds is still refused, on the fresh balance.
+		res = commit(t, a, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 10001, Code: 20})
+		wantResults(t, res.Results, ledger.InsufficientFunds)
+	}
+	if got := balance(t, a, c.card); got.CreditsPosted-got.DebitsPosted != 10000 {
+		t.Fatalf("card holds %d, want 10000: %+v", got.CreditsPosted-got.DebitsPosted, got)
+	}
+}

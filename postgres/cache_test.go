@@ -1,0 +1,37 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/joinincard/engine/ledger"
+)
+
+// Several committers of one process put after their commits in any order: a put of an older
+// balance version must never replace a newer one.
+func TestAccountCachePutIsMonotonic(t *testing.T) {
+	c := newAccountCache()
+	id := ledger.ID{1}
+	entry := func(version int64, credits int64) cachedAccount {
+		return cachedAccount{account: ledger.Account{ID: id, Balance: ledger.Balance{CreditsPosted: credits}}, version: version}
+	}
+	c.put([]cachedAccount{entry(5, 500)})
+	c.put([]cachedAccount{entry(3, 300)}) // a committer that finished earlier puts later
+	c.put([]cachedAccount{entry(5, 999)}) // the same version again changes nothing
+	var got []cachedAccount
+	if missing := c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
+		t.Fatalf("missing %v", missing)
+	}
+	if len(got) != 1 || got[0].version != 5 || got[0].account.CreditsPosted != 500 {
+		t.Fatalf("cached %+v, want version 5 with 500 credited", got)
+	}
+	c.put([]cachedAccount{entry(6, 600)})
+	got = got[:0]
+	c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) })
+	if got[0].version != 6 {
+		t.Fatalf("cached version %d after a newer put, want 6", got[0].version)
+	}
+	c.forget([]ledger.ID{id})
+	if missing := c.get([]ledger.ID{id}, func(cachedAccount) {}); len(missing) != 1 {
+		t.Fatalf("a forgotten entry is still cached")
+	}
+}
