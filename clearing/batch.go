@@ -250,3 +250,21 @@ func (d directory) AppliedTransfer(id uuid.UUID) (ledger.ID, bool) {
 	}
 	return p.Transfer, true
 }
+
+// Poison is the decision for a message that can never be applied (the database refuses what it
+// holds, or it plans more than a batch takes): a dead letter with the reason and, when the message
+// is a valid event, its id decided as rejected, so that a redelivery is a duplicate.
+func Poison(m Message, reason string) *Decision {
+	d := &Decision{}
+	if m.DecodeErr != nil {
+		d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset,
+			Reason: "malformed: " + reason, Raw: m.Raw})
+		return d
+	}
+	e := &m.Event
+	d.Processed = append(d.Processed, Processed{EventID: e.ID, Hash: e.Hash, Type: e.Type, Status: Rejected, Reason: reason,
+		Source: m.Source, Offset: m.Offset})
+	d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID,
+		Reason: "rejected: " + reason, Raw: m.Raw})
+	return d
+}

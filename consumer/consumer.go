@@ -23,6 +23,7 @@ import (
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
 )
 
@@ -30,9 +31,17 @@ const (
 	// maxBatchEvents bounds what a fetcher hands the committer at once: a quarter of the ledger's
 	// batch bound, so that the committer can merge four partitions' batches into one transaction.
 	maxBatchEvents = 4096
-	// maxMergedEvents bounds one transaction's events. Each event plans at most one transfer
-	// today, and the ledger takes ledger.MaxBatchTransfers (16384) per batch.
+	// maxMergedEvents bounds one transaction's events: most events plan one transfer, and the
+	// ledger takes ledger.MaxBatchTransfers (16384) per batch. Events that plan several (a capture
+	// posts one hold per increment, plus its fee) can make a merged batch too large for one ledger
+	// batch; the store refuses it before writing anything (postgres.ErrBatchTooLarge), and it is
+	// committed by partition and in halves instead.
 	maxMergedEvents = 16384
+	// maxPoisonEvents bounds the events of one merged batch that become dead letters because they
+	// fail alone. One or two are a producer's bad events; more than this many means the engine or
+	// its database, not the events, is at fault: the consumer stops rather than dead-letter a
+	// stream of good events.
+	maxPoisonEvents = 64
 	// maxBatchWait is how long a fetcher waits to fill a batch after its first event: short
 	// enough that a lone event is applied within a blink, long enough to batch a burst.
 	maxBatchWait = 20 * time.Millisecond
@@ -54,7 +63,8 @@ const (
 	// stuck: a stuck reader is noticed within seconds, an idle partition costs one metadata
 	// request per poll.
 	idlePoll = 5 * time.Second
-	// finishTimeout is how long an in-flight batch may take to commit after shutdown is asked.
+	// finishTimeout is how long one transaction of an in-flight batch may take to commit after
+	// shutdown is asked.
 	finishTimeout = 10 * time.Second
 	// lagInterval is how often the partitions' lag is measured.
 	lagInterval = 5 * time.Second
@@ -63,6 +73,7 @@ const (
 // Ingester is the store the consumer applies batches to.
 type Ingester interface {
 	IngestTimed(ctx context.Context, cursors []postgres.Cursor, msgs []clearing.Message) (*clearing.Decision, postgres.IngestTiming, error)
+	IngestPoison(ctx context.Context, cur postgres.Cursor, msg clearing.Message, cause error) (*clearing.Decision, error)
 	Cursor(ctx context.Context, name string) (int64, error)
 }
 
@@ -288,47 +299,128 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 	}
 }
 
-// commitOne commits reqs together, or one by one when one of their cursors moved, retrying
-// infrastructure faults a bounded number of times. Each request gets its outcome.
+// commitOne commits reqs together, or apart when that fails for one of them, and gives each its
+// outcome. It returns an error only for a fault that must stop the consumer.
+//
+// A merged batch that fails because one partition's cursor moved, or because of what one of its
+// events holds, is committed again request by request, so that one partition's trouble never
+// stops the others. A request that fails because of what its events hold (it plans more transfers
+// than one ledger batch takes, or an event holds what the database refuses) is split in halves,
+// each committed with the cursor up to where it ends, down to the one event at fault, which becomes
+// a dead letter with its reason.
 func (c *Consumer) commitOne(ctx context.Context, reqs []*request) error {
-	// A batch taken is finished even during shutdown, within finishTimeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
-	err := c.commitWithRetry(ctx, reqs)
-	if errors.Is(err, postgres.ErrCursorMoved) && len(reqs) > 1 {
-		for _, r := range reqs {
-			r.done <- c.commitWithRetry(ctx, []*request{r})
+	poison := 0
+	if len(reqs) > 1 {
+		err := c.commitWithRetry(ctx, cursorsOf(reqs), msgsOf(reqs), decodeOf(reqs))
+		if err == nil || !(errors.Is(err, postgres.ErrCursorMoved) || postgres.IsPoison(err)) {
+			for _, r := range reqs {
+				r.done <- err
+			}
+			return err
 		}
-		return nil
 	}
+	var fatal error
 	for _, r := range reqs {
+		err := c.commitRange(ctx, r.cursor, r.msgs, r.decode, &poison)
 		r.done <- err
+		if err != nil && !errors.Is(err, postgres.ErrCursorMoved) && fatal == nil {
+			fatal = err
+		}
 	}
-	if errors.Is(err, postgres.ErrCursorMoved) {
-		return nil
-	}
-	return err
+	return fatal
 }
 
-func (c *Consumer) commitWithRetry(ctx context.Context, reqs []*request) error {
-	cursors := make([]postgres.Cursor, len(reqs))
-	var (
-		msgs   []clearing.Message
-		decode time.Duration
-	)
-	for i, r := range reqs {
-		cursors[i] = r.cursor
-		msgs = append(msgs, r.msgs...)
-		decode += r.decode
+// commitRange commits msgs, a run of one partition's events, with cur: whole, or in halves when
+// they hold an event that can never be applied or plan too many transfers for one batch.
+func (c *Consumer) commitRange(ctx context.Context, cur postgres.Cursor, msgs []clearing.Message, decode time.Duration, poison *int) error {
+	err := c.commitWithRetry(ctx, []postgres.Cursor{cur}, msgs, decode)
+	if err == nil || !postgres.IsPoison(err) {
+		return err
 	}
+	if ctx.Err() != nil {
+		// Shutting down: what is committed stays, the rest is fetched again from the cursor.
+		return ctx.Err()
+	}
+	if len(msgs) == 1 {
+		if *poison++; *poison > maxPoisonEvents {
+			return fmt.Errorf("more than %d events of one batch fail alone, the last at %s offset %d: %w",
+				maxPoisonEvents, cur.Name, msgs[0].Offset, err)
+		}
+		return c.deadLetter(ctx, cur, msgs[0], err)
+	}
+	// The first half ends where the second begins: its cursor stops at the second's first offset.
+	mid := len(msgs) / 2
+	split := msgs[mid].Offset
+	c.cfg.Log.Warn("batch cannot be applied whole, splitting it", "partition", cur.Name, "events", len(msgs),
+		"from", cur.From, "to", cur.To, "err", err)
+	if c.cfg.Metrics != nil {
+		c.cfg.Metrics.Splits.Inc()
+	}
+	if err := c.commitRange(ctx, postgres.Cursor{Name: cur.Name, From: cur.From, To: split}, msgs[:mid], decode/2, poison); err != nil {
+		return err
+	}
+	return c.commitRange(ctx, postgres.Cursor{Name: cur.Name, From: split, To: cur.To}, msgs[mid:], decode-decode/2, poison)
+}
+
+// deadLetter records an event that can never be applied as a dead letter, with its cursor.
+func (c *Consumer) deadLetter(ctx context.Context, cur postgres.Cursor, msg clearing.Message, cause error) error {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	d, err := c.store.IngestPoison(tctx, cur, msg, cause)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if errors.Is(cause, ledger.ErrInvariant) {
+		level = slog.LevelError // the engine's fault, not the event's: a person must look
+	}
+	c.cfg.Log.Log(ctx, level, "event can never be applied, dead-lettered", "partition", cur.Name, "offset", msg.Offset, "err", cause)
+	if c.cfg.Metrics != nil {
+		c.cfg.Metrics.Poison.Inc()
+	}
+	c.observe(Batch{Events: 1, Decision: d})
+	return nil
+}
+
+func cursorsOf(reqs []*request) []postgres.Cursor {
+	out := make([]postgres.Cursor, len(reqs))
+	for i, r := range reqs {
+		out[i] = r.cursor
+	}
+	return out
+}
+
+func msgsOf(reqs []*request) []clearing.Message {
+	var out []clearing.Message
+	for _, r := range reqs {
+		out = append(out, r.msgs...)
+	}
+	return out
+}
+
+func decodeOf(reqs []*request) time.Duration {
+	var d time.Duration
+	for _, r := range reqs {
+		d += r.decode
+	}
+	return d
+}
+
+// commitWithRetry commits msgs with cursors in one transaction, retrying infrastructure faults a
+// bounded number of times. A moved cursor and a batch that can never be applied whole are not
+// retried: the caller decides. Each attempt is finished even if ctx ends meanwhile (shutdown),
+// within finishTimeout.
+func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Cursor, msgs []clearing.Message, decode time.Duration) error {
 	pause := batchRetryPause
 	for failures := 1; ; failures++ {
-		d, timing, err := c.store.IngestTimed(ctx, cursors, msgs)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		d, timing, err := c.store.IngestTimed(tctx, cursors, msgs)
+		cancel()
 		if err == nil {
 			c.observe(Batch{Events: len(msgs), Decision: d, Timing: timing, DecodeTime: decode})
 			return nil
 		}
-		if errors.Is(err, postgres.ErrCursorMoved) || failures >= maxBatchFailures || ctx.Err() != nil {
+		if errors.Is(err, postgres.ErrCursorMoved) || postgres.IsPoison(err) || failures >= maxBatchFailures || ctx.Err() != nil {
 			return err
 		}
 		if c.cfg.Metrics != nil {

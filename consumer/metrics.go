@@ -19,6 +19,11 @@ type Metrics struct {
 	DeadLetters prometheus.Counter
 	// Retries counts batches that failed and were tried again.
 	Retries prometheus.Counter
+	// Splits counts batches committed in halves because they could not be applied whole (too
+	// many transfers for one ledger batch, or an event the database refuses).
+	Splits prometheus.Counter
+	// Poison counts events that could never be applied and became dead letters alone.
+	Poison prometheus.Counter
 }
 
 // NewMetrics creates the consumer's series and registers them with reg.
@@ -44,7 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_batch_retries_total", Help: "Batches that failed and were tried again.",
 		}),
+		Splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_batch_splits_total", Help: "Batches committed in halves because they could not be applied whole.",
+		}),
+		Poison: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_poison_events_total", Help: "Events that could never be applied and became dead letters alone.",
+		}),
 	}
-	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.DeadLetters, m.Retries)
+	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.DeadLetters, m.Retries, m.Splits, m.Poison)
 	return m
 }

@@ -112,7 +112,7 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 // more than once in one transaction; each call builds on what the previous ones wrote.
 func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, error) {
 	if len(batch) > ledger.MaxBatchTransfers {
-		return BatchResult{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d", len(batch), ledger.MaxBatchTransfers)
+		return BatchResult{}, fmt.Errorf("batch of %d transfers exceeds the bound of %d: %w", len(batch), ledger.MaxBatchTransfers, ErrBatchTooLarge)
 	}
 	if len(batch) == 0 {
 		return BatchResult{Timestamp: t.store.Now().UTC()}, nil
