@@ -166,15 +166,11 @@ func (p *Purchases) Run(ctx context.Context) {
 		// and its result decides what they answer.
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-		answers, err := p.commit(cctx, batch)
+		answers := p.commitApart(cctx, batch)
 		cancel()
 		took := time.Since(start)
 		for i, c := range batch {
-			if err != nil {
-				c.done <- purchaseAnswer{err: err}
-			} else {
-				c.done <- answers[i]
-			}
+			c.done <- answers[i]
 		}
 		if p.OnCommit != nil {
 			p.OnCommit(len(batch), took)
@@ -213,6 +209,27 @@ func (p *Purchases) Do(ctx context.Context, req PurchaseRequest) (PurchaseResult
 			return PurchaseResult{}, ErrPurchasesStopped
 		}
 	}
+}
+
+// commitApart commits batch and answers each of its requests. When the transaction fails, its
+// requests are committed again in halves, down to the one at fault: one merchant's request that
+// the database refuses fails that request alone, never the others that shared its commit. A
+// fault that is no request's (the database unreachable) fails them all, within ctx's deadline:
+// the halves fail fast, and a database that hangs uses the deadline up on the first attempt.
+func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall) []purchaseAnswer {
+	answers, err := p.commit(ctx, batch)
+	if err == nil {
+		return answers
+	}
+	if len(batch) == 1 || ctx.Err() != nil {
+		answers = make([]purchaseAnswer, len(batch))
+		for i := range answers {
+			answers[i].err = err
+		}
+		return answers
+	}
+	mid := len(batch) / 2
+	return append(p.commitApart(ctx, batch[:mid]), p.commitApart(ctx, batch[mid:])...)
 }
 
 // commit decides and writes a batch in one transaction, then reads the earlier results that

@@ -712,3 +712,53 @@ func TestPurchasesStopped(t *testing.T) {
 		t.Errorf("after stop: %v", err)
 	}
 }
+
+// One merchant's request that the database refuses (a card token with a NUL byte, had the edge
+// let it through) shares a commit with other merchants' requests: it fails alone, and every
+// other request is answered as if it had not been there.
+func TestOneRequestsFaultFailsItAlone(t *testing.T) {
+	s := newShop(t, 180, fen1000)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		approved int
+		failed   []error
+		badErrs  int
+	)
+	for i := range 180 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			res, err := s.do(s.req(postgres.OpAuthorize, "shop-1", newKey(t), ledger.ID{}, s.city.Cards[i], "10.00"))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, err)
+				return
+			}
+			if res.Authorization.Approved {
+				approved++
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.do(s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, "tok\x00x", "10.00"))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				badErrs++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) != 0 || approved != 180 {
+		first := error(nil)
+		if len(failed) > 0 {
+			first = failed[0]
+		}
+		t.Fatalf("%d of 180 good requests approved; %d failed, the first: %v", approved, len(failed), first)
+	}
+	if badErrs != 180 {
+		t.Fatalf("%d of 180 bad requests failed", badErrs)
+	}
+}
