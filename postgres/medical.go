@@ -140,9 +140,8 @@ type prepared struct {
 }
 
 // prepare reads what splitting basket b for the card that token names needs, at instant now, and
-// works out the split. With lock, it first locks the card's two accounts, so that settlements of
-// one card queue: each reads the accumulators and the balances the previous one left.
-func (m *Medical) prepare(ctx context.Context, tx pgx.Tx, in medical.Institution, token string, b medical.Basket, now time.Time, lock bool) (*prepared, error) {
+// works out the split.
+func (m *Medical) prepare(ctx context.Context, tx pgx.Tx, in medical.Institution, token string, b medical.Basket, now time.Time) (*prepared, error) {
 	if !in.Kind.Allows(b.VisitKind) {
 		return nil, medical.Refuse(medical.ReasonVisitKindNotAllowed, "a %s does not settle %s visits", in.Kind, b.VisitKind)
 	}
@@ -150,21 +149,32 @@ func (m *Medical) prepare(ctx context.Context, tx pgx.Tx, in medical.Institution
 	if err != nil {
 		return nil, err
 	}
+	return m.prepareCard(ctx, tx, in, card, b, now)
+}
+
+// lockCardAccounts locks the card's two accounts, so that settlements of one card queue: each
+// reads the settlement ids, the accumulators and the balances the previous one left.
+func lockCardAccounts(ctx context.Context, tx pgx.Tx, card *cards.Card) error {
+	ids := []ledger.ID{card.MedicalAccount, card.FundsAccount}
+	slices.SortFunc(ids, compareID)
+	if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [][16]byte{ids[0], ids[1]}); err != nil {
+		return fmt.Errorf("lock card accounts: %w", err)
+	}
+	return nil
+}
+
+// prepareCard is prepare for a card already read, once the visit kind is known to be allowed.
+func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institution, card *cards.Card, b medical.Basket, now time.Time) (*prepared, error) {
 	if st := card.Status(now); st != cards.StatusActive {
 		return nil, medical.Refuse(medical.ReasonCardNotActive, "the card is %s", st)
 	}
 	p := &prepared{card: card, day: medical.DayOf(now)}
-	var ok bool
+	var (
+		ok  bool
+		err error
+	)
 	if p.policy, ok = m.policies.For(card.InsuranceCity, p.day.Year); !ok {
 		return nil, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s for %d", card.InsuranceCity, p.day.Year)
-	}
-	ids := []ledger.ID{card.MedicalAccount, card.FundsAccount}
-	slices.SortFunc(ids, compareID)
-	keys := [][16]byte{ids[0], ids[1]}
-	if lock {
-		if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, keys); err != nil {
-			return nil, fmt.Errorf("lock card accounts: %w", err)
-		}
 	}
 	if p.acc, p.accVersion, err = readAccumulators(ctx, tx, card.Token, card.InsuranceCity, p.day.Year); err != nil {
 		return nil, err
@@ -255,7 +265,7 @@ func (m *Medical) Quote(ctx context.Context, in medical.Institution, token strin
 	}
 	// A read-only transaction: the rollback only ends the snapshot.
 	defer func() { _ = tx.Rollback(ctx) }()
-	p, err := m.prepare(ctx, tx, in, token, b, m.store.Now(), false)
+	p, err := m.prepare(ctx, tx, in, token, b, m.store.Now())
 	if err != nil {
 		return q, err
 	}
@@ -306,19 +316,39 @@ func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token
 	}
 	err = m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		replayed = false
-		prior, found, err := readSettlement(ctx, tx, in.ID, ref)
+		// The settlement id is looked up before anything else and again once the card's accounts
+		// are locked: a retry sent while the first request was committing waits for the lock,
+		// then finds the first one's settlement and answers it, rather than deciding again on the
+		// balances the first one left.
+		replay := func() (bool, error) {
+			prior, found, err := readSettlement(ctx, tx, in.ID, ref)
+			if err != nil || !found {
+				return false, err
+			}
+			if !bytes.Equal(prior.hash, hash) {
+				return false, medical.Refuse(medical.ReasonSettlementIDReused, "settlement id %q was used for another request", ref)
+			}
+			out, replayed = prior.Settlement, true
+			return true, nil
+		}
+		if done, err := replay(); done || err != nil {
+			return err
+		}
+		if !in.Kind.Allows(b.VisitKind) {
+			return medical.Refuse(medical.ReasonVisitKindNotAllowed, "a %s does not settle %s visits", in.Kind, b.VisitKind)
+		}
+		card, err := readCard(ctx, tx, token)
 		if err != nil {
 			return err
 		}
-		if found {
-			if !bytes.Equal(prior.hash, hash) {
-				return medical.Refuse(medical.ReasonSettlementIDReused, "settlement id %q was used for another request", ref)
-			}
-			out, replayed = prior.Settlement, true
-			return nil
+		if err := lockCardAccounts(ctx, tx.Tx, card); err != nil {
+			return err
+		}
+		if done, err := replay(); done || err != nil {
+			return err
 		}
 		now := m.store.Now().UTC().Truncate(time.Microsecond)
-		p, err := m.prepare(ctx, tx.Tx, in, token, b, now, true)
+		p, err := m.prepareCard(ctx, tx.Tx, in, card, b, now)
 		if err != nil {
 			return err
 		}

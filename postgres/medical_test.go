@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
@@ -751,4 +753,54 @@ func newMedWorldB(b *testing.B) *medWorld {
 	}
 	w.hospital = in
 	return w
+}
+
+// Ten identical settlements with one settlement id, sent at once on a card whose funds pay the
+// cash part exactly once: one settles, and every other is told of that settlement, never that
+// it failed (a hospital told "failed" may collect the cash a second time). Three rounds, each
+// with its own id, so that the race is run more than once.
+func TestMedicalConcurrentRetriesGetTheReplay(t *testing.T) {
+	w := newMedWorld(t, time.Date(2026, 6, 1, 11, 0, 0, 0, cards.Shanghai))
+	ctx := context.Background()
+	card := w.card(t, 0)
+	b := basket(t, medical.Outpatient, "C300") // class C: all cash
+	q, err := w.med.Quote(ctx, w.hospital, card.Token, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const retries = 10
+	for round := range 3 {
+		w.fund(t, 0, q.Split.Cash) // exactly enough, once
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			created  int
+			replayed int
+			ids      = map[uuid.UUID]bool{}
+		)
+		for i := range retries {
+			wg.Go(func() {
+				s, again, err := w.med.Settle(ctx, w.hospital, fmt.Sprintf("HIS-RETRY-%d", round), card.Token, b)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Errorf("round %d, request %d: %v", round, i, err)
+					return
+				}
+				ids[s.ID] = true
+				if again {
+					replayed++
+				} else {
+					created++
+				}
+			})
+		}
+		wg.Wait()
+		if created != 1 || replayed != retries-1 || len(ids) != 1 {
+			t.Fatalf("round %d: %d created, %d replayed, %d settlements; want 1, %d, 1", round, created, replayed, len(ids), retries-1)
+		}
+		if got := w.net(t, card.FundsAccount); got != 0 {
+			t.Fatalf("round %d: funds %d after the one settlement, want 0", round, got)
+		}
+	}
 }
