@@ -84,7 +84,10 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 	}
 
 	chainStart := -1 // index of the first transfer of the chain being applied, or -1
-	var mark chainMark
+	var (
+		mark        chainMark
+		chainExists bool // the chain's first transfer exists: so must every other one
+	)
 	for i := 0; i < len(batch); i++ {
 		if i == openChain {
 			for j := i; j < len(batch)-1; j++ {
@@ -102,12 +105,20 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 			}
 		}
 		r := s.create(t, now, &out, &touched)
+		if chainStart >= 0 && (r == Created || r == Exists) {
+			// A transfer that exists was applied before, by this id: a chain replayed whole
+			// answers exists for each of its transfers and changes nothing. A chain in which some
+			// transfers exist and others are new is not that chain replayed: refused whole.
+			if i == chainStart {
+				chainExists = r == Exists
+			} else if (r == Exists) != chainExists {
+				r = LinkedEventChainPartlyExists
+			}
+		}
 		out.Results[i] = r
 		if chainStart < 0 {
 			continue
 		}
-		// A transfer that exists was applied before, by this id: a chain replayed whole answers
-		// exists for each of its transfers and changes nothing.
 		if r != Created && r != Exists {
 			s.rollback(&out, mark)
 			for j := chainStart; j < i; j++ {

@@ -717,14 +717,38 @@ var scripts = []struct {
 		transfer T1 A1 A2 3 linked                 linked_event_failed
 		transfer P2 A1 A2 3 pending linked         linked_event_failed
 		transfer T3 _  _  3 post ref=P2            exists_with_different_amount
-		transfer T1 A1 A2 3 linked                 exists
-		transfer T4 A1 A2 5                        created
 		commit
-		created  T4
-		balance  A1 0 10 0 10
+	`},
+	{"a chain that partly exists is refused whole", `
+		account  A1 CNY debits<=credits cpo=10
+		account  A2 CNY
+		transfer T1 A1 A2 3 linked                 created
+		transfer T2 A1 A2 1                        created
+		commit
+		balance  A1 0 4 0 10
 		transfer T1 A1 A2 3 linked                 linked_event_failed
-		transfer T5 A1 A2 1                        insufficient_funds
+		transfer T4 A1 A2 5                        linked_event_chain_partly_exists
 		commit
+		touched  -
+		created  -
+		transfer T4 A1 A2 5 linked                 linked_event_failed
+		transfer T2 A1 A2 1                        linked_event_chain_partly_exists
+		commit
+		touched  -
+		created  -
+		transfer T1 A1 A2 3 linked                 exists
+		transfer T2 A1 A2 1                        exists
+		commit
+		touched  -
+		transfer T1 A1 A2 3 linked                 linked_event_failed
+		transfer T6 A1 A2 7                        insufficient_funds
+		commit
+		balance  A1 0 4 0 10
+		transfer T4 A1 A2 5 linked                 created
+		transfer T7 A1 A2 1                        created
+		commit
+		created  T4 T7
+		balance  A1 0 10 0 10
 	`},
 	{"chains between plain transfers", `
 		account  A1 CNY debits<=credits cpo=10

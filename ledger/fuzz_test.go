@@ -87,6 +87,10 @@ func (m *model) applyBatch(batch []ledger.Transfer, now int64) modelOutcome {
 		failed := -1
 		for i := start; i <= end; i++ {
 			r, created, res := m.apply(batch[i], now)
+			// A chain's transfers all exist (a replay) or are all new.
+			if end > start && i > start && (r == ledger.Created || r == ledger.Exists) && (r == ledger.Exists) != (out.results[start] == ledger.Exists) {
+				r = ledger.LinkedEventChainPartlyExists
+			}
 			out.results[i] = r
 			if r == ledger.Created {
 				out.created = append(out.created, created)

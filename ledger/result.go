@@ -11,6 +11,10 @@ const (
 	Created Result = iota
 	LinkedEventFailed
 	LinkedEventChainOpen
+	// LinkedEventChainPartlyExists refuses a chain in which some transfers exist and others are
+	// new: a client that regenerated one transfer's id on retry would otherwise apply the rest a
+	// second time. A chain whose transfers all exist, as they were, answers exists for each.
+	LinkedEventChainPartlyExists
 	IDMustNotBeZero
 	FlagsInvalid
 	FlagsMutuallyExclusive
@@ -72,7 +76,7 @@ const (
 )
 
 var resultNames = [resultCount]string{
-	"created", "linked_event_failed", "linked_event_chain_open", "id_must_not_be_zero",
+	"created", "linked_event_failed", "linked_event_chain_open", "linked_event_chain_partly_exists", "id_must_not_be_zero",
 	"flags_invalid", "flags_mutually_exclusive",
 	"exists", "exists_with_different_flags", "exists_with_different_ref",
 	"exists_with_different_timeout", "exists_with_different_debit_account_id",
