@@ -198,8 +198,11 @@ func (t *Tx) apply(ctx context.Context, batch []ledger.Transfer, fast bool) (*pr
 		return nil, ledger.Outcome{}, 0, err
 	}
 	// The batch's time is after every balance version it builds on, so each account's history
-	// is ordered in time even if writers' clocks disagree.
-	ts := max(t.store.Now().UnixMicro(), p.latest+1)
+	// is ordered in time, and close to the writer's clock (bounded, measured).
+	ts, err := t.store.batchTime(t.store.Now().UnixMicro(), p.latest)
+	if err != nil {
+		return nil, ledger.Outcome{}, 0, err
+	}
 	out, err := p.state.Apply(batch, ts)
 	if err != nil {
 		return nil, ledger.Outcome{}, 0, fmt.Errorf("apply batch: %w", err)

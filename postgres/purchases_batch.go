@@ -508,15 +508,27 @@ func (ex *execution) runRound(ctx context.Context, round []int) error {
 		order = append(order, i)
 	}
 	var results []ledger.Result
+	expires := map[ledger.ID]time.Time{}
 	if len(batch) > 0 {
 		res, err := ex.tx.Apply(ctx, batch)
 		if err != nil {
 			return err
 		}
 		results = res.Results
+		for i := range res.Created {
+			if e := res.Created[i].ExpiresAt(); e != 0 {
+				expires[res.Created[i].ID] = time.UnixMicro(e).UTC()
+			}
+		}
 	}
 	for _, i := range order {
 		pl := ex.planned[i]
+		if a := pl.auth; a != nil && a.Approved {
+			// One clock for expiry: the authorization expires when the ledger's hold does.
+			if e, ok := expires[a.ID]; ok {
+				a.ExpiresAt = e
+			}
+		}
 		ex.finish(i, pl, groupResult(results[pl.first:pl.first+pl.n]))
 	}
 	return nil

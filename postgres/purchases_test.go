@@ -762,3 +762,25 @@ func TestOneRequestsFaultFailsItAlone(t *testing.T) {
 		t.Fatalf("%d of 180 bad requests failed", badErrs)
 	}
 }
+
+// Holds expire by one clock: an authorization expires exactly when its hold in the ledger does,
+// so the sweep, a capture's plan and the ledger never disagree about it.
+func TestAuthorizationExpiresWithItsHold(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	res, err := s.do(s.req(postgres.OpAuthorize, "hotel-1", newKey(t), ledger.ID{}, s.city.Cards[0], "100.00"))
+	if err != nil || !res.Authorization.Approved {
+		t.Fatalf("authorize: %+v, %v", res.Authorization, err)
+	}
+	a := res.Authorization
+	hold, err := s.st.Transfer(context.Background(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.UnixMicro(hold.ExpiresAt()).UTC(); !got.Equal(a.ExpiresAt) {
+		t.Fatalf("hold expires at %s, authorization at %s", got, a.ExpiresAt)
+	}
+	stored, err := s.p.Authorization(context.Background(), "hotel-1", a.ID)
+	if err != nil || !stored.ExpiresAt.Equal(a.ExpiresAt) {
+		t.Fatalf("stored authorization expires at %s, answered %s: %v", stored.ExpiresAt, a.ExpiresAt, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +32,12 @@ type Store struct {
 	pool  *pgxpool.Pool
 	cache *accountCache
 	cards *cardCache
-	// Now is the store's clock: transfers are stamped with it. Tests replace it.
+	clock dbClock
+	// lastLead and maxLead are how far batch times led the writer's clock, nanoseconds.
+	lastLead, maxLead atomic.Int64
+	// Now is the store's clock: transfers are stamped, holds expire and the domain decides by it.
+	// It is the database server's clock as this process measured it (SyncClock), so that every
+	// process writing to one database keeps one time. Tests replace it.
 	Now func() time.Time
 }
 
@@ -49,7 +55,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Database, err)
 	}
-	return &Store{pool: pool, cache: newAccountCache(), cards: newCardCache(), Now: time.Now}, nil
+	s := &Store{pool: pool, cache: newAccountCache(), cards: newCardCache()}
+	s.Now = s.clock.now
+	if _, err := s.SyncClock(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the store's connections.

@@ -535,3 +535,62 @@ func TestStaleCacheNeverCommitsARefusal(t *testing.T) {
 		t.Fatalf("card holds %d, want 10000: %+v", got.CreditsPosted-got.DebitsPosted, got)
 	}
 }
+
+// Every store keeps the database's time: its default clock is the database server's as this
+// process measured it. A writer that keeps time of its own, ahead of the others, cannot carry
+// its clock through the hot accounts to every later batch: a batch whose history leads the
+// writer's clock by more than the bound is refused, nothing written, and the lead is measured.
+func TestBatchTimeIsBoundedAndMeasured(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	var db time.Time
+	if err := a.Pool().QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Now().Sub(db); d < -time.Second || d > time.Second {
+		t.Fatalf("the store's clock is %s from the database's", d)
+	}
+	if _, err := a.SyncClock(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	c := openChart(t, a)
+	fare := func(st *postgres.Store) (postgres.BatchResult, error) {
+		return st.CommitBatch(ctx, []ledger.Transfer{{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 100, Code: 10}}, nil)
+	}
+	if _, err := fare(b); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.ClockStats(); s.LastLead > time.Second {
+		t.Fatalf("a batch on the shared clock led it by %s", s.LastLead)
+	}
+
+	// a keeps a clock of its own, an hour ahead, and writes the operator's account with it.
+	ahead := time.Now().Add(time.Hour)
+	a.Now = func() time.Time { return ahead }
+	if _, err := fare(a); err != nil {
+		t.Fatal(err)
+	}
+	before := balance(t, b, c.operator)
+	_, err = fare(b)
+	if !errors.Is(err, postgres.ErrClockBehind) {
+		t.Fatalf("a batch an hour behind the history: %v, want ErrClockBehind", err)
+	}
+	if got := balance(t, b, c.operator); got != before {
+		t.Fatalf("the refused batch moved the operator: %+v, was %+v", got, before)
+	}
+	if s := b.ClockStats(); s.LastLead < 59*time.Minute || s.MaxLead < s.LastLead {
+		t.Fatalf("lead not measured: %+v", s)
+	}
+}

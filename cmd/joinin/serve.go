@@ -30,6 +30,14 @@ const (
 	// expirySweepInterval is how often holds past their timeout are released: an expired hold
 	// stops counting against a cardholder's funds within ten seconds.
 	expirySweepInterval = 10 * time.Second
+	// clockSyncInterval is how often the store measures the database's clock again: often enough
+	// that a step of this machine's clock is corrected within half a minute, rarely enough to
+	// cost nothing.
+	clockSyncInterval = 30 * time.Second
+	// clockOffsetWarning: an offset past it means this machine's time service is not working;
+	// the engine keeps the database's time regardless, but the machine's logs and other
+	// programs do not.
+	clockOffsetWarning = time.Second
 	// devTokenKey keys the tokenizer when no key is configured: fine for a demo on one machine,
 	// never for real numbers, which is why serve warns about it.
 	devTokenKey = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
@@ -146,6 +154,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cancel()
 	background.Go(func() { relay.Run(ctx) })
 	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
+	background.Go(func() { syncClock(ctx, st, log) })
+	registerClockMetrics(reg, st)
 
 	// Finance staff's view: balances at any instant and statements.
 	features := []joininhttp.Feature{joininhttp.NewAccounts(st)}
@@ -210,4 +220,44 @@ func sweepExpiredHolds(ctx context.Context, st *postgres.Store, log *slog.Logger
 			}
 		}
 	}
+}
+
+// syncClock keeps the store's clock on the database's: clocks drift by milliseconds an hour, and
+// a step of the process's clock (NTP correcting it) is picked up within clockSyncInterval.
+func syncClock(ctx context.Context, st *postgres.Store, log *slog.Logger) {
+	t := time.NewTicker(clockSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		offset, err := st.SyncClock(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				log.Warn("read the database's clock", "err", err)
+			}
+		case offset > clockOffsetWarning || offset < -clockOffsetWarning:
+			log.Warn("this machine's clock is off the database's; the engine keeps the database's time",
+				"offset", offset.Round(time.Millisecond))
+		}
+	}
+}
+
+// registerClockMetrics exports how far this process's clock is from the database's, and how far
+// batch times led the clock they were written by.
+func registerClockMetrics(reg prometheus.Registerer, st *postgres.Store) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "joinin_clock_offset_seconds",
+			Help: "This process's clock minus the database server's, at the last synchronization."},
+			func() float64 { return st.ClockStats().Offset.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "joinin_batch_time_lead_seconds",
+			Help: "How far the last batch's time led the clock that wrote it (its accounts' history was ahead)."},
+			func() float64 { return st.ClockStats().LastLead.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "joinin_batch_time_lead_max_seconds",
+			Help: "The largest lead of a batch's time over the clock that wrote it, since start."},
+			func() float64 { return st.ClockStats().MaxLead.Seconds() }),
+	)
 }
