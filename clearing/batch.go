@@ -84,6 +84,9 @@ type Decision struct {
 	// them are new and need their accounts opened.
 	Cards    []*cards.Card
 	NewCards []*cards.Card
+	// StatusChanged holds the tokens of the cards whose declared status (or its reason) changed:
+	// their final state in Cards is in force from the batch's time.
+	StatusChanged []string
 	// Transfers is every planned transfer, each event's legs linked into one group.
 	Transfers []ledger.Transfer
 	// Duplicates counts redelivered events (same id, same content), skipped; Replayed holds the
@@ -147,6 +150,7 @@ func (d *Decision) Merge(next *Decision) {
 		}
 	}
 	d.Cards = cs
+	d.StatusChanged = append(d.StatusChanged, next.StatusChanged...)
 	d.groups, d.refunds = nil, nil
 }
 
@@ -156,6 +160,7 @@ func (d *Decision) Merge(next *Decision) {
 func Decide(msgs []Message, v *View, now time.Time) *Decision {
 	d := &Decision{}
 	changed := map[string]*cards.Card{}
+	statusChanged := map[string]bool{}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.DecodeErr != nil {
@@ -216,6 +221,7 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			}
 			c.Declared, c.StatusReason = data.Status, data.Reason
 			changed[c.Token] = c
+			statusChanged[c.Token] = true
 		case *events.CardPermitRenewed:
 			c, ok := v.Cards[e.CardToken]
 			if !ok {
@@ -269,6 +275,9 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 	}
 	for _, c := range changed {
 		d.Cards = append(d.Cards, c)
+		if statusChanged[c.Token] {
+			d.StatusChanged = append(d.StatusChanged, c.Token)
+		}
 	}
 	return d
 }

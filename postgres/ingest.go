@@ -314,7 +314,7 @@ func queueClearedPurchases(q *pgx.Batch, v *clearing.View, originals []uuid.UUID
 		for rows.Next() {
 			var (
 				id       uuid.UUID
-				seq      int32
+				seq      int64
 				refunded int64
 			)
 			if err := rows.Scan(&id, &seq, &refunded); err != nil {
@@ -503,8 +503,33 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 }
 
 // writeCards writes the cards a batch registered (with COPY, however many) and the changes it
-// made to existing ones.
+// made to existing ones, and records each new declared status as in force from now.
 func (t *Tx) writeCards(ctx context.Context, d *clearing.Decision, now time.Time) error {
+	if len(d.StatusChanged) > 0 {
+		final := make(map[string]*cards.Card, len(d.Cards))
+		for _, c := range d.Cards {
+			final[c.Token] = c
+		}
+		n := len(d.StatusChanged)
+		tokens, statuses, reasons := make([]string, n), make([]string, n), make([]string, n)
+		for i, tok := range d.StatusChanged {
+			c, ok := final[tok]
+			if !ok {
+				return fmt.Errorf("card %s changed status but is not among the changed cards", tok)
+			}
+			tokens[i], statuses[i], reasons[i] = c.Token, string(c.Declared), c.StatusReason
+		}
+		// A card's changes follow each other in time even when two land on one clock reading
+		// (or a writer's clock is behind): a change comes at least a microsecond after the last.
+		if _, err := t.Exec(ctx, `INSERT INTO card_status_changes (card_token, changed_at, declared_status, status_reason)
+			SELECT u.card_token, GREATEST($4::TIMESTAMPTZ, COALESCE(max(h.changed_at) + INTERVAL '1 microsecond', $4::TIMESTAMPTZ)),
+				u.declared_status, u.status_reason
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(card_token, declared_status, status_reason)
+			LEFT JOIN card_status_changes h ON h.card_token = u.card_token
+			GROUP BY u.card_token, u.declared_status, u.status_reason`, tokens, statuses, reasons, now); err != nil {
+			return fmt.Errorf("record card status changes: %w", err)
+		}
+	}
 	isNew := make(map[string]bool, len(d.NewCards))
 	for _, c := range d.NewCards {
 		if err := c.Validate(); err != nil {
