@@ -5,6 +5,7 @@ package cards
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/joinincard/engine/events"
@@ -63,12 +64,95 @@ func (c *Card) Status(now time.Time) Status {
 	case events.StatusBlocked:
 		return StatusBlocked
 	}
-	y, m, d := now.In(Shanghai).Date()
-	today := events.Date{Year: y, Month: m, Day: d}
-	if dateBefore(c.PermitValidUntil, today) {
+	if PermitExpired(c.PermitValidUntil, now) {
 		return StatusPermitExpired
 	}
 	return StatusActive
+}
+
+// PermitExpired reports whether a permit valid until validUntil has expired at instant at: its
+// last valid day has passed in Shanghai.
+func PermitExpired(validUntil events.Date, at time.Time) bool {
+	y, m, d := at.In(Shanghai).Date()
+	return dateBefore(validUntil, events.Date{Year: y, Month: m, Day: d})
+}
+
+// PermitExpiredSince is the instant a permit valid until validUntil expires: midnight in Shanghai
+// after its last valid day.
+func PermitExpiredSince(validUntil events.Date) time.Time {
+	return time.Date(validUntil.Year, validUntil.Month, validUntil.Day+1, 0, 0, 0, 0, Shanghai)
+}
+
+// StatusChange is a declared status as the engine recorded it: in force from At, the instant the
+// engine applied the change, until the next change.
+type StatusChange struct {
+	At       time.Time
+	Declared events.CardStatus
+	Reason   string
+}
+
+// Cause says why a card may not pay, in the words a transit gate or a merchant's terminal shows:
+// the deny list carries it.
+type Cause string
+
+const (
+	CauseLost          Cause = "lost"           // blocked, the card reported lost
+	CauseStolen        Cause = "stolen"         // blocked, the card reported stolen
+	CauseBlocked       Cause = "blocked"        // blocked for any other reason
+	CauseClosed        Cause = "closed"         // closed for good
+	CausePermitExpired Cause = "permit_expired" // the cardholder's work permit has expired
+)
+
+// CauseOf is why a card in status s may not pay, with reason the text its status was declared
+// with; "" for an active card. A block whose reason says stolen or theft is stolen, one that says
+// lost or missing is lost (as words, in any case), and any other is blocked.
+func CauseOf(s Status, reason string) Cause {
+	switch s {
+	case StatusClosed:
+		return CauseClosed
+	case StatusPermitExpired:
+		return CausePermitExpired
+	case StatusBlocked:
+	default:
+		return ""
+	}
+	words := strings.FieldsFunc(strings.ToLower(reason), func(r rune) bool { return r < 'a' || r > 'z' })
+	cause := CauseBlocked
+	for _, w := range words {
+		switch w {
+		case "stolen", "theft":
+			return CauseStolen
+		case "lost", "missing":
+			cause = CauseLost
+		}
+	}
+	return cause
+}
+
+// StatusAt derives a card's status at instant at from the declared statuses the engine recorded
+// for it (history, oldest first; a card is active from its registration until the first) and its
+// permit's validity: the status, why it may not pay, and since when. A card active at at has no
+// cause, and since is zero.
+func StatusAt(history []StatusChange, permitValidUntil events.Date, at time.Time) (Status, Cause, time.Time) {
+	var inForce *StatusChange
+	for i := range history {
+		if history[i].At.After(at) {
+			break
+		}
+		inForce = &history[i]
+	}
+	if inForce != nil {
+		switch inForce.Declared {
+		case events.StatusClosed:
+			return StatusClosed, CauseClosed, inForce.At
+		case events.StatusBlocked:
+			return StatusBlocked, CauseOf(StatusBlocked, inForce.Reason), inForce.At
+		}
+	}
+	if PermitExpired(permitValidUntil, at) {
+		return StatusPermitExpired, CausePermitExpired, PermitExpiredSince(permitValidUntil)
+	}
+	return StatusActive, "", time.Time{}
 }
 
 func dateBefore(a, b events.Date) bool {

@@ -67,6 +67,10 @@ type View struct {
 	Cards     map[string]*cards.Card // by every token that names a card
 	Parties   map[ledger.ID]bool     // party accounts that exist
 	Processed map[uuid.UUID]Processed
+	// Cleared holds the purchases cleared without an authorization that the batch's refunds
+	// name, applied in earlier batches, with their refunds so far. Decide counts the refunds it
+	// plans.
+	Cleared map[uuid.UUID]*ClearedPurchase
 	// Purchases plans clearing records of authorized purchases; nil rejects those records.
 	Purchases Purchases
 }
@@ -80,6 +84,9 @@ type Decision struct {
 	// them are new and need their accounts opened.
 	Cards    []*cards.Card
 	NewCards []*cards.Card
+	// StatusChanged holds the tokens of the cards whose declared status (or its reason) changed:
+	// their final state in Cards is in force from the batch's time.
+	StatusChanged []string
 	// Transfers is every planned transfer, each event's legs linked into one group.
 	Transfers []ledger.Transfer
 	// Duplicates counts redelivered events (same id, same content), skipped; Replayed holds the
@@ -87,11 +94,65 @@ type Decision struct {
 	// the first request.
 	Duplicates int
 	Replayed   []Processed
+	// ClearedRefunds holds the refunds of purchases cleared without an authorization, in batch
+	// order: after Settle, only those applied, numbered as applied.
+	ClearedRefunds []ClearedRefund
 
-	groups []group // which transfers belong to which processed event
+	groups  []group // which transfers belong to which processed event
+	refunds []int   // the processed event of each of ClearedRefunds, until Settle
 }
 
 type group struct{ processed, first, n int }
+
+// Independent returns how many of msgs, from the first, can be decided as one batch: up to the
+// first refund of a purchase cleared earlier in them. Such a refund depends on the ledger's
+// answer to its purchase (a purchase the card cannot pay must not be refunded), which a batch
+// learns only once applied: it starts the next batch, which reads that answer.
+func Independent(msgs []Message) int {
+	cleared := map[uuid.UUID]bool{}
+	for i := range msgs {
+		if msgs[i].DecodeErr != nil {
+			continue
+		}
+		e := &msgs[i].Event
+		switch data := e.Data.(type) {
+		case *events.PurchaseCleared:
+			cleared[e.ID] = true
+		case *events.PurchaseRefunded:
+			if cleared[data.OriginalEventID] {
+				return i
+			}
+		}
+	}
+	return len(msgs)
+}
+
+// Merge appends the decision of the messages that followed d's: d then answers for both. Both
+// must be settled.
+func (d *Decision) Merge(next *Decision) {
+	d.Processed = append(d.Processed, next.Processed...)
+	d.DeadLetters = append(d.DeadLetters, next.DeadLetters...)
+	d.Taps = append(d.Taps, next.Taps...)
+	d.NewCards = append(d.NewCards, next.NewCards...)
+	d.Transfers = append(d.Transfers, next.Transfers...)
+	d.Duplicates += next.Duplicates
+	d.Replayed = append(d.Replayed, next.Replayed...)
+	d.ClearedRefunds = append(d.ClearedRefunds, next.ClearedRefunds...)
+	// A card changed by both holds its final state in next.
+	final := make(map[string]bool, len(next.Cards))
+	for _, c := range next.Cards {
+		final[c.Token] = true
+	}
+	cs := next.Cards
+	for _, c := range d.Cards {
+		if !final[c.Token] {
+			cs = append(cs, c)
+		}
+	}
+	d.Cards = cs
+	d.StatusChanged = append(d.StatusChanged, next.StatusChanged...)
+	d.groups, d.refunds = nil, nil
+}
 
 // Decide walks a batch in order and decides every message against the view, updating the view as
 // it goes (a card registered early in the batch can be paid into later in it). Nothing is applied
@@ -99,6 +160,7 @@ type group struct{ processed, first, n int }
 func Decide(msgs []Message, v *View, now time.Time) *Decision {
 	d := &Decision{}
 	changed := map[string]*cards.Card{}
+	statusChanged := map[string]bool{}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.DecodeErr != nil {
@@ -159,6 +221,7 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			}
 			c.Declared, c.StatusReason = data.Status, data.Reason
 			changed[c.Token] = c
+			statusChanged[c.Token] = true
 		case *events.CardPermitRenewed:
 			c, ok := v.Cards[e.CardToken]
 			if !ok {
@@ -188,6 +251,13 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			}
 			p.Status = Applied
 			p.Transfer = plan.Transfers[0].ID
+			if r := plan.Refund; r != nil {
+				// The next refund of the purchase in this batch builds on this one.
+				o := v.Cleared[r.OriginalEventID]
+				o.Refunded, o.Refunds = r.RefundedTotal, r.Seq
+				d.ClearedRefunds = append(d.ClearedRefunds, *r)
+				d.refunds = append(d.refunds, len(d.Processed))
+			}
 			first := len(d.Transfers)
 			for j, t := range plan.Transfers {
 				if j < len(plan.Transfers)-1 {
@@ -205,6 +275,9 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 	}
 	for _, c := range changed {
 		d.Cards = append(d.Cards, c)
+		if statusChanged[c.Token] {
+			d.StatusChanged = append(d.StatusChanged, c.Token)
+		}
 	}
 	return d
 }
@@ -228,6 +301,27 @@ func (d *Decision) Settle(results []ledger.Result, raw func(source string, offse
 			break
 		}
 	}
+	// A refund the ledger refused does not count: the purchase's later refunds in the batch
+	// move down in sequence and total.
+	type shift struct {
+		n      int
+		amount int64
+	}
+	shifts := map[uuid.UUID]shift{}
+	kept := d.ClearedRefunds[:0]
+	for i, r := range d.ClearedRefunds {
+		sh := shifts[r.OriginalEventID]
+		if d.Processed[d.refunds[i]].Status != Applied {
+			sh.n++
+			sh.amount += r.Amount
+			shifts[r.OriginalEventID] = sh
+			continue
+		}
+		r.Seq -= sh.n
+		r.RefundedTotal -= sh.amount
+		kept = append(kept, r)
+	}
+	d.ClearedRefunds, d.refunds = kept, nil
 	return nil
 }
 
@@ -243,12 +337,12 @@ func (d directory) Party(kind PartyKind, id string) bool { return d.v.Parties[Pa
 
 func (d directory) Purchases() Purchases { return d.v.Purchases }
 
-func (d directory) AppliedTransfer(id uuid.UUID) (ledger.ID, bool) {
-	p, ok := d.v.Processed[id]
-	if !ok || p.Status != Applied {
-		return ledger.ID{}, false
+func (d directory) ClearedPurchase(id uuid.UUID) (*ClearedPurchase, bool) {
+	if p, ok := d.v.Processed[id]; !ok || p.Status != Applied {
+		return nil, false
 	}
-	return p.Transfer, true
+	o, ok := d.v.Cleared[id]
+	return o, ok
 }
 
 // Poison is the decision for a message that can never be applied (the database refuses what it

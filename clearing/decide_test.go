@@ -1,6 +1,7 @@
 package clearing_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ var day = time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC)
 
 // world is a city with its parties registered and nothing else.
 func world(city *loadtest.City) *clearing.View {
-	v := &clearing.View{Cards: map[string]*cards.Card{}, Parties: map[ledger.ID]bool{}, Processed: map[uuid.UUID]clearing.Processed{}}
+	v := &clearing.View{Cards: map[string]*cards.Card{}, Parties: map[ledger.ID]bool{}, Processed: map[uuid.UUID]clearing.Processed{},
+		Cleared: map[uuid.UUID]*clearing.ClearedPurchase{}}
 	for _, p := range city.Parties() {
 		v.Parties[clearing.PartyAccount(p.Kind, p.ID)] = true
 	}
@@ -183,5 +185,61 @@ func TestTransferIDIsDeterministicAndTimeOrdered(t *testing.T) {
 	}
 	if a.String()[14] != '7' {
 		t.Fatalf("%s is not a version 7 UUID", a)
+	}
+}
+
+// A refund of a purchase cleared earlier in the same messages starts the next batch: it must read
+// the ledger's answer to the purchase.
+func TestIndependentEndsBeforeARefundOfThePurchaseBefore(t *testing.T) {
+	city := loadtest.NewCity(5, 2, 1, day)
+	city.Funding(1000, 1000)
+	buys := city.Purchases(2, 100)
+	earlier := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: city.Cards[0],
+		Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 10, Currency: "CNY"}, MCC: "5411"}}
+	msgs := decoded(t, city.Refund(earlier, 5), buys[0], city.Refund(buys[1], 1), city.Refund(buys[0], 1), buys[1])
+	if n := clearing.Independent(msgs); n != 3 {
+		t.Fatalf("independent prefix %d, want 3 (up to the refund of the purchase at 1)", n)
+	}
+	if n := clearing.Independent(msgs[3:]); n != 2 {
+		t.Fatalf("independent prefix of the rest %d, want 2", n)
+	}
+}
+
+// Refunds of a purchase cleared without an authorization are transfers of their own, counted
+// against the purchase across the batch; a refund the ledger refused does not count.
+func TestClearedRefundsCountAgainstThePurchase(t *testing.T) {
+	city := loadtest.NewCity(6, 1, 1, day)
+	v := world(city)
+	clearing.Decide(decoded(t, city.Registrations()...), v, day)
+	card := city.Cards[0]
+	funds := cards.AccountID("funds", card)
+	merchant := clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0])
+	buy := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: card,
+		Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1000, Currency: "CNY"}, MCC: "5411"}}
+	purchase := ledger.Transfer{ID: clearing.TransferID(buy.ID, day, 0), DebitAccountID: funds, CreditAccountID: merchant, Amount: 1000,
+		Code: clearing.CodePurchase}
+	v.Processed[buy.ID] = clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: purchase.ID}
+	v.Cleared[buy.ID] = &clearing.ClearedPurchase{EventID: buy.ID, Type: buy.Type, Transfer: purchase, Refunded: 300, Refunds: 1}
+	d := clearing.Decide(decoded(t, city.Refund(buy, 400), city.Refund(buy, 200), city.Refund(buy, 101), city.Refund(buy, 100)), v, day)
+	want := []string{"purchase.refunded applied", "purchase.refunded applied",
+		"purchase.refunded rejected: refund of 1.01 CNY exceeds the 1.00 CNY purchased and not yet refunded", "purchase.refunded applied"}
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, tr := range d.Transfers {
+		if tr.DebitAccountID != merchant || tr.CreditAccountID != funds || tr.Code != clearing.CodeRefund || tr.Flags != 0 || !tr.Ref.IsZero() {
+			t.Errorf("refund transfer %+v", tr)
+		}
+	}
+	// The ledger refuses the first: the later ones move down in sequence and total.
+	if err := d.Settle([]ledger.Result{ledger.OverflowsCredits, ledger.Created, ledger.Created}, func(string, int64) []byte { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range d.ClearedRefunds {
+		got = append(got, fmt.Sprintf("%d:%d/%d", r.Seq, r.Amount, r.RefundedTotal))
+	}
+	if strings.Join(got, " ") != "2:200/500 3:100/600" {
+		t.Fatalf("refunds recorded %v", got)
 	}
 }

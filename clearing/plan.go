@@ -57,8 +57,9 @@ type Directory interface {
 	Card(token string) (*cards.Card, bool)
 	// Party reports whether the party is registered.
 	Party(kind PartyKind, id string) bool
-	// AppliedTransfer returns the first transfer of an event applied before, for refunds.
-	AppliedTransfer(eventID uuid.UUID) (ledger.ID, bool)
+	// ClearedPurchase returns the purchase an event applied before, with its refunds so far,
+	// for refunds: the event's first transfer and how much of it was given back.
+	ClearedPurchase(eventID uuid.UUID) (*ClearedPurchase, bool)
 	// Purchases plans the clearing records of authorized purchases; nil when the adapter has
 	// none to plan.
 	Purchases() Purchases
@@ -74,7 +75,7 @@ type Purchases interface {
 	// reason records a capture the API already made with the same amount.
 	PlanCapture(e *events.Event, data *events.PurchaseCleared, card *cards.Card, now time.Time) Plan
 	// PlanRefund plans a refund of an authorized purchase; ok is false when the original event
-	// captured no authorization, and the refund is a reversal of the original's transfer.
+	// captured no authorization, and the refund is one of a purchase cleared without one.
 	PlanRefund(e *events.Event, data *events.PurchaseRefunded, card *cards.Card, now time.Time) (plan Plan, ok bool)
 }
 
@@ -92,6 +93,36 @@ type Plan struct {
 	Transfers []ledger.Transfer
 	// Reason says why an event is rejected; empty otherwise.
 	Reason string
+	// Refund is the record of a refund of a purchase cleared without an authorization, when the
+	// event is one.
+	Refund *ClearedRefund
+}
+
+// MaxClearedRefunds bounds the refunds of one purchase cleared without an authorization, as
+// purchases.MaxRefunds bounds an authorized one's: a pharmacy taking back a basket item by item.
+const MaxClearedRefunds = 100
+
+// ClearedPurchase is a purchase an event applied before, as its refunds read it: the event's
+// first transfer, and what the refunds applied since have given back.
+type ClearedPurchase struct {
+	EventID  uuid.UUID
+	Type     events.Type
+	Transfer ledger.Transfer
+	Refunded int64 // fen given back so far
+	Refunds  int   // refunds applied so far
+}
+
+// ClearedRefund is one refund of a purchase cleared without an authorization: the n-th of the
+// purchase, with the running total. The store keeps them, one row per refund, and two writers
+// refunding one purchase at once collide on (purchase, sequence): the total never passes the
+// purchase.
+type ClearedRefund struct {
+	EventID         uuid.UUID // the purchase.refunded event
+	OriginalEventID uuid.UUID // the purchase.cleared event refunded
+	Seq             int       // 1 for the purchase's first refund
+	Amount          int64
+	RefundedTotal   int64 // the purchase's refunds up to and with this one
+	Transfer        ledger.ID
 }
 
 // Reject returns a plan that refuses the event.
@@ -142,12 +173,11 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 				return plan
 			}
 		}
-		original, ok := d.AppliedTransfer(data.OriginalEventID)
+		original, ok := d.ClearedPurchase(data.OriginalEventID)
 		if !ok {
 			return Reject("original purchase %s was not applied", data.OriginalEventID)
 		}
-		return single(e, ledger.Transfer{Ref: original, DebitAccountID: PartyAccount(PartyMerchant, data.MerchantID),
-			CreditAccountID: card.FundsAccount, Amount: data.Amount.Minor, Code: CodeRefund, Flags: ledger.Reversal})
+		return planClearedRefund(e, data, card, original)
 	case *events.MedicalContribution:
 		card, ok := d.Card(e.CardToken)
 		if !ok {
@@ -160,6 +190,35 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
 	}
 	return Plan{}
+}
+
+// planClearedRefund plans a refund of a purchase cleared without an authorization: a transfer of
+// its own from the merchant's clearing account back to the card's funds, so that a purchase can
+// take many, never more than the purchase in all. Such a purchase paid no merchant fee (only a
+// capture of an authorization does), so its refunds return none.
+func planClearedRefund(e *events.Event, data *events.PurchaseRefunded, card *cards.Card, o *ClearedPurchase) Plan {
+	merchant := PartyAccount(PartyMerchant, data.MerchantID)
+	t := &o.Transfer
+	switch {
+	case o.Type != events.TypePurchaseCleared || t.Code != CodePurchase || t.Flags&^ledger.Linked != 0:
+		return Reject("original event %s is not a purchase", o.EventID)
+	case t.CreditAccountID != merchant:
+		return Reject("original purchase %s was at another merchant", o.EventID)
+	case t.DebitAccountID != card.FundsAccount:
+		return Reject("original purchase %s is another card's", o.EventID)
+	case o.Refunds >= MaxClearedRefunds:
+		return Reject("purchase %s has %d refunds, the most it may have", o.EventID, MaxClearedRefunds)
+	}
+	left := t.Amount - o.Refunded
+	if data.Amount.Minor > left {
+		return Reject("refund of %s exceeds the %s purchased and not yet refunded",
+			data.Amount, events.Money{Minor: left, Currency: data.Amount.Currency})
+	}
+	plan := single(e, ledger.Transfer{DebitAccountID: merchant, CreditAccountID: card.FundsAccount, Amount: data.Amount.Minor,
+		Code: CodeRefund})
+	plan.Refund = &ClearedRefund{EventID: e.ID, OriginalEventID: o.EventID, Seq: o.Refunds + 1, Amount: data.Amount.Minor,
+		RefundedTotal: o.Refunded + data.Amount.Minor, Transfer: plan.Transfers[0].ID}
+	return plan
 }
 
 // single plans one transfer for the event, with an id derived from the event.

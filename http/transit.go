@@ -38,9 +38,10 @@ type TransitService interface {
 	SubmitTapBatch(ctx context.Context, ts *transit.Tables, b postgres.TapBatch) (postgres.TapBatchResult, bool, error)
 	// TapBatch returns an operator's own batch, or postgres.ErrNotFound.
 	TapBatch(ctx context.Context, operator, batchID string) (postgres.TapBatchResult, error)
-	// DenyList pages through the cards owing fares, in token order.
+	// DenyList pages through the cards readers refuse, in token order.
 	DenyList(ctx context.Context, after string, limit int) ([]postgres.DenyEntry, error)
-	// CardDenyStatus says whether a card owes fares; postgres.ErrNotFound for no such card.
+	// CardDenyStatus says whether readers refuse a card, and why; postgres.ErrNotFound for no
+	// such card.
 	CardDenyStatus(ctx context.Context, token string) (postgres.DenyEntry, bool, error)
 	// TransitTrips returns a card's own token and its priced travel days, with their journeys
 	// priced by ts; postgres.ErrNotFound for no such card.
@@ -599,8 +600,10 @@ func (h *transitHandlers) getBatch(w http.ResponseWriter, r *http.Request, opera
 type denyEntryView struct {
 	CardToken string   `json:"card_token"`
 	Tokens    []string `json:"tokens"`
-	Owed      string   `json:"owed"`
-	Since     string   `json:"since"`
+	// Reason is why: lost, stolen, blocked, closed, permit_expired or fares_owed.
+	Reason string `json:"reason"`
+	Owed   string `json:"owed"`
+	Since  string `json:"since"`
 }
 
 type denyListView struct {
@@ -613,11 +616,13 @@ type denyStatusView struct {
 	CardToken string   `json:"card_token"`
 	Tokens    []string `json:"tokens"`
 	Denied    bool     `json:"denied"`
+	Reason    string   `json:"reason,omitempty"`
 	Owed      string   `json:"owed"`
 	Since     string   `json:"since,omitempty"`
 }
 
-// denyList pages through the cards that owe fares: readers refuse them until they pay.
+// denyList pages through the cards readers refuse: blocked, closed or with an expired permit, or
+// owing fares until they pay.
 func (h *transitHandlers) denyList(w http.ResponseWriter, r *http.Request, _ string) {
 	q := r.URL.Query()
 	limit := defaultDenyListPage
@@ -641,7 +646,8 @@ func (h *transitHandlers) denyList(w http.ResponseWriter, r *http.Request, _ str
 	}
 	v := denyListView{Cards: make([]denyEntryView, len(list))}
 	for i, e := range list {
-		v.Cards[i] = denyEntryView{CardToken: e.Card, Tokens: e.Tokens, Owed: fenText(e.Owed), Since: e.Since.UTC().Format(time.RFC3339Nano)}
+		v.Cards[i] = denyEntryView{CardToken: e.Card, Tokens: e.Tokens, Reason: string(e.Reason), Owed: fenText(e.Owed),
+			Since: e.Since.UTC().Format(time.RFC3339Nano)}
 	}
 	if len(list) == limit {
 		v.NextAfter = list[len(list)-1].Card
@@ -667,7 +673,7 @@ func (h *transitHandlers) denyStatus(w http.ResponseWriter, r *http.Request, _ s
 	}
 	v := denyStatusView{CardToken: e.Card, Tokens: e.Tokens, Denied: denied, Owed: fenText(e.Owed)}
 	if denied {
-		v.Since = e.Since.UTC().Format(time.RFC3339Nano)
+		v.Reason, v.Since = string(e.Reason), e.Since.UTC().Format(time.RFC3339Nano)
 	}
 	h.s.writeJSON(w, r, http.StatusOK, v)
 }

@@ -153,7 +153,7 @@ func (f *fakeTransit) SubmitTapBatch(_ context.Context, ts *transit.Tables, b po
 		return prior.res, true, nil
 	}
 	v := &transit.View{Cards: fakeCards, DeniedSince: map[string]time.Time{"tok_owing": owingSince}, Seen: f.seen, Operators: f.operators}
-	out := transit.Decide(b.Taps, v, f.now())
+	out := ts.Decide(b.Taps, v, f.now())
 	res := postgres.TapBatchResult{Operator: b.Operator, BatchID: b.BatchID, ReceivedAt: f.now().UTC()}
 	for i, o := range out {
 		res.Answers = append(res.Answers, postgres.TapAnswer{TapRef: b.Refs[i], Result: o.Result, Reason: o.Reason, Detail: o.Detail})
@@ -192,7 +192,8 @@ func (f *fakeTransit) DenyList(_ context.Context, after string, limit int) ([]po
 	if after >= "tok_owing" {
 		return nil, nil
 	}
-	return []postgres.DenyEntry{{Card: "tok_owing", Tokens: []string{"tok_owing"}, Owed: 1000, Since: owingSince}}[:min(limit, 1)], nil
+	return []postgres.DenyEntry{{Card: "tok_owing", Tokens: []string{"tok_owing"}, Reason: transit.DenyFaresOwed, Owed: 1000,
+		Since: owingSince}}[:min(limit, 1)], nil
 }
 
 func (f *fakeTransit) CardDenyStatus(_ context.Context, token string) (postgres.DenyEntry, bool, error) {
@@ -206,7 +207,7 @@ func (f *fakeTransit) CardDenyStatus(_ context.Context, token string) (postgres.
 		return postgres.DenyEntry{}, false, fmt.Errorf("card: %w", postgres.ErrNotFound)
 	}
 	if card == "tok_owing" {
-		return postgres.DenyEntry{Card: card, Tokens: []string{card}, Owed: 1000, Since: owingSince}, true, nil
+		return postgres.DenyEntry{Card: card, Tokens: []string{card}, Reason: transit.DenyFaresOwed, Owed: 1000, Since: owingSince}, true, nil
 	}
 	return postgres.DenyEntry{Card: card, Tokens: []string{"tok_card", "tok_phys"}}, false, nil
 }
@@ -638,7 +639,8 @@ func TestTransitAgainstPostgres(t *testing.T) {
 	w = e.do(t, request{method: "GET", path: "/v1/transit/deny-list", auth: "Bearer " + keys["HZBUS"]})
 	var list denyListView
 	decodeJSON(t, w, &list)
-	if w.Code != http.StatusOK || len(list.Cards) != 1 || list.Cards[0].CardToken != poor || list.Cards[0].Owed != "7.00" {
+	if w.Code != http.StatusOK || len(list.Cards) != 1 || list.Cards[0].CardToken != poor || list.Cards[0].Owed != "7.00" ||
+		list.Cards[0].Reason != "fares_owed" {
 		t.Fatalf("deny list: %d %s", w.Code, w.Body.String())
 	}
 	w = e.do(t, request{method: "GET", path: "/v1/transit/deny-list/" + rich, auth: "Bearer " + keys["HZBUS"]})
@@ -654,6 +656,49 @@ func TestTransitAgainstPostgres(t *testing.T) {
 	w = e.do(t, batchRequest(keys["HZMETRO"], "2026-03-03-gates", late))
 	if w.Code != http.StatusCreated || answers(batchOf(t, w)) != "rejected:card_denied" {
 		t.Fatalf("denied card: %d %s", w.Code, w.Body.String())
+	}
+
+	// The rich card is reported stolen: the deny list carries it with its reason, and its next
+	// tap is refused for it, while its tap from before the report, uploaded now, is accepted.
+	blockedAt := c.Now()
+	w = e.do(t, request{method: "POST", path: "/v1/cards/" + rich + "/status", key: keyAt(t, blockedAt),
+		body: `{"status":"blocked","reason":"reported stolen at the station"}`})
+	if w.Code != http.StatusOK {
+		t.Fatalf("block: %d %s", w.Code, w.Body.String())
+	}
+	c.Advance(time.Minute)
+	w = e.do(t, request{method: "GET", path: "/v1/transit/deny-list?limit=1", auth: "Bearer " + keys["HZBUS"]})
+	list = denyListView{}
+	decodeJSON(t, w, &list)
+	if w.Code != http.StatusOK || len(list.Cards) != 1 || list.NextAfter != list.Cards[0].CardToken {
+		t.Fatalf("deny list's first page: %d %s", w.Code, w.Body.String())
+	}
+	w = e.do(t, request{method: "GET", path: "/v1/transit/deny-list?limit=1&after=" + list.NextAfter, auth: "Bearer " + keys["HZBUS"]})
+	var next denyListView
+	decodeJSON(t, w, &next)
+	if w.Code != http.StatusOK || len(next.Cards) != 1 {
+		t.Fatalf("deny list's second page: %d %s", w.Code, w.Body.String())
+	}
+	reasons := map[string]string{}
+	for _, d := range append(list.Cards, next.Cards...) {
+		reasons[d.CardToken] = d.Reason + " " + d.Owed + " " + d.Since
+	}
+	if want := "stolen 0.00 " + blockedAt.UTC().Format(time.RFC3339Nano); reasons[rich] != want || !strings.HasPrefix(reasons[poor], "fares_owed 7.00") {
+		t.Fatalf("deny list %v, want the rich card %q", reasons, want)
+	}
+	w = e.do(t, request{method: "GET", path: "/v1/transit/deny-list/" + rich, auth: "Bearer " + keys["HZBUS"]})
+	st = denyStatusView{}
+	decodeJSON(t, w, &st)
+	if w.Code != http.StatusOK || !st.Denied || st.Reason != "stolen" {
+		t.Fatalf("stolen card's status: %d %s", w.Code, w.Body.String())
+	}
+	taps := fmt.Sprintf(`{"taps":[
+		{"device_id":"G-0101","device_seq":4,"card_token":%q,"tapped_at":%q,"station_id":"0101","direction":"in","mode":"metro"},
+		{"device_id":"G-0101","device_seq":5,"card_token":%q,"tapped_at":%q,"station_id":"0101","direction":"in","mode":"metro"}]}`,
+		rich, blockedAt.Add(30*time.Second).Format(time.RFC3339), rich, blockedAt.Add(-time.Minute).Format(time.RFC3339))
+	w = e.do(t, batchRequest(keys["HZMETRO"], "2026-03-03-gates-2", taps))
+	if w.Code != http.StatusCreated || answers(batchOf(t, w)) != "rejected:card_blocked accepted" {
+		t.Fatalf("stolen card's taps: %d %s", w.Code, w.Body.String())
 	}
 }
 

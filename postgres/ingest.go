@@ -59,8 +59,32 @@ func (s *Store) IngestTimed(ctx context.Context, cursors []Cursor, msgs []cleari
 	return d, timing, err
 }
 
-// Ingest is Store.Ingest within a transaction.
+// Ingest is Store.Ingest within a transaction. A refund of a purchase cleared earlier in the same
+// messages needs the ledger's answer to that purchase: the messages from it on are decided after
+// the ones before are applied, in the same transaction (clearing.Independent).
 func (t *Tx) Ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Decision, error) {
+	var d *clearing.Decision
+	for len(msgs) > 0 {
+		n := max(1, clearing.Independent(msgs))
+		part, err := t.ingest(ctx, msgs[:n])
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			d = part
+		} else {
+			d.Merge(part)
+		}
+		msgs = msgs[n:]
+	}
+	if d == nil {
+		d = &clearing.Decision{}
+	}
+	return d, nil
+}
+
+// ingest decides and applies messages none of which refunds a purchase cleared among them.
+func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Decision, error) {
 	// The first attempt takes the batch's event ids for new, as Apply takes its transfer ids:
 	// a redelivered event fails on a primary key when written, and the batch runs again with
 	// every id looked up.
@@ -117,10 +141,11 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		Cards:     map[string]*cards.Card{},
 		Parties:   map[ledger.ID]bool{},
 		Processed: map[uuid.UUID]clearing.Processed{},
+		Cleared:   map[uuid.UUID]*clearing.ClearedPurchase{},
 	}
 	var (
-		ids    []uuid.UUID
-		tokens []string
+		ids, originals []uuid.UUID
+		tokens         []string
 	)
 	seenToken := map[string]bool{}
 	// fresh holds the tokens whose card's status the batch reads or changes: those are read from
@@ -146,6 +171,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 			fresh[e.CardToken] = true
 		case *events.PurchaseRefunded:
 			ids = append(ids, data.OriginalEventID)
+			originals = append(originals, data.OriginalEventID)
 		case *events.CardRegistered:
 			addToken(data.PhysicalToken)
 			addToken(data.DigitalToken)
@@ -226,25 +252,79 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 			addParty(clearing.PartyInsuranceFund, data.InsuranceCity)
 		}
 	}
+	q = &pgx.Batch{}
 	if len(parties) > 0 {
-		rows, err := t.Query(ctx, `SELECT account_id FROM parties WHERE account_id = ANY($1)`, parties)
-		if err != nil {
-			return nil, fmt.Errorf("load parties: %w", err)
-		}
-		for rows.Next() {
-			var id [16]byte
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("load parties: %w", err)
+		q.Queue(`SELECT account_id FROM parties WHERE account_id = ANY($1)`, parties).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id [16]byte
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				v.Parties[ledger.ID(id)] = true
 			}
-			v.Parties[ledger.ID(id)] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("load parties: %w", err)
+			return rows.Err()
+		})
+	}
+	queueClearedPurchases(q, v, originals)
+	if q.Len() > 0 {
+		if err := t.SendBatch(ctx, q).Close(); err != nil {
+			return nil, fmt.Errorf("load parties and refunded purchases: %w", err)
 		}
 	}
 	return v, nil
+}
+
+// queueClearedPurchases queues the reads of the purchases that refunds name, applied before, with
+// their refunds so far: the purchases' transfers and their refunds' running totals.
+func queueClearedPurchases(q *pgx.Batch, v *clearing.View, originals []uuid.UUID) {
+	var (
+		eventIDs  []uuid.UUID
+		transfers []uuid.UUID
+		byID      = map[ledger.ID]uuid.UUID{}
+	)
+	for _, id := range originals {
+		p, ok := v.Processed[id]
+		if !ok || p.Status != clearing.Applied || p.Transfer.IsZero() {
+			continue
+		}
+		if _, ok := v.Cleared[id]; ok {
+			continue
+		}
+		v.Cleared[id] = &clearing.ClearedPurchase{EventID: id, Type: p.Type}
+		eventIDs = append(eventIDs, id)
+		transfers = append(transfers, uuid.UUID(p.Transfer))
+		byID[p.Transfer] = id
+	}
+	if len(eventIDs) == 0 {
+		return
+	}
+	q.Queue(`SELECT `+transferColumns+` FROM transfers WHERE id = ANY($1)`, transfers).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			tr, err := scanTransfer(rows)
+			if err != nil {
+				return err
+			}
+			v.Cleared[byID[tr.ID]].Transfer = tr
+		}
+		return rows.Err()
+	})
+	// A purchase's running total grows with its sequence: the newest refund holds both maxima.
+	q.Queue(`SELECT original_event_id, max(seq), max(refunded_total) FROM cleared_refunds
+		WHERE original_event_id = ANY($1) GROUP BY original_event_id`, eventIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				id       uuid.UUID
+				seq      int64
+				refunded int64
+			)
+			if err := rows.Scan(&id, &seq, &refunded); err != nil {
+				return err
+			}
+			o := v.Cleared[id]
+			o.Refunds, o.Refunded = int(seq), refunded
+		}
+		return rows.Err()
+	})
 }
 
 // decidingCardColumns are what deciding needs of a card: its accounts, banks and status, not its
@@ -395,6 +475,18 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 			return fmt.Errorf("write dead letters: %w", err)
 		}
 	}
+	if len(d.ClearedRefunds) > 0 {
+		_, err := t.CopyFrom(ctx, pgx.Identifier{"cleared_refunds"},
+			[]string{"original_event_id", "seq", "event_id", "amount", "refunded_total", "transfer_id", "created_at"},
+			pgx.CopyFromSlice(len(d.ClearedRefunds), func(i int) ([]any, error) {
+				r := &d.ClearedRefunds[i]
+				return []any{[16]byte(r.OriginalEventID), int32(r.Seq), [16]byte(r.EventID), r.Amount, r.RefundedTotal,
+					[16]byte(r.Transfer), now}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("write refunds of cleared purchases: %w", err)
+		}
+	}
 	if len(d.Taps) > 0 {
 		_, err := t.CopyFrom(ctx, pgx.Identifier{"taps"},
 			[]string{"event_id", "card_token", "operator_id", "device_id", "device_seq", "tapped_at", "station_id", "line", "direction", "mode", "received_at"},
@@ -411,8 +503,33 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 }
 
 // writeCards writes the cards a batch registered (with COPY, however many) and the changes it
-// made to existing ones.
+// made to existing ones, and records each new declared status as in force from now.
 func (t *Tx) writeCards(ctx context.Context, d *clearing.Decision, now time.Time) error {
+	if len(d.StatusChanged) > 0 {
+		final := make(map[string]*cards.Card, len(d.Cards))
+		for _, c := range d.Cards {
+			final[c.Token] = c
+		}
+		n := len(d.StatusChanged)
+		tokens, statuses, reasons := make([]string, n), make([]string, n), make([]string, n)
+		for i, tok := range d.StatusChanged {
+			c, ok := final[tok]
+			if !ok {
+				return fmt.Errorf("card %s changed status but is not among the changed cards", tok)
+			}
+			tokens[i], statuses[i], reasons[i] = c.Token, string(c.Declared), c.StatusReason
+		}
+		// A card's changes follow each other in time even when two land on one clock reading
+		// (or a writer's clock is behind): a change comes at least a microsecond after the last.
+		if _, err := t.Exec(ctx, `INSERT INTO card_status_changes (card_token, changed_at, declared_status, status_reason)
+			SELECT u.card_token, GREATEST($4::TIMESTAMPTZ, COALESCE(max(h.changed_at) + INTERVAL '1 microsecond', $4::TIMESTAMPTZ)),
+				u.declared_status, u.status_reason
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(card_token, declared_status, status_reason)
+			LEFT JOIN card_status_changes h ON h.card_token = u.card_token
+			GROUP BY u.card_token, u.declared_status, u.status_reason`, tokens, statuses, reasons, now); err != nil {
+			return fmt.Errorf("record card status changes: %w", err)
+		}
+	}
 	isNew := make(map[string]bool, len(d.NewCards))
 	for _, c := range d.NewCards {
 		if err := c.Validate(); err != nil {

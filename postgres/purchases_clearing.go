@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -33,6 +34,9 @@ type plannedClearing struct {
 	auth   ledger.ID
 	close  *purchases.Close
 	refund *purchases.Refund
+	// record is the clearing record of a capture made before it: it moves nothing, and names
+	// the authorization for the refunds that follow it.
+	record bool
 }
 
 var _ clearing.Purchases = (*clearingPurchases)(nil)
@@ -62,7 +66,8 @@ func (t *Tx) loadClearingPurchases(ctx context.Context, msgs []clearing.Message)
 		}
 	}
 	if len(originals) > 0 {
-		rows, err := t.Query(ctx, `SELECT event_id, authorization_id FROM purchase_closes WHERE event_id = ANY($1)`, originals)
+		rows, err := t.Query(ctx, `SELECT event_id, authorization_id FROM purchase_closes WHERE event_id = ANY($1)
+			UNION ALL SELECT event_id, authorization_id FROM purchase_clearing_records WHERE event_id = ANY($1)`, originals)
 		if err != nil {
 			return nil, fmt.Errorf("read captures from clearing: %w", err)
 		}
@@ -150,6 +155,10 @@ func (cp *clearingPurchases) PlanCapture(e *events.Event, data *events.PurchaseC
 	}
 	if c := rec.Close; c != nil && c.Kind == purchases.Captured {
 		if c.Amount == data.Amount.Minor {
+			if _, ok := cp.byEvent[e.ID]; !ok {
+				cp.byEvent[e.ID] = rec.ID
+				cp.planned = append(cp.planned, plannedClearing{event: e.ID, auth: rec.ID, record: true})
+			}
 			return clearing.Plan{}
 		}
 		return clearing.Reject("authorization %s is already captured for %s CNY", rec.ID, purchases.FormatAmount(c.Amount))
@@ -191,16 +200,23 @@ func (cp *clearingPurchases) write(ctx context.Context, d *clearing.Decision, no
 	if len(cp.planned) == 0 {
 		return nil
 	}
-	applied := make(map[uuid.UUID]bool, len(d.Processed))
+	status := make(map[uuid.UUID]clearing.Status, len(d.Processed))
 	for _, p := range d.Processed {
-		applied[p.EventID] = p.Status == clearing.Applied
+		status[p.EventID] = p.Status
 	}
 	var (
 		rows    purchaseRows
 		refused = map[ledger.ID]uuid.UUID{}
+		records [][]any
 	)
 	for _, pl := range cp.planned {
-		if !applied[pl.event] {
+		if pl.record {
+			if status[pl.event] == clearing.Accepted {
+				records = append(records, []any{[16]byte(pl.event), [16]byte(pl.auth), now.UTC()})
+			}
+			continue
+		}
+		if status[pl.event] != clearing.Applied {
 			refused[pl.auth] = pl.event
 			continue
 		}
@@ -213,6 +229,12 @@ func (cp *clearingPurchases) write(ctx context.Context, d *clearing.Decision, no
 			rows.closes = append(rows.closes, closeRow{Close: *pl.close, merchantID: rec.MerchantID, cardToken: rec.CardToken, event: &event})
 		} else {
 			rows.refunds = append(rows.refunds, refundRow{Refund: *pl.refund, merchantID: rec.MerchantID, event: &event})
+		}
+	}
+	if len(records) > 0 {
+		if _, err := cp.tx.CopyFrom(ctx, pgx.Identifier{"purchase_clearing_records"}, []string{"event_id", "authorization_id", "created_at"},
+			pgx.CopyFromRows(records)); err != nil {
+			return fmt.Errorf("write clearing records of captures: %w", err)
 		}
 	}
 	return rows.write(ctx, cp.tx, now)

@@ -423,8 +423,10 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		}
 		keyOps, keyDevs, keySeqs = append(keyOps, tp.Operator), append(keyDevs, tp.Device), append(keySeqs, tp.Seq)
 	}
-	v := &transit.View{Cards: map[string]string{}, DeniedSince: map[string]time.Time{}, Seen: map[transit.Key]bool{}, Operators: map[string]bool{}}
+	v := &transit.View{Cards: map[string]string{}, DeniedSince: map[string]time.Time{}, Seen: map[transit.Key]bool{}, Operators: map[string]bool{},
+		Recent: map[string][]transit.Tap{}}
 	states := map[string]transitGroupState{}
+	statuses := newCardStatusRows()
 	if len(tokens) > 0 {
 		slices.Sort(groups) // lock in key order: two deciders never wait for each other in a cycle
 		if _, err := t.Exec(ctx, `INSERT INTO transit_groups (group_key, updated_at) SELECT g, $2 FROM unnest($1::TEXT[]) AS g
@@ -446,24 +448,29 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 			}
 			return rows.Err()
 		})
-		q.Queue(`SELECT t.token, t.card_token,
+		q.Queue(`SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
 				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0)
-			FROM card_tokens t WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
+			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
-					token, card string
-					since       *time.Time
+					token, card, declared, reason string
+					validUntil                    time.Time
+					since                         *time.Time
 				)
-				if err := rows.Scan(&token, &card, &since); err != nil {
+				if err := rows.Scan(&token, &card, &declared, &reason, &validUntil, &since); err != nil {
 					return err
 				}
 				v.Cards[token] = card
+				statuses.card(card, declared, reason, validUntil)
 				if since != nil {
 					v.DeniedSince[card] = *since
 				}
 			}
 			return rows.Err()
 		})
+		q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
+			WHERE card_token = ANY(ARRAY(SELECT card_token FROM card_tokens WHERE token = ANY($1)))
+			ORDER BY card_token, changed_at`, tokens).Query(statuses.changes)
 		q.Queue(`SELECT t.operator_id, t.device_id, t.device_seq FROM transit_taps t
 			JOIN unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS k(operator_id, device_id, device_seq)
 				ON t.operator_id = k.operator_id AND t.device_id = k.device_id AND t.device_seq = k.device_seq`,
@@ -490,8 +497,33 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		if err := t.SendBatch(ctx, q).Close(); err != nil {
 			return nil, fmt.Errorf("load tap view: %w", err)
 		}
+		v.Status = statuses.statuses()
+		// The cards that may not travel at one of their taps may still leave a journey they
+		// entered while they could: their taps before these tell.
+		if stopped, from, to := transit.Stopped(cands, v); len(stopped) > 0 {
+			rows, err := t.Query(ctx, `SELECT `+transitTapColumns+`
+				FROM transit_taps WHERE card_token = ANY($1) AND tapped_at >= $2 AND tapped_at <= $3`, stopped, from, to)
+			if err != nil {
+				return nil, fmt.Errorf("load stopped cards' taps: %w", err)
+			}
+			for _, c := range stopped {
+				v.Recent[c] = nil
+			}
+			for rows.Next() {
+				tp, err := scanTransitTap(rows)
+				if err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("load stopped cards' taps: %w", err)
+				}
+				v.Recent[tp.Card] = append(v.Recent[tp.Card], tp)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("load stopped cards' taps: %w", err)
+			}
+		}
 	}
-	outcomes := transit.Decide(cands, v, now)
+	outcomes := ts.Decide(cands, v, now)
 
 	var accepted []int
 	type mark struct {
@@ -549,6 +581,90 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		}
 	}
 	return outcomes, nil
+}
+
+// transitTapColumns are what pricing and intake read of an accepted tap, in scanTransitTap's order.
+const transitTapColumns = `operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode`
+
+func scanTransitTap(rows pgx.Rows) (transit.Tap, error) {
+	var (
+		tp       transit.Tap
+		dir, mod string
+	)
+	if err := rows.Scan(&tp.Operator, &tp.Device, &tp.Seq, &tp.Card, &tp.At, &tp.Station, &tp.Line, &dir, &mod); err != nil {
+		return tp, err
+	}
+	tp.Direction, tp.Mode = events.Direction(dir), events.Mode(mod)
+	return tp, nil
+}
+
+// cardStatusRows gathers what transit reads of cards' statuses, by their own tokens: each card's
+// declared status and permit, and the changes recorded for it.
+type cardStatusRows struct {
+	current map[string]cards.StatusChange
+	permit  map[string]events.Date
+	history map[string][]cards.StatusChange
+}
+
+func newCardStatusRows() *cardStatusRows {
+	return &cardStatusRows{current: map[string]cards.StatusChange{}, permit: map[string]events.Date{},
+		history: map[string][]cards.StatusChange{}}
+}
+
+func (r *cardStatusRows) card(card, declared, reason string, validUntil time.Time) {
+	y, m, d := validUntil.Date()
+	r.current[card] = cards.StatusChange{Declared: events.CardStatus(declared), Reason: reason}
+	r.permit[card] = events.Date{Year: y, Month: m, Day: d}
+}
+
+// changes reads rows of card_token, changed_at, declared_status, status_reason, oldest first.
+func (r *cardStatusRows) changes(rows pgx.Rows) error {
+	for rows.Next() {
+		var (
+			card, declared string
+			c              cards.StatusChange
+		)
+		if err := rows.Scan(&card, &c.At, &declared, &c.Reason); err != nil {
+			return err
+		}
+		c.Declared = events.CardStatus(declared)
+		r.history[card] = append(r.history[card], c)
+	}
+	return rows.Err()
+}
+
+// queue queues the reads of the cards' statuses, by their own tokens.
+func (r *cardStatusRows) queue(q *pgx.Batch, cardTokens []string) {
+	q.Queue(`SELECT card_token, declared_status, status_reason, permit_valid_until FROM cards WHERE card_token = ANY($1)`,
+		cardTokens).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				card, declared, reason string
+				validUntil             time.Time
+			)
+			if err := rows.Scan(&card, &declared, &reason, &validUntil); err != nil {
+				return err
+			}
+			r.card(card, declared, reason, validUntil)
+		}
+		return rows.Err()
+	})
+	q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
+		WHERE card_token = ANY($1) ORDER BY card_token, changed_at`, cardTokens).Query(r.changes)
+}
+
+// statuses is each card's status over time.
+func (r *cardStatusRows) statuses() map[string]*transit.CardStatus {
+	out := make(map[string]*transit.CardStatus, len(r.current))
+	for card, cur := range r.current {
+		h := r.history[card]
+		if len(h) == 0 && cur.Declared != events.StatusActive {
+			// Declared without a recorded change: in force for as long as the card has been.
+			h = []cards.StatusChange{cur}
+		}
+		out[card] = &transit.CardStatus{History: h, PermitValidUntil: r.permit[card]}
+	}
+	return out
 }
 
 // TransitCloseReport is what a close pass did.
@@ -846,18 +962,14 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 	taps := map[string][]transit.Tap{}
 	rows := map[transitDayKey]*transitDayRow{}
 	q := &pgx.Batch{}
-	q.Queue(`SELECT operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode
+	q.Queue(`SELECT `+transitTapColumns+`
 		FROM transit_taps WHERE card_token = ANY($1) AND tapped_at >= $2 AND tapped_at < $3 AND operator_id = ANY($4)`,
 		cardTokens, from, to, g.Operators).Query(func(rs pgx.Rows) error {
 		for rs.Next() {
-			var (
-				tp       transit.Tap
-				dir, mod string
-			)
-			if err := rs.Scan(&tp.Operator, &tp.Device, &tp.Seq, &tp.Card, &tp.At, &tp.Station, &tp.Line, &dir, &mod); err != nil {
+			tp, err := scanTransitTap(rs)
+			if err != nil {
 				return err
 			}
-			tp.Direction, tp.Mode = events.Direction(dir), events.Mode(mod)
 			taps[tp.Card] = append(taps[tp.Card], tp)
 		}
 		return rs.Err()
@@ -883,9 +995,12 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		FROM transit_days WHERE card_token = ANY($1) AND operator_id = ANY($2) AND travel_day >= $3 AND travel_day <= $4
 		ORDER BY card_token, operator_id, travel_day FOR UPDATE`,
 		cardTokens, g.Operators, first.Date(), last.Date()).Query(readRows)
+	statuses := newCardStatusRows()
+	statuses.queue(q, cardTokens)
 	if err := t.SendBatch(ctx, q).Close(); err != nil {
 		return rep, fmt.Errorf("load cards' travel days: %w", err)
 	}
+	status := statuses.statuses()
 
 	var (
 		ps      []transitPosting
@@ -899,7 +1014,9 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		}
 	}
 	for _, card := range cardTokens {
-		priced, err := ts.PriceDays(g, taps[card], days, used[card], now)
+		// A tap made while the card could not travel is not the card's to pay, though a race
+		// with the change that stopped it let it in.
+		priced, err := ts.PriceDays(g, ts.Payable(taps[card], status[card]), days, used[card], now)
 		if err != nil {
 			return rep, fmt.Errorf("price card %s: %w", card, err)
 		}
@@ -1137,65 +1254,106 @@ func (s *Store) RetryOwedFares(ctx context.Context, ts *transit.Tables, now time
 	return n, rep, err
 }
 
-// DenyEntry is a card on the deny list: what it owes and since when, with every token that names
-// it (the readers see the physical card's or the phone's).
+// DenyEntry is a card on the deny list: why and since when, what it owes in unpaid fares (whatever
+// the reason), and every token that names it (the readers see the physical card's or the phone's).
 type DenyEntry struct {
 	Card   string
 	Tokens []string
-	Owed   int64
+	Reason transit.DenyReason
 	Since  time.Time
+	Owed   int64
+}
+
+// denyColumns are what deciding a card's place on the deny list reads of card c, in
+// scanDenyEntry's order.
+const denyColumns = `c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+	(SELECT max(h.changed_at) FROM card_status_changes h WHERE h.card_token = c.card_token),
+	(SELECT array_agg(t.token ORDER BY t.token) FROM card_tokens t WHERE t.card_token = c.card_token),
+	COALESCE((SELECT sum(d.owed) FROM transit_days d WHERE d.card_token = c.card_token AND d.owed > 0), 0),
+	(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = c.card_token AND d.owed > 0)`
+
+// scanDenyEntry reads a card's denyColumns and decides its place on the deny list at now.
+func scanDenyEntry(row pgx.Row, now time.Time) (DenyEntry, bool, error) {
+	var (
+		e                 DenyEntry
+		declared, reason  string
+		validUntil        time.Time
+		changed, owedFrom *time.Time
+	)
+	if err := row.Scan(&e.Card, &declared, &reason, &validUntil, &changed, &e.Tokens, &e.Owed, &owedFrom); err != nil {
+		return e, false, err
+	}
+	rows := newCardStatusRows()
+	rows.card(e.Card, declared, reason, validUntil)
+	if changed != nil {
+		rows.history[e.Card] = []cards.StatusChange{{At: *changed, Declared: events.CardStatus(declared), Reason: reason}}
+	}
+	var owedSince time.Time
+	if owedFrom != nil {
+		owedSince = *owedFrom
+	}
+	why, since, denied := transit.Deny(rows.statuses()[e.Card], e.Owed, owedSince, now)
+	e.Reason, e.Since = why, since.UTC()
+	return e, denied, nil
+}
+
+// shanghaiDate is the date of now in Shanghai, as the store writes a DATE.
+func shanghaiDate(now time.Time) time.Time {
+	y, m, d := now.In(cards.Shanghai).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // DenyList returns the cards on the deny list after the card token after, in token order, at
-// most limit (capped at MaxDenyListPage).
+// most limit (capped at MaxDenyListPage): the blocked and closed cards, those whose permit has
+// expired, and those that owe fares (transit.Deny). Each of the three is read in token order from
+// its own index, and the page is the first limit of them together.
 func (s *Store) DenyList(ctx context.Context, after string, limit int) ([]DenyEntry, error) {
 	if limit <= 0 || limit > MaxDenyListPage {
 		limit = MaxDenyListPage
 	}
-	rows, err := s.pool.Query(ctx, `SELECT d.card_token, sum(d.owed), min(d.owed_since),
-			(SELECT array_agg(t.token ORDER BY t.token) FROM card_tokens t WHERE t.card_token = d.card_token)
-		FROM transit_days d WHERE d.owed > 0 AND d.card_token > $1
-		GROUP BY d.card_token ORDER BY d.card_token LIMIT $2`, after, limit)
+	now := s.Now()
+	rows, err := s.pool.Query(ctx, `WITH listed AS (
+			SELECT card_token FROM (
+				(SELECT card_token FROM cards WHERE declared_status <> 'active' AND card_token > $1 ORDER BY card_token LIMIT $2)
+				UNION
+				(SELECT card_token FROM cards WHERE permit_valid_until < $3 AND card_token > $1 ORDER BY card_token LIMIT $2)
+				UNION
+				(SELECT DISTINCT card_token FROM transit_days WHERE owed > 0 AND card_token > $1 ORDER BY card_token LIMIT $2)
+			) AS u ORDER BY card_token LIMIT $2)
+		SELECT `+denyColumns+` FROM listed l JOIN cards c ON c.card_token = l.card_token ORDER BY c.card_token`,
+		after, limit, shanghaiDate(now))
 	if err != nil {
 		return nil, fmt.Errorf("read deny list: %w", err)
 	}
 	defer rows.Close()
 	var out []DenyEntry
 	for rows.Next() {
-		var e DenyEntry
-		if err := rows.Scan(&e.Card, &e.Owed, &e.Since, &e.Tokens); err != nil {
+		e, denied, err := scanDenyEntry(rows, now)
+		if err != nil {
 			return nil, fmt.Errorf("read deny list: %w", err)
 		}
-		e.Since = e.Since.UTC()
+		if !denied {
+			// The query's three conditions are transit.Deny's, read from the database.
+			return nil, fmt.Errorf("read deny list: card %s is listed but not denied", e.Card)
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
-// CardDenyStatus returns whether the card token names is on the deny list, with what it owes; an
-// unknown token is an error wrapping ErrNotFound.
+// CardDenyStatus returns whether the card token names is on the deny list, why and with what it
+// owes; an unknown token is an error wrapping ErrNotFound.
 func (s *Store) CardDenyStatus(ctx context.Context, token string) (DenyEntry, bool, error) {
-	var (
-		e     DenyEntry
-		owed  *int64
-		since *time.Time
-	)
-	err := s.pool.QueryRow(ctx, `SELECT t.card_token,
-			(SELECT array_agg(o.token ORDER BY o.token) FROM card_tokens o WHERE o.card_token = t.card_token),
-			(SELECT sum(d.owed) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0),
-			(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0)
-		FROM card_tokens t WHERE t.token = $1`, token).Scan(&e.Card, &e.Tokens, &owed, &since)
+	now := s.Now()
+	e, denied, err := scanDenyEntry(s.pool.QueryRow(ctx, `SELECT `+denyColumns+`
+		FROM card_tokens t JOIN cards c ON c.card_token = t.card_token WHERE t.token = $1`, token), now)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, false, fmt.Errorf("card: %w", ErrNotFound)
+		return DenyEntry{}, false, fmt.Errorf("card: %w", ErrNotFound)
 	}
 	if err != nil {
-		return e, false, fmt.Errorf("read deny status: %w", err)
+		return DenyEntry{}, false, fmt.Errorf("read deny status: %w", err)
 	}
-	if owed == nil {
-		return e, false, nil
-	}
-	e.Owed, e.Since = *owed, since.UTC()
-	return e, true, nil
+	return e, denied, nil
 }
 
 // TripDay is a card's travel day at one operator: its price, what the ledger moved, what the card
@@ -1297,24 +1455,24 @@ func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token stri
 		}
 		return rs.Err()
 	})
-	q.Queue(`SELECT operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode
+	q.Queue(`SELECT `+transitTapColumns+`
 		FROM transit_taps WHERE card_token = $1 AND tapped_at >= $2 AND tapped_at < $3`, card, tapsFrom, tapsTo).Query(func(rs pgx.Rows) error {
 		for rs.Next() {
-			var (
-				tp       transit.Tap
-				dir, mod string
-			)
-			if err := rs.Scan(&tp.Operator, &tp.Device, &tp.Seq, &tp.Card, &tp.At, &tp.Station, &tp.Line, &dir, &mod); err != nil {
+			tp, err := scanTransitTap(rs)
+			if err != nil {
 				return err
 			}
-			tp.Direction, tp.Mode = events.Direction(dir), events.Mode(mod)
 			taps = append(taps, tp)
 		}
 		return rs.Err()
 	})
+	statuses := newCardStatusRows()
+	statuses.queue(q, []string{card})
 	if err := s.pool.SendBatch(ctx, q).Close(); err != nil {
 		return "", nil, fmt.Errorf("read trip history: %w", err)
 	}
+	// The journeys the close priced: those of the taps the card pays for.
+	taps = ts.Payable(taps, statuses.statuses()[card])
 
 	// Price each group's weeks within from..to, and hang the journeys on the days the close
 	// priced. A group whose fare tables are gone keeps its days, without journeys.

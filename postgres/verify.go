@@ -155,6 +155,16 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			WHERE t.flags & $1 <> 0
 			  AND NOT EXISTS (SELECT 1 FROM transfer_resolutions r WHERE r.target_id = t.ref_id AND r.transfer_id = t.id)
 			ORDER BY t.id LIMIT $2`, []any{int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending | ledger.Reversal)}},
+		{"refunds of a cleared purchase exceed it or do not match their transfers", `
+			SELECT 'purchase ' || r.original_event_id::TEXT FROM cleared_refunds r
+			LEFT JOIN processed_events o ON o.event_id = r.original_event_id
+			LEFT JOIN transfers p ON p.id = o.transfer_id
+			LEFT JOIN transfers t ON t.id = r.transfer_id
+			GROUP BY r.original_event_id
+			HAVING count(p.id) <> count(*) OR count(t.id) <> count(*) OR sum(r.amount) > min(p.amount)
+			   OR max(r.refunded_total) <> sum(r.amount) OR max(r.seq) <> count(*)
+			   OR bool_or(t.amount <> r.amount OR t.debit_account_id <> p.credit_account_id OR t.credit_account_id <> p.debit_account_id)
+			ORDER BY 1 LIMIT $1`, nil},
 	}
 	for _, c := range checks {
 		args := append(append([]any{}, c.args...), maxVerifyFindings)

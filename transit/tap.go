@@ -3,9 +3,12 @@ package transit
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/events"
 )
 
@@ -61,7 +64,10 @@ const (
 	ReasonUnknownOperator Reason = "unknown_operator" // no fare table, or not registered
 	ReasonUnknownStation  Reason = "unknown_station"  // not a station (on the line) of the operator
 	ReasonUnknownCard     Reason = "unknown_card"     // no card has this token
-	ReasonDenied          Reason = "card_denied"      // the card was on the deny list when it tapped
+	ReasonCardBlocked     Reason = "card_blocked"     // the card was blocked when it tapped (as purchases decline it)
+	ReasonCardClosed      Reason = "card_closed"      // the card was closed when it tapped
+	ReasonPermitExpired   Reason = "permit_expired"   // the cardholder's work permit had expired when the card tapped
+	ReasonDenied          Reason = "card_denied"      // the card was on the deny list for unpaid fares when it tapped
 	ReasonInFuture        Reason = "time_in_future"   // tapped after the engine's clock, past MaxTapAhead
 	ReasonTooOld          Reason = "too_old"          // tapped more than MaxTapAge ago
 )
@@ -180,23 +186,146 @@ func (t *Tables) check(tap Tap) Candidate {
 	return Candidate{Tap: tap}
 }
 
+// CardStatus is what transit knows of a card's status over time: the declared statuses the engine
+// recorded for it, each in force from the instant it was recorded (oldest first; none for a card
+// active since its registration), and its permit's last valid day. A nil CardStatus is a card
+// that has always been active.
+type CardStatus struct {
+	History          []cards.StatusChange
+	PermitValidUntil events.Date
+}
+
+// At is the card's status at instant at, why it may not pay then, and since when.
+func (s *CardStatus) At(at time.Time) (cards.Status, cards.Cause, time.Time) {
+	if s == nil {
+		return cards.StatusActive, "", time.Time{}
+	}
+	return cards.StatusAt(s.History, s.PermitValidUntil, at)
+}
+
 // View is what deciding taps needs to know of the world; the store prefetches it.
 type View struct {
 	// Cards maps every token that names a known card to the card's own token.
 	Cards map[string]string
-	// DeniedSince holds, for each card on the deny list (by its own token), when it went on it.
+	// Status holds the status over time of the known cards, by their own tokens; a card without
+	// one has always been active.
+	Status map[string]*CardStatus
+	// DeniedSince holds, for each card on the deny list for unpaid fares (by its own token), when
+	// it went on it.
 	DeniedSince map[string]time.Time
+	// Recent holds, for each card Stopped names, its taps accepted before, at every operator,
+	// from the window Stopped gives. Decide adds the taps it accepts of those cards.
+	Recent map[string][]Tap
 	// Seen holds the taps accepted before. Decide adds the taps it accepts.
 	Seen map[Key]bool
 	// Operators holds the operators registered for transit (with a clearing account).
 	Operators map[string]bool
 }
 
+// stopped returns why a card may not travel at instant at, if it may not: closed, blocked or with
+// its permit expired then, or on the deny list for unpaid fares since then or before.
+func (v *View) stopped(card string, at time.Time) (Outcome, bool) {
+	st, cause, since := v.Status[card].At(at)
+	when := since.In(shanghai).Format(time.RFC3339)
+	switch st {
+	case cards.StatusClosed:
+		return reject(ReasonCardClosed, "the card is closed since %s", when), true
+	case cards.StatusBlocked:
+		return reject(ReasonCardBlocked, "the card is blocked (%s) since %s", cause, when), true
+	case cards.StatusPermitExpired:
+		return reject(ReasonPermitExpired, "the cardholder's work permit expired at %s", when), true
+	}
+	if since, ok := v.DeniedSince[card]; ok && !at.Before(since) {
+		return reject(ReasonDenied, "the card is on the deny list since %s for unpaid fares", since.In(shanghai).Format(time.RFC3339)), true
+	}
+	return Outcome{}, false
+}
+
+// Stopped returns the cards (by their own tokens) that may not travel at the time of one of the
+// candidates, and the window of their earlier taps that Decide needs in View.Recent to let such a
+// card leave by a tap out: from the longest a journey may last (maxIncompleteAfter) before the
+// earliest of their taps to the latest. v must hold Cards, Status and DeniedSince.
+func Stopped(cands []Candidate, v *View) (stopped []string, from, to time.Time) {
+	seen := map[string]bool{}
+	for i := range cands {
+		c := &cands[i]
+		if c.Refused.Result != "" {
+			continue
+		}
+		card, ok := v.Cards[c.Tap.Card]
+		if !ok {
+			continue
+		}
+		if _, ok := v.stopped(card, c.Tap.At); !ok {
+			continue
+		}
+		if !seen[card] {
+			seen[card] = true
+			stopped = append(stopped, card)
+		}
+		if from.IsZero() || c.Tap.At.Before(from) {
+			from = c.Tap.At
+		}
+		if c.Tap.At.After(to) {
+			to = c.Tap.At
+		}
+	}
+	if len(stopped) == 0 {
+		return nil, time.Time{}, time.Time{}
+	}
+	return stopped, from.Add(-maxIncompleteAfter), to
+}
+
+// endsJourney reports whether tap, of a card that may not travel at its time, is the tap out of a
+// journey the card entered while it could: the card's previous tap at the operator (in tap order,
+// among those accepted) is a tap in, made while the card could travel, within the operator's limit
+// of an open journey. Gates let a passenger out of a journey they let them into, and the journey
+// is priced as it was travelled rather than as one without an exit at the maximum fare.
+func (t *Tables) endsJourney(v *View, tap *Tap) bool {
+	if tap.Direction != events.DirectionOut {
+		return false
+	}
+	op, ok := t.operators[tap.Operator]
+	if !ok {
+		return false
+	}
+	recent := v.Recent[tap.Card]
+	prev := -1
+	for i := range recent {
+		r := &recent[i]
+		if r.Operator == tap.Operator && tapOrder(r, tap) < 0 && (prev < 0 || tapOrder(&recent[prev], r) < 0) {
+			prev = i
+		}
+	}
+	if prev < 0 {
+		return false
+	}
+	in := &recent[prev]
+	if in.Direction != events.DirectionIn || tap.At.Sub(in.At) > op.IncompleteAfter {
+		return false
+	}
+	_, stopped := v.stopped(tap.Card, in.At)
+	return !stopped
+}
+
 // Decide gives each candidate its outcome at instant now, in order: malformed or unknown to the
 // fare table, unknown operator, duplicate (seen before, or earlier in the same batch), in the
-// future, too old, unknown card, denied. An accepted tap's Card becomes the card's own token.
-func Decide(cands []Candidate, v *View, now time.Time) []Outcome {
+// future, too old, unknown card, and then whether the card could travel when it tapped: closed,
+// blocked, permit expired (as the card's status stood at the tap's time, not at now), or on the
+// deny list for unpaid fares; a tap out that ends a journey the card entered while it could
+// travel is accepted all the same (judged after the batch's other taps, in tap order). An
+// accepted tap's Card becomes the card's own token.
+func (t *Tables) Decide(cands []Candidate, v *View, now time.Time) []Outcome {
 	out := make([]Outcome, len(cands))
+	accept := func(i int) {
+		tap := &cands[i].Tap
+		v.Seen[tap.Key()] = true
+		if r, ok := v.Recent[tap.Card]; ok {
+			v.Recent[tap.Card] = append(r, *tap)
+		}
+		out[i] = Outcome{Result: Accepted}
+	}
+	var exits []int // taps out of cards that may not travel at their time
 	for i := range cands {
 		c := &cands[i]
 		if c.Refused.Result != "" {
@@ -226,12 +355,99 @@ func Decide(cands []Candidate, v *View, now time.Time) []Outcome {
 			continue
 		}
 		tap.Card = card
-		if since, ok := v.DeniedSince[card]; ok && !tap.At.Before(since) {
-			out[i] = reject(ReasonDenied, "the card is on the deny list since %s for unpaid fares", since.In(shanghai).Format(time.RFC3339))
+		if o, stopped := v.stopped(card, tap.At); stopped {
+			out[i] = o
+			if tap.Direction == events.DirectionOut {
+				exits = append(exits, i)
+			}
 			continue
 		}
-		v.Seen[tap.Key()] = true
-		out[i] = Outcome{Result: Accepted}
+		accept(i)
+	}
+	// A stopped card's taps out are judged last, in tap order, once every other tap of the batch
+	// is accepted or not: whether one ends a journey depends on the taps before it, whichever
+	// order they came in.
+	slices.SortStableFunc(exits, func(a, b int) int { return tapOrder(&cands[a].Tap, &cands[b].Tap) })
+	for _, i := range exits {
+		tap := &cands[i].Tap
+		switch {
+		case v.Seen[tap.Key()]:
+			out[i] = Outcome{Result: Duplicate, Detail: "device and sequence seen before"}
+		case t.endsJourney(v, tap):
+			accept(i)
+		}
 	}
 	return out
+}
+
+// Payable returns the taps of one card that it pays for, given its status over time: those made
+// while it could travel, and the taps out that end a journey entered while it could (as Decide
+// accepts them). Intake refuses the others, but a tap decided while the change that stops the card
+// was being recorded, or stamped ahead of the engine's clock, may have been accepted: the card does
+// not pay for it. Unpaid fares do not count here: a card owing fares pays for the journeys it made.
+func (t *Tables) Payable(taps []Tap, st *CardStatus) []Tap {
+	if st == nil {
+		return taps
+	}
+	if len(st.History) == 0 {
+		// Never blocked nor closed: only the permit can have stopped it, by the latest tap.
+		var latest time.Time
+		for i := range taps {
+			if taps[i].At.After(latest) {
+				latest = taps[i].At
+			}
+		}
+		if !cards.PermitExpired(st.PermitValidUntil, latest) {
+			return taps
+		}
+	}
+	sorted := make([]*Tap, len(taps))
+	for i := range taps {
+		sorted[i] = &taps[i]
+	}
+	slices.SortFunc(sorted, func(a, b *Tap) int {
+		if c := strings.Compare(a.Operator, b.Operator); c != 0 {
+			return c
+		}
+		return tapOrder(a, b)
+	})
+	active := func(at time.Time) bool {
+		s, _, _ := st.At(at)
+		return s == cards.StatusActive
+	}
+	out := make([]Tap, 0, len(taps))
+	for i, tp := range sorted {
+		if !active(tp.At) {
+			if tp.Direction != events.DirectionOut || i == 0 {
+				continue
+			}
+			in, op := sorted[i-1], t.operators[tp.Operator]
+			if op == nil || in.Operator != tp.Operator || in.Direction != events.DirectionIn ||
+				tp.At.Sub(in.At) > op.IncompleteAfter || !active(in.At) {
+				continue
+			}
+		}
+		out = append(out, *tp)
+	}
+	return out
+}
+
+// DenyReason says why a card is on the deny list: the cause of its status (lost, stolen, blocked,
+// closed, permit_expired), or unpaid fares.
+type DenyReason string
+
+// DenyFaresOwed: a travel day's charge failed for lack of funds, and is not paid yet.
+const DenyFaresOwed DenyReason = "fares_owed"
+
+// Deny says whether a card is on the deny list at instant now, why and since when: its status
+// first (a closed, blocked or permit-expired card may not travel whatever it owes), then the fares
+// it owes (owed fen, unpaid since owedSince).
+func Deny(st *CardStatus, owed int64, owedSince, now time.Time) (DenyReason, time.Time, bool) {
+	if s, cause, since := st.At(now); s != cards.StatusActive {
+		return DenyReason(cause), since, true
+	}
+	if owed > 0 {
+		return DenyFaresOwed, owedSince, true
+	}
+	return "", time.Time{}, false
 }

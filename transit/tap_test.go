@@ -1,12 +1,15 @@
 package transit
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/events"
 )
 
@@ -71,7 +74,7 @@ func TestDecide(t *testing.T) {
 		cands = append(cands, ts.ParseTap(c.op, c.raw))
 	}
 	// "duplicate within the batch" names seq 12, accepted two cases before it.
-	out := Decide(cands, v, now)
+	out := ts.Decide(cands, v, now)
 	for i, c := range cases {
 		o := out[i]
 		if o.Result != c.result || o.Reason != c.reason || !strings.Contains(o.Detail, c.detail) {
@@ -97,5 +100,196 @@ func TestTapFromEvent(t *testing.T) {
 	e.DeviceSeq = math.MaxUint64
 	if c := ts.TapFromEvent("tok_card", e); c.Refused.Reason != ReasonMalformed {
 		t.Fatalf("a sequence past int64: %+v", c)
+	}
+}
+
+// A card that may not travel at the time it tapped is refused with a reason per status, judged at
+// the tap's time rather than the engine's; a tap out that ends a journey entered while the card
+// could travel is let through.
+func TestDecideRefusesCardsThatMayNotTravelWhenTheyTapped(t *testing.T) {
+	ts := shippedTables(t)
+	at := func(hm string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-02 "+hm, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	now := at("12:00")
+	valid := events.Date{Year: 2027, Month: time.June, Day: 30}
+	blockedAt := func(hm, reason string) *CardStatus {
+		return &CardStatus{PermitValidUntil: valid, History: []cards.StatusChange{{At: at(hm), Declared: events.StatusBlocked, Reason: reason}}}
+	}
+	v := &View{
+		Cards: map[string]string{},
+		Status: map[string]*CardStatus{
+			"lost":   blockedAt("09:00", "reported lost by the cardholder"),
+			"stolen": blockedAt("09:00", "reported stolen"),
+			"fraud":  blockedAt("09:00", "suspected fraud"),
+			"closed": {PermitValidUntil: valid, History: []cards.StatusChange{{At: at("09:00"), Declared: events.StatusClosed, Reason: "left"}}},
+			// The permit's last day was yesterday: expired since midnight.
+			"expired": {PermitValidUntil: events.Date{Year: 2026, Month: time.March, Day: 1}},
+			"found": {PermitValidUntil: valid, History: []cards.StatusChange{
+				{At: at("08:00"), Declared: events.StatusBlocked, Reason: "lost"}, {At: at("10:00"), Declared: events.StatusActive, Reason: "found"}}},
+			"active": {PermitValidUntil: valid},
+		},
+		DeniedSince: map[string]time.Time{"owing": at("09:00")},
+		Seen:        map[Key]bool{},
+		Operators:   map[string]bool{"HZMETRO": true, "HZBUS": true},
+		Recent:      map[string][]Tap{},
+	}
+	for card := range v.Status {
+		v.Cards[card] = card
+	}
+	v.Cards["owing"] = "owing"
+	seq := 0
+	tap := func(card, hm, dir, station string) Candidate {
+		seq++
+		return ts.ParseTap("HZMETRO", &RawTap{DeviceID: "GATE-1", DeviceSeq: strconv.Itoa(seq), CardToken: card,
+			TappedAt: at(hm).Format(time.RFC3339), StationID: station, Line: "1", Direction: dir, Mode: "metro"})
+	}
+	cases := []struct {
+		cand   Candidate
+		result Result
+		reason Reason
+		detail string
+	}{
+		{tap("lost", "08:30", "in", "0101"), Accepted, "", ""},
+		// Out of the journey entered before the block, within the metro's four hours.
+		{tap("lost", "09:20", "out", "0105"), Accepted, "", ""},
+		{tap("lost", "09:30", "in", "0105"), Rejected, ReasonCardBlocked, "blocked (lost) since 2026-03-02T09:00:00+08:00"},
+		{tap("lost", "09:50", "out", "0101"), Rejected, ReasonCardBlocked, "blocked (lost)"},
+		{tap("stolen", "09:00", "in", "0101"), Rejected, ReasonCardBlocked, "blocked (stolen)"},
+		{tap("fraud", "11:00", "in", "0101"), Rejected, ReasonCardBlocked, "blocked (blocked)"},
+		{tap("closed", "08:59", "in", "0101"), Accepted, "", ""},
+		{tap("closed", "09:01", "in", "0101"), Rejected, ReasonCardClosed, "closed since"},
+		{tap("expired", "07:00", "in", "0101"), Rejected, ReasonPermitExpired, "expired at 2026-03-02T00:00:00+08:00"},
+		{tap("found", "09:00", "in", "0101"), Rejected, ReasonCardBlocked, "blocked (lost)"},
+		{tap("found", "10:00", "in", "0101"), Accepted, "", ""},
+		{tap("owing", "08:00", "in", "0101"), Accepted, "", ""},
+		{tap("owing", "09:10", "out", "0103"), Accepted, "", ""},
+		{tap("owing", "09:20", "in", "0103"), Rejected, ReasonDenied, "unpaid fares"},
+		{tap("active", "11:00", "in", "0101"), Accepted, "", ""},
+	}
+	cands := make([]Candidate, len(cases))
+	for i := range cases {
+		cands[i] = cases[i].cand
+	}
+	stopped, from, to := Stopped(cands, v)
+	slices.Sort(stopped)
+	if strings.Join(stopped, " ") != "closed expired found fraud lost owing stolen" || !from.Equal(at("07:00").Add(-24*time.Hour)) ||
+		!to.Equal(at("11:00")) {
+		t.Fatalf("stopped %v from %s to %s", stopped, from, to)
+	}
+	for _, card := range stopped {
+		v.Recent[card] = nil
+	}
+	out := ts.Decide(cands, v, now)
+	for i, c := range cases {
+		o := out[i]
+		if o.Result != c.result || o.Reason != c.reason || !strings.Contains(o.Detail, c.detail) {
+			t.Errorf("%s %s at %s: %+v, want %s %s %q", c.cand.Tap.Card, c.cand.Tap.Direction, c.cand.Tap.At.In(shanghai).Format("15:04"),
+				o, c.result, c.reason, c.detail)
+		}
+	}
+}
+
+// A card pays for the taps it made while it could travel, and for the taps out that end a journey
+// it entered then: what intake accepts.
+func TestPayableLeavesOutTapsMadeAfterTheCardStopped(t *testing.T) {
+	ts := shippedTables(t)
+	at := func(hm string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-02 "+hm, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	st := &CardStatus{PermitValidUntil: events.Date{Year: 2027, Month: time.June, Day: 30},
+		History: []cards.StatusChange{{At: at("09:00"), Declared: events.StatusBlocked, Reason: "lost"}}}
+	taps := []Tap{
+		{Operator: "HZMETRO", Device: "g", Seq: 4, At: at("09:30"), Direction: events.DirectionIn},
+		{Operator: "HZMETRO", Device: "g", Seq: 1, At: at("08:30"), Direction: events.DirectionIn},
+		{Operator: "HZBUS", Device: "b", Seq: 1, At: at("08:50"), Direction: events.DirectionSingle},
+		{Operator: "HZMETRO", Device: "g", Seq: 2, At: at("09:10"), Direction: events.DirectionOut},
+		{Operator: "HZBUS", Device: "b", Seq: 2, At: at("09:05"), Direction: events.DirectionSingle},
+		{Operator: "HZMETRO", Device: "g", Seq: 5, At: at("09:40"), Direction: events.DirectionOut},
+	}
+	var kept []int64
+	for _, tp := range ts.Payable(taps, st) {
+		kept = append(kept, tp.Seq)
+	}
+	slices.Sort(kept)
+	if fmt.Sprint(kept) != "[1 1 2]" {
+		t.Errorf("payable taps %v, want the bus at 08:50 and the journey 08:30-09:10", kept)
+	}
+	if got := ts.Payable(taps, nil); len(got) != len(taps) {
+		t.Errorf("a card always active pays %d of %d taps", len(got), len(taps))
+	}
+}
+
+// The deny list carries a card that may not travel with its status's cause, and one that owes
+// fares as such.
+func TestDenyGivesTheStatusFirstThenFaresOwed(t *testing.T) {
+	now := time.Date(2026, time.March, 2, 12, 0, 0, 0, shanghai)
+	blocked := time.Date(2026, time.March, 2, 9, 0, 0, 0, shanghai)
+	owedSince := time.Date(2026, time.February, 27, 5, 0, 0, 0, shanghai)
+	valid := events.Date{Year: 2027, Month: time.June, Day: 30}
+	for _, tc := range []struct {
+		st     *CardStatus
+		owed   int64
+		reason DenyReason
+		since  time.Time
+	}{
+		{nil, 0, "", time.Time{}},
+		{&CardStatus{PermitValidUntil: valid}, 700, DenyFaresOwed, owedSince},
+		{&CardStatus{PermitValidUntil: valid, History: []cards.StatusChange{{At: blocked, Declared: events.StatusBlocked, Reason: "stolen"}}}, 700,
+			DenyReason(cards.CauseStolen), blocked},
+		{&CardStatus{PermitValidUntil: valid, History: []cards.StatusChange{{At: blocked, Declared: events.StatusClosed, Reason: "left"}}}, 0,
+			DenyReason(cards.CauseClosed), blocked},
+		{&CardStatus{PermitValidUntil: events.Date{Year: 2026, Month: time.February, Day: 28}}, 0, DenyReason(cards.CausePermitExpired),
+			time.Date(2026, time.March, 1, 0, 0, 0, 0, shanghai)},
+	} {
+		var owed time.Time
+		if tc.owed > 0 {
+			owed = owedSince
+		}
+		reason, since, denied := Deny(tc.st, tc.owed, owed, now)
+		if reason != tc.reason || !since.Equal(tc.since) || denied != (tc.reason != "") {
+			t.Errorf("%+v owing %d: %q since %s (%v), want %q since %s", tc.st, tc.owed, reason, since, denied, tc.reason, tc.since)
+		}
+	}
+}
+
+// Whether a blocked card's tap out ends a journey depends on its taps in tap order, not on the
+// order the batch lists them in.
+func TestDecideJudgesAStoppedCardsExitsInTapOrder(t *testing.T) {
+	ts := shippedTables(t)
+	at := func(hm string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-02 "+hm, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := &View{
+		Cards: map[string]string{"lost": "lost"},
+		Status: map[string]*CardStatus{"lost": {PermitValidUntil: events.Date{Year: 2027, Month: time.June, Day: 30},
+			History: []cards.StatusChange{{At: at("09:00"), Declared: events.StatusBlocked, Reason: "lost"}}}},
+		Seen:      map[Key]bool{},
+		Operators: map[string]bool{"HZMETRO": true},
+		Recent:    map[string][]Tap{"lost": nil},
+	}
+	var cands []Candidate
+	for i, tp := range []struct{ hm, dir, station string }{{"10:30", "out", "0105"}, {"08:50", "in", "0101"}, {"09:10", "out", "0103"}} {
+		cands = append(cands, ts.ParseTap("HZMETRO", &RawTap{DeviceID: "GATE-1", DeviceSeq: strconv.Itoa(i), CardToken: "lost",
+			TappedAt: at(tp.hm).Format(time.RFC3339), StationID: tp.station, Line: "1", Direction: tp.dir, Mode: "metro"}))
+	}
+	var got []string
+	for _, o := range ts.Decide(cands, v, at("12:00")) {
+		got = append(got, string(o.Result)+":"+string(o.Reason))
+	}
+	if strings.Join(got, " ") != "rejected:card_blocked accepted: accepted:" {
+		t.Fatalf("outcomes %v", got)
 	}
 }
