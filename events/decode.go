@@ -293,12 +293,8 @@ func (r *reader) cardToken(name string) string {
 	if !ok {
 		return ""
 	}
-	if why := checkID(s, maxCardTokenBytes); why != "" {
-		r.fail(name, why)
-		return ""
-	}
-	if looksLikeCardNumber(s) {
-		r.fail(name, "looks like a card number in clear, send the card's token")
+	if err := CheckCardToken(s); err != nil {
+		r.fail(name, err.Error())
 		return ""
 	}
 	return s

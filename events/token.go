@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -55,6 +56,15 @@ func (t *Tokenizer) Token(number string) string {
 	b = append(b, tokenPrefix...)
 	b = base64.RawURLEncoding.AppendEncode(b, mac.Sum(sum[:0]))
 	return string(b)
+}
+
+// Fingerprint returns the HMAC-SHA256 of b under the tokenizer's key: what the engine keeps of a
+// message it had to redact, so that whoever holds the key can tell whether a message they have is
+// the one refused, and no one else can test a guess of the numbers it held.
+func (t *Tokenizer) Fingerprint(b []byte) []byte {
+	mac := hmac.New(sha256.New, t.key)
+	mac.Write(b)
+	return mac.Sum(nil)
 }
 
 // MaskCardNumber returns pan with all but its first 6 and last 4 digits replaced by '*':
@@ -162,21 +172,64 @@ func checkMaskedCard(s string) string {
 	return ""
 }
 
-// looksLikeCardNumber reports whether s could be a card number in clear: 13 to 19 digits that pass
-// the Luhn check. The Kafka key is logged and stored everywhere, so it must never be one.
+// CheckCardToken returns why s cannot be a card token, or nil. It is the one check of a card
+// token wherever one arrives: an event's card_token and its Kafka key, a path or a body of the
+// HTTP API, a transit operator's upload. A card token is 1 to 64 printable ASCII characters
+// without spaces, so it never holds a NUL byte or invalid UTF-8, which PostgreSQL refuses, nor
+// anything a log or a URL would have to escape; and it is never a card number in clear. The error
+// never repeats s: a field meant for a token may hold the number itself.
+func CheckCardToken(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty")
+	case len(s) > maxCardTokenBytes:
+		return fmt.Errorf("is %d bytes, more than %d", len(s), maxCardTokenBytes)
+	}
+	if why := checkID(s, maxCardTokenBytes); why != "" {
+		return errors.New(why)
+	}
+	if looksLikeCardNumber(s) {
+		return errors.New("looks like a card number in clear, send the card's token")
+	}
+	return nil
+}
+
+// looksLikeCardNumber reports whether s could be a card number in clear: 13 to 19 digits, spaces
+// and hyphens aside, that pass the Luhn check. The Kafka key is logged and stored everywhere, so
+// it must never be one.
 func looksLikeCardNumber(s string) bool {
-	if len(s) < minCardDigits || len(s) > maxCardDigits || !allDigits(s) {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			digits++
+		case c == ' ' || c == '-':
+		default:
+			return false
+		}
+	}
+	if digits < minCardDigits || digits > maxCardDigits {
 		return false
 	}
-	sum := 0
-	for i := 0; i < len(s); i++ {
-		d := int(s[len(s)-1-i] - '0')
-		if i%2 == 1 {
+	return luhn(s)
+}
+
+// luhn reports whether the digits of s, anything else skipped, pass the Luhn check.
+func luhn(s string) bool {
+	sum, n := 0, 0
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if c < '0' || c > '9' {
+			continue
+		}
+		d := int(c - '0')
+		if n%2 == 1 {
 			if d *= 2; d > 9 {
 				d -= 9
 			}
 		}
 		sum += d
+		n++
 	}
-	return sum%10 == 0
+	return n > 0 && sum%10 == 0
 }

@@ -114,3 +114,44 @@ func TestProducerPath(t *testing.T) {
 		t.Errorf("DecodeMessage with another key: %v", err)
 	}
 }
+
+// Clear numbers a broken producer might send. testLuhnPAN passes the Luhn check.
+const (
+	testLuhnPAN   = "6228480402564899"
+	testPassport  = "E12345678"
+	testLuhnFails = "6228480402564898"
+)
+
+func TestCheckCardToken(t *testing.T) {
+	for _, tc := range []struct {
+		token, want string // want is the error, "" for a token
+	}{
+		{tokCard, ""},
+		{"card-0001", ""},
+		{"HZ:card/42", ""},
+		{strings.Repeat("x", 64), ""},
+		{testLuhnFails, ""}, // 16 digits failing the Luhn check: a token, as far as anyone can tell
+		{"", "must not be empty"},
+		{strings.Repeat("x", 65), "is 65 bytes, more than 64"},
+		{"tok\x00x", "must be printable ASCII without spaces"},
+		{"tok\xffx", "must be printable ASCII without spaces"},
+		{"tok x", "must be printable ASCII without spaces"},
+		{"tok\tx", "must be printable ASCII without spaces"},
+		{"tok\u00e9", "must be printable ASCII without spaces"},
+		{testLuhnPAN, "looks like a card number in clear, send the card's token"},
+		{"6228-4804-0256-4899", "looks like a card number in clear, send the card's token"},
+		{"4222222222222", "looks like a card number in clear, send the card's token"},
+	} {
+		err := events.CheckCardToken(tc.token)
+		got := ""
+		if err != nil {
+			got = err.Error()
+			if tc.token != "" && strings.Contains(got, tc.token) {
+				t.Errorf("CheckCardToken(%q) repeats the value: %v", tc.token, err)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("CheckCardToken(%q) = %q, want %q", tc.token, got, tc.want)
+		}
+	}
+}

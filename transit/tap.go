@@ -20,8 +20,6 @@ const (
 	// MaxTapAge: a tap older than this is refused. Offline readers upload within days; older taps
 	// belong to settlement cycles already reconciled with the banks (the event schema's bound).
 	MaxTapAge = 30 * 24 * time.Hour
-	// maxCardTokenBytes is the event schema's bound on a card token.
-	maxCardTokenBytes = 64
 )
 
 // Tap is one accepted-shape tap of a card on an operator's device.
@@ -120,8 +118,8 @@ func (t *Tables) ParseTap(operator string, raw *RawTap) Candidate {
 	if raw.CardToken == "" {
 		return Candidate{Refused: reject(ReasonMalformed, "card_token: missing")}
 	}
-	if why := checkID(raw.CardToken); why != "" || len(raw.CardToken) > maxCardTokenBytes {
-		return Candidate{Refused: reject(ReasonMalformed, "card_token: want 1 to %d printable ascii characters without spaces", maxCardTokenBytes)}
+	if err := events.CheckCardToken(raw.CardToken); err != nil {
+		return Candidate{Refused: reject(ReasonMalformed, "card_token: %v", err)}
 	}
 	tap.Card = raw.CardToken
 	at, err := time.Parse(time.RFC3339Nano, raw.TappedAt)

@@ -45,6 +45,8 @@ func TestDecide(t *testing.T) {
 		{"sequence past int64", "HZMETRO", raw(func(r *RawTap) { r.DeviceSeq = "9223372036854775808" }), Rejected, ReasonMalformed, "device_seq: more than"},
 		{"no card", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "" }), Rejected, ReasonMalformed, "card_token: missing"},
 		{"card number with spaces", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "6228 4804" }), Rejected, ReasonMalformed, "card_token"},
+		{"card number in clear", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "6228-4804-0256-4899" }), Rejected, ReasonMalformed, "card_token: looks like a card number in clear"},
+		{"card token with a nul byte", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "tok\x00x" }), Rejected, ReasonMalformed, "card_token: must be printable"},
 		{"time without zone", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "2026-03-02T08:12:03" }), Rejected, ReasonMalformed, "tapped_at"},
 		{"time not a time", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "yesterday" }), Rejected, ReasonMalformed, "tapped_at"},
 		{"direction", "HZMETRO", raw(func(r *RawTap) { next(r); r.Direction = "sideways" }), Rejected, ReasonMalformed, "direction: want in, out or single"},
