@@ -3,6 +3,7 @@ package clearing
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,14 +44,39 @@ const (
 	Refused   DeadLetterKind = "rejected"  // a valid event the engine refused, with its reason
 )
 
-// DeadLetter is a message the engine could not apply, kept with its original bytes and why.
+// DeadLetter is a message the engine could not apply, kept with its bytes and why. What may be a
+// personal number is taken out of both before the dead letter is made (RedactDeadLetter).
 type DeadLetter struct {
 	Kind    DeadLetterKind
 	Source  string
 	Offset  int64
 	EventID uuid.UUID // zero when the bytes did not decode
 	Reason  string
-	Raw     []byte
+	// Raw is the original bytes, or the bytes redacted when they held what may be a personal
+	// number; Reason then says so.
+	Raw []byte
+	// Fingerprint is the keyed hash (events.Tokenizer.Fingerprint) of the original bytes of a
+	// redacted dead letter, for whoever holds the key to recognize the message; nil when nothing
+	// was redacted, or no key was given.
+	Fingerprint []byte
+}
+
+// RedactDeadLetter returns dl with what may be a personal number taken out of its bytes and its
+// reason (events.Redact, events.RedactText). When the bytes change, the reason says what was
+// taken out, by field, and fingerprint (nil: none) keeps a keyed hash of the original bytes. A
+// dead letter redacted already comes back as it is.
+func RedactDeadLetter(dl DeadLetter, fingerprint func([]byte) []byte) DeadLetter {
+	dl.Reason = events.RedactText(dl.Reason)
+	r := events.Redact(dl.Raw)
+	if len(r.Fields) == 0 {
+		return dl
+	}
+	if fingerprint != nil {
+		dl.Fingerprint = fingerprint(dl.Raw)
+	}
+	dl.Raw = r.Bytes
+	dl.Reason += " [redacted: " + strings.Join(r.Fields, ", ") + "]"
+	return dl
 }
 
 // Tap is a transit tap recorded for transit clearing.
@@ -73,6 +99,9 @@ type View struct {
 	Cleared map[uuid.UUID]*ClearedPurchase
 	// Purchases plans clearing records of authorized purchases; nil rejects those records.
 	Purchases Purchases
+	// Fingerprint keys the hash kept of a dead letter's original bytes when they had to be
+	// redacted (events.Tokenizer.Fingerprint); nil keeps none.
+	Fingerprint func([]byte) []byte
 }
 
 // Decision is what a batch of messages does: the records to write and the transfers to apply.
@@ -98,8 +127,14 @@ type Decision struct {
 	// order: after Settle, only those applied, numbered as applied.
 	ClearedRefunds []ClearedRefund
 
-	groups  []group // which transfers belong to which processed event
-	refunds []int   // the processed event of each of ClearedRefunds, until Settle
+	groups      []group // which transfers belong to which processed event
+	refunds     []int   // the processed event of each of ClearedRefunds, until Settle
+	fingerprint func([]byte) []byte
+}
+
+// deadLetter records a dead letter, redacted.
+func (d *Decision) deadLetter(dl DeadLetter) {
+	d.DeadLetters = append(d.DeadLetters, RedactDeadLetter(dl, d.fingerprint))
 }
 
 type group struct{ processed, first, n int }
@@ -158,13 +193,13 @@ func (d *Decision) Merge(next *Decision) {
 // it goes (a card registered early in the batch can be paid into later in it). Nothing is applied
 // yet: the transfers go to the ledger, and Settle turns its results into the final statuses.
 func Decide(msgs []Message, v *View, now time.Time) *Decision {
-	d := &Decision{}
+	d := &Decision{fingerprint: v.Fingerprint}
 	changed := map[string]*cards.Card{}
 	statusChanged := map[string]bool{}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.DecodeErr != nil {
-			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset, Reason: "malformed: " + m.DecodeErr.Error(), Raw: m.Raw})
+			d.deadLetter(DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset, Reason: "malformed: " + m.DecodeErr.Error(), Raw: m.Raw})
 			continue
 		}
 		e := &m.Event
@@ -174,7 +209,7 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				d.Replayed = append(d.Replayed, prior)
 				continue
 			}
-			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Conflict, Source: m.Source, Offset: m.Offset, EventID: e.ID,
+			d.deadLetter(DeadLetter{Kind: Conflict, Source: m.Source, Offset: m.Offset, EventID: e.ID,
 				Reason: fmt.Sprintf("conflict: event id used before (%s at %s offset %d) with different content", prior.Type, prior.Source, prior.Offset), Raw: m.Raw})
 			continue
 		}
@@ -268,7 +303,7 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			d.groups = append(d.groups, group{processed: len(d.Processed), first: first, n: len(plan.Transfers)})
 		}
 		if p.Status == Rejected {
-			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + p.Reason, Raw: m.Raw})
+			d.deadLetter(DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + p.Reason, Raw: m.Raw})
 		}
 		v.Processed[e.ID] = p
 		d.Processed = append(d.Processed, p)
@@ -296,7 +331,7 @@ func (d *Decision) Settle(results []ledger.Result, raw func(source string, offse
 				continue
 			}
 			p.Status, p.Reason, p.Transfer = Rejected, r.String(), ledger.ID{}
-			d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: p.Source, Offset: p.Offset, EventID: p.EventID,
+			d.deadLetter(DeadLetter{Kind: Refused, Source: p.Source, Offset: p.Offset, EventID: p.EventID,
 				Reason: "rejected: " + r.String(), Raw: raw(p.Source, p.Offset)})
 			break
 		}
@@ -347,18 +382,20 @@ func (d directory) ClearedPurchase(id uuid.UUID) (*ClearedPurchase, bool) {
 
 // Poison is the decision for a message that can never be applied (the database refuses what it
 // holds, or it plans more than a batch takes): a dead letter with the reason and, when the message
-// is a valid event, its id decided as rejected, so that a redelivery is a duplicate.
-func Poison(m Message, reason string) *Decision {
-	d := &Decision{}
+// is a valid event, its id decided as rejected, so that a redelivery is a duplicate. The dead
+// letter is redacted as every other is, fingerprint keying the hash of its original bytes (nil:
+// none).
+func Poison(m Message, reason string, fingerprint func([]byte) []byte) *Decision {
+	d := &Decision{fingerprint: fingerprint}
+	// The reason may quote the database, which may quote the value it refused.
+	reason = events.RedactText(reason)
 	if m.DecodeErr != nil {
-		d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset,
-			Reason: "malformed: " + reason, Raw: m.Raw})
+		d.deadLetter(DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset, Reason: "malformed: " + reason, Raw: m.Raw})
 		return d
 	}
 	e := &m.Event
 	d.Processed = append(d.Processed, Processed{EventID: e.ID, Hash: e.Hash, Type: e.Type, Status: Rejected, Reason: reason,
 		Source: m.Source, Offset: m.Offset})
-	d.DeadLetters = append(d.DeadLetters, DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID,
-		Reason: "rejected: " + reason, Raw: m.Raw})
+	d.deadLetter(DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + reason, Raw: m.Raw})
 	return d
 }

@@ -243,3 +243,64 @@ func TestClearedRefundsCountAgainstThePurchase(t *testing.T) {
 		t.Fatalf("refunds recorded %v", got)
 	}
 }
+
+// TestDeadLettersKeepNoPersonalNumber: a producer that put a card number in card_token (and the
+// Kafka key) and a passport number in passport_token gets a dead letter with both taken out, a
+// reason that says so by field, and the keyed hash of the original bytes.
+func TestDeadLettersKeepNoPersonalNumber(t *testing.T) {
+	const pan, passport = "6228480402564899", "E12345678"
+	city := loadtest.NewCity(1, 1, 1, day)
+	reg := city.Registrations()[0]
+	msg := strings.Replace(string(loadtest.Encode(reg)), `"card_token":"`+reg.CardToken+`"`, `"card_token":"`+pan+`"`, 1)
+	raw := []byte(strings.Replace(msg, reg.Data.(*events.CardRegistered).PassportToken, passport, 1))
+	if !strings.Contains(string(raw), pan) || !strings.Contains(string(raw), passport) {
+		t.Fatalf("the message does not hold both numbers: %s", raw)
+	}
+	_, decodeErr := events.DecodeMessage([]byte(pan), raw)
+	if decodeErr == nil {
+		t.Fatal("the decoder took a card number in clear")
+	}
+	fingerprint := func(b []byte) []byte { return []byte("hmac of " + string(b)) }
+	v := world(city)
+	v.Fingerprint = fingerprint
+	d := clearing.Decide([]clearing.Message{{Source: "card-events/0", Offset: 7, Raw: raw, DecodeErr: decodeErr}}, v, day)
+	if len(d.DeadLetters) != 1 {
+		t.Fatalf("%d dead letters", len(d.DeadLetters))
+	}
+	dl := d.DeadLetters[0]
+	for _, n := range []string{pan, passport} {
+		if strings.Contains(string(dl.Raw), n) || strings.Contains(dl.Reason, n) {
+			t.Errorf("the dead letter keeps %s in clear: %s (%s)", n, dl.Raw, dl.Reason)
+		}
+	}
+	if want := "[redacted: card_token, data.passport_token]"; !strings.HasPrefix(dl.Reason, "malformed: card_token: ") || !strings.HasSuffix(dl.Reason, want) {
+		t.Errorf("reason %q, want the decoder's and %q", dl.Reason, want)
+	}
+	if string(dl.Fingerprint) != "hmac of "+string(raw) {
+		t.Errorf("fingerprint %q, want the original bytes' keyed hash", dl.Fingerprint)
+	}
+	if again := clearing.RedactDeadLetter(dl, fingerprint); string(again.Raw) != string(dl.Raw) || again.Reason != dl.Reason ||
+		string(again.Fingerprint) != string(dl.Fingerprint) {
+		t.Errorf("redacting a redacted dead letter changed it: %+v", again)
+	}
+
+	// A message the database refused is dead-lettered the same way, and the database's message,
+	// which may quote the value, too.
+	poison := clearing.Poison(clearing.Message{Source: "card-events/0", Offset: 8, Raw: raw, DecodeErr: decodeErr},
+		`cannot be applied: invalid input "`+pan+`"`, fingerprint)
+	if pd := poison.DeadLetters[0]; strings.Contains(string(pd.Raw), pan) || strings.Contains(pd.Reason, pan) ||
+		strings.Contains(string(pd.Raw), passport) || string(pd.Fingerprint) != "hmac of "+string(raw) {
+		t.Errorf("poison dead letter %+v", pd)
+	}
+
+	// A dead letter with nothing to take out keeps its bytes and has no fingerprint.
+	valid := decoded(t, city.Registrations()[0])
+	v = world(city)
+	v.Fingerprint = fingerprint
+	v.Processed[valid[0].Event.ID] = clearing.Processed{EventID: valid[0].Event.ID, Type: valid[0].Event.Type, Source: "x"}
+	d = clearing.Decide(valid, v, day)
+	if len(d.DeadLetters) != 1 || string(d.DeadLetters[0].Raw) != string(valid[0].Raw) || d.DeadLetters[0].Fingerprint != nil ||
+		strings.Contains(d.DeadLetters[0].Reason, "redacted") {
+		t.Errorf("a conflict with nothing personal: %+v", d.DeadLetters)
+	}
+}

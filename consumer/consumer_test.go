@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -288,4 +289,84 @@ func TestRebalanceResumesFromTheDatabase(t *testing.T) {
 		t.Fatalf("%d events processed, %d produced", processed, len(evs))
 	}
 	checkBalances(t, st, city.Expected(evs))
+}
+
+// TestDeadLetterTopicGetsNoPersonalNumber: a producer keys a message by a clear card number, puts
+// it in card_token and a passport number in passport_token. Neither reaches the dead-letter
+// topic: not in the value, the key or the headers, which carry the HMAC of the original bytes
+// instead. A dead letter stored in clear by an older engine is redacted on its way out too.
+func TestDeadLetterTopicGetsNoPersonalNumber(t *testing.T) {
+	const pan, passport = "6228480402564899", "E12345678"
+	st := pgtest.NewStore(t)
+	tk, err := events.NewTokenizer([]byte("consumer-tests-tokenizer-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Tokenizer = tk
+	brokers := startBroker(t)
+	city := loadtest.NewCity(1, 1, 1, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	reg := city.Registrations()[0]
+	msg := strings.Replace(string(loadtest.Encode(reg)), `"card_token":"`+reg.CardToken+`"`, `"card_token":"`+pan+`"`, 1)
+	raw := []byte(strings.Replace(msg, reg.Data.(*events.CardRegistered).PassportToken, passport, 1))
+	produce(t, brokers, kafkago.Message{Key: []byte(pan), Value: raw})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "redact", Log: slog.New(slog.DiscardHandler)}, st)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	waitCaughtUp(t, st, brokers)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// As an engine before redaction stored it.
+	legacy := []byte(`{"card_token":"` + pan + `"}`)
+	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO dead_letters (source, source_offset, kind, reason, payload, created_at)
+		VALUES ('card-events/9', 1, 'malformed', 'malformed: card_token: looks like a card number in clear', $1, now())`, legacy); err != nil {
+		t.Fatal(err)
+	}
+
+	dlq := kafka.NewProducer(brokers, dlqTopic)
+	defer dlq.Close()
+	relay := &consumer.Relay{Store: st, Producer: dlq, Tokenizer: tk, Log: slog.New(slog.DiscardHandler)}
+	if n, err := relay.RelayOnce(context.Background()); err != nil || n != 2 {
+		t.Fatalf("relayed %d, %v; want 2", n, err)
+	}
+	r := kafka.NewPartitionReader(brokers, kafka.Claim{Topic: dlqTopic, Partition: 0}, 0)
+	defer r.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	var got []kafkago.Message
+	for len(got) < 2 {
+		ms, err := r.FetchBatch(rctx, 10, 50*time.Millisecond)
+		if err != nil {
+			t.Fatalf("read dead-letter topic: %v (have %d)", err, len(got))
+		}
+		got = append(got, ms...)
+	}
+	macs := map[string]bool{}
+	for _, m := range got {
+		all := string(m.Key) + "\n" + string(m.Value)
+		for _, h := range m.Headers {
+			all += "\n" + h.Key + ": " + string(h.Value)
+			if h.Key == "joinin-payload-hmac" {
+				macs[string(h.Value)] = true
+			}
+		}
+		for _, n := range []string{pan, passport} {
+			if strings.Contains(all, n) {
+				t.Errorf("the dead-letter topic got %s in clear:\n%s", n, all)
+			}
+		}
+		if !strings.Contains(all, "joinin-reason: ") || !strings.Contains(all, "[redacted: card_token") {
+			t.Errorf("the reason does not say what was redacted:\n%s", all)
+		}
+	}
+	for _, original := range [][]byte{raw, legacy} {
+		if !macs[hex.EncodeToString(tk.Fingerprint(original))] {
+			t.Errorf("no joinin-payload-hmac header with the HMAC of %s; have %v", original, macs)
+		}
+	}
 }

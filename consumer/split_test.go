@@ -93,7 +93,7 @@ func (s *splitStore) IngestPoison(_ context.Context, cur postgres.Cursor, msg cl
 		return nil, err
 	}
 	s.deadLettered[msg.Event.ID]++
-	return clearing.Poison(msg, "cannot be applied: "+cause.Error()), nil
+	return clearing.Poison(msg, "cannot be applied: "+cause.Error(), nil), nil
 }
 
 func (s *splitStore) Cursor(_ context.Context, name string) (int64, error) {

@@ -4,6 +4,7 @@ package events
 var (
 	DataFields     = dataFields
 	EnvelopeFields = envelopeFields
+	Unescape       = unescape
 )
 
 const MaxEventBytes = maxEventBytes

@@ -97,6 +97,9 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 		return nil, err
 	}
 	view.Purchases = planner
+	if tk := t.store.Tokenizer; tk != nil {
+		view.Fingerprint = tk.Fingerprint
+	}
 	now := t.store.Now()
 	d := clearing.Decide(msgs, view, now)
 	var specs []AccountSpec
@@ -461,7 +464,7 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 	}
 	if len(d.DeadLetters) > 0 {
 		_, err := t.CopyFrom(ctx, pgx.Identifier{"dead_letters"},
-			[]string{"source", "source_offset", "event_id", "kind", "reason", "payload", "created_at"},
+			[]string{"source", "source_offset", "event_id", "kind", "reason", "payload", "payload_hmac", "created_at"},
 			pgx.CopyFromSlice(len(d.DeadLetters), func(i int) ([]any, error) {
 				dl := &d.DeadLetters[i]
 				var id *[16]byte
@@ -469,7 +472,7 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 					u := [16]byte(dl.EventID)
 					id = &u
 				}
-				return []any{dl.Source, dl.Offset, id, string(dl.Kind), dl.Reason, dl.Raw, now}, nil
+				return []any{dl.Source, dl.Offset, id, string(dl.Kind), dl.Reason, dl.Raw, dl.Fingerprint, now}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("write dead letters: %w", err)
@@ -660,7 +663,7 @@ const maxRelayBatch = 1000
 
 // UnrelayedDeadLetters returns up to maxRelayBatch dead letters not yet relayed, oldest first.
 func (s *Store) UnrelayedDeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	rows, err := s.pool.Query(ctx, `SELECT source, source_offset, event_id, kind, reason, payload, created_at
+	rows, err := s.pool.Query(ctx, `SELECT source, source_offset, event_id, kind, reason, payload, payload_hmac, created_at
 		FROM dead_letters WHERE relayed_at IS NULL ORDER BY created_at, source, source_offset LIMIT $1`, maxRelayBatch)
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
@@ -673,7 +676,7 @@ func (s *Store) UnrelayedDeadLetters(ctx context.Context) ([]DeadLetter, error) 
 			id   *[16]byte
 			kind string
 		)
-		if err := rows.Scan(&dl.Source, &dl.Offset, &id, &kind, &dl.Reason, &dl.Raw, &dl.Created); err != nil {
+		if err := rows.Scan(&dl.Source, &dl.Offset, &id, &kind, &dl.Reason, &dl.Raw, &dl.Fingerprint, &dl.Created); err != nil {
 			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
 		if id != nil {

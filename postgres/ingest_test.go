@@ -206,3 +206,52 @@ func TestCachedCardsStillReadTheirStatus(t *testing.T) {
 		t.Fatalf("after closing: %q, want %q", strings.Join(got, "|"), want)
 	}
 }
+
+// TestDeadLettersAreStoredRedacted: a message with a card number as card_token and a passport
+// number as passport_token is stored without either, with the reason saying what was taken out
+// and the HMAC-SHA256 of its original bytes under the token key, as the relay reads it back.
+func TestDeadLettersAreStoredRedacted(t *testing.T) {
+	const pan, passport = "6228480402564899", "E12345678"
+	st := pgtest.NewStore(t)
+	tk, err := events.NewTokenizer([]byte("postgres-tests-tokenizer-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Tokenizer = tk
+	ctx := context.Background()
+	city := loadtest.NewCity(1, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	reg := city.Registrations()[0]
+	msg := strings.Replace(string(loadtest.Encode(reg)), `"card_token":"`+reg.CardToken+`"`, `"card_token":"`+pan+`"`, 1)
+	raw := []byte(strings.Replace(msg, reg.Data.(*events.CardRegistered).PassportToken, passport, 1))
+	_, decodeErr := events.DecodeMessage([]byte(pan), raw)
+	if decodeErr == nil {
+		t.Fatal("the decoder took a card number in clear")
+	}
+	if _, err := st.Ingest(ctx, nil, []clearing.Message{{Source: "card-events/0", Offset: 3, Raw: raw, DecodeErr: decodeErr}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		payload, mac []byte
+		reason       string
+	)
+	if err := st.Pool().QueryRow(ctx, `SELECT payload, payload_hmac, reason FROM dead_letters WHERE source = 'card-events/0' AND source_offset = 3`).
+		Scan(&payload, &mac, &reason); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{pan, passport} {
+		if strings.Contains(string(payload), n) || strings.Contains(reason, n) {
+			t.Errorf("dead_letters keeps %s in clear: %s (%s)", n, payload, reason)
+		}
+	}
+	if !strings.HasSuffix(reason, "[redacted: card_token, data.passport_token]") {
+		t.Errorf("reason %q does not say what was redacted", reason)
+	}
+	if want := tk.Fingerprint(raw); string(mac) != string(want) {
+		t.Errorf("payload_hmac %x, want the token key's HMAC of the original bytes %x", mac, want)
+	}
+	dls, err := st.UnrelayedDeadLetters(ctx)
+	if err != nil || len(dls) != 1 || string(dls[0].Raw) != string(payload) || string(dls[0].Fingerprint) != string(mac) || dls[0].Reason != reason {
+		t.Fatalf("waiting for the relay: %v %+v", err, dls)
+	}
+}

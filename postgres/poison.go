@@ -54,7 +54,11 @@ func (s *Store) IngestPoison(ctx context.Context, cur Cursor, msg clearing.Messa
 		}
 		reason = reason[:cut]
 	}
-	d := clearing.Poison(msg, reason)
+	var fingerprint func([]byte) []byte
+	if s.Tokenizer != nil {
+		fingerprint = s.Tokenizer.Fingerprint
+	}
+	d := clearing.Poison(msg, reason, fingerprint)
 	err := s.InTx(ctx, []Cursor{cur}, func(ctx context.Context, tx *Tx) error {
 		w := *d
 		if len(w.Processed) == 1 {

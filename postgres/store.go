@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/migrations"
 )
@@ -39,6 +40,10 @@ type Store struct {
 	// It is the database server's clock as this process measured it (SyncClock), so that every
 	// process writing to one database keeps one time. Tests replace it.
 	Now func() time.Time
+	// Tokenizer holds the token key, which keys the hash kept of a dead letter's original bytes
+	// when they had to be redacted (events.Tokenizer.Fingerprint). Nil keeps no such hash: the
+	// dead letter is redacted all the same.
+	Tokenizer *events.Tokenizer
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.

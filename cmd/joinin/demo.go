@@ -51,6 +51,11 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	tok, err := ef.tokenizer(log)
+	if err != nil {
+		return err
+	}
+	st.Tokenizer = tok // keys the hash kept of a redacted dead letter
 	// Each run is a new day of a new city on its own topic, so its cursors start at the topic's
 	// beginning even when an earlier run's broker is gone; running the demo again on the same
 	// database adds to the ledger and still verifies.
@@ -93,7 +98,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	dlq := kafka.NewProducer(brokers, ef.dlqTopic)
-	relayed, err := (&consumer.Relay{Store: st, Producer: dlq, Log: log}).RelayOnce(ctx)
+	relayed, err := (&consumer.Relay{Store: st, Producer: dlq, Tokenizer: tok, Log: log}).RelayOnce(ctx)
 	if cerr := dlq.Close(); err == nil {
 		err = cerr
 	}

@@ -129,6 +129,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	st.Tokenizer = tok // keys the hash kept of a redacted dead letter
 	brokers, stopBroker, err := ef.connect(ctx, log)
 	if err != nil {
 		return err
@@ -147,7 +148,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			log.Warn("close dead-letter producer", "err", err)
 		}
 	}()
-	relay := &consumer.Relay{Store: st, Producer: dlq, Log: log, Metrics: metrics}
+	relay := &consumer.Relay{Store: st, Producer: dlq, Tokenizer: tok, Log: log, Metrics: metrics}
 	// The relay and the sweep end with ctx; serve waits for them before it closes what they use.
 	var background sync.WaitGroup
 	defer background.Wait()
