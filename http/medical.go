@@ -377,21 +377,20 @@ type medicalItemView struct {
 	Amount string `json:"amount"`
 }
 
+// medicalQuoteView is a quote: the split a settlement would make now. It shows no balance of the
+// card's, nor whether its funds would cover the cash part: any institution may quote for any
+// card, and a balance is for the cardholder and the fund to read, not for every hospital.
 type medicalQuoteView struct {
-	CardToken                string                  `json:"card_token"`
-	Fund                     string                  `json:"fund"`
-	Policy                   string                  `json:"policy"`
-	PolicyName               string                  `json:"policy_name"`
-	Institution              string                  `json:"institution"`
-	VisitKind                string                  `json:"visit_kind"`
-	Tier                     int                     `json:"tier"`
-	Split                    medicalSplitView        `json:"split"`
-	AccumulatedBefore        medicalAccumulatorsView `json:"accumulated_before"`
-	AccumulatedAfter         medicalAccumulatorsView `json:"accumulated_after"`
-	PersonalAccountAvailable string                  `json:"personal_account_available"`
-	FundsAvailable           string                  `json:"funds_available"`
-	// FundsCoverCash says whether the card's funds could pay the cash part now.
-	FundsCoverCash bool `json:"funds_cover_cash"`
+	CardToken         string                  `json:"card_token"`
+	Fund              string                  `json:"fund"`
+	Policy            string                  `json:"policy"`
+	PolicyName        string                  `json:"policy_name"`
+	Institution       string                  `json:"institution"`
+	VisitKind         string                  `json:"visit_kind"`
+	Tier              int                     `json:"tier"`
+	Split             medicalSplitView        `json:"split"`
+	AccumulatedBefore medicalAccumulatorsView `json:"accumulated_before"`
+	AccumulatedAfter  medicalAccumulatorsView `json:"accumulated_after"`
 }
 
 type medicalTransfersView struct {
@@ -516,8 +515,6 @@ func (h *medicalHandlers) quote(w http.ResponseWriter, r *http.Request, in medic
 		CardToken: q.CardToken, Fund: q.Fund, Policy: q.Policy.ID(), PolicyName: q.Policy.Name, Institution: in.ID,
 		VisitKind: string(b.VisitKind), Tier: int(in.Tier), Split: splitView(q.Split),
 		AccumulatedBefore: accumulatorsView(q.Before), AccumulatedAfter: accumulatorsView(q.Before.Plus(q.Split.Delta)),
-		PersonalAccountAvailable: medical.FormatAmount(q.PersonalAvailable), FundsAvailable: medical.FormatAmount(q.FundsAvailable),
-		FundsCoverCash: q.FundsAvailable >= q.Split.Cash,
 	})
 }
 

@@ -108,7 +108,7 @@ func TestMedicalAgainstPostgres(t *testing.T) {
 	w = e.do(t, medRequest("POST", "/v1/medical/quotes", basket, key))
 	var q medicalQuoteView
 	decodeStrictly(t, w, &q)
-	if w.Code != 200 || q.Split.Fund != "300.00" || q.Split.PersonalAccount != "600.00" || q.Split.Cash != "600.00" || q.PersonalAccountAvailable != "600.00" {
+	if w.Code != 200 || q.Split.Fund != "300.00" || q.Split.PersonalAccount != "600.00" || q.Split.Cash != "600.00" {
 		t.Fatalf("quote %d %+v", w.Code, q)
 	}
 

@@ -206,8 +206,7 @@ func (f *fakeMedical) Quote(_ context.Context, in medical.Institution, token str
 	if err != nil {
 		return medical.Quote{}, err
 	}
-	return medical.Quote{CardToken: token, Fund: c.city, Policy: p, Institution: in, Basket: b, Split: s, Before: c.acc.Clone(),
-		PersonalAvailable: c.personal, FundsAvailable: c.funds}, nil
+	return medical.Quote{CardToken: token, Fund: c.city, Policy: p, Institution: in, Basket: b, Split: s, Before: c.acc.Clone()}, nil
 }
 
 func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, token string, b medical.Basket) (medical.Settlement, bool, error) {
@@ -694,7 +693,7 @@ func TestMedicalReceipt(t *testing.T) {
 	// cardholder's 1218 paid 500 by the personal account; 718 + the class C 20 in cash.
 	if q.Split.Total != "1520.00" || q.Split.Fund != "282.00" || q.Split.PersonalAccount != "500.00" || q.Split.Cash != "738.00" ||
 		q.Split.Breakdown.ClassBSelfPay != "30.00" || q.Split.Breakdown.Deductible != "1000.00" || q.Split.Breakdown.CoPayment != "188.00" ||
-		q.Policy != "jiaxing-2026" || q.Tier != 3 || !q.FundsCoverCash || !reflect.DeepEqual(q.AccumulatedAfter.Deductible, []medicalBucketView{{Name: "outpatient", Amount: "1000.00"}}) {
+		q.Policy != "jiaxing-2026" || q.Tier != 3 || !reflect.DeepEqual(q.AccumulatedAfter.Deductible, []medicalBucketView{{Name: "outpatient", Amount: "1000.00"}}) {
 		t.Errorf("quote %+v", q)
 	}
 	if len(q.Split.Rules) == 0 || q.Split.Rules[0].Step != medical.StepTotal {
@@ -828,5 +827,28 @@ func TestMedicalNoPersonalDataInLogs(t *testing.T) {
 		if strings.Contains(e.log.String(), s) {
 			t.Errorf("the log holds %q:\n%s", s, e.log.String())
 		}
+	}
+}
+
+// TestQuoteShowsNoBalance: any institution may quote for any card, so a quote gives the split and
+// none of the card's balances, nor whether its funds cover the cash part.
+func TestQuoteShowsNoBalance(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(t, medRequest("POST", "/v1/medical/quotes", medBasket("", medCard, "outpatient", "A:1200.00", "C:20.00"), medHospitalKey))
+	if w.Code != http.StatusOK {
+		t.Fatalf("quote: %d %s", w.Code, w.Body.String())
+	}
+	var fields map[string]any
+	decodeJSON(t, w, &fields)
+	for _, f := range []string{"funds_available", "personal_account_available", "funds_cover_cash"} {
+		if _, ok := fields[f]; ok {
+			t.Errorf("the quote shows %s: %s", f, w.Body.String())
+		}
+	}
+	if _, ok := fields["split"]; !ok {
+		t.Errorf("the quote has no split: %s", w.Body.String())
+	}
+	if strings.Contains(w.Body.String(), "2000.00") { // the card's funds in the fake store
+		t.Errorf("the quote repeats the card's funds: %s", w.Body.String())
 	}
 }

@@ -86,9 +86,6 @@ type Quote struct {
 	Split       Split
 	// Before are the cardholder's accumulators for the policy's year before this basket.
 	Before Accumulators
-	// PersonalAvailable and FundsAvailable are what the two card accounts could spend.
-	PersonalAvailable int64
-	FundsAvailable    int64
 }
 
 // Settlement is an applied split: the receipt of one settlement of an institution.

@@ -271,7 +271,7 @@ func (m *Medical) Quote(ctx context.Context, in medical.Institution, token strin
 	}
 	return medical.Quote{
 		CardToken: p.card.Token, Fund: p.card.InsuranceCity, Policy: p.policy, Institution: in, Basket: b,
-		Split: p.split, Before: p.acc, PersonalAvailable: p.personal.Available(), FundsAvailable: p.funds.Available(),
+		Split: p.split, Before: p.acc,
 	}, nil
 }
 
