@@ -28,10 +28,6 @@ const idempotencyHeader = "Idempotency-Key"
 // Client clocks drift by seconds; a key minutes in the future would date its event there.
 const maxKeyAhead = 5 * time.Minute
 
-// maxTokenBytes bounds a card token in a path, as the event schema bounds card_token: a longer
-// one names no card.
-const maxTokenBytes = 64
-
 type registerCardRequest struct {
 	CardNumber           string `json:"card_number"`
 	PassportNumber       string `json:"passport_number"`
@@ -262,6 +258,18 @@ func (s *Server) handleCardStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, Errorf(EINVALID, "reason: missing required field"))
 		return
 	}
+	// Checked again by the event's decoder; here first, so that a malformed request is answered
+	// as such before the card is looked up.
+	switch events.CardStatus(req.Status) {
+	case events.StatusActive, events.StatusBlocked, events.StatusClosed:
+	default:
+		s.writeError(w, r, Errorf(EINVALID, `status: must be "active", "blocked" or "closed"`))
+		return
+	}
+	if why := checkText(req.Reason); why != "" {
+		s.writeError(w, r, Errorf(EINVALID, "reason: %s", why))
+		return
+	}
 	card, err := s.card(r.Context(), r.PathValue("token"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -393,10 +401,11 @@ func (s *Server) nextOffset() int64 {
 	}
 }
 
-// card returns the card token names, or a not-found *Error.
+// card returns the card token, the path's, names: an invalid *Error for what cannot be a token,
+// a not-found one for a token of no card.
 func (s *Server) card(ctx context.Context, token string) (*cards.Card, error) {
-	if token == "" || len(token) > maxTokenBytes {
-		return nil, Errorf(ENOTFOUND, "card not found")
+	if err := checkCardToken("token", token); err != nil {
+		return nil, err
 	}
 	c, err := s.store.Card(ctx, token)
 	if errors.Is(err, postgres.ErrNotFound) {

@@ -120,14 +120,41 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 //
 // Error messages name fields, never values: a value may be a personal number.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(body, dst)
+}
+
+// decodeEmptyBody reads the body of a request that has nothing to say: none at all, or an empty
+// JSON object, read as strictly as decodeBody reads others.
+func decodeEmptyBody(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return decodeBytes(body, &struct{}{})
+}
+
+// readBody reads at most maxRequestBytes of body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return Errorf(ETOOLARGE, "request body is larger than %d bytes", maxRequestBytes)
+			return nil, Errorf(ETOOLARGE, "request body is larger than %d bytes", maxRequestBytes)
 		}
-		return Errorf(EINVALID, "cannot read request body")
+		return nil, Errorf(EINVALID, "cannot read request body")
 	}
+	return body, nil
+}
+
+// decodeBytes is decodeBody on a body read.
+func decodeBytes(body []byte, dst any) error {
 	if !utf8.Valid(body) {
 		return Errorf(EINVALID, "request body is not valid utf-8")
 	}
@@ -204,15 +231,25 @@ const maxFieldNameEcho = 32
 // unknownField describes an unknown key, quoting it only when it looks like a field name: a
 // client may have put anything in a key, even a number that must not be echoed.
 func unknownField(key string) error {
-	if key == "" || len(key) > maxFieldNameEcho {
+	if !looksLikeFieldName(key) {
 		return Errorf(EINVALID, "unknown field")
 	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_') {
-			return Errorf(EINVALID, "unknown field")
+	return Errorf(EINVALID, "unknown field %q", key)
+}
+
+// looksLikeFieldName reports whether a name a client sent (a JSON key, a CSV header, a query
+// parameter) may be repeated in an error: 1 to maxFieldNameEcho ASCII letters and underscores,
+// which no personal number is.
+func looksLikeFieldName(name string) bool {
+	if name == "" || len(name) > maxFieldNameEcho {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_') {
+			return false
 		}
 	}
-	return Errorf(EINVALID, "unknown field %q", key)
+	return true
 }
 
 // jsonFields returns the JSON names of the fields of the struct dst points to.

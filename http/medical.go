@@ -14,6 +14,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -233,9 +234,9 @@ func institutionOf(req *institutionRequest) (medical.Institution, error) {
 
 // rotateKey issues a new API key for an institution; the old one stops working at once.
 func (h *medicalHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("merchant_id")
-	if checkID(id) != "" {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "unknown_institution: no institution with this id"))
+	id, err := pathID(r, "merchant_id")
+	if err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	key, hash, err := h.newAPIKey()
@@ -292,8 +293,8 @@ func basketOf(token, visit string, items []medicalItemRequest) (medical.Basket, 
 	switch {
 	case token == "":
 		return medical.Basket{}, Errorf(EINVALID, "card_token: missing required field")
-	case len(token) > maxTokenBytes:
-		return medical.Basket{}, Errorf(EINVALID, "card_token: must be at most %d bytes", maxTokenBytes)
+	case checkCardToken("card_token", token) != nil:
+		return medical.Basket{}, checkCardToken("card_token", token)
 	case visit == "":
 		return medical.Basket{}, Errorf(EINVALID, "visit_kind: missing required field")
 	case !slices.Contains(medical.VisitKinds(), medical.VisitKind(visit)):
@@ -530,7 +531,7 @@ func (h *medicalHandlers) settle(w http.ResponseWriter, r *http.Request, in medi
 		h.s.writeError(w, r, Errorf(EINVALID, "settlement_id: missing required field"))
 		return
 	}
-	if why := checkID(req.SettlementID); why != "" {
+	if why := checkSegment(req.SettlementID); why != "" {
 		h.s.writeError(w, r, Errorf(EINVALID, "settlement_id: %s", why))
 		return
 	}
@@ -548,15 +549,15 @@ func (h *medicalHandlers) settle(w http.ResponseWriter, r *http.Request, in medi
 	if replayed {
 		status = http.StatusOK
 	}
-	w.Header().Set("Location", "/v1/medical/settlements/"+s.Ref)
+	w.Header().Set("Location", "/v1/medical/settlements/"+url.PathEscape(s.Ref))
 	h.s.writeJSON(w, r, status, receiptView(s))
 }
 
 // getSettlement shows one of the institution's settlements: its receipt.
 func (h *medicalHandlers) getSettlement(w http.ResponseWriter, r *http.Request, in medical.Institution) {
-	ref := r.PathValue("settlement_id")
-	if checkID(ref) != "" {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "unknown_settlement: no settlement with this id"))
+	ref, err := pathID(r, "settlement_id")
+	if err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	s, err := h.store.Settlement(r.Context(), in, ref)
@@ -584,9 +585,9 @@ func (h *medicalHandlers) end(kind medical.EndKind) func(http.ResponseWriter, *h
 			h.s.writeError(w, r, Errorf(EINVALID, "reason: %s", why))
 			return
 		}
-		ref := r.PathValue("settlement_id")
-		if checkID(ref) != "" {
-			h.s.writeError(w, r, Errorf(ENOTFOUND, "unknown_settlement: no settlement with this id"))
+		ref, err := pathID(r, "settlement_id")
+		if err != nil {
+			h.s.writeError(w, r, err)
 			return
 		}
 		s, _, err := h.store.End(r.Context(), in, ref, kind, req.Reason)
@@ -631,7 +632,7 @@ func fundDay(r *http.Request) (string, events.Date, error) {
 	q := r.URL.Query()
 	for k := range q {
 		if k != "fund" && k != "day" {
-			return "", events.Date{}, Errorf(EINVALID, "unknown query parameter %q, want fund and day", truncate(k, maxFieldNameEcho))
+			return "", events.Date{}, unknownParameter(k, "fund and day")
 		}
 	}
 	if len(q["fund"]) != 1 || q.Get("fund") == "" {
@@ -659,14 +660,14 @@ func parseDay(s string) (events.Date, error) {
 	return events.Date{Year: d.Year(), Month: d.Month(), Day: d.Day()}, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// unknownParameter refuses a query parameter the endpoint does not take, naming it only when it
+// looks like a parameter's name: a client may have put anything there, even a number that must
+// not be echoed.
+func unknownParameter(name, want string) error {
+	if looksLikeFieldName(name) {
+		return Errorf(EINVALID, "unknown query parameter %q, want %s", name, want)
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return Errorf(EINVALID, "unknown query parameter, want %s", want)
 }
 
 // reconciliation answers a fund's business day by institution: counts and totals.
@@ -778,15 +779,15 @@ const maxYearsAround = 50
 // the policy's deductibles and fund caps, what was met or paid against its limit.
 func (h *medicalHandlers) cardYear(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
-	if token == "" || len(token) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "unknown_card: no card has this token"))
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	q := r.URL.Query()
 	year := medical.DayOf(h.s.now()).Year
 	for k := range q {
 		if k != "year" {
-			h.s.writeError(w, r, Errorf(EINVALID, "unknown query parameter %q, want year", truncate(k, maxFieldNameEcho)))
+			h.s.writeError(w, r, unknownParameter(k, "year"))
 			return
 		}
 	}

@@ -41,10 +41,10 @@ func init() {
 	})
 	for route, st := range map[string][]int{
 		"POST /v1/medical/institutions":                         {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
-		"POST /v1/medical/institutions/{merchant_id}/keys":      {201, 401, 403, 404, 500, 503},
+		"POST /v1/medical/institutions/{merchant_id}/keys":      {201, 400, 401, 403, 404, 500, 503},
 		"POST /v1/medical/quotes":                               {200, 400, 401, 403, 404, 409, 413, 500, 503},
 		"POST /v1/medical/settlements":                          {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
-		"GET /v1/medical/settlements/{settlement_id}":           {200, 401, 403, 404, 500, 503},
+		"GET /v1/medical/settlements/{settlement_id}":           {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/medical/settlements/{settlement_id}/cancel":   {200, 400, 401, 403, 404, 409, 413, 500, 503},
 		"POST /v1/medical/settlements/{settlement_id}/reversal": {200, 400, 401, 403, 404, 409, 413, 500, 503},
 		"GET /v1/medical/reconciliation":                        {200, 400, 401, 403, 404, 500, 503},
@@ -525,6 +525,8 @@ func medicalStatusCases() []statusCase {
 		}},
 		statusCase{name: "unknown institution", status: 404, code: ENOTFOUND, message: "unknown_institution",
 			run: send(request{method: "POST", path: "/v1/medical/institutions/M9/keys"})},
+		statusCase{name: "not an id", status: 400, code: EINVALID, message: "merchant_id: must be printable ascii",
+			run: send(request{method: "POST", path: "/v1/medical/institutions/H%FF1/keys"})},
 		statusCase{name: "store broken", status: 500, code: EINTERNAL,
 			run: medFailing("RotateInstitutionKey", errBroken, send(request{method: "POST", path: "/v1/medical/institutions/H1/keys"}))},
 		statusCase{name: "store busy", status: 503, code: EUNAVAILABLE,
@@ -601,6 +603,8 @@ func medicalStatusCases() []statusCase {
 	add(r,
 		statusCase{name: "receipt", status: 200, run: settled("S-1", get)},
 		statusCase{name: "unknown", status: 404, code: ENOTFOUND, message: "unknown_settlement", run: get},
+		statusCase{name: "not an id", status: 400, code: EINVALID, message: "settlement_id: must be printable ascii",
+			run: send(medRequest("GET", "/v1/medical/settlements/S%00-1", "", hk))},
 		statusCase{name: "another institution's", status: 404, code: ENOTFOUND, message: "unknown_settlement",
 			run: settled("S-1", send(medRequest("GET", "/v1/medical/settlements/S-1", "", medPharmacyKey)))},
 		statusCase{name: "store broken", status: 500, code: EINTERNAL, run: medFailing("Settlement", errBroken, get)},
@@ -826,6 +830,33 @@ func TestMedicalNoPersonalDataInLogs(t *testing.T) {
 	for _, s := range []string{medCard, medHospitalKey, "1500.00"} {
 		if strings.Contains(e.log.String(), s) {
 			t.Errorf("the log holds %q:\n%s", s, e.log.String())
+		}
+	}
+}
+
+// TestSettlementLocationIsEscaped: a settlement id is one path segment of its Location, whatever
+// it holds, and the Location reads the settlement back; "." and ".." cannot be one.
+func TestSettlementLocationIsEscaped(t *testing.T) {
+	e := newEnv(t)
+	const ref = "../../etc/passwd?x#y"
+	w := e.do(t, medRequest("POST", "/v1/medical/settlements", medBasket(ref, medCard, "outpatient", "A:10.00"), medHospitalKey))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("settle: %d %s", w.Code, w.Body.String())
+	}
+	loc := w.Header().Get("Location")
+	if want := "/v1/medical/settlements/..%2F..%2Fetc%2Fpasswd%3Fx%23y"; loc != want {
+		t.Fatalf("Location %q, want %q", loc, want)
+	}
+	r := e.do(t, medRequest("GET", loc, "", medHospitalKey))
+	var rc medicalReceiptView
+	decodeStrictly(t, r, &rc)
+	if r.Code != http.StatusOK || rc.SettlementID != ref {
+		t.Errorf("GET Location: %d %s", r.Code, r.Body.String())
+	}
+	for _, dots := range []string{".", ".."} {
+		w := e.do(t, medRequest("POST", "/v1/medical/settlements", medBasket(dots, medCard, "outpatient", "A:10.00"), medHospitalKey))
+		if w.Code != http.StatusBadRequest || !strings.HasPrefix(errorOf(t, w).Message, "settlement_id: ") {
+			t.Errorf("settlement id %q: %d %s", dots, w.Code, w.Body.String())
 		}
 	}
 }

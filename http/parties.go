@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/postgres"
 )
 
@@ -99,10 +100,14 @@ func checkID(s string) string {
 	return ""
 }
 
-// checkText returns why s is not acceptable prose, or "".
+// checkText returns why s is not acceptable prose, or "". A query parameter or a path may carry
+// any bytes: invalid UTF-8 is refused here, as PostgreSQL would refuse it.
 func checkText(s string) string {
 	if len(s) > maxTextBytes {
 		return "must be at most 256 bytes"
+	}
+	if !utf8.ValidString(s) {
+		return "must be valid utf-8"
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
@@ -115,6 +120,43 @@ func checkText(s string) string {
 		return "must not start or end with a space"
 	}
 	return ""
+}
+
+// checkSegment returns why s is not an identifier that names a resource in a path, or "": an
+// identifier, and not "." or "..", which a client resolving the Location header would take for
+// the path's own directories.
+func checkSegment(s string) string {
+	if why := checkID(s); why != "" {
+		return why
+	}
+	if s == "." || s == ".." {
+		return `must not be "." or ".."`
+	}
+	return ""
+}
+
+// pathID reads the path parameter name, an identifier: a malformed one is refused naming the
+// parameter, never repeating it.
+func pathID(r *http.Request, name string) (string, error) {
+	id := r.PathValue(name)
+	if id == "" {
+		return "", Errorf(EINVALID, "%s: missing", name)
+	}
+	if why := checkID(id); why != "" {
+		return "", Errorf(EINVALID, "%s: %s", name, why)
+	}
+	return id, nil
+}
+
+// checkCardToken checks a card token arriving in field (a path's token, a body's card_token, a
+// query's after) by the rule every entry point shares, events.CheckCardToken: what is not a
+// token is refused naming the field, never repeating the value, before anything reads the
+// database with it.
+func checkCardToken(field, token string) error {
+	if err := events.CheckCardToken(token); err != nil {
+		return Errorf(EINVALID, "%s: %v", field, err)
+	}
+	return nil
 }
 
 // storeError maps the store's errors that a client can act on; the rest are internal.

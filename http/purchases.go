@@ -189,9 +189,9 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 
 // rotateKey gives a merchant a new API key; the old one stops working.
 func (h *purchaseHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if checkID(id) != "" {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "merchant not found"))
+	id, err := pathID(r, "id")
+	if err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	key, hash, err := newMerchantKey()
@@ -251,8 +251,8 @@ func (h *purchaseHandlers) setLimits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PathValue("token")
-	if token == "" || len(token) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	own, err := h.svc.SetCardLimits(r.Context(), token, l)
@@ -292,8 +292,8 @@ func viewForeignCardCost(c fees.ForeignCost) foreignCardCostView {
 // savings shows what a card's purchases would have cost on a foreign card: what the card saved.
 func (h *purchaseHandlers) savings(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
-	if token == "" || len(token) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	sv, err := h.svc.Savings(r.Context(), token)
@@ -372,14 +372,30 @@ func (h *purchaseHandlers) authorize(w http.ResponseWriter, r *http.Request, m p
 			return
 		}
 	}
+	// Every field is checked here, before the request queues for the committer: what the
+	// database cannot take must never reach the transaction the request shares with others.
+	if err := checkCardToken("card_token", req.CardToken); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	if req.Currency != string(purchases.Currency) {
 		h.s.writeError(w, r, Errorf(EINVALID, "currency: must be CNY, the card pays on domestic rails"))
+		return
+	}
+	if why := checkID(req.MerchantID); req.MerchantID != "" && why != "" {
+		h.s.writeError(w, r, Errorf(EINVALID, "merchant_id: %s", why))
 		return
 	}
 	if req.MerchantID != "" && req.MerchantID != m.ID {
 		h.s.writeError(w, r, Errorf(EFORBIDDEN, "merchant_id: the api key is another merchant's"))
 		return
 	}
+	if err := checkAmountText(req.Amount); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	// An amount that is not one is an authorization declined invalid_amount, kept like any other;
+	// its text goes no further than this handler.
 	amount, amountErr := purchases.ParseAmount(req.Amount)
 	// The card token is hashed as its token, never as sent: a client may have put a card number
 	// there, and the stored hash must not be one a guess can confirm.
@@ -395,6 +411,16 @@ func (h *purchaseHandlers) authorize(w http.ResponseWriter, r *http.Request, m p
 		return
 	}
 	h.answer(w, r, res, authorizationDecisionView(res.Authorization))
+}
+
+// checkAmountText refuses an amount that is not even text an amount could be written in: an
+// amount in the wrong shape (zero, three decimals, over the bound) is the decline invalid_amount,
+// but a control character or a byte outside ASCII is a broken client, answered 400.
+func checkAmountText(s string) error {
+	if why := checkID(s); why != "" {
+		return Errorf(EINVALID, "amount: %s", why)
+	}
+	return nil
 }
 
 // purchaseAmountKey is an amount as hashed: its fen when it is one, so that "12.3" and "12.30" are
@@ -415,9 +441,9 @@ func (h *purchaseHandlers) operate(op postgres.Operation) merchantHandler {
 			h.s.writeError(w, r, err)
 			return
 		}
-		id, ok := parseAuthorizationID(r.PathValue("id"))
-		if !ok {
-			h.s.writeError(w, r, Errorf(ENOTFOUND, "authorization not found"))
+		id, err := authorizationIDOf(r)
+		if err != nil {
+			h.s.writeError(w, r, err)
 			return
 		}
 		req := postgres.PurchaseRequest{Op: op, Merchant: m, Key: key, AuthorizationID: id}
@@ -434,6 +460,10 @@ func (h *purchaseHandlers) operate(op postgres.Operation) merchantHandler {
 				break
 			}
 			req.Amount, req.AmountErr = purchases.ParseAmount(body.Amount)
+			if req.AmountErr != nil {
+				h.s.writeError(w, r, Errorf(EINVALID, "%v", req.AmountErr))
+				return
+			}
 			req.Hash = purchaseRequestHash(op, id, purchaseAmountKey(req.Amount, req.AmountErr, body.Amount))
 		case postgres.OpIncrement, postgres.OpRefund:
 			var body purchaseAmountRequest
@@ -445,9 +475,24 @@ func (h *purchaseHandlers) operate(op postgres.Operation) merchantHandler {
 				h.s.writeError(w, r, Errorf(EINVALID, "amount: missing required field"))
 				return
 			}
+			if err := checkAmountText(body.Amount); err != nil {
+				h.s.writeError(w, r, err)
+				return
+			}
 			req.Amount, req.AmountErr = purchases.ParseAmount(body.Amount)
+			if req.AmountErr != nil && op == postgres.OpRefund {
+				// An increment with an invalid amount is declined invalid_amount, as an
+				// authorization is; a refund has no decline to give.
+				h.s.writeError(w, r, Errorf(EINVALID, "%v", req.AmountErr))
+				return
+			}
 			req.Hash = purchaseRequestHash(op, id, purchaseAmountKey(req.Amount, req.AmountErr, body.Amount))
 		case postgres.OpVoid:
+			// A void has nothing to say but its path: no body, or an empty object.
+			if err := decodeEmptyBody(w, r); err != nil {
+				h.s.writeError(w, r, err)
+				return
+			}
 			req.Hash = purchaseRequestHash(op, id)
 		}
 		res, err := h.svc.Do(r.Context(), req)
@@ -501,9 +546,9 @@ func (h *purchaseHandlers) purchaseError(ctx context.Context, err error) error {
 
 // get shows one of the merchant's authorizations as it is now.
 func (h *purchaseHandlers) get(w http.ResponseWriter, r *http.Request, m purchases.Merchant) {
-	id, ok := parseAuthorizationID(r.PathValue("id"))
-	if !ok {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "authorization not found"))
+	id, err := authorizationIDOf(r)
+	if err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	rec, err := h.svc.Authorization(r.Context(), m.ID, id)
@@ -562,6 +607,15 @@ func (h *purchaseHandlers) list(w http.ResponseWriter, r *http.Request, m purcha
 		out.NextBefore = recs[len(recs)-1].ID.String()
 	}
 	h.s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// authorizationIDOf reads the path's authorization id, refusing what is not one.
+func authorizationIDOf(r *http.Request) (ledger.ID, error) {
+	id, ok := parseAuthorizationID(r.PathValue("id"))
+	if !ok {
+		return ledger.ID{}, Errorf(EINVALID, "id: must be an authorization id (a uuid)")
+	}
+	return id, nil
 }
 
 // parseAuthorizationID reads an authorization id from a path or a query: a UUID in 8-4-4-4-12.

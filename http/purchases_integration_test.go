@@ -186,8 +186,11 @@ func TestPurchasesAgainstPostgres(t *testing.T) {
 	if _, v, _ := authorize(keyAt(t, time.Now()), pharmacy, `{"card_token":"`+card+`","amount":"10.00","currency":"CNY"}`); v.DeclineReason != "card_blocked" {
 		t.Errorf("blocked card: %+v", v)
 	}
-	if _, v, raw := authorize(keyAt(t, time.Now()), pharmacy, `{"card_token":"`+testPAN+`","amount":"10.00","currency":"CNY"}`); v.DeclineReason != "unknown_card" || strings.Contains(raw, testPAN) {
-		t.Errorf("a card number as the token: %s", raw)
+	if code, _, raw := authorize(keyAt(t, time.Now()), pharmacy, `{"card_token":"`+testPAN+`","amount":"10.00","currency":"CNY"}`); code != http.StatusBadRequest || strings.Contains(raw, testPAN) {
+		t.Errorf("a card number as the token: %d %s", code, raw)
+	}
+	if _, v, _ := authorize(keyAt(t, time.Now()), pharmacy, `{"card_token":"tok_nobody","amount":"10.00","currency":"CNY"}`); v.DeclineReason != "unknown_card" {
+		t.Errorf("a token of no card: %+v", v)
 	}
 
 	r = w.do(t, request{method: "GET", path: "/v1/authorizations?limit=2", auth: "Bearer " + pharmacy})

@@ -20,15 +20,15 @@ import (
 func init() {
 	for op, st := range map[string][]int{
 		"POST /v1/merchants":                      {201, 400, 401, 403, 409, 413, 500, 503},
-		"POST /v1/merchants/{id}/key":             {201, 401, 403, 404, 500, 503},
+		"POST /v1/merchants/{id}/key":             {201, 400, 401, 403, 404, 500, 503},
 		"POST /v1/cards/{token}/limits":           {200, 400, 401, 403, 404, 413, 500, 503},
-		"GET /v1/cards/{token}/savings":           {200, 401, 403, 404, 500, 503},
+		"GET /v1/cards/{token}/savings":           {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/authorizations":                 {201, 400, 401, 403, 409, 413, 500, 503},
 		"GET /v1/authorizations":                  {200, 400, 401, 403, 500},
-		"GET /v1/authorizations/{id}":             {200, 401, 403, 404, 500},
+		"GET /v1/authorizations/{id}":             {200, 400, 401, 403, 404, 500},
 		"POST /v1/authorizations/{id}/increments": {201, 400, 401, 403, 404, 409, 413, 500, 503},
 		"POST /v1/authorizations/{id}/capture":    {201, 400, 401, 403, 404, 409, 413, 500, 503},
-		"POST /v1/authorizations/{id}/void":       {201, 400, 401, 403, 404, 409, 500, 503},
+		"POST /v1/authorizations/{id}/void":       {201, 400, 401, 403, 404, 409, 413, 500, 503},
 		"POST /v1/authorizations/{id}/refunds":    {201, 400, 401, 403, 404, 409, 413, 500, 503},
 	} {
 		statuses[op] = st
@@ -414,6 +414,8 @@ func purchaseStatusCases() []statusCase {
 		statusCase{name: "wrong token", route: route, status: 403, code: EFORBIDDEN,
 			run: send(request{method: "POST", path: "/v1/merchants/pharmacy-1/key", auth: "Bearer nope"})},
 		statusCase{name: "unknown merchant", route: route, status: 404, code: ENOTFOUND, run: send(rotate)},
+		statusCase{name: "not an id", route: route, status: 400, code: EINVALID, message: "id: must be printable ascii",
+			run: send(request{method: "POST", path: "/v1/merchants/pharmacy%001/key"})},
 		statusCase{name: "store broken", route: route, status: 500, code: EINTERNAL, run: withFailure("RotateMerchantKey", errBroken, send(rotate))},
 		statusCase{name: "store busy", route: route, status: 503, code: EUNAVAILABLE, run: withFailure("RotateMerchantKey", busy, send(rotate))},
 	)
@@ -447,6 +449,8 @@ func purchaseStatusCases() []statusCase {
 		statusCase{name: "no auth", route: route, status: 401, code: EUNAUTHORIZED, run: send(request{method: "GET", path: "/v1/cards/tok_card/savings", auth: "-"})},
 		statusCase{name: "wrong token", route: route, status: 403, code: EFORBIDDEN, run: send(request{method: "GET", path: "/v1/cards/tok_card/savings", auth: "Bearer x"})},
 		statusCase{name: "unknown card", route: route, status: 404, code: ENOTFOUND, run: send(request{method: "GET", path: "/v1/cards/tok_nobody/savings"})},
+		statusCase{name: "card number", route: route, status: 400, code: EINVALID, message: "token: looks like a card number in clear",
+			run: send(request{method: "GET", path: "/v1/cards/" + testPAN + "/savings"})},
 		statusCase{name: "store broken", route: route, status: 500, code: EINTERNAL, run: withFailure("Savings", errBroken, send(savings))},
 		statusCase{name: "no admin token", route: route, status: 503, code: EUNAVAILABLE, opts: []envOption{noAdmin}, run: send(savings)},
 	)
@@ -527,7 +531,7 @@ func purchaseStatusCases() []statusCase {
 				other := purchasesOf(e).add(testGrocer)
 				return e.do(t, request{method: "GET", path: "/v1/authorizations/" + id, auth: "Bearer " + other})
 			}},
-		statusCase{name: "not an id", route: route, status: 404, code: ENOTFOUND,
+		statusCase{name: "not an id", route: route, status: 400, code: EINVALID, message: "id: must be an authorization id",
 			run: merchantRun(func(t *testing.T, e *env, key string) request {
 				return request{method: "GET", path: "/v1/authorizations/nope", auth: "Bearer " + key}
 			})},
@@ -535,10 +539,9 @@ func purchaseStatusCases() []statusCase {
 			run: onAuthorization("GET", "", "", failing("Authorization", errBroken))},
 	)
 
-	for _, op := range []struct {
-		suffix, body string
-		hasBody      bool
-	}{{"/increments", `{"amount":"20.00"}`, true}, {"/capture", `{"amount":"80.00"}`, true}, {"/void", "", false}, {"/refunds", `{"amount":"20.00"}`, true}} {
+	// A void has no body to give, and reads what it is given as strictly as the others.
+	for _, op := range []struct{ suffix, body string }{{"/increments", `{"amount":"20.00"}`}, {"/capture", `{"amount":"80.00"}`},
+		{"/void", ""}, {"/refunds", `{"amount":"20.00"}`}} {
 		route := "POST /v1/authorizations/{id}" + op.suffix
 		add(
 			statusCase{name: "ok", route: route, status: 201, run: onAuthorization("POST", op.suffix, op.body, nil)},
@@ -564,14 +567,20 @@ func purchaseStatusCases() []statusCase {
 			statusCase{name: "refused by the state", route: route, status: 409, code: ECONFLICT, message: "already captured",
 				run: onAuthorization("POST", op.suffix, op.body, failing("Do", &purchases.Refusal{Code: purchases.RefusedConflict, Message: "the authorization is already captured"}))},
 		)
-		if op.hasBody {
-			add(
-				statusCase{name: "too large", route: route, status: 413, code: ETOOLARGE, run: onAuthorization("POST", op.suffix, tooLarge, nil)},
-				statusCase{name: "unknown field", route: route, status: 400, code: EINVALID, message: `unknown field "amont"`,
-					run: onAuthorization("POST", op.suffix, `{"amont":"1.00"}`, nil)},
-			)
-		}
+		add(
+			statusCase{name: "too large", route: route, status: 413, code: ETOOLARGE, run: onAuthorization("POST", op.suffix, tooLarge, nil)},
+			statusCase{name: "unknown field", route: route, status: 400, code: EINVALID, message: `unknown field "amont"`,
+				run: onAuthorization("POST", op.suffix, `{"amont":"1.00"}`, nil)},
+			statusCase{name: "not json", route: route, status: 400, code: EINVALID, message: "not valid json",
+				run: onAuthorization("POST", op.suffix, `{,}`, nil)},
+			statusCase{name: "not an id", route: route, status: 400, code: EINVALID, message: "id: must be an authorization id",
+				run: merchantRun(func(t *testing.T, e *env, key string) request {
+					return request{method: "POST", path: "/v1/authorizations/nope" + op.suffix, key: keyAt(t, t0), auth: "Bearer " + key, body: op.body}
+				})},
+		)
 	}
+	add(statusCase{name: "refund amount not an amount", route: "POST /v1/authorizations/{id}/refunds", status: 400, code: EINVALID,
+		message: "amount is not a decimal amount", run: onAuthorization("POST", "/refunds", `{"amount":"lots"}`, nil)})
 	add(statusCase{name: "amount not an amount", route: "POST /v1/authorizations/{id}/capture", status: 400, code: EINVALID,
 		message: "amount has 3 decimal places", run: onAuthorization("POST", "/capture", `{"amount":"1.005"}`, nil)})
 	return cases
@@ -605,14 +614,15 @@ func TestAuthorizeReplaysTheSameAnswer(t *testing.T) {
 
 // TestPurchaseRequestsHashMeaningNotSpelling checks the requests the edge gives the engine: a
 // card token is hashed as its token, amounts by their value, and a card number in the token's
-// place never appears in the request's hash input or the log.
+// place is refused before it reaches the engine, the hash or the log.
 func TestPurchaseRequestsHashMeaningNotSpelling(t *testing.T) {
 	e := newEnv(t)
 	f := purchasesOf(e)
 	key := f.add(testPharmacy)
+	const stranger = "tok_stranger"
 	for _, body := range []string{
-		`{"card_token":"` + testPAN + `","amount":"12.30","currency":"CNY"}`,
-		`{"card_token":"` + testPAN + `","amount":"12.3","currency":"CNY"}`,
+		`{"card_token":"` + stranger + `","amount":"12.30","currency":"CNY"}`,
+		`{"card_token":"` + stranger + `","amount":"12.3","currency":"CNY"}`,
 	} {
 		w := e.do(t, request{method: "POST", path: "/v1/authorizations", key: keyAt(t, t0), auth: "Bearer " + key, body: body})
 		if w.Code != http.StatusCreated {
@@ -620,8 +630,8 @@ func TestPurchaseRequestsHashMeaningNotSpelling(t *testing.T) {
 		}
 		var v authorizationView
 		decodeJSON(t, w, &v)
-		if v.Decision != "declined" || v.DeclineReason != "unknown_card" || strings.Contains(w.Body.String(), testPAN) {
-			t.Errorf("a card number as a token: %s", w.Body.String())
+		if v.Decision != "declined" || v.DeclineReason != "unknown_card" {
+			t.Errorf("a token of no card: %s", w.Body.String())
 		}
 	}
 	if len(f.got) != 2 || f.got[0].Hash != f.got[1].Hash {
@@ -630,12 +640,21 @@ func TestPurchaseRequestsHashMeaningNotSpelling(t *testing.T) {
 	if f.got[0].Amount != 1230 {
 		t.Errorf("amount %d", f.got[0].Amount)
 	}
-	want := purchaseRequestHash(postgres.OpAuthorize, ledger.ID{}, testTokenizer(t).Token(testPAN), "1230", "CNY")
+	want := purchaseRequestHash(postgres.OpAuthorize, ledger.ID{}, testTokenizer(t).Token(stranger), "1230", "CNY")
 	if f.got[0].Hash != want {
-		t.Errorf("the hash is not of the token of the card number")
+		t.Errorf("the hash is not of the card token's token")
 	}
-	if strings.Contains(e.log.String(), testPAN) {
-		t.Errorf("the log contains the card number")
+
+	w := e.do(t, request{method: "POST", path: "/v1/authorizations", key: keyAt(t, t0), auth: "Bearer " + key,
+		body: `{"card_token":"` + testPAN + `","amount":"12.30","currency":"CNY"}`})
+	if w.Code != http.StatusBadRequest || errorOf(t, w).Message != "card_token: looks like a card number in clear, send the card's token" {
+		t.Errorf("a card number as a token: %d %s", w.Code, w.Body.String())
+	}
+	if len(f.got) != 2 {
+		t.Errorf("a card number as a token reached the engine")
+	}
+	if strings.Contains(e.log.String(), testPAN) || strings.Contains(w.Body.String(), testPAN) {
+		t.Errorf("the log or the answer contains the card number")
 	}
 }
 
@@ -690,5 +709,30 @@ func TestMerchantKeyIsShownOnceAndRotates(t *testing.T) {
 	}
 	if strings.Contains(e.log.String(), m.APIKey) || strings.Contains(e.log.String(), rotated.APIKey) {
 		t.Error("the log contains an api key")
+	}
+}
+
+// TestAuthorizationFieldsAreCheckedBeforeQueueing: a request the database could not take (a NUL
+// in the card token, a control character in the amount, a malformed merchant id) is answered 400
+// naming the field and never reaches the committer, where it would share a transaction with
+// other merchants' requests.
+func TestAuthorizationFieldsAreCheckedBeforeQueueing(t *testing.T) {
+	e := newEnv(t)
+	f := purchasesOf(e)
+	key := f.add(testPharmacy)
+	for _, c := range []struct{ body, message string }{
+		{`{"card_token":"tok\u0000x","amount":"10.00","currency":"CNY"}`, "card_token: must be printable ASCII without spaces"},
+		{`{"card_token":"tok x","amount":"10.00","currency":"CNY"}`, "card_token: must be printable ASCII without spaces"},
+		{`{"card_token":"` + strings.Repeat("t", 65) + `","amount":"10.00","currency":"CNY"}`, "card_token: is 65 bytes, more than 64"},
+		{`{"card_token":"tok_card","amount":"10\u0000","currency":"CNY"}`, "amount: must be printable ascii without spaces"},
+		{`{"card_token":"tok_card","amount":"10.00","currency":"CNY","merchant_id":"ph\u0000"}`, "merchant_id: must be printable ascii without spaces"},
+	} {
+		w := e.do(t, request{method: "POST", path: "/v1/authorizations", key: keyAt(t, t0), auth: "Bearer " + key, body: c.body})
+		if w.Code != http.StatusBadRequest || errorOf(t, w).Message != c.message {
+			t.Errorf("%s: %d %s, want 400 %q", c.body, w.Code, w.Body.String(), c.message)
+		}
+	}
+	if len(f.got) != 0 {
+		t.Errorf("%d refused requests reached the committer", len(f.got))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -262,6 +263,10 @@ func (h *transitHandlers) submitBatch(w http.ResponseWriter, r *http.Request, op
 		h.s.writeError(w, r, Errorf(EINVALID, "cannot read request body"))
 		return
 	}
+	if !utf8.Valid(body) {
+		h.s.writeError(w, r, Errorf(EINVALID, "request body is not valid utf-8"))
+		return
+	}
 	var taps []parsedTap
 	if kind == "csv" {
 		taps, err = parseCSVBatch(body)
@@ -307,7 +312,7 @@ func batchIDOf(r *http.Request) (string, error) {
 	case len(values) > 1:
 		return "", Errorf(EINVALID, "more than one idempotency-key header")
 	}
-	if why := checkID(values[0]); why != "" {
+	if why := checkSegment(values[0]); why != "" {
 		return "", Errorf(EINVALID, "idempotency-key: the batch id %s", why)
 	}
 	return values[0], nil
@@ -522,10 +527,12 @@ func parseCSVBatch(body []byte) ([]parsedTap, error) {
 	for i, name := range header {
 		name = strings.TrimSpace(name)
 		if !tapFieldNames[name] {
-			if name == "" || len(name) > maxFieldNameEcho {
-				return nil, Errorf(EINVALID, "csv: unknown column %d", i+1)
+			// Named only when it looks like a field name: a header cell may hold anything, even a
+			// number that must not be echoed.
+			if looksLikeFieldName(name) {
+				return nil, Errorf(EINVALID, "csv: unknown column %q", name)
 			}
-			return nil, Errorf(EINVALID, "csv: unknown column %q", name)
+			return nil, Errorf(EINVALID, "csv: unknown column %d", i+1)
 		}
 		if _, dup := col[name]; dup {
 			return nil, Errorf(EINVALID, "csv: column %q twice", name)
@@ -580,9 +587,9 @@ func tapCSVError(err error) error {
 
 // getBatch answers an operator's own batch, as it was answered.
 func (h *transitHandlers) getBatch(w http.ResponseWriter, r *http.Request, operator string) {
-	id := r.PathValue("id")
-	if checkID(id) != "" {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "batch not found"))
+	id, err := pathID(r, "id")
+	if err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	res, err := h.svc.TapBatch(r.Context(), operator, id)
@@ -635,9 +642,11 @@ func (h *transitHandlers) denyList(w http.ResponseWriter, r *http.Request, _ str
 		limit = n
 	}
 	after := q.Get("after")
-	if len(after) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(EINVALID, "after: want a card token of at most %d bytes", maxTokenBytes))
-		return
+	if after != "" {
+		if err := checkCardToken("after", after); err != nil {
+			h.s.writeError(w, r, err)
+			return
+		}
 	}
 	list, err := h.svc.DenyList(r.Context(), after, limit)
 	if err != nil {
@@ -658,8 +667,8 @@ func (h *transitHandlers) denyList(w http.ResponseWriter, r *http.Request, _ str
 // denyStatus says whether one card, by any of its tokens, is on the deny list.
 func (h *transitHandlers) denyStatus(w http.ResponseWriter, r *http.Request, _ string) {
 	token := r.PathValue("token")
-	if token == "" || len(token) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	e, denied, err := h.svc.CardDenyStatus(r.Context(), token)
@@ -741,8 +750,8 @@ func (h *transitHandlers) trips(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PathValue("token")
-	if token == "" || len(token) > maxTokenBytes {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
 		return
 	}
 	card, days, err := h.svc.TransitTrips(r.Context(), h.tables, token, from, to)

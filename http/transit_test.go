@@ -43,9 +43,9 @@ func init() {
 	for route, st := range map[string][]int{
 		"POST /v1/transit/operators":          {201, 400, 401, 403, 409, 413, 500, 503},
 		"POST /v1/transit/batches":            {200, 201, 400, 401, 403, 409, 413, 500, 503},
-		"GET /v1/transit/batches/{id}":        {200, 401, 403, 404, 500, 503},
+		"GET /v1/transit/batches/{id}":        {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/transit/deny-list":           {200, 400, 401, 403, 500, 503},
-		"GET /v1/transit/deny-list/{token}":   {200, 401, 403, 404, 500, 503},
+		"GET /v1/transit/deny-list/{token}":   {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/transit/cards/{token}/trips": {200, 400, 401, 403, 404, 500, 503},
 	} {
 		statuses[route] = st
@@ -354,6 +354,8 @@ func transitStatusCases() []statusCase {
 				e.do(t, batchRequest(hzMetroKey, "b-1", ok))
 				return e.do(t, get(hzBusKey, "b-1"))
 			}},
+		statusCase{name: "get not an id", route: "GET /v1/transit/batches/{id}", status: 400, code: EINVALID, message: "id: must be printable ascii",
+			run: send(get(hzMetroKey, "b%001"))},
 		statusCase{name: "get without key", route: "GET /v1/transit/batches/{id}", status: 401, code: EUNAUTHORIZED,
 			run: send(request{method: "GET", path: "/v1/transit/batches/b-1", auth: "-"})},
 		statusCase{name: "get with a wrong key", route: "GET /v1/transit/batches/{id}", status: 403, code: EFORBIDDEN,
@@ -387,6 +389,10 @@ func transitStatusCases() []statusCase {
 		statusCase{name: "deny status", route: "GET /v1/transit/deny-list/{token}", status: 200, run: send(status(hzBusKey, "tok_owing"))},
 		statusCase{name: "deny status unknown card", route: "GET /v1/transit/deny-list/{token}", status: 404, code: ENOTFOUND,
 			run: send(status(hzBusKey, "tok_nobody"))},
+		statusCase{name: "deny status not a token", route: "GET /v1/transit/deny-list/{token}", status: 400, code: EINVALID, message: "token: must be printable",
+			run: send(status(hzBusKey, "tok%00x"))},
+		statusCase{name: "deny list after not a token", route: "GET /v1/transit/deny-list", status: 400, code: EINVALID, message: "after: must be printable",
+			run: send(deny(hzBusKey, "?after=tok%FF"))},
 		statusCase{name: "deny status without key", route: "GET /v1/transit/deny-list/{token}", status: 401, code: EUNAUTHORIZED,
 			run: send(request{method: "GET", path: "/v1/transit/deny-list/tok_card", auth: "-"})},
 		statusCase{name: "deny status wrong key", route: "GET /v1/transit/deny-list/{token}", status: 403, code: EFORBIDDEN,
@@ -510,6 +516,7 @@ func TestTransitBatchCSV(t *testing.T) {
 	for _, c := range []struct{ body, message string }{
 		{"", "csv: no header"},
 		{"device_id,device_seq,card_token,tapped_at,station_id,direction,mode,colour\n", `unknown column "colour"`},
+		{"device_id,device_seq,card_token,tapped_at,station_id,direction,mode," + testPAN + "\n", `unknown column 8`},
 		{"device_id,device_id,device_seq,card_token,tapped_at,station_id,direction,mode\n", `column "device_id" twice`},
 		{"device_id,device_seq,card_token,tapped_at,station_id,direction,mode\n", "csv: no taps"},
 		{"device_id,device_seq,card_token,tapped_at,station_id,direction,mode\nG,1,\"tok,2,x,y,z,w\n", "csv: line"},

@@ -1,0 +1,333 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/medical"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/transit"
+)
+
+// hostileWorld is every feature of the API on the real store, with a merchant, a transit
+// operator and a medical institution registered, and their keys.
+type hostileWorld struct {
+	*env
+	merchantKey, operatorKey, institutionKey string
+}
+
+func newHostileWorld(t *testing.T) *hostileWorld {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store := pgtest.NewStore(t)
+	p, err := postgres.NewPurchases(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	policies, err := medical.SamplePolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	e := &env{log: log}
+	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
+		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Features: []Feature{NewPurchases(p), NewTransit(store, testTransitTables(t)), NewMedical(postgres.NewMedical(store, policies)),
+			NewAccounts(store)}})
+	e.h = e.srv.Handler()
+	w := &hostileWorld{env: e}
+	for _, body := range []string{
+		`{"kind":"bank","id":"ICBC-JX","name":"ICBC Jiaxing"}`,
+		`{"kind":"insurance_fund","id":"jiaxing","name":"Jiaxing fund"}`,
+		`{"kind":"merchant","id":"jx-first-hospital","name":"Jiaxing First Hospital"}`,
+	} {
+		if r := e.do(t, request{method: "POST", path: "/v1/parties", body: body}); r.Code != http.StatusCreated {
+			t.Fatalf("party %s: %d %s", body, r.Code, r.Body.String())
+		}
+	}
+	keyOf := func(rq request, field string) string {
+		t.Helper()
+		r := e.do(t, rq)
+		var v map[string]any
+		decodeJSON(t, r, &v)
+		key, _ := v[field].(string)
+		if r.Code != http.StatusCreated || key == "" {
+			t.Fatalf("%s %s: %d %s", rq.method, rq.path, r.Code, r.Body.String())
+		}
+		return key
+	}
+	w.merchantKey = keyOf(request{method: "POST", path: "/v1/merchants", body: `{"id":"pharmacy-1","name":"Pharmacy","mcc":"5912",` +
+		`"city":"jiaxing","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`}, "api_key")
+	w.operatorKey = keyOf(request{method: "POST", path: "/v1/transit/operators", body: `{"id":"HZMETRO","name":"Hangzhou Metro"}`}, "api_key")
+	w.institutionKey = keyOf(request{method: "POST", path: "/v1/medical/institutions",
+		body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"3","city":"jiaxing"}`}, "api_key")
+	return w
+}
+
+// hostileCase is a request with one hostile value in one place: "{X}" in its path or body stands
+// for it. field is what the answer must name.
+type hostileCase struct {
+	route, field       string
+	method, path, body string
+	auth               string // "admin", "merchant", "operator", "institution"
+	key                string // the Idempotency-Key, "" for none, "new" for a fresh UUIDv7
+	csv                bool
+}
+
+// TestHostileBytesAreRefusedByName sends a NUL byte and invalid UTF-8 in every free-text field,
+// path segment, query parameter and key header of the API, on the real store: every one is
+// answered 400 naming the field, never 500, and the value is never repeated. PostgreSQL refuses
+// both in text, so any that got through to a query would fail its transaction (and, in the
+// purchase committer, every other merchant's request in it).
+func TestHostileBytesAreRefusedByName(t *testing.T) {
+	w := newHostileWorld(t)
+	const authID = "/v1/authorizations/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"
+	basket := func(card, visit, code, class, amount string) string {
+		return `{"card_token":"` + card + `","visit_kind":"` + visit + `","items":[{"code":"` + code + `","class":"` + class + `","amount":"` + amount + `"}]}`
+	}
+	settle := func(ref, card, visit, code, class, amount string) string {
+		return `{"settlement_id":"` + ref + `",` + strings.TrimPrefix(basket(card, visit, code, class, amount), "{")
+	}
+	registration := func(field string) string {
+		return registration(func(m map[string]string) { m[field] = "a{X}b" })
+	}
+	tap := `{"taps":[{"device_id":"G-1","device_seq":1,"card_token":"tok_card","tapped_at":"2026-03-02T08:00:00+08:00",` +
+		`"station_id":"0116","direction":"in","mode":"metro"}]}`
+	cases := []hostileCase{
+		{route: "POST /v1/parties", field: "kind", method: "POST", path: "/v1/parties", body: `{"kind":"a{X}","id":"x","name":"y"}`},
+		{route: "POST /v1/parties", field: "id", method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"a{X}","name":"y"}`},
+		{route: "POST /v1/parties", field: "id", method: "POST", path: "/v1/parties", body: `{"kind":"insurance_fund","id":"a{X}","name":"y"}`},
+		{route: "POST /v1/parties", field: "name", method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"x","name":"a{X}"}`},
+		{route: "GET /v1/cards/{token}", field: "token", method: "GET", path: "/v1/cards/tok{X}"},
+		{route: "POST /v1/cards/{token}/status", field: "token", method: "POST", path: "/v1/cards/tok{X}/status", key: "new",
+			body: `{"status":"blocked","reason":"lost"}`},
+		{route: "POST /v1/cards/{token}/status", field: "status", method: "POST", path: "/v1/cards/tok_card/status", key: "new",
+			body: `{"status":"bl{X}ocked","reason":"lost"}`},
+		{route: "POST /v1/cards/{token}/status", field: "reason", method: "POST", path: "/v1/cards/tok_card/status", key: "new",
+			body: `{"status":"blocked","reason":"lo{X}st"}`},
+		{route: "POST /v1/cards/{token}/status", field: "idempotency-key", method: "POST", path: "/v1/cards/tok_card/status",
+			key: "0195a3c2-5e00-7a41-8b3e-{X}", body: `{"status":"blocked","reason":"lost"}`},
+		{route: "GET /v1/accounts/{id}", field: "id", method: "GET", path: "/v1/accounts/{X}"},
+		{route: "GET /v1/accounts/{id}", field: "at", method: "GET", path: "/v1/accounts/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11?at=2026{X}"},
+		{route: "GET /v1/accounts/{id}/statement", field: "id", method: "GET", path: "/v1/accounts/{X}/statement"},
+		{route: "GET /v1/accounts/{id}/statement", field: "from", method: "GET", path: "/v1/accounts/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11/statement?from={X}"},
+		{route: "GET /v1/accounts/{id}/statement", field: "to", method: "GET", path: "/v1/accounts/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11/statement?to={X}"},
+		{route: "GET /v1/accounts/{id}/statement", field: "limit", method: "GET", path: "/v1/accounts/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11/statement?limit=1{X}"},
+
+		{route: "POST /v1/merchants", field: "id", method: "POST", path: "/v1/merchants",
+			body: `{"id":"a{X}","name":"n","mcc":"5912","city":"c","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`},
+		{route: "POST /v1/merchants", field: "name", method: "POST", path: "/v1/merchants",
+			body: `{"id":"m-2","name":"a{X}","mcc":"5912","city":"c","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`},
+		{route: "POST /v1/merchants", field: "mcc", method: "POST", path: "/v1/merchants",
+			body: `{"id":"m-2","name":"n","mcc":"59{X}","city":"c","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`},
+		{route: "POST /v1/merchants", field: "city", method: "POST", path: "/v1/merchants",
+			body: `{"id":"m-2","name":"n","mcc":"5912","city":"a{X}","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`},
+		{route: "POST /v1/merchants", field: "acquiring_bank", method: "POST", path: "/v1/merchants",
+			body: `{"id":"m-2","name":"n","mcc":"5912","city":"c","acquiring_bank":"a{X}","fee_plan":"domestic-standard"}`},
+		{route: "POST /v1/merchants", field: "fee_plan", method: "POST", path: "/v1/merchants",
+			body: `{"id":"m-2","name":"n","mcc":"5912","city":"c","acquiring_bank":"ICBC-JX","fee_plan":"a{X}"}`},
+		{route: "POST /v1/merchants/{id}/key", field: "id", method: "POST", path: "/v1/merchants/pharmacy{X}/key"},
+		{route: "POST /v1/cards/{token}/limits", field: "token", method: "POST", path: "/v1/cards/tok{X}/limits",
+			body: `{"per_transaction":"50.00","per_day":"500.00"}`},
+		{route: "POST /v1/cards/{token}/limits", field: "per_day", method: "POST", path: "/v1/cards/tok_card/limits",
+			body: `{"per_transaction":"50.00","per_day":"5{X}"}`},
+		{route: "GET /v1/cards/{token}/savings", field: "token", method: "GET", path: "/v1/cards/tok{X}/savings"},
+		{route: "POST /v1/authorizations", field: "card_token", method: "POST", path: "/v1/authorizations", auth: "merchant", key: "new",
+			body: `{"card_token":"tok{X}x","amount":"10.00","currency":"CNY"}`},
+		{route: "POST /v1/authorizations", field: "amount", method: "POST", path: "/v1/authorizations", auth: "merchant", key: "new",
+			body: `{"card_token":"tok_card","amount":"10{X}","currency":"CNY"}`},
+		{route: "POST /v1/authorizations", field: "currency", method: "POST", path: "/v1/authorizations", auth: "merchant", key: "new",
+			body: `{"card_token":"tok_card","amount":"10.00","currency":"CN{X}"}`},
+		{route: "POST /v1/authorizations", field: "merchant_id", method: "POST", path: "/v1/authorizations", auth: "merchant", key: "new",
+			body: `{"card_token":"tok_card","amount":"10.00","currency":"CNY","merchant_id":"ph{X}"}`},
+		{route: "POST /v1/authorizations", field: "idempotency-key", method: "POST", path: "/v1/authorizations", auth: "merchant",
+			key: "{X}", body: `{"card_token":"tok_card","amount":"10.00","currency":"CNY"}`},
+		{route: "GET /v1/authorizations", field: "before", method: "GET", path: "/v1/authorizations?before={X}", auth: "merchant"},
+		{route: "GET /v1/authorizations", field: "limit", method: "GET", path: "/v1/authorizations?limit={X}", auth: "merchant"},
+		{route: "GET /v1/authorizations/{id}", field: "id", method: "GET", path: "/v1/authorizations/{X}", auth: "merchant"},
+		{route: "POST /v1/authorizations/{id}/increments", field: "id", method: "POST", path: "/v1/authorizations/{X}/increments",
+			auth: "merchant", key: "new", body: `{"amount":"1.00"}`},
+		{route: "POST /v1/authorizations/{id}/increments", field: "amount", method: "POST", path: authID + "/increments",
+			auth: "merchant", key: "new", body: `{"amount":"1{X}"}`},
+		{route: "POST /v1/authorizations/{id}/capture", field: "id", method: "POST", path: "/v1/authorizations/{X}/capture",
+			auth: "merchant", key: "new", body: `{}`},
+		{route: "POST /v1/authorizations/{id}/capture", field: "amount", method: "POST", path: authID + "/capture",
+			auth: "merchant", key: "new", body: `{"amount":"1{X}"}`},
+		{route: "POST /v1/authorizations/{id}/void", field: "id", method: "POST", path: "/v1/authorizations/{X}/void",
+			auth: "merchant", key: "new"},
+		{route: "POST /v1/authorizations/{id}/void", field: "unknown field", method: "POST", path: authID + "/void",
+			auth: "merchant", key: "new", body: `{"reason":"a{X}"}`},
+		{route: "POST /v1/authorizations/{id}/refunds", field: "id", method: "POST", path: "/v1/authorizations/{X}/refunds",
+			auth: "merchant", key: "new", body: `{"amount":"1.00"}`},
+		{route: "POST /v1/authorizations/{id}/refunds", field: "amount", method: "POST", path: authID + "/refunds",
+			auth: "merchant", key: "new", body: `{"amount":"1{X}"}`},
+
+		{route: "POST /v1/transit/operators", field: "id", method: "POST", path: "/v1/transit/operators", body: `{"id":"HZ{X}","name":"n"}`},
+		{route: "POST /v1/transit/operators", field: "name", method: "POST", path: "/v1/transit/operators", body: `{"id":"HZBUS","name":"a{X}"}`},
+		{route: "POST /v1/transit/batches", field: "idempotency-key", method: "POST", path: "/v1/transit/batches", auth: "operator",
+			key: "b{X}", body: tap},
+		{route: "POST /v1/transit/batches", field: "unknown field", method: "POST", path: "/v1/transit/batches", auth: "operator",
+			key: "b-1", body: `{"ta{X}ps":[]}`},
+		{route: "POST /v1/transit/batches", field: "csv", method: "POST", path: "/v1/transit/batches", auth: "operator", key: "b-2", csv: true,
+			body: "device_id,device_seq,card_token,tapped_at,station_id,direction,mode,c{X}\n"},
+		{route: "GET /v1/transit/batches/{id}", field: "id", method: "GET", path: "/v1/transit/batches/b{X}", auth: "operator"},
+		{route: "GET /v1/transit/deny-list", field: "after", method: "GET", path: "/v1/transit/deny-list?after=tok{X}", auth: "operator"},
+		{route: "GET /v1/transit/deny-list", field: "limit", method: "GET", path: "/v1/transit/deny-list?limit={X}", auth: "operator"},
+		{route: "GET /v1/transit/deny-list/{token}", field: "token", method: "GET", path: "/v1/transit/deny-list/tok{X}", auth: "operator"},
+		{route: "GET /v1/transit/cards/{token}/trips", field: "token", method: "GET", path: "/v1/transit/cards/tok{X}/trips"},
+		{route: "GET /v1/transit/cards/{token}/trips", field: "from", method: "GET", path: "/v1/transit/cards/tok_card/trips?from={X}"},
+		{route: "GET /v1/transit/cards/{token}/trips", field: "to", method: "GET", path: "/v1/transit/cards/tok_card/trips?to={X}"},
+
+		{route: "POST /v1/medical/institutions", field: "merchant_id", method: "POST", path: "/v1/medical/institutions",
+			body: `{"merchant_id":"a{X}","kind":"hospital","tier":"3","city":"jiaxing"}`},
+		{route: "POST /v1/medical/institutions", field: "kind", method: "POST", path: "/v1/medical/institutions",
+			body: `{"merchant_id":"jx-first-hospital","kind":"a{X}","tier":"3","city":"jiaxing"}`},
+		{route: "POST /v1/medical/institutions", field: "tier", method: "POST", path: "/v1/medical/institutions",
+			body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"{X}","city":"jiaxing"}`},
+		{route: "POST /v1/medical/institutions", field: "city", method: "POST", path: "/v1/medical/institutions",
+			body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"3","city":"a{X}"}`},
+		{route: "POST /v1/medical/institutions/{merchant_id}/keys", field: "merchant_id", method: "POST", path: "/v1/medical/institutions/jx{X}/keys"},
+		{route: "POST /v1/medical/quotes", field: "card_token", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok{X}", "outpatient", "X1", "A", "1.00")},
+		{route: "POST /v1/medical/quotes", field: "visit_kind", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok_card", "out{X}", "X1", "A", "1.00")},
+		{route: "POST /v1/medical/quotes", field: "items[0].code", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok_card", "outpatient", "X{X}", "A", "1.00")},
+		{route: "POST /v1/medical/quotes", field: "items[0].class", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok_card", "outpatient", "X1", "{X}", "1.00")},
+		{route: "POST /v1/medical/quotes", field: "items[0].amount", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok_card", "outpatient", "X1", "A", "1{X}")},
+		{route: "POST /v1/medical/settlements", field: "settlement_id", method: "POST", path: "/v1/medical/settlements", auth: "institution",
+			body: settle("S{X}", "tok_card", "outpatient", "X1", "A", "1.00")},
+		{route: "POST /v1/medical/settlements", field: "card_token", method: "POST", path: "/v1/medical/settlements", auth: "institution",
+			body: settle("S-1", "tok{X}", "outpatient", "X1", "A", "1.00")},
+		{route: "POST /v1/medical/settlements", field: "items[0].amount", method: "POST", path: "/v1/medical/settlements", auth: "institution",
+			body: settle("S-1", "tok_card", "outpatient", "X1", "A", "{X}")},
+		{route: "GET /v1/medical/settlements/{settlement_id}", field: "settlement_id", method: "GET", path: "/v1/medical/settlements/S{X}", auth: "institution"},
+		{route: "POST /v1/medical/settlements/{settlement_id}/cancel", field: "settlement_id", method: "POST",
+			path: "/v1/medical/settlements/S{X}/cancel", auth: "institution", body: `{"reason":"twice"}`},
+		{route: "POST /v1/medical/settlements/{settlement_id}/cancel", field: "reason", method: "POST",
+			path: "/v1/medical/settlements/S-1/cancel", auth: "institution", body: `{"reason":"tw{X}ice"}`},
+		{route: "POST /v1/medical/settlements/{settlement_id}/reversal", field: "settlement_id", method: "POST",
+			path: "/v1/medical/settlements/S{X}/reversal", auth: "institution", body: `{"reason":"twice"}`},
+		{route: "POST /v1/medical/settlements/{settlement_id}/reversal", field: "reason", method: "POST",
+			path: "/v1/medical/settlements/S-1/reversal", auth: "institution", body: `{"reason":"tw{X}ice"}`},
+		{route: "GET /v1/medical/reconciliation", field: "fund", method: "GET", path: "/v1/medical/reconciliation?fund=jx{X}&day=2026-03-01"},
+		{route: "GET /v1/medical/reconciliation", field: "day", method: "GET", path: "/v1/medical/reconciliation?fund=jiaxing&day={X}"},
+		{route: "GET /v1/medical/reconciliation", field: "unknown query parameter", method: "GET",
+			path: "/v1/medical/reconciliation?fund=jiaxing&day=2026-03-01&x{X}=1"},
+		{route: "GET /v1/medical/reconciliation/detail", field: "fund", method: "GET", path: "/v1/medical/reconciliation/detail?fund=jx{X}&day=2026-03-01"},
+		{route: "GET /v1/medical/reconciliation/detail", field: "day", method: "GET", path: "/v1/medical/reconciliation/detail?fund=jiaxing&day={X}"},
+		{route: "GET /v1/medical/cards/{token}", field: "token", method: "GET", path: "/v1/medical/cards/tok{X}"},
+		{route: "GET /v1/medical/cards/{token}", field: "year", method: "GET", path: "/v1/medical/cards/tok_card?year={X}"},
+		{route: "GET /v1/medical/cards/{token}", field: "unknown query parameter", method: "GET", path: "/v1/medical/cards/tok_card?y{X}=1"},
+	}
+	for _, field := range []string{"card_number", "passport_number", "social_security_number", "work_permit_number",
+		"bank_account_number", "holder_name", "nationality", "permit_valid_until", "insurance_city", "issuer_bank",
+		"physical_token", "digital_token"} {
+		cases = append(cases, hostileCase{route: "POST /v1/cards", field: field, method: "POST", path: "/v1/cards", key: "new",
+			body: registration(field)})
+	}
+
+	covered := map[string]bool{}
+	for _, c := range cases {
+		covered[c.route] = true
+	}
+	for _, rt := range w.srv.Routes() {
+		name := rt.Method + " " + rt.Pattern
+		if !covered[name] && rt.Pattern != "/healthz" && rt.Pattern != "/readyz" && rt.Pattern != "/metrics" {
+			t.Errorf("%s: no hostile case", name)
+		}
+	}
+
+	// In a path, a query or a header a NUL byte and an invalid byte arrive as they are; in a JSON
+	// body a NUL is an escape, and an invalid byte makes the whole body invalid.
+	type hostile struct{ name, inURL, inHeader, inBody string }
+	for _, h := range []hostile{{"nul", "%00", "\x00", `\u0000`}, {"invalid utf-8", "%FF", "\xff", "\xff"}} {
+		for _, c := range cases {
+			t.Run(h.name+" "+c.route+" "+c.field, func(t *testing.T) {
+				field := c.field
+				rq := request{method: c.method, path: strings.ReplaceAll(c.path, "{X}", h.inURL),
+					body: strings.ReplaceAll(c.body, "{X}", h.inBody)}
+				if strings.Contains(c.body, "{X}") && h.inBody == "\xff" {
+					field = "not valid utf-8" // the body as a whole
+				}
+				switch c.key {
+				case "":
+				case "new":
+					rq.key = keyAt(t, time.Now())
+				default:
+					rq.key = strings.ReplaceAll(c.key, "{X}", h.inHeader)
+				}
+				switch c.auth {
+				case "merchant":
+					rq.auth = "Bearer " + w.merchantKey
+				case "operator":
+					rq.auth = "Bearer " + w.operatorKey
+				case "institution":
+					rq.auth = "Bearer " + w.institutionKey
+				}
+				if c.csv {
+					rq.header = map[string]string{"Content-Type": "text/csv"}
+				} else if c.auth == "operator" && c.method == "POST" {
+					rq.header = map[string]string{"Content-Type": "application/json"}
+				}
+				r := w.do(t, rq)
+				if r.Code != http.StatusBadRequest {
+					t.Fatalf("%s %q: %d %s, want 400", rq.method, rq.path, r.Code, r.Body.String())
+				}
+				got := errorOf(t, r)
+				if !strings.Contains(strings.ToLower(got.Message), field) {
+					t.Errorf("%q does not name %s", got.Message, field)
+				}
+				if strings.ContainsAny(got.Message, "\x00\ufffd") || !utf8.ValidString(got.Message) {
+					t.Errorf("%q repeats the hostile value", got.Message)
+				}
+			})
+		}
+	}
+	// A tap is answered on its own, so that one broken record does not hold up a reader's
+	// upload: a hostile value in any field of a tap rejects that tap as malformed, naming the field.
+	for i, field := range []string{"device_id", "card_token", "tapped_at", "station_id", "line", "direction", "mode"} {
+		for j, h := range []string{`\u0000`, `\udcff`} {
+			b := strings.Replace(tap, `"`+field+`":"`, `"`+field+`":"`+h, 1)
+			if field == "line" {
+				b = strings.Replace(tap, `"station_id"`, `"line":"`+h+`1","station_id"`, 1)
+			}
+			r := w.do(t, request{method: "POST", path: "/v1/transit/batches", key: fmt.Sprintf("hostile-%d-%d", i, j), body: b,
+				auth: "Bearer " + w.operatorKey})
+			var v transitBatchView
+			decodeJSON(t, r, &v)
+			if r.Code != http.StatusCreated || len(v.Taps) != 1 || v.Taps[0].Reason != string(transit.ReasonMalformed) ||
+				!strings.HasPrefix(v.Taps[0].Detail, field+":") {
+				t.Errorf("a tap with %s in %s: %d %s", h, field, r.Code, r.Body.String())
+			}
+		}
+	}
+	if strings.Contains(w.log.String(), "internal error") {
+		t.Errorf("an internal error was logged:\n%s", w.log.String())
+	}
+	for _, tok := range []string{w.merchantKey, w.operatorKey, w.institutionKey} {
+		if strings.Contains(w.log.String(), tok) {
+			t.Error("the log contains an api key")
+		}
+	}
+}
