@@ -303,6 +303,9 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			d.groups = append(d.groups, group{processed: len(d.Processed), first: first, n: len(plan.Transfers)})
 		}
 		if p.Status == Rejected {
+			// A reason may name what the event named (a merchant, a bank): never a card number,
+			// in processed_events nor anywhere else.
+			p.Reason = events.RedactText(p.Reason)
 			d.deadLetter(DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + p.Reason, Raw: m.Raw})
 		}
 		v.Processed[e.ID] = p

@@ -304,3 +304,22 @@ func TestDeadLettersKeepNoPersonalNumber(t *testing.T) {
 		t.Errorf("a conflict with nothing personal: %+v", d.DeadLetters)
 	}
 }
+
+// TestRejectionReasonsKeepNoCardNumber: a reason naming what the event named (here a merchant id
+// that is a card number) keeps no card number, in the decision nor in its dead letter.
+func TestRejectionReasonsKeepNoCardNumber(t *testing.T) {
+	const pan = "6228480402564899"
+	city := loadtest.NewCity(1, 1, 1, day)
+	v := world(city)
+	funds := city.Funding(1000, 1000)
+	buy := city.Purchases(1, 100)[0]
+	buy.Data.(*events.PurchaseCleared).MerchantID = pan
+	d := clearing.Decide(decoded(t, append(append(city.Registrations(), funds...), buy)...), v, day)
+	p := d.Processed[len(d.Processed)-1]
+	if p.Status != clearing.Rejected || p.Reason != `merchant "[redacted]" is not registered` {
+		t.Errorf("decision %+v", p)
+	}
+	if len(d.DeadLetters) != 1 || strings.Contains(d.DeadLetters[0].Reason, pan) {
+		t.Errorf("dead letters %+v", d.DeadLetters)
+	}
+}

@@ -883,3 +883,27 @@ func TestQuoteShowsNoBalance(t *testing.T) {
 		t.Errorf("the quote repeats the card's funds: %s", w.Body.String())
 	}
 }
+
+// TestUnknownQueryParametersAreNotEchoed: an unknown query parameter is named only when it looks
+// like a parameter's name; one that may be a personal number is described, not repeated.
+func TestUnknownQueryParametersAreNotEchoed(t *testing.T) {
+	e := newEnv(t)
+	for path, named := range map[string]bool{
+		"/v1/medical/reconciliation?fund=jiaxing&day=2026-03-01&institution=H1":    true,
+		"/v1/medical/reconciliation?fund=jiaxing&day=2026-03-01&" + testPAN + "=1": false,
+		"/v1/medical/cards/" + medCard + "?years=2026":                             true,
+		"/v1/medical/cards/" + medCard + "?" + testPassport + "=1":                 false,
+	} {
+		w := e.do(t, request{method: "GET", path: path})
+		msg := errorOf(t, w).Message
+		if w.Code != http.StatusBadRequest || !strings.HasPrefix(msg, "unknown query parameter") {
+			t.Errorf("%s: %d %s", path, w.Code, w.Body.String())
+		}
+		if strings.Contains(msg, testPAN) || strings.Contains(msg, testPassport) {
+			t.Errorf("%s: the message repeats a personal number: %q", path, msg)
+		}
+		if named != strings.Contains(msg, `"`) {
+			t.Errorf("%s: %q names the parameter: %v, want %v", path, msg, !named, named)
+		}
+	}
+}

@@ -25,28 +25,30 @@ const (
 
 // ParseAmount reads a decimal amount in yuan with at most two decimals ("12.34", "12", "0.50")
 // as fen. It refuses signs, exponents, leading zeros, more than two decimals and anything over
-// MaxAmount. Zero is allowed: callers that need a positive amount check it.
+// MaxAmount. Zero is allowed: callers that need a positive amount check it. Its errors describe
+// the amount and never repeat it: a client may have put a card number where an amount belongs,
+// and the caller names the field.
 func ParseAmount(s string) (int64, error) {
 	whole, frac, hasPoint := strings.Cut(s, ".")
 	switch {
 	case s == "":
 		return 0, fmt.Errorf("empty amount")
 	case !allDigits(whole) || hasPoint && !allDigits(frac):
-		return 0, fmt.Errorf(`%q is not a decimal amount, want digits with an optional fraction such as "12.34"`, s)
+		return 0, fmt.Errorf(`not a decimal amount, want digits with an optional fraction such as "12.34"`)
 	case len(whole) > 1 && whole[0] == '0':
-		return 0, fmt.Errorf("%q has a leading zero", s)
+		return 0, fmt.Errorf("has a leading zero")
 	case len(frac) > 2:
-		return 0, fmt.Errorf("%q has %d decimals, CNY has 2", s, len(frac))
+		return 0, fmt.Errorf("has %d decimals, CNY has 2", len(frac))
 	case len(whole) > maxAmountDigits:
-		return 0, fmt.Errorf("%q is over the bound of %s", s, FormatAmount(MaxAmount))
+		return 0, fmt.Errorf("over the bound of %s", FormatAmount(MaxAmount))
 	}
 	// Digits only, at most 9 + 2 of them: strconv is exact and cannot overflow.
 	fen, err := strconv.ParseInt(whole+(frac + "00")[:2], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
+		return 0, fmt.Errorf("not a decimal amount")
 	}
 	if fen > MaxAmount {
-		return 0, fmt.Errorf("%q is over the bound of %s", s, FormatAmount(MaxAmount))
+		return 0, fmt.Errorf("over the bound of %s", FormatAmount(MaxAmount))
 	}
 	return fen, nil
 }

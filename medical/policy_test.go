@@ -116,6 +116,12 @@ func TestParseAmount(t *testing.T) {
 			t.Errorf("ParseAmount(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
 		}
 	}
+	// An amount field may hold a card or passport number: the error describes it, never repeats it.
+	for _, in := range []string{"6228480402564899", "E12345678", "6228480402564899.001", "062284804025648"} {
+		if _, err := ParseAmount(in); err == nil || strings.Contains(err.Error(), in) {
+			t.Errorf("ParseAmount(%q): %v", in, err)
+		}
+	}
 	for _, c := range []struct {
 		fen  int64
 		want string

@@ -26,7 +26,7 @@ func DayOfTime(t time.Time) Day { return DayOf(t.Date()) }
 func ParseDay(s string) (Day, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil || len(s) != len(time.DateOnly) {
-		return 0, fmt.Errorf("%q is not a date, want yyyy-mm-dd", s)
+		return 0, fmt.Errorf("not a date, want yyyy-mm-dd")
 	}
 	return DayOfTime(t), nil
 }

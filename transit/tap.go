@@ -77,8 +77,10 @@ type Outcome struct {
 	Detail string // for people: which field, what is wrong; never the card token
 }
 
+// reject refuses a tap. The detail may name what the tap named (a station, a line): a card
+// number put there is redacted, as everywhere the engine keeps or answers text.
 func reject(r Reason, format string, args ...any) Outcome {
-	return Outcome{Result: Rejected, Reason: r, Detail: fmt.Sprintf(format, args...)}
+	return Outcome{Result: Rejected, Reason: r, Detail: events.RedactText(fmt.Sprintf(format, args...))}
 }
 
 // RawTap is a tap as an operator uploads it in a batch: every field as text.
