@@ -2,7 +2,9 @@ package events_test
 
 import (
 	"bufio"
+	"encoding/hex"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -93,11 +95,26 @@ func TestDocFieldTables(t *testing.T) {
 	}
 }
 
-// TestDocTokenVectors: the documented test vectors are what Tokenizer and the masks make.
+// TestDocTokenVectors: the documented test vectors are what Tokenizer and the masks make, with
+// the key as the documentation gives it to --token-key, in hex.
 func TestDocTokenVectors(t *testing.T) {
 	_, rows := docSections(t)
-	const key = "join-in-card-example-key-not-for-production"
-	tk, err := events.NewTokenizer([]byte(key))
+	doc, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("--token-key ([0-9a-f]+)\n").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("the documentation gives no --token-key for its test vectors")
+	}
+	key, err := hex.DecodeString(string(m[1]))
+	if err != nil {
+		t.Fatalf("the documented --token-key is not hex: %v", err)
+	}
+	if string(key) != "join-in-card-example-key-not-for-production" {
+		t.Errorf("the documented --token-key is the bytes %q, not the text the documentation names", key)
+	}
+	tk, err := events.NewTokenizer(key)
 	if err != nil {
 		t.Fatal(err)
 	}
