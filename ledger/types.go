@@ -62,21 +62,22 @@ func ParseCurrency(code string) (Currency, error) {
 type Kind uint8
 
 const (
-	KindUnknown          Kind = iota
-	KindCardholderFunds       // a cardholder's funds: the linked bank account as mirrored in the ledger
-	KindMedicalPersonal       // a cardholder's personal medical account
-	KindOperatorClearing      // what a transit operator is owed for taps, until settlement
-	KindMerchantClearing      // what a merchant, venue, pharmacy or hospital is owed, until settlement
-	KindFeeIncome             // merchant discount and network fees earned
-	KindBankSettlement        // a bank's position in the settlement cycle
-	KindInsuranceFund         // a city's pooled medical insurance fund
-	KindSuspense              // items held until they are matched, e.g. unpaid fares
+	KindUnknown            Kind = iota
+	KindCardholderFunds         // a cardholder's funds: the linked bank account as mirrored in the ledger
+	KindMedicalPersonal         // a cardholder's personal medical account
+	KindOperatorClearing        // what a transit operator is owed for taps, until settlement
+	KindMerchantClearing        // what a merchant, venue, pharmacy or hospital is owed, until settlement
+	KindFeeIncome               // merchant discount and network fees earned
+	KindBankSettlement          // a bank's position in the settlement cycle
+	KindInsuranceFund           // a city's pooled medical insurance fund
+	KindSuspense                // items held until they are matched, e.g. unpaid fares
+	KindSettlementPosition      // what a bank is owed (credit) or owes (debit) from settled cycles
 	kindCount
 )
 
 var kindNames = [kindCount]string{
 	"unknown", "cardholder_funds", "medical_personal", "operator_clearing", "merchant_clearing",
-	"fee_income", "bank_settlement", "insurance_fund", "suspense",
+	"fee_income", "bank_settlement", "insurance_fund", "suspense", "settlement_position",
 }
 
 func (k Kind) String() string {

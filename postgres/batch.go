@@ -70,6 +70,11 @@ type Tx struct {
 	// written holds the newest balance this transaction wrote for each account: later batches in
 	// the transaction build on it, and the cache gets it once the transaction commits.
 	written map[ledger.ID]cachedAccount
+	// gate is the end of the last settlement cycle closed (Unix microseconds), read under a
+	// shared lock by the transaction's first batch and held until it commits: its transfers are
+	// stamped after it. gated says it was read.
+	gate  int64
+	gated bool
 }
 
 // InTx runs fn in one database transaction that also advances cursors, retried whole on
@@ -198,8 +203,13 @@ func (t *Tx) apply(ctx context.Context, batch []ledger.Transfer, fast bool) (*pr
 		return nil, ledger.Outcome{}, 0, err
 	}
 	// The batch's time is after every balance version it builds on, so each account's history
-	// is ordered in time, and close to the writer's clock (bounded, measured).
-	ts, err := t.store.batchTime(t.store.Now().UnixMicro(), p.latest)
+	// is ordered in time, and close to the writer's clock (bounded, measured); and after the last
+	// settlement cycle closed, so it belongs to a cycle still open.
+	gate, err := t.settlementGate(ctx)
+	if err != nil {
+		return nil, ledger.Outcome{}, 0, err
+	}
+	ts, err := t.store.batchTime(t.store.Now().UnixMicro(), max(p.latest, gate))
 	if err != nil {
 		return nil, ledger.Outcome{}, 0, err
 	}
@@ -567,3 +577,18 @@ func nullID(id ledger.ID) *[16]byte {
 }
 
 func compareID(a, b ledger.ID) int { return bytes.Compare(a[:], b[:]) }
+
+// settlementGate reads, once per transaction, the end of the last settlement cycle closed, under a
+// shared lock held until the transaction ends: a cycle closing meanwhile waits for this batch to
+// commit, and a batch that reads it after a close stamps its transfers into the next cycle.
+func (t *Tx) settlementGate(ctx context.Context) (int64, error) {
+	if t.gated {
+		return t.gate, nil
+	}
+	var closed time.Time
+	if err := t.QueryRow(ctx, `SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).Scan(&closed); err != nil {
+		return 0, fmt.Errorf("read the settlement gate: %w", err)
+	}
+	t.gate, t.gated = closed.UnixMicro(), true
+	return t.gate, nil
+}

@@ -76,6 +76,12 @@ func (p *Purchases) RegisterMerchant(ctx context.Context, m purchases.Merchant, 
 		}); err != nil {
 			return err
 		}
+		// The merchant's acquiring bank settles its clearing account.
+		if _, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id) DO UPDATE SET bank_id = excluded.bank_id, updated_at = excluded.updated_at`,
+			[16]byte(account), m.AcquiringBank, now); err != nil {
+			return fmt.Errorf("record acquiring bank: %w", err)
+		}
 		tag, err = tx.Exec(ctx, `INSERT INTO parties (account_id, kind, party_id, name, created_at) VALUES ($1, 'merchant', $2, $3, $4)
 			ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), m.ID, m.Name, now)
 		if err != nil {
