@@ -199,3 +199,78 @@ func killMemberWhileJoining(ctx context.Context, t *testing.T, brokers []string,
 	}
 	return nil
 }
+
+// A member whose work hangs keeps heartbeating, so the coordinator never expires it and its
+// partitions stay with it. Asking another member to rejoin makes the group rebalance, which the
+// hung member cannot finish: the coordinator drops it, and the live member gets every partition.
+func TestRejoinTakesPartitionsFromAMemberWhoseWorkHangs(t *testing.T) {
+	const (
+		topic      = "card-events"
+		partitions = 4
+		group      = "clearing"
+	)
+	ctx := testContext(t)
+	b := startBroker(t, partitions)
+	createTopic(t, ctx, b.Addrs(), topic, partitions)
+	cfg := GroupConfig{Brokers: b.Addrs(), GroupID: group, Topic: topic}
+
+	h := &holdings{t: t, by: map[int]string{}}
+	rejoin := make(chan struct{}, 1)
+	liveCtx, cancelLive := context.WithCancel(ctx)
+	defer cancelLive()
+	liveDone := make(chan error, 1)
+	go func() {
+		cfg := cfg
+		cfg.Rejoin = rejoin
+		liveDone <- RunGroup(liveCtx, cfg, func(ctx context.Context, c Claim) error {
+			h.take("live", c.Partition)
+			defer h.release("live", c.Partition)
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}()
+	h.waitFor(t, "the live member holds every partition", 20*time.Second, func(n map[string]int) bool {
+		return n["live"] == partitions
+	})
+
+	// The hung member's work never returns, whatever its ctx says, until the test ends.
+	release := make(chan struct{})
+	var hungMu sync.Mutex
+	hung := map[int]bool{}
+	hungCtx, cancelHung := context.WithCancel(ctx)
+	hungDone := make(chan error, 1)
+	go func() {
+		hungDone <- RunGroup(hungCtx, cfg, func(ctx context.Context, c Claim) error {
+			hungMu.Lock()
+			hung[c.Partition] = true
+			hungMu.Unlock()
+			<-release
+			return nil
+		})
+	}()
+	defer func() {
+		close(release)
+		cancelHung()
+		if err := <-hungDone; err != nil {
+			t.Errorf("hung RunGroup = %v", err)
+		}
+	}()
+	h.waitFor(t, "the members share the partitions", 20*time.Second, func(n map[string]int) bool {
+		hungMu.Lock()
+		defer hungMu.Unlock()
+		return n["live"] == partitions/2 && len(hung) == partitions/2
+	})
+
+	rejoin <- struct{}{}
+	took := h.waitFor(t, "the live member holds every partition again", DefaultSessionTimeout+DefaultRebalanceTimeout+5*time.Second,
+		func(n map[string]int) bool { return n["live"] == partitions })
+	t.Logf("the hung member's partitions moved %v after the rejoin", took)
+	_, ids, err := describeGroup(ctx, b.Addrs(), topic, group)
+	if err != nil || len(ids) != 1 {
+		t.Errorf("group members after the rejoin: %v, %v; want the live member alone", ids, err)
+	}
+	cancelLive()
+	if err := <-liveDone; err != nil {
+		t.Errorf("RunGroup = %v, want nil after its ctx ended", err)
+	}
+}
