@@ -46,8 +46,7 @@ func (b *lockedBuffer) String() string {
 }
 
 // behind returns how many events of topic the database's cursors have not reached.
-func behind(t *testing.T, st *postgres.Store, brokers []string, topic string) (int64, error) {
-	t.Helper()
+func behind(st *postgres.Store, brokers []string, topic string) (int64, error) {
 	ctx := context.Background()
 	marks, err := kafka.HighWatermarks(ctx, brokers, topic)
 	if err != nil {
@@ -57,7 +56,7 @@ func behind(t *testing.T, st *postgres.Store, brokers []string, topic string) (i
 	for p, hw := range marks {
 		pos, err := st.Cursor(ctx, fmt.Sprintf("%s/%d", topic, p))
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		n += hw - pos
 	}
@@ -69,7 +68,7 @@ func waitDrained(t *testing.T, st *postgres.Store, brokers []string, topic strin
 	t.Helper()
 	start := time.Now()
 	for {
-		n, err := behind(t, st, brokers, topic)
+		n, err := behind(st, brokers, topic)
 		if err == nil && n == 0 {
 			return time.Since(start)
 		}
