@@ -31,3 +31,7 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// The embedded broker is kfake with one fix of its own: third_party/kfake/README.md says which
+// and why.
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -66,15 +65,14 @@ const (
 	// finishTimeout is how long one transaction of an in-flight batch may take to commit after
 	// shutdown is asked.
 	finishTimeout = 10 * time.Second
-	// lagInterval is how often the partitions' lag is measured.
-	lagInterval = 5 * time.Second
 )
 
-// Ingester is the store the consumer applies batches to.
+// Ingester is the store the consumer applies batches to and reads the partitions' cursors from.
 type Ingester interface {
 	IngestTimed(ctx context.Context, cursors []postgres.Cursor, msgs []clearing.Message) (*clearing.Decision, postgres.IngestTiming, error)
 	IngestPoison(ctx context.Context, cur postgres.Cursor, msg clearing.Message, cause error) (*clearing.Decision, error)
 	Cursor(ctx context.Context, name string) (int64, error)
+	Cursors(ctx context.Context, names []string) (map[string]postgres.CursorState, error)
 }
 
 var _ Ingester = (*postgres.Store)(nil)
@@ -127,11 +125,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer cancel()
 	committed := make(chan error, 1)
 	go func() { committed <- c.commitLoop(ctx) }()
-	if c.cfg.Metrics != nil {
-		go c.watchLag(ctx)
-	}
-	err := kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: c.cfg.Brokers, GroupID: c.cfg.GroupID, Topic: c.cfg.Topic, Logger: c.cfg.Log}, c.fetch)
+	// The watchdog asks the group membership to rejoin when partitions stop moving.
+	rejoin := make(chan struct{}, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watch(ctx, rejoin)
+	}()
+	err := kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: c.cfg.Brokers, GroupID: c.cfg.GroupID, Topic: c.cfg.Topic,
+		Logger: c.cfg.Log, Rejoin: rejoin}, c.fetch)
 	cancel()
+	<-watched
 	if cerr := <-committed; err == nil && cerr != nil {
 		err = cerr
 	}
@@ -460,30 +464,5 @@ func (c *Consumer) observe(b Batch) {
 	}
 	if c.cfg.OnBatch != nil {
 		c.cfg.OnBatch(b)
-	}
-}
-
-// watchLag measures, every lagInterval, how far each partition's cursor is behind the broker.
-func (c *Consumer) watchLag(ctx context.Context) {
-	t := time.NewTicker(lagInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		marks, err := kafka.HighWatermarks(ctx, c.cfg.Brokers, c.cfg.Topic)
-		if err != nil {
-			c.cfg.Log.Debug("measure lag", "err", err)
-			continue
-		}
-		for p, hw := range marks {
-			pos, err := c.store.Cursor(ctx, kafka.Claim{Topic: c.cfg.Topic, Partition: p}.String())
-			if err != nil {
-				continue
-			}
-			c.cfg.Metrics.Lag.WithLabelValues(strconv.Itoa(p)).Set(float64(max(hw-pos, 0)))
-		}
 	}
 }

@@ -28,6 +28,9 @@ const (
 	brokerEnv  = "JOININ_TEST_BROKER"
 	dataDirEnv = "JOININ_TEST_BROKER_DIR"
 
+	// crashGroup is the consumer group of the engine child processes.
+	crashGroup = "crash"
+
 	crashCards     = 2000
 	crashPurchases = 96500
 	crashKills     = 4
@@ -59,7 +62,7 @@ func runConsumerChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cons := consumer.New(consumer.Config{Brokers: []string{os.Getenv(brokerEnv)}, Topic: topic, GroupID: "crash",
+	cons := consumer.New(consumer.Config{Brokers: []string{os.Getenv(brokerEnv)}, Topic: topic, GroupID: crashGroup,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, st)
 	if err := cons.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -75,35 +78,52 @@ type child struct {
 
 func startChild(t *testing.T, role string, env ...string) *child {
 	t.Helper()
+	c, err := spawnChild(role, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// spawnChild starts this test binary in role; a broker child is listening when it returns.
+func spawnChild(role string, env ...string) (*child, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
 	c := &child{cmd: cmd, stderr: &strings.Builder{}}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if role == "broker" {
 		line, err := bufio.NewReader(out).ReadString('\n')
 		if err != nil || strings.TrimSpace(line) != "ready" {
-			t.Fatalf("broker did not start: %q %v: %s", line, err, c.stderr.String())
+			return nil, fmt.Errorf("broker did not start: %q %v: %s", line, err, c.stderr.String())
 		}
 	}
-	return c
+	return c, nil
 }
 
 func (c *child) kill(t *testing.T) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.sigkill(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sigkill kills the child with SIGKILL and reports an error if it had ended by itself.
+func (c *child) sigkill() error {
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
 	}
 	err := c.cmd.Wait()
 	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("%s ended by itself (%v): %s", c.cmd.Env[len(c.cmd.Env)-1], err, c.stderr.String())
+		return fmt.Errorf("%s ended by itself (%v): %s", c.cmd.Env[len(c.cmd.Env)-1], err, c.stderr.String())
 	}
+	return nil
 }
 
 func freeAddr(t *testing.T) string {

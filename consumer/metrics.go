@@ -15,6 +15,13 @@ type Metrics struct {
 	Seconds *prometheus.HistogramVec
 	// Lag is, per partition, how many offsets the broker holds beyond the database's cursor.
 	Lag *prometheus.GaugeVec
+	// CommitAge is, per partition, the seconds since a transaction last moved its database
+	// cursor (by whichever engine process): with Lag above zero, how long its events have been
+	// waiting. A partition never committed has no value.
+	CommitAge *prometheus.GaugeVec
+	// ForcedRejoins counts the times the watchdog made this process leave and rejoin the
+	// consumer group because partitions with lag stopped moving.
+	ForcedRejoins prometheus.Counter
 	// DeadLetters counts dead letters relayed to the dead-letter topic.
 	DeadLetters prometheus.Counter
 	// Retries counts batches that failed and were tried again.
@@ -43,6 +50,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "joinin_partition_lag", Help: "Offsets in the broker beyond the database cursor, per partition.",
 		}, []string{"partition"}),
+		CommitAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "joinin_partition_commit_age_seconds", Help: "Seconds since the partition's database cursor last moved, per partition.",
+		}, []string{"partition"}),
+		ForcedRejoins: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_consumer_forced_rejoins_total", Help: "Times this process rejoined the consumer group because partitions with lag stopped moving.",
+		}),
 		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_dead_letters_total", Help: "Dead letters relayed to the dead-letter topic.",
 		}),
@@ -56,6 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "joinin_poison_events_total", Help: "Events that could never be applied and became dead letters alone.",
 		}),
 	}
-	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.DeadLetters, m.Retries, m.Splits, m.Poison)
+	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.CommitAge, m.ForcedRejoins, m.DeadLetters, m.Retries,
+		m.Splits, m.Poison)
 	return m
 }

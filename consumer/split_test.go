@@ -102,6 +102,19 @@ func (s *splitStore) Cursor(_ context.Context, name string) (int64, error) {
 	return s.cursors[name], nil
 }
 
+// Cursors reports positions only: the fake keeps no commit times.
+func (s *splitStore) Cursors(_ context.Context, names []string) (map[string]postgres.CursorState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]postgres.CursorState{}
+	for _, name := range names {
+		if pos, ok := s.cursors[name]; ok {
+			out[name] = postgres.CursorState{Position: pos}
+		}
+	}
+	return out, nil
+}
+
 func (s *splitStore) caughtUp(t *testing.T, brokers []string) bool {
 	t.Helper()
 	marks, err := kafka.HighWatermarks(context.Background(), brokers, topic)

@@ -3,7 +3,7 @@
 // consuming partitions whose offsets the engine keeps in its own database.
 //
 // For a pilot on one machine, StartEmbedded runs an in-process Kafka-protocol broker (franz-go's
-// kfake) and hands out its address. Nothing else in the package knows whether that address
+// kfake, with one fix to its consumer groups kept in third_party/kfake) and hands out its address. Nothing else in the package knows whether that address
 // belongs to the embedded broker or to a real cluster.
 //
 // The engine keeps its consumers' positions in its database, in the transaction that applies

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -118,6 +119,14 @@ type GroupConfig struct {
 	RebalanceTimeout time.Duration
 	// Logger receives group membership changes (debug) and failures (warn); nil discards them.
 	Logger *slog.Logger
+	// Rejoin, if not nil, asks the member to leave the group and join it again as a new member:
+	// each value received ends the member's generation, stops its work, sends LeaveGroup and
+	// joins afresh. Leaving makes the coordinator rebalance at once, and a rebalance drops every
+	// member that does not rejoin within its rebalance timeout: a member that is gone but still
+	// holds partitions (one that heartbeats while its work hangs, or one the coordinator failed
+	// to expire) loses them to the members that are alive. The sender bounds how often it asks:
+	// each rejoin pauses this member's partitions for a rebalance.
+	Rejoin <-chan struct{}
 }
 
 func (cfg GroupConfig) withDefaults() (GroupConfig, error) {
@@ -164,6 +173,9 @@ func (cfg GroupConfig) withDefaults() (GroupConfig, error) {
 // may still be running, and the partition's new owner may start meanwhile: the database cursor,
 // advanced only from the position a batch read, makes the slower of the two fail its commit.
 //
+// Each value received from cfg.Rejoin makes the member leave the group and join it again as a
+// new member (see GroupConfig.Rejoin); its works are stopped and started as in a rebalance.
+//
 // RunGroup returns nil once ctx is done, the error of the first work that failed (any error
 // other than its ctx being cancelled ends the run, for every partition), or the error that
 // kept it from joining the group maxGroupFailures times in a row.
@@ -173,6 +185,20 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		return err
 	}
 	log := cfg.Logger.With("group", cfg.GroupID, "topic", cfg.Topic)
+	for {
+		rejoin, err := runMembership(ctx, cfg, log, work)
+		if err != nil || !rejoin || ctx.Err() != nil {
+			return err
+		}
+		log.Info("rejoining the consumer group as a new member")
+	}
+}
+
+// runMembership joins the group as a new member and runs its generations until ctx is done, a
+// work fails, joining fails maxGroupFailures times in a row, or cfg.Rejoin asks for a new
+// membership (rejoin is then true). The member has left the group when it returns.
+func runMembership(ctx context.Context, cfg GroupConfig, log *slog.Logger,
+	work func(ctx context.Context, c Claim) error) (rejoin bool, err error) {
 	group, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:      cfg.GroupID,
 		Brokers: cfg.Brokers,
@@ -200,12 +226,12 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		}),
 	})
 	if err != nil {
-		return fmt.Errorf("consumer group %s: %w", cfg.GroupID, err)
+		return false, fmt.Errorf("consumer group %s: %w", cfg.GroupID, err)
 	}
 
 	// Leaving the group (Close) ends the current generation, which cancels every work. Close
 	// waits for the works, so it runs on its own goroutine; the deferred wait makes sure the
-	// member has left before RunGroup returns.
+	// member has left before runMembership returns.
 	closed := make(chan struct{})
 	var closeOnce sync.Once
 	leave := func() {
@@ -218,7 +244,22 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		})
 	}
 	stop := context.AfterFunc(ctx, leave)
+	// A rejoin asked for is a leave that the loop below reads as the end of this membership.
+	var asked atomic.Bool
+	over := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-cfg.Rejoin:
+			asked.Store(true)
+			leave()
+		case <-over:
+		}
+	}()
 	defer func() {
+		close(over)
+		<-watched
 		stop()
 		leave()
 		<-closed
@@ -228,22 +269,24 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 	for {
 		gen, err := group.Next(ctx)
 		switch {
-		case ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed):
-			return nil
+		case ctx.Err() != nil:
+			return false, nil
+		case errors.Is(err, kafkago.ErrGroupClosed):
+			return asked.Load(), nil
 		case err != nil:
 			failures++
 			if failures >= maxGroupFailures {
-				return fmt.Errorf("consumer group %s: %d attempts to join failed, the last: %w", cfg.GroupID, failures, err)
+				return false, fmt.Errorf("consumer group %s: %d attempts to join failed, the last: %w", cfg.GroupID, failures, err)
 			}
 			log.Warn("joining consumer group failed", "attempt", failures, "err", err)
 			continue
 		}
 		failures = 0
 		if err := runGeneration(ctx, gen, cfg.Topic, log, work, leave); err != nil {
-			return fmt.Errorf("consumer group %s: %w", cfg.GroupID, err)
+			return false, fmt.Errorf("consumer group %s: %w", cfg.GroupID, err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return false, nil
 		}
 	}
 }

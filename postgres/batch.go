@@ -196,6 +196,41 @@ func (s *Store) Cursor(ctx context.Context, name string) (int64, error) {
 	return pos, nil
 }
 
+// CursorState is a cursor's position and when the last transaction that moved it was stamped,
+// by the clock (Store.Now) of the process that committed it.
+type CursorState struct {
+	Position  int64
+	UpdatedAt time.Time
+}
+
+// maxCursorsRead bounds one Cursors call: a topic's partitions, each with a cursor, and a topic
+// has at most ten thousand (kafka's maxTopicPartitions).
+const maxCursorsRead = 10000
+
+// Cursors returns the state of the cursors named, by name; a cursor never written is absent.
+func (s *Store) Cursors(ctx context.Context, names []string) (map[string]CursorState, error) {
+	if len(names) > maxCursorsRead {
+		return nil, fmt.Errorf("read cursors: %d names, at most %d", len(names), maxCursorsRead)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT name, position, updated_at FROM cursors WHERE name = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("read cursors: %w", err)
+	}
+	out := make(map[string]CursorState, len(names))
+	var (
+		name string
+		cs   CursorState
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &cs.Position, &cs.UpdatedAt}, func() error {
+		out[name] = cs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read cursors: %w", err)
+	}
+	return out, nil
+}
+
 // apply prefetches what batch needs and applies it in memory, writing nothing.
 func (t *Tx) apply(ctx context.Context, batch []ledger.Transfer, fast bool) (*prefetched, ledger.Outcome, int64, error) {
 	p, err := t.prefetch(ctx, batch, fast)

@@ -239,6 +239,38 @@ func TestCursorAdvancesWithItsBatchOnly(t *testing.T) {
 	}
 }
 
+func TestCursorsReportPositionAndLastMove(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	// The store's clock may run ahead of the ledger's history, never behind it.
+	first := time.Now().UTC().Add(time.Hour).Truncate(time.Microsecond)
+	moved := first
+	st.Now = func() time.Time { return moved }
+	commit(t, st, &postgres.Cursor{Name: "card-events/0", From: 0, To: 10},
+		ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 200, Code: 10})
+	moved = moved.Add(time.Minute)
+	commit(t, st, &postgres.Cursor{Name: "card-events/1", From: 0, To: 3})
+	commit(t, st, &postgres.Cursor{Name: "card-events/1", From: 3, To: 7})
+
+	got, err := st.Cursors(ctx, []string{"card-events/0", "card-events/1", "card-events/2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]postgres.CursorState{
+		"card-events/0": {Position: 10, UpdatedAt: first},
+		"card-events/1": {Position: 7, UpdatedAt: first.Add(time.Minute)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("cursors %v, want %v", got, want)
+	}
+	for name, w := range want {
+		if g := got[name]; g.Position != w.Position || !g.UpdatedAt.Equal(w.UpdatedAt) {
+			t.Errorf("%s: %+v, want %+v", name, g, w)
+		}
+	}
+}
+
 func TestPointInTimeBalanceAndStatement(t *testing.T) {
 	st := pgtest.NewStore(t)
 	c := openChart(t, st)
