@@ -86,6 +86,10 @@ type Config struct {
 	Metrics *Metrics
 	// OnBatch, if set, is called after each committed transaction (tests and the load run watch it).
 	OnBatch func(Batch)
+	// Now is the clock the cursors' times were written by (the store's, which keeps the
+	// database's time), so that how long ago a cursor moved is measured on one clock. Nil is
+	// time.Now.
+	Now func() time.Time
 }
 
 // Batch is what one committed transaction did.
@@ -115,6 +119,9 @@ type request struct {
 func New(cfg Config, store Ingester) *Consumer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Consumer{cfg: cfg, store: store, queue: make(chan *request)}
 }

@@ -65,7 +65,7 @@ func (c *Consumer) watch(ctx context.Context, rejoin chan<- struct{}) {
 			c.cfg.Log.Debug("measure lag", "err", err)
 			continue
 		}
-		if w.observe(time.Now(), marks, cursors) {
+		if w.observe(c.cfg.Now(), marks, cursors) {
 			select {
 			case rejoin <- struct{}{}:
 			default: // a rejoin is already asked for

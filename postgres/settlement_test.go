@@ -108,3 +108,98 @@ func TestSettlementSmoke(t *testing.T) {
 	}
 	var _ = ledger.Created
 }
+
+// Every transfer belongs to exactly one cycle, including one that commits while its cycle is
+// closing: a batch stamped before the cut-off that has not committed holds the close back until
+// it does, and lands in the cycle; a batch that starts once the cycle's end is fixed is stamped
+// after it, and lands in the next.
+func TestTransfersCommittingWhileACycleClosesBelongToOneCycle(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, 2, fen1000)
+	writer := s.st
+	if err := writer.SetPartyBank(ctx, clearing.PartyMerchant, "none", "none"); err == nil {
+		t.Fatal("a party bank was set for parties that do not exist")
+	}
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	cut := time.Date(2026, 3, 3, 23, 0, 0, 0, cards.Shanghai)
+	s.clock.Store(cut.Add(-100 * time.Millisecond).UnixMicro())
+	closer := twin(t, writer)
+	closerNow := cut.Add(time.Second) // a close a second after the cut-off; clocks agree within it
+	closer.Now = func() time.Time { return closerNow }
+	set := newSettlement(t, closer)
+	card := cards.AccountID("funds", s.city.Cards[0])
+	shop := clearing.PartyAccount(clearing.PartyMerchant, "shop-1")
+	buy := func(amount int64) ledger.Transfer {
+		return ledger.Transfer{ID: newID(t), DebitAccountID: card, CreditAccountID: shop, Amount: amount, Code: clearing.CodePurchase}
+	}
+
+	applied, release := make(chan struct{}), make(chan struct{})
+	var lateTS time.Time
+	done := make(chan error, 1)
+	go func() {
+		done <- writer.InTx(ctx, nil, func(ctx context.Context, tx *postgres.Tx) error {
+			res, err := tx.Apply(ctx, []ledger.Transfer{buy(100)})
+			if err != nil {
+				return err
+			}
+			lateTS = res.Timestamp
+			close(applied)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-applied:
+	case err := <-done:
+		t.Fatalf("the batch ended before it was held: %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_, err := set.Close(ctx, day)
+		closed <- err
+	}()
+	select {
+	case err := <-closed:
+		t.Fatalf("the cycle closed while a batch stamped within it had not committed: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if !lateTS.Before(cut) {
+		t.Fatalf("the batch was stamped %s, after the cut-off", lateTS)
+	}
+	// In the cycle: the card's item is its spend, the 100 included.
+	spent := func(d settlement.Date) int64 {
+		var v int64
+		if err := writer.Pool().QueryRow(ctx, `SELECT coalesce(sum(amount), 0)::BIGINT FROM settlement_items
+			WHERE cycle_date = $1 AND account_id = $2`, settlement.DateTime(d), [16]byte(card)).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := spent(day); got != -100 {
+		t.Fatalf("card's item in %s: %d, want -100", day, got)
+	}
+	// A batch once the end is fixed is stamped after it, whatever its clock says, and belongs to
+	// the next cycle.
+	res := commit(t, writer, nil, buy(250))
+	if !res.Timestamp.After(cut) {
+		t.Fatalf("a batch after the close was stamped %s, within the closed cycle", res.Timestamp)
+	}
+	next := settlement.AddDays(day, 1)
+	closerNow = cut.Add(24*time.Hour + time.Minute)
+	if _, err := set.Close(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := spent(next); got != -250 {
+		t.Fatalf("card's item in %s: %d, want -250", next, got)
+	}
+	if got := spent(day); got != -100 {
+		t.Fatalf("card's item in %s changed to %d", day, got)
+	}
+}

@@ -186,7 +186,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.stop()
 	fmt.Fprintf(stdout, "serving HTTP on %s, consuming %s from %s\n", srv.addr, ef.topic, strings.Join(brokers, ","))
 
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group, Log: log, Metrics: metrics}, st)
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group, Log: log, Metrics: metrics, Now: st.Now}, st)
 	err = cons.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
