@@ -67,7 +67,10 @@ type Header struct {
 
 // Item is one line of a settlement file: what one party earned or spent through the bank.
 type Item struct {
-	ID    string // stable and unique in the file, 1 to 35 printable ASCII characters; acknowledgements name it
+	// ID is stable and unique in the file, 1 to 35 printable ASCII characters (ISO 20022's
+	// EndToEndId): acknowledgements name the item by it. A UUID such as settlement's item id is
+	// written as its 32 hex digits, hex.EncodeToString(id[:]): with hyphens it is 36.
+	ID    string
 	Kind  Kind
 	Party string // the party's id or a masked card number (622848******1234), never an account or card number in clear
 	// PartyName may be empty.
@@ -89,12 +92,13 @@ const (
 	KindMedicalFundShare      // the pooled medical insurance fund's share of medical purchases
 	KindReturned              // the money of an item a bank rejected, returned
 	KindAdjustment            // a correction of an earlier cycle
+	KindReoffered             // an item a bank rejected, or that had no bank, offered again
 	kindCount
 )
 
 var kindNames = [kindCount]string{
 	"unknown", "cardholder_spend", "merchant_earnings", "operator_earnings", "medical_fund_share",
-	"returned", "adjustment",
+	"returned", "adjustment", "reoffered",
 }
 
 func (k Kind) String() string {
