@@ -233,3 +233,70 @@ func luhn(s string) bool {
 	}
 	return n > 0 && sum%10 == 0
 }
+
+// Card number groups as printed: a 16-digit card in four groups of 4, a 15-digit one as 4-6-5,
+// a 19-digit one ending in a group of 3.
+const (
+	minPrintedGroup = 3
+	maxPrintedGroup = 6
+)
+
+// ContainsCardNumber reports whether s holds what may be a card number in clear: 13 to 19 digits
+// that pass the Luhn check, written as one run of digits or as consecutive groups of 3 to 6
+// digits each separated by a single space or hyphen, as cards print them. A longer run of digits
+// is not a card number as a whole. Free text bound for files and logs (a party, a name, a
+// reference) is checked with it and refused, never masked: the writer had the wrong field.
+func ContainsCardNumber(s string) bool {
+	// groups holds the consecutive printed-size groups of the current chain, as byte ranges.
+	var groups [][2]int
+	for i := 0; i < len(s); {
+		if s[i] < '0' || s[i] > '9' {
+			groups = groups[:0]
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+			j++
+		}
+		if looksLikeCardNumber(s[i:j]) {
+			return true
+		}
+		if n := j - i; n < minPrintedGroup || n > maxPrintedGroup {
+			groups = groups[:0]
+		} else {
+			groups = append(groups, [2]int{i, j})
+			if printedCardNumber(s, groups) {
+				return true
+			}
+		}
+		// A single separator continues the chain; anything else ends it.
+		if j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && '0' <= s[j+1] && s[j+1] <= '9' {
+			i = j + 1
+		} else {
+			groups = groups[:0]
+			i = j
+		}
+	}
+	return false
+}
+
+// printedCardNumber reports whether the groups of a chain ending with its last group form a card
+// number: it joins groups backwards from the last while the digits stay within 19.
+func printedCardNumber(s string, groups [][2]int) bool {
+	var buf [maxCardDigits]byte
+	n := 0
+	for k := len(groups) - 1; k >= 0; k-- {
+		g := s[groups[k][0]:groups[k][1]]
+		if n+len(g) > maxCardDigits {
+			return false
+		}
+		copy(buf[len(g):n+len(g)], buf[:n])
+		copy(buf[:len(g)], g)
+		n += len(g)
+		if k < len(groups)-1 && n >= minCardDigits && looksLikeCardNumber(string(buf[:n])) {
+			return true
+		}
+	}
+	return false
+}

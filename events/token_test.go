@@ -155,3 +155,36 @@ func TestCheckCardToken(t *testing.T) {
 		}
 	}
 }
+
+func TestContainsCardNumberFindsAClearNumberInText(t *testing.T) {
+	const pan = "6228480402564890018" // 19 digits, passes Luhn
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{pan, true},
+		{"6228481234561236", true},                // 16 digits, passes Luhn
+		{"4111111111111111", true},                // 16 digits, passes Luhn
+		{"card 4111111111111111 refund", true},    // inside text
+		{"王先生4111111111111111", true},             // after CJK characters
+		{"4111 1111 1111 1111", true},             // printed in groups of four
+		{"4111-1111-1111-1111", true},             // or with hyphens
+		{"3782 822463 10005", true},               // a 15-digit card printed 4-6-5
+		{"4111111111111112", false},               // fails Luhn
+		{"622848******1234", false},               // masked
+		{"411111111111", false},                   // 12 digits
+		{"41111111111111111111", false},           // 20 digits: no card number as a whole
+		{"2026-10-08 000000000000017", false},     // a date then 15 digits that fail Luhn
+		{"M-000123", false},                       // a party id
+		{"4111  1111 1111 1111", false},           // two spaces end a group
+		{"0571-8888-8888", false},                 // 12 digits in groups
+		{"2026-10-08-4111-1111-1111-1111", true},  // a group of 2 digits ends a chain, the next starts
+		{"1234 4111 1111 1111 1111", true},        // any consecutive groups count
+		{"ref 2026-10-08 4111111111111111", true}, // but a run of its own still counts
+		{"", false},
+	} {
+		if got := events.ContainsCardNumber(tc.s); got != tc.want {
+			t.Errorf("ContainsCardNumber(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}

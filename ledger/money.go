@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -13,6 +15,67 @@ func FormatAmount(minor int64, c Currency) string { return formatMinor(minor, c,
 // FormatDecimal writes minor units as a plain decimal in the currency's major unit, without
 // grouping: FormatDecimal(-150, "CNY") is "-1.50". It is the form of amounts in APIs and files.
 func FormatDecimal(minor int64, c Currency) string { return formatMinor(minor, c, false) }
+
+// ParseDecimal reads what FormatDecimal writes, and only that: an optional '-', the whole units
+// without leading zeros and, for a currency with decimals, a point and exactly its decimals.
+// "1234.56", "-0.05" and "0.00" are CNY amounts; "12", "1.2", "1.234", "1e3", "+1.00", "01.00",
+// "-0.00" and values outside int64 are refused. Files whose amounts must read back to the bytes
+// they were written as use it; callers that forbid a sign refuse '-' themselves. The errors never
+// repeat s.
+func ParseDecimal(s string, c Currency) (int64, error) {
+	places, ok := c.MinorUnits()
+	if !ok {
+		return 0, fmt.Errorf("unknown currency %q", string(c))
+	}
+	if s == "" {
+		return 0, errors.New("empty amount")
+	}
+	digits := s
+	neg := s[0] == '-'
+	if neg {
+		digits = s[1:]
+	}
+	whole, frac, hasPoint := strings.Cut(digits, ".")
+	if !decimalDigits(whole) || hasPoint && frac != "" && !decimalDigits(frac) {
+		return 0, errors.New("not a decimal amount, want digits with an optional '-' and a '.'")
+	}
+	switch {
+	case places == 0 && hasPoint:
+		return 0, fmt.Errorf("%s has no decimals, want whole units only", c)
+	case places > 0 && (!hasPoint || len(frac) != int(places)):
+		return 0, fmt.Errorf("want exactly %d decimals for %s", places, c)
+	case len(whole) > 1 && whole[0] == '0':
+		return 0, errors.New("has a leading zero")
+	}
+	// At most 20 digits fit a uint64's 1.8*10^19 without wrapping; int64 is checked after.
+	if len(whole)+len(frac) > 20 {
+		return 0, fmt.Errorf("overflows int64 minor units of %s", c)
+	}
+	abs, err := strconv.ParseUint(whole+frac, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("overflows int64 minor units of %s", c)
+	case neg && abs == 0:
+		return 0, errors.New("is a negative zero, write zero without a sign")
+	case neg && abs > 1<<63, !neg && abs > 1<<63-1:
+		return 0, fmt.Errorf("overflows int64 minor units of %s", c)
+	case neg:
+		return int64(-abs), nil // abs == 1<<63 wraps to MinInt64, as wanted
+	}
+	return int64(abs), nil
+}
+
+func decimalDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 func formatMinor(minor int64, c Currency, group bool) string {
 	places, ok := c.MinorUnits()

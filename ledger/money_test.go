@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -45,4 +46,79 @@ func TestFormatDecimal(t *testing.T) {
 			t.Errorf("FormatDecimal(%d, %s) = %q, want %q", tc.minor, tc.c, got, tc.want)
 		}
 	}
+}
+
+func TestParseDecimalReadsWhatFormatDecimalWrites(t *testing.T) {
+	for _, tc := range []struct {
+		minor int64
+		c     Currency
+	}{
+		{0, "CNY"}, {5, "CNY"}, {-5, "CNY"}, {150, "CNY"}, {-150, "CNY"}, {123456, "CNY"},
+		{math.MaxInt64, "CNY"}, {math.MinInt64, "CNY"}, {1234, "JPY"}, {-1, "JPY"}, {0, "JPY"},
+		{math.MaxInt64, "JPY"}, {math.MinInt64, "JPY"},
+	} {
+		s := FormatDecimal(tc.minor, tc.c)
+		got, err := ParseDecimal(s, tc.c)
+		if err != nil || got != tc.minor {
+			t.Errorf("ParseDecimal(%q, %s) = %d, %v; want %d", s, tc.c, got, err, tc.minor)
+		}
+	}
+}
+
+func TestParseDecimalRefusesAnyOtherForm(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		c    Currency
+		want string
+	}{
+		{"", "CNY", "empty"},
+		{"1e3", "CNY", "not a decimal"},
+		{"1.234", "CNY", "exactly 2 decimals"},
+		{"1.2", "CNY", "exactly 2 decimals"},
+		{"12", "CNY", "exactly 2 decimals"},
+		{"12.", "CNY", "exactly 2 decimals"},
+		{".50", "CNY", "not a decimal"},
+		{"+1.00", "CNY", "not a decimal"},
+		{"--1.00", "CNY", "not a decimal"},
+		{"-", "CNY", "not a decimal"},
+		{" 1.00", "CNY", "not a decimal"},
+		{"1,000.00", "CNY", "not a decimal"},
+		{"01.00", "CNY", "leading zero"},
+		{"-0.00", "CNY", "negative zero"},
+		{"-0", "JPY", "negative zero"},
+		{"1.0", "JPY", "no decimals"},
+		{"92233720368547758.08", "CNY", "overflows"},
+		{"-92233720368547758.09", "CNY", "overflows"},
+		{"99999999999999999999999.00", "CNY", "overflows"},
+		{"9223372036854775808", "JPY", "overflows"},
+		{"1.00", "XXX", "unknown currency"},
+		{"１.00", "CNY", "not a decimal"},
+	} {
+		got, err := ParseDecimal(tc.s, tc.c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseDecimal(%q, %s) = %d, %v; want an error containing %q", tc.s, tc.c, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseDecimal: whatever ParseDecimal accepts, FormatDecimal writes back as the same bytes, so
+// a file's amounts have exactly one spelling.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0.00", "-0.05", "1234.56", "92233720368547758.07", "-92233720368547758.08", "1e3", "01.00", "-0.00"} {
+		f.Add(s, false)
+	}
+	f.Add("1234", true)
+	f.Fuzz(func(t *testing.T, s string, jpy bool) {
+		c := Currency("CNY")
+		if jpy {
+			c = "JPY"
+		}
+		v, err := ParseDecimal(s, c)
+		if err != nil {
+			return
+		}
+		if back := FormatDecimal(v, c); back != s {
+			t.Errorf("ParseDecimal(%q, %s) = %d, which FormatDecimal writes as %q", s, c, v, back)
+		}
+	})
 }

@@ -1,0 +1,240 @@
+package bankfile
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"io"
+)
+
+const (
+	// NamespacePain002 is the acknowledgement's XML namespace: ISO 20022's pain.002.001.10,
+	// CustomerPaymentStatusReport.
+	NamespacePain002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"
+	// maxAckXMLItemBytes bounds the XML of one item status, every field at its bound.
+	maxAckXMLItemBytes = 2 << 10
+	// maxAckXMLBytes bounds an acknowledgement ReadAckXML reads.
+	maxAckXMLBytes = MaxItems*maxAckXMLItemBytes + maxXMLHeadBytes
+)
+
+var xmlAckFields = map[string]string{
+	"MessageID":     "GrpHdr/MsgId",
+	"CreatedAt":     "GrpHdr/CreDtTm",
+	"BankID":        "GrpHdr/InitgPty/Id/OrgId/Othr/Id",
+	"FileMessageID": "OrgnlGrpInfAndSts/OrgnlMsgId",
+	"Status":        "OrgnlGrpInfAndSts/GrpSts",
+	"ReasonCode":    "OrgnlGrpInfAndSts/StsRsnInf/Rsn/Cd",
+	"Reason":        "OrgnlGrpInfAndSts/StsRsnInf/AddtlInf",
+	"Items":         "OrgnlPmtInfAndSts",
+}
+
+var xmlItemStatusFields = map[string]string{
+	"ItemID":     "OrgnlPmtInfAndSts/TxInfAndSts/OrgnlEndToEndId",
+	"ReasonCode": "OrgnlPmtInfAndSts/TxInfAndSts/StsRsnInf/Rsn/Cd",
+	"Reason":     "OrgnlPmtInfAndSts/TxInfAndSts/StsRsnInf/AddtlInf",
+}
+
+// WriteAckXML writes an acknowledgement as ISO 20022 pain.002 XML (docs/settlement-files.md),
+// after checking it as ReadAckXML does. Banks write these; the engine writes them in tests and the
+// demo.
+func WriteAckXML(w io.Writer, a *Ack) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	ew := &errWriter{w: w}
+	x := &xmlOut{w: bufio.NewWriterSize(ew, writeBufferBytes)}
+	x.w.WriteString(xml.Header)
+	x.openNS("Document", NamespacePain002)
+	x.open("CstmrPmtStsRpt")
+	x.open("GrpHdr")
+	x.leaf("MsgId", a.MessageID)
+	x.leaf("CreDtTm", formatTime(a.CreatedAt))
+	x.open("InitgPty")
+	x.open("Id")
+	x.open("OrgId")
+	x.open("Othr")
+	x.leaf("Id", a.BankID)
+	x.close("Othr")
+	x.close("OrgId")
+	x.close("Id")
+	x.close("InitgPty")
+	x.close("GrpHdr")
+	x.open("OrgnlGrpInfAndSts")
+	x.leaf("OrgnlMsgId", a.FileMessageID)
+	x.leaf("OrgnlMsgNmId", messageNameCamt054)
+	x.leaf("GrpSts", string(a.Status))
+	if a.ReasonCode != "" {
+		x.reason(a.ReasonCode, a.Reason)
+	}
+	x.close("OrgnlGrpInfAndSts")
+	if len(a.Items) > 0 {
+		x.open("OrgnlPmtInfAndSts")
+		x.leaf("OrgnlPmtInfId", a.FileMessageID)
+		for _, s := range a.Items {
+			x.open("TxInfAndSts")
+			x.leaf("OrgnlEndToEndId", s.ItemID)
+			if s.Accepted {
+				x.leaf("TxSts", string(StatusAccepted))
+			} else {
+				x.leaf("TxSts", string(StatusRejected))
+				x.reason(s.ReasonCode, s.Reason)
+			}
+			x.close("TxInfAndSts")
+			if ew.err != nil {
+				return ew.err
+			}
+		}
+		x.close("OrgnlPmtInfAndSts")
+	}
+	x.close("CstmrPmtStsRpt")
+	x.close("Document")
+	if err := x.w.Flush(); err != nil {
+		return err
+	}
+	return ew.err
+}
+
+func (x *xmlOut) reason(code, text string) {
+	x.open("StsRsnInf")
+	x.open("Rsn")
+	x.leaf("Cd", code)
+	x.close("Rsn")
+	if text != "" {
+		x.leaf("AddtlInf", text)
+	}
+	x.close("StsRsnInf")
+}
+
+// ReadAckXML reads an acknowledgement WriteAckXML wrote, strictly, and refuses one whose group
+// status disagrees with its item statuses (ErrAckStatus) or that lists an item twice
+// (ErrDuplicateItem). Every refusal is a *FieldError with the line and element.
+func ReadAckXML(r io.Reader) (*Ack, error) {
+	x := newXMLIn(r, NamespacePain002, maxAckXMLBytes)
+	x.skip = 2 // paths start below Document/CstmrPmtStsRpt
+	a := &Ack{}
+	x.open("Document")
+	x.open("CstmrPmtStsRpt")
+	x.record = recordAck
+	x.open("GrpHdr")
+	a.MessageID = x.id("MsgId", maxIDBytes)
+	if v := x.leaf("CreDtTm"); x.err == nil {
+		t, err := parseTime(v)
+		if err != nil {
+			x.fail("CreDtTm", err)
+		}
+		a.CreatedAt = t
+	}
+	x.open("InitgPty")
+	x.open("Id")
+	x.open("OrgId")
+	x.open("Othr")
+	a.BankID = x.id("Id", maxAccountIDBytes)
+	x.close("Othr")
+	x.close("OrgId")
+	x.close("Id")
+	x.close("InitgPty")
+	x.close("GrpHdr")
+	x.open("OrgnlGrpInfAndSts")
+	a.FileMessageID = x.id("OrgnlMsgId", maxIDBytes)
+	x.fixed("OrgnlMsgNmId", messageNameCamt054)
+	if v := x.leaf("GrpSts"); x.err == nil {
+		st, err := parseStatus(v, false)
+		if err != nil {
+			x.fail("GrpSts", err)
+		}
+		a.Status = st
+	}
+	groupLine, _ := x.d.InputPos()
+	if x.next("StsRsnInf") {
+		a.ReasonCode, a.Reason = x.readReason()
+	}
+	x.close("OrgnlGrpInfAndSts")
+	var lines []int
+	if x.next("OrgnlPmtInfAndSts") {
+		x.open("OrgnlPmtInfAndSts")
+		if id := x.id("OrgnlPmtInfId", maxIDBytes); x.err == nil && id != a.FileMessageID {
+			x.fail("OrgnlPmtInfId", errors.New("differs from OrgnlGrpInfAndSts/OrgnlMsgId"))
+		}
+		x.record = recordItemStatus
+		for x.err == nil && x.next("TxInfAndSts") {
+			x.entry++
+			if x.entry > MaxItems {
+				x.fail("", errors.New("more item statuses than the bound"))
+				break
+			}
+			line, _ := x.d.InputPos()
+			lines = append(lines, line)
+			a.Items = append(a.Items, x.readItemStatus())
+		}
+		if x.err == nil && x.entry == 0 {
+			x.fail("", errors.New("lists no item status"))
+		}
+		x.entry = 0
+		x.record = recordAck
+		x.close("OrgnlPmtInfAndSts")
+	}
+	x.record = recordFile
+	x.close("CstmrPmtStsRpt")
+	x.close("Document")
+	x.end()
+	if x.err != nil {
+		return nil, x.err
+	}
+	if err := a.validate(); err != nil {
+		return nil, relocate(err, groupLine, lines, xmlAckFields, xmlItemStatusFields)
+	}
+	return a, nil
+}
+
+func (x *xmlIn) readItemStatus() ItemStatus {
+	var s ItemStatus
+	x.open("TxInfAndSts")
+	s.ItemID = x.id("OrgnlEndToEndId", maxIDBytes)
+	if v := x.leaf("TxSts"); x.err == nil {
+		st, err := parseStatus(v, true)
+		if err != nil {
+			x.fail("TxSts", err)
+		}
+		s.Accepted = st == StatusAccepted
+	}
+	if x.next("StsRsnInf") {
+		s.ReasonCode, s.Reason = x.readReason()
+	}
+	x.close("TxInfAndSts")
+	return s
+}
+
+func (x *xmlIn) readReason() (code, text string) {
+	x.open("StsRsnInf")
+	x.open("Rsn")
+	code = x.leaf("Cd")
+	x.close("Rsn")
+	if x.next("AddtlInf") {
+		text = x.leaf("AddtlInf")
+		if x.err == nil && text == "" {
+			x.fail("AddtlInf", errors.New("is empty"))
+		}
+	}
+	x.close("StsRsnInf")
+	return code, text
+}
+
+// relocate places an error found by Ack.validate on the line of the group status or of the item
+// status, with its field renamed to where it is in the file.
+func relocate(err error, groupLine int, lines []int, ackFields, itemFields map[string]string) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	e := *fe
+	e.Line = groupLine
+	names := ackFields
+	if e.Entry > 0 && e.Entry <= len(lines) {
+		e.Line = lines[e.Entry-1]
+		names = itemFields
+	}
+	if n, ok := names[e.Field]; ok {
+		e.Field = n
+	}
+	return &e
+}
