@@ -268,6 +268,9 @@ func (s *Settlement) complete(ctx context.Context, c Cycle) error {
 			return err
 		}
 	}
+	if err := s.writeFiles(ctx, c); err != nil {
+		return err
+	}
 	_, err := s.store.pool.Exec(ctx, `UPDATE settlement_cycles SET status = 'closed', closed_at = $2
 		WHERE cycle_date = $1 AND status = 'closing'`, settlement.DateTime(c.Date), s.store.Now().UTC())
 	if err != nil {
