@@ -87,6 +87,26 @@ func (c *City) Parties() []Party {
 	return ps
 }
 
+// SettlementBank is the bank that settles a party's clearing account.
+type SettlementBank struct {
+	Kind clearing.PartyKind
+	ID   string
+	Bank string
+}
+
+// SettlementBanks gives every merchant and insurance fund of the city a settlement bank, the
+// city's banks in turn: a merchant's acquiring bank, a fund's bank.
+func (c *City) SettlementBanks() []SettlementBank {
+	var out []SettlementBank
+	for i, m := range c.Merchants {
+		out = append(out, SettlementBank{clearing.PartyMerchant, m, c.Banks[i%len(c.Banks)]})
+	}
+	for i, city := range c.Cities {
+		out = append(out, SettlementBank{clearing.PartyInsuranceFund, city, c.Banks[(i+1)%len(c.Banks)]})
+	}
+	return out
+}
+
 func (c *City) event(t events.Type, card string, data events.Data) events.Event {
 	c.clock = c.clock.Add(time.Duration(1+c.rng.IntN(50)) * time.Millisecond)
 	// A UUIDv7, as docs/events.md asks of producers: its time is the event's, the rest drawn

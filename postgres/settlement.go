@@ -163,7 +163,14 @@ func (s *Settlement) ListCycles(ctx context.Context, limit int) ([]Cycle, error)
 // interrupted at any point (a crash, a kill) is completed by the next, posting nothing twice and
 // numbering no file twice. Closing a closed cycle changes nothing. d's cut-off must have passed.
 func (s *Settlement) Close(ctx context.Context, d settlement.Date) (Cycle, error) {
-	if now := s.store.Now(); now.Before(s.cycles.Cutoff(d)) {
+	c, err := s.Cycle(ctx, d)
+	switch {
+	case err == nil && c.Status == CycleClosed:
+		return c, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return Cycle{}, err
+	case err != nil && s.store.Now().Before(s.cycles.Cutoff(d)):
+		// Only a cycle whose end is not fixed yet waits for its cut-off; one fixed is completed.
 		return Cycle{}, fmt.Errorf("cycle %s ends at %s: %w", d, s.cycles.Cutoff(d).Format(time.RFC3339), ErrCycleNotOver)
 	}
 	for {
@@ -237,7 +244,8 @@ func (s *Settlement) fix(ctx context.Context, d settlement.Date) (Cycle, error) 
 				return fmt.Errorf("cycle %s: the last cycle closed ends at %s: %w", d, after.Format(time.RFC3339), ErrCycleOrder)
 			}
 		}
-		now := s.store.Now().UTC()
+		// Stored to the microsecond: the files' creation time is this, and must read back the same.
+		now := s.store.Now().UTC().Truncate(time.Microsecond)
 		if _, err := tx.Exec(ctx, `INSERT INTO settlement_cycles (cycle_date, starts_after, ends_at, value_date, status,
 				items_written, postings_written, fee_income, closing_at)
 			VALUES ($1, $2, $3, $4, 'closing', false, false, 0, $5)`,

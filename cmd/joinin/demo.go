@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/loadtest"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement"
 )
 
 const (
@@ -45,12 +48,24 @@ var demoMDR = decimal.RequireFromString("0.0035")
 func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("demo", "run a city day end to end through Kafka into the ledger and print what it did")
 	ef := addEngineFlags(fs)
+	sf := addSettleFlags(fs)
 	seed := fs.Uint64("seed", 20241201, "seed of the day's traffic")
+	filesDir := fs.String("settlement-out", filepath.Join(os.TempDir(), "joinin-settlement"),
+		"directory the day's settlement files are written under")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	set, err := sf.settlement(st)
+	if err != nil {
+		return err
+	}
+	day, clock, err := demoDay(ctx, set, st.Now())
+	if err != nil {
+		return err
+	}
+	st.Now = clock.Now
 	tok, err := ef.tokenizer(log)
 	if err != nil {
 		return err
@@ -67,9 +82,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopBroker()
 
-	city := loadtest.NewCity(runSeed, demoCards, demoMerchants, time.Now().UTC())
+	city := loadtest.NewCity(runSeed, demoCards, demoMerchants, st.Now().UTC())
 	for _, p := range city.Parties() {
 		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			return err
+		}
+	}
+	for _, b := range city.SettlementBanks() {
+		if err := st.SetPartyBank(ctx, b.Kind, b.ID, b.Bank); err != nil {
 			return err
 		}
 	}
@@ -114,7 +134,71 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := d.holds(ctx); err != nil {
 		return err
 	}
+	// The day ends: its cycle closes at the cut-off, and each bank gets its file.
+	clock.Set(set.Cycles().Cutoff(day).Add(time.Minute))
+	cy, err := set.Close(ctx, day)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	if err := printCycle(ctx, stdout, set, cy); err != nil {
+		return err
+	}
+	dir, err := writeCycleFiles(ctx, set, day, *filesDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "  each bank's file (camt.054 XML and CSV) and the manifest are under %s\n\n", dir)
 	return d.report(ctx)
+}
+
+// demoClock is the demo day's time: it runs with the real clock from wherever it was last set.
+type demoClock struct {
+	mu   sync.Mutex
+	base time.Time
+	set  time.Time // the real time base was set at
+}
+
+func (c *demoClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(time.Since(c.set))
+}
+
+func (c *demoClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.base, c.set = t, time.Now()
+}
+
+// demoMinDayLeft is how much of its day a demo run wants before the cut-off: a run takes under a
+// minute, and its traffic belongs in the cycle it closes.
+const demoMinDayLeft = 30 * time.Minute
+
+// demoDay picks the day a demo run plays and starts its clock: the first cycle not closed yet, no
+// earlier than today, at the later of now and 09:00. A run closes its day at the cut-off, so each
+// run on one database plays the next day, and the ledger's time only moves forward.
+func demoDay(ctx context.Context, set *postgres.Settlement, now time.Time) (settlement.Date, *demoClock, error) {
+	c := set.Cycles()
+	day := c.CycleOf(now)
+	last, err := set.ListCycles(ctx, 1)
+	if err != nil {
+		return day, nil, err
+	}
+	if len(last) > 0 && !settlement.Before(last[0].Date, day) {
+		day = settlement.AddDays(last[0].Date, 1)
+	}
+	start := c.Start(day).Add(10 * time.Hour)
+	if now.After(start) {
+		start = now
+	}
+	if c.Cutoff(day).Sub(start) < demoMinDayLeft {
+		day = settlement.AddDays(day, 1)
+		start = c.Start(day).Add(10 * time.Hour)
+	}
+	clock := &demoClock{}
+	clock.Set(start)
+	return day, clock, nil
 }
 
 type demo struct {

@@ -12,6 +12,7 @@
 //	serve     consume card events from Kafka into the ledger and serve HTTP
 //	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
 //	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
+//	settle    close a settlement cycle: its items, postings and the banks' files
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -45,6 +46,7 @@ func commands() []command {
 		{"serve", "consume card events from Kafka into the ledger and serve HTTP", runServe},
 		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
 		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
+		{"settle", "close a settlement cycle: its items, postings and the banks' files", runSettle},
 	}
 }
 

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/settlement/bankfile"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m, "cmd") }
@@ -16,7 +20,8 @@ func TestMain(m *testing.M) { pgtest.Main(m, "cmd") }
 func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	var out, errs strings.Builder
-	if err := run(context.Background(), []string{"demo", "--database-url", url, "--log-level", "warn"}, &out, &errs); err != nil {
+	files := t.TempDir()
+	if err := run(context.Background(), []string{"demo", "--database-url", url, "--log-level", "warn", "--settlement-out", files}, &out, &errs); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errs.String())
 	}
 	for _, want := range []string{
@@ -29,6 +34,9 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 		"conflict: event id used before",
 		"3 the same batch redelivered",
 		"verified: every balance recomputes from its transfers",
+		"net positions, held items and fee income sum to 0.00",
+		"CNY settlement_position",
+		"each bank's file (camt.054 XML and CSV) and the manifest are under " + files,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's report lacks %q:\n%s", want, out.String())
@@ -42,6 +50,62 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "linked_event_failed") || strings.Contains(out.String(), "pending_already_resolved") {
 		t.Errorf("the redelivered capture batch was not answered exists:\n%s", out.String())
+	}
+	// The day's files, each checked against the manifest written beside them.
+	dirs, err := os.ReadDir(files)
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("settlement folders %v, %v", dirs, err)
+	}
+	folder := filepath.Join(files, dirs[0].Name())
+	raw, err := os.ReadFile(filepath.Join(folder, "manifest.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := bankfile.ReadManifest(bytes.NewReader(raw))
+	if err != nil || len(m.Files) != 6 {
+		t.Fatalf("manifest %+v, %v", m, err)
+	}
+	for _, e := range m.Files {
+		content, err := os.ReadFile(filepath.Join(folder, e.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Verify(e.Name, content); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// `joinin settle` on the closed day changes nothing and writes the same files again.
+	var settled strings.Builder
+	again := t.TempDir()
+	if err := run(context.Background(), []string{"settle", "--database-url", url, "--log-level", "warn", "--date", dirs[0].Name(),
+		"--out", again}, &settled, &errs); err != nil {
+		t.Fatalf("settle: %v\n%s", err, errs.String())
+	}
+	if !strings.Contains(settled.String(), "settlement cycle "+dirs[0].Name()) {
+		t.Errorf("settle printed:\n%s", settled.String())
+	}
+	for _, e := range m.Files {
+		first, _ := os.ReadFile(filepath.Join(folder, e.Name))
+		second, err := os.ReadFile(filepath.Join(again, dirs[0].Name(), e.Name))
+		if err != nil || !bytes.Equal(first, second) {
+			t.Errorf("%s written again differs: %v", e.Name, err)
+		}
+	}
+	for _, bad := range [][]string{{"--date", "2026-13-01"}, {"--date", "2999-01-01"}, {"--cutoff-hour", "24"}} {
+		if err := run(context.Background(), append([]string{"settle", "--database-url", url, "--log-level", "warn"}, bad...),
+			&settled, &errs); err == nil {
+			t.Errorf("settle %v: no error", bad)
+		}
+	}
+
+	// Run again on the same database: the next day, its own cycle, the ledger still verified.
+	out.Reset()
+	if err := run(context.Background(), []string{"demo", "--database-url", url, "--log-level", "warn", "--settlement-out", files}, &out, &errs); err != nil {
+		t.Fatalf("demo again: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	if again, _ := os.ReadDir(files); len(again) != 2 || !strings.Contains(out.String(), "verified: every balance") {
+		t.Fatalf("the second run's folders %v:\n%s", again, out.String())
 	}
 }
 

@@ -117,6 +117,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("serve", "consume card events from Kafka into the ledger and serve HTTP")
 	ef := addEngineFlags(fs)
 	mf := addMedicalFlags(fs)
+	sf := addSettleFlags(fs)
+	graceDefault, graceErr := durationEnv("JOININ_SETTLE_GRACE", defaultSettleGrace)
+	grace := fs.Duration("settle-grace", graceDefault,
+		"how long after a cycle's cut-off serve closes it; 0 never closes cycles on its own (env JOININ_SETTLE_GRACE)")
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
@@ -125,6 +129,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	if graceErr != nil {
+		return graceErr
+	}
+	if *grace < 0 {
+		return errors.New("--settle-grace: must not be negative")
+	}
 	tok, err := ef.tokenizer(log)
 	if err != nil {
 		return err
@@ -156,6 +166,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background.Go(func() { relay.Run(ctx) })
 	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
 	background.Go(func() { syncClock(ctx, st, log) })
+	set, err := sf.settlement(st)
+	if err != nil {
+		return err
+	}
+	if *grace > 0 {
+		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log) })
+	}
 	registerClockMetrics(reg, st)
 
 	// Finance staff's view: balances at any instant and statements.

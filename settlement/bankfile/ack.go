@@ -83,7 +83,7 @@ func (a *Ack) validate() error {
 	if err := checkID(a.FileMessageID, maxIDBytes); err != nil {
 		return fail("FileMessageID", err)
 	}
-	if err := checkID(a.BankID, maxAccountIDBytes); err != nil {
+	if err := checkAccountID(a.BankID, maxAccountIDBytes); err != nil {
 		return fail("BankID", err)
 	}
 	switch a.Status {

@@ -67,7 +67,7 @@ func ReadAckCSV(r io.Reader) (*Ack, error) {
 		a.MessageID = c.id(rec, 1, "message_id", maxIDBytes)
 		a.CreatedAt = c.timestamp(rec, 2, "created_at")
 		a.FileMessageID = c.id(rec, 3, "file_message_id", maxIDBytes)
-		a.BankID = c.id(rec, 4, "bank_id", maxAccountIDBytes)
+		a.BankID = c.accountID(rec, 4, "bank_id", maxAccountIDBytes)
 		c.parse(rec, 5, "status", func(s string) (err error) { a.Status, err = parseStatus(s, false); return err })
 		a.ReasonCode = rec[6]
 		a.Reason, _ = c.raw(rec, 7, "reason")

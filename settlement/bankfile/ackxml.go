@@ -128,7 +128,7 @@ func ReadAckXML(r io.Reader) (*Ack, error) {
 	x.open("Id")
 	x.open("OrgId")
 	x.open("Othr")
-	a.BankID = x.id("Id", maxAccountIDBytes)
+	a.BankID = x.partyID("Id", maxAccountIDBytes)
 	x.close("Othr")
 	x.close("OrgId")
 	x.close("Id")

@@ -111,7 +111,7 @@ func ReadCSV(r io.Reader) (*File, error) {
 	if rec := c.read(csvHeader, len(csvHeaderColumns)); c.err == nil {
 		h.MessageID = c.id(rec, 1, "message_id", maxIDBytes)
 		h.CreatedAt = c.timestamp(rec, 2, "created_at")
-		h.BankID = c.id(rec, 3, "bank_id", maxAccountIDBytes)
+		h.BankID = c.accountID(rec, 3, "bank_id", maxAccountIDBytes)
 		h.BankName = c.text(rec, 4, "bank_name", true)
 		h.CycleDate = c.date(rec, 5, "cycle_date")
 		h.ValueDate = c.date(rec, 6, "value_date")
@@ -152,7 +152,7 @@ func ReadCSV(r io.Reader) (*File, error) {
 		it := Item{
 			ID:        c.id(rec, 1, "item_id", maxIDBytes),
 			Kind:      c.kind(rec, 2),
-			Party:     c.id(rec, 3, "party", maxAccountIDBytes),
+			Party:     c.accountID(rec, 3, "party", maxAccountIDBytes),
 			PartyName: c.text(rec, 4, "party_name", false),
 			Amount:    c.amount(rec, 5, "amount"),
 			Direction: c.direction(rec, 6, "direction"),
@@ -361,9 +361,17 @@ func (c *csvIn) raw(rec []string, i int, column string) (string, bool) {
 }
 
 func (c *csvIn) id(rec []string, i int, column string, max int) string {
+	return c.checked(rec, i, column, max, checkID)
+}
+
+func (c *csvIn) accountID(rec []string, i int, column string, max int) string {
+	return c.checked(rec, i, column, max, checkAccountID)
+}
+
+func (c *csvIn) checked(rec []string, i int, column string, max int, check func(string, int) error) string {
 	v, ok := c.raw(rec, i, column)
 	if ok {
-		if err := checkID(v, max); err != nil {
+		if err := check(v, max); err != nil {
 			c.fail(i, column, err)
 		}
 	}

@@ -164,7 +164,7 @@ func (h Header) validate() error {
 	if err := checkTime(h.CreatedAt); err != nil {
 		return fail("CreatedAt", err)
 	}
-	if err := checkID(h.BankID, maxAccountIDBytes); err != nil {
+	if err := checkAccountID(h.BankID, maxAccountIDBytes); err != nil {
 		return fail("BankID", err)
 	}
 	if err := checkText(h.BankName, true); err != nil {
@@ -208,7 +208,7 @@ func (it Item) validate(entry int) error {
 	if !it.Kind.valid() {
 		return fail("Kind", errors.New("unknown item kind"))
 	}
-	if err := checkID(it.Party, maxAccountIDBytes); err != nil {
+	if err := checkAccountID(it.Party, maxAccountIDBytes); err != nil {
 		return fail("Party", err)
 	}
 	if err := checkText(it.PartyName, false); err != nil {
@@ -283,8 +283,20 @@ func (t *totals) check(h Header, record string, lines [3]int, fields [3]string) 
 // goFields names the totals as the writers report them.
 var goFields = [3]string{"NumberOfEntries", "ControlSum", "Net"}
 
-// checkID refuses what is not 1 to max bytes of printable ASCII without spaces, or may be a card
-// number in clear.
+// checkAccountID is checkID for an identifier a person chose (a bank's or a party's id), which
+// must not be a card number in clear either.
+func checkAccountID(s string, max int) error {
+	if err := checkID(s, max); err != nil {
+		return err
+	}
+	if events.ContainsCardNumber(s) {
+		return ErrCardNumber
+	}
+	return nil
+}
+
+// checkID refuses what is not 1 to max bytes of printable ASCII without spaces: the identifiers
+// the engine makes (message and item ids, hex and digits that may read like anything).
 func checkID(s string, max int) error {
 	if s == "" {
 		return errors.New("is empty")
@@ -296,9 +308,6 @@ func checkID(s string, max int) error {
 		if s[i] <= ' ' || s[i] >= 0x7f {
 			return errors.New("must be printable ASCII without spaces")
 		}
-	}
-	if events.ContainsCardNumber(s) {
-		return ErrCardNumber
 	}
 	return nil
 }

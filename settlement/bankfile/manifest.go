@@ -222,7 +222,7 @@ func (e ManifestEntry) validate() *manifestError {
 	if e.Format != FormatXML && e.Format != FormatCSV {
 		return &manifestError{"Format", errors.New("want xml or csv")}
 	}
-	if err := checkID(e.BankID, maxAccountIDBytes); err != nil {
+	if err := checkAccountID(e.BankID, maxAccountIDBytes); err != nil {
 		return &manifestError{"BankID", err}
 	}
 	if err := checkDate(e.CycleDate); err != nil {

@@ -220,10 +220,14 @@ func (x *xmlIn) end() {
 
 // Typed leaves: each reads, parses and checks one value, and fails naming the leaf.
 
-func (x *xmlIn) id(name string, max int) string {
+func (x *xmlIn) id(name string, max int) string { return x.checked(name, max, checkID) }
+
+func (x *xmlIn) partyID(name string, max int) string { return x.checked(name, max, checkAccountID) }
+
+func (x *xmlIn) checked(name string, max int, check func(string, int) error) string {
 	v := x.leaf(name)
 	if x.err == nil {
-		if err := checkID(v, max); err != nil {
+		if err := check(v, max); err != nil {
 			x.fail(name, err)
 		}
 	}
@@ -298,7 +302,7 @@ func (x *xmlIn) date(name string) events.Date {
 func (x *xmlIn) accountID() string {
 	x.open("Id")
 	x.open("Othr")
-	v := x.id("Id", maxAccountIDBytes)
+	v := x.partyID("Id", maxAccountIDBytes)
 	x.close("Othr")
 	x.close("Id")
 	return v

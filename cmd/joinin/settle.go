@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement"
+	"github.com/joinincard/engine/settlement/bankfile"
+	"github.com/joinincard/engine/settlement/calendar"
+)
+
+const (
+	// autoSettleInterval is how often serve looks for a cycle due to close: a cycle closes within a
+	// minute of its cut-off plus the grace.
+	autoSettleInterval = time.Minute
+	// defaultSettleGrace is how long after a cycle's cut-off serve closes it: time for late
+	// batches to land (offline uploads keep arriving) and for an operator to close it by hand first.
+	defaultSettleGrace = 10 * time.Minute
+)
+
+// settleFlags are the settlement options of the commands that close cycles.
+type settleFlags struct {
+	cutoffHour  int
+	calendarDir string
+	envErr      error // an environment variable that does not parse, reported by settlement
+}
+
+func addSettleFlags(fs *flag.FlagSet) *settleFlags {
+	f := &settleFlags{}
+	hour, err := strconv.Atoi(envOr("JOININ_CUTOFF_HOUR", strconv.Itoa(settlement.DefaultCutoffHour)))
+	if err != nil {
+		hour, f.envErr = settlement.DefaultCutoffHour, errors.New("JOININ_CUTOFF_HOUR: not a whole number")
+	}
+	fs.IntVar(&f.cutoffHour, "cutoff-hour", hour, "hour of the day (0-23, Asia/Shanghai) at which a settlement cycle closes (env JOININ_CUTOFF_HOUR)")
+	fs.StringVar(&f.calendarDir, "calendar", envOr("JOININ_CALENDAR", ""),
+		"directory of business-day calendars, one file per year (env JOININ_CALENDAR); empty: the mainland calendar built in")
+	return f
+}
+
+// settlement returns the settlement engine on st by the flags.
+func (f *settleFlags) settlement(st *postgres.Store) (*postgres.Settlement, error) {
+	if f.envErr != nil {
+		return nil, f.envErr
+	}
+	var (
+		cal *calendar.Calendar
+		err error
+	)
+	if f.calendarDir == "" {
+		cal, err = calendar.Load()
+	} else {
+		cal, err = calendar.LoadDir(os.DirFS(f.calendarDir))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("settlement calendar: %w", err)
+	}
+	s, err := postgres.NewSettlement(st, settlement.Cycles{CutoffHour: f.cutoffHour, Calendar: cal})
+	if err != nil {
+		return nil, fmt.Errorf("--cutoff-hour: %w", err)
+	}
+	return s, nil
+}
+
+func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("settle", "close a settlement cycle: its items, postings and the banks' files")
+	sf := addSettleFlags(fs)
+	date := fs.String("date", "", "the cycle to close, YYYY-MM-DD (default: the last cycle whose cut-off has passed)")
+	out := fs.String("out", "", "write the cycle's files and manifest under this directory, in a folder named after the cycle")
+	log, st, err := c.start(ctx, fs, args)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	set, err := sf.settlement(st)
+	if err != nil {
+		return err
+	}
+	d := lastDue(set.Cycles(), st.Now(), 0)
+	if *date != "" {
+		if d, err = settlement.ParseDate(*date); err != nil {
+			return fmt.Errorf("--date: %w", err)
+		}
+	}
+	cy, err := set.Close(ctx, d)
+	if err != nil {
+		return err
+	}
+	log.Info("cycle closed", "cycle", cy.Date, "value_date", cy.ValueDate)
+	if err := printCycle(ctx, stdout, set, cy); err != nil {
+		return err
+	}
+	if *out != "" {
+		dir, err := writeCycleFiles(ctx, set, cy.Date, *out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "files written under %s\n", dir)
+	}
+	return nil
+}
+
+// lastDue is the last cycle whose cut-off, plus grace, has passed at now.
+func lastDue(c settlement.Cycles, now time.Time, grace time.Duration) settlement.Date {
+	return settlement.AddDays(c.CycleOf(now.Add(-grace)), -1)
+}
+
+// printCycle prints a closed cycle's net positions per bank for people.
+func printCycle(ctx context.Context, w io.Writer, set *postgres.Settlement, cy postgres.Cycle) error {
+	pos, err := set.Positions(ctx, cy.Date)
+	if err != nil {
+		return err
+	}
+	files, err := set.Files(ctx, cy.Date)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "settlement cycle %s (%s to %s), value date %s, %s\n", cy.Date,
+		cy.StartsAfter.Format(time.RFC3339), cy.EndsAt.Format(time.RFC3339), cy.ValueDate, cy.Status)
+	fmt.Fprintf(w, "  %-12s %6s %16s %16s %16s %16s %18s\n", "bank", "items", "spent", "earned", "fees", "medical fund", "net position")
+	total := cy.FeeIncome
+	for _, f := range files {
+		p := pos.Bank(f.Header.BankID)
+		total += p.Net
+		fmt.Fprintf(w, "  %-12s %6d %16s %16s %16s %16s %18s\n", p.Bank, p.Items, money(p.Spent), money(p.Earned), money(p.Fees),
+			money(p.MedicalFundShare), signed(p.Net))
+	}
+	if held := pos.Bank(""); held.Items > 0 {
+		total += held.Net
+		fmt.Fprintf(w, "  %-12s %6d items held for want of a settlement bank, %s\n", "(no bank)", held.Items, signed(held.Net))
+	}
+	fmt.Fprintf(w, "  fee income %s; net positions, held items and fee income sum to %s\n", money(cy.FeeIncome), signed(total))
+	return nil
+}
+
+func money(fen int64) string { return ledger.FormatAmount(fen, "CNY") }
+
+func signed(fen int64) string {
+	if fen > 0 {
+		return "+" + money(fen) + " receives"
+	}
+	if fen < 0 {
+		return money(fen) + " pays"
+	}
+	return money(0)
+}
+
+// writeCycleFiles writes every bank's files of cycle d, as first written, and the cycle's
+// manifest, under dir/<cycle>, checking each file against the manifest.
+func writeCycleFiles(ctx context.Context, set *postgres.Settlement, d settlement.Date, dir string) (string, error) {
+	m, err := set.Manifest(ctx, "", d)
+	if err != nil {
+		return "", err
+	}
+	folder := filepath.Join(dir, d.String())
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", folder, err)
+	}
+	for _, e := range m.Files {
+		var buf bytes.Buffer
+		if _, _, err := set.WriteFile(ctx, &buf, e.BankID, d, e.Format, false); err != nil {
+			return "", err
+		}
+		if err := m.Verify(e.Name, buf.Bytes()); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(folder, e.Name), buf.Bytes(), 0o644); err != nil {
+			return "", fmt.Errorf("write %s: %w", e.Name, err)
+		}
+	}
+	f, err := os.Create(filepath.Join(folder, "manifest.txt"))
+	if err != nil {
+		return "", fmt.Errorf("write the manifest: %w", err)
+	}
+	if err := bankfile.WriteManifest(f, m); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("write the manifest: %w", err)
+	}
+	return folder, nil
+}
+
+// autoSettle closes, every autoSettleInterval, the cycles whose cut-off plus grace has passed,
+// until ctx is done. Several serve processes may run it: a cycle closes once, whoever asks.
+func autoSettle(ctx context.Context, set *postgres.Settlement, now func() time.Time, grace time.Duration, log *slog.Logger) {
+	t := time.NewTicker(autoSettleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := lastDue(set.Cycles(), now(), grace)
+		before, err := set.Cycle(ctx, d)
+		if err == nil && before.Status == postgres.CycleClosed {
+			continue
+		}
+		if err != nil && !errors.Is(err, postgres.ErrNotFound) {
+			log.Warn("settlement", "cycle", d, "err", err)
+			continue
+		}
+		cy, err := set.Close(ctx, d)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("settlement cycle did not close; the next try is in a minute", "cycle", d, "err", err)
+			}
+			continue
+		}
+		log.Info("settlement cycle closed", "cycle", cy.Date, "value_date", cy.ValueDate)
+	}
+}
+
+// durationEnv reads a duration from the environment variable key, or fallback; a value that is
+// not a duration is an error, named by the variable, for the command to report once it starts.
+func durationEnv(key string, fallback time.Duration) (time.Duration, error) {
+	v, ok := os.LookupEnv(key)
+	if !ok || v == "" {
+		return fallback, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fallback, fmt.Errorf("%s: not a duration", key)
+	}
+	return d, nil
+}
