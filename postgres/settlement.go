@@ -190,6 +190,11 @@ func (s *Settlement) Close(ctx context.Context, d settlement.Date) (Cycle, error
 		next := d
 		if found {
 			next = settlement.AddDays(last.Date, 1)
+		} else if first, ok, err := s.firstCycle(ctx); err != nil {
+			return Cycle{}, err
+		} else if ok && settlement.Before(first, d) {
+			// The first close settles the ledger from its first day, a cycle a day.
+			next = first
 		}
 		c, err := s.fix(ctx, next)
 		if err != nil {
@@ -205,6 +210,18 @@ func (s *Settlement) Close(ctx context.Context, d settlement.Date) (Cycle, error
 			return s.Cycle(ctx, d)
 		}
 	}
+}
+
+// firstCycle is the cycle of the ledger's first transfer, if it has one.
+func (s *Settlement) firstCycle(ctx context.Context) (settlement.Date, bool, error) {
+	var first *time.Time
+	if err := s.store.pool.QueryRow(ctx, `SELECT min(ts) FROM transfers`).Scan(&first); err != nil {
+		return settlement.Date{}, false, fmt.Errorf("read the ledger's first transfer: %w", err)
+	}
+	if first == nil {
+		return settlement.Date{}, false, nil
+	}
+	return s.cycles.CycleOf(*first), true, nil
 }
 
 func (s *Settlement) lastCycle(ctx context.Context) (Cycle, bool, error) {

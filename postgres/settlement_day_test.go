@@ -273,7 +273,8 @@ func TestSettlementOfAHandComputedDay(t *testing.T) {
 		}
 	}
 
-	// The files: totals as the positions, numbered 1, the same bytes as the golden files.
+	// The files: totals as the positions, numbered 2 (the ledger's first day, Monday with its
+	// loads, was the first cycle), the same bytes as the golden files.
 	m, err := w.set.Manifest(ctx, "", day)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +287,7 @@ func TestSettlementOfAHandComputedDay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h := r.Header; h.Sequence != 1 || h.NumberOfEntries != wp.Items || h.Net != wp.Net || h.Copy {
+		if h := r.Header; h.Sequence != 2 || h.NumberOfEntries != wp.Items || h.Net != wp.Net || h.Copy {
 			t.Errorf("%s's file header %+v", bank, h)
 		}
 		for _, f := range []bankfile.Format{bankfile.FormatXML, bankfile.FormatCSV} {
@@ -315,7 +316,7 @@ func TestSettlementOfAHandComputedDay(t *testing.T) {
 				t.Fatalf("%s %s fetched again: dup %v, %v", bank, f, dup, err)
 			}
 			again, err := read(bytes.NewReader(buf.Bytes()))
-			if err != nil || !again.Header.Copy || again.Header.Sequence != 1 {
+			if err != nil || !again.Header.Copy || again.Header.Sequence != 2 {
 				t.Fatalf("%s %s copy: %+v, %v", bank, f, again.Header, err)
 			}
 		}
@@ -370,7 +371,7 @@ func TestSettlementOfAHandComputedDay(t *testing.T) {
 		t.Fatalf("kiosk-9 after the item was offered again: %d", b.Net())
 	}
 	rx2, err := w.set.File(ctx, "ACQ-X", next)
-	if err != nil || rx2.Header.Sequence != 2 {
+	if err != nil || rx2.Header.Sequence != 3 {
 		t.Fatalf("ACQ-X's second file: %+v %v", rx2.Header, err)
 	}
 }

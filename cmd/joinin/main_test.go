@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,17 @@ import (
 	"github.com/joinincard/engine/settlement/bankfile"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m, "cmd") }
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childArgsEnv); args != "" {
+		// A joinin process for the crash tests to kill.
+		if err := run(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	pgtest.Main(m, "cmd")
+}
 
 // The main job, as `make run` runs it: a city day through the embedded broker into the ledger.
 func TestDemoRunsACityDayEndToEnd(t *testing.T) {

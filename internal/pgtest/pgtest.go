@@ -167,3 +167,30 @@ func VerifyURL(t testing.TB, u string) {
 		t.Errorf("pgtest: ledger failed verification:\n%s", rep.String())
 	}
 }
+
+// CopyDatabase creates a copy of the database at u (which must have no open connections) and
+// returns its URL; the copy is verified and dropped when t ends, as NewDatabase's are.
+func CopyDatabase(t testing.TB, u string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	name := fmt.Sprintf("%s_%d", strings.TrimSuffix(template, "_tmpl"), serial.Add(1))
+	if err := exec(context.Background(), "CREATE DATABASE "+name+" TEMPLATE "+cfg.Database); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	c, err := URLFor(name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			VerifyURL(t, c)
+		}
+		if err := exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
+}

@@ -1,0 +1,215 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement"
+)
+
+// edgeWorld is two banks, a merchant banking with the second, and two cards of the first, on a
+// settable clock.
+type edgeWorld struct {
+	st     *postgres.Store
+	clock  *settableClock
+	city   *loadtest.City
+	set    *postgres.Settlement
+	offset int64
+}
+
+func newEdgeWorld(t *testing.T, start time.Time) *edgeWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &edgeWorld{st: pgtest.NewStore(t), clock: &settableClock{now: start}}
+	w.st.Now = w.clock.Now
+	w.city = loadtest.NewCity(5, 2, 1, start)
+	w.city.Banks = []string{"ISS", "ACQ"}
+	for _, p := range w.city.Parties() {
+		if _, err := w.st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.st.SetPartyBank(ctx, clearing.PartyMerchant, w.city.Merchants[0], "ACQ"); err != nil {
+		t.Fatal(err)
+	}
+	w.city.Banks = []string{"ISS"} // both cards issued by ISS
+	w.ingest(t, append(w.city.Registrations(), w.city.Funding(100_000_00, 100_000_00)...)...)
+	w.set = newSettlement(t, w.st)
+	return w
+}
+
+func (w *edgeWorld) ingest(t *testing.T, evs ...events.Event) {
+	t.Helper()
+	d, err := w.st.Ingest(context.Background(), nil, messages(t, "card-events/0", w.offset, evs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.offset += int64(len(evs))
+	for _, dl := range d.DeadLetters {
+		t.Fatalf("refused: %s", dl.Reason)
+	}
+}
+
+// buy has card i buy amount fen at the merchant, now.
+func (w *edgeWorld) buy(t *testing.T, i int, amount int64) {
+	t.Helper()
+	w.ingest(t, events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: w.clock.Now().Truncate(time.Millisecond),
+		CardToken: w.city.Cards[i], Data: &events.PurchaseCleared{MerchantID: w.city.Merchants[0], MCC: "5411",
+			Amount: events.Money{Minor: amount, Currency: "CNY"}}})
+}
+
+func (w *edgeWorld) spent(t *testing.T, d settlement.Date, card int) int64 {
+	t.Helper()
+	var v int64
+	if err := w.st.Pool().QueryRow(context.Background(), `SELECT coalesce(sum(amount), 0)::BIGINT FROM settlement_items
+		WHERE cycle_date = $1 AND account_id = $2`, settlement.DateTime(d), [16]byte(cards.AccountID("funds", w.city.Cards[card]))).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return -v
+}
+
+// A transfer stamped a microsecond before the cut-off belongs to the day; one a microsecond after,
+// to the next.
+func TestSettlementCutoffEdges(t *testing.T) {
+	ctx := context.Background()
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	cut := time.Date(2026, 3, 3, 23, 0, 0, 0, cards.Shanghai)
+	w := newEdgeWorld(t, cut.Add(-time.Hour))
+	w.clock.Set(cut.Add(-time.Microsecond))
+	w.buy(t, 0, 101)
+	w.clock.Set(cut)
+	w.buy(t, 1, 202)
+	w.clock.Set(cut.Add(time.Microsecond))
+	w.buy(t, 0, 303)
+	var stamps []time.Time
+	rows, err := w.st.Pool().Query(ctx, `SELECT ts FROM transfers WHERE code = $1 ORDER BY ts`, int32(clearing.CodePurchase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var ts time.Time
+		if err := rows.Scan(&ts); err != nil {
+			t.Fatal(err)
+		}
+		stamps = append(stamps, ts)
+	}
+	rows.Close()
+	if len(stamps) != 3 || !stamps[0].Equal(cut.Add(-time.Microsecond)) || !stamps[1].Equal(cut) || !stamps[2].Equal(cut.Add(time.Microsecond)) {
+		t.Fatalf("purchases stamped %v", stamps)
+	}
+	w.clock.Set(cut.Add(time.Minute))
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := w.spent(t, day, 0), w.spent(t, day, 1); a != 101 || b != 202 {
+		t.Fatalf("cycle %s: card 0 spent %d, card 1 %d; want 101 and 202", day, a, b)
+	}
+	next := settlement.AddDays(day, 1)
+	w.clock.Set(cut.Add(24*time.Hour + time.Minute))
+	if _, err := w.set.Close(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if a := w.spent(t, next, 0); a != 303 {
+		t.Fatalf("cycle %s: card 0 spent %d, want 303", next, a)
+	}
+	// A cycle whose cut-off has not come is not closed; closed ones close again to nothing new.
+	if _, err := w.set.Close(ctx, settlement.AddDays(next, 1)); !errorsIsNotOver(err) {
+		t.Fatalf("closing a cycle before its cut-off: %v", err)
+	}
+}
+
+func errorsIsNotOver(err error) bool {
+	return err != nil && (err == postgres.ErrCycleNotOver || containsErr(err, postgres.ErrCycleNotOver))
+}
+
+func containsErr(err, target error) bool {
+	for e := err; e != nil; {
+		if e == target {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+// The National Day holiday: the cycles of Sep 30 and of Oct 1 to 7 share the value date Oct 8;
+// closed in one run, in order, each bank's files are numbered without a gap.
+func TestSettlementHolidayRunSharesOneValueDate(t *testing.T) {
+	ctx := context.Background()
+	w := newEdgeWorld(t, time.Date(2026, 9, 29, 12, 0, 0, 0, cards.Shanghai))
+	for d := 29; d <= 38; d++ { // Sep 29 to Oct 8
+		w.clock.Set(time.Date(2026, 9, d, 12, 0, 0, 0, cards.Shanghai))
+		w.buy(t, d%2, int64(1000+d))
+	}
+	last := settlement.Date{Year: 2026, Month: 10, Day: 8}
+	w.clock.Set(time.Date(2026, 10, 8, 23, 30, 0, 0, cards.Shanghai))
+	if _, err := w.set.Close(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	cycles, err := w.set.ListCycles(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cycles) != 10 {
+		t.Fatalf("%d cycles closed, want Sep 29 to Oct 8", len(cycles))
+	}
+	for i, c := range cycles {
+		d := c.Date
+		want := settlement.Date{Year: 2026, Month: 10, Day: 8}
+		switch {
+		case d == (settlement.Date{Year: 2026, Month: 9, Day: 29}):
+			want = settlement.Date{Year: 2026, Month: 9, Day: 30}
+		case d == last:
+			want = settlement.Date{Year: 2026, Month: 10, Day: 9}
+		}
+		if c.ValueDate != want || c.Status != postgres.CycleClosed {
+			t.Errorf("cycle %s: value date %s, %s; want %s", d, c.ValueDate, c.Status, want)
+		}
+		for _, bank := range []string{"ISS", "ACQ"} {
+			f, err := w.set.File(ctx, bank, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seq := int64(len(cycles) - i); f.Header.Sequence != seq || f.Header.ValueDate != c.ValueDate {
+				t.Errorf("%s's file of %s: sequence %d, value date %s; want %d", bank, d, f.Header.Sequence, f.Header.ValueDate, seq)
+			}
+		}
+		day := d.Day
+		if d.Month == 10 {
+			day += 30
+		}
+		if got := w.spent(t, d, day%2); got != int64(1000+day) {
+			t.Errorf("cycle %s: %d spent, want %d", d, got, 1000+day)
+		}
+	}
+	// A cycle whose value date is beyond the calendar is refused, naming the year.
+	w.clock.Set(time.Date(2027, 1, 1, 12, 0, 0, 0, cards.Shanghai))
+	_, err = w.set.Close(ctx, settlement.Date{Year: 2026, Month: 12, Day: 31})
+	if err == nil || !containsText(err.Error(), "2027") {
+		t.Fatalf("a value date past the calendar: %v", err)
+	}
+	var _ = ledger.Created
+}
+
+func containsText(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
