@@ -13,6 +13,8 @@
 //	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
 //	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
 //	settle    close a settlement cycle: its items, postings and the banks' files
+//	loadtest-settle
+//	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -47,6 +49,7 @@ func commands() []command {
 		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
 		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
 		{"settle", "close a settlement cycle: its items, postings and the banks' files", runSettle},
+		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,9 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if args := os.Getenv(childArgsEnv); args != "" {
-		// A joinin process for the crash tests to kill.
-		if err := run(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr); err != nil {
+	if os.Getenv(asJoininEnv) == "1" {
+		// This test binary stands in for joinin: a process the crash test kills, the settle
+		// process the settlement load run starts.
+		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -134,5 +136,25 @@ func TestEveryCommandExplainsItself(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"verify", "--log-level", "loud"}, &out, &errs); err == nil {
 		t.Error("a bad --log-level was accepted")
+	}
+}
+
+// The settlement load run, small: a database of its own, filled, settled by a joinin process,
+// measured and dropped.
+func TestLoadSettleMeasuresACycle(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	// The close runs as `joinin settle` in a child process: this test binary stands in for joinin.
+	t.Setenv(asJoininEnv, "1")
+	if err := run(context.Background(), []string{"loadtest-settle", "--database-url", url, "--log-level", "warn",
+		"--transfers", "30000", "--cards", "500", "--merchants", "20", "--banks", "4"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest-settle: %v\n%s", err, errs.String())
+	}
+	var rep settleLoadReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Items != 520 || rep.Files != 4 || rep.SettleSeconds <= 0 || rep.SettlePeakRSSMiB <= 0 {
+		t.Fatalf("report %+v", rep)
 	}
 }

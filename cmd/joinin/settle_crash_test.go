@@ -22,9 +22,8 @@ import (
 	"github.com/joinincard/engine/settlement"
 )
 
-// childArgsEnv makes the test binary run the joinin command line it holds, instead of the tests:
-// a joinin process the crash test can kill.
-const childArgsEnv = "JOININ_TEST_CHILD_ARGS"
+// asJoininEnv makes the test binary run as joinin, its arguments joinin's, instead of the tests.
+const asJoininEnv = "JOININ_TEST_AS_JOININ"
 
 const (
 	// crashCards is enough cardholders that a cycle's postings take more than one ledger batch, so
@@ -75,8 +74,8 @@ func populateCycle(t *testing.T, url string, day settlement.Date) {
 // joininChild starts this test binary as `joinin args...`.
 func joininChild(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(args, "\x1f"))
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asJoininEnv+"=1")
 	var errs bytes.Buffer
 	cmd.Stderr = &errs
 	if err := cmd.Start(); err != nil {
