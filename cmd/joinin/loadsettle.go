@@ -9,7 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,12 +107,18 @@ func runLoadSettle(ctx context.Context, args []string, stdout io.Writer) error {
 	cmd := exec.CommandContext(ctx, self, "settle", "--database-url", url, "--date", day.String(), "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	began := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
+	// The child's own high-water mark, read from /proc while it runs: the rusage of a waited-for
+	// child also counts what its parent held when it was started.
+	peak := make(chan int64, 1)
+	go func() { peak <- watchPeakRSS(cmd.Process.Pid) }()
+	err = cmd.Wait()
 	rep.SettleSeconds = time.Since(began).Seconds()
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rep.SettlePeakRSSMiB = float64(ru.Maxrss) / 1024 // Linux reports kilobytes
+	rep.SettlePeakRSSMiB = float64(<-peak) / 1024
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
 	}
 	st, err = postgres.Open(ctx, url)
 	if err != nil {
@@ -239,4 +245,31 @@ func dropDatabase(ctx context.Context, url, old, name string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	return err
+}
+
+// peakRSSPoll is how often a child's high-water mark is read: VmHWM only grows, so the last read
+// before the child exits misses at most what it added in its last moments.
+const peakRSSPoll = 10 * time.Millisecond
+
+// watchPeakRSS returns the largest VmHWM (kilobytes) of process pid, read until it is gone.
+func watchPeakRSS(pid int) int64 {
+	var peak int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	for {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return peak
+		}
+		hwm := int64(-1)
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &hwm)
+			}
+		}
+		if hwm < 0 {
+			return peak // a zombie: the child has exited
+		}
+		peak = max(peak, hwm)
+		time.Sleep(peakRSSPoll)
+	}
 }
