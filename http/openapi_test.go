@@ -80,6 +80,7 @@ type openAPISchema struct {
 	Properties           map[string]openAPISchema `json:"properties"`
 	Required             []string                 `json:"required"`
 	AdditionalProperties *bool                    `json:"additionalProperties"`
+	Items                *openAPISchema           `json:"items"`
 }
 
 func loadOpenAPI(t *testing.T) *openAPIDoc {
@@ -260,6 +261,7 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 	type field struct {
 		optional bool
 		nested   any
+		array    bool // nested is the type of the array's items
 	}
 	fields := map[string]field{}
 	if m, ok := v.(map[string]string); ok {
@@ -271,8 +273,11 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		for i := 0; i < rt.NumField(); i++ {
 			name, opts, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
 			f := field{optional: strings.Contains(opts, "omitempty")}
-			if k := rt.Field(i).Type.Kind(); k == reflect.Struct {
-				f.nested = reflect.Zero(rt.Field(i).Type).Interface()
+			switch ft := rt.Field(i).Type; {
+			case ft.Kind() == reflect.Struct:
+				f.nested = reflect.Zero(ft).Interface()
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				f.nested, f.array = reflect.Zero(ft.Elem()).Interface(), true
 			}
 			fields[name] = f
 		}
@@ -286,7 +291,15 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		if !f.optional {
 			wantRequired = append(wantRequired, name)
 		}
-		if f.nested != nil {
+		switch {
+		case f.nested != nil && f.array:
+			items := resolveSchema(t, doc, s.Properties[name])
+			if items.Type != "array" || items.Items == nil {
+				t.Errorf("%s.%s: schema is not an array with items", what, name)
+				continue
+			}
+			checkSchema(t, doc, what+"."+name+"[]", *items.Items, f.nested, request)
+		case f.nested != nil:
 			checkSchema(t, doc, what+"."+name, s.Properties[name], f.nested, request)
 		}
 	}
