@@ -14,10 +14,11 @@ import (
 // statuses lists, per operation, every status its handler can answer. TestOpenAPI checks that the
 // document says exactly this; TestStatusCodes provokes every one of them and nothing else.
 var statuses = map[string][]int{
-	"GET /healthz":                  {200},
-	"GET /readyz":                   {200, 503},
-	"GET /metrics":                  {200, 503},
-	"POST /v1/parties":              {201, 400, 401, 403, 409, 413, 500, 503},
+	"GET /healthz":     {200},
+	"GET /readyz":      {200, 503},
+	"GET /metrics":     {200, 503},
+	"POST /v1/parties": {201, 400, 401, 403, 409, 413, 500, 503},
+	"PUT /v1/parties/{kind}/{id}/settlement-bank": {200, 400, 401, 403, 404, 413, 500, 503},
 	"POST /v1/cards":                {200, 201, 400, 401, 403, 409, 413, 500, 503},
 	"GET /v1/cards/{token}":         {200, 400, 401, 403, 404, 500, 503},
 	"POST /v1/cards/{token}/status": {200, 400, 401, 403, 404, 409, 413, 500, 503},
@@ -26,12 +27,14 @@ var statuses = map[string][]int{
 // Go types whose JSON fields the document's schemas must list exactly.
 var (
 	requestTypes = map[string]any{
-		"POST /v1/parties":              partyRequest{},
+		"POST /v1/parties": partyRequest{},
+		"PUT /v1/parties/{kind}/{id}/settlement-bank": partyBankRequest{},
 		"POST /v1/cards":                registerCardRequest{},
 		"POST /v1/cards/{token}/status": cardStatusRequest{},
 	}
 	responseTypes = map[string]any{
-		"POST /v1/parties":              partyView{},
+		"POST /v1/parties": partyView{},
+		"PUT /v1/parties/{kind}/{id}/settlement-bank": partyBankView{},
 		"POST /v1/cards":                cardView{},
 		"GET /v1/cards/{token}":         cardView{},
 		"POST /v1/cards/{token}/status": cardView{},
