@@ -262,17 +262,19 @@ type fakeStore struct {
 	cards     map[string]*cards.Card // by every token
 	processed map[uuid.UUID]clearing.Processed
 	parties   map[ledger.ID]postgres.Party
-	balances  map[ledger.ID]postgres.AccountBalance
+	// partyBanks holds each party's settlement bank, by its account.
+	partyBanks map[ledger.ID]string
+	balances   map[ledger.ID]postgres.AccountBalance
 	// ingested keeps every message given to Ingest.
 	ingested []clearing.Message
-	// errs makes a method fail: "Ingest", "Card", "Balance", "RegisterParty", "Ping".
+	// errs makes a method fail: "Ingest", "Card", "Balance", "RegisterParty", "SetPartyBank", "Ping".
 	errs map[string]error
 }
 
 func newFakeStore(now func() time.Time) *fakeStore {
 	f := &fakeStore{
 		now: now, cards: map[string]*cards.Card{}, processed: map[uuid.UUID]clearing.Processed{},
-		parties: map[ledger.ID]postgres.Party{}, balances: map[ledger.ID]postgres.AccountBalance{},
+		parties: map[ledger.ID]postgres.Party{}, partyBanks: map[ledger.ID]string{}, balances: map[ledger.ID]postgres.AccountBalance{},
 		errs: map[string]error{},
 	}
 	// The test cards' issuer bank and insurance funds: a card registers only with both known.
@@ -282,9 +284,22 @@ func newFakeStore(now func() time.Time) *fakeStore {
 		{Kind: clearing.PartyInsuranceFund, ID: "hangzhou", Name: "Hangzhou fund"},
 	} {
 		p.Account = clearing.PartyAccount(p.Kind, p.ID)
-		f.parties[p.Account] = p
+		f.openParty(p)
 	}
 	return f
+}
+
+// openParty registers p and opens its account, as the store does in one transaction.
+func (f *fakeStore) openParty(p postgres.Party) {
+	f.parties[p.Account] = p
+	if _, ok := f.balances[p.Account]; ok {
+		return
+	}
+	kind, err := p.Kind.AccountKind()
+	if err != nil {
+		panic(err)
+	}
+	f.balances[p.Account] = postgres.AccountBalance{Account: ledger.Account{ID: p.Account, Currency: "CNY", Kind: kind}, Name: p.Name, Version: 1}
 }
 
 func (f *fakeStore) fail(method string, err error) {
@@ -391,8 +406,34 @@ func (f *fakeStore) RegisterParty(_ context.Context, kind clearing.PartyKind, id
 	if prior, ok := f.parties[p.Account]; ok && prior.Name != name {
 		return postgres.Party{}, fmt.Errorf("%s %q is registered as %q: %w", kind, id, prior.Name, postgres.ErrAccountConflict)
 	}
-	f.parties[p.Account] = p
+	f.openParty(p)
 	return p, nil
+}
+
+func (f *fakeStore) SetPartyBank(_ context.Context, kind clearing.PartyKind, id, bank string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["SetPartyBank"]; err != nil {
+		return err
+	}
+	if kind == clearing.PartyBank {
+		return errors.New("a bank settles for itself")
+	}
+	account := clearing.PartyAccount(kind, id)
+	_, party := f.parties[account]
+	_, known := f.parties[clearing.PartyAccount(clearing.PartyBank, bank)]
+	if !party || !known {
+		return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, postgres.ErrNotFound)
+	}
+	f.partyBanks[account] = bank
+	return nil
+}
+
+// partyBank returns the settlement bank of a party.
+func (f *fakeStore) partyBank(kind clearing.PartyKind, id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.partyBanks[clearing.PartyAccount(kind, id)]
 }
 
 func (f *fakeStore) Ping(context.Context) error {

@@ -22,7 +22,7 @@ import (
 // operator and a medical institution registered, and their keys.
 type hostileWorld struct {
 	*env
-	merchantKey, operatorKey, institutionKey string
+	merchantKey, operatorKey, institutionKey, bankKey string
 }
 
 func newHostileWorld(t *testing.T) *hostileWorld {
@@ -46,12 +46,16 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	set, err := postgres.NewSettlement(store, testCycles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Features: []Feature{NewPurchases(p), NewTransit(store, testTransitTables(t)), NewMedical(postgres.NewMedical(store, policies)),
-			NewAccounts(store)}})
+			NewAccounts(store), NewSettlement(set, store)}})
 	e.h = e.srv.Handler()
 	w := &hostileWorld{env: e}
 	for _, body := range []string{
@@ -79,6 +83,7 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	w.operatorKey = keyOf(request{method: "POST", path: "/v1/transit/operators", body: `{"id":"HZMETRO","name":"Hangzhou Metro"}`}, "api_key")
 	w.institutionKey = keyOf(request{method: "POST", path: "/v1/medical/institutions",
 		body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"3","city":"jiaxing"}`}, "api_key")
+	w.bankKey = keyOf(request{method: "POST", path: "/v1/banks/ICBC-JX/keys"}, "api_key")
 	return w
 }
 
@@ -87,9 +92,12 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 type hostileCase struct {
 	route, field       string
 	method, path, body string
-	auth               string // "admin", "merchant", "operator", "institution"
+	auth               string // "admin", "merchant", "operator", "institution", "bank"
 	key                string // the Idempotency-Key, "" for none, "new" for a fresh UUIDv7
 	csv                bool
+	// contentType, when set, is the body's Content-Type, and the body is not JSON: the hostile
+	// value goes into it as the raw bytes it is in a path or a header.
+	contentType string
 }
 
 // TestHostileBytesAreRefusedByName sends a NUL byte and invalid UTF-8 in every free-text field,
@@ -116,6 +124,16 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "POST /v1/parties", field: "id", method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"a{X}","name":"y"}`},
 		{route: "POST /v1/parties", field: "id", method: "POST", path: "/v1/parties", body: `{"kind":"insurance_fund","id":"a{X}","name":"y"}`},
 		{route: "POST /v1/parties", field: "name", method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"x","name":"a{X}"}`},
+		{route: "POST /v1/parties", field: "settlement_bank", method: "POST", path: "/v1/parties",
+			body: `{"kind":"merchant","id":"x","name":"y","settlement_bank":"ICBC{X}"}`},
+		{route: "PUT /v1/parties/{kind}/{id}/settlement-bank", field: "kind", method: "PUT", path: "/v1/parties/merch{X}ant/x/settlement-bank",
+			body: `{"bank":"ICBC-JX"}`},
+		{route: "PUT /v1/parties/{kind}/{id}/settlement-bank", field: "id", method: "PUT", path: "/v1/parties/merchant/x{X}/settlement-bank",
+			body: `{"bank":"ICBC-JX"}`},
+		{route: "PUT /v1/parties/{kind}/{id}/settlement-bank", field: "id", method: "PUT", path: "/v1/parties/insurance_fund/jia{X}xing/settlement-bank",
+			body: `{"bank":"ICBC-JX"}`},
+		{route: "PUT /v1/parties/{kind}/{id}/settlement-bank", field: "bank", method: "PUT", path: "/v1/parties/merchant/jx-first-hospital/settlement-bank",
+			body: `{"bank":"IC{X}BC"}`},
 		{route: "GET /v1/cards/{token}", field: "token", method: "GET", path: "/v1/cards/tok{X}"},
 		{route: "POST /v1/cards/{token}/status", field: "token", method: "POST", path: "/v1/cards/tok{X}/status", key: "new",
 			body: `{"status":"blocked","reason":"lost"}`},
@@ -239,6 +257,21 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "GET /v1/medical/cards/{token}", field: "token", method: "GET", path: "/v1/medical/cards/tok{X}"},
 		{route: "GET /v1/medical/cards/{token}", field: "year", method: "GET", path: "/v1/medical/cards/tok_card?year={X}"},
 		{route: "GET /v1/medical/cards/{token}", field: "unknown query parameter", method: "GET", path: "/v1/medical/cards/tok_card?y{X}=1"},
+
+		{route: "POST /v1/settlement/cycles/{date}/close", field: "date", method: "POST", path: "/v1/settlement/cycles/2026-03-0{X}/close"},
+		{route: "GET /v1/settlement/cycles", field: "limit", method: "GET", path: "/v1/settlement/cycles?limit=1{X}"},
+		{route: "GET /v1/settlement/cycles", field: "unknown query parameter", method: "GET", path: "/v1/settlement/cycles?l{X}=1"},
+		{route: "GET /v1/settlement/cycles/{date}", field: "date", method: "GET", path: "/v1/settlement/cycles/{X}"},
+		{route: "POST /v1/banks/{bank}/keys", field: "bank", method: "POST", path: "/v1/banks/ICBC{X}/keys"},
+		{route: "GET /v1/bank/cycles/{date}/manifest", field: "date", method: "GET", path: "/v1/bank/cycles/2026{X}/manifest", auth: "bank"},
+		{route: "GET /v1/bank/cycles/{date}/files/{format}", field: "date", method: "GET", path: "/v1/bank/cycles/{X}/files/xml", auth: "bank"},
+		{route: "GET /v1/bank/cycles/{date}/files/{format}", field: "format", method: "GET", path: "/v1/bank/cycles/2026-03-03/files/x{X}", auth: "bank"},
+		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "date", method: "POST", path: "/v1/bank/cycles/{X}/acknowledgement", auth: "bank",
+			contentType: "application/xml", body: hostileAckXML},
+		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "line 5", method: "POST", path: "/v1/bank/cycles/2026-03-03/acknowledgement",
+			auth: "bank", contentType: "application/xml", body: strings.Replace(hostileAckXML, "<MsgId>ACK-1", "<MsgId>ACK{X}-1", 1)},
+		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "bank_id", method: "POST", path: "/v1/bank/cycles/2026-03-03/acknowledgement",
+			auth: "bank", contentType: "text/csv", body: strings.Replace(hostileAckCSV, ",ICBC-JX,", ",ICBC{X}-JX,", 1)},
 	}
 	for _, field := range []string{"card_number", "passport_number", "social_security_number", "work_permit_number",
 		"bank_account_number", "holder_name", "nationality", "permit_valid_until", "insurance_city", "issuer_bank",
@@ -267,7 +300,10 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 				field := c.field
 				rq := request{method: c.method, path: strings.ReplaceAll(c.path, "{X}", h.inURL),
 					body: strings.ReplaceAll(c.body, "{X}", h.inBody)}
-				if strings.Contains(c.body, "{X}") && h.inBody == "\xff" {
+				if c.contentType != "" {
+					rq.body = strings.ReplaceAll(c.body, "{X}", h.inHeader)
+					rq.header = map[string]string{"Content-Type": c.contentType}
+				} else if strings.Contains(c.body, "{X}") && h.inBody == "\xff" {
 					field = "not valid utf-8" // the body as a whole
 				}
 				switch c.key {
@@ -284,8 +320,12 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 					rq.auth = "Bearer " + w.operatorKey
 				case "institution":
 					rq.auth = "Bearer " + w.institutionKey
+				case "bank":
+					rq.auth = "Bearer " + w.bankKey
 				}
-				if c.csv {
+				if c.contentType != "" {
+					// set above
+				} else if c.csv {
 					rq.header = map[string]string{"Content-Type": "text/csv"}
 				} else if c.auth == "operator" && c.method == "POST" {
 					rq.header = map[string]string{"Content-Type": "application/json"}
@@ -325,9 +365,41 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 	if strings.Contains(w.log.String(), "internal error") {
 		t.Errorf("an internal error was logged:\n%s", w.log.String())
 	}
-	for _, tok := range []string{w.merchantKey, w.operatorKey, w.institutionKey} {
+	for _, tok := range []string{w.merchantKey, w.operatorKey, w.institutionKey, w.bankKey} {
 		if strings.Contains(w.log.String(), tok) {
 			t.Error("the log contains an api key")
 		}
 	}
 }
+
+// A bank's acknowledgement, in XML and in CSV, for the hostile cases: well-formed, of a file no
+// cycle has.
+const (
+	hostileAckXML = `<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
+  <CstmrPmtStsRpt>
+    <GrpHdr>
+      <MsgId>ACK-1</MsgId>
+      <CreDtTm>2026-03-04T08:00:00+08:00</CreDtTm>
+      <InitgPty>
+        <Id>
+          <OrgId>
+            <Othr>
+              <Id>ICBC-JX</Id>
+            </Othr>
+          </OrgId>
+        </Id>
+      </InitgPty>
+    </GrpHdr>
+    <OrgnlGrpInfAndSts>
+      <OrgnlMsgId>JIC-20260303-00000000-000001</OrgnlMsgId>
+      <OrgnlMsgNmId>camt.054.001.08</OrgnlMsgNmId>
+      <GrpSts>ACCP</GrpSts>
+    </OrgnlGrpInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+`
+	hostileAckCSV = "record,item_id,status,reason_code,reason\n" +
+		"H,ACK-1,2026-03-04T08:00:00+08:00,JIC-20260303-00000000-000001,ICBC-JX,ACCP,,\n" +
+		"T,0\n"
+)

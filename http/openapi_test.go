@@ -14,10 +14,11 @@ import (
 // statuses lists, per operation, every status its handler can answer. TestOpenAPI checks that the
 // document says exactly this; TestStatusCodes provokes every one of them and nothing else.
 var statuses = map[string][]int{
-	"GET /healthz":                  {200},
-	"GET /readyz":                   {200, 503},
-	"GET /metrics":                  {200, 503},
-	"POST /v1/parties":              {201, 400, 401, 403, 409, 413, 500, 503},
+	"GET /healthz":     {200},
+	"GET /readyz":      {200, 503},
+	"GET /metrics":     {200, 503},
+	"POST /v1/parties": {201, 400, 401, 403, 409, 413, 500, 503},
+	"PUT /v1/parties/{kind}/{id}/settlement-bank": {200, 400, 401, 403, 404, 413, 500, 503},
 	"POST /v1/cards":                {200, 201, 400, 401, 403, 409, 413, 500, 503},
 	"GET /v1/cards/{token}":         {200, 400, 401, 403, 404, 500, 503},
 	"POST /v1/cards/{token}/status": {200, 400, 401, 403, 404, 409, 413, 500, 503},
@@ -26,12 +27,14 @@ var statuses = map[string][]int{
 // Go types whose JSON fields the document's schemas must list exactly.
 var (
 	requestTypes = map[string]any{
-		"POST /v1/parties":              partyRequest{},
+		"POST /v1/parties": partyRequest{},
+		"PUT /v1/parties/{kind}/{id}/settlement-bank": partyBankRequest{},
 		"POST /v1/cards":                registerCardRequest{},
 		"POST /v1/cards/{token}/status": cardStatusRequest{},
 	}
 	responseTypes = map[string]any{
-		"POST /v1/parties":              partyView{},
+		"POST /v1/parties": partyView{},
+		"PUT /v1/parties/{kind}/{id}/settlement-bank": partyBankView{},
 		"POST /v1/cards":                cardView{},
 		"GET /v1/cards/{token}":         cardView{},
 		"POST /v1/cards/{token}/status": cardView{},
@@ -39,6 +42,9 @@ var (
 		"GET /readyz":                   readyView{},
 	}
 	idempotent = map[string]bool{"POST /v1/cards": true, "POST /v1/cards/{token}/status": true}
+	// rawRequestBodies are the operations whose body is not JSON, with the media types the
+	// document must list for it.
+	rawRequestBodies = map[string][]string{}
 )
 
 type openAPIDoc struct {
@@ -80,6 +86,7 @@ type openAPISchema struct {
 	Properties           map[string]openAPISchema `json:"properties"`
 	Required             []string                 `json:"required"`
 	AdditionalProperties *bool                    `json:"additionalProperties"`
+	Items                *openAPISchema           `json:"items"`
 }
 
 func loadOpenAPI(t *testing.T) *openAPIDoc {
@@ -182,6 +189,12 @@ func TestOpenAPI(t *testing.T) {
 			} else {
 				checkSchema(t, doc, name+" request", op.RequestBody.Content["application/json"].Schema, typ, true)
 			}
+		} else if types, ok := rawRequestBodies[name]; ok {
+			if op.RequestBody == nil || !op.RequestBody.Required {
+				t.Errorf("%s: no required request body", name)
+			} else if got := slices.Sorted(maps.Keys(op.RequestBody.Content)); !slices.Equal(got, slices.Sorted(slices.Values(types))) {
+				t.Errorf("%s: request body documented as %q, the handler reads %q", name, got, types)
+			}
 		} else if op.RequestBody != nil {
 			t.Errorf("%s: documents a request body the handler does not read", name)
 		}
@@ -260,6 +273,7 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 	type field struct {
 		optional bool
 		nested   any
+		array    bool // nested is the type of the array's items
 	}
 	fields := map[string]field{}
 	if m, ok := v.(map[string]string); ok {
@@ -271,8 +285,11 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		for i := 0; i < rt.NumField(); i++ {
 			name, opts, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
 			f := field{optional: strings.Contains(opts, "omitempty")}
-			if k := rt.Field(i).Type.Kind(); k == reflect.Struct {
-				f.nested = reflect.Zero(rt.Field(i).Type).Interface()
+			switch ft := rt.Field(i).Type; {
+			case ft.Kind() == reflect.Struct:
+				f.nested = reflect.Zero(ft).Interface()
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				f.nested, f.array = reflect.Zero(ft.Elem()).Interface(), true
 			}
 			fields[name] = f
 		}
@@ -286,7 +303,15 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		if !f.optional {
 			wantRequired = append(wantRequired, name)
 		}
-		if f.nested != nil {
+		switch {
+		case f.nested != nil && f.array:
+			items := resolveSchema(t, doc, s.Properties[name])
+			if items.Type != "array" || items.Items == nil {
+				t.Errorf("%s.%s: schema is not an array with items", what, name)
+				continue
+			}
+			checkSchema(t, doc, what+"."+name+"[]", *items.Items, f.nested, request)
+		case f.nested != nil:
 			checkSchema(t, doc, what+"."+name, s.Properties[name], f.nested, request)
 		}
 	}

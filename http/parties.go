@@ -25,6 +25,9 @@ type partyRequest struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// SettlementBank is the registered bank that settles a merchant's, operator's or insurance
+	// fund's clearing account: optional, and refused for a bank, which settles for itself.
+	SettlementBank string `json:"settlement_bank,omitempty"`
 }
 
 type partyView struct {
@@ -32,10 +35,14 @@ type partyView struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	AccountID string `json:"account_id"`
+	// SettlementBank is the settlement bank the request set, when it set one.
+	SettlementBank string `json:"settlement_bank,omitempty"`
 }
 
 // handleRegisterParty registers a bank, merchant, transit operator or insurance fund and opens
-// its account. Registering it again with the same name changes nothing and answers the same.
+// its account, and records its settlement bank when the request names one. Registering it again
+// with the same name changes nothing but the settlement bank and answers the same. A settlement
+// bank that is not registered refuses the whole request before anything is written.
 func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 	var req partyRequest
 	if err := decodeBody(w, r, &req); err != nil {
@@ -47,6 +54,12 @@ func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.SettlementBank != "" {
+		if err := s.checkSettlementBank(r.Context(), "settlement_bank", kind, req.SettlementBank); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	p, err := s.store.RegisterParty(r.Context(), kind, req.ID, req.Name)
 	if errors.Is(err, postgres.ErrAccountConflict) {
 		s.writeError(w, r, Errorf(ECONFLICT, "%s is registered under another name", kind))
@@ -56,7 +69,95 @@ func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, s.storeError(r.Context(), err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusCreated, partyView{Kind: string(p.Kind), ID: p.ID, Name: p.Name, AccountID: p.Account.String()})
+	if req.SettlementBank != "" {
+		// Both the party and the bank are registered now: a failure here is the store's. The
+		// request sent again registers nothing twice and sets the bank.
+		if err := s.store.SetPartyBank(r.Context(), kind, req.ID, req.SettlementBank); err != nil {
+			s.writeError(w, r, s.storeError(r.Context(), err))
+			return
+		}
+	}
+	s.writeJSON(w, r, http.StatusCreated, partyView{Kind: string(p.Kind), ID: p.ID, Name: p.Name, AccountID: p.Account.String(),
+		SettlementBank: req.SettlementBank})
+}
+
+type partyBankRequest struct {
+	Bank string `json:"bank"`
+}
+
+// partyBankView is a party and the bank that settles its clearing account.
+type partyBankView struct {
+	Kind           string `json:"kind"`
+	ID             string `json:"id"`
+	AccountID      string `json:"account_id"`
+	SettlementBank string `json:"settlement_bank"`
+}
+
+// handleSetPartyBank sets or changes the bank that settles a merchant's, operator's or insurance
+// fund's clearing account. Items the party earned while it had no settlement bank, held at their
+// cycles' close, are offered to this bank at the next close.
+func (s *Server) handleSetPartyBank(w http.ResponseWriter, r *http.Request) {
+	kind := clearing.PartyKind(r.PathValue("kind"))
+	switch {
+	case !slices.Contains(clearing.PartyKinds(), kind):
+		s.writeError(w, r, Errorf(EINVALID, "kind: must be one of %q", clearing.PartyKinds()))
+		return
+	case kind == clearing.PartyBank:
+		s.writeError(w, r, Errorf(EINVALID, "kind: a bank settles for itself, want %s, %s or %s",
+			clearing.PartyMerchant, clearing.PartyOperator, clearing.PartyInsuranceFund))
+		return
+	}
+	id := r.PathValue("id")
+	if err := checkPartyID(kind, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req partyBankRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Bank == "" {
+		s.writeError(w, r, Errorf(EINVALID, "bank: missing required field"))
+		return
+	}
+	if err := s.checkSettlementBank(r.Context(), "bank", kind, req.Bank); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	err := s.store.SetPartyBank(r.Context(), kind, id, req.Bank)
+	if errors.Is(err, postgres.ErrNotFound) {
+		// The bank was found registered just now, and banks are never removed: the party is not.
+		s.writeError(w, r, Errorf(ENOTFOUND, "%s %q is not registered", kind, id))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, s.storeError(r.Context(), err))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, partyBankView{Kind: string(kind), ID: id,
+		AccountID: clearing.PartyAccount(kind, id).String(), SettlementBank: req.Bank})
+}
+
+// checkSettlementBank checks bank, named in field, as the settlement bank of a party of kind:
+// an identifier, of a party that is not itself a bank, naming a registered bank.
+func (s *Server) checkSettlementBank(ctx context.Context, field string, kind clearing.PartyKind, bank string) error {
+	if kind == clearing.PartyBank {
+		return Errorf(EINVALID, "%s: a bank settles for itself and takes no settlement bank", field)
+	}
+	if why := checkID(bank); why != "" {
+		return Errorf(EINVALID, "%s: %s", field, why)
+	}
+	// A party's account is opened by its registration, in the same transaction: the bank's
+	// account exists exactly when the bank is registered.
+	_, err := s.store.Balance(ctx, clearing.PartyAccount(clearing.PartyBank, bank))
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Errorf(EINVALID, "%s: bank %q is not registered", field, bank)
+	}
+	if err != nil {
+		return s.storeError(ctx, err)
+	}
+	return nil
 }
 
 // checkParty checks a party's fields against what events can name: an insurance fund's id is a
@@ -68,6 +169,21 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 	if !slices.Contains(clearing.PartyKinds(), kind) {
 		return Errorf(EINVALID, "kind: must be one of %q", clearing.PartyKinds())
 	}
+	if err := checkPartyID(kind, id); err != nil {
+		return err
+	}
+	if name == "" {
+		return Errorf(EINVALID, "name: missing required field")
+	}
+	if why := checkText(name); why != "" {
+		return Errorf(EINVALID, "name: %s", why)
+	}
+	return nil
+}
+
+// checkPartyID checks a party's id: an insurance fund's is prose (its city), every other
+// party's an identifier.
+func checkPartyID(kind clearing.PartyKind, id string) error {
 	if id == "" {
 		return Errorf(EINVALID, "id: missing required field")
 	}
@@ -77,12 +193,6 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 		}
 	} else if why := checkID(id); why != "" {
 		return Errorf(EINVALID, "id: %s", why)
-	}
-	if name == "" {
-		return Errorf(EINVALID, "name: missing required field")
-	}
-	if why := checkText(name); why != "" {
-		return Errorf(EINVALID, "name: %s", why)
 	}
 	return nil
 }

@@ -35,6 +35,10 @@ type Store interface {
 	// RegisterParty registers a party and opens its account; again with the same name is a no-op,
 	// with another name an error wrapping postgres.ErrAccountConflict.
 	RegisterParty(ctx context.Context, kind clearing.PartyKind, id, name string) (postgres.Party, error)
+	// SetPartyBank records the bank that settles a merchant's, operator's or insurance fund's
+	// clearing account, replacing the one before; an error wrapping postgres.ErrNotFound when
+	// the party or the bank is not registered.
+	SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 }
@@ -147,6 +151,7 @@ func NewServer(cfg Config) *Server {
 	handle(http.MethodGet, "/readyz", false, http.HandlerFunc(s.handleReady))
 	handle(http.MethodGet, "/metrics", false, s.metricsHandler(metrics))
 	handle(http.MethodPost, "/v1/parties", true, http.HandlerFunc(s.handleRegisterParty))
+	handle(http.MethodPut, "/v1/parties/{kind}/{id}/settlement-bank", true, http.HandlerFunc(s.handleSetPartyBank))
 	handle(http.MethodPost, "/v1/cards", true, http.HandlerFunc(s.handleRegisterCard))
 	handle(http.MethodGet, "/v1/cards/{token}", true, http.HandlerFunc(s.handleGetCard))
 	handle(http.MethodPost, "/v1/cards/{token}/status", true, http.HandlerFunc(s.handleCardStatus))

@@ -135,6 +135,69 @@ func TestStatusCodes(t *testing.T) {
 			opts: []envOption{noAdmin}, run: send(request{method: "POST", path: "/v1/parties", body: party})},
 	)
 
+	merchantParty := `{"kind":"merchant","id":"kiosk-9","name":"West Lake kiosk","settlement_bank":"ICBC-JX"}`
+	add(
+		statusCase{name: "party with a settlement bank", route: "POST /v1/parties", status: 201,
+			run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
+		statusCase{name: "bank with a settlement bank", route: "POST /v1/parties", status: 400, code: EINVALID, message: "settlement_bank: a bank settles for itself",
+			run: send(request{method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"ABC-JX","name":"ABC","settlement_bank":"ICBC-JX"}`})},
+		statusCase{name: "settlement bank not registered", route: "POST /v1/parties", status: 400, code: EINVALID,
+			message: `settlement_bank: bank "ABC-JX" is not registered`,
+			run:     send(request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"k","settlement_bank":"ABC-JX"}`})},
+		statusCase{name: "settlement bank with a space", route: "POST /v1/parties", status: 400, code: EINVALID, message: "settlement_bank: must be printable ascii",
+			run: send(request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"k","settlement_bank":"ICBC JX"}`})},
+		statusCase{name: "settlement bank store broken", route: "POST /v1/parties", status: 500, code: EINTERNAL, message: "internal error",
+			opts: []envOption{failing("SetPartyBank", errBroken)}, run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
+		statusCase{name: "settlement bank lookup broken", route: "POST /v1/parties", status: 500, code: EINTERNAL, message: "internal error",
+			opts: []envOption{failing("Balance", errBroken)}, run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
+	)
+
+	setBank := func(kind, id, body string) request {
+		return request{method: "PUT", path: "/v1/parties/" + kind + "/" + id + "/settlement-bank", body: body}
+	}
+	withKiosk := func(next func(t *testing.T, e *env) *httptest.ResponseRecorder) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			t.Helper()
+			if w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"West Lake kiosk"}`}); w.Code != http.StatusCreated {
+				t.Fatalf("registering kiosk-9: %d %s", w.Code, w.Body.String())
+			}
+			return next(t, e)
+		}
+	}
+	add(
+		statusCase{name: "set", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 200,
+			run: withKiosk(send(setBank("merchant", "kiosk-9", `{"bank":"ICBC-JX"}`)))},
+		statusCase{name: "set for a fund with a space", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 404, code: ENOTFOUND,
+			message: `insurance_fund "San Francisco" is not registered`,
+			run:     send(setBank("insurance_fund", "San%20Francisco", `{"bank":"ICBC-JX"}`))},
+		statusCase{name: "set for a bank", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID, message: "kind: a bank settles for itself",
+			run: send(setBank("bank", "ICBC-JX", `{"bank":"ICBC-JX"}`))},
+		statusCase{name: "set for an unknown kind", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID, message: "kind: must be one of",
+			run: send(setBank("shop", "kiosk-9", `{"bank":"ICBC-JX"}`))},
+		statusCase{name: "set with an id with a space", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID, message: "id: must be printable ascii",
+			run: send(setBank("merchant", "kiosk%209", `{"bank":"ICBC-JX"}`))},
+		statusCase{name: "set without a bank", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID, message: "bank: missing required field",
+			run: withKiosk(send(setBank("merchant", "kiosk-9", `{}`)))},
+		statusCase{name: "set to a bank not registered", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID,
+			message: `bank: bank "ABC-JX" is not registered`, run: withKiosk(send(setBank("merchant", "kiosk-9", `{"bank":"ABC-JX"}`)))},
+		statusCase{name: "set with an unknown field", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 400, code: EINVALID, message: `unknown field "settlement_bank"`,
+			run: withKiosk(send(setBank("merchant", "kiosk-9", `{"settlement_bank":"ICBC-JX"}`)))},
+		statusCase{name: "set for a party not registered", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 404, code: ENOTFOUND,
+			message: `merchant "kiosk-9" is not registered`, run: send(setBank("merchant", "kiosk-9", `{"bank":"ICBC-JX"}`))},
+		statusCase{name: "set without auth", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 401, code: EUNAUTHORIZED,
+			run: send(request{method: "PUT", path: "/v1/parties/merchant/kiosk-9/settlement-bank", body: `{"bank":"ICBC-JX"}`, auth: "-"})},
+		statusCase{name: "set wrong token", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 403, code: EFORBIDDEN,
+			run: send(request{method: "PUT", path: "/v1/parties/merchant/kiosk-9/settlement-bank", body: `{"bank":"ICBC-JX"}`, auth: "Bearer x"})},
+		statusCase{name: "set too large", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 413, code: ETOOLARGE,
+			run: send(setBank("merchant", "kiosk-9", tooLarge))},
+		statusCase{name: "set store broken", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 500, code: EINTERNAL, message: "internal error",
+			opts: []envOption{failing("SetPartyBank", errBroken)}, run: withKiosk(send(setBank("merchant", "kiosk-9", `{"bank":"ICBC-JX"}`)))},
+		statusCase{name: "set store busy", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 503, code: EUNAVAILABLE, message: "busy",
+			opts: []envOption{failing("SetPartyBank", busy)}, run: withKiosk(send(setBank("merchant", "kiosk-9", `{"bank":"ICBC-JX"}`)))},
+		statusCase{name: "set no admin token", route: "PUT /v1/parties/{kind}/{id}/settlement-bank", status: 503, code: EUNAVAILABLE,
+			opts: []envOption{noAdmin}, run: send(setBank("merchant", "kiosk-9", `{"bank":"ICBC-JX"}`))},
+	)
+
 	reg := func(key string, change func(map[string]string)) request {
 		return request{method: "POST", path: "/v1/cards", key: key, body: registration(change)}
 	}

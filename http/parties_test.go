@@ -1,0 +1,68 @@
+package http
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/joinincard/engine/clearing"
+)
+
+// A party registered with a settlement bank has it recorded, and the bank can be changed later;
+// the answers say which bank settles the party.
+func TestPartySettlementBankIsSetAndChanged(t *testing.T) {
+	e := newEnv(t)
+	if w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"ABC-JX","name":"ABC Jiaxing"}`}); w.Code != http.StatusCreated {
+		t.Fatalf("bank: %d %s", w.Code, w.Body.String())
+	}
+	w := e.do(t, request{method: "POST", path: "/v1/parties",
+		body: `{"kind":"operator","id":"HZMETRO","name":"Hangzhou Metro","settlement_bank":"ICBC-JX"}`})
+	if w.Code != http.StatusCreated {
+		t.Fatalf("operator: %d %s", w.Code, w.Body.String())
+	}
+	var p partyView
+	decodeStrictly(t, w, &p)
+	if p.SettlementBank != "ICBC-JX" || p.AccountID != clearing.PartyAccount(clearing.PartyOperator, "HZMETRO").String() {
+		t.Errorf("operator registered as %+v", p)
+	}
+	if got := e.store.partyBank(clearing.PartyOperator, "HZMETRO"); got != "ICBC-JX" {
+		t.Errorf("the store has the operator settled by %q", got)
+	}
+
+	w = e.do(t, request{method: "PUT", path: "/v1/parties/operator/HZMETRO/settlement-bank", body: `{"bank":"ABC-JX"}`})
+	if w.Code != http.StatusOK {
+		t.Fatalf("change: %d %s", w.Code, w.Body.String())
+	}
+	var v partyBankView
+	decodeStrictly(t, w, &v)
+	if v != (partyBankView{Kind: "operator", ID: "HZMETRO", AccountID: p.AccountID, SettlementBank: "ABC-JX"}) {
+		t.Errorf("changed: %+v", v)
+	}
+	if got := e.store.partyBank(clearing.PartyOperator, "HZMETRO"); got != "ABC-JX" {
+		t.Errorf("the store has the operator settled by %q after the change", got)
+	}
+
+	// Registered again without a settlement bank: the bank it has stays.
+	if w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"operator","id":"HZMETRO","name":"Hangzhou Metro"}`}); w.Code != http.StatusCreated {
+		t.Fatalf("again: %d %s", w.Code, w.Body.String())
+	}
+	if got := e.store.partyBank(clearing.PartyOperator, "HZMETRO"); got != "ABC-JX" {
+		t.Errorf("registering again changed the settlement bank to %q", got)
+	}
+}
+
+// A registration naming a settlement bank that is not registered is refused whole: the party is
+// not registered either.
+func TestPartyWithAnUnknownSettlementBankIsNotRegistered(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(t, request{method: "POST", path: "/v1/parties",
+		body: `{"kind":"merchant","id":"kiosk-9","name":"West Lake kiosk","settlement_bank":"NOBANK"}`})
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("%d %s", w.Code, w.Body.String())
+	}
+	e.store.mu.Lock()
+	_, registered := e.store.parties[clearing.PartyAccount(clearing.PartyMerchant, "kiosk-9")]
+	e.store.mu.Unlock()
+	if registered || e.store.partyBank(clearing.PartyMerchant, "kiosk-9") != "" {
+		t.Error("the refused registration registered the party")
+	}
+}
