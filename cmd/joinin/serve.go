@@ -194,6 +194,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopTransit() // after the HTTP server has drained, as purchases
 	features = append(features, transitAPI)
+	// Settlement: the admin closes and reads cycles; banks fetch their files and acknowledge them.
+	features = append(features, joininhttp.NewSettlement(set, st))
 
 	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
 		adminToken: *adminToken, metrics: reg, log: log, features: features})
