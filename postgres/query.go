@@ -135,11 +135,23 @@ type KindTotal struct {
 // TrialBalance sums the current balances of all accounts by kind and currency. In each currency
 // the debits equal the credits, posted and pending.
 func (s *Store) TrialBalance(ctx context.Context) ([]KindTotal, error) {
+	return s.trialBalance(ctx, nil)
+}
+
+// TrialBalanceAt is the trial balance as it stood at instant at: each account's balance as of its
+// newest version at or before at; accounts opened later are left out.
+func (s *Store) TrialBalanceAt(ctx context.Context, at time.Time) ([]KindTotal, error) {
+	at = at.UTC()
+	return s.trialBalance(ctx, &at)
+}
+
+func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.kind, a.currency, count(*),
 			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
 		FROM accounts a
-		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
-		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`)
+		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id AND ($1::TIMESTAMPTZ IS NULL OR b.ts <= $1)
+			ORDER BY b.version DESC LIMIT 1) b ON true
+		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`, at)
 	if err != nil {
 		return nil, fmt.Errorf("trial balance: %w", err)
 	}

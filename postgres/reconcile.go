@@ -1,0 +1,647 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/reconcile"
+	"github.com/joinincard/engine/settlement"
+)
+
+// maxReconcileGroup bounds the entries decided at once while a bank's statements stream in: one
+// lookup of what they name and one write of what they made, a few megabytes, so that a day of a
+// million entries reconciles in bounded memory.
+const maxReconcileGroup = 4096
+
+// Reconciler matches banks' statements with what the engine settled with them.
+type Reconciler struct {
+	store *Store
+	rules *reconcile.RuleSet
+}
+
+// NewReconciler returns the reconciler on st, matching by rules.
+func NewReconciler(st *Store, rules *reconcile.RuleSet) *Reconciler {
+	return &Reconciler{store: st, rules: rules}
+}
+
+// ReconcileReport is what one reconciliation of a bank did.
+type ReconcileReport struct {
+	Bank      string
+	Entries   int64 // entries decided
+	Matched   int64 // matches recorded
+	Suggested int64
+	Breaks    map[reconcile.BreakKind]int64 // breaks recorded, by kind
+	Resolved  int64                         // breaks the engine resolved: what was missing arrived
+}
+
+// ReconcileAll reconciles every bank that sent statements.
+func (r *Reconciler) ReconcileAll(ctx context.Context) ([]ReconcileReport, error) {
+	rows, err := r.store.pool.Query(ctx, `SELECT DISTINCT bank_id FROM bank_statements ORDER BY bank_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list banks with statements: %w", err)
+	}
+	var banks []string
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		banks = append(banks, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []ReconcileReport
+	for _, b := range banks {
+		rep, err := r.Reconcile(ctx, b)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+// Reconcile decides bank's statement entries not matched yet against what the engine settled with
+// it, in one transaction: entries that name an item or a file are matched with it (or are breaks:
+// an amount mismatch, a duplicate, a timing difference); entries that name nothing of ours are
+// suggested for an unmatched item of their amount and value date, or are missing in the ledger;
+// items the bank's statements have run past without booking are missing at the bank; a gap in
+// the bank's statement sequence is a break. A break found again is not recorded again; one whose
+// want is met (an entry booked late, a statement that arrived) is resolved by the engine.
+func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileReport, error) {
+	rules := r.rules.For(bank)
+	var rep ReconcileReport
+	err := r.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		rep = ReconcileReport{Bank: bank, Breaks: map[reconcile.BreakKind]int64{}}
+		run := &reconRun{tx: tx, bank: bank, rules: rules, rep: &rep, now: r.store.Now().UTC(), used: map[string]bool{}}
+		for _, step := range []func(context.Context) error{run.gaps, run.referenced, run.unreferenced, run.missing, run.resolve} {
+			if err := step(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// reconRun is one reconciliation of one bank, within its transaction.
+type reconRun struct {
+	tx    *Tx
+	bank  string
+	rules reconcile.Rules
+	rep   *ReconcileReport
+	now   time.Time
+	// used holds the expected items and files suggested in this run: one suggestion each.
+	used map[string]bool
+	// loose holds entries that name an item or file the bank does not have: they are decided
+	// with the entries that name nothing.
+	loose []reconcile.Actual
+}
+
+// gaps records a break for each statement missing from the bank's sequence, dated by the
+// statement after it.
+func (run *reconRun) gaps(ctx context.Context) error {
+	rows, err := run.tx.Query(ctx, `SELECT sequence, from_date FROM bank_statements WHERE bank_id = $1 ORDER BY sequence`, run.bank)
+	if err != nil {
+		return fmt.Errorf("read statement sequence: %w", err)
+	}
+	var (
+		seqs  []int64
+		froms = map[int64]time.Time{}
+	)
+	for rows.Next() {
+		var (
+			s    int64
+			from time.Time
+		)
+		if err := rows.Scan(&s, &from); err != nil {
+			rows.Close()
+			return err
+		}
+		seqs = append(seqs, s)
+		froms[s] = from
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, g := range reconcile.Gaps(seqs) {
+		next := g + 1
+		for ; froms[next].IsZero(); next++ {
+		}
+		o := reconcile.Outcome{Status: reconcile.Broken, Break: reconcile.StatementGap,
+			Detail: fmt.Sprintf("statement %d of the bank's sequence is missing", g)}
+		if err := run.recordBreak(ctx, o, fmt.Sprintf("sequence %d", g), settlement.DateOf(froms[next])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const entryColumns = `e.statement_id, e.line, e.entry_ref, e.amount, e.booking_date, e.value_date`
+
+func scanEntry(rows pgx.Rows, more ...any) (reconcile.Actual, error) {
+	var (
+		a                  reconcile.Actual
+		booking, valueDate time.Time
+	)
+	if err := rows.Scan(append([]any{&a.Statement, &a.Line, &a.EntryRef, &a.Amount, &booking, &valueDate}, more...)...); err != nil {
+		return a, fmt.Errorf("scan statement entry: %w", err)
+	}
+	a.BookingDate, a.ValueDate = settlement.DateOf(booking), settlement.DateOf(valueDate)
+	return a, nil
+}
+
+// notMatched is the condition of an entry e not yet in a match.
+const notMatched = `NOT EXISTS (SELECT 1 FROM recon_match_entries m
+	WHERE m.bank_id = e.bank_id AND m.statement_id = e.statement_id AND m.line = e.line)`
+
+// referenced decides the entries that name an item or a file of ours, a group per item or file,
+// streaming them in the order of what they name.
+func (run *reconRun) referenced(ctx context.Context) error {
+	// Read on a connection of its own: the transaction writes as the groups are decided.
+	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+`, coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, '')
+		FROM statement_entries e
+		WHERE e.bank_id = $1 AND (e.item_id IS NOT NULL OR e.file_id IS NOT NULL) AND `+notMatched+`
+		ORDER BY coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, ''), e.statement_id, e.line`, run.bank)
+	if err != nil {
+		return fmt.Errorf("read referenced entries: %w", err)
+	}
+	defer rows.Close()
+	type group struct {
+		key     string // an item id or a file's message id
+		file    bool
+		entries []reconcile.Actual
+	}
+	var chunk []group
+	flush := func() error {
+		var items, files []string
+		for _, g := range chunk {
+			if g.file {
+				files = append(files, g.key)
+			} else {
+				items = append(items, g.key)
+			}
+		}
+		expected, matched, err := run.expected(ctx, items, files)
+		if err != nil {
+			return err
+		}
+		for _, g := range chunk {
+			e, ok := expected[g.key]
+			if !ok {
+				run.loose = append(run.loose, g.entries...)
+				continue
+			}
+			for _, o := range reconcile.Decide(run.rules, e, g.entries, matched[g.key]) {
+				if err := run.record(ctx, o); err != nil {
+					return err
+				}
+			}
+			run.rep.Entries += int64(len(g.entries))
+		}
+		chunk = chunk[:0]
+		return nil
+	}
+	for rows.Next() {
+		var item, file string
+		a, err := scanEntry(rows, &item, &file)
+		if err != nil {
+			return err
+		}
+		key, isFile := item, false
+		if key == "" {
+			key, isFile = file, true
+		}
+		if len(chunk) == 0 || chunk[len(chunk)-1].key != key {
+			if len(chunk) == maxReconcileGroup {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			chunk = append(chunk, group{key: key, file: isFile})
+		}
+		last := &chunk[len(chunk)-1]
+		last.entries = append(last.entries, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read referenced entries: %w", err)
+	}
+	rows.Close()
+	if len(chunk) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// expected reads the bank's items and files named, by key, and whether each was matched already.
+func (run *reconRun) expected(ctx context.Context, items, files []string) (map[string]reconcile.Expected, map[string]bool, error) {
+	out, matched := map[string]reconcile.Expected{}, map[string]bool{}
+	q := &pgx.Batch{}
+	if len(items) > 0 {
+		q.Queue(`SELECT i.item_id::TEXT, f.message_id, i.cycle_date, c.value_date, i.amount,
+				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
+				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
+			FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+			JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+			WHERE i.bank_id = $1 AND i.item_id::TEXT = ANY($2)`, run.bank, items).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					key        string
+					e          reconcile.Expected
+					cycle, vd  time.Time
+					wasMatched bool
+				)
+				if err := rows.Scan(&key, &e.File, &cycle, &vd, &e.Amount, &wasMatched); err != nil {
+					return err
+				}
+				id, err := parseUUIDText(key)
+				if err != nil {
+					return err
+				}
+				e.Item, e.Cycle, e.ValueDate = id, settlement.DateOf(cycle), settlement.DateOf(vd)
+				out[key], matched[key] = e, wasMatched
+			}
+			return rows.Err()
+		})
+	}
+	if len(files) > 0 {
+		q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net,
+				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+					WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id AND (m.status = 'matched' OR k.accepted))
+			FROM settlement_files f JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
+			WHERE f.bank_id = $1 AND f.message_id = ANY($2)`, run.bank, files).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					e          reconcile.Expected
+					cycle, vd  time.Time
+					wasMatched bool
+				)
+				if err := rows.Scan(&e.File, &cycle, &vd, &e.Amount, &wasMatched); err != nil {
+					return err
+				}
+				e.Cycle, e.ValueDate = settlement.DateOf(cycle), settlement.DateOf(vd)
+				out[e.File], matched[e.File] = e, wasMatched
+			}
+			return rows.Err()
+		})
+	}
+	if q.Len() == 0 {
+		return out, matched, nil
+	}
+	if err := run.tx.SendBatch(ctx, q).Close(); err != nil {
+		return nil, nil, fmt.Errorf("read what the entries name: %w", err)
+	}
+	return out, matched, nil
+}
+
+func parseUUIDText(s string) (ledger.ID, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return ledger.ID{}, fmt.Errorf("item id: %w", err)
+	}
+	return ledger.ID(u), nil
+}
+
+// unreferenced decides the entries that name nothing of ours (and those naming what the bank does
+// not have): each is suggested for an unmatched item or file of its amount and a near value date,
+// or is missing in the ledger.
+func (run *reconRun) unreferenced(ctx context.Context) error {
+	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+` FROM statement_entries e
+		WHERE e.bank_id = $1 AND e.item_id IS NULL AND e.file_id IS NULL AND `+notMatched+`
+			AND NOT EXISTS (SELECT 1 FROM recon_break_entries b WHERE b.bank_id = e.bank_id AND b.statement_id = e.statement_id AND b.line = e.line)
+		ORDER BY e.statement_id, e.line`, run.bank)
+	if err != nil {
+		return fmt.Errorf("read unreferenced entries: %w", err)
+	}
+	defer rows.Close()
+	chunk := run.loose
+	run.loose = nil
+	for {
+		for len(chunk) < maxReconcileGroup && rows.Next() {
+			a, err := scanEntry(rows)
+			if err != nil {
+				return err
+			}
+			chunk = append(chunk, a)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read unreferenced entries: %w", err)
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		if err := run.suggest(ctx, chunk); err != nil {
+			return err
+		}
+		chunk = chunk[:0]
+	}
+}
+
+// suggest decides a chunk of entries that name nothing of ours.
+func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) error {
+	amounts := make([]int64, 0, len(chunk))
+	for _, a := range chunk {
+		amounts = append(amounts, a.Amount)
+	}
+	// Candidates: the bank's unmatched items and files of those amounts, within the tolerance.
+	tol := run.rules.AmountTolerance
+	var candidates []reconcile.Expected
+	q := &pgx.Batch{}
+	q.Queue(`SELECT DISTINCT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
+		FROM unnest($2::BIGINT[]) AS a(amount)
+		JOIN settlement_items i ON i.bank_id = $1 AND i.amount BETWEEN a.amount - $3 AND a.amount + $3
+		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+		WHERE NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')`,
+		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				id        [16]byte
+				e         reconcile.Expected
+				cycle, vd time.Time
+			)
+			if err := rows.Scan(&id, &e.File, &cycle, &vd, &e.Amount); err != nil {
+				return err
+			}
+			e.Item, e.Cycle, e.ValueDate = ledger.ID(id), settlement.DateOf(cycle), settlement.DateOf(vd)
+			candidates = append(candidates, e)
+		}
+		return rows.Err()
+	})
+	q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net
+		FROM settlement_files f JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
+		WHERE f.bank_id = $1 AND f.net <> 0
+			AND EXISTS (SELECT 1 FROM unnest($2::BIGINT[]) AS a(amount) WHERE f.net BETWEEN a.amount - $3 AND a.amount + $3)
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id)`,
+		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				e         reconcile.Expected
+				cycle, vd time.Time
+			)
+			if err := rows.Scan(&e.File, &cycle, &vd, &e.Amount); err != nil {
+				return err
+			}
+			e.Cycle, e.ValueDate = settlement.DateOf(cycle), settlement.DateOf(vd)
+			candidates = append(candidates, e)
+		}
+		return rows.Err()
+	})
+	if err := run.tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("find candidates for unreferenced entries: %w", err)
+	}
+	for _, a := range chunk {
+		var free []reconcile.Expected
+		for _, c := range candidates {
+			if !run.used[c.Key()] {
+				free = append(free, c)
+			}
+		}
+		o := reconcile.Suggest(run.rules, a, free)
+		if o.Status == reconcile.Suggested {
+			run.used[o.Expected.Key()] = true
+		}
+		if err := run.record(ctx, o); err != nil {
+			return err
+		}
+		run.rep.Entries++
+	}
+	return nil
+}
+
+// missing records a break for each of the bank's items its statements ran past without booking:
+// no match of it or of its file's net position, its value date MissingAfterDays or more before
+// the last day the bank's statements cover.
+func (run *reconRun) missing(ctx context.Context) error {
+	var covered *time.Time
+	if err := run.tx.QueryRow(ctx, `SELECT max(to_date) FROM bank_statements WHERE bank_id = $1`, run.bank).Scan(&covered); err != nil {
+		return fmt.Errorf("read what the statements cover: %w", err)
+	}
+	if covered == nil {
+		return nil
+	}
+	cover := settlement.DateOf(*covered)
+	last := settlement.AddDays(cover, -run.rules.MissingAfterDays)
+	rows, err := run.tx.store.pool.Query(ctx, `SELECT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
+		FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+		WHERE i.bank_id = $1 AND c.value_date <= $2
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id)
+			AND NOT EXISTS (SELECT 1 FROM recon_breaks b WHERE b.item_id = i.item_id AND b.kind = 'missing_at_bank')
+		ORDER BY i.item_id`, run.bank, settlement.DateTime(last))
+	if err != nil {
+		return fmt.Errorf("read items not booked: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id        [16]byte
+			e         reconcile.Expected
+			cycle, vd time.Time
+		)
+		if err := rows.Scan(&id, &e.File, &cycle, &vd, &e.Amount); err != nil {
+			return err
+		}
+		e.Item, e.Cycle, e.ValueDate = ledger.ID(id), settlement.DateOf(cycle), settlement.DateOf(vd)
+		if !reconcile.IsMissing(run.rules, e, cover) {
+			continue
+		}
+		o := reconcile.Outcome{Status: reconcile.Broken, Break: reconcile.MissingAtBank, Expected: &e,
+			Detail: fmt.Sprintf("%s settled for value date %s; the bank's statements run to %s without it",
+				ledger.FormatAmount(e.Amount, "CNY"), e.ValueDate, cover)}
+		if err := run.record(ctx, o); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read items not booked: %w", err)
+	}
+	return nil
+}
+
+// resolve resolves the breaks whose want is met: an item missing at the bank that has been
+// matched since (booked late), and a statement gap whose statement has arrived.
+func (run *reconRun) resolve(ctx context.Context) error {
+	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+		SELECT b.break_id, 'matched', 'booked by the bank after the break was found', 'engine', $2
+		FROM recon_breaks b
+		WHERE b.bank_id = $1 AND b.kind = 'missing_at_bank'
+			AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)
+			AND (EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+					WHERE m.item_id = b.item_id AND (m.status = 'matched' OR k.accepted))
+				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = b.bank_id AND m.file_id = b.file_id AND m.status = 'matched'))`,
+		run.bank, run.now)
+	if err != nil {
+		return fmt.Errorf("resolve breaks booked since: %w", err)
+	}
+	run.rep.Resolved += tag.RowsAffected()
+	tag, err = run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+		SELECT b.break_id, 'matched', 'the statement arrived after the break was found', 'engine', $2
+		FROM recon_breaks b
+		WHERE b.bank_id = $1 AND b.kind = 'statement_gap'
+			AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)
+			AND EXISTS (SELECT 1 FROM bank_statements s WHERE s.bank_id = b.bank_id AND b.detail = 'statement ' || s.sequence::TEXT || ' of the bank''s sequence is missing')`,
+		run.bank, run.now)
+	if err != nil {
+		return fmt.Errorf("resolve statement gaps filled since: %w", err)
+	}
+	run.rep.Resolved += tag.RowsAffected()
+	return nil
+}
+
+// record writes an outcome: a match with its entries, or a break with them. A break found before
+// is not written again; a break of entries that are now matched, or found again with more
+// entries, is resolved.
+func (run *reconRun) record(ctx context.Context, o reconcile.Outcome) error {
+	switch o.Status {
+	case reconcile.Matched, reconcile.Suggested:
+		return run.recordMatch(ctx, o)
+	}
+	var asOf reconcile.Date
+	switch {
+	case o.Expected != nil:
+		asOf = o.Expected.ValueDate
+	case len(o.Actual) > 0:
+		asOf = o.Actual[0].BookingDate
+	}
+	return run.recordBreak(ctx, o, o.BreakKey(), asOf)
+}
+
+func (run *reconRun) recordMatch(ctx context.Context, o reconcile.Outcome) error {
+	h := sha256.New()
+	fmt.Fprintf(h, "joinin reconciliation match\x00%s\x00%s\x00%s", run.bank, o.Expected.Key(), o.BreakKey())
+	var id [16]byte
+	copy(id[:], h.Sum(nil))
+	id[6] = id[6]&0x0f | 0x80
+	id[8] = id[8]&0x3f | 0x80
+	var amount int64
+	for _, a := range o.Actual {
+		amount += a.Amount
+	}
+	status := "matched"
+	if o.Status == reconcile.Suggested {
+		status = "suggested"
+	}
+	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_matches (match_id, bank_id, kind, status, item_id, file_id, amount, detail, matched_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (match_id) DO NOTHING`,
+		id, run.bank, string(o.Match), status, nullID(o.Expected.Item), nullText(o.Expected.File, o.Expected.Item.IsZero()),
+		amount, o.Detail, run.now)
+	if err != nil {
+		return fmt.Errorf("record match: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	if err := run.entries(ctx, "recon_match_entries", "match_id", id, o.Actual); err != nil {
+		return err
+	}
+	if o.Status == reconcile.Matched {
+		run.rep.Matched++
+		// Breaks about these entries are resolved by the match: a partial payment completed.
+		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2
+			FROM recon_break_entries be JOIN recon_match_entries me
+				ON me.bank_id = be.bank_id AND me.statement_id = be.statement_id AND me.line = be.line
+			WHERE me.match_id = $1 AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = be.break_id)`, id, run.now)
+		if err != nil {
+			return fmt.Errorf("resolve breaks of matched entries: %w", err)
+		}
+		run.rep.Resolved += tag.RowsAffected()
+	} else {
+		run.rep.Suggested++
+	}
+	return nil
+}
+
+func nullText(s string, set bool) *string {
+	if !set || s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (run *reconRun) recordBreak(ctx context.Context, o reconcile.Outcome, key string, asOf reconcile.Date) error {
+	id := reconcile.BreakID(run.bank, o.Break, key)
+	var (
+		item                    *[16]byte
+		file                    *string
+		cycle, expDate, actDate *time.Time
+		expected, actual        *int64
+	)
+	if e := o.Expected; e != nil {
+		item = nullID(e.Item)
+		file = nullText(e.File, true)
+		c, v := settlement.DateTime(e.Cycle), settlement.DateTime(e.ValueDate)
+		cycle, expDate = &c, &v
+		amount := e.Amount
+		expected = &amount
+	}
+	if len(o.Actual) > 0 {
+		var sum int64
+		for _, a := range o.Actual {
+			sum += a.Amount
+		}
+		actual = &sum
+		v := settlement.DateTime(o.Actual[0].ValueDate)
+		actDate = &v
+	}
+	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_breaks (break_id, bank_id, kind, cycle_date, item_id, file_id, expected, actual,
+			expected_date, actual_date, as_of, detail, detected_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (break_id) DO NOTHING`,
+		id, run.bank, string(o.Break), cycle, item, file, expected, actual, expDate, actDate, settlement.DateTime(asOf), o.Detail, run.now)
+	if err != nil {
+		return fmt.Errorf("record break: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	run.rep.Breaks[o.Break]++
+	if err := run.entries(ctx, "recon_break_entries", "break_id", id, o.Actual); err != nil {
+		return err
+	}
+	if len(o.Actual) > 0 && o.Expected != nil {
+		// A break of the same item found again with more entries supersedes the smaller one.
+		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3
+			FROM recon_breaks b JOIN recon_break_entries be ON be.break_id = b.break_id
+			JOIN recon_break_entries nb ON nb.break_id = $1 AND nb.bank_id = be.bank_id AND nb.statement_id = be.statement_id AND nb.line = be.line
+			WHERE b.break_id <> $1 AND b.bank_id = $2
+				AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)`, id, run.bank, run.now)
+		if err != nil {
+			return fmt.Errorf("resolve superseded breaks: %w", err)
+		}
+		run.rep.Resolved += tag.RowsAffected()
+	}
+	return nil
+}
+
+// entries writes which entries a match or a break is about.
+func (run *reconRun) entries(ctx context.Context, table, idColumn string, id [16]byte, actual []reconcile.Actual) error {
+	if len(actual) == 0 {
+		return nil
+	}
+	statements, lines := make([]string, len(actual)), make([]int64, len(actual))
+	for i, a := range actual {
+		statements[i], lines[i] = a.Statement, a.Line
+	}
+	_, err := run.tx.Exec(ctx, `INSERT INTO `+table+` (`+idColumn+`, bank_id, statement_id, line)
+		SELECT $1, $2, s, l FROM unnest($3::TEXT[], $4::BIGINT[]) AS e(s, l) ON CONFLICT DO NOTHING`, id, run.bank, statements, lines)
+	if err != nil {
+		return fmt.Errorf("record the entries of a %s: %w", strings.TrimPrefix(table, "recon_"), err)
+	}
+	return nil
+}
