@@ -384,7 +384,7 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 // readTransfers reads the transfers with the given ids into state, and the resolutions of refs.
 func readTransfers(ctx context.Context, tx pgx.Tx, state *ledger.State, ids, refs []uuid.UUID) error {
 	q := &pgx.Batch{}
-	q.Queue(`SELECT `+transferColumns+` FROM transfers WHERE id = ANY($1)`, ids).
+	q.Queue(transfersLookup, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				t, err := scanTransfer(rows)
@@ -470,6 +470,9 @@ func scanAccount(rows pgx.Rows) (*ledger.Account, int64, time.Time, error) {
 
 const transferColumns = `id, debit_account_id, credit_account_id, amount, ref_id, user_data,
 	timeout_seconds, code, flags, ts`
+
+// transfersLookup reads transfers by id: a probe of the primary key each.
+const transfersLookup = `SELECT ` + transferColumns + ` FROM transfers WHERE id = ANY($1)`
 
 func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
 	var (

@@ -9,6 +9,11 @@ import (
 	"github.com/joinincard/engine/ledger"
 )
 
+// expiredHoldsLookup reads the open holds past their timeout, oldest first: a range of the
+// queue's expiry index, however many holds are open.
+const expiredHoldsLookup = `SELECT o.transfer_id, t.code FROM open_holds o JOIN transfers t ON t.id = o.transfer_id
+	WHERE o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2`
+
 // ExpireHolds releases up to limit holds whose timeout has passed and returns how many it
 // expired. The holds come from open_holds, the queue of open holds with a timeout; each expiry is
 // a new transfer (ExpirePending). Two sweepers never expire a hold twice, and a hold posted or
@@ -18,8 +23,7 @@ func (s *Store) ExpireHolds(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 || limit > ledger.MaxBatchTransfers {
 		limit = ledger.MaxBatchTransfers
 	}
-	rows, err := s.pool.Query(ctx, `SELECT o.transfer_id, t.code FROM open_holds o JOIN transfers t ON t.id = o.transfer_id
-		WHERE o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2`, s.Now().UTC(), limit)
+	rows, err := s.pool.Query(ctx, expiredHoldsLookup, s.Now().UTC(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("find expired holds: %w", err)
 	}

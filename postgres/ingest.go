@@ -131,6 +131,10 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 	return d, nil
 }
 
+// processedLookup reads earlier decisions by event id: a probe of the primary key each.
+const processedLookup = `SELECT event_id, hash, type, status, reason, transfer_id, source, source_offset
+	FROM processed_events WHERE event_id = ANY($1)`
+
 type sourceOffset struct {
 	source string
 	offset int64
@@ -184,8 +188,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		return v, nil
 	}
 	q := &pgx.Batch{}
-	q.Queue(`SELECT event_id, hash, type, status, reason, transfer_id, source, source_offset
-		FROM processed_events WHERE event_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+	q.Queue(processedLookup, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				p        clearing.Processed

@@ -312,6 +312,11 @@ func (ex *execution) run(ctx context.Context) error {
 	return ex.rows.write(ctx, ex.tx, ex.now)
 }
 
+// idempotencyLookup reads the idempotency records of (merchant, key) pairs.
+const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id
+	FROM unnest($1::TEXT[], $2::UUID[]) AS k(merchant_id, idempotency_key)
+	JOIN purchase_requests r ON r.merchant_id = k.merchant_id AND r.idempotency_key = k.idempotency_key`
+
 // storedRequest is an earlier request's idempotency record.
 type storedRequest struct {
 	op     Operation
@@ -351,8 +356,10 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	ex.cards, ex.limits, ex.usage = map[string]*cards.Card{}, map[string]purchases.Limits{}, map[string]int64{}
 	prior := map[requestKey]storedRequest{}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id
-		FROM purchase_requests r WHERE r.merchant_id = ANY($1) AND r.idempotency_key = ANY($2)`, merchants, keys).
+	// One probe of the primary key per request, whatever the table's size: the pairs are joined,
+	// not two lists matched (merchant_id = ANY(...) AND idempotency_key = ANY(...) gets a plan that
+	// scans the whole table once it is large).
+	b.Queue(idempotencyLookup, merchants, keys).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (

@@ -471,10 +471,7 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
 			WHERE card_token = ANY(ARRAY(SELECT card_token FROM card_tokens WHERE token = ANY($1)))
 			ORDER BY card_token, changed_at`, tokens).Query(statuses.changes)
-		q.Queue(`SELECT t.operator_id, t.device_id, t.device_seq FROM transit_taps t
-			JOIN unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS k(operator_id, device_id, device_seq)
-				ON t.operator_id = k.operator_id AND t.device_id = k.device_id AND t.device_seq = k.device_seq`,
-			keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
+		q.Queue(tapsSeenLookup, keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var k transit.Key
 				if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
@@ -584,6 +581,12 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 }
 
 // transitTapColumns are what pricing and intake read of an accepted tap, in scanTransitTap's order.
+// tapsSeenLookup reads which (operator, device, sequence) taps were accepted before: one probe
+// of the primary key per tap, whatever the table's size.
+const tapsSeenLookup = `SELECT t.operator_id, t.device_id, t.device_seq FROM transit_taps t
+	JOIN unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) AS k(operator_id, device_id, device_seq)
+		ON t.operator_id = k.operator_id AND t.device_id = k.device_id AND t.device_seq = k.device_seq`
+
 const transitTapColumns = `operator_id, device_id, device_seq, card_token, tapped_at, station_id, line, direction, mode`
 
 func scanTransitTap(rows pgx.Rows) (transit.Tap, error) {

@@ -1,0 +1,100 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/postgres"
+)
+
+// planRows is how many earlier rows each hot table holds for the plan test: enough that a
+// sequential scan costs far more than index probes, so a planner that would scan shows it.
+const planRows = 200_000
+
+// Every lookup on a hot path stays an index probe however large its table: with each table
+// filled, the plan of each lookup, for a batch-sized set of keys, names its index and scans no
+// table whole.
+func TestHotLookupsAreIndexProbes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills tables with hundreds of thousands of rows")
+	}
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	// The rows are stand-ins that no ledger would hold (transfers on no account's statement): they
+	// are written, planned against and rolled back in one transaction.
+	pool, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pool.Rollback(ctx) }()
+	// Fill the tables with planRows rows each, as years of traffic would.
+	for _, fill := range []string{
+		`INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
+			SELECT 'merchant-' || (g % 500), md5(g::TEXT)::UUID, 'authorize', decode(md5(g::TEXT) || md5(g::TEXT), 'hex'),
+				md5('r' || g::TEXT)::UUID, now() FROM generate_series(1, $1) g`,
+		`INSERT INTO processed_events (event_id, hash, type, status, reason, source, source_offset, processed_at)
+			SELECT md5('e' || g::TEXT)::UUID, decode(md5(g::TEXT), 'hex'), 'purchase.cleared', 'applied', '', 'card-events/0', g, now()
+			FROM generate_series(1, $1) g`,
+		`INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, timeout_seconds, code, flags, ts)
+			SELECT md5('t' || g::TEXT)::UUID, md5('a')::UUID, md5('b')::UUID, 1, 0, 21, 0, now() FROM generate_series(1, $1) g`,
+		`INSERT INTO transit_taps (operator_id, device_id, device_seq, card_token, tapped_at, travel_day, station_id, line,
+				direction, mode, source, source_id, received_at)
+			SELECT 'HZMETRO', 'dev-' || (g % 1000), g, 'card-' || (g % 5000), now(), current_date, '0101', '', 'in', 'metro',
+				'batch', 'b' || (g / 1000), now() FROM generate_series(1, $1) g`,
+		`INSERT INTO open_holds (transfer_id, expires_at)
+			SELECT md5('t' || g::TEXT)::UUID, now() + (g || ' seconds')::INTERVAL FROM generate_series(1, $1) g`,
+	} {
+		if _, err := pool.Exec(ctx, fill, planRows); err != nil {
+			t.Fatalf("%v\n%s", err, fill)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	// A batch of keys, as the committers send them.
+	const batch = 256
+	merchants, keys, ids := make([]string, batch), make([]uuid.UUID, batch), make([]uuid.UUID, batch)
+	ops, devs, seqs := make([]string, batch), make([]string, batch), make([]int64, batch)
+	for i := range batch {
+		merchants[i], keys[i], ids[i] = "merchant-7", uuid.New(), uuid.New()
+		ops[i], devs[i], seqs[i] = "HZMETRO", "dev-7", int64(planRows+i)
+	}
+	for _, tc := range []struct {
+		name, query, table, index string
+		args                      []any
+	}{
+		{"idempotency keys", postgres.IdempotencyLookup, "purchase_requests", "purchase_requests_pkey", []any{merchants, keys}},
+		{"processed events", postgres.ProcessedLookup, "processed_events", "processed_events_pkey", []any{ids}},
+		{"transfers by id", postgres.TransfersLookup, "transfers", "transfers_pkey", []any{ids}},
+		{"taps by device and sequence", postgres.TapsSeenLookup, "transit_taps", "transit_taps_pkey", []any{ops, devs, seqs}},
+		{"open holds", postgres.ExpiredHoldsLookup, "open_holds", "open_holds_expires_at", []any{time.Now(), 16384}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					t.Fatal(err)
+				}
+				if len(line) > 200 {
+					line = line[:200] + "..." // the keys, spelled out
+				}
+				plan = append(plan, line)
+			}
+			rows.Close()
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, tc.index) || strings.Contains(text, "Seq Scan on "+tc.table) {
+				t.Fatalf("the lookup of %s at %d rows does not probe %s:\n%s", tc.table, planRows, tc.index, text)
+			}
+		})
+	}
+}
