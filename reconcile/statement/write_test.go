@@ -266,3 +266,37 @@ func TestWritersStreamTheEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestCSVNeutralisesFormulas: every text that a spreadsheet would take for a formula is written
+// with a leading ', reads back as it was, and writes again to the same bytes; the XML carries the
+// texts as they are.
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	for _, lead := range []string{"=", "+", "-", "@", "'", "''"} {
+		s := icbc()
+		e := &s.Entries[1]
+		e.EntryRef = lead + "2026101000000418"
+		e.EndToEndRef = lead + "SUM(A1:A9)"
+		e.AdditionalInfo = lead + "卡消费结算"
+		s.Header.StatementID = lead + "stmt"
+		s.Header.BankID = lead + "bank"
+		c := writeCSV(t, s)
+		for _, cell := range []string{"'" + lead + "2026101000000418", "'" + lead + "SUM", "'" + lead + "卡消费", "'" + lead + "stmt", "'" + lead + "bank"} {
+			if !bytes.Contains(c, []byte(","+cell)) {
+				t.Errorf("lead %q: no cell starting %q in\n%s", lead, cell, c)
+			}
+		}
+		back, err := readCSV(c)
+		if err != nil {
+			t.Fatalf("lead %q: %v", lead, err)
+		}
+		if !sameStatement(back, s) {
+			t.Errorf("lead %q: read back as %+v, want %+v", lead, back.Entries[1], s.Entries[1])
+		}
+		if again := writeCSV(t, back); !bytes.Equal(again, c) {
+			t.Errorf("lead %q: written, read and written again differs", lead)
+		}
+		if x, err := readXML(writeXML(t, s)); err != nil || !sameStatement(x, s) {
+			t.Errorf("lead %q: the XML reads back as %+v, %v", lead, x, err)
+		}
+	}
+}
