@@ -34,14 +34,14 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 	ew := &errWriter{w: w}
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	cw.Write(ackColumns)
-	cw.Write([]string{csvHeader, neutralise(a.MessageID), formatTime(a.CreatedAt), neutralise(a.FileMessageID),
-		neutralise(a.BankID), string(a.Status), a.ReasonCode, neutralise(a.Reason)})
+	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), formatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
+		NeutraliseCSV(a.BankID), string(a.Status), a.ReasonCode, NeutraliseCSV(a.Reason)})
 	for _, s := range a.Items {
 		st := StatusRejected
 		if s.Accepted {
 			st = StatusAccepted
 		}
-		cw.Write([]string{csvItem, neutralise(s.ItemID), string(st), s.ReasonCode, neutralise(s.Reason)})
+		cw.Write([]string{csvItem, NeutraliseCSV(s.ItemID), string(st), s.ReasonCode, NeutraliseCSV(s.Reason)})
 		if ew.err != nil {
 			return ew.err
 		}

@@ -67,8 +67,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 		copyMark = copyDuplicate
 	}
 	cw.Write(csvColumns)
-	cw.Write([]string{csvHeader, neutralise(h.MessageID), formatTime(h.CreatedAt), neutralise(h.BankID),
-		neutralise(h.BankName), h.CycleDate.String(), h.ValueDate.String(), formatCount(h.Sequence),
+	cw.Write([]string{csvHeader, NeutraliseCSV(h.MessageID), formatTime(h.CreatedAt), NeutraliseCSV(h.BankID),
+		NeutraliseCSV(h.BankName), h.CycleDate.String(), h.ValueDate.String(), formatCount(h.Sequence),
 		string(h.Currency), copyMark})
 	var t totals
 	entry := 0
@@ -78,8 +78,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 		if err := t.add(it, entry); err != nil {
 			return err
 		}
-		record = append(record[:0], csvItem, neutralise(it.ID), it.Kind.String(), neutralise(it.Party),
-			neutralise(it.PartyName), formatAmount(it.Amount), string(it.Direction), neutralise(it.Reference),
+		record = append(record[:0], csvItem, NeutraliseCSV(it.ID), it.Kind.String(), NeutraliseCSV(it.Party),
+			NeutraliseCSV(it.PartyName), formatAmount(it.Amount), string(it.Direction), NeutraliseCSV(it.Reference),
 			formatCount(it.Entries))
 		cw.Write(record)
 		if ew.err != nil {
@@ -205,20 +205,23 @@ func (c *csvIn) trailer(rec []string, h *Header) {
 	}
 }
 
-// neutralise writes a text field so that no spreadsheet takes it for a formula.
-func neutralise(s string) string {
+// NeutraliseCSV writes a CSV text field so that no spreadsheet takes it for a formula: a value
+// starting with = + - @, a tab or a carriage return gets a leading ', and so does one starting
+// with ' itself. Every CSV the engine exchanges with banks follows this rule.
+func NeutraliseCSV(s string) string {
 	if s != "" && strings.IndexByte(formulaLeads, s[0]) >= 0 {
 		return "'" + s
 	}
 	return s
 }
 
-// formulaLeads are the first characters neutralise quotes: those that start a formula, and the
+// formulaLeads are the first characters NeutraliseCSV quotes: those that start a formula, and the
 // quote itself, so that a value starting with ' reads back as written.
 const formulaLeads = "=+-@\t\r'"
 
-// unneutralise undoes neutralise, and refuses what neutralise never writes.
-func unneutralise(s string) (string, error) {
+// UnneutraliseCSV undoes NeutraliseCSV exactly, and refuses what NeutraliseCSV never writes: a
+// formula without its ', or a ' before a value that needs none. The errors never repeat s.
+func UnneutraliseCSV(s string) (string, error) {
 	if s == "" {
 		return s, nil
 	}
@@ -352,7 +355,7 @@ func (c *csvIn) raw(rec []string, i int, column string) (string, bool) {
 	if c.err != nil {
 		return "", false
 	}
-	v, err := unneutralise(rec[i])
+	v, err := UnneutraliseCSV(rec[i])
 	if err != nil {
 		c.fail(i, column, err)
 		return "", false

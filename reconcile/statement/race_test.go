@@ -1,0 +1,6 @@
+//go:build race
+
+package statement_test
+
+// raceDetector: the race detector slows the XML decoder about tenfold.
+const raceDetector = true
