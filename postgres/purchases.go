@@ -23,8 +23,9 @@ import (
 var (
 	// ErrMerchantExists is returned when a merchant id is registered again.
 	ErrMerchantExists = errors.New("merchant already registered")
-	// ErrUnknownBank is returned when a merchant names an acquiring bank that is not registered.
-	ErrUnknownBank = errors.New("acquiring bank not registered")
+	// ErrUnknownBank is returned when a merchant names an acquiring bank, or a statement comes
+	// from a bank, that is not registered.
+	ErrUnknownBank = errors.New("bank not registered")
 	// ErrInvalidMerchant wraps why a merchant's definition is refused.
 	ErrInvalidMerchant = errors.New("invalid merchant")
 )

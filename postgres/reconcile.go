@@ -442,6 +442,9 @@ func (run *reconRun) missing(ctx context.Context) error {
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id)
 			AND NOT EXISTS (SELECT 1 FROM recon_breaks b WHERE b.item_id = i.item_id AND b.kind = 'missing_at_bank')
+			-- Booked, if not as settled: the entries' own breaks say how.
+			AND NOT EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.item_id = i.item_id)
+			AND NOT EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.file_id = f.message_id)
 		ORDER BY i.item_id`, run.bank, settlement.DateTime(last))
 	if err != nil {
 		return fmt.Errorf("read items not booked: %w", err)
@@ -477,20 +480,22 @@ func (run *reconRun) missing(ctx context.Context) error {
 // matched since (booked late), and a statement gap whose statement has arrived.
 func (run *reconRun) resolve(ctx context.Context) error {
 	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-		SELECT b.break_id, 'matched', 'booked by the bank after the break was found', 'engine', $2
+		SELECT b.break_id, 'matched', 'booked by the bank after the break was found', 'engine', $2::TIMESTAMPTZ
 		FROM recon_breaks b
 		WHERE b.bank_id = $1 AND b.kind = 'missing_at_bank'
 			AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)
 			AND (EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = b.item_id AND (m.status = 'matched' OR k.accepted))
-				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = b.bank_id AND m.file_id = b.file_id AND m.status = 'matched'))`,
+				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = b.bank_id AND m.file_id = b.file_id AND m.status = 'matched')
+				-- booked, if not as settled: the entries' own breaks say how
+				OR EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = b.bank_id AND e.item_id = b.item_id))`,
 		run.bank, run.now)
 	if err != nil {
 		return fmt.Errorf("resolve breaks booked since: %w", err)
 	}
 	run.rep.Resolved += tag.RowsAffected()
 	tag, err = run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-		SELECT b.break_id, 'matched', 'the statement arrived after the break was found', 'engine', $2
+		SELECT b.break_id, 'matched', 'the statement arrived after the break was found', 'engine', $2::TIMESTAMPTZ
 		FROM recon_breaks b
 		WHERE b.bank_id = $1 AND b.kind = 'statement_gap'
 			AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)
@@ -553,7 +558,7 @@ func (run *reconRun) recordMatch(ctx context.Context, o reconcile.Outcome) error
 		run.rep.Matched++
 		// Breaks about these entries are resolved by the match: a partial payment completed.
 		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2
+			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2::TIMESTAMPTZ
 			FROM recon_break_entries be JOIN recon_match_entries me
 				ON me.bank_id = be.bank_id AND me.statement_id = be.statement_id AND me.line = be.line
 			WHERE me.match_id = $1 AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = be.break_id)`, id, run.now)
@@ -616,7 +621,7 @@ func (run *reconRun) recordBreak(ctx context.Context, o reconcile.Outcome, key s
 	if len(o.Actual) > 0 && o.Expected != nil {
 		// A break of the same item found again with more entries supersedes the smaller one.
 		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3
+			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3::TIMESTAMPTZ
 			FROM recon_breaks b JOIN recon_break_entries be ON be.break_id = b.break_id
 			JOIN recon_break_entries nb ON nb.break_id = $1 AND nb.bank_id = be.bank_id AND nb.statement_id = be.statement_id AND nb.line = be.line
 			WHERE b.break_id <> $1 AND b.bank_id = $2
@@ -639,7 +644,7 @@ func (run *reconRun) entries(ctx context.Context, table, idColumn string, id [16
 		statements[i], lines[i] = a.Statement, a.Line
 	}
 	_, err := run.tx.Exec(ctx, `INSERT INTO `+table+` (`+idColumn+`, bank_id, statement_id, line)
-		SELECT $1, $2, s, l FROM unnest($3::TEXT[], $4::BIGINT[]) AS e(s, l) ON CONFLICT DO NOTHING`, id, run.bank, statements, lines)
+		SELECT $1::UUID, $2::TEXT, s, l FROM unnest($3::TEXT[], $4::BIGINT[]) AS e(s, l) ON CONFLICT DO NOTHING`, id, run.bank, statements, lines)
 	if err != nil {
 		return fmt.Errorf("record the entries of a %s: %w", strings.TrimPrefix(table, "recon_"), err)
 	}

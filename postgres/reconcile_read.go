@@ -473,11 +473,21 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 	for _, f := range files {
 		b := BankCycleReport{Bank: f.Header.BankID, Settled: f.Header.Net, Items: f.Header.NumberOfEntries,
 			ControlSum: f.Header.ControlSum, Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{}}
+		// Before the cycle's first posting to the bank's position and after its last: read from
+		// the position's history, whatever other postings came between.
 		pos := settlement.PositionAccount(b.Bank)
-		if b.Opening, err = r.netAt(ctx, pos, c.ClosingAt); err != nil {
+		var first, last *time.Time
+		if err := r.store.pool.QueryRow(ctx, `SELECT min(t.ts), max(t.ts) FROM settlement_items i JOIN transfers t ON t.id = i.item_id
+			WHERE i.cycle_date = $1 AND i.bank_id = $2`, settlement.DateTime(d), b.Bank).Scan(&first, &last); err != nil {
+			return rep, fmt.Errorf("postings of %s: %w", b.Bank, err)
+		}
+		if first == nil {
+			first, last = &closed, &closed
+		}
+		if b.Opening, err = r.netAt(ctx, pos, first.Add(-time.Microsecond)); err != nil {
 			return rep, err
 		}
-		if b.Closing, err = r.netAt(ctx, pos, closed); err != nil {
+		if b.Closing, err = r.netAt(ctx, pos, *last); err != nil {
 			return rep, err
 		}
 		err := r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i

@@ -1,0 +1,153 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/reconcile/statement"
+	"github.com/joinincard/engine/settlement"
+)
+
+var (
+	// ErrStatementConflict is returned for a statement whose id, or sequence number, was imported
+	// before with other content.
+	ErrStatementConflict = errors.New("statement imported before with other content")
+)
+
+// Imported is what an import did.
+type Imported struct {
+	Bank      string
+	Statement string
+	Sequence  int64
+	Entries   int64
+}
+
+// Import imports the statement rd reads, streaming its entries into the store in one
+// transaction: a statement the reader refuses (its totals, its balances, a malformed element or
+// line) is refused whole and nothing of it is kept. The same statement again (bank and id, the
+// same content) is a replay (replayed true); its id or sequence number with other content fails
+// with ErrStatementConflict.
+func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported, bool, error) {
+	h := rd.Header()
+	res := Imported{Bank: h.BankID, Statement: h.StatementID, Sequence: h.Sequence}
+	replayed := false
+	var first error // the reader's refusal, if any: it sticks, so a retried attempt sees it again
+	err := r.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		if first != nil {
+			return first
+		}
+		replayed, res.Entries = false, 0
+		var bankFound bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM parties WHERE kind = 'bank' AND party_id = $1)`, h.BankID).Scan(&bankFound); err != nil {
+			return fmt.Errorf("look up the statement's bank: %w", err)
+		}
+		if !bankFound {
+			return fmt.Errorf("statement of %q: %w", h.BankID, ErrUnknownBank)
+		}
+		var prior *string
+		if err := tx.QueryRow(ctx, `SELECT content_hash FROM bank_statements WHERE bank_id = $1 AND statement_id = $2`,
+			h.BankID, h.StatementID).Scan(&prior); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("look up the statement: %w", err)
+		}
+		sum := sha256.New()
+		if prior != nil {
+			// Imported before: read it through to compare, keep nothing.
+			for {
+				e, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					first = err
+					return err
+				}
+				hashEntry(sum, e)
+				res.Entries++
+			}
+			h = rd.Header()
+			if hashHeader(sum, h) != *prior {
+				return fmt.Errorf("statement %s of %s: %w", h.StatementID, h.BankID, ErrStatementConflict)
+			}
+			replayed = true
+			return nil
+		}
+		line := int64(0)
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"statement_entries"},
+			[]string{"bank_id", "statement_id", "line", "entry_ref", "ref", "item_id", "file_id", "amount", "booking_date", "value_date", "info"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				e, err := rd.Next()
+				if err == io.EOF {
+					return nil, nil
+				}
+				if err != nil {
+					first = err
+					return nil, err
+				}
+				hashEntry(sum, e)
+				line++
+				var (
+					item *[16]byte
+					file *string
+				)
+				switch statement.ClassifyRef(e.EndToEndRef) {
+				case statement.RefItem:
+					if id, err := settlement.ParseFileItemID(e.EndToEndRef); err == nil {
+						u := [16]byte(id)
+						item = &u
+					}
+				case statement.RefFile:
+					f := e.EndToEndRef
+					file = &f
+				}
+				return []any{h.BankID, h.StatementID, line, e.EntryRef, e.EndToEndRef, item, file, e.Signed(),
+					settlement.DateTime(e.BookingDate), settlement.DateTime(e.ValueDate), e.AdditionalInfo}, nil
+			}))
+		if first != nil {
+			return first
+		}
+		if err != nil {
+			return fmt.Errorf("import the statement's entries: %w", err)
+		}
+		res.Entries = line
+		h = rd.Header() // a CSV statement's totals come in its trailer
+		tag, err := tx.Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+				opening, closing, entries, control_sum, net, content_hash, imported_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (bank_id, sequence) DO NOTHING`,
+			h.BankID, h.StatementID, h.Sequence, h.CreatedAt.UTC(), settlement.DateTime(h.From), settlement.DateTime(h.To),
+			h.OpeningBalance, h.ClosingBalance, h.NumberOfEntries, h.Sum, h.Net, hashHeader(sum, h), r.store.Now().UTC())
+		if err != nil {
+			return fmt.Errorf("record the statement: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("statement %s of %s: sequence %d was imported as another statement: %w",
+				h.StatementID, h.BankID, h.Sequence, ErrStatementConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, false, err
+	}
+	return res, replayed, nil
+}
+
+// hashEntry adds an entry's content to a statement's fingerprint.
+func hashEntry(h hash.Hash, e statement.Entry) {
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n", e.Amount, e.Direction, e.BookingDate, e.ValueDate,
+		e.EntryRef, e.EndToEndRef, e.AdditionalInfo)
+}
+
+// hashHeader completes a statement's fingerprint with its header (a duplicate copy's marker
+// aside: a copy is the statement it copies) and returns it.
+func hashHeader(sum hash.Hash, h statement.Header) string {
+	fmt.Fprintf(sum, "%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d", h.BankID, h.StatementID, h.Sequence,
+		h.CreatedAt.UTC().Format("2006-01-02T15:04:05.999999999Z"), h.From, h.To, h.OpeningBalance, h.ClosingBalance,
+		h.NumberOfEntries, h.Sum, h.Net)
+	return hex.EncodeToString(sum.Sum(nil))
+}
