@@ -179,8 +179,11 @@ func Decide(r Rules, e Expected, entries []Actual, matched bool) []Outcome {
 		}
 		return []Outcome{{Status: Matched, Match: ManyToOne, Expected: ex, Actual: entries}}
 	}
-	return []Outcome{{Status: Broken, Break: AmountMismatch, Expected: ex, Actual: entries,
-		Detail: fmt.Sprintf("%s booked in %d entries, %s expected", money(sum), len(entries), money(e.Amount))}}
+	detail := fmt.Sprintf("%s booked, %s expected", money(sum), money(e.Amount))
+	if len(entries) > 1 {
+		detail = fmt.Sprintf("%s booked in %d entries, %s expected", money(sum), len(entries), money(e.Amount))
+	}
+	return []Outcome{{Status: Broken, Break: AmountMismatch, Expected: ex, Actual: entries, Detail: detail}}
 }
 
 // Suggest finds, for an entry that names nothing of ours, the unmatched expected items it may be:

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +27,9 @@ import (
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/loadtest"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/reconcile/statement"
 	"github.com/joinincard/engine/settlement"
+	"github.com/joinincard/engine/settlement/bankfile"
 )
 
 const (
@@ -49,6 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("demo", "run a city day end to end through Kafka into the ledger and print what it did")
 	ef := addEngineFlags(fs)
 	sf := addSettleFlags(fs)
+	rf := addReconcileFlags(fs)
 	seed := fs.Uint64("seed", 20241201, "seed of the day's traffic")
 	filesDir := fs.String("settlement-out", filepath.Join(os.TempDir(), "joinin-settlement"),
 		"directory the day's settlement files are written under")
@@ -149,7 +154,98 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "  each bank's file (camt.054 XML and CSV) and the manifest are under %s\n\n", dir)
+
+	// The banks book the files and send their statements back: written to agree, then one break
+	// of each kind put in, as banks do get things wrong. They are imported and reconciled.
+	r, err := rf.reconciler(st)
+	if err != nil {
+		return err
+	}
+	clock.Set(set.Cycles().Cutoff(day).Add(22 * time.Hour)) // the next evening, the statements in
+	names, err := demoStatements(ctx, st, set, cy, dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		imp, _, err := importFile(ctx, r, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(stdout, "statement %s of %s imported: %d entries\n", imp.Statement, imp.Bank, imp.Entries)
+	}
+	reps, err := r.ReconcileAll(ctx)
+	if err != nil {
+		return err
+	}
+	if err := printReconciliation(ctx, stdout, r, reps); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nthe finance page shows the cycle, the files and the breaks: run\n"+
+		"  joinin serve --database-url '%s' --admin-token YOUR-TOKEN\nand open http://127.0.0.1:8080/finance/\n\n", c.databaseURL)
 	return d.report(ctx)
+}
+
+// demoStatements writes the statement each bank sends back for its file of cycle cy, under dir:
+// every item booked as the file says, except one break of each kind put in across the banks: an
+// item not booked, an entry that names nothing of ours, an amount a fen off, an entry booked twice,
+// a value date two days late, and a statement missing from a bank's sequence.
+func demoStatements(ctx context.Context, st *postgres.Store, set *postgres.Settlement, cy postgres.Cycle, dir string) ([]string, error) {
+	files, err := set.Files(ctx, cy.Date)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for i, rec := range files {
+		raw, err := os.ReadFile(filepath.Join(dir, settlement.FileName(rec.Header, bankfile.FormatCSV)))
+		if err != nil {
+			return nil, err
+		}
+		f, err := bankfile.ReadCSV(bytes.NewReader(raw))
+		if err != nil {
+			return nil, err
+		}
+		var seq, closing int64
+		if err := st.Pool().QueryRow(ctx, `SELECT coalesce(max(sequence), 0), coalesce((SELECT closing FROM bank_statements
+				WHERE bank_id = $1 ORDER BY sequence DESC LIMIT 1), 0) FROM bank_statements WHERE bank_id = $1`,
+			rec.Header.BankID).Scan(&seq, &closing); err != nil {
+			return nil, err
+		}
+		seq++
+		if i%3 == 2 {
+			seq++ // this bank's previous statement never arrives
+		}
+		s := loadtest.StatementFor(f, seq, closing, st.Now())
+		s.Header.To = settlement.AddDays(cy.ValueDate, 1) // a day past the value date
+		if len(s.Entries) >= 3 {
+			switch i % 3 {
+			case 0: // the first item never booked; the second booked twice
+				s.Entries = append(s.Entries[1:], s.Entries[1])
+			case 1: // an entry nobody settled; the first item two days late
+				s.Entries[0].ValueDate = settlement.AddDays(s.Entries[0].ValueDate, 2)
+				s.Entries = append(s.Entries, statement.Entry{Amount: 88_88, Direction: statement.Credit, BookingDate: cy.ValueDate,
+					ValueDate: cy.ValueDate, EntryRef: fmt.Sprintf("X%06d", seq), EndToEndRef: "SALARY-2026", AdditionalInfo: "代发工资 payroll"})
+			case 2: // the first item a fen short
+				if s.Entries[0].Amount > 1 {
+					s.Entries[0].Amount--
+				}
+			}
+		}
+		loadtest.Retotal(s)
+		name := filepath.Join(dir, fmt.Sprintf("%s.statement.xml", s.Header.StatementID))
+		out, err := os.Create(name)
+		if err != nil {
+			return nil, err
+		}
+		err = statement.WriteXML(out, s.Header, slices.Values(s.Entries))
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }
 
 // demoClock is the demo day's time: it runs with the real clock from wherever it was last set.

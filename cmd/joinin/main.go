@@ -13,6 +13,8 @@
 //	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
 //	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
 //	settle    close a settlement cycle: its items, postings and the banks' files
+//	reconcile import FILE... | reconcile run
+//	          import bank statements and match them with the settlement; list what does not match
 //	loadtest-settle
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //
@@ -49,6 +51,7 @@ func commands() []command {
 		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
 		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
 		{"settle", "close a settlement cycle: its items, postings and the banks' files", runSettle},
+		{"reconcile", "import bank statements (camt.053 XML or CSV), match them with the settlement, list the breaks: `reconcile import FILE...` or `reconcile run`", runReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 	}
 }

@@ -50,6 +50,9 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 		"net positions, held items and fee income sum to 0.00",
 		"CNY settlement_position",
 		"each bank's file (camt.054 XML and CSV) and the manifest are under " + files,
+		// The banks' statements, one break of each kind put in, found and listed.
+		"6 open breaks", "missing_at_bank", "missing_in_ledger", "amount_mismatch", "duplicate", "timing", "statement_gap",
+		"http://127.0.0.1:8080/finance/",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's report lacks %q:\n%s", want, out.String())
@@ -76,6 +79,7 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 	}
 	m, err := bankfile.ReadManifest(bytes.NewReader(raw))
 	if err != nil || len(m.Files) != 6 {
+		// three banks, two formats each
 		t.Fatalf("manifest %+v, %v", m, err)
 	}
 	for _, e := range m.Files {
@@ -86,6 +90,32 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 		if err := m.Verify(e.Name, content); err != nil {
 			t.Error(err)
 		}
+	}
+
+	// `joinin reconcile import` of a statement the demo imported is a replay; a statement cut
+	// short is refused naming where, and keeps nothing.
+	stmts, _ := filepath.Glob(filepath.Join(folder, "*.statement.xml"))
+	if len(stmts) != 3 {
+		t.Fatalf("statements written: %v", stmts)
+	}
+	var rec strings.Builder
+	if err := run(context.Background(), []string{"reconcile", "import", "--database-url", url, "--log-level", "warn", stmts[0]}, &rec, &errs); err != nil {
+		t.Fatalf("reconcile import: %v\n%s", err, errs.String())
+	}
+	if !strings.Contains(rec.String(), "imported before: nothing new") || !strings.Contains(rec.String(), "6 open breaks") {
+		t.Errorf("reconcile import again printed:\n%s", rec.String())
+	}
+	raw, err = os.ReadFile(stmts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.xml")
+	if err := os.WriteFile(cut, raw[:len(raw)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"reconcile", "import", "--database-url", url, "--log-level", "warn", cut}, &rec, &errs); err == nil ||
+		!strings.Contains(err.Error(), "line") {
+		t.Errorf("a statement cut short: %v", err)
 	}
 
 	// `joinin settle` on the closed day changes nothing and writes the same files again.

@@ -125,8 +125,11 @@ func printCycle(ctx context.Context, w io.Writer, set *postgres.Settlement, cy p
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "settlement cycle %s (%s to %s), value date %s, %s\n", cy.Date,
-		cy.StartsAfter.Format(time.RFC3339), cy.EndsAt.Format(time.RFC3339), cy.ValueDate, cy.Status)
+	span := fmt.Sprintf("%s to %s", cy.StartsAfter.Format(time.RFC3339), cy.EndsAt.Format(time.RFC3339))
+	if cy.StartsAfter.Unix() == 0 {
+		span = "the ledger's first cycle, up to " + cy.EndsAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "settlement cycle %s (%s), value date %s, %s\n", cy.Date, span, cy.ValueDate, cy.Status)
 	fmt.Fprintf(w, "  %-12s %6s %16s %16s %16s %16s %18s\n", "bank", "items", "spent", "earned", "fees", "medical fund", "net position")
 	total := cy.FeeIncome
 	for _, f := range files {

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/reconcile"
+	"github.com/joinincard/engine/reconcile/statement"
+)
+
+// reconcileFlags are the reconciliation options.
+type reconcileFlags struct {
+	rules string
+}
+
+func addReconcileFlags(fs *flag.FlagSet) *reconcileFlags {
+	f := &reconcileFlags{}
+	fs.StringVar(&f.rules, "reconcile-rules", envOr("JOININ_RECONCILE_RULES", ""),
+		"file of matching tolerances (reconcile/rules.json's format); empty: the rules built in (env JOININ_RECONCILE_RULES)")
+	return f
+}
+
+func (f *reconcileFlags) reconciler(st *postgres.Store) (*postgres.Reconciler, error) {
+	rules, err := reconcile.DefaultRules()
+	if f.rules != "" {
+		var file *os.File
+		if file, err = os.Open(f.rules); err == nil {
+			rules, err = reconcile.ReadRules(file)
+			file.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--reconcile-rules: %w", err)
+	}
+	return postgres.NewReconciler(st, rules), nil
+}
+
+// runReconcile is `joinin reconcile import FILE...` and `joinin reconcile run`.
+func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs, _ := newFlagSet("reconcile", "import bank statements (camt.053 XML or CSV) and match them with the settlement: "+
+			"`reconcile import FILE...` imports and matches, `reconcile run` matches what was imported")
+		addReconcileFlags(fs)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		return errors.New("reconcile: want `reconcile import FILE...` or `reconcile run`")
+	}
+	sub, args := args[0], args[1:]
+	fs, c := newFlagSet("reconcile "+sub, "import bank statements (camt.053 XML or CSV) and match them with the settlement; list what does not match")
+	rf := addReconcileFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files := fs.Args()
+	switch {
+	case sub == "import" && len(files) == 0:
+		return errors.New("reconcile import: name the statement files")
+	case sub == "run" && len(files) > 0:
+		return errors.New("reconcile run takes no files")
+	case sub != "import" && sub != "run":
+		return fmt.Errorf("reconcile: unknown %q, want import or run", sub)
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := rf.reconciler(st)
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
+		imp, replayed, err := importFile(ctx, r, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		what := "imported"
+		if replayed {
+			what = "imported before: nothing new"
+		}
+		fmt.Fprintf(stdout, "%s: statement %s of %s, sequence %d, %d entries: %s\n", filepath.Base(name), imp.Statement, imp.Bank,
+			imp.Sequence, imp.Entries, what)
+	}
+	reps, err := r.ReconcileAll(ctx)
+	if err != nil {
+		return err
+	}
+	return printReconciliation(ctx, stdout, r, reps)
+}
+
+// importFile imports the statement in file name, its format told by its extension.
+func importFile(ctx context.Context, r *postgres.Reconciler, name string) (postgres.Imported, bool, error) {
+	format := statement.FormatXML
+	if strings.EqualFold(filepath.Ext(name), ".csv") {
+		format = statement.FormatCSV
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return postgres.Imported{}, false, err
+	}
+	defer f.Close()
+	rd, err := statement.Open(f, format)
+	if err != nil {
+		return postgres.Imported{}, false, err
+	}
+	return r.Import(ctx, rd)
+}
+
+// printReconciliation prints what a reconciliation found, then the breaks still open, by bank.
+func printReconciliation(ctx context.Context, w io.Writer, r *postgres.Reconciler, reps []postgres.ReconcileReport) error {
+	for _, rep := range reps {
+		var kinds []string
+		for _, k := range reconcile.BreakKinds() {
+			if n := rep.Breaks[k]; n > 0 {
+				kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
+			}
+		}
+		found := "no new break"
+		if len(kinds) > 0 {
+			found = strings.Join(kinds, ", ")
+		}
+		fmt.Fprintf(w, "reconciled %-8s %d entries decided: %d matched, %d suggested, %s; %d breaks resolved\n",
+			rep.Bank, rep.Entries, rep.Matched, rep.Suggested, found, rep.Resolved)
+	}
+	open, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d open breaks\n", len(open))
+	sort.SliceStable(open, func(i, j int) bool { return open[i].Bank < open[j].Bank })
+	for _, b := range open {
+		amounts := ""
+		if b.Expected != nil {
+			amounts += " expected " + ledger.FormatAmount(*b.Expected, "CNY")
+		}
+		if b.Actual != nil {
+			amounts += " booked " + ledger.FormatAmount(*b.Actual, "CNY")
+		}
+		fmt.Fprintf(w, "  %-8s %-18s %-7s days %-3d%s: %s\n", b.Bank, b.Kind, b.Bucket, b.Age, amounts, b.Detail)
+	}
+	return nil
+}
