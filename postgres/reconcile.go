@@ -106,6 +106,8 @@ type reconRun struct {
 	// loose holds entries that name an item or file the bank does not have: they are decided
 	// with the entries that name nothing.
 	loose []reconcile.Actual
+	// matches and breaks are the outcomes decided and not written yet.
+	matches, breaks outcomeRows
 }
 
 // gaps records a break for each statement missing from the bank's sequence, dated by the
@@ -145,7 +147,7 @@ func (run *reconRun) gaps(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return run.flush(ctx)
 }
 
 const entryColumns = `e.statement_id, e.line, e.entry_ref, e.amount, e.booking_date, e.value_date`
@@ -211,7 +213,7 @@ func (run *reconRun) referenced(ctx context.Context) error {
 			run.rep.Entries += int64(len(g.entries))
 		}
 		chunk = chunk[:0]
-		return nil
+		return run.flush(ctx)
 	}
 	for rows.Next() {
 		var item, file string
@@ -249,13 +251,21 @@ func (run *reconRun) expected(ctx context.Context, items, files []string) (map[s
 	out, matched := map[string]reconcile.Expected{}, map[string]bool{}
 	q := &pgx.Batch{}
 	if len(items) > 0 {
+		itemIDs := make([][16]byte, 0, len(items))
+		for _, key := range items {
+			id, err := parseUUIDText(key)
+			if err != nil {
+				return nil, nil, err
+			}
+			itemIDs = append(itemIDs, id)
+		}
 		q.Queue(`SELECT i.item_id::TEXT, f.message_id, i.cycle_date, c.value_date, i.amount,
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
 				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
 			FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
 			JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
-			WHERE i.bank_id = $1 AND i.item_id::TEXT = ANY($2)`, run.bank, items).Query(func(rows pgx.Rows) error {
+			WHERE i.bank_id = $1 AND i.item_id = ANY($2)`, run.bank, itemIDs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					key        string
@@ -419,7 +429,7 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		}
 		run.rep.Entries++
 	}
-	return nil
+	return run.flush(ctx)
 }
 
 // missing records a break for each of the bank's items its statements ran past without booking:
@@ -469,11 +479,16 @@ func (run *reconRun) missing(ctx context.Context) error {
 		if err := run.record(ctx, o); err != nil {
 			return err
 		}
+		if run.breaks.len() == maxReconcileGroup {
+			if err := run.flush(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read items not booked: %w", err)
 	}
-	return nil
+	return run.flush(ctx)
 }
 
 // resolve resolves the breaks whose want is met: an item missing at the bank that has been
@@ -508,13 +523,13 @@ func (run *reconRun) resolve(ctx context.Context) error {
 	return nil
 }
 
-// record writes an outcome: a match with its entries, or a break with them. A break found before
-// is not written again; a break of entries that are now matched, or found again with more
-// entries, is resolved.
-func (run *reconRun) record(ctx context.Context, o reconcile.Outcome) error {
+// record queues an outcome to write: a match with its entries, or a break with them. The queue is
+// written (flush) a chunk at a time, in a few statements however many outcomes it holds.
+func (run *reconRun) record(_ context.Context, o reconcile.Outcome) error {
 	switch o.Status {
 	case reconcile.Matched, reconcile.Suggested:
-		return run.recordMatch(ctx, o)
+		run.queueMatch(o)
+		return nil
 	}
 	var asOf reconcile.Date
 	switch {
@@ -523,10 +538,43 @@ func (run *reconRun) record(ctx context.Context, o reconcile.Outcome) error {
 	case len(o.Actual) > 0:
 		asOf = o.Actual[0].BookingDate
 	}
-	return run.recordBreak(ctx, o, o.BreakKey(), asOf)
+	run.queueBreak(o, o.BreakKey(), asOf)
+	return nil
 }
 
-func (run *reconRun) recordMatch(ctx context.Context, o reconcile.Outcome) error {
+// recordBreak queues a break about key, aged from asOf.
+func (run *reconRun) recordBreak(_ context.Context, o reconcile.Outcome, key string, asOf reconcile.Date) error {
+	run.queueBreak(o, key, asOf)
+	return nil
+}
+
+// outcomeRows are queued matches or breaks as the columns of one multi-row insert, and their
+// entries as the columns of another. Nullable columns travel as text, "" for NULL.
+type outcomeRows struct {
+	ids                        [][16]byte
+	kinds, statuses            []string
+	items, files               []string
+	amounts                    []int64
+	expected, actual           []string
+	cycles, expDates, actDates []string
+	asOf                       []time.Time
+	details                    []string
+	entryOwner                 [][16]byte
+	entryStatements            []string
+	entryLines                 []int64
+}
+
+func (q *outcomeRows) len() int { return len(q.ids) }
+
+func (q *outcomeRows) addEntries(id [16]byte, actual []reconcile.Actual) {
+	for _, a := range actual {
+		q.entryOwner, q.entryStatements, q.entryLines = append(q.entryOwner, id), append(q.entryStatements, a.Statement), append(q.entryLines, a.Line)
+	}
+}
+
+func dateText(d reconcile.Date) string { return d.String() }
+
+func (run *reconRun) queueMatch(o reconcile.Outcome) {
 	h := sha256.New()
 	fmt.Fprintf(h, "joinin reconciliation match\x00%s\x00%s\x00%s", run.bank, o.Expected.Key(), o.BreakKey())
 	var id [16]byte
@@ -541,112 +589,157 @@ func (run *reconRun) recordMatch(ctx context.Context, o reconcile.Outcome) error
 	if o.Status == reconcile.Suggested {
 		status = "suggested"
 	}
-	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_matches (match_id, bank_id, kind, status, item_id, file_id, amount, detail, matched_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (match_id) DO NOTHING`,
-		id, run.bank, string(o.Match), status, nullID(o.Expected.Item), nullText(o.Expected.File, o.Expected.Item.IsZero()),
-		amount, o.Detail, run.now)
-	if err != nil {
-		return fmt.Errorf("record match: %w", err)
+	item, file := "", o.Expected.File
+	if !o.Expected.Item.IsZero() {
+		item, file = o.Expected.Item.String(), ""
 	}
-	if tag.RowsAffected() == 0 {
-		return nil
-	}
-	if err := run.entries(ctx, "recon_match_entries", "match_id", id, o.Actual); err != nil {
-		return err
-	}
-	if o.Status == reconcile.Matched {
-		run.rep.Matched++
-		// Breaks about these entries are resolved by the match: a partial payment completed.
-		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2::TIMESTAMPTZ
-			FROM recon_break_entries be JOIN recon_match_entries me
-				ON me.bank_id = be.bank_id AND me.statement_id = be.statement_id AND me.line = be.line
-			WHERE me.match_id = $1 AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = be.break_id)`, id, run.now)
-		if err != nil {
-			return fmt.Errorf("resolve breaks of matched entries: %w", err)
-		}
-		run.rep.Resolved += tag.RowsAffected()
-	} else {
-		run.rep.Suggested++
-	}
-	return nil
+	q := &run.matches
+	q.ids, q.kinds, q.statuses = append(q.ids, id), append(q.kinds, string(o.Match)), append(q.statuses, status)
+	q.items, q.files, q.amounts, q.details = append(q.items, item), append(q.files, file), append(q.amounts, amount), append(q.details, o.Detail)
+	q.addEntries(id, o.Actual)
 }
 
-func nullText(s string, set bool) *string {
-	if !set || s == "" {
-		return nil
-	}
-	return &s
-}
-
-func (run *reconRun) recordBreak(ctx context.Context, o reconcile.Outcome, key string, asOf reconcile.Date) error {
+func (run *reconRun) queueBreak(o reconcile.Outcome, key string, asOf reconcile.Date) {
 	id := reconcile.BreakID(run.bank, o.Break, key)
-	var (
-		item                    *[16]byte
-		file                    *string
-		cycle, expDate, actDate *time.Time
-		expected, actual        *int64
-	)
+	var item, file, expected, actual, cycle, expDate, actDate string
 	if e := o.Expected; e != nil {
-		item = nullID(e.Item)
-		file = nullText(e.File, true)
-		c, v := settlement.DateTime(e.Cycle), settlement.DateTime(e.ValueDate)
-		cycle, expDate = &c, &v
-		amount := e.Amount
-		expected = &amount
+		if !e.Item.IsZero() {
+			item = e.Item.String()
+		}
+		file, cycle, expDate, expected = e.File, dateText(e.Cycle), dateText(e.ValueDate), fmt.Sprint(e.Amount)
 	}
 	if len(o.Actual) > 0 {
 		var sum int64
 		for _, a := range o.Actual {
 			sum += a.Amount
 		}
-		actual = &sum
-		v := settlement.DateTime(o.Actual[0].ValueDate)
-		actDate = &v
+		actual, actDate = fmt.Sprint(sum), dateText(o.Actual[0].ValueDate)
 	}
-	tag, err := run.tx.Exec(ctx, `INSERT INTO recon_breaks (break_id, bank_id, kind, cycle_date, item_id, file_id, expected, actual,
-			expected_date, actual_date, as_of, detail, detected_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (break_id) DO NOTHING`,
-		id, run.bank, string(o.Break), cycle, item, file, expected, actual, expDate, actDate, settlement.DateTime(asOf), o.Detail, run.now)
-	if err != nil {
-		return fmt.Errorf("record break: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return nil
-	}
-	run.rep.Breaks[o.Break]++
-	if err := run.entries(ctx, "recon_break_entries", "break_id", id, o.Actual); err != nil {
-		return err
-	}
-	if len(o.Actual) > 0 && o.Expected != nil {
-		// A break of the same item found again with more entries supersedes the smaller one.
-		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3::TIMESTAMPTZ
-			FROM recon_breaks b JOIN recon_break_entries be ON be.break_id = b.break_id
-			JOIN recon_break_entries nb ON nb.break_id = $1 AND nb.bank_id = be.bank_id AND nb.statement_id = be.statement_id AND nb.line = be.line
-			WHERE b.break_id <> $1 AND b.bank_id = $2
-				AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)`, id, run.bank, run.now)
+	q := &run.breaks
+	q.ids, q.kinds, q.items, q.files = append(q.ids, id), append(q.kinds, string(o.Break)), append(q.items, item), append(q.files, file)
+	q.expected, q.actual, q.cycles = append(q.expected, expected), append(q.actual, actual), append(q.cycles, cycle)
+	q.expDates, q.actDates = append(q.expDates, expDate), append(q.actDates, actDate)
+	q.asOf, q.details = append(q.asOf, settlement.DateTime(asOf)), append(q.details, o.Detail)
+	q.addEntries(id, o.Actual)
+}
+
+// flush writes the queued matches and breaks: each kind in one insert of its rows and one of
+// their entries; what was recorded before (the same id) is left as it is, and resolutions follow
+// from what was new.
+func (run *reconRun) flush(ctx context.Context) error {
+	if q := &run.matches; q.len() > 0 {
+		rows, err := run.tx.Query(ctx, `INSERT INTO recon_matches (match_id, bank_id, kind, status, item_id, file_id, amount, detail, matched_at)
+			SELECT id, $1, kind, status, NULLIF(item, '')::UUID, NULLIF(file, ''), amount, detail, $2
+			FROM unnest($3::UUID[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::TEXT[])
+				AS m(id, kind, status, item, file, amount, detail)
+			ON CONFLICT (match_id) DO NOTHING RETURNING match_id, status`,
+			run.bank, run.now, q.ids, q.kinds, q.statuses, q.items, q.files, q.amounts, q.details)
 		if err != nil {
-			return fmt.Errorf("resolve superseded breaks: %w", err)
+			return fmt.Errorf("record matches: %w", err)
 		}
-		run.rep.Resolved += tag.RowsAffected()
+		var matched [][16]byte
+		for rows.Next() {
+			var (
+				id     [16]byte
+				status string
+			)
+			if err := rows.Scan(&id, &status); err != nil {
+				rows.Close()
+				return err
+			}
+			if status == "matched" {
+				run.rep.Matched++
+				matched = append(matched, id)
+			} else {
+				run.rep.Suggested++
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("record matches: %w", err)
+		}
+		if err := run.writeEntries(ctx, "recon_match_entries", "match_id", q); err != nil {
+			return err
+		}
+		if len(matched) > 0 {
+			// Breaks about these entries are resolved by the match: a partial payment completed.
+			tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+				SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2::TIMESTAMPTZ
+				FROM recon_break_entries be JOIN recon_match_entries me
+					ON me.bank_id = be.bank_id AND me.statement_id = be.statement_id AND me.line = be.line
+				WHERE me.match_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = be.break_id)`,
+				matched, run.now)
+			if err != nil {
+				return fmt.Errorf("resolve breaks of matched entries: %w", err)
+			}
+			run.rep.Resolved += tag.RowsAffected()
+		}
+		run.matches = outcomeRows{}
+	}
+	if q := &run.breaks; q.len() > 0 {
+		rows, err := run.tx.Query(ctx, `INSERT INTO recon_breaks (break_id, bank_id, kind, cycle_date, item_id, file_id, expected, actual,
+				expected_date, actual_date, as_of, detail, detected_at)
+			SELECT id, $1, kind, NULLIF(cycle, '')::DATE, NULLIF(item, '')::UUID, NULLIF(file, ''), NULLIF(expected, '')::BIGINT,
+				NULLIF(actual, '')::BIGINT, NULLIF(exp_date, '')::DATE, NULLIF(act_date, '')::DATE, as_of, detail, $2
+			FROM unnest($3::UUID[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[],
+					$12::DATE[], $13::TEXT[])
+				AS b(id, kind, cycle, item, file, expected, actual, exp_date, act_date, as_of, detail)
+			ON CONFLICT (break_id) DO NOTHING RETURNING break_id, kind, expected IS NOT NULL AND actual IS NOT NULL`,
+			run.bank, run.now, q.ids, q.kinds, q.cycles, q.items, q.files, q.expected, q.actual, q.expDates, q.actDates, q.asOf, q.details)
+		if err != nil {
+			return fmt.Errorf("record breaks: %w", err)
+		}
+		var both [][16]byte
+		for rows.Next() {
+			var (
+				id   [16]byte
+				kind string
+				sup  bool
+			)
+			if err := rows.Scan(&id, &kind, &sup); err != nil {
+				rows.Close()
+				return err
+			}
+			run.rep.Breaks[reconcile.BreakKind(kind)]++
+			if sup {
+				both = append(both, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("record breaks: %w", err)
+		}
+		if err := run.writeEntries(ctx, "recon_break_entries", "break_id", q); err != nil {
+			return err
+		}
+		if len(both) > 0 {
+			// A break of an item found again with more entries supersedes the smaller one.
+			tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
+				SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3::TIMESTAMPTZ
+				FROM recon_breaks b JOIN recon_break_entries be ON be.break_id = b.break_id
+				JOIN recon_break_entries nb ON nb.bank_id = be.bank_id AND nb.statement_id = be.statement_id AND nb.line = be.line
+				WHERE nb.break_id = ANY($1) AND NOT (b.break_id = ANY($1)) AND b.bank_id = $2
+					AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = b.break_id)`, both, run.bank, run.now)
+			if err != nil {
+				return fmt.Errorf("resolve superseded breaks: %w", err)
+			}
+			run.rep.Resolved += tag.RowsAffected()
+		}
+		run.breaks = outcomeRows{}
 	}
 	return nil
 }
 
-// entries writes which entries a match or a break is about.
-func (run *reconRun) entries(ctx context.Context, table, idColumn string, id [16]byte, actual []reconcile.Actual) error {
-	if len(actual) == 0 {
+// writeEntries writes which entries the queued matches or breaks are about.
+func (run *reconRun) writeEntries(ctx context.Context, table, idColumn string, q *outcomeRows) error {
+	if len(q.entryOwner) == 0 {
 		return nil
 	}
-	statements, lines := make([]string, len(actual)), make([]int64, len(actual))
-	for i, a := range actual {
-		statements[i], lines[i] = a.Statement, a.Line
-	}
 	_, err := run.tx.Exec(ctx, `INSERT INTO `+table+` (`+idColumn+`, bank_id, statement_id, line)
-		SELECT $1::UUID, $2::TEXT, s, l FROM unnest($3::TEXT[], $4::BIGINT[]) AS e(s, l) ON CONFLICT DO NOTHING`, id, run.bank, statements, lines)
+		SELECT o, $1::TEXT, s, l FROM unnest($2::UUID[], $3::TEXT[], $4::BIGINT[]) AS e(o, s, l) ON CONFLICT DO NOTHING`,
+		run.bank, q.entryOwner, q.entryStatements, q.entryLines)
 	if err != nil {
-		return fmt.Errorf("record the entries of a %s: %w", strings.TrimPrefix(table, "recon_"), err)
+		return fmt.Errorf("record the entries of %s: %w", strings.TrimPrefix(table, "recon_"), err)
 	}
 	return nil
 }

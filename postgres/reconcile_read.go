@@ -387,7 +387,7 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 				return err
 			}
 		}
-		return nil
+		return run.flush(ctx)
 	})
 }
 

@@ -15,6 +15,8 @@
 //	settle    close a settlement cycle: its items, postings and the banks' files
 //	reconcile import FILE... | reconcile run
 //	          import bank statements and match them with the settlement; list what does not match
+//	loadtest-reconcile
+//	          import and match a statement of a million entries in a database of its own, print the figures
 //	loadtest-settle
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //
@@ -52,6 +54,7 @@ func commands() []command {
 		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
 		{"settle", "close a settlement cycle: its items, postings and the banks' files", runSettle},
 		{"reconcile", "import bank statements (camt.053 XML or CSV), match them with the settlement, list the breaks: `reconcile import FILE...` or `reconcile run`", runReconcile},
+		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 	}
 }
