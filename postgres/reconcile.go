@@ -553,7 +553,7 @@ func (run *reconRun) recordMatch(ctx context.Context, o reconcile.Outcome) error
 		run.rep.Matched++
 		// Breaks about these entries are resolved by the match: a partial payment completed.
 		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2
+			SELECT DISTINCT be.break_id, 'matched', 'its entries matched, with others booked since', 'engine', $2::TIMESTAMPTZ
 			FROM recon_break_entries be JOIN recon_match_entries me
 				ON me.bank_id = be.bank_id AND me.statement_id = be.statement_id AND me.line = be.line
 			WHERE me.match_id = $1 AND NOT EXISTS (SELECT 1 FROM recon_resolutions r WHERE r.break_id = be.break_id)`, id, run.now)
@@ -616,7 +616,7 @@ func (run *reconRun) recordBreak(ctx context.Context, o reconcile.Outcome, key s
 	if len(o.Actual) > 0 && o.Expected != nil {
 		// A break of the same item found again with more entries supersedes the smaller one.
 		tag, err := run.tx.Exec(ctx, `INSERT INTO recon_resolutions (break_id, kind, note, resolved_by, resolved_at)
-			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3
+			SELECT DISTINCT b.break_id, 'superseded', 'found again with the entries booked since', 'engine', $3::TIMESTAMPTZ
 			FROM recon_breaks b JOIN recon_break_entries be ON be.break_id = b.break_id
 			JOIN recon_break_entries nb ON nb.break_id = $1 AND nb.bank_id = be.bank_id AND nb.statement_id = be.statement_id AND nb.line = be.line
 			WHERE b.break_id <> $1 AND b.bank_id = $2
