@@ -22,6 +22,9 @@ var (
 	// ErrNotAdjustable is returned for a break an adjustment cannot resolve: one without both an
 	// expected and a booked amount.
 	ErrNotAdjustable = errors.New("the break has no amount difference to adjust")
+	// ErrNotPending is returned for a match that is not a suggestion waiting for a person: a
+	// match made by the rules, or a suggestion confirmed or refused before.
+	ErrNotPending = errors.New("the match is not a suggestion waiting for a person")
 )
 
 // CodeReconAdjustment is the transfer that resolves a break by adjusting a bank's settlement
@@ -347,7 +350,7 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 			return fmt.Errorf("read match: %w", err)
 		}
 		if status != "suggested" {
-			return fmt.Errorf("match %s is not a suggestion", matchID)
+			return fmt.Errorf("match %s is %s, not a suggestion: %w", matchID, status, ErrNotPending)
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO recon_confirmations (match_id, accepted, confirmed_by, confirmed_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (match_id) DO NOTHING`, [16]byte(matchID), accepted, by, r.store.Now().UTC())
@@ -355,7 +358,7 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 			return fmt.Errorf("confirm match: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("match %s was confirmed or refused before", matchID)
+			return fmt.Errorf("match %s was confirmed or refused before: %w", matchID, ErrNotPending)
 		}
 		if accepted {
 			return nil
