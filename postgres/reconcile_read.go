@@ -468,7 +468,7 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 	if err != nil {
 		return rep, err
 	}
-	closed := c.ClosingAt
+	closed := r.store.Now()
 	if c.ClosedAt != nil {
 		closed = *c.ClosedAt
 	}
@@ -477,13 +477,17 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 		b := BankCycleReport{Bank: f.Header.BankID, Settled: f.Header.Net, Items: f.Header.NumberOfEntries,
 			ControlSum: f.Header.ControlSum, Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{}}
 		pos := settlement.PositionAccount(b.Bank)
-		if b.Opening, err = r.netAt(ctx, pos, c.ClosingAt); err != nil {
+		var posted bool
+		if b.Opening, b.Closing, posted, err = r.aroundPostings(ctx, pos, c, closed, b.Bank); err != nil {
 			return rep, err
 		}
-		if b.Closing, err = r.netAt(ctx, pos, closed); err != nil {
-			return rep, err
+		if !posted {
+			if b.Opening, err = r.netAt(ctx, pos, c.ClosingAt); err != nil {
+				return rep, err
+			}
+			b.Closing = b.Opening
 		}
-		err := r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
+		err = r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
 			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND (
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
@@ -536,6 +540,35 @@ func (r *Reconciler) netAt(ctx context.Context, id ledger.ID, at time.Time) (int
 		return 0, fmt.Errorf("balance of %s at %s: %w", id, at.Format(time.RFC3339), err)
 	}
 	return net, nil
+}
+
+// aroundPostings is bank's position (account pos) just before cycle c's postings and as they
+// left it: the versions of the account before the first and at the last that the cycle's items
+// posted to. The postings are written between the close's start and its end (closed); a batch is
+// stamped after the versions it builds on, possibly at the close's start itself, and may lead
+// the writer's clock by up to maxTimestampLead, so the versions looked at run that far past the
+// end. posted is false when the cycle posted nothing to the bank.
+func (r *Reconciler) aroundPostings(ctx context.Context, pos ledger.ID, c Cycle, closed time.Time, bank string) (opening, closing int64, posted bool, err error) {
+	var first, last *int64
+	err = r.store.pool.QueryRow(ctx, `SELECT min(b.version), max(b.version) FROM account_balances b
+		WHERE b.account_id = $1 AND b.ts >= $2 AND b.ts <= $3
+			AND EXISTS (SELECT 1 FROM unnest(b.transfer_ids) AS t(id) JOIN settlement_items i ON i.item_id = t.id
+				WHERE i.cycle_date = $4 AND i.bank_id = $5)`,
+		[16]byte(pos), c.ClosingAt.UTC(), closed.Add(maxTimestampLead).UTC(), settlement.DateTime(c.Date), bank).Scan(&first, &last)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("versions of %s's position with cycle %s's postings: %w", bank, c.Date, err)
+	}
+	if first == nil || last == nil {
+		return 0, 0, false, nil
+	}
+	err = r.store.pool.QueryRow(ctx, `SELECT
+			coalesce((SELECT b.credits_posted - b.debits_posted FROM account_balances b WHERE b.account_id = $1 AND b.version = $2), 0),
+			(SELECT b.credits_posted - b.debits_posted FROM account_balances b WHERE b.account_id = $1 AND b.version = $3)`,
+		[16]byte(pos), *first-1, *last).Scan(&opening, &closing)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%s's position around cycle %s's postings: %w", bank, c.Date, err)
+	}
+	return opening, closing, true, nil
 }
 
 // SettledWeek is what each bank's files stated, cycle by cycle, for the seven cycles up to d: the
