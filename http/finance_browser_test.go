@@ -172,8 +172,9 @@ func settledDayWithBreaks(t *testing.T, store *postgres.Store, c *clock, e *env)
 // page, and has Chromium do what a person does: open the page (and be sent to the login), log in
 // with the admin token and a Chinese name, see the open breaks and the week's chart, follow the
 // amount mismatch to its page, resolve it with a note, and see it resolved with the note and the
-// name, and the open breaks one fewer; then accept the suggestion. A failed step leaves a
-// screenshot in testdata/browser-output.
+// name, and the open breaks one fewer; then accept the suggestion, resolve the other break with
+// an adjustment through the ledger, and read the cycle's report and the trial balance. A failed
+// step leaves a screenshot in testdata/browser-output.
 func TestFinancePageInABrowser(t *testing.T) {
 	browser := findBrowser()
 	if browser == "" {
@@ -308,6 +309,38 @@ func TestFinancePageInABrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#suggestions")),
 		chromedp.Click(css(`#suggestions button[value="accept"]`)),
 		chromedp.WaitVisible(css("#no-suggestions")))
+
+	do("resolve the other break with an adjustment",
+		chromedp.Click(css(`a[href="/finance/breaks"]`)),
+		chromedp.WaitVisible(css("#breaks")),
+		chromedp.Click(chromedp.Search(`//table[@id="breaks"]//a[text()="missing in ledger"]`)),
+		chromedp.WaitVisible(css("#resolve")),
+		chromedp.SendKeys(css("#note"), "未知来款 12.34 held in suspense until ABC explains it"),
+		chromedp.Click(css("#resolve-adjustment")),
+		chromedp.WaitVisible(css("#resolution")))
+	if got := text("#resolution-kind"); got != "adjustment" {
+		t.Errorf("resolved by %q, want an adjustment", got)
+	}
+	do("see no open break", chromedp.Click(css(`a[href="/finance/breaks"]`)), chromedp.WaitVisible(css("#no-breaks")))
+
+	do("read the cycle's report", chromedp.Click(css(`a[href="/finance/"]`)), chromedp.WaitVisible(css("#cycles")),
+		chromedp.Click(css(`#cycles a[href="/finance/cycles/2026-03-03"]`)), chromedp.WaitVisible(css("#report")))
+	report := read("the report", chromedp.OuterHTML(css("#report")))
+	// Bank, opening, settled, matched, items matched, closing, items, control sum, breaks, open:
+	// ABC-JX's two items matched (one by its reference, one by the suggestion accepted); ICBC-JX's
+	// one not, its break resolved.
+	for _, want := range []string{`<span class="mono">ABC-JX</span> 中国农业银行嘉兴分行 ABC Jiaxing</td><td class="num">0.00</td><td class="num">345.50</td>` +
+		`<td class="num">345.50</td><td class="num">2 of 2</td><td class="num">345.50</td><td class="num">2</td><td class="num">345.50</td><td class="num">0</td><td class="num">0</td>`,
+		`<span class="mono">ICBC-JX</span> 中国工商银行嘉兴分行 ICBC Jiaxing</td><td class="num">0.00</td><td class="num">-345.50</td>` +
+			`<td class="num">0.00</td><td class="num">0 of 1</td><td class="num">-345.50</td><td class="num">1</td><td class="num">345.50</td><td class="num">1</td><td class="num">0</td>`} {
+		if !strings.Contains(strings.ReplaceAll(report, "\n", ""), want) {
+			t.Errorf("the report lacks %q:\n%s", want, report)
+		}
+	}
+	do("read the trial balance", chromedp.Click(css(`a[href="/finance/trial-balance"]`)), chromedp.WaitVisible(css("#trial")))
+	if got := text("#trial tfoot"); !strings.Contains(got, "debits equal credits") {
+		t.Errorf("the trial balance's totals: %q", got)
+	}
 
 	// What the browser did is in the store, in the person's name.
 	id, err := uuid.Parse(breakURL[strings.LastIndex(breakURL, "/")+1:])
