@@ -15,6 +15,7 @@ import (
 	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/reconcile"
 	"github.com/joinincard/engine/transit"
 )
 
@@ -23,6 +24,8 @@ import (
 type hostileWorld struct {
 	*env
 	merchantKey, operatorKey, institutionKey, bankKey string
+	// financeCookie and financeCSRF are a session of the finance page and its form token.
+	financeCookie, financeCSRF string
 }
 
 func newHostileWorld(t *testing.T) *hostileWorld {
@@ -50,12 +53,16 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Features: []Feature{NewPurchases(p), NewTransit(store, testTransitTables(t)), NewMedical(postgres.NewMedical(store, policies)),
-			NewAccounts(store), NewSettlement(set, store)}})
+			NewAccounts(store), NewSettlement(set, store), NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules)))}})
 	e.h = e.srv.Handler()
 	w := &hostileWorld{env: e}
 	for _, body := range []string{
@@ -84,6 +91,8 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	w.institutionKey = keyOf(request{method: "POST", path: "/v1/medical/institutions",
 		body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"3","city":"jiaxing"}`}, "api_key")
 	w.bankKey = keyOf(request{method: "POST", path: "/v1/banks/ICBC-JX/keys"}, "api_key")
+	fin := loginAs(t, e, "Hostile Tester")
+	w.financeCookie, w.financeCSRF = fin.cookie.Name+"="+fin.cookie.Value, fin.csrf
 	return w
 }
 
@@ -98,11 +107,16 @@ type hostileCase struct {
 	// contentType, when set, is the body's Content-Type, and the body is not JSON: the hostile
 	// value goes into it as the raw bytes it is in a path or a header.
 	contentType string
+	// page is a request to a finance page with the session of the world's login; its body, if
+	// any, is a form, where the hostile value is percent-encoded as in a URL and {CSRF} stands
+	// for the session's form token. A page answers an HTML page that shows the error.
+	page bool
 }
 
 // TestHostileBytesAreRefusedByName sends a NUL byte and invalid UTF-8 in every free-text field,
-// path segment, query parameter and key header of the API, on the real store: every one is
-// answered 400 naming the field, never 500, and the value is never repeated. PostgreSQL refuses
+// path segment, query parameter and key header of the API, and of the finance page's addresses
+// and forms, on the real store: every one is answered 400 naming the field, never 500, and the
+// value is never repeated. PostgreSQL refuses
 // both in text, so any that got through to a query would fail its transaction (and, in the
 // purchase committer, every other merchant's request in it).
 func TestHostileBytesAreRefusedByName(t *testing.T) {
@@ -273,6 +287,38 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "bank_id", method: "POST", path: "/v1/bank/cycles/2026-03-03/acknowledgement",
 			auth: "bank", contentType: "text/csv", body: strings.Replace(hostileAckCSV, ",ICBC-JX,", ",ICBC{X}-JX,", 1)},
 	}
+	const breakPath, suggestionPath = "/finance/breaks/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11", "/finance/suggestions/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"
+	cases = append(cases, []hostileCase{
+		{route: "GET /finance/login", field: "unknown query parameter", path: "/finance/login?n{X}=1"},
+		{route: "POST /finance/login", field: "name", method: "POST", path: "/finance/login", body: "name=An{X}na&token=t"},
+		{route: "POST /finance/login", field: "token", method: "POST", path: "/finance/login", body: "name=Anna&token=t{X}"},
+		{route: "POST /finance/logout", field: "csrf", method: "POST", path: "/finance/logout", body: "csrf={X}"},
+		{route: "GET /finance/{$}", field: "unknown query parameter", path: "/finance/?a{X}=1"},
+		{route: "GET /finance/cycles/{date}", field: "date", path: "/finance/cycles/2026-03-0{X}"},
+		{route: "GET /finance/cycles/{date}/report.csv", field: "date", path: "/finance/cycles/{X}/report.csv"},
+		{route: "GET /finance/breaks", field: "bank", path: "/finance/breaks?bank=IC{X}BC"},
+		{route: "GET /finance/breaks", field: "status", path: "/finance/breaks?status=op{X}en"},
+		{route: "GET /finance/breaks/{id}", field: "id", path: "/finance/breaks/{X}"},
+		{route: "POST /finance/breaks/{id}/resolve", field: "id", method: "POST", path: "/finance/breaks/{X}/resolve",
+			body: "action=note&note=x&csrf={CSRF}"},
+		{route: "POST /finance/breaks/{id}/resolve", field: "note", method: "POST", path: breakPath + "/resolve",
+			body: "action=note&note=a{X}b&csrf={CSRF}"},
+		{route: "POST /finance/breaks/{id}/resolve", field: "action", method: "POST", path: breakPath + "/resolve",
+			body: "action=no{X}te&note=x&csrf={CSRF}"},
+		{route: "GET /finance/suggestions", field: "bank", path: "/finance/suggestions?bank={X}"},
+		{route: "POST /finance/suggestions/{id}", field: "id", method: "POST", path: "/finance/suggestions/{X}", body: "decision=accept&csrf={CSRF}"},
+		{route: "POST /finance/suggestions/{id}", field: "decision", method: "POST", path: suggestionPath, body: "decision=acc{X}ept&csrf={CSRF}"},
+		{route: "GET /finance/trial-balance", field: "at", path: "/finance/trial-balance?at=2026-03-04T10:00{X}"},
+		{route: "GET /finance/trial-balance.csv", field: "at", path: "/finance/trial-balance.csv?at={X}"},
+	}...)
+	for i := range cases {
+		if strings.HasPrefix(cases[i].route, "GET /finance") || strings.HasPrefix(cases[i].route, "POST /finance") {
+			cases[i].page = true
+			if cases[i].method == "" {
+				cases[i].method = "GET"
+			}
+		}
+	}
 	for _, field := range []string{"card_number", "passport_number", "social_security_number", "work_permit_number",
 		"bank_account_number", "holder_name", "nationality", "permit_valid_until", "insurance_city", "issuer_bank",
 		"physical_token", "digital_token"} {
@@ -284,7 +330,7 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 	for _, c := range cases {
 		covered[c.route] = true
 	}
-	for _, rt := range w.srv.Routes() {
+	for _, rt := range append(w.srv.Routes(), w.srv.Pages()...) {
 		name := rt.Method + " " + rt.Pattern
 		if !covered[name] && rt.Pattern != "/healthz" && rt.Pattern != "/readyz" && rt.Pattern != "/metrics" {
 			t.Errorf("%s: no hostile case", name)
@@ -300,6 +346,26 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 				field := c.field
 				rq := request{method: c.method, path: strings.ReplaceAll(c.path, "{X}", h.inURL),
 					body: strings.ReplaceAll(c.body, "{X}", h.inBody)}
+				if c.page {
+					rq.auth = "-"
+					rq.header = map[string]string{"Cookie": w.financeCookie}
+					if c.body != "" {
+						rq.body = strings.NewReplacer("{X}", h.inURL, "{CSRF}", w.financeCSRF).Replace(c.body)
+						rq.header["Content-Type"] = "application/x-www-form-urlencoded"
+					}
+					r := w.do(t, rq)
+					if r.Code != http.StatusBadRequest || r.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+						t.Fatalf("%s %q: %d %q %s, want a 400 page", rq.method, rq.path, r.Code, r.Header().Get("Content-Type"), r.Body.String())
+					}
+					got := pageError(r)
+					if !strings.Contains(strings.ToLower(got), field) {
+						t.Errorf("%q does not name %s", got, field)
+					}
+					if strings.ContainsAny(r.Body.String(), "\x00\ufffd") || !utf8.Valid(r.Body.Bytes()) {
+						t.Errorf("the page repeats the hostile value: %q", got)
+					}
+					return
+				}
 				if c.contentType != "" {
 					rq.body = strings.ReplaceAll(c.body, "{X}", h.inHeader)
 					rq.header = map[string]string{"Content-Type": c.contentType}

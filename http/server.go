@@ -80,9 +80,14 @@ type Feature interface {
 // FeatureRoute is one endpoint of a Feature. Admin routes get the admin bearer check; others do
 // their own authentication (an operator's or a merchant's API key).
 type FeatureRoute struct {
-	Method  string
-	Path    string
-	Admin   bool
+	Method string
+	Path   string
+	Admin  bool
+	// Page marks a page for people's browsers (the finance page): it answers HTML or a download,
+	// authenticates by its own session cookie, never by a bearer token, and is listed by Pages,
+	// not Routes. Routes is the API that docs/openapi.json documents for programs; a page's
+	// forms and addresses belong to the page and change with it. Admin must be false.
+	Page    bool
 	Handler http.HandlerFunc
 }
 
@@ -106,7 +111,9 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	routes  []Route
+	routes []Route
+	// pages are the routes of pages for people's browsers (FeatureRoute.Page), apart from the API.
+	pages   []Route
 	handler http.Handler
 	// lastOffset is the last offset given to a message ingested over HTTP (see nextOffset).
 	lastOffset atomic.Int64
@@ -157,22 +164,41 @@ func NewServer(cfg Config) *Server {
 	handle(http.MethodPost, "/v1/cards/{token}/status", true, http.HandlerFunc(s.handleCardStatus))
 	for _, f := range cfg.Features {
 		for _, fr := range f.Routes(s) {
-			handle(fr.Method, fr.Path, fr.Admin, fr.Handler)
+			if !fr.Page {
+				handle(fr.Method, fr.Path, fr.Admin, fr.Handler)
+				continue
+			}
+			if fr.Admin {
+				panic("http: a page route " + fr.Path + " marked admin: pages check their own session")
+			}
+			s.pages = append(s.pages, Route{Method: fr.Method, Pattern: fr.Path})
+			mux.Handle(fr.Method+" "+fr.Path, fr.Handler)
 		}
 	}
 
-	// The mux answers a wrong method or an unknown path in plain text; these answer in JSON.
+	// The mux answers a wrong method or an unknown path in plain text; these answer in JSON, and
+	// a page's in plain text, for a person.
 	allowed := map[string][]string{}
 	for _, rt := range s.routes {
 		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
+	}
+	pagePaths := map[string]bool{}
+	for _, rt := range s.pages {
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
+		pagePaths[rt.Pattern] = true
 	}
 	for path, methods := range allowed {
 		if slices.Contains(methods, http.MethodGet) {
 			methods = append(methods, http.MethodHead)
 		}
 		allow := strings.Join(methods, ", ")
+		page := pagePaths[path]
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
+			if page {
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
 			s.writeError(w, r, Errorf(EMETHOD, "method not allowed, want %s", allow))
 		})
 	}
@@ -186,8 +212,13 @@ func NewServer(cfg Config) *Server {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Routes lists the server's endpoints in registration order.
+// Routes lists the server's API endpoints in registration order: what docs/openapi.json
+// documents. Pages for people's browsers are listed by Pages.
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Pages lists the routes of the pages for people's browsers (the finance page), in registration
+// order: HTML and downloads behind a session cookie, not part of the API.
+func (s *Server) Pages() []Route { return slices.Clone(s.pages) }
 
 // observe wraps the mux with the access log and turns a handler's panic into a 500.
 func (s *Server) observe(next http.Handler) http.Handler {

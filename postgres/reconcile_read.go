@@ -22,6 +22,9 @@ var (
 	// ErrNotAdjustable is returned for a break an adjustment cannot resolve: one without both an
 	// expected and a booked amount.
 	ErrNotAdjustable = errors.New("the break has no amount difference to adjust")
+	// ErrNotPending is returned for a match that is not a suggestion waiting for a person: a
+	// match made by the rules, or a suggestion confirmed or refused before.
+	ErrNotPending = errors.New("the match is not a suggestion waiting for a person")
 )
 
 // CodeReconAdjustment is the transfer that resolves a break by adjusting a bank's settlement
@@ -347,7 +350,7 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 			return fmt.Errorf("read match: %w", err)
 		}
 		if status != "suggested" {
-			return fmt.Errorf("match %s is not a suggestion", matchID)
+			return fmt.Errorf("match %s is %s, not a suggestion: %w", matchID, status, ErrNotPending)
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO recon_confirmations (match_id, accepted, confirmed_by, confirmed_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (match_id) DO NOTHING`, [16]byte(matchID), accepted, by, r.store.Now().UTC())
@@ -355,7 +358,7 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 			return fmt.Errorf("confirm match: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("match %s was confirmed or refused before", matchID)
+			return fmt.Errorf("match %s was confirmed or refused before: %w", matchID, ErrNotPending)
 		}
 		if accepted {
 			return nil
@@ -465,7 +468,7 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 	if err != nil {
 		return rep, err
 	}
-	closed := c.ClosingAt
+	closed := r.store.Now()
 	if c.ClosedAt != nil {
 		closed = *c.ClosedAt
 	}
@@ -490,7 +493,7 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 		if b.Closing, err = r.netAt(ctx, pos, *last); err != nil {
 			return rep, err
 		}
-		err := r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
+		err = r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
 			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND (
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))

@@ -1,0 +1,432 @@
+package http
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	// financeSessionTTL is how long a login lasts: a working day. A person logs in once in the
+	// morning; a session left open on a shared screen, or a cookie copied off a machine, stops
+	// working by the evening. It does not slide: every login ends at most this long after it.
+	financeSessionTTL = 8 * time.Hour
+	// maxFinanceSessions bounds the sessions kept in memory: a finance team is tens of people
+	// with a browser or two each. At the bound a login ends the session closest to its end.
+	maxFinanceSessions = 256
+	// financeTokenBytes is the entropy of a session id and of a form token: 256 bits, which no
+	// one guesses.
+	financeTokenBytes = 32
+	// financeCookie names the session cookie; its path is the page's, so that no API request
+	// ever carries it.
+	financeCookie     = "joinin_finance"
+	financeCookiePath = "/finance"
+	// maxWhoBytes bounds the name a person logs in with, recorded on every resolution and
+	// confirmation they make: a full name in any script fits.
+	maxWhoBytes = 100
+	// loginFreeFailures is how many failed logins in a row are answered at once: a person
+	// mistypes the token a time or two.
+	loginFreeFailures = 3
+	// loginBackoffFirst is the wait after the first failure beyond the free ones; each further
+	// failure doubles it, up to loginBackoffMax. Logins are throttled for the process, not per
+	// client: one guess per loginBackoffMax at most, from anywhere, is what a guesser gets.
+	loginBackoffFirst = time.Second
+	// loginBackoffMax caps the wait: while someone guesses, the admin waits at most this long to
+	// log in.
+	loginBackoffMax = 30 * time.Second
+)
+
+var financeTokenLen = base64.RawURLEncoding.EncodedLen(financeTokenBytes)
+
+// financeSession is a person logged in to the finance page. It never changes once made.
+type financeSession struct {
+	who     string // the name given at login, recorded on what the person does
+	csrf    string // the token every form of the session carries
+	expires time.Time
+}
+
+// financeSessions keeps the sessions in memory, by the SHA-256 of their ids: the ids themselves
+// live only in the browsers' cookies, and finding a session by the hash of what a request
+// presents times nothing about the ids kept. A restart ends every session.
+type financeSessions struct {
+	mu   sync.Mutex
+	rand io.Reader
+	byID map[[sha256.Size]byte]*financeSession
+}
+
+func newFinanceSessions(rand io.Reader) *financeSessions {
+	return &financeSessions{rand: rand, byID: map[[sha256.Size]byte]*financeSession{}}
+}
+
+func (ss *financeSessions) token() (string, error) {
+	var b [financeTokenBytes]byte
+	if _, err := io.ReadFull(ss.rand, b[:]); err != nil {
+		return "", fmt.Errorf("draw a session token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// start opens a session for who, and returns its id.
+func (ss *financeSessions) start(who string, now time.Time) (string, *financeSession, error) {
+	id, err := ss.token()
+	if err != nil {
+		return "", nil, err
+	}
+	csrf, err := ss.token()
+	if err != nil {
+		return "", nil, err
+	}
+	s := &financeSession{who: who, csrf: csrf, expires: now.Add(financeSessionTTL)}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, old := range ss.byID {
+		if !now.Before(old.expires) {
+			delete(ss.byID, k)
+		}
+	}
+	for len(ss.byID) >= maxFinanceSessions {
+		var (
+			soonest [sha256.Size]byte
+			first   = true
+			at      time.Time
+		)
+		for k, old := range ss.byID {
+			if first || old.expires.Before(at) {
+				soonest, at, first = k, old.expires, false
+			}
+		}
+		delete(ss.byID, soonest)
+	}
+	ss.byID[sha256.Sum256([]byte(id))] = s
+	return id, s, nil
+}
+
+// get returns the session of id, or nil for none or one that has ended.
+func (ss *financeSessions) get(id string, now time.Time) *financeSession {
+	if len(id) != financeTokenLen {
+		return nil
+	}
+	k := sha256.Sum256([]byte(id))
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byID[k]
+	if !ok {
+		return nil
+	}
+	if !now.Before(s.expires) {
+		delete(ss.byID, k)
+		return nil
+	}
+	return s
+}
+
+// end ends the session of id.
+func (ss *financeSessions) end(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.byID, sha256.Sum256([]byte(id)))
+}
+
+// loginThrottle slows a guesser of the admin token: after loginFreeFailures failures in a row,
+// each attempt must wait for the one before it, the wait doubling per failure up to
+// loginBackoffMax. An attempt that comes too early is refused without looking at its token. A
+// login that succeeds clears the count.
+type loginThrottle struct {
+	mu       sync.Mutex
+	failures int
+	next     time.Time // no attempt is checked before it
+}
+
+// wait is how long an attempt at now must still wait; zero, it may be checked.
+func (l *loginThrottle) wait(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		return l.next.Sub(now)
+	}
+	return 0
+}
+
+func (l *loginThrottle) failed(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures++
+	if n := l.failures - loginFreeFailures; n > 0 {
+		d := loginBackoffMax
+		if n <= 16 { // 2^15 s is past the cap: no shift that could overflow
+			d = min(loginBackoffFirst<<(n-1), loginBackoffMax)
+		}
+		l.next = now.Add(d)
+	}
+}
+
+func (l *loginThrottle) succeeded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures, l.next = 0, time.Time{}
+}
+
+// --- sessions on requests ---------------------------------------------------------------------------
+
+// session returns the request's session, or nil. Only the cookie counts: an Authorization header,
+// whatever key it carries, is not a session.
+func (h *financeHandlers) session(r *http.Request) *financeSession {
+	c, err := r.Cookie(financeCookie)
+	if err != nil {
+		return nil
+	}
+	return h.sessions.get(c.Value, h.s.now())
+}
+
+// closed answers when the engine has no admin token: no one can log in.
+func (h *financeHandlers) closed(w http.ResponseWriter, r *http.Request) bool {
+	if h.s.adminSet {
+		return false
+	}
+	h.fail(w, r, nil, Errorf(EUNAVAILABLE, "the finance page is closed: the engine has no admin token configured"))
+	return true
+}
+
+func (h *financeHandlers) toLogin(w http.ResponseWriter, r *http.Request) {
+	h.headers(w)
+	http.Redirect(w, r, "/finance/login", http.StatusSeeOther)
+}
+
+// page lets a request through to a page with a session, and sends one without to the login.
+func (h *financeHandlers) page(next func(http.ResponseWriter, *http.Request, *financeSession)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.closed(w, r) {
+			return
+		}
+		sess := h.session(r)
+		if sess == nil {
+			h.toLogin(w, r)
+			return
+		}
+		next(w, r, sess)
+	}
+}
+
+// form lets a form's POST through with a session, from the page's own origin, carrying the
+// session's form token, with the fields named (and the token) and nothing else. A form from
+// another site is refused twice over: the browser says where it came from (Sec-Fetch-Site,
+// Origin or Referer), and another site cannot know the session's token.
+func (h *financeHandlers) form(fields []string, next func(http.ResponseWriter, *http.Request, *financeSession, map[string]string)) http.HandlerFunc {
+	allowed := append(slices.Clone(fields), "csrf")
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.closed(w, r) {
+			return
+		}
+		sess := h.session(r)
+		if sess == nil {
+			h.toLogin(w, r)
+			return
+		}
+		if err := h.sameOrigin(r); err != nil {
+			h.fail(w, r, sess, err)
+			return
+		}
+		form, err := readForm(w, r, allowed)
+		if err != nil {
+			h.fail(w, r, sess, err)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(form["csrf"]), []byte(sess.csrf)) != 1 {
+			h.fail(w, r, sess, Errorf(EFORBIDDEN, "the form is out of date or came from elsewhere: reload the page and send it again"))
+			return
+		}
+		next(w, r, sess, form)
+	}
+}
+
+// sameOrigin refuses a request that its browser says came from another site: by Sec-Fetch-Site
+// or Origin (net/http's cross-origin protection), or, from a browser that sends neither, by
+// Referer. A request with none of them is not a browser's cross-site form, and is let through to
+// the form token.
+func (h *financeHandlers) sameOrigin(r *http.Request) error {
+	refused := Errorf(EFORBIDDEN, "the form came from another site")
+	if err := h.origin.Check(r); err != nil {
+		return refused
+	}
+	if r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Origin") != "" {
+		return nil
+	}
+	if ref := r.Header.Get("Referer"); ref != "" {
+		u, err := url.Parse(ref)
+		if err != nil || u.Host != r.Host {
+			return refused
+		}
+	}
+	return nil
+}
+
+// readForm reads a urlencoded form of the fields named, each at most once, each valid UTF-8
+// without control characters (a note may hold line breaks and tabs). Errors name fields, never
+// values.
+func readForm(w http.ResponseWriter, r *http.Request, fields []string) (map[string]string, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, Errorf(EINVALID, "content-type: want a form, application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, financeFormMaxBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, Errorf(ETOOLARGE, "request body is larger than %d bytes", financeFormMaxBytes)
+		}
+		return nil, Errorf(EINVALID, "cannot read request body")
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, Errorf(EINVALID, "request body is not a valid form")
+	}
+	out := make(map[string]string, len(vals))
+	for k, v := range vals {
+		if !slices.Contains(fields, k) {
+			return nil, unknownField(k)
+		}
+		if len(v) != 1 {
+			return nil, Errorf(EINVALID, "%s: duplicate field", k)
+		}
+		if why := checkFormText(v[0], k == "note"); why != "" {
+			return nil, Errorf(EINVALID, "%s: %s", k, why)
+		}
+		out[k] = v[0]
+	}
+	return out, nil
+}
+
+// checkFormText returns why s is not acceptable in a form field, or "": invalid UTF-8 or a
+// control character (PostgreSQL refuses a NUL in text); multiline allows line breaks and tabs.
+func checkFormText(s string, multiline bool) string {
+	if !utf8.ValidString(s) {
+		return "must be valid utf-8"
+	}
+	for _, c := range s {
+		if multiline && (c == '\n' || c == '\r' || c == '\t') {
+			continue
+		}
+		if unicode.IsControl(c) {
+			return "must not contain control characters"
+		}
+	}
+	return ""
+}
+
+// --- login and logout -------------------------------------------------------------------------------
+
+type loginView struct {
+	Name    string
+	NameMax int
+}
+
+func (h *financeHandlers) loginPage(w http.ResponseWriter, r *http.Request) {
+	if h.closed(w, r) {
+		return
+	}
+	if _, err := pageQuery(r); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	if h.session(r) != nil {
+		h.headers(w)
+		http.Redirect(w, r, "/finance/", http.StatusSeeOther)
+		return
+	}
+	h.render(w, r, http.StatusOK, "login", pageData{Title: "Log in", Page: loginView{NameMax: maxWhoBytes}})
+}
+
+// login checks the admin token (its SHA-256 against the server's, in constant time) and opens a
+// session in the name given. Only the admin token logs in: an API key of a merchant, an
+// operator, an institution or a bank is just a wrong token here.
+func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
+	if h.closed(w, r) {
+		return
+	}
+	again := func(status int, name, msg string) {
+		h.render(w, r, status, "login", pageData{Title: "Log in", Error: msg, Page: loginView{Name: name, NameMax: maxWhoBytes}})
+	}
+	if err := h.sameOrigin(r); err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	form, err := readForm(w, r, []string{"name", "token"})
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			again(statusOf[e.Code], "", e.Message)
+			return
+		}
+		h.fail(w, r, nil, err)
+		return
+	}
+	name, token := strings.TrimSpace(form["name"]), form["token"]
+	switch {
+	case name == "":
+		again(http.StatusBadRequest, "", "name: missing: your name is recorded on what you resolve")
+		return
+	case len(name) > maxWhoBytes:
+		again(http.StatusBadRequest, "", fmt.Sprintf("name: more than %d bytes", maxWhoBytes))
+		return
+	case token == "":
+		again(http.StatusBadRequest, name, "token: missing")
+		return
+	}
+	now := h.s.now()
+	if wait := h.throttle.wait(now); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		again(http.StatusTooManyRequests, name, fmt.Sprintf("too many failed logins: try again in %d s", secs))
+		return
+	}
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(got[:], h.s.adminHash[:]) != 1 {
+		h.throttle.failed(now)
+		h.s.log.WarnContext(r.Context(), "finance login refused: wrong token")
+		again(http.StatusUnauthorized, name, "wrong token: the finance page opens with the engine's admin token")
+		return
+	}
+	h.throttle.succeeded()
+	id, _, err := h.sessions.start(name, now)
+	if err != nil {
+		h.fail(w, r, nil, err)
+		return
+	}
+	h.s.log.InfoContext(r.Context(), "finance login", "who", name)
+	http.SetCookie(w, &http.Cookie{Name: financeCookie, Value: id, Path: financeCookiePath, MaxAge: int(financeSessionTTL / time.Second),
+		Expires: now.Add(financeSessionTTL), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.secure || r.TLS != nil})
+	h.headers(w)
+	http.Redirect(w, r, "/finance/", http.StatusSeeOther)
+}
+
+// logout ends the session and sends the browser to the login.
+func (h *financeHandlers) logout(w http.ResponseWriter, r *http.Request, sess *financeSession, _ map[string]string) {
+	if c, err := r.Cookie(financeCookie); err == nil {
+		h.sessions.end(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: financeCookie, Value: "", Path: financeCookiePath, MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: h.secure || r.TLS != nil})
+	h.s.log.InfoContext(r.Context(), "finance logout", "who", sess.who)
+	h.toLogin(w, r)
+}
+
+// financeCSP is the pages' content security policy: nothing loads but the style sheet, inlined
+// and allowed by its hash.
+func financeCSP(css []byte) string {
+	sum := sha256.Sum256(css)
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}

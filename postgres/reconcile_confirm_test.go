@@ -1,0 +1,75 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/reconcile"
+	"github.com/joinincard/engine/settlement"
+)
+
+// TestConfirmOfADecidedSuggestionIsNotPending confirms a suggestion once, then again, and refuses
+// a match the rules made: both are ErrNotPending, which a page tells a person apart from a
+// failure.
+func TestConfirmOfADecidedSuggestionIsNotPending(t *testing.T) {
+	ctx := context.Background()
+	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
+	w.buy(t, 0, 123_45)
+	w.buy(t, 1, 67_89)
+	w.clock.Set(sh("2026-03-03 23:30"))
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	// ISS's statement books the first card's item without a reference (a suggestion) and the
+	// second's naming it (a match).
+	var first, second [16]byte
+	for _, q := range []struct {
+		amount int64
+		id     *[16]byte
+	}{{-123_45, &first}, {-67_89, &second}} {
+		if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = $2`,
+			settlement.DateTime(day), q.amount).Scan(q.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+			opening, closing, entries, control_sum, net, content_hash, imported_at)
+		VALUES ('ISS', 'STMT-1', 1, now(), $1, $1, 0, -19134, 2, 19134, -19134, 'test', now())`, vd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
+			amount, booking_date, value_date, info)
+		VALUES ('ISS', 'STMT-1', 1, 'E1', '', NULL, NULL, -12345, $1, $1, 'no reference'),
+			('ISS', 'STMT-1', 2, 'E2', 'ref', $2, NULL, -6789, $1, $1, 'named')`, vd, second); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := postgres.NewReconciler(w.st, rules)
+	if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
+		t.Fatal(err)
+	}
+	sugg, err := rec.Suggestions(ctx, "ISS")
+	if err != nil || len(sugg) != 1 || sugg[0].Item != first {
+		t.Fatalf("suggestions %+v: %v", sugg, err)
+	}
+	if err := rec.Confirm(ctx, sugg[0].ID, true, "王芳"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Confirm(ctx, sugg[0].ID, false, "Anna"); !errors.Is(err, postgres.ErrNotPending) {
+		t.Errorf("confirmed twice: %v, want ErrNotPending", err)
+	}
+	var matched [16]byte
+	if err := w.st.Pool().QueryRow(ctx, `SELECT match_id FROM recon_matches WHERE item_id = $1`, second).Scan(&matched); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Confirm(ctx, matched, true, "Anna"); !errors.Is(err, postgres.ErrNotPending) {
+		t.Errorf("a match confirmed: %v, want ErrNotPending", err)
+	}
+}
