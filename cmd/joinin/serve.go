@@ -118,6 +118,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	ef := addEngineFlags(fs)
 	mf := addMedicalFlags(fs)
 	sf := addSettleFlags(fs)
+	rf := addReconcileFlags(fs)
+	secureCookie := fs.Bool("secure-cookie", envOr("JOININ_SECURE_COOKIE", "") == "true",
+		"mark the finance page's session cookie Secure on every answer: set it when a TLS proxy sits in front (env JOININ_SECURE_COOKIE=true)")
 	graceDefault, graceErr := durationEnv("JOININ_SETTLE_GRACE", defaultSettleGrace)
 	grace := fs.Duration("settle-grace", graceDefault,
 		"how long after a cycle's cut-off serve closes it; 0 never closes cycles on its own (env JOININ_SETTLE_GRACE)")
@@ -196,6 +199,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	features = append(features, transitAPI)
 	// Settlement: the admin closes and reads cycles; banks fetch their files and acknowledge them.
 	features = append(features, joininhttp.NewSettlement(set, st))
+	// Reconciliation: the admin imports banks' statements; finance staff read the finance page.
+	rec, err := rf.reconciler(st)
+	if err != nil {
+		return err
+	}
+	finance := joininhttp.NewFinance(joininhttp.NewPostgresFinance(st, set, rec))
+	finance.SecureCookie = *secureCookie
+	features = append(features, finance)
 
 	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
 		adminToken: *adminToken, metrics: reg, log: log, features: features})
