@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -523,11 +524,7 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 	outcomes := ts.Decide(cands, v, now)
 
 	var accepted []int
-	type mark struct {
-		card, group string
-		day         transit.Day
-	}
-	marks := map[mark]bool{}
+	marks := map[transitMark]bool{}
 	for i, o := range outcomes {
 		if o.Result != transit.Accepted {
 			continue
@@ -544,7 +541,7 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		// started then.
 		for _, d := range []transit.Day{g.DayOf(tp.At), g.DayOf(tp.At.Add(-g.Lookback()))} {
 			if d <= *st.closed {
-				marks[mark{tp.Card, g.Key, d}] = true
+				marks[transitMark{tp.Card, g.Key, d}] = true
 			}
 		}
 	}
@@ -563,19 +560,8 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 			return nil, fmt.Errorf("write taps: %w", err)
 		}
 	}
-	if len(marks) > 0 {
-		var (
-			mc, mg []string
-			md     []time.Time
-		)
-		for m := range marks {
-			mc, mg, md = append(mc, m.card), append(mg, m.group), append(md, m.day.Date())
-		}
-		if _, err := t.Exec(ctx, `INSERT INTO transit_reprice (card_token, group_key, travel_day, marked_at)
-			SELECT c, g, d, $4 FROM unnest($1::TEXT[], $2::TEXT[], $3::DATE[]) AS m(c, g, d)
-			ON CONFLICT DO NOTHING`, mc, mg, md, now); err != nil {
-			return nil, fmt.Errorf("mark late taps: %w", err)
-		}
+	if err := t.markTransitDays(ctx, slices.Collect(maps.Keys(marks)), now); err != nil {
+		return nil, err
 	}
 	return outcomes, nil
 }
@@ -953,14 +939,14 @@ func (t *Tx) postTransit(ctx context.Context, ps []transitPosting, now time.Time
 	return nil
 }
 
-// settleTransitCards prices cards' days in group g (consecutive days of one week) from their taps,
-// posts the difference between each day's price and what the ledger moved for it, and writes
-// the days. The days' rows are locked, so two passes over one card queue. The journeys are not
-// stored: the taps and the days' weekly totals price them again, the same, when they are asked for.
+// settleTransitCards prices cards' days in group g (consecutive days, at most
+// transit.MaxPriceDays) from their taps, posts the difference between each day's price and what
+// the ledger moved for it, and writes the days. The days' rows are locked, so two passes over one
+// card queue. The journeys are not stored: the taps, the days' weekly and monthly totals and the
+// cards' concession classes price them again, the same, when they are asked for.
 func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *transit.Group, cardTokens []string, days []transit.Day, now time.Time) (TransitCloseReport, error) {
 	var rep TransitCloseReport
 	first, last := days[0], days[len(days)-1]
-	weekStart := first.WeekStart()
 	from, to := g.DayStart(first).Add(-g.Lookback()), g.DayEnd(last).Add(g.Lookback())
 	taps := map[string][]transit.Tap{}
 	rows := map[transitDayKey]*transitDayRow{}
@@ -977,8 +963,9 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		}
 		return rs.Err()
 	})
-	// The days priced are locked; the week's days before them are only read, for the weekly cap:
-	// a re-pricing that changes one of those goes on through these days itself.
+	// The days priced are locked; the week's and month's days before them are only read, for
+	// the caps and the spend discount: a re-pricing that changes one of those goes on through
+	// these days itself.
 	readRows := func(rs pgx.Rows) error {
 		for rs.Next() {
 			r, err := scanTransitDay(rs)
@@ -989,10 +976,11 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		}
 		return rs.Err()
 	}
-	if weekStart < first {
+	priorFrom := priorDaysFrom(g, first)
+	if priorFrom < first {
 		q.Queue(`SELECT card_token, operator_id, travel_day, priced, cap_counted, cap_credit, journeys, paid, owed, owed_since, revision
 			FROM transit_days WHERE card_token = ANY($1) AND operator_id = ANY($2) AND travel_day >= $3 AND travel_day < $4`,
-			cardTokens, g.Operators, weekStart.Date(), first.Date()).Query(readRows)
+			cardTokens, g.Operators, priorFrom.Date(), first.Date()).Query(readRows)
 	}
 	q.Queue(`SELECT card_token, operator_id, travel_day, priced, cap_counted, cap_credit, journeys, paid, owed, owed_since, revision
 		FROM transit_days WHERE card_token = ANY($1) AND operator_id = ANY($2) AND travel_day >= $3 AND travel_day <= $4
@@ -1000,6 +988,7 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		cardTokens, g.Operators, first.Date(), last.Date()).Query(readRows)
 	statuses := newCardStatusRows()
 	statuses.queue(q, cardTokens)
+	classes := queueConcessions(q, cardTokens)
 	if err := t.SendBatch(ctx, q).Close(); err != nil {
 		return rep, fmt.Errorf("load cards' travel days: %w", err)
 	}
@@ -1009,17 +998,19 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		ps      []transitPosting
 		changed []*transitDayRow
 	)
-	// What each card's week counted before the first day, toward the weekly cap.
-	used := make(map[string]int64, len(cardTokens))
+	// What each card's week and month counted before the first day.
+	prior := make(map[string]transit.Prior, len(cardTokens))
 	for k, r := range rows {
-		if k.day >= weekStart && k.day < first {
-			used[k.card] += r.capCounted
+		if k.day < first {
+			p := prior[k.card]
+			addPrior(&p, first, k.day, r)
+			prior[k.card] = p
 		}
 	}
 	for _, card := range cardTokens {
 		// A tap made while the card could not travel is not the card's to pay, though a race
 		// with the change that stopped it let it in.
-		priced, err := ts.PriceDays(g, ts.Payable(taps[card], status[card]), days, used[card], now)
+		priced, err := ts.PriceDays(g, ts.Payable(taps[card], status[card]), days, prior[card], classes[card], now)
 		if err != nil {
 			return rep, fmt.Errorf("price card %s: %w", card, err)
 		}
@@ -1048,6 +1039,32 @@ func (t *Tx) settleTransitCards(ctx context.Context, ts *transit.Tables, g *tran
 		return rep, err
 	}
 	return rep, t.writeTransitDays(ctx, changed, now)
+}
+
+// priorDaysFrom is the first day whose row a price from first depends on: the start of first's
+// week when a rule of the group counts over weeks, of its month when one counts over months.
+func priorDaysFrom(g *transit.Group, first transit.Day) transit.Day {
+	from := first
+	if g.Counts(transit.PeriodWeek) {
+		from = min(from, first.WeekStart())
+	}
+	if g.Counts(transit.PeriodMonth) {
+		from = min(from, first.MonthStart())
+	}
+	return from
+}
+
+// addPrior adds what a day before first counted to the prior of first's week and month.
+func addPrior(p *transit.Prior, first, day transit.Day, r *transitDayRow) {
+	c := transit.Counted{Capped: r.capCounted, Spent: r.priced}
+	if day >= first.WeekStart() {
+		p.Week.Capped += c.Capped
+		p.Week.Spent += c.Spent
+	}
+	if day >= first.MonthStart() {
+		p.Month.Capped += c.Capped
+		p.Month.Spent += c.Spent
+	}
 }
 
 func scanTransitDay(rs pgx.Rows) (*transitDayRow, error) {
@@ -1121,19 +1138,18 @@ func (t *Tx) writeTransitDays(ctx context.Context, rs []*transitDayRow, now time
 	return nil
 }
 
-// RepriceTransitDays re-prices the closed travel days that late taps changed, posting each
-// difference as an adjustment (a refund when the day now costs less), up to maxRepriceMarks
-// marked days. A day's re-pricing carries through the rest of its week's closed days, whose weekly
-// cap it may change. It returns how many card-weeks it re-priced; call it until that is 0.
+// RepriceTransitDays re-prices the closed travel days that late taps (or a fare table uploaded
+// to re-price) changed, posting each difference as an adjustment (a refund when the day now costs
+// less), up to maxRepriceMarks marked days. A day's re-pricing carries through the closed days
+// whose price depends on it: the rest of its week when a rule counts over weeks, of its month
+// when one counts over months (transit.Group.RepriceThrough). It returns how many spans of a
+// card's days it re-priced; call it until that is 0.
 func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now time.Time) (int, TransitCloseReport, error) {
 	var (
 		rep TransitCloseReport
 		n   int
 	)
-	type cardWeek struct {
-		card, group string
-		week        transit.Day
-	}
+	type cardGroup struct{ card, group string }
 	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		rep, n = TransitCloseReport{}, 0
 		// Claimed by deleting them: a tap deciding now that marks one of these days again waits
@@ -1145,67 +1161,136 @@ func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now 
 		if err != nil {
 			return fmt.Errorf("claim days to re-price: %w", err)
 		}
-		firstMarked := map[cardWeek]transit.Day{}
-		var order []cardWeek
+		marked := map[cardGroup][]transit.Day{}
+		var order []cardGroup
 		for rows.Next() {
 			var (
-				cw  cardWeek
+				cg  cardGroup
 				day time.Time
 			)
-			if err := rows.Scan(&cw.card, &cw.group, &day); err != nil {
+			if err := rows.Scan(&cg.card, &cg.group, &day); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim days to re-price: %w", err)
 			}
-			d := transit.DayOfTime(day)
-			cw.week = d.WeekStart()
-			f, ok := firstMarked[cw]
-			if !ok {
-				order = append(order, cw)
+			if _, ok := marked[cg]; !ok {
+				order = append(order, cg)
 			}
-			if !ok || d < f {
-				firstMarked[cw] = d
-			}
+			marked[cg] = append(marked[cg], transit.DayOfTime(day))
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim days to re-price: %w", err)
 		}
-		slices.SortFunc(order, func(a, b cardWeek) int {
-			return cmp.Or(strings.Compare(a.card, b.card), strings.Compare(a.group, b.group), cmp.Compare(a.week, b.week))
+		slices.SortFunc(order, func(a, b cardGroup) int {
+			return cmp.Or(strings.Compare(a.card, b.card), strings.Compare(a.group, b.group))
 		})
-		n = len(order)
-		for _, cw := range order {
-			g, ok := ts.Group(cw.group)
+		closedThrough := map[string]*transit.Day{}
+		var remark []transitMark
+		for _, cg := range order {
+			g, ok := ts.Group(cg.group)
 			if !ok {
-				return fmt.Errorf("re-price %s: no fare tables for group %s", cw.card, cw.group)
+				return fmt.Errorf("re-price %s: no fare tables for group %s", cg.card, cg.group)
 			}
-			var closed *time.Time
-			if err := tx.QueryRow(ctx, `SELECT closed_through FROM transit_groups WHERE group_key = $1`, g.Key).Scan(&closed); err != nil {
-				return fmt.Errorf("read transit group %s: %w", g.Key, err)
+			closed, ok := closedThrough[g.Key]
+			if !ok {
+				var c *time.Time
+				if err := tx.QueryRow(ctx, `SELECT closed_through FROM transit_groups WHERE group_key = $1`, g.Key).Scan(&c); err != nil {
+					return fmt.Errorf("read transit group %s: %w", g.Key, err)
+				}
+				closed = transitDayPtr(c)
+				closedThrough[g.Key] = closed
 			}
-			lastDay := cw.week + 6
-			if closed != nil {
-				lastDay = min(lastDay, transit.DayOfTime(*closed))
-			}
-			var days []transit.Day
-			for d := firstMarked[cw]; d <= lastDay; d++ {
-				days = append(days, d)
-			}
-			if len(days) == 0 {
+			if closed == nil {
 				continue
 			}
-			r, err := tx.settleTransitCards(ctx, ts, g, []string{cw.card}, days, now)
-			if err != nil {
-				return err
+			for _, span := range repriceSpans(g, marked[cg], *closed) {
+				if len(span.days) == 0 {
+					continue
+				}
+				n++
+				r, err := tx.settleTransitCards(ctx, ts, g, []string{cg.card}, span.days, now)
+				if err != nil {
+					return err
+				}
+				rep.Add(r)
+				if span.rest != nil {
+					remark = append(remark, transitMark{cg.card, g.Key, *span.rest})
+				}
 			}
-			rep.Add(r)
 		}
-		return nil
+		return tx.markTransitDays(ctx, remark, now)
 	})
 	if err != nil {
 		return 0, rep, err
 	}
 	return n, rep, nil
+}
+
+// repriceSpan is consecutive days to re-price at once, and the day to mark for the next pass
+// when the days that depend on the marks run past transit.MaxPriceDays.
+type repriceSpan struct {
+	days []transit.Day
+	rest *transit.Day
+}
+
+// repriceSpans turns a card's marked days in group g into spans: each from a marked day through
+// the last closed day its price reaches (g.RepriceThrough), merged with the marked days and spans
+// it covers, at most transit.MaxPriceDays long.
+func repriceSpans(g *transit.Group, marked []transit.Day, closed transit.Day) []repriceSpan {
+	slices.Sort(marked)
+	var out []repriceSpan
+	for i := 0; i < len(marked); {
+		first := marked[i]
+		if first > closed {
+			break
+		}
+		last := g.RepriceThrough(first, closed)
+		i++
+		for i < len(marked) && marked[i] <= last+1 && marked[i] <= closed {
+			last = max(last, g.RepriceThrough(marked[i], closed))
+			i++
+		}
+		var sp repriceSpan
+		if int(last-first) >= transit.MaxPriceDays {
+			next := first + transit.MaxPriceDays
+			sp.rest = &next
+			last = next - 1
+		}
+		for d := first; d <= last; d++ {
+			sp.days = append(sp.days, d)
+		}
+		out = append(out, sp)
+		if sp.rest != nil {
+			break // the rest, marked again, is the next pass's
+		}
+	}
+	return out
+}
+
+// transitMark is a card's travel day in a group to re-price.
+type transitMark struct {
+	card, group string
+	day         transit.Day
+}
+
+// markTransitDays marks days for re-pricing.
+func (t *Tx) markTransitDays(ctx context.Context, marks []transitMark, now time.Time) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	var (
+		mc, mg []string
+		md     []time.Time
+	)
+	for _, m := range marks {
+		mc, mg, md = append(mc, m.card), append(mg, m.group), append(md, m.day.Date())
+	}
+	if _, err := t.Exec(ctx, `INSERT INTO transit_reprice (card_token, group_key, travel_day, marked_at)
+		SELECT c, g, d, $4 FROM unnest($1::TEXT[], $2::TEXT[], $3::DATE[]) AS m(c, g, d)
+		ON CONFLICT DO NOTHING`, mc, mg, md, now); err != nil {
+		return fmt.Errorf("mark days to re-price: %w", err)
+	}
+	return nil
 }
 
 // RetryOwedFares tries again, up to maxOwedRetries, the charges cards could not pay, the least
@@ -1411,13 +1496,13 @@ func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token stri
 	var (
 		days    []TripDay
 		index   = map[transitDayKey]int{}
-		counted = map[transitDayKey]int64{} // each day's weekly-cap count, from the week's start
+		counted = map[transitDayKey]*transitDayRow{} // each day's counts, from its week's and month's start
 		taps    []transit.Tap
 	)
 	q := &pgx.Batch{}
 	q.Queue(`SELECT operator_id, travel_day, priced, cap_counted, cap_credit, paid, owed FROM transit_days
 		WHERE card_token = $1 AND travel_day >= $2 AND travel_day <= $3 ORDER BY travel_day, operator_id`,
-		card, from.WeekStart().Date(), to.Date()).Query(func(rs pgx.Rows) error {
+		card, min(from.WeekStart(), from.MonthStart()).Date(), to.Date()).Query(func(rs pgx.Rows) error {
 		for rs.Next() {
 			var (
 				d          TripDay
@@ -1429,7 +1514,7 @@ func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token stri
 			}
 			d.Day = transit.DayOfTime(day)
 			k := transitDayKey{card, d.Operator, d.Day}
-			counted[k] = capCounted
+			counted[k] = &transitDayRow{priced: d.Priced, capCounted: capCounted}
 			if d.Day >= from {
 				index[k] = len(days)
 				days = append(days, d)
@@ -1471,14 +1556,16 @@ func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token stri
 	})
 	statuses := newCardStatusRows()
 	statuses.queue(q, []string{card})
+	classes := queueConcessions(q, []string{card})
 	if err := s.pool.SendBatch(ctx, q).Close(); err != nil {
 		return "", nil, fmt.Errorf("read trip history: %w", err)
 	}
 	// The journeys the close priced: those of the taps the card pays for.
 	taps = ts.Payable(taps, statuses.statuses()[card])
 
-	// Price each group's weeks within from..to, and hang the journeys on the days the close
-	// priced. A group whose fare tables are gone keeps its days, without journeys.
+	// Price each group's days from..to, from what their week and month counted before, and hang
+	// the journeys on the days the close priced. A group whose fare tables are gone keeps its
+	// days, without journeys.
 	now := s.Now()
 	for _, g := range ts.Groups() {
 		var gtaps []transit.Tap
@@ -1490,27 +1577,24 @@ func (s *Store) TransitTrips(ctx context.Context, ts *transit.Tables, token stri
 		if len(gtaps) == 0 {
 			continue
 		}
-		for week := from.WeekStart(); week <= to; week += 7 {
-			first, last := max(from, week), min(to, week+6)
-			var used int64
-			for k, c := range counted {
-				if k.day >= week && k.day < first && slices.Contains(g.Operators, k.operator) {
-					used += c
-				}
+		var prior transit.Prior
+		for k, r := range counted {
+			if k.day < from && slices.Contains(g.Operators, k.operator) {
+				addPrior(&prior, from, k.day, r)
 			}
-			var span []transit.Day
-			for d := first; d <= last; d++ {
-				span = append(span, d)
-			}
-			priced, err := ts.PriceDays(g, gtaps, span, used, now)
-			if err != nil {
-				return "", nil, fmt.Errorf("price trips of %s: %w", card, err)
-			}
-			for _, dp := range priced {
-				for _, j := range dp.Journeys {
-					if i, ok := index[transitDayKey{card, j.Operator, dp.Day}]; ok {
-						days[i].Journeys = append(days[i].Journeys, j)
-					}
+		}
+		var span []transit.Day
+		for d := from; d <= to; d++ {
+			span = append(span, d)
+		}
+		priced, err := ts.PriceDays(g, gtaps, span, prior, classes[card], now)
+		if err != nil {
+			return "", nil, fmt.Errorf("price trips of %s: %w", card, err)
+		}
+		for _, dp := range priced {
+			for _, j := range dp.Journeys {
+				if i, ok := index[transitDayKey{card, j.Operator, dp.Day}]; ok {
+					days[i].Journeys = append(days[i].Journeys, j)
 				}
 			}
 		}

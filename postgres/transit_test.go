@@ -743,14 +743,14 @@ func TestTransitRandomStreams(t *testing.T) {
 				}
 				taps = append(taps, cand.Tap)
 			}
-			priced, err := w.ts.PriceDays(g, taps, week, 0, end)
+			priced, err := w.ts.PriceDays(g, taps, week, transit.Prior{}, nil, end)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var weekCounted int64
 			for _, dp := range priced {
 				weekCounted += dp.CapCounted
-				if g.DailyCap != transit.NoCap && dp.CapCounted > g.DailyCap {
+				if daily := g.RulesOn(dp.Day).DailyCap; daily != transit.NoCap && dp.CapCounted > daily {
 					t.Errorf("card %d %s: %d over the daily cap", c, dp.Day, dp.CapCounted)
 				}
 				for op, od := range dp.ByOperator {
@@ -762,7 +762,7 @@ func TestTransitRandomStreams(t *testing.T) {
 					want[op] += od.Charged
 				}
 			}
-			if g.WeeklyCap != transit.NoCap && weekCounted > g.WeeklyCap {
+			if weekly := g.RulesOn(week[0]).WeeklyCap; weekly != transit.NoCap && weekCounted > weekly {
 				t.Errorf("card %d %s: week %d over the weekly cap", c, g.Key, weekCounted)
 			}
 		}

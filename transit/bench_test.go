@@ -24,7 +24,7 @@ func BenchmarkPriceDay(b *testing.B) {
 	now := hz.ClosesAt(monday)
 	b.ReportAllocs()
 	for b.Loop() {
-		dps, err := ts.PriceDays(hz, taps, []Day{monday}, 0, now)
+		dps, err := ts.PriceDays(hz, taps, []Day{monday}, Prior{}, nil, now)
 		if err != nil || len(dps[0].Journeys) != 5 {
 			b.Fatal(fmt.Sprint(err, dps))
 		}

@@ -44,5 +44,18 @@ func (d Day) WeekStart() Day {
 	return d - Day((int(d.Weekday())+6)%7)
 }
 
+// MonthStart is the first day of the day's calendar month: monthly caps and spend discounts run
+// by calendar month, by travel day.
+func (d Day) MonthStart() Day {
+	y, m, _ := d.Date().Date()
+	return DayOf(y, m, 1)
+}
+
+// MonthEnd is the last day of the day's calendar month.
+func (d Day) MonthEnd() Day {
+	y, m, _ := d.Date().Date()
+	return DayOf(y, m+1, 1) - 1
+}
+
 // shanghai is the zone travel days are reckoned in: every operator's, checked on load.
 var shanghai = cards.Shanghai

@@ -2,17 +2,12 @@ package transit
 
 import (
 	"bytes"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"path"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/joinincard/engine/events"
@@ -38,6 +33,19 @@ const (
 	maxOperators = 1000
 	// maxIDBytes is the event schema's identifier bound: ids a tap can carry.
 	maxIDBytes = 64
+	// maxTimeBands bounds the fares by time of day: a morning and an evening peak, an off-peak
+	// and a night are four; eight is beyond any published rule.
+	maxTimeBands = 8
+	// maxFarePercent bounds a time band's fare: a peak fare of three times the normal one is
+	// beyond any rule, so more is a typo (150 meant as 1.50).
+	maxFarePercent = 300
+	// maxConcessions bounds the concession classes of one table: senior, student, disabled,
+	// veteran and a few local ones.
+	maxConcessions = 16
+	// maxClassBytes bounds a concession class's name, which cards carry.
+	maxClassBytes = 32
+	// maxSpendTiers bounds a spend discount's tiers: Beijing's has three.
+	maxSpendTiers = 8
 )
 
 // closeGrace is how long after the last possible tap-out of a travel day the day waits before it
@@ -86,6 +94,9 @@ type fareFile struct {
 	SameStationExitMinutes int           `json:"same_station_exit_minutes"`
 	Transfer               *transferFile `json:"transfer"`
 	Caps                   capsFile      `json:"caps"`
+	SpendTiers             *tiersFile    `json:"spend_tiers"`
+	TimeOfDay              []timeFile    `json:"time_of_day"`
+	Concessions            []classFile   `json:"concessions"`
 	Lines                  []lineFile    `json:"lines"`
 }
 
@@ -106,12 +117,42 @@ type bandFile struct {
 type transferFile struct {
 	WindowMinutes int    `json:"window_minutes"`
 	Discount      string `json:"discount"`
+	Free          bool   `json:"free"`
 }
 
 type capsFile struct {
-	Scope  string `json:"scope"`
-	Daily  string `json:"daily"`
-	Weekly string `json:"weekly"`
+	Scope   string `json:"scope"`
+	Daily   string `json:"daily"`
+	Weekly  string `json:"weekly"`
+	Monthly string `json:"monthly"`
+}
+
+// tiersFile is a spend discount: once a card has spent From in the period, its further journeys
+// cost PercentOff less.
+type tiersFile struct {
+	Period string     `json:"period"`
+	Tiers  []tierFile `json:"tiers"`
+}
+
+type tierFile struct {
+	From       string `json:"from"`
+	PercentOff *int   `json:"percent_off"`
+}
+
+// timeFile is a fare by time of day: a journey starting from From to To (local "HH:MM", To
+// "24:00" for midnight) on the band's days costs FarePercent of the fare.
+type timeFile struct {
+	Name        string `json:"name"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Days        string `json:"days"`
+	FarePercent *int   `json:"fare_percent"`
+}
+
+// classFile is a concession class: a card that carries the class pays FarePercent of the fare.
+type classFile struct {
+	Class       string `json:"class"`
+	FarePercent *int   `json:"fare_percent"`
 }
 
 type lineFile struct {
@@ -129,11 +170,93 @@ type stationFile struct {
 
 // Transfer is an operator's transfer discount: a journey on this operator that starts within
 // Window of the end of the card's previous journey in the same group, that travel day, costs
-// Discount less (never below zero).
+// Discount less (never below zero), or nothing when Free.
 type Transfer struct {
 	Window   time.Duration
 	Discount int64
+	Free     bool
 }
+
+// Period is what a periodic rule (a cap, a spend discount) counts over: a travel day, a week
+// (Monday to Sunday, by travel day) or a calendar month (by travel day).
+type Period string
+
+const (
+	PeriodDay   Period = "day"
+	PeriodWeek  Period = "week"
+	PeriodMonth Period = "month"
+)
+
+// SpendTiers is a spend discount per card and period: a journey costs the PercentOff of the
+// highest tier whose From the card's spend in the period had reached when the journey started.
+// Spend is what the card paid, after every discount; a journey is priced whole at one tier, so
+// the journey that crosses a threshold pays the tier it started in and the next one the new tier.
+type SpendTiers struct {
+	Period Period
+	Tiers  []SpendTier // From increasing
+}
+
+// SpendTier is one tier of a spend discount.
+type SpendTier struct {
+	From       int64 // fen spent in the period
+	PercentOff int   // 0 to 100
+}
+
+// PercentAt is the discount of a journey that starts with spent fen spent in the period.
+func (s *SpendTiers) PercentAt(spent int64) int {
+	if s == nil {
+		return 0
+	}
+	pct := 0
+	for _, t := range s.Tiers {
+		if spent < t.From {
+			break
+		}
+		pct = t.PercentOff
+	}
+	return pct
+}
+
+func (s *SpendTiers) equal(o *SpendTiers) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.Period == o.Period && slices.Equal(s.Tiers, o.Tiers)
+}
+
+// TimeBand is a fare by time of day: a journey that starts at a local time of day within
+// [From, To) on the band's days costs FarePercent of its fare.
+type TimeBand struct {
+	Name         string
+	From, To     time.Duration // since local midnight
+	WeekdaysOnly bool          // Monday to Friday only
+	FarePercent  int
+}
+
+// contains reports whether a journey starting at t (any zone) is in the band.
+func (b *TimeBand) contains(t time.Time) bool {
+	local := t.In(shanghai)
+	if b.WeekdaysOnly && (local.Weekday() == time.Saturday || local.Weekday() == time.Sunday) {
+		return false
+	}
+	h, m, sec := local.Clock()
+	at := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second
+	return at >= b.From && at < b.To
+}
+
+// Rules are the periodic rules a pricing group's operators share on a travel day: the caps and
+// the spend discount.
+type Rules struct {
+	DailyCap, WeeklyCap, MonthlyCap int64 // NoCap when there is none
+	Tiers                           *SpendTiers
+}
+
+func (r Rules) equal(o Rules) bool {
+	return r.DailyCap == o.DailyCap && r.WeeklyCap == o.WeeklyCap && r.MonthlyCap == o.MonthlyCap && r.Tiers.equal(o.Tiers)
+}
+
+// noRules are the rules of a day no table is in force on.
+var noRules = Rules{DailyCap: NoCap, WeeklyCap: NoCap, MonthlyCap: NoCap}
 
 // Operator is one operator's fare table, validated, with its station-to-station fares computed.
 type Operator struct {
@@ -152,9 +275,17 @@ type Operator struct {
 	Transfer        *Transfer // nil: no transfer discount
 	StartHour       int       // the travel day starts at this hour, Asia/Shanghai
 	CapScope        CapScope
-	DailyCap        int64 // NoCap when there is none
-	WeeklyCap       int64 // NoCap when there is none
-	Source          string
+	// Rules are the caps and the spend discount, shared with the group's other operators.
+	Rules Rules
+	// TimeBands are the fares by time of day, by start; a journey outside them pays its fare.
+	TimeBands []TimeBand
+	// Concessions is the fare percent of each concession class a card may carry.
+	Concessions map[string]int
+	Source      string
+	// From is the first travel day this version of the table prices (Always for a table without
+	// a date); Seq orders versions with one From, the later uploaded winning.
+	From Day
+	Seq  int
 
 	group    *Group
 	stations map[string]int32 // station id → index into names and fares
@@ -167,72 +298,6 @@ type Operator struct {
 type line struct {
 	flatFare int64
 	stations map[string]bool
-}
-
-// Group is the operators whose journeys are priced together: they share a travel day, caps and
-// transfer discounts. An operator with cap scope "operator" is a group of its own; the operators
-// of a city with cap scope "city" are one group.
-type Group struct {
-	Key       string   // "city/<city>" or "operator/<id>"
-	Operators []string // sorted
-	StartHour int
-	DailyCap  int64
-	WeeklyCap int64
-	// CloseDelay is how long after a travel day ends it is charged: the longest open journey of
-	// its operators, plus closeGrace.
-	CloseDelay time.Duration
-}
-
-// Tables is every operator's fare table, checked together.
-type Tables struct {
-	operators map[string]*Operator
-	groups    map[string]*Group
-}
-
-//go:embed fares/*.json
-var shipped embed.FS
-
-// Shipped returns the fare tables shipped with the engine (transit/fares/*.json).
-func Shipped() (*Tables, error) {
-	sub, err := fs.Sub(shipped, "fares")
-	if err != nil {
-		return nil, fmt.Errorf("fare files: %w", err)
-	}
-	return Load(sub)
-}
-
-// Load reads every *.json file at the top of fsys as one operator's fare table, validates each,
-// and checks them together.
-func Load(fsys fs.FS) (*Tables, error) {
-	names, err := fs.Glob(fsys, "*.json")
-	if err != nil {
-		return nil, fmt.Errorf("list fare files: %w", err)
-	}
-	if len(names) > maxOperators {
-		return nil, fmt.Errorf("%d fare files, more than %d", len(names), maxOperators)
-	}
-	sort.Strings(names)
-	ops := make([]*Operator, 0, len(names))
-	for _, name := range names {
-		f, err := fsys.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("fare file %s: %w", name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(f, maxFareFileBytes+1))
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("fare file %s: %w", name, err)
-		}
-		op, err := ParseOperator(data)
-		if err != nil {
-			return nil, fmt.Errorf("fare file %s: %w", name, err)
-		}
-		if want := strings.TrimSuffix(path.Base(name), ".json"); op.ID != want {
-			return nil, fmt.Errorf("fare file %s: operator_id %q, want the file named after it (%s.json)", name, op.ID, op.ID)
-		}
-		ops = append(ops, op)
-	}
-	return NewTables(ops...)
 }
 
 // ParseOperator reads and validates one fare file.
@@ -254,7 +319,7 @@ func ParseOperator(data []byte) (*Operator, error) {
 
 func (f *fareFile) operator() (*Operator, error) {
 	op := &Operator{ID: f.OperatorID, Name: f.Name, City: f.City, Source: f.Source, lines: map[string]*line{},
-		stations: map[string]int32{}, onLines: map[string][]string{}, DailyCap: NoCap, WeeklyCap: NoCap}
+		stations: map[string]int32{}, onLines: map[string][]string{}, Rules: noRules}
 	if why := checkID(f.OperatorID); why != "" {
 		return nil, fmt.Errorf("operator_id: %s", why)
 	}
@@ -295,19 +360,35 @@ func (f *fareFile) operator() (*Operator, error) {
 	if err := op.readCaps(&f.Caps); err != nil {
 		return nil, err
 	}
+	if err := op.readTiers(f.SpendTiers); err != nil {
+		return nil, err
+	}
+	if err := op.readTimeBands(f.TimeOfDay); err != nil {
+		return nil, err
+	}
+	if err := op.readConcessions(f.Concessions); err != nil {
+		return nil, err
+	}
 	if t := f.Transfer; t != nil {
-		d, err := parseFen(t.Discount)
-		if err != nil {
-			return nil, fmt.Errorf("transfer.discount: %w", err)
-		}
 		w := time.Duration(t.WindowMinutes) * time.Minute
 		if w <= 0 || w > maxTransferWindow {
 			return nil, fmt.Errorf("transfer.window_minutes: %d, want 1 to %d", t.WindowMinutes, int(maxTransferWindow/time.Minute))
 		}
-		if d == 0 {
-			return nil, errors.New("transfer.discount: zero, leave the transfer out instead")
+		if t.Free {
+			if t.Discount != "" {
+				return nil, errors.New("transfer.discount: a free transfer has no discount, leave it out")
+			}
+			op.Transfer = &Transfer{Window: w, Free: true}
+		} else {
+			d, err := parseFen(t.Discount)
+			if err != nil {
+				return nil, fmt.Errorf("transfer.discount: %w", err)
+			}
+			if d == 0 {
+				return nil, errors.New("transfer.discount: zero, leave the transfer out instead")
+			}
+			op.Transfer = &Transfer{Window: w, Discount: d}
 		}
-		op.Transfer = &Transfer{Window: w, Discount: d}
 	}
 	if err := op.readLines(f); err != nil {
 		return nil, err
@@ -330,6 +411,7 @@ func (f *fareFile) operator() (*Operator, error) {
 			}
 			highest = max(highest, l.flatFare)
 		}
+		highest = op.peak(highest)
 		op.MaxFare = highest
 		if f.MaxFare != "" {
 			m, err := parseFen(f.MaxFare)
@@ -370,19 +452,195 @@ func (op *Operator) readCaps(c *capsFile) error {
 		if err != nil || d == 0 {
 			return fmt.Errorf("caps.daily: %w", nonZero(err))
 		}
-		op.DailyCap = d
+		op.Rules.DailyCap = d
 	}
 	if c.Weekly != "" {
 		w, err := parseFen(c.Weekly)
 		if err != nil || w == 0 {
 			return fmt.Errorf("caps.weekly: %w", nonZero(err))
 		}
-		if op.DailyCap != NoCap && w < op.DailyCap {
-			return fmt.Errorf("caps.weekly: %s is below the daily cap %s", FormatFen(w), FormatFen(op.DailyCap))
+		if op.Rules.DailyCap != NoCap && w < op.Rules.DailyCap {
+			return fmt.Errorf("caps.weekly: %s is below the daily cap %s", FormatFen(w), FormatFen(op.Rules.DailyCap))
 		}
-		op.WeeklyCap = w
+		op.Rules.WeeklyCap = w
+	}
+	if c.Monthly != "" {
+		m, err := parseFen(c.Monthly)
+		if err != nil || m == 0 {
+			return fmt.Errorf("caps.monthly: %w", nonZero(err))
+		}
+		switch r := op.Rules; {
+		case r.WeeklyCap != NoCap && m < r.WeeklyCap:
+			return fmt.Errorf("caps.monthly: %s is below the weekly cap %s", FormatFen(m), FormatFen(r.WeeklyCap))
+		case r.DailyCap != NoCap && m < r.DailyCap:
+			return fmt.Errorf("caps.monthly: %s is below the daily cap %s", FormatFen(m), FormatFen(r.DailyCap))
+		}
+		op.Rules.MonthlyCap = m
 	}
 	return nil
+}
+
+// readTiers reads the spend discount: a period, and tiers from increasing amounts spent.
+func (op *Operator) readTiers(f *tiersFile) error {
+	if f == nil {
+		return nil
+	}
+	st := &SpendTiers{Period: Period(f.Period)}
+	switch st.Period {
+	case PeriodDay, PeriodWeek, PeriodMonth:
+	default:
+		return fmt.Errorf("spend_tiers.period: %q, want day, week or month", f.Period)
+	}
+	if len(f.Tiers) == 0 || len(f.Tiers) > maxSpendTiers {
+		return fmt.Errorf("spend_tiers.tiers: %d, want 1 to %d", len(f.Tiers), maxSpendTiers)
+	}
+	for i, tf := range f.Tiers {
+		where := fmt.Sprintf("spend_tiers.tiers[%d]", i)
+		from, err := parseFen(tf.From)
+		if err != nil || from == 0 {
+			return fmt.Errorf("%s.from: %w", where, nonZeroTier(err))
+		}
+		if i > 0 && from <= st.Tiers[i-1].From {
+			return fmt.Errorf("%s.from: %s, want more than the tier before (%s)", where, FormatFen(from), FormatFen(st.Tiers[i-1].From))
+		}
+		if tf.PercentOff == nil {
+			return fmt.Errorf("%s.percent_off: missing", where)
+		}
+		if p := *tf.PercentOff; p < 0 || p > 100 {
+			return fmt.Errorf("%s.percent_off: %d, want 0 to 100", where, p)
+		}
+		st.Tiers = append(st.Tiers, SpendTier{From: from, PercentOff: *tf.PercentOff})
+	}
+	op.Rules.Tiers = st
+	return nil
+}
+
+func nonZeroTier(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("zero, every journey would be in the tier: put its discount in the fares instead")
+}
+
+// readTimeBands reads the fares by time of day: bands that do not overlap, each with its fare.
+func (op *Operator) readTimeBands(fs []timeFile) error {
+	if len(fs) > maxTimeBands {
+		return fmt.Errorf("time_of_day: %d bands, more than %d", len(fs), maxTimeBands)
+	}
+	for i, tf := range fs {
+		where := fmt.Sprintf("time_of_day[%d]", i)
+		if tf.Name == "" {
+			return fmt.Errorf("%s.name: missing", where)
+		}
+		b := TimeBand{Name: tf.Name}
+		var err error
+		if b.From, err = parseClock(tf.From, false); err != nil {
+			return fmt.Errorf("%s.from: %w", where, err)
+		}
+		if b.To, err = parseClock(tf.To, true); err != nil {
+			return fmt.Errorf("%s.to: %w", where, err)
+		}
+		if b.To <= b.From {
+			return fmt.Errorf("%s.to: %s, want after from (%s)", where, tf.To, tf.From)
+		}
+		switch tf.Days {
+		case "all":
+		case "weekdays":
+			b.WeekdaysOnly = true
+		default:
+			return fmt.Errorf("%s.days: %q, want all or weekdays", where, tf.Days)
+		}
+		if tf.FarePercent == nil {
+			return fmt.Errorf("%s.fare_percent: missing", where)
+		}
+		if p := *tf.FarePercent; p < 0 || p > maxFarePercent {
+			return fmt.Errorf("%s.fare_percent: %d, want 0 to %d", where, p, maxFarePercent)
+		}
+		b.FarePercent = *tf.FarePercent
+		for j, o := range op.TimeBands {
+			if b.From < o.To && o.From < b.To {
+				return fmt.Errorf("%s: %s to %s overlaps time_of_day[%d]", where, tf.From, tf.To, j)
+			}
+		}
+		op.TimeBands = append(op.TimeBands, b)
+	}
+	return nil
+}
+
+// parseClock reads a local time of day "HH:MM"; "24:00" is midnight at the end of the day, when
+// end allows it.
+func parseClock(s string, end bool) (time.Duration, error) {
+	if len(s) != 5 || s[2] != ':' || !allDigits(s[:2]) || !allDigits(s[3:]) {
+		return 0, fmt.Errorf("%q, want a time of day such as \"07:30\"", s)
+	}
+	h, m := int(s[0]-'0')*10+int(s[1]-'0'), int(s[3]-'0')*10+int(s[4]-'0')
+	if m > 59 || h > 24 || h == 24 && (m != 0 || !end) {
+		return 0, fmt.Errorf("%q is not a time of day", s)
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute, nil
+}
+
+// readConcessions reads the concession classes and their fares.
+func (op *Operator) readConcessions(fs []classFile) error {
+	if len(fs) > maxConcessions {
+		return fmt.Errorf("concessions: %d classes, more than %d", len(fs), maxConcessions)
+	}
+	for i, cf := range fs {
+		where := fmt.Sprintf("concessions[%d]", i)
+		if why := CheckClass(cf.Class); why != "" {
+			return fmt.Errorf("%s.class: %s", where, why)
+		}
+		if _, dup := op.Concessions[cf.Class]; dup {
+			return fmt.Errorf("%s.class: %q twice", where, cf.Class)
+		}
+		if cf.FarePercent == nil {
+			return fmt.Errorf("%s.fare_percent: missing", where)
+		}
+		if p := *cf.FarePercent; p < 0 || p > 100 {
+			return fmt.Errorf("%s.fare_percent: %d, want 0 to 100", where, p)
+		}
+		if op.Concessions == nil {
+			op.Concessions = map[string]int{}
+		}
+		op.Concessions[cf.Class] = *cf.FarePercent
+	}
+	return nil
+}
+
+// CheckClass returns why s is not a concession class's name, or "": lowercase letters, digits
+// and underscores, 1 to maxClassBytes bytes.
+func CheckClass(s string) string {
+	if s == "" {
+		return "missing"
+	}
+	if len(s) > maxClassBytes {
+		return fmt.Sprintf("%d bytes, more than %d", len(s), maxClassBytes)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return "want lowercase letters, digits and underscores"
+		}
+	}
+	return ""
+}
+
+// peak is fare at the dearest time of day: what the maximum fare must cover.
+func (op *Operator) peak(fare int64) int64 {
+	pct := 100
+	for _, b := range op.TimeBands {
+		pct = max(pct, b.FarePercent)
+	}
+	return percentOf(fare, pct)
+}
+
+// percentOf is pct percent of fen, rounded half-even to the fen.
+func percentOf(fen int64, pct int) int64 {
+	n := fen * int64(pct) // fen is at most maxFareFen and pct maxFarePercent: far inside int64
+	q, r := n/100, n%100
+	if r > 50 || r == 50 && q%2 == 1 {
+		q++
+	}
+	return q
 }
 
 func nonZero(err error) error {
@@ -593,7 +851,7 @@ func (op *Operator) readDistance(f *fareFile) error {
 			}
 			fare := sc.fare(dist[to])
 			op.fares[from*n+to] = fare
-			highest = max(highest, fare)
+			highest = max(highest, op.peak(fare))
 		}
 	}
 	if f.MaxFare == "" {
@@ -625,75 +883,6 @@ func checkID(s string) string {
 	}
 	return ""
 }
-
-// NewTables checks operators together: ids are unique, and the operators sharing a city's cap
-// agree on its amounts and on when the travel day starts.
-func NewTables(ops ...*Operator) (*Tables, error) {
-	t := &Tables{operators: map[string]*Operator{}, groups: map[string]*Group{}}
-	for _, op := range ops {
-		if _, ok := t.operators[op.ID]; ok {
-			return nil, fmt.Errorf("operator %q has two fare tables", op.ID)
-		}
-		t.operators[op.ID] = op
-		key := "operator/" + op.ID
-		if op.CapScope == CapPerCity {
-			key = "city/" + op.City
-		}
-		g, ok := t.groups[key]
-		if !ok {
-			g = &Group{Key: key, StartHour: op.StartHour, DailyCap: op.DailyCap, WeeklyCap: op.WeeklyCap}
-			t.groups[key] = g
-		}
-		switch {
-		case g.StartHour != op.StartHour:
-			return nil, fmt.Errorf("operator %q: travel day starts at %d, but %s starts it at %d", op.ID, op.StartHour, g.Key, g.StartHour)
-		case g.DailyCap != op.DailyCap || g.WeeklyCap != op.WeeklyCap:
-			return nil, fmt.Errorf("operator %q: caps differ from the other operators sharing %s", op.ID, g.Key)
-		}
-		g.Operators = append(g.Operators, op.ID)
-		g.CloseDelay = max(g.CloseDelay, op.IncompleteAfter+closeGrace)
-		op.group = g
-	}
-	for _, g := range t.groups {
-		slices.Sort(g.Operators)
-	}
-	return t, nil
-}
-
-// Operator returns the fare table of the operator id.
-func (t *Tables) Operator(id string) (*Operator, bool) {
-	op, ok := t.operators[id]
-	return op, ok
-}
-
-// Operators lists the operators, sorted by id.
-func (t *Tables) Operators() []*Operator {
-	ops := make([]*Operator, 0, len(t.operators))
-	for _, op := range t.operators {
-		ops = append(ops, op)
-	}
-	slices.SortFunc(ops, func(a, b *Operator) int { return strings.Compare(a.ID, b.ID) })
-	return ops
-}
-
-// Groups lists the pricing groups, sorted by key.
-func (t *Tables) Groups() []*Group {
-	gs := make([]*Group, 0, len(t.groups))
-	for _, g := range t.groups {
-		gs = append(gs, g)
-	}
-	slices.SortFunc(gs, func(a, b *Group) int { return strings.Compare(a.Key, b.Key) })
-	return gs
-}
-
-// Group returns the group with key.
-func (t *Tables) Group(key string) (*Group, bool) {
-	g, ok := t.groups[key]
-	return g, ok
-}
-
-// Group is the group the operator is priced in.
-func (op *Operator) Group() *Group { return op.group }
 
 // HasStation reports whether the operator has the station, and, when line is not empty, whether
 // the station is on that line.
@@ -737,24 +926,3 @@ func (op *Operator) Fare(from, to, lineID string) (int64, bool) {
 	}
 	return op.fares[int(a)*len(op.names)+int(b)], true
 }
-
-// DayOf is the travel day of instant t: its date in Shanghai, counted from the start hour.
-func (g *Group) DayOf(t time.Time) Day {
-	return DayOfTime(t.In(shanghai).Add(-time.Duration(g.StartHour) * time.Hour))
-}
-
-// DayStart is the instant the travel day d starts.
-func (g *Group) DayStart(d Day) time.Time {
-	y, m, dd := d.Date().Date()
-	return time.Date(y, m, dd, g.StartHour, 0, 0, 0, shanghai)
-}
-
-// DayEnd is the instant the travel day d ends: the next one's start.
-func (g *Group) DayEnd(d Day) time.Time { return g.DayStart(d + 1) }
-
-// ClosesAt is when the travel day d is charged: its end plus the close delay.
-func (g *Group) ClosesAt(d Day) time.Time { return g.DayEnd(d).Add(g.CloseDelay) }
-
-// Lookback is how long before an instant a tap may have started the journey that instant ends:
-// the longest open journey of the group's operators.
-func (g *Group) Lookback() time.Duration { return g.CloseDelay - closeGrace }

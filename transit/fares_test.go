@@ -14,19 +14,20 @@ func TestShippedTables(t *testing.T) {
 	for _, op := range ts.Operators() {
 		ids = append(ids, op.ID)
 	}
-	if got := strings.Join(ids, " "); got != "HZBUS HZMETRO SHMETRO" {
+	if got := strings.Join(ids, " "); got != "BJSUBWAY HZBUS HZMETRO SHMETRO" {
 		t.Fatalf("operators %s", got)
 	}
 	var keys []string
 	for _, g := range ts.Groups() {
 		keys = append(keys, g.Key+"="+strings.Join(g.Operators, "+"))
 	}
-	if got := strings.Join(keys, " "); got != "city/hangzhou=HZBUS+HZMETRO operator/SHMETRO=SHMETRO" {
+	if got := strings.Join(keys, " "); got != "city/beijing=BJSUBWAY city/hangzhou=HZBUS+HZMETRO operator/SHMETRO=SHMETRO" {
 		t.Fatalf("groups %s", got)
 	}
 	hz, _ := ts.Operator("HZMETRO")
 	sh, _ := ts.Operator("SHMETRO")
 	bus, _ := ts.Operator("HZBUS")
+	bj, _ := ts.Operator("BJSUBWAY")
 	fares := []struct {
 		op       *Operator
 		from, to string
@@ -46,6 +47,15 @@ func TestShippedTables(t *testing.T) {
 		{sh, "0101", "0113", "", 400}, // 15.8 km
 		{sh, "0101", "0117", "", 500}, // 20.3 km
 		{sh, "0128", "0221", "", 700}, // 20.1 + 16.0 km through People's Square
+		{bj, "0101", "0104", "", 300}, // 5.5 km: up to 6 km
+		{bj, "0101", "0105", "", 400}, // 6.8 km
+		{bj, "0101", "0108", "", 400}, // 11.2 km
+		{bj, "0101", "0110", "", 500}, // 13.8 km
+		{bj, "0101", "0121", "", 600}, // 26.1 km
+		{bj, "0401", "0433", "", 700}, // 42.2 km: 32 km and part of the next 20
+		{bj, "0101", "BT13", "", 700}, // 45.4 km on Line 1 and the Batong Line
+		{bj, "0433", "BT13", "", 800}, // 52.7 km through Xidan: past 52 km
+		{bj, "0412", "0116", "", 400}, // Xizhimen to Wangfujing by Xidan: 7.8 km
 		{bus, "K155-01", "K155-01", "K155", 200},
 		{bus, "B1-02", "B1-02", "", 300}, // the stop's only route
 	}
@@ -206,6 +216,73 @@ func TestParseOperatorRefuses(t *testing.T) {
 				map[string]any{"up_to_m": 4000, "every_m": 5000, "add": "1.00"}, map[string]any{"every_m": 5000, "add": "1.00"}}
 		}), "bands[0].up_to_m: 4000, want more than 5000"},
 		{"flat fare on distance", set(metroFile, func(m map[string]any) { m["flat_fare"] = "2.00" }), "flat_fare: not used by distance pricing"},
+		{"monthly below weekly", set(minimal, func(m map[string]any) {
+			m["caps"] = map[string]any{"scope": "operator", "daily": "10.00", "weekly": "50.00", "monthly": "40.00"}
+		}), "caps.monthly: 40.00 is below the weekly cap 50.00"},
+		{"monthly below daily", set(minimal, func(m map[string]any) {
+			m["caps"] = map[string]any{"scope": "operator", "daily": "10.00", "monthly": "5.00"}
+		}), "caps.monthly: 5.00 is below the daily cap 10.00"},
+		{"free transfer with a discount", set(minimal, func(m map[string]any) {
+			m["transfer"] = map[string]any{"window_minutes": 60, "discount": "1.00", "free": true}
+		}), "transfer.discount: a free transfer has no discount"},
+		{"tier period", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "year", "tiers": []any{map[string]any{"from": "100.00", "percent_off": 20}}}
+		}), `spend_tiers.period: "year", want day, week or month`},
+		{"no tiers", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "month", "tiers": []any{}}
+		}), "spend_tiers.tiers: 0, want 1 to 8"},
+		{"tiers backwards", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "month", "tiers": []any{
+				map[string]any{"from": "150.00", "percent_off": 50}, map[string]any{"from": "100.00", "percent_off": 20}}}
+		}), "spend_tiers.tiers[1].from: 100.00, want more than the tier before (150.00)"},
+		{"tier from zero", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "month", "tiers": []any{map[string]any{"from": "0", "percent_off": 20}}}
+		}), "spend_tiers.tiers[0].from: zero"},
+		{"tier percent", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "day", "tiers": []any{map[string]any{"from": "10.00", "percent_off": 120}}}
+		}), "spend_tiers.tiers[0].percent_off: 120, want 0 to 100"},
+		{"tier without percent", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "day", "tiers": []any{map[string]any{"from": "10.00"}}}
+		}), "spend_tiers.tiers[0].percent_off: missing"},
+		{"tier percent as a float", set(minimal, func(m map[string]any) {
+			m["spend_tiers"] = map[string]any{"period": "day", "tiers": []any{map[string]any{"from": "10.00", "percent_off": 20.5}}}
+		}), "cannot unmarshal number 20.5"},
+		{"band time", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"name": "peak", "from": "7:00", "to": "09:00", "days": "all", "fare_percent": 120}}
+		}), `time_of_day[0].from: "7:00", want a time of day`},
+		{"band backwards", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"name": "peak", "from": "09:00", "to": "07:00", "days": "all", "fare_percent": 120}}
+		}), "time_of_day[0].to: 07:00, want after from (09:00)"},
+		{"band 24:30", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"name": "late", "from": "22:00", "to": "24:30", "days": "all", "fare_percent": 120}}
+		}), `time_of_day[0].to: "24:30" is not a time of day`},
+		{"bands overlap", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{
+				map[string]any{"name": "peak", "from": "07:00", "to": "09:00", "days": "weekdays", "fare_percent": 120},
+				map[string]any{"name": "off-peak", "from": "08:30", "to": "16:00", "days": "all", "fare_percent": 90}}
+		}), "time_of_day[1]: 08:30 to 16:00 overlaps time_of_day[0]"},
+		{"band days", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"name": "peak", "from": "07:00", "to": "09:00", "days": "mondays", "fare_percent": 120}}
+		}), `time_of_day[0].days: "mondays", want all or weekdays`},
+		{"band percent", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"name": "peak", "from": "07:00", "to": "09:00", "days": "all", "fare_percent": 301}}
+		}), "time_of_day[0].fare_percent: 301, want 0 to 300"},
+		{"band without a name", set(minimal, func(m map[string]any) {
+			m["time_of_day"] = []any{map[string]any{"from": "07:00", "to": "09:00", "days": "all", "fare_percent": 120}}
+		}), "time_of_day[0].name: missing"},
+		{"peak above the maximum fare", set(minimal, func(m map[string]any) {
+			m["max_fare"] = "2.00"
+			m["time_of_day"] = []any{map[string]any{"name": "peak", "from": "07:00", "to": "09:00", "days": "all", "fare_percent": 150}}
+		}), "max_fare: 2.00 is below the highest flat fare 3.00"},
+		{"concession class", set(minimal, func(m map[string]any) {
+			m["concessions"] = []any{map[string]any{"class": "Senior", "fare_percent": 0}}
+		}), "concessions[0].class: want lowercase letters"},
+		{"concession twice", set(minimal, func(m map[string]any) {
+			m["concessions"] = []any{map[string]any{"class": "senior", "fare_percent": 0}, map[string]any{"class": "senior", "fare_percent": 50}}
+		}), `concessions[1].class: "senior" twice`},
+		{"concession above the fare", set(minimal, func(m map[string]any) {
+			m["concessions"] = []any{map[string]any{"class": "student", "fare_percent": 110}}
+		}), "concessions[0].fare_percent: 110, want 0 to 100"},
 		{"trailing data", "TRAILING", "data after the fare table"},
 	}
 	for _, c := range cases {

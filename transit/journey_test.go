@@ -111,12 +111,13 @@ func checkDay(t testing.TB, g *Group, dp DayPrice) {
 			t.Fatalf("%s: negative part in %+v", dp.Day, j)
 		}
 		if j.Kind.Incomplete() {
-			if j.Charged != j.Fare || j.Discount != 0 || j.CapCredit != 0 {
+			if j.Charged != j.Fare || j.Discount != 0 || j.TierDiscount != 0 || j.CapCredit != 0 {
 				t.Fatalf("%s: an incomplete journey not at its maximum fare: %+v", dp.Day, j)
 			}
 		} else {
-			if j.Fare != j.Discount+j.Charged+j.CapCredit {
-				t.Fatalf("%s: fare %d is not discount %d + charged %d + capped %d", dp.Day, j.Fare, j.Discount, j.Charged, j.CapCredit)
+			if j.Fare != j.Discount+j.TierDiscount+j.Charged+j.CapCredit {
+				t.Fatalf("%s: fare %d is not discount %d + tier discount %d + charged %d + capped %d", dp.Day, j.Fare, j.Discount,
+					j.TierDiscount, j.Charged, j.CapCredit)
 			}
 			counted += j.Charged
 		}
@@ -129,11 +130,18 @@ func checkDay(t testing.TB, g *Group, dp DayPrice) {
 		}
 		sums[j.Operator] = s
 	}
+	var spent int64
+	for _, j := range dp.Journeys {
+		spent += j.Charged
+	}
+	if spent != dp.Spent {
+		t.Fatalf("%s: spent %d, journeys charged %d", dp.Day, dp.Spent, spent)
+	}
 	if counted != dp.CapCounted {
 		t.Fatalf("%s: cap counted %d, journeys say %d", dp.Day, dp.CapCounted, counted)
 	}
-	if g.DailyCap != NoCap && counted > g.DailyCap {
-		t.Fatalf("%s: charged %d outside maximum fares, over the daily cap %d", dp.Day, counted, g.DailyCap)
+	if daily := g.RulesOn(dp.Day).DailyCap; daily != NoCap && counted > daily {
+		t.Fatalf("%s: charged %d outside maximum fares, over the daily cap %d", dp.Day, counted, daily)
 	}
 	if len(sums) != len(dp.ByOperator) {
 		t.Fatalf("%s: operators %v, journeys name %v", dp.Day, dp.ByOperator, sums)
@@ -336,7 +344,7 @@ func TestScenarios(t *testing.T) {
 				now = late
 			}
 			taps := parseTaps(t, c.taps)
-			dps, err := ts.PriceDays(g, taps, days, 0, now)
+			dps, err := ts.PriceDays(g, taps, days, Prior{}, nil, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,7 +360,7 @@ func TestScenarios(t *testing.T) {
 			for range 5 {
 				shuffled := slices.Clone(taps)
 				rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-				again, err := ts.PriceDays(g, shuffled, days, 0, now)
+				again, err := ts.PriceDays(g, shuffled, days, Prior{}, nil, now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -376,11 +384,11 @@ func TestLateTapReprices(t *testing.T) {
 		HZMETRO 03-02 18:20 out 0101`)
 	// The reader at 0105 uploads, days later, the exit of the morning's journey.
 	after := append(slices.Clone(before), parseTaps(t, `HZMETRO 03-02 08:30 out 0110 dev=gate-0110`)...)
-	first, err := ts.PriceDays(hz, before, []Day{monday}, 0, now)
+	first, err := ts.PriceDays(hz, before, []Day{monday}, Prior{}, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := ts.PriceDays(hz, after, []Day{monday}, 0, now)
+	second, err := ts.PriceDays(hz, after, []Day{monday}, Prior{}, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +414,7 @@ func TestRandomTapStreams(t *testing.T) {
 	for round := range 50 {
 		taps := randomTaps(rng, ts, hz, "card-1", monday, 7, 40)
 		week := []Day{monday, monday + 1, monday + 2, monday + 3, monday + 4, monday + 5, monday + 6}
-		all, err := ts.PriceDays(hz, taps, week, 0, now)
+		all, err := ts.PriceDays(hz, taps, week, Prior{}, nil, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,7 +422,7 @@ func TestRandomTapStreams(t *testing.T) {
 			checkDay(t, hz, dp)
 		}
 		rng.Shuffle(len(taps), func(i, j int) { taps[i], taps[j] = taps[j], taps[i] })
-		if again, err := ts.PriceDays(hz, taps, week, 0, now); err != nil || describe(again) != describe(all) {
+		if again, err := ts.PriceDays(hz, taps, week, Prior{}, nil, now); err != nil || describe(again) != describe(all) {
 			t.Fatalf("round %d: shuffled taps price differently (%v)", round, err)
 		}
 		var used int64
@@ -426,7 +434,7 @@ func TestRandomTapStreams(t *testing.T) {
 					window = append(window, tp)
 				}
 			}
-			one, err := ts.PriceDays(hz, window, []Day{d}, used, now)
+			one, err := ts.PriceDays(hz, window, []Day{d}, Prior{Week: Counted{Capped: used}}, nil, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -435,8 +443,8 @@ func TestRandomTapStreams(t *testing.T) {
 			}
 			used += one[0].CapCounted
 		}
-		if hz.WeeklyCap != NoCap && used > hz.WeeklyCap {
-			t.Fatalf("round %d: week counted %d, over the weekly cap %d", round, used, hz.WeeklyCap)
+		if weekly := hz.RulesOn(monday).WeeklyCap; weekly != NoCap && used > weekly {
+			t.Fatalf("round %d: week counted %d, over the weekly cap %d", round, used, weekly)
 		}
 	}
 }
@@ -493,14 +501,18 @@ func stationIDs(op *Operator) []string {
 func TestPriceDaysRefusesBadInput(t *testing.T) {
 	ts := shippedTables(t)
 	hz, _ := ts.Group("city/hangzhou")
-	if _, err := ts.PriceDays(hz, nil, []Day{monday, monday + 2}, 0, time.Now()); err == nil {
+	if _, err := ts.PriceDays(hz, nil, []Day{monday, monday + 2}, Prior{}, nil, time.Now()); err == nil {
 		t.Error("days with a gap priced")
 	}
-	if _, err := ts.PriceDays(hz, nil, []Day{monday + 6, monday + 7}, 0, time.Now()); err == nil {
-		t.Error("days of two weeks priced")
+	var long []Day
+	for d := monday; d < monday+MaxPriceDays+1; d++ {
+		long = append(long, d)
+	}
+	if _, err := ts.PriceDays(hz, nil, long, Prior{}, nil, time.Now()); err == nil {
+		t.Errorf("%d days priced at once", len(long))
 	}
 	taps := parseTaps(t, `SHMETRO 03-02 08:00 in 0101`)
-	if _, err := ts.PriceDays(hz, taps, []Day{monday}, 0, time.Now()); err == nil {
+	if _, err := ts.PriceDays(hz, taps, []Day{monday}, Prior{}, nil, time.Now()); err == nil {
 		t.Error("a Shanghai tap priced in Hangzhou's group")
 	}
 }

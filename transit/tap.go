@@ -164,9 +164,14 @@ func (t *Tables) check(tap Tap) Candidate {
 	default:
 		return Candidate{Refused: reject(ReasonMalformed, "direction: want in, out or single")}
 	}
-	op, ok := t.operators[tap.Operator]
-	if !ok {
+	vs := t.versions[tap.Operator]
+	if len(vs) == 0 {
 		return Candidate{Refused: reject(ReasonUnknownOperator, "operator %q has no fare table", tap.Operator)}
+	}
+	day := vs[0].group.DayOf(tap.At)
+	op := t.versionOn(tap.Operator, day)
+	if op == nil {
+		return Candidate{Refused: reject(ReasonUnknownOperator, "operator %q has no fare table in force on travel day %s", tap.Operator, day)}
 	}
 	if tap.Mode != op.Mode {
 		return Candidate{Refused: reject(ReasonMalformed, "mode: %s, the operator runs %s", tap.Mode, op.Mode)}
@@ -285,8 +290,8 @@ func (t *Tables) endsJourney(v *View, tap *Tap) bool {
 	if tap.Direction != events.DirectionOut {
 		return false
 	}
-	op, ok := t.operators[tap.Operator]
-	if !ok {
+	vs := t.versions[tap.Operator]
+	if len(vs) == 0 {
 		return false
 	}
 	recent := v.Recent[tap.Card]
@@ -301,7 +306,7 @@ func (t *Tables) endsJourney(v *View, tap *Tap) bool {
 		return false
 	}
 	in := &recent[prev]
-	if in.Direction != events.DirectionIn || tap.At.Sub(in.At) > op.IncompleteAfter {
+	if in.Direction != events.DirectionIn || tap.At.Sub(in.At) > t.opOn(tap.Operator, vs[0].group.DayOf(in.At)).IncompleteAfter {
 		return false
 	}
 	_, stopped := v.stopped(tap.Card, in.At)
@@ -421,9 +426,9 @@ func (t *Tables) Payable(taps []Tap, st *CardStatus) []Tap {
 			if tp.Direction != events.DirectionOut || i == 0 {
 				continue
 			}
-			in, op := sorted[i-1], t.operators[tp.Operator]
-			if op == nil || in.Operator != tp.Operator || in.Direction != events.DirectionIn ||
-				tp.At.Sub(in.At) > op.IncompleteAfter || !active(in.At) {
+			in, vs := sorted[i-1], t.versions[tp.Operator]
+			if len(vs) == 0 || in.Operator != tp.Operator || in.Direction != events.DirectionIn ||
+				tp.At.Sub(in.At) > t.opOn(tp.Operator, vs[0].group.DayOf(in.At)).IncompleteAfter || !active(in.At) {
 				continue
 			}
 		}
