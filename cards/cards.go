@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
@@ -165,7 +166,8 @@ func dateBefore(a, b events.Date) bool {
 	return a.Day < b.Day
 }
 
-// FromRegistration builds a card from its registration event, with its two ledger accounts.
+// FromRegistration builds a card from its registration event, with its two ledger accounts. Its
+// insurance city is the city's canonical id, whichever of its names the event used.
 func FromRegistration(token string, r *events.CardRegistered) Card {
 	return Card{
 		Token: token, PhysicalToken: r.PhysicalToken, DigitalToken: r.DigitalToken,
@@ -173,7 +175,7 @@ func FromRegistration(token string, r *events.CardRegistered) Card {
 		PassportToken: r.PassportToken, PassportMasked: r.PassportMasked,
 		SSNToken: r.SocialSecurityToken, SSNMasked: r.SocialSecurityMasked,
 		PermitToken: r.WorkPermitToken, PermitMasked: r.WorkPermitMasked, PermitValidUntil: r.PermitValidUntil,
-		InsuranceCity: r.InsuranceCity, IssuerBank: r.IssuerBank,
+		InsuranceCity: cities.Canonical(r.InsuranceCity), IssuerBank: r.IssuerBank,
 		BankAccountToken: r.BankAccountToken, BankAccountMasked: r.BankAccountMasked,
 		CardNumberMasked: r.CardNumberMasked,
 		Declared:         events.StatusActive,

@@ -127,3 +127,15 @@ func TestCauseOfABlockReadsItsReason(t *testing.T) {
 		t.Errorf("a closed card: %s", got)
 	}
 }
+
+// A card registered with its insurance city's Chinese or English name is insured in the city's
+// canonical id: the fund that pays its medical parts and the policy that splits its bills.
+func TestRegistrationRecordsTheCanonicalInsuranceCity(t *testing.T) {
+	for name, want := range map[string]string{"上海": "shanghai", "Shanghai": "shanghai", "嘉兴市": "jiaxing", "jiaxing": "jiaxing",
+		"Nowhere Town": "Nowhere Town"} {
+		c := cards.FromRegistration("card-1", &events.CardRegistered{IssuerBank: "ICBC-JX", InsuranceCity: name})
+		if c.InsuranceCity != want {
+			t.Errorf("%q: insured in %q, want %q", name, c.InsuranceCity, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
@@ -224,8 +225,8 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				p.Status, p.Reason = Rejected, fmt.Sprintf("issuer bank %q is not registered", data.IssuerBank)
 				break
 			}
-			if !v.Parties[PartyAccount(PartyInsuranceFund, data.InsuranceCity)] {
-				p.Status, p.Reason = Rejected, fmt.Sprintf("insurance fund of %q is not registered", data.InsuranceCity)
+			if city := cities.Canonical(data.InsuranceCity); !v.Parties[PartyAccount(PartyInsuranceFund, city)] {
+				p.Status, p.Reason = Rejected, fmt.Sprintf("insurance fund of %q is not registered", city)
 				break
 			}
 			c := cards.FromRegistration(e.CardToken, data)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
@@ -46,6 +47,16 @@ func (k PartyKind) AccountKind() (ledger.Kind, error) {
 // PartyAccount is the ledger account of a party, derived from its kind and id.
 func PartyAccount(kind PartyKind, id string) ledger.ID {
 	return cards.AccountID(string(kind), id)
+}
+
+// CanonicalPartyID is the id a party is registered and found by: an insurance fund's is its
+// city's canonical id (cities.Canonical), whichever of the city's names was given; every other
+// party's id is as given.
+func CanonicalPartyID(kind PartyKind, id string) string {
+	if kind == PartyInsuranceFund {
+		return cities.Canonical(id)
+	}
+	return id
 }
 
 // FeeIncomeAccount is the engine's income from merchant discount and network fees.

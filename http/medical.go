@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
+	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/medical"
@@ -229,7 +231,7 @@ func institutionOf(req *institutionRequest) (medical.Institution, error) {
 	if why := checkText(req.City); why != "" {
 		return medical.Institution{}, Errorf(EINVALID, "city: %s", why)
 	}
-	return medical.Institution{ID: req.MerchantID, Kind: kind, Tier: medical.Tier(tier), City: req.City}, nil
+	return medical.Institution{ID: req.MerchantID, Kind: kind, Tier: medical.Tier(tier), City: cities.Canonical(req.City)}, nil
 }
 
 // rotateKey issues a new API key for an institution; the old one stops working at once.
@@ -649,7 +651,7 @@ func fundDay(r *http.Request) (string, events.Date, error) {
 	if err != nil {
 		return "", events.Date{}, Errorf(EINVALID, "day: %v", err)
 	}
-	return fund, day, nil
+	return clearing.CanonicalPartyID(clearing.PartyInsuranceFund, fund), day, nil
 }
 
 func parseDay(s string) (events.Date, error) {

@@ -54,6 +54,7 @@ func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	req.ID = clearing.CanonicalPartyID(kind, req.ID)
 	if req.SettlementBank != "" {
 		if err := s.checkSettlementBank(r.Context(), "settlement_bank", kind, req.SettlementBank); err != nil {
 			s.writeError(w, r, err)
@@ -112,6 +113,7 @@ func (s *Server) handleSetPartyBank(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	id = clearing.CanonicalPartyID(kind, id)
 	var req partyBankRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		s.writeError(w, r, err)

@@ -66,3 +66,24 @@ func TestPartyWithAnUnknownSettlementBankIsNotRegistered(t *testing.T) {
 		t.Error("the refused registration registered the party")
 	}
 }
+
+// An insurance fund is registered, and its settlement bank set, under its city's canonical id,
+// whichever of the city's names the request uses.
+func TestInsuranceFundIsRegisteredUnderItsCanonicalCity(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"insurance_fund","id":"嘉兴","name":"Jiaxing fund"}`})
+	if w.Code != http.StatusCreated {
+		t.Fatalf("fund: %d %s", w.Code, w.Body.String())
+	}
+	var p partyView
+	decodeStrictly(t, w, &p)
+	if p.ID != "jiaxing" || p.AccountID != clearing.PartyAccount(clearing.PartyInsuranceFund, "jiaxing").String() {
+		t.Fatalf("registered as %+v", p)
+	}
+	w = e.do(t, request{method: "PUT", path: "/v1/parties/insurance_fund/Jiaxing/settlement-bank", body: `{"bank":"ICBC-JX"}`})
+	var b partyBankView
+	decodeStrictly(t, w, &b)
+	if w.Code != http.StatusOK || b.ID != "jiaxing" || e.store.partyBank(clearing.PartyInsuranceFund, "jiaxing") != "ICBC-JX" {
+		t.Fatalf("settlement bank: %d %s", w.Code, w.Body.String())
+	}
+}

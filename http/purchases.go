@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
@@ -167,7 +168,7 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 		h.s.writeError(w, r, err)
 		return
 	}
-	m := purchases.Merchant{ID: req.ID, Name: req.Name, MCC: req.MCC, City: req.City, AcquiringBank: req.AcquiringBank, FeePlan: req.FeePlan}
+	m := purchases.Merchant{ID: req.ID, Name: req.Name, MCC: req.MCC, City: cities.Canonical(req.City), AcquiringBank: req.AcquiringBank, FeePlan: req.FeePlan}
 	err = h.svc.RegisterMerchant(r.Context(), m, hash)
 	switch {
 	case errors.Is(err, postgres.ErrMerchantExists):

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
@@ -255,7 +256,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 			addParty(clearing.PartyMerchant, data.MerchantID)
 		case *events.CardRegistered:
 			addParty(clearing.PartyBank, data.IssuerBank)
-			addParty(clearing.PartyInsuranceFund, data.InsuranceCity)
+			addParty(clearing.PartyInsuranceFund, cities.Canonical(data.InsuranceCity))
 		}
 	}
 	q = &pgx.Batch{}
