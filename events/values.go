@@ -165,6 +165,23 @@ func checkID(s string, max int) string {
 	return ""
 }
 
+// CheckText returns why s is not prose a data file may hold, or "": valid UTF-8 of at most max
+// bytes without control characters. It never repeats s.
+func CheckText(s string, max int) string {
+	if len(s) > max {
+		return fmt.Sprintf("is %d bytes, more than %d", len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return "must be valid utf-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return "must not contain control characters"
+		}
+	}
+	return ""
+}
+
 // checkText returns why s is not acceptable prose, or "": at most maxTextBytes of UTF-8 with no
 // control characters and no leading or trailing space. It never repeats s.
 func checkText(s string) string {

@@ -9,6 +9,7 @@ package fees
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,11 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -35,6 +38,12 @@ const (
 	maxAmountFen = 1_000_000_000_000
 	// mccDigits is the length of a merchant category code (ISO 18245).
 	mccDigits = 4
+	// maxPlanIDBytes bounds a plan's id: merchants name it, and files are named after it.
+	maxPlanIDBytes = 64
+	// maxDescriptionBytes bounds a plan's description: a paragraph for people.
+	maxDescriptionBytes = 4096
+	// maxPlanFiles bounds a directory of plans: an acquirer has a handful, with their versions.
+	maxPlanFiles = 1000
 )
 
 // fenPlaces is the number of decimals of CNY, the only currency plans price.
@@ -85,14 +94,18 @@ type Category struct {
 	Network          Rate
 }
 
-// Plan is a fee plan: a category for each MCC it names, a default for the rest, and what refunds
-// return.
+// Plan is a fee plan, or a version of one: a category for each MCC it names, a default for the
+// rest, and what refunds return.
 type Plan struct {
 	ID          string
 	Description string
 	Categories  []Category
 	RefundMDR   RefundPolicy // what a refund returns of the merchant discount
 	RefundNet   RefundPolicy // what a refund returns of the network fee
+	// From is the first date (in Shanghai) whose purchases this version prices; zero for every
+	// date until a later version. Seq orders versions with one From, the later uploaded winning.
+	From events.Date
+	Seq  int
 
 	byMCC map[string]*Category
 	def   *Category
@@ -113,6 +126,29 @@ func (p *Plan) Fee(mcc string, amount int64) (Fee, error) {
 	}
 	c := p.Category(mcc)
 	return Fee{MerchantDiscount: c.MerchantDiscount.of(amount), Network: c.Network.of(amount)}, nil
+}
+
+// RefundRule says in words what a refund gives back under the plan: the engine's rule, which
+// RefundReturn applies. A plan's description does not describe refunds, so that its words can
+// never say otherwise.
+func (p *Plan) RefundRule() string {
+	name := func(pol RefundPolicy, fee string) string {
+		if pol == RefundRetained {
+			return "the " + fee + " is kept"
+		}
+		return "the " + fee + " comes back as the difference between the " + fee + " on what remained of the purchase " +
+			"before the refund and on what remains after it, so that in the end the merchant has paid the " + fee +
+			" of what it kept (a capped fee comes back only once what remains is below the cap)"
+	}
+	switch {
+	case p.RefundMDR == RefundRetained && p.RefundNet == RefundRetained:
+		return "A refund returns no fee."
+	case p.RefundMDR == p.RefundNet:
+		return "A refund returns the fees as the difference between the fees on what remained of the purchase before the " +
+			"refund and on what remains after it, so that in the end the merchant has paid the fees of what it kept " +
+			"(a capped fee comes back only once what remains is below the cap)."
+	}
+	return "On a refund, " + name(p.RefundMDR, "merchant discount") + "; " + name(p.RefundNet, "network fee") + "."
 }
 
 // RefundReturn is the fee a refund of refund fen gives back to the merchant, on a purchase of
@@ -185,22 +221,83 @@ func checkAmount(amount int64) error {
 	return nil
 }
 
-// Catalog is every fee plan, by id, and the foreign-card comparison.
+// Catalog is every fee plan, by id, each with its versions, and the foreign-card comparison.
 type Catalog struct {
-	plans   map[string]*Plan
-	Foreign ForeignCard
+	versions map[string][]*Plan // by From, then Seq
+	Foreign  ForeignCard
 }
 
-// Plan returns the plan named id.
+// NewCatalog checks plans and their versions together: no two versions of a plan share a From
+// and a Seq.
+func NewCatalog(foreign ForeignCard, plans ...*Plan) (*Catalog, error) {
+	c := &Catalog{versions: map[string][]*Plan{}, Foreign: foreign}
+	for _, p := range plans {
+		for _, o := range c.versions[p.ID] {
+			if o.From == p.From && o.Seq == p.Seq {
+				return nil, fmt.Errorf("fee plan %q has two versions from %s", p.ID, fromText(p.From))
+			}
+		}
+		c.versions[p.ID] = append(c.versions[p.ID], p)
+	}
+	for _, vs := range c.versions {
+		slices.SortStableFunc(vs, func(a, b *Plan) int {
+			if d := compareDates(a.From, b.From); d != 0 {
+				return d
+			}
+			return a.Seq - b.Seq
+		})
+	}
+	return c, nil
+}
+
+func fromText(d events.Date) string {
+	if d == (events.Date{}) {
+		return "the start"
+	}
+	return d.String()
+}
+
+func compareDates(a, b events.Date) int {
+	return cmp.Or(cmp.Compare(a.Year, b.Year), cmp.Compare(a.Month, b.Month), cmp.Compare(a.Day, b.Day))
+}
+
+// Plan returns the newest version of the plan named id: the one in force from the latest date.
 func (c *Catalog) Plan(id string) (*Plan, bool) {
-	p, ok := c.plans[id]
-	return p, ok
+	vs := c.versions[id]
+	if len(vs) == 0 {
+		return nil, false
+	}
+	return vs[len(vs)-1], true
+}
+
+// PlanOn returns the version of the plan named id that prices a purchase of date d (in
+// Shanghai): the newest whose first date is d or before.
+func (c *Catalog) PlanOn(id string, d events.Date) (*Plan, bool) {
+	vs := c.versions[id]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if compareDates(vs[i].From, d) <= 0 {
+			return vs[i], true
+		}
+	}
+	return nil, false
+}
+
+// Versions lists the versions of the plan named id, oldest first.
+func (c *Catalog) Versions(id string) []*Plan { return slices.Clone(c.versions[id]) }
+
+// All lists every version of every plan, by id, oldest first.
+func (c *Catalog) All() []*Plan {
+	var out []*Plan
+	for _, id := range c.PlanIDs() {
+		out = append(out, c.versions[id]...)
+	}
+	return out
 }
 
 // PlanIDs lists the plans' ids, sorted.
 func (c *Catalog) PlanIDs() []string {
-	ids := make([]string, 0, len(c.plans))
-	for id := range c.plans {
+	ids := make([]string, 0, len(c.versions))
+	for id := range c.versions {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -214,36 +311,109 @@ func Load() (*Catalog, error) {
 
 // LoadFS reads and validates plans from fsys: every data/plans/*.json, and data/foreign_card.json.
 func LoadFS(fsys fs.FS) (*Catalog, error) {
+	files, foreign, err := ShippedFiles(fsys)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := ParseFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	fc, err := ParseForeignCard(foreign)
+	if err != nil {
+		return nil, fmt.Errorf("foreign-card comparison: %w", err)
+	}
+	return NewCatalog(fc, plans...)
+}
+
+// ShippedFiles reads the plan files (data/plans/*.json, by name) and the foreign-card comparison
+// (data/foreign_card.json) of fsys; nil reads those embedded in the binary.
+func ShippedFiles(fsys fs.FS) (plans map[string][]byte, foreign []byte, err error) {
+	if fsys == nil {
+		fsys = data
+	}
 	names, err := fs.Glob(fsys, "data/plans/*.json")
 	if err != nil {
-		return nil, fmt.Errorf("list fee plans: %w", err)
+		return nil, nil, fmt.Errorf("list fee plans: %w", err)
 	}
 	if len(names) == 0 {
-		return nil, errors.New("no fee plans in data/plans")
+		return nil, nil, errors.New("no fee plans in data/plans")
 	}
-	c := &Catalog{plans: map[string]*Plan{}}
+	plans = map[string][]byte{}
 	for _, name := range names {
 		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			return nil, fmt.Errorf("read fee plan: %w", err)
+			return nil, nil, fmt.Errorf("read fee plan: %w", err)
 		}
-		p, err := ParsePlan(b)
+		plans[path.Base(name)] = b
+	}
+	if foreign, err = fs.ReadFile(fsys, "data/foreign_card.json"); err != nil {
+		return nil, nil, fmt.Errorf("read foreign-card comparison: %w", err)
+	}
+	return plans, foreign, nil
+}
+
+// ForeignCardFile is the name of the foreign-card comparison in a directory of fee plans.
+const ForeignCardFile = "foreign_card.json"
+
+// ReadDir reads a directory of fee plans: every *.json at its top is a plan (<id>.json, or
+// <id>@YYYY-MM-DD.json for a version that prices the purchases from that date on), but
+// foreign_card.json, the foreign-card comparison, which may be absent (foreign is then nil).
+func ReadDir(fsys fs.FS) (plans map[string][]byte, foreign []byte, err error) {
+	names, err := fs.Glob(fsys, "*.json")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list fee plans: %w", err)
+	}
+	if len(names) > maxPlanFiles {
+		return nil, nil, fmt.Errorf("%d fee plan files, more than %d", len(names), maxPlanFiles)
+	}
+	plans = map[string][]byte{}
+	for _, name := range names {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read fee plan: %w", err)
+		}
+		if name == ForeignCardFile {
+			foreign = b
+			continue
+		}
+		plans[name] = b
+	}
+	if len(plans) == 0 {
+		return nil, nil, errors.New("no fee plans")
+	}
+	return plans, foreign, nil
+}
+
+// ParseFiles parses plan files by name, each named after its plan's id, with the version's first
+// date after an @ when it has one.
+func ParseFiles(files map[string][]byte) ([]*Plan, error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	plans := make([]*Plan, 0, len(names))
+	for _, name := range names {
+		p, err := ParsePlan(files[name])
 		if err != nil {
 			return nil, fmt.Errorf("fee plan %s: %w", name, err)
 		}
-		if want := strings.TrimSuffix(path.Base(name), ".json"); p.ID != want {
-			return nil, fmt.Errorf("fee plan %s: id %q, want the file's name %q", name, p.ID, want)
+		base := strings.TrimSuffix(path.Base(name), ".json")
+		id, date, dated := strings.Cut(base, "@")
+		if p.ID != id {
+			return nil, fmt.Errorf("fee plan %s: id %q, want the file's name %q", name, p.ID, id)
 		}
-		c.plans[p.ID] = p
+		if dated {
+			t, err := time.Parse(time.DateOnly, date)
+			if err != nil || len(date) != len(time.DateOnly) {
+				return nil, fmt.Errorf("fee plan %s: after the @: want a date yyyy-mm-dd", name)
+			}
+			p.From = events.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+		}
+		plans = append(plans, p)
 	}
-	b, err := fs.ReadFile(fsys, "data/foreign_card.json")
-	if err != nil {
-		return nil, fmt.Errorf("read foreign-card comparison: %w", err)
-	}
-	if c.Foreign, err = ParseForeignCard(b); err != nil {
-		return nil, fmt.Errorf("foreign-card comparison: %w", err)
-	}
-	return c, nil
+	return plans, nil
 }
 
 type planFile struct {
@@ -270,6 +440,20 @@ type rateFile struct {
 	Cap  string `json:"cap"` // optional: no cap when absent
 }
 
+// checkPlanID returns why id is not a plan's id, or "": lowercase letters, digits and dashes, as a
+// file can be named after it.
+func checkPlanID(id string) string {
+	if len(id) > maxPlanIDBytes {
+		return fmt.Sprintf("%d bytes, more than %d", len(id), maxPlanIDBytes)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return "want lowercase letters, digits and dashes"
+		}
+	}
+	return ""
+}
+
 // ParsePlan reads one plan file strictly (unknown fields refused) and validates it: CNY, a name
 // and both rates for every category, rates within [0, 0.10], caps in whole fen, four-digit MCCs
 // each in one category at most, exactly one default category, and known refund policies.
@@ -281,6 +465,12 @@ func ParsePlan(b []byte) (*Plan, error) {
 	switch {
 	case f.ID == "":
 		return nil, errors.New("id: missing")
+	case checkPlanID(f.ID) != "":
+		return nil, fmt.Errorf("id: %s", checkPlanID(f.ID))
+	case events.CheckText(f.Description, maxDescriptionBytes) != "":
+		return nil, fmt.Errorf("description: %s", events.CheckText(f.Description, maxDescriptionBytes))
+	case strings.Contains(strings.ToLower(f.Description), "refund"):
+		return nil, errors.New("description: leave refunds out of it: the refund field says what a refund returns, and the engine states it in words")
 	case f.Currency != "CNY":
 		return nil, fmt.Errorf("currency %q: plans price CNY", f.Currency)
 	case len(f.Categories) == 0:
@@ -302,6 +492,9 @@ func ParsePlan(b []byte) (*Plan, error) {
 		c := &p.Categories[i]
 		if cf.Name == "" {
 			return nil, fmt.Errorf("category %d: name missing", i)
+		}
+		if why := events.CheckText(cf.Name, maxPlanIDBytes); why != "" {
+			return nil, fmt.Errorf("category %d: name %s", i, why)
 		}
 		c.Name = cf.Name
 		var err error

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -235,6 +236,8 @@ func TestParsePlanRefusesBadPlans(t *testing.T) {
 		{"no rate", `,"network":{"rate":"0"}}]`, `}]`, "network: missing"},
 		{"unknown refund policy", `"retained"`, `"half"`, "refund.network"},
 		{"trailing data", `"retained"}}`, `"retained"}} {}`, "data after"},
+		{"id with a slash", `"id":"p"`, `"id":"p/q"`, "id: want lowercase letters, digits and dashes"},
+		{"a description of refunds", `"id":"p"`, `"id":"p","description":"Refunds return everything."`, "description: leave refunds out"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bad := strings.Replace(good, c.from, c.to, 1)
@@ -268,5 +271,93 @@ func TestLoadFSRefusesAMisnamedPlan(t *testing.T) {
 	delete(fsys, "data/plans/other.json")
 	if _, err := LoadFS(fsys); err == nil {
 		t.Error("no plans at all loaded")
+	}
+}
+
+// The plan's words say what the engine does: a description may not describe refunds, and the
+// refund rule in words is the one RefundReturn applies. With domestic-standard's 0.35% capped at
+// 13.00, a refund of 1,000.00 off a capture of 5,000.00 returns no merchant discount (the fee on
+// 4,000.00 is capped too), not 0.35% of 1,000.00; in the end the merchant pays the fee of what it
+// kept.
+func TestRefundRuleSaysWhatRefundReturnDoes(t *testing.T) {
+	c := loadCatalog(t)
+	std, _ := c.Plan("domestic-standard")
+	if got := std.RefundRule(); !strings.Contains(got, "the merchant discount comes back as the difference between the merchant discount on what remained") ||
+		!strings.Contains(got, "the network fee is kept") {
+		t.Fatalf("domestic-standard's rule: %s", got)
+	}
+	small, _ := c.Plan("domestic-small-merchant")
+	if got := small.RefundRule(); !strings.HasPrefix(got, "A refund returns the fees as the difference") {
+		t.Fatalf("domestic-small-merchant's rule: %s", got)
+	}
+	for _, p := range c.All() {
+		if strings.Contains(strings.ToLower(p.Description), "refund") {
+			t.Errorf("%s describes refunds in its own words: %s", p.ID, p.Description)
+		}
+	}
+	got, err := std.RefundReturn("5999", 500000, 100000)
+	if err != nil || got.MerchantDiscount != 0 || got.Network != 0 {
+		t.Fatalf("a refund of 1,000.00 off 5,000.00: %+v %v", got, err)
+	}
+	got, err = std.RefundReturn("5999", 400000, 300000)
+	if err != nil || got.MerchantDiscount != 1300-350 {
+		t.Fatalf("a refund of 3,000.00 off 4,000.00: %+v %v, want the capped 13.00 less 0.35%% of 1,000.00", got, err)
+	}
+	retained := *std
+	retained.RefundMDR = RefundRetained
+	if got := retained.RefundRule(); got != "A refund returns no fee." {
+		t.Fatalf("a plan that keeps both: %s", got)
+	}
+}
+
+// A plan's versions: each purchase is priced by the version in force on its date.
+func TestPlanVersionsByDate(t *testing.T) {
+	files, foreign, err := ShippedFiles(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["domestic-standard@2026-07-01.json"] = []byte(strings.Replace(string(files["domestic-standard.json"]),
+		`{"rate": "0.0035", "cap": "13.00"},
+      "network"`, `{"rate": "0.0030", "cap": "13.00"},
+      "network"`, 1))
+	plans, err := ParseFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := ParseForeignCard(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCatalog(fc, plans...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		day  events.Date
+		want int64
+	}{
+		{events.Date{Year: 2026, Month: 6, Day: 30}, 35},
+		{events.Date{Year: 2026, Month: 7, Day: 1}, 30},
+		{events.Date{Year: 2027, Month: 1, Day: 1}, 30},
+	} {
+		p, ok := c.PlanOn("domestic-standard", tc.day)
+		if !ok {
+			t.Fatalf("%s: no plan", tc.day)
+		}
+		fee, err := p.Fee("5999", 10000)
+		if err != nil || fee.MerchantDiscount != tc.want {
+			t.Errorf("%s: merchant discount %d %v, want %d", tc.day, fee.MerchantDiscount, err, tc.want)
+		}
+	}
+	if newest, _ := c.Plan("domestic-standard"); newest.From != (events.Date{Year: 2026, Month: 7, Day: 1}) {
+		t.Errorf("the newest version is from %s", newest.From)
+	}
+	dup := *plans[1]
+	if _, err := NewCatalog(fc, append(plans, &dup)...); err == nil || !strings.Contains(err.Error(), "two versions") {
+		t.Errorf("two versions from one date: %v", err)
+	}
+	files["domestic-standard@2026-7-1.json"] = files["domestic-standard.json"]
+	if _, err := ParseFiles(files); err == nil || !strings.Contains(err.Error(), "after the @") {
+		t.Errorf("a file dated badly: %v", err)
 	}
 }

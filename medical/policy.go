@@ -2,6 +2,7 @@ package medical
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -10,8 +11,13 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/joinincard/engine/cities"
+	"github.com/joinincard/engine/events"
 )
 
 // VisitKind is what a settlement pays for: an outpatient visit, an inpatient stay, or drugs
@@ -47,11 +53,16 @@ const (
 	PerVisit Scope = "visit" // met again at each visit or admission
 )
 
-// Policy is one city's medical insurance policy for one calendar year.
+// Policy is one city's medical insurance policy for one calendar year, or a version of it that
+// settles the bills from a date of that year on.
 type Policy struct {
-	City string // the insurance city: the id of its insurance fund party
+	City string // the insurance city's canonical id (cities.Canonical): the id of its insurance fund party
 	Year int
 	Name string
+	// From is the first date this version settles; zero for the policy's whole year. Seq orders
+	// versions with one From, the later uploaded winning.
+	From events.Date
+	Seq  int
 	// ClassBSelfPay is the share of class B items the cardholder pays before anything else
 	// (乙类先行自付); the rest of them counts as eligible, like class A.
 	ClassBSelfPay decimal.Decimal
@@ -137,11 +148,13 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("decode policy: data after the policy object")
 	}
-	p := &Policy{City: f.City, Year: f.Year, Name: f.Name, Deductibles: map[string]Deductible{},
+	p := &Policy{City: cities.Canonical(f.City), Year: f.Year, Name: f.Name, Deductibles: map[string]Deductible{},
 		Caps: map[string]int64{}, Visits: map[VisitKind]VisitRule{}}
 	switch {
-	case f.City == "" || len(f.City) > maxNameBytes:
-		return nil, fmt.Errorf("policy city must be 1 to %d bytes", maxNameBytes)
+	case f.City == "" || events.CheckText(f.City, maxNameBytes) != "":
+		return nil, fmt.Errorf("city: must be 1 to %d bytes of text without control characters", maxNameBytes)
+	case events.CheckText(f.Name, maxNameBytes) != "":
+		return nil, fmt.Errorf("policy %s: name: must be 1 to %d bytes of text without control characters", p.ID(), maxNameBytes)
 	case f.Year < minPolicyYear || f.Year > maxPolicyYear:
 		return nil, fmt.Errorf("policy %s: year %d out of range %d..%d", f.City, f.Year, minPolicyYear, maxPolicyYear)
 	case f.Name == "" || len(f.Name) > maxNameBytes:
@@ -283,9 +296,9 @@ func tierMap[T any](m map[string]string, parse func(string) (T, error)) ([MaxTie
 	return out, nil
 }
 
-// Policies is a set of policies, one per city and year.
+// Policies is a set of policies, one per city and year, each with its versions.
 type Policies struct {
-	byKey map[policyKey]*Policy
+	byKey map[policyKey][]*Policy // by From, then Seq
 }
 
 type policyKey struct {
@@ -293,43 +306,98 @@ type policyKey struct {
 	year int
 }
 
-// For returns the policy of city for year.
+// For returns the newest version of the policy of city (any of its names) for year: the one in
+// force at the year's end.
 func (ps *Policies) For(city string, year int) (*Policy, bool) {
-	p, ok := ps.byKey[policyKey{city, year}]
-	return p, ok
+	vs := ps.byKey[policyKey{cities.Canonical(city), year}]
+	if len(vs) == 0 {
+		return nil, false
+	}
+	return vs[len(vs)-1], true
 }
 
-// All lists the policies by city, then year.
+// On returns the version of city's (any of its names) policy in force on date d: the policy of
+// d's year, from the newest version whose first date is d or before.
+func (ps *Policies) On(city string, d events.Date) (*Policy, bool) {
+	vs := ps.byKey[policyKey{cities.Canonical(city), d.Year}]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if !dateAfter(vs[i].From, d) {
+			return vs[i], true
+		}
+	}
+	return nil, false
+}
+
+// dateAfter reports whether a is after b; a zero date is before every date.
+func dateAfter(a, b events.Date) bool {
+	return cmp.Or(cmp.Compare(a.Year, b.Year), cmp.Compare(a.Month, b.Month), cmp.Compare(a.Day, b.Day)) > 0
+}
+
+// Versions lists the versions of city's policy for year, oldest first.
+func (ps *Policies) Versions(city string, year int) []*Policy {
+	return slices.Clone(ps.byKey[policyKey{cities.Canonical(city), year}])
+}
+
+// All lists every version of every policy by city, then year, then from.
 func (ps *Policies) All() []*Policy {
 	out := make([]*Policy, 0, len(ps.byKey))
-	for _, p := range ps.byKey {
-		out = append(out, p)
+	for _, vs := range ps.byKey {
+		out = append(out, vs...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].City != out[j].City {
-			return out[i].City < out[j].City
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.City != b.City {
+			return a.City < b.City
 		}
-		return out[i].Year < out[j].Year
+		if a.Year != b.Year {
+			return a.Year < b.Year
+		}
+		if a.From != b.From {
+			return dateAfter(b.From, a.From)
+		}
+		return a.Seq < b.Seq
 	})
 	return out
 }
 
-// NewPolicies builds a set from policies, refusing two for one city and year.
+// NewPolicies builds a set from policies and their versions, refusing two for one city, year,
+// first date and seq, and a version whose first date is outside its policy's year.
 func NewPolicies(list ...*Policy) (*Policies, error) {
-	ps := &Policies{byKey: make(map[policyKey]*Policy, len(list))}
+	ps := &Policies{byKey: make(map[policyKey][]*Policy, len(list))}
 	for _, p := range list {
-		k := policyKey{p.City, p.Year}
-		if _, dup := ps.byKey[k]; dup {
-			return nil, fmt.Errorf("two policies for %s", p.ID())
+		if p.From != (events.Date{}) && p.From.Year != p.Year {
+			return nil, fmt.Errorf("policy %s: a version from %s is not in the policy's year", p.ID(), p.From)
 		}
-		ps.byKey[k] = p
+		k := policyKey{p.City, p.Year}
+		for _, o := range ps.byKey[k] {
+			if o.From == p.From && o.Seq == p.Seq {
+				if p.From == (events.Date{}) {
+					return nil, fmt.Errorf("two policies for %s", p.ID())
+				}
+				return nil, fmt.Errorf("two versions of policy %s from %s", p.ID(), p.From)
+			}
+		}
+		ps.byKey[k] = append(ps.byKey[k], p)
+	}
+	for _, vs := range ps.byKey {
+		slices.SortStableFunc(vs, func(a, b *Policy) int {
+			if a.From != b.From {
+				if dateAfter(a.From, b.From) {
+					return 1
+				}
+				return -1
+			}
+			return a.Seq - b.Seq
+		})
 	}
 	return ps, nil
 }
 
-// LoadPolicies reads every *.json file of fsys's root as a policy. Each file must be named after
-// the policy it holds ("jiaxing-2026.json"), so that a city's files are found by name.
-func LoadPolicies(fsys fs.FS) (*Policies, error) {
+// maxPolicyFiles bounds a directory of policies: 41 cities with a few years and versions each.
+const maxPolicyFiles = 10_000
+
+// ReadDir reads every *.json file of fsys's root, by name, as LoadPolicies reads them.
+func ReadDir(fsys fs.FS) (map[string][]byte, error) {
 	names, err := fs.Glob(fsys, "*.json")
 	if err != nil {
 		return nil, fmt.Errorf("list policies: %w", err)
@@ -337,26 +405,85 @@ func LoadPolicies(fsys fs.FS) (*Policies, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no policy files")
 	}
-	list := make([]*Policy, 0, len(names))
+	if len(names) > maxPolicyFiles {
+		return nil, fmt.Errorf("%d policy files, more than %d", len(names), maxPolicyFiles)
+	}
+	files := make(map[string][]byte, len(names))
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("read policy %s: %w", name, err)
 		}
-		p, err := ParsePolicy(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		if want := p.ID() + ".json"; path.Base(name) != want {
-			return nil, fmt.Errorf("%s holds policy %s: name the file %s", name, p.ID(), want)
-		}
-		list = append(list, p)
+		files[name] = data
+	}
+	return files, nil
+}
+
+// LoadPolicies reads every *.json file of fsys's root as a policy. Each file must be named after
+// the policy it holds ("jiaxing-2026.json"), so that a city's files are found by name; a version
+// that settles from a date of the year on is named with the date after an @
+// ("jiaxing-2026@2026-07-01.json").
+func LoadPolicies(fsys fs.FS) (*Policies, error) {
+	files, err := ReadDir(fsys)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ParseFiles(files)
+	if err != nil {
+		return nil, err
 	}
 	return NewPolicies(list...)
 }
 
+// ParseFiles parses policy files by name, as LoadPolicies names them.
+func ParseFiles(files map[string][]byte) ([]*Policy, error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	list := make([]*Policy, 0, len(names))
+	for _, name := range names {
+		p, err := ParsePolicy(files[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		base := strings.TrimSuffix(path.Base(name), ".json")
+		id, date, dated := strings.Cut(base, "@")
+		if id != p.ID() {
+			return nil, fmt.Errorf("%s holds policy %s: name the file %s.json", name, p.ID(), p.ID())
+		}
+		if dated {
+			t, err := time.Parse(time.DateOnly, date)
+			if err != nil || len(date) != len(time.DateOnly) {
+				return nil, fmt.Errorf("%s: after the @: want a date yyyy-mm-dd", name)
+			}
+			p.From = events.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+		}
+		list = append(list, p)
+	}
+	return list, nil
+}
+
 //go:embed policies/*.json
 var policyFiles embed.FS
+
+// SampleFiles returns the bytes of the policy files shipped with the engine, by file name.
+func SampleFiles() (map[string][]byte, error) {
+	names, err := fs.Glob(policyFiles, "policies/*.json")
+	if err != nil {
+		return nil, fmt.Errorf("sample policies: %w", err)
+	}
+	out := make(map[string][]byte, len(names))
+	for _, name := range names {
+		b, err := policyFiles.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("sample policies: %w", err)
+		}
+		out[path.Base(name)] = b
+	}
+	return out, nil
+}
 
 // SamplePolicies returns the policies shipped with the engine (policies/*.json). Their figures
 // are plausible samples in the shape of the cities' published rules, not the official figures.

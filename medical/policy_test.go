@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/joinincard/engine/events"
 )
 
 func TestSamplePolicies(t *testing.T) {
@@ -129,5 +131,51 @@ func TestParseAmount(t *testing.T) {
 		if got := FormatAmount(c.fen); got != c.want {
 			t.Errorf("FormatAmount(%d) = %q, want %q", c.fen, got, c.want)
 		}
+	}
+}
+
+// A city is found by any of its names, and a policy's versions each settle the bills from their
+// first date on.
+func TestPoliciesByCityNameAndDate(t *testing.T) {
+	ps := samples(t)
+	for _, name := range []string{"jiaxing", "嘉兴", "嘉兴市", "Jiaxing"} {
+		if p, ok := ps.For(name, 2026); !ok || p.ID() != "jiaxing-2026" {
+			t.Errorf("%q: %v %v", name, p, ok)
+		}
+	}
+	july := strings.Replace(validPolicy, `"1": "0.8", "2": "0.7"`, `"1": "0.85", "2": "0.7"`, 1)
+	chinese := strings.Replace(validPolicy, `"city": "testcity"`, `"city": "上海"`, 1)
+	fsys := fstest.MapFS{
+		"testcity-2026.json":            {Data: []byte(validPolicy)},
+		"testcity-2026@2026-07-01.json": {Data: []byte(july)},
+		"shanghai-2026.json":            {Data: []byte(chinese)},
+	}
+	loaded, err := LoadPolicies(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		day  events.Date
+		want string
+	}{
+		{events.Date{Year: 2026, Month: 1, Day: 1}, "0.8"},
+		{events.Date{Year: 2026, Month: 6, Day: 30}, "0.8"},
+		{events.Date{Year: 2026, Month: 7, Day: 1}, "0.85"},
+	} {
+		p, ok := loaded.On("testcity", c.day)
+		if !ok || p.Visits[Outpatient].FundRatio[1].String() != c.want {
+			t.Errorf("%s: %v %v", c.day, p, ok)
+		}
+	}
+	if _, ok := loaded.On("testcity", events.Date{Year: 2027, Month: 1, Day: 1}); ok {
+		t.Error("a 2026 policy settles a 2027 bill")
+	}
+	// The policy file written with the city's Chinese name is Shanghai's.
+	if p, ok := loaded.On("Shanghai", events.Date{Year: 2026, Month: 3, Day: 1}); !ok || p.City != "shanghai" {
+		t.Errorf("Shanghai's policy: %v %v", p, ok)
+	}
+	fsys["testcity-2026@2027-01-01.json"] = &fstest.MapFile{Data: []byte(july)}
+	if _, err := LoadPolicies(fsys); err == nil || !strings.Contains(err.Error(), "not in the policy's year") {
+		t.Errorf("a version in another year: %v", err)
 	}
 }
