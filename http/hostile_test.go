@@ -16,6 +16,7 @@ import (
 	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/reconcile"
+	"github.com/joinincard/engine/tariffs"
 	"github.com/joinincard/engine/transit"
 )
 
@@ -57,11 +58,19 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := tariffs.BuiltIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := store.LoadTariffs(context.Background(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Features: []Feature{NewPurchases(p), NewTransit(store, testTransitTables(t)), NewMedical(postgres.NewMedical(store, policies)),
+		Features: []Feature{NewPurchases(p), NewTransitLive(store, tr.Fares), NewTariffs(tr), NewMedical(postgres.NewMedical(store, policies)),
 			NewAccounts(store), NewSettlement(set, store), NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules)))}})
 	e.h = e.srv.Handler()
 	w := &hostileWorld{env: e}
@@ -131,6 +140,7 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 	registration := func(field string) string {
 		return registration(func(m map[string]string) { m[field] = "a{X}b" })
 	}
+	fareFile := shippedFile(t, tariffs.Fares, "SHMETRO.json")
 	tap := `{"taps":[{"device_id":"G-1","device_seq":1,"card_token":"tok_card","tapped_at":"2026-03-02T08:00:00+08:00",` +
 		`"station_id":"0116","direction":"in","mode":"metro"}]}`
 	cases := []hostileCase{
@@ -225,6 +235,30 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "GET /v1/transit/deny-list", field: "limit", method: "GET", path: "/v1/transit/deny-list?limit={X}", auth: "operator"},
 		{route: "GET /v1/transit/deny-list/{token}", field: "token", method: "GET", path: "/v1/transit/deny-list/tok{X}", auth: "operator"},
 		{route: "GET /v1/transit/cards/{token}/trips", field: "token", method: "GET", path: "/v1/transit/cards/tok{X}/trips"},
+		{route: "PUT /v1/transit/cards/{token}/concession", field: "token", method: "PUT", path: "/v1/transit/cards/tok{X}/concession",
+			body: `{"class":"senior","set_by":"Wang Li"}`},
+		{route: "PUT /v1/transit/cards/{token}/concession", field: "class", method: "PUT", path: "/v1/transit/cards/tok_card/concession",
+			body: `{"class":"sen{X}ior","set_by":"Wang Li"}`},
+		{route: "PUT /v1/transit/cards/{token}/concession", field: "set_by", method: "PUT", path: "/v1/transit/cards/tok_card/concession",
+			body: `{"class":"senior","set_by":"Wang{X} Li"}`},
+		{route: "POST /v1/tariffs/{kind}", field: "kind", method: "POST", path: "/v1/tariffs/fa{X}res?effective_from=2026-03-01&uploaded_by=x",
+			body: fareFile},
+		{route: "POST /v1/tariffs/{kind}", field: "effective_from", method: "POST", path: "/v1/tariffs/fares?effective_from=2026{X}&uploaded_by=x",
+			body: fareFile},
+		{route: "POST /v1/tariffs/{kind}", field: "uploaded_by", method: "POST", path: "/v1/tariffs/fares?effective_from=2026-03-01&uploaded_by=W{X}",
+			body: fareFile},
+		{route: "POST /v1/tariffs/{kind}", field: "reprice", method: "POST",
+			path: "/v1/tariffs/fares?effective_from=2026-03-01&uploaded_by=x&reprice=t{X}", body: fareFile},
+		{route: "POST /v1/tariffs/{kind}", field: "name", method: "POST", path: "/v1/tariffs/fares?effective_from=2026-03-01&uploaded_by=x",
+			body: strings.Replace(fareFile, `"name": "Shanghai Metro"`, `"name": "Shanghai{X} Metro"`, 1)},
+		{route: "POST /v1/tariffs/{kind}", field: "lines[0].stations[2].name", method: "POST",
+			path: "/v1/tariffs/fares?effective_from=2026-03-01&uploaded_by=x", body: strings.Replace(fareFile, `"Lianhua Road"`, `"Lianhua{X} Road"`, 1)},
+		{route: "POST /v1/tariffs/{kind}", field: "description", method: "POST", path: "/v1/tariffs/fee-plans?effective_from=2026-03-01&uploaded_by=x",
+			body: shippedFile(t, tariffs.FeePlans, "domestic-standard.json", `"description": "The`, `"description": "{X}The`)},
+		{route: "POST /v1/tariffs/{kind}", field: "name", method: "POST", path: "/v1/tariffs/medical-policies?effective_from=2026-03-01&uploaded_by=x",
+			body: shippedFile(t, tariffs.MedicalPolicies, "shanghai-2026.json", `"name": "Shanghai`, `"name": "{X}Shanghai`)},
+		{route: "GET /v1/tariffs/{kind}", field: "kind", method: "GET", path: "/v1/tariffs/fee{X}plans"},
+		{route: "GET /v1/tariffs/{kind}", field: "id", method: "GET", path: "/v1/tariffs/fares?id=SH{X}"},
 		{route: "GET /v1/transit/cards/{token}/trips", field: "from", method: "GET", path: "/v1/transit/cards/tok_card/trips?from={X}"},
 		{route: "GET /v1/transit/cards/{token}/trips", field: "to", method: "GET", path: "/v1/transit/cards/tok_card/trips?to={X}"},
 

@@ -47,20 +47,29 @@ type TransitService interface {
 	// TransitTrips returns a card's own token and its priced travel days, with their journeys
 	// priced by ts; postgres.ErrNotFound for no such card.
 	TransitTrips(ctx context.Context, ts *transit.Tables, token string, from, to transit.Day) (string, []postgres.TripDay, error)
+	// SetCardConcession records a card's concession class from now on ("" for none), by who;
+	// postgres.ErrNotFound for no such card.
+	SetCardConcession(ctx context.Context, token, class, by string) (postgres.CardConcession, error)
 }
 
 var _ TransitService = (*postgres.Store)(nil)
 
 // Transit is the transit API: operators registered by the admin upload batches of taps with
 // their own API keys and see only their own batches; they read the deny list; the admin reads a
-// card's trip history.
+// card's trip history and records its concession class.
 type Transit struct {
 	svc    TransitService
-	tables *transit.Tables
+	tables func() *transit.Tables
 }
 
 // NewTransit returns the transit API on svc, pricing with tables.
 func NewTransit(svc TransitService, tables *transit.Tables) *Transit {
+	return NewTransitLive(svc, func() *transit.Tables { return tables })
+}
+
+// NewTransitLive returns the transit API on svc, pricing with the tables that tables returns at
+// each request: the fare tables in force, which the admin's uploads change.
+func NewTransitLive(svc TransitService, tables func() *transit.Tables) *Transit {
 	return &Transit{svc: svc, tables: tables}
 }
 
@@ -74,13 +83,14 @@ func (tr *Transit) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodGet, Path: "/v1/transit/deny-list", Handler: h.operatorOnly(h.denyList)},
 		{Method: http.MethodGet, Path: "/v1/transit/deny-list/{token}", Handler: h.operatorOnly(h.denyStatus)},
 		{Method: http.MethodGet, Path: "/v1/transit/cards/{token}/trips", Admin: true, Handler: h.trips},
+		{Method: http.MethodPut, Path: "/v1/transit/cards/{token}/concession", Admin: true, Handler: h.setConcession},
 	}
 }
 
 type transitHandlers struct {
 	s      *Server
 	svc    TransitService
-	tables *transit.Tables
+	tables func() *transit.Tables
 }
 
 const (
@@ -147,9 +157,9 @@ func (h *transitHandlers) createOperator(w http.ResponseWriter, r *http.Request)
 		h.s.writeError(w, r, Errorf(EINVALID, "name: %s", checkText(req.Name)))
 		return
 	}
-	op, ok := h.tables.Operator(req.ID)
+	op, ok := h.tables().Operator(req.ID)
 	if !ok {
-		h.s.writeError(w, r, Errorf(EINVALID, "id: no fare table for operator %q: add transit/fares/%s.json", req.ID, req.ID))
+		h.s.writeError(w, r, Errorf(EINVALID, "id: no fare table for operator %q: upload one first (POST /v1/tariffs/fares)", req.ID))
 		return
 	}
 	key, hash, err := newTransitKey()
@@ -278,15 +288,16 @@ func (h *transitHandlers) submitBatch(w http.ResponseWriter, r *http.Request, op
 		return
 	}
 	b := postgres.TapBatch{Operator: operator, BatchID: batchID, RequestHash: sha256.Sum256(append([]byte(kind+"\n"), body...))}
+	tables := h.tables()
 	for _, pt := range taps {
 		c := transit.Candidate{Refused: transit.Outcome{Result: transit.Rejected, Reason: transit.ReasonMalformed, Detail: pt.malformed}}
 		if pt.malformed == "" {
-			c = h.tables.ParseTap(operator, &pt.raw)
+			c = tables.ParseTap(operator, &pt.raw)
 		}
 		b.Taps = append(b.Taps, c)
 		b.Refs = append(b.Refs, postgres.TapRef{DeviceID: pt.raw.DeviceID, DeviceSeq: pt.raw.DeviceSeq})
 	}
-	res, replayed, err := h.svc.SubmitTapBatch(r.Context(), h.tables, b)
+	res, replayed, err := h.svc.SubmitTapBatch(r.Context(), tables, b)
 	if errors.Is(err, postgres.ErrBatchConflict) {
 		h.s.writeError(w, r, Errorf(ECONFLICT, "batch id %q was used before with a different body", batchID))
 		return
@@ -706,16 +717,19 @@ type tripDayView struct {
 }
 
 type tripJourneyView struct {
-	Kind        string `json:"kind"`
-	StartedAt   string `json:"started_at"`
-	EndedAt     string `json:"ended_at"`
-	FromStation string `json:"from_station"`
-	ToStation   string `json:"to_station"`
-	Line        string `json:"line,omitempty"`
-	Fare        string `json:"fare"`
-	Discount    string `json:"discount"`
-	Charged     string `json:"charged"`
-	CapCredit   string `json:"cap_credit"`
+	Kind         string `json:"kind"`
+	StartedAt    string `json:"started_at"`
+	EndedAt      string `json:"ended_at"`
+	FromStation  string `json:"from_station"`
+	ToStation    string `json:"to_station"`
+	Line         string `json:"line,omitempty"`
+	TimeBand     string `json:"time_band,omitempty"`
+	Concession   string `json:"concession,omitempty"`
+	Fare         string `json:"fare"`
+	Discount     string `json:"discount"`
+	TierDiscount string `json:"tier_discount"`
+	Charged      string `json:"charged"`
+	CapCredit    string `json:"cap_credit"`
 }
 
 type tripPostingView struct {
@@ -754,7 +768,7 @@ func (h *transitHandlers) trips(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
-	card, days, err := h.svc.TransitTrips(r.Context(), h.tables, token, from, to)
+	card, days, err := h.svc.TransitTrips(r.Context(), h.tables(), token, from, to)
 	if errors.Is(err, postgres.ErrNotFound) {
 		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
 		return
@@ -770,13 +784,79 @@ func (h *transitHandlers) trips(w http.ResponseWriter, r *http.Request) {
 		for k, j := range d.Journeys {
 			dv.Journeys[k] = tripJourneyView{Kind: string(j.Kind), StartedAt: j.Start.UTC().Format(time.RFC3339Nano),
 				EndedAt: j.End.UTC().Format(time.RFC3339Nano), FromStation: j.From, ToStation: j.To, Line: j.Line,
-				Fare: fenText(j.Fare), Discount: fenText(j.Discount), Charged: fenText(j.Charged), CapCredit: fenText(j.CapCredit)}
+				TimeBand: j.TimeBand, Concession: j.Concession, Fare: fenText(j.Fare), Discount: fenText(j.Discount),
+				TierDiscount: fenText(j.TierDiscount), Charged: fenText(j.Charged), CapCredit: fenText(j.CapCredit)}
 		}
 		for k, p := range d.Postings {
 			dv.Postings[k] = tripPostingView{TransferID: p.TransferID.String(), Code: postingCode(p.Code), Amount: fenText(p.Amount),
 				PostedAt: p.PostedAt.UTC().Format(time.RFC3339Nano)}
 		}
 		v.Days[i] = dv
+	}
+	h.s.writeJSON(w, r, http.StatusOK, v)
+}
+
+type concessionRequest struct {
+	// Class is the concession class ("senior", "student", ...), "" for none.
+	Class string `json:"class"`
+	SetBy string `json:"set_by"`
+}
+
+type concessionView struct {
+	CardToken string                 `json:"card_token"`
+	Class     string                 `json:"class"`
+	History   []concessionChangeView `json:"history"`
+}
+
+type concessionChangeView struct {
+	At    string `json:"at"`
+	Class string `json:"class"`
+	By    string `json:"by"`
+}
+
+// setConcession records the card's concession class from now on: its journeys from this instant
+// pay the class's fare where a fare table names it. Travel days already closed keep their prices.
+func (h *transitHandlers) setConcession(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	var req concessionRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	if req.Class != "" {
+		if why := transit.CheckClass(req.Class); why != "" {
+			h.s.writeError(w, r, Errorf(EINVALID, "class: %s", why))
+			return
+		}
+	}
+	switch {
+	case req.SetBy == "":
+		h.s.writeError(w, r, Errorf(EINVALID, "set_by: missing, want the name of who records the class"))
+		return
+	case checkText(req.SetBy) != "" || len(req.SetBy) > maxUploaderBytes:
+		why := checkText(req.SetBy)
+		if why == "" {
+			why = "must be at most 128 bytes"
+		}
+		h.s.writeError(w, r, Errorf(EINVALID, "set_by: %s", why))
+		return
+	}
+	cc, err := h.svc.SetCardConcession(r.Context(), token, req.Class, req.SetBy)
+	if errors.Is(err, postgres.ErrNotFound) {
+		h.s.writeError(w, r, Errorf(ENOTFOUND, "card not found"))
+		return
+	}
+	if err != nil {
+		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
+		return
+	}
+	v := concessionView{CardToken: cc.Card, Class: cc.Class, History: make([]concessionChangeView, len(cc.History))}
+	for i, c := range cc.History {
+		v.History[i] = concessionChangeView{At: c.At.UTC().Format(time.RFC3339Nano), Class: c.Class, By: c.By}
 	}
 	h.s.writeJSON(w, r, http.StatusOK, v)
 }

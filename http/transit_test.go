@@ -41,12 +41,13 @@ func testTransitTables(t testing.TB) *transit.Tables {
 
 func init() {
 	for route, st := range map[string][]int{
-		"POST /v1/transit/operators":          {201, 400, 401, 403, 409, 413, 500, 503},
-		"POST /v1/transit/batches":            {200, 201, 400, 401, 403, 409, 413, 500, 503},
-		"GET /v1/transit/batches/{id}":        {200, 400, 401, 403, 404, 500, 503},
-		"GET /v1/transit/deny-list":           {200, 400, 401, 403, 500, 503},
-		"GET /v1/transit/deny-list/{token}":   {200, 400, 401, 403, 404, 500, 503},
-		"GET /v1/transit/cards/{token}/trips": {200, 400, 401, 403, 404, 500, 503},
+		"POST /v1/transit/operators":               {201, 400, 401, 403, 409, 413, 500, 503},
+		"POST /v1/transit/batches":                 {200, 201, 400, 401, 403, 409, 413, 500, 503},
+		"GET /v1/transit/batches/{id}":             {200, 400, 401, 403, 404, 500, 503},
+		"GET /v1/transit/deny-list":                {200, 400, 401, 403, 500, 503},
+		"GET /v1/transit/deny-list/{token}":        {200, 400, 401, 403, 404, 500, 503},
+		"GET /v1/transit/cards/{token}/trips":      {200, 400, 401, 403, 404, 500, 503},
+		"PUT /v1/transit/cards/{token}/concession": {200, 400, 401, 403, 404, 413, 500, 503},
 	} {
 		statuses[route] = st
 	}
@@ -58,6 +59,8 @@ func init() {
 	responseTypes["GET /v1/transit/deny-list"] = denyListView{}
 	responseTypes["GET /v1/transit/deny-list/{token}"] = denyStatusView{}
 	responseTypes["GET /v1/transit/cards/{token}/trips"] = tripsView{}
+	requestTypes["PUT /v1/transit/cards/{token}/concession"] = concessionRequest{}
+	responseTypes["PUT /v1/transit/cards/{token}/concession"] = concessionView{}
 	idempotent["POST /v1/transit/batches"] = true
 
 	featureEnvs = append(featureEnvs, func(t testing.TB, e *env, cfg *Config) {
@@ -227,6 +230,19 @@ func (f *fakeTransit) TransitTrips(_ context.Context, _ *transit.Tables, token s
 		Journeys: []transit.Journey{{Operator: "HZMETRO", Kind: transit.KindComplete, Start: at, End: at.Add(20 * time.Minute),
 			From: "0101", To: "0105", Fare: 300, Charged: 300}},
 		Postings: []postgres.TripPosting{{TransferID: ledger.ID{1}, Amount: 300, Code: clearing.CodeTransitFare, PostedAt: at.Add(25 * time.Hour)}}}}, nil
+}
+
+func (f *fakeTransit) SetCardConcession(_ context.Context, token, class, by string) (postgres.CardConcession, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["SetCardConcession"]; err != nil {
+		return postgres.CardConcession{}, err
+	}
+	card, ok := fakeCards[token]
+	if !ok {
+		return postgres.CardConcession{}, fmt.Errorf("card: %w", postgres.ErrNotFound)
+	}
+	return postgres.CardConcession{Card: card, Class: class, History: []postgres.ConcessionChange{{At: f.now(), Class: class, By: by}}}, nil
 }
 
 var _ TransitService = (*fakeTransit)(nil)
@@ -421,6 +437,33 @@ func transitStatusCases() []statusCase {
 			opts: []envOption{transitFailing("TransitTrips", errBroken)}, run: send(trips("tok_card", ""))},
 		statusCase{name: "trips no admin token", route: "GET /v1/transit/cards/{token}/trips", status: 503, code: EUNAVAILABLE,
 			opts: []envOption{noAdmin}, run: send(trips("tok_card", ""))},
+	)
+	concession := func(token, body string) request {
+		return request{method: "PUT", path: "/v1/transit/cards/" + token + "/concession", body: body}
+	}
+	const senior = `{"class":"senior","set_by":"Wang Li"}`
+	add(
+		statusCase{name: "concession", route: "PUT /v1/transit/cards/{token}/concession", status: 200, run: send(concession("tok_phys", senior))},
+		statusCase{name: "concession taken away", route: "PUT /v1/transit/cards/{token}/concession", status: 200,
+			run: send(concession("tok_card", `{"class":"","set_by":"Wang Li"}`))},
+		statusCase{name: "concession of nobody", route: "PUT /v1/transit/cards/{token}/concession", status: 404, code: ENOTFOUND,
+			run: send(concession("tok_nobody", senior))},
+		statusCase{name: "concession class in capitals", route: "PUT /v1/transit/cards/{token}/concession", status: 400, code: EINVALID,
+			message: "class: want lowercase letters", run: send(concession("tok_card", `{"class":"Senior","set_by":"Wang Li"}`))},
+		statusCase{name: "concession by nobody", route: "PUT /v1/transit/cards/{token}/concession", status: 400, code: EINVALID,
+			message: "set_by: missing", run: send(concession("tok_card", `{"class":"senior"}`))},
+		statusCase{name: "concession not a token", route: "PUT /v1/transit/cards/{token}/concession", status: 400, code: EINVALID,
+			message: "token:", run: send(concession("tok%00", senior))},
+		statusCase{name: "concession without auth", route: "PUT /v1/transit/cards/{token}/concession", status: 401, code: EUNAUTHORIZED,
+			run: send(request{method: "PUT", path: "/v1/transit/cards/tok_card/concession", body: senior, auth: "-"})},
+		statusCase{name: "concession with an operator key", route: "PUT /v1/transit/cards/{token}/concession", status: 403, code: EFORBIDDEN,
+			run: send(request{method: "PUT", path: "/v1/transit/cards/tok_card/concession", body: senior, auth: "Bearer " + hzMetroKey})},
+		statusCase{name: "concession too large", route: "PUT /v1/transit/cards/{token}/concession", status: 413, code: ETOOLARGE,
+			run: send(concession("tok_card", `{"class":"senior","set_by":"`+strings.Repeat("a", maxRequestBytes)+`"}`))},
+		statusCase{name: "concession broken", route: "PUT /v1/transit/cards/{token}/concession", status: 500, code: EINTERNAL,
+			opts: []envOption{transitFailing("SetCardConcession", errBroken)}, run: send(concession("tok_card", senior))},
+		statusCase{name: "concession busy", route: "PUT /v1/transit/cards/{token}/concession", status: 503, code: EUNAVAILABLE,
+			opts: []envOption{transitFailing("SetCardConcession", busy)}, run: send(concession("tok_card", senior))},
 	)
 	return cases
 }

@@ -27,11 +27,17 @@ import (
 // together or not at all. It is safe for concurrent use.
 type Medical struct {
 	store    *Store
-	policies *medical.Policies
+	policies func() *medical.Policies
 }
 
 // NewMedical returns the medical store over s, settling under policies.
 func NewMedical(s *Store, policies *medical.Policies) *Medical {
+	return &Medical{store: s, policies: func() *medical.Policies { return policies }}
+}
+
+// NewMedicalLive returns the medical store over s, settling under the policies policies returns
+// when each bill is settled: the versions uploaded while the engine runs take effect at once.
+func NewMedicalLive(s *Store, policies func() *medical.Policies) *Medical {
 	return &Medical{store: s, policies: policies}
 }
 
@@ -173,8 +179,8 @@ func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institu
 		ok  bool
 		err error
 	)
-	if p.policy, ok = m.policies.For(card.InsuranceCity, p.day.Year); !ok {
-		return nil, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s for %d", card.InsuranceCity, p.day.Year)
+	if p.policy, ok = m.policies().On(card.InsuranceCity, p.day); !ok {
+		return nil, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s in force on %s", card.InsuranceCity, p.day)
 	}
 	if p.acc, p.accVersion, err = readAccumulators(ctx, tx, card.Token, card.InsuranceCity, p.day.Year); err != nil {
 		return nil, err
@@ -929,7 +935,7 @@ func (m *Medical) CardYear(ctx context.Context, token string, year int) (medical
 		return out, err
 	}
 	out.CardToken, out.Fund = card.Token, card.InsuranceCity
-	out.Policy, _ = m.policies.For(card.InsuranceCity, year)
+	out.Policy, _ = m.policies().For(card.InsuranceCity, year)
 	if out.Accumulators, _, err = readAccumulators(ctx, tx, card.Token, card.InsuranceCity, year); err != nil {
 		return out, err
 	}

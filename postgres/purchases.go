@@ -10,7 +10,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/purchases"
@@ -37,8 +39,26 @@ const feeIncomeName = "merchant fee income"
 // feeCatalog is the fee plans built into the binary, read and validated once.
 var feeCatalog = sync.OnceValues(fees.Load)
 
-// FeeCatalog returns the fee plans and the foreign-card comparison purchases are priced with.
-func (p *Purchases) FeeCatalog() *fees.Catalog { return p.fees }
+// FeeCatalog returns the fee plans and the foreign-card comparison purchases are priced with
+// now: the store's tariffs (LoadTariffs), or the plans built into the binary.
+func (p *Purchases) FeeCatalog() *fees.Catalog {
+	c, err := p.store.feePlans()
+	if err != nil {
+		return p.builtIn // loaded when the purchases were made: the error cannot come back
+	}
+	return c
+}
+
+func hasPlanOn(c *fees.Catalog, id string, d events.Date) bool {
+	_, ok := c.PlanOn(id, d)
+	return ok
+}
+
+// purchaseDate is the date a purchase is priced by: its authorization's, in Shanghai.
+func purchaseDate(a *purchases.Authorization) events.Date {
+	y, m, d := a.CreatedAt.In(cards.Shanghai).Date()
+	return events.Date{Year: y, Month: m, Day: d}
+}
 
 // RegisterMerchant registers m with the SHA-256 of its API key: the party (kind merchant) and its
 // clearing account, the fee income account its fees go to, and the merchant's category, city,
@@ -46,8 +66,13 @@ func (p *Purchases) FeeCatalog() *fees.Catalog { return p.fees }
 // registered before is refused with ErrMerchantExists; a party registered before through
 // /v1/parties with the same name becomes the merchant.
 func (p *Purchases) RegisterMerchant(ctx context.Context, m purchases.Merchant, keyHash [32]byte) error {
-	if err := m.Validate(p.fees); err != nil {
+	cat := p.FeeCatalog()
+	if err := m.Validate(cat); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidMerchant, err)
+	}
+	y, mo, d := p.store.Now().In(cards.Shanghai).Date()
+	if today := (events.Date{Year: y, Month: mo, Day: d}); !hasPlanOn(cat, m.FeePlan, today) {
+		return fmt.Errorf("%w: fee plan %q takes effect on %s", ErrInvalidMerchant, m.FeePlan, cat.Versions(m.FeePlan)[0].From)
 	}
 	account := m.Account()
 	return p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {

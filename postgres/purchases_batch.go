@@ -97,7 +97,7 @@ type PurchaseResult struct {
 // and refund totals hold across processes too.
 type Purchases struct {
 	store     *Store
-	fees      *fees.Catalog
+	builtIn   *fees.Catalog // the plans built into the binary, until the store's tariffs are loaded
 	merchants *merchantCache
 	queue     chan *purchaseCall
 	stopped   chan struct{}
@@ -124,7 +124,7 @@ func NewPurchases(st *Store) (*Purchases, error) {
 		return nil, fmt.Errorf("load fee plans: %w", err)
 	}
 	return &Purchases{
-		store: st, fees: cat, merchants: &merchantCache{byKey: map[[32]byte]cachedMerchant{}},
+		store: st, builtIn: cat, merchants: &merchantCache{byKey: map[[32]byte]cachedMerchant{}},
 		queue: make(chan *purchaseCall, maxQueuedRequests), stopped: make(chan struct{}),
 	}, nil
 }
@@ -241,7 +241,7 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall) ([]purcha
 	}
 	var ex *execution
 	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
-		ex = &execution{p: p, tx: tx, reqs: reqs, now: p.store.Now().UTC().Truncate(time.Microsecond)}
+		ex = &execution{p: p, tx: tx, reqs: reqs, now: p.store.Now().UTC().Truncate(time.Microsecond), fees: p.FeeCatalog()}
 		return ex.run(ctx)
 	})
 	if err != nil {
@@ -268,6 +268,7 @@ type execution struct {
 	tx   *Tx
 	reqs []PurchaseRequest
 	now  time.Time
+	fees *fees.Catalog // the fee plans in force when the transaction started
 
 	answers []purchaseAnswer
 	replays []*replay   // answered from an earlier transaction's request, after the commit
@@ -604,10 +605,13 @@ func (ex *execution) plan(i int) (*plannedRequest, []ledger.Transfer, error) {
 	if r.AmountErr != nil && r.Op != OpIncrement {
 		return refuse(refusal(purchases.RefusedInvalid, "%v", r.AmountErr))
 	}
-	plan, ok := ex.p.fees.Plan(r.Merchant.FeePlan)
+	// The purchase is priced by the plan's version in force on its authorization's date, its
+	// capture and every refund alike.
+	plan, ok := ex.fees.PlanOn(r.Merchant.FeePlan, purchaseDate(&rec.Authorization))
 	if !ok {
 		// A fault of this merchant's registration, not of the batch: only its request fails.
-		ex.answers[i].err = fmt.Errorf("merchant %s has fee plan %q, which the catalog does not have", r.Merchant.ID, r.Merchant.FeePlan)
+		ex.answers[i].err = fmt.Errorf("merchant %s has fee plan %q, which the catalog does not have on %s", r.Merchant.ID,
+			r.Merchant.FeePlan, purchaseDate(&rec.Authorization))
 		return nil, nil, nil
 	}
 	id, err := newTransferID()
@@ -641,7 +645,7 @@ func (ex *execution) plan(i int) (*plannedRequest, []ledger.Transfer, error) {
 		if r.Full {
 			amount = rec.Held()
 		}
-		c, ts, rf := purchases.PlanCapture(&rec.Authorization, id, amount, plan, ex.p.fees.Foreign, ids, ex.now)
+		c, ts, rf := purchases.PlanCapture(&rec.Authorization, id, amount, plan, ex.fees.Foreign, ids, ex.now)
 		if rf != nil {
 			return refuse(rf)
 		}
@@ -653,7 +657,7 @@ func (ex *execution) plan(i int) (*plannedRequest, []ledger.Transfer, error) {
 		}
 		return &plannedRequest{close: &c}, ts, nil
 	case OpRefund:
-		rd, ts, rf := purchases.PlanRefund(&rec.Authorization, id, r.Amount, plan, ex.p.fees.Foreign, ids, ex.now)
+		rd, ts, rf := purchases.PlanRefund(&rec.Authorization, id, r.Amount, plan, ex.fees.Foreign, ids, ex.now)
 		if rf != nil {
 			return refuse(rf)
 		}

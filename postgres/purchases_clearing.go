@@ -45,7 +45,7 @@ var _ clearing.Purchases = (*clearingPurchases)(nil)
 // name: the authorizations captured, the captures refunded (by their clearing events), and the
 // fee plans of their merchants.
 func (t *Tx) loadClearingPurchases(ctx context.Context, msgs []clearing.Message) (*clearingPurchases, error) {
-	cat, err := feeCatalog()
+	cat, err := t.store.feePlans()
 	if err != nil {
 		return nil, fmt.Errorf("load fee plans: %w", err)
 	}
@@ -138,7 +138,7 @@ func (cp *clearingPurchases) authorization(id ledger.ID, merchantID string, card
 	case currency != purchases.Currency:
 		return nil, nil, fmt.Sprintf("the record is in %s, authorizations are in %s", currency, purchases.Currency)
 	}
-	plan, ok := cp.fees.Plan(cp.feePlans[rec.MerchantID])
+	plan, ok := cp.fees.PlanOn(cp.feePlans[rec.MerchantID], purchaseDate(&rec.Authorization))
 	if !ok {
 		return nil, nil, fmt.Sprintf("merchant %q has no fee plan the engine knows", rec.MerchantID)
 	}

@@ -44,6 +44,9 @@ type Store struct {
 	// when they had to be redacted (events.Tokenizer.Fingerprint). Nil keeps no such hash: the
 	// dead letter is redacted all the same.
 	Tokenizer *events.Tokenizer
+	// tariffs is what purchases price by once LoadTariffs has loaded it; nil: the fee plans
+	// built into the binary.
+	tariffs atomic.Pointer[Tariffs]
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.

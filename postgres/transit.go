@@ -711,7 +711,7 @@ func (s *Store) CloseTransitDays(ctx context.Context, ts *transit.Tables, now ti
 			if now.Before(g.ClosesAt(next)) {
 				break
 			}
-			if err := s.closeTransitDay(ctx, g, st.closed, next, now); err != nil {
+			if err := s.closeTransitDay(ctx, ts, g, st.closed, next, now); err != nil {
 				return rep, err
 			}
 			rep.DaysClosed++
@@ -745,8 +745,12 @@ func (s *Store) firstTransitDay(ctx context.Context, g *transit.Group) (transit.
 
 // closeTransitDay moves the group's closed day from prev to next. It waits for the taps being
 // decided (they hold the group's row FOR SHARE): every tap committed after it sees the day closed.
-func (s *Store) closeTransitDay(ctx context.Context, g *transit.Group, prev *transit.Day, next transit.Day, now time.Time) error {
+// It closes nothing when a fare table was uploaded that ts does not have (ErrStaleTariffs).
+func (s *Store) closeTransitDay(ctx context.Context, ts *transit.Tables, g *transit.Group, prev *transit.Day, next transit.Day, now time.Time) error {
 	return s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		if err := tx.checkFares(ctx, ts); err != nil {
+			return err
+		}
 		var prevDate *time.Time
 		if prev != nil {
 			d := prev.Date()
@@ -799,6 +803,9 @@ func (s *Store) settleTransitDay(ctx context.Context, ts *transit.Tables, g *tra
 		}
 		var r TransitCloseReport
 		err = s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+			if err := tx.checkFares(ctx, ts); err != nil {
+				return err
+			}
 			var err error
 			r, err = tx.settleTransitCards(ctx, ts, g, chunk, []transit.Day{d}, now)
 			return err
@@ -1152,6 +1159,9 @@ func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now 
 	type cardGroup struct{ card, group string }
 	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		rep, n = TransitCloseReport{}, 0
+		if err := tx.checkFares(ctx, ts); err != nil {
+			return err
+		}
 		// Claimed by deleting them: a tap deciding now that marks one of these days again waits
 		// for this transaction, and its mark stays for the next pass.
 		rows, err := tx.Query(ctx, `DELETE FROM transit_reprice WHERE (card_token, group_key, travel_day) IN (

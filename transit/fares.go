@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/events"
 )
 
@@ -46,6 +47,11 @@ const (
 	maxClassBytes = 32
 	// maxSpendTiers bounds a spend discount's tiers: Beijing's has three.
 	maxSpendTiers = 8
+	// maxNameBytes bounds a name (an operator's, a line's, a station's, a band's): shown on
+	// trip histories, like the event schema's prose.
+	maxNameBytes = 256
+	// maxSourceBytes bounds a table's source: a paragraph citing the published rules.
+	maxSourceBytes = 4096
 )
 
 // closeGrace is how long after the last possible tap-out of a travel day the day waits before it
@@ -318,16 +324,21 @@ func ParseOperator(data []byte) (*Operator, error) {
 }
 
 func (f *fareFile) operator() (*Operator, error) {
-	op := &Operator{ID: f.OperatorID, Name: f.Name, City: f.City, Source: f.Source, lines: map[string]*line{},
+	op := &Operator{ID: f.OperatorID, Name: f.Name, City: cities.Canonical(f.City), Source: f.Source, lines: map[string]*line{},
 		stations: map[string]int32{}, onLines: map[string][]string{}, Rules: noRules}
 	if why := checkID(f.OperatorID); why != "" {
 		return nil, fmt.Errorf("operator_id: %s", why)
 	}
-	if f.Name == "" {
-		return nil, errors.New("name: missing")
-	}
-	if f.City == "" {
-		return nil, errors.New("city: missing")
+	for _, t := range []struct {
+		name, value string
+		max         int
+	}{{"name", f.Name, maxNameBytes}, {"city", f.City, maxNameBytes}, {"source", f.Source, maxSourceBytes}} {
+		if t.value == "" && t.name != "source" {
+			return nil, fmt.Errorf("%s: missing", t.name)
+		}
+		if why := events.CheckText(t.value, t.max); why != "" {
+			return nil, fmt.Errorf("%s: %s", t.name, why)
+		}
 	}
 	switch m := events.Mode(f.Mode); m {
 	case events.ModeMetro, events.ModeBus:
@@ -532,6 +543,9 @@ func (op *Operator) readTimeBands(fs []timeFile) error {
 		if tf.Name == "" {
 			return fmt.Errorf("%s.name: missing", where)
 		}
+		if why := events.CheckText(tf.Name, maxNameBytes); why != "" {
+			return fmt.Errorf("%s.name: %s", where, why)
+		}
 		b := TimeBand{Name: tf.Name}
 		var err error
 		if b.From, err = parseClock(tf.From, false); err != nil {
@@ -667,6 +681,9 @@ func (op *Operator) readLines(f *fareFile) error {
 		if _, ok := op.lines[lf.ID]; ok {
 			return fmt.Errorf("%s.id: line %q twice", where, lf.ID)
 		}
+		if why := events.CheckText(lf.Name, maxNameBytes); why != "" {
+			return fmt.Errorf("%s.name: %s", where, why)
+		}
 		l := &line{stations: map[string]bool{}}
 		if lf.FlatFare != "" {
 			if f.Pricing != string(PricingFlat) {
@@ -688,6 +705,9 @@ func (op *Operator) readLines(f *fareFile) error {
 			}
 			if s.Name == "" {
 				return fmt.Errorf("%s.name: missing", sw)
+			}
+			if why := events.CheckText(s.Name, maxNameBytes); why != "" {
+				return fmt.Errorf("%s.name: %s", sw, why)
 			}
 			if l.stations[s.ID] {
 				return fmt.Errorf("%s.id: station %q twice on line %q", sw, s.ID, lf.ID)

@@ -41,6 +41,7 @@ type datedRules struct {
 type Tables struct {
 	versions map[string][]*Operator // by operator id, ordered by From, then Seq
 	groups   map[string]*Group
+	seq      int // the highest Seq of the versions
 }
 
 //go:embed fares/*.json
@@ -144,7 +145,11 @@ func ParseFiles(files map[string][]byte) ([]*Operator, error) {
 func NewTables(ops ...*Operator) (*Tables, error) {
 	t := &Tables{versions: map[string][]*Operator{}, groups: map[string]*Group{}}
 	for _, op := range ops {
-		t.versions[op.ID] = append(t.versions[op.ID], op)
+		// A copy: the tables set its group, and the operator handed in may be in other tables
+		// that are pricing now. What the copies share (stations, fares) is never written.
+		c := *op
+		t.versions[op.ID] = append(t.versions[op.ID], &c)
+		t.seq = max(t.seq, op.Seq)
 	}
 	ids := make([]string, 0, len(t.versions))
 	for id, vs := range t.versions {
@@ -252,6 +257,10 @@ func (t *Tables) groupRules(g *Group) error {
 	}
 	return nil
 }
+
+// Seq is the highest Seq of the tables' versions: the number of fare tables uploaded when they
+// were built, uploads being numbered from 1 without gaps.
+func (t *Tables) Seq() int { return t.seq }
 
 // versionOn is the version of operator id's table in force on day d, or nil.
 func (t *Tables) versionOn(id string, d Day) *Operator {

@@ -1,0 +1,452 @@
+// Package tariffs decides what the engine prices by: the fare tables, fee plans and medical
+// policies it starts with (built in, or from directories), and the versions the admin uploads
+// while it runs, each from the first day it prices. It parses an upload exactly as the files are
+// parsed at start, decides whether its date may be accepted, and builds the sets of every kind
+// with it; the store keeps the versions and the days to re-price.
+//
+// The package is pure: no I/O but the bytes it is handed, no clock (today is an argument).
+package tariffs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/fees"
+	"github.com/joinincard/engine/medical"
+	"github.com/joinincard/engine/transit"
+)
+
+// Kind is a kind of tariff.
+type Kind string
+
+const (
+	Fares           Kind = "fares"            // an operator's fare table, by operator id
+	FeePlans        Kind = "fee_plans"        // a fee plan, by plan id
+	MedicalPolicies Kind = "medical_policies" // a city's medical policy for a year, by "city-year"
+)
+
+// Kinds lists the kinds.
+func Kinds() []Kind { return []Kind{Fares, FeePlans, MedicalPolicies} }
+
+// Segment is the kind as the API's paths name it: "fares", "fee-plans", "medical-policies".
+func (k Kind) Segment() string { return strings.ReplaceAll(string(k), "_", "-") }
+
+// KindOf returns the kind a path segment names.
+func KindOf(segment string) (Kind, bool) {
+	for _, k := range Kinds() {
+		if k.Segment() == segment {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// Bounds of an upload.
+const (
+	// MaxBodyBytes bounds one uploaded file: a fare table of the largest metro is about 60 KiB,
+	// and the fare parser's own bound is 1 MiB.
+	MaxBodyBytes = 1 << 20
+	// MaxAhead bounds how far ahead a version may take effect: fares and plans are announced
+	// weeks or months ahead, and a date more than a year away is a typing error.
+	MaxAhead = 366 * 24 * time.Hour
+	// MaxRepriceAge bounds how far back a fare table may take effect when the admin asks to
+	// re-price: taps older than transit.MaxTapAge are refused, and the days before belong to
+	// settlement cycles reconciled with the banks.
+	MaxRepriceAge = transit.MaxTapAge
+	// maxVersions bounds the versions of one kind the engine keeps in memory and rebuilds on each
+	// upload: a hundred operators changing fares monthly for years.
+	maxVersions = 100_000
+)
+
+// ErrInvalid is what every refusal of an upload is (errors.Is): a *Refusal.
+var ErrInvalid = errors.New("invalid tariff")
+
+// Refusal is why an upload is refused: a message that names the field and the reason.
+type Refusal struct{ Message string }
+
+func (r *Refusal) Error() string { return ErrInvalid.Error() + ": " + r.Message }
+
+// Is makes a Refusal ErrInvalid.
+func (r *Refusal) Is(target error) bool { return target == ErrInvalid }
+
+// Source says where a version comes from.
+type Source string
+
+const (
+	SourceBuiltIn   Source = "built_in"  // embedded in the binary
+	SourceDirectory Source = "directory" // a file of --fares, --fee-plans or --medical-policies
+	SourceUpload    Source = "upload"    // uploaded by the admin, kept in the database
+)
+
+// Version is one version of a tariff.
+type Version struct {
+	Kind Kind
+	ID   string // the operator's, the plan's or the policy's id, as its file says
+	// Seq numbers the uploads of a kind from 1, in order; 0 for a file the engine started with.
+	Seq int
+	// From is the first day the version prices; zero for a file without a date, which prices
+	// every day until a later version.
+	From   events.Date
+	Body   []byte
+	SHA256 [32]byte
+	Source Source
+	File   string // the file's name, for a version the engine started with
+	// UploadedBy and UploadedAt say who uploaded it and when; Repriced that it took effect in the
+	// past and re-priced what was charged since.
+	UploadedBy string
+	UploadedAt time.Time
+	Repriced   bool
+}
+
+// Files are the files the engine starts with, by file name, and where they come from.
+type Files struct {
+	Fares, FeePlans, Medical      map[string][]byte
+	Foreign                       []byte // the foreign-card comparison
+	FaresFrom, PlansFrom, MedFrom Source
+}
+
+// BuiltIn returns the files embedded in the binary.
+func BuiltIn() (Files, error) {
+	f := Files{FaresFrom: SourceBuiltIn, PlansFrom: SourceBuiltIn, MedFrom: SourceBuiltIn}
+	var err error
+	if f.Fares, err = transit.ShippedFiles(); err != nil {
+		return f, err
+	}
+	if f.FeePlans, f.Foreign, err = fees.ShippedFiles(nil); err != nil {
+		return f, err
+	}
+	if f.Medical, err = medical.SampleFiles(); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Set is what the engine prices by: every kind, each with its versions.
+type Set struct {
+	Fares    *transit.Tables
+	FeePlans *fees.Catalog
+	Medical  *medical.Policies
+}
+
+// Base is the files the engine started with, parsed: each upload builds on them. It keeps the
+// uploaded versions it parsed, by seq, so that a build parses each version once. It is safe for
+// concurrent use.
+type Base struct {
+	files    []Version
+	fares    []*transit.Operator
+	plans    []*fees.Plan
+	foreign  fees.ForeignCard
+	policies []*medical.Policy
+
+	mu     sync.Mutex
+	parsed map[versionKey]any // *transit.Operator, *fees.Plan or *medical.Policy, never changed once parsed
+}
+
+type versionKey struct {
+	kind Kind
+	seq  int
+}
+
+// NewBase parses and checks the files the engine starts with, every kind as at start.
+func NewBase(f Files) (*Base, error) {
+	b := &Base{parsed: map[versionKey]any{}}
+	var err error
+	if b.fares, err = transit.ParseFiles(f.Fares); err != nil {
+		return nil, fmt.Errorf("fare tables: %w", err)
+	}
+	if b.plans, err = fees.ParseFiles(f.FeePlans); err != nil {
+		return nil, fmt.Errorf("fee plans: %w", err)
+	}
+	if b.foreign, err = fees.ParseForeignCard(f.Foreign); err != nil {
+		return nil, fmt.Errorf("foreign-card comparison: %w", err)
+	}
+	if b.policies, err = medical.ParseFiles(f.Medical); err != nil {
+		return nil, fmt.Errorf("medical policies: %w", err)
+	}
+	for _, k := range []struct {
+		kind  Kind
+		files map[string][]byte
+		src   Source
+	}{{Fares, f.Fares, f.FaresFrom}, {FeePlans, f.FeePlans, f.PlansFrom}, {MedicalPolicies, f.Medical, f.MedFrom}} {
+		for name, body := range k.files {
+			v := Version{Kind: k.kind, Body: body, SHA256: sha256.Sum256(body), Source: k.src, File: name}
+			id, date, dated := strings.Cut(strings.TrimSuffix(name, ".json"), "@")
+			v.ID = id
+			if dated {
+				if v.From, err = parseDate(date); err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+			}
+			b.files = append(b.files, v)
+		}
+	}
+	if _, err := b.Build(nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Files lists the versions the engine started with, of kind.
+func (b *Base) Files(kind Kind) []Version {
+	var out []Version
+	for _, v := range b.files {
+		if v.Kind == kind {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func parseDate(s string) (events.Date, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil || len(s) != len(time.DateOnly) {
+		return events.Date{}, errors.New("not a date, want yyyy-mm-dd")
+	}
+	return dateOf(t), nil
+}
+
+func dateOf(t time.Time) events.Date {
+	return events.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+}
+
+func dayOf(d events.Date) transit.Day { return transit.DayOf(d.Year, d.Month, d.Day) }
+
+// Build builds the set of every kind from the base files and the uploaded versions (as stored),
+// checking each kind's versions together as at start.
+func (b *Base) Build(uploaded []Version) (*Set, error) { return b.build(uploaded, nil) }
+
+// build is Build with more versions, parsed, not yet stored.
+func (b *Base) build(uploaded []Version, extra []any) (*Set, error) {
+	if len(uploaded) > maxVersions {
+		return nil, fmt.Errorf("%d uploaded versions, more than %d", len(uploaded), maxVersions)
+	}
+	ops := append([]*transit.Operator(nil), b.fares...)
+	plans := append([]*fees.Plan(nil), b.plans...)
+	policies := append([]*medical.Policy(nil), b.policies...)
+	for i := 0; i < len(uploaded)+len(extra); i++ {
+		var parsed any
+		if i < len(uploaded) {
+			var err error
+			if parsed, err = b.parse(uploaded[i]); err != nil {
+				return nil, err
+			}
+		} else {
+			parsed = extra[i-len(uploaded)]
+		}
+		switch p := parsed.(type) {
+		case *transit.Operator:
+			ops = append(ops, p)
+		case *fees.Plan:
+			plans = append(plans, p)
+		case *medical.Policy:
+			policies = append(policies, p)
+		}
+	}
+	var (
+		s   Set
+		err error
+	)
+	if s.Fares, err = transit.NewTables(ops...); err != nil {
+		return nil, fmt.Errorf("fare tables: %w", err)
+	}
+	if s.FeePlans, err = fees.NewCatalog(b.foreign, plans...); err != nil {
+		return nil, fmt.Errorf("fee plans: %w", err)
+	}
+	if s.Medical, err = medical.NewPolicies(policies...); err != nil {
+		return nil, fmt.Errorf("medical policies: %w", err)
+	}
+	return &s, nil
+}
+
+// parse parses an uploaded version with its first day and seq, or returns it parsed before.
+func (b *Base) parse(v Version) (any, error) {
+	k := versionKey{v.Kind, v.Seq}
+	b.mu.Lock()
+	p, ok := b.parsed[k]
+	b.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	switch v.Kind {
+	case Fares:
+		op, err := transit.ParseOperator(v.Body)
+		if err != nil {
+			return nil, fmt.Errorf("fare table %s version %d: %w", v.ID, v.Seq, err)
+		}
+		op.From, op.Seq = dayOf(v.From), v.Seq
+		p = op
+	case FeePlans:
+		pl, err := fees.ParsePlan(v.Body)
+		if err != nil {
+			return nil, fmt.Errorf("fee plan %s version %d: %w", v.ID, v.Seq, err)
+		}
+		pl.From, pl.Seq = v.From, v.Seq
+		p = pl
+	case MedicalPolicies:
+		pol, err := medical.ParsePolicy(v.Body)
+		if err != nil {
+			return nil, fmt.Errorf("medical policy %s version %d: %w", v.ID, v.Seq, err)
+		}
+		pol.From, pol.Seq = v.From, v.Seq
+		p = pol
+	default:
+		return nil, fmt.Errorf("version %d: unknown kind %q", v.Seq, v.Kind)
+	}
+	b.mu.Lock()
+	b.parsed[k] = p
+	b.mu.Unlock()
+	return p, nil
+}
+
+// maxTogether bounds the fare tables uploaded together: a city's operators (metro lines, buses,
+// ferries) changing a cap they share on one day.
+const maxTogether = 64
+
+// Upload is a version the admin asks to add: one file, or for fare tables several uploaded
+// together, from one day (a JSON array of tables: a city's operators changing a cap they share,
+// which each alone could not).
+type Upload struct {
+	Kind Kind
+	Body []byte
+	From events.Date // the first day it prices
+	// Reprice asks that a fare table effective before today re-price the travel days since, as
+	// late taps do: by adjustments.
+	Reprice bool
+	By      string
+}
+
+// Files splits an upload's body into its files: the body, or the tables of a JSON array of fare
+// tables.
+func (up *Upload) Files() ([][]byte, error) {
+	trimmed := bytes.TrimLeft(up.Body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		return [][]byte{up.Body}, nil
+	}
+	if up.Kind != Fares {
+		return nil, &Refusal{Message: fmt.Sprintf("a %s is uploaded alone: the body is one object, not an array", kindName(up.Kind))}
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(up.Body, &raws); err != nil {
+		return nil, &Refusal{Message: "not an array of fare tables: " + err.Error()}
+	}
+	if len(raws) == 0 || len(raws) > maxTogether {
+		return nil, &Refusal{Message: fmt.Sprintf("%d fare tables, want 1 to %d uploaded together", len(raws), maxTogether)}
+	}
+	out := make([][]byte, len(raws))
+	for i, r := range raws {
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Accept decides an upload at today (in Shanghai), given the versions uploaded before it (of
+// every kind), numbering its files from seq: it parses each file as the engine parses its files at
+// start, checks the date (a fare table from today on, or, when the admin asks to re-price, from
+// at most MaxRepriceAge before; a fee plan or a medical policy from tomorrow on, what today's
+// purchases and bills paid being theirs; at most MaxAhead after; a medical policy's within its
+// year), and builds the sets with them, so that a version that contradicts the others (a city's
+// shared cap, an operator's city) is refused too. Its error is a *Refusal (ErrInvalid) that names
+// the field, after the file's index in an array of several.
+func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, at time.Time) ([]Version, *Set, error) {
+	invalid := func(format string, args ...any) ([]Version, *Set, error) {
+		return nil, nil, &Refusal{Message: fmt.Sprintf(format, args...)}
+	}
+	if len(up.Body) > MaxBodyBytes {
+		return invalid("the file is larger than %d bytes", MaxBodyBytes)
+	}
+	files, err := up.Files()
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		versions []Version
+		parsed   []any // the versions, parsed as at start, with their first day and seq
+		ids      = map[string]bool{}
+	)
+	for i, body := range files {
+		where := ""
+		if len(files) > 1 {
+			where = fmt.Sprintf("[%d] ", i)
+		}
+		v := Version{Kind: up.Kind, Seq: seq + i, From: up.From, Body: body, SHA256: sha256.Sum256(body), Source: SourceUpload,
+			UploadedBy: up.By, UploadedAt: at}
+		switch up.Kind {
+		case Fares:
+			op, err := transit.ParseOperator(body)
+			if err != nil {
+				return invalid("%s%v", where, err)
+			}
+			v.ID = op.ID
+			op.From, op.Seq = dayOf(up.From), v.Seq
+			parsed = append(parsed, op)
+		case FeePlans:
+			p, err := fees.ParsePlan(body)
+			if err != nil {
+				return invalid("%v", err)
+			}
+			v.ID = p.ID
+			p.From, p.Seq = up.From, v.Seq
+			parsed = append(parsed, p)
+		case MedicalPolicies:
+			p, err := medical.ParsePolicy(body)
+			if err != nil {
+				return invalid("%v", err)
+			}
+			v.ID = p.ID()
+			p.From, p.Seq = up.From, v.Seq
+			parsed = append(parsed, p)
+			if up.From.Year != p.Year {
+				return invalid("effective_from: %s is not in the policy's year %d", up.From, p.Year)
+			}
+		default:
+			return invalid("kind: %q, want one of %q", up.Kind, Kinds())
+		}
+		if ids[v.ID] {
+			return invalid("%soperator_id: %q is in the upload twice", where, v.ID)
+		}
+		ids[v.ID] = true
+		versions = append(versions, v)
+	}
+	from, now := dayOf(up.From), dayOf(today)
+	switch {
+	case from > now+transit.Day(MaxAhead/(24*time.Hour)):
+		return invalid("effective_from: %s is more than %d days ahead", up.From, int(MaxAhead/(24*time.Hour)))
+	case from <= now && up.Kind != Fares:
+		return invalid("effective_from: %s is not after today (%s): a %s version takes effect from tomorrow at the "+
+			"earliest, since today's are priced already and keep their price", up.From, today, kindName(up.Kind))
+	case from < now && !up.Reprice:
+		return invalid("effective_from: %s is before today (%s): ask to re-price (reprice=true) to price the travel days "+
+			"since by this table, by adjustments", up.From, today)
+	case from < now-transit.Day(MaxRepriceAge/(24*time.Hour)):
+		return invalid("effective_from: %s is more than %d days before today: taps older are refused, and their days are "+
+			"settled with the banks", up.From, int(MaxRepriceAge/(24*time.Hour)))
+	}
+	for i := range versions {
+		versions[i].Repriced = from < now
+	}
+	set, err := b.build(before, parsed)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	return versions, set, nil
+}
+
+func kindName(k Kind) string {
+	switch k {
+	case FeePlans:
+		return "fee plan"
+	case MedicalPolicies:
+		return "medical policy"
+	}
+	return "fare table"
+}
+
+// FareDays is the first travel day a fare version prices, for the store's re-pricing.
+func FareDays(v Version) transit.Day { return dayOf(v.From) }

@@ -1,0 +1,179 @@
+package tariffs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/transit"
+)
+
+func base(t *testing.T) (*Base, Files) {
+	t.Helper()
+	f, err := BuiltIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBase(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, f
+}
+
+var today = events.Date{Year: 2026, Month: time.March, Day: 15}
+
+func date(s string) events.Date {
+	d, err := parseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// edited is a shipped file with one text replaced.
+func edited(t *testing.T, files map[string][]byte, name, from, to string) []byte {
+	t.Helper()
+	s := string(files[name])
+	if !strings.Contains(s, from) {
+		t.Fatalf("%s has no %q", name, from)
+	}
+	return []byte(strings.Replace(s, from, to, 1))
+}
+
+func TestAcceptDecidesAnUpload(t *testing.T) {
+	b, f := base(t)
+	shmetro := edited(t, f.Fares, "SHMETRO.json", `"base_fare": "3.00"`, `"base_fare": "4.00"`)
+	plan := edited(t, f.FeePlans, "domestic-standard.json", `"rate": "0.0035", "cap": "13.00"`, `"rate": "0.0030", "cap": "13.00"`)
+	policy := f.Medical["shanghai-2026.json"]
+	at := time.Date(2026, time.March, 15, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		up   Upload
+		want string // "" for accepted
+		// repriced says the accepted version re-prices the days since
+		repriced bool
+	}{
+		{name: "a fare table from today", up: Upload{Kind: Fares, Body: shmetro, From: today}},
+		{name: "a fare table from next month", up: Upload{Kind: Fares, Body: shmetro, From: date("2026-04-01")}},
+		{name: "a fare table from last week, not re-priced", up: Upload{Kind: Fares, Body: shmetro, From: date("2026-03-08")},
+			want: "effective_from: 2026-03-08 is before today (2026-03-15): ask to re-price (reprice=true)"},
+		{name: "a fare table from last week, re-priced", up: Upload{Kind: Fares, Body: shmetro, From: date("2026-03-08"), Reprice: true},
+			repriced: true},
+		{name: "re-priced from further back than taps are kept", up: Upload{Kind: Fares, Body: shmetro, From: date("2026-02-01"), Reprice: true},
+			want: "effective_from: 2026-02-01 is more than 30 days before today"},
+		{name: "a year and more ahead", up: Upload{Kind: Fares, Body: shmetro, From: date("2027-03-20")},
+			want: "effective_from: 2027-03-20 is more than 366 days ahead"},
+		{name: "a fare table that breaks a rule", up: Upload{Kind: Fares, From: today,
+			Body: edited(t, f.Fares, "SHMETRO.json", `"max_fare": "10.00"`, `"max_fare": "5.00"`)},
+			want: "max_fare: 5.00 is below the highest station-to-station fare 7.00"},
+		{name: "a fare table that moves its operator", up: Upload{Kind: Fares, From: today,
+			Body: edited(t, f.Fares, "SHMETRO.json", `"travel_day_start_hour": 5`, `"travel_day_start_hour": 4`)},
+			want: "travel day starts at 4, its other tables say 5"},
+		{name: "a city's shared cap changed for one of its operators", up: Upload{Kind: Fares, From: today,
+			Body: edited(t, f.Fares, "HZBUS.json", `"daily": "15.00"`, `"daily": "12.00"`)},
+			want: "caps differ from the other operators sharing city/hangzhou"},
+		{name: "not json", up: Upload{Kind: Fares, From: today, Body: []byte("operator_id: X")}, want: "not a fare file"},
+		{name: "a fee plan from tomorrow", up: Upload{Kind: FeePlans, Body: plan, From: date("2026-03-16")}},
+		{name: "a fee plan from today", up: Upload{Kind: FeePlans, Body: plan, From: today},
+			want: "effective_from: 2026-03-15 is not after today (2026-03-15): a fee plan version takes effect from tomorrow"},
+		{name: "a fee plan re-priced", up: Upload{Kind: FeePlans, Body: plan, From: date("2026-03-01"), Reprice: true},
+			want: "a fee plan version takes effect from tomorrow at the earliest"},
+		{name: "a fee plan that describes refunds", up: Upload{Kind: FeePlans, From: date("2026-04-01"),
+			Body: edited(t, f.FeePlans, "domestic-standard.json", `"description": "`, `"description": "Refunds return it all. `)},
+			want: "description: leave refunds out"},
+		{name: "a medical policy from July", up: Upload{Kind: MedicalPolicies, Body: policy, From: date("2026-07-01")}},
+		{name: "a medical policy version outside its year", up: Upload{Kind: MedicalPolicies, Body: policy, From: date("2027-01-01")},
+			want: "effective_from: 2027-01-01 is not in the policy's year 2026"},
+		{name: "a medical policy named in Chinese", up: Upload{Kind: MedicalPolicies, From: date("2026-07-01"),
+			Body: []byte(strings.Replace(string(policy), `"city": "shanghai"`, `"city": "上海"`, 1))}},
+		{name: "fee plans together", up: Upload{Kind: FeePlans, From: date("2026-04-01"), Body: []byte("[" + string(plan) + "]")},
+			want: "a fee plan is uploaded alone"},
+		{name: "one operator twice together", up: Upload{Kind: Fares, From: today, Body: []byte("[" + string(shmetro) + "," + string(shmetro) + "]")},
+			want: `[1] operator_id: "SHMETRO" is in the upload twice`},
+		{name: "an empty array", up: Upload{Kind: Fares, From: today, Body: []byte("[]")}, want: "0 fare tables, want 1 to 64"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vs, set, err := b.Accept(nil, c.up, today, 1, at)
+			if c.want != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("error %v, want %q", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := vs[0]; len(vs) != 1 || v.Seq != 1 || v.Source != SourceUpload || v.Repriced != c.repriced || !v.UploadedAt.Equal(at) || set == nil {
+				t.Fatalf("versions %+v", vs)
+			}
+		})
+	}
+}
+
+// The sets built with uploaded versions price each day by its own: Shanghai's metro from March 16
+// at 4.00 a base fare, by its table before that; a fee plan's version by the purchase's date; a
+// medical policy's by the bill's, whichever name its city is given.
+func TestBuildPricesEachDayByItsVersion(t *testing.T) {
+	b, f := base(t)
+	at := time.Date(2026, time.March, 15, 10, 0, 0, 0, time.UTC)
+	var uploaded []Version
+	for _, up := range []Upload{
+		{Kind: Fares, Body: edited(t, f.Fares, "SHMETRO.json", `"base_fare": "3.00"`, `"base_fare": "4.00"`), From: date("2026-03-16")},
+		{Kind: FeePlans, Body: edited(t, f.FeePlans, "domestic-standard.json", `"rate": "0.0035", "cap": "13.00"`, `"rate": "0.0030", "cap": "13.00"`),
+			From: date("2026-03-16")},
+		{Kind: MedicalPolicies, Body: edited(t, f.Medical, "shanghai-2026.json", `"1": "0.75"`, `"1": "0.80"`), From: date("2026-07-01")},
+	} {
+		vs, _, err := b.Accept(uploaded, up, today, len(uploaded)+1, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uploaded = append(uploaded, vs...)
+	}
+	set, err := b.Build(uploaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]int64{"2026-03-15": 300, "2026-03-16": 400} {
+		day, _ := transit.ParseDay(d)
+		op, _ := set.Fares.OperatorOn("SHMETRO", day)
+		if fare, _ := op.Fare("0101", "0104", ""); fare != want {
+			t.Errorf("SHMETRO on %s: %d, want %d", d, fare, want)
+		}
+	}
+	for d, want := range map[string]int64{"2026-03-15": 35, "2026-03-16": 30} {
+		p, _ := set.FeePlans.PlanOn("domestic-standard", date(d))
+		if fee, _ := p.Fee("5999", 10000); fee.MerchantDiscount != want {
+			t.Errorf("domestic-standard on %s: %d, want %d", d, fee.MerchantDiscount, want)
+		}
+	}
+	for d, want := range map[string]string{"2026-06-30": "0.75", "2026-07-01": "0.8"} {
+		p, ok := set.Medical.On("上海", date(d))
+		if !ok || p.Visits["outpatient"].FundRatio[1].String() != want {
+			t.Errorf("Shanghai's policy on %s: %v %v", d, ok, p)
+		}
+	}
+	// The versions the engine started with are listed with their files.
+	if fs := b.Files(Fares); len(fs) != 4 || fs[0].Source != SourceBuiltIn || fs[0].SHA256 == ([32]byte{}) {
+		t.Fatalf("built-in fare files %+v", fs)
+	}
+	// A stored version that no longer parses stops the build, naming it.
+	broken := append(uploaded, Version{Kind: Fares, ID: "X", Seq: 9, Body: []byte("{}")})
+	if _, err := b.Build(broken); err == nil || !strings.Contains(err.Error(), "fare table X version 9") {
+		t.Fatalf("a broken stored version: %v", err)
+	}
+}
+
+func TestKindSegments(t *testing.T) {
+	for seg, want := range map[string]Kind{"fares": Fares, "fee-plans": FeePlans, "medical-policies": MedicalPolicies} {
+		if k, ok := KindOf(seg); !ok || k != want || k.Segment() != seg {
+			t.Errorf("%s: %s %v", seg, k, ok)
+		}
+	}
+	if _, ok := KindOf("fee_plans"); ok {
+		t.Error("fee_plans is not a path segment")
+	}
+}
