@@ -116,7 +116,9 @@ func (f *engineFlags) tokenizer(log *slog.Logger) (*events.Tokenizer, error) {
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("serve", "consume card events from Kafka into the ledger and serve HTTP")
 	ef := addEngineFlags(fs)
-	mf := addMedicalFlags(fs)
+	tf := addTariffFlags(fs)
+	transitInterval := fs.Duration("transit-interval", defaultTransitInterval,
+		"how often transit clearing decides the taps from Kafka, re-prices late taps and closes the travel days that are due")
 	sf := addSettleFlags(fs)
 	rf := addReconcileFlags(fs)
 	secureCookie := fs.Bool("secure-cookie", envOr("JOININ_SECURE_COOKIE", "") == "true",
@@ -137,6 +139,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *grace < 0 {
 		return errors.New("--settle-grace: must not be negative")
+	}
+	if *transitInterval <= 0 {
+		return errors.New("--transit-interval: must be positive")
+	}
+	// Fare tables, fee plans and medical policies: the files, and the versions uploaded since.
+	tariffs, err := tf.load(ctx, st, log)
+	if err != nil {
+		return err
 	}
 	tok, err := ef.tokenizer(log)
 	if err != nil {
@@ -169,6 +179,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background.Go(func() { relay.Run(ctx) })
 	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
 	background.Go(func() { syncClock(ctx, st, log) })
+	background.Go(func() { refreshTariffs(ctx, tariffs, log) })
 	set, err := sf.settlement(st)
 	if err != nil {
 		return err
@@ -186,17 +197,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopPurchases() // after the HTTP server has drained: deferred calls run last first
 	features = append(features, purchaseAPI)
-	medicalAPI, err := medicalFeature(st, mf, log)
-	if err != nil {
-		return err
-	}
-	features = append(features, medicalAPI)
-	transitAPI, stopTransit, err := startTransit(ctx, st, log)
-	if err != nil {
-		return err
-	}
+	features = append(features, joininhttp.NewMedical(postgres.NewMedicalLive(st, tariffs.MedicalPolicies)))
+	transitAPI, stopTransit := startTransit(ctx, st, tariffs, *transitInterval, log)
 	defer stopTransit() // after the HTTP server has drained, as purchases
-	features = append(features, transitAPI)
+	// Tariffs as data: the admin uploads versions of fare tables, fee plans and medical policies.
+	features = append(features, transitAPI, joininhttp.NewTariffs(tariffs))
 	// Settlement: the admin closes and reads cycles; banks fetch their files and acknowledge them.
 	features = append(features, joininhttp.NewSettlement(set, st))
 	// Reconciliation: the admin imports banks' statements; finance staff read the finance page.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,40 +13,46 @@ import (
 )
 
 const (
-	// transitInterval is how often transit clearing runs its pass: taps from Kafka are decided,
-	// late taps re-priced and due travel days charged within half a minute, and a card whose
-	// funds arrived leaves the deny list as soon.
-	transitInterval = 30 * time.Second
+	// defaultTransitInterval is how often transit clearing runs its pass: taps from Kafka are
+	// decided, late taps re-priced and due travel days charged within half a minute, and a card
+	// whose funds arrived leaves the deny list as soon.
+	defaultTransitInterval = 30 * time.Second
 	// maxTransitRounds bounds each step's rounds in one pass (a drain or a re-pricing per round):
 	// a million taps from Kafka per pass; the next pass goes on.
 	maxTransitRounds = 100
 )
 
-// startTransit loads the shipped fare tables and runs transit clearing in the background until
-// stop is called: it returns the transit API to serve.
-func startTransit(ctx context.Context, st *postgres.Store, log *slog.Logger) (api joininhttp.Feature, stop func(), err error) {
-	tables, err := transit.Shipped()
-	if err != nil {
-		return nil, nil, fmt.Errorf("transit fare tables: %w", err)
-	}
+// startTransit runs transit clearing in the background, a pass every interval, by the fare
+// tables in force (tr), until stop is called: it returns the transit API to serve.
+func startTransit(ctx context.Context, st *postgres.Store, tr *postgres.Tariffs, interval time.Duration, log *slog.Logger) (api joininhttp.Feature, stop func()) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runTransitClearing(runCtx, st, tables, log)
+		runTransitClearing(runCtx, st, tr, interval, log)
 	}()
-	return joininhttp.NewTransit(st, tables), func() {
+	return joininhttp.NewTransitLive(st, tr.Fares), func() {
 		cancel()
 		<-done
-	}, nil
+	}
 }
 
-// runTransitClearing runs a transit pass every transitInterval until ctx is done.
-func runTransitClearing(ctx context.Context, st *postgres.Store, tables *transit.Tables, log *slog.Logger) {
-	t := time.NewTicker(transitInterval)
+// runTransitClearing runs a transit pass every interval until ctx is done. Each pass prices by
+// the fare tables in force when it starts, after looking for versions another process uploaded;
+// a pass that finds tables uploaded since (postgres.ErrStaleTariffs) stops, and the next one
+// goes on with them.
+func runTransitClearing(ctx context.Context, st *postgres.Store, tr *postgres.Tariffs, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := transitPass(ctx, st, tables, log); err != nil && ctx.Err() == nil {
+		err := tr.Refresh(ctx)
+		if err == nil {
+			err = transitPass(ctx, st, tr.Fares(), log)
+		}
+		switch {
+		case errors.Is(err, postgres.ErrStaleTariffs):
+			log.Info("transit clearing: a fare table was uploaded during the pass; the next pass prices by it")
+		case err != nil && ctx.Err() == nil:
 			log.Warn("transit clearing", "err", err)
 		}
 		select {

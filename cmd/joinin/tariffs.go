@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/joinincard/engine/fees"
+	"github.com/joinincard/engine/medical"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/tariffs"
+	"github.com/joinincard/engine/transit"
+)
+
+// tariffRefreshInterval is how often serve looks for versions of tariffs another process
+// uploaded: fee plans and medical policies take effect from tomorrow at the earliest, so half a
+// minute is in time; transit clearing checks in each transaction that prices (ErrStaleTariffs).
+const tariffRefreshInterval = 30 * time.Second
+
+// tariffFlags name the directories of fare tables, fee plans and medical policies the engine
+// starts with; each left empty is the files built in.
+type tariffFlags struct {
+	faresDir, feePlansDir, medicalDir string
+}
+
+func addTariffFlags(fs interface {
+	StringVar(*string, string, string, string)
+}) *tariffFlags {
+	f := &tariffFlags{}
+	fs.StringVar(&f.faresDir, "fares", envOr("JOININ_FARES", ""),
+		"directory of fare tables (OPERATOR.json, OPERATOR@YYYY-MM-DD.json for a version from that day); empty uses the tables built in (env JOININ_FARES)")
+	fs.StringVar(&f.feePlansDir, "fee-plans", envOr("JOININ_FEE_PLANS", ""),
+		"directory of fee plans (PLAN.json, PLAN@YYYY-MM-DD.json, and optionally foreign_card.json); empty uses the plans built in (env JOININ_FEE_PLANS)")
+	fs.StringVar(&f.medicalDir, "medical-policies", envOr("JOININ_MEDICAL_POLICIES", ""),
+		"directory of medical policy files (city-year.json, city-year@YYYY-MM-DD.json); empty uses the sample policies built in (env JOININ_MEDICAL_POLICIES)")
+	return f
+}
+
+// files reads the files the engine starts with: each directory given, or the files built in. A
+// directory that cannot be read stops the engine at start; the files are checked when loaded.
+func (f *tariffFlags) files(log *slog.Logger) (tariffs.Files, error) {
+	files, err := tariffs.BuiltIn()
+	if err != nil {
+		return files, fmt.Errorf("built-in tariffs: %w", err)
+	}
+	if f.faresDir != "" {
+		if files.Fares, err = transit.ReadFiles(os.DirFS(f.faresDir)); err != nil {
+			return files, fmt.Errorf("--fares %s: %w", f.faresDir, err)
+		}
+		if len(files.Fares) == 0 {
+			return files, fmt.Errorf("--fares %s: no fare tables", f.faresDir)
+		}
+		files.FaresFrom = tariffs.SourceDirectory
+	}
+	if f.feePlansDir != "" {
+		plans, foreign, err := fees.ReadDir(os.DirFS(f.feePlansDir))
+		if err != nil {
+			return files, fmt.Errorf("--fee-plans %s: %w", f.feePlansDir, err)
+		}
+		files.FeePlans, files.PlansFrom = plans, tariffs.SourceDirectory
+		if foreign != nil {
+			files.Foreign = foreign
+		}
+	}
+	if f.medicalDir != "" {
+		if files.Medical, err = medical.ReadDir(os.DirFS(f.medicalDir)); err != nil {
+			return files, fmt.Errorf("--medical-policies %s: %w", f.medicalDir, err)
+		}
+		files.MedFrom = tariffs.SourceDirectory
+	} else {
+		log.Warn("no --medical-policies configured: settling under the built-in sample policies, whose figures are samples")
+	}
+	return files, nil
+}
+
+// load loads the tariffs into the store: the files the flags name, and every version uploaded.
+// A file or a version that does not check stops the engine at start rather than price anything
+// by what it misread.
+func (f *tariffFlags) load(ctx context.Context, st *postgres.Store, log *slog.Logger) (*postgres.Tariffs, error) {
+	files, err := f.files(log)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := st.LoadTariffs(ctx, files)
+	if err != nil {
+		return nil, fmt.Errorf("tariffs: %w", err)
+	}
+	for _, op := range tr.Fares().Operators() {
+		log.Info("fare table loaded", "operator", op.ID, "versions", len(tr.Fares().Versions(op.ID)))
+	}
+	for _, p := range tr.MedicalPolicies().All() {
+		log.Info("medical policy loaded", "policy", p.ID(), "name", p.Name)
+	}
+	return tr, nil
+}
+
+// refreshTariffs picks up the versions other processes upload until ctx is done.
+func refreshTariffs(ctx context.Context, tr *postgres.Tariffs, log *slog.Logger) {
+	t := time.NewTicker(tariffRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := tr.Refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("refresh tariffs", "err", err)
+		}
+	}
+}
