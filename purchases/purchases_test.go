@@ -2,6 +2,8 @@ package purchases
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +330,44 @@ func TestFromLedger(t *testing.T) {
 	}
 	if _, err := FromLedger(ledger.DebitAccountNotFound); err == nil {
 		t.Error("a missing account is a fault of the plan, not a decline")
+	}
+}
+
+// The rules docs/purchases.md states are the ones the code applies: which categories may take
+// incremental authorizations and how many, which the card refuses, the default limits and the
+// hold timeouts.
+func TestDocumentedRules(t *testing.T) {
+	b, err := os.ReadFile("../docs/purchases.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var wants []string
+	for _, mcc := range incrementalMCCs {
+		wants = append(wants, mcc+" (")
+	}
+	for _, mcc := range refusedMCCs {
+		wants = append(wants, "("+mcc+")")
+	}
+	l := DefaultLimits()
+	wants = append(wants, fmt.Sprintf("at most %d per authorization", MaxIncrements),
+		fmt.Sprintf("at most %d per purchase", MaxRefunds),
+		ledger.FormatAmount(l.PerTransaction, Currency)+" CNY per transaction", ledger.FormatAmount(l.PerDay, Currency)+" CNY per",
+		fmt.Sprintf("| hotels (7011), car rental (7512) | %d days |", int(HoldTimeout("7011")/(24*time.Hour))),
+		fmt.Sprintf("| hospitals (8062) | %d days |", int(HoldTimeout("8062")/(24*time.Hour))),
+		fmt.Sprintf("| transit (4111, 4131) | %d day |", int(HoldTimeout("4111")/(24*time.Hour))),
+		fmt.Sprintf("| every other category | %d days |", int(DefaultHoldTimeout/(24*time.Hour))))
+	for _, w := range wants {
+		if !strings.Contains(doc, w) {
+			t.Errorf("docs/purchases.md does not say %q", w)
+		}
+	}
+	for _, mcc := range []string{"7011", "7512", "8062", "4111", "4131"} {
+		if HoldTimeout(mcc) == DefaultHoldTimeout {
+			t.Errorf("%s holds for the default: the table lists it apart", mcc)
+		}
+	}
+	if len(incrementalMCCs) != 4 || len(refusedMCCs) != 3 {
+		t.Errorf("the categories changed: update docs/purchases.md and this test (%v, %v)", incrementalMCCs, refusedMCCs)
 	}
 }
