@@ -1,6 +1,9 @@
 package postgres
 
-import "github.com/joinincard/engine/settlement"
+import (
+	"github.com/joinincard/engine/settlement"
+	"github.com/joinincard/engine/transit"
+)
 
 // SetAfterFix makes s call f once a cycle's end is fixed, before its items are written.
 func SetAfterFix(s *Settlement, f func(settlement.Date)) { s.afterFix = f }
@@ -13,3 +16,14 @@ const (
 	TapsSeenLookup     = tapsSeenLookup
 	ExpiredHoldsLookup = expiredHoldsLookup
 )
+
+// RepriceSpans is repriceSpans: each span's days, and the day left marked for the next pass.
+func RepriceSpans(g *transit.Group, marked []transit.Day, closed transit.Day) (spans [][]transit.Day, rest []transit.Day) {
+	for _, sp := range repriceSpans(g, marked, closed) {
+		spans = append(spans, sp.days)
+		if sp.rest != nil {
+			rest = append(rest, *sp.rest)
+		}
+	}
+	return spans, rest
+}

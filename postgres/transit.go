@@ -1149,8 +1149,8 @@ func (t *Tx) writeTransitDays(ctx context.Context, rs []*transitDayRow, now time
 // to re-price) changed, posting each difference as an adjustment (a refund when the day now costs
 // less), up to maxRepriceMarks marked days. A day's re-pricing carries through the closed days
 // whose price depends on it: the rest of its week when a rule counts over weeks, of its month
-// when one counts over months (transit.Group.RepriceThrough). It returns how many spans of a
-// card's days it re-priced; call it until that is 0.
+// when one counts over months (transit.Group.RepriceThrough). It returns how many cards' marks (per
+// pricing group) it claimed; call it until that is 0.
 func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now time.Time) (int, TransitCloseReport, error) {
 	var (
 		rep TransitCloseReport
@@ -1194,6 +1194,7 @@ func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now 
 		slices.SortFunc(order, func(a, b cardGroup) int {
 			return cmp.Or(strings.Compare(a.card, b.card), strings.Compare(a.group, b.group))
 		})
+		n = len(order)
 		closedThrough := map[string]*transit.Day{}
 		var remark []transitMark
 		for _, cg := range order {
@@ -1217,7 +1218,6 @@ func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now 
 				if len(span.days) == 0 {
 					continue
 				}
-				n++
 				r, err := tx.settleTransitCards(ctx, ts, g, []string{cg.card}, span.days, now)
 				if err != nil {
 					return err

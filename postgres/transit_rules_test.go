@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/transit"
 )
 
@@ -115,5 +116,71 @@ func TestTransitBeijingMonthThroughTheStore(t *testing.T) {
 	// Running the passes again changes nothing.
 	if rep := w.close(t, sh("2026-04-01 10:40")); rep.Transfers != 0 {
 		t.Fatalf("again: %+v", rep)
+	}
+}
+
+// The days a card's marks re-price: each marked day through the last closed day its price
+// reaches, marks within a span merged, and a span longer than transit.MaxPriceDays cut, its rest
+// marked again for the next pass.
+func TestRepriceSpans(t *testing.T) {
+	ts, err := transit.Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, _ := ts.Group("operator/SHMETRO") // a daily cap only: a day alone
+	hz, _ := ts.Group("city/hangzhou")    // a weekly cap: through the week's end
+	bj, _ := ts.Group("city/beijing")     // a monthly spend discount: through the month's end
+	d := func(s string) transit.Day { day, _ := transit.ParseDay(s); return day }
+	describe := func(spans [][]transit.Day, rest []transit.Day) string {
+		var parts []string
+		for _, sp := range spans {
+			parts = append(parts, sp[0].String()[5:]+".."+sp[len(sp)-1].String()[5:])
+		}
+		for _, r := range rest {
+			parts = append(parts, "rest "+r.String()[5:])
+		}
+		return strings.Join(parts, " ")
+	}
+	for _, c := range []struct {
+		g      *transit.Group
+		marked []string
+		closed string
+		want   string
+	}{
+		{sh, []string{"2026-03-03", "2026-03-05"}, "2026-03-10", "03-03..03-03 03-05..03-05"},
+		{sh, []string{"2026-03-03", "2026-03-04"}, "2026-03-10", "03-03..03-04"},
+		{hz, []string{"2026-03-03", "2026-03-05", "2026-03-10"}, "2026-03-20", "03-03..03-08 03-10..03-15"},
+		{hz, []string{"2026-03-03"}, "2026-03-04", "03-03..03-04"},
+		{bj, []string{"2026-03-05", "2026-03-20"}, "2026-04-10", "03-05..03-31"},
+		{bj, []string{"2026-03-05", "2026-04-02"}, "2026-04-10", "03-05..03-31 04-02..04-10"},
+		{sh, []string{"2026-03-12"}, "2026-03-10", ""},
+	} {
+		var marked []transit.Day
+		for _, m := range c.marked {
+			marked = append(marked, d(m))
+		}
+		if got := describe(postgres.RepriceSpans(c.g, marked, d(c.closed))); got != c.want {
+			t.Errorf("%s %v closed %s: %q, want %q", c.g.Key, c.marked, c.closed, got, c.want)
+		}
+	}
+	// Marks a week apart, each chaining on through the next week's and month's ends, run longer than
+	// one pricing: the first MaxPriceDays days, the rest marked again.
+	tables := strings.NewReplacer(`"scope": "city"`, `"scope": "city", "weekly": "100.00", "monthly": "300.00"`)
+	files, err := transit.ShippedFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := transit.ParseOperator([]byte(tables.Replace(string(files["BJSUBWAY.json"]))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chained, err := transit.NewTables(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := chained.Group("city/beijing")
+	spans, rest := postgres.RepriceSpans(g, []transit.Day{d("2026-01-05"), d("2026-01-12")}, d("2026-04-30"))
+	if len(spans) != 1 || len(spans[0]) != transit.MaxPriceDays || len(rest) != 1 || rest[0] != d("2026-01-05")+transit.MaxPriceDays {
+		t.Fatalf("a long chain: %s", describe(spans, rest))
 	}
 }
