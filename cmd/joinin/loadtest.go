@@ -55,7 +55,12 @@ type loadReport struct {
 	// the engine's batches. RatioToCeiling is the run's events/s over it.
 	CeilingRowsPerSecond float64 `json:"ceiling_rows_per_second"`
 	RatioToCeiling       float64 `json:"ratio_to_ceiling"`
-	Verified             bool    `json:"verified"`
+	// Latency: events produced at half the measured rate, from their producer to their commit.
+	LatencyRate      float64 `json:"latency_events_per_second"`
+	LatencyEvents    int     `json:"latency_events"`
+	LatencyP50Millis float64 `json:"latency_p50_ms"`
+	LatencyP99Millis float64 `json:"latency_p99_ms"`
+	Verified         bool    `json:"verified"`
 }
 
 func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
@@ -67,6 +72,8 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	verify := fs.Bool("verify", true, "verify the whole ledger afterwards")
 	prefill := fs.Int("prefill-events", 0, "events of another city consumed first, unmeasured: the run then measures tables that are not empty")
 	ceiling := fs.Bool("ceiling", true, "measure PostgreSQL's COPY ceiling for the run's events and report the ratio")
+	latencySeconds := fs.Duration("latency", 20*time.Second,
+		"after the run, produce at half its rate for this long and report each event's time from producer to commit; 0 skips it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
@@ -126,6 +133,10 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		rep     = loadReport{Events: len(msgs), Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions}
 		batches []float64
 		first   time.Time
+		// latencies are the producer-to-commit times of the latency phase's events, once
+		// measuring is set.
+		measuring bool
+		latencies []float64
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -135,6 +146,13 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 			defer mu.Unlock()
 			if first.IsZero() {
 				first = time.Now().Add(-b.Timing.Ingest - b.Timing.Commit)
+			}
+			if measuring {
+				now := time.Now()
+				for _, t := range b.Produced {
+					latencies = append(latencies, float64(now.Sub(t).Microseconds())/1000)
+				}
+				return
 			}
 			rep.Batches++
 			rep.DecodeSeconds += b.DecodeTime.Seconds()
@@ -162,14 +180,31 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	done := time.Now()
+	walAfter, walErr2 := walPosition(ctx, st)
+	mu.Lock()
+	rate := float64(len(msgs)) / done.Sub(first).Seconds() / 2
+	measuring = true
+	mu.Unlock()
+	if *latencySeconds > 0 {
+		n := int(rate * latencySeconds.Seconds())
+		if err := produceAtRate(ctx, brokers, ef.topic, city.Purchases(n, 3000), rate); err != nil {
+			return err
+		}
+		if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
+			return err
+		}
+	}
 	cancel()
 	if err := <-consumed; err != nil {
 		return err
 	}
-
-	walAfter, walErr2 := walPosition(ctx, st)
 	mu.Lock()
 	defer mu.Unlock()
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		rep.LatencyRate, rep.LatencyEvents = rate, len(latencies)
+		rep.LatencyP50Millis, rep.LatencyP99Millis = latencies[len(latencies)/2], latencies[min(len(latencies)-1, len(latencies)*99/100)]
+	}
 	rep.PrefilledEvents = *prefill
 	if walErr == nil && walErr2 == nil {
 		var bytes int64
@@ -262,4 +297,34 @@ func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef
 	}
 	cancel()
 	return <-consumed
+}
+
+// latencyTick is how often the latency phase produces: small steps, so that events arrive as a
+// steady stream rather than bursts a batch wide.
+const latencyTick = 10 * time.Millisecond
+
+// produceAtRate produces evs at rate events per second, a little every latencyTick.
+func produceAtRate(ctx context.Context, brokers []string, topic string, evs []events.Event, rate float64) error {
+	p := kafka.NewProducer(brokers, topic)
+	defer p.Close()
+	per := max(int(rate*latencyTick.Seconds()), 1)
+	t := time.NewTicker(latencyTick)
+	defer t.Stop()
+	for len(evs) > 0 {
+		n := min(per, len(evs))
+		msgs := make([]kafkago.Message, n)
+		for i, e := range evs[:n] {
+			msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e), Time: time.Now()}
+		}
+		if err := p.Produce(ctx, msgs...); err != nil {
+			return err
+		}
+		evs = evs[n:]
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
