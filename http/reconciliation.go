@@ -26,7 +26,9 @@ type ReconciliationService interface {
 	// statement the reader refuses is refused whole (the reader's error, a *statement.FieldError
 	// or several joined) and nothing of it is kept. The same statement again is a replay
 	// (replayed true); its id or sequence number with other content fails with
-	// postgres.ErrStatementConflict, a bank not registered with postgres.ErrUnknownBank.
+	// postgres.ErrStatementConflict, a bank not registered with postgres.ErrUnknownBank, an
+	// import the store had to run again after reading the statement with
+	// postgres.ErrStatementReadOnce (nothing kept).
 	Import(ctx context.Context, rd *statement.Reader) (postgres.Imported, bool, error)
 	// Reconcile decides bank's statement entries not matched yet, records matches, suggestions
 	// and breaks, and resolves the breaks whose want is met.
@@ -301,6 +303,11 @@ func (h *reconHandlers) importStatement(w http.ResponseWriter, r *http.Request) 
 	case errors.Is(err, postgres.ErrStatementConflict):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "statement %s of bank %s, sequence %d: its id or its sequence was imported before with other content",
 			hdr.StatementID, hdr.BankID, hdr.Sequence))
+		return
+	case errors.Is(err, postgres.ErrStatementReadOnce):
+		// A concurrent writer made the store run the import again after the body was read.
+		h.s.writeError(w, r, Errorf(EUNAVAILABLE, "busy: the import ran into a concurrent one after reading the statement, "+
+			"and kept nothing: send it again"))
 		return
 	case err != nil && isStatementRefusal(err):
 		h.s.writeError(w, r, statementError(err))

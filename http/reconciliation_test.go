@@ -403,6 +403,8 @@ func reconciliationStatusCases() []statusCase {
 		statusCase{name: "import broken", status: 500, code: EINTERNAL, run: reconFailing("Import", errBroken, xml)},
 		statusCase{name: "reconcile broken", status: 500, code: EINTERNAL, run: reconFailing("Reconcile", errBroken, xml)},
 		statusCase{name: "import busy", status: 503, code: EUNAVAILABLE, message: "busy", run: reconFailing("Import", busy, xml)},
+		statusCase{name: "import retried after reading", status: 503, code: EUNAVAILABLE, message: "kept nothing: send it again",
+			run: reconFailing("Import", fmt.Errorf("batch transaction: %w", postgres.ErrStatementReadOnce), xml)},
 		statusCase{name: "reconcile busy", status: 503, code: EUNAVAILABLE, message: "busy", run: reconFailing("Reconcile", busy, xml)},
 		statusCase{name: "no admin token", status: 503, code: EUNAVAILABLE, opts: []envOption{noAdmin}, run: xml},
 	)
