@@ -207,7 +207,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	finance := joininhttp.NewFinance(joininhttp.NewPostgresFinance(st, set, rec))
 	finance.SecureCookie = *secureCookie
-	features = append(features, finance)
+	features = append(features, joininhttp.NewReconciliation(rec), finance)
 
 	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
 		adminToken: *adminToken, metrics: reg, log: log, features: features, onRequest: sm.observeRequest})
