@@ -21,6 +21,8 @@ type Message struct {
 	Raw       []byte
 	Event     events.Event
 	DecodeErr error // set when Raw is not a valid event; Event is then zero
+	// Produced is when the message was produced (its Kafka timestamp); zero when unknown.
+	Produced time.Time
 }
 
 // Processed is an event the engine decided on. Its id is never decided again: a redelivery with

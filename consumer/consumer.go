@@ -98,6 +98,9 @@ type Batch struct {
 	Decision   *clearing.Decision
 	Timing     postgres.IngestTiming
 	DecodeTime time.Duration
+	// Produced holds when each event of the batch was produced, so that a watcher can tell how
+	// long events took from their producer to their commit.
+	Produced []time.Time
 }
 
 // Consumer applies card events from Kafka to the ledger.
@@ -268,7 +271,7 @@ func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 		// The key must be the event's card token: a message keyed otherwise may sit in another
 		// partition than the card's other events, out of their order.
 		e, err := events.DecodeMessage(m.Key, m.Value)
-		msgs[i] = clearing.Message{Source: source, Offset: m.Offset, Raw: m.Value, Event: e, DecodeErr: err}
+		msgs[i] = clearing.Message{Source: source, Offset: m.Offset, Raw: m.Value, Event: e, DecodeErr: err, Produced: m.Time}
 	}
 	return msgs
 }
@@ -428,7 +431,14 @@ func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Curso
 		d, timing, err := c.store.IngestTimed(tctx, cursors, msgs)
 		cancel()
 		if err == nil {
-			c.observe(Batch{Events: len(msgs), Decision: d, Timing: timing, DecodeTime: decode})
+			b := Batch{Events: len(msgs), Decision: d, Timing: timing, DecodeTime: decode}
+			if c.cfg.OnBatch != nil {
+				b.Produced = make([]time.Time, len(msgs))
+				for i := range msgs {
+					b.Produced[i] = msgs[i].Produced
+				}
+			}
+			c.observe(b)
 			return nil
 		}
 		if errors.Is(err, postgres.ErrCursorMoved) || postgres.IsPoison(err) || failures >= maxBatchFailures || ctx.Err() != nil {

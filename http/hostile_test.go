@@ -71,7 +71,8 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Features: []Feature{NewPurchases(p), NewTransitLive(store, tr.Fares), NewTariffs(tr), NewMedical(postgres.NewMedical(store, policies)),
-			NewAccounts(store), NewSettlement(set, store), NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules)))}})
+			NewAccounts(store), NewSettlement(set, store), NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules))),
+			NewReconciliation(postgres.NewReconciler(store, rules))}})
 	e.h = e.srv.Handler()
 	w := &hostileWorld{env: e}
 	for _, body := range []string{
@@ -321,6 +322,31 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "bank_id", method: "POST", path: "/v1/bank/cycles/2026-03-03/acknowledgement",
 			auth: "bank", contentType: "text/csv", body: strings.Replace(hostileAckCSV, ",ICBC-JX,", ",ICBC{X}-JX,", 1)},
 	}
+	stmtXML := statementBody(t, testStatement("ICBC-JX", "STMT-HOSTILE-1", 1), false)
+	stmtCSV := statementBody(t, testStatement("ICBC-JX", "STMT-HOSTILE-1", 1), true)
+	const reconBreak = "/v1/reconciliation/breaks/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"
+	cases = append(cases, []hostileCase{
+		{route: "POST /v1/reconciliation/statements", field: "line 9", method: "POST", path: "/v1/reconciliation/statements",
+			contentType: "application/xml", body: strings.Replace(stmtXML, "<Id>STMT-HOSTILE-1", "<Id>STMT{X}-HOSTILE-1", 1)},
+		{route: "POST /v1/reconciliation/statements", field: "line 4: entry 2: additional_info", method: "POST", path: "/v1/reconciliation/statements",
+			contentType: "text/csv", body: strings.Replace(stmtCSV, "未知来款", "未知{X}来款", 1)},
+		{route: "POST /v1/reconciliation/statements", field: "bank_id", method: "POST", path: "/v1/reconciliation/statements",
+			contentType: "text/csv", body: strings.Replace(stmtCSV, ",ICBC-JX,", ",ICBC{X}-JX,", 1)},
+		{route: "GET /v1/reconciliation/breaks", field: "bank", method: "GET", path: "/v1/reconciliation/breaks?bank=IC{X}BC"},
+		{route: "GET /v1/reconciliation/breaks", field: "open", method: "GET", path: "/v1/reconciliation/breaks?open=tr{X}ue"},
+		{route: "GET /v1/reconciliation/breaks", field: "cycle", method: "GET", path: "/v1/reconciliation/breaks?cycle=2026-03-0{X}"},
+		{route: "GET /v1/reconciliation/breaks", field: "limit", method: "GET", path: "/v1/reconciliation/breaks?limit=1{X}"},
+		{route: "GET /v1/reconciliation/breaks", field: "unknown query parameter", method: "GET", path: "/v1/reconciliation/breaks?b{X}=1"},
+		{route: "GET /v1/reconciliation/breaks/{id}", field: "id", method: "GET", path: "/v1/reconciliation/breaks/{X}"},
+		{route: "POST /v1/reconciliation/breaks/{id}/resolution", field: "id", method: "POST", path: "/v1/reconciliation/breaks/x{X}/resolution",
+			body: `{"kind":"note","note":"n","by":"b"}`},
+		{route: "POST /v1/reconciliation/breaks/{id}/resolution", field: "kind", method: "POST", path: reconBreak + "/resolution",
+			body: `{"kind":"no{X}te","note":"n","by":"b"}`},
+		{route: "POST /v1/reconciliation/breaks/{id}/resolution", field: "note", method: "POST", path: reconBreak + "/resolution",
+			body: `{"kind":"note","note":"a{X}b","by":"b"}`},
+		{route: "POST /v1/reconciliation/breaks/{id}/resolution", field: "by", method: "POST", path: reconBreak + "/resolution",
+			body: `{"kind":"note","note":"n","by":"L{X}i"}`},
+	}...)
 	const breakPath, suggestionPath = "/finance/breaks/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11", "/finance/suggestions/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"
 	cases = append(cases, []hostileCase{
 		{route: "GET /finance/login", field: "unknown query parameter", path: "/finance/login?n{X}=1"},

@@ -87,6 +87,7 @@ type openAPISchema struct {
 	Required             []string                 `json:"required"`
 	AdditionalProperties *bool                    `json:"additionalProperties"`
 	Items                *openAPISchema           `json:"items"`
+	Nullable             bool                     `json:"nullable"`
 }
 
 func loadOpenAPI(t *testing.T) *openAPIDoc {
@@ -274,6 +275,7 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		optional bool
 		nested   any
 		array    bool // nested is the type of the array's items
+		nullable bool // a pointer always written: null or the struct
 	}
 	fields := map[string]field{}
 	if m, ok := v.(map[string]string); ok {
@@ -281,18 +283,31 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 			fields[k] = field{}
 		}
 	} else {
-		rt := reflect.TypeOf(v)
-		for i := 0; i < rt.NumField(); i++ {
-			name, opts, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-			f := field{optional: strings.Contains(opts, "omitempty")}
-			switch ft := rt.Field(i).Type; {
-			case ft.Kind() == reflect.Struct:
-				f.nested = reflect.Zero(ft).Interface()
-			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-				f.nested, f.array = reflect.Zero(ft.Elem()).Interface(), true
+		// A struct's fields as encoding/json writes them: an embedded struct without a name of
+		// its own lends its fields; a pointer to a struct (null or the struct) is checked as the
+		// struct, which the document marks nullable.
+		var collect func(rt reflect.Type)
+		collect = func(rt reflect.Type) {
+			for i := 0; i < rt.NumField(); i++ {
+				sf := rt.Field(i)
+				name, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
+				if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+					collect(sf.Type)
+					continue
+				}
+				f := field{optional: strings.Contains(opts, "omitempty")}
+				switch ft := sf.Type; {
+				case ft.Kind() == reflect.Struct:
+					f.nested = reflect.Zero(ft).Interface()
+				case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+					f.nested, f.nullable = reflect.Zero(ft.Elem()).Interface(), !f.optional
+				case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+					f.nested, f.array = reflect.Zero(ft.Elem()).Interface(), true
+				}
+				fields[name] = f
 			}
-			fields[name] = f
 		}
+		collect(reflect.TypeOf(v))
 	}
 	if got, want := slices.Sorted(maps.Keys(s.Properties)), slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 		t.Errorf("%s: documented properties %q, the Go type has %q", what, got, want)
@@ -312,6 +327,9 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 			}
 			checkSchema(t, doc, what+"."+name+"[]", *items.Items, f.nested, request)
 		case f.nested != nil:
+			if f.nullable && !resolveSchema(t, doc, s.Properties[name]).Nullable {
+				t.Errorf("%s.%s: written as null or an object, the schema is not nullable", what, name)
+			}
 			checkSchema(t, doc, what+"."+name, s.Properties[name], f.nested, request)
 		}
 	}

@@ -69,6 +69,9 @@ type Config struct {
 	// Features are the parts of the API beside the registry (transit, purchases, medical), each
 	// in a file of its own, registering its routes with the server.
 	Features []Feature
+	// OnRequest, if set, is told of every request answered: its route's pattern (never the path),
+	// its status and how long it took. The engine's metrics use it.
+	OnRequest func(route string, status int, took time.Duration)
 }
 
 // Feature is a part of the API that registers its own routes. Its handlers use the server's
@@ -115,6 +118,8 @@ type Server struct {
 	// pages are the routes of pages for people's browsers (FeatureRoute.Page), apart from the API.
 	pages   []Route
 	handler http.Handler
+	// onRequest is Config.OnRequest.
+	onRequest func(route string, status int, took time.Duration)
 	// lastOffset is the last offset given to a message ingested over HTTP (see nextOffset).
 	lastOffset atomic.Int64
 }
@@ -133,7 +138,7 @@ func NewServer(cfg Config) *Server {
 	s := &Server{
 		store: cfg.Store, broker: cfg.Broker, tokenizer: cfg.Tokenizer,
 		adminSet: cfg.AdminToken != "", adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		log: cfg.Log, now: cfg.Now,
+		log: cfg.Log, now: cfg.Now, onRequest: cfg.OnRequest,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -244,8 +249,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if sw.status >= 500 {
 				level = slog.LevelWarn
 			}
+			took := time.Since(start)
 			s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", r.Pattern,
-				"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+				"status", sw.status, "duration_ms", took.Milliseconds())
+			if s.onRequest != nil {
+				s.onRequest(r.Pattern, sw.status, took)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})

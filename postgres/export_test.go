@@ -27,3 +27,11 @@ func RepriceSpans(g *transit.Group, marked []transit.Day, closed transit.Day) (s
 	}
 	return spans, rest
 }
+
+// SetAfterEntries makes r call f once an import has read the statement's entries, in its
+// transaction: an error from f fails the attempt.
+func SetAfterEntries(r *Reconciler, f func() error) { r.afterEntries = f }
+
+// Retryable marks err as a conflict the store retries the whole transaction for, as it does a
+// serialization failure.
+func Retryable(err error) error { return conflictError{err} }

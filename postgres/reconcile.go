@@ -24,6 +24,9 @@ const maxReconcileGroup = 4096
 type Reconciler struct {
 	store *Store
 	rules *reconcile.RuleSet
+	// afterEntries, when set, is called once an import has read its statement's entries, in
+	// the import's transaction; its error fails the attempt. Tests make the store retry there.
+	afterEntries func() error
 }
 
 // NewReconciler returns the reconciler on st, matching by rules.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ var (
 	// ErrStatementConflict is returned for a statement whose id, or sequence number, was imported
 	// before with other content.
 	ErrStatementConflict = errors.New("statement imported before with other content")
+	// ErrStatementReadOnce is returned when the import's transaction had to run again after it
+	// read the statement's entries, which a Reader yields once: nothing was kept, and the
+	// statement imports when it is sent again.
+	ErrStatementReadOnce = errors.New("the import was retried after reading the statement, which cannot be read again: nothing was kept, send it again")
 )
 
 // Imported is what an import did.
@@ -34,11 +39,35 @@ type Imported struct {
 // line) is refused whole and nothing of it is kept. The same statement again (bank and id, the
 // same content) is a replay (replayed true); its id or sequence number with other content fails
 // with ErrStatementConflict.
+//
+// A Reader yields each entry once, and the store may run the transaction again (a conflict with
+// a concurrent writer). A replay goes on reading where the attempt before stopped, its
+// fingerprint kept across attempts; an import that must write entries already read fails with
+// ErrStatementReadOnce, having kept nothing.
 func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported, bool, error) {
 	h := rd.Header()
 	res := Imported{Bank: h.BankID, Statement: h.StatementID, Sequence: h.Sequence}
 	replayed := false
-	var first error // the reader's refusal, if any: it sticks, so a retried attempt sees it again
+	var (
+		first error // the reader's refusal, if any: it sticks, so a retried attempt sees it again
+		// sum is the fingerprint of the entries read, and read their number, over every attempt.
+		sum  = sha256.New()
+		read int64
+	)
+	// next reads the next entry into the fingerprint; false after the last.
+	next := func() (statement.Entry, bool, error) {
+		e, err := rd.Next()
+		if err == io.EOF {
+			return e, false, nil
+		}
+		if err != nil {
+			first = err
+			return e, false, err
+		}
+		hashEntry(sum, e)
+		read++
+		return e, true, nil
+	}
 	err := r.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		if first != nil {
 			return first
@@ -56,42 +85,45 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 			h.BankID, h.StatementID).Scan(&prior); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("look up the statement: %w", err)
 		}
-		sum := sha256.New()
 		if prior != nil {
 			// Imported before: read it through to compare, keep nothing.
 			for {
-				e, err := rd.Next()
-				if err == io.EOF {
-					break
-				}
+				_, ok, err := next()
 				if err != nil {
-					first = err
 					return err
 				}
-				hashEntry(sum, e)
-				res.Entries++
+				if !ok {
+					break
+				}
+			}
+			res.Entries = read
+			if r.afterEntries != nil {
+				if err := r.afterEntries(); err != nil {
+					return err
+				}
 			}
 			h = rd.Header()
-			if hashHeader(sum, h) != *prior {
+			fingerprint, err := finishHash(sum, h)
+			if err != nil {
+				return err
+			}
+			if fingerprint != *prior {
 				return fmt.Errorf("statement %s of %s: %w", h.StatementID, h.BankID, ErrStatementConflict)
 			}
 			replayed = true
 			return nil
 		}
-		line := int64(0)
+		if read > 0 {
+			// An attempt before wrote entries it read, and rolled back: they cannot be read again.
+			return fmt.Errorf("statement %s of %s: %w", h.StatementID, h.BankID, ErrStatementReadOnce)
+		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"statement_entries"},
 			[]string{"bank_id", "statement_id", "line", "entry_ref", "ref", "item_id", "file_id", "amount", "booking_date", "value_date", "info"},
 			pgx.CopyFromFunc(func() ([]any, error) {
-				e, err := rd.Next()
-				if err == io.EOF {
-					return nil, nil
-				}
-				if err != nil {
-					first = err
+				e, ok, err := next()
+				if err != nil || !ok {
 					return nil, err
 				}
-				hashEntry(sum, e)
-				line++
 				var (
 					item *[16]byte
 					file *string
@@ -106,7 +138,7 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 					f := e.EndToEndRef
 					file = &f
 				}
-				return []any{h.BankID, h.StatementID, line, e.EntryRef, e.EndToEndRef, item, file, e.Signed(),
+				return []any{h.BankID, h.StatementID, read, e.EntryRef, e.EndToEndRef, item, file, e.Signed(),
 					settlement.DateTime(e.BookingDate), settlement.DateTime(e.ValueDate), e.AdditionalInfo}, nil
 			}))
 		if first != nil {
@@ -115,13 +147,22 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 		if err != nil {
 			return fmt.Errorf("import the statement's entries: %w", err)
 		}
-		res.Entries = line
+		res.Entries = read
+		if r.afterEntries != nil {
+			if err := r.afterEntries(); err != nil {
+				return err
+			}
+		}
 		h = rd.Header() // a CSV statement's totals come in its trailer
+		fingerprint, err := finishHash(sum, h)
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
 				opening, closing, entries, control_sum, net, content_hash, imported_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (bank_id, sequence) DO NOTHING`,
 			h.BankID, h.StatementID, h.Sequence, h.CreatedAt.UTC(), settlement.DateTime(h.From), settlement.DateTime(h.To),
-			h.OpeningBalance, h.ClosingBalance, h.NumberOfEntries, h.Sum, h.Net, hashHeader(sum, h), r.store.Now().UTC())
+			h.OpeningBalance, h.ClosingBalance, h.NumberOfEntries, h.Sum, h.Net, fingerprint, r.store.Now().UTC())
 		if err != nil {
 			return fmt.Errorf("record the statement: %w", err)
 		}
@@ -135,6 +176,20 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 		return res, false, err
 	}
 	return res, replayed, nil
+}
+
+// finishHash is the statement's fingerprint: the entries' sum completed with the header, on a
+// copy of sum, which a retried attempt goes on using.
+func finishHash(sum hash.Hash, h statement.Header) (string, error) {
+	state, err := sum.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("copy the statement's fingerprint: %w", err)
+	}
+	c := sha256.New()
+	if err := c.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return "", fmt.Errorf("copy the statement's fingerprint: %w", err)
+	}
+	return hashHeader(c, h), nil
 }
 
 // hashEntry adds an entry's content to a statement's fingerprint.

@@ -42,6 +42,8 @@ type httpConfig struct {
 	log        *slog.Logger
 	// features are the API's parts beside the registry: transit, purchases, medical.
 	features []joininhttp.Feature
+	// onRequest is told of every request answered (the metrics).
+	onRequest func(route string, status int, took time.Duration)
 }
 
 type httpServer struct {
@@ -67,7 +69,7 @@ func startHTTP(ctx context.Context, cfg httpConfig) (*httpServer, error) {
 	}
 	srv := joininhttp.NewServer(joininhttp.Config{
 		Store: cfg.store, Broker: brokerPing{cfg.brokers, cfg.topic}, Tokenizer: cfg.tokenizer,
-		AdminToken: cfg.adminToken, Metrics: cfg.metrics, Log: cfg.log, Features: cfg.features,
+		AdminToken: cfg.adminToken, Metrics: cfg.metrics, Log: cfg.log, Features: cfg.features, OnRequest: cfg.onRequest,
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

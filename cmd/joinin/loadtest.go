@@ -16,7 +16,9 @@ import (
 	"github.com/joinincard/engine/consumer"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
 )
 
 // loadCatchUpTimeout bounds waiting for the consumer to apply a load run's events.
@@ -43,7 +45,22 @@ type loadReport struct {
 	CommitShare    float64 `json:"commit_share"`
 	BatchP50Millis float64 `json:"batch_p50_ms"`
 	BatchP99Millis float64 `json:"batch_p99_ms"`
-	Verified       bool    `json:"verified"`
+	// PrefilledEvents were consumed before the measured run, so that its tables are not empty.
+	PrefilledEvents int `json:"prefilled_events"`
+	// WALBytesPerEvent is the write-ahead log the run wrote per event (PostgreSQL only; 0 where
+	// the database does not say).
+	WALBytesPerEvent float64 `json:"wal_bytes_per_event"`
+	// CeilingRowsPerSecond is PostgreSQL's own limit for the rows the engine must write: a COPY of
+	// one transfer row per event into the transfers schema, encoded before the clock starts, in
+	// the engine's batches. RatioToCeiling is the run's events/s over it.
+	CeilingRowsPerSecond float64 `json:"ceiling_rows_per_second"`
+	RatioToCeiling       float64 `json:"ratio_to_ceiling"`
+	// Latency: events produced at half the measured rate, from their producer to their commit.
+	LatencyRate      float64 `json:"latency_events_per_second"`
+	LatencyEvents    int     `json:"latency_events"`
+	LatencyP50Millis float64 `json:"latency_p50_ms"`
+	LatencyP99Millis float64 `json:"latency_p99_ms"`
+	Verified         bool    `json:"verified"`
 }
 
 func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
@@ -53,6 +70,10 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	nCards := fs.Int("cards", 100_000, "cardholders")
 	nMerchants := fs.Int("merchants", 500, "merchants")
 	verify := fs.Bool("verify", true, "verify the whole ledger afterwards")
+	prefill := fs.Int("prefill-events", 0, "events of another city consumed first, unmeasured: the run then measures tables that are not empty")
+	ceiling := fs.Bool("ceiling", true, "measure PostgreSQL's COPY ceiling for the run's events and report the ratio")
+	latencySeconds := fs.Duration("latency", 20*time.Second,
+		"after the run, produce at half its rate for this long and report each event's time from producer to commit; 0 skips it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
@@ -70,6 +91,11 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopBroker()
 
+	if *prefill > 0 {
+		if err := prefillEvents(ctx, st, brokers, ef, *prefill, seed); err != nil {
+			return err
+		}
+	}
 	city := loadtest.NewCity(seed, *nCards, *nMerchants, time.Now().UTC())
 	for _, p := range city.Parties() {
 		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
@@ -107,6 +133,10 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		rep     = loadReport{Events: len(msgs), Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions}
 		batches []float64
 		first   time.Time
+		// latencies are the producer-to-commit times of the latency phase's events, once
+		// measuring is set.
+		measuring bool
+		latencies []float64
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -116,6 +146,13 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 			defer mu.Unlock()
 			if first.IsZero() {
 				first = time.Now().Add(-b.Timing.Ingest - b.Timing.Commit)
+			}
+			if measuring {
+				now := time.Now()
+				for _, t := range b.Produced {
+					latencies = append(latencies, float64(now.Sub(t).Microseconds())/1000)
+				}
+				return
 			}
 			rep.Batches++
 			rep.DecodeSeconds += b.DecodeTime.Seconds()
@@ -136,19 +173,45 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	walBefore, walErr := walPosition(ctx, st)
 	go func() { consumed <- cons.Run(cctx) }()
 	d := &demo{st: st}
 	if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
 		return err
 	}
 	done := time.Now()
+	walAfter, walErr2 := walPosition(ctx, st)
+	mu.Lock()
+	rate := float64(len(msgs)) / done.Sub(first).Seconds() / 2
+	measuring = true
+	mu.Unlock()
+	if *latencySeconds > 0 {
+		n := int(rate * latencySeconds.Seconds())
+		if err := produceAtRate(ctx, brokers, ef.topic, city.Purchases(n, 3000), rate); err != nil {
+			return err
+		}
+		if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
+			return err
+		}
+	}
 	cancel()
 	if err := <-consumed; err != nil {
 		return err
 	}
-
 	mu.Lock()
 	defer mu.Unlock()
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		rep.LatencyRate, rep.LatencyEvents = rate, len(latencies)
+		rep.LatencyP50Millis, rep.LatencyP99Millis = latencies[len(latencies)/2], latencies[min(len(latencies)-1, len(latencies)*99/100)]
+	}
+	rep.PrefilledEvents = *prefill
+	if walErr == nil && walErr2 == nil {
+		var bytes int64
+		if err := st.Pool().QueryRow(ctx, `SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::BIGINT`, walAfter, walBefore).Scan(&bytes); err == nil {
+			rep.WALBytesPerEvent = float64(bytes) / float64(rep.Events)
+		}
+	}
 	rep.ProduceSeconds = produced.Seconds()
 	rep.ConsumeSeconds = done.Sub(first).Seconds()
 	rep.EventsPerSecond = float64(rep.Events) / rep.ConsumeSeconds
@@ -159,6 +222,13 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	slices.Sort(batches)
 	if n := len(batches); n > 0 {
 		rep.BatchP50Millis, rep.BatchP99Millis = batches[n/2], batches[min(n-1, n*99/100)]
+	}
+	if *ceiling {
+		c, err := st.CopyCeiling(ctx, rep.Events, ledger.MaxBatchTransfers)
+		if err != nil {
+			return err
+		}
+		rep.CeilingRowsPerSecond, rep.RatioToCeiling = c, rep.EventsPerSecond/c
 	}
 	if *verify {
 		vr, err := st.Verify(ctx)
@@ -173,4 +243,88 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// walPosition is the database's current write-ahead log position (PostgreSQL's pg_current_wal_lsn),
+// as text.
+func walPosition(ctx context.Context, st *postgres.Store) (string, error) {
+	var lsn string
+	err := st.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::TEXT`).Scan(&lsn)
+	return lsn, err
+}
+
+// prefillEvents produces n events of a city of its own to a topic of its own and consumes them, so
+// that the measured run finds its tables holding earlier traffic.
+func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef *engineFlags, n int, seed uint64) error {
+	cards := max(n/50, 1)
+	// Its banks, funds and merchants are named as the measured city's: registering them again
+	// changes nothing.
+	city := loadtest.NewCity(seed^0x5eed, cards, 500, time.Now().UTC())
+	for _, p := range city.Parties() {
+		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			return err
+		}
+	}
+	evs := append(city.Registrations(), city.Funding(1_000_000, 5_000_000)...)
+	evs = append(evs, city.Purchases(max(n-len(evs), 0), 3000)...)
+	topic := ef.topic + "-prefill"
+	if err := kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: ef.partitions, ReplicationFactor: 1}}); err != nil {
+		return err
+	}
+	p := kafka.NewProducer(brokers, topic)
+	const chunk = 5000
+	msgs := make([]kafkago.Message, 0, chunk)
+	for i, e := range evs {
+		msgs = append(msgs, kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)})
+		if len(msgs) == chunk || i == len(evs)-1 {
+			if err := p.Produce(ctx, msgs...); err != nil {
+				p.Close()
+				return err
+			}
+			msgs = msgs[:0]
+		}
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: ef.group + "-prefill"}, st)
+	consumed := make(chan error, 1)
+	go func() { consumed <- cons.Run(cctx) }()
+	if err := (&demo{st: st}).waitCaughtUp(ctx, brokers, topic, consumed, loadCatchUpTimeout); err != nil {
+		return err
+	}
+	cancel()
+	return <-consumed
+}
+
+// latencyTick is how often the latency phase produces: small steps, so that events arrive as a
+// steady stream rather than bursts a batch wide.
+const latencyTick = 10 * time.Millisecond
+
+// produceAtRate produces evs at rate events per second, a little every latencyTick.
+func produceAtRate(ctx context.Context, brokers []string, topic string, evs []events.Event, rate float64) error {
+	p := kafka.NewProducer(brokers, topic)
+	defer p.Close()
+	per := max(int(rate*latencyTick.Seconds()), 1)
+	t := time.NewTicker(latencyTick)
+	defer t.Stop()
+	for len(evs) > 0 {
+		n := min(per, len(evs))
+		msgs := make([]kafkago.Message, n)
+		for i, e := range evs[:n] {
+			msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e), Time: time.Now()}
+		}
+		if err := p.Produce(ctx, msgs...); err != nil {
+			return err
+		}
+		evs = evs[n:]
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

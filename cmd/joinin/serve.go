@@ -162,6 +162,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := consumer.NewMetrics(reg)
+	sm := newServeMetrics(reg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -177,7 +178,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer background.Wait()
 	defer cancel()
 	background.Go(func() { relay.Run(ctx) })
-	background.Go(func() { sweepExpiredHolds(ctx, st, log) })
+	background.Go(func() { sweepExpiredHolds(ctx, st, log, sm.holdsExpired) })
 	background.Go(func() { syncClock(ctx, st, log) })
 	background.Go(func() { refreshTariffs(ctx, tariffs, log) })
 	set, err := sf.settlement(st)
@@ -185,7 +186,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *grace > 0 {
-		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log) })
+		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log, sm) })
 	}
 	registerClockMetrics(reg, st)
 
@@ -211,10 +212,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	finance := joininhttp.NewFinance(joininhttp.NewPostgresFinance(st, set, rec))
 	finance.SecureCookie = *secureCookie
-	features = append(features, finance)
+	features = append(features, joininhttp.NewReconciliation(rec), finance)
 
 	srv, err := startHTTP(ctx, httpConfig{addr: *httpAddr, store: st, brokers: brokers, topic: ef.topic, tokenizer: tok,
-		adminToken: *adminToken, metrics: reg, log: log, features: features})
+		adminToken: *adminToken, metrics: reg, log: log, features: features, onRequest: sm.observeRequest})
 	if err != nil {
 		return err
 	}
@@ -231,7 +232,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // sweepExpiredHolds releases holds past their timeout until ctx is done.
-func sweepExpiredHolds(ctx context.Context, st *postgres.Store, log *slog.Logger) {
+func sweepExpiredHolds(ctx context.Context, st *postgres.Store, log *slog.Logger, expired prometheus.Counter) {
 	t := time.NewTicker(expirySweepInterval)
 	defer t.Stop()
 	for {
@@ -250,6 +251,7 @@ func sweepExpiredHolds(ctx context.Context, st *postgres.Store, log *slog.Logger
 			}
 			if n > 0 {
 				log.Info("holds expired", "count", n)
+				expired.Add(float64(n))
 			}
 			if n == 0 {
 				break

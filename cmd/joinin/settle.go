@@ -197,7 +197,7 @@ func writeCycleFiles(ctx context.Context, set *postgres.Settlement, d settlement
 
 // autoSettle closes, every autoSettleInterval, the cycles whose cut-off plus grace has passed,
 // until ctx is done. Several serve processes may run it: a cycle closes once, whoever asks.
-func autoSettle(ctx context.Context, set *postgres.Settlement, now func() time.Time, grace time.Duration, log *slog.Logger) {
+func autoSettle(ctx context.Context, set *postgres.Settlement, now func() time.Time, grace time.Duration, log *slog.Logger, m *serveMetrics) {
 	t := time.NewTicker(autoSettleInterval)
 	defer t.Stop()
 	for {
@@ -215,13 +215,17 @@ func autoSettle(ctx context.Context, set *postgres.Settlement, now func() time.T
 			log.Warn("settlement", "cycle", d, "err", err)
 			continue
 		}
+		began := time.Now()
 		cy, err := set.Close(ctx, d)
 		if err != nil {
 			if ctx.Err() == nil {
+				m.closeFailed.Inc()
 				log.Error("settlement cycle did not close; the next try is in a minute", "cycle", d, "err", err)
 			}
 			continue
 		}
+		m.cyclesClosed.Inc()
+		m.closeSeconds.Observe(time.Since(began).Seconds())
 		log.Info("settlement cycle closed", "cycle", cy.Date, "value_date", cy.ValueDate)
 	}
 }

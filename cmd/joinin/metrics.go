@@ -1,0 +1,54 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// serveMetrics are serve's own series, beside the consumer's, the purchase committer's and the
+// clock's.
+type serveMetrics struct {
+	// httpSeconds times answered requests by route (the pattern, never the path) and status class.
+	httpSeconds *prometheus.HistogramVec
+	// holdsExpired counts holds the sweep released after their timeout.
+	holdsExpired prometheus.Counter
+	// cyclesClosed counts settlement cycles closed by serve; closeSeconds times each close;
+	// closeFailed counts closes that failed and wait for the next try.
+	cyclesClosed prometheus.Counter
+	closeSeconds prometheus.Histogram
+	closeFailed  prometheus.Counter
+}
+
+func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
+	m := &serveMetrics{
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "joinin_http_request_seconds", Help: "Time to answer an HTTP request, by route and status class.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5 ms .. 4 s
+		}, []string{"route", "status"}),
+		holdsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_holds_expired_total", Help: "Holds released by the expiry sweep after their timeout.",
+		}),
+		cyclesClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_settlement_cycles_closed_total", Help: "Settlement cycles closed by serve after their cut-off.",
+		}),
+		closeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "joinin_settlement_close_seconds", Help: "Time to close a settlement cycle: items, postings and files.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 12), // 0.1 s .. 3.4 min
+		}),
+		closeFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_settlement_close_failures_total", Help: "Closes of a due settlement cycle that failed and wait for the next try.",
+		}),
+	}
+	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed)
+	return m
+}
+
+// observeRequest records an answered request.
+func (m *serveMetrics) observeRequest(route string, status int, took time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpSeconds.WithLabelValues(route, strconv.Itoa(status/100)+"xx").Observe(took.Seconds())
+}

@@ -1,0 +1,101 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/reconcile"
+	"github.com/joinincard/engine/reconcile/statement"
+)
+
+// retriedImport is a reconciler whose imports fail their first attempt with a conflict once the
+// statement's entries are read, as a serialization failure on CockroachDB or a concurrent import
+// of the same statement on PostgreSQL does; the store then runs the transaction again.
+func retriedImport(t *testing.T) (*postgres.Store, *postgres.Reconciler, *int) {
+	t.Helper()
+	st := pgtest.NewStore(t)
+	if _, err := st.RegisterParty(context.Background(), clearing.PartyBank, "ICBC-JX", "ICBC Jiaxing"); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := postgres.NewReconciler(st, rules)
+	attempts := 0
+	postgres.SetAfterEntries(r, func() error {
+		attempts++
+		if attempts == 1 {
+			return postgres.Retryable(errors.New("could not serialize access"))
+		}
+		return nil
+	})
+	return st, r, &attempts
+}
+
+func retryStatement() *statement.Statement {
+	d := events.Date{Year: 2026, Month: time.March, Day: 4}
+	s := &statement.Statement{Header: statement.Header{StatementID: "STMT-ICBC-JX-000001", CreatedAt: time.Date(2026, 3, 5, 8, 0, 0, 0, time.UTC),
+		BankID: "ICBC-JX", Sequence: 1, From: d, To: d, Currency: statement.CurrencyCNY}}
+	for i, amount := range []int64{345_50, 12_00, 7_25} {
+		s.Entries = append(s.Entries, statement.Entry{Amount: amount, Direction: statement.Debit, BookingDate: d, ValueDate: d,
+			EntryRef: fmt.Sprintf("E-%d", i+1), AdditionalInfo: "清算 settlement"})
+	}
+	loadtest.Retotal(s)
+	return s
+}
+
+// An import whose transaction is retried after it read the statement cannot read it again: it
+// fails saying so, keeps nothing (never a statement without its entries), and the statement
+// imports whole when sent again.
+func TestImportRetriedAfterReadingItsStatementKeepsNothing(t *testing.T) {
+	st, r, attempts := retriedImport(t)
+	ctx := context.Background()
+	s := retryStatement()
+	_, _, err := importStatement(t, r, s, statement.FormatXML)
+	if !errors.Is(err, postgres.ErrStatementReadOnce) || *attempts != 1 {
+		t.Fatalf("the retried import: %v after %d attempts, want ErrStatementReadOnce", err, *attempts)
+	}
+	var statements, entries int
+	if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM bank_statements), (SELECT count(*) FROM statement_entries)`).
+		Scan(&statements, &entries); err != nil || statements != 0 || entries != 0 {
+		t.Fatalf("after the retried import: %d statements, %d entries, %v", statements, entries, err)
+	}
+	imp, replayed, err := importStatement(t, r, s, statement.FormatCSV)
+	if err != nil || replayed || imp.Entries != 3 {
+		t.Fatalf("sent again: %+v %v %v", imp, replayed, err)
+	}
+	if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM bank_statements), (SELECT count(*) FROM statement_entries)`).
+		Scan(&statements, &entries); err != nil || statements != 1 || entries != 3 {
+		t.Errorf("sent again: %d statements, %d entries, %v", statements, entries, err)
+	}
+}
+
+// A replay whose transaction is retried after it read the statement still compares the whole
+// statement: the same content is a replay, not a conflict; other content is a conflict.
+func TestImportReplayRetriedStillComparesTheWholeStatement(t *testing.T) {
+	_, r, attempts := retriedImport(t)
+	s := retryStatement()
+	*attempts = 1 // the first import goes through
+	if _, _, err := importStatement(t, r, s, statement.FormatXML); err != nil {
+		t.Fatal(err)
+	}
+	*attempts = 0
+	imp, replayed, err := importStatement(t, r, s, statement.FormatCSV)
+	if err != nil || !replayed || imp.Entries != 3 || *attempts != 2 {
+		t.Fatalf("the same statement, retried: %+v replayed %v, %v after %d attempts", imp, replayed, err, *attempts)
+	}
+	*attempts = 0
+	s.Entries[2].AdditionalInfo = "other"
+	if _, _, err := importStatement(t, r, s, statement.FormatXML); !errors.Is(err, postgres.ErrStatementConflict) || *attempts != 2 {
+		t.Fatalf("other content, retried: %v after %d attempts", err, *attempts)
+	}
+}
