@@ -1,6 +1,9 @@
 package postgres
 
-import "github.com/joinincard/engine/settlement"
+import (
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/settlement"
+)
 
 // SetAfterFix makes s call f once a cycle's end is fixed, before its items are written.
 func SetAfterFix(s *Settlement, f func(settlement.Date)) { s.afterFix = f }
@@ -21,3 +24,13 @@ func SetAfterEntries(r *Reconciler, f func() error) { r.afterEntries = f }
 // Retryable marks err as a conflict the store retries the whole transaction for, as it does a
 // serialization failure.
 func Retryable(err error) error { return conflictError{err} }
+
+// SetTransfersFault makes each commit of tr call f with its batch, in its transaction: an error
+// from f fails the attempt as a value the database refused would.
+func SetTransfersFault(tr *Transfers, f func(batch []ledger.Transfer) error) { tr.beforeApply = f }
+
+// QueuedTransfers is how many transfers wait in tr's queue, not yet taken into a commit.
+func QueuedTransfers(tr *Transfers) int { return int(tr.queued.Load()) }
+
+// MaxQueuedTransfers is the bound of tr's queue, in transfers.
+const MaxQueuedTransfers = maxQueuedTransfers
