@@ -77,7 +77,19 @@ type Tx struct {
 	// stamped after it. gated says it was read.
 	gate  int64
 	gated bool
+	// overlay holds the balances written by the transaction this one follows in a pipeline
+	// (Transfers), not committed yet: a speculative attempt builds on them, after this
+	// transaction's own and before the cache. It must then decide no refusal (balances read
+	// from the database would miss the overlay's), and must not commit unless that transaction
+	// does: its caller waits for it.
+	overlay     map[ledger.ID]cachedAccount
+	speculative bool
 }
+
+// errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
+// refusal may rest on what the transaction it follows has not committed yet, so the batch is
+// decided again, as a conflict is, once that transaction is done.
+var errSpeculationRefused = conflictError{errors.New("a speculative batch refused a transfer: decided again")}
 
 // InTx runs fn in one database transaction that also advances cursors, retried whole on
 // conflicts (bounded). fn may run several times: it must have no effect outside the transaction.
@@ -128,6 +140,9 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	p, out, ts, err := t.apply(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err
+	}
+	if t.speculative && slices.ContainsFunc(out.Results, func(r ledger.Result) bool { return r != ledger.Created }) {
+		return BatchResult{}, errSpeculationRefused
 	}
 	if fast {
 		// The fast path took every id for new and its balances from the cache. Whatever it
@@ -355,6 +370,8 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 	missing := ids[:0:0]
 	for _, id := range ids {
 		if e, ok := t.written[id]; ok {
+			found(e)
+		} else if e, ok := t.overlay[id]; ok && fast {
 			found(e)
 		} else {
 			missing = append(missing, id)

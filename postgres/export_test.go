@@ -25,9 +25,12 @@ func SetAfterEntries(r *Reconciler, f func() error) { r.afterEntries = f }
 // serialization failure.
 func Retryable(err error) error { return conflictError{err} }
 
-// SetTransfersFault makes each commit of tr call f with its batch, in its transaction: an error
-// from f fails the attempt as a value the database refused would.
-func SetTransfersFault(tr *Transfers, f func(batch []ledger.Transfer) error) { tr.beforeApply = f }
+// SetTransfersFault makes each attempt of tr's commits call f with its batch, in its transaction,
+// before the batch is applied and after (applied): an error from f fails the attempt as a value
+// the database refused, or a conflict (Retryable), would.
+func SetTransfersFault(tr *Transfers, f func(batch []ledger.Transfer, applied bool) error) {
+	tr.fault = f
+}
 
 // QueuedTransfers is how many transfers wait in tr's queue, not yet taken into a commit.
 func QueuedTransfers(tr *Transfers) int { return int(tr.queued.Load()) }

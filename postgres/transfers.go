@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,12 +55,14 @@ type Transfers struct {
 	// queued counts the transfers of the requests queued and not yet taken into a commit.
 	queued  atomic.Int64
 	stopped chan struct{}
-	// OnCommit, if set, is called by the committer after each transaction with the number of
-	// requests and transfers it carried and how long it took, retries included. Set it before Run.
-	OnCommit func(requests, transfers int, took time.Duration)
-	// beforeApply, set by tests, runs in each commit's transaction with its batch: an error fails
-	// the attempt as a value the database refused would.
-	beforeApply func(batch []ledger.Transfer) error
+	// OnCommit, if set, is called after each commit with the number of requests and transfers it
+	// carried and how long it took, retries included, one call at a time. Set it before Run.
+	OnCommit   func(requests, transfers int, took time.Duration)
+	onCommitMu sync.Mutex
+	// fault, set by tests, runs in each attempt's transaction with its batch, before it is
+	// applied and after (applied): an error fails the attempt as a value the database refused,
+	// or a conflict, would.
+	fault func(batch []ledger.Transfer, applied bool) error
 }
 
 type transferCall struct {
@@ -127,12 +130,23 @@ func (tr *Transfers) Do(ctx context.Context, batch []ledger.Transfer) ([]ledger.
 }
 
 // Run commits queued requests until ctx is done, then refuses what is left with
-// ErrTransfersStopped. A commit under way when ctx ends is finished first, within its own bound.
-// Call it once.
+// ErrTransfersStopped. Commits under way when ctx ends are finished first, within their own
+// bound. Call it once.
+//
+// Commits are pipelined two deep: while one commits, the next is applied on the balances the
+// first wrote (speculative, see stage), and commits only after it. So the round trips of one
+// commit overlap the next one's, and a hot account still gets one balance version per commit,
+// each built on the one before.
 func (tr *Transfers) Run(ctx context.Context) {
 	// carry is a request taken from the queue that did not fit the commit before: it starts the next.
-	var carry *transferCall
+	var (
+		carry *transferCall
+		prev  *stage
+	)
 	defer func() {
+		if prev != nil {
+			<-prev.done
+		}
 		close(tr.stopped)
 		if carry != nil {
 			carry.done <- transferAnswer{err: ErrTransfersStopped}
@@ -146,20 +160,19 @@ func (tr *Transfers) Run(ctx context.Context) {
 			}
 		}
 	}()
-	calls := make([]*transferCall, 0, 64)
 	for {
-		calls = calls[:0]
 		if ctx.Err() != nil {
 			return
 		}
+		var calls []*transferCall
 		if carry != nil {
-			calls, carry = append(calls, carry), nil
+			calls, carry = []*transferCall{carry}, nil
 		} else {
 			select {
 			case <-ctx.Done():
 				return
 			case c := <-tr.queue:
-				calls = append(calls, c)
+				calls = []*transferCall{c}
 			}
 		}
 		n := len(calls[0].batch)
@@ -178,20 +191,89 @@ func (tr *Transfers) Run(ctx context.Context) {
 			}
 		}
 		tr.queued.Add(-int64(n))
-		// The commit outlives a cancelled ctx, within its own bound: its callers are waiting,
-		// and its result decides what they answer.
-		start := time.Now()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferCommitTimeout)
-		answers := tr.commitApart(cctx, calls)
-		cancel()
-		took := time.Since(start)
-		for i, c := range calls {
-			c.done <- answers[i]
+		pred := prev
+		if pred != nil {
+			select {
+			case <-pred.done:
+				pred = nil // committed: its balances are in the cache
+			default:
+			}
 		}
-		if tr.OnCommit != nil {
-			tr.OnCommit(len(calls), n, took)
+		st := &stage{calls: calls, n: n, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
+		go tr.runStage(ctx, st)
+		// The next commit builds on this one's balances once it has them, and on nothing older
+		// than its own predecessor: two commits in flight at most.
+		<-st.prepared
+		if prev != nil {
+			<-prev.done
 		}
+		prev = st
 	}
+}
+
+// stage is one commit of the pipeline: its requests, and what the commit after it waits for.
+type stage struct {
+	calls []*transferCall
+	n     int
+	// pred is the commit before, still in flight when this one started; nil if it was done.
+	pred *stage
+	// prepared is closed once the first attempt has applied its batch, with written holding the
+	// balances it wrote, or has failed, with written nil.
+	prepared chan struct{}
+	written  map[ledger.ID]cachedAccount
+	// first is closed once the first attempt's outcome is known: firstOK says it committed.
+	first   chan struct{}
+	firstOK bool
+	// done is closed once every request of the stage is answered and its balances are cached.
+	done                chan struct{}
+	prepOnce, firstOnce sync.Once
+}
+
+func (st *stage) prepare(written map[ledger.ID]cachedAccount) {
+	st.prepOnce.Do(func() {
+		st.written = written
+		close(st.prepared)
+	})
+}
+
+// resolveFirst records the first attempt's outcome, once.
+func (st *stage) resolveFirst(committed bool) {
+	st.prepare(nil)
+	st.firstOnce.Do(func() {
+		st.firstOK = committed
+		close(st.first)
+	})
+}
+
+// wait waits until st is done, or ctx ends.
+func (st *stage) wait(ctx context.Context) error {
+	select {
+	case <-st.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runStage commits st's requests and answers them.
+func (tr *Transfers) runStage(ctx context.Context, st *stage) {
+	// The commit outlives a cancelled ctx, within its own bound: its callers are waiting, and
+	// its result decides what they answer.
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferCommitTimeout)
+	answers := tr.commitApart(cctx, st.calls, st)
+	cancel()
+	took := time.Since(start)
+	st.resolveFirst(false) // a no-op unless the first attempt never ran
+	for i, c := range st.calls {
+		c.done <- answers[i]
+	}
+	if tr.OnCommit != nil {
+		tr.onCommitMu.Lock()
+		tr.OnCommit(len(st.calls), st.n, took)
+		tr.onCommitMu.Unlock()
+	}
+	close(st.done)
 }
 
 // openChain reports whether batch ends in a linked transfer: a chain the ledger refuses as open
@@ -203,11 +285,17 @@ func openChain(batch []ledger.Transfer) bool {
 // commitApart commits calls and answers each of them. When the transaction fails, its requests
 // are committed again in halves, down to the one at fault: a request the database refuses fails
 // alone, never the others that shared its commit. A fault that is no request's (the database
-// unreachable) fails them all, within ctx's deadline.
-func (tr *Transfers) commitApart(ctx context.Context, calls []*transferCall) []transferAnswer {
-	answers, err := tr.commit(ctx, calls)
+// unreachable) fails them all, within ctx's deadline. st is the stage of a whole commit, nil for
+// its halves, which run once the stage's predecessor is done.
+func (tr *Transfers) commitApart(ctx context.Context, calls []*transferCall, st *stage) []transferAnswer {
+	answers, err := tr.commit(ctx, calls, st)
 	if err == nil {
 		return answers
+	}
+	if st != nil && st.pred != nil {
+		if werr := st.pred.wait(ctx); werr != nil {
+			err = werr
+		}
 	}
 	if len(calls) == 1 || ctx.Err() != nil {
 		answers = make([]transferAnswer, len(calls))
@@ -217,11 +305,18 @@ func (tr *Transfers) commitApart(ctx context.Context, calls []*transferCall) []t
 		return answers
 	}
 	mid := len(calls) / 2
-	return append(tr.commitApart(ctx, calls[:mid]), tr.commitApart(ctx, calls[mid:])...)
+	return append(tr.commitApart(ctx, calls[:mid], nil), tr.commitApart(ctx, calls[mid:], nil)...)
 }
 
-// commit applies the requests' transfers as one ledger batch in one transaction.
-func (tr *Transfers) commit(ctx context.Context, calls []*transferCall) ([]transferAnswer, error) {
+// errPredecessorFailed fails a speculative attempt whose predecessor's first attempt did not
+// commit: the balances it built on were never written. It is decided again, as a conflict is.
+var errPredecessorFailed = conflictError{errors.New("the commit before did not commit: decided again")}
+
+// commit applies the requests' transfers as one ledger batch in one transaction. With a stage
+// whose predecessor is in flight, the first attempt is speculative: it builds on the balances the
+// predecessor wrote and commits only if the predecessor's first attempt committed; any other
+// attempt waits for the predecessor to be done and reads what it committed.
+func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stage) ([]transferAnswer, error) {
 	n := 0
 	for _, c := range calls {
 		n += len(c.batch)
@@ -230,17 +325,60 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall) ([]trans
 	for _, c := range calls {
 		batch = append(batch, c.batch...)
 	}
-	var res BatchResult
+	var (
+		res  BatchResult
+		last int
+	)
 	err := tr.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
-		if tr.beforeApply != nil {
-			if err := tr.beforeApply(batch); err != nil {
+		last = tx.attempt
+		var pred *stage
+		if st != nil {
+			pred = st.pred
+		}
+		if tx.attempt > 1 && st != nil {
+			st.resolveFirst(false)
+		}
+		if pred != nil {
+			<-pred.prepared // closed before this stage started: the pipeline waits for it
+			if tx.attempt == 1 && pred.written != nil {
+				tx.overlay, tx.speculative = pred.written, true
+			} else if err := pred.wait(ctx); err != nil {
+				return err
+			}
+		}
+		if tr.fault != nil {
+			if err := tr.fault(batch, false); err != nil {
 				return err
 			}
 		}
 		var err error
 		res, err = tx.Apply(ctx, batch)
-		return err
+		if err != nil {
+			return err
+		}
+		if st != nil && tx.attempt == 1 {
+			st.prepare(tx.written)
+		}
+		if tr.fault != nil {
+			if err := tr.fault(batch, true); err != nil {
+				return err
+			}
+		}
+		if tx.speculative {
+			select {
+			case <-pred.first:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !pred.firstOK {
+				return errPredecessorFailed
+			}
+		}
+		return nil
 	})
+	if st != nil {
+		st.resolveFirst(err == nil && last == 1)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ type transferDesk struct {
 	sizes []int
 }
 
-func newTransferDesk(t *testing.T, sources int, fault func([]ledger.Transfer) error) *transferDesk {
+func newTransferDesk(t *testing.T, sources int, fault func(batch []ledger.Transfer, applied bool) error) *transferDesk {
 	t.Helper()
 	d := &transferDesk{st: pgtest.NewStore(t), bank: newID(t), hot: newID(t)}
 	specs := []postgres.AccountSpec{
@@ -163,7 +163,12 @@ func TestTransfersOnOneHotAccountCostOneVersionPerCommit(t *testing.T) {
 // is applied as it is, never taken into that chain.
 func TestTransfersOpenChainStaysInItsRequest(t *testing.T) {
 	g := newGate()
-	d := newTransferDesk(t, 2, func([]ledger.Transfer) error { g.hold(); return nil })
+	d := newTransferDesk(t, 2, func(_ []ledger.Transfer, applied bool) error {
+		if !applied {
+			g.hold()
+		}
+		return nil
+	})
 	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() {
@@ -221,7 +226,10 @@ func TestOneTransferRequestsFaultFailsItAlone(t *testing.T) {
 	const good, bad = 24, 3
 	g := newGate()
 	var poisoned sync.Map
-	d := newTransferDesk(t, good, func(batch []ledger.Transfer) error {
+	d := newTransferDesk(t, good, func(batch []ledger.Transfer, applied bool) error {
+		if applied {
+			return nil
+		}
 		g.hold()
 		for i := range batch {
 			if _, ok := poisoned.Load(batch[i].ID); ok {
@@ -279,7 +287,12 @@ func TestOneTransferRequestsFaultFailsItAlone(t *testing.T) {
 // refused currency_mismatch. Two requests with one id in one commit: the first creates it.
 func TestTransfersAreIdempotentByID(t *testing.T) {
 	g := newGate()
-	d := newTransferDesk(t, 1, func([]ledger.Transfer) error { g.hold(); return nil })
+	d := newTransferDesk(t, 1, func(_ []ledger.Transfer, applied bool) error {
+		if !applied {
+			g.hold()
+		}
+		return nil
+	})
 	ctx := context.Background()
 	src := d.sources[0]
 	batch := []ledger.Transfer{d.to(t, src, d.hot, 100), d.to(t, src, d.hot, 200)}
@@ -424,5 +437,85 @@ func TestOpenAccountsSaysWhichItOpened(t *testing.T) {
 	}
 	if _, err := st.Balance(ctx, c.ID); !errors.Is(err, postgres.ErrNotFound) {
 		t.Errorf("c was opened by a call that failed: %v", err)
+	}
+}
+
+// A commit is applied on the balances of the one before while that one commits. When the one
+// before does not commit its first attempt after all (a conflict at the last moment), the commit
+// built on it commits nothing of what it built: it is applied again on what the one before
+// finally wrote. The hot account's history has no gap, its balance counts every transfer once,
+// and the ledger verifies (pgtest, when the test ends).
+func TestTransfersBuiltOnACommitThatFailedAreAppliedAgain(t *testing.T) {
+	first := newID(t)
+	var (
+		mu           sync.Mutex
+		firstTries   int
+		secondTries  int
+		firstApplied = make(chan struct{})
+		secondBuilt  = make(chan struct{})
+	)
+	d := newTransferDesk(t, 2, func(batch []ledger.Transfer, applied bool) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !applied {
+			return nil
+		}
+		if batch[0].ID == first {
+			firstTries++
+			if firstTries == 1 {
+				// Hold the first commit, applied, until the second is built on it; then fail it.
+				mu.Unlock()
+				close(firstApplied)
+				select {
+				case <-secondBuilt:
+				case <-time.After(10 * time.Second):
+					t.Error("the second commit was not built on the first while it was in flight")
+				}
+				mu.Lock()
+				return postgres.Retryable(errors.New("a conflict at the last moment"))
+			}
+			return nil
+		}
+		secondTries++
+		if secondTries == 1 {
+			close(secondBuilt)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	one := d.to(t, d.sources[0], d.hot, 100)
+	one.ID = first
+	done := make(chan []ledger.Result, 2)
+	go func() {
+		res, _, err := d.tr.Do(ctx, []ledger.Transfer{one})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	<-firstApplied
+	go func() {
+		res, _, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[1], d.hot, 200)})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	for range 2 {
+		if res := <-done; !slices.Equal(res, []ledger.Result{ledger.Created}) {
+			t.Fatalf("results %v", res)
+		}
+	}
+	mu.Lock()
+	if firstTries != 2 || secondTries < 2 {
+		t.Errorf("first commit tried %d times, second %d: want the second applied again after the first failed", firstTries, secondTries)
+	}
+	mu.Unlock()
+	bal, err := d.st.Balance(ctx, d.hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.CreditsPosted != 300 || bal.Version != 1+d.commits.Load() {
+		t.Errorf("hot account credited %d at version %d after %d commits, want 300 at one version per commit", bal.CreditsPosted, bal.Version, d.commits.Load())
 	}
 }
