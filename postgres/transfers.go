@@ -40,10 +40,12 @@ var (
 )
 
 // Transfers applies clients' batches of transfers (the admin's transfers API) through one
-// committer goroutine (Run), which merges the requests that have queued into one ledger batch, up
-// to ledger.MaxBatchTransfers, and commits it in one transaction: every answer is durable when it
+// committer (Run), which merges the requests that have queued into one ledger batch, up to
+// ledger.MaxBatchTransfers, and commits it in one transaction: every answer is durable when it
 // goes out, and concurrent requests share a commit. Clients crediting one hot account therefore
 // cost it one balance version per commit, written by one writer, instead of colliding on it.
+// Commits are pipelined two deep: the next is applied while the one before commits, on its
+// balances, and commits after it (or is applied again if it did not commit).
 //
 // A request's transfers stay contiguous and in order, so its linked chains are its own. A request
 // whose last transfer is linked leaves its chain open: it goes last in its commit, where the
