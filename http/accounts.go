@@ -3,7 +3,10 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,8 +16,13 @@ import (
 	"github.com/joinincard/engine/postgres"
 )
 
-// AccountStore is what the accounts API reads: balances now or at an instant, and statements.
+// AccountStore is what the accounts API reads and writes: balances now or at an instant,
+// statements, and accounts the admin opens.
 type AccountStore interface {
+	// OpenAccounts opens accounts, all or none, and says of each whether this call opened it or
+	// found it open with the same definition; another definition fails with an
+	// *postgres.AccountConflictError.
+	OpenAccounts(ctx context.Context, specs []postgres.AccountSpec) ([]bool, error)
 	Balance(ctx context.Context, id ledger.ID) (postgres.AccountBalance, error)
 	BalanceAt(ctx context.Context, id ledger.ID, at time.Time) (postgres.AccountBalance, error)
 	Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error)
@@ -27,7 +35,8 @@ var _ AccountStore = (*postgres.Store)(nil)
 const maxStatementPage = 1000
 
 // Accounts is the finance staff's view of the ledger: any account's balance, now or as it was at
-// an instant, and its statement over a period.
+// an instant, and its statement over a period; and the accounts the admin opens for transfers of
+// its own (a bank's funding account, a suspense account, a load run's accounts).
 type Accounts struct {
 	store AccountStore
 }
@@ -35,10 +44,11 @@ type Accounts struct {
 // NewAccounts returns the accounts API over store.
 func NewAccounts(store AccountStore) *Accounts { return &Accounts{store: store} }
 
-// Routes registers the accounts endpoints; both need the admin token.
+// Routes registers the accounts endpoints; all need the admin token.
 func (a *Accounts) Routes(s *Server) []FeatureRoute {
 	h := &accountHandlers{s: s, store: a.store}
 	return []FeatureRoute{
+		{Method: http.MethodPost, Path: "/v1/accounts", Admin: true, Handler: h.open},
 		{Method: http.MethodGet, Path: "/v1/accounts/{id}", Admin: true, Handler: h.balance},
 		{Method: http.MethodGet, Path: "/v1/accounts/{id}/statement", Admin: true, Handler: h.statement},
 	}
@@ -120,15 +130,8 @@ func (h *accountHandlers) balance(w http.ResponseWriter, r *http.Request) {
 
 func viewAccount(b *postgres.AccountBalance) accountView {
 	c := b.Currency
-	constraint := "none"
-	switch {
-	case b.Flags&ledger.DebitsMustNotExceedCredits != 0:
-		constraint = "debits_must_not_exceed_credits"
-	case b.Flags&ledger.CreditsMustNotExceedDebits != 0:
-		constraint = "credits_must_not_exceed_debits"
-	}
 	return accountView{
-		ID: b.ID.String(), Name: b.Name, Kind: b.Kind.String(), Currency: string(c), Constraint: constraint,
+		ID: b.ID.String(), Name: b.Name, Kind: b.Kind.String(), Currency: string(c), Constraint: constraintName(b.Flags),
 		Limit:         decimalAmount(b.Limit, c),
 		DebitsPending: decimalAmount(b.DebitsPending, c), DebitsPosted: decimalAmount(b.DebitsPosted, c),
 		CreditsPending: decimalAmount(b.CreditsPending, c), CreditsPosted: decimalAmount(b.CreditsPosted, c),
@@ -231,4 +234,186 @@ func transferKind(f ledger.TransferFlags) string {
 		return "reversal"
 	}
 	return "transfer"
+}
+
+const (
+	// maxOpenAccounts bounds one POST /v1/accounts: a city's merchants, or a load run's ten
+	// thousand accounts, open in one request, one statement for the accounts and one for their
+	// opening balances, well under a second.
+	maxOpenAccounts = 10_000
+	// maxAccountJSONBytes bounds one account in the body: an id, a name of at most 256 bytes, a
+	// kind, a currency, a constraint and a limit take under 450 bytes; 1 KiB leaves room for
+	// spacing and escapes.
+	maxAccountJSONBytes = 1 << 10
+)
+
+// openAccountsRequest is the body of POST /v1/accounts. The handler reads it with decodeList; the
+// types name the fields for the document's check.
+type openAccountsRequest struct {
+	Accounts []openAccountRequest `json:"accounts"`
+}
+
+// openAccountRequest is one account to open, named as an account is shown: constraint none
+// unless given, limit zero unless given.
+type openAccountRequest struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	Currency   string `json:"currency"`
+	Constraint string `json:"constraint,omitempty"`
+	Limit      string `json:"limit,omitempty"`
+}
+
+var openAccountFields = map[string]jsonKind{
+	"id": jsonString, "name": jsonString, "kind": jsonString, "currency": jsonString, "constraint": jsonString, "limit": jsonString,
+}
+
+// openableKinds are the kinds of account the admin opens. The others have a role in settlement
+// and belong to a card or a party, opened when it is registered under an id derived from it: a
+// cycle's close refuses an account of those kinds that belongs to neither.
+var openableKinds = []ledger.Kind{ledger.KindBankSettlement, ledger.KindSuspense}
+
+// constraints are an account's constraints by name, as accountView shows them.
+var constraints = map[string]ledger.AccountFlags{
+	"none": 0, "debits_must_not_exceed_credits": ledger.DebitsMustNotExceedCredits,
+	"credits_must_not_exceed_debits": ledger.CreditsMustNotExceedDebits,
+}
+
+// openedAccountsView answers POST /v1/accounts: each account as opened, in order.
+type openedAccountsView struct {
+	Accounts []openedAccountView `json:"accounts"`
+}
+
+// openedAccountView is an account's definition, and whether this request opened it (created)
+// or found it open with this definition.
+type openedAccountView struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	Currency   string `json:"currency"`
+	Constraint string `json:"constraint"`
+	Limit      string `json:"limit"`
+	Created    bool   `json:"created"`
+}
+
+// open opens accounts, all or none: 201 when this request opened any, 200 when every one was open
+// already with the same definition, 409 when one is open with another.
+func (h *accountHandlers) open(w http.ResponseWriter, r *http.Request) {
+	body, err := readListBody(w, r, maxOpenAccounts*maxAccountJSONBytes)
+	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	items, err := decodeList(body, "accounts", maxOpenAccounts, openAccountFields)
+	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	specs := make([]postgres.AccountSpec, len(items))
+	index := make(map[ledger.ID]int, len(items))
+	for i, it := range items {
+		where := fmt.Sprintf("accounts[%d]", i)
+		if err := parseAccountSpec(where, it, &specs[i]); err != nil {
+			h.s.writeError(w, r, err)
+			return
+		}
+		if j, dup := index[specs[i].ID]; dup {
+			h.s.writeError(w, r, Errorf(EINVALID, "%s.id: the id of accounts[%d] again", where, j))
+			return
+		}
+		index[specs[i].ID] = i
+	}
+	opened, err := h.store.OpenAccounts(r.Context(), specs)
+	var conflict *postgres.AccountConflictError
+	switch {
+	case errors.As(err, &conflict):
+		h.s.writeError(w, r, Errorf(ECONFLICT, "accounts[%d].id: the account is open with another definition", index[conflict.ID]))
+		return
+	case err != nil:
+		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
+		return
+	case len(opened) != len(specs):
+		h.s.writeError(w, r, fmt.Errorf("opened %d accounts of %d", len(opened), len(specs)))
+		return
+	}
+	v := openedAccountsView{Accounts: make([]openedAccountView, len(specs))}
+	status := http.StatusOK
+	for i := range specs {
+		a := &specs[i]
+		v.Accounts[i] = openedAccountView{ID: a.ID.String(), Name: a.Name, Kind: a.Kind.String(), Currency: string(a.Currency),
+			Constraint: constraintName(a.Flags), Limit: decimalAmount(a.Limit, a.Currency), Created: opened[i]}
+		if opened[i] {
+			status = http.StatusCreated
+		}
+	}
+	h.s.writeJSON(w, r, status, v)
+}
+
+// parseAccountSpec reads item into spec.
+func parseAccountSpec(where string, it listItem, spec *postgres.AccountSpec) error {
+	bad := func(field, format string, args ...any) error {
+		return Errorf(EINVALID, "%s.%s: %s", where, field, fmt.Sprintf(format, args...))
+	}
+	for _, f := range []string{"id", "name", "kind", "currency"} {
+		if _, ok := it.text(f); !ok {
+			return bad(f, "missing required field")
+		}
+	}
+	s, _ := it.text("id")
+	id, err := parseUUID(s)
+	if err != nil || id.IsZero() {
+		return bad("id", "want a uuid, not the zero one")
+	}
+	spec.ID = id
+	spec.Name, _ = it.text("name")
+	if why := checkText(spec.Name); why != "" {
+		return bad("name", "%s", why)
+	}
+	if spec.Name == "" {
+		return bad("name", "must not be empty")
+	}
+	s, _ = it.text("kind")
+	kind, err := ledger.ParseKind(s)
+	if err != nil || !slices.Contains(openableKinds, kind) {
+		names := make([]string, len(openableKinds))
+		for i, k := range openableKinds {
+			names[i] = k.String()
+		}
+		return bad("kind", "want one of %q: the others belong to cards and parties, opened when they are registered", names)
+	}
+	spec.Kind = kind
+	s, _ = it.text("currency")
+	if _, known := ledger.Currency(s).MinorUnits(); !known {
+		return bad("currency", "not a currency the ledger books")
+	}
+	spec.Currency = ledger.Currency(s)
+	if s, ok := it.text("constraint"); ok {
+		f, known := constraints[s]
+		if !known {
+			return bad("constraint", "want one of %q", slices.Sorted(maps.Keys(constraints)))
+		}
+		spec.Flags = f
+	}
+	if s, ok := it.text("limit"); ok {
+		limit, err := ledger.ParseAmount(s, spec.Currency)
+		if err != nil {
+			return bad("limit", "%v", err)
+		}
+		if limit != 0 && spec.Flags == 0 {
+			return bad("limit", "an account without a constraint has no limit")
+		}
+		spec.Limit = limit
+	}
+	return nil
+}
+
+// constraintName names an account's constraint as accountView shows it.
+func constraintName(f ledger.AccountFlags) string {
+	switch {
+	case f&ledger.DebitsMustNotExceedCredits != 0:
+		return "debits_must_not_exceed_credits"
+	case f&ledger.CreditsMustNotExceedDebits != 0:
+		return "credits_must_not_exceed_debits"
+	}
+	return "none"
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,11 +16,14 @@ import (
 	"github.com/joinincard/engine/postgres"
 )
 
-// fakeAccounts is one merchant account in memory, with two statement lines and a broken mode.
+// fakeAccounts is one merchant account in memory, with two statement lines and a broken mode,
+// and the accounts the admin opened.
 type fakeAccounts struct {
 	account postgres.AccountBalance
 	lines   []ledger.Transfer
 	broken  bool
+	mu      sync.Mutex
+	opened  map[ledger.ID]postgres.AccountSpec
 }
 
 var (
@@ -27,7 +32,7 @@ var (
 )
 
 func newFakeAccounts() *fakeAccounts {
-	f := &fakeAccounts{account: postgres.AccountBalance{
+	f := &fakeAccounts{opened: map[ledger.ID]postgres.AccountSpec{}, account: postgres.AccountBalance{
 		Account: ledger.Account{ID: testAccount, Currency: "CNY", Kind: ledger.KindMerchantClearing,
 			Balance: ledger.Balance{DebitsPosted: 150, CreditsPosted: 123456}},
 		Name: "Jiaxing pharmacy", Version: 3, AsOf: t0,
@@ -66,6 +71,26 @@ func (f *fakeAccounts) Statement(_ context.Context, id ledger.ID, from, to time.
 	return out, nil
 }
 
+func (f *fakeAccounts) OpenAccounts(_ context.Context, specs []postgres.AccountSpec) ([]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.broken {
+		return nil, errBroken
+	}
+	out := make([]bool, len(specs))
+	for _, a := range specs {
+		if prior, ok := f.opened[a.ID]; ok && prior != a {
+			return nil, &postgres.AccountConflictError{ID: a.ID}
+		}
+	}
+	for i, a := range specs {
+		_, had := f.opened[a.ID]
+		out[i] = !had
+		f.opened[a.ID] = a
+	}
+	return out, nil
+}
+
 var _ AccountStore = (*fakeAccounts)(nil)
 
 func init() {
@@ -73,12 +98,16 @@ func init() {
 	statuses["GET /v1/accounts/{id}/statement"] = []int{200, 400, 401, 403, 404, 500, 503}
 	responseTypes["GET /v1/accounts/{id}"] = accountView{}
 	responseTypes["GET /v1/accounts/{id}/statement"] = statementView{}
+	statuses["POST /v1/accounts"] = []int{200, 201, 400, 401, 403, 409, 413, 500, 503}
+	requestTypes["POST /v1/accounts"] = openAccountsRequest{}
+	responseTypes["POST /v1/accounts"] = openedAccountsView{}
 	featureEnvs = append(featureEnvs, func(t testing.TB, e *env, cfg *Config) {
 		f := newFakeAccounts()
 		e.features["accounts"] = f
 		cfg.Features = append(cfg.Features, NewAccounts(f))
 	})
 	featureStatusCases = append(featureStatusCases, accountStatusCases()...)
+	featureStatusCases = append(featureStatusCases, openAccountStatusCases()...)
 }
 
 func brokenAccounts(t *testing.T, e *env) *httptest.ResponseRecorder {
@@ -120,6 +149,59 @@ func accountStatusCases() []statusCase {
 			return e.do(t, request{method: "GET", path: path + "/statement"})
 		}},
 		{name: "statement without admin token", route: stmt, status: 503, code: EUNAVAILABLE, opts: []envOption{noAdmin}, run: get(path + "/statement")},
+	}
+}
+
+// openAccountBody is a POST /v1/accounts body of one account, its fields as given.
+func openAccountBody(fields string) string { return `{"accounts":[{` + fields + `}]}` }
+
+const suspenseAccount = `"id":"018f2a3b-0000-7000-8000-00000000c001","name":"Adjustments","kind":"suspense","currency":"CNY"`
+
+func openAccountStatusCases() []statusCase {
+	const route = "POST /v1/accounts"
+	post := func(body string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return send(request{method: "POST", path: "/v1/accounts", body: body})
+	}
+	twice := func(first, second string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			if w := e.do(t, request{method: "POST", path: "/v1/accounts", body: first}); w.Code != 201 {
+				t.Fatalf("first: %d %s", w.Code, w.Body.String())
+			}
+			return e.do(t, request{method: "POST", path: "/v1/accounts", body: second})
+		}
+	}
+	one := openAccountBody(suspenseAccount)
+	bad := func(name, fields, message string) statusCase {
+		return statusCase{name: name, route: route, status: 400, code: EINVALID, message: message, run: post(openAccountBody(fields))}
+	}
+	return []statusCase{
+		{name: "open", route: route, status: 201, run: post(one)},
+		{name: "open again", route: route, status: 200, run: twice(one, one)},
+		{name: "open with another definition", route: route, status: 409, code: ECONFLICT, message: "accounts[0].id: the account is open with another",
+			run: twice(one, openAccountBody(suspenseAccount+`,"constraint":"debits_must_not_exceed_credits"`))},
+		bad("open without a name", `"id":"018f2a3b-0000-7000-8000-00000000c001","kind":"suspense","currency":"CNY"`, "accounts[0].name: missing"),
+		bad("open a card's kind", strings.Replace(suspenseAccount, "suspense", "cardholder_funds", 1), "accounts[0].kind: want one of"),
+		bad("open in an unknown currency", strings.Replace(suspenseAccount, "CNY", "XAU", 1), "accounts[0].currency:"),
+		bad("open with a limit of three decimals", suspenseAccount+`,"constraint":"debits_must_not_exceed_credits","limit":"1.001"`, "accounts[0].limit: has 3 decimal places"),
+		bad("open with a limit and no constraint", suspenseAccount+`,"limit":"1.00"`, "accounts[0].limit: an account without a constraint"),
+		bad("open with an unknown constraint", suspenseAccount+`,"constraint":"never"`, "accounts[0].constraint: want one of"),
+		bad("open with a zero id", strings.Replace(suspenseAccount, "018f2a3b-0000-7000-8000-00000000c001", "00000000-0000-0000-0000-000000000000", 1), "accounts[0].id:"),
+		bad("open with an unknown field", suspenseAccount+`,"owner":"x"`, `accounts[0]: unknown field "owner"`),
+		{name: "open one twice", route: route, status: 400, code: EINVALID, message: "accounts[1].id: the id of accounts[0] again",
+			run: post(`{"accounts":[{` + suspenseAccount + `},{` + suspenseAccount + `}]}`)},
+		{name: "open none", route: route, status: 400, code: EINVALID, message: "accounts: must not be empty", run: post(`{"accounts":[]}`)},
+		{name: "open without auth", route: route, status: 401, code: EUNAUTHORIZED, run: send(request{method: "POST", path: "/v1/accounts", body: one, auth: "-"})},
+		{name: "open with a wrong token", route: route, status: 403, code: EFORBIDDEN,
+			run: send(request{method: "POST", path: "/v1/accounts", body: one, auth: "Bearer wrong"})},
+		{name: "open too many", route: route, status: 413, code: ETOOLARGE, message: "accounts: more than 10000",
+			run: post(`{"accounts":[` + strings.Repeat(`{},`, maxOpenAccounts) + `{}]}`)},
+		{name: "open a body too large", route: route, status: 413, code: ETOOLARGE,
+			run: post(`{"accounts":[{"name":"` + strings.Repeat("a", maxOpenAccounts*maxAccountJSONBytes) + `"}]}`)},
+		{name: "open store broken", route: route, status: 500, code: EINTERNAL, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			e.features["accounts"].(*fakeAccounts).broken = true
+			return e.do(t, request{method: "POST", path: "/v1/accounts", body: one})
+		}},
+		{name: "open without admin token", route: route, status: 503, code: EUNAVAILABLE, opts: []envOption{noAdmin}, run: post(one)},
 	}
 }
 

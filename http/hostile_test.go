@@ -66,13 +66,23 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	xfers := postgres.NewTransfers(store)
+	trDone := make(chan struct{})
+	go func() {
+		defer close(trDone)
+		xfers.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-trDone
+	})
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Features: []Feature{NewPurchases(p), NewTransitLive(store, tr.Fares), NewTariffs(tr), NewMedical(postgres.NewMedical(store, policies)),
 			NewAccounts(store), NewSettlement(set, store), NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules))),
-			NewReconciliation(postgres.NewReconciler(store, rules))}})
+			NewReconciliation(postgres.NewReconciler(store, rules)), NewTransfers(xfers)}})
 	e.h = e.srv.Handler()
 	w := &hostileWorld{env: e}
 	for _, body := range []string{
@@ -322,6 +332,21 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "POST /v1/bank/cycles/{date}/acknowledgement", field: "bank_id", method: "POST", path: "/v1/bank/cycles/2026-03-03/acknowledgement",
 			auth: "bank", contentType: "text/csv", body: strings.Replace(hostileAckCSV, ",ICBC-JX,", ",ICBC{X}-JX,", 1)},
 	}
+	account := `{"accounts":[{"id":"018f2a3b-0000-7000-8000-00000000c001","name":"n","kind":"suspense","currency":"CNY",` +
+		`"constraint":"debits_must_not_exceed_credits","limit":"1.00"}]}`
+	transfer := `{"transfers":[{"id":"018f2a3b-0000-7000-8000-00000000f001","debit_account_id":"018f2a3b-0000-7000-8000-00000000c001",` +
+		`"credit_account_id":"018f2a3b-0000-7000-8000-00000000c002","amount":"1.00","currency":"CNY","ref_id":"018f2a3b-0000-7000-8000-00000000f000",` +
+		`"user_data":"018f2a3b-0000-7000-8000-00000000f0aa","flags":["linked"]}]}`
+	for _, f := range []string{"id", "name", "kind", "currency", "constraint", "limit"} {
+		cases = append(cases, hostileCase{route: "POST /v1/accounts", field: "accounts[0]." + f, method: "POST", path: "/v1/accounts",
+			body: strings.Replace(account, `"`+f+`":"`, `"`+f+`":"{X}`, 1)})
+	}
+	for _, f := range []string{"id", "debit_account_id", "credit_account_id", "amount", "currency", "ref_id", "user_data"} {
+		cases = append(cases, hostileCase{route: "POST /v1/transfers", field: "transfers[0]." + f, method: "POST", path: "/v1/transfers",
+			body: strings.Replace(transfer, `"`+f+`":"`, `"`+f+`":"{X}`, 1)})
+	}
+	cases = append(cases, hostileCase{route: "POST /v1/transfers", field: "transfers[0].flags", method: "POST", path: "/v1/transfers",
+		body: strings.Replace(transfer, `"linked"`, `"li{X}nked"`, 1)})
 	stmtXML := statementBody(t, testStatement("ICBC-JX", "STMT-HOSTILE-1", 1), false)
 	stmtCSV := statementBody(t, testStatement("ICBC-JX", "STMT-HOSTILE-1", 1), true)
 	const reconBreak = "/v1/reconciliation/breaks/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"

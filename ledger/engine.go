@@ -179,7 +179,11 @@ func (s *State) create(t *Transfer, now int64, out *Outcome, touched *[]*Account
 		return FlagsMutuallyExclusive
 	}
 	if e, ok := s.Transfers[t.ID]; ok {
-		return compareExisting(e, t)
+		r := compareExisting(e, t)
+		if a, known := s.Accounts[e.DebitAccountID]; r == Exists && t.Currency != "" && known && a.Currency != t.Currency {
+			return CurrencyMismatch
+		}
+		return r
 	}
 	if t.Amount < 0 {
 		return AmountNegative
@@ -217,7 +221,7 @@ func (s *State) createPlain(t *Transfer, now int64, out *Outcome, touched *[]*Ac
 	case t.TimeoutSeconds != 0 && t.Flags&Pending == 0:
 		return TimeoutReservedForPending
 	}
-	dr, cr, r := s.accounts(t.DebitAccountID, t.CreditAccountID)
+	dr, cr, r := s.accounts(t.DebitAccountID, t.CreditAccountID, t.Currency)
 	if r != Created {
 		return r
 	}
@@ -248,7 +252,7 @@ func (s *State) createReversal(t *Transfer, now int64, out *Outcome, touched *[]
 	case s.Resolutions[o.ID] != ResolutionNone:
 		return ReversalAlreadyDone
 	}
-	dr, cr, r := s.accounts(o.CreditAccountID, o.DebitAccountID)
+	dr, cr, r := s.accounts(o.CreditAccountID, o.DebitAccountID, t.Currency)
 	if r != Created {
 		return r
 	}
@@ -299,7 +303,7 @@ func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]
 	} else if expires != 0 && now >= expires {
 		return PendingExpired
 	}
-	dr, cr, r := s.accounts(p.DebitAccountID, p.CreditAccountID)
+	dr, cr, r := s.accounts(p.DebitAccountID, p.CreditAccountID, t.Currency)
 	if r != Created {
 		return r
 	}
@@ -321,8 +325,9 @@ func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]
 	return Created
 }
 
-// accounts looks up a transfer's two accounts and checks they can trade with each other.
-func (s *State) accounts(debit, credit ID) (dr, cr *Account, r Result) {
+// accounts looks up a transfer's two accounts and checks they can trade with each other, in the
+// currency the transfer states, if it states one.
+func (s *State) accounts(debit, credit ID, want Currency) (dr, cr *Account, r Result) {
 	dr, ok := s.Accounts[debit]
 	if !ok {
 		return nil, nil, DebitAccountNotFound
@@ -331,7 +336,7 @@ func (s *State) accounts(debit, credit ID) (dr, cr *Account, r Result) {
 	if !ok {
 		return nil, nil, CreditAccountNotFound
 	}
-	if dr.Currency != cr.Currency {
+	if dr.Currency != cr.Currency || want != "" && dr.Currency != want {
 		return nil, nil, CurrencyMismatch
 	}
 	return dr, cr, Created

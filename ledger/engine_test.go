@@ -17,7 +17,7 @@ import (
 //
 //	account  A1 CNY [debits<=credits|credits<=debits] [limit=N] [dp=N] [dpo=N] [cp=N] [cpo=N]
 //	transfer T1 DR CR AMOUNT [linked|pending|post|void|expire|reversal|flags=0xN]...
-//	         [ref=ID] [timeout=S] [user=ID] [code=N] RESULT
+//	         [ref=ID] [timeout=S] [user=ID] [code=N] [currency=C] RESULT
 //	commit   [NOW]              apply the transfers since the last commit as one batch
 //	balance  A1 DP DPO CP CPO   debits pending, debits posted, credits pending, credits posted
 //	available A1 N
@@ -781,14 +781,35 @@ var scripts = []struct {
 		created  -
 		balance  A1 0 0 0 10
 	`},
+	{"a transfer in the currency it states", `
+		account  A1 CNY
+		account  A2 CNY
+		account  A3 USD
+		account  A4 USD
+		transfer T1 A1 A2 100 currency=CNY            created
+		transfer T2 A1 A2 100 currency=USD            currency_mismatch
+		transfer T3 A3 A4 100 currency=CNY            currency_mismatch
+		transfer T4 A1 A3 100 currency=CNY            currency_mismatch
+		transfer P1 A1 A2 50 pending currency=CNY     created
+		transfer P2 A3 A4 50 pending                  created
+		commit
+		transfer T1 A1 A2 100 currency=CNY            exists
+		transfer T1 A1 A2 100                         exists
+		transfer T1 A1 A2 100 currency=USD            currency_mismatch
+		transfer T5 _  _  20 post ref=P1 currency=USD linked    currency_mismatch
+		transfer T6 A2 A1 1 currency=CNY                        linked_event_failed
+		transfer T7 _  _  0 void ref=P2 currency=USD            created
+		transfer R1 _  _  30 reversal ref=T1 currency=JPY       currency_mismatch
+		transfer R2 _  _  30 reversal ref=T1 currency=CNY       created
+		commit
+		balance  A1 50 100 0 30
+		balance  A2 0 30 50 100
+		balance  A3 0 0 0 0
+	`},
 }
 
 // unreachable lists the result codes no transfer can get, each with the reason.
-var unreachable = map[ledger.Result]string{
-	// A transfer names no currency. A post, void or expire moves money between the hold's own two
-	// accounts, and may only name those (pending_has_different_*_account), so it always books in
-	// the hold's currency; Apply never returns this code.
-}
+var unreachable = map[ledger.Result]string{}
 
 func TestApplyScripts(t *testing.T) {
 	for _, sc := range scripts {
@@ -1110,6 +1131,8 @@ func (r *runner) transfer(f []string) {
 			tr.UserData = id(val)
 		case "code":
 			tr.Code = ledger.Code(r.number(val))
+		case "currency":
+			tr.Currency = ledger.Currency(val)
 		default:
 			r.fatalf("unknown transfer field %q", tok)
 		}

@@ -132,7 +132,11 @@ func (m *model) apply(t ledger.Transfer, now int64) (ledger.Result, ledger.Trans
 		return ledger.FlagsMutuallyExclusive, t, none
 	}
 	if old, ok := m.transfers[t.ID]; ok {
-		return sameAs(old, t), t, none
+		r := sameAs(old, t)
+		if a, known := m.accounts[old.DebitAccountID]; r == ledger.Exists && t.Currency != "" && known && a.currency != t.Currency {
+			return ledger.CurrencyMismatch, t, none
+		}
+		return r, t, none
 	}
 	if t.Amount < 0 {
 		return ledger.AmountNegative, t, none
@@ -204,7 +208,7 @@ func (m *model) applyPlain(t ledger.Transfer, now int64) (ledger.Result, ledger.
 	case t.TimeoutSeconds != 0 && !pending:
 		return ledger.TimeoutReservedForPending, t, none
 	}
-	if r := m.findAccounts(t.DebitAccountID, t.CreditAccountID); r != ledger.Created {
+	if r := m.findAccounts(t.DebitAccountID, t.CreditAccountID, t.Currency); r != ledger.Created {
 		return r, t, none
 	}
 	if r := m.move(t.DebitAccountID, t.CreditAccountID, t.Amount, pending); r != ledger.Created {
@@ -242,7 +246,7 @@ func (m *model) applyReversal(t ledger.Transfer, now int64) (ledger.Result, ledg
 	if _, done := m.resolutions[orig.ID]; done {
 		return ledger.ReversalAlreadyDone, t, none
 	}
-	if r := m.findAccounts(orig.CreditAccountID, orig.DebitAccountID); r != ledger.Created {
+	if r := m.findAccounts(orig.CreditAccountID, orig.DebitAccountID, t.Currency); r != ledger.Created {
 		return r, t, none
 	}
 	if r := m.move(orig.CreditAccountID, orig.DebitAccountID, t.Amount, false); r != ledger.Created {
@@ -296,7 +300,7 @@ func (m *model) applyResolve(t ledger.Transfer, now int64) (ledger.Result, ledge
 	} else if expired {
 		return ledger.PendingExpired, t, none
 	}
-	if r := m.findAccounts(hold.DebitAccountID, hold.CreditAccountID); r != ledger.Created {
+	if r := m.findAccounts(hold.DebitAccountID, hold.CreditAccountID, t.Currency); r != ledger.Created {
 		return r, t, none
 	}
 	dr, cr := m.accounts[hold.DebitAccountID], m.accounts[hold.CreditAccountID]
@@ -322,7 +326,7 @@ func (m *model) applyResolve(t ledger.Transfer, now int64) (ledger.Result, ledge
 	return ledger.Created, t, ledger.Resolution{Target: hold.ID, By: t.ID, Kind: kind}
 }
 
-func (m *model) findAccounts(debit, credit ledger.ID) ledger.Result {
+func (m *model) findAccounts(debit, credit ledger.ID, want ledger.Currency) ledger.Result {
 	dr, ok := m.accounts[debit]
 	if !ok {
 		return ledger.DebitAccountNotFound
@@ -331,7 +335,7 @@ func (m *model) findAccounts(debit, credit ledger.ID) ledger.Result {
 	if !ok {
 		return ledger.CreditAccountNotFound
 	}
-	if dr.currency != cr.currency {
+	if dr.currency != cr.currency || want != "" && dr.currency != want {
 		return ledger.CurrencyMismatch
 	}
 	return ledger.Created

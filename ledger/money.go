@@ -65,6 +65,45 @@ func ParseDecimal(s string, c Currency) (int64, error) {
 	return int64(abs), nil
 }
 
+// ParseAmount reads an amount a client wrote in the currency's major unit: whole units without
+// leading zeros and, for a currency with decimals, an optional point and at most its decimals.
+// "12", "12.3" and "12.34" are CNY amounts of 1200, 1230 and 1234 fen, and "0" is zero; a sign,
+// an exponent, "1.", ".5", "01", too many decimals and values past int64 are refused. Whether zero
+// is an amount is the caller's rule. The errors never repeat s.
+func ParseAmount(s string, c Currency) (int64, error) {
+	places, ok := c.MinorUnits()
+	if !ok {
+		return 0, fmt.Errorf("unknown currency %q", string(c))
+	}
+	whole, frac, hasPoint := strings.Cut(s, ".")
+	switch {
+	case s == "":
+		return 0, errors.New("empty amount")
+	case s[0] == '-':
+		return 0, errors.New("is negative, amounts must not be")
+	case !decimalDigits(whole) || hasPoint && !decimalDigits(frac):
+		return 0, errors.New(`not a decimal amount, want digits with an optional fraction such as "12.34"`)
+	case len(frac) > int(places):
+		return 0, fmt.Errorf("has %d decimal places, %s has %d", len(frac), c, places)
+	case len(whole) > 1 && whole[0] == '0':
+		return 0, errors.New("has a leading zero")
+	}
+	frac += strings.Repeat("0", int(places)-len(frac))
+	digits := strings.TrimLeft(whole+frac, "0")
+	// More than 19 significant digits is past int64's 9.2*10^18 however they read.
+	if len(digits) > 19 {
+		return 0, fmt.Errorf("overflows int64 minor units of %s", c)
+	}
+	if digits == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("overflows int64 minor units of %s", c)
+	}
+	return v, nil
+}
+
 func decimalDigits(s string) bool {
 	if s == "" {
 		return false

@@ -122,3 +122,38 @@ func FuzzParseDecimal(f *testing.F) {
 		}
 	})
 }
+
+func TestParseAmountTakesUpToTheCurrencysDecimals(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		c    Currency
+		want int64
+	}{
+		{"0", "CNY", 0}, {"0.00", "CNY", 0}, {"1", "CNY", 100}, {"1.5", "CNY", 150}, {"1.05", "CNY", 105},
+		{"1234.56", "CNY", 123456}, {"1234", "JPY", 1234}, {"92233720368547758.07", "CNY", math.MaxInt64},
+		{"9223372036854775807", "JPY", math.MaxInt64},
+	} {
+		got, err := ParseAmount(tc.s, tc.c)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseAmount(%q, %s) = %d, %v, want %d", tc.s, tc.c, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		s, c, why string
+	}{
+		{"", "CNY", "empty"}, {"-1.00", "CNY", "negative"}, {"+1.00", "CNY", "not a decimal"}, {"1e3", "CNY", "not a decimal"},
+		{"1.", "CNY", "not a decimal"}, {".5", "CNY", "not a decimal"}, {"1.234", "CNY", "has 3 decimal places, CNY has 2"},
+		{"1.0", "JPY", "has 1 decimal places, JPY has 0"}, {"01.00", "CNY", "leading zero"}, {"1 000", "CNY", "not a decimal"},
+		{"92233720368547758.08", "CNY", "overflows"}, {"100000000000000000000", "JPY", "overflows"},
+		{"1.00", "XXX", "unknown currency"}, {"1,00", "CNY", "not a decimal"},
+	} {
+		_, err := ParseAmount(tc.s, Currency(tc.c))
+		if err == nil || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("ParseAmount(%q, %s): %v, want an error saying %q", tc.s, tc.c, err, tc.why)
+			continue
+		}
+		if tc.s != "" && strings.Contains(err.Error(), tc.s) && tc.why != "unknown currency" {
+			t.Errorf("ParseAmount(%q): the error %q repeats the amount", tc.s, err)
+		}
+	}
+}

@@ -219,6 +219,11 @@ type Transfer struct {
 	TimeoutSeconds uint32
 	Code           Code
 	Flags          TransferFlags
+	// Currency, when set, is the currency the caller states the amount in: the transfer is
+	// refused with CurrencyMismatch unless its accounts (a resolving transfer's, those of the
+	// transfer it acts on) hold it, and a replay with another currency is not that transfer
+	// again. It is not stored: a transfer's currency is its accounts'. Empty checks nothing.
+	Currency Currency
 	// Timestamp is when the engine applied the transfer, in Unix microseconds. Apply sets it;
 	// whatever the caller put there is ignored.
 	Timestamp int64

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,7 +77,19 @@ type Tx struct {
 	// stamped after it. gated says it was read.
 	gate  int64
 	gated bool
+	// overlay holds the balances written by the transaction this one follows in a pipeline
+	// (Transfers), not committed yet: a speculative attempt builds on them, after this
+	// transaction's own and before the cache. It must then decide no refusal (balances read
+	// from the database would miss the overlay's), and must not commit unless that transaction
+	// does: its caller waits for it.
+	overlay     map[ledger.ID]cachedAccount
+	speculative bool
 }
+
+// errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
+// refusal may rest on what the transaction it follows has not committed yet, so the batch is
+// decided again, as a conflict is, once that transaction is done.
+var errSpeculationRefused = conflictError{errors.New("a speculative batch refused a transfer: decided again")}
 
 // InTx runs fn in one database transaction that also advances cursors, retried whole on
 // conflicts (bounded). fn may run several times: it must have no effect outside the transaction.
@@ -126,6 +140,9 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	p, out, ts, err := t.apply(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err
+	}
+	if t.speculative && slices.ContainsFunc(out.Results, func(r ledger.Result) bool { return r != ledger.Created }) {
+		return BatchResult{}, errSpeculationRefused
 	}
 	if fast {
 		// The fast path took every id for new and its balances from the cache. Whatever it
@@ -354,6 +371,8 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 	for _, id := range ids {
 		if e, ok := t.written[id]; ok {
 			found(e)
+		} else if e, ok := t.overlay[id]; ok && fast {
+			found(e)
 		} else {
 			missing = append(missing, id)
 		}
@@ -497,10 +516,14 @@ func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
 	return t, nil
 }
 
-// writeOutcome writes a batch's transfers, resolutions and balance rows with COPY, each sorted by
-// key so that two writers racing for the same keys wait for each other instead of deadlocking.
+// writeOutcome writes a batch's transfers, resolutions and balance rows with COPY (with INSERT
+// when the batch is small), each sorted by key so that two writers racing for the same keys wait
+// for each other instead of deadlocking.
 // Each balance row lists the batch's transfers that moved the account: its statement lines.
 func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
+	if len(out.Created) <= maxInsertRows && len(out.Touched) <= 2*maxInsertRows {
+		return insertOutcome(ctx, tx, out, versions, ts)
+	}
 	at := time.UnixMicro(ts).UTC()
 	created := out.Created
 	lines := make(map[ledger.ID][][16]byte, len(out.Touched))
@@ -568,6 +591,18 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 // sorted by key, so that two writers racing for one wait for each other instead of deadlocking.
 func writeResolutions(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, at time.Time) error {
 	q := &pgx.Batch{}
+	queueResolutions(q, out, at)
+	if q.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("write resolutions and open holds: %w", err)
+	}
+	return nil
+}
+
+// queueResolutions queues what writeResolutions writes into q.
+func queueResolutions(q *pgx.Batch, out *ledger.Outcome, at time.Time) {
 	if res := out.Resolutions; len(res) > 0 {
 		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
 		targets, by, kinds := make([][16]byte, len(res)), make([][16]byte, len(res)), make([]string, len(res))
@@ -597,13 +632,93 @@ func writeResolutions(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, at ti
 	if len(opened) > 0 {
 		q.Queue(`INSERT INTO open_holds (transfer_id, expires_at) SELECT * FROM unnest($1::UUID[], $2::TIMESTAMPTZ[])`, opened, expires)
 	}
+}
+
+// maxInsertRows bounds the transfers of a batch written with INSERT rather than COPY. A COPY
+// costs two round trips to the server and a goroutine whatever its size; INSERTs with their rows
+// as parameters go with the batch's other writes in one round trip. For the small batches of
+// interactive writers (the transfers API's concurrent requests, a purchase's hold) that is most of
+// a commit; past 64 rows COPY's cheaper encoding wins. 64 rows of 11 parameters stay far under
+// the protocol's 65,535, and each row count is one statement in pgx's cache of 512.
+const maxInsertRows = 64
+
+var (
+	transferInsertColumns = []string{"id", "debit_account_id", "credit_account_id", "amount", "ref_id",
+		"user_data", "timeout_seconds", "code", "flags", "ts", "expires_at"}
+	balanceInsertColumns = []string{"account_id", "version", "ts", "debits_pending", "debits_posted",
+		"credits_pending", "credits_posted", "transfer_ids"}
+)
+
+// insertOutcome is writeOutcome for a small batch: the same rows in the same order, written by
+// INSERTs sent in one round trip with the resolutions and open holds.
+func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
+	at := time.UnixMicro(ts).UTC()
+	created := out.Created
+	lines := make(map[ledger.ID][][16]byte, len(out.Touched))
+	q := &pgx.Batch{}
+	if len(created) > 0 {
+		args := make([]any, 0, len(created)*len(transferInsertColumns))
+		for i := range created {
+			t := &created[i]
+			lines[t.DebitAccountID] = append(lines[t.DebitAccountID], t.ID)
+			lines[t.CreditAccountID] = append(lines[t.CreditAccountID], t.ID)
+			var expires *time.Time
+			if e := t.ExpiresAt(); e != 0 {
+				x := time.UnixMicro(e).UTC()
+				expires = &x
+			}
+			args = append(args, [16]byte(t.ID), [16]byte(t.DebitAccountID), [16]byte(t.CreditAccountID), t.Amount, nullID(t.Ref),
+				nullID(t.UserData), int64(t.TimeoutSeconds), int32(t.Code), int32(t.Flags), at, expires)
+		}
+		q.Queue(insertValues("transfers", transferInsertColumns, len(created)), args...)
+	}
+	queueResolutions(q, out, at)
+	if touched := out.Touched; len(touched) > 0 {
+		slices.SortFunc(touched, func(a, b *ledger.Account) int { return compareID(a.ID, b.ID) })
+		args := make([]any, 0, len(touched)*len(balanceInsertColumns))
+		for _, a := range touched {
+			ids := lines[a.ID]
+			if ids == nil {
+				ids = [][16]byte{}
+			}
+			args = append(args, [16]byte(a.ID), versions[a.ID]+1, at, a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted, ids)
+		}
+		q.Queue(insertValues("account_balances", balanceInsertColumns, len(touched)), args...)
+	}
 	if q.Len() == 0 {
 		return nil
 	}
 	if err := tx.SendBatch(ctx, q).Close(); err != nil {
-		return fmt.Errorf("write resolutions and open holds: %w", err)
+		return fmt.Errorf("write transfers, resolutions and balances: %w", err)
 	}
 	return nil
+}
+
+// insertValues is an INSERT of rows rows into table's columns, its values numbered parameters.
+func insertValues(table string, columns []string, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	b.WriteString(strings.Join(columns, ", "))
+	b.WriteString(") VALUES ")
+	n := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range columns {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 func nullID(id ledger.ID) *[16]byte {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/settlement"
 	"github.com/joinincard/engine/transit"
 )
@@ -35,3 +36,16 @@ func SetAfterEntries(r *Reconciler, f func() error) { r.afterEntries = f }
 // Retryable marks err as a conflict the store retries the whole transaction for, as it does a
 // serialization failure.
 func Retryable(err error) error { return conflictError{err} }
+
+// SetTransfersFault makes each attempt of tr's commits call f with its batch, in its transaction,
+// before the batch is applied and after (applied): an error from f fails the attempt as a value
+// the database refused, or a conflict (Retryable), would.
+func SetTransfersFault(tr *Transfers, f func(batch []ledger.Transfer, applied bool) error) {
+	tr.fault = f
+}
+
+// QueuedTransfers is how many transfers wait in tr's queue, not yet taken into a commit.
+func QueuedTransfers(tr *Transfers) int { return int(tr.queued.Load()) }
+
+// MaxQueuedTransfers is the bound of tr's queue, in transfers.
+const MaxQueuedTransfers = maxQueuedTransfers

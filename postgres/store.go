@@ -131,19 +131,55 @@ type AccountSpec struct {
 // ErrAccountConflict is returned when an account id is reused with a different definition.
 var ErrAccountConflict = errors.New("account exists with a different definition")
 
+// AccountConflictError names the account whose id was reused with a different definition. It
+// wraps ErrAccountConflict.
+type AccountConflictError struct{ ID ledger.ID }
+
+func (e *AccountConflictError) Error() string {
+	return fmt.Sprintf("account %s: %v", e.ID, ErrAccountConflict)
+}
+func (e *AccountConflictError) Unwrap() error { return ErrAccountConflict }
+
 // CreateAccounts opens accounts with zero balances, all or none. Opening an account again with
 // the same definition is a no-op; with a different one it fails with ErrAccountConflict.
 func (s *Store) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
-	return s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
-		return tx.CreateAccounts(ctx, specs)
+	_, err := s.OpenAccounts(ctx, specs)
+	return err
+}
+
+// OpenAccounts opens accounts as CreateAccounts does and reports, for each spec, whether this call
+// opened it (true) or found it open with the same definition (false). A conflict fails with an
+// *AccountConflictError naming the account, and opens none.
+func (s *Store) OpenAccounts(ctx context.Context, specs []AccountSpec) ([]bool, error) {
+	var opened []bool
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		fresh, err := tx.createAccounts(ctx, specs)
+		if err != nil {
+			return err
+		}
+		opened = make([]bool, len(specs))
+		for i := range specs {
+			opened[i] = fresh[specs[i].ID]
+		}
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return opened, nil
 }
 
 // CreateAccounts opens accounts within the transaction (see Store.CreateAccounts), in one
 // statement for the accounts and one for their opening balances, however many there are.
 func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
+	_, err := t.createAccounts(ctx, specs)
+	return err
+}
+
+// createAccounts is CreateAccounts, returning the accounts it opened: those not open before.
+func (t *Tx) createAccounts(ctx context.Context, specs []AccountSpec) (map[ledger.ID]bool, error) {
 	if len(specs) == 0 {
-		return nil
+		return nil, nil
 	}
 	n := len(specs)
 	var (
@@ -159,7 +195,11 @@ func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 	for i := range specs {
 		a := &specs[i]
 		if err := a.Validate(); err != nil {
-			return fmt.Errorf("account %d: %w", i, err)
+			return nil, fmt.Errorf("account %d: %w", i, err)
+		}
+		if prior, ok := byID[a.ID]; ok && !sameSpec(prior, a) {
+			// Twice in one call with two definitions: the insert would keep one of them.
+			return nil, &AccountConflictError{ID: a.ID}
 		}
 		ids[i], currencies[i], kinds[i], names[i] = a.ID, string(a.Currency), a.Kind.String(), a.Name
 		flags[i], limits[i] = int32(a.Flags), a.Limit
@@ -171,19 +211,19 @@ func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 			AS a(id, currency, kind, flags, balance_limit, name)
 		ON CONFLICT (id) DO NOTHING RETURNING id`, ids, currencies, kinds, flags, limits, names, now)
 	if err != nil {
-		return fmt.Errorf("insert accounts: %w", err)
+		return nil, fmt.Errorf("insert accounts: %w", err)
 	}
 	for rows.Next() {
 		var id [16]byte
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return fmt.Errorf("insert accounts: %w", err)
+			return nil, fmt.Errorf("insert accounts: %w", err)
 		}
 		fresh = append(fresh, ledger.ID(id))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert accounts: %w", err)
+		return nil, fmt.Errorf("insert accounts: %w", err)
 	}
 	if len(fresh) < len(byID) {
 		// Some existed: they must be the same accounts.
@@ -194,7 +234,7 @@ func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 		for id, a := range byID {
 			if !isFresh[id] {
 				if err := sameAccount(ctx, t.Tx, a); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -206,7 +246,7 @@ func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 			return []any{[16]byte(fresh[i]), int64(1), now, int64(0), int64(0), int64(0), int64(0), [][16]byte{}}, nil
 		}))
 	if err != nil {
-		return fmt.Errorf("insert opening balances: %w", err)
+		return nil, fmt.Errorf("insert opening balances: %w", err)
 	}
 	// A new account's balance is known without reading it back: zero, version 1.
 	for _, id := range fresh {
@@ -214,7 +254,15 @@ func (t *Tx) CreateAccounts(ctx context.Context, specs []AccountSpec) error {
 		a.Balance = ledger.Balance{}
 		t.written[id] = cachedAccount{account: a, version: 1, ts: now.UnixMicro()}
 	}
-	return nil
+	opened := make(map[ledger.ID]bool, len(fresh))
+	for _, id := range fresh {
+		opened[id] = true
+	}
+	return opened, nil
+}
+
+func sameSpec(a, b *AccountSpec) bool {
+	return a.Currency == b.Currency && a.Kind == b.Kind && a.Flags == b.Flags && a.Limit == b.Limit && a.Name == b.Name
 }
 
 func sameAccount(ctx context.Context, tx pgx.Tx, a *AccountSpec) error {
@@ -229,7 +277,7 @@ func sameAccount(ctx context.Context, tx pgx.Tx, a *AccountSpec) error {
 		return fmt.Errorf("read account %s: %w", a.ID, err)
 	}
 	if currency != string(a.Currency) || kind != a.Kind.String() || flags != int32(a.Flags) || limit != a.Limit || name != a.Name {
-		return fmt.Errorf("account %s: %w", a.ID, ErrAccountConflict)
+		return &AccountConflictError{ID: a.ID}
 	}
 	return nil
 }

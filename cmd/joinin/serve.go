@@ -203,6 +203,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer stopTransit() // after the HTTP server has drained, as purchases
 	// Tariffs as data: the admin uploads versions of fare tables, fee plans and medical policies.
 	features = append(features, transitAPI, joininhttp.NewTariffs(tariffs))
+	// The ledger's own transfers, for the admin: finance adjustments, bank funding.
+	_, transfersAPI, stopTransfers, err := startTransfers(ctx, st, reg)
+	if err != nil {
+		return err
+	}
+	defer stopTransfers() // after the HTTP server has drained, as purchases
+	features = append(features, transfersAPI)
 	// Settlement: the admin closes and reads cycles; banks fetch their files and acknowledge them.
 	features = append(features, joininhttp.NewSettlement(set, st))
 	// Reconciliation: the admin imports banks' statements; finance staff read the finance page.

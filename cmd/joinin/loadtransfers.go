@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	nethttp "net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/joinincard/engine/events"
+	joininhttp "github.com/joinincard/engine/http"
+	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/postgres"
+)
+
+const (
+	// loadAccountFunds is what each account of a transfers load run is funded with: 10,000.00
+	// CNY, ten thousand of its 1.00 CNY transfers, far more than a run of minutes debits from
+	// any one account, so that no transfer is refused for funds.
+	loadAccountFunds = 1_000_000
+	// loadTransferAmount is every load transfer's amount: 1.00 CNY.
+	loadTransferAmount = "1.00"
+	// loadOpenBatch is how many accounts one POST /v1/accounts of the run opens: the API's bound.
+	loadOpenBatch = 10_000
+	// loadFundBatch is how many funding transfers one POST /v1/transfers of the run carries:
+	// well within the ledger's batch bound and the API's body bound.
+	loadFundBatch = 10_000
+	// loadClientTimeout bounds one request of the load client: a commit's own bound and then some.
+	loadClientTimeout = 30 * time.Second
+)
+
+// transfersLoadReport is what a transfers load run prints, as JSON.
+type transfersLoadReport struct {
+	Accounts int                  `json:"accounts"`
+	Clients  int                  `json:"clients"`
+	Phases   []transfersLoadPhase `json:"phases"`
+	// Verified says Store.Verify found the ledger sound after the run; Problems are what it found.
+	Verified bool     `json:"verified"`
+	Problems []string `json:"problems,omitempty"`
+	// The goal on a two-core machine: at least 10,000 transfers/s in each phase, every transfer
+	// created, no request failed (no lock timeout, no busy answer).
+	GoalTransfersPerSecond float64 `json:"goal_transfers_per_second"`
+}
+
+// transfersLoadPhase is one phase's figures: the clients' requests of one transfer each.
+type transfersLoadPhase struct {
+	Name               string  `json:"name"`
+	Seconds            float64 `json:"seconds"`
+	Transfers          int64   `json:"transfers"`
+	TransfersPerSecond float64 `json:"transfers_per_second"`
+	P50Ms              float64 `json:"p50_ms"`
+	P99Ms              float64 `json:"p99_ms"`
+	MaxMs              float64 `json:"max_ms"`
+	// NotCreated counts transfers the ledger refused, Errors requests that failed (a status other
+	// than 200, a broken connection): both must be 0.
+	NotCreated int64  `json:"not_created"`
+	Errors     int64  `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+	// Commits is how many transactions carried the phase's transfers; TransfersPerCommit how many
+	// each carried on average.
+	Commits            int64   `json:"commits"`
+	TransfersPerCommit float64 `json:"transfers_per_commit"`
+	// HotVersions is how many balance versions the hot account got in the phase: one per commit
+	// that credited it, never one per transfer.
+	HotVersions int64 `json:"hot_versions,omitempty"`
+}
+
+func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := newFlagSet("loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON")
+	nAccounts := fs.Int("accounts", 10_000, "accounts the transfers move between")
+	nClients := fs.Int("clients", 16, "concurrent HTTP clients, each sending one transfer per request and waiting for its answer")
+	duration := fs.Duration("duration", 20*time.Second, "how long each phase runs")
+	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before the first phase: connections, caches")
+	keep := fs.Bool("keep", false, "keep the database the run creates")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("loadtest-transfers takes no arguments, got %q", fs.Args())
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	if *nAccounts < 2 || *nClients < 1 || *duration <= 0 || *warmup < 0 {
+		return errors.New("--accounts must be at least 2, --clients at least 1, --duration positive, --warmup not negative")
+	}
+	// A database of its own on the server DATABASE_URL names: created, loaded, verified, dropped.
+	cfg, err := pgx.ParseConfig(c.databaseURL)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	name := fmt.Sprintf("%s_transfers_load_%d", cfg.Database, time.Now().Unix())
+	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
+	if err := postgres.EnsureDatabase(ctx, url); err != nil {
+		return err
+	}
+	defer func() {
+		if *keep {
+			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
+			return
+		}
+		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
+			log.Warn("drop the load run's database", "database", name, "err", err)
+		}
+	}()
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	run, err := startTransfersLoad(ctx, st, log, *nClients)
+	if err != nil {
+		return err
+	}
+	defer run.stop()
+
+	log.Info("opening and funding accounts", "accounts", *nAccounts)
+	if err := run.openAccounts(ctx, *nAccounts); err != nil {
+		return err
+	}
+	rep := transfersLoadReport{Accounts: *nAccounts, Clients: *nClients, GoalTransfersPerSecond: 10_000}
+	if *warmup > 0 {
+		if _, err := run.phase(ctx, "warmup", *warmup, false); err != nil {
+			return err
+		}
+	}
+	for _, hot := range []bool{false, true} {
+		name := "uniform"
+		if hot {
+			name = "hot"
+		}
+		log.Info("load phase", "phase", name, "clients", *nClients, "duration", *duration)
+		p, err := run.phase(ctx, name, *duration, hot)
+		if err != nil {
+			return err
+		}
+		rep.Phases = append(rep.Phases, p)
+	}
+	run.stop()
+	v, err := st.Verify(ctx)
+	if err != nil {
+		return err
+	}
+	rep.Verified, rep.Problems = v.OK(), v.Problems
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return err
+	}
+	for _, p := range rep.Phases {
+		if p.NotCreated > 0 || p.Errors > 0 {
+			return fmt.Errorf("phase %s: %d transfers not created, %d requests failed", p.Name, p.NotCreated, p.Errors)
+		}
+	}
+	if !rep.Verified {
+		return fmt.Errorf("the ledger failed verification with %d problems", len(rep.Problems))
+	}
+	return nil
+}
+
+// transfersLoad is a load run: the engine's HTTP edge with the transfers API on a loopback
+// listener, and the HTTP client that drives it.
+type transfersLoad struct {
+	st      *postgres.Store
+	base    string
+	token   string
+	client  *nethttp.Client
+	clients int
+	commits atomic.Int64
+	bank    uuid.UUID
+	hot     uuid.UUID
+	ids     []uuid.UUID
+	stop    func()
+}
+
+func startTransfersLoad(ctx context.Context, st *postgres.Store, log *slog.Logger, clients int) (*transfersLoad, error) {
+	key, err := hex.DecodeString(devTokenKey)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := events.NewTokenizer(key)
+	if err != nil {
+		return nil, err
+	}
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, err
+	}
+	run := &transfersLoad{st: st, token: hex.EncodeToString(secret[:]), clients: clients}
+	tr := postgres.NewTransfers(st)
+	tr.OnCommit = func(int, int, time.Duration) { run.commits.Add(1) }
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		tr.Run(runCtx)
+	}()
+	srv := joininhttp.NewServer(joininhttp.Config{Store: st, Broker: noBroker{}, Tokenizer: tok, AdminToken: run.token,
+		Metrics: prometheus.NewRegistry(), Log: log,
+		Features: []joininhttp.Feature{joininhttp.NewAccounts(st), joininhttp.NewTransfers(tr)}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancelRun()
+		<-committed
+		return nil, fmt.Errorf("listen on loopback: %w", err)
+	}
+	hs := &nethttp.Server{Handler: srv.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	run.base = "http://" + ln.Addr().String()
+	// Keep-alive connections, one per client, as another ledger's load client keeps them.
+	run.client = &nethttp.Client{Timeout: loadClientTimeout, Transport: &nethttp.Transport{
+		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, IdleConnTimeout: time.Minute,
+		DisableCompression: true, ForceAttemptHTTP2: false,
+	}}
+	var once sync.Once
+	run.stop = func() {
+		once.Do(func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
+			defer cancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				log.Warn("http shutdown", "err", err)
+			}
+			if err := <-served; err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+				log.Warn("http server", "err", err)
+			}
+			cancelRun()
+			<-committed
+		})
+	}
+	return run, nil
+}
+
+// noBroker is the readiness check's broker in a run that has none.
+type noBroker struct{}
+
+func (noBroker) Ping(context.Context) error { return nil }
+
+// post sends body to path with the admin token and returns the status and the answer.
+func (run *transfersLoad) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
+	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, run.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+run.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := run.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, got, err
+}
+
+// openAccounts opens a bank-like funding account with no constraint, the hot account, which only
+// receives, and n accounts that may not spend more than they hold, each funded by the bank, all
+// through the API.
+func (run *transfersLoad) openAccounts(ctx context.Context, n int) error {
+	run.bank, run.hot = uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	open := func(accounts []string) error {
+		body := `{"accounts":[` + strings.Join(accounts, ",") + `]}`
+		status, got, err := run.post(ctx, "/v1/accounts", []byte(body))
+		if err != nil {
+			return fmt.Errorf("open accounts: %w", err)
+		}
+		if status != nethttp.StatusCreated {
+			return fmt.Errorf("open accounts: %d %s", status, got)
+		}
+		return nil
+	}
+	if err := open([]string{
+		fmt.Sprintf(`{"id":%q,"name":"load funding bank","kind":"bank_settlement","currency":"CNY"}`, run.bank),
+		fmt.Sprintf(`{"id":%q,"name":"load hot account","kind":"suspense","currency":"CNY"}`, run.hot),
+	}); err != nil {
+		return err
+	}
+	run.ids = make([]uuid.UUID, n)
+	for i := range run.ids {
+		run.ids[i] = uuid.Must(uuid.NewV7())
+	}
+	for from := 0; from < n; from += loadOpenBatch {
+		var accounts []string
+		for i := from; i < min(from+loadOpenBatch, n); i++ {
+			accounts = append(accounts, fmt.Sprintf(`{"id":%q,"name":"load account %d","kind":"suspense","currency":"CNY",`+
+				`"constraint":"debits_must_not_exceed_credits"}`, run.ids[i], i))
+		}
+		if err := open(accounts); err != nil {
+			return err
+		}
+	}
+	funds := ledger.FormatDecimal(loadAccountFunds, "CNY")
+	for from := 0; from < n; from += loadFundBatch {
+		var transfers []string
+		for i := from; i < min(from+loadFundBatch, n); i++ {
+			transfers = append(transfers, fmt.Sprintf(`{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":%q,"currency":"CNY","code":1}`,
+				uuid.Must(uuid.NewV7()), run.bank, run.ids[i], funds))
+		}
+		status, got, err := run.post(ctx, "/v1/transfers", []byte(`{"transfers":[`+strings.Join(transfers, ",")+`]}`))
+		if err != nil {
+			return fmt.Errorf("fund accounts: %w", err)
+		}
+		if status != nethttp.StatusOK || bytes.Count(got, []byte(`"result":"created"`)) != len(transfers) {
+			return fmt.Errorf("fund accounts: %d %.300s", status, got)
+		}
+	}
+	return nil
+}
+
+// phase runs the clients for d, each sending one transfer of 1.00 CNY per request: between two
+// accounts drawn at random, or, hot, from a random account to the hot one.
+func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duration, hot bool) (transfersLoadPhase, error) {
+	p := transfersLoadPhase{Name: name}
+	var hotBefore int64
+	if hot {
+		b, err := run.st.Balance(ctx, ledger.ID(run.hot))
+		if err != nil {
+			return p, err
+		}
+		hotBefore = b.Version
+	}
+	type clientFigures struct {
+		latencies        []time.Duration
+		notCreated, errs int64
+		firstErr         string
+	}
+	figures := make([]clientFigures, run.clients)
+	commitsBefore := run.commits.Load()
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for c := range run.clients {
+		wg.Go(func() {
+			f := &figures[c]
+			rng := mrand.New(mrand.NewPCG(uint64(c), uint64(start.UnixNano())))
+			buf := make([]byte, 0, 512)
+			n := len(run.ids)
+			for time.Now().Before(deadline) {
+				from := rng.IntN(n)
+				to := run.hot
+				if !hot {
+					i := rng.IntN(n - 1)
+					if i >= from {
+						i++
+					}
+					to = run.ids[i]
+				}
+				buf = fmt.Appendf(buf[:0], `{"transfers":[{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":%q,"currency":"CNY"}]}`,
+					uuid.Must(uuid.NewV7()), run.ids[from], to, loadTransferAmount)
+				sent := time.Now()
+				status, got, err := run.post(ctx, "/v1/transfers", buf)
+				f.latencies = append(f.latencies, time.Since(sent))
+				switch {
+				case err != nil || status != nethttp.StatusOK:
+					f.errs++
+					if f.firstErr == "" {
+						f.firstErr = fmt.Sprintf("%d %v %.200s", status, err, got)
+					}
+				case !bytes.Contains(got, []byte(`"result":"created"`)):
+					f.notCreated++
+					if f.firstErr == "" {
+						f.firstErr = fmt.Sprintf("%.200s", got)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, f := range figures {
+		all = append(all, f.latencies...)
+		p.NotCreated += f.notCreated
+		p.Errors += f.errs
+		if p.FirstError == "" {
+			p.FirstError = f.firstErr
+		}
+	}
+	slices.Sort(all)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	p.Seconds = elapsed.Seconds()
+	p.Transfers = int64(len(all))
+	p.TransfersPerSecond = float64(len(all)) / elapsed.Seconds()
+	if len(all) > 0 {
+		p.P50Ms, p.P99Ms, p.MaxMs = ms(all[len(all)/2]), ms(all[min(len(all)-1, len(all)*99/100)]), ms(all[len(all)-1])
+	}
+	p.Commits = run.commits.Load() - commitsBefore
+	if p.Commits > 0 {
+		p.TransfersPerCommit = float64(p.Transfers) / float64(p.Commits)
+	}
+	if hot {
+		b, err := run.st.Balance(ctx, ledger.ID(run.hot))
+		if err != nil {
+			return p, err
+		}
+		p.HotVersions = b.Version - hotBefore
+	}
+	return p, nil
+}
