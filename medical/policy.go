@@ -71,6 +71,8 @@ type Policy struct {
 	// cardholder and year for the visit kinds that count against the bucket.
 	Caps   map[string]int64
 	Visits map[VisitKind]VisitRule
+	// OtherCity is how the policy settles its cardholders' visits in another city.
+	OtherCity OtherCityRule
 }
 
 // ID names a policy: "jiaxing-2026".
@@ -110,6 +112,7 @@ type policyFile struct {
 	Deductibles   map[string]deductibleFile   `json:"deductibles"`
 	FundCaps      map[string]string           `json:"fund_caps"`
 	VisitKinds    map[VisitKind]visitRuleFile `json:"visit_kinds"`
+	OtherCity     *otherCityFile              `json:"other_city,omitempty"`
 }
 
 type deductibleFile struct {
@@ -169,6 +172,9 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	var err error
 	if p.ClassBSelfPay, err = parseRatio(f.ClassBSelfPay); err != nil {
 		return nil, fmt.Errorf("policy %s: class_b_self_pay_ratio: %w", p.ID(), err)
+	}
+	if p.OtherCity, err = parseOtherCity(f.OtherCity); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", p.ID(), err)
 	}
 	for name, d := range f.Deductibles {
 		if err := checkBucketName(name); err != nil {

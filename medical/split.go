@@ -30,18 +30,28 @@ const (
 	MaxItemCodeBytes = 64
 )
 
-// Item is one line of a basket: an item of the catalogue (its code, optional) and its amount.
+// Item is one part of a basket: an item of the catalogue (its code, optional), its class as the
+// treating city's catalogue gives it, and its amount. A bill line is one item, or two when a part
+// of it is paid in cash (Catalogue.Classify).
 type Item struct {
 	Code   string
 	Class  Class
 	Amount int64 // fen, positive
+	// SelfPay is a class B item's self-pay share as the catalogue states it; nil takes the
+	// insured city's policy's class_b_self_pay_ratio.
+	SelfPay *decimal.Decimal
 }
 
 // Basket is what an institution asks to settle: the items of one visit of one kind.
 type Basket struct {
 	VisitKind VisitKind
 	Items     []Item
+	// Elsewhere is where the visit was treated when that is not the insured city; nil when it is.
+	Elsewhere *Elsewhere
 }
+
+// maxBasketItems bounds a basket's items: a bill's MaxItems lines give at most two items each.
+const maxBasketItems = 2 * MaxItems
 
 // ErrInvalid is wrapped by the errors of a request that cannot be settled as written: a malformed
 // basket, an institution's unknown kind or tier.
@@ -56,8 +66,8 @@ func (b *Basket) Validate() error {
 	if len(b.Items) == 0 {
 		return fmt.Errorf("%w: no items", ErrInvalid)
 	}
-	if len(b.Items) > MaxItems {
-		return fmt.Errorf("%w: %d items, at most %d", ErrInvalid, len(b.Items), MaxItems)
+	if len(b.Items) > maxBasketItems {
+		return fmt.Errorf("%w: %d items, at most %d", ErrInvalid, len(b.Items), maxBasketItems)
 	}
 	var total int64
 	for i, it := range b.Items {
@@ -68,13 +78,10 @@ func (b *Basket) Validate() error {
 			return fmt.Errorf("%w: item %d: amount must be positive", ErrInvalid, i)
 		case it.Amount > MaxAmount:
 			return fmt.Errorf("%w: item %d: amount over %s", ErrInvalid, i, FormatAmount(MaxAmount))
-		case len(it.Code) > MaxItemCodeBytes:
-			return fmt.Errorf("%w: item %d: code longer than %d bytes", ErrInvalid, i, MaxItemCodeBytes)
-		}
-		for j := 0; j < len(it.Code); j++ {
-			if c := it.Code[j]; c <= ' ' || c >= 0x7f {
-				return fmt.Errorf("%w: item %d: code must be printable ascii without spaces", ErrInvalid, i)
-			}
+		case it.Code != "" && checkCode(it.Code) != "":
+			return fmt.Errorf("%w: item %d: code %s", ErrInvalid, i, checkCode(it.Code))
+		case it.SelfPay != nil && (it.Class != ClassB || it.SelfPay.IsNegative() || it.SelfPay.GreaterThan(decimal.NewFromInt(1))):
+			return fmt.Errorf("%w: item %d: a self-pay share belongs to a class B item, between 0 and 1", ErrInvalid, i)
 		}
 		total += it.Amount // both at most MaxAmount: no overflow
 		if total > MaxAmount {
@@ -150,6 +157,11 @@ type Split struct {
 	CoPayment            int64 // the cardholder's share above the deductible
 	OverCap              int64 // the fund's share past its yearly cap, left to the cardholder
 
+	// InsuredCity is the policy's city, whose fund pays; Elsewhere the treating city when it is
+	// another (nil at home).
+	InsuredCity string
+	Elsewhere   *Elsewhere
+
 	// Rules is the trail: each step of the policy with the amount it decided.
 	Rules []Rule
 	// Delta is what the split adds to the cardholder's yearly accumulators.
@@ -200,20 +212,27 @@ func (p *Policy) Split(b Basket, t Tier, acc Accumulators, personalAvailable int
 	rule := p.Visits[b.VisitKind]
 	var s Split
 	var catA, catB int64
+	var classB []Item // the class B items, in order: the personal account pays them first, in order
 	for _, it := range b.Items {
 		switch it.Class {
 		case ClassA:
 			catA += it.Amount
 		case ClassB:
 			catB += it.Amount
+			classB = append(classB, it)
 		case ClassC:
 			s.OutOfCatalogue += it.Amount
 		}
 	}
 	s.Total = catA + catB + s.OutOfCatalogue
-	s.rule(StepTotal, s.Total, "%d %s, %s visit at a tier %d institution, policy %s",
-		len(b.Items), plural(len(b.Items), "item", "items"), b.VisitKind, t, p.ID())
-	s.rule(StepOutOfCatalogue, s.OutOfCatalogue, "class C items are outside the catalogue: cash")
+	s.InsuredCity, s.Elsewhere = p.City, b.Elsewhere
+	where := ""
+	if b.Elsewhere != nil {
+		where = ", treated in " + b.Elsewhere.City
+	}
+	s.rule(StepTotal, s.Total, "%d %s, %s visit at a tier %d institution%s, policy %s",
+		len(b.Items), plural(len(b.Items), "item", "items"), b.VisitKind, t, where, p.ID())
+	s.rule(StepOutOfCatalogue, s.OutOfCatalogue, "class C items, unknown codes and prices over the catalogue's ceilings: cash")
 
 	available := max(personalAvailable, 0)
 	remA, remB := catA, catB
@@ -228,9 +247,7 @@ func (p *Policy) Split(b Basket, t Tier, acc Accumulators, personalAvailable int
 			FormatAmount(max(personalAvailable, 0)))
 	}
 
-	s.ClassBSelfPay = mulRatio(remB, p.ClassBSelfPay)
-	s.rule(StepClassBSelfPay, s.ClassBSelfPay, "%s of class B items of %s paid by the cardholder, half-even to the fen",
-		formatRatio(p.ClassBSelfPay), FormatAmount(remB))
+	s.ClassBSelfPay = p.classBSelfPay(&s, classB, catB-remB)
 	eligible := remA + remB - s.ClassBSelfPay
 
 	ded := p.Deductibles[rule.Deductible]
@@ -248,10 +265,10 @@ func (p *Policy) Split(b Basket, t Tier, acc Accumulators, personalAvailable int
 	s.rule(StepDeductible, s.Deductible, "%s of the eligible %s", dedNote, FormatAmount(eligible))
 	above := eligible - s.Deductible
 
-	ratio := rule.FundRatio[t]
+	ratio, cutNote := p.fundRatio(rule, t, b.Elsewhere)
 	share := mulRatio(above, ratio)
-	s.rule(StepFundRatio, share, "the fund pays %s of %s above the deductible at tier %d, half-even to the fen",
-		formatRatio(ratio), FormatAmount(above), t)
+	s.rule(StepFundRatio, share, "the fund pays %s of %s above the deductible at tier %d%s, half-even to the fen",
+		formatRatio(ratio), FormatAmount(above), t, cutNote)
 	s.CoPayment = above - share
 	s.rule(StepCoPayment, s.CoPayment, "the cardholder's %s of %s", formatRatio(decimal.NewFromInt(1).Sub(ratio)), FormatAmount(above))
 
@@ -290,6 +307,42 @@ func (p *Policy) Split(b Basket, t Tier, acc Accumulators, personalAvailable int
 		return Split{}, fmt.Errorf("policy %s: %w", p.ID(), err)
 	}
 	return s, nil
+}
+
+// classBSelfPay is the cardholder's self-pay share of the class B items, less the paidFirst fen
+// the personal account paid of them first (taken from the first items first): each item's share
+// is its catalogue's or the policy's, and the items of one share are summed before the share is
+// taken, half-even to the fen, so that a basket of one share rounds once.
+func (p *Policy) classBSelfPay(s *Split, classB []Item, paidFirst int64) int64 {
+	type group struct {
+		ratio  decimal.Decimal
+		amount int64
+	}
+	var groups []group
+	for _, it := range classB {
+		left := it.Amount - min(paidFirst, it.Amount)
+		paidFirst -= it.Amount - left
+		ratio := p.ClassBSelfPay
+		if it.SelfPay != nil {
+			ratio = *it.SelfPay
+		}
+		i := slices.IndexFunc(groups, func(g group) bool { return g.ratio.Equal(ratio) })
+		if i < 0 {
+			groups, i = append(groups, group{ratio: ratio}), len(groups)
+		}
+		groups[i].amount += left
+	}
+	if len(groups) == 0 {
+		groups = append(groups, group{ratio: p.ClassBSelfPay})
+	}
+	var total int64
+	notes := make([]string, len(groups))
+	for i, g := range groups {
+		total += mulRatio(g.amount, g.ratio)
+		notes[i] = fmt.Sprintf("%s of %s", formatRatio(g.ratio), FormatAmount(g.amount))
+	}
+	s.rule(StepClassBSelfPay, total, "class B items paid by the cardholder: %s, half-even to the fen", strings.Join(notes, ", "))
+	return total
 }
 
 func (s *Split) rule(step string, amount int64, format string, args ...any) {

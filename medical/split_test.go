@@ -251,7 +251,7 @@ func TestReversalRestoresAccumulators(t *testing.T) {
 
 func TestBasketValidation(t *testing.T) {
 	p := policy(t, "jiaxing", 2026)
-	many := make([]Item, MaxItems+1)
+	many := make([]Item, 2*MaxItems+1)
 	for i := range many {
 		many[i] = Item{Class: ClassA, Amount: 1}
 	}
@@ -268,7 +268,7 @@ func TestBasketValidation(t *testing.T) {
 		{"negative amount", Basket{VisitKind: Outpatient, Items: []Item{{Class: ClassA, Amount: -5}}}, 1, "positive"},
 		{"item over the bound", Basket{VisitKind: Outpatient, Items: []Item{{Class: ClassA, Amount: MaxAmount + 1}}}, 1, "over"},
 		{"total over the bound", Basket{VisitKind: Outpatient, Items: []Item{{Class: ClassA, Amount: MaxAmount}, {Class: ClassC, Amount: 1}}}, 1, "total over"},
-		{"too many items", Basket{VisitKind: Outpatient, Items: many}, 1, "at most 500"},
+		{"too many items", Basket{VisitKind: Outpatient, Items: many}, 1, "at most 1000"},
 		{"code with a space", Basket{VisitKind: Outpatient, Items: []Item{{Code: "X 1", Class: ClassA, Amount: 1}}}, 1, "printable"},
 		{"tier 0", Basket{VisitKind: Outpatient, Items: []Item{{Class: ClassA, Amount: 1}}}, 0, "tier"},
 		{"tier 4", Basket{VisitKind: Outpatient, Items: []Item{{Class: ClassA, Amount: 1}}}, 4, "tier"},
