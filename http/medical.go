@@ -43,11 +43,12 @@ type MedicalStore interface {
 	// InstitutionByKey finds the institution by its key hash, or an error wrapping
 	// postgres.ErrNotFound.
 	InstitutionByKey(ctx context.Context, keyHash [32]byte) (medical.Institution, error)
-	// Quote works out a basket's split and applies nothing.
-	Quote(ctx context.Context, in medical.Institution, cardToken string, b medical.Basket) (medical.Quote, error)
-	// Settle applies a basket's split under the institution's settlement id; replayed says the id
+	// Quote classifies a bill by the treating city's catalogue, works out its split and applies
+	// nothing.
+	Quote(ctx context.Context, in medical.Institution, cardToken string, b medical.Bill) (medical.Quote, error)
+	// Settle applies a bill's split under the institution's settlement id; replayed says the id
 	// was settled before with the same request.
-	Settle(ctx context.Context, in medical.Institution, ref, cardToken string, b medical.Basket) (s medical.Settlement, replayed bool, err error)
+	Settle(ctx context.Context, in medical.Institution, ref, cardToken string, b medical.Bill) (s medical.Settlement, replayed bool, err error)
 	// Settlement returns one of the institution's settlements.
 	Settlement(ctx context.Context, in medical.Institution, ref string) (medical.Settlement, error)
 	// End cancels or reverses one of the institution's settlements; replayed says it was already.
@@ -58,6 +59,11 @@ type MedicalStore interface {
 	Detail(ctx context.Context, fund string, day events.Date, fn func(medical.DetailLine) error) error
 	// CardYear returns a card's medical year: accumulators and personal account balance.
 	CardYear(ctx context.Context, cardToken string, year int) (medical.CardYear, error)
+	// Register records a card's registration of a treatment city in advance; again the same it
+	// changes nothing and reports created false.
+	Register(ctx context.Context, cardToken string, r medical.Registration) (reg medical.Registration, created bool, err error)
+	// Registrations lists a card's registrations.
+	Registrations(ctx context.Context, cardToken string) ([]medical.Registration, error)
 }
 
 var _ MedicalStore = (*postgres.Medical)(nil)
@@ -107,6 +113,8 @@ func (m *Medical) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodGet, Path: "/v1/medical/reconciliation", Admin: true, Handler: h.reconciliation},
 		{Method: http.MethodGet, Path: "/v1/medical/reconciliation/detail", Admin: true, Handler: h.detail},
 		{Method: http.MethodGet, Path: "/v1/medical/cards/{token}", Admin: true, Handler: h.cardYear},
+		{Method: http.MethodPost, Path: "/v1/medical/cards/{token}/registrations", Admin: true, Handler: h.register},
+		{Method: http.MethodGet, Path: "/v1/medical/cards/{token}/registrations", Admin: true, Handler: h.registrations},
 	}
 }
 
@@ -266,10 +274,15 @@ func (h *medicalHandlers) institution(next func(http.ResponseWriter, *http.Reque
 
 // --- baskets ------------------------------------------------------------------------------------
 
+// medicalItemRequest is a bill line: the item's code in the catalogue, the units billed and the
+// price of one. Class and amount are the bill's former fields, refused by name: the treating
+// city's catalogue classifies each item by its code, whatever the institution declares.
 type medicalItemRequest struct {
-	Code   string `json:"code,omitempty"`
-	Class  string `json:"class"`
-	Amount string `json:"amount"`
+	Code      string `json:"code"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice string `json:"unit_price"`
+	Class     string `json:"class,omitempty"`
+	Amount    string `json:"amount,omitempty"`
 }
 
 type medicalQuoteRequest struct {
@@ -289,47 +302,53 @@ type medicalEndRequest struct {
 	Reason string `json:"reason"`
 }
 
-// basketOf checks a basket at the edge, naming the field at fault; amounts are decimal strings in
-// yuan with at most two decimals.
-func basketOf(token, visit string, items []medicalItemRequest) (medical.Basket, error) {
+// basketOf checks a bill at the edge, naming the field at fault: each line's code, its quantity
+// (a whole number of units) and its unit price (a decimal string in yuan with at most two
+// decimals).
+func basketOf(token, visit string, items []medicalItemRequest) (medical.Bill, error) {
 	switch {
 	case token == "":
-		return medical.Basket{}, Errorf(EINVALID, "card_token: missing required field")
+		return medical.Bill{}, Errorf(EINVALID, "card_token: missing required field")
 	case checkCardToken("card_token", token) != nil:
-		return medical.Basket{}, checkCardToken("card_token", token)
+		return medical.Bill{}, checkCardToken("card_token", token)
 	case visit == "":
-		return medical.Basket{}, Errorf(EINVALID, "visit_kind: missing required field")
+		return medical.Bill{}, Errorf(EINVALID, "visit_kind: missing required field")
 	case !slices.Contains(medical.VisitKinds(), medical.VisitKind(visit)):
-		return medical.Basket{}, Errorf(EINVALID, "visit_kind: must be one of %q", medical.VisitKinds())
+		return medical.Bill{}, Errorf(EINVALID, "visit_kind: must be one of %q", medical.VisitKinds())
 	case len(items) == 0:
-		return medical.Basket{}, Errorf(EINVALID, "items: must hold at least one item")
+		return medical.Bill{}, Errorf(EINVALID, "items: must hold at least one item")
 	case len(items) > medical.MaxItems:
-		return medical.Basket{}, Errorf(EINVALID, "items: at most %d items, settle a longer stay in parts", medical.MaxItems)
+		return medical.Bill{}, Errorf(EINVALID, "items: at most %d items, settle a longer stay in parts", medical.MaxItems)
 	}
-	b := medical.Basket{VisitKind: medical.VisitKind(visit), Items: make([]medical.Item, len(items))}
+	b := medical.Bill{VisitKind: medical.VisitKind(visit), Lines: make([]medical.BillLine, len(items))}
 	for i, it := range items {
-		if it.Class == "" {
-			return b, Errorf(EINVALID, "items[%d].class: missing required field", i)
+		switch {
+		case it.Class != "":
+			return b, Errorf(EINVALID, "items[%d].class: not taken: the treating city's catalogue classifies each item by its code", i)
+		case it.Amount != "":
+			return b, Errorf(EINVALID, "items[%d].amount: not taken: send the quantity and the unit_price", i)
+		case it.Code == "":
+			return b, Errorf(EINVALID, "items[%d].code: missing required field", i)
+		case it.Quantity == 0:
+			return b, Errorf(EINVALID, "items[%d].quantity: missing required field, a whole number of units from 1", i)
+		case it.Quantity < 0 || it.Quantity > medical.MaxQuantity:
+			return b, Errorf(EINVALID, "items[%d].quantity: must be 1 to %d", i, medical.MaxQuantity)
+		case it.UnitPrice == "":
+			return b, Errorf(EINVALID, "items[%d].unit_price: missing required field", i)
 		}
-		if !slices.Contains(medical.Classes(), medical.Class(it.Class)) {
-			return b, Errorf(EINVALID, `items[%d].class: must be "A", "B" or "C"`, i)
-		}
-		if it.Amount == "" {
-			return b, Errorf(EINVALID, "items[%d].amount: missing required field", i)
-		}
-		fen, err := medical.ParseAmount(it.Amount)
-		if err != nil {
-			return b, Errorf(EINVALID, "items[%d].amount: %v", i, err)
-		}
-		if fen == 0 {
-			return b, Errorf(EINVALID, "items[%d].amount: must be positive", i)
-		}
-		if why := checkID(it.Code); it.Code != "" && why != "" {
+		if why := checkID(it.Code); why != "" {
 			return b, Errorf(EINVALID, "items[%d].code: %s", i, why)
 		}
-		b.Items[i] = medical.Item{Code: it.Code, Class: medical.Class(it.Class), Amount: fen}
+		fen, err := medical.ParseAmount(it.UnitPrice)
+		if err != nil {
+			return b, Errorf(EINVALID, "items[%d].unit_price: %v", i, err)
+		}
+		if fen == 0 {
+			return b, Errorf(EINVALID, "items[%d].unit_price: must be positive", i)
+		}
+		b.Lines[i] = medical.BillLine{Code: it.Code, Quantity: it.Quantity, UnitPrice: fen}
 	}
-	if err := b.Validate(); err != nil {
+	if err := medical.ValidateBill(b.Lines); err != nil {
 		return b, Errorf(EINVALID, "items: %s", invalidDetail(err))
 	}
 	return b, nil
@@ -338,6 +357,11 @@ func basketOf(token, visit string, items []medicalItemRequest) (medical.Basket, 
 // --- views --------------------------------------------------------------------------------------
 
 type medicalSplitView struct {
+	// InsuredCity's fund pays, by its policy; TreatingCity's catalogue classified the bill.
+	// Registered, shown when the two differ, says the cardholder registered the treatment city.
+	InsuredCity     string               `json:"insured_city"`
+	TreatingCity    string               `json:"treating_city"`
+	Registered      *bool                `json:"registered,omitempty"`
 	Currency        string               `json:"currency"`
 	Total           string               `json:"total"`
 	Fund            string               `json:"fund"`
@@ -374,10 +398,41 @@ type medicalBucketView struct {
 	Amount string `json:"amount"`
 }
 
+// medicalItemView is a bill line as the treating city's catalogue classified it: what it covers
+// (its class applies to covered) and what it leaves to cash, with the reason. A settlement
+// recorded before bills were classified by code shows its items' code, class and amount only.
 type medicalItemView struct {
-	Code   string `json:"code,omitempty"`
-	Class  string `json:"class"`
-	Amount string `json:"amount"`
+	Code         string `json:"code,omitempty"`
+	NameZH       string `json:"name_zh,omitempty"`
+	NameEN       string `json:"name_en,omitempty"`
+	Kind         string `json:"kind,omitempty"`
+	Quantity     int64  `json:"quantity,omitempty"`
+	UnitPrice    string `json:"unit_price,omitempty"`
+	Amount       string `json:"amount"`
+	Class        string `json:"class,omitempty"`
+	SelfPayRatio string `json:"self_pay_ratio,omitempty"`
+	PriceCeiling string `json:"price_ceiling,omitempty"`
+	Covered      string `json:"covered,omitempty"`
+	Cash         string `json:"cash,omitempty"`
+	CashReason   string `json:"cash_reason,omitempty"`
+	Note         string `json:"note,omitempty"`
+}
+
+func linesView(lines []medical.Line) []medicalItemView {
+	out := make([]medicalItemView, len(lines))
+	for i, l := range lines {
+		v := medicalItemView{Code: l.Code, NameZH: l.NameZH, NameEN: l.NameEN, Kind: string(l.Kind), Quantity: l.Quantity,
+			UnitPrice: medical.FormatAmount(l.UnitPrice), Amount: medical.FormatAmount(l.Amount), Class: string(l.Class),
+			Covered: medical.FormatAmount(l.Covered), Cash: medical.FormatAmount(l.Cash), CashReason: l.CashReason, Note: l.Note}
+		if l.SelfPay != nil {
+			v.SelfPayRatio = l.SelfPay.String()
+		}
+		if l.Ceiling > 0 {
+			v.PriceCeiling = medical.FormatAmount(l.Ceiling)
+		}
+		out[i] = v
+	}
+	return out
 }
 
 // medicalQuoteView is a quote: the split a settlement would make now. It shows no balance of the
@@ -386,6 +441,9 @@ type medicalItemView struct {
 type medicalQuoteView struct {
 	CardToken         string                  `json:"card_token"`
 	Fund              string                  `json:"fund"`
+	TreatingCity      string                  `json:"treating_city"`
+	Catalogue         string                  `json:"catalogue"`
+	Items             []medicalItemView       `json:"items"`
 	Policy            string                  `json:"policy"`
 	PolicyName        string                  `json:"policy_name"`
 	Institution       string                  `json:"institution"`
@@ -419,6 +477,8 @@ type medicalReceiptView struct {
 	Status                      string                  `json:"status"`
 	CardToken                   string                  `json:"card_token"`
 	Fund                        string                  `json:"fund"`
+	TreatingCity                string                  `json:"treating_city"`
+	Catalogue                   string                  `json:"catalogue,omitempty"`
 	Policy                      string                  `json:"policy"`
 	PolicyName                  string                  `json:"policy_name"`
 	VisitKind                   string                  `json:"visit_kind"`
@@ -436,6 +496,7 @@ type medicalReceiptView struct {
 
 func splitView(s medical.Split) medicalSplitView {
 	v := medicalSplitView{
+		InsuredCity: s.InsuredCity, TreatingCity: s.InsuredCity,
 		Currency: "CNY", Total: medical.FormatAmount(s.Total), Fund: medical.FormatAmount(s.Fund),
 		PersonalAccount: medical.FormatAmount(s.Personal), Cash: medical.FormatAmount(s.Cash),
 		Breakdown: medicalBreakdownView{
@@ -447,6 +508,10 @@ func splitView(s medical.Split) medicalSplitView {
 	}
 	for i, r := range s.Rules {
 		v.Rules[i] = medicalRuleView{Step: r.Step, Amount: medical.FormatAmount(r.Amount), Note: r.Note}
+	}
+	if e := s.Elsewhere; e != nil {
+		registered := e.Registered
+		v.TreatingCity, v.Registered = e.City, &registered
 	}
 	return v
 }
@@ -476,14 +541,18 @@ func transferID(id ledger.ID) string {
 func receiptView(s medical.Settlement) medicalReceiptView {
 	v := medicalReceiptView{
 		ID: s.ID.String(), SettlementID: s.Ref, Institution: s.Institution, Status: s.Status(),
-		CardToken: s.CardToken, Fund: s.Fund, Policy: s.PolicyID, PolicyName: s.PolicyName,
+		CardToken: s.CardToken, Fund: s.Fund, TreatingCity: s.TreatingCity, Catalogue: s.Catalogue, Policy: s.PolicyID, PolicyName: s.PolicyName,
 		VisitKind: string(s.VisitKind), Tier: int(s.Tier), BusinessDay: s.Day.String(), SettledAt: shanghaiTime(s.SettledAt),
 		Items: make([]medicalItemView, len(s.Items)), Split: splitView(s.Split), Accumulated: accumulatorsView(s.Split.Delta),
 		PersonalAccountBalanceAfter: medical.FormatAmount(s.PersonalBalanceAfter),
 		FundsAvailableAfter:         medical.FormatAmount(s.FundsAvailableAfter),
 	}
-	for i, it := range s.Items {
-		v.Items[i] = medicalItemView{Code: it.Code, Class: string(it.Class), Amount: medical.FormatAmount(it.Amount)}
+	if s.Lines != nil {
+		v.Items = linesView(s.Lines)
+	} else {
+		for i, it := range s.Items {
+			v.Items[i] = medicalItemView{Code: it.Code, Class: string(it.Class), Amount: medical.FormatAmount(it.Amount)}
+		}
 	}
 	v.Transfers = medicalTransfersView{Fund: transferID(s.FundTransfer), PersonalAccount: transferID(s.PersonalTransfer),
 		Cash: transferID(s.CashTransfer)}
@@ -515,7 +584,8 @@ func (h *medicalHandlers) quote(w http.ResponseWriter, r *http.Request, in medic
 		return
 	}
 	h.s.writeJSON(w, r, http.StatusOK, medicalQuoteView{
-		CardToken: q.CardToken, Fund: q.Fund, Policy: q.Policy.ID(), PolicyName: q.Policy.Name, Institution: in.ID,
+		CardToken: q.CardToken, Fund: q.Fund, TreatingCity: q.TreatingCity, Catalogue: q.Catalogue, Items: linesView(q.Lines),
+		Policy: q.Policy.ID(), PolicyName: q.Policy.Name, Institution: in.ID,
 		VisitKind: string(b.VisitKind), Tier: int(in.Tier), Split: splitView(q.Split),
 		AccumulatedBefore: accumulatorsView(q.Before), AccumulatedAfter: accumulatorsView(q.Before.Plus(q.Split.Delta)),
 	})
@@ -605,6 +675,7 @@ func (h *medicalHandlers) end(kind medical.EndKind) func(http.ResponseWriter, *h
 
 type medicalTotalsView struct {
 	Institution     string `json:"institution,omitempty"`
+	TreatingCity    string `json:"treating_city,omitempty"`
 	Settlements     int64  `json:"settlements"`
 	Reversals       int64  `json:"reversals"`
 	Cancelled       int64  `json:"cancelled"`
@@ -616,6 +687,7 @@ type medicalTotalsView struct {
 
 type medicalReconciliationView struct {
 	Fund         string              `json:"fund"`
+	InsuredCity  string              `json:"insured_city"`
 	BusinessDay  string              `json:"business_day"`
 	Closed       bool                `json:"closed"`
 	Currency     string              `json:"currency"`
@@ -684,17 +756,18 @@ func (h *medicalHandlers) reconciliation(w http.ResponseWriter, r *http.Request)
 		h.s.writeError(w, r, h.medicalError(r.Context(), err))
 		return
 	}
-	v := medicalReconciliationView{Fund: d.Fund, BusinessDay: d.Day.String(), Closed: d.Closed, Currency: "CNY",
+	v := medicalReconciliationView{Fund: d.Fund, InsuredCity: cities.Canonical(d.Fund), BusinessDay: d.Day.String(), Closed: d.Closed, Currency: "CNY",
 		Institutions: make([]medicalTotalsView, len(d.Institutions)), Total: totalsView("", d.All)}
 	for i, t := range d.Institutions {
 		v.Institutions[i] = totalsView(t.Institution, t.Totals)
+		v.Institutions[i].TreatingCity = t.City
 	}
 	h.s.writeJSON(w, r, http.StatusOK, v)
 }
 
 // detailHeader is the detail export's header row.
 var detailHeader = []string{"business_day", "fund", "institution", "settlement_id", "id", "kind", "at", "card_token",
-	"visit_kind", "tier", "policy", "total", "fund_part", "personal_account", "cash"}
+	"visit_kind", "tier", "policy", "total", "fund_part", "personal_account", "cash", "insured_city", "treating_city", "registered"}
 
 // detail streams a fund's business day as CSV, one line per settlement and reversal. Lines go out
 // as the database returns them; a failure after the first line cuts the connection, so that a
@@ -724,7 +797,8 @@ func (h *medicalHandlers) detail(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = cw.Write([]string{day.String(), cell(fund), cell(l.Institution), cell(l.Ref), l.ID.String(), l.Kind,
 			shanghaiTime(l.At), cell(l.CardToken), string(l.VisitKind), strconv.Itoa(int(l.Tier)), l.PolicyID,
-			medical.FormatAmount(l.Total), medical.FormatAmount(l.Fund), medical.FormatAmount(l.Personal), medical.FormatAmount(l.Cash)})
+			medical.FormatAmount(l.Total), medical.FormatAmount(l.Fund), medical.FormatAmount(l.Personal), medical.FormatAmount(l.Cash),
+			cell(cities.Canonical(fund)), cell(l.TreatingCity), registeredCell(fund, l)})
 		return cw.Error()
 	})
 	if err != nil && cw == nil {
@@ -743,6 +817,18 @@ func (h *medicalHandlers) detail(w http.ResponseWriter, r *http.Request) {
 		// The status is out: only cutting the connection tells the client the file is incomplete.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// registeredCell says whether a line treated in another city than the fund's was registered:
+// "yes" or "no", and "" for a line treated at home.
+func registeredCell(fund string, l medical.DetailLine) string {
+	switch {
+	case l.TreatingCity == cities.Canonical(fund):
+		return ""
+	case l.Registered:
+		return "yes"
+	}
+	return "no"
 }
 
 // cell defuses a text cell that a spreadsheet would take for a formula (OWASP's CSV injection
@@ -851,8 +937,8 @@ func (h *medicalHandlers) cardYear(w http.ResponseWriter, r *http.Request) {
 
 // --- strict nested bodies -----------------------------------------------------------------------
 
-// decodeNested reads one JSON object into dst, a pointer to a struct whose fields are strings or
-// slices of such structs, as strictly as decodeBody reads flat ones: at most limit bytes of UTF-8,
+// decodeNested reads one JSON object into dst, a pointer to a struct whose fields are strings,
+// int64s (whole JSON numbers) or slices of such structs, as strictly as decodeBody reads flat ones: at most limit bytes of UTF-8,
 // exactly one object, only the struct's field names spelled exactly, each at most once, each of
 // its type, and arrays of objects the same all the way down. Messages name fields, never values.
 func decodeNested(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
@@ -868,6 +954,7 @@ func decodeNested(w http.ResponseWriter, r *http.Request, dst any, limit int64) 
 		return Errorf(EINVALID, "request body is not valid utf-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	nc := nestedChecker{dec: dec}
 	tok, err := dec.Token()
 	if errors.Is(err, io.EOF) {
@@ -947,6 +1034,21 @@ func (c nestedChecker) value(path string, t reflect.Type) error {
 	}
 	if tok == nil {
 		return Errorf(EINVALID, "%s: must not be null (leave an optional field out)", path)
+	}
+	if t.Kind() == reflect.Int64 {
+		n, ok := tok.(json.Number)
+		if !ok {
+			if _, isDelim := tok.(json.Delim); isDelim {
+				if err := c.skip(); err != nil {
+					return err
+				}
+			}
+			return Errorf(EINVALID, "%s: must be a whole number", path)
+		}
+		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
+			return Errorf(EINVALID, "%s: must be a whole number such as 2", path)
+		}
+		return nil
 	}
 	if t.Kind() == reflect.String {
 		if _, ok := tok.(string); !ok {

@@ -89,7 +89,7 @@ func viewTariff(v tariffs.Version) tariffVersionView {
 	return out
 }
 
-// tariffKind reads the path's kind: fares, fee-plans or medical-policies.
+// tariffKind reads the path's kind: fares, fee-plans, medical-policies or medical-catalogues.
 func tariffKind(r *http.Request) (tariffs.Kind, error) {
 	k, ok := tariffs.KindOf(r.PathValue("kind"))
 	if !ok {
@@ -162,11 +162,11 @@ func (h *tariffHandlers) upload(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, Errorf(EINVALID, "content-type: charset must be utf-8"))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, tariffs.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(tariffs.MaxBody(kind))))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.s.writeError(w, r, Errorf(ETOOLARGE, "request body is larger than %d bytes", tariffs.MaxBodyBytes))
+			h.s.writeError(w, r, Errorf(ETOOLARGE, "request body is larger than %d bytes", tariffs.MaxBody(kind)))
 			return
 		}
 		h.s.writeError(w, r, Errorf(EINVALID, "cannot read request body"))

@@ -369,6 +369,12 @@ type BillLine struct {
 	UnitPrice int64
 }
 
+// Bill is what an institution asks to settle: the lines of one visit of one kind, by code.
+type Bill struct {
+	VisitKind VisitKind
+	Lines     []BillLine
+}
+
 // Why a part of a bill line is paid in cash, whatever the policy.
 const (
 	CashUnknownCode = "unknown_code" // the code is not in the treating city's catalogue
@@ -405,7 +411,7 @@ type Classification struct {
 	Basket    Basket
 }
 
-// Validate checks a bill's shape: 1 to MaxItems lines with codes, quantities 1 to MaxQuantity,
+// validateBill checks a bill's shape: 1 to MaxItems lines with codes, quantities 1 to MaxQuantity,
 // positive unit prices, each line's amount and the total within MaxAmount.
 func validateBill(lines []BillLine) error {
 	if len(lines) == 0 {

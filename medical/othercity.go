@@ -2,8 +2,12 @@ package medical
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/joinincard/engine/cities"
+	"github.com/joinincard/engine/events"
 )
 
 // Elsewhere is a visit treated outside the insured city (异地就医直接结算). By the national rule,
@@ -87,4 +91,45 @@ func (p *Policy) fundRatio(rule VisitRule, t Tier, e *Elsewhere) (ratio decimal.
 		how = "registered in advance"
 	}
 	return lowered, fmt.Sprintf(" (treated in %s, %s: %s less %s points)", e.City, how, formatRatio(ratio), cut.Shift(2).String())
+}
+
+// Registration is a cardholder's registration of a treatment city in advance (异地就医备案): the
+// visits there from From through Until (zero: open-ended) are registered.
+type Registration struct {
+	CardToken string
+	City      string // the treatment city's canonical id
+	From      events.Date
+	Until     events.Date
+	By        string // who registered it: the admin's name for it, or the cardholder's bank
+	At        time.Time
+}
+
+// maxRegistrationDays bounds how far ahead a registration may start: cardholders register
+// a planned treatment weeks ahead, and a start a year away is a typing error.
+const maxRegistrationDays = 366
+
+// Covers reports whether the registration covers a visit on d.
+func (r Registration) Covers(d events.Date) bool {
+	return !dateAfter(r.From, d) && (r.Until == (events.Date{}) || !dateAfter(d, r.Until))
+}
+
+// Check checks a registration made on today for a card insured in insuredCity: a treatment city
+// other than the insured one, a period from today at the earliest (a visit's split is decided
+// when it is settled, and a registration cannot change one that was), at most
+// maxRegistrationDays ahead, and an end not before its start. Its city becomes the canonical id.
+func (r *Registration) Check(today events.Date, insuredCity string) error {
+	r.City = cities.Canonical(r.City)
+	start := time.Date(r.From.Year, r.From.Month, r.From.Day, 0, 0, 0, 0, time.UTC)
+	now := time.Date(today.Year, today.Month, today.Day, 0, 0, 0, 0, time.UTC)
+	switch {
+	case r.City == cities.Canonical(insuredCity):
+		return fmt.Errorf("%w: treatment_city: the card is insured in %s: a visit there needs no registration", ErrInvalid, r.City)
+	case dateAfter(today, r.From):
+		return fmt.Errorf("%w: valid_from: %s is before today (%s): a registration is made in advance", ErrInvalid, r.From, today)
+	case start.Sub(now) > maxRegistrationDays*24*time.Hour:
+		return fmt.Errorf("%w: valid_from: %s is more than %d days ahead", ErrInvalid, r.From, maxRegistrationDays)
+	case r.Until != (events.Date{}) && dateAfter(r.From, r.Until):
+		return fmt.Errorf("%w: valid_until: %s is before valid_from %s", ErrInvalid, r.Until, r.From)
+	}
+	return nil
 }

@@ -86,6 +86,12 @@ type Quote struct {
 	Split       Split
 	// Before are the cardholder's accumulators for the policy's year before this basket.
 	Before Accumulators
+	// TreatingCity is the institution's city, whose catalogue (version Catalogue) classified
+	// the bill into Lines; Registered says the cardholder registered it, when it is not Fund.
+	TreatingCity string
+	Registered   bool
+	Catalogue    string
+	Lines        []Line
 }
 
 // Settlement is an applied split: the receipt of one settlement of an institution.
@@ -102,8 +108,16 @@ type Settlement struct {
 	Tier        Tier
 	Items       []Item
 	Split       Split
-	Day         events.Date
-	SettledAt   time.Time
+	// TreatingCity is where the bill was treated (the institution's city), Fund the insured
+	// city; Registered says the cardholder had registered the treatment city when they differ.
+	// Catalogue is the version of the treating city's catalogue that classified the bill into
+	// Lines; both are empty for a settlement recorded before bills were classified by code.
+	TreatingCity string
+	Registered   bool
+	Catalogue    string
+	Lines        []Line
+	Day          events.Date
+	SettledAt    time.Time
 	// PersonalBalanceAfter is the personal account's posted balance after the settlement;
 	// FundsAvailableAfter what the card's funds could still spend.
 	PersonalBalanceAfter int64
@@ -174,6 +188,7 @@ func (t *Totals) Add(o Totals) {
 // InstitutionTotals are one institution's totals of a fund's day.
 type InstitutionTotals struct {
 	Institution string
+	City        string // the institution's city: the treating city of its settlements
 	Totals
 }
 
@@ -206,10 +221,14 @@ type DetailLine struct {
 	VisitKind   VisitKind
 	Tier        Tier
 	PolicyID    string
-	Total       int64
-	Fund        int64
-	Personal    int64
-	Cash        int64
+	// TreatingCity is where the bill was treated; Registered whether the cardholder had
+	// registered it, when it is not the fund's city.
+	TreatingCity string
+	Registered   bool
+	Total        int64
+	Fund         int64
+	Personal     int64
+	Cash         int64
 }
 
 // CardYear is a cardholder's medical year under one policy: accumulators and limits.

@@ -16,6 +16,13 @@ const (
 	// The request contradicts what the engine holds.
 	ReasonCardNotActive       Reason = "card_not_active"
 	ReasonNoPolicy            Reason = "no_policy"
+	// ReasonNoCatalogue: the treating city has no catalogue in force on the bill's date, so
+	// nothing says what its insurance covers there.
+	ReasonNoCatalogue Reason = "no_catalogue"
+	// ReasonNotRegistered: the insured city's policy requires a visit in another city to be
+	// registered in advance, and this one was not.
+	ReasonNotRegistered        Reason = "not_registered"
+	ReasonRegistrationConflict Reason = "registration_conflict"
 	ReasonVisitKindNotAllowed Reason = "visit_kind_not_allowed"
 	ReasonInsufficientFunds   Reason = "insufficient_funds"
 	ReasonSettlementIDReused  Reason = "settlement_id_reused"

@@ -12,8 +12,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
@@ -28,17 +30,22 @@ import (
 type Medical struct {
 	store    *Store
 	policies func() *medical.Policies
+	// catalogues classify each bill by the treating city's catalogue.
+	catalogues func() (*medical.Catalogues, error)
 }
 
-// NewMedical returns the medical store over s, settling under policies.
+// NewMedical returns the medical store over s, settling under policies and classifying bills by
+// the sample catalogues built in (WithCatalogues changes them).
 func NewMedical(s *Store, policies *medical.Policies) *Medical {
-	return &Medical{store: s, policies: func() *medical.Policies { return policies }}
+	return &Medical{store: s, policies: func() *medical.Policies { return policies }, catalogues: sampleCatalogues}
 }
 
 // NewMedicalLive returns the medical store over s, settling under the policies policies returns
 // when each bill is settled: the versions uploaded while the engine runs take effect at once.
+// It classifies bills by the sample catalogues built in; NewMedicalTariffs takes both from the
+// loaded tariffs.
 func NewMedicalLive(s *Store, policies func() *medical.Policies) *Medical {
-	return &Medical{store: s, policies: policies}
+	return &Medical{store: s, policies: policies, catalogues: sampleCatalogues}
 }
 
 // maxSettlementRefBytes bounds an institution's settlement id, as the event schema bounds an
@@ -143,11 +150,12 @@ type prepared struct {
 	personal   ledger.Account
 	funds      ledger.Account
 	split      medical.Split
+	class      medical.Classification
 }
 
-// prepare reads what splitting basket b for the card that token names needs, at instant now, and
+// prepare reads what splitting bill b for the card that token names needs, at instant now, and
 // works out the split.
-func (m *Medical) prepare(ctx context.Context, tx pgx.Tx, in medical.Institution, token string, b medical.Basket, now time.Time) (*prepared, error) {
+func (m *Medical) prepare(ctx context.Context, tx pgx.Tx, in medical.Institution, token string, b medical.Bill, now time.Time) (*prepared, error) {
 	if !in.Kind.Allows(b.VisitKind) {
 		return nil, medical.Refuse(medical.ReasonVisitKindNotAllowed, "a %s does not settle %s visits", in.Kind, b.VisitKind)
 	}
@@ -169,8 +177,10 @@ func lockCardAccounts(ctx context.Context, tx pgx.Tx, card *cards.Card) error {
 	return nil
 }
 
-// prepareCard is prepare for a card already read, once the visit kind is known to be allowed.
-func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institution, card *cards.Card, b medical.Basket, now time.Time) (*prepared, error) {
+// prepareCard is prepare for a card already read, once the visit kind is known to be allowed: the
+// insured city's policy in force on the bill's date, the treating city's catalogue classifying
+// the bill (with the cardholder's registration when the two cities differ), then the split.
+func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institution, card *cards.Card, b medical.Bill, now time.Time) (*prepared, error) {
 	if st := card.Status(now); st != cards.StatusActive {
 		return nil, medical.Refuse(medical.ReasonCardNotActive, "the card is %s", st)
 	}
@@ -180,7 +190,11 @@ func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institu
 		err error
 	)
 	if p.policy, ok = m.policies().On(card.InsuranceCity, p.day); !ok {
-		return nil, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s in force on %s", card.InsuranceCity, p.day)
+		return nil, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s, the card's insurance city, in force on %s (treated in %s)",
+			card.InsuranceCity, p.day, cities.Canonical(in.City))
+	}
+	if p.class, err = m.classify(ctx, tx, in, card.Token, card.InsuranceCity, p.policy, b, p.day); err != nil {
+		return nil, err
 	}
 	if p.acc, p.accVersion, err = readAccumulators(ctx, tx, card.Token, card.InsuranceCity, p.day.Year); err != nil {
 		return nil, err
@@ -188,7 +202,7 @@ func (m *Medical) prepareCard(ctx context.Context, tx pgx.Tx, in medical.Institu
 	if p.personal, p.funds, err = readCardAccounts(ctx, tx, card); err != nil {
 		return nil, err
 	}
-	if p.split, err = p.policy.Split(b, in.Tier, p.acc, p.personal.Available()); err != nil {
+	if p.split, err = p.policy.Split(p.class.Basket, in.Tier, p.acc, p.personal.Available()); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -261,9 +275,9 @@ func writeAccumulators(ctx context.Context, tx pgx.Tx, token, city string, year 
 	return nil
 }
 
-// Quote works out the split of basket b for the card that token names at institution in, as a
+// Quote works out the split of bill b for the card that token names at institution in, as a
 // settlement would now, and applies nothing.
-func (m *Medical) Quote(ctx context.Context, in medical.Institution, token string, b medical.Basket) (medical.Quote, error) {
+func (m *Medical) Quote(ctx context.Context, in medical.Institution, token string, b medical.Bill) (medical.Quote, error) {
 	var q medical.Quote
 	tx, err := m.store.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -275,20 +289,25 @@ func (m *Medical) Quote(ctx context.Context, in medical.Institution, token strin
 	if err != nil {
 		return q, err
 	}
-	return medical.Quote{
-		CardToken: p.card.Token, Fund: p.card.InsuranceCity, Policy: p.policy, Institution: in, Basket: b,
-		Split: p.split, Before: p.acc,
-	}, nil
+	q = medical.Quote{
+		CardToken: p.card.Token, Fund: p.card.InsuranceCity, Policy: p.policy, Institution: in, Basket: p.class.Basket,
+		Split: p.split, Before: p.acc, TreatingCity: cities.Canonical(in.City), Catalogue: p.class.Catalogue.Version(),
+		Lines: p.class.Lines,
+	}
+	if e := p.class.Basket.Elsewhere; e != nil {
+		q.Registered = e.Registered
+	}
+	return q, nil
 }
 
 // requestHash identifies a settlement request: a replay with the same settlement id and another
-// card, visit kind or items is refused rather than answered with the first one's receipt.
-func requestHash(token string, b medical.Basket) ([]byte, error) {
+// card, visit kind or bill lines is refused rather than answered with the first one's receipt.
+func requestHash(token string, b medical.Bill) ([]byte, error) {
 	raw, err := json.Marshal(struct {
 		Card  string
 		Visit medical.VisitKind
-		Items []medical.Item
-	}{token, b.VisitKind, b.Items})
+		Lines []medical.BillLine
+	}{token, b.VisitKind, b.Lines})
 	if err != nil {
 		return nil, fmt.Errorf("hash settlement request: %w", err)
 	}
@@ -296,7 +315,7 @@ func requestHash(token string, b medical.Basket) ([]byte, error) {
 	return h[:], nil
 }
 
-// Settle applies the split of basket b for the card that token names at institution in, under the
+// Settle applies the split of bill b for the card that token names at institution in, under the
 // institution's settlement id ref: the fund's part (the card's insurance fund to the institution),
 // the personal account's part and the cash part (the card's funds), as one linked group of
 // transfers, with the settlement's record and the cardholder's yearly accumulators, in one
@@ -305,7 +324,7 @@ func requestHash(token string, b medical.Basket) ([]byte, error) {
 //
 // The same ref again with the same request answers the first receipt, with replayed true; with
 // another request it is refused (settlement_id_reused).
-func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Basket) (medical.Settlement, bool, error) {
+func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Bill) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
 		replayed bool
@@ -313,7 +332,10 @@ func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token
 	if err := checkRef(ref); err != nil {
 		return out, false, err
 	}
-	if err := b.Validate(); err != nil {
+	if !slices.Contains(medical.VisitKinds(), b.VisitKind) {
+		return out, false, fmt.Errorf("%w: visit kind %q, want one of %q", medical.ErrInvalid, b.VisitKind, medical.VisitKinds())
+	}
+	if err := medical.ValidateBill(b.Lines); err != nil {
 		return out, false, err
 	}
 	hash, err := requestHash(token, b)
@@ -358,7 +380,7 @@ func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token
 		if err != nil {
 			return err
 		}
-		out, err = m.apply(ctx, tx, in, ref, hash, b, p, now)
+		out, err = m.apply(ctx, tx, in, ref, hash, p, now)
 		return err
 	})
 	return out, replayed, err
@@ -377,8 +399,9 @@ func checkRef(ref string) error {
 }
 
 // apply writes a prepared settlement: its transfers, its record and its accumulators.
-func (m *Medical) apply(ctx context.Context, tx *Tx, in medical.Institution, ref string, hash []byte, b medical.Basket,
+func (m *Medical) apply(ctx context.Context, tx *Tx, in medical.Institution, ref string, hash []byte,
 	p *prepared, now time.Time) (medical.Settlement, error) {
+	b := p.class.Basket
 	id, err := uuid.NewV7()
 	if err != nil {
 		return medical.Settlement{}, fmt.Errorf("new settlement id: %w", err)
@@ -437,8 +460,13 @@ func (m *Medical) apply(ctx context.Context, tx *Tx, in medical.Institution, ref
 
 	items := make([]itemJSON, len(b.Items))
 	for i, it := range b.Items {
-		items[i] = itemJSON{Code: it.Code, Class: it.Class, Amount: it.Amount}
+		items[i] = itemJSON{Code: it.Code, Class: it.Class, Amount: it.Amount, SelfPay: it.SelfPay}
 	}
+	linesRaw, err := encodeLines(p.class.Lines)
+	if err != nil {
+		return medical.Settlement{}, err
+	}
+	registered := b.Elsewhere != nil && b.Elsewhere.Registered
 	itemsRaw, err := json.Marshal(items)
 	if err != nil {
 		return medical.Settlement{}, fmt.Errorf("encode items: %w", err)
@@ -458,14 +486,15 @@ func (m *Medical) apply(ctx context.Context, tx *Tx, in medical.Institution, ref
 			visit_kind, tier, business_day, settled_at, total, fund_part, personal_part, cash_part,
 			out_of_catalogue, personal_first, class_b_self_pay, deductible, co_payment, over_cap,
 			fund_transfer_id, personal_transfer_id, cash_transfer_id, personal_balance_after, funds_available_after,
-			items, trail, accumulated)
+			items, trail, accumulated, treating_city, registered, catalogue, bill_lines)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)`,
+			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)`,
 		id, in.ID, ref, hash, p.card.Token, [16]byte(p.card.FundsAccount), [16]byte(p.card.MedicalAccount), [16]byte(in.Account),
 		p.card.InsuranceCity, p.policy.ID(), p.policy.Name, int32(p.policy.Year), string(b.VisitKind), int32(in.Tier), day, now,
 		s.Total, s.Fund, s.Personal, s.Cash, s.OutOfCatalogue, s.PersonalAccountFirst, s.ClassBSelfPay, s.Deductible,
 		s.CoPayment, s.OverCap, ids[0], ids[1], ids[2], personal.Net(), funds.Available(),
-		string(itemsRaw), string(trailRaw), string(deltaRaw))
+		string(itemsRaw), string(trailRaw), string(deltaRaw), cities.Canonical(in.City), registered, p.class.Catalogue.Version(),
+		string(linesRaw))
 	if err != nil {
 		return medical.Settlement{}, fmt.Errorf("write settlement: %w", err)
 	}
@@ -486,9 +515,10 @@ func (m *Medical) apply(ctx context.Context, tx *Tx, in medical.Institution, ref
 
 // itemJSON is an item as the settlement's record keeps it.
 type itemJSON struct {
-	Code   string        `json:"code,omitempty"`
-	Class  medical.Class `json:"class"`
-	Amount int64         `json:"amount"`
+	Code    string           `json:"code,omitempty"`
+	Class   medical.Class    `json:"class"`
+	Amount  int64            `json:"amount"`
+	SelfPay *decimal.Decimal `json:"self_pay_ratio,omitempty"`
 }
 
 // storedSettlement is a settlement as read back, with what only the store needs.
@@ -503,7 +533,8 @@ const settlementColumns = `s.id, s.institution_id, s.settlement_ref, s.request_h
 	s.tier, s.business_day, s.settled_at, s.total, s.fund_part, s.personal_part, s.cash_part, s.out_of_catalogue,
 	s.personal_first, s.class_b_self_pay, s.deductible, s.co_payment, s.over_cap, s.fund_transfer_id,
 	s.personal_transfer_id, s.cash_transfer_id, s.personal_balance_after, s.funds_available_after, s.items, s.trail,
-	s.accumulated, e.kind, e.reason, e.business_day, e.ended_at, e.personal_balance_after, e.funds_available_after`
+	s.accumulated, e.kind, e.reason, e.business_day, e.ended_at, e.personal_balance_after, e.funds_available_after,
+	s.treating_city, s.registered, s.catalogue, s.bill_lines`
 
 // readSettlement reads an institution's settlement by its settlement id, with its end if any.
 func readSettlement(ctx context.Context, q querier, institution, ref string) (storedSettlement, bool, error) {
@@ -538,14 +569,26 @@ func scanSettlement(rows pgx.Rows) (storedSettlement, error) {
 		endKind, endReason           *string
 		endDay, endAt                *time.Time
 		endPersonal, endFunds        *int64
+		linesRaw                     []byte
 	)
 	err := rows.Scan(&s.ID, &s.Institution, &s.Ref, &s.hash, &s.CardToken, &funds, &med, &inst, &s.Fund, &s.PolicyID,
 		&s.PolicyName, &year, &visit, &tier, &day, &s.SettledAt, &sp.Total, &sp.Fund, &sp.Personal, &sp.Cash,
 		&sp.OutOfCatalogue, &sp.PersonalAccountFirst, &sp.ClassBSelfPay, &sp.Deductible, &sp.CoPayment, &sp.OverCap,
 		&fundT, &persT, &cashT, &s.PersonalBalanceAfter, &s.FundsAvailableAfter, &itemsRaw, &trailRaw, &deltaRaw,
-		&endKind, &endReason, &endDay, &endAt, &endPersonal, &endFunds)
+		&endKind, &endReason, &endDay, &endAt, &endPersonal, &endFunds,
+		&s.TreatingCity, &s.Registered, &s.Catalogue, &linesRaw)
 	if err != nil {
 		return s, err
+	}
+	if s.Lines, err = decodeLines(linesRaw); err != nil {
+		return s, err
+	}
+	if s.TreatingCity == "" {
+		s.TreatingCity = s.Fund // recorded before bills named their treating city: all treated at home
+	}
+	sp.InsuredCity = s.Fund
+	if s.TreatingCity != s.Fund {
+		sp.Elsewhere = &medical.Elsewhere{City: s.TreatingCity, Registered: s.Registered}
 	}
 	if err := json.Unmarshal(itemsRaw, &items); err != nil {
 		return s, fmt.Errorf("items: %w", err)
@@ -561,7 +604,7 @@ func scanSettlement(rows pgx.Rows) (storedSettlement, error) {
 	s.PolicyYear, s.VisitKind, s.Tier = int(year), medical.VisitKind(visit), medical.Tier(tier)
 	s.Day, s.SettledAt = dateOf(day), s.SettledAt.UTC()
 	for _, it := range items {
-		s.Items = append(s.Items, medical.Item{Code: it.Code, Class: it.Class, Amount: it.Amount})
+		s.Items = append(s.Items, medical.Item{Code: it.Code, Class: it.Class, Amount: it.Amount, SelfPay: it.SelfPay})
 	}
 	for _, x := range []struct {
 		src *[16]byte
@@ -847,8 +890,16 @@ func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Da
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("reconciliation: %w", err)
 	}
+	ids := make([]string, 0, len(byInst))
+	for id := range byInst {
+		ids = append(ids, id)
+	}
+	cityOf, err := institutionCities(ctx, tx, ids)
+	if err != nil {
+		return out, err
+	}
 	for id, t := range byInst {
-		out.Institutions = append(out.Institutions, medical.InstitutionTotals{Institution: id, Totals: *t})
+		out.Institutions = append(out.Institutions, medical.InstitutionTotals{Institution: id, City: cityOf[id], Totals: *t})
 		out.All.Add(*t)
 	}
 	slices.SortFunc(out.Institutions, func(a, b medical.InstitutionTotals) int {
@@ -886,12 +937,12 @@ func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn f
 	date := time.Date(day.Year, day.Month, day.Day, 0, 0, 0, 0, time.UTC)
 	rows, err := m.store.pool.Query(ctx, `
 		SELECT 'settlement', s.settled_at, s.institution_id, s.settlement_ref, s.id, s.card_token, s.visit_kind, s.tier,
-			s.policy_id, s.total, s.fund_part, s.personal_part, s.cash_part
+			s.policy_id, s.total, s.fund_part, s.personal_part, s.cash_part, s.treating_city, s.registered
 		FROM medical_settlements s LEFT JOIN medical_settlement_ends e ON e.settlement_id = s.id
 		WHERE s.fund_city = $1 AND s.business_day = $2 AND e.kind IS DISTINCT FROM 'cancelled'
 		UNION ALL
 		SELECT 'reversal', e.ended_at, s.institution_id, s.settlement_ref, s.id, s.card_token, s.visit_kind, s.tier,
-			s.policy_id, -s.total, -s.fund_part, -s.personal_part, -s.cash_part
+			s.policy_id, -s.total, -s.fund_part, -s.personal_part, -s.cash_part, s.treating_city, s.registered
 		FROM medical_settlement_ends e JOIN medical_settlements s ON s.id = e.settlement_id
 		WHERE e.kind = 'reversed' AND e.fund_city = $1 AND e.business_day = $2
 		ORDER BY 2, 5, 1`, fund, date)
@@ -906,8 +957,11 @@ func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn f
 			tier  int32
 		)
 		if err := rows.Scan(&l.Kind, &l.At, &l.Institution, &l.Ref, &l.ID, &l.CardToken, &visit, &tier, &l.PolicyID,
-			&l.Total, &l.Fund, &l.Personal, &l.Cash); err != nil {
+			&l.Total, &l.Fund, &l.Personal, &l.Cash, &l.TreatingCity, &l.Registered); err != nil {
 			return fmt.Errorf("detail: %w", err)
+		}
+		if l.TreatingCity == "" {
+			l.TreatingCity = fund // recorded before bills named their treating city: all treated at home
 		}
 		l.At, l.VisitKind, l.Tier = l.At.UTC(), medical.VisitKind(visit), medical.Tier(tier)
 		if err := fn(l); err != nil {

@@ -46,7 +46,7 @@ func newMedWorld(t *testing.T, at time.Time) *medWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.med = postgres.NewMedical(w.st, policies)
+	w.med = postgres.NewMedical(w.st, policies).WithCatalogues(classCatalogues(t))
 	w.city = loadtest.NewCity(61, 3, 2, at.Add(-time.Hour))
 	registerParties(t, w.st, w.city)
 	w.ingest(t, w.city.Registrations()...)
@@ -114,15 +114,40 @@ func (w *medWorld) card(t *testing.T, i int) *cards.Card {
 	return c
 }
 
-func basket(t *testing.T, visit medical.VisitKind, spec ...string) medical.Basket {
+// classCatalogues are catalogues of Jiaxing and Shanghai with one item of each class, coded by
+// its class ("A", "B", "C"), class B without a share of its own: a bill of them splits as the
+// policy splits a basket of those classes.
+func classCatalogues(t testing.TB) func() *medical.Catalogues {
 	t.Helper()
-	b := medical.Basket{VisitKind: visit}
-	for i, s := range spec {
+	var list []*medical.Catalogue
+	for _, city := range []string{"jiaxing", "shanghai"} {
+		c, err := medical.ParseCatalogue([]byte(`{"city": "` + city + `", "name": "one item of each class", "currency": "CNY", "items": [
+			{"code": "A", "kind": "drug", "name_zh": "甲", "name_en": "class A", "class": "A"},
+			{"code": "B", "kind": "service", "name_zh": "乙", "name_en": "class B", "class": "B"},
+			{"code": "C", "kind": "consumable", "name_zh": "丙", "name_en": "class C", "class": "C"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, c)
+	}
+	cs, err := medical.NewCatalogues(list...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() *medical.Catalogues { return cs }
+}
+
+// basket reads "A300", "B86.94", "C50" as bill lines of one unit of the classCatalogues item of
+// that class, at that price in yuan.
+func basket(t testing.TB, visit medical.VisitKind, spec ...string) medical.Bill {
+	t.Helper()
+	b := medical.Bill{VisitKind: visit}
+	for _, s := range spec {
 		fen, err := medical.ParseAmount(s[1:])
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Items = append(b.Items, medical.Item{Code: fmt.Sprintf("ITEM%03d", i), Class: medical.Class(s[:1]), Amount: fen})
+		b.Lines = append(b.Lines, medical.BillLine{Code: s[:1], Quantity: 1, UnitPrice: fen})
 	}
 	return b
 }
@@ -679,8 +704,7 @@ func TestMedicalConcurrentEnds(t *testing.T) {
 func BenchmarkMedicalSettle(b *testing.B) {
 	w := newMedWorldB(b)
 	ctx := context.Background()
-	items := medical.Basket{VisitKind: medical.Outpatient, Items: []medical.Item{{Code: "A1", Class: medical.ClassA, Amount: 30_00},
-		{Code: "B1", Class: medical.ClassB, Amount: 20_00}, {Code: "C1", Class: medical.ClassC, Amount: 1_00}}}
+	items := basket(b, medical.Outpatient, "A30", "B20", "C1")
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, _, err := w.med.Settle(ctx, w.hospital, fmt.Sprintf("B-%d", i), w.city.Cards[2*(i%2)], items); err != nil {
@@ -701,7 +725,7 @@ func BenchmarkMedicalSettleParallel(b *testing.B) {
 			insured = append(insured, c)
 		}
 	}
-	items := medical.Basket{VisitKind: medical.Outpatient, Items: []medical.Item{{Class: medical.ClassA, Amount: 30_00}}}
+	items := basket(b, medical.Outpatient, "A30")
 	var next atomic.Int64
 	b.SetParallelism(2) // 2 x GOMAXPROCS goroutines
 	b.ResetTimer()
@@ -726,7 +750,7 @@ func newMedWorldB(b *testing.B) *medWorld {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w.med = postgres.NewMedical(w.st, policies)
+	w.med = postgres.NewMedical(w.st, policies).WithCatalogues(classCatalogues(b))
 	w.city = loadtest.NewCity(62, 12, 1, w.clock.now.Add(-time.Hour))
 	ctx := context.Background()
 	for _, p := range w.city.Parties() {

@@ -210,8 +210,8 @@ func (w *settleWorld) day(t *testing.T) {
 	}
 	w.clock.Set(sh("2026-03-03 15:00"))
 	w.ingest(t, w.city.Contribution(w.city.Cards[0], 300_00))
-	s, _, err := w.med.Settle(ctx, w.pharm, "RX-0001", w.city.Cards[0], medical.Basket{VisitKind: medical.Pharmacy,
-		Items: []medical.Item{{Code: "A-AMOX", Class: medical.ClassA, Amount: 1200_00}}})
+	s, _, err := w.med.Settle(ctx, w.pharm, "RX-0001", w.city.Cards[0], medical.Bill{VisitKind: medical.Pharmacy,
+		Lines: []medical.BillLine{{Code: "XJ01CAA040E001010100245", Quantity: 4000, UnitPrice: 30}}}) // amoxicillin, class A in Jiaxing
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,9 @@ func (t *Tariffs) FeePlans() *fees.Catalog { return t.set.Load().FeePlans }
 // MedicalPolicies are the medical policies in force now.
 func (t *Tariffs) MedicalPolicies() *medical.Policies { return t.set.Load().Medical }
 
+// MedicalCatalogues are the medical catalogues in force now.
+func (t *Tariffs) MedicalCatalogues() *medical.Catalogues { return t.set.Load().Catalogues }
+
 // Refresh rebuilds the sets when versions were uploaded since they were built (by another
 // process: this one rebuilds on its own uploads).
 func (t *Tariffs) Refresh(ctx context.Context) error {

@@ -340,7 +340,7 @@ func TestTariffMedicalPolicyByCityNameAndDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.med = postgres.NewMedicalLive(w.st, tr.MedicalPolicies)
+	w.med = postgres.NewMedicalLive(w.st, tr.MedicalPolicies).WithCatalogues(classCatalogues(t))
 	other := loadtest.NewCity(62, 1, 1, time.Date(2026, 3, 2, 9, 0, 0, 0, cards.Shanghai))
 	regs := other.Registrations()
 	regs[0].Data.(*events.CardRegistered).InsuranceCity = "上海"
@@ -373,8 +373,9 @@ func TestTariffMedicalPolicyByCityNameAndDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 3000 inpatient at tier 3, 1500 deductible: 85% of 1500 today, 95% tomorrow.
-	if today.Split.Fund != 1275_00 || tomorrow.Split.Fund != 1425_00 {
+	// 3000 inpatient at a tier 3 hospital in Jiaxing, 1500 deductible, treated outside Shanghai
+	// without registering it: Shanghai's ratio less 20 points, 65% of 1500 today, 75% tomorrow.
+	if today.Split.Fund != 975_00 || tomorrow.Split.Fund != 1125_00 {
 		t.Fatalf("the fund's part today %s, tomorrow %s", ledger.FormatAmount(today.Split.Fund, "CNY"), ledger.FormatAmount(tomorrow.Split.Fund, "CNY"))
 	}
 }

@@ -1,5 +1,5 @@
-// Package tariffs decides what the engine prices by: the fare tables, fee plans and medical
-// policies it starts with (built in, or from directories), and the versions the admin uploads
+// Package tariffs decides what the engine prices by: the fare tables, fee plans, medical policies
+// and medical catalogues it starts with (built in, or from directories), and the versions the admin uploads
 // while it runs, each from the first day it prices. It parses an upload exactly as the files are
 // parsed at start, decides whether its date may be accepted, and builds the sets of every kind
 // with it; the store keeps the versions and the days to re-price.
@@ -30,10 +30,12 @@ const (
 	Fares           Kind = "fares"            // an operator's fare table, by operator id
 	FeePlans        Kind = "fee_plans"        // a fee plan, by plan id
 	MedicalPolicies Kind = "medical_policies" // a city's medical policy for a year, by "city-year"
+	// MedicalCatalogues: a city's medical catalogue of drugs, services and consumables, by city.
+	MedicalCatalogues Kind = "medical_catalogues"
 )
 
 // Kinds lists the kinds.
-func Kinds() []Kind { return []Kind{Fares, FeePlans, MedicalPolicies} }
+func Kinds() []Kind { return []Kind{Fares, FeePlans, MedicalPolicies, MedicalCatalogues} }
 
 // Segment is the kind as the API's paths name it: "fares", "fee-plans", "medical-policies".
 func (k Kind) Segment() string { return strings.ReplaceAll(string(k), "_", "-") }
@@ -53,6 +55,9 @@ const (
 	// MaxBodyBytes bounds one uploaded file: a fare table of the largest metro is about 60 KiB,
 	// and the fare parser's own bound is 1 MiB.
 	MaxBodyBytes = 1 << 20
+	// MaxCatalogueBytes bounds an uploaded medical catalogue: a province's tens of thousands of
+	// entries at about 300 bytes each.
+	MaxCatalogueBytes = 32 << 20
 	// MaxAhead bounds how far ahead a version may take effect: fares and plans are announced
 	// weeks or months ahead, and a date more than a year away is a typing error.
 	MaxAhead = 366 * 24 * time.Hour
@@ -81,7 +86,7 @@ type Source string
 
 const (
 	SourceBuiltIn   Source = "built_in"  // embedded in the binary
-	SourceDirectory Source = "directory" // a file of --fares, --fee-plans or --medical-policies
+	SourceDirectory Source = "directory" // a file of --fares, --fee-plans, --medical-policies or --medical-catalogues
 	SourceUpload    Source = "upload"    // uploaded by the admin, kept in the database
 )
 
@@ -110,11 +115,14 @@ type Files struct {
 	Fares, FeePlans, Medical      map[string][]byte
 	Foreign                       []byte // the foreign-card comparison
 	FaresFrom, PlansFrom, MedFrom Source
+	// Catalogues are the medical catalogues, by file name ("shanghai@2025-01-01.json").
+	Catalogues map[string][]byte
+	CatFrom    Source
 }
 
 // BuiltIn returns the files embedded in the binary.
 func BuiltIn() (Files, error) {
-	f := Files{FaresFrom: SourceBuiltIn, PlansFrom: SourceBuiltIn, MedFrom: SourceBuiltIn}
+	f := Files{FaresFrom: SourceBuiltIn, PlansFrom: SourceBuiltIn, MedFrom: SourceBuiltIn, CatFrom: SourceBuiltIn}
 	var err error
 	if f.Fares, err = transit.ShippedFiles(); err != nil {
 		return f, err
@@ -125,6 +133,9 @@ func BuiltIn() (Files, error) {
 	if f.Medical, err = medical.SampleFiles(); err != nil {
 		return f, err
 	}
+	if f.Catalogues, err = medical.SampleCatalogueFiles(); err != nil {
+		return f, err
+	}
 	return f, nil
 }
 
@@ -133,6 +144,8 @@ type Set struct {
 	Fares    *transit.Tables
 	FeePlans *fees.Catalog
 	Medical  *medical.Policies
+	// Catalogues are the medical catalogues, by treating city.
+	Catalogues *medical.Catalogues
 }
 
 // Base is the files the engine started with, parsed: each upload builds on them. It keeps the
@@ -144,9 +157,10 @@ type Base struct {
 	plans    []*fees.Plan
 	foreign  fees.ForeignCard
 	policies []*medical.Policy
+	cats     []*medical.Catalogue
 
 	mu     sync.Mutex
-	parsed map[versionKey]any // *transit.Operator, *fees.Plan or *medical.Policy, never changed once parsed
+	parsed map[versionKey]any // *transit.Operator, *fees.Plan, *medical.Policy or *medical.Catalogue, never changed once parsed
 }
 
 type versionKey struct {
@@ -170,11 +184,15 @@ func NewBase(f Files) (*Base, error) {
 	if b.policies, err = medical.ParseFiles(f.Medical); err != nil {
 		return nil, fmt.Errorf("medical policies: %w", err)
 	}
+	if b.cats, err = medical.ParseCatalogueFiles(f.Catalogues); err != nil {
+		return nil, fmt.Errorf("medical catalogues: %w", err)
+	}
 	for _, k := range []struct {
 		kind  Kind
 		files map[string][]byte
 		src   Source
-	}{{Fares, f.Fares, f.FaresFrom}, {FeePlans, f.FeePlans, f.PlansFrom}, {MedicalPolicies, f.Medical, f.MedFrom}} {
+	}{{Fares, f.Fares, f.FaresFrom}, {FeePlans, f.FeePlans, f.PlansFrom}, {MedicalPolicies, f.Medical, f.MedFrom},
+		{MedicalCatalogues, f.Catalogues, f.CatFrom}} {
 		for name, body := range k.files {
 			v := Version{Kind: k.kind, Body: body, SHA256: sha256.Sum256(body), Source: k.src, File: name}
 			id, date, dated := strings.Cut(strings.TrimSuffix(name, ".json"), "@")
@@ -230,6 +248,7 @@ func (b *Base) build(uploaded []Version, extra []any) (*Set, error) {
 	ops := append([]*transit.Operator(nil), b.fares...)
 	plans := append([]*fees.Plan(nil), b.plans...)
 	policies := append([]*medical.Policy(nil), b.policies...)
+	cats := append([]*medical.Catalogue(nil), b.cats...)
 	for i := 0; i < len(uploaded)+len(extra); i++ {
 		var parsed any
 		if i < len(uploaded) {
@@ -247,6 +266,8 @@ func (b *Base) build(uploaded []Version, extra []any) (*Set, error) {
 			plans = append(plans, p)
 		case *medical.Policy:
 			policies = append(policies, p)
+		case *medical.Catalogue:
+			cats = append(cats, p)
 		}
 	}
 	var (
@@ -261,6 +282,9 @@ func (b *Base) build(uploaded []Version, extra []any) (*Set, error) {
 	}
 	if s.Medical, err = medical.NewPolicies(policies...); err != nil {
 		return nil, fmt.Errorf("medical policies: %w", err)
+	}
+	if s.Catalogues, err = medical.NewCatalogues(cats...); err != nil {
+		return nil, fmt.Errorf("medical catalogues: %w", err)
 	}
 	return &s, nil
 }
@@ -296,6 +320,13 @@ func (b *Base) parse(v Version) (any, error) {
 		}
 		pol.From, pol.Seq = v.From, v.Seq
 		p = pol
+	case MedicalCatalogues:
+		c, err := medical.ParseCatalogue(v.Body)
+		if err != nil {
+			return nil, fmt.Errorf("medical catalogue %s version %d: %w", v.ID, v.Seq, err)
+		}
+		c.From, c.Seq = v.From, v.Seq
+		p = c
 	default:
 		return nil, fmt.Errorf("version %d: unknown kind %q", v.Seq, v.Kind)
 	}
@@ -358,8 +389,8 @@ func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, a
 	invalid := func(format string, args ...any) ([]Version, *Set, error) {
 		return nil, nil, &Refusal{Message: fmt.Sprintf(format, args...)}
 	}
-	if len(up.Body) > MaxBodyBytes {
-		return invalid("the file is larger than %d bytes", MaxBodyBytes)
+	if len(up.Body) > MaxBody(up.Kind) {
+		return invalid("the file is larger than %d bytes", MaxBody(up.Kind))
 	}
 	files, err := up.Files()
 	if err != nil {
@@ -405,6 +436,14 @@ func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, a
 			if up.From.Year != p.Year {
 				return invalid("effective_from: %s is not in the policy's year %d", up.From, p.Year)
 			}
+		case MedicalCatalogues:
+			c, err := medical.ParseCatalogue(body)
+			if err != nil {
+				return invalid("%v", err)
+			}
+			v.ID = c.ID()
+			c.From, c.Seq = up.From, v.Seq
+			parsed = append(parsed, c)
 		default:
 			return invalid("kind: %q, want one of %q", up.Kind, Kinds())
 		}
@@ -444,8 +483,18 @@ func kindName(k Kind) string {
 		return "fee plan"
 	case MedicalPolicies:
 		return "medical policy"
+	case MedicalCatalogues:
+		return "medical catalogue"
 	}
 	return "fare table"
+}
+
+// MaxBody is the largest file of kind an upload may carry.
+func MaxBody(k Kind) int {
+	if k == MedicalCatalogues {
+		return MaxCatalogueBytes
+	}
+	return MaxBodyBytes
 }
 
 // FareDays is the first travel day a fare version prices, for the store's re-pricing.

@@ -198,7 +198,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopPurchases() // after the HTTP server has drained: deferred calls run last first
 	features = append(features, purchaseAPI)
-	features = append(features, joininhttp.NewMedical(postgres.NewMedicalLive(st, tariffs.MedicalPolicies)))
+	features = append(features, joininhttp.NewMedical(postgres.NewMedicalTariffs(st, tariffs)))
 	transitAPI, stopTransit := startTransit(ctx, st, tariffs, *transitInterval, log)
 	defer stopTransit() // after the HTTP server has drained, as purchases
 	// Tariffs as data: the admin uploads versions of fare tables, fee plans and medical policies.

@@ -20,10 +20,10 @@ import (
 // minute is in time; transit clearing checks in each transaction that prices (ErrStaleTariffs).
 const tariffRefreshInterval = 30 * time.Second
 
-// tariffFlags name the directories of fare tables, fee plans and medical policies the engine
+// tariffFlags name the directories of fare tables, fee plans, medical policies and catalogues the engine
 // starts with; each left empty is the files built in.
 type tariffFlags struct {
-	faresDir, feePlansDir, medicalDir string
+	faresDir, feePlansDir, medicalDir, cataloguesDir string
 }
 
 func addTariffFlags(fs interface {
@@ -36,6 +36,8 @@ func addTariffFlags(fs interface {
 		"directory of fee plans (PLAN.json, PLAN@YYYY-MM-DD.json, and optionally foreign_card.json); empty uses the plans built in (env JOININ_FEE_PLANS)")
 	fs.StringVar(&f.medicalDir, "medical-policies", envOr("JOININ_MEDICAL_POLICIES", ""),
 		"directory of medical policy files (city-year.json, city-year@YYYY-MM-DD.json); empty uses the sample policies built in (env JOININ_MEDICAL_POLICIES)")
+	fs.StringVar(&f.cataloguesDir, "medical-catalogues", envOr("JOININ_MEDICAL_CATALOGUES", ""),
+		"directory of medical catalogues (city.json, city@YYYY-MM-DD.json for a version from that day); empty uses the sample catalogues built in (env JOININ_MEDICAL_CATALOGUES)")
 	return f
 }
 
@@ -73,6 +75,14 @@ func (f *tariffFlags) files(log *slog.Logger) (tariffs.Files, error) {
 	} else {
 		log.Warn("no --medical-policies configured: settling under the built-in sample policies, whose figures are samples")
 	}
+	if f.cataloguesDir != "" {
+		if files.Catalogues, err = medical.ReadCatalogueDir(os.DirFS(f.cataloguesDir)); err != nil {
+			return files, fmt.Errorf("--medical-catalogues %s: %w", f.cataloguesDir, err)
+		}
+		files.CatFrom = tariffs.SourceDirectory
+	} else {
+		log.Warn("no --medical-catalogues configured: classifying bills by the built-in sample catalogues, whose entries are samples")
+	}
 	return files, nil
 }
 
@@ -93,6 +103,9 @@ func (f *tariffFlags) load(ctx context.Context, st *postgres.Store, log *slog.Lo
 	}
 	for _, p := range tr.MedicalPolicies().All() {
 		log.Info("medical policy loaded", "policy", p.ID(), "name", p.Name)
+	}
+	for _, c := range tr.MedicalCatalogues().All() {
+		log.Info("medical catalogue loaded", "catalogue", c.Version(), "items", c.Len())
 	}
 	return tr, nil
 }
