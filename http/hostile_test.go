@@ -142,11 +142,11 @@ type hostileCase struct {
 func TestHostileBytesAreRefusedByName(t *testing.T) {
 	w := newHostileWorld(t)
 	const authID = "/v1/authorizations/0195a3c2-5e00-7a41-8b3e-2f7d9c1e4a11"
-	basket := func(card, visit, code, class, amount string) string {
-		return `{"card_token":"` + card + `","visit_kind":"` + visit + `","items":[{"code":"` + code + `","class":"` + class + `","amount":"` + amount + `"}]}`
+	basket := func(card, visit, code, unitPrice string) string {
+		return `{"card_token":"` + card + `","visit_kind":"` + visit + `","items":[{"code":"` + code + `","quantity":1,"unit_price":"` + unitPrice + `"}]}`
 	}
-	settle := func(ref, card, visit, code, class, amount string) string {
-		return `{"settlement_id":"` + ref + `",` + strings.TrimPrefix(basket(card, visit, code, class, amount), "{")
+	settle := func(ref, card, visit, code, unitPrice string) string {
+		return `{"settlement_id":"` + ref + `",` + strings.TrimPrefix(basket(card, visit, code, unitPrice), "{")
 	}
 	registration := func(field string) string {
 		return registration(func(m map[string]string) { m[field] = "a{X}b" })
@@ -283,21 +283,19 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 			body: `{"merchant_id":"jx-first-hospital","kind":"hospital","tier":"3","city":"a{X}"}`},
 		{route: "POST /v1/medical/institutions/{merchant_id}/keys", field: "merchant_id", method: "POST", path: "/v1/medical/institutions/jx{X}/keys"},
 		{route: "POST /v1/medical/quotes", field: "card_token", method: "POST", path: "/v1/medical/quotes", auth: "institution",
-			body: basket("tok{X}", "outpatient", "X1", "A", "1.00")},
+			body: basket("tok{X}", "outpatient", "X1", "1.00")},
 		{route: "POST /v1/medical/quotes", field: "visit_kind", method: "POST", path: "/v1/medical/quotes", auth: "institution",
-			body: basket("tok_card", "out{X}", "X1", "A", "1.00")},
+			body: basket("tok_card", "out{X}", "X1", "1.00")},
 		{route: "POST /v1/medical/quotes", field: "items[0].code", method: "POST", path: "/v1/medical/quotes", auth: "institution",
-			body: basket("tok_card", "outpatient", "X{X}", "A", "1.00")},
-		{route: "POST /v1/medical/quotes", field: "items[0].class", method: "POST", path: "/v1/medical/quotes", auth: "institution",
-			body: basket("tok_card", "outpatient", "X1", "{X}", "1.00")},
-		{route: "POST /v1/medical/quotes", field: "items[0].amount", method: "POST", path: "/v1/medical/quotes", auth: "institution",
-			body: basket("tok_card", "outpatient", "X1", "A", "1{X}")},
+			body: basket("tok_card", "outpatient", "X{X}", "1.00")},
+		{route: "POST /v1/medical/quotes", field: "items[0].unit_price", method: "POST", path: "/v1/medical/quotes", auth: "institution",
+			body: basket("tok_card", "outpatient", "X1", "1{X}")},
 		{route: "POST /v1/medical/settlements", field: "settlement_id", method: "POST", path: "/v1/medical/settlements", auth: "institution",
-			body: settle("S{X}", "tok_card", "outpatient", "X1", "A", "1.00")},
+			body: settle("S{X}", "tok_card", "outpatient", "X1", "1.00")},
 		{route: "POST /v1/medical/settlements", field: "card_token", method: "POST", path: "/v1/medical/settlements", auth: "institution",
-			body: settle("S-1", "tok{X}", "outpatient", "X1", "A", "1.00")},
-		{route: "POST /v1/medical/settlements", field: "items[0].amount", method: "POST", path: "/v1/medical/settlements", auth: "institution",
-			body: settle("S-1", "tok_card", "outpatient", "X1", "A", "{X}")},
+			body: settle("S-1", "tok{X}", "outpatient", "X1", "1.00")},
+		{route: "POST /v1/medical/settlements", field: "items[0].unit_price", method: "POST", path: "/v1/medical/settlements", auth: "institution",
+			body: settle("S-1", "tok_card", "outpatient", "X1", "{X}")},
 		{route: "GET /v1/medical/settlements/{settlement_id}", field: "settlement_id", method: "GET", path: "/v1/medical/settlements/S{X}", auth: "institution"},
 		{route: "POST /v1/medical/settlements/{settlement_id}/cancel", field: "settlement_id", method: "POST",
 			path: "/v1/medical/settlements/S{X}/cancel", auth: "institution", body: `{"reason":"twice"}`},
@@ -316,6 +314,15 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "GET /v1/medical/cards/{token}", field: "token", method: "GET", path: "/v1/medical/cards/tok{X}"},
 		{route: "GET /v1/medical/cards/{token}", field: "year", method: "GET", path: "/v1/medical/cards/tok_card?year={X}"},
 		{route: "GET /v1/medical/cards/{token}", field: "unknown query parameter", method: "GET", path: "/v1/medical/cards/tok_card?y{X}=1"},
+		{route: "POST /v1/medical/cards/{token}/registrations", field: "token", method: "POST", path: "/v1/medical/cards/tok{X}/registrations",
+			body: `{"treatment_city":"上海","valid_from":"2026-03-01","registered_by":"Wang Li"}`},
+		{route: "POST /v1/medical/cards/{token}/registrations", field: "treatment_city", method: "POST", path: "/v1/medical/cards/tok_card/registrations",
+			body: `{"treatment_city":"上{X}海","valid_from":"2026-03-01","registered_by":"Wang Li"}`},
+		{route: "POST /v1/medical/cards/{token}/registrations", field: "valid_from", method: "POST", path: "/v1/medical/cards/tok_card/registrations",
+			body: `{"treatment_city":"上海","valid_from":"2026{X}","registered_by":"Wang Li"}`},
+		{route: "POST /v1/medical/cards/{token}/registrations", field: "registered_by", method: "POST", path: "/v1/medical/cards/tok_card/registrations",
+			body: `{"treatment_city":"上海","valid_from":"2026-03-01","registered_by":"Wang{X} Li"}`},
+		{route: "GET /v1/medical/cards/{token}/registrations", field: "token", method: "GET", path: "/v1/medical/cards/tok{X}/registrations"},
 
 		{route: "POST /v1/settlement/cycles/{date}/close", field: "date", method: "POST", path: "/v1/settlement/cycles/2026-03-0{X}/close"},
 		{route: "GET /v1/settlement/cycles", field: "limit", method: "GET", path: "/v1/settlement/cycles?limit=1{X}"},

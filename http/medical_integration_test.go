@@ -34,13 +34,14 @@ func TestMedicalAgainstPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cats := fakeCatalogues(t)
 	log := &syncBuffer{}
 	e := &env{log: log, clock: c}
 	e.srv = NewServer(Config{
 		Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
 		Metrics: prometheus.NewRegistry(), Now: c.Now,
 		Log:      slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Features: []Feature{NewMedical(postgres.NewMedical(store, policies))},
+		Features: []Feature{NewMedical(postgres.NewMedical(store, policies).WithCatalogues(func() *medical.Catalogues { return cats }))},
 	})
 	e.h = e.srv.Handler()
 	ctx := context.Background()

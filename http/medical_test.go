@@ -76,6 +76,8 @@ type fakeMedical struct {
 	mu           sync.Mutex
 	clock        *clock
 	policies     *medical.Policies
+	catalogues   *medical.Catalogues
+	regs         map[string][]medical.Registration // by card token
 	merchants    map[string]bool
 	institutions map[string]medical.Institution
 	keys         map[[32]byte]string // key hash -> institution id
@@ -103,7 +105,7 @@ func newFakeMedical(t testing.TB, c *clock) *fakeMedical {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeMedical{clock: c, policies: ps, merchants: map[string]bool{"H1": true, "P1": true, "M9": true},
+	f := &fakeMedical{clock: c, policies: ps, catalogues: fakeCatalogues(t), regs: map[string][]medical.Registration{}, merchants: map[string]bool{"H1": true, "P1": true, "M9": true},
 		institutions: map[string]medical.Institution{}, keys: map[[32]byte]string{}, cards: map[string]*fakeMedCard{},
 		settlements: map[[2]string]*fakeMedSettlement{}, errs: map[string]error{}}
 	f.institutions["H1"] = medical.Institution{ID: "H1", Kind: medical.Hospital, Tier: 3, City: "jiaxing"}
@@ -176,40 +178,131 @@ func (f *fakeMedical) InstitutionByKey(_ context.Context, keyHash [32]byte) (med
 	return f.institutions[id], nil
 }
 
-// split works out a basket as the real store's prepare does.
-func (f *fakeMedical) split(in medical.Institution, token string, b medical.Basket) (*fakeMedCard, *medical.Policy, medical.Split, error) {
-	if !in.Kind.Allows(b.VisitKind) {
-		return nil, nil, medical.Split{}, medical.Refuse(medical.ReasonVisitKindNotAllowed, "a %s does not settle %s visits", in.Kind, b.VisitKind)
+// fakeCatalogues are catalogues of Jiaxing and Shanghai with one item of each class, coded by its
+// class ("A", "B", "C"), and Shanghai's sample entries besides.
+func fakeCatalogues(t testing.TB) *medical.Catalogues {
+	t.Helper()
+	files, err := medical.SampleCatalogueFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const classes = `{"code": "A", "kind": "drug", "name_zh": "甲", "name_en": "class A", "class": "A"},
+		{"code": "B", "kind": "service", "name_zh": "乙", "name_en": "class B", "class": "B"},
+		{"code": "C", "kind": "consumable", "name_zh": "丙", "name_en": "class C", "class": "C"},`
+	var list []*medical.Catalogue
+	for _, name := range []string{"jiaxing@2025-01-01.json", "shanghai@2025-01-01.json"} {
+		c, err := medical.ParseCatalogue([]byte(strings.Replace(string(files[name]), `"items": [`, `"items": [`+classes, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, c)
+	}
+	cs, err := medical.NewCatalogues(list...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// split works out a bill as the real store's prepare does.
+func (f *fakeMedical) split(in medical.Institution, token string, bill medical.Bill) (*fakeMedCard, *medical.Policy, medical.Classification, medical.Split, error) {
+	c, p, class, err := f.classify(in, token, bill)
+	if err != nil {
+		return nil, nil, class, medical.Split{}, err
+	}
+	s, err := p.Split(class.Basket, in.Tier, c.acc, c.personal)
+	return c, p, class, s, err
+}
+
+func (f *fakeMedical) classify(in medical.Institution, token string, bill medical.Bill) (*fakeMedCard, *medical.Policy, medical.Classification, error) {
+	var none medical.Classification
+	if !in.Kind.Allows(bill.VisitKind) {
+		return nil, nil, none, medical.Refuse(medical.ReasonVisitKindNotAllowed, "a %s does not settle %s visits", in.Kind, bill.VisitKind)
 	}
 	c, ok := f.cards[token]
 	if !ok {
-		return nil, nil, medical.Split{}, medical.Refuse(medical.ReasonUnknownCard, "no card has this token")
+		return nil, nil, none, medical.Refuse(medical.ReasonUnknownCard, "no card has this token")
 	}
 	if !c.active {
-		return nil, nil, medical.Split{}, medical.Refuse(medical.ReasonCardNotActive, "the card is blocked")
+		return nil, nil, none, medical.Refuse(medical.ReasonCardNotActive, "the card is blocked")
 	}
-	p, ok := f.policies.For(c.city, medical.DayOf(f.clock.Now()).Year)
+	day := medical.DayOf(f.clock.Now())
+	p, ok := f.policies.On(c.city, day)
 	if !ok {
-		return nil, nil, medical.Split{}, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s", c.city)
+		return nil, nil, none, medical.Refuse(medical.ReasonNoPolicy, "no medical policy of %s, the card's insurance city", c.city)
 	}
-	s, err := p.Split(b, in.Tier, c.acc, c.personal)
-	return c, p, s, err
+	cat, ok := f.catalogues.On(in.City, day)
+	if !ok {
+		return nil, nil, none, medical.Refuse(medical.ReasonNoCatalogue, "no medical catalogue of %s", in.City)
+	}
+	class, err := cat.Classify(bill.VisitKind, bill.Lines)
+	if err != nil {
+		return nil, nil, none, err
+	}
+	if cat.City != c.city {
+		registered := slices.ContainsFunc(f.regs[token], func(r medical.Registration) bool { return r.City == cat.City && r.Covers(day) })
+		class.Basket.Elsewhere = &medical.Elsewhere{City: cat.City, Registered: registered}
+	}
+	return c, p, class, nil
 }
 
-func (f *fakeMedical) Quote(_ context.Context, in medical.Institution, token string, b medical.Basket) (medical.Quote, error) {
+func (f *fakeMedical) Register(_ context.Context, token string, r medical.Registration) (medical.Registration, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["Register"]; err != nil {
+		return r, false, err
+	}
+	c, ok := f.cards[token]
+	if !ok {
+		return r, false, medical.Refuse(medical.ReasonUnknownCard, "no card has this token")
+	}
+	if err := r.Check(medical.DayOf(f.clock.Now()), c.city); err != nil {
+		return r, false, err
+	}
+	r.CardToken, r.At = token, f.clock.Now()
+	for _, o := range f.regs[token] {
+		if o.City == r.City && o.From == r.From {
+			if o.Until != r.Until {
+				return r, false, medical.Refuse(medical.ReasonRegistrationConflict, "the card registered %s from %s already", r.City, r.From)
+			}
+			return o, false, nil
+		}
+	}
+	f.regs[token] = append(f.regs[token], r)
+	return r, true, nil
+}
+
+func (f *fakeMedical) Registrations(_ context.Context, token string) ([]medical.Registration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["Registrations"]; err != nil {
+		return nil, err
+	}
+	if _, ok := f.cards[token]; !ok {
+		return nil, medical.Refuse(medical.ReasonUnknownCard, "no card has this token")
+	}
+	return slices.Clone(f.regs[token]), nil
+}
+
+func (f *fakeMedical) Quote(_ context.Context, in medical.Institution, token string, b medical.Bill) (medical.Quote, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["Quote"]; err != nil {
 		return medical.Quote{}, err
 	}
-	c, p, s, err := f.split(in, token, b)
+	c, p, class, s, err := f.split(in, token, b)
 	if err != nil {
 		return medical.Quote{}, err
 	}
-	return medical.Quote{CardToken: token, Fund: c.city, Policy: p, Institution: in, Basket: b, Split: s, Before: c.acc.Clone()}, nil
+	q := medical.Quote{CardToken: token, Fund: c.city, Policy: p, Institution: in, Basket: class.Basket, Split: s, Before: c.acc.Clone(),
+		TreatingCity: class.Catalogue.City, Catalogue: class.Catalogue.Version(), Lines: class.Lines}
+	if e := class.Basket.Elsewhere; e != nil {
+		q.Registered = e.Registered
+	}
+	return q, nil
 }
 
-func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, token string, b medical.Basket) (medical.Settlement, bool, error) {
+func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, token string, b medical.Bill) (medical.Settlement, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["Settle"]; err != nil {
@@ -222,7 +315,7 @@ func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, tok
 		}
 		return prior.s, true, nil
 	}
-	c, p, s, err := f.split(in, token, b)
+	c, p, class, s, err := f.split(in, token, b)
 	if err != nil {
 		return medical.Settlement{}, false, err
 	}
@@ -234,7 +327,9 @@ func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, tok
 	c.acc = c.acc.Plus(s.Delta)
 	now := f.clock.Now()
 	st := medical.Settlement{ID: uuid.New(), Institution: in.ID, Ref: ref, CardToken: token, Fund: c.city, PolicyID: p.ID(),
-		PolicyName: p.Name, PolicyYear: p.Year, VisitKind: b.VisitKind, Tier: in.Tier, Items: b.Items, Split: s,
+		PolicyName: p.Name, PolicyYear: p.Year, VisitKind: b.VisitKind, Tier: in.Tier, Items: class.Basket.Items, Split: s,
+		TreatingCity: class.Catalogue.City, Catalogue: class.Catalogue.Version(), Lines: class.Lines,
+		Registered: class.Basket.Elsewhere != nil && class.Basket.Elsewhere.Registered,
 		Day: medical.DayOf(now), SettledAt: now, PersonalBalanceAfter: c.personal, FundsAvailableAfter: c.funds}
 	f.settlements[[2]string{in.ID, ref}] = &fakeMedSettlement{s: st, hash: hash}
 	return st, false, nil
@@ -299,12 +394,14 @@ func (f *fakeMedical) lines(fund string, day events.Date) []medical.DetailLine {
 		if s.Day == day && (s.End == nil || s.End.Kind != medical.Cancelled) {
 			out = append(out, medical.DetailLine{Kind: medical.LineSettlement, At: s.SettledAt, Institution: s.Institution, Ref: s.Ref,
 				ID: s.ID, CardToken: s.CardToken, VisitKind: s.VisitKind, Tier: s.Tier, PolicyID: s.PolicyID,
-				Total: s.Split.Total, Fund: s.Split.Fund, Personal: s.Split.Personal, Cash: s.Split.Cash})
+				Total: s.Split.Total, Fund: s.Split.Fund, Personal: s.Split.Personal, Cash: s.Split.Cash,
+				TreatingCity: s.TreatingCity, Registered: s.Registered})
 		}
 		if s.End != nil && s.End.Kind == medical.Reversed && s.End.Day == day {
 			out = append(out, medical.DetailLine{Kind: medical.LineReversal, At: s.End.At, Institution: s.Institution, Ref: s.Ref,
 				ID: s.ID, CardToken: s.CardToken, VisitKind: s.VisitKind, Tier: s.Tier, PolicyID: s.PolicyID,
-				Total: -s.Split.Total, Fund: -s.Split.Fund, Personal: -s.Split.Personal, Cash: -s.Split.Cash})
+				Total: -s.Split.Total, Fund: -s.Split.Fund, Personal: -s.Split.Personal, Cash: -s.Split.Cash,
+				TreatingCity: s.TreatingCity, Registered: s.Registered})
 		}
 	}
 	slices.SortFunc(out, func(a, b medical.DetailLine) int { return a.At.Compare(b.At) })
@@ -336,7 +433,7 @@ func (f *fakeMedical) Reconciliation(_ context.Context, fund string, day events.
 		d.All.Add(t)
 	}
 	for id, t := range by {
-		d.Institutions = append(d.Institutions, medical.InstitutionTotals{Institution: id, Totals: *t})
+		d.Institutions = append(d.Institutions, medical.InstitutionTotals{Institution: id, City: f.institutions[id].City, Totals: *t})
 	}
 	return d, nil
 }
@@ -385,10 +482,10 @@ func medBasket(ref, card, visit string, items ...string) string {
 	if ref != "" {
 		m["settlement_id"] = ref
 	}
-	var its []map[string]string
+	var its []map[string]any
 	for _, it := range items {
 		class, amount, _ := strings.Cut(it, ":")
-		its = append(its, map[string]string{"class": class, "amount": amount})
+		its = append(its, map[string]any{"code": class, "quantity": 1, "unit_price": amount})
 	}
 	m["items"] = its
 	b, err := json.Marshal(m)
@@ -546,18 +643,30 @@ func medicalStatusCases() []statusCase {
 			run: q(`{"card_token":"x","visit_kind":"outpatient","items":{"class":"A"}}`)},
 		statusCase{name: "item not an object", status: 400, code: EINVALID, message: "items[0]: must be an object",
 			run: q(`{"card_token":"x","visit_kind":"outpatient","items":["A"]}`)},
-		statusCase{name: "item amount a number", status: 400, code: EINVALID, message: "items[1].amount: must be a string",
-			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"class":"A","amount":"1"},{"class":"A","amount":1}]}`)},
+		statusCase{name: "item unit price a number", status: 400, code: EINVALID, message: "items[1].unit_price: must be a string",
+			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"code":"A","quantity":1,"unit_price":"1"},{"code":"A","quantity":1,"unit_price":1}]}`)},
+		statusCase{name: "item quantity a string", status: 400, code: EINVALID, message: "items[0].quantity: must be a whole number",
+			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"code":"A","quantity":"1","unit_price":"1"}]}`)},
+		statusCase{name: "item quantity a fraction", status: 400, code: EINVALID, message: "items[0].quantity: must be a whole number",
+			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"code":"A","quantity":1.5,"unit_price":"1"}]}`)},
+		statusCase{name: "item quantity zero", status: 400, code: EINVALID, message: "items[0].quantity",
+			run: q(`{"card_token":"tok_x","visit_kind":"outpatient","items":[{"code":"A","quantity":0,"unit_price":"1"}]}`)},
+		statusCase{name: "item quantity over the bound", status: 400, code: EINVALID, message: "items[0].quantity: must be 1 to 100000",
+			run: q(`{"card_token":"tok_x","visit_kind":"outpatient","items":[{"code":"A","quantity":100001,"unit_price":"1"}]}`)},
+		statusCase{name: "item without a code", status: 400, code: EINVALID, message: "items[0].code: missing",
+			run: q(`{"card_token":"tok_x","visit_kind":"outpatient","items":[{"quantity":1,"unit_price":"1"}]}`)},
+		statusCase{name: "the former class refused", status: 400, code: EINVALID, message: "items[0].class: not taken: the treating city's catalogue classifies",
+			run: q(`{"card_token":"tok_x","visit_kind":"outpatient","items":[{"code":"A","class":"A","quantity":1,"unit_price":"1"}]}`)},
+		statusCase{name: "the former amount refused", status: 400, code: EINVALID, message: "items[0].amount: not taken: send the quantity and the unit_price",
+			run: q(`{"card_token":"tok_x","visit_kind":"outpatient","items":[{"code":"A","amount":"1.00"}]}`)},
 		statusCase{name: "item unknown field", status: 400, code: EINVALID, message: `unknown field "price"`,
-			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"class":"A","price":"1"}]}`)},
-		statusCase{name: "item duplicate field", status: 400, code: EINVALID, message: "items[0].class: duplicate field",
-			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"class":"A","class":"B","amount":"1"}]}`)},
-		statusCase{name: "three decimals", status: 400, code: EINVALID, message: "items[0].amount",
+			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"code":"A","price":"1"}]}`)},
+		statusCase{name: "item duplicate field", status: 400, code: EINVALID, message: "items[0].code: duplicate field",
+			run: q(`{"card_token":"x","visit_kind":"outpatient","items":[{"code":"A","code":"B","quantity":1,"unit_price":"1"}]}`)},
+		statusCase{name: "three decimals", status: 400, code: EINVALID, message: "items[0].unit_price",
 			run: q(medBasket("", medCard, "outpatient", "A:1.005"))},
-		statusCase{name: "zero amount", status: 400, code: EINVALID, message: "items[0].amount: must be positive",
+		statusCase{name: "zero unit price", status: 400, code: EINVALID, message: "items[0].unit_price: must be positive",
 			run: q(medBasket("", medCard, "outpatient", "A:0.00"))},
-		statusCase{name: "class D", status: 400, code: EINVALID, message: "items[0].class",
-			run: q(medBasket("", medCard, "outpatient", "D:1.00"))},
 		statusCase{name: "unknown visit kind", status: 400, code: EINVALID, message: "visit_kind: must be one of",
 			run: q(medBasket("", medCard, "dental", "A:1.00"))},
 		statusCase{name: "no card", status: 400, code: EINVALID, message: "card_token: missing",
@@ -713,7 +822,9 @@ func TestMedicalReceipt(t *testing.T) {
 	decodeStrictly(t, w, &rc)
 	if rc.Status != "settled" || rc.Split.Fund != q.Split.Fund || rc.Split.Cash != q.Split.Cash || rc.PersonalAccountBalanceAfter != "0.00" ||
 		rc.FundsAvailableAfter != "1262.00" || rc.BusinessDay != "2026-03-01" || rc.SettledAt != "2026-03-01T10:00:00+08:00" ||
-		len(rc.Items) != 3 || rc.Items[1] != (medicalItemView{Class: "B", Amount: "300.00"}) || rc.End != nil {
+		len(rc.Items) != 3 || rc.Items[1] != (medicalItemView{Code: "B", NameZH: "乙", NameEN: "class B", Kind: "service", Quantity: 1,
+		UnitPrice: "300.00", Amount: "300.00", Class: "B", Covered: "300.00", Cash: "0.00", Note: "class B in the catalogue of jiaxing"}) ||
+		rc.Items[2].CashReason != medical.CashClassC || rc.TreatingCity != "jiaxing" || rc.Split.InsuredCity != "jiaxing" || rc.Split.Registered != nil || rc.End != nil {
 		t.Errorf("receipt %+v", rc)
 	}
 	again := e.do(t, medRequest("POST", "/v1/medical/settlements", body, medHospitalKey))
@@ -755,7 +866,7 @@ func TestMedicalDetailCSV(t *testing.T) {
 	}
 	w = e.do(t, request{method: "GET", path: "/v1/medical/reconciliation/detail?fund=jiaxing&day=2026-03-02"})
 	lines = strings.Split(strings.TrimSpace(w.Body.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[1], ",reversal,") || !strings.HasSuffix(lines[1], ",-100.00,0.00,-100.00,0.00") {
+	if len(lines) != 2 || !strings.Contains(lines[1], ",reversal,") || !strings.HasSuffix(lines[1], ",-100.00,0.00,-100.00,0.00,jiaxing,jiaxing,") {
 		t.Errorf("detail of day 2:\n%s", w.Body.String())
 	}
 	// A day without lines is the header alone.
