@@ -50,6 +50,8 @@ func init() {
 		"GET /v1/medical/reconciliation":                        {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/medical/reconciliation/detail":                 {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/medical/cards/{token}":                         {200, 400, 401, 403, 404, 500, 503},
+		"POST /v1/medical/cards/{token}/registrations":          {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
+		"GET /v1/medical/cards/{token}/registrations":           {200, 400, 401, 403, 404, 500, 503},
 	} {
 		statuses[route] = st
 	}
@@ -67,6 +69,9 @@ func init() {
 	responseTypes["POST /v1/medical/settlements/{settlement_id}/reversal"] = medicalReceiptView{}
 	responseTypes["GET /v1/medical/reconciliation"] = medicalReconciliationView{}
 	responseTypes["GET /v1/medical/cards/{token}"] = medicalCardView{}
+	requestTypes["POST /v1/medical/cards/{token}/registrations"] = registrationRequest{}
+	responseTypes["POST /v1/medical/cards/{token}/registrations"] = registrationView{}
+	responseTypes["GET /v1/medical/cards/{token}/registrations"] = registrationListView{}
 	featureStatusCases = append(featureStatusCases, medicalStatusCases()...)
 }
 
@@ -330,7 +335,7 @@ func (f *fakeMedical) Settle(_ context.Context, in medical.Institution, ref, tok
 		PolicyName: p.Name, PolicyYear: p.Year, VisitKind: b.VisitKind, Tier: in.Tier, Items: class.Basket.Items, Split: s,
 		TreatingCity: class.Catalogue.City, Catalogue: class.Catalogue.Version(), Lines: class.Lines,
 		Registered: class.Basket.Elsewhere != nil && class.Basket.Elsewhere.Registered,
-		Day: medical.DayOf(now), SettledAt: now, PersonalBalanceAfter: c.personal, FundsAvailableAfter: c.funds}
+		Day:        medical.DayOf(now), SettledAt: now, PersonalBalanceAfter: c.personal, FundsAvailableAfter: c.funds}
 	f.settlements[[2]string{in.ID, ref}] = &fakeMedSettlement{s: st, hash: hash}
 	return st, false, nil
 }
@@ -789,6 +794,57 @@ func medicalStatusCases() []statusCase {
 		statusCase{name: "store busy", status: 503, code: EUNAVAILABLE, run: medFailing("CardYear", busy, card)},
 	)
 	adminCases(r, "GET", "/v1/medical/cards/"+medCard, "")
+
+	r = "POST /v1/medical/cards/{token}/registrations"
+	reg := func(token, body string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return send(request{method: "POST", path: "/v1/medical/cards/" + token + "/registrations", body: body})
+	}
+	const shanghai = `{"treatment_city":"上海","valid_from":"2026-03-10","registered_by":"Wang Li"}`
+	twice := func(first, second string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			t.Helper()
+			if w := reg(medCard, first)(t, e); w.Code != http.StatusCreated {
+				t.Fatalf("first registration: %d %s", w.Code, w.Body.String())
+			}
+			return reg(medCard, second)(t, e)
+		}
+	}
+	add(r,
+		statusCase{name: "registered", status: 201, run: reg(medCard, shanghai)},
+		statusCase{name: "the same again by its English name", status: 200,
+			run: twice(shanghai, `{"treatment_city":"Shanghai","valid_from":"2026-03-10","registered_by":"Wang Li"}`)},
+		statusCase{name: "another end", status: 409, code: ECONFLICT, message: "registration_conflict",
+			run: twice(shanghai, `{"treatment_city":"shanghai","valid_from":"2026-03-10","valid_until":"2026-04-30","registered_by":"Wang Li"}`)},
+		statusCase{name: "no city", status: 400, code: EINVALID, message: "treatment_city: missing",
+			run: reg(medCard, `{"valid_from":"2026-03-10","registered_by":"Wang Li"}`)},
+		statusCase{name: "the insured city", status: 400, code: EINVALID, message: "treatment_city: the card is insured in jiaxing",
+			run: reg(medCard, `{"treatment_city":"嘉兴","valid_from":"2026-03-10","registered_by":"Wang Li"}`)},
+		statusCase{name: "in the past", status: 400, code: EINVALID, message: "valid_from: 2026-02-28 is before today",
+			run: reg(medCard, `{"treatment_city":"上海","valid_from":"2026-02-28","registered_by":"Wang Li"}`)},
+		statusCase{name: "an end before the start", status: 400, code: EINVALID, message: "valid_until: 2026-03-09 is before valid_from",
+			run: reg(medCard, `{"treatment_city":"上海","valid_from":"2026-03-10","valid_until":"2026-03-09","registered_by":"Wang Li"}`)},
+		statusCase{name: "a malformed day", status: 400, code: EINVALID, message: "valid_from: want a business day",
+			run: reg(medCard, `{"treatment_city":"上海","valid_from":"10/03/2026","registered_by":"Wang Li"}`)},
+		statusCase{name: "unknown card", status: 404, code: ENOTFOUND, message: "unknown_card", run: reg("tok_nobody", shanghai)},
+		statusCase{name: "too large", status: 413, code: ETOOLARGE,
+			run: reg(medCard, `{"treatment_city":"`+strings.Repeat("a", maxRequestBytes)+`"}`)},
+		statusCase{name: "store broken", status: 500, code: EINTERNAL, run: medFailing("Register", errBroken, reg(medCard, shanghai))},
+		statusCase{name: "store busy", status: 503, code: EUNAVAILABLE, run: medFailing("Register", busy, reg(medCard, shanghai))},
+	)
+	adminCases(r, "POST", "/v1/medical/cards/"+medCard+"/registrations", shanghai)
+
+	r = "GET /v1/medical/cards/{token}/registrations"
+	regs := send(request{method: "GET", path: "/v1/medical/cards/" + medCard + "/registrations"})
+	add(r,
+		statusCase{name: "list", status: 200, run: regs},
+		statusCase{name: "unknown parameter", status: 400, code: EINVALID, message: "unknown query parameter",
+			run: send(request{method: "GET", path: "/v1/medical/cards/" + medCard + "/registrations?city=x"})},
+		statusCase{name: "unknown card", status: 404, code: ENOTFOUND, message: "unknown_card",
+			run: send(request{method: "GET", path: "/v1/medical/cards/tok_nobody/registrations"})},
+		statusCase{name: "store broken", status: 500, code: EINTERNAL, run: medFailing("Registrations", errBroken, regs)},
+		statusCase{name: "store busy", status: 503, code: EUNAVAILABLE, run: medFailing("Registrations", busy, regs)},
+	)
+	adminCases(r, "GET", "/v1/medical/cards/"+medCard+"/registrations", "")
 	return cs
 }
 
