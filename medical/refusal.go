@@ -14,8 +14,8 @@ const (
 	ReasonUnknownMerchant    Reason = "unknown_merchant"
 
 	// The request contradicts what the engine holds.
-	ReasonCardNotActive       Reason = "card_not_active"
-	ReasonNoPolicy            Reason = "no_policy"
+	ReasonCardNotActive Reason = "card_not_active"
+	ReasonNoPolicy      Reason = "no_policy"
 	// ReasonNoCatalogue: the treating city has no catalogue in force on the bill's date, so
 	// nothing says what its insurance covers there.
 	ReasonNoCatalogue Reason = "no_catalogue"
@@ -23,14 +23,14 @@ const (
 	// registered in advance, and this one was not.
 	ReasonNotRegistered        Reason = "not_registered"
 	ReasonRegistrationConflict Reason = "registration_conflict"
-	ReasonVisitKindNotAllowed Reason = "visit_kind_not_allowed"
-	ReasonInsufficientFunds   Reason = "insufficient_funds"
-	ReasonSettlementIDReused  Reason = "settlement_id_reused"
-	ReasonInstitutionConflict Reason = "institution_conflict"
-	ReasonDayClosed           Reason = "day_closed"
-	ReasonDayOpen             Reason = "day_open"
-	ReasonAlreadyCancelled    Reason = "already_cancelled"
-	ReasonAlreadyReversed     Reason = "already_reversed"
+	ReasonVisitKindNotAllowed  Reason = "visit_kind_not_allowed"
+	ReasonInsufficientFunds    Reason = "insufficient_funds"
+	ReasonSettlementIDReused   Reason = "settlement_id_reused"
+	ReasonInstitutionConflict  Reason = "institution_conflict"
+	ReasonDayClosed            Reason = "day_closed"
+	ReasonDayOpen              Reason = "day_open"
+	ReasonAlreadyCancelled     Reason = "already_cancelled"
+	ReasonAlreadyReversed      Reason = "already_reversed"
 )
 
 // Refusal is an expected refusal of a medical request: nothing was applied. Its detail names
