@@ -12,6 +12,7 @@ import (
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement"
 )
 
 // bill reads "CODE*QTY@PRICE ..." as a bill: a code, a quantity and a unit price in yuan.
@@ -235,5 +236,74 @@ func TestMedicalRegistrationRequired(t *testing.T) {
 	s, _, err := w.med.Settle(ctx, ruijin, "RJ-1", jx.Token, stay)
 	if err != nil || s.Split.Fund != 2545_32 || !s.Registered {
 		t.Fatalf("registered: %+v %v", s.Split, err)
+	}
+}
+
+// A bill treated in another city settles through the insured city's fund: the Jiaxing fund's
+// bank pays the fund's and the personal account's parts of a Jiaxing card's stay at a Shanghai
+// hospital (its medical fund share), the hospital's bank earns the whole bill, the card's issuer
+// pays the cash part, and the Shanghai fund's bank has nothing to do with it.
+func TestMedicalElsewhereSettlesThroughTheInsuredFundsBank(t *testing.T) {
+	day1 := time.Date(2026, 3, 3, 10, 0, 0, 0, cards.Shanghai)
+	w := newMedWorld(t, day1)
+	policies, err := medical.SamplePolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.med = postgres.NewMedical(w.st, policies)
+	ctx := context.Background()
+	for _, p := range []struct {
+		kind clearing.PartyKind
+		id   string
+	}{{clearing.PartyMerchant, "sh-ruijin"}, {clearing.PartyBank, "ACQ-SH"}, {clearing.PartyBank, "FUND-JX"}, {clearing.PartyBank, "FUND-SH"}} {
+		if _, err := w.st.RegisterParty(ctx, p.kind, p.id, p.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []struct {
+		kind     clearing.PartyKind
+		id, bank string
+	}{
+		{clearing.PartyMerchant, "sh-ruijin", "ACQ-SH"},
+		{clearing.PartyInsuranceFund, "jiaxing", "FUND-JX"}, {clearing.PartyInsuranceFund, "shanghai", "FUND-SH"},
+	} {
+		if err := w.st.SetPartyBank(ctx, b.kind, b.id, b.bank); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ruijin := w.register(t, medical.Institution{ID: "sh-ruijin", Kind: medical.Hospital, Tier: 3, City: "shanghai"}, "k")
+	jx := w.card(t, 0)
+	w.fund(t, 0, 10_000_00)
+	w.contribute(t, 0, 100_00)
+	// Not registered: the fund 2245.88; the personal account's 100.00 toward the cardholder's
+	// 1908.62; 2008.62 in cash.
+	s, _, err := w.med.Settle(ctx, ruijin, "RJ-1", jx.Token, bill(t, medical.Inpatient, shanghaiStay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Split.Fund != 2245_88 || s.Split.Personal != 100_00 || s.Split.Cash != 2008_62 {
+		t.Fatalf("split %+v", s.Split)
+	}
+	set := newSettlement(t, w.st)
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	w.clock.Set(time.Date(2026, 3, 3, 23, 10, 0, 0, cards.Shanghai))
+	if _, err := set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := set.Positions(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pos.Bank("FUND-JX"); p.MedicalFundShare != 2245_88+100_00 || p.Net != -(2245_88+100_00) {
+		t.Errorf("the Jiaxing fund's bank: %+v", p)
+	}
+	if p := pos.Bank("ACQ-SH"); p.Earned != 4354_50 || p.Net != 4354_50 {
+		t.Errorf("the Shanghai hospital's bank: %+v", p)
+	}
+	if p := pos.Bank("FUND-SH"); p.Items != 0 {
+		t.Errorf("the Shanghai fund's bank: %+v", p)
+	}
+	if p := pos.Bank(jx.IssuerBank); p.SpentMedical != 2008_62 {
+		t.Errorf("the card's issuer %s: %+v", jx.IssuerBank, p)
 	}
 }
