@@ -115,7 +115,8 @@ func shippedFile(t testing.TB, kind tariffs.Kind, name string, pairs ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[tariffs.Kind]map[string][]byte{tariffs.Fares: f.Fares, tariffs.FeePlans: f.FeePlans, tariffs.MedicalPolicies: f.Medical}[kind]
+	files := map[tariffs.Kind]map[string][]byte{tariffs.Fares: f.Fares, tariffs.FeePlans: f.FeePlans, tariffs.MedicalPolicies: f.Medical,
+		tariffs.MedicalCatalogues: f.Catalogues}[kind]
 	s := string(files[name])
 	for i := 0; i < len(pairs); i += 2 {
 		if !strings.Contains(s, pairs[i]) {
@@ -151,6 +152,18 @@ func tariffStatusCases() []statusCase {
 			return e.do(t, tariffUpload("fee-plans", "?effective_from="+next+"&uploaded_by=Wang%20Li",
 				shippedFile(t, tariffs.FeePlans, "domestic-standard.json", `"rate": "0.0035"`, `"rate": "0.0030"`)))
 		}},
+		statusCase{name: "upload a medical catalogue", route: "POST /v1/tariffs/{kind}", status: 201, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			return e.do(t, tariffUpload("medical-catalogues", "?effective_from="+next+"&uploaded_by=Wang%20Li",
+				shippedFile(t, tariffs.MedicalCatalogues, "shanghai@2025-01-01.json", `"price_ceiling": "600.00"`, `"price_ceiling": "650.00"`)))
+		}},
+		statusCase{name: "upload of a catalogue naming the field", route: "POST /v1/tariffs/{kind}", status: 400, code: EINVALID,
+			message: `items[3].self_pay_ratio: ratio "0.1.0" is not a plain decimal`,
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				return e.do(t, tariffUpload("medical-catalogues", "?effective_from="+next+"&uploaded_by=Wang%20Li",
+					shippedFile(t, tariffs.MedicalCatalogues, "shanghai@2025-01-01.json", `"self_pay_ratio": "0.10"`, `"self_pay_ratio": "0.1.0"`)))
+			}},
+		statusCase{name: "list the medical catalogues", route: "GET /v1/tariffs/{kind}", status: 200, run: send(request{method: "GET",
+			path: "/v1/tariffs/medical-catalogues?id=shanghai"})},
 		statusCase{name: "upload again", route: "POST /v1/tariffs/{kind}", status: 200, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 			up(q)(t, e)
 			return up(q)(t, e)

@@ -13,6 +13,7 @@ import (
 	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/settlement"
+	"github.com/joinincard/engine/tariffs"
 )
 
 // bill reads "CODE*QTY@PRICE ..." as a bill: a code, a quantity and a unit price in yuan.
@@ -305,5 +306,52 @@ func TestMedicalElsewhereSettlesThroughTheInsuredFundsBank(t *testing.T) {
 	}
 	if p := pos.Bank(jx.IssuerBank); p.SpentMedical != 2008_62 {
 		t.Errorf("the card's issuer %s: %+v", jx.IssuerBank, p)
+	}
+}
+
+// A catalogue version uploaded while the engine runs is kept in the database and classifies the
+// bills from its first day: Jiaxing's MRI ceiling raised from tomorrow leaves today's bill 50.00
+// over it and tomorrow's within it. A refused upload changes nothing.
+func TestMedicalCatalogueUploadedClassifiesFromItsDate(t *testing.T) {
+	ctx := context.Background()
+	w := newMedWorld(t, time.Date(2026, 3, 2, 10, 0, 0, 0, cards.Shanghai))
+	tr, err := w.st.LoadTariffs(ctx, builtIn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.med = postgres.NewMedicalTariffs(w.st, tr)
+	files := builtIn(t)
+	body := edit(t, files.Catalogues, "jiaxing@2025-01-01.json", `"price_ceiling": "550.00"`, `"price_ceiling": "650.00"`)
+	bad := edit(t, files.Catalogues, "jiaxing@2025-01-01.json", `"kind": "service"`, `"kind": "procedure"`)
+	if _, _, err := tr.Upload(ctx, tariffs.Upload{Kind: tariffs.MedicalCatalogues, Body: bad, From: date("2026-03-03"), By: "Wang Li"}); !errors.Is(err, tariffs.ErrInvalid) ||
+		!strings.Contains(err.Error(), `items[8].kind: "procedure"`) {
+		t.Fatalf("a bad catalogue: %v", err)
+	}
+	vs, replayed, err := tr.Upload(ctx, tariffs.Upload{Kind: tariffs.MedicalCatalogues, Body: body, From: date("2026-03-03"), By: "Wang Li"})
+	if err != nil || replayed || len(vs) != 1 || vs[0].Seq != 1 || vs[0].ID != "jiaxing" {
+		t.Fatalf("upload: %+v %v %v", vs, replayed, err)
+	}
+	listed, err := tr.Versions(ctx, tariffs.MedicalCatalogues, "jiaxing")
+	if err != nil || len(listed) != 2 || listed[0].Source != tariffs.SourceBuiltIn || listed[1].UploadedBy != "Wang Li" {
+		t.Fatalf("versions: %+v %v", listed, err)
+	}
+	mri := bill(t, medical.Outpatient, "002103010010000*1@600.00")
+	jx := w.card(t, 0)
+	today, err := w.med.Quote(ctx, w.hospital, jx.Token, mri)
+	if err != nil || today.Lines[0].Cash != 50_00 || today.Lines[0].CashReason != medical.CashOverCeiling || today.Catalogue != "jiaxing from 2025-01-01" {
+		t.Fatalf("today: %+v %v", today.Lines, err)
+	}
+	w.clock.Set(time.Date(2026, 3, 3, 10, 0, 0, 0, cards.Shanghai))
+	tomorrow, err := w.med.Quote(ctx, w.hospital, jx.Token, mri)
+	if err != nil || tomorrow.Lines[0].Cash != 0 || tomorrow.Lines[0].Covered != 600_00 || tomorrow.Catalogue != "jiaxing from 2026-03-03" {
+		t.Fatalf("tomorrow: %+v %v", tomorrow.Lines, err)
+	}
+	// Another process picks the version up from the database.
+	other, err := w.st.LoadTariffs(ctx, builtIn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := other.MedicalCatalogues().On("嘉兴", date("2026-03-03")); !ok || c.Seq != 1 {
+		t.Fatalf("the uploaded version in another process: %+v %v", c, ok)
 	}
 }

@@ -168,12 +168,68 @@ func TestBuildPricesEachDayByItsVersion(t *testing.T) {
 }
 
 func TestKindSegments(t *testing.T) {
-	for seg, want := range map[string]Kind{"fares": Fares, "fee-plans": FeePlans, "medical-policies": MedicalPolicies} {
+	for seg, want := range map[string]Kind{"fares": Fares, "fee-plans": FeePlans, "medical-policies": MedicalPolicies,
+		"medical-catalogues": MedicalCatalogues} {
 		if k, ok := KindOf(seg); !ok || k != want || k.Segment() != seg {
 			t.Errorf("%s: %s %v", seg, k, ok)
 		}
 	}
 	if _, ok := KindOf("fee_plans"); ok {
 		t.Error("fee_plans is not a path segment")
+	}
+}
+
+// A medical catalogue is uploaded as the other kinds are: checked as at start (a refused file
+// names the field), from tomorrow at the earliest, and the set classifies each bill's date by
+// the version in force on it, whatever name the city is given.
+func TestMedicalCatalogueVersions(t *testing.T) {
+	b, f := base(t)
+	at := time.Date(2026, time.March, 15, 10, 0, 0, 0, time.UTC)
+	fs := b.Files(MedicalCatalogues)
+	if len(fs) != 2 {
+		t.Fatalf("%d built-in catalogues, want 2", len(fs))
+	}
+	for _, v := range fs {
+		if v.ID != "jiaxing" && v.ID != "shanghai" || v.From != date("2025-01-01") || v.Source != SourceBuiltIn {
+			t.Errorf("built-in catalogue %s from %s, %s", v.ID, v.From, v.Source)
+		}
+	}
+	// The MRI's ceiling raised from April.
+	mri := edited(t, f.Catalogues, "shanghai@2025-01-01.json", `"price_ceiling": "600.00"`, `"price_ceiling": "650.00"`)
+	for _, c := range []struct {
+		name string
+		up   Upload
+		want string
+	}{
+		{"today", Upload{Kind: MedicalCatalogues, Body: mri, From: today}, "effective_from: 2026-03-15 is not after today"},
+		{"a bad class", Upload{Kind: MedicalCatalogues, Body: edited(t, f.Catalogues, "shanghai@2025-01-01.json", `"class": "A"}`, `"class": "AA"}`),
+			From: date("2026-04-01")}, `items[0].class: "AA"`},
+		{"a negative ceiling", Upload{Kind: MedicalCatalogues, Body: edited(t, f.Catalogues, "shanghai@2025-01-01.json", `"price_ceiling": "600.00"`,
+			`"price_ceiling": "-600.00"`), From: date("2026-04-01")}, "items[13].price_ceiling"},
+		{"an array", Upload{Kind: MedicalCatalogues, Body: []byte("[" + string(mri) + "]"), From: date("2026-04-01")}, "uploaded alone"},
+	} {
+		if _, _, err := b.Accept(nil, c.up, today, 1, at); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	vs, _, err := b.Accept(nil, Upload{Kind: MedicalCatalogues, Body: mri, From: date("2026-04-01"), By: "Wang Li"}, today, 1, at)
+	if err != nil || len(vs) != 1 || vs[0].ID != "shanghai" {
+		t.Fatalf("accepted %+v %v", vs, err)
+	}
+	set, err := b.Build(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]int64{"2026-03-31": 600_00, "2026-04-01": 650_00} {
+		c, ok := set.Catalogues.On("上海", date(d))
+		if !ok {
+			t.Fatalf("no catalogue on %s", d)
+		}
+		if it, _ := c.Item("002103010010000"); it.Ceiling != want {
+			t.Errorf("the MRI's ceiling on %s: %d, want %d", d, it.Ceiling, want)
+		}
+	}
+	if _, ok := set.Catalogues.On("jiaxing", date("2026-04-01")); !ok {
+		t.Error("Jiaxing's catalogue lost")
 	}
 }
