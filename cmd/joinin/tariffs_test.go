@@ -18,6 +18,7 @@ import (
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/tariffs"
 )
 
@@ -277,5 +278,59 @@ func TestTariffDirectories(t *testing.T) {
 	}
 	if _, err := (&tariffFlags{faresDir: t.TempDir()}).files(log); err == nil || !strings.Contains(err.Error(), "no fare tables") {
 		t.Fatalf("an empty fares directory: %v", err)
+	}
+}
+
+// --medical-catalogues: a city's catalogue and its versions from a directory, checked when
+// loaded; a refused file names itself and the field.
+func TestMedicalCatalogueDirectory(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	builtIn, err := (&tariffFlags{}).files(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if builtIn.CatFrom != tariffs.SourceBuiltIn || builtIn.Catalogues["shanghai@2025-01-01.json"] == nil {
+		t.Fatalf("built-in catalogues: %v %d", builtIn.CatFrom, len(builtIn.Catalogues))
+	}
+	dir := t.TempDir()
+	sh := string(builtIn.Catalogues["shanghai@2025-01-01.json"])
+	for name, body := range map[string]string{
+		"hangzhou.json":            strings.Replace(sh, `"city": "shanghai"`, `"city": "杭州"`, 1),
+		"hangzhou@2026-07-01.json": strings.Replace(strings.Replace(sh, `"city": "shanghai"`, `"city": "Hangzhou"`, 1), `"price_ceiling": "600.00"`, `"price_ceiling": "620.00"`, 1),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := (&tariffFlags{cataloguesDir: dir}).files(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := tariffs.NewBase(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := base.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files.CatFrom != tariffs.SourceDirectory || len(set.Catalogues.All()) != 2 {
+		t.Fatalf("catalogues from the directory: %d", len(set.Catalogues.All()))
+	}
+	if c, ok := set.Catalogues.On("hangzhou", events.Date{Year: 2026, Month: 7, Day: 1}); !ok || c.From.Month != 7 {
+		t.Fatalf("Hangzhou's July version: %+v %v", c, ok)
+	}
+	if _, ok := set.Catalogues.On("shanghai", events.Date{Year: 2026, Month: 7, Day: 1}); ok {
+		t.Fatal("a directory replaces the built-in catalogues")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ningbo.json"), []byte(strings.Replace(sh, `"class": "A"}`, `"class": "X"}`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, err = (&tariffFlags{cataloguesDir: dir}).files(log)
+	if err == nil {
+		_, err = tariffs.NewBase(files)
+	}
+	if err == nil || !strings.Contains(err.Error(), "ningbo.json") || !strings.Contains(err.Error(), "items[0].class") {
+		t.Fatalf("a broken catalogue file: %v", err)
 	}
 }
