@@ -17,8 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/joinincard/engine/cards"
-	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/tariffs"
 )
 
