@@ -2,6 +2,8 @@ package medical
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -335,5 +337,55 @@ func TestOtherCityRule(t *testing.T) {
 	bad := strings.Replace(string(files["jiaxing-2026.json"]), `"unregistered_ratio_cut": "0.10"`, `"unregistered_ratio_cut": "-0.1"`, 1)
 	if _, err := ParsePolicy([]byte(bad)); err == nil || !strings.Contains(err.Error(), "other_city: unregistered_ratio_cut") {
 		t.Fatalf("a negative cut: %v", err)
+	}
+}
+
+// Random bills over each sample catalogue's codes and unknown ones, at prices around the
+// ceilings: every line's covered and cash parts sum to its amount, the basket holds exactly the
+// bill, the split's cash pays at least every line's cash part, and the parts sum to the bill.
+func TestClassifyProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 2026))
+	ps := samples(t)
+	for _, city := range []string{"jiaxing", "shanghai"} {
+		c := catalogueOf(t, city, march2)
+		p, _ := ps.On(city, march2)
+		codes := append(slices.Clone(c.codes), "XN05CFZ099A001010109999", "999999999999999")
+		for range 2000 {
+			var lines []BillLine
+			var total, cashFloor int64
+			for range 1 + rng.IntN(20) {
+				l := BillLine{Code: codes[rng.IntN(len(codes))], Quantity: 1 + rng.Int64N(30), UnitPrice: 1 + rng.Int64N(200_000)}
+				if it, ok := c.Item(l.Code); ok && it.Ceiling > 0 && rng.IntN(2) == 0 {
+					l.UnitPrice = it.Ceiling - 1 + rng.Int64N(3) // a fen under, at, a fen over
+				}
+				lines = append(lines, l)
+				total += l.Quantity * l.UnitPrice
+			}
+			cl, err := c.Classify(Outpatient, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var items int64
+			for _, it := range cl.Basket.Items {
+				items += it.Amount
+			}
+			for _, l := range cl.Lines {
+				if l.Covered+l.Cash != l.Amount || l.Covered < 0 || l.Cash < 0 || (l.Cash > 0) != (l.CashReason != "") {
+					t.Fatalf("line %+v", l)
+				}
+				cashFloor += l.Cash
+			}
+			if items != total {
+				t.Fatalf("basket of %d for a bill of %d", items, total)
+			}
+			cl.Basket.Elsewhere = &Elsewhere{City: "other", Registered: rng.IntN(2) == 0}
+			s, err := p.Split(cl.Basket, Tier(1+rng.IntN(3)), Accumulators{}, rng.Int64N(100_000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Total != total || s.Cash < cashFloor || s.OutOfCatalogue != cashFloor {
+				t.Fatalf("split %+v of a bill of %d with %d in cash whatever the policy", s, total, cashFloor)
+			}
+		}
 	}
 }

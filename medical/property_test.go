@@ -117,12 +117,14 @@ func checkSplit(p *Policy, b Basket, tier Tier, acc Accumulators, personal int64
 func reference(p *Policy, b Basket, tier Tier, acc Accumulators, personal int64) [8]int64 {
 	rule := p.Visits[b.VisitKind]
 	var a, bb, c int64
+	var classB []Item
 	for _, it := range b.Items {
 		switch it.Class {
 		case ClassA:
 			a += it.Amount
 		case ClassB:
 			bb += it.Amount
+			classB = append(classB, it)
 		default:
 			c += it.Amount
 		}
@@ -145,7 +147,29 @@ func reference(p *Policy, b Basket, tier Tier, acc Accumulators, personal int64)
 		a -= first - fromB
 		wallet -= first
 	}
-	selfB := roundHalfEven(bb, p.ClassBSelfPay)
+	// The personal account paid the class B items first in their order; each share applies to
+	// what is left of its items, summed per share before rounding.
+	paidB := bbTotal(classB) - bb
+	byShare := map[string]int64{}
+	shares := map[string]decimal.Decimal{}
+	for _, it := range classB {
+		take := paidB
+		if it.Amount < take {
+			take = it.Amount
+		}
+		paidB -= take
+		r := p.ClassBSelfPay
+		if it.SelfPay != nil {
+			r = *it.SelfPay
+		}
+		k := r.String()
+		shares[k] = r
+		byShare[k] += it.Amount - take
+	}
+	var selfB int64
+	for k, amount := range byShare {
+		selfB += roundHalfEven(amount, shares[k])
+	}
 	eligible := a + bb - selfB
 	d := p.Deductibles[rule.Deductible]
 	dedLeft := d.ByTier[tier]
@@ -160,7 +184,18 @@ func reference(p *Policy, b Basket, tier Tier, acc Accumulators, personal int64)
 		ded = dedLeft
 	}
 	above := eligible - ded
-	share := roundHalfEven(above, rule.FundRatio[tier])
+	ratio := rule.FundRatio[tier]
+	if e := b.Elsewhere; e != nil {
+		cut := p.OtherCity.UnregisteredCut
+		if e.Registered {
+			cut = p.OtherCity.RegisteredCut
+		}
+		ratio = ratio.Sub(cut)
+		if ratio.IsNegative() {
+			ratio = decimal.Zero
+		}
+	}
+	share := roundHalfEven(above, ratio)
 	co := above - share
 	room := int64(1) << 62
 	for _, name := range rule.Caps {
@@ -218,12 +253,32 @@ func randomAmount(rng *rand.Rand) int64 {
 	return 5 + 10*rng.Int64N(100_000)
 }
 
+func bbTotal(items []Item) int64 {
+	var t int64
+	for _, it := range items {
+		t += it.Amount
+	}
+	return t
+}
+
+// selfPayShares are the class B shares random items take from their catalogue (nil: the
+// policy's), odd ones included.
+var selfPayShares = []string{"", "0.05", "0.1", "0.10", "0.2", "0.3333", "1", "0"}
+
 func randomBasket(rng *rand.Rand) Basket {
 	kinds := VisitKinds()
 	b := Basket{VisitKind: kinds[rng.IntN(len(kinds))]}
 	n := 1 + rng.IntN(12)
 	for range n {
-		b.Items = append(b.Items, Item{Class: Classes()[rng.IntN(3)], Amount: randomAmount(rng) / int64(n)})
+		it := Item{Class: Classes()[rng.IntN(3)], Amount: randomAmount(rng) / int64(n)}
+		if sh := selfPayShares[rng.IntN(len(selfPayShares))]; it.Class == ClassB && sh != "" {
+			r := decimal.RequireFromString(sh)
+			it.SelfPay = &r
+		}
+		b.Items = append(b.Items, it)
+	}
+	if rng.IntN(2) == 0 {
+		b.Elsewhere = &Elsewhere{City: "elsewhere", Registered: rng.IntN(2) == 0}
 	}
 	for i := range b.Items {
 		b.Items[i].Amount = max(b.Items[i].Amount, 1)
@@ -264,7 +319,8 @@ func randomPolicy(rng *rand.Rand) *Policy {
 		return decimal.New(rng.Int64N(10_001), -maxRatioPlaces)
 	}
 	p := &Policy{City: "random", Year: 2026, Name: "random", ClassBSelfPay: ratio(),
-		Deductibles: map[string]Deductible{}, Caps: map[string]int64{}, Visits: map[VisitKind]VisitRule{}}
+		Deductibles: map[string]Deductible{}, Caps: map[string]int64{}, Visits: map[VisitKind]VisitRule{},
+		OtherCity: OtherCityRule{RegisteredCut: ratio(), UnregisteredCut: ratio()}}
 	for _, name := range []string{"d1", "d2"} {
 		d := Deductible{Scope: PerYear}
 		if rng.IntN(2) == 0 {
