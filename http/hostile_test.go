@@ -323,6 +323,10 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "POST /v1/medical/cards/{token}/registrations", field: "registered_by", method: "POST", path: "/v1/medical/cards/tok_card/registrations",
 			body: `{"treatment_city":"上海","valid_from":"2026-03-01","registered_by":"Wang{X} Li"}`},
 		{route: "GET /v1/medical/cards/{token}/registrations", field: "token", method: "GET", path: "/v1/medical/cards/tok{X}/registrations"},
+		{route: "POST /v1/bank/cards/{token}/medical-registrations", field: "token", method: "POST", auth: "bank",
+			path: "/v1/bank/cards/tok{X}/medical-registrations", body: `{"treatment_city":"上海","valid_from":"2026-03-01"}`},
+		{route: "POST /v1/bank/cards/{token}/medical-registrations", field: "treatment_city", method: "POST", auth: "bank",
+			path: "/v1/bank/cards/tok_card/medical-registrations", body: `{"treatment_city":"上{X}海","valid_from":"2026-03-01"}`},
 
 		{route: "POST /v1/settlement/cycles/{date}/close", field: "date", method: "POST", path: "/v1/settlement/cycles/2026-03-0{X}/close"},
 		{route: "GET /v1/settlement/cycles", field: "limit", method: "GET", path: "/v1/settlement/cycles?limit=1{X}"},

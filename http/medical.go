@@ -64,6 +64,11 @@ type MedicalStore interface {
 	Register(ctx context.Context, cardToken string, r medical.Registration) (reg medical.Registration, created bool, err error)
 	// Registrations lists a card's registrations.
 	Registrations(ctx context.Context, cardToken string) ([]medical.Registration, error)
+	// RegisterForBank is Register asked by a bank for a card it issued; another bank's card is
+	// unknown to it.
+	RegisterForBank(ctx context.Context, bank, cardToken string, r medical.Registration) (reg medical.Registration, created bool, err error)
+	// BankByKey finds a bank by its API key's hash, or an error wrapping postgres.ErrNotFound.
+	BankByKey(ctx context.Context, keyHash [32]byte) (string, error)
 }
 
 var _ MedicalStore = (*postgres.Medical)(nil)
@@ -115,6 +120,7 @@ func (m *Medical) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodGet, Path: "/v1/medical/cards/{token}", Admin: true, Handler: h.cardYear},
 		{Method: http.MethodPost, Path: "/v1/medical/cards/{token}/registrations", Admin: true, Handler: h.register},
 		{Method: http.MethodGet, Path: "/v1/medical/cards/{token}/registrations", Admin: true, Handler: h.registrations},
+		{Method: http.MethodPost, Path: "/v1/bank/cards/{token}/medical-registrations", Handler: h.bank(h.bankRegister)},
 	}
 }
 

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/events"
@@ -119,4 +120,53 @@ func (h *medicalHandlers) registrations(w http.ResponseWriter, r *http.Request) 
 		v.Registrations[i] = registrationViewOf(reg)
 	}
 	h.s.writeJSON(w, r, http.StatusOK, v)
+}
+
+// bankRegistrationRequest is a registration asked by the cardholder's bank: who registers it is
+// the bank, by its key.
+type bankRegistrationRequest struct {
+	TreatmentCity string `json:"treatment_city"`
+	ValidFrom     string `json:"valid_from"`
+	ValidUntil    string `json:"valid_until,omitempty"`
+}
+
+// bank lets a request through with a bank's API key (as the settlement API issues them) and
+// hands the handler the bank.
+func (h *medicalHandlers) bank(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return apiKey[string]{
+		holder: "bank", realm: bankRealm,
+		wellFormed: func(key string) bool { return len(key) == bankKeyLen && strings.HasPrefix(key, bankKeyPrefix) },
+		lookup:     h.store.BankByKey,
+	}.require(h.s, next)
+}
+
+// bankRegister records a registration asked by the card's issuer bank, registered by it: 201,
+// or 200 when the same was made before. A card the bank did not issue is unknown to it.
+func (h *medicalHandlers) bankRegister(w http.ResponseWriter, r *http.Request, bank string) {
+	token := r.PathValue("token")
+	if err := checkCardToken("token", token); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	var req bankRegistrationRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	reg, err := registrationOf(&registrationRequest{TreatmentCity: req.TreatmentCity, ValidFrom: req.ValidFrom,
+		ValidUntil: req.ValidUntil, RegisteredBy: "bank " + bank})
+	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	reg, created, err := h.store.RegisterForBank(r.Context(), bank, token, reg)
+	if err != nil {
+		h.s.writeError(w, r, h.medicalError(r.Context(), err))
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	h.s.writeJSON(w, r, status, registrationViewOf(reg))
 }

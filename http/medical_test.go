@@ -52,6 +52,7 @@ func init() {
 		"GET /v1/medical/cards/{token}":                         {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/medical/cards/{token}/registrations":          {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
 		"GET /v1/medical/cards/{token}/registrations":           {200, 400, 401, 403, 404, 500, 503},
+		"POST /v1/bank/cards/{token}/medical-registrations":     {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
 	} {
 		statuses[route] = st
 	}
@@ -72,6 +73,8 @@ func init() {
 	requestTypes["POST /v1/medical/cards/{token}/registrations"] = registrationRequest{}
 	responseTypes["POST /v1/medical/cards/{token}/registrations"] = registrationView{}
 	responseTypes["GET /v1/medical/cards/{token}/registrations"] = registrationListView{}
+	requestTypes["POST /v1/bank/cards/{token}/medical-registrations"] = bankRegistrationRequest{}
+	responseTypes["POST /v1/bank/cards/{token}/medical-registrations"] = registrationView{}
 	featureStatusCases = append(featureStatusCases, medicalStatusCases()...)
 }
 
@@ -93,6 +96,7 @@ type fakeMedical struct {
 
 type fakeMedCard struct {
 	city             string
+	bank             string // the issuer
 	active           bool
 	personal, funds  int64
 	acc              medical.Accumulators
@@ -117,7 +121,7 @@ func newFakeMedical(t testing.TB, c *clock) *fakeMedical {
 	f.institutions["P1"] = medical.Institution{ID: "P1", Kind: medical.PharmacyOutlet, Tier: 1, City: "jiaxing"}
 	f.keys[sha256.Sum256([]byte(medHospitalKey))] = "H1"
 	f.keys[sha256.Sum256([]byte(medPharmacyKey))] = "P1"
-	f.cards[medCard] = &fakeMedCard{city: "jiaxing", active: true, personal: 500_00, funds: 2000_00, acc: medical.Accumulators{}.Clone()}
+	f.cards[medCard] = &fakeMedCard{city: "jiaxing", bank: "ICBC-JX", active: true, personal: 500_00, funds: 2000_00, acc: medical.Accumulators{}.Clone()}
 	f.cards[medBlocked] = &fakeMedCard{city: "jiaxing", active: false, acc: medical.Accumulators{}.Clone()}
 	f.cards[medNoPolicy] = &fakeMedCard{city: "hangzhou", active: true, acc: medical.Accumulators{}.Clone()}
 	return f
@@ -251,14 +255,18 @@ func (f *fakeMedical) classify(in medical.Institution, token string, bill medica
 	return c, p, class, nil
 }
 
-func (f *fakeMedical) Register(_ context.Context, token string, r medical.Registration) (medical.Registration, bool, error) {
+func (f *fakeMedical) Register(ctx context.Context, token string, r medical.Registration) (medical.Registration, bool, error) {
+	return f.RegisterForBank(ctx, "", token, r)
+}
+
+func (f *fakeMedical) RegisterForBank(_ context.Context, bank, token string, r medical.Registration) (medical.Registration, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["Register"]; err != nil {
 		return r, false, err
 	}
 	c, ok := f.cards[token]
-	if !ok {
+	if !ok || bank != "" && c.bank != bank {
 		return r, false, medical.Refuse(medical.ReasonUnknownCard, "no card has this token")
 	}
 	if err := r.Check(medical.DayOf(f.clock.Now()), c.city); err != nil {
@@ -275,6 +283,22 @@ func (f *fakeMedical) Register(_ context.Context, token string, r medical.Regist
 	}
 	f.regs[token] = append(f.regs[token], r)
 	return r, true, nil
+}
+
+// BankByKey knows ICBC's and ABC's keys, as the settlement fake does.
+func (f *fakeMedical) BankByKey(_ context.Context, keyHash [32]byte) (string, error) {
+	f.mu.Lock()
+	err := f.errs["BankByKey"]
+	f.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	for key, bank := range map[string]string{icbcKey: "ICBC-JX", abcKey: "ABC-JX"} {
+		if sha256.Sum256([]byte(key)) == keyHash {
+			return bank, nil
+		}
+	}
+	return "", fmt.Errorf("bank key: %w", postgres.ErrNotFound)
 }
 
 func (f *fakeMedical) Registrations(_ context.Context, token string) ([]medical.Registration, error) {
@@ -845,6 +869,43 @@ func medicalStatusCases() []statusCase {
 		statusCase{name: "store busy", status: 503, code: EUNAVAILABLE, run: medFailing("Registrations", busy, regs)},
 	)
 	adminCases(r, "GET", "/v1/medical/cards/"+medCard+"/registrations", "")
+
+	r = "POST /v1/bank/cards/{token}/medical-registrations"
+	bankReg := func(key, token, body string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
+		return send(asBank(key, request{method: "POST", path: "/v1/bank/cards/" + token + "/medical-registrations", body: body}))
+	}
+	const byBank = `{"treatment_city":"Shanghai","valid_from":"2026-03-10","valid_until":"2026-06-30"}`
+	add(r,
+		statusCase{name: "registered by the issuer", status: 201, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			w := bankReg(icbcKey, medCard, byBank)(t, e)
+			var v registrationView
+			decodeJSON(t, w, &v)
+			if v.RegisteredBy != "bank ICBC-JX" || v.TreatmentCity != "shanghai" || v.ValidUntil != "2026-06-30" {
+				t.Errorf("registration %+v", v)
+			}
+			return w
+		}},
+		statusCase{name: "the same again", status: 200, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			bankReg(icbcKey, medCard, byBank)(t, e)
+			return bankReg(icbcKey, medCard, byBank)(t, e)
+		}},
+		statusCase{name: "another end", status: 409, code: ECONFLICT, message: "registration_conflict", run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+			bankReg(icbcKey, medCard, byBank)(t, e)
+			return bankReg(icbcKey, medCard, `{"treatment_city":"上海","valid_from":"2026-03-10"}`)(t, e)
+		}},
+		statusCase{name: "another bank's card", status: 404, code: ENOTFOUND, message: "unknown_card", run: bankReg(abcKey, medCard, byBank)},
+		statusCase{name: "who registers is the bank", status: 400, code: EINVALID, message: `unknown field "registered_by"`,
+			run: bankReg(icbcKey, medCard, `{"treatment_city":"上海","valid_from":"2026-03-10","registered_by":"x"}`)},
+		statusCase{name: "no day", status: 400, code: EINVALID, message: "valid_from: missing", run: bankReg(icbcKey, medCard, `{"treatment_city":"上海"}`)},
+		statusCase{name: "too large", status: 413, code: ETOOLARGE,
+			run: bankReg(icbcKey, medCard, `{"treatment_city":"`+strings.Repeat("a", maxRequestBytes)+`"}`)},
+		statusCase{name: "no key", status: 401, code: EUNAUTHORIZED,
+			run: send(request{method: "POST", path: "/v1/bank/cards/" + medCard + "/medical-registrations", body: byBank, auth: "-"})},
+		statusCase{name: "the admin token is not a bank key", status: 403, code: EFORBIDDEN,
+			run: send(request{method: "POST", path: "/v1/bank/cards/" + medCard + "/medical-registrations", body: byBank})},
+		statusCase{name: "store broken", status: 500, code: EINTERNAL, run: medFailing("Register", errBroken, bankReg(icbcKey, medCard, byBank))},
+		statusCase{name: "key lookup busy", status: 503, code: EUNAVAILABLE, run: medFailing("BankByKey", busy, bankReg(icbcKey, medCard, byBank))},
+	)
 	return cs
 }
 

@@ -89,12 +89,32 @@ func sqlDate(d events.Date) time.Time { return time.Date(d.Year, d.Month, d.Day,
 // same day with another end is refused (registration_conflict): a new period is a new
 // registration. A card that does not exist is refused (unknown_card).
 func (m *Medical) Register(ctx context.Context, cardToken string, r medical.Registration) (medical.Registration, bool, error) {
+	return m.register(ctx, "", cardToken, r)
+}
+
+// RegisterForBank is Register asked by a bank for one of its cardholders: a card another bank
+// issued is unknown to it (unknown_card), so that a bank learns nothing of other banks' cards.
+func (m *Medical) RegisterForBank(ctx context.Context, bank, cardToken string, r medical.Registration) (medical.Registration, bool, error) {
+	return m.register(ctx, bank, cardToken, r)
+}
+
+// BankByKey finds the bank whose API key (as the settlement API issues them) hashes to keyHash,
+// or an error wrapping ErrNotFound.
+func (m *Medical) BankByKey(ctx context.Context, keyHash [32]byte) (string, error) {
+	return m.store.BankByKey(ctx, keyHash)
+}
+
+// register records a registration; bank, when not empty, must have issued the card.
+func (m *Medical) register(ctx context.Context, bank, cardToken string, r medical.Registration) (medical.Registration, bool, error) {
 	var created bool
 	err := m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		created = false
 		card, err := readCard(ctx, tx, cardToken)
 		if err != nil {
 			return err
+		}
+		if bank != "" && card.IssuerBank != bank {
+			return medical.Refuse(medical.ReasonUnknownCard, "no card of bank %s has this token", bank)
 		}
 		r.CardToken = card.Token
 		now := m.store.Now().UTC().Truncate(time.Microsecond)

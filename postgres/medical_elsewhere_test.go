@@ -355,3 +355,27 @@ func TestMedicalCatalogueUploadedClassifiesFromItsDate(t *testing.T) {
 		t.Fatalf("the uploaded version in another process: %+v %v", c, ok)
 	}
 }
+
+// The cardholder's bank registers a treatment city for its own cards only: to another bank the
+// card is unknown.
+func TestMedicalRegistrationByTheBank(t *testing.T) {
+	w := newMedWorld(t, time.Date(2026, 3, 2, 10, 0, 0, 0, cards.Shanghai))
+	ctx := context.Background()
+	jx := w.card(t, 0)
+	reg := medical.Registration{City: "上海", From: events.Date{Year: 2026, Month: 3, Day: 9}, Until: events.Date{Year: 2026, Month: 4, Day: 30},
+		By: "bank " + jx.IssuerBank}
+	_, _, err := w.med.RegisterForBank(ctx, jx.IssuerBank+"-OTHER", jx.Token, reg)
+	wantRefusal(t, err, medical.ReasonUnknownCard)
+	r, created, err := w.med.RegisterForBank(ctx, jx.IssuerBank, jx.Token, reg)
+	if err != nil || !created || r.City != "shanghai" || r.By != "bank "+jx.IssuerBank {
+		t.Fatalf("registered by the issuer: %+v %v %v", r, created, err)
+	}
+	for d, want := range map[int]bool{8: false, 9: true, 30: true} {
+		if got := r.Covers(events.Date{Year: 2026, Month: 3, Day: d}); got != want {
+			t.Errorf("covers March %d: %v", d, got)
+		}
+	}
+	if r.Covers(events.Date{Year: 2026, Month: 5, Day: 1}) {
+		t.Error("covers the day after its end")
+	}
+}
