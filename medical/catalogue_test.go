@@ -389,3 +389,15 @@ func TestClassifyProperties(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkClassify classifies a twenty-line bill by Shanghai's sample catalogue: lines listed,
+// over their ceilings, of class C and unknown.
+func BenchmarkClassify(b *testing.B) {
+	c := catalogueOf(b, "shanghai", march2)
+	lines := bill(b, strings.Repeat(shanghaiOutpatient+" ", 3)+shanghaiInpatient)
+	for b.Loop() {
+		if _, err := c.Classify(Outpatient, lines); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
