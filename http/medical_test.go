@@ -248,9 +248,9 @@ func (f *fakeMedical) classify(in medical.Institution, token string, bill medica
 	if err != nil {
 		return nil, nil, none, err
 	}
-	if cat.City != c.city {
-		registered := slices.ContainsFunc(f.regs[token], func(r medical.Registration) bool { return r.City == cat.City && r.Covers(day) })
-		class.Basket.Elsewhere = &medical.Elsewhere{City: cat.City, Registered: registered}
+	registered := slices.ContainsFunc(f.regs[token], func(r medical.Registration) bool { return r.City == cat.City && r.Covers(day) })
+	if class.Basket.Elsewhere, err = p.Where(c.city, cat.City, registered); err != nil {
+		return nil, nil, none, err
 	}
 	return c, p, class, nil
 }

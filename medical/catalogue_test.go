@@ -2,6 +2,7 @@ package medical
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -325,6 +326,15 @@ func TestOtherCityRule(t *testing.T) {
 	}
 	if !p.OtherCity.RequireRegistration {
 		t.Fatal("require_registration not read")
+	}
+	if _, err := p.Where("jiaxing", "上海", false); !strings.Contains(fmt.Sprint(err), "not_registered") {
+		t.Fatalf("an unregistered visit under a policy that requires it: %v", err)
+	}
+	if e, err := p.Where("jiaxing", "Shanghai", true); err != nil || e == nil || e.City != "shanghai" || !e.Registered {
+		t.Fatalf("a registered visit: %+v %v", e, err)
+	}
+	if e, err := p.Where("嘉兴", "Jiaxing", false); err != nil || e != nil {
+		t.Fatalf("a visit at home: %+v %v", e, err)
 	}
 	b := Basket{VisitKind: Inpatient, Items: []Item{{Class: ClassA, Amount: 100000}}, Elsewhere: &Elsewhere{City: "shanghai"}}
 	s, err := p.Split(b, 3, Accumulators{}, 0)

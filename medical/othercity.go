@@ -22,6 +22,21 @@ type Elsewhere struct {
 	Registered bool
 }
 
+// Where decides where a visit is treated for the split: nil when the treating city is the insured
+// one (any of their names), else the other city with whether the cardholder registered it for
+// the visit's date. A visit elsewhere that was not registered, under a policy that requires the
+// registration, is refused (not_registered).
+func (p *Policy) Where(insured, treating string, registered bool) (*Elsewhere, error) {
+	if cities.Canonical(insured) == cities.Canonical(treating) {
+		return nil, nil
+	}
+	if !registered && p.OtherCity.RequireRegistration {
+		return nil, Refuse(ReasonNotRegistered, "the policy %s requires a visit in %s to be registered in advance, and none covers the visit",
+			p.ID(), cities.Canonical(treating))
+	}
+	return &Elsewhere{City: cities.Canonical(treating), Registered: registered}, nil
+}
+
 // OtherCityRule is how an insured city's policy treats visits in another city. The zero rule
 // settles them as at home.
 type OtherCityRule struct {

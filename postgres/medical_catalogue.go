@@ -33,11 +33,10 @@ func (m *Medical) WithCatalogues(cs func() *medical.Catalogues) *Medical {
 	return m
 }
 
-// classify classifies a bill for a card insured in insured at institution in on day: by the
-// catalogue of the institution's city in force that day, and, for a visit in another city than
-// the insured one, with the cardholder's registration of it. It refuses a treating city without
-// a catalogue (no_catalogue) and an unregistered visit elsewhere that the policy requires to be
-// registered (not_registered).
+// classify reads what classifying a bill for a card insured in insured at institution in on day
+// needs, and classifies it: the catalogue of the institution's city in force that day (refused,
+// no_catalogue, when there is none) and, for a visit in another city than the insured one, the
+// cardholder's registration of it, which the policy weighs (Policy.Where).
 func (m *Medical) classify(ctx context.Context, q querier, in medical.Institution, token, insured string, p *medical.Policy,
 	b medical.Bill, day events.Date) (medical.Classification, error) {
 	cats, err := m.catalogues()
@@ -54,19 +53,14 @@ func (m *Medical) classify(ctx context.Context, q querier, in medical.Institutio
 	if err != nil {
 		return c, err
 	}
-	if treating == cities.Canonical(insured) {
-		return c, nil
+	registered := false
+	if treating != cities.Canonical(insured) {
+		if registered, err = registeredOn(ctx, q, token, treating, day); err != nil {
+			return c, err
+		}
 	}
-	registered, err := registeredOn(ctx, q, token, treating, day)
-	if err != nil {
-		return c, err
-	}
-	if !registered && p.OtherCity.RequireRegistration {
-		return c, medical.Refuse(medical.ReasonNotRegistered, "the policy %s requires a visit in %s to be registered in advance, and none covers %s",
-			p.ID(), treating, day)
-	}
-	c.Basket.Elsewhere = &medical.Elsewhere{City: treating, Registered: registered}
-	return c, nil
+	c.Basket.Elsewhere, err = p.Where(insured, treating, registered)
+	return c, err
 }
 
 // registeredOn reports whether the card registered treatment city for a visit on day.
