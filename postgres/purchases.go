@@ -244,6 +244,9 @@ type AuthorizationRecord struct {
 	purchases.Authorization
 	IncrementList []purchases.Increment
 	RefundList    []purchases.Refund
+	// FeeAdjustments are the re-pricings of its fee by fee plan versions uploaded later,
+	// oldest first (read by Authorization only).
+	FeeAdjustments []FeeAdjustment
 }
 
 // Authorization returns a merchant's authorization, or ErrNotFound (also when it is another
@@ -256,6 +259,11 @@ func (p *Purchases) Authorization(ctx context.Context, merchantID string, id led
 	rec, ok := recs[id]
 	if !ok || rec.MerchantID != merchantID {
 		return AuthorizationRecord{}, fmt.Errorf("authorization %s: %w", id, ErrNotFound)
+	}
+	if rec.Close != nil && rec.Close.Kind == purchases.Captured {
+		if rec.FeeAdjustments, err = feeAdjustments(ctx, p.store.pool, id); err != nil {
+			return AuthorizationRecord{}, err
+		}
 	}
 	return *rec, nil
 }

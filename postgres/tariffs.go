@@ -202,7 +202,8 @@ func cmpString(a, b string) int {
 // against every version before it, with who uploads it and when. A fare table that takes effect
 // before today (the admin asked to re-price) marks every card's travel days since, at the
 // operator's group, for re-pricing: the days are priced again by it and the differences posted
-// as adjustments, as late taps do. The same files with the same first day again change nothing
+// as adjustments, as late taps do. A fee plan that takes effect today or before (the admin asked to
+// re-price) queues the re-pricing of the purchases since (RepriceFees). The same files with the same first day again change nothing
 // and return the versions they added (replayed). A refused upload writes nothing; its error is a
 // *tariffs.Refusal.
 func (t *Tariffs) Upload(ctx context.Context, up tariffs.Upload) ([]tariffs.Version, bool, error) {
@@ -255,6 +256,11 @@ func (t *Tariffs) Upload(ctx context.Context, up tariffs.Upload) ([]tariffs.Vers
 				string(v.Kind), v.Seq, v.ID, time.Date(v.From.Year, v.From.Month, v.From.Day, 0, 0, 0, 0, time.UTC), v.Body, v.SHA256[:],
 				v.UploadedBy, v.UploadedAt, v.Repriced); err != nil {
 				return fmt.Errorf("insert tariff version: %w", err)
+			}
+			if v.Kind == tariffs.FeePlans && v.Repriced {
+				if err := tx.insertFeeRepriceJob(ctx, v.Seq, v.ID, v.From, now); err != nil {
+					return err
+				}
 			}
 			if v.Kind == tariffs.Fares && v.Repriced {
 				op, _ := set.Fares.Operator(v.ID) // the set was built with it

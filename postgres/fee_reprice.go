@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/fees"
+	"github.com/joinincard/engine/ledger"
+)
+
+// maxFeeRepricePurchases bounds the purchases one transaction of a re-pricing looks at: each
+// adds at most one transfer (far below ledger.MaxBatchTransfers), and a few hundred commit in
+// well under a second, holding the job's row and the fee plans' row only that long.
+const maxFeeRepricePurchases = 512
+
+// FeeRepriceReport is what one step of a fee re-pricing did.
+type FeeRepriceReport struct {
+	// Job is the seq of the fee plan version being re-priced by; 0 when no job was open.
+	Job       int
+	Plan      string
+	Purchases int   // captured purchases looked at
+	Adjusted  int   // purchases adjusted
+	Charged   int64 // fen charged to merchants by the adjustments, net; negative: given back
+	Finished  bool  // the job has looked at its last purchase
+}
+
+// feePlansHeld holds the fee plans' row FOR SHARE for the rest of the transaction and returns the
+// fee plans to price by: cat, or, when a fee plan was uploaded that cat does not have, the loaded
+// tariffs refreshed. An upload holds the row FOR UPDATE, so while this transaction holds it no
+// upload commits, and every upload that committed before is in what it returns: a purchase that
+// commits after an upload that re-prices its date is priced by the uploaded version, and one
+// that commits before is there for the re-pricing to read.
+func (t *Tx) feePlansHeld(ctx context.Context, cat *fees.Catalog) (*fees.Catalog, error) {
+	var n int
+	if err := t.QueryRow(ctx, `SELECT versions FROM tariff_kinds WHERE kind = 'fee_plans' FOR SHARE`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read fee plan versions: %w", err)
+	}
+	if n <= cat.Seq() {
+		return cat, nil
+	}
+	tr := t.store.tariffs.Load()
+	if tr == nil {
+		return nil, fmt.Errorf("fee plans have %d versions uploaded, and this process has loaded none: %w", n, ErrStaleTariffs)
+	}
+	if err := tr.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	if c := tr.FeePlans(); c.Seq() >= n {
+		return c, nil
+	}
+	return nil, fmt.Errorf("fee plans have %d versions uploaded, these %d: %w", n, tr.FeePlans().Seq(), ErrStaleTariffs)
+}
+
+// insertFeeRepriceJob queues the re-pricing of the purchases a fee plan version prices since its
+// first day, in the transaction that adds the version.
+func (t *Tx) insertFeeRepriceJob(ctx context.Context, seq int, plan string, from events.Date, now time.Time) error {
+	_, err := t.Exec(ctx, `INSERT INTO fee_reprice_jobs (seq, plan_id, effective_from, cursor_merchant, cursor_authorization,
+			purchases, adjusted, charged, created_at) VALUES ($1, $2, $3, '', $4, 0, 0, 0, $5)`,
+		seq, plan, time.Date(from.Year, from.Month, from.Day, 0, 0, 0, 0, time.UTC), uuid.Nil, now)
+	if err != nil {
+		return fmt.Errorf("queue fee re-pricing: %w", err)
+	}
+	return nil
+}
+
+// repricedPurchase is a captured purchase a re-pricing looks at, with what its merchant has paid
+// on it so far.
+type repricedPurchase struct {
+	id         ledger.ID
+	merchantID string
+	merchant   ledger.ID // the merchant's clearing account
+	mcc        string
+	date       events.Date // in Shanghai: which version prices it
+	captured   int64
+	refunded   int64
+	charged    fees.Fee // the capture's fee, less refunds' returns, plus earlier adjustments
+}
+
+// RepriceFees works one step of the oldest open fee re-pricing: the next captured purchases, at
+// most limit (at most maxFeeRepricePurchases; 0 for that many), of the merchants on the job's
+// plan, authorized on or after the version's first day, in order of merchant and authorization.
+// Each purchase is charged the difference between the fee its plan's version in force on its date
+// owes on it now (fees.Plan.Adjustment) and what its merchant has paid on it so far, as a
+// transfer of its own between the merchant's clearing account and fee income
+// (clearing.CodeMerchantFeeAdjustment); nothing it was charged is changed. The adjustments and
+// the job's cursor commit together: a step stopped anywhere left nothing, and the next goes on
+// where the last committed one ended. Call it until the report's Job is 0.
+//
+// Two processes re-pricing at once take turns on the job's row. A purchase committed after the
+// upload was priced by the version (feePlansHeld) and is found owing nothing; one committed
+// before is read here; a refund committed in between returned the fee by the version in force
+// when it committed, and what it returned is counted in what the merchant has paid.
+func (s *Store) RepriceFees(ctx context.Context, limit int) (FeeRepriceReport, error) {
+	if limit <= 0 || limit > maxFeeRepricePurchases {
+		limit = maxFeeRepricePurchases
+	}
+	var rep FeeRepriceReport
+	err := s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		rep = FeeRepriceReport{}
+		cat, err := s.feePlans()
+		if err != nil {
+			return err
+		}
+		if cat, err = tx.feePlansHeld(ctx, cat); err != nil {
+			return err
+		}
+		var (
+			from     time.Time
+			merchant string
+			after    [16]byte
+		)
+		err = tx.QueryRow(ctx, `SELECT seq, plan_id, effective_from, cursor_merchant, cursor_authorization FROM fee_reprice_jobs
+			WHERE finished_at IS NULL ORDER BY seq LIMIT 1 FOR UPDATE`).Scan(&rep.Job, &rep.Plan, &from, &merchant, &after)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read fee re-pricing: %w", err)
+		}
+		// The version's first day starts at midnight in Shanghai, as a purchase's date is its
+		// authorization's there.
+		since := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, cards.Shanghai)
+		ps, err := tx.repricedPurchases(ctx, rep.Plan, merchant, ledger.ID(after), since, limit)
+		if err != nil {
+			return err
+		}
+		rep.Purchases = len(ps)
+		var (
+			transfers []ledger.Transfer
+			rows      []feeAdjustmentRow
+		)
+		for _, p := range ps {
+			plan, ok := cat.PlanOn(rep.Plan, p.date)
+			if !ok {
+				return fmt.Errorf("re-price purchase %s: fee plan %q has no version on %s", p.id, rep.Plan, p.date)
+			}
+			adj, err := plan.Adjustment(p.mcc, p.captured, p.refunded, p.charged)
+			if err != nil {
+				return fmt.Errorf("re-price purchase %s: %w", p.id, err)
+			}
+			if adj == (fees.Fee{}) {
+				continue
+			}
+			row := feeAdjustmentRow{authorization: p.id, merchantID: p.merchantID, planSeq: plan.Seq, fee: adj}
+			if total := adj.Total(); total != 0 {
+				id, err := newTransferID()
+				if err != nil {
+					return err
+				}
+				t := ledger.Transfer{ID: id, DebitAccountID: p.merchant, CreditAccountID: clearing.FeeIncomeAccount, Amount: total,
+					UserData: p.id, Code: clearing.CodeMerchantFeeAdjustment}
+				if total < 0 {
+					t.DebitAccountID, t.CreditAccountID, t.Amount = clearing.FeeIncomeAccount, p.merchant, -total
+				}
+				transfers = append(transfers, t)
+				row.transfer = &id
+				rep.Charged += total
+			}
+			rows = append(rows, row)
+		}
+		rep.Adjusted = len(rows)
+		res, err := tx.Apply(ctx, transfers)
+		if err != nil {
+			return err
+		}
+		for i, r := range res.Results {
+			if r != ledger.Created {
+				// The accounts are the merchant's clearing account and fee income, neither
+				// limited: a refusal is a fault of the ledger's state, not of the purchase.
+				return fmt.Errorf("fee adjustment %s of purchase %s: the ledger answered %s", transfers[i].ID, transfers[i].UserData, r)
+			}
+		}
+		now := s.Now().UTC()
+		if err := tx.writeFeeAdjustments(ctx, rep.Job, rows, now); err != nil {
+			return err
+		}
+		rep.Finished = len(ps) < limit
+		var finished *time.Time
+		if rep.Finished {
+			finished = &now
+		}
+		if len(ps) > 0 {
+			last := ps[len(ps)-1]
+			merchant, after = last.merchantID, [16]byte(last.id)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE fee_reprice_jobs SET cursor_merchant = $2, cursor_authorization = $3,
+				purchases = purchases + $4, adjusted = adjusted + $5, charged = charged + $6, finished_at = $7 WHERE seq = $1`,
+			rep.Job, merchant, uuid.UUID(after), rep.Purchases, rep.Adjusted, rep.Charged, finished); err != nil {
+			return fmt.Errorf("advance fee re-pricing: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return FeeRepriceReport{}, err
+	}
+	return rep, nil
+}
+
+// repricedPurchases reads the next captured purchases after (merchant, after) of the merchants on
+// plan authorized at since or later, at most limit, with what each merchant has paid on each.
+func (t *Tx) repricedPurchases(ctx context.Context, plan, merchant string, after ledger.ID, since time.Time, limit int) ([]repricedPurchase, error) {
+	rows, err := t.Query(ctx, `SELECT a.authorization_id, a.merchant_id, m.account_id, a.mcc, a.created_at, c.amount,
+			c.fee_mdr, c.fee_network
+		FROM merchants m
+		JOIN purchase_authorizations a ON a.merchant_id = m.merchant_id
+		JOIN purchase_closes c ON c.authorization_id = a.authorization_id
+		WHERE m.fee_plan = $1 AND (a.merchant_id, a.authorization_id) > ($2, $3) AND a.created_at >= $4 AND c.kind = 'captured'
+		ORDER BY a.merchant_id, a.authorization_id LIMIT $5`, plan, merchant, uuid.UUID(after), since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read purchases to re-price: %w", err)
+	}
+	var (
+		out   []repricedPurchase
+		byID  = map[ledger.ID]*repricedPurchase{}
+		ids   []uuid.UUID
+		scanE error
+	)
+	for rows.Next() {
+		var (
+			p           repricedPurchase
+			id, account [16]byte
+			created     time.Time
+		)
+		if scanE = rows.Scan(&id, &p.merchantID, &account, &p.mcc, &created, &p.captured, &p.charged.MerchantDiscount,
+			&p.charged.Network); scanE != nil {
+			break
+		}
+		p.id, p.merchant = ledger.ID(id), ledger.ID(account)
+		y, mo, d := created.In(cards.Shanghai).Date()
+		p.date = events.Date{Year: y, Month: mo, Day: d}
+		out = append(out, p)
+		ids = append(ids, uuid.UUID(id))
+	}
+	rows.Close()
+	if scanE != nil {
+		return nil, fmt.Errorf("read purchases to re-price: %w", scanE)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read purchases to re-price: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	for i := range out {
+		byID[out[i].id] = &out[i]
+	}
+	// What refunds returned and earlier adjustments charged, summed by purchase.
+	rows, err = t.Query(ctx, `SELECT authorization_id, sum(amount), -sum(fee_mdr_returned), -sum(fee_network_returned)
+			FROM purchase_refunds WHERE authorization_id = ANY($1) GROUP BY authorization_id
+		UNION ALL SELECT authorization_id, 0, sum(fee_mdr), sum(fee_network)
+			FROM purchase_fee_adjustments WHERE authorization_id = ANY($1) GROUP BY authorization_id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id                 [16]byte
+			refunded, mdr, net int64
+		)
+		if err := rows.Scan(&id, &refunded, &mdr, &net); err != nil {
+			return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+		}
+		p := byID[ledger.ID(id)]
+		p.refunded += refunded
+		p.charged.MerchantDiscount += mdr
+		p.charged.Network += net
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+	}
+	return out, nil
+}
+
+// feeAdjustmentRow is one purchase's fee adjustment, as purchase_fee_adjustments keeps it.
+type feeAdjustmentRow struct {
+	authorization ledger.ID
+	merchantID    string
+	planSeq       int
+	fee           fees.Fee
+	transfer      *ledger.ID // nil when the components cancel out
+}
+
+func (t *Tx) writeFeeAdjustments(ctx context.Context, job int, rows []feeAdjustmentRow, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var (
+		auths     = make([]uuid.UUID, len(rows))
+		merchants = make([]string, len(rows))
+		seqs      = make([]int64, len(rows))
+		mdr, netw = make([]int64, len(rows)), make([]int64, len(rows))
+		transfers = make([]*uuid.UUID, len(rows))
+	)
+	for i, r := range rows {
+		auths[i], merchants[i], seqs[i], mdr[i], netw[i] = uuid.UUID(r.authorization), r.merchantID, int64(r.planSeq), r.fee.MerchantDiscount, r.fee.Network
+		if r.transfer != nil {
+			u := uuid.UUID(*r.transfer)
+			transfers[i] = &u
+		}
+	}
+	// One row per purchase and job (the primary key): a step written twice would fail here.
+	if _, err := t.Exec(ctx, `INSERT INTO purchase_fee_adjustments (authorization_id, job_seq, merchant_id, plan_seq, fee_mdr,
+			fee_network, transfer_id, created_at)
+		SELECT a, $2, m, s, d, n, tr, $8 FROM unnest($1::UUID[], $3::TEXT[], $4::INT8[], $5::INT8[], $6::INT8[], $7::UUID[])
+			AS r(a, m, s, d, n, tr)`, auths, job, merchants, seqs, mdr, netw, transfers, now); err != nil {
+		return fmt.Errorf("write fee adjustments: %w", err)
+	}
+	return nil
+}
+
+// FeeAdjustment is one fee adjustment of a purchase, as its merchant sees it.
+type FeeAdjustment struct {
+	// Job is the seq of the fee plan version whose upload re-priced the purchase; PlanSeq the
+	// version that priced it after the adjustment (they differ when a later version came first).
+	Job, PlanSeq int
+	// Fee is the difference of each component: positive, the merchant paid more.
+	Fee        fees.Fee
+	TransferID ledger.ID // zero when the components cancel out and nothing moved
+	CreatedAt  time.Time
+}
+
+// feeAdjustments reads a purchase's fee adjustments, oldest first.
+func feeAdjustments(ctx context.Context, q querier, id ledger.ID) ([]FeeAdjustment, error) {
+	rows, err := q.Query(ctx, `SELECT job_seq, plan_seq, fee_mdr, fee_network, transfer_id, created_at
+		FROM purchase_fee_adjustments WHERE authorization_id = $1 ORDER BY job_seq`, uuid.UUID(id))
+	if err != nil {
+		return nil, fmt.Errorf("read fee adjustments: %w", err)
+	}
+	defer rows.Close()
+	var out []FeeAdjustment
+	for rows.Next() {
+		var (
+			a  FeeAdjustment
+			tr *[16]byte
+		)
+		if err := rows.Scan(&a.Job, &a.PlanSeq, &a.Fee.MerchantDiscount, &a.Fee.Network, &tr, &a.CreatedAt); err != nil {
+			return nil, fmt.Errorf("read fee adjustments: %w", err)
+		}
+		if tr != nil {
+			a.TransferID = ledger.ID(*tr)
+		}
+		a.CreatedAt = a.CreatedAt.UTC()
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
