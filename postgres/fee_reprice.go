@@ -14,6 +14,7 @@ import (
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/purchases"
 )
 
 // maxFeeRepricePurchases bounds the purchases one transaction of a re-pricing looks at: each
@@ -328,28 +329,42 @@ type FeeAdjustment struct {
 	CreatedAt  time.Time
 }
 
-// feeAdjustments reads a purchase's fee adjustments, oldest first.
-func feeAdjustments(ctx context.Context, q querier, id ledger.ID) ([]FeeAdjustment, error) {
-	rows, err := q.Query(ctx, `SELECT job_seq, plan_seq, fee_mdr, fee_network, transfer_id, created_at
-		FROM purchase_fee_adjustments WHERE authorization_id = $1 ORDER BY job_seq`, uuid.UUID(id))
+// readFeeAdjustments reads the fee adjustments of the captured purchases among recs into them,
+// oldest first.
+func readFeeAdjustments(ctx context.Context, q querier, recs map[ledger.ID]*AuthorizationRecord) error {
+	var ids []uuid.UUID
+	for id, rec := range recs {
+		if rec.Close != nil && rec.Close.Kind == purchases.Captured {
+			ids = append(ids, uuid.UUID(id))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := q.Query(ctx, `SELECT authorization_id, job_seq, plan_seq, fee_mdr, fee_network, transfer_id, created_at
+		FROM purchase_fee_adjustments WHERE authorization_id = ANY($1) ORDER BY authorization_id, job_seq`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read fee adjustments: %w", err)
+		return fmt.Errorf("read fee adjustments: %w", err)
 	}
 	defer rows.Close()
-	var out []FeeAdjustment
 	for rows.Next() {
 		var (
-			a  FeeAdjustment
-			tr *[16]byte
+			a      FeeAdjustment
+			id     [16]byte
+			tr     *[16]byte
+			rec    *AuthorizationRecord
+			exists bool
 		)
-		if err := rows.Scan(&a.Job, &a.PlanSeq, &a.Fee.MerchantDiscount, &a.Fee.Network, &tr, &a.CreatedAt); err != nil {
-			return nil, fmt.Errorf("read fee adjustments: %w", err)
+		if err := rows.Scan(&id, &a.Job, &a.PlanSeq, &a.Fee.MerchantDiscount, &a.Fee.Network, &tr, &a.CreatedAt); err != nil {
+			return fmt.Errorf("read fee adjustments: %w", err)
 		}
 		if tr != nil {
 			a.TransferID = ledger.ID(*tr)
 		}
 		a.CreatedAt = a.CreatedAt.UTC()
-		out = append(out, a)
+		if rec, exists = recs[ledger.ID(id)]; exists {
+			rec.FeeAdjustments = append(rec.FeeAdjustments, a)
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }

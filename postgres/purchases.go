@@ -245,7 +245,7 @@ type AuthorizationRecord struct {
 	IncrementList []purchases.Increment
 	RefundList    []purchases.Refund
 	// FeeAdjustments are the re-pricings of its fee by fee plan versions uploaded later,
-	// oldest first (read by Authorization only).
+	// oldest first (read by Authorization and Authorizations, not by the committer).
 	FeeAdjustments []FeeAdjustment
 }
 
@@ -260,10 +260,8 @@ func (p *Purchases) Authorization(ctx context.Context, merchantID string, id led
 	if !ok || rec.MerchantID != merchantID {
 		return AuthorizationRecord{}, fmt.Errorf("authorization %s: %w", id, ErrNotFound)
 	}
-	if rec.Close != nil && rec.Close.Kind == purchases.Captured {
-		if rec.FeeAdjustments, err = feeAdjustments(ctx, p.store.pool, id); err != nil {
-			return AuthorizationRecord{}, err
-		}
+	if err := readFeeAdjustments(ctx, p.store.pool, recs); err != nil {
+		return AuthorizationRecord{}, err
 	}
 	return *rec, nil
 }
@@ -297,6 +295,9 @@ func (p *Purchases) Authorizations(ctx context.Context, merchantID string, befor
 	}
 	recs, err := loadAuthorizations(ctx, p.store.pool, ids)
 	if err != nil {
+		return nil, err
+	}
+	if err := readFeeAdjustments(ctx, p.store.pool, recs); err != nil {
 		return nil, err
 	}
 	out := make([]AuthorizationRecord, 0, len(ids))
