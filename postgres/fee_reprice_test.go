@@ -17,6 +17,7 @@ import (
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement"
 	"github.com/joinincard/engine/tariffs"
 )
 
@@ -443,5 +444,53 @@ func TestFeeRepricingWaitsForCapturesInFlight(t *testing.T) {
 	paid, owed, rec := s.paid(t, "shop-1", id)
 	if paid != owed || owed.MerchantDiscount != 360 {
 		t.Fatalf("paid %+v, owed %+v (captured with %+v, adjustments %+v)", paid, owed, rec.Close.Fee, rec.FeeAdjustments)
+	}
+}
+
+// A purchase in a settled cycle re-priced the next day: the closed cycle's positions stay as they
+// were, and the adjustment is in the next cycle's, in the merchant's item and its bank's fees.
+func TestFeeAdjustmentsSettleInTheNextCycle(t *testing.T) {
+	ctx := context.Background()
+	s := newFeeShop(t, 1)
+	s.buy(t, "shop-1", 0, "400.00") // 1.40 and 0.26 at the old version
+	tuesday := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	s.clock.Store(time.Date(2026, 3, 3, 23, 30, 0, 0, cards.Shanghai).UnixMicro())
+	set := newSettlement(t, s.st)
+	if _, err := set.Close(ctx, tuesday); err != nil {
+		t.Fatal(err)
+	}
+	closed, err := set.Positions(ctx, tuesday)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := closed.Bank("ABC-HZ")
+	if before.Fees != 166 {
+		t.Fatalf("Tuesday's fees at ABC-HZ %d, want 166", before.Fees)
+	}
+	s.clock.Store(time.Date(2026, 3, 4, 10, 0, 0, 0, cards.Shanghai).UnixMicro())
+	if _, err := s.upload(t, plan(t, "0.0090"), "2026-03-03", true); err != nil {
+		t.Fatal(err)
+	}
+	if reps := s.reprice(t, 0); len(reps) != 1 || reps[0].Charged != 220 {
+		t.Fatalf("re-pricing %+v", reps) // 400.00 at 0.90% is 3.60: 2.20 more
+	}
+	wednesday := settlement.Date{Year: 2026, Month: 3, Day: 4}
+	s.clock.Store(time.Date(2026, 3, 4, 23, 30, 0, 0, cards.Shanghai).UnixMicro())
+	if _, err := set.Close(ctx, wednesday); err != nil {
+		t.Fatal(err)
+	}
+	again, err := set.Positions(ctx, tuesday)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Bank("ABC-HZ") != before {
+		t.Fatalf("the closed cycle changed: %+v, was %+v", again.Bank("ABC-HZ"), before)
+	}
+	next, err := set.Positions(ctx, wednesday)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := next.Bank("ABC-HZ"); p.Fees != 220 || p.Earned != -220 || p.Items != 1 {
+		t.Fatalf("Wednesday at ABC-HZ: %+v", p)
 	}
 }
