@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
-	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
@@ -91,7 +90,7 @@ type repricedPurchase struct {
 // Each purchase is charged the difference between the fee its plan's version in force on its date
 // owes on it now (fees.Plan.Adjustment) and what its merchant has paid on it so far, as a
 // transfer of its own between the merchant's clearing account and fee income
-// (clearing.CodeMerchantFeeAdjustment); nothing it was charged is changed. The adjustments and
+// (purchases.PlanFeeAdjustment); nothing it was charged is changed. The adjustments and
 // the job's cursor commit together: a step stopped anywhere left nothing, and the next goes on
 // where the last committed one ended. Call it until the report's Job is 0.
 //
@@ -151,19 +150,14 @@ func (s *Store) RepriceFees(ctx context.Context, limit int) (FeeRepriceReport, e
 				continue
 			}
 			row := feeAdjustmentRow{authorization: p.id, merchantID: p.merchantID, planSeq: plan.Seq, fee: adj}
-			if total := adj.Total(); total != 0 {
-				id, err := newTransferID()
-				if err != nil {
-					return err
-				}
-				t := ledger.Transfer{ID: id, DebitAccountID: p.merchant, CreditAccountID: clearing.FeeIncomeAccount, Amount: total,
-					UserData: p.id, Code: clearing.CodeMerchantFeeAdjustment}
-				if total < 0 {
-					t.DebitAccountID, t.CreditAccountID, t.Amount = clearing.FeeIncomeAccount, p.merchant, -total
-				}
-				transfers = append(transfers, t)
+			id, err := newTransferID()
+			if err != nil {
+				return err
+			}
+			if t := purchases.PlanFeeAdjustment(id, p.id, p.merchant, adj); t != nil {
+				transfers = append(transfers, *t)
 				row.transfer = &id
-				rep.Charged += total
+				rep.Charged += adj.Total()
 			}
 			rows = append(rows, row)
 		}
