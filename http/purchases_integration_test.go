@@ -284,4 +284,11 @@ func TestFeePlanRepricedOverHTTP(t *testing.T) {
 		got.Close.Fee.Total != "1.25" {
 		t.Fatalf("the authorization after re-pricing: %s", r.Body.String())
 	}
+	// The admin reads how far the re-pricing went: here, to its end.
+	r = admin.do(t, request{method: "GET", path: "/v1/tariffs/fee-plans?id=domestic-standard"})
+	decodeJSON(t, r, &l)
+	last := l.Versions[len(l.Versions)-1]
+	if rp := last.Repricing; rp == nil || rp.Purchases != 1 || rp.Adjusted != 1 || rp.Charged != "0.45" || rp.FinishedAt == "" {
+		t.Fatalf("the version's re-pricing: %s", r.Body.String())
+	}
 }

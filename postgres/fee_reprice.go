@@ -14,6 +14,7 @@ import (
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/purchases"
+	"github.com/joinincard/engine/tariffs"
 )
 
 // maxFeeRepricePurchases bounds the purchases one transaction of a re-pricing looks at: each
@@ -361,4 +362,29 @@ func readFeeAdjustments(ctx context.Context, q querier, recs map[ledger.ID]*Auth
 		}
 	}
 	return rows.Err()
+}
+
+// readFeeRepricings reads how far each fee plan version's re-pricing has gone, by its seq.
+func readFeeRepricings(ctx context.Context, q querier) (map[int]*tariffs.Repricing, error) {
+	rows, err := q.Query(ctx, `SELECT seq, purchases, adjusted, charged, finished_at FROM fee_reprice_jobs`)
+	if err != nil {
+		return nil, fmt.Errorf("read fee re-pricings: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]*tariffs.Repricing{}
+	for rows.Next() {
+		var (
+			seq      int
+			r        tariffs.Repricing
+			finished *time.Time
+		)
+		if err := rows.Scan(&seq, &r.Purchases, &r.Adjusted, &r.Charged, &finished); err != nil {
+			return nil, fmt.Errorf("read fee re-pricings: %w", err)
+		}
+		if finished != nil {
+			r.FinishedAt = finished.UTC()
+		}
+		out[seq] = &r
+	}
+	return out, rows.Err()
 }

@@ -180,8 +180,15 @@ func (t *Tariffs) Versions(ctx context.Context, kind tariffs.Kind, id string) ([
 	if err != nil {
 		return nil, err
 	}
+	var jobs map[int]*tariffs.Repricing
+	if kind == tariffs.FeePlans {
+		if jobs, err = readFeeRepricings(ctx, t.store.pool); err != nil {
+			return nil, err
+		}
+	}
 	for _, v := range uploaded {
 		if id == "" || v.ID == id {
+			v.Repricing = jobs[v.Seq]
 			out = append(out, v)
 		}
 	}

@@ -110,6 +110,18 @@ type Version struct {
 	UploadedBy string
 	UploadedAt time.Time
 	Repriced   bool
+	// Repricing is how far the re-pricing of a fee plan version in the past has gone; nil for
+	// any other version.
+	Repricing *Repricing
+}
+
+// Repricing is the progress of a fee plan version's re-pricing of the purchases since its first
+// day.
+type Repricing struct {
+	Purchases  int64     // captured purchases looked at
+	Adjusted   int64     // of them, adjusted
+	Charged    int64     // fen the adjustments charged merchants, net; negative: given back
+	FinishedAt time.Time // zero while it goes on
 }
 
 // Files are the files the engine starts with, by file name, and where they come from.
