@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,11 @@ import (
 // adds at most one transfer (far below ledger.MaxBatchTransfers), and a few hundred commit in
 // well under a second, holding the job's row and the fee plans' row only that long.
 const maxFeeRepricePurchases = 512
+
+// maxFeeRepriceMerchants bounds the merchants one step walks: each is a read along its index, and
+// a plan's thousands of small merchants with a purchase or two each are walked a few hundred at
+// a time.
+const maxFeeRepriceMerchants = 256
 
 // FeeRepriceReport is what one step of a fee re-pricing did.
 type FeeRepriceReport struct {
@@ -129,7 +135,7 @@ func (s *Store) RepriceFees(ctx context.Context, limit int) (FeeRepriceReport, e
 		// The version's first day starts at midnight in Shanghai, as a purchase's date is its
 		// authorization's there.
 		since := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, cards.Shanghai)
-		ps, err := tx.repricedPurchases(ctx, rep.Plan, merchant, ledger.ID(after), since, limit)
+		ps, nextMerchant, next, done, err := tx.repricedPurchases(ctx, rep.Plan, merchant, ledger.ID(after), since, limit)
 		if err != nil {
 			return err
 		}
@@ -178,15 +184,12 @@ func (s *Store) RepriceFees(ctx context.Context, limit int) (FeeRepriceReport, e
 		if err := tx.writeFeeAdjustments(ctx, rep.Job, rows, now); err != nil {
 			return err
 		}
-		rep.Finished = len(ps) < limit
+		rep.Finished = done
 		var finished *time.Time
 		if rep.Finished {
 			finished = &now
 		}
-		if len(ps) > 0 {
-			last := ps[len(ps)-1]
-			merchant, after = last.merchantID, [16]byte(last.id)
-		}
+		merchant, after = nextMerchant, [16]byte(next)
 		if _, err := tx.Exec(ctx, `UPDATE fee_reprice_jobs SET cursor_merchant = $2, cursor_authorization = $3,
 				purchases = purchases + $4, adjusted = adjusted + $5, charged = charged + $6, finished_at = $7 WHERE seq = $1`,
 			rep.Job, merchant, uuid.UUID(after), rep.Purchases, rep.Adjusted, rep.Charged, finished); err != nil {
@@ -201,60 +204,121 @@ func (s *Store) RepriceFees(ctx context.Context, limit int) (FeeRepriceReport, e
 }
 
 // repricedPurchases reads the next captured purchases after (merchant, after) of the merchants on
-// plan authorized at since or later, at most limit, with what each merchant has paid on each.
-func (t *Tx) repricedPurchases(ctx context.Context, plan, merchant string, after ledger.ID, since time.Time, limit int) ([]repricedPurchase, error) {
-	rows, err := t.Query(ctx, `SELECT a.authorization_id, a.merchant_id, m.account_id, a.mcc, a.created_at, c.amount,
-			c.fee_mdr, c.fee_network
-		FROM merchants m
-		JOIN purchase_authorizations a ON a.merchant_id = m.merchant_id
-		JOIN purchase_closes c ON c.authorization_id = a.authorization_id
-		WHERE m.fee_plan = $1 AND (a.merchant_id, a.authorization_id) > ($2, $3) AND a.created_at >= $4 AND c.kind = 'captured'
-		ORDER BY a.merchant_id, a.authorization_id LIMIT $5`, plan, merchant, uuid.UUID(after), since, limit)
+// plan authorized at since or later, at most limit, with what each merchant has paid on each. It
+// walks the merchants on the plan in order, at most maxFeeRepriceMerchants, each along its
+// authorizations' index from the later of after and the first id since could have (UUIDv7 ids
+// carry their time): a step reads the purchases it re-prices, not the history before them. The
+// cursor it returns is where the next step starts: the last purchase read, or past the last
+// merchant whose purchases it read to their end.
+func (t *Tx) repricedPurchases(ctx context.Context, plan, merchant string, after ledger.ID, since time.Time, limit int) (
+	out []repricedPurchase, cursorMerchant string, cursor ledger.ID, done bool, err error) {
+	cursorMerchant, cursor = merchant, after
+	rows, err := t.Query(ctx, `SELECT merchant_id, account_id FROM merchants WHERE fee_plan = $1 AND merchant_id >= $2
+		ORDER BY merchant_id LIMIT $3`, plan, merchant, maxFeeRepriceMerchants+1)
 	if err != nil {
-		return nil, fmt.Errorf("read purchases to re-price: %w", err)
+		return nil, "", ledger.ID{}, false, fmt.Errorf("read merchants to re-price: %w", err)
 	}
-	var (
-		out   []repricedPurchase
-		byID  = map[ledger.ID]*repricedPurchase{}
-		ids   []uuid.UUID
-		scanE error
-	)
-	for rows.Next() {
+	type onPlan struct {
+		id      string
+		account ledger.ID
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (onPlan, error) {
 		var (
-			p           repricedPurchase
-			id, account [16]byte
-			created     time.Time
+			m onPlan
+			a [16]byte
 		)
-		if scanE = rows.Scan(&id, &p.merchantID, &account, &p.mcc, &created, &p.captured, &p.charged.MerchantDiscount,
-			&p.charged.Network); scanE != nil {
+		err := r.Scan(&m.id, &a)
+		m.account = ledger.ID(a)
+		return m, err
+	})
+	if err != nil {
+		return nil, "", ledger.ID{}, false, fmt.Errorf("read merchants to re-price: %w", err)
+	}
+	more := len(ms) > maxFeeRepriceMerchants
+	if more {
+		ms = ms[:maxFeeRepriceMerchants]
+	}
+	floor := sinceID(since)
+	for _, m := range ms {
+		from := floor
+		if m.id == merchant && bytes.Compare(after[:], from[:]) > 0 {
+			from = after
+		}
+		rows, err := t.Query(ctx, `SELECT a.authorization_id, a.mcc, a.created_at, c.amount, c.fee_mdr, c.fee_network
+			FROM purchase_authorizations a
+			JOIN purchase_closes c ON c.authorization_id = a.authorization_id
+			WHERE a.merchant_id = $1 AND a.authorization_id > $2 AND a.created_at >= $3 AND c.kind = 'captured'
+			ORDER BY a.authorization_id LIMIT $4`, m.id, uuid.UUID(from), since, limit-len(out))
+		if err != nil {
+			return nil, "", ledger.ID{}, false, fmt.Errorf("read purchases to re-price: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			var (
+				p       = repricedPurchase{merchantID: m.id, merchant: m.account}
+				id      [16]byte
+				created time.Time
+			)
+			if err := rows.Scan(&id, &p.mcc, &created, &p.captured, &p.charged.MerchantDiscount, &p.charged.Network); err != nil {
+				rows.Close()
+				return nil, "", ledger.ID{}, false, fmt.Errorf("read purchases to re-price: %w", err)
+			}
+			p.id = ledger.ID(id)
+			y, mo, d := created.In(cards.Shanghai).Date()
+			p.date = events.Date{Year: y, Month: mo, Day: d}
+			out = append(out, p)
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, "", ledger.ID{}, false, fmt.Errorf("read purchases to re-price: %w", err)
+		}
+		if len(out) == limit {
+			// Perhaps more of this merchant's: the next step reads on after the last.
+			cursorMerchant, cursor = m.id, out[len(out)-1].id
 			break
 		}
-		p.id, p.merchant = ledger.ID(id), ledger.ID(account)
-		y, mo, d := created.In(cards.Shanghai).Date()
-		p.date = events.Date{Year: y, Month: mo, Day: d}
-		out = append(out, p)
-		ids = append(ids, uuid.UUID(id))
+		// Every purchase of this merchant is read: the next step starts past it.
+		cursorMerchant, cursor = m.id, ledger.ID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	}
-	rows.Close()
-	if scanE != nil {
-		return nil, fmt.Errorf("read purchases to re-price: %w", scanE)
+	done = len(out) < limit && !more
+	if err := t.readPaid(ctx, out); err != nil {
+		return nil, "", ledger.ID{}, false, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read purchases to re-price: %w", err)
+	return out, cursorMerchant, cursor, done, nil
+}
+
+// sinceID is the lowest UUIDv7 an authorization created at since could have, a day early: its
+// id is stamped by the clock of the process that made it, which may lag the store's by seconds.
+func sinceID(since time.Time) ledger.ID {
+	var id ledger.ID
+	ms := uint64(since.Add(-24 * time.Hour).UnixMilli())
+	for i := 0; i < 6; i++ {
+		id[i] = byte(ms >> (40 - 8*i))
 	}
+	return id
+}
+
+// readPaid adds to each purchase what its refunds returned and its earlier adjustments charged.
+func (t *Tx) readPaid(ctx context.Context, out []repricedPurchase) error {
 	if len(out) == 0 {
-		return nil, nil
+		return nil
 	}
+	byID := make(map[ledger.ID]*repricedPurchase, len(out))
+	ids := make([]uuid.UUID, len(out))
 	for i := range out {
 		byID[out[i].id] = &out[i]
+		ids[i] = uuid.UUID(out[i].id)
 	}
-	// What refunds returned and earlier adjustments charged, summed by purchase.
-	rows, err = t.Query(ctx, `SELECT authorization_id, sum(amount), -sum(fee_mdr_returned), -sum(fee_network_returned)
+	// Cast to BIGINT on both sides of the union: the sums are NUMERIC, and CockroachDB does not
+	// match NUMERIC with INT in a UNION. A sum past BIGINT fails the cast, loudly.
+	rows, err := t.Query(ctx, `SELECT authorization_id, sum(amount)::BIGINT, (-sum(fee_mdr_returned))::BIGINT,
+				(-sum(fee_network_returned))::BIGINT
 			FROM purchase_refunds WHERE authorization_id = ANY($1) GROUP BY authorization_id
-		UNION ALL SELECT authorization_id, 0, sum(fee_mdr), sum(fee_network)
+		UNION ALL SELECT authorization_id, 0::BIGINT, sum(fee_mdr)::BIGINT, sum(fee_network)::BIGINT
 			FROM purchase_fee_adjustments WHERE authorization_id = ANY($1) GROUP BY authorization_id`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+		return fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -263,7 +327,7 @@ func (t *Tx) repricedPurchases(ctx context.Context, plan, merchant string, after
 			refunded, mdr, net int64
 		)
 		if err := rows.Scan(&id, &refunded, &mdr, &net); err != nil {
-			return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+			return fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
 		}
 		p := byID[ledger.ID(id)]
 		p.refunded += refunded
@@ -271,9 +335,9 @@ func (t *Tx) repricedPurchases(ctx context.Context, plan, merchant string, after
 		p.charged.Network += net
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
+		return fmt.Errorf("read refunds and adjustments of purchases to re-price: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // feeAdjustmentRow is one purchase's fee adjustment, as purchase_fee_adjustments keeps it.
