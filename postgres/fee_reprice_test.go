@@ -494,3 +494,35 @@ func TestFeeAdjustmentsSettleInTheNextCycle(t *testing.T) {
 		t.Fatalf("Wednesday at ABC-HZ: %+v", p)
 	}
 }
+
+// Another process uploads the version: this one's next capture finds it in the transaction that
+// prices it, refreshes, and prices by it, without waiting for the periodic refresh.
+func TestCaptureFindsAVersionAnotherProcessUploaded(t *testing.T) {
+	ctx := context.Background()
+	s := newFeeShop(t, 1)
+	res, err := s.do(s.req(postgres.OpAuthorize, "shop-1", newKey(t), ledger.ID{}, s.city.Cards[0], "400.00"))
+	if err != nil || !res.Authorization.Approved {
+		t.Fatalf("authorize: %+v %v", res, err)
+	}
+	other := twin(t, s.st)
+	tr, err := other.LoadTariffs(ctx, builtIn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.Upload(ctx, tariffs.Upload{Kind: tariffs.FeePlans, Body: plan(t, "0.0090"), From: date("2026-03-03"), Reprice: true, By: "Wang Li"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.tr.FeePlans().Versions("domestic-standard")); n != 1 {
+		t.Fatalf("this process knew of the version before pricing: %d versions", n)
+	}
+	c, err := s.do(s.req(postgres.OpCapture, "shop-1", newKey(t), res.Authorization.ID, "", "400.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Close.Fee.MerchantDiscount != 360 {
+		t.Fatalf("captured with %+v, want the new version's 3.60", c.Close.Fee)
+	}
+	if reps := s.reprice(t, 0); len(reps) != 1 || reps[0].Purchases != 1 || reps[0].Adjusted != 0 {
+		t.Fatalf("re-pricing %+v", reps)
+	}
+}
