@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
@@ -524,5 +526,37 @@ func TestCaptureFindsAVersionAnotherProcessUploaded(t *testing.T) {
 	}
 	if reps := s.reprice(t, 0); len(reps) != 1 || reps[0].Purchases != 1 || reps[0].Adjusted != 0 {
 		t.Fatalf("re-pricing %+v", reps)
+	}
+}
+
+// The same from Kafka: a purchase captured by its clearing record is re-priced, and a refund that
+// arrives after returns by the version that prices it now.
+func TestFeeRepricingOfClearingCaptures(t *testing.T) {
+	s := newFeeShop(t, 1)
+	res, err := s.do(s.req(postgres.OpAuthorize, "shop-1", newKey(t), ledger.ID{}, s.city.Cards[0], "400.00"))
+	if err != nil || !res.Authorization.Approved {
+		t.Fatalf("authorize: %+v %v", res, err)
+	}
+	id := res.Authorization.ID
+	capture := s.event(0, &events.PurchaseCleared{MerchantID: "shop-1", Amount: events.Money{Minor: 40000, Currency: "CNY"}, MCC: "5311",
+		AuthorizationID: uuid.UUID(id)})
+	if d := s.ingestDecision(capture); len(d.Processed) != 1 || d.Processed[0].Status != clearing.Applied {
+		t.Fatalf("clearing capture: %+v %+v", d.Processed, d.DeadLetters)
+	}
+	s.advance(24 * time.Hour)
+	if _, err := s.upload(t, plan(t, "0.0090"), "2026-03-03", true); err != nil {
+		t.Fatal(err)
+	}
+	if reps := s.reprice(t, 0); len(reps) != 1 || reps[0].Charged != 220 {
+		t.Fatalf("re-pricing %+v", reps) // 1.40 → 3.60
+	}
+	// 100.00 of 400.00 back: 0.90% of 400.00 less 0.90% of 300.00, 0.90.
+	refund := s.event(0, &events.PurchaseRefunded{MerchantID: "shop-1", OriginalEventID: capture.ID, Amount: events.Money{Minor: 10000, Currency: "CNY"}})
+	if d := s.ingestDecision(refund); len(d.Processed) != 1 || d.Processed[0].Status != clearing.Applied {
+		t.Fatalf("clearing refund: %+v %+v", d.Processed, d.DeadLetters)
+	}
+	paid, owed, rec := s.paid(t, "shop-1", id)
+	if rec.RefundList[0].FeeReturned.MerchantDiscount != 90 || paid != owed || owed.MerchantDiscount != 270 {
+		t.Fatalf("refund returned %+v; paid %+v, owed %+v", rec.RefundList[0].FeeReturned, paid, owed)
 	}
 }
