@@ -2,9 +2,10 @@
 -- purchases since its first day by adjustments, never by editing what they were charged.
 
 -- One job per such version, written in the transaction that adds the version: the queue the
--- re-pricing works through. The cursor is the last purchase it re-priced, by merchant and
--- authorization, written in the same transaction as that purchase's adjustment, so that a
--- re-pricing stopped anywhere goes on where it stopped: nothing repeated, nothing lost.
+-- re-pricing works through. The cursor is where it has read to, by merchant and authorization
+-- (the last purchase read, or all ff past a merchant read to its end), written in the same
+-- transaction as the adjustments of what it read, so that a re-pricing stopped anywhere goes on
+-- where it stopped: nothing repeated, nothing lost.
 CREATE TABLE fee_reprice_jobs (
     seq                  INT         PRIMARY KEY CHECK (seq >= 1), -- the fee plan version's seq
     plan_id              TEXT        NOT NULL,
