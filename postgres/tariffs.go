@@ -209,9 +209,10 @@ func cmpString(a, b string) int {
 // against every version before it, with who uploads it and when. A fare table that takes effect
 // before today (the admin asked to re-price) marks every card's travel days since, at the
 // operator's group, for re-pricing: the days are priced again by it and the differences posted
-// as adjustments, as late taps do. A fee plan that takes effect today or before (the admin asked to
-// re-price) queues the re-pricing of the purchases since (RepriceFees). The same files with the same first day again change nothing
-// and return the versions they added (replayed). A refused upload writes nothing; its error is a
+// as adjustments, as late taps do. A fee plan that takes effect today or before (the admin asked
+// to re-price) queues, in the same transaction, the re-pricing of the purchases since
+// (RepriceFees). The same files with the same first day again change nothing and return the
+// versions they added (replayed). A refused upload writes nothing; its error is a
 // *tariffs.Refusal.
 func (t *Tariffs) Upload(ctx context.Context, up tariffs.Upload) ([]tariffs.Version, bool, error) {
 	var (
