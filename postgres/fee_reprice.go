@@ -41,7 +41,7 @@ type FeeRepriceReport struct {
 
 // feePlansHeld holds the fee plans' row FOR SHARE for the rest of the transaction and returns the
 // fee plans to price by: cat, or, when a fee plan was uploaded that cat does not have, the loaded
-// tariffs refreshed. An upload holds the row FOR UPDATE, so while this transaction holds it no
+// tariffs reloaded through the transaction. An upload holds the row FOR UPDATE, so while this transaction holds it no
 // upload commits, and every upload that committed before is in what it returns: a purchase that
 // commits after an upload that re-prices its date is priced by the uploaded version, and one
 // that commits before is there for the re-pricing to read.
@@ -57,7 +57,9 @@ func (t *Tx) feePlansHeld(ctx context.Context, cat *fees.Catalog) (*fees.Catalog
 	if tr == nil {
 		return nil, fmt.Errorf("fee plans have %d versions uploaded, and this process has loaded none: %w", n, ErrStaleTariffs)
 	}
-	if err := tr.Refresh(ctx); err != nil {
+	// Read through this transaction: with the row held, what it reads is every upload, and it
+	// takes no second connection from the pool while it holds one.
+	if err := tr.reloadFrom(ctx, t); err != nil {
 		return nil, err
 	}
 	if c := tr.FeePlans(); c.Seq() >= n {

@@ -113,19 +113,27 @@ func tariffCounts(ctx context.Context, q querier) (map[tariffs.Kind]int, error) 
 
 // reload reads every uploaded version, with the counts, in one snapshot, and rebuilds the sets.
 func (t *Tariffs) reload(ctx context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	tx, err := t.store.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("read tariff versions: %w", err)
 	}
 	// A read-only transaction: the rollback only ends the snapshot.
 	defer func() { _ = tx.Rollback(ctx) }()
-	counts, err := tariffCounts(ctx, tx)
+	return t.reloadFrom(ctx, tx)
+}
+
+// reloadFrom rebuilds the sets from the versions and counts q reads, which must be one state of
+// them: a snapshot, or a transaction holding a kind's row FOR SHARE, which no upload (of any
+// kind: an upload holds every kind's row) passes. A transaction that finds itself stale reloads
+// through itself, taking no second connection from the pool while it holds one.
+func (t *Tariffs) reloadFrom(ctx context.Context, q querier) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	counts, err := tariffCounts(ctx, q)
 	if err != nil {
 		return err
 	}
-	versions, err := readTariffVersions(ctx, tx, "")
+	versions, err := readTariffVersions(ctx, q, "")
 	if err != nil {
 		return err
 	}
