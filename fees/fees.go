@@ -181,6 +181,48 @@ func (p *Plan) RefundReturn(mcc string, net, refund int64) (Fee, error) {
 	return f, nil
 }
 
+// Owed is the fee a merchant owes in the end under the plan on a purchase of category mcc,
+// captured for captured fen of which refunded fen were refunded: a proportional component on what
+// the merchant kept, a retained one on what it captured. It is where RefundReturn brings a
+// purchase charged by the plan, whatever its refunds: the fee on the capture less every return.
+func (p *Plan) Owed(mcc string, captured, refunded int64) (Fee, error) {
+	if err := checkAmount(captured); err != nil {
+		return Fee{}, err
+	}
+	if refunded < 0 || refunded > captured {
+		return Fee{}, fmt.Errorf("%d fen refunded of %d fen captured", refunded, captured)
+	}
+	all, err := p.Fee(mcc, captured)
+	if err != nil {
+		return Fee{}, err
+	}
+	kept, err := p.Fee(mcc, captured-refunded)
+	if err != nil {
+		return Fee{}, err
+	}
+	f := all
+	if p.RefundMDR == RefundProportional {
+		f.MerchantDiscount = kept.MerchantDiscount
+	}
+	if p.RefundNet == RefundProportional {
+		f.Network = kept.Network
+	}
+	return f, nil
+}
+
+// Adjustment is what a re-pricing by the plan charges a merchant on one purchase (negative: gives
+// back), component by component: the fee the plan says is owed (Owed) less charged, what the
+// merchant has paid on it so far (the fee on its capture, less the fees its refunds returned,
+// plus the adjustments before). Each component's rate was rounded half-even to the fen where it
+// was computed (Rate.of, RoundBank(2)): the difference of two amounts in fen is exact.
+func (p *Plan) Adjustment(mcc string, captured, refunded int64, charged Fee) (Fee, error) {
+	owed, err := p.Owed(mcc, captured, refunded)
+	if err != nil {
+		return Fee{}, err
+	}
+	return Fee{MerchantDiscount: owed.MerchantDiscount - charged.MerchantDiscount, Network: owed.Network - charged.Network}, nil
+}
+
 // ForeignCard is what a foreign card charges its holder for a payment in CNY.
 type ForeignCard struct {
 	Description string
@@ -224,6 +266,7 @@ func checkAmount(amount int64) error {
 // Catalog is every fee plan, by id, each with its versions, and the foreign-card comparison.
 type Catalog struct {
 	versions map[string][]*Plan // by From, then Seq
+	seq      int                // the highest Seq of its versions
 	Foreign  ForeignCard
 }
 
@@ -238,6 +281,7 @@ func NewCatalog(foreign ForeignCard, plans ...*Plan) (*Catalog, error) {
 			}
 		}
 		c.versions[p.ID] = append(c.versions[p.ID], p)
+		c.seq = max(c.seq, p.Seq)
 	}
 	for _, vs := range c.versions {
 		slices.SortStableFunc(vs, func(a, b *Plan) int {
@@ -260,6 +304,10 @@ func fromText(d events.Date) string {
 func compareDates(a, b events.Date) int {
 	return cmp.Or(cmp.Compare(a.Year, b.Year), cmp.Compare(a.Month, b.Month), cmp.Compare(a.Day, b.Day))
 }
+
+// Seq is the highest Seq of the catalog's versions: the number of fee plans uploaded when it was
+// built, uploads being numbered from 1 without gaps.
+func (c *Catalog) Seq() int { return c.seq }
 
 // Plan returns the newest version of the plan named id: the one in force from the latest date.
 func (c *Catalog) Plan(id string) (*Plan, bool) {

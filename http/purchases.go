@@ -662,6 +662,31 @@ type authorizationView struct {
 	Increments    []purchaseIncrementView `json:"increments,omitempty"`
 	Close         *purchaseCloseView      `json:"close,omitempty"`
 	Refunds       []purchaseRefundView    `json:"refunds,omitempty"`
+	// FeeAdjustments are the re-pricings of the purchase's fee by fee plan versions uploaded to
+	// take effect on its date or before; FeePaid what the merchant has paid on it in the end.
+	FeeAdjustments []feeAdjustmentView `json:"fee_adjustments,omitempty"`
+	FeePaid        *merchantFeeView    `json:"fee_paid,omitempty"`
+}
+
+// feeAdjustmentView is a fee adjustment of a purchase: signed differences, positive when the
+// merchant paid more.
+type feeAdjustmentView struct {
+	Version          int    `json:"version"`
+	PricedBy         int    `json:"priced_by"`
+	MerchantDiscount string `json:"merchant_discount"`
+	Network          string `json:"network"`
+	Total            string `json:"total"`
+	TransferID       string `json:"transfer_id,omitempty"`
+	CreatedAt        string `json:"created_at"`
+}
+
+func viewFeeAdjustment(a *postgres.FeeAdjustment) feeAdjustmentView {
+	v := feeAdjustmentView{Version: a.Job, PricedBy: a.PlanSeq, MerchantDiscount: fenText(a.Fee.MerchantDiscount),
+		Network: fenText(a.Fee.Network), Total: fenText(a.Fee.Total()), CreatedAt: purchaseTime(a.CreatedAt)}
+	if !a.TransferID.IsZero() {
+		v.TransferID = a.TransferID.String()
+	}
+	return v
 }
 
 func purchaseTime(t time.Time) string {
@@ -714,6 +739,21 @@ func authorizationNowView(rec *postgres.AuthorizationRecord, now time.Time) auth
 	v.Refunded = purchases.FormatAmount(rec.Refunded)
 	for i := range rec.RefundList {
 		v.Refunds = append(v.Refunds, viewPurchaseRefund(&rec.RefundList[i]))
+	}
+	if rec.Close != nil && rec.Close.Kind == purchases.Captured {
+		paid := rec.Close.Fee
+		for _, r := range rec.RefundList {
+			paid.MerchantDiscount -= r.FeeReturned.MerchantDiscount
+			paid.Network -= r.FeeReturned.Network
+		}
+		for i := range rec.FeeAdjustments {
+			a := &rec.FeeAdjustments[i]
+			v.FeeAdjustments = append(v.FeeAdjustments, viewFeeAdjustment(a))
+			paid.MerchantDiscount += a.Fee.MerchantDiscount
+			paid.Network += a.Fee.Network
+		}
+		fp := viewMerchantFee(paid)
+		v.FeePaid = &fp
 	}
 	return v
 }

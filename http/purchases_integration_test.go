@@ -4,16 +4,19 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/tariffs"
 )
 
 // purchaseWorld is the purchase API on the real store, with the real engine committing.
@@ -209,5 +212,83 @@ func TestPurchasesAgainstPostgres(t *testing.T) {
 		if strings.Contains(w.log.String(), leak) {
 			t.Errorf("the log contains a card number or an api key")
 		}
+	}
+}
+
+// A fee plan version uploaded over HTTP to take effect on a purchase's date re-prices it once the
+// admin asks to (reprice=true): refused without, naming the field; accepted with, and the
+// merchant then reads the adjustment and what it paid in the end on the authorization.
+func TestFeePlanRepricedOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	w := newPurchaseWorld(t)
+	files, err := tariffs.BuiltIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := w.store.LoadTariffs(ctx, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &env{log: &syncBuffer{}}
+	admin.srv = NewServer(Config{Store: w.store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
+		Log: slog.New(slog.NewJSONHandler(admin.log, nil)), Features: []Feature{NewTariffs(tr)}})
+	admin.h = admin.srv.Handler()
+	if r := w.do(t, request{method: "POST", path: "/v1/cards", key: keyAt(t, time.Now()), body: registration(withPhysical)}); r.Code != http.StatusCreated {
+		t.Fatalf("register card: %d %s", r.Code, r.Body.String())
+	}
+	card := cardToken(t)
+	w.fund(t, card, 100000)
+	shop := w.merchant(t, `{"id":"shop-1","name":"Department Store","mcc":"5311","city":"jiaxing","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`)
+	r := w.do(t, request{method: "POST", path: "/v1/authorizations", key: keyAt(t, time.Now()), auth: "Bearer " + shop,
+		body: `{"card_token":"` + card + `","amount":"300.00","currency":"CNY"}`})
+	var a authorizationView
+	decodeJSON(t, r, &a)
+	if r := w.do(t, request{method: "POST", path: "/v1/authorizations/" + a.ID + "/capture", key: keyAt(t, time.Now()), auth: "Bearer " + shop,
+		body: `{}`}); r.Code != http.StatusCreated {
+		t.Fatalf("capture: %d %s", r.Code, r.Body.String())
+	}
+	created, err := time.Parse(time.RFC3339Nano, a.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := created.In(cards.Shanghai).Format(time.DateOnly) // the purchase's date: today, or yesterday past midnight
+	body := strings.Replace(string(files.FeePlans["domestic-standard.json"]), `"rate": "0.0035"`, `"rate": "0.0050"`, 1)
+	up := func(query string) *httptest.ResponseRecorder {
+		return admin.do(t, tariffUpload("fee-plans", "?effective_from="+day+"&uploaded_by=Wang%20Li"+query, body))
+	}
+	if r := up(""); r.Code != http.StatusBadRequest || !strings.Contains(errorOf(t, r).Message, "ask to re-price (reprice=true)") {
+		t.Fatalf("without reprice: %d %s", r.Code, r.Body.String())
+	}
+	r = up("&reprice=true")
+	var l tariffListView
+	decodeJSON(t, r, &l)
+	if r.Code != http.StatusCreated || len(l.Versions) != 1 || !l.Versions[0].Repriced || l.Versions[0].EffectiveFrom != day {
+		t.Fatalf("with reprice: %d %s", r.Code, r.Body.String())
+	}
+	for {
+		rep, err := w.store.RepriceFees(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Job == 0 {
+			break
+		}
+	}
+	r = w.do(t, request{method: "GET", path: "/v1/authorizations/" + a.ID, auth: "Bearer " + shop})
+	var got authorizationView
+	decodeJSON(t, r, &got)
+	// 300.00 at 0.35% paid 1.05; at 0.50%, 1.50: 0.45 more. The network fee is unchanged.
+	if len(got.FeeAdjustments) != 1 || got.FeeAdjustments[0].MerchantDiscount != "0.45" || got.FeeAdjustments[0].Network != "0.00" ||
+		got.FeeAdjustments[0].Total != "0.45" || got.FeeAdjustments[0].Version != l.Versions[0].Seq || got.FeeAdjustments[0].TransferID == "" ||
+		got.FeePaid == nil || *got.FeePaid != (merchantFeeView{MerchantDiscount: "1.50", Network: "0.20", Total: "1.70"}) ||
+		got.Close.Fee.Total != "1.25" {
+		t.Fatalf("the authorization after re-pricing: %s", r.Body.String())
+	}
+	// The admin reads how far the re-pricing went: here, to its end.
+	r = admin.do(t, request{method: "GET", path: "/v1/tariffs/fee-plans?id=domestic-standard"})
+	decodeJSON(t, r, &l)
+	last := l.Versions[len(l.Versions)-1]
+	if rp := last.Repricing; rp == nil || rp.Purchases != 1 || rp.Adjusted != 1 || rp.Charged != "0.45" || rp.FinishedAt == "" {
+		t.Fatalf("the version's re-pricing: %s", r.Body.String())
 	}
 }

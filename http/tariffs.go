@@ -70,6 +70,15 @@ type tariffVersionView struct {
 	UploadedBy    string `json:"uploaded_by,omitempty"`
 	UploadedAt    string `json:"uploaded_at,omitempty"`
 	Repriced      bool   `json:"repriced"`
+	// Repricing is how far a fee plan version's re-pricing of the purchases since has gone.
+	Repricing *repricingView `json:"repricing,omitempty"`
+}
+
+type repricingView struct {
+	Purchases  int64  `json:"purchases"`
+	Adjusted   int64  `json:"adjusted"`
+	Charged    string `json:"charged"`
+	FinishedAt string `json:"finished_at,omitempty"`
 }
 
 type tariffListView struct {
@@ -85,6 +94,12 @@ func viewTariff(v tariffs.Version) tariffVersionView {
 	}
 	if !v.UploadedAt.IsZero() {
 		out.UploadedAt = v.UploadedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if r := v.Repricing; r != nil {
+		out.Repricing = &repricingView{Purchases: r.Purchases, Adjusted: r.Adjusted, Charged: fenText(r.Charged)}
+		if !r.FinishedAt.IsZero() {
+			out.Repricing.FinishedAt = r.FinishedAt.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -140,6 +141,9 @@ func tariffStatusCases() []statusCase {
 	fares := func(t testing.TB) string {
 		return shippedFile(t, tariffs.Fares, "SHMETRO.json", `"base_fare": "3.00"`, `"base_fare": "4.00"`)
 	}
+	plan := func(t testing.TB) string {
+		return shippedFile(t, tariffs.FeePlans, "domestic-standard.json", `"rate": "0.0035"`, `"rate": "0.0050"`)
+	}
 	up := func(query string) func(t *testing.T, e *env) *httptest.ResponseRecorder {
 		return func(t *testing.T, e *env) *httptest.ResponseRecorder {
 			return e.do(t, tariffUpload("fares", query, fares(t)))
@@ -164,6 +168,31 @@ func tariffStatusCases() []statusCase {
 			}},
 		statusCase{name: "list the medical catalogues", route: "GET /v1/tariffs/{kind}", status: 200, run: send(request{method: "GET",
 			path: "/v1/tariffs/medical-catalogues?id=shanghai"})},
+		statusCase{name: "upload a fee plan re-priced from the past", route: "POST /v1/tariffs/{kind}", status: 201,
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				w := e.do(t, tariffUpload("fee-plans", "?effective_from=2026-02-20&reprice=true&uploaded_by=Wang%20Li", plan(t)))
+				var l tariffListView
+				if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil || len(l.Versions) != 1 || !l.Versions[0].Repriced {
+					t.Fatalf("a re-priced fee plan: %s %v", w.Body.String(), err)
+				}
+				return w
+			}},
+		statusCase{name: "upload a fee plan in the past without reprice", route: "POST /v1/tariffs/{kind}", status: 400, code: EINVALID,
+			message: "effective_from: 2026-02-20 is not after today (2026-03-01): today's and earlier purchases are priced already; ask to re-price (reprice=true)",
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				return e.do(t, tariffUpload("fee-plans", "?effective_from=2026-02-20&uploaded_by=Wang%20Li", plan(t)))
+			}},
+		statusCase{name: "upload a fee plan re-priced from too long ago", route: "POST /v1/tariffs/{kind}", status: 400, code: EINVALID,
+			message: "effective_from: 2026-01-28 is more than 31 days before today",
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				return e.do(t, tariffUpload("fee-plans", "?effective_from=2026-01-28&reprice=true&uploaded_by=Wang%20Li", plan(t)))
+			}},
+		statusCase{name: "upload a medical policy re-priced", route: "POST /v1/tariffs/{kind}", status: 400, code: EINVALID,
+			message: "a medical policy takes effect from tomorrow at the earliest, with or without reprice",
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				return e.do(t, tariffUpload("medical-policies", "?effective_from="+day+"&reprice=true&uploaded_by=Wang%20Li",
+					shippedFile(t, tariffs.MedicalPolicies, "shanghai-2026.json", `"name": "`, `"name": "Re-split `)))
+			}},
 		statusCase{name: "upload again", route: "POST /v1/tariffs/{kind}", status: 200, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 			up(q)(t, e)
 			return up(q)(t, e)

@@ -49,3 +49,7 @@ func QueuedTransfers(tr *Transfers) int { return int(tr.queued.Load()) }
 
 // MaxQueuedTransfers is the bound of tr's queue, in transfers.
 const MaxQueuedTransfers = maxQueuedTransfers
+
+// SetBeforeCommit makes p call f in each attempt's transaction once its batch is decided and
+// written, before it commits.
+func SetBeforeCommit(p *Purchases, f func(reqs []PurchaseRequest)) { p.beforeCommit = f }

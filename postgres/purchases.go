@@ -244,6 +244,9 @@ type AuthorizationRecord struct {
 	purchases.Authorization
 	IncrementList []purchases.Increment
 	RefundList    []purchases.Refund
+	// FeeAdjustments are the re-pricings of its fee by fee plan versions uploaded later,
+	// oldest first (read by Authorization and Authorizations, not by the committer).
+	FeeAdjustments []FeeAdjustment
 }
 
 // Authorization returns a merchant's authorization, or ErrNotFound (also when it is another
@@ -256,6 +259,9 @@ func (p *Purchases) Authorization(ctx context.Context, merchantID string, id led
 	rec, ok := recs[id]
 	if !ok || rec.MerchantID != merchantID {
 		return AuthorizationRecord{}, fmt.Errorf("authorization %s: %w", id, ErrNotFound)
+	}
+	if err := readFeeAdjustments(ctx, p.store.pool, recs); err != nil {
+		return AuthorizationRecord{}, err
 	}
 	return *rec, nil
 }
@@ -289,6 +295,9 @@ func (p *Purchases) Authorizations(ctx context.Context, merchantID string, befor
 	}
 	recs, err := loadAuthorizations(ctx, p.store.pool, ids)
 	if err != nil {
+		return nil, err
+	}
+	if err := readFeeAdjustments(ctx, p.store.pool, recs); err != nil {
 		return nil, err
 	}
 	out := make([]AuthorizationRecord, 0, len(ids))

@@ -104,6 +104,9 @@ type Purchases struct {
 	// OnCommit, if set, is called by the committer after each transaction with the number of
 	// requests it carried and how long it took, retries included. Set it before Run.
 	OnCommit func(requests int, took time.Duration)
+	// beforeCommit, if set (by tests), is called in each attempt's transaction once the batch
+	// is decided and written, before it commits.
+	beforeCommit func(reqs []PurchaseRequest)
 }
 
 type purchaseCall struct {
@@ -242,7 +245,13 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall) ([]purcha
 	var ex *execution
 	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		ex = &execution{p: p, tx: tx, reqs: reqs, now: p.store.Now().UTC().Truncate(time.Microsecond), fees: p.FeeCatalog()}
-		return ex.run(ctx)
+		if err := ex.run(ctx); err != nil {
+			return err
+		}
+		if p.beforeCommit != nil {
+			p.beforeCommit(reqs)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +304,18 @@ type plannedRequest struct {
 func (ex *execution) run(ctx context.Context) error {
 	n := len(ex.reqs)
 	ex.answers, ex.replays, ex.dups = make([]purchaseAnswer, n), make([]*replay, n), map[int]int{}
+	for _, r := range ex.reqs {
+		if r.Op == OpCapture || r.Op == OpRefund {
+			// Priced by the fee plans of every upload committed before, and none commits
+			// before this transaction does.
+			cat, err := ex.tx.feePlansHeld(ctx, ex.fees)
+			if err != nil {
+				return err
+			}
+			ex.fees = cat
+			break
+		}
+	}
 	ex.planned = map[int]*plannedRequest{}
 	prior, err := ex.load(ctx)
 	if err != nil {

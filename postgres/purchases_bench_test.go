@@ -1,8 +1,10 @@
 package postgres_test
 
 import (
+	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,3 +90,59 @@ func BenchmarkAuthorize(b *testing.B) {
 type errDeclined purchases.Reason
 
 func (e errDeclined) Error() string { return "declined: " + string(e) }
+
+// BenchmarkCapture captures b.N authorizations made beforehand, 64 clients at a time (closed
+// loop), on a store pricing by loaded tariffs: each commit holds the fee plans' row FOR SHARE, so
+// that it prices by every version uploaded before it. It reports the rate and the commits'
+// durations.
+func BenchmarkCapture(b *testing.B) {
+	const clients = 64
+	s := newShop(b, benchCards, benchFunds)
+	if _, err := s.st.LoadTariffs(context.Background(), builtIn(b)); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]ledger.ID, b.N)
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	authorize := func() {
+		for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
+			res, err := s.do(s.req(postgres.OpAuthorize, "shop-1", newKey(b), ledger.ID{}, s.city.Cards[i%benchCards], "100.00"))
+			if err != nil || !res.Authorization.Approved {
+				b.Errorf("authorize %d: %v", i, err)
+				return
+			}
+			ids[i] = res.Authorization.ID
+		}
+	}
+	for range clients {
+		wg.Go(authorize)
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	commits0 := s.commits.Load()
+	next.Store(0)
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
+				if _, err := s.do(s.req(postgres.OpCapture, "shop-1", newKey(b), ids[i], "", "100.00")); err != nil {
+					b.Errorf("capture %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(b.N)/float64(max(1, s.commits.Load()-commits0)), "req/commit")
+	s.commitMu.Lock()
+	commits := slices.Clone(s.commitTimes[len(s.commitTimes)-int(s.commits.Load()-commits0):])
+	s.commitMu.Unlock()
+	slices.Sort(commits)
+	b.ReportMetric(float64(commits[len(commits)/2].Microseconds())/1000, "commit_p50_ms")
+}

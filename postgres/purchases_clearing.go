@@ -88,6 +88,11 @@ func (t *Tx) loadClearingPurchases(ctx context.Context, msgs []clearing.Message)
 	if len(authIDs) == 0 {
 		return cp, nil
 	}
+	// Priced by the fee plans of every upload committed before, and none commits before this
+	// transaction does.
+	if cp.fees, err = t.feePlansHeld(ctx, cp.fees); err != nil {
+		return nil, err
+	}
 	if cp.auths, err = loadAuthorizations(ctx, t, authIDs); err != nil {
 		return nil, err
 	}

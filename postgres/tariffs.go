@@ -116,19 +116,27 @@ func tariffCounts(ctx context.Context, q querier) (map[tariffs.Kind]int, error) 
 
 // reload reads every uploaded version, with the counts, in one snapshot, and rebuilds the sets.
 func (t *Tariffs) reload(ctx context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	tx, err := t.store.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("read tariff versions: %w", err)
 	}
 	// A read-only transaction: the rollback only ends the snapshot.
 	defer func() { _ = tx.Rollback(ctx) }()
-	counts, err := tariffCounts(ctx, tx)
+	return t.reloadFrom(ctx, tx)
+}
+
+// reloadFrom rebuilds the sets from the versions and counts q reads, which must be one state of
+// them: a snapshot, or a transaction holding a kind's row FOR SHARE, which no upload (of any
+// kind: an upload holds every kind's row) passes. A transaction that finds itself stale reloads
+// through itself, taking no second connection from the pool while it holds one.
+func (t *Tariffs) reloadFrom(ctx context.Context, q querier) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	counts, err := tariffCounts(ctx, q)
 	if err != nil {
 		return err
 	}
-	versions, err := readTariffVersions(ctx, tx, "")
+	versions, err := readTariffVersions(ctx, q, "")
 	if err != nil {
 		return err
 	}
@@ -183,8 +191,15 @@ func (t *Tariffs) Versions(ctx context.Context, kind tariffs.Kind, id string) ([
 	if err != nil {
 		return nil, err
 	}
+	var jobs map[int]*tariffs.Repricing
+	if kind == tariffs.FeePlans {
+		if jobs, err = readFeeRepricings(ctx, t.store.pool); err != nil {
+			return nil, err
+		}
+	}
 	for _, v := range uploaded {
 		if id == "" || v.ID == id {
+			v.Repricing = jobs[v.Seq]
 			out = append(out, v)
 		}
 	}
@@ -205,8 +220,10 @@ func cmpString(a, b string) int {
 // against every version before it, with who uploads it and when. A fare table that takes effect
 // before today (the admin asked to re-price) marks every card's travel days since, at the
 // operator's group, for re-pricing: the days are priced again by it and the differences posted
-// as adjustments, as late taps do. The same files with the same first day again change nothing
-// and return the versions they added (replayed). A refused upload writes nothing; its error is a
+// as adjustments, as late taps do. A fee plan that takes effect today or before (the admin asked
+// to re-price) queues, in the same transaction, the re-pricing of the purchases since
+// (RepriceFees). The same files with the same first day again change nothing and return the
+// versions they added (replayed). A refused upload writes nothing; its error is a
 // *tariffs.Refusal.
 func (t *Tariffs) Upload(ctx context.Context, up tariffs.Upload) ([]tariffs.Version, bool, error) {
 	var (
@@ -258,6 +275,11 @@ func (t *Tariffs) Upload(ctx context.Context, up tariffs.Upload) ([]tariffs.Vers
 				string(v.Kind), v.Seq, v.ID, time.Date(v.From.Year, v.From.Month, v.From.Day, 0, 0, 0, 0, time.UTC), v.Body, v.SHA256[:],
 				v.UploadedBy, v.UploadedAt, v.Repriced); err != nil {
 				return fmt.Errorf("insert tariff version: %w", err)
+			}
+			if v.Kind == tariffs.FeePlans && v.Repriced {
+				if err := tx.insertFeeRepriceJob(ctx, v.Seq, v.ID, v.From, now); err != nil {
+					return err
+				}
 			}
 			if v.Kind == tariffs.Fares && v.Repriced {
 				op, _ := set.Fares.Operator(v.ID) // the set was built with it

@@ -21,7 +21,7 @@ import (
 
 // builtIn returns the files built into the binary, with an edit made to one of a kind's files
 // returned as an upload's body.
-func builtIn(t *testing.T) tariffs.Files {
+func builtIn(t testing.TB) tariffs.Files {
 	t.Helper()
 	f, err := tariffs.BuiltIn()
 	if err != nil {

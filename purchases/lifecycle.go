@@ -332,6 +332,23 @@ func (a *Authorization) ApplyRefund(r Refund) {
 	a.Refunded, a.Refunds = r.RefundedTotal, r.Seq
 }
 
+// PlanFeeAdjustment is the transfer that moves a fee adjustment of purchase id (the difference
+// fees.Plan.Adjustment gives, signed) between the merchant's clearing account and fee income:
+// from the merchant when it owes more, back to it when it owes less; nil when the components
+// cancel out. It is a transfer of its own: the capture's fee and the refunds' stay as they were.
+func PlanFeeAdjustment(transferID, id, merchant ledger.ID, adj fees.Fee) *ledger.Transfer {
+	total := adj.Total()
+	if total == 0 {
+		return nil
+	}
+	t := &ledger.Transfer{ID: transferID, DebitAccountID: merchant, CreditAccountID: clearing.FeeIncomeAccount, Amount: total,
+		UserData: id, Code: clearing.CodeMerchantFeeAdjustment}
+	if total < 0 {
+		t.DebitAccountID, t.CreditAccountID, t.Amount = clearing.FeeIncomeAccount, merchant, -total
+	}
+	return t
+}
+
 // linked flags every transfer but the last as linked to the next: the group applies whole or not.
 func linked(ts []ledger.Transfer) []ledger.Transfer {
 	for i := range ts {

@@ -371,3 +371,28 @@ func TestDocumentedRules(t *testing.T) {
 		t.Errorf("the categories changed: update docs/purchases.md and this test (%v, %v)", incrementalMCCs, refusedMCCs)
 	}
 }
+
+// A fee adjustment moves its sum from the merchant when it owes more, back when it owes less,
+// and nothing when its components cancel out.
+func TestPlanFeeAdjustment(t *testing.T) {
+	transfer, id, merchant := ledger.ID{1}, ledger.ID{2}, ledger.ID{3}
+	for _, tc := range []struct {
+		name        string
+		adj         fees.Fee
+		debit, cred ledger.ID
+		amount      int64
+	}{
+		{"owes more", fees.Fee{MerchantDiscount: 15, Network: 2}, merchant, clearing.FeeIncomeAccount, 17},
+		{"owes less", fees.Fee{MerchantDiscount: -30}, clearing.FeeIncomeAccount, merchant, 30},
+		{"mixed, more", fees.Fee{MerchantDiscount: -3, Network: 5}, merchant, clearing.FeeIncomeAccount, 2},
+	} {
+		got := PlanFeeAdjustment(transfer, id, merchant, tc.adj)
+		if got == nil || got.ID != transfer || got.DebitAccountID != tc.debit || got.CreditAccountID != tc.cred || got.Amount != tc.amount ||
+			got.UserData != id || got.Code != clearing.CodeMerchantFeeAdjustment || got.Flags != 0 {
+			t.Errorf("%s: %+v", tc.name, got)
+		}
+	}
+	if got := PlanFeeAdjustment(transfer, id, merchant, fees.Fee{MerchantDiscount: 4, Network: -4}); got != nil {
+		t.Errorf("components that cancel out moved %+v", got)
+	}
+}

@@ -106,7 +106,7 @@ type Breakdown struct {
 	Transit   int64 // fares and their adjustments
 	Purchases int64 // purchases, captures, refunds
 	Medical   int64 // medical parts, cancellations, reversals
-	Fees      int64 // merchant discount and network fees (negative: they reduce earnings)
+	Fees      int64 // merchant discount and network fees and their adjustments (negative: they reduce earnings)
 }
 
 // Total is the breakdown's sum.
@@ -117,7 +117,7 @@ func (b *Breakdown) add(code ledger.Code, amount int64) error {
 	switch code {
 	case clearing.CodeTransitFare, clearing.CodeTransitAdjustment:
 		p = &b.Transit
-	case clearing.CodeMerchantFee:
+	case clearing.CodeMerchantFee, clearing.CodeMerchantFeeAdjustment:
 		p = &b.Fees
 	case clearing.CodeMedicalFundPart, clearing.CodeMedicalPersonalPart, clearing.CodeMedicalCashPart,
 		clearing.CodeMedicalCancel, clearing.CodeMedicalReversal:

@@ -65,6 +65,13 @@ const (
 	// re-price: taps older than transit.MaxTapAge are refused, and the days before belong to
 	// settlement cycles reconciled with the banks.
 	MaxRepriceAge = transit.MaxTapAge
+	// MaxFeeRepriceAge bounds how far back a fee plan may take effect when the admin asks to
+	// re-price. An acquiring bank bills a merchant its fees by the month, and the merchant checks
+	// the bill against its own sales: correcting the month just billed is an adjustment on the
+	// next bill, as banks do, while reaching further re-opens bills that are reconciled and
+	// closed. The adjustments themselves are new transfers, settled in the next open cycle, so
+	// closed settlement cycles and their files never change whatever the bound.
+	MaxFeeRepriceAge = 31 * 24 * time.Hour
 	// maxVersions bounds the versions of one kind the engine keeps in memory and rebuilds on each
 	// upload: a hundred operators changing fares monthly for years.
 	maxVersions = 100_000
@@ -108,6 +115,18 @@ type Version struct {
 	UploadedBy string
 	UploadedAt time.Time
 	Repriced   bool
+	// Repricing is how far the re-pricing of a fee plan version in the past has gone; nil for
+	// any other version.
+	Repricing *Repricing
+}
+
+// Repricing is the progress of a fee plan version's re-pricing of the purchases since its first
+// day.
+type Repricing struct {
+	Purchases  int64     // captured purchases looked at
+	Adjusted   int64     // of them, adjusted
+	Charged    int64     // fen the adjustments charged merchants, net; negative: given back
+	FinishedAt time.Time // zero while it goes on
 }
 
 // Files are the files the engine starts with, by file name, and where they come from.
@@ -348,7 +367,8 @@ type Upload struct {
 	Body []byte
 	From events.Date // the first day it prices
 	// Reprice asks that a fare table effective before today re-price the travel days since, as
-	// late taps do: by adjustments.
+	// late taps do, or that a fee plan effective today or before re-price the purchases since:
+	// by adjustments, never edits. A medical policy is never re-priced.
 	Reprice bool
 	By      string
 }
@@ -380,9 +400,9 @@ func (up *Upload) Files() ([][]byte, error) {
 // Accept decides an upload at today (in Shanghai), given the versions uploaded before it (of
 // every kind), numbering its files from seq: it parses each file as the engine parses its files at
 // start, checks the date (a fare table from today on, or, when the admin asks to re-price, from
-// at most MaxRepriceAge before; a fee plan or a medical policy from tomorrow on, what today's
-// purchases and bills paid being theirs; at most MaxAhead after; a medical policy's within its
-// year), and builds the sets with them, so that a version that contradicts the others (a city's
+// at most MaxRepriceAge before; a fee plan from tomorrow on, or when the admin asks to re-price
+// from at most MaxFeeRepriceAge before; a medical policy from tomorrow on, what today's and
+// earlier bills paid being theirs; at most MaxAhead after; a medical policy's within its year), and builds the sets with them, so that a version that contradicts the others (a city's
 // shared cap, an operator's city) is refused too. Its error is a *Refusal (ErrInvalid) that names
 // the field, after the file's index in an array of several.
 func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, at time.Time) ([]Version, *Set, error) {
@@ -454,21 +474,36 @@ func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, a
 		versions = append(versions, v)
 	}
 	from, now := dayOf(up.From), dayOf(today)
+	days := func(d time.Duration) transit.Day { return transit.Day(d / (24 * time.Hour)) }
 	switch {
-	case from > now+transit.Day(MaxAhead/(24*time.Hour)):
-		return invalid("effective_from: %s is more than %d days ahead", up.From, int(MaxAhead/(24*time.Hour)))
-	case from <= now && up.Kind != Fares:
-		return invalid("effective_from: %s is not after today (%s): a %s version takes effect from tomorrow at the "+
-			"earliest, since today's are priced already and keep their price", up.From, today, kindName(up.Kind))
-	case from < now && !up.Reprice:
+	case from > now+days(MaxAhead):
+		return invalid("effective_from: %s is more than %d days ahead", up.From, int(days(MaxAhead)))
+	case from <= now && up.Kind == MedicalPolicies:
+		return invalid("effective_from: %s is not after today (%s): a medical policy takes effect from tomorrow at the "+
+			"earliest, with or without reprice: the bills of today and before are split already between the city's "+
+			"pooled fund, the personal medical account and cash, and settled with the fund as split; the engine does not "+
+			"split them again", up.From, today)
+	case from <= now && up.Kind == MedicalCatalogues:
+		return invalid("effective_from: %s is not after today (%s): a medical catalogue takes effect from tomorrow at the "+
+			"earliest, with or without reprice: the bills of today and before are classified and split already, and "+
+			"settled with the fund as split; the engine does not split them again", up.From, today)
+	case from <= now && up.Kind == FeePlans && !up.Reprice:
+		return invalid("effective_from: %s is not after today (%s): today's and earlier purchases are priced already; "+
+			"ask to re-price (reprice=true) to charge the purchases since by this version, by fee adjustments", up.From, today)
+	case from <= now && up.Kind == FeePlans && from < now-days(MaxFeeRepriceAge):
+		return invalid("effective_from: %s is more than %d days before today: merchants' fees are billed by the month, and "+
+			"a re-pricing corrects at most the last bill", up.From, int(days(MaxFeeRepriceAge)))
+	case from < now && up.Kind == Fares && !up.Reprice:
 		return invalid("effective_from: %s is before today (%s): ask to re-price (reprice=true) to price the travel days "+
 			"since by this table, by adjustments", up.From, today)
-	case from < now-transit.Day(MaxRepriceAge/(24*time.Hour)):
+	case from < now && up.Kind == Fares && from < now-days(MaxRepriceAge):
 		return invalid("effective_from: %s is more than %d days before today: taps older are refused, and their days are "+
-			"settled with the banks", up.From, int(MaxRepriceAge/(24*time.Hour)))
+			"settled with the banks", up.From, int(days(MaxRepriceAge)))
 	}
 	for i := range versions {
-		versions[i].Repriced = from < now
+		// A fare table re-prices the days before today (today's are priced when they close); a
+		// fee plan, the purchases of its first day on, today's included, priced at their capture.
+		versions[i].Repriced = from < now || up.Kind == FeePlans && from <= now
 	}
 	set, err := b.build(before, parsed)
 	if err != nil {

@@ -180,7 +180,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	background.Go(func() { relay.Run(ctx) })
 	background.Go(func() { sweepExpiredHolds(ctx, st, log, sm.holdsExpired) })
 	background.Go(func() { syncClock(ctx, st, log) })
-	background.Go(func() { refreshTariffs(ctx, tariffs, log) })
+	background.Go(func() { refreshTariffs(ctx, st, tariffs, log) })
 	set, err := sf.settlement(st)
 	if err != nil {
 		return err

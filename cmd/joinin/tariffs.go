@@ -16,8 +16,9 @@ import (
 )
 
 // tariffRefreshInterval is how often serve looks for versions of tariffs another process
-// uploaded: fee plans and medical policies take effect from tomorrow at the earliest, so half a
-// minute is in time; transit clearing checks in each transaction that prices (ErrStaleTariffs).
+// uploaded, and works the fee re-pricings uploads queued: what prices by fee plans or fare tables
+// checks in each transaction that it prices by every version uploaded (and refreshes, or stops
+// with ErrStaleTariffs), so the interval only bounds how soon a re-pricing starts: half a minute.
 const tariffRefreshInterval = 30 * time.Second
 
 // tariffFlags name the directories of fare tables, fee plans, medical policies and catalogues the engine
@@ -110,18 +111,46 @@ func (f *tariffFlags) load(ctx context.Context, st *postgres.Store, log *slog.Lo
 	return tr, nil
 }
 
-// refreshTariffs picks up the versions other processes upload until ctx is done.
-func refreshTariffs(ctx context.Context, tr *postgres.Tariffs, log *slog.Logger) {
+// maxFeeRepriceSteps bounds the steps of fee re-pricing one refresh works (each at most 512
+// purchases): a hundred thousand purchases, a minute or so; the rest waits for the next refresh,
+// so that a re-pricing never keeps serve from stopping for long.
+const maxFeeRepriceSteps = 200
+
+// refreshTariffs picks up the versions other processes upload and works the fee re-pricings
+// uploads queued (this process's or another's, or one a stop interrupted), at start and every
+// tariffRefreshInterval, until ctx is done.
+func refreshTariffs(ctx context.Context, st *postgres.Store, tr *postgres.Tariffs, log *slog.Logger) {
 	t := time.NewTicker(tariffRefreshInterval)
 	defer t.Stop()
 	for {
+		if err := tr.Refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("refresh tariffs", "err", err)
+		}
+		repriceFees(ctx, st, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := tr.Refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Warn("refresh tariffs", "err", err)
+	}
+}
+
+// repriceFees works the open fee re-pricings, at most maxFeeRepriceSteps steps.
+func repriceFees(ctx context.Context, st *postgres.Store, log *slog.Logger) {
+	for range maxFeeRepriceSteps {
+		rep, err := st.RepriceFees(ctx, 0)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("fee re-pricing", "err", err)
+			}
+			return
+		}
+		if rep.Job == 0 {
+			return
+		}
+		if rep.Adjusted > 0 || rep.Finished {
+			log.Info("fee re-pricing", "version", rep.Job, "plan", rep.Plan, "purchases", rep.Purchases, "adjusted", rep.Adjusted,
+				"charged_fen", rep.Charged, "finished", rep.Finished)
 		}
 	}
 }
