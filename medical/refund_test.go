@@ -1,0 +1,251 @@
+package medical
+
+import (
+	"errors"
+	"maps"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+// A partial refund gives back each part in proportion, half-even to the fen, the remainder in
+// cash, and takes its share off the accumulators; the last refund gives back exactly what is left.
+// Jiaxing 2026, tier 3 outpatient, A1200 B300 with nothing met and 500 in the personal account:
+// fund 282, personal 500, cash 718 (deductible 1000 met, 282 against both caps).
+func TestRefundScenariosJiaxing(t *testing.T) {
+	p := policy(t, "jiaxing", 2026)
+	s, err := p.Split(Basket{VisitKind: Outpatient, Items: items(t, "A1200 B300")}, 3, Accumulators{}.Clone(), yuan(t, "500"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if PartsOf(s) != (Parts{Fund: yuan(t, "282"), Personal: yuan(t, "500"), Cash: yuan(t, "718")}) {
+		t.Fatalf("split %+v", PartsOf(s))
+	}
+	steps := []struct {
+		name                string
+		amount              string
+		fund, pers, cash    string
+		deductible, fundAcc string // what the refund takes off the accumulators
+		leftDed, leftFund   string // what the bill still holds in them afterwards
+	}{
+		// 282 × 300 / 1500 = 56.40; 500 × 300 / 1500 = 100; cash 143.60; deductible 1000 × 300 / 1500.
+		{"a fifth", "300", "56.40", "100", "143.60", "200", "56.40", "800", "225.60"},
+		// 22560 × 1 / 120000 = 0.188 fen: 0; 40000 × 1 / 120000 = 0.33: 0; the fen is cash. The
+		// deductible's 80000 × 1 / 120000 = 0.67 fen rounds to 1.
+		{"one fen", "0.01", "0", "0", "0.01", "0.01", "0", "799.99", "225.60"},
+		// The rest: exactly what is left of each part and of each accumulator.
+		{"the rest", "1199.99", "225.60", "400", "574.39", "799.99", "225.60", "0", "0"},
+	}
+	var refunds []Refund
+	acc := Accumulators{}.Clone().Plus(s.Delta)
+	for _, st := range steps {
+		left, err := RefundableOf(s, refunds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, d, err := PlanRefund(left, yuan(t, st.amount))
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		want := Parts{Fund: yuan(t, st.fund), Personal: yuan(t, st.pers), Cash: yuan(t, st.cash)}
+		if parts != want {
+			t.Errorf("%s: parts %+v, want %+v", st.name, parts, want)
+		}
+		if d.Deductible["outpatient"] != yuan(t, st.deductible) || d.Fund["outpatient"] != yuan(t, st.fundAcc) ||
+			d.Fund["total"] != yuan(t, st.fundAcc) {
+			t.Errorf("%s: accumulator delta %+v", st.name, d)
+		}
+		refunds = append(refunds, Refund{Ref: st.name, Amount: parts.Total(), Parts: parts, Delta: d})
+		if acc, err = acc.Minus(d); err != nil {
+			t.Fatal(err)
+		}
+		if acc.Deductible["outpatient"] != yuan(t, st.leftDed) || acc.Fund["total"] != yuan(t, st.leftFund) {
+			t.Errorf("%s: accumulators %+v", st.name, acc)
+		}
+	}
+	// Fully refunded: nothing is left, the next fen is refused, and the same purchase splits the
+	// same way again.
+	left, err := RefundableOf(s, refunds)
+	if err != nil || left.Parts != (Parts{}) {
+		t.Fatalf("left %+v, %v", left, err)
+	}
+	_, _, err = PlanRefund(left, 1)
+	var r *Refusal
+	if !errors.As(err, &r) || r.Reason != ReasonRefundExceedsSettlement {
+		t.Fatalf("a refund past the bill: %v", err)
+	}
+	again, err := p.Split(Basket{VisitKind: Outpatient, Items: items(t, "A1200 B300")}, 3, acc, yuan(t, "500"))
+	if err != nil || PartsOf(again) != PartsOf(s) || !maps.Equal(again.Delta.Fund, s.Delta.Fund) ||
+		!maps.Equal(again.Delta.Deductible, s.Delta.Deductible) {
+		t.Fatalf("the same purchase after a full refund: %+v, %v", again, err)
+	}
+}
+
+// Rounding at the half fen is half-even; where rounding would give back cash the bill never had
+// in cash, the fen comes from the personal account, then the fund.
+func TestRefundRounding(t *testing.T) {
+	cases := []struct {
+		name   string
+		left   Parts
+		amount int64
+		want   Parts
+	}{
+		{"half down to even", Parts{Fund: 5, Cash: 5}, 5, Parts{Fund: 2, Cash: 3}},
+		{"half up to even", Parts{Fund: 7, Cash: 3}, 5, Parts{Fund: 4, Cash: 1}},
+		{"no cash: the fen from the personal account", Parts{Fund: 1, Personal: 1}, 1, Parts{Personal: 1}},
+		{"no cash, no personal: from the fund", Parts{Fund: 3}, 1, Parts{Fund: 1}},
+		{"both up: personal cut to the amount", Parts{Fund: 3, Personal: 3}, 3, Parts{Fund: 2, Personal: 1}},
+		{"all of it", Parts{Fund: 101, Personal: 7, Cash: 3}, 111, Parts{Fund: 101, Personal: 7, Cash: 3}},
+		{"largest amounts", Parts{Fund: MaxAmount - 1, Personal: 1}, MaxAmount / 2,
+			Parts{Fund: MaxAmount / 2, Personal: 0}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, _, err := PlanRefund(Refundable{Parts: c.left, Delta: Accumulators{}.Clone()}, c.amount)
+			if err != nil || got != c.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+	for _, amount := range []int64{0, -1, MaxAmount + 1} {
+		if _, _, err := PlanRefund(Refundable{Parts: Parts{Cash: MaxAmount}}, amount); !errors.Is(err, ErrInvalid) {
+			t.Errorf("amount %d: %v, want invalid", amount, err)
+		}
+	}
+}
+
+// shareOf against exact rationals, at every magnitude.
+func TestShareOfIsHalfEven(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 56))
+	for range 20000 {
+		total := randomAmount(rng)
+		part, amount := rng.Int64N(total+1), rng.Int64N(total+1)
+		q := new(big.Rat).SetFrac(new(big.Int).Mul(big.NewInt(part), big.NewInt(amount)), big.NewInt(total))
+		want := ratHalfEven(q)
+		if got := shareOf(part, amount, total); got != want {
+			t.Fatalf("shareOf(%d, %d, %d) = %d, want %d", part, amount, total, got, want)
+		}
+	}
+}
+
+func ratHalfEven(q *big.Rat) int64 {
+	n, d := q.Num(), q.Denom()
+	whole, rem := new(big.Int).QuoRem(n, d, new(big.Int))
+	switch c := new(big.Int).Mul(rem, big.NewInt(2)).Cmp(d); {
+	case c > 0, c == 0 && whole.Bit(0) == 1:
+		whole.Add(whole, big.NewInt(1))
+	}
+	return whole.Int64()
+}
+
+// The stay's final bill trues it up to one bill: Jiaxing 2026, tier 3 inpatient, a per-visit
+// deductible of 800, 85% to the fund, 10% self-pay of class B. Each interim bill meets the
+// deductible again; the stay meets it once.
+func TestStayScenariosJiaxing(t *testing.T) {
+	p := policy(t, "jiaxing", 2026)
+	bills := []struct {
+		items            string
+		fund, pers, cash string
+	}{
+		// 10000 eligible: 800 deductible, 85% of 9200 = 7820 to the fund, 1380 co-payment.
+		{"A10000", "7820", "0", "2180"},
+		// 200 self-pay of B2000; 6800 eligible: 800 deductible again, 85% of 6000 = 5100.
+		{"A5000 B2000", "5100", "0", "1900"},
+		// The final bill: 3000 eligible: 800 again, 85% of 2200 = 1870; class C 500 in cash.
+		{"A3000 C500", "1870", "0", "1630"},
+	}
+	acc := Accumulators{}.Clone()
+	var (
+		all      []Item
+		billed   Parts
+		released = Accumulators{}.Clone()
+	)
+	for i, b := range bills {
+		s, err := p.Split(Basket{VisitKind: Inpatient, Items: items(t, b.items)}, 3, acc, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Parts{Fund: yuan(t, b.fund), Personal: yuan(t, b.pers), Cash: yuan(t, b.cash)}); PartsOf(s) != want {
+			t.Errorf("bill %d: %+v, want %+v", i, PartsOf(s), want)
+		}
+		acc, released = acc.Plus(s.Delta), released.Plus(s.Delta)
+		billed = billed.Plus(PartsOf(s))
+		all = append(all, items(t, b.items)...)
+	}
+	u, err := p.TrueUpStay(all, 3, billed, released, acc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole stay: A18000 B2000 C500. 200 self-pay; 19800 eligible: 800 deductible once, 85% of
+	// 19000 = 16150 to the fund, 2850 co-payment; cash 500 + 200 + 800 + 2850 = 4350.
+	if PartsOf(u.Whole) != (Parts{Fund: yuan(t, "16150"), Cash: yuan(t, "4350")}) {
+		t.Errorf("whole stay %+v", PartsOf(u.Whole))
+	}
+	// The bills paid fund 14790, cash 5710: the fund pays 1360 more, the card gets 1360 back.
+	if u.Adjustment != (Parts{Fund: yuan(t, "1360"), Cash: -yuan(t, "1360")}) {
+		t.Errorf("adjustment %+v", u.Adjustment)
+	}
+	after, err := u.After(acc)
+	if err != nil || after.Deductible["inpatient"] != yuan(t, "800") || after.Fund["total"] != yuan(t, "16150") {
+		t.Errorf("accumulators after the stay %+v, %v", after, err)
+	}
+	// Exactly one bill of the whole stay.
+	once, err := p.Split(Basket{VisitKind: Inpatient, Items: all}, 3, Accumulators{}.Clone(), 0)
+	if err != nil || PartsOf(once) != PartsOf(u.Whole) || !maps.Equal(once.Delta.Fund, after.Fund) ||
+		!maps.Equal(once.Delta.Deductible, after.Deductible) {
+		t.Errorf("billed once %+v, trued up %+v, %v", PartsOf(once), PartsOf(u.Whole), err)
+	}
+}
+
+// Shanghai 2026, tier 2 inpatient: a yearly deductible of 1500 met across bills, so the stay
+// trues up to nothing; the personal account, which paid the first bill, pays the same.
+func TestStayScenariosShanghai(t *testing.T) {
+	p := policy(t, "shanghai", 2026)
+	acc := Accumulators{}.Clone()
+	personal := yuan(t, "300")
+	var (
+		all              []Item
+		billed           Parts
+		released         = Accumulators{}.Clone()
+		wantFund, wantPs = []string{"0", "3045"}, []string{"300", "0"}
+	)
+	for i, b := range []string{"A1000", "A4000"} {
+		s, err := p.Split(Basket{VisitKind: Inpatient, Items: items(t, b)}, 2, acc, personal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 1000: all deductible, 300 of it from the personal account; 4000: 500 deductible left,
+		// 87% of 3500 = 3045 to the fund.
+		if s.Fund != yuan(t, wantFund[i]) || s.Personal != yuan(t, wantPs[i]) {
+			t.Errorf("bill %d: %+v", i, PartsOf(s))
+		}
+		personal -= s.Personal
+		acc, released = acc.Plus(s.Delta), released.Plus(s.Delta)
+		billed = billed.Plus(PartsOf(s))
+		all = append(all, items(t, b)...)
+	}
+	u, err := p.TrueUpStay(all, 2, billed, released, acc, personal)
+	if err != nil || u.Adjustment != (Parts{}) || PartsOf(u.Whole) != billed {
+		t.Errorf("true-up %+v of %+v, %v", u.Adjustment, billed, err)
+	}
+}
+
+func TestStayBillValidate(t *testing.T) {
+	for _, c := range []struct {
+		bill  StayBill
+		visit VisitKind
+		ok    bool
+	}{
+		{StayBill{Ref: "ADM-1", Kind: StayInterim}, Inpatient, true},
+		{StayBill{Ref: "ADM-1", Kind: StayFinal}, Inpatient, true},
+		{StayBill{Ref: "ADM-1", Kind: "partial"}, Inpatient, false},
+		{StayBill{Ref: "", Kind: StayFinal}, Inpatient, false},
+		{StayBill{Ref: "ADM 1", Kind: StayFinal}, Inpatient, false},
+		{StayBill{Ref: string(make([]byte, MaxStayRefBytes+1)), Kind: StayFinal}, Inpatient, false},
+		{StayBill{Ref: "ADM-1", Kind: StayInterim}, Outpatient, false},
+	} {
+		if err := c.bill.Validate(c.visit); (err == nil) != c.ok || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v %s: %v", c.bill, c.visit, err)
+		}
+	}
+}
