@@ -306,21 +306,28 @@ func requestHash(token string, b medical.Basket) ([]byte, error) {
 // The same ref again with the same request answers the first receipt, with replayed true; with
 // another request it is refused (settlement_id_reused).
 func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Basket) (medical.Settlement, bool, error) {
+	if err := checkRef(ref); err != nil {
+		return medical.Settlement{}, false, err
+	}
+	if err := b.Validate(); err != nil {
+		return medical.Settlement{}, false, err
+	}
+	hash, err := requestHash(token, b)
+	if err != nil {
+		return medical.Settlement{}, false, err
+	}
+	return m.settle(ctx, in, ref, token, b, hash, nil)
+}
+
+// settle is Settle with the request's hash, and after, if not nil, run in the settlement's
+// transaction once it is applied (not on a replay): what it refuses rolls the settlement back.
+func (m *Medical) settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Basket, hash []byte,
+	after func(ctx context.Context, tx *Tx, card *cards.Card, s *medical.Settlement) error) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
 		replayed bool
 	)
-	if err := checkRef(ref); err != nil {
-		return out, false, err
-	}
-	if err := b.Validate(); err != nil {
-		return out, false, err
-	}
-	hash, err := requestHash(token, b)
-	if err != nil {
-		return out, false, err
-	}
-	err = m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	err := m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		replayed = false
 		// The settlement id is looked up before anything else and again once the card's accounts
 		// are locked: a retry sent while the first request was committing waits for the lock,
@@ -359,6 +366,9 @@ func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token
 			return err
 		}
 		out, err = m.apply(ctx, tx, in, ref, hash, b, p, now)
+		if err == nil && after != nil {
+			err = after(ctx, tx, card, &out)
+		}
 		return err
 	})
 	return out, replayed, err
@@ -521,6 +531,10 @@ func readSettlement(ctx context.Context, q querier, institution, ref string) (st
 	if err != nil {
 		return storedSettlement{}, false, fmt.Errorf("read settlement: %w", err)
 	}
+	rows.Close()
+	if err := readAfterSettlement(ctx, q, &s.Settlement); err != nil {
+		return storedSettlement{}, false, err
+	}
 	return s, true, nil
 }
 
@@ -666,6 +680,9 @@ func (m *Medical) undo(ctx context.Context, tx *Tx, s *storedSettlement, kind me
 	}
 	if ended > 0 {
 		return conflictError{fmt.Errorf("settlement %s ended by a concurrent request", s.ID)}
+	}
+	if err := checkEndable(ctx, tx, &s.Settlement); err != nil {
+		return err
 	}
 	acc, version, err := readAccumulators(ctx, tx, s.CardToken, s.Fund, s.PolicyYear)
 	if err != nil {
@@ -847,6 +864,9 @@ func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Da
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("reconciliation: %w", err)
 	}
+	if err := addRefundTotals(ctx, tx, fund, date, at); err != nil {
+		return out, err
+	}
 	for id, t := range byInst {
 		out.Institutions = append(out.Institutions, medical.InstitutionTotals{Institution: id, Totals: *t})
 		out.All.Add(*t)
@@ -894,6 +914,7 @@ func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn f
 			s.policy_id, -s.total, -s.fund_part, -s.personal_part, -s.cash_part
 		FROM medical_settlement_ends e JOIN medical_settlements s ON s.id = e.settlement_id
 		WHERE e.kind = 'reversed' AND e.fund_city = $1 AND e.business_day = $2
+		`+detailRefundLines+`
 		ORDER BY 2, 5, 1`, fund, date)
 	if err != nil {
 		return fmt.Errorf("detail: %w", err)
