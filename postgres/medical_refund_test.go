@@ -354,7 +354,9 @@ func TestMedicalStayCancelledInterim(t *testing.T) {
 	ctx := context.Background()
 	card := w.card(t, 0)
 	w.fund(t, 0, 5_000_00)
-	st := func(ref string, kind medical.StayBillKind) medical.StayBill { return medical.StayBill{Ref: ref, Kind: kind} }
+	st := func(ref string, kind medical.StayBillKind) medical.StayBill {
+		return medical.StayBill{Ref: ref, Kind: kind}
+	}
 	if _, _, err := w.med.SettleStay(ctx, w.hospital, "IP-1", card.Token, basket(t, medical.Inpatient, "A2000"), st("ADM-1", medical.StayInterim)); err != nil {
 		t.Fatal(err)
 	}
