@@ -8,37 +8,79 @@ import (
 	"testing"
 )
 
+// refundStep is one refund of a bill, with what it must give back and leave, in yuan.
+type refundStep struct {
+	name             string
+	amount           string
+	fund, pers, cash string
+	deductible       string // what the refund takes off the deductible bucket
+	leftDed          string // what the bill still holds in the deductible bucket afterwards
+	leftFund         string // and in every cap bucket
+}
+
+// refundScenario is a bill under a sample policy and the refunds that take it back in full.
+type refundScenario struct {
+	name             string
+	city             string
+	visit            VisitKind
+	tier             Tier
+	items, personal  string
+	fund, pers, cash string // the bill's split
+	steps            []refundStep
+}
+
 // A partial refund gives back each part in proportion, half-even to the fen, the remainder in
-// cash, and takes its share off the accumulators; the last refund gives back exactly what is left.
-// Jiaxing 2026, tier 3 outpatient, A1200 B300 with nothing met and 500 in the personal account:
-// fund 282, personal 500, cash 718 (deductible 1000 met, 282 against both caps).
-func TestRefundScenariosJiaxing(t *testing.T) {
-	p := policy(t, "jiaxing", 2026)
-	s, err := p.Split(Basket{VisitKind: Outpatient, Items: items(t, "A1200 B300")}, 3, Accumulators{}.Clone(), yuan(t, "500"))
+// cash, and takes its share off the accumulators; the last refund gives back exactly what is left,
+// and the same purchase then splits the same way.
+func TestRefundScenarios(t *testing.T) {
+	for _, sc := range []refundScenario{{
+		// Jiaxing 2026, tier 3 outpatient, A1200 B300 with nothing met and 500 in the personal
+		// account: fund 282, personal 500, cash 718 (deductible 1000 met, 282 against both caps).
+		name: "jiaxing outpatient", city: "jiaxing", visit: Outpatient, tier: 3, items: "A1200 B300", personal: "500",
+		fund: "282", pers: "500", cash: "718",
+		steps: []refundStep{
+			// 282 × 300 / 1500 = 56.40; 500 × 300 / 1500 = 100; cash 143.60; deductible 1000 × 300 / 1500.
+			{"a fifth", "300", "56.40", "100", "143.60", "200", "800", "225.60"},
+			// 22560 × 1 / 120000 = 0.188 fen: 0; 40000 × 1 / 120000 = 0.33: 0; the fen is cash. The
+			// deductible's 80000 × 1 / 120000 = 0.67 fen rounds to 1.
+			{"one fen", "0.01", "0", "0", "0.01", "0.01", "799.99", "225.60"},
+			// The rest: exactly what is left of each part and of each accumulator.
+			{"the rest", "1199.99", "225.60", "400", "574.39", "799.99", "0", "0"},
+		},
+	}, {
+		// Shanghai 2026, tier 1 outpatient, personal account first: A2000 B500 with 300 in the
+		// personal account, nothing met. The account pays 300 of class B first; 20% of the other
+		// 200 of B is self-pay (40); 2160 eligible: 1500 deductible, 75% of 660 = 495 to the fund,
+		// 165 co-payment; cash 40 + 1500 + 165 = 1705.
+		name: "shanghai outpatient, personal account first", city: "shanghai", visit: Outpatient, tier: 1, items: "A2000 B500",
+		personal: "300", fund: "495", pers: "300", cash: "1705",
+		steps: []refundStep{
+			// 495 × 1000 / 2500 = 198; 300 × 1000 / 2500 = 120; cash 682; deductible 600.
+			{"1000", "1000", "198", "120", "682", "600", "900", "297"},
+			// Of 1500 left: 29700 × 33333 / 150000 = 6599.93 fen: 66.00; 18000 × 33333 / 150000 =
+			// 3999.96: 40.00; cash 227.33; deductible 90000 × 33333 / 150000 = 19999.8: 200.00.
+			{"a third of a fen less", "333.33", "66", "40", "227.33", "200", "700", "231"},
+			{"the rest", "1166.67", "231", "140", "795.67", "700", "0", "0"},
+		},
+	}} {
+		t.Run(sc.name, func(t *testing.T) { runRefundScenario(t, sc) })
+	}
+}
+
+func runRefundScenario(t *testing.T, sc refundScenario) {
+	p := policy(t, sc.city, 2026)
+	b := Basket{VisitKind: sc.visit, Items: items(t, sc.items)}
+	s, err := p.Split(b, sc.tier, Accumulators{}.Clone(), yuan(t, sc.personal))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if PartsOf(s) != (Parts{Fund: yuan(t, "282"), Personal: yuan(t, "500"), Cash: yuan(t, "718")}) {
+	if PartsOf(s) != (Parts{Fund: yuan(t, sc.fund), Personal: yuan(t, sc.pers), Cash: yuan(t, sc.cash)}) {
 		t.Fatalf("split %+v", PartsOf(s))
 	}
-	steps := []struct {
-		name                string
-		amount              string
-		fund, pers, cash    string
-		deductible, fundAcc string // what the refund takes off the accumulators
-		leftDed, leftFund   string // what the bill still holds in them afterwards
-	}{
-		// 282 × 300 / 1500 = 56.40; 500 × 300 / 1500 = 100; cash 143.60; deductible 1000 × 300 / 1500.
-		{"a fifth", "300", "56.40", "100", "143.60", "200", "56.40", "800", "225.60"},
-		// 22560 × 1 / 120000 = 0.188 fen: 0; 40000 × 1 / 120000 = 0.33: 0; the fen is cash. The
-		// deductible's 80000 × 1 / 120000 = 0.67 fen rounds to 1.
-		{"one fen", "0.01", "0", "0", "0.01", "0.01", "0", "799.99", "225.60"},
-		// The rest: exactly what is left of each part and of each accumulator.
-		{"the rest", "1199.99", "225.60", "400", "574.39", "799.99", "225.60", "0", "0"},
-	}
+	rule := p.Visits[sc.visit]
 	var refunds []Refund
 	acc := Accumulators{}.Clone().Plus(s.Delta)
-	for _, st := range steps {
+	for _, st := range sc.steps {
 		left, err := RefundableOf(s, refunds)
 		if err != nil {
 			t.Fatal(err)
@@ -51,16 +93,25 @@ func TestRefundScenariosJiaxing(t *testing.T) {
 		if parts != want {
 			t.Errorf("%s: parts %+v, want %+v", st.name, parts, want)
 		}
-		if d.Deductible["outpatient"] != yuan(t, st.deductible) || d.Fund["outpatient"] != yuan(t, st.fundAcc) ||
-			d.Fund["total"] != yuan(t, st.fundAcc) {
-			t.Errorf("%s: accumulator delta %+v", st.name, d)
+		if d.Deductible[rule.Deductible] != yuan(t, st.deductible) {
+			t.Errorf("%s: deductible taken %d", st.name, d.Deductible[rule.Deductible])
+		}
+		for _, c := range rule.Caps {
+			if d.Fund[c] != parts.Fund {
+				t.Errorf("%s: cap %s lost %d, the fund's part is %d", st.name, c, d.Fund[c], parts.Fund)
+			}
 		}
 		refunds = append(refunds, Refund{Ref: st.name, Amount: parts.Total(), Parts: parts, Delta: d})
 		if acc, err = acc.Minus(d); err != nil {
 			t.Fatal(err)
 		}
-		if acc.Deductible["outpatient"] != yuan(t, st.leftDed) || acc.Fund["total"] != yuan(t, st.leftFund) {
-			t.Errorf("%s: accumulators %+v", st.name, acc)
+		if acc.Deductible[rule.Deductible] != yuan(t, st.leftDed) {
+			t.Errorf("%s: deductible left %d", st.name, acc.Deductible[rule.Deductible])
+		}
+		for _, c := range rule.Caps {
+			if acc.Fund[c] != yuan(t, st.leftFund) {
+				t.Errorf("%s: cap %s left %d", st.name, c, acc.Fund[c])
+			}
 		}
 	}
 	// Fully refunded: nothing is left, the next fen is refused, and the same purchase splits the
@@ -74,7 +125,7 @@ func TestRefundScenariosJiaxing(t *testing.T) {
 	if !errors.As(err, &r) || r.Reason != ReasonRefundExceedsSettlement {
 		t.Fatalf("a refund past the bill: %v", err)
 	}
-	again, err := p.Split(Basket{VisitKind: Outpatient, Items: items(t, "A1200 B300")}, 3, acc, yuan(t, "500"))
+	again, err := p.Split(b, sc.tier, acc, yuan(t, sc.personal))
 	if err != nil || PartsOf(again) != PartsOf(s) || !maps.Equal(again.Delta.Fund, s.Delta.Fund) ||
 		!maps.Equal(again.Delta.Deductible, s.Delta.Deductible) {
 		t.Fatalf("the same purchase after a full refund: %+v, %v", again, err)

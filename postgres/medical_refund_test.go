@@ -397,3 +397,75 @@ func zeroAcc(a medical.Accumulators) bool {
 	}
 	return true
 }
+
+// TestMedicalStayRacesOtherBills races a stay's final bill with new bills and a refund of the same
+// card: the true-up reads the accumulators and balances the others left under the card's lock, so
+// the year ends with exactly the whole stay's contribution and the others'.
+func TestMedicalStayRacesOtherBills(t *testing.T) {
+	w := newMedWorld(t, time.Date(2026, 7, 1, 9, 0, 0, 0, cards.Shanghai))
+	ctx := context.Background()
+	card := w.card(t, 0)
+	w.fund(t, 0, 50_000_00)
+	w.contribute(t, 0, 400_00)
+	stay := func(kind medical.StayBillKind) medical.StayBill { return medical.StayBill{Ref: "ADM-R", Kind: kind} }
+	if _, _, err := w.med.SettleStay(ctx, w.hospital, "IP-1", card.Token, basket(t, medical.Inpatient, "A6000", "B1000"), stay(medical.StayInterim)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.med.Settle(ctx, w.pharmacy, "P-0", card.Token, basket(t, medical.Pharmacy, "A300", "B80")); err != nil {
+		t.Fatal(err)
+	}
+	// racers: pharmacy bills of the same card, enough to queue on its lock with the final bill.
+	const racers = 6
+	var (
+		wg    sync.WaitGroup
+		final medical.Settlement
+	)
+	wg.Go(func() {
+		s, _, err := w.med.SettleStay(ctx, w.hospital, "IP-2", card.Token, basket(t, medical.Inpatient, "A2500", "C300"), stay(medical.StayFinal))
+		if err != nil || s.TrueUp == nil {
+			t.Errorf("final bill: %v", err)
+		}
+		final = s
+	})
+	wg.Go(func() {
+		if _, _, _, err := w.med.Refund(ctx, w.pharmacy, "P-0", "R-1", 100_00, "returned"); err != nil {
+			t.Errorf("refund: %v", err)
+		}
+	})
+	for i := range racers {
+		wg.Go(func() {
+			if _, _, err := w.med.Settle(ctx, w.pharmacy, fmt.Sprintf("P-%d", i+1), card.Token, basket(t, medical.Pharmacy, "A150", "B20")); err != nil {
+				t.Errorf("pharmacy bill %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// What the year holds: the whole stay's contribution, and the pharmacy bills' less the refund's.
+	want := medical.Accumulators{}.Clone().Plus(final.TrueUp.Whole.Delta)
+	personal := int64(400_00) - final.TrueUp.Whole.Personal
+	for i := range racers + 1 {
+		s, err := w.med.Settlement(ctx, w.pharmacy, fmt.Sprintf("P-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		left, err := medical.RefundableOf(s.Split, s.Refunds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = want.Plus(left.Delta)
+		personal -= left.Parts.Personal
+	}
+	year, err := w.med.CardYear(ctx, card.Token, 2026)
+	if err != nil || !maps.Equal(year.Accumulators.Fund, want.Fund) || !maps.Equal(year.Accumulators.Deductible, want.Deductible) {
+		t.Errorf("accumulators %+v, want %+v, %v", year.Accumulators, want, err)
+	}
+	if got := w.net(t, card.MedicalAccount); got != personal {
+		t.Errorf("personal account %d, want %d", got, personal)
+	}
+	if year.Accumulators.Deductible["inpatient"] != 800_00 {
+		t.Errorf("the stay met the per-admission deductible %d times over", year.Accumulators.Deductible["inpatient"])
+	}
+}
