@@ -204,6 +204,20 @@ func TestMedicalRefundAPI(t *testing.T) {
 	if d := v.Refund.Accumulated.Deductible; len(d) != 1 || d[0].Amount != "250.00" {
 		t.Errorf("refund accumulated %+v", v.Refund.Accumulated)
 	}
+	// The fund's day counts the refund, negatively; the detail has its line.
+	day := medical.DayOf(e.clock.Now()).String()
+	w = e.do(t, request{method: "GET", path: "/v1/medical/reconciliation?fund=jiaxing&day=" + day})
+	var rec medicalReconciliationView
+	if err := json.Unmarshal(w.Body.Bytes(), &rec); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("reconciliation: %d %s", w.Code, w.Body.String())
+	}
+	if rec.Total.Settlements != 1 || rec.Total.Refunds != 1 || rec.Total.Total != "1140.00" || rec.Total.Fund != "225.00" {
+		t.Errorf("reconciliation %+v", rec.Total)
+	}
+	w = e.do(t, request{method: "GET", path: "/v1/medical/reconciliation/detail?fund=jiaxing&day=" + day})
+	if !strings.Contains(w.Body.String(), ",refund,") || !strings.Contains(w.Body.String(), "-380.00") {
+		t.Errorf("detail without the refund line:\n%s", w.Body.String())
+	}
 	// The stay fields go together and only with an inpatient basket.
 	for _, c := range []struct{ body, msg string }{
 		{`{"settlement_id":"IP-1","card_token":"` + medCard + `","visit_kind":"inpatient","items":[{"class":"A","amount":"1.00"}],"stay_id":"ADM-1"}`, "stay_bill: missing"},

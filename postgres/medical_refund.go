@@ -347,7 +347,7 @@ func addRefundTotals(ctx context.Context, tx pgx.Tx, fund string, date time.Time
 	rows, err := tx.Query(ctx, `SELECT institution_id, 'refund', count(*), sum(amount), sum(fund_part), sum(personal_part), sum(cash_part)
 		FROM medical_refunds WHERE fund_city = $1 AND business_day = $2 GROUP BY institution_id
 		UNION ALL
-		SELECT institution_id, 'trueup', count(*), 0, sum(fund_adjustment), sum(personal_adjustment), sum(cash_adjustment)
+		SELECT institution_id, 'trueup', count(*), CAST(0 AS DECIMAL), sum(fund_adjustment), sum(personal_adjustment), sum(cash_adjustment)
 		FROM medical_stay_trueups WHERE fund_city = $1 AND business_day = $2 GROUP BY institution_id`, fund, date)
 	if err != nil {
 		return fmt.Errorf("reconciliation refunds: %w", err)
