@@ -469,3 +469,29 @@ func TestMedicalStayRacesOtherBills(t *testing.T) {
 		t.Errorf("the stay met the per-admission deductible %d times over", year.Accumulators.Deductible["inpatient"])
 	}
 }
+
+// BenchmarkMedicalRefund measures one partial refund end to end on PostgreSQL: a transaction that
+// reads the settlement with its refunds, locks the card, apportions the refund, applies up to three
+// linked transfers back from the hospital and writes the refund and the accumulators. Each
+// settlement takes a hundred refunds of one fen, so the refunds read grow as a long bill's would.
+func BenchmarkMedicalRefund(b *testing.B) {
+	w := newMedWorldB(b)
+	ctx := context.Background()
+	items := medical.Basket{VisitKind: medical.Outpatient, Items: []medical.Item{{Code: "A1", Class: medical.ClassA, Amount: 3000_00},
+		{Code: "B1", Class: medical.ClassB, Amount: 200_00}, {Code: "C1", Class: medical.ClassC, Amount: 10_00}}}
+	const perBill = 100
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		ref := fmt.Sprintf("B-%d", i/perBill)
+		if i%perBill == 0 {
+			b.StopTimer()
+			if _, _, err := w.med.Settle(ctx, w.hospital, ref, w.city.Cards[2*(i/perBill%2)], items); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		if _, _, _, err := w.med.Refund(ctx, w.hospital, ref, fmt.Sprintf("R-%d", i), 1, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
