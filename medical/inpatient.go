@@ -79,10 +79,14 @@ type TrueUp struct {
 	FundsAvailableAfter  int64
 }
 
-// StayBasket is the basket of a whole stay: the items of its bills, one line per class, since a
-// split reads only each class's total. It keeps a long stay's hundreds of lines within MaxItems.
+// StayBasket is the basket of a whole stay: the items of its bills, or, for a stay of more than
+// MaxItems lines, one line per class, since a split reads only each class's total.
 func StayBasket(items []Item) (Basket, error) {
 	b := Basket{VisitKind: Inpatient}
+	if len(items) <= MaxItems {
+		b.Items = slices.Clone(items)
+		return b, b.Validate()
+	}
 	byClass := map[Class]int64{}
 	for _, it := range items {
 		if !slices.Contains(Classes(), it.Class) {

@@ -2,6 +2,7 @@ package medical
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math/big"
 	"math/rand/v2"
@@ -298,5 +299,36 @@ func TestStayBillValidate(t *testing.T) {
 		if err := c.bill.Validate(c.visit); (err == nil) != c.ok || err != nil && !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v %s: %v", c.bill, c.visit, err)
 		}
+	}
+}
+
+// A stay longer than a basket's MaxItems lines is priced on its classes' totals, as its lines
+// would be.
+func TestStayBasketOfALongStay(t *testing.T) {
+	p := policy(t, "jiaxing", 2026)
+	var long []Item
+	for i := range MaxItems + 100 {
+		long = append(long, Item{Code: fmt.Sprintf("X%d", i), Class: Classes()[i%3], Amount: int64(1000 + i)})
+	}
+	b, err := StayBasket(long)
+	if err != nil || len(b.Items) != 3 {
+		t.Fatalf("stay basket of %d lines: %d lines, %v", len(long), len(b.Items), err)
+	}
+	byLine, err := StayBasket(long[:MaxItems])
+	if err != nil || len(byLine.Items) != MaxItems {
+		t.Fatalf("stay basket of %d lines: %d lines, %v", MaxItems, len(byLine.Items), err)
+	}
+	whole, err := p.Split(b, 2, Accumulators{}.Clone(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums [3]int64
+	for i, it := range long {
+		sums[i%3] += it.Amount
+	}
+	want, err := p.Split(Basket{VisitKind: Inpatient, Items: []Item{{Class: ClassA, Amount: sums[0]}, {Class: ClassB, Amount: sums[1]},
+		{Class: ClassC, Amount: sums[2]}}}, 2, Accumulators{}.Clone(), 0)
+	if err != nil || PartsOf(whole) != PartsOf(want) {
+		t.Errorf("long stay %+v, by class %+v, %v", PartsOf(whole), PartsOf(want), err)
 	}
 }
