@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -195,57 +196,91 @@ func ratHalfEven(q *big.Rat) int64 {
 // deductible again; the stay meets it once.
 func TestStayScenariosJiaxing(t *testing.T) {
 	p := policy(t, "jiaxing", 2026)
-	bills := []struct {
+	type bill struct {
 		items            string
 		fund, pers, cash string
-	}{
-		// 10000 eligible: 800 deductible, 85% of 9200 = 7820 to the fund, 1380 co-payment.
-		{"A10000", "7820", "0", "2180"},
-		// 200 self-pay of B2000; 6800 eligible: 800 deductible again, 85% of 6000 = 5100.
-		{"A5000 B2000", "5100", "0", "1900"},
-		// The final bill: 3000 eligible: 800 again, 85% of 2200 = 1870; class C 500 in cash.
-		{"A3000 C500", "1870", "0", "1630"},
 	}
-	acc := Accumulators{}.Clone()
-	var (
-		all      []Item
-		billed   Parts
-		released = Accumulators{}.Clone()
-	)
-	for i, b := range bills {
-		s, err := p.Split(Basket{VisitKind: Inpatient, Items: items(t, b.items)}, 3, acc, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := (Parts{Fund: yuan(t, b.fund), Personal: yuan(t, b.pers), Cash: yuan(t, b.cash)}); PartsOf(s) != want {
-			t.Errorf("bill %d: %+v, want %+v", i, PartsOf(s), want)
-		}
-		acc, released = acc.Plus(s.Delta), released.Plus(s.Delta)
-		billed = billed.Plus(PartsOf(s))
-		all = append(all, items(t, b.items)...)
-	}
-	u, err := p.TrueUpStay(all, 3, billed, released, acc, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The whole stay: A18000 B2000 C500. 200 self-pay; 19800 eligible: 800 deductible once, 85% of
-	// 19000 = 16150 to the fund, 2850 co-payment; cash 500 + 200 + 800 + 2850 = 4350.
-	if PartsOf(u.Whole) != (Parts{Fund: yuan(t, "16150"), Cash: yuan(t, "4350")}) {
-		t.Errorf("whole stay %+v", PartsOf(u.Whole))
-	}
-	// The bills paid fund 14790, cash 5710: the fund pays 1360 more, the card gets 1360 back.
-	if u.Adjustment != (Parts{Fund: yuan(t, "1360"), Cash: -yuan(t, "1360")}) {
-		t.Errorf("adjustment %+v", u.Adjustment)
-	}
-	after, err := u.After(acc)
-	if err != nil || after.Deductible["inpatient"] != yuan(t, "800") || after.Fund["total"] != yuan(t, "16150") {
-		t.Errorf("accumulators after the stay %+v, %v", after, err)
-	}
-	// Exactly one bill of the whole stay.
-	once, err := p.Split(Basket{VisitKind: Inpatient, Items: all}, 3, Accumulators{}.Clone(), 0)
-	if err != nil || PartsOf(once) != PartsOf(u.Whole) || !maps.Equal(once.Delta.Fund, after.Fund) ||
-		!maps.Equal(once.Delta.Deductible, after.Deductible) {
-		t.Errorf("billed once %+v, trued up %+v, %v", PartsOf(once), PartsOf(u.Whole), err)
+	for _, c := range []struct {
+		name       string
+		personal   string // the personal account's balance before the stay
+		bills      []bill
+		wholeYuan  [3]string
+		adjustYuan [3]string // fund, personal, cash
+	}{{
+		name: "no personal account", personal: "0",
+		bills: []bill{
+			// 10000 eligible: 800 deductible, 85% of 9200 = 7820 to the fund, 1380 co-payment.
+			{"A10000", "7820", "0", "2180"},
+			// 200 self-pay of B2000; 6800 eligible: 800 deductible again, 85% of 6000 = 5100.
+			{"A5000 B2000", "5100", "0", "1900"},
+			// The final bill: 3000 eligible: 800 again, 85% of 2200 = 1870; class C 500 in cash.
+			{"A3000 C500", "1870", "0", "1630"},
+		},
+		// The whole stay: A18000 B2000 C500. 200 self-pay; 19800 eligible: 800 deductible once, 85%
+		// of 19000 = 16150 to the fund, 2850 co-payment; cash 500 + 200 + 800 + 2850 = 4350. The
+		// bills paid fund 14790, cash 5710: the fund pays 1360 more, the card gets 1360 back.
+		wholeYuan: [3]string{"16150", "0", "4350"}, adjustYuan: [3]string{"1360", "0", "-1360"},
+	}, {
+		name: "personal account of 5000", personal: "5000",
+		bills: []bill{
+			// The cardholder's shares, 2180 and 1900, from the personal account; of the final
+			// bill's 1130 it pays the 920 left, cash the other 210 and class C's 500.
+			{"A10000", "7820", "2180", "0"},
+			{"A5000 B2000", "5100", "1900", "0"},
+			{"A3000 C500", "1870", "920", "710"},
+		},
+		// The whole stay's cardholder share of catalogue items, 3850, all from the personal
+		// account's 5000; cash only class C's 500. The account gets 1150 back, the card 210.
+		wholeYuan: [3]string{"16150", "3850", "500"}, adjustYuan: [3]string{"1360", "-1150", "-210"},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			acc := Accumulators{}.Clone()
+			personal := yuan(t, c.personal)
+			var (
+				all      []Item
+				billed   Parts
+				released = Accumulators{}.Clone()
+			)
+			for i, b := range c.bills {
+				s, err := p.Split(Basket{VisitKind: Inpatient, Items: items(t, b.items)}, 3, acc, personal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := (Parts{Fund: yuan(t, b.fund), Personal: yuan(t, b.pers), Cash: yuan(t, b.cash)}); PartsOf(s) != want {
+					t.Errorf("bill %d: %+v, want %+v", i, PartsOf(s), want)
+				}
+				acc, released = acc.Plus(s.Delta), released.Plus(s.Delta)
+				billed = billed.Plus(PartsOf(s))
+				personal -= s.Personal
+				all = append(all, items(t, b.items)...)
+			}
+			u, err := p.TrueUpStay(all, 3, billed, released, acc, personal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed := func(s string) int64 {
+				if v, ok := strings.CutPrefix(s, "-"); ok {
+					return -yuan(t, v)
+				}
+				return yuan(t, s)
+			}
+			if want := (Parts{Fund: yuan(t, c.wholeYuan[0]), Personal: yuan(t, c.wholeYuan[1]), Cash: yuan(t, c.wholeYuan[2])}); PartsOf(u.Whole) != want {
+				t.Errorf("whole stay %+v, want %+v", PartsOf(u.Whole), want)
+			}
+			if want := (Parts{Fund: signed(c.adjustYuan[0]), Personal: signed(c.adjustYuan[1]), Cash: signed(c.adjustYuan[2])}); u.Adjustment != want {
+				t.Errorf("adjustment %+v, want %+v", u.Adjustment, want)
+			}
+			after, err := u.After(acc)
+			if err != nil || after.Deductible["inpatient"] != yuan(t, "800") || after.Fund["total"] != yuan(t, "16150") {
+				t.Errorf("accumulators after the stay %+v, %v", after, err)
+			}
+			// Exactly one bill of the whole stay.
+			once, err := p.Split(Basket{VisitKind: Inpatient, Items: all}, 3, Accumulators{}.Clone(), yuan(t, c.personal))
+			if err != nil || PartsOf(once) != PartsOf(u.Whole) || !maps.Equal(once.Delta.Fund, after.Fund) ||
+				!maps.Equal(once.Delta.Deductible, after.Deductible) {
+				t.Errorf("billed once %+v, trued up %+v, %v", PartsOf(once), PartsOf(u.Whole), err)
+			}
+		})
 	}
 }
 
