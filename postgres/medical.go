@@ -620,7 +620,8 @@ const maxEndReasonBytes = 256
 // Shanghai: the settlement then counts in no day's totals. Once the day has closed, its totals are
 // final and only a reversal is possible: it counts, negatively, in the totals of the day it is
 // made. Each is refused outside its window (day_closed, day_open). Asking again for the same end
-// answers it again, with replayed true; asking for the other is refused.
+// answers it again, with replayed true; asking for the other is refused. A settlement with refunds
+// (settlement_refunded) and a bill of a stay its final bill has trued up (stay_closed) are refused.
 func (m *Medical) End(ctx context.Context, in medical.Institution, ref string, kind medical.EndKind, reason string) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
@@ -790,7 +791,8 @@ func fundExists(ctx context.Context, q querier, fund string) error {
 }
 
 // Reconciliation sums a fund's business day by institution: the day's settlements that were not
-// cancelled, less the reversals made that day, with the count of each and of the cancelled ones.
+// cancelled, less the reversals and refunds made that day, with the adjustments of the stays trued
+// up that day, and the count of each and of the cancelled ones.
 // It reads one snapshot. A day still open (Closed false) may change until midnight in Shanghai.
 func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Date) (medical.DayTotals, error) {
 	out := medical.DayTotals{Fund: fund, Day: day}
@@ -896,7 +898,8 @@ func dayAfter(a, b events.Date) bool {
 }
 
 // Detail streams a fund's business day line by line to fn, in time order: each settlement of the
-// day that was not cancelled, and each reversal made that day with its amounts negative. The lines
+// day that was not cancelled, each reversal and refund made that day with its amounts negative,
+// and each stay's true-up made that day. The lines
 // sum to the day's Reconciliation. Memory stays constant however long the day: rows go to fn as
 // they arrive. fn's error stops the export and is returned.
 func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn func(medical.DetailLine) error) error {
