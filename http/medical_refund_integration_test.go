@@ -143,4 +143,12 @@ func TestMedicalRefundsAndStaysAgainstPostgres(t *testing.T) {
 	if w := stay("IP-3", "interim"); w.Code != http.StatusConflict {
 		t.Errorf("a bill after the final one: %d %s", w.Code, w.Body.String())
 	}
+	// The whole stay refunded through its final bill: every part back, the year as before it.
+	w = e.do(t, medRequest("POST", "/v1/medical/settlements/IP-2/refunds", `{"refund_id":"R-1","amount":"2000.00","reason":"wrong card"}`, key))
+	decodeStrictly(t, w, &rr)
+	if w.Code != http.StatusCreated || rr.Settlement.Status != "refunded" ||
+		rr.Refund.Parts != (medicalPartsView{Fund: "1020.00", PersonalAccount: "600.00", Cash: "380.00"}) ||
+		rr.Refund.PersonalAccountBalanceAfter != "600.00" || rr.Refund.FundsAvailableAfter != "5000.00" {
+		t.Errorf("refund of the stay: %d %s", w.Code, w.Body.String())
+	}
 }

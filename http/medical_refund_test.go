@@ -49,10 +49,10 @@ func (f *fakeMedical) Refund(_ context.Context, in medical.Institution, settleme
 	switch {
 	case s.End != nil:
 		return medical.Refund{}, medical.Settlement{}, false, medical.Refuse(medical.ReasonAlreadyCancelled, "settlement %q was %s", settlementRef, s.End.Kind)
-	case s.Stay != nil:
+	case s.Stay != nil && s.TrueUp == nil:
 		return medical.Refund{}, medical.Settlement{}, false, medical.Refuse(medical.ReasonStayBill, "settlement %q is a bill of a stay", settlementRef)
 	}
-	left, err := medical.RefundableOf(s.Split, s.Refunds)
+	left, err := medical.RefundableOf(medical.RefundBase(s), s.Refunds)
 	if err != nil {
 		return medical.Refund{}, medical.Settlement{}, false, err
 	}
@@ -258,5 +258,15 @@ func TestMedicalStayAPI(t *testing.T) {
 	w = e.do(t, medRequest("POST", "/v1/medical/settlements/IP-1/refunds", `{"refund_id":"R-1","amount":"1.00","reason":"x"}`, medHospitalKey))
 	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "stay_bill") {
 		t.Errorf("refund of a stay bill: %d %s", w.Code, w.Body.String())
+	}
+	// The stay is refunded through its final bill: 200 of the stay's 2000 gives back a tenth of
+	// each whole part.
+	w = e.do(t, medRequest("POST", "/v1/medical/settlements/IP-2/refunds", `{"refund_id":"R-1","amount":"200.00","reason":"x"}`, medHospitalKey))
+	var rr medicalRefundReceiptView
+	if err := json.Unmarshal(w.Body.Bytes(), &rr); err != nil || w.Code != http.StatusCreated {
+		t.Fatalf("refund of the stay: %d %s", w.Code, w.Body.String())
+	}
+	if rr.Refund.Parts != (medicalPartsView{Fund: "102.00", PersonalAccount: "50.00", Cash: "48.00"}) {
+		t.Errorf("refund of the stay %+v", rr.Refund.Parts)
 	}
 }

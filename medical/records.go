@@ -152,7 +152,7 @@ func (s *Settlement) Status() string {
 		return string(s.End.Kind)
 	case len(s.Refunds) == 0:
 		return "settled"
-	case s.Refunded() == s.Split.Total:
+	case s.Refunded() == RefundBase(s).Total:
 		return "refunded"
 	}
 	return "partially_refunded"

@@ -30,8 +30,8 @@ const (
 	// ReasonSettlementRefunded: a settlement with refunds is not cancelled or reversed: refund
 	// what is left of it instead.
 	ReasonSettlementRefunded Reason = "settlement_refunded"
-	// ReasonStayBill: a bill of an inpatient stay is not refunded on its own: the stay's final
-	// bill trues the whole stay up.
+	// ReasonStayBill: a bill of an inpatient stay is not refunded on its own: a stay is refunded,
+	// once its final bill has trued it up, through that final bill.
 	ReasonStayBill Reason = "stay_bill"
 	// ReasonStayClosed: the stay's final bill was settled: no more bills join it, and its bills
 	// are not cancelled or reversed.
@@ -83,6 +83,16 @@ type Refund struct {
 	// The card's balances after the parts came back.
 	PersonalBalanceAfter int64
 	FundsAvailableAfter  int64
+}
+
+// RefundBase is what a settlement's refunds apportion: its split, or for the final bill of a
+// trued-up inpatient stay, the whole stay's: a stay is refunded through its final bill, as the one
+// bill it ended as.
+func RefundBase(s *Settlement) Split {
+	if s.TrueUp != nil {
+		return s.TrueUp.Whole
+	}
+	return s.Split
 }
 
 // Refundable is what is left of a settled bill to refund: its parts and its contribution to the

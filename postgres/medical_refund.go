@@ -58,7 +58,8 @@ func lockSettlementCard(ctx context.Context, tx *Tx, s *storedSettlement) error 
 // The same refund id again with the same amount and reason answers the first refund, with
 // replayed true; with another, it is refused (refund_id_reused). A cancelled or reversed
 // settlement is not refunded (already_cancelled, already_reversed), nor a bill of an inpatient
-// stay (stay_bill).
+// stay on its own (stay_bill): a trued-up stay is refunded through its final bill, whose refunds
+// apportion the whole stay's parts and accumulators (medical.RefundBase).
 func (m *Medical) Refund(ctx context.Context, in medical.Institution, settlementRef, refundRef string, amount int64,
 	reason string) (medical.Refund, medical.Settlement, bool, error) {
 	var (
@@ -120,8 +121,9 @@ func (m *Medical) Refund(ctx context.Context, in medical.Institution, settlement
 			return medical.Refuse(medical.ReasonAlreadyCancelled, "settlement %q was cancelled on %s", settlementRef, s.End.Day)
 		case s.End != nil:
 			return medical.Refuse(medical.ReasonAlreadyReversed, "settlement %q was reversed on %s", settlementRef, s.End.Day)
-		case s.Stay != nil:
-			return medical.Refuse(medical.ReasonStayBill, "settlement %q is a bill of stay %q: its final bill trues the stay up", settlementRef, s.Stay.Ref)
+		case s.Stay != nil && s.TrueUp == nil:
+			return medical.Refuse(medical.ReasonStayBill, "settlement %q is a bill of stay %q: refund the stay through its final bill once it has settled",
+				settlementRef, s.Stay.Ref)
 		}
 		now := m.store.Now().UTC().Truncate(time.Microsecond)
 		r, err := m.refund(ctx, tx, &s, refundRef, hash, amount, reason, now)
@@ -146,7 +148,7 @@ func (m *Medical) Refund(ctx context.Context, in medical.Institution, settlement
 // refund writes a refund of a locked settlement: its transfers, its record and the accumulators.
 func (m *Medical) refund(ctx context.Context, tx *Tx, s *storedSettlement, ref string, hash []byte, amount int64,
 	reason string, now time.Time) (medical.Refund, error) {
-	left, err := medical.RefundableOf(s.Split, s.Refunds)
+	left, err := medical.RefundableOf(medical.RefundBase(&s.Settlement), s.Refunds)
 	if err != nil {
 		return medical.Refund{}, fmt.Errorf("settlement %s: %w", s.ID, err)
 	}

@@ -344,6 +344,34 @@ func TestMedicalStay(t *testing.T) {
 		t.Errorf("reconciliation %+v", d.All)
 	}
 	checkDetail(t, w.med, d)
+
+	// The stay is refunded through its final bill, as the one bill it ended as: 2050 of 20500
+	// gives back a tenth of the whole stay's parts (fund 1615, cash 435) and 80 of its deductible;
+	// the rest gives back everything, and the year is as before the stay.
+	w.clock.Set(day.Add(72 * time.Hour))
+	r, settled, _, err := w.med.Refund(ctx, w.hospital, "IP-3", "R-1", 2050_00, "billed to the wrong admission")
+	if err != nil || r.Parts != (medical.Parts{Fund: 1615_00, Cash: 435_00}) || r.Delta.Deductible["inpatient"] != 80_00 ||
+		settled.Status() != "partially_refunded" {
+		t.Fatalf("refund of the stay: %+v %s, %v", r, settled.Status(), err)
+	}
+	_, _, _, err = w.med.Refund(ctx, w.hospital, "IP-3", "R-2", 18450_01, "too much")
+	wantRefusal(t, err, medical.ReasonRefundExceedsSettlement)
+	if _, settled, _, err = w.med.Refund(ctx, w.hospital, "IP-3", "R-2", 18450_00, "billed to the wrong admission"); err != nil ||
+		settled.Status() != "refunded" {
+		t.Fatalf("the rest of the stay: %s, %v", settled.Status(), err)
+	}
+	year, err = w.med.CardYear(ctx, card.Token, 2026)
+	if err != nil || !zeroAcc(year.Accumulators) {
+		t.Errorf("accumulators after the stay's refund %+v, %v", year.Accumulators, err)
+	}
+	if w.net(t, card.FundsAccount) != 20_100_00 || w.net(t, fundAcct) != fundBefore {
+		t.Errorf("ledger after the stay's refund: funds %d, fund %d", w.net(t, card.FundsAccount), w.net(t, fundAcct))
+	}
+	d, err = w.med.Reconciliation(ctx, "jiaxing", medical.DayOf(day.Add(72*time.Hour)))
+	if err != nil || d.All.Refunds != 2 || d.All.Total != -20500_00 || d.All.Fund != -16150_00 {
+		t.Errorf("reconciliation of the refunds %+v, %v", d.All, err)
+	}
+	checkDetail(t, w.med, d)
 }
 
 // A stay's interim bill cancelled before the final bill is left out of the stay; a final bill
