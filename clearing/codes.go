@@ -26,4 +26,8 @@ const (
 	CodeMedicalCashPart       ledger.Code = 53 // the card's funds' part (cash)
 	CodeMedicalCancel         ledger.Code = 54 // a part given back by a cancellation, the day of the settlement
 	CodeMedicalReversal       ledger.Code = 55 // a part given back by a reversal, on a later day
+	// CodeMedicalRefund is a part given back by a partial refund of a medical settlement.
+	CodeMedicalRefund ledger.Code = 56
+	// CodeMedicalStayAdjustment is a part moved by an inpatient stay's final true-up, either way.
+	CodeMedicalStayAdjustment ledger.Code = 57
 )

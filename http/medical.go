@@ -69,6 +69,11 @@ type MedicalStore interface {
 	RegisterForBank(ctx context.Context, bank, cardToken string, r medical.Registration) (reg medical.Registration, created bool, err error)
 	// BankByKey finds a bank by its API key's hash, or an error wrapping postgres.ErrNotFound.
 	BankByKey(ctx context.Context, keyHash [32]byte) (string, error)
+	// Refund gives back part of one of the institution's settlements under its refund id;
+	// replayed says the refund id was used before with the same amount and reason.
+	Refund(ctx context.Context, in medical.Institution, settlementRef, refundRef string, amount int64, reason string) (r medical.Refund, s medical.Settlement, replayed bool, err error)
+	// SettleStay settles a bill of an inpatient stay; a final bill trues the stay up.
+	SettleStay(ctx context.Context, in medical.Institution, ref, cardToken string, b medical.Bill, stay medical.StayBill) (s medical.Settlement, replayed bool, err error)
 }
 
 var _ MedicalStore = (*postgres.Medical)(nil)
@@ -115,6 +120,7 @@ func (m *Medical) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodGet, Path: "/v1/medical/settlements/{settlement_id}", Handler: h.institution(h.getSettlement)},
 		{Method: http.MethodPost, Path: "/v1/medical/settlements/{settlement_id}/cancel", Handler: h.institution(h.end(medical.Cancelled))},
 		{Method: http.MethodPost, Path: "/v1/medical/settlements/{settlement_id}/reversal", Handler: h.institution(h.end(medical.Reversed))},
+		{Method: http.MethodPost, Path: "/v1/medical/settlements/{settlement_id}/refunds", Handler: h.institution(h.refund)},
 		{Method: http.MethodGet, Path: "/v1/medical/reconciliation", Admin: true, Handler: h.reconciliation},
 		{Method: http.MethodGet, Path: "/v1/medical/reconciliation/detail", Admin: true, Handler: h.detail},
 		{Method: http.MethodGet, Path: "/v1/medical/cards/{token}", Admin: true, Handler: h.cardYear},
@@ -302,6 +308,10 @@ type medicalSettleRequest struct {
 	CardToken    string               `json:"card_token"`
 	VisitKind    string               `json:"visit_kind"`
 	Items        []medicalItemRequest `json:"items"`
+	// StayID and StayBill mark a bill of an inpatient stay: the institution's admission id, and
+	// "interim" or "final".
+	StayID   string `json:"stay_id,omitempty"`
+	StayBill string `json:"stay_bill,omitempty"`
 }
 
 type medicalEndRequest struct {
@@ -498,6 +508,11 @@ type medicalReceiptView struct {
 	FundsAvailableAfter         string                  `json:"funds_available_after"`
 	Transfers                   medicalTransfersView    `json:"transfers"`
 	End                         *medicalEndView         `json:"end,omitempty"`
+	// Refunded is what the refunds gave back, Refunds each of them.
+	Refunded string              `json:"refunded"`
+	Refunds  []medicalRefundView `json:"refunds"`
+	Stay     *medicalStayView    `json:"stay,omitempty"`
+	TrueUp   *medicalTrueUpView  `json:"true_up,omitempty"`
 }
 
 func splitView(s medical.Split) medicalSplitView {
@@ -567,6 +582,7 @@ func receiptView(s medical.Settlement) medicalReceiptView {
 			PersonalAccountBalanceAfter: medical.FormatAmount(e.PersonalBalanceAfter),
 			FundsAvailableAfter:         medical.FormatAmount(e.FundsAvailableAfter)}
 	}
+	addAfterViews(&v, s)
 	return v
 }
 
@@ -618,7 +634,20 @@ func (h *medicalHandlers) settle(w http.ResponseWriter, r *http.Request, in medi
 		h.s.writeError(w, r, err)
 		return
 	}
-	s, replayed, err := h.store.Settle(r.Context(), in, req.SettlementID, req.CardToken, b)
+	stay, err := stayOf(&req)
+	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	var (
+		s        medical.Settlement
+		replayed bool
+	)
+	if stay != nil {
+		s, replayed, err = h.store.SettleStay(r.Context(), in, req.SettlementID, req.CardToken, b, *stay)
+	} else {
+		s, replayed, err = h.store.Settle(r.Context(), in, req.SettlementID, req.CardToken, b)
+	}
 	if err != nil {
 		h.s.writeError(w, r, h.medicalError(r.Context(), err))
 		return
@@ -685,6 +714,8 @@ type medicalTotalsView struct {
 	Settlements     int64  `json:"settlements"`
 	Reversals       int64  `json:"reversals"`
 	Cancelled       int64  `json:"cancelled"`
+	Refunds         int64  `json:"refunds"`
+	TrueUps         int64  `json:"true_ups"`
 	Total           string `json:"total"`
 	Fund            string `json:"fund"`
 	PersonalAccount string `json:"personal_account"`
@@ -703,6 +734,7 @@ type medicalReconciliationView struct {
 
 func totalsView(institution string, t medical.Totals) medicalTotalsView {
 	return medicalTotalsView{Institution: institution, Settlements: t.Settlements, Reversals: t.Reversals, Cancelled: t.Cancelled,
+		Refunds: t.Refunds, TrueUps: t.TrueUps,
 		Total: medical.FormatAmount(t.Total), Fund: medical.FormatAmount(t.Fund),
 		PersonalAccount: medical.FormatAmount(t.Personal), Cash: medical.FormatAmount(t.Cash)}
 }
@@ -775,9 +807,9 @@ func (h *medicalHandlers) reconciliation(w http.ResponseWriter, r *http.Request)
 var detailHeader = []string{"business_day", "fund", "institution", "settlement_id", "id", "kind", "at", "card_token",
 	"visit_kind", "tier", "policy", "total", "fund_part", "personal_account", "cash", "insured_city", "treating_city", "registered"}
 
-// detail streams a fund's business day as CSV, one line per settlement and reversal. Lines go out
-// as the database returns them; a failure after the first line cuts the connection, so that a
-// truncated file is never taken for a whole one.
+// detail streams a fund's business day as CSV, one line per settlement, reversal, refund and stay
+// true-up. Lines go out as the database returns them; a failure after the first line cuts the
+// connection, so that a truncated file is never taken for a whole one.
 func (h *medicalHandlers) detail(w http.ResponseWriter, r *http.Request) {
 	fund, day, err := fundDay(r)
 	if err != nil {

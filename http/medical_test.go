@@ -432,6 +432,13 @@ func (f *fakeMedical) lines(fund string, day events.Date) []medical.DetailLine {
 				Total: -s.Split.Total, Fund: -s.Split.Fund, Personal: -s.Split.Personal, Cash: -s.Split.Cash,
 				TreatingCity: s.TreatingCity, Registered: s.Registered})
 		}
+		for _, r := range s.Refunds {
+			if r.Day == day {
+				out = append(out, medical.DetailLine{Kind: medical.LineRefund, At: r.At, Institution: s.Institution, Ref: s.Ref,
+					ID: s.ID, CardToken: s.CardToken, VisitKind: s.VisitKind, Tier: s.Tier, PolicyID: s.PolicyID,
+					Total: -r.Amount, Fund: -r.Parts.Fund, Personal: -r.Parts.Personal, Cash: -r.Parts.Cash})
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b medical.DetailLine) int { return a.At.Compare(b.At) })
 	return out
@@ -453,9 +460,12 @@ func (f *fakeMedical) Reconciliation(_ context.Context, fund string, day events.
 			by[l.Institution] = &medical.Totals{}
 		}
 		t := medical.Totals{Total: l.Total, Fund: l.Fund, Personal: l.Personal, Cash: l.Cash}
-		if l.Kind == medical.LineReversal {
+		switch l.Kind {
+		case medical.LineReversal:
 			t.Reversals = 1
-		} else {
+		case medical.LineRefund:
+			t.Refunds = 1
+		default:
 			t.Settlements = 1
 		}
 		by[l.Institution].Add(t)

@@ -10,5 +10,7 @@
 //
 // The package is pure, like ledger: no I/O, no clock, no logger. Money is int64 fen; policy
 // figures are decimal strings in yuan, read once when a policy loads; ratios are decimals applied
-// with half-even rounding to the fen, written at the one place they are applied (mulRatio).
+// with half-even rounding to the fen, written at the one place they are applied (mulRatio). A
+// partial refund gives back each part of a bill in proportion, rounded half-even too (shareOf), and
+// an inpatient stay billed in parts is trued up at its final bill to one bill of the whole stay.
 package medical

@@ -78,7 +78,8 @@ func parseRatio(s string) (decimal.Decimal, error) {
 }
 
 // mulRatio is fen times a ratio between 0 and 1, rounded half-even to the fen. It is the only
-// place the package rounds. fen is at most MaxAmount, so the product fits int64.
+// place a split rounds (a refund's shares round in shareOf, the same way). fen is at most
+// MaxAmount, so the product fits int64.
 func mulRatio(fen int64, r decimal.Decimal) int64 {
 	return decimal.New(fen, -2).Mul(r).RoundBank(2).Shift(2).IntPart()
 }

@@ -127,6 +127,11 @@ type Settlement struct {
 	FundTransfer, PersonalTransfer, CashTransfer ledger.ID
 	// End is the settlement's cancellation or reversal, if any.
 	End *End
+	// Refunds are the settlement's partial refunds, oldest first.
+	Refunds []Refund
+	// Stay marks a bill of an inpatient stay; TrueUp is the stay's true-up, on its final bill.
+	Stay   *StayBill
+	TrueUp *TrueUp
 }
 
 // EndKind is how a settlement was undone.
@@ -153,21 +158,38 @@ type End struct {
 	FundsAvailableAfter  int64
 }
 
-// Status is the settlement's state: "settled", "cancelled" or "reversed".
+// Status is the settlement's state: "settled", "cancelled", "reversed", "partially_refunded"
+// or "refunded".
 func (s *Settlement) Status() string {
-	if s.End != nil {
+	switch {
+	case s.End != nil:
 		return string(s.End.Kind)
+	case len(s.Refunds) == 0:
+		return "settled"
+	case s.Refunded() == RefundBase(s).Total:
+		return "refunded"
 	}
-	return "settled"
+	return "partially_refunded"
+}
+
+// Refunded is what the settlement's refunds gave back.
+func (s *Settlement) Refunded() int64 {
+	var n int64
+	for _, r := range s.Refunds {
+		n += r.Amount
+	}
+	return n
 }
 
 // Totals are a fund's figures for a day: settlements of the day (not cancelled) less reversals
-// made that day. Cancelled counts the day's settlements that were cancelled, which count nowhere
-// else.
+// and refunds made that day, with the adjustments of the stays trued up that day. Cancelled counts
+// the day's settlements that were cancelled, which count nowhere else.
 type Totals struct {
 	Settlements int64
 	Reversals   int64
 	Cancelled   int64
+	Refunds     int64 // refunds made that day
+	TrueUps     int64 // stays trued up that day
 	Total       int64
 	Fund        int64
 	Personal    int64
@@ -179,6 +201,8 @@ func (t *Totals) Add(o Totals) {
 	t.Settlements += o.Settlements
 	t.Reversals += o.Reversals
 	t.Cancelled += o.Cancelled
+	t.Refunds += o.Refunds
+	t.TrueUps += o.TrueUps
 	t.Total += o.Total
 	t.Fund += o.Fund
 	t.Personal += o.Personal
@@ -207,10 +231,16 @@ type DayTotals struct {
 const (
 	LineSettlement = "settlement"
 	LineReversal   = "reversal"
+	// LineRefund is a refund made that day, its amounts negative.
+	LineRefund = "refund"
+	// LineStayAdjustment is a stay's true-up made that day: its adjustments, of either sign,
+	// summing to a total of zero.
+	LineStayAdjustment = "stay_adjustment"
 )
 
 // DetailLine is one line of a fund's day detail: a settlement of the day that was not cancelled,
-// or a reversal made that day with its amounts negative. The lines of a day sum to its totals.
+// a reversal or a refund made that day with its amounts negative, or a stay's true-up made that
+// day. The lines of a day sum to its totals.
 type DetailLine struct {
 	Kind        string
 	At          time.Time

@@ -325,24 +325,31 @@ func requestHash(token string, b medical.Bill) ([]byte, error) {
 // The same ref again with the same request answers the first receipt, with replayed true; with
 // another request it is refused (settlement_id_reused).
 func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Bill) (medical.Settlement, bool, error) {
+	if err := checkRef(ref); err != nil {
+		return medical.Settlement{}, false, err
+	}
+	if !slices.Contains(medical.VisitKinds(), b.VisitKind) {
+		return medical.Settlement{}, false, fmt.Errorf("%w: visit kind %q, want one of %q", medical.ErrInvalid, b.VisitKind, medical.VisitKinds())
+	}
+	if err := medical.ValidateBill(b.Lines); err != nil {
+		return medical.Settlement{}, false, err
+	}
+	hash, err := requestHash(token, b)
+	if err != nil {
+		return medical.Settlement{}, false, err
+	}
+	return m.settle(ctx, in, ref, token, b, hash, nil)
+}
+
+// settle is Settle with the request's hash, and after, if not nil, run in the settlement's
+// transaction once it is applied (not on a replay): what it refuses rolls the settlement back.
+func (m *Medical) settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Bill, hash []byte,
+	after func(ctx context.Context, tx *Tx, card *cards.Card, s *medical.Settlement) error) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
 		replayed bool
 	)
-	if err := checkRef(ref); err != nil {
-		return out, false, err
-	}
-	if !slices.Contains(medical.VisitKinds(), b.VisitKind) {
-		return out, false, fmt.Errorf("%w: visit kind %q, want one of %q", medical.ErrInvalid, b.VisitKind, medical.VisitKinds())
-	}
-	if err := medical.ValidateBill(b.Lines); err != nil {
-		return out, false, err
-	}
-	hash, err := requestHash(token, b)
-	if err != nil {
-		return out, false, err
-	}
-	err = m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	err := m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		replayed = false
 		// The settlement id is looked up before anything else and again once the card's accounts
 		// are locked: a retry sent while the first request was committing waits for the lock,
@@ -381,6 +388,9 @@ func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token
 			return err
 		}
 		out, err = m.apply(ctx, tx, in, ref, hash, p, now)
+		if err == nil && after != nil {
+			err = after(ctx, tx, card, &out)
+		}
 		return err
 	})
 	return out, replayed, err
@@ -552,6 +562,10 @@ func readSettlement(ctx context.Context, q querier, institution, ref string) (st
 	if err != nil {
 		return storedSettlement{}, false, fmt.Errorf("read settlement: %w", err)
 	}
+	rows.Close()
+	if err := readAfterSettlement(ctx, q, &s.Settlement); err != nil {
+		return storedSettlement{}, false, err
+	}
 	return s, true, nil
 }
 
@@ -649,7 +663,8 @@ const maxEndReasonBytes = 256
 // Shanghai: the settlement then counts in no day's totals. Once the day has closed, its totals are
 // final and only a reversal is possible: it counts, negatively, in the totals of the day it is
 // made. Each is refused outside its window (day_closed, day_open). Asking again for the same end
-// answers it again, with replayed true; asking for the other is refused.
+// answers it again, with replayed true; asking for the other is refused. A settlement with refunds
+// (settlement_refunded) and a bill of a stay its final bill has trued up (stay_closed) are refused.
 func (m *Medical) End(ctx context.Context, in medical.Institution, ref string, kind medical.EndKind, reason string) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
@@ -709,6 +724,9 @@ func (m *Medical) undo(ctx context.Context, tx *Tx, s *storedSettlement, kind me
 	}
 	if ended > 0 {
 		return conflictError{fmt.Errorf("settlement %s ended by a concurrent request", s.ID)}
+	}
+	if err := checkEndable(ctx, tx, &s.Settlement); err != nil {
+		return err
 	}
 	acc, version, err := readAccumulators(ctx, tx, s.CardToken, s.Fund, s.PolicyYear)
 	if err != nil {
@@ -816,7 +834,8 @@ func fundExists(ctx context.Context, q querier, fund string) error {
 }
 
 // Reconciliation sums a fund's business day by institution: the day's settlements that were not
-// cancelled, less the reversals made that day, with the count of each and of the cancelled ones.
+// cancelled, less the reversals and refunds made that day, with the adjustments of the stays trued
+// up that day, and the count of each and of the cancelled ones.
 // It reads one snapshot. A day still open (Closed false) may change until midnight in Shanghai.
 func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Date) (medical.DayTotals, error) {
 	out := medical.DayTotals{Fund: fund, Day: day}
@@ -890,6 +909,9 @@ func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Da
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("reconciliation: %w", err)
 	}
+	if err := addRefundTotals(ctx, tx, fund, date, at); err != nil {
+		return out, err
+	}
 	ids := make([]string, 0, len(byInst))
 	for id := range byInst {
 		ids = append(ids, id)
@@ -927,7 +949,8 @@ func dayAfter(a, b events.Date) bool {
 }
 
 // Detail streams a fund's business day line by line to fn, in time order: each settlement of the
-// day that was not cancelled, and each reversal made that day with its amounts negative. The lines
+// day that was not cancelled, each reversal and refund made that day with its amounts negative,
+// and each stay's true-up made that day. The lines
 // sum to the day's Reconciliation. Memory stays constant however long the day: rows go to fn as
 // they arrive. fn's error stops the export and is returned.
 func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn func(medical.DetailLine) error) error {
@@ -945,6 +968,7 @@ func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn f
 			s.policy_id, -s.total, -s.fund_part, -s.personal_part, -s.cash_part, s.treating_city, s.registered
 		FROM medical_settlement_ends e JOIN medical_settlements s ON s.id = e.settlement_id
 		WHERE e.kind = 'reversed' AND e.fund_city = $1 AND e.business_day = $2
+		`+detailRefundLines+`
 		ORDER BY 2, 5, 1`, fund, date)
 	if err != nil {
 		return fmt.Errorf("detail: %w", err)

@@ -364,9 +364,14 @@ func checkDetail(t *testing.T, med *postgres.Medical, d medical.DayTotals) {
 			t.Errorf("detail line %+v does not add up", l)
 		}
 		line := medical.Totals{Total: l.Total, Fund: l.Fund, Personal: l.Personal, Cash: l.Cash}
-		if l.Kind == medical.LineReversal {
+		switch l.Kind {
+		case medical.LineReversal:
 			line.Reversals = 1
-		} else {
+		case medical.LineRefund:
+			line.Refunds = 1
+		case medical.LineStayAdjustment:
+			line.TrueUps = 1
+		default:
 			line.Settlements = 1
 		}
 		sum.Add(line)

@@ -105,7 +105,7 @@ type Account struct {
 type Breakdown struct {
 	Transit   int64 // fares and their adjustments
 	Purchases int64 // purchases, captures, refunds
-	Medical   int64 // medical parts, cancellations, reversals
+	Medical   int64 // medical parts, cancellations, reversals, refunds, stay true-ups
 	Fees      int64 // merchant discount and network fees and their adjustments (negative: they reduce earnings)
 }
 
@@ -120,7 +120,7 @@ func (b *Breakdown) add(code ledger.Code, amount int64) error {
 	case clearing.CodeMerchantFee, clearing.CodeMerchantFeeAdjustment:
 		p = &b.Fees
 	case clearing.CodeMedicalFundPart, clearing.CodeMedicalPersonalPart, clearing.CodeMedicalCashPart,
-		clearing.CodeMedicalCancel, clearing.CodeMedicalReversal:
+		clearing.CodeMedicalCancel, clearing.CodeMedicalReversal, clearing.CodeMedicalRefund, clearing.CodeMedicalStayAdjustment:
 		p = &b.Medical
 	default:
 		p = &b.Purchases
