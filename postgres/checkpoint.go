@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -273,38 +274,56 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 		return res, fmt.Errorf("balances at the cut: %w", err)
 	}
 
-	pending := int32(ledger.Pending)
-	notPosted := int32(ledger.Pending | ledger.VoidPending | ledger.ExpirePending)
-	closing := int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending)
-	resolving := int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending | ledger.Reversal)
-	// The segment's balance rows (n), their statement lines and the transfers they list (t).
-	const cte = `WITH s AS (SELECT * FROM verify_checkpoint_balances WHERE day = $1::DATE),
+	// The transfers the segment's rows list carry the rows' time (Verify checks it), so they are
+	// read by time, through transfers_ts: a segment costs its own transfers, not the history's.
+	// A listed transfer whose time is not its row's is then missing from tr, and reported.
+	var lo, hi *time.Time
+	if err := tx.QueryRow(ctx, `SELECT min(b.ts), max(b.ts) FROM verify_checkpoint_balances s JOIN account_balances b
+		ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version
+		WHERE s.day = $1::DATE`, seg.day).Scan(&lo, &hi); err != nil {
+		return res, fmt.Errorf("segment times: %w", err)
+	}
+	args := pgx.NamedArgs{
+		"day": seg.day, "from": from, "end": end, "lo": lo, "hi": hi, "limit": maxVerifyFindings,
+		"pending":   int32(ledger.Pending),
+		"notposted": int32(ledger.Pending | ledger.VoidPending | ledger.ExpirePending),
+		"closing":   int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending),
+		"resolving": int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending | ledger.Reversal),
+		"dmnec":     int32(ledger.DebitsMustNotExceedCredits),
+		"cmned":     int32(ledger.CreditsMustNotExceedDebits),
+	}
+	// The segment's balance rows (n), their statement lines, the transfers they list (tr).
+	const cte = `WITH s AS (SELECT * FROM verify_checkpoint_balances WHERE day = @day::DATE),
 		n AS (SELECT b.* FROM s JOIN account_balances b
 			ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version),
 		lines AS (SELECT n.account_id, n.ts, line.id FROM n CROSS JOIN LATERAL unnest(n.transfer_ids) AS line(id)),
-		listed AS (SELECT DISTINCT id FROM lines) `
+		listed AS (SELECT DISTINCT id FROM lines),
+		tr AS (SELECT * FROM transfers WHERE ts >= @lo::TIMESTAMPTZ AND ts <= @hi::TIMESTAMPTZ) `
 	// prevBalance is an account's balance at the previous cut: its newest checkpoint row.
 	const prevBalance = `LEFT JOIN LATERAL (SELECT * FROM verify_checkpoint_balances c
-			WHERE c.account_id = s.account_id AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true `
-	checks := []struct {
-		what  string
-		query string
-		args  []any
-	}{
-		{"balance does not recompute from the checkpoint and the transfers after it", cte + `,
-			flows AS (
-				SELECT l.account_id, l.account_id = t.debit_account_id AS debit,
-					CASE WHEN t.flags & $2 <> 0 THEN t.amount WHEN r.target_id IS NOT NULL THEN -tg.amount ELSE 0 END AS pend,
-					CASE WHEN t.flags & $3 = 0 THEN t.amount ELSE 0 END AS posted
-				FROM lines l JOIN transfers t ON t.id = l.id
-				LEFT JOIN transfer_resolutions r ON t.flags & $4 <> 0 AND r.target_id = t.ref_id AND r.transfer_id = t.id
-				LEFT JOIN transfers tg ON tg.id = r.target_id
-			), sums AS (
-				SELECT account_id,
-					sum(CASE WHEN debit THEN pend ELSE 0 END) AS dp, sum(CASE WHEN debit THEN posted ELSE 0 END) AS dpo,
-					sum(CASE WHEN debit THEN 0 ELSE pend END) AS cp, sum(CASE WHEN debit THEN 0 ELSE posted END) AS cpo
-				FROM flows GROUP BY account_id
-			)
+			WHERE c.account_id = s.account_id AND c.day < @day::DATE ORDER BY c.day DESC LIMIT 1) p ON true `
+	// The checks run as one statement, so that the segment's rows and transfers are read once.
+	const with = cte + `,
+		flows AS (
+			SELECT l.account_id, l.account_id = t.debit_account_id AS debit,
+				CASE WHEN t.flags & @pending <> 0 THEN t.amount WHEN r.target_id IS NOT NULL THEN -tg.amount ELSE 0 END AS pend,
+				CASE WHEN t.flags & @notposted = 0 THEN t.amount ELSE 0 END AS posted
+			FROM lines l JOIN tr t ON t.id = l.id
+			LEFT JOIN transfer_resolutions r ON t.flags & @closing <> 0 AND r.target_id = t.ref_id AND r.transfer_id = t.id
+			LEFT JOIN transfers tg ON tg.id = r.target_id
+		), sums AS (
+			SELECT account_id,
+				sum(CASE WHEN debit THEN pend ELSE 0 END) AS dp, sum(CASE WHEN debit THEN posted ELSE 0 END) AS dpo,
+				sum(CASE WHEN debit THEN 0 ELSE pend END) AS cp, sum(CASE WHEN debit THEN 0 ELSE posted END) AS cpo
+			FROM flows GROUP BY account_id
+		), counted AS (
+			SELECT id, count(*) AS n, array_agg(account_id) AS accounts, min(ts) AS first, max(ts) AS last
+			FROM lines GROUP BY id
+		), touched AS (
+			SELECT DISTINCT c.original_event_id FROM listed l JOIN cleared_refunds c ON c.transfer_id = l.id
+		) `
+	checks := []struct{ what, query string }{
+		{"balance does not recompute from the checkpoint and the transfers after it", `
 			SELECT 'account ' || s.account_id::TEXT || ' version ' || s.version::TEXT || ' stored ' ||
 				s.debits_pending::TEXT || '/' || s.debits_posted::TEXT || '/' || s.credits_pending::TEXT || '/' || s.credits_posted::TEXT ||
 				' recomputed ' || (COALESCE(p.debits_pending, 0) + COALESCE(f.dp, 0))::TEXT || '/' ||
@@ -317,63 +336,58 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			   OR COALESCE(p.debits_posted, 0) + COALESCE(f.dpo, 0) <> s.debits_posted
 			   OR COALESCE(p.credits_pending, 0) + COALESCE(f.cp, 0) <> s.credits_pending
 			   OR COALESCE(p.credits_posted, 0) + COALESCE(f.cpo, 0) <> s.credits_posted
-			ORDER BY s.account_id LIMIT $5`, []any{pending, notPosted, closing}},
+			ORDER BY s.account_id LIMIT @limit`},
 		{"checkpoint's balance differs from its balance version", `
-			WITH s AS (SELECT * FROM verify_checkpoint_balances WHERE day = $1::DATE)
 			SELECT 'account ' || s.account_id::TEXT || ' version ' || p.version::TEXT FROM s ` + prevBalance + `
 			LEFT JOIN account_balances b ON b.account_id = s.account_id AND b.version = p.version
 			WHERE p.version IS NOT NULL AND (b.account_id IS NULL OR b.debits_pending <> p.debits_pending
 			   OR b.debits_posted <> p.debits_posted OR b.credits_pending <> p.credits_pending OR b.credits_posted <> p.credits_posted)
-			ORDER BY s.account_id LIMIT $2`, nil},
-		{"balance history has gaps", cte + `
+			ORDER BY s.account_id LIMIT @limit`},
+		{"balance history has gaps", `
 			SELECT 'account ' || s.account_id::TEXT || ': ' || count(n.version)::TEXT || ' versions from ' ||
 				s.from_version::TEXT || ' to ' || s.version::TEXT
 			FROM s LEFT JOIN n ON n.account_id = s.account_id
 			GROUP BY s.account_id, s.from_version, s.version HAVING count(n.version) <> s.version - s.from_version
-			ORDER BY s.account_id LIMIT $2`, nil},
+			ORDER BY s.account_id LIMIT @limit`},
 		{"balance breaks its account's constraint", `
-			SELECT 'account ' || a.id::TEXT FROM verify_checkpoint_balances b JOIN accounts a ON a.id = b.account_id
-			WHERE b.day = $1::DATE AND ((a.flags & $2 <> 0 AND b.debits_pending + b.debits_posted - b.credits_posted > a.balance_limit)
-			   OR (a.flags & $3 <> 0 AND b.credits_pending + b.credits_posted - b.debits_posted > a.balance_limit))
-			ORDER BY a.id LIMIT $4`, []any{int32(ledger.DebitsMustNotExceedCredits), int32(ledger.CreditsMustNotExceedDebits)}},
-		{"transfer names an unknown account or mixes currencies", cte + `
-			SELECT 'transfer ' || t.id::TEXT FROM listed l JOIN transfers t ON t.id = l.id
+			SELECT 'account ' || a.id::TEXT FROM s JOIN accounts a ON a.id = s.account_id
+			WHERE (a.flags & @dmnec <> 0 AND s.debits_pending + s.debits_posted - s.credits_posted > a.balance_limit)
+			   OR (a.flags & @cmned <> 0 AND s.credits_pending + s.credits_posted - s.debits_posted > a.balance_limit)
+			ORDER BY a.id LIMIT @limit`},
+		{"transfer names an unknown account or mixes currencies", `
+			SELECT 'transfer ' || t.id::TEXT FROM listed l JOIN tr t ON t.id = l.id
 			LEFT JOIN accounts d ON d.id = t.debit_account_id
 			LEFT JOIN accounts c ON c.id = t.credit_account_id
 			WHERE d.id IS NULL OR c.id IS NULL OR d.currency <> c.currency OR t.debit_account_id = t.credit_account_id
-			ORDER BY t.id LIMIT $2`, nil},
-		{"transfer not listed once on each of its accounts' balance rows, at its time", cte + `,
-			counted AS (SELECT id, count(*) AS n, array_agg(account_id) AS accounts, min(ts) AS first, max(ts) AS last
-				FROM lines GROUP BY id)
-			SELECT 'transfer ' || l.id::TEXT FROM counted l LEFT JOIN transfers t ON t.id = l.id
+			ORDER BY t.id LIMIT @limit`},
+		{"transfer not listed once on each of its accounts' balance rows, at its time", `
+			SELECT 'transfer ' || l.id::TEXT FROM counted l LEFT JOIN tr t ON t.id = l.id
 			WHERE t.id IS NULL OR l.n <> 2 OR l.first <> t.ts OR l.last <> t.ts
 			   OR NOT (t.debit_account_id = ANY(l.accounts) AND t.credit_account_id = ANY(l.accounts))
 			UNION ALL
 			SELECT 'transfer ' || t.id::TEXT FROM transfers t
-			WHERE ($2::TIMESTAMPTZ IS NULL OR t.ts >= $2::TIMESTAMPTZ) AND ($3::TIMESTAMPTZ IS NULL OR t.ts < $3::TIMESTAMPTZ)
+			WHERE (@from::TIMESTAMPTZ IS NULL OR t.ts >= @from::TIMESTAMPTZ) AND (@end::TIMESTAMPTZ IS NULL OR t.ts < @end::TIMESTAMPTZ)
 			  AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.id = t.id)
-			ORDER BY 1 LIMIT $4`, []any{from, end}},
+			ORDER BY 1 LIMIT @limit`},
 		{"resolution does not match its transfers", `
 			SELECT 'resolution of ' || r.target_id::TEXT || ' by ' || r.transfer_id::TEXT
 			FROM transfer_resolutions r
 			LEFT JOIN transfers target ON target.id = r.target_id
 			LEFT JOIN transfers t ON t.id = r.transfer_id
-			WHERE ($4::TIMESTAMPTZ IS NULL OR r.ts >= $4::TIMESTAMPTZ) AND ($5::TIMESTAMPTZ IS NULL OR r.ts < $5::TIMESTAMPTZ)
+			WHERE (@from::TIMESTAMPTZ IS NULL OR r.ts >= @from::TIMESTAMPTZ) AND (@end::TIMESTAMPTZ IS NULL OR r.ts < @end::TIMESTAMPTZ)
 			  AND (target.id IS NULL OR t.id IS NULL OR t.ref_id IS DISTINCT FROM r.target_id
-			   OR (r.kind IN ('posted', 'voided', 'expired') AND (target.flags & $2 = 0
+			   OR (r.kind IN ('posted', 'voided', 'expired') AND (target.flags & @pending = 0
 			       OR t.amount > target.amount
 			       OR t.debit_account_id <> target.debit_account_id OR t.credit_account_id <> target.credit_account_id))
-			   OR (r.kind = 'reversed' AND (target.flags & $3 <> 0 OR t.amount > target.amount
+			   OR (r.kind = 'reversed' AND (target.flags & @notposted <> 0 OR t.amount > target.amount
 			       OR t.debit_account_id <> target.credit_account_id OR t.credit_account_id <> target.debit_account_id)))
-			  AND $1::DATE IS NOT NULL
-			ORDER BY r.target_id LIMIT $6`, []any{pending, notPosted, from, end}},
-		{"resolving transfer without its resolution", cte + `
-			SELECT 'transfer ' || t.id::TEXT FROM listed l JOIN transfers t ON t.id = l.id
-			WHERE t.flags & $2 <> 0
+			ORDER BY r.target_id LIMIT @limit`},
+		{"resolving transfer without its resolution", `
+			SELECT 'transfer ' || t.id::TEXT FROM listed l JOIN tr t ON t.id = l.id
+			WHERE t.flags & @resolving <> 0
 			  AND NOT EXISTS (SELECT 1 FROM transfer_resolutions r WHERE r.target_id = t.ref_id AND r.transfer_id = t.id)
-			ORDER BY t.id LIMIT $3`, []any{resolving}},
-		{"refunds of a cleared purchase exceed it or do not match their transfers", cte + `,
-			touched AS (SELECT DISTINCT c.original_event_id FROM listed l JOIN cleared_refunds c ON c.transfer_id = l.id)
+			ORDER BY t.id LIMIT @limit`},
+		{"refunds of a cleared purchase exceed it or do not match their transfers", `
 			SELECT 'purchase ' || r.original_event_id::TEXT FROM touched x
 			JOIN cleared_refunds r ON r.original_event_id = x.original_event_id
 			LEFT JOIN processed_events o ON o.event_id = r.original_event_id
@@ -383,17 +397,29 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			HAVING count(p.id) <> count(*) OR count(t.id) <> count(*) OR sum(r.amount) > min(p.amount)
 			   OR max(r.refunded_total) <> sum(r.amount) OR max(r.seq) <> count(*)
 			   OR bool_or(t.amount <> r.amount OR t.debit_account_id <> p.credit_account_id OR t.credit_account_id <> p.debit_account_id)
-			ORDER BY 1 LIMIT $2`, nil},
+			ORDER BY 1 LIMIT @limit`},
 	}
-	for _, c := range checks {
-		args := append(append([]any{seg.day}, c.args...), maxVerifyFindings)
-		found, err := queryLines(ctx, tx, c.query, args...)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", c.what, err)
+	var union strings.Builder
+	union.WriteString(with)
+	for i, c := range checks {
+		if i > 0 {
+			union.WriteString(" UNION ALL ")
 		}
-		for _, line := range found {
-			res.problems = append(res.problems, c.what+": "+line)
-		}
+		fmt.Fprintf(&union, "SELECT %d AS k, q.line FROM (%s) AS q(line)", i, c.query)
+	}
+	found, err := tx.Query(ctx, union.String(), args)
+	if err != nil {
+		return res, fmt.Errorf("check the segment: %w", err)
+	}
+	var (
+		k    int32
+		line string
+	)
+	if _, err := pgx.ForEachRow(found, []any{&k, &line}, func() error {
+		res.problems = append(res.problems, checks[k].what+": "+line)
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("check the segment: %w", err)
 	}
 	if seg.end == nil {
 		// Every account has its opening balance: per account, not per transfer, so read whole.
@@ -416,11 +442,11 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	var accounts, transfers, rows, opened, closed int64
 	if err := tx.QueryRow(ctx, cte+`
 		SELECT (SELECT count(*) FROM s WHERE from_version = 0), (SELECT count(*) FROM listed), (SELECT count(*) FROM n),
-			(SELECT count(*) FROM listed l JOIN transfers t ON t.id = l.id WHERE t.expires_at IS NOT NULL),
-			(SELECT count(*) FROM listed l JOIN transfers t ON t.id = l.id
+			(SELECT count(*) FROM listed l JOIN tr t ON t.id = l.id WHERE t.expires_at IS NOT NULL),
+			(SELECT count(*) FROM listed l JOIN tr t ON t.id = l.id
 				JOIN transfer_resolutions r ON r.target_id = t.ref_id AND r.transfer_id = t.id
 				JOIN transfers tg ON tg.id = r.target_id
-				WHERE t.flags & $2 <> 0 AND tg.expires_at IS NOT NULL)`, seg.day, closing).
+				WHERE t.flags & @closing <> 0 AND tg.expires_at IS NOT NULL)`, args).
 		Scan(&accounts, &transfers, &rows, &opened, &closed); err != nil {
 		return res, fmt.Errorf("segment counts: %w", err)
 	}
@@ -463,13 +489,13 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 				s.credits_pending - COALESCE(p.credits_pending, 0) AS cp,
 				s.credits_posted - COALESCE(p.credits_posted, 0) AS cpo
 			FROM verify_checkpoint_balances s JOIN accounts a ON a.id = s.account_id `+prevBalance+`
-			WHERE s.day = $1::DATE
+			WHERE s.day = @day::DATE
 			UNION ALL
 			SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted
-			FROM verify_checkpoint_totals WHERE day = $2::DATE
+			FROM verify_checkpoint_totals WHERE day = @prev::DATE
 		)
 		SELECT currency, sum(dp), sum(dpo), sum(cp), sum(cpo) FROM moved GROUP BY currency ORDER BY currency`,
-		seg.day, prevDay)
+		pgx.NamedArgs{"day": seg.day, "prev": prevDay})
 	if err != nil {
 		return res, fmt.Errorf("currency totals: %w", err)
 	}
@@ -523,6 +549,8 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("digest balances: %w", err)
 	}
+	// The rows' transfers are read by the rows' time, as the checks read them.
+	var lo, hi *time.Time
 	var (
 		account          [16]byte
 		version          int64
@@ -531,6 +559,12 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 		ids              [][16]byte
 	)
 	_, err = pgx.ForEachRow(rows, []any{&account, &version, &ts, &dp, &dpo, &cp, &cpo, &ids}, func() error {
+		if at := ts; lo == nil || at.Before(*lo) {
+			lo = &at
+		}
+		if at := ts; hi == nil || at.After(*hi) {
+			hi = &at
+		}
 		h.Write(account[:])
 		writeInts(h, version, ts.UnixMicro(), dp, dpo, cp, cpo, int64(len(ids)))
 		for _, id := range ids {

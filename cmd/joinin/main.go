@@ -21,6 +21,8 @@
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //	loadtest-transfers
 //	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
+//	loadtest-verify
+//	          write transfers over many days in a database of its own, time verify --full against verify from a checkpoint
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -59,6 +61,7 @@ func commands() []command {
 		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},
+		{"loadtest-verify", "write transfers over many days into a database of its own, then time joinin verify --full against joinin verify from the newest checkpoint; print JSON", runLoadVerify},
 	}
 }
 
