@@ -12,7 +12,8 @@
 -- checkpoint carries a digest of its day's history chained to the day before, which
 -- `joinin verify --full` recomputes from the rows and compares.
 
--- One row per verified day.
+-- One row per verified day. A day with no transfer and no account opened gets none: the next
+-- checkpoint covers it.
 CREATE TABLE verify_checkpoints (
     day          DATE        PRIMARY KEY,
     ends_at      TIMESTAMPTZ NOT NULL,

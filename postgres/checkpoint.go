@@ -96,7 +96,10 @@ func (s *Store) VerifyIncremental(ctx context.Context) (Report, error) {
 		if !due {
 			break
 		}
-		probs, err := s.checkpoint(ctx, day)
+		if n := len(rep.Checkpointed); n > 0 && rep.Checkpointed[n-1] == day {
+			return rep, fmt.Errorf("checkpoint %s: written, yet still the next day to checkpoint", day)
+		}
+		written, probs, err := s.checkpoint(ctx, day)
 		if err != nil {
 			return rep, err
 		}
@@ -105,9 +108,14 @@ func (s *Store) VerifyIncremental(ctx context.Context) (Report, error) {
 			rep.Mode = "incremental: day " + day + " failed, no checkpoint written"
 			return rep, nil
 		}
-		rep.Checkpointed = append(rep.Checkpointed, day)
+		if written {
+			rep.Checkpointed = append(rep.Checkpointed, day)
+		}
 	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+	err := s.retry(ctx, "verify incrementally", func(ctx context.Context, tx pgx.Tx, _ int) error {
+		if err := snapshot(ctx, tx); err != nil {
+			return err
+		}
 		last, ok, err := lastCheckpoint(ctx, tx)
 		if err != nil {
 			return err
@@ -128,7 +136,7 @@ func (s *Store) VerifyIncremental(ctx context.Context) (Report, error) {
 		return errRollback
 	})
 	if err != nil && !errors.Is(err, errRollback) {
-		return rep, fmt.Errorf("verify incrementally: %w", err)
+		return rep, err
 	}
 	return rep, nil
 }
@@ -136,8 +144,21 @@ func (s *Store) VerifyIncremental(ctx context.Context) (Report, error) {
 // errRollback ends a transaction that wrote only what its checks needed.
 var errRollback = errors.New("rolled back on purpose")
 
-// nextCheckpointDay is the day after the newest checkpoint (or the first day of the ledger) and
-// whether it has closed.
+// snapshot makes the transaction read one snapshot, whatever commits meanwhile: the first
+// statement of a transaction, in the SQL both databases accept (CockroachDB's transactions are
+// serializable, which is stronger).
+func snapshot(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// nextCheckpointDay is the first day after the newest checkpoint (from the beginning without one)
+// with anything to check, and whether it has closed. Days with no transfer and no account opened
+// get no checkpoint of their own: the next one covers them, so that a ledger idle for months is
+// not checkpointed day by day. A balance version is written with a transfer or with an account's
+// opening, so a day with neither has none.
 func (s *Store) nextCheckpointDay(ctx context.Context) (string, bool, error) {
 	var day string
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -145,14 +166,20 @@ func (s *Store) nextCheckpointDay(ctx context.Context) (string, bool, error) {
 		if err != nil {
 			return err
 		}
+		var from any
 		if ok {
-			day = last.EndsAt.In(cards.Shanghai).Format(dayLayout)
-			return nil
+			from = last.EndsAt
 		}
-		// The ledger's first day is its first account's: its opening balance is the first version.
-		var first *time.Time
-		if err := tx.QueryRow(ctx, `SELECT min(created_at) FROM accounts`).Scan(&first); err != nil {
-			return fmt.Errorf("first day of the ledger: %w", err)
+		var transfer, opened *time.Time
+		if err := tx.QueryRow(ctx, `SELECT
+				(SELECT min(ts) FROM transfers WHERE $1::TIMESTAMPTZ IS NULL OR ts >= $1::TIMESTAMPTZ),
+				(SELECT min(created_at) FROM accounts WHERE $1::TIMESTAMPTZ IS NULL OR created_at >= $1::TIMESTAMPTZ)`, from).
+			Scan(&transfer, &opened); err != nil {
+			return fmt.Errorf("next day to checkpoint: %w", err)
+		}
+		first := transfer
+		if first == nil || opened != nil && opened.Before(*first) {
+			first = opened
 		}
 		if first != nil {
 			day = first.In(cards.Shanghai).Format(dayLayout)
@@ -170,14 +197,19 @@ func (s *Store) nextCheckpointDay(ctx context.Context) (string, bool, error) {
 }
 
 // checkpoint verifies day against the checkpoint before it and writes its checkpoint in the same
-// transaction. It returns the problems found, and then writes nothing.
-func (s *Store) checkpoint(ctx context.Context, day string) ([]string, error) {
+// transaction. It returns the problems found, and then writes nothing; written is false too when
+// another verifier checkpointed the day first (two that race collide on its key, and the loser,
+// run again, finds it written).
+func (s *Store) checkpoint(ctx context.Context, day string) (written bool, problems []string, err error) {
 	end, err := dayEnd(day)
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
-	var problems []string
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+	err = s.retry(ctx, "checkpoint "+day, func(ctx context.Context, tx pgx.Tx, _ int) error {
+		written, problems = false, nil
+		if err := snapshot(ctx, tx); err != nil {
+			return err
+		}
 		last, ok, err := lastCheckpoint(ctx, tx)
 		if err != nil {
 			return err
@@ -219,18 +251,16 @@ func (s *Store) checkpoint(ctx context.Context, day string) ([]string, error) {
 				return fmt.Errorf("write checkpoint totals: %w", err)
 			}
 		}
+		written = true
 		return nil
 	})
 	if errors.Is(err, errRollback) {
-		return problems, nil
-	}
-	if code := pgCode(err); code == "23505" || code == "40001" {
-		return nil, nil // another verifier checkpointed the day first; the loop reads it
+		return false, problems, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", day, err)
+		return false, nil, err
 	}
-	return nil, nil
+	return written, nil, nil
 }
 
 // segment is the part of the ledger one check covers: every account's balance versions after
