@@ -24,8 +24,8 @@ import (
 // verify --full` checks everything and recomputes every checkpoint's digest from the rows.
 //
 // A checkpoint is only as good as the history before it staying as it was verified. The history
-// tables refuse UPDATE and DELETE by trigger (migrations 0001, 0023), which only an owner of the
-// schema can disable; the digest is what shows that nobody did.
+// tables refuse UPDATE and DELETE by trigger (migrations 0001, 0023), which only the tables' owner
+// or a superuser can disable; the digest is what shows that nobody did.
 
 // checkpointCloseMargin is how long after a day's end its checkpoint waits: longer than a batch
 // transaction runs with its retries (8 attempts, a few seconds), so that the batches stamped in
