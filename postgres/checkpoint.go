@@ -290,6 +290,8 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	if seg.prev != nil {
 		from = seg.from
 	}
+	// The cut: the version before the first one stamped at or after end, found by reading forward
+	// from the previous cut, so that a day costs its own versions however many came after it.
 	if _, err := tx.Exec(ctx, `INSERT INTO verify_checkpoint_balances
 			(account_id, day, from_version, version, debits_pending, debits_posted, credits_pending, credits_posted)
 		SELECT a.id, $1::DATE, COALESCE(p.version, 0), b.version,
@@ -297,8 +299,11 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 		FROM accounts a
 		LEFT JOIN LATERAL (SELECT c.version FROM verify_checkpoint_balances c
 			WHERE c.account_id = a.id AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true
+		LEFT JOIN LATERAL (SELECT x.version FROM account_balances x
+			WHERE x.account_id = a.id AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
+			ORDER BY x.version LIMIT 1) later ON true
 		JOIN LATERAL (SELECT * FROM account_balances b
-			WHERE b.account_id = a.id AND ($2::TIMESTAMPTZ IS NULL OR b.ts < $2::TIMESTAMPTZ)
+			WHERE b.account_id = a.id AND (later.version IS NULL OR b.version < later.version)
 			ORDER BY b.version DESC LIMIT 1) b ON true
 		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end); err != nil {
 		return res, fmt.Errorf("balances at the cut: %w", err)
