@@ -16,10 +16,11 @@ import (
 //
 // On PostgreSQL a deleted row stays in the table and its index entries stay in the index until a
 // vacuum removes them, and the claims read from the head of an index, just where the deleted
-// rows pile up. PostgreSQL's default vacuums a table once a fifth of it is dead: a queue of a
-// few thousand live rows would carry many times that in dead ones between vacuums, and every
-// claim would step over them. These tables are vacuumed and analyzed after a fixed number of
-// changes instead, whatever their size, without the cost-based pauses meant for big tables.
+// rows pile up. PostgreSQL's default vacuums a table once its dead rows reach a fifth of the
+// rows it last counted there, and a queue's size swings: after a backlog of a million taps the
+// next vacuum waits for 200,000 dead rows, however small the queue has become, and every claim
+// steps over them. These tables are vacuumed and analyzed after a fixed number of changes
+// instead, whatever their size, without the cost-based pauses meant for big tables.
 //
 // The settings are PostgreSQL storage parameters (ALTER TABLE ... SET (autovacuum_...)), which
 // CockroachDB refuses: it accepts only autovacuum_enabled and fillfactor, and ignores them. No
