@@ -45,6 +45,21 @@ CREATE TABLE verify_checkpoint_balances (
 );
 CREATE INDEX verify_checkpoint_balances_day ON verify_checkpoint_balances (day);
 
+-- The balances at "now" of an incremental check after the newest checkpoint, written in its
+-- transaction to be checked as a checkpoint's are, and always rolled back: empty, but for a check
+-- under way.
+CREATE TABLE verify_provisional_balances (
+    account_id      UUID   NOT NULL,
+    day             DATE   NOT NULL,
+    from_version    BIGINT NOT NULL CHECK (from_version >= 0),
+    version         BIGINT NOT NULL CHECK (version > from_version),
+    debits_pending  BIGINT NOT NULL,
+    debits_posted   BIGINT NOT NULL,
+    credits_pending BIGINT NOT NULL,
+    credits_posted  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
+
 -- The trial balance at the cut, per currency.
 CREATE TABLE verify_checkpoint_totals (
     day             DATE   NOT NULL,

@@ -34,8 +34,18 @@ import (
 const checkpointCloseMargin = 10 * time.Minute
 
 // provisionalDay keys the balances at "now" that an incremental check computes: written in its
-// transaction like a checkpoint's, to be checked the same way, and rolled back.
+// transaction like a checkpoint's, into verify_provisional_balances, to be checked the same way,
+// and rolled back. A table of their own keeps the rolled-back rows out of the checkpoints' table
+// and its index, which grow for years: there they would pile up between two vacuums of a big
+// table, here an empty table is vacuumed after a few dozen.
 const provisionalDay = "9999-12-31"
+
+// ledgerBegins and ledgerEnds bound a segment with no checkpoint before it or no end: before any
+// transfer the engine stamps, and after any it will.
+var (
+	ledgerBegins = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	ledgerEnds   = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // dayLayout is how a checkpoint's day is written: a calendar day in Asia/Shanghai.
 const dayLayout = "2006-01-02"
@@ -166,14 +176,14 @@ func (s *Store) nextCheckpointDay(ctx context.Context) (string, bool, error) {
 		if err != nil {
 			return err
 		}
-		var from any
+		from := ledgerBegins
 		if ok {
 			from = last.EndsAt
 		}
 		var transfer, opened *time.Time
 		if err := tx.QueryRow(ctx, `SELECT
-				(SELECT min(ts) FROM transfers WHERE $1::TIMESTAMPTZ IS NULL OR ts >= $1::TIMESTAMPTZ),
-				(SELECT min(created_at) FROM accounts WHERE $1::TIMESTAMPTZ IS NULL OR created_at >= $1::TIMESTAMPTZ)`, from).
+				(SELECT min(ts) FROM transfers WHERE ts >= $1),
+				(SELECT min(created_at) FROM accounts WHERE created_at >= $1)`, from).
 			Scan(&transfer, &opened); err != nil {
 			return fmt.Errorf("next day to checkpoint: %w", err)
 		}
@@ -273,6 +283,15 @@ type segment struct {
 	end  *time.Time  // nil: up to now
 }
 
+// table is where the segment's balances at its end are written: a checkpoint's with the
+// checkpoints, a provisional one apart.
+func (seg segment) table() string {
+	if seg.end == nil {
+		return "verify_provisional_balances"
+	}
+	return "verify_checkpoint_balances"
+}
+
 type segmentResult struct {
 	problems                                    []string
 	accounts, transfers, balanceRows, openHolds int64
@@ -282,17 +301,18 @@ type segmentResult struct {
 // check writes the segment's balances at its end under seg.day, then checks the segment.
 func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) {
 	var res segmentResult
-	var end any
+	// Bounds are always times, never NULL for "none": a prepared statement that PostgreSQL plans
+	// once for every value (a generic plan) keeps to the time indexes only for a plain range.
+	end, from := ledgerEnds, ledgerBegins
 	if seg.end != nil {
 		end = *seg.end
 	}
-	var from any
 	if seg.prev != nil {
 		from = seg.from
 	}
 	// The cut: the version before the first one stamped at or after end, found by reading forward
 	// from the previous cut, so that a day costs its own versions however many came after it.
-	if _, err := tx.Exec(ctx, `INSERT INTO verify_checkpoint_balances
+	if _, err := tx.Exec(ctx, `INSERT INTO `+seg.table()+`
 			(account_id, day, from_version, version, debits_pending, debits_posted, credits_pending, credits_posted)
 		SELECT a.id, $1::DATE, COALESCE(p.version, 0), b.version,
 			b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
@@ -313,7 +333,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	// read by time, through transfers_ts: a segment costs its own transfers, not the history's.
 	// A listed transfer whose time is not its row's is then missing from tr, and reported.
 	var lo, hi *time.Time
-	if err := tx.QueryRow(ctx, `SELECT min(b.ts), max(b.ts) FROM verify_checkpoint_balances s JOIN account_balances b
+	if err := tx.QueryRow(ctx, `SELECT min(b.ts), max(b.ts) FROM `+seg.table()+` s JOIN account_balances b
 		ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version
 		WHERE s.day = $1::DATE`, seg.day).Scan(&lo, &hi); err != nil {
 		return res, fmt.Errorf("segment times: %w", err)
@@ -328,7 +348,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 		"cmned":     int32(ledger.CreditsMustNotExceedDebits),
 	}
 	// The segment's balance rows (n), their statement lines, the transfers they list (tr).
-	const cte = `WITH s AS (SELECT * FROM verify_checkpoint_balances WHERE day = @day::DATE),
+	cte := `WITH s AS (SELECT * FROM ` + seg.table() + ` WHERE day = @day::DATE),
 		n AS (SELECT b.* FROM s JOIN account_balances b
 			ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version),
 		lines AS (SELECT n.account_id, n.ts, line.id FROM n CROSS JOIN LATERAL unnest(n.transfer_ids) AS line(id)),
@@ -338,7 +358,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	const prevBalance = `LEFT JOIN LATERAL (SELECT * FROM verify_checkpoint_balances c
 			WHERE c.account_id = s.account_id AND c.day < @day::DATE ORDER BY c.day DESC LIMIT 1) p ON true `
 	// The checks run as one statement, so that the segment's rows and transfers are read once.
-	const with = cte + `,
+	with := cte + `,
 		flows AS (
 			SELECT l.account_id, l.account_id = t.debit_account_id AS debit,
 				CASE WHEN t.flags & @pending <> 0 THEN t.amount WHEN r.target_id IS NOT NULL THEN -tg.amount ELSE 0 END AS pend,
@@ -401,7 +421,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			   OR NOT (t.debit_account_id = ANY(l.accounts) AND t.credit_account_id = ANY(l.accounts))
 			UNION ALL
 			SELECT 'transfer ' || t.id::TEXT FROM transfers t
-			WHERE (@from::TIMESTAMPTZ IS NULL OR t.ts >= @from::TIMESTAMPTZ) AND (@end::TIMESTAMPTZ IS NULL OR t.ts < @end::TIMESTAMPTZ)
+			WHERE t.ts >= @from::TIMESTAMPTZ AND t.ts < @end::TIMESTAMPTZ
 			  AND NOT EXISTS (SELECT 1 FROM listed l WHERE l.id = t.id)
 			ORDER BY 1 LIMIT @limit`},
 		{"resolution does not match its transfers", `
@@ -409,7 +429,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			FROM transfer_resolutions r
 			LEFT JOIN transfers target ON target.id = r.target_id
 			LEFT JOIN transfers t ON t.id = r.transfer_id
-			WHERE (@from::TIMESTAMPTZ IS NULL OR r.ts >= @from::TIMESTAMPTZ) AND (@end::TIMESTAMPTZ IS NULL OR r.ts < @end::TIMESTAMPTZ)
+			WHERE r.ts >= @from::TIMESTAMPTZ AND r.ts < @end::TIMESTAMPTZ
 			  AND (target.id IS NULL OR t.id IS NULL OR t.ref_id IS DISTINCT FROM r.target_id
 			   OR (r.kind IN ('posted', 'voided', 'expired') AND (target.flags & @pending = 0
 			       OR t.amount > target.amount
@@ -529,7 +549,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 				s.debits_posted - COALESCE(p.debits_posted, 0) AS dpo,
 				s.credits_pending - COALESCE(p.credits_pending, 0) AS cp,
 				s.credits_posted - COALESCE(p.credits_posted, 0) AS cpo
-			FROM verify_checkpoint_balances s JOIN accounts a ON a.id = s.account_id `+prevBalance+`
+			FROM `+seg.table()+` s JOIN accounts a ON a.id = s.account_id `+prevBalance+`
 			WHERE s.day = @day::DATE
 			UNION ALL
 			SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted
