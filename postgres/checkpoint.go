@@ -323,7 +323,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			WHERE x.account_id = a.id AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
 			ORDER BY x.version LIMIT 1) later ON true
 		JOIN LATERAL (SELECT * FROM account_balances b
-			WHERE b.account_id = a.id AND (later.version IS NULL OR b.version < later.version)
+			WHERE b.account_id = a.id AND b.version < COALESCE(later.version, 9223372036854775807)
 			ORDER BY b.version DESC LIMIT 1) b ON true
 		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end); err != nil {
 		return res, fmt.Errorf("balances at the cut: %w", err)
