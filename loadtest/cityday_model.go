@@ -189,9 +189,9 @@ type cardOp struct{ card, op string }
 
 // fareRules are a pricing group's rules as the model applies them.
 type fareRules struct {
-	window    time.Duration
-	discount  int64
-	dailyCap  int64 // 0: none
+	window   time.Duration
+	discount int64
+	dailyCap int64 // 0: none
 }
 
 // fares prices every card's day by operator: closed leaves the late journeys out, final has
