@@ -499,10 +499,16 @@ func (g *planner) batches(taps []PlannedTap, name string, faults bool) []TapBatc
 		}
 		b := TapBatch{Operator: taps[0].Operator, ID: fmt.Sprintf("%s-%s-%05d", taps[0].Operator, name, len(out)+1), Taps: slices.Clone(taps[:n])}
 		if faults {
-			for _, t := range taps[:n] {
-				if g.chance(DuplicateShare) && len(out) > 0 && out[len(out)-1].Operator == b.Operator {
+			for k, t := range taps[:n] {
+				switch {
+				case !g.chance(DuplicateShare) && (g.p.TapDuplicates > 0 || k < n-1):
+				case len(out) > 0 && out[len(out)-1].Operator == b.Operator:
 					// A tap the reader sent in the previous batch already.
 					out[len(out)-1].Taps = append(out[len(out)-1].Taps, t)
+					g.p.TapDuplicates++
+				default:
+					// A tap the reader sent twice in one upload.
+					b.Taps = append(b.Taps, t)
 					g.p.TapDuplicates++
 				}
 				if g.chance(MalformedShare) {
@@ -515,6 +521,13 @@ func (g *planner) batches(taps []PlannedTap, name string, faults bool) []TapBatc
 		}
 		out = append(out, b)
 		taps = taps[n:]
+	}
+	if faults && g.p.TapMalformed == 0 && len(out) > 0 {
+		// However small the day, some reader sends a broken tap.
+		t := out[0].Taps[0]
+		out[0].Malformed = append(out[0].Malformed, fmt.Sprintf(`{"device_id":%q,"device_seq":%d,"card_token":%q,"tapped_at":%q,"station_id":%q,"direction":"sideways","mode":"metro"}`,
+			t.Device+"-x", t.Seq, t.Card, t.At.UTC().Format(time.RFC3339), t.Station))
+		g.p.TapMalformed++
 	}
 	return out
 }
@@ -544,6 +557,10 @@ func (g *planner) kafkaDay() {
 			p.KafkaMalformed = append(p.KafkaMalformed, raw[:len(raw)/2])
 		}
 	}
+	if len(p.KafkaMalformed) == 0 && len(p.DayEvents) > 0 {
+		raw := Encode(p.DayEvents[0])
+		p.KafkaMalformed = append(p.KafkaMalformed, raw[:len(raw)/2])
+	}
 }
 
 // auths plans the authorizations: half captured in full, a fifth in part, the rest voided or
@@ -567,6 +584,9 @@ func (g *planner) auths() {
 			p.AuthMalformed++
 		}
 		p.Auths = append(p.Auths, a)
+	}
+	if len(p.Auths) > 0 {
+		p.AuthMalformed = max(p.AuthMalformed, 1)
 	}
 }
 
@@ -629,6 +649,9 @@ func (g *planner) bills(catalogues map[string][]byte) error {
 			p.BillMalformed++
 		}
 		p.Bills = append(p.Bills, b)
+	}
+	if len(p.Bills) > 0 {
+		p.BillMalformed = max(p.BillMalformed, 1)
 	}
 	return nil
 }

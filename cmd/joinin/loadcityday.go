@@ -713,12 +713,15 @@ func (d *cityDay) authorizations(ctx context.Context) error {
 			if c == 0 {
 				for i := range p.AuthMalformed {
 					a := p.Auths[i]
+					key := a.Key
+					key[15] ^= 0xff // a key of its own
 					body := fmt.Sprintf(`{"card_token":%q,"amount":"1.234","currency":"CNY"}`, a.Card)
-					status, got, err := d.call(ctx, "POST", "/v1/authorizations", d.merchantKeys[a.Merchant], a.CloseKey.String(), []byte(body))
-					if err != nil || status != nethttp.StatusBadRequest {
+					status, got, err := d.call(ctx, "POST", "/v1/authorizations", d.merchantKeys[a.Merchant], key.String(), []byte(body))
+					// An amount of three decimals is declined, invalid_amount, and holds nothing.
+					if err != nil || status != nethttp.StatusCreated || !bytes.Contains(got, []byte(`"decline_reason":"invalid_amount"`)) {
 						d.unexpected("malformed authorization: %d %v %.200s", status, err, got)
 					}
-					d.observe("authorizations_refused_400", 1)
+					d.observe("authorizations_declined_invalid", 1)
 				}
 			}
 			for i := c; i < len(p.Auths); i += d.clients {
