@@ -334,6 +334,7 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 	for i, e := range p.Setup {
 		setup[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
 	}
+	start := time.Now()
 	if _, err := d.produce(ctx, setup); err != nil {
 		return err
 	}
@@ -341,10 +342,12 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 		return err
 	}
 	d.rep.Events["kafka_setup"] = len(setup)
+	d.rep.EventsPerSecond["kafka_setup_applied"] = float64(len(setup)) / time.Since(start).Seconds()
 
 	// The day: every door at once, late in the evening so that every tap of the day is past.
 	d.phase.Store("the day")
 	clock.Set(date.Add(23 * time.Hour))
+	start = time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	wg.Go(func() { errs <- d.kafkaDay(ctx) })
@@ -361,6 +364,9 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 	if err := waiter.waitCaughtUp(ctx, d.brokers, d.topic, consumed, loadCatchUpTimeout); err != nil {
 		return err
 	}
+	// The day's Kafka events over the time from the day's start until the last was applied,
+	// while every other door was busy too.
+	d.rep.EventsPerSecond["kafka_day_applied"] = float64(d.rep.Events["kafka_day"]) / time.Since(start).Seconds()
 	cancel()
 	if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -386,7 +392,7 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 		}
 	}
 	clock.Set(closeAt)
-	start := time.Now()
+	start = time.Now()
 	closed, err := d.st.CloseTransitDays(ctx, tables, clock.Now())
 	if err != nil {
 		return err
