@@ -43,7 +43,7 @@ bench: build db
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-settle --transfers 10000000 --cards 100000 --merchants 1000 --banks 20 --log-level warn
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-reconcile --entries 1000000 --log-level warn
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-transfers --accounts 10000 --clients 16 --duration 20s --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 100000 --medical-bills 20000 --log-level warn
+	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 50000 --medical-bills 20000 --log-level warn
 
 clean:
 	rm -rf bin
