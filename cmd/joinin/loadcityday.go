@@ -350,7 +350,19 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 	start = time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
-	wg.Go(func() { errs <- d.kafkaDay(ctx) })
+	wg.Go(func() {
+		if err := d.kafkaDay(ctx); err != nil {
+			errs <- err
+			return
+		}
+		// The day's Kafka events over the time until the last was applied, while every other
+		// door was busy too.
+		err := waiter.waitCaughtUp(ctx, d.brokers, d.topic, consumed, loadCatchUpTimeout)
+		d.mu.Lock()
+		d.rep.EventsPerSecond["kafka_day_applied"] = float64(d.rep.Events["kafka_day"]) / time.Since(start).Seconds()
+		d.mu.Unlock()
+		errs <- err
+	})
 	wg.Go(func() { errs <- d.tapsDay(ctx, p.Batches, "taps_http") })
 	wg.Go(func() { errs <- d.authorizations(ctx) })
 	wg.Go(func() { errs <- d.medical(ctx) })
@@ -364,9 +376,6 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 	if err := waiter.waitCaughtUp(ctx, d.brokers, d.topic, consumed, loadCatchUpTimeout); err != nil {
 		return err
 	}
-	// The day's Kafka events over the time from the day's start until the last was applied,
-	// while every other door was busy too.
-	d.rep.EventsPerSecond["kafka_day_applied"] = float64(d.rep.Events["kafka_day"]) / time.Since(start).Seconds()
 	cancel()
 	if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
 		return err
