@@ -266,6 +266,9 @@ func (c *City) Expected(evs []events.Event) map[string]int64 {
 
 // AccountOf names the ledger account of a key of Expected.
 func AccountOf(key string) ledger.ID {
+	if key == FeeIncomeKey {
+		return clearing.FeeIncomeAccount
+	}
 	for _, k := range clearing.PartyKinds() {
 		if rest, ok := strings.CutPrefix(key, string(k)+"/"); ok {
 			return clearing.PartyAccount(k, rest)

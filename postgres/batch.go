@@ -84,6 +84,11 @@ type Tx struct {
 	// does: its caller waits for it.
 	overlay     map[ledger.ID]cachedAccount
 	speculative bool
+	// busy holds the accounts this transaction marked contended in the cache, over all its
+	// attempts; InTx releases them when it is done.
+	busy map[ledger.ID]struct{}
+	// locking says the batch being applied locks the accounts it reads from the database.
+	locking bool
 }
 
 // errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
@@ -99,14 +104,20 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 	var (
 		last  *Tx
 		stale []ledger.ID
+		busy  = map[ledger.ID]struct{}{}
 	)
+	defer func() {
+		if len(busy) > 0 {
+			s.cache.release(slices.Collect(maps.Keys(busy)))
+		}
+	}()
 	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
 		if last != nil {
 			for id := range last.written {
 				stale = append(stale, id)
 			}
 		}
-		last = &Tx{Tx: ptx, store: s, attempt: attempt, written: map[ledger.ID]cachedAccount{}}
+		last = &Tx{Tx: ptx, store: s, attempt: attempt, written: map[ledger.ID]cachedAccount{}, busy: busy}
 		for i := range cursors {
 			if err := advanceCursor(ctx, ptx, &cursors[i], s.Now()); err != nil {
 				return err
@@ -136,7 +147,9 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	if len(batch) == 0 {
 		return BatchResult{Timestamp: t.store.Now().UTC()}, nil
 	}
-	fast := t.attempt == 1
+	// A batch at an account a retrying writer holds locks as that writer does, and queues.
+	t.locking = t.attempt > 1 || t.store.cache.contended(batch)
+	fast := !t.locking
 	p, out, ts, err := t.apply(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err
@@ -387,11 +400,26 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 	for i, id := range missing {
 		keys[i] = uuid.UUID(id)
 	}
-	if t.attempt > 1 {
+	if t.locking {
 		// In key order, so that two lockers wait for each other instead of deadlocking.
 		slices.SortFunc(keys, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 		if _, err := t.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, keys); err != nil {
 			return nil, fmt.Errorf("lock accounts: %w", err)
+		}
+		if t.attempt > 1 {
+			// Writers on the fast path take no lock: told that these accounts are contended,
+			// they take the full path and queue behind this lock until this writer is done,
+			// instead of writing new versions under it at every attempt (a long batch, a
+			// consumer's thousands of events, would never commit beside a quick writer at one
+			// of its accounts).
+			var fresh []ledger.ID
+			for _, id := range missing {
+				if _, ok := t.busy[id]; !ok {
+					t.busy[id] = struct{}{}
+					fresh = append(fresh, id)
+				}
+			}
+			t.store.cache.contend(fresh)
 		}
 	}
 	if err := readAccounts(ctx, t.Tx, keys, found); err != nil {

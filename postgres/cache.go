@@ -26,10 +26,54 @@ type cachedAccount struct {
 type accountCache struct {
 	mu      sync.Mutex
 	entries map[ledger.ID]cachedAccount
+	// busy counts, per account, the writers retrying after a conflict that lock it: a batch
+	// touching one of them takes the full path, locking, until they are done.
+	busy map[ledger.ID]int
 }
 
 func newAccountCache() *accountCache {
-	return &accountCache{entries: make(map[ledger.ID]cachedAccount)}
+	return &accountCache{entries: make(map[ledger.ID]cachedAccount), busy: make(map[ledger.ID]int)}
+}
+
+// contend drops ids and marks them busy: a writer locks them after a conflict, until it calls
+// release with them.
+func (c *accountCache) contend(ids []ledger.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.entries, id)
+		c.busy[id]++
+	}
+}
+
+// release ends what contend began.
+func (c *accountCache) release(ids []ledger.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if c.busy[id] <= 1 {
+			delete(c.busy, id)
+		} else {
+			c.busy[id]--
+		}
+	}
+}
+
+// contended reports whether the batch names an account marked busy.
+func (c *accountCache) contended(batch []ledger.Transfer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.busy) == 0 {
+		return false
+	}
+	for i := range batch {
+		_, d := c.busy[batch[i].DebitAccountID]
+		_, cr := c.busy[batch[i].CreditAccountID]
+		if d || cr {
+			return true
+		}
+	}
+	return false
 }
 
 // get copies the cached entries of ids into fn and returns the ids it did not have.

@@ -35,3 +35,31 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 		t.Fatalf("a forgotten entry is still cached")
 	}
 }
+
+// An account a retrying writer contends stays busy, and out of the cache, until every writer
+// that contended it has released it.
+func TestAccountCacheContendedUntilReleased(t *testing.T) {
+	c := newAccountCache()
+	a, b := ledger.ID{1}, ledger.ID{2}
+	c.put([]cachedAccount{{account: ledger.Account{ID: a}, version: 3}})
+	batch := []ledger.Transfer{{DebitAccountID: b, CreditAccountID: a}}
+	if c.contended(batch) {
+		t.Fatal("contended before anyone contended")
+	}
+	c.contend([]ledger.ID{a})
+	c.contend([]ledger.ID{a}) // a second writer retrying at the same account
+	if !c.contended(batch) || !c.contended([]ledger.Transfer{{DebitAccountID: a, CreditAccountID: b}}) {
+		t.Fatal("a contended account is not reported, on either side of a transfer")
+	}
+	if missing := c.get([]ledger.ID{a}, func(cachedAccount) {}); len(missing) != 1 {
+		t.Fatal("a contended account is still cached")
+	}
+	c.release([]ledger.ID{a})
+	if !c.contended(batch) {
+		t.Fatal("released by one of two writers, no longer contended")
+	}
+	c.release([]ledger.ID{a})
+	if c.contended(batch) {
+		t.Fatal("released by both, still contended")
+	}
+}

@@ -19,6 +19,8 @@
 //	          import and match a statement of a million entries in a database of its own, print the figures
 //	loadtest-settle
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
+//	loadtest-cityday
+//	          run a city day through Kafka and the HTTP APIs in a database of its own, compare the ledger with a model of it
 //	loadtest-transfers
 //	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
 //	loadtest-verify
@@ -60,6 +62,7 @@ func commands() []command {
 		{"reconcile", "import bank statements (camt.053 XML or CSV), match them with the settlement, list the breaks: `reconcile import FILE...` or `reconcile run`", runReconcile},
 		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
+		{"loadtest-cityday", "run a city day through Kafka and the purchase, transit and medical APIs in a database of its own; compare the ledger with a model of the day; print the figures as JSON", runLoadCityDay},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},
 		{"loadtest-verify", "write transfers over many days into a database of its own, then time joinin verify --full against joinin verify from the newest checkpoint; print JSON", runLoadVerify},
 	}

@@ -233,3 +233,45 @@ func TestLoadVerifyTimesBothChecks(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// The city day, small: every door of the engine at once in a database of its own, the end state
+// compared with the model of the day; nothing lost, nothing applied twice, every account as
+// the model says, and every kind of traffic there.
+func TestLoadCityDayAddsUp(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	if err := run(context.Background(), []string{"loadtest-cityday", "--database-url", url, "--log-level", "warn", "--progress=false",
+		"--cards", "400", "--merchants", "12", "--purchases", "1500", "--authorizations", "400", "--medical-bills", "300"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest-cityday: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	var rep cityDayReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Lost != 0 || rep.AppliedTwice != 0 || rep.Mismatched != 0 || rep.Unexpected != 0 || !rep.Verified {
+		t.Fatalf("the day does not add up: %+v", rep)
+	}
+	if rep.AccountsChecked < rep.Cards*3/2 {
+		t.Errorf("%d accounts checked for %d cards", rep.AccountsChecked, rep.Cards)
+	}
+	for _, kind := range []string{"kafka_setup", "kafka_day", "taps_http", "taps_kafka", "taps_late", "authorizations", "captures",
+		"voids", "expiries", "medical_settlements", "kafka_duplicates_sent"} {
+		if rep.Events[kind] == 0 {
+			t.Errorf("no %s in the day: %v", kind, rep.Events)
+		}
+	}
+	for _, kind := range []string{"1", "10", "11", "20/pending", "20/expire", "21", "21/post", "22/void", "23", "30", "50", "52", "53"} {
+		if rep.Transfers[kind][1] == 0 {
+			t.Errorf("no transfer of kind %s in the ledger: %v", kind, rep.Transfers)
+		}
+	}
+	for _, seen := range []string{"kafka_duplicates", "kafka_dead_letters", "tap_duplicates", "tap_rejected", "tap_batches_resent",
+		"authorization_replays", "authorizations_declined_invalid", "medical_replays", "medical_refused_400"} {
+		if rep.Observed[seen] == 0 {
+			t.Errorf("nothing observed of %s: %v", seen, rep.Observed)
+		}
+	}
+	if rep.CardDays == 0 || rep.DayCloseSeconds <= 0 || rep.AuthP99Millis <= 0 || rep.TapsPerSecond <= 0 || rep.EngineRSSPeakMiB <= 0 {
+		t.Errorf("figures missing: %+v", rep)
+	}
+}
