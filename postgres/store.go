@@ -36,6 +36,8 @@ type Store struct {
 	clock dbClock
 	// lastLead and maxLead are how far batch times led the writer's clock, nanoseconds.
 	lastLead, maxLead atomic.Int64
+	// txStats counts write transactions and their retries (TxStats).
+	txStats txCounters
 	// Now is the store's clock: transfers are stamped, holds expire and the domain decides by it.
 	// It is the database server's clock as this process measured it (SyncClock), so that every
 	// process writing to one database keeps one time. Tests replace it.
