@@ -18,7 +18,7 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	c.put([]cachedAccount{entry(3, 300)}) // a committer that finished earlier puts later
 	c.put([]cachedAccount{entry(5, 999)}) // the same version again changes nothing
 	var got []cachedAccount
-	if missing := c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
+	if missing := c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
 		t.Fatalf("missing %v", missing)
 	}
 	if len(got) != 1 || got[0].version != 5 || got[0].account.CreditsPosted != 500 {
@@ -26,12 +26,12 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	}
 	c.put([]cachedAccount{entry(6, 600)})
 	got = got[:0]
-	c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) })
+	c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) })
 	if got[0].version != 6 {
 		t.Fatalf("cached version %d after a newer put, want 6", got[0].version)
 	}
-	c.forget([]ledger.ID{id})
-	if missing := c.get([]ledger.ID{id}, func(cachedAccount) {}); len(missing) != 1 {
+	c.forget([]balanceKey{{id, 0}})
+	if missing := c.get([]balanceKey{{id, 0}}, func(cachedAccount) {}); len(missing) != 1 {
 		t.Fatalf("a forgotten entry is still cached")
 	}
 }

@@ -37,6 +37,9 @@ const (
 	// scaleWait bounds each wait of the test: an engine's start, a group's rebalance after a kill
 	// (a session timeout of 6 s and a rebalance), catching up.
 	scaleWait = 40 * time.Second
+	// maxSteadyRetriesPerBatch bounds the conflict retries per batch of engines that share the
+	// group without a rebalance or a kill.
+	maxSteadyRetriesPerBatch = 0.05
 )
 
 // engineProc is a `joinin serve` process of the scale-out test, with its HTTP address.
@@ -50,7 +53,7 @@ type engineProc struct {
 	killed bool
 }
 
-func freeTCPAddr(t *testing.T) string {
+func freeTCPAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +65,7 @@ func freeTCPAddr(t *testing.T) string {
 
 // startJoinin starts this test binary as `joinin args...`, killed when the test ends, and returns
 // it once its first line of output (what it listens on) is out.
-func startJoinin(t *testing.T, name string, args ...string) *engineProc {
+func startJoinin(t testing.TB, name string, args ...string) *engineProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), asJoininEnv+"=1")
@@ -97,7 +100,7 @@ func startJoinin(t *testing.T, name string, args ...string) *engineProc {
 }
 
 // kill ends the process with SIGKILL, at once, whatever it is doing.
-func (p *engineProc) kill(t *testing.T) {
+func (p *engineProc) kill(t testing.TB) {
 	select {
 	case <-p.done:
 		return
@@ -130,7 +133,7 @@ func (b batchCounts) minus(o batchCounts) batchCounts {
 }
 
 // counts reads the engine's /metrics.
-func (p *engineProc) counts(t *testing.T) batchCounts {
+func (p *engineProc) counts(t testing.TB) batchCounts {
 	t.Helper()
 	resp, err := http.Get("http://" + p.http + "/metrics")
 	if err != nil {
@@ -164,6 +167,189 @@ func (p *engineProc) counts(t *testing.T) batchCounts {
 	return c
 }
 
+// cluster is a `joinin broker` process, `joinin serve` processes sharing one consumer group on
+// it, and their database, with a city whose every purchase goes to its one merchant.
+type cluster struct {
+	t        testing.TB
+	ctx      context.Context
+	url      string
+	st       *postgres.Store
+	city     *loadtest.City
+	broker   string
+	producer *kafka.Producer
+	all      []events.Event
+	trickle  []events.Event
+	started  int
+}
+
+func newCluster(t testing.TB, cards int) *cluster {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	c := &cluster{t: t, ctx: ctx, url: url, st: st, city: loadtest.NewCity(21, cards, 1, time.Now().Add(-time.Hour))}
+	for _, p := range c.city.Parties() {
+		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.broker = freeTCPAddr(t)
+	startJoinin(t, "broker", "broker", "--addr", c.broker, "--partitions", strconv.Itoa(scalePartitions), "--log-level", "warn")
+	c.producer = kafka.NewProducer([]string{c.broker}, scaleTopic)
+	t.Cleanup(func() { _ = c.producer.Close() })
+	// The cards first, with their funds.
+	c.send(c.city.Registrations())
+	c.send(c.city.Funding(100000, 200000))
+	return c
+}
+
+// send produces evs, each keyed by its card.
+func (c *cluster) send(evs []events.Event) {
+	c.t.Helper()
+	msgs := make([]kafkago.Message, len(evs))
+	for i, e := range evs {
+		msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
+	}
+	for len(msgs) > 0 {
+		n := min(1000, len(msgs))
+		if err := c.producer.Produce(c.ctx, msgs[:n]...); err != nil {
+			c.t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+	c.all = append(c.all, evs...)
+}
+
+// start starts one more engine.
+func (c *cluster) start() *engineProc {
+	c.started++
+	addr := freeTCPAddr(c.t)
+	p := startJoinin(c.t, fmt.Sprintf("engine-%d", c.started), "serve", "--database-url", c.url, "--kafka-brokers", c.broker,
+		"--group", scaleGroup, "--partitions", strconv.Itoa(scalePartitions), "--http-addr", addr, "--settle-grace", "0",
+		"--log-level", "warn")
+	p.http = addr
+	return p
+}
+
+// caughtUp waits until every partition's cursor is at the broker's end.
+func (c *cluster) caughtUp(engines []*engineProc) {
+	c.t.Helper()
+	deadline := time.Now().Add(scaleWait)
+	for {
+		for _, e := range engines {
+			if e.exited() {
+				c.t.Fatalf("%s ended by itself:\n%s", e.name, e.errs.String())
+			}
+		}
+		marks, err := kafka.HighWatermarks(c.ctx, []string{c.broker}, scaleTopic)
+		if err == nil {
+			behind := int64(0)
+			for p, hw := range marks {
+				pos, err := c.st.Cursor(c.ctx, fmt.Sprintf("%s/%d", scaleTopic, p))
+				if err != nil {
+					c.t.Fatal(err)
+				}
+				behind += hw - pos
+			}
+			if behind == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("engines still %d events behind after %s", behind, scaleWait)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// working waits until every engine has committed a batch since before: each holds partitions.
+// A trickle of one-fen loads keeps events coming meanwhile.
+func (c *cluster) working(engines []*engineProc, before map[*engineProc]batchCounts) {
+	c.t.Helper()
+	deadline := time.Now().Add(scaleWait)
+	for {
+		idle := 0
+		for _, e := range engines {
+			if e.counts(c.t).batches <= before[e].batches {
+				idle++
+			}
+		}
+		if idle == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d engines committed nothing in %s", idle, scaleWait)
+		}
+		if len(c.trickle) < 60 {
+			c.trickle = c.city.Funding(1, 1)
+		}
+		c.send(c.trickle[:60])
+		c.trickle = c.trickle[60:]
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *cluster) snapshot(engines []*engineProc) map[*engineProc]batchCounts {
+	out := map[*engineProc]batchCounts{}
+	for _, e := range engines {
+		out[e] = e.counts(c.t)
+	}
+	return out
+}
+
+// phaseResult is what one phase of purchases cost the engines.
+type phaseResult struct {
+	batchCounts
+	events   int
+	took     time.Duration
+	perStore string
+}
+
+func (r phaseResult) eventsPerSecond() float64 { return float64(r.events) / r.took.Seconds() }
+func (r phaseResult) retriesPerBatch() float64 { return r.retries / max(r.batches, 1) }
+
+// phase sends n purchases at the one merchant to the engines (during runs halfway) and sums, over
+// the engines still alive at the end, the batches they committed and the retries those took.
+func (c *cluster) phase(n int, engines []*engineProc, during func()) phaseResult {
+	c.t.Helper()
+	before := c.snapshot(engines)
+	began := time.Now()
+	buys := c.city.Purchases(n, 500)
+	c.send(buys[:len(buys)/2])
+	if during != nil {
+		during()
+	}
+	c.send(buys[len(buys)/2:])
+	live := engines[:0:0]
+	for _, e := range engines {
+		if !e.killed {
+			live = append(live, e)
+		}
+	}
+	c.caughtUp(live)
+	r := phaseResult{events: len(buys), took: time.Since(began)}
+	var parts []string
+	for _, e := range live {
+		d := e.counts(c.t).minus(before[e])
+		r.batches += d.batches
+		r.retries += d.retries
+		r.exhausted += d.exhausted
+		if d.retries > d.storeRetries {
+			c.t.Errorf("%s: %.0f batch retries, but the store counted %.0f", e.name, d.retries, d.storeRetries)
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f batches %.0f retries (store: %.0f transactions, %.0f retries)",
+			e.name, d.batches, d.retries, d.storeTx, d.storeRetries))
+	}
+	r.perStore = strings.Join(parts, "; ")
+	if r.exhausted > 0 {
+		c.t.Errorf("%.0f transactions ran out of retries", r.exhausted)
+	}
+	return r
+}
+
 // Two and then three `joinin serve` processes share one consumer group on one `joinin broker`
 // and one database, every purchase crediting one merchant. No engine fails, every conflict retry
 // is counted on /metrics (reported per batch), and when one engine is killed with SIGKILL while
@@ -173,168 +359,37 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three engine processes and a broker take half a minute; make test runs it")
 	}
-	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	city := loadtest.NewCity(21, scaleCards, 1, time.Now().Add(-time.Hour))
-	for _, p := range city.Parties() {
-		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	brokerAddr := freeTCPAddr(t)
-	startJoinin(t, "broker", "broker", "--addr", brokerAddr, "--partitions", strconv.Itoa(scalePartitions), "--log-level", "warn")
-	brokers := []string{brokerAddr}
-	producer := kafka.NewProducer(brokers, scaleTopic)
-	defer producer.Close()
-	var all []events.Event
-	send := func(evs []events.Event) {
-		t.Helper()
-		msgs := make([]kafkago.Message, len(evs))
-		for i, e := range evs {
-			msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
-		}
-		for len(msgs) > 0 {
-			n := min(1000, len(msgs))
-			if err := producer.Produce(ctx, msgs[:n]...); err != nil {
-				t.Fatal(err)
-			}
-			msgs = msgs[n:]
-		}
-		all = append(all, evs...)
-	}
-	caughtUp := func(engines []*engineProc) {
-		t.Helper()
-		deadline := time.Now().Add(scaleWait)
-		for {
-			for _, e := range engines {
-				if e.exited() {
-					t.Fatalf("%s ended by itself:\n%s", e.name, e.errs.String())
-				}
-			}
-			marks, err := kafka.HighWatermarks(ctx, brokers, scaleTopic)
-			if err == nil {
-				behind := int64(0)
-				for p, hw := range marks {
-					pos, err := st.Cursor(ctx, fmt.Sprintf("%s/%d", scaleTopic, p))
-					if err != nil {
-						t.Fatal(err)
-					}
-					behind += hw - pos
-				}
-				if behind == 0 {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("engines still %d events behind after %s", behind, scaleWait)
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	start := func(name string) *engineProc {
-		addr := freeTCPAddr(t)
-		p := startJoinin(t, name, "serve", "--database-url", url, "--kafka-brokers", brokerAddr, "--group", scaleGroup,
-			"--partitions", strconv.Itoa(scalePartitions), "--http-addr", addr, "--settle-grace", "0", "--log-level", "warn")
-		p.http = addr
-		return p
-	}
-	// working waits until every engine has committed a batch since before: each holds partitions.
-	// A trickle of one-fen loads keeps events coming meanwhile.
-	var trickle []events.Event
-	working := func(engines []*engineProc, before map[*engineProc]batchCounts) {
-		t.Helper()
-		deadline := time.Now().Add(scaleWait)
-		for {
-			idle := 0
-			for _, e := range engines {
-				if e.counts(t).batches <= before[e].batches {
-					idle++
-				}
-			}
-			if idle == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d engines committed nothing in %s", idle, scaleWait)
-			}
-			if len(trickle) < 60 {
-				trickle = city.Funding(1, 1)
-			}
-			send(trickle[:60])
-			trickle = trickle[60:]
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	snapshot := func(engines []*engineProc) map[*engineProc]batchCounts {
-		out := map[*engineProc]batchCounts{}
-		for _, e := range engines {
-			out[e] = e.counts(t)
-		}
-		return out
-	}
+	c := newCluster(t, scaleCards)
 	var report []string
-	// phase sends scalePhase purchases at the one merchant to the engines and reports, per
-	// engine, the batches they committed and the retries those took.
-	phase := func(label string, engines []*engineProc, during func()) {
+	phase := func(label string, engines []*engineProc, during func()) phaseResult {
 		t.Helper()
-		before := snapshot(engines)
-		began := time.Now()
-		buys := city.Purchases(scalePhase, 500)
-		send(buys[:len(buys)/2])
-		if during != nil {
-			during()
-		}
-		send(buys[len(buys)/2:])
-		live := engines[:0:0]
-		for _, e := range engines {
-			if !e.killed {
-				live = append(live, e)
-			}
-		}
-		caughtUp(live)
-		took := time.Since(began)
-		var sum batchCounts
-		parts := []string{}
-		for _, e := range live {
-			d := e.counts(t).minus(before[e])
-			sum.batches += d.batches
-			sum.retries += d.retries
-			sum.exhausted += d.exhausted
-			if d.retries > d.storeRetries {
-				t.Errorf("%s: %.0f batch retries, but the store counted %.0f", e.name, d.retries, d.storeRetries)
-			}
-			parts = append(parts, fmt.Sprintf("%s %.0f batches %.0f retries (store: %.0f transactions, %.0f retries)",
-				e.name, d.batches, d.retries, d.storeTx, d.storeRetries))
-		}
-		line := fmt.Sprintf("%s: %d purchases in %s (%.0f events/s); %.3f retries per batch; %s", label, len(buys),
-			took.Round(time.Millisecond), float64(len(buys))/took.Seconds(), sum.retries/max(sum.batches, 1), strings.Join(parts, "; "))
+		r := c.phase(scalePhase, engines, during)
+		line := fmt.Sprintf("%s: %d purchases in %s (%.0f events/s); %.3f retries per batch; %s", label, r.events,
+			r.took.Round(time.Millisecond), r.eventsPerSecond(), r.retriesPerBatch(), r.perStore)
 		report = append(report, line)
 		t.Log(line)
-		if sum.exhausted > 0 {
-			t.Errorf("%s: %.0f transactions ran out of retries", label, sum.exhausted)
-		}
+		return r
 	}
 
-	// The cards first, with their funds.
-	send(city.Registrations())
-	send(city.Funding(100000, 200000))
-	a, b := start("engine-1"), start("engine-2")
+	a, b := c.start(), c.start()
 	two := []*engineProc{a, b}
-	working(two, map[*engineProc]batchCounts{})
-	caughtUp(two)
-	phase("two engines", two, nil)
+	c.working(two, map[*engineProc]batchCounts{})
+	c.caughtUp(two)
+	steady := phase("two engines", two, nil)
 
-	c := start("engine-3")
-	three := []*engineProc{a, b, c}
-	working(three, snapshot(three))
-	caughtUp(three)
-	phase("three engines", three, nil)
+	e3 := c.start()
+	three := []*engineProc{a, b, e3}
+	c.working(three, c.snapshot(three))
+	c.caughtUp(three)
+	d := phase("three engines", three, nil)
+	steady.batches += d.batches
+	steady.retries += d.retries
+	// The engines write their own shards of the merchant's balance and their own cardholders: a
+	// retry is rare. The goal is under 0.01 per batch; the bound here leaves a loaded test machine
+	// room (before sharding, two and three engines took 0.3 to 0.75).
+	if per := steady.retriesPerBatch(); per > maxSteadyRetriesPerBatch {
+		t.Errorf("%.3f retries per batch with two and three engines, more than %.2f", per, maxSteadyRetriesPerBatch)
+	}
 
 	// One engine is killed mid-flow; the other two take its partitions after the session timeout.
 	phase("engine-1 killed", three, func() {
@@ -346,7 +401,7 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 		a.kill(t)
 		t.Logf("engine-1 killed after %.0f batches", before.batches)
 	})
-	for _, e := range []*engineProc{b, c} {
+	for _, e := range []*engineProc{b, e3} {
 		if e.exited() {
 			t.Fatalf("%s ended by itself:\n%s", e.name, e.errs.String())
 		}
@@ -354,6 +409,7 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 
 	// Every event exactly once: one decision each, one transfer per event that moves money, no
 	// refusal; every balance as the events alone say; the ledger verifies.
+	ctx, st, all := c.ctx, c.st, c.all
 	var processed, transfers, refused int64
 	if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM processed_events), (SELECT count(*) FROM transfers),
 		(SELECT count(*) FROM processed_events WHERE status <> 'applied' AND status <> 'accepted')`).
@@ -366,7 +422,7 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 	if money := int64(len(all) - scaleCards); transfers != money {
 		t.Fatalf("%d transfers for %d events that move money", transfers, money)
 	}
-	for key, net := range city.Expected(all) {
+	for key, net := range c.city.Expected(all) {
 		bal, err := st.Balance(ctx, loadtest.AccountOf(key))
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
@@ -383,4 +439,34 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 		t.Fatalf("the ledger fails verification:\n%s", rep.String())
 	}
 	t.Logf("%d events, %d transfers, verified\n%s", len(all), transfers, strings.Join(report, "\n"))
+}
+
+// benchEvents is how many purchases each engine count's run sends to the one merchant.
+const benchEvents = 200000
+
+// One, two and three `joinin serve` processes on one group, broker and database, every purchase
+// crediting one merchant: events/s end to end (from the first purchase produced to the last
+// applied) and the conflict retries per batch, read from the engines' /metrics.
+func BenchmarkEnginesOnOneMerchant(b *testing.B) {
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("engines=%d", n), func(b *testing.B) {
+			for range b.N {
+				c := newCluster(b, 20000)
+				var engines []*engineProc
+				for range n {
+					engines = append(engines, c.start())
+				}
+				c.working(engines, map[*engineProc]batchCounts{})
+				c.caughtUp(engines)
+				r := c.phase(benchEvents, engines, nil)
+				b.ReportMetric(r.eventsPerSecond(), "events/s")
+				b.ReportMetric(r.retriesPerBatch(), "retries/batch")
+				b.ReportMetric(r.batches, "batches")
+				b.Logf("%d engines: %s", n, r.perStore)
+				for _, e := range engines {
+					e.kill(b)
+				}
+			}
+		})
+	}
 }
