@@ -180,6 +180,8 @@ type cluster struct {
 	all      []events.Event
 	trickle  []events.Event
 	started  int
+	// wait bounds catching up after a phase.
+	wait time.Duration
 }
 
 func newCluster(t testing.TB, cards int) *cluster {
@@ -190,7 +192,7 @@ func newCluster(t testing.TB, cards int) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	c := &cluster{t: t, ctx: ctx, url: url, st: st, city: loadtest.NewCity(21, cards, 1, time.Now().Add(-time.Hour))}
+	c := &cluster{t: t, ctx: ctx, url: url, st: st, city: loadtest.NewCity(21, cards, 1, time.Now().Add(-time.Hour)), wait: scaleWait}
 	for _, p := range c.city.Parties() {
 		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
 			t.Fatal(err)
@@ -237,7 +239,7 @@ func (c *cluster) start() *engineProc {
 // caughtUp waits until every partition's cursor is at the broker's end.
 func (c *cluster) caughtUp(engines []*engineProc) {
 	c.t.Helper()
-	deadline := time.Now().Add(scaleWait)
+	deadline := time.Now().Add(c.wait)
 	for {
 		for _, e := range engines {
 			if e.exited() {
@@ -258,7 +260,7 @@ func (c *cluster) caughtUp(engines []*engineProc) {
 				return
 			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("engines still %d events behind after %s", behind, scaleWait)
+				c.t.Fatalf("engines still %d events behind after %s", behind, c.wait)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -441,8 +443,13 @@ func TestEnginesShareAGroupAndSurviveAKill(t *testing.T) {
 	t.Logf("%d events, %d transfers, verified\n%s", len(all), transfers, strings.Join(report, "\n"))
 }
 
-// benchEvents is how many purchases each engine count's run sends to the one merchant.
-const benchEvents = 200000
+const (
+	// benchEvents is how many purchases each engine count's run sends to the one merchant:
+	// enough batches (over a hundred) that retries per batch can be told from zero.
+	benchEvents = 1000000
+	// benchWait bounds a run's catching up: a million events at the slowest rate measured.
+	benchWait = 5 * time.Minute
+)
 
 // One, two and three `joinin serve` processes on one group, broker and database, every purchase
 // crediting one merchant: events/s end to end (from the first purchase produced to the last
@@ -452,6 +459,7 @@ func BenchmarkEnginesOnOneMerchant(b *testing.B) {
 		b.Run(fmt.Sprintf("engines=%d", n), func(b *testing.B) {
 			for range b.N {
 				c := newCluster(b, 20000)
+				c.wait = benchWait
 				var engines []*engineProc
 				for range n {
 					engines = append(engines, c.start())
