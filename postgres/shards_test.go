@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,5 +125,39 @@ func TestReceiveOnlyAccountIsShardedByWriter(t *testing.T) {
 	}
 	if got := balance(t, b, c.card); got != (ledger.Balance{DebitsPosted: batches*fare + 300, CreditsPosted: 100000}) {
 		t.Fatalf("card after the hold posted: %+v", got)
+	}
+}
+
+// Verify finds a balance shard where none may be (an account with a limit outside its home
+// shard) and a shard's history with a gap.
+func TestVerifyFindsBrokenShards(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	pool := st.Pool()
+	for _, row := range []struct {
+		account        ledger.ID
+		shard, version int
+	}{{c.card, 7, 1}, {c.operator, 9, 2}} {
+		if _, err := pool.Exec(ctx, `INSERT INTO account_balances (account_id, shard, version, ts, debits_pending, debits_posted,
+			credits_pending, credits_posted, transfer_ids) VALUES ($1, $2, $3, now(), 0, 0, 0, 0, '{}')`,
+			[16]byte(row.account), row.shard, row.version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := st.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], "balance history has gaps: account "+c.operator.String()+" shard 9") ||
+		!strings.Contains(rep.Problems[1], "balance sharded where it must not be: account "+c.card.String()+" shard 7") {
+		t.Fatalf("problems %q", rep.Problems)
+	}
+	// Put the table back as the ledger is, for the verification at the end of the test.
+	for _, q := range []string{`ALTER TABLE account_balances DISABLE TRIGGER account_balances_immutable`,
+		`DELETE FROM account_balances WHERE shard IN (7, 9)`, `ALTER TABLE account_balances ENABLE TRIGGER account_balances_immutable`} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
