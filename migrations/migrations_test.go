@@ -26,6 +26,8 @@ var refused = []struct {
 	{`\bdeferrable\b|\binitially\s+deferred\b`, "deferred constraints"},
 	{`\bcreate\s+(unlogged|temp|temporary)\s+table\b`, "unlogged or temporary tables"},
 	{`\btablespace\b`, "tablespaces"},
+	// CockroachDB accepts autovacuum_enabled and fillfactor, ignoring them, and refuses the rest:
+	// the queue tables' vacuum settings are applied from Go, on PostgreSQL only (postgres/queues.go).
 	{`\b(with|set)\s*\(\s*(fillfactor|autovacuum_\w+|toast\.\w+)`, "PostgreSQL storage parameters"},
 	{`\bvacuum\b|\bcluster\b`, "maintenance commands"},
 	{`\bcreate\s+rule\b`, "rules"},
@@ -64,6 +66,7 @@ func TestRefusedFeaturesAreCaught(t *testing.T) {
 		"CREATE TABLE t (id BIGSERIAL PRIMARY KEY)", "SELECT nextval('s')", "SELECT pg_advisory_lock(1)",
 		"CREATE INDEX i ON t USING BRIN (ts)", "CREATE TABLE t2 PARTITION OF t FOR VALUES FROM (1) TO (2)",
 		"ALTER TABLE t SET (autovacuum_vacuum_scale_factor = 0.01)", "CREATE UNLOGGED TABLE u (x INT)",
+		"ALTER TABLE open_holds SET (autovacuum_vacuum_threshold=1000, autovacuum_vacuum_cost_delay=0)",
 		"ALTER TABLE t ADD CONSTRAINT c UNIQUE (x) DEFERRABLE", "CREATE EXTENSION pgcrypto",
 	} {
 		caught := false

@@ -16,6 +16,10 @@ const (
 	TransfersLookup    = transfersLookup
 	TapsSeenLookup     = tapsSeenLookup
 	ExpiredHoldsLookup = expiredHoldsLookup
+	TapsDrainClaim     = tapsDrainClaim
+	RepriceClaim       = repriceClaim
+	MaxDrainTaps       = maxDrainTaps
+	MaxRepriceMarks    = maxRepriceMarks
 )
 
 // RepriceSpans is repriceSpans: each span's days, and the day left marked for the next pass.

@@ -379,3 +379,51 @@ func TestMedicalRegistrationByTheBank(t *testing.T) {
 		t.Error("covers the day after its end")
 	}
 }
+
+// TestMedicalStayElsewhereTruesUpWithTheCut settles a Jiaxing card's stay at a Shanghai tier 3
+// hospital, not registered, in an interim bill and a final bill: the true-up prices the whole stay
+// as one bill treated in Shanghai, with the ratio cut for a visit not registered (85% less 10
+// points), so the stay ends as TestMedicalTreatedElsewhere's single bill of it: fund 2245.88, cash
+// 2108.62. Priced without the cut, the fund would pay 2545.32.
+func TestMedicalStayElsewhereTruesUpWithTheCut(t *testing.T) {
+	day := time.Date(2026, 3, 2, 10, 0, 0, 0, cards.Shanghai)
+	w := newMedWorld(t, day)
+	policies, err := medical.SamplePolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.med = postgres.NewMedical(w.st, policies) // the sample catalogues
+	ctx := context.Background()
+	if _, err := w.st.RegisterParty(ctx, clearing.PartyMerchant, "sh-ruijin", "sh-ruijin"); err != nil {
+		t.Fatal(err)
+	}
+	ruijin := w.register(t, medical.Institution{ID: "sh-ruijin", Kind: medical.Hospital, Tier: 3, City: "上海"}, "ruijin-key")
+	jx := w.card(t, 0)
+	w.fund(t, 0, 10_000_00)
+	fields := strings.Fields(shanghaiStay)
+	interim, final := strings.Join(fields[:2], " "), strings.Join(fields[2:], " ")
+	stay := func(kind medical.StayBillKind) medical.StayBill { return medical.StayBill{Ref: "ADM-SH-1", Kind: kind} }
+	first, _, err := w.med.SettleStay(ctx, ruijin, "RJ-S1", jx.Token, bill(t, medical.Inpatient, interim), stay(medical.StayInterim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Split.Elsewhere == nil || first.Split.Elsewhere.Registered || first.TreatingCity != "shanghai" {
+		t.Fatalf("interim bill: elsewhere %+v, treated in %q", first.Split.Elsewhere, first.TreatingCity)
+	}
+	w.clock.Set(day.Add(48 * time.Hour))
+	last, _, err := w.med.SettleStay(ctx, ruijin, "RJ-S2", jx.Token, bill(t, medical.Inpatient, final), stay(medical.StayFinal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := last.TrueUp
+	if u == nil {
+		t.Fatal("the final bill has no true-up")
+	}
+	ended := medical.PartsOf(first.Split).Plus(medical.PartsOf(last.Split)).Plus(u.Adjustment)
+	if ended != (medical.Parts{Fund: 2245_88, Personal: 0, Cash: 2108_62}) || medical.PartsOf(u.Whole) != ended {
+		t.Fatalf("stay ended as %+v (whole %+v, adjustment %+v), want fund 2245.88, cash 2108.62", ended, medical.PartsOf(u.Whole), u.Adjustment)
+	}
+	if u.Whole.Elsewhere == nil || u.Whole.Elsewhere.City != "shanghai" || u.Whole.Elsewhere.Registered {
+		t.Fatalf("the whole stay priced as treated in %+v", u.Whole.Elsewhere)
+	}
+}

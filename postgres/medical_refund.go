@@ -309,6 +309,9 @@ func readAfterSettlement(ctx context.Context, q querier, s *medical.Settlement) 
 		return err
 	}
 	if found {
+		// The whole stay was priced where its final bill was: the insured city's policy, and
+		// the treating city when it is another.
+		u.Whole.InsuredCity, u.Whole.Elsewhere = s.Split.InsuredCity, s.Split.Elsewhere
 		s.TrueUp = &u
 	}
 	return nil

@@ -91,8 +91,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Migrate applies the embedded migrations that the database has not seen, each in its own
-// transaction, in file-name order. Two processes migrating at once are safe: the version row is
-// written first, so the second one waits for the first and then skips the migration.
+// transaction, in file-name order, then, on PostgreSQL only, the queue tables' storage
+// parameters. Two processes migrating at once are safe: the version row is written first, so the
+// second one waits for the first and then skips the migration.
 func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT        PRIMARY KEY,
@@ -127,7 +128,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("apply migration %s: %w", name, err)
 		}
 	}
-	return nil
+	// What a migration cannot say in SQL both databases accept (queues.go).
+	return s.tuneQueues(ctx)
 }
 
 // AccountSpec is an account to open: its ledger definition and a name people read in reports.

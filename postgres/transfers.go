@@ -267,13 +267,14 @@ func (tr *Transfers) runStage(ctx context.Context, st *stage) {
 	cancel()
 	took := time.Since(start)
 	st.resolveFirst(false) // a no-op unless the first attempt never ran
-	for i, c := range st.calls {
-		c.done <- answers[i]
-	}
+	// Counted before its callers are answered: a caller holding its answer sees its commit counted.
 	if tr.OnCommit != nil {
 		tr.onCommitMu.Lock()
 		tr.OnCommit(len(st.calls), st.n, took)
 		tr.onCommitMu.Unlock()
+	}
+	for i, c := range st.calls {
+		c.done <- answers[i]
 	}
 	close(st.done)
 }

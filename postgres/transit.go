@@ -272,6 +272,12 @@ func (t *Tx) transitBatch(ctx context.Context, operator, batchID string) (stored
 	return b, true, nil
 }
 
+// tapsDrainClaim takes the oldest taps out of the Kafka inbox: a range of its taps_received
+// index, however many dead rows the drains before it left (see queues.go).
+const tapsDrainClaim = `DELETE FROM taps WHERE event_id = ANY(ARRAY(
+		SELECT event_id FROM taps ORDER BY received_at, event_id LIMIT $1))
+	RETURNING event_id, card_token, operator_id, device_id, device_seq, tapped_at, station_id, line, direction, mode, received_at`
+
 // DrainTransitTaps moves up to maxDrainTaps transit.tap events from the taps inbox (which the
 // Kafka consumer fills) through the same rules as an uploaded batch, oldest first, in one
 // transaction: the inbox rows go, the accepted taps and every event's answer stay. Two drains
@@ -282,10 +288,7 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 		// The delete is the claim: a concurrent drain that picked the same rows waits for this
 		// one, finds them gone and returns without them. = ANY(ARRAY(...)) deletes by the key;
 		// IN (...) would hash-join against a scan of the whole inbox.
-		rows, err := tx.Query(ctx, `DELETE FROM taps WHERE event_id = ANY(ARRAY(
-				SELECT event_id FROM taps ORDER BY received_at, event_id LIMIT $1))
-			RETURNING event_id, card_token, operator_id, device_id, device_seq, tapped_at, station_id, line, direction, mode, received_at`,
-			maxDrainTaps)
+		rows, err := tx.Query(ctx, tapsDrainClaim, maxDrainTaps)
 		if err != nil {
 			return fmt.Errorf("drain taps: %w", err)
 		}
@@ -1145,6 +1148,13 @@ func (t *Tx) writeTransitDays(ctx context.Context, rs []*transitDayRow, now time
 	return nil
 }
 
+// repriceClaim takes marked travel days off the re-price queue in key order, skipping those a
+// concurrent pass holds: a range of the queue's primary key.
+const repriceClaim = `DELETE FROM transit_reprice WHERE (card_token, group_key, travel_day) IN (
+		SELECT card_token, group_key, travel_day FROM transit_reprice
+		ORDER BY card_token, group_key, travel_day LIMIT $1 FOR UPDATE SKIP LOCKED)
+	RETURNING card_token, group_key, travel_day`
+
 // RepriceTransitDays re-prices the closed travel days that late taps (or a fare table uploaded
 // to re-price) changed, posting each difference as an adjustment (a refund when the day now costs
 // less), up to maxRepriceMarks marked days. A day's re-pricing carries through the closed days
@@ -1164,10 +1174,7 @@ func (s *Store) RepriceTransitDays(ctx context.Context, ts *transit.Tables, now 
 		}
 		// Claimed by deleting them: a tap deciding now that marks one of these days again waits
 		// for this transaction, and its mark stays for the next pass.
-		rows, err := tx.Query(ctx, `DELETE FROM transit_reprice WHERE (card_token, group_key, travel_day) IN (
-				SELECT card_token, group_key, travel_day FROM transit_reprice
-				ORDER BY card_token, group_key, travel_day LIMIT $1 FOR UPDATE SKIP LOCKED)
-			RETURNING card_token, group_key, travel_day`, maxRepriceMarks)
+		rows, err := tx.Query(ctx, repriceClaim, maxRepriceMarks)
 		if err != nil {
 			return fmt.Errorf("claim days to re-price: %w", err)
 		}

@@ -8,7 +8,7 @@
 //
 //	migrate   apply the database schema
 //	demo      run a city day end to end through Kafka into the ledger and print what it did
-//	verify    recompute every balance from the transfers and check the ledger's invariants
+//	verify    check the ledger's invariants from the last verified day's checkpoint (--full: everything)
 //	serve     consume card events from Kafka into the ledger and serve HTTP
 //	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
 //	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
@@ -21,6 +21,8 @@
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //	loadtest-transfers
 //	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
+//	loadtest-verify
+//	          write transfers over many days in a database of its own, time verify --full against verify from a checkpoint
 //
 // Every flag can also be set by an environment variable, named on the flag's help line.
 package main
@@ -50,7 +52,7 @@ func commands() []command {
 	return []command{
 		{"migrate", "apply the database schema", runMigrate},
 		{"demo", "run a city day end to end through Kafka into the ledger and print what it did", runDemo},
-		{"verify", "recompute every balance from the transfers and check the ledger's invariants", runVerify},
+		{"verify", "checkpoint the closed days and check what came after the newest checkpoint (--full: everything)", runVerify},
 		{"serve", "consume card events from Kafka into the ledger and serve HTTP", runServe},
 		{"broker", "run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)", runBroker},
 		{"loadtest", "produce a city's card events into Kafka, consume them into the ledger, print the figures as JSON", runLoadtest},
@@ -59,6 +61,7 @@ func commands() []command {
 		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},
+		{"loadtest-verify", "write transfers over many days into a database of its own, then time joinin verify --full against joinin verify from the newest checkpoint; print JSON", runLoadVerify},
 	}
 }
 
@@ -192,13 +195,19 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, c := newFlagSet("verify", "recompute every balance from the transfers and check the ledger's invariants")
+	fs, c := newFlagSet("verify", "checkpoint the closed days, then check what came after the newest checkpoint (--full: everything)")
+	full := fs.Bool("full", false, "check the whole history and recompute every checkpoint's digest, "+
+		"instead of checkpointing the closed days and checking what came after the newest checkpoint")
 	_, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rep, err := st.Verify(ctx)
+	verify := st.VerifyIncremental
+	if *full {
+		verify = st.VerifyFull
+	}
+	rep, err := verify(ctx)
 	if err != nil {
 		return err
 	}

@@ -214,3 +214,22 @@ func TestLoadTransfersDrivesTheAPI(t *testing.T) {
 		t.Errorf("hot phase: %d versions of the hot account in %d commits", hot.HotVersions, hot.Commits)
 	}
 }
+
+// The verification load run, small: transfers over three days in a database of its own, the two
+// closed days checkpointed, verify --full and verify from the checkpoint timed, both finding every
+// transfer, dropped.
+func TestLoadVerifyTimesBothChecks(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	if err := run(context.Background(), []string{"loadtest-verify", "--database-url", url, "--log-level", "warn",
+		"--transfers", "6000", "--days", "3", "--accounts", "50"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest-verify: %v\n%s", err, errs.String())
+	}
+	var rep verifyLoadReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Checkpoints != 2 || rep.Transfers != 6000 || rep.BalanceRows <= 50 || rep.FullSeconds <= 0 || rep.IncrementalSeconds <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}

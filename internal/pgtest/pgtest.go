@@ -165,6 +165,18 @@ func VerifyURL(t testing.TB, u string) {
 	}
 	if !rep.OK() {
 		t.Errorf("pgtest: ledger failed verification:\n%s", rep.String())
+		return
+	}
+	// The incremental check (checkpointing the closed days, then checking the rest against the
+	// newest checkpoint) must find the same ledger sound, with the same counts and trial balance.
+	inc, err := st.VerifyIncremental(ctx)
+	if err != nil {
+		t.Errorf("pgtest: verify incrementally: %v", err)
+		return
+	}
+	if !inc.OK() || inc.Accounts != rep.Accounts || inc.Transfers != rep.Transfers ||
+		fmt.Sprint(inc.Currencies) != fmt.Sprint(rep.Currencies) {
+		t.Errorf("pgtest: incremental verification disagrees with the full one:\nfull:\n%s\nincremental:\n%s", rep.String(), inc.String())
 	}
 }
 
