@@ -70,9 +70,9 @@ func (r *Report) String() string {
 // gaps in any shard, only accounts without a constraint are sharded and only their home shard
 // holds pending amounts, every transfer is listed on its two accounts' balance rows of its own
 // time (so that a day's cut never splits a batch, which incremental verification relies on),
-// every transfer names
-// known accounts of one currency, and every resolution matches the transfer it resolves. It reads
-// a consistent snapshot; an error means the check could not run, not that the ledger is broken.
+// every transfer names known accounts of one currency, and every resolution matches the transfer
+// it resolves. It reads a consistent snapshot; an error means the check could not run, not that
+// the ledger is broken.
 func (s *Store) Verify(ctx context.Context) (Report, error) {
 	var rep Report
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
