@@ -35,3 +35,24 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 		t.Fatalf("a forgotten entry is still cached")
 	}
 }
+
+// A balance row's shard and version go into the checkpoints' digest as one word: a home-shard
+// row hashes as a row did before balances were sharded, and no two (shard, version) pairs in
+// range share a word.
+func TestShardVersionWord(t *testing.T) {
+	for _, v := range []int64{1, 2, 1 << 40, 1<<shardVersionBits - 1} {
+		if got := shardVersion(homeShard, v); got != v {
+			t.Errorf("home shard version %d: word %d", v, got)
+		}
+	}
+	seen := map[int64][2]int64{}
+	for s := int32(0); s < balanceShards; s++ {
+		for _, v := range []int64{1, 2, 3, 1<<shardVersionBits - 1} {
+			w := shardVersion(s, v)
+			if prev, ok := seen[w]; ok {
+				t.Fatalf("shard %d version %d and shard %d version %d share word %d", s, v, prev[0], prev[1], w)
+			}
+			seen[w] = [2]int64{int64(s), v}
+		}
+	}
+}

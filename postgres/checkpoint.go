@@ -273,9 +273,10 @@ func (s *Store) checkpoint(ctx context.Context, day string) (written bool, probl
 	return written, nil, nil
 }
 
-// segment is the part of the ledger one check covers: every account's balance versions after
-// its cut in the previous checkpoint (all of them without one) up to the newest stamped before
-// end (the newest, without an end), and the transfers these versions list.
+// segment is the part of the ledger one check covers: every balance shard's versions after its
+// cut in the previous checkpoint (all of them without one) up to the newest stamped before end
+// (the newest, without an end), and the transfers these versions list. Each shard of an account
+// is a version chain of its own (see shards.go); the account's balance is their sum.
 type segment struct {
 	day  string      // the key its balances are written under
 	prev *Checkpoint // nil: the segment starts at the beginning
