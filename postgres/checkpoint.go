@@ -313,23 +313,30 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	}
 	// The cut, per account and balance shard (each shard is a version chain of its own): the
 	// version before the first one stamped at or after end, found by reading forward from the
-	// shard's previous cut, so that a day costs its own versions however many came after it. An
-	// account with a constraint has only its home shard, read alone, as summedBalance reads it.
-	if _, err := tx.Exec(ctx, `INSERT INTO `+seg.table()+`
+	// shard's previous cut, so that a day costs its own versions however many came after it. The
+	// shards an account has are found by skipping from one to the next through the key, a probe
+	// per shard the account has (not per shard it might have). An account with a constraint has
+	// only its home shard; should it have another, the checks below find it.
+	if _, err := tx.Exec(ctx, `WITH RECURSIVE sh (account_id, shard) AS (
+			SELECT a.id, $3::INT FROM accounts a
+			UNION ALL
+			SELECT sh.account_id, nx.shard FROM sh CROSS JOIN LATERAL (SELECT x.shard FROM account_balances x
+				WHERE x.account_id = sh.account_id AND x.shard > sh.shard ORDER BY x.shard LIMIT 1) nx
+		)
+		INSERT INTO `+seg.table()+`
 			(account_id, shard, day, from_version, version, debits_pending, debits_posted, credits_pending, credits_posted)
-		SELECT a.id, g.shard, $1::DATE, COALESCE(p.version, 0), b.version,
+		SELECT sh.account_id, sh.shard, $1::DATE, COALESCE(p.version, 0), b.version,
 			b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
-		FROM accounts a
-		CROSS JOIN LATERAL generate_series(0, CASE WHEN a.flags = 0 THEN $3::INT ELSE $4::INT END) AS g(shard)
+		FROM sh
 		LEFT JOIN LATERAL (SELECT c.version FROM verify_checkpoint_balances c
-			WHERE c.account_id = a.id AND c.shard = g.shard AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true
+			WHERE c.account_id = sh.account_id AND c.shard = sh.shard AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true
 		LEFT JOIN LATERAL (SELECT x.version FROM account_balances x
-			WHERE x.account_id = a.id AND x.shard = g.shard AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
+			WHERE x.account_id = sh.account_id AND x.shard = sh.shard AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
 			ORDER BY x.version LIMIT 1) later ON true
 		JOIN LATERAL (SELECT * FROM account_balances b
-			WHERE b.account_id = a.id AND b.shard = g.shard AND b.version < COALESCE(later.version, 9223372036854775807)
+			WHERE b.account_id = sh.account_id AND b.shard = sh.shard AND b.version < COALESCE(later.version, 9223372036854775807)
 			ORDER BY b.version DESC LIMIT 1) b ON true
-		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end, balanceShards-1, homeShard); err != nil {
+		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end, homeShard); err != nil {
 		return res, fmt.Errorf("balances at the cut: %w", err)
 	}
 

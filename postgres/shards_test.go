@@ -153,6 +153,16 @@ func TestVerifyFindsBrokenShards(t *testing.T) {
 		!strings.Contains(rep.Problems[1], "balance sharded where it must not be: account "+c.card.String()+" shard 7") {
 		t.Fatalf("problems %q", rep.Problems)
 	}
+	// The incremental check finds both as well.
+	inc, err := st.VerifyIncremental(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := strings.Join(inc.Problems, "\n")
+	if !strings.Contains(found, "balance history has gaps: account "+c.operator.String()+" shard 9") ||
+		!strings.Contains(found, "balance sharded where it must not be: account "+c.card.String()+" shard 7") {
+		t.Fatalf("incremental problems %q", inc.Problems)
+	}
 	// Put the table back as the ledger is, for the verification at the end of the test.
 	for _, q := range []string{`ALTER TABLE account_balances DISABLE TRIGGER account_balances_immutable`,
 		`DELETE FROM account_balances WHERE shard IN (7, 9)`, `ALTER TABLE account_balances ENABLE TRIGGER account_balances_immutable`} {
