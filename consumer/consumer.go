@@ -430,6 +430,9 @@ func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Curso
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 		d, timing, err := c.store.IngestTimed(tctx, cursors, msgs)
 		cancel()
+		if c.cfg.Metrics != nil && timing.Attempts > 1 {
+			c.cfg.Metrics.ConflictRetries.Add(float64(timing.Attempts - 1))
+		}
 		if err == nil {
 			b := Batch{Events: len(msgs), Decision: d, Timing: timing, DecodeTime: decode}
 			if c.cfg.OnBatch != nil {

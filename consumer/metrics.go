@@ -26,6 +26,11 @@ type Metrics struct {
 	DeadLetters prometheus.Counter
 	// Retries counts batches that failed and were tried again.
 	Retries prometheus.Counter
+	// ConflictRetries counts the transaction attempts of batches after their first: a batch's
+	// transaction run again whole because it collided with another writer (another process's
+	// batch, the authorization committer, the expiry sweep) on an account's balance version. Over
+	// joinin_batch_events_count it is the retries per batch.
+	ConflictRetries prometheus.Counter
 	// Splits counts batches committed in halves because they could not be applied whole (too
 	// many transfers for one ledger batch, or an event the database refuses).
 	Splits prometheus.Counter
@@ -62,6 +67,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_batch_retries_total", Help: "Batches that failed and were tried again.",
 		}),
+		ConflictRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_batch_conflict_retries_total", Help: "Transaction attempts of batches after their first, each after a conflict with another writer.",
+		}),
 		Splits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_batch_splits_total", Help: "Batches committed in halves because they could not be applied whole.",
 		}),
@@ -70,6 +78,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Events, m.BatchEvents, m.Seconds, m.Lag, m.CommitAge, m.ForcedRejoins, m.DeadLetters, m.Retries,
-		m.Splits, m.Poison)
+		m.ConflictRetries, m.Splits, m.Poison)
 	return m
 }

@@ -69,9 +69,17 @@ type Tx struct {
 	// assumes the batch's transfer ids are new; later ones read everything, and lock the accounts,
 	// so that writers that keep racing queue up instead.
 	attempt int
-	// written holds the newest balance this transaction wrote for each account: later batches in
-	// the transaction build on it, and the cache gets it once the transaction commits.
-	written map[ledger.ID]cachedAccount
+	// shard is the balance shard this transaction writes for the accounts that may be sharded
+	// (balanceShards), unless a batch changes their pending amounts.
+	shard int16
+	// uncached makes the first attempt read balances from the database rather than the cache:
+	// its cursors were moved by another process since this one last committed them, so the
+	// accounts their events touch were written elsewhere meanwhile and the cache is stale (and
+	// has been cleared).
+	uncached bool
+	// written holds the newest balance this transaction wrote for each account's shard: later
+	// batches in the transaction build on it, and the cache gets it once the transaction commits.
+	written map[balanceKey]cachedAccount
 	// gate is the end of the last settlement cycle closed (Unix microseconds), read under a
 	// shared lock by the transaction's first batch and held until it commits: its transfers are
 	// stamped after it. gated says it was read.
@@ -82,7 +90,7 @@ type Tx struct {
 	// transaction's own and before the cache. It must then decide no refusal (balances read
 	// from the database would miss the overlay's), and must not commit unless that transaction
 	// does: its caller waits for it.
-	overlay     map[ledger.ID]cachedAccount
+	overlay     map[balanceKey]cachedAccount
 	speculative bool
 	// busy holds the accounts this transaction marked contended in the cache, over all its
 	// attempts; InTx releases them when it is done.
@@ -103,7 +111,8 @@ var errSpeculationRefused = conflictError{errors.New("a speculative batch refuse
 func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Context, *Tx) error) error {
 	var (
 		last  *Tx
-		stale []ledger.ID
+		stale []balanceKey
+		shard int16
 		busy  = map[ledger.ID]struct{}{}
 	)
 	defer func() {
@@ -111,13 +120,27 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 			s.cache.release(slices.Collect(maps.Keys(busy)))
 		}
 	}()
+	uncached := false
+	if len(cursors) > 0 {
+		shard = consumerShard(cursors)
+		if uncached = !s.cursorsKnown(cursors); uncached {
+			// A partition this process did not hold last (a rebalance gave it here, or back):
+			// another process has written its cards since, and whatever this one cached of them
+			// is stale. Which accounts those are is not known, so the cache starts over, as at
+			// start.
+			s.cache.clear()
+		}
+	} else {
+		shard = s.leases.lease()
+		defer s.leases.release(shard)
+	}
 	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
 		if last != nil {
-			for id := range last.written {
-				stale = append(stale, id)
+			for k := range last.written {
+				stale = append(stale, k)
 			}
 		}
-		last = &Tx{Tx: ptx, store: s, attempt: attempt, written: map[ledger.ID]cachedAccount{}, busy: busy}
+		last = &Tx{Tx: ptx, store: s, attempt: attempt, shard: shard, uncached: uncached, written: map[balanceKey]cachedAccount{}, busy: busy}
 		for i := range cursors {
 			if err := advanceCursor(ctx, ptx, &cursors[i], s.Now()); err != nil {
 				return err
@@ -135,7 +158,38 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 			s.cache.put(slices.Collect(maps.Values(last.written)))
 		}
 	}
+	if err == nil {
+		s.noteCursors(cursors)
+	}
 	return err
+}
+
+// cursorsKnown reports whether every cursor starts where this process's last commit of it left
+// it: nobody else has consumed its partition since, so the cache holds what its events touch.
+func (s *Store) cursorsKnown(cursors []Cursor) bool {
+	s.cursorsMu.Lock()
+	defer s.cursorsMu.Unlock()
+	for _, c := range cursors {
+		if pos, ok := s.cursorsLeft[c.Name]; !ok || pos != c.From {
+			return false
+		}
+	}
+	return true
+}
+
+// noteCursors records where this process's commit left cursors.
+func (s *Store) noteCursors(cursors []Cursor) {
+	if len(cursors) == 0 {
+		return
+	}
+	s.cursorsMu.Lock()
+	defer s.cursorsMu.Unlock()
+	if s.cursorsLeft == nil {
+		s.cursorsLeft = make(map[string]int64)
+	}
+	for _, c := range cursors {
+		s.cursorsLeft[c.Name] = c.To
+	}
 }
 
 // Apply applies batch within the transaction: prefetch, apply in memory, write. It may be called
@@ -178,11 +232,12 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 			}
 		}
 	}
-	if err := writeOutcome(ctx, t.Tx, &out, p.versions, ts); err != nil {
+	if err := writeOutcome(ctx, t.Tx, &out, p.versions, p.shards, ts); err != nil {
 		return BatchResult{}, err
 	}
 	for _, a := range out.Touched {
-		t.written[a.ID] = cachedAccount{account: *a, version: p.versions[a.ID] + 1, ts: ts}
+		e := cachedAccount{account: *a, shard: p.shards[a.ID], version: p.versions[a.ID] + 1, ts: ts}
+		t.written[e.key()] = e
 	}
 	return BatchResult{Outcome: out, Timestamp: time.UnixMicro(ts).UTC()}, nil
 }
@@ -318,8 +373,10 @@ func anyExists(ctx context.Context, tx pgx.Tx, batch []ledger.Transfer, results 
 // prefetched is what a batch read before applying.
 type prefetched struct {
 	state *ledger.State
-	// versions holds each prefetched account's current balance version.
+	// versions holds each prefetched account's current balance version, in its shard.
 	versions map[ledger.ID]int64
+	// shards holds the balance shard each prefetched account was read from, and is written to.
+	shards map[ledger.ID]int16
 	// latest is the newest balance timestamp among the prefetched accounts, Unix microseconds.
 	latest int64
 }
@@ -368,42 +425,70 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 		add(batch[i].DebitAccountID)
 		add(batch[i].CreditAccountID)
 	}
+	// Accounts whose pending amounts the batch may change (it places holds on them, or resolves
+	// or reverses transfers that name them) are read and written in their home shard, where their
+	// holds are; the others in this transaction's shard, if they may be sharded at all.
+	home := make(map[ledger.ID]bool)
+	for i := range batch {
+		if batch[i].Flags&pendingFlags != 0 || !batch[i].Ref.IsZero() {
+			home[batch[i].DebitAccountID], home[batch[i].CreditAccountID] = true, true
+		}
+	}
 	for _, tr := range state.Transfers {
 		add(tr.DebitAccountID)
 		add(tr.CreditAccountID)
+		home[tr.DebitAccountID], home[tr.CreditAccountID] = true, true
 	}
-	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(ids))}
+	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(ids)), shards: make(map[ledger.ID]int16, len(ids))}
 	found := func(e cachedAccount) {
 		a := e.account
 		state.Accounts[a.ID] = &a
 		p.versions[a.ID] = e.version
+		p.shards[a.ID] = e.shard
 		p.latest = max(p.latest, e.ts)
 	}
-	// Balances this transaction wrote come first; they are newer than anything committed.
-	missing := ids[:0:0]
+	// Balances this transaction wrote come first; they are newer than anything committed. An
+	// account with a constraint is never sharded: it is found in its home shard whatever the
+	// shard asked.
+	inShard := func(m map[balanceKey]cachedAccount, k balanceKey) (cachedAccount, bool) {
+		if e, ok := m[k]; ok {
+			return e, true
+		}
+		if e, ok := m[balanceKey{k.id, homeShard}]; ok && !shardable(&e.account) {
+			return e, true
+		}
+		return cachedAccount{}, false
+	}
+	missing := make([]balanceKey, 0, len(ids))
 	for _, id := range ids {
-		if e, ok := t.written[id]; ok {
+		k := balanceKey{id, t.shard}
+		if home[id] {
+			k.shard = homeShard
+		}
+		if e, ok := inShard(t.written, k); ok {
 			found(e)
-		} else if e, ok := t.overlay[id]; ok && fast {
+		} else if e, ok := inShard(t.overlay, k); ok && fast {
 			found(e)
 		} else {
-			missing = append(missing, id)
+			missing = append(missing, k)
 		}
 	}
-	if fast {
+	if fast && !t.uncached {
 		missing = t.store.cache.get(missing, found)
 	}
 	if len(missing) == 0 {
 		return p, nil
 	}
 	keys := make([]uuid.UUID, len(missing))
-	for i, id := range missing {
-		keys[i] = uuid.UUID(id)
+	shards := make([]int16, len(missing))
+	for i, k := range missing {
+		keys[i], shards[i] = uuid.UUID(k.id), k.shard
 	}
 	if t.locking {
 		// In key order, so that two lockers wait for each other instead of deadlocking.
-		slices.SortFunc(keys, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		if _, err := t.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, keys); err != nil {
+		locks := slices.Clone(keys)
+		slices.SortFunc(locks, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		if _, err := t.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, locks); err != nil {
 			return nil, fmt.Errorf("lock accounts: %w", err)
 		}
 		if t.attempt > 1 {
@@ -413,16 +498,16 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 			// consumer's thousands of events, would never commit beside a quick writer at one
 			// of its accounts).
 			var fresh []ledger.ID
-			for _, id := range missing {
-				if _, ok := t.busy[id]; !ok {
-					t.busy[id] = struct{}{}
-					fresh = append(fresh, id)
+			for _, k := range missing {
+				if _, ok := t.busy[k.id]; !ok {
+					t.busy[k.id] = struct{}{}
+					fresh = append(fresh, k.id)
 				}
 			}
 			t.store.cache.contend(fresh)
 		}
 	}
-	if err := readAccounts(ctx, t.Tx, keys, found); err != nil {
+	if err := readAccounts(ctx, t.Tx, keys, shards, found); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -468,25 +553,36 @@ func readTransfers(ctx context.Context, tx pgx.Tx, state *ledger.State, ids, ref
 	return nil
 }
 
-const accountColumns = `a.id, a.currency, a.kind, a.flags, a.balance_limit,
-	b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted`
+// pendingFlags are the transfer flags that change pending amounts: a hold placed or resolved.
+// A reversal (which names the transfer it reverses by Ref, as resolutions do) is kept with them.
+const pendingFlags = ledger.Pending | ledger.PostPending | ledger.VoidPending | ledger.ExpirePending | ledger.Reversal
 
-// readAccounts reads accounts with their current balances, calling fn for each one found.
-func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(cachedAccount)) error {
+const accountColumns = `a.id, a.currency, a.kind, a.flags, a.balance_limit,
+	s.shard, b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted`
+
+// readAccounts reads accounts with their current balances in the shards asked (the home shard
+// for an account that is never sharded, and for every id when shards is nil), calling fn for
+// each account found. A shard the account has never written is an empty balance at version 0.
+func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, shards []int16, fn func(cachedAccount)) error {
+	if shards == nil {
+		shards = make([]int16, len(ids))
+	}
 	rows, err := q.Query(ctx, `SELECT `+accountColumns+`
-		FROM accounts a
-		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
-		WHERE a.id = ANY($1)`, ids)
+		FROM unnest($1::UUID[], $2::INT[]) AS w(id, shard)
+		JOIN accounts a ON a.id = w.id
+		CROSS JOIN LATERAL (SELECT CASE WHEN a.flags = 0 THEN w.shard ELSE 0 END AS shard) s
+		LEFT JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id AND b.shard = s.shard
+			ORDER BY b.version DESC LIMIT 1) b ON true`, ids, shards)
 	if err != nil {
 		return fmt.Errorf("prefetch accounts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		a, version, ts, err := scanAccount(rows)
+		e, err := scanAccount(rows)
 		if err != nil {
 			return fmt.Errorf("prefetch accounts: %w", err)
 		}
-		fn(cachedAccount{account: *a, version: version, ts: ts.UnixMicro()})
+		fn(e)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("prefetch accounts: %w", err)
@@ -494,25 +590,32 @@ func readAccounts(ctx context.Context, q pgx.Tx, ids []uuid.UUID, fn func(cached
 	return nil
 }
 
-func scanAccount(rows pgx.Rows) (*ledger.Account, int64, time.Time, error) {
+func scanAccount(rows pgx.Rows) (cachedAccount, error) {
 	var (
 		a              ledger.Account
 		id             uuid.UUID
 		currency, kind string
-		flags          int32
-		version        int64
-		ts             time.Time
+		flags, shard   int32
+		version        *int64
+		ts             *time.Time
+		dp, dpo        *int64
+		cp, cpo        *int64
 	)
-	if err := rows.Scan(&id, &currency, &kind, &flags, &a.Limit, &version, &ts,
-		&a.DebitsPending, &a.DebitsPosted, &a.CreditsPending, &a.CreditsPosted); err != nil {
-		return nil, 0, time.Time{}, err
+	if err := rows.Scan(&id, &currency, &kind, &flags, &a.Limit, &shard, &version, &ts, &dp, &dpo, &cp, &cpo); err != nil {
+		return cachedAccount{}, err
 	}
 	k, err := ledger.ParseKind(kind)
 	if err != nil {
-		return nil, 0, time.Time{}, err
+		return cachedAccount{}, err
 	}
 	a.ID, a.Currency, a.Kind, a.Flags = ledger.ID(id), ledger.Currency(currency), k, ledger.AccountFlags(flags)
-	return &a, version, ts, nil
+	e := cachedAccount{shard: int16(shard)}
+	if version != nil {
+		e.version, e.ts = *version, ts.UnixMicro()
+		a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted = *dp, *dpo, *cp, *cpo
+	}
+	e.account = a
+	return e, nil
 }
 
 const transferColumns = `id, debit_account_id, credit_account_id, amount, ref_id, user_data,
@@ -548,9 +651,9 @@ func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
 // when the batch is small), each sorted by key so that two writers racing for the same keys wait
 // for each other instead of deadlocking.
 // Each balance row lists the batch's transfers that moved the account: its statement lines.
-func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
+func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, shards map[ledger.ID]int16, ts int64) error {
 	if len(out.Created) <= maxInsertRows && len(out.Touched) <= 2*maxInsertRows {
-		return insertOutcome(ctx, tx, out, versions, ts)
+		return insertOutcome(ctx, tx, out, versions, shards, ts)
 	}
 	at := time.UnixMicro(ts).UTC()
 	created := out.Created
@@ -596,8 +699,9 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 	// ~120 bytes a row and 20 per statement line.
 	w := newCopyWriter(len(touched), 120+20*len(created)*2/len(touched))
 	for _, a := range touched {
-		w.row(8)
+		w.row(9)
 		w.uuid(a.ID)
+		w.int32(int32(shards[a.ID]))
 		w.int64(versions[a.ID] + 1)
 		w.timestamp(ts)
 		w.int64(a.DebitsPending)
@@ -606,7 +710,7 @@ func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions 
 		w.int64(a.CreditsPosted)
 		w.uuids(lines[a.ID])
 	}
-	if err := copyRows(ctx, tx, "account_balances", []string{"account_id", "version", "ts", "debits_pending", "debits_posted",
+	if err := copyRows(ctx, tx, "account_balances", []string{"account_id", "shard", "version", "ts", "debits_pending", "debits_posted",
 		"credits_pending", "credits_posted", "transfer_ids"}, w); err != nil {
 		return fmt.Errorf("write balances: %w", err)
 	}
@@ -673,13 +777,13 @@ const maxInsertRows = 64
 var (
 	transferInsertColumns = []string{"id", "debit_account_id", "credit_account_id", "amount", "ref_id",
 		"user_data", "timeout_seconds", "code", "flags", "ts", "expires_at"}
-	balanceInsertColumns = []string{"account_id", "version", "ts", "debits_pending", "debits_posted",
+	balanceInsertColumns = []string{"account_id", "shard", "version", "ts", "debits_pending", "debits_posted",
 		"credits_pending", "credits_posted", "transfer_ids"}
 )
 
 // insertOutcome is writeOutcome for a small batch: the same rows in the same order, written by
 // INSERTs sent in one round trip with the resolutions and open holds.
-func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, ts int64) error {
+func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, shards map[ledger.ID]int16, ts int64) error {
 	at := time.UnixMicro(ts).UTC()
 	created := out.Created
 	lines := make(map[ledger.ID][][16]byte, len(out.Touched))
@@ -709,7 +813,7 @@ func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions
 			if ids == nil {
 				ids = [][16]byte{}
 			}
-			args = append(args, [16]byte(a.ID), versions[a.ID]+1, at, a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted, ids)
+			args = append(args, [16]byte(a.ID), int32(shards[a.ID]), versions[a.ID]+1, at, a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted, ids)
 		}
 		q.Queue(insertValues("account_balances", balanceInsertColumns, len(touched)), args...)
 	}

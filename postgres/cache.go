@@ -12,11 +12,21 @@ import (
 // (about 100 bytes each, so ~100 MiB at the bound). Past it, half the entries are dropped.
 const maxCachedAccounts = 1 << 20
 
-// cachedAccount is an account as of a committed balance version.
+// cachedAccount is an account as of a committed balance version of one of its shards: for an
+// account whose balance is sharded by writer (balanceShards), the balance is that shard's.
 type cachedAccount struct {
 	account ledger.Account
+	shard   int16
 	version int64
 	ts      int64 // the version's time, Unix microseconds
+}
+
+func (e cachedAccount) key() balanceKey { return balanceKey{e.account.ID, e.shard} }
+
+// balanceKey names one shard of an account's balance history.
+type balanceKey struct {
+	id    ledger.ID
+	shard int16
 }
 
 // accountCache remembers the balances this process committed, so that a batch need not read
@@ -25,23 +35,25 @@ type cachedAccount struct {
 // cache can make a batch slower, never wrong.
 type accountCache struct {
 	mu      sync.Mutex
-	entries map[ledger.ID]cachedAccount
+	entries map[balanceKey]cachedAccount
 	// busy counts, per account, the writers retrying after a conflict that lock it: a batch
 	// touching one of them takes the full path, locking, until they are done.
 	busy map[ledger.ID]int
 }
 
 func newAccountCache() *accountCache {
-	return &accountCache{entries: make(map[ledger.ID]cachedAccount), busy: make(map[ledger.ID]int)}
+	return &accountCache{entries: make(map[balanceKey]cachedAccount), busy: make(map[ledger.ID]int)}
 }
 
-// contend drops ids and marks them busy: a writer locks them after a conflict, until it calls
-// release with them.
+// contend drops ids, every shard of them, and marks them busy: a writer locks them after a
+// conflict, until it calls release with them.
 func (c *accountCache) contend(ids []ledger.ID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		delete(c.entries, id)
+		for sh := int16(0); sh < balanceShards; sh++ {
+			delete(c.entries, balanceKey{id, sh})
+		}
 		c.busy[id]++
 	}
 }
@@ -76,15 +88,19 @@ func (c *accountCache) contended(batch []ledger.Transfer) bool {
 	return false
 }
 
-// get copies the cached entries of ids into fn and returns the ids it did not have.
-func (c *accountCache) get(ids []ledger.ID, fn func(cachedAccount)) (missing []ledger.ID) {
+// get copies the cached entries of keys into fn and returns the keys it did not have. An account
+// that is never sharded (it has a balance constraint) is found at its home shard whatever shard
+// the key asks for.
+func (c *accountCache) get(keys []balanceKey, fn func(cachedAccount)) (missing []balanceKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		if e, ok := c.entries[id]; ok {
+	for _, k := range keys {
+		if e, ok := c.entries[k]; ok {
+			fn(e)
+		} else if e, ok := c.entries[balanceKey{k.id, homeShard}]; ok && k.shard != homeShard && !shardable(&e.account) {
 			fn(e)
 		} else {
-			missing = append(missing, id)
+			missing = append(missing, k)
 		}
 	}
 	return missing
@@ -107,19 +123,26 @@ func (c *accountCache) put(entries []cachedAccount) {
 		}
 	}
 	for _, e := range entries {
-		if have, ok := c.entries[e.account.ID]; ok && have.version >= e.version {
+		if have, ok := c.entries[e.key()]; ok && have.version >= e.version {
 			continue
 		}
-		c.entries[e.account.ID] = e
+		c.entries[e.key()] = e
 	}
 }
 
-// forget drops entries that may be stale: after a conflict, or a commit whose outcome is unknown.
-func (c *accountCache) forget(ids []ledger.ID) {
+// clear drops every entry.
+func (c *accountCache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		delete(c.entries, id)
+	clear(c.entries)
+}
+
+// forget drops entries that may be stale: after a conflict, or a commit whose outcome is unknown.
+func (c *accountCache) forget(keys []balanceKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		delete(c.entries, k)
 	}
 }
 

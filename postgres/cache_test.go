@@ -18,7 +18,7 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	c.put([]cachedAccount{entry(3, 300)}) // a committer that finished earlier puts later
 	c.put([]cachedAccount{entry(5, 999)}) // the same version again changes nothing
 	var got []cachedAccount
-	if missing := c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
+	if missing := c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
 		t.Fatalf("missing %v", missing)
 	}
 	if len(got) != 1 || got[0].version != 5 || got[0].account.CreditsPosted != 500 {
@@ -26,12 +26,12 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	}
 	c.put([]cachedAccount{entry(6, 600)})
 	got = got[:0]
-	c.get([]ledger.ID{id}, func(e cachedAccount) { got = append(got, e) })
+	c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) })
 	if got[0].version != 6 {
 		t.Fatalf("cached version %d after a newer put, want 6", got[0].version)
 	}
-	c.forget([]ledger.ID{id})
-	if missing := c.get([]ledger.ID{id}, func(cachedAccount) {}); len(missing) != 1 {
+	c.forget([]balanceKey{{id, 0}})
+	if missing := c.get([]balanceKey{{id, 0}}, func(cachedAccount) {}); len(missing) != 1 {
 		t.Fatalf("a forgotten entry is still cached")
 	}
 }
@@ -51,7 +51,7 @@ func TestAccountCacheContendedUntilReleased(t *testing.T) {
 	if !c.contended(batch) || !c.contended([]ledger.Transfer{{DebitAccountID: a, CreditAccountID: b}}) {
 		t.Fatal("a contended account is not reported, on either side of a transfer")
 	}
-	if missing := c.get([]ledger.ID{a}, func(cachedAccount) {}); len(missing) != 1 {
+	if missing := c.get([]balanceKey{{a, homeShard}}, func(cachedAccount) {}); len(missing) != 1 {
 		t.Fatal("a contended account is still cached")
 	}
 	c.release([]ledger.ID{a})
@@ -61,5 +61,26 @@ func TestAccountCacheContendedUntilReleased(t *testing.T) {
 	c.release([]ledger.ID{a})
 	if c.contended(batch) {
 		t.Fatal("released by both, still contended")
+	}
+}
+
+// A balance row's shard and version go into the checkpoints' digest as one word: a home-shard
+// row hashes as a row did before balances were sharded, and no two (shard, version) pairs in
+// range share a word.
+func TestShardVersionWord(t *testing.T) {
+	for _, v := range []int64{1, 2, 1 << 40, 1<<shardVersionBits - 1} {
+		if got := shardVersion(homeShard, v); got != v {
+			t.Errorf("home shard version %d: word %d", v, got)
+		}
+	}
+	seen := map[int64][2]int64{}
+	for s := int32(0); s < balanceShards; s++ {
+		for _, v := range []int64{1, 2, 3, 1<<shardVersionBits - 1} {
+			w := shardVersion(s, v)
+			if prev, ok := seen[w]; ok {
+				t.Fatalf("shard %d version %d and shard %d version %d share word %d", s, v, prev[0], prev[1], w)
+			}
+			seen[w] = [2]int64{int64(s), v}
+		}
 	}
 }

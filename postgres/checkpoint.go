@@ -273,9 +273,10 @@ func (s *Store) checkpoint(ctx context.Context, day string) (written bool, probl
 	return written, nil, nil
 }
 
-// segment is the part of the ledger one check covers: every account's balance versions after
-// its cut in the previous checkpoint (all of them without one) up to the newest stamped before
-// end (the newest, without an end), and the transfers these versions list.
+// segment is the part of the ledger one check covers: every balance shard's versions after its
+// cut in the previous checkpoint (all of them without one) up to the newest stamped before end
+// (the newest, without an end), and the transfers these versions list. Each shard of an account
+// is a version chain of its own (see shards.go); the account's balance is their sum.
 type segment struct {
 	day  string      // the key its balances are written under
 	prev *Checkpoint // nil: the segment starts at the beginning
@@ -310,22 +311,32 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	if seg.prev != nil {
 		from = seg.from
 	}
-	// The cut: the version before the first one stamped at or after end, found by reading forward
-	// from the previous cut, so that a day costs its own versions however many came after it.
-	if _, err := tx.Exec(ctx, `INSERT INTO `+seg.table()+`
-			(account_id, day, from_version, version, debits_pending, debits_posted, credits_pending, credits_posted)
-		SELECT a.id, $1::DATE, COALESCE(p.version, 0), b.version,
+	// The cut, per account and balance shard (each shard is a version chain of its own): the
+	// version before the first one stamped at or after end, found by reading forward from the
+	// shard's previous cut, so that a day costs its own versions however many came after it. The
+	// shards an account has are found by skipping from one to the next through the key, a probe
+	// per shard the account has (not per shard it might have). An account with a constraint has
+	// only its home shard; should it have another, the checks below find it.
+	if _, err := tx.Exec(ctx, `WITH RECURSIVE sh (account_id, shard) AS (
+			SELECT a.id, $3::INT FROM accounts a
+			UNION ALL
+			SELECT sh.account_id, nx.shard FROM sh CROSS JOIN LATERAL (SELECT x.shard FROM account_balances x
+				WHERE x.account_id = sh.account_id AND x.shard > sh.shard ORDER BY x.shard LIMIT 1) nx
+		)
+		INSERT INTO `+seg.table()+`
+			(account_id, shard, day, from_version, version, debits_pending, debits_posted, credits_pending, credits_posted)
+		SELECT sh.account_id, sh.shard, $1::DATE, COALESCE(p.version, 0), b.version,
 			b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
-		FROM accounts a
+		FROM sh
 		LEFT JOIN LATERAL (SELECT c.version FROM verify_checkpoint_balances c
-			WHERE c.account_id = a.id AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true
+			WHERE c.account_id = sh.account_id AND c.shard = sh.shard AND c.day < $1::DATE ORDER BY c.day DESC LIMIT 1) p ON true
 		LEFT JOIN LATERAL (SELECT x.version FROM account_balances x
-			WHERE x.account_id = a.id AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
+			WHERE x.account_id = sh.account_id AND x.shard = sh.shard AND x.version > COALESCE(p.version, 0) AND x.ts >= $2::TIMESTAMPTZ
 			ORDER BY x.version LIMIT 1) later ON true
 		JOIN LATERAL (SELECT * FROM account_balances b
-			WHERE b.account_id = a.id AND b.version < COALESCE(later.version, 9223372036854775807)
+			WHERE b.account_id = sh.account_id AND b.shard = sh.shard AND b.version < COALESCE(later.version, 9223372036854775807)
 			ORDER BY b.version DESC LIMIT 1) b ON true
-		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end); err != nil {
+		WHERE b.version > COALESCE(p.version, 0)`, seg.day, end, homeShard); err != nil {
 		return res, fmt.Errorf("balances at the cut: %w", err)
 	}
 
@@ -334,12 +345,13 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	// A listed transfer whose time is not its row's is then missing from tr, and reported.
 	var lo, hi *time.Time
 	if err := tx.QueryRow(ctx, `SELECT min(b.ts), max(b.ts) FROM `+seg.table()+` s JOIN account_balances b
-		ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version
+		ON b.account_id = s.account_id AND b.shard = s.shard AND b.version > s.from_version AND b.version <= s.version
 		WHERE s.day = $1::DATE`, seg.day).Scan(&lo, &hi); err != nil {
 		return res, fmt.Errorf("segment times: %w", err)
 	}
 	args := pgx.NamedArgs{
 		"day": seg.day, "from": from, "end": end, "lo": lo, "hi": hi, "limit": maxVerifyFindings,
+		"home":      int32(homeShard),
 		"pending":   int32(ledger.Pending),
 		"notposted": int32(ledger.Pending | ledger.VoidPending | ledger.ExpirePending),
 		"closing":   int32(ledger.PostPending | ledger.VoidPending | ledger.ExpirePending),
@@ -350,13 +362,13 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	// The segment's balance rows (n), their statement lines, the transfers they list (tr).
 	cte := `WITH s AS (SELECT * FROM ` + seg.table() + ` WHERE day = @day::DATE),
 		n AS (SELECT b.* FROM s JOIN account_balances b
-			ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version),
+			ON b.account_id = s.account_id AND b.shard = s.shard AND b.version > s.from_version AND b.version <= s.version),
 		lines AS (SELECT n.account_id, n.ts, line.id FROM n CROSS JOIN LATERAL unnest(n.transfer_ids) AS line(id)),
 		listed AS (SELECT DISTINCT id FROM lines),
 		tr AS (SELECT * FROM transfers WHERE ts >= @lo::TIMESTAMPTZ AND ts <= @hi::TIMESTAMPTZ) `
-	// prevBalance is an account's balance at the previous cut: its newest checkpoint row.
+	// prevBalance is a shard's balance at the previous cut: its newest checkpoint row.
 	const prevBalance = `LEFT JOIN LATERAL (SELECT * FROM verify_checkpoint_balances c
-			WHERE c.account_id = s.account_id AND c.day < @day::DATE ORDER BY c.day DESC LIMIT 1) p ON true `
+			WHERE c.account_id = s.account_id AND c.shard = s.shard AND c.day < @day::DATE ORDER BY c.day DESC LIMIT 1) p ON true `
 	// The checks run as one statement, so that the segment's rows and transfers are read once.
 	with := cte + `,
 		flows AS (
@@ -371,6 +383,13 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 				sum(CASE WHEN debit THEN pend ELSE 0 END) AS dp, sum(CASE WHEN debit THEN posted ELSE 0 END) AS dpo,
 				sum(CASE WHEN debit THEN 0 ELSE pend END) AS cp, sum(CASE WHEN debit THEN 0 ELSE posted END) AS cpo
 			FROM flows GROUP BY account_id
+		), moved AS (
+			SELECT s.account_id, sum(s.debits_pending - COALESCE(p.debits_pending, 0)) AS dp,
+				sum(s.debits_posted - COALESCE(p.debits_posted, 0)) AS dpo,
+				sum(s.credits_pending - COALESCE(p.credits_pending, 0)) AS cp,
+				sum(s.credits_posted - COALESCE(p.credits_posted, 0)) AS cpo
+			FROM s ` + prevBalance + `
+			GROUP BY s.account_id
 		), counted AS (
 			SELECT id, count(*) AS n, array_agg(account_id) AS accounts, min(ts) AS first, max(ts) AS last
 			FROM lines GROUP BY id
@@ -379,35 +398,34 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 		) `
 	checks := []struct{ what, query string }{
 		{"balance does not recompute from the checkpoint and the transfers after it", `
-			SELECT 'account ' || s.account_id::TEXT || ' version ' || s.version::TEXT || ' stored ' ||
-				s.debits_pending::TEXT || '/' || s.debits_posted::TEXT || '/' || s.credits_pending::TEXT || '/' || s.credits_posted::TEXT ||
-				' recomputed ' || (COALESCE(p.debits_pending, 0) + COALESCE(f.dp, 0))::TEXT || '/' ||
-				(COALESCE(p.debits_posted, 0) + COALESCE(f.dpo, 0))::TEXT || '/' ||
-				(COALESCE(p.credits_pending, 0) + COALESCE(f.cp, 0))::TEXT || '/' ||
-				(COALESCE(p.credits_posted, 0) + COALESCE(f.cpo, 0))::TEXT
-			FROM s ` + prevBalance + `
-			LEFT JOIN sums f ON f.account_id = s.account_id
-			WHERE COALESCE(p.debits_pending, 0) + COALESCE(f.dp, 0) <> s.debits_pending
-			   OR COALESCE(p.debits_posted, 0) + COALESCE(f.dpo, 0) <> s.debits_posted
-			   OR COALESCE(p.credits_pending, 0) + COALESCE(f.cp, 0) <> s.credits_pending
-			   OR COALESCE(p.credits_posted, 0) + COALESCE(f.cpo, 0) <> s.credits_posted
-			ORDER BY s.account_id LIMIT @limit`},
+			SELECT 'account ' || m.account_id::TEXT || ' moved by its balance rows ' ||
+				m.dp::TEXT || '/' || m.dpo::TEXT || '/' || m.cp::TEXT || '/' || m.cpo::TEXT ||
+				' recomputed ' || COALESCE(f.dp, 0)::TEXT || '/' || COALESCE(f.dpo, 0)::TEXT || '/' ||
+				COALESCE(f.cp, 0)::TEXT || '/' || COALESCE(f.cpo, 0)::TEXT
+			FROM moved m LEFT JOIN sums f ON f.account_id = m.account_id
+			WHERE COALESCE(f.dp, 0) <> m.dp OR COALESCE(f.dpo, 0) <> m.dpo
+			   OR COALESCE(f.cp, 0) <> m.cp OR COALESCE(f.cpo, 0) <> m.cpo
+			ORDER BY m.account_id LIMIT @limit`},
 		{"checkpoint's balance differs from its balance version", `
-			SELECT 'account ' || s.account_id::TEXT || ' version ' || p.version::TEXT FROM s ` + prevBalance + `
-			LEFT JOIN account_balances b ON b.account_id = s.account_id AND b.version = p.version
+			SELECT 'account ' || s.account_id::TEXT || ' shard ' || s.shard::TEXT || ' version ' || p.version::TEXT FROM s ` + prevBalance + `
+			LEFT JOIN account_balances b ON b.account_id = s.account_id AND b.shard = s.shard AND b.version = p.version
 			WHERE p.version IS NOT NULL AND (b.account_id IS NULL OR b.debits_pending <> p.debits_pending
 			   OR b.debits_posted <> p.debits_posted OR b.credits_pending <> p.credits_pending OR b.credits_posted <> p.credits_posted)
-			ORDER BY s.account_id LIMIT @limit`},
+			ORDER BY s.account_id, s.shard LIMIT @limit`},
 		{"balance history has gaps", `
-			SELECT 'account ' || s.account_id::TEXT || ': ' || count(n.version)::TEXT || ' versions from ' ||
+			SELECT 'account ' || s.account_id::TEXT || ' shard ' || s.shard::TEXT || ': ' || count(n.version)::TEXT || ' versions from ' ||
 				s.from_version::TEXT || ' to ' || s.version::TEXT
-			FROM s LEFT JOIN n ON n.account_id = s.account_id
-			GROUP BY s.account_id, s.from_version, s.version HAVING count(n.version) <> s.version - s.from_version
-			ORDER BY s.account_id LIMIT @limit`},
+			FROM s LEFT JOIN n ON n.account_id = s.account_id AND n.shard = s.shard
+			GROUP BY s.account_id, s.shard, s.from_version, s.version HAVING count(n.version) <> s.version - s.from_version
+			ORDER BY s.account_id, s.shard LIMIT @limit`},
+		{"balance sharded where it must not be", `
+			SELECT 'account ' || a.id::TEXT || ' shard ' || n.shard::TEXT FROM n JOIN accounts a ON a.id = n.account_id
+			WHERE n.shard <> @home AND (a.flags <> 0 OR n.debits_pending <> 0 OR n.credits_pending <> 0)
+			GROUP BY a.id, n.shard ORDER BY a.id, n.shard LIMIT @limit`},
 		{"balance breaks its account's constraint", `
 			SELECT 'account ' || a.id::TEXT FROM s JOIN accounts a ON a.id = s.account_id
-			WHERE (a.flags & @dmnec <> 0 AND s.debits_pending + s.debits_posted - s.credits_posted > a.balance_limit)
-			   OR (a.flags & @cmned <> 0 AND s.credits_pending + s.credits_posted - s.debits_posted > a.balance_limit)
+			WHERE s.shard = @home AND ((a.flags & @dmnec <> 0 AND s.debits_pending + s.debits_posted - s.credits_posted > a.balance_limit)
+			   OR (a.flags & @cmned <> 0 AND s.credits_pending + s.credits_posted - s.debits_posted > a.balance_limit))
 			ORDER BY a.id LIMIT @limit`},
 		{"transfer names an unknown account or mixes currencies", `
 			SELECT 'transfer ' || t.id::TEXT FROM listed l JOIN tr t ON t.id = l.id
@@ -483,7 +501,7 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	}
 	var accounts, transfers, rows, opened, closed int64
 	if err := tx.QueryRow(ctx, cte+`
-		SELECT (SELECT count(*) FROM s WHERE from_version = 0), (SELECT count(*) FROM listed), (SELECT count(*) FROM n),
+		SELECT (SELECT count(*) FROM s WHERE shard = @home AND from_version = 0), (SELECT count(*) FROM listed), (SELECT count(*) FROM n),
 			(SELECT count(*) FROM listed l JOIN tr t ON t.id = l.id WHERE t.expires_at IS NOT NULL),
 			(SELECT count(*) FROM listed l JOIN tr t ON t.id = l.id
 				JOIN transfer_resolutions r ON r.target_id = t.ref_id AND r.transfer_id = t.id
@@ -602,11 +620,11 @@ func queryLines(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]st
 func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]byte, error) {
 	h := sha256.New()
 	h.Write(prev)
-	rows, err := tx.Query(ctx, `SELECT b.account_id, b.version, b.ts, b.debits_pending, b.debits_posted,
+	rows, err := tx.Query(ctx, `SELECT b.account_id, b.shard, b.version, b.ts, b.debits_pending, b.debits_posted,
 			b.credits_pending, b.credits_posted, b.transfer_ids
 		FROM verify_checkpoint_balances s JOIN account_balances b
-			ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version
-		WHERE s.day = $1::DATE ORDER BY b.account_id, b.version`, day)
+			ON b.account_id = s.account_id AND b.shard = s.shard AND b.version > s.from_version AND b.version <= s.version
+		WHERE s.day = $1::DATE ORDER BY b.account_id, b.shard, b.version`, day)
 	if err != nil {
 		return nil, fmt.Errorf("digest balances: %w", err)
 	}
@@ -614,12 +632,13 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 	var lo, hi *time.Time
 	var (
 		account          [16]byte
+		shard            int32
 		version          int64
 		ts               time.Time
 		dp, dpo, cp, cpo int64
 		ids              [][16]byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&account, &version, &ts, &dp, &dpo, &cp, &cpo, &ids}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&account, &shard, &version, &ts, &dp, &dpo, &cp, &cpo, &ids}, func() error {
 		if at := ts; lo == nil || at.Before(*lo) {
 			lo = &at
 		}
@@ -627,7 +646,7 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 			hi = &at
 		}
 		h.Write(account[:])
-		writeInts(h, version, ts.UnixMicro(), dp, dpo, cp, cpo, int64(len(ids)))
+		writeInts(h, shardVersion(shard, version), ts.UnixMicro(), dp, dpo, cp, cpo, int64(len(ids)))
 		for _, id := range ids {
 			h.Write(id[:])
 		}
@@ -638,7 +657,7 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 	}
 	rows, err = tx.Query(ctx, `WITH listed AS (
 			SELECT DISTINCT line.id FROM verify_checkpoint_balances s JOIN account_balances b
-				ON b.account_id = s.account_id AND b.version > s.from_version AND b.version <= s.version
+				ON b.account_id = s.account_id AND b.shard = s.shard AND b.version > s.from_version AND b.version <= s.version
 			CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
 			WHERE s.day = $1::DATE)
 		SELECT l.id, t.debit_account_id, t.credit_account_id, t.amount, t.ref_id, t.user_data, t.timeout_seconds,
@@ -698,6 +717,17 @@ func segmentDigest(ctx context.Context, tx pgx.Tx, day string, prev []byte) ([]b
 	return h.Sum(nil), nil
 }
 
+// shardVersionBits is where a balance row's shard goes in the digest's version word: versions
+// count the batches of one shard and stay far below 2^56, and the shards below 2^8 (balanceShards).
+// A home-shard row hashes exactly as a row did before balances were sharded, so the checkpoints
+// written before migration 0027 still verify.
+const shardVersionBits = 56
+
+// shardVersion is a balance row's shard and version in one word of the digest.
+func shardVersion(shard int32, version int64) int64 {
+	return int64(shard)<<shardVersionBits | version
+}
+
 func writeInts(h hash.Hash, ns ...int64) {
 	var b [8]byte
 	for _, n := range ns {
@@ -754,9 +784,9 @@ func (s *Store) VerifyFull(ctx context.Context) (Report, error) {
 			// The chain goes on from what was stored, so that one changed day is reported once.
 			prev = c.digest
 		}
-		found, err := queryLines(ctx, tx, `SELECT 'account ' || c.account_id::TEXT || ' on ' || c.day::TEXT
+		found, err := queryLines(ctx, tx, `SELECT 'account ' || c.account_id::TEXT || ' shard ' || c.shard::TEXT || ' on ' || c.day::TEXT
 			FROM verify_checkpoint_balances c
-			LEFT JOIN account_balances b ON b.account_id = c.account_id AND b.version = c.version
+			LEFT JOIN account_balances b ON b.account_id = c.account_id AND b.shard = c.shard AND b.version = c.version
 			WHERE b.account_id IS NULL OR b.debits_pending <> c.debits_pending OR b.debits_posted <> c.debits_posted
 			   OR b.credits_pending <> c.credits_pending OR b.credits_posted <> c.credits_posted
 			ORDER BY 1 LIMIT $1`, maxVerifyFindings)

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 type checkpointWorld struct {
 	st  *postgres.Store
 	db  *pgx.Conn
+	url string
 	now time.Time
 	c   chart
 	// byDay holds the transfers created each day, by day index.
@@ -40,7 +42,7 @@ func newCheckpointWorld(t *testing.T) *checkpointWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	w := &checkpointWorld{st: st, db: db, now: time.Date(2026, 3, 1, 9, 0, 0, 0, cards.Shanghai)}
+	w := &checkpointWorld{st: st, db: db, url: u, now: time.Date(2026, 3, 1, 9, 0, 0, 0, cards.Shanghai)}
 	st.Now = func() time.Time { return w.now }
 	w.c = openChart(t, st)
 	return w
@@ -150,14 +152,20 @@ func TestVerifyIncrementalCheckpointsClosedDays(t *testing.T) {
 	if !rep.OK() || strings.Join(rep.Checkpointed, " ") != "2026-03-05" || !strings.Contains(rep.Mode, "2026-03-05") {
 		t.Fatalf("after the margin:\n%s", rep.String())
 	}
-	// The checkpoint holds the day's balances at its end and the trial balance.
-	var rows, totals int
+	// The checkpoint holds the day's balances at its end, one per balance shard the day moved,
+	// and the trial balance.
+	var rows, accounts, shards, totals int
 	if err := w.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM verify_checkpoint_balances WHERE day = '2026-03-05'),
-		(SELECT count(*) FROM verify_checkpoint_totals WHERE day = '2026-03-05')`).Scan(&rows, &totals); err != nil {
+		(SELECT count(DISTINCT account_id) FROM verify_checkpoint_balances WHERE day = '2026-03-05'),
+		(SELECT count(*) FROM (SELECT DISTINCT account_id, shard FROM account_balances
+			WHERE ts >= '2026-03-05T00:00:00+08:00' AND ts < '2026-03-06T00:00:00+08:00') d),
+		(SELECT count(*) FROM verify_checkpoint_totals WHERE day = '2026-03-05')`).Scan(&rows, &accounts, &shards, &totals); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 4 || totals != 1 { // the bank did not move on 5 March; card, card 2, operator and merchant did
-		t.Errorf("5 March: %d balances, %d totals", rows, totals)
+	// The bank did not move on 5 March; card, card 2, operator and merchant did, the merchant in its
+	// home shard (the holds) and in the shard of the writer that credited it.
+	if accounts != 4 || rows != shards || rows < 5 || totals != 1 {
+		t.Errorf("5 March: %d balances of %d accounts (%d shards moved), %d totals", rows, accounts, shards, totals)
 	}
 	// Checkpoints are history too.
 	if _, err := w.db.Exec(ctx, `DELETE FROM verify_checkpoints WHERE day = '2026-03-01'`); err == nil ||
@@ -300,4 +308,170 @@ func TestVerifyIncrementalConcurrentVerifiers(t *testing.T) {
 	if rep := verifyFull(t, w.st); !rep.OK() || rep.Checkpoints != 4 {
 		t.Fatalf("full:\n%s", rep.String())
 	}
+}
+
+// Several writers credit the operator, the merchant and the bank over several days: two processes'
+// consumers each from its own partition, and each process's other writers from leased shards, so
+// that those accounts' balances are spread over several shards. The checkpoints keep each shard's
+// cut; the incremental check agrees with the full one, closed days and open; a sharded row changed
+// after the checkpoint is found by the incremental check, one changed before it by the full
+// check's digest.
+func TestVerifyIncrementalShardedByWriters(t *testing.T) {
+	w := newCheckpointWorld(t)
+	ctx := context.Background()
+	b, err := postgres.Open(ctx, w.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	b.Now = func() time.Time { return w.now }
+	commit(t, b, nil, ledger.Transfer{ID: newID(t), DebitAccountID: w.c.bank, CreditAccountID: w.c.card2, Amount: 100000, Code: 1})
+
+	const hours = 4
+	var pos [2]int64 // each partition's consumer's cursor
+	day := func(i int) {
+		t.Helper()
+		w.now = time.Date(2026, 3, 1+i, 9, 0, 0, 0, cards.Shanghai)
+		for h := 0; h < hours; h++ {
+			// Both processes' consumers at once, each from its partition.
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for p, x := range []struct {
+				st   *postgres.Store
+				card ledger.ID
+			}{{w.st, w.c.card}, {b, w.c.card2}} {
+				wg.Go(func() {
+					cur := &postgres.Cursor{Name: fmt.Sprintf("card-events/%d", p), From: pos[p], To: pos[p] + 1}
+					res, err := x.st.CommitBatch(ctx, []ledger.Transfer{
+						{ID: newID(t), DebitAccountID: x.card, CreditAccountID: w.c.operator, Amount: int64(200 + h), Code: 10},
+						{ID: newID(t), DebitAccountID: x.card, CreditAccountID: w.c.merchant, Amount: int64(100 + h), Code: 20},
+					}, cur)
+					if err == nil && (res.Results[0] != ledger.Created || res.Results[1] != ledger.Created) {
+						err = fmt.Errorf("refused: %v", res.Results)
+					}
+					errs[p] = err
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			pos[0]++
+			pos[1]++
+			// Each process's other writers: a leased shard.
+			commit(t, b, nil, ledger.Transfer{ID: newID(t), DebitAccountID: w.c.bank, CreditAccountID: w.c.merchant, Amount: int64(1000 + h), Code: 1})
+			w.now = w.now.Add(time.Hour)
+		}
+		// A hold on the operator placed by the card's partition's consumer and posted by another
+		// writer of the same process: both in the home shard.
+		hold := newID(t)
+		commit(t, w.st, &postgres.Cursor{Name: "card-events/0", From: pos[0], To: pos[0] + 1},
+			ledger.Transfer{ID: hold, DebitAccountID: w.c.card, CreditAccountID: w.c.operator, Amount: 500, Code: 10, Flags: ledger.Pending})
+		w.now = w.now.Add(time.Hour)
+		res := commit(t, w.st, nil, ledger.Transfer{ID: newID(t), Ref: hold, Amount: 300, Code: 10, Flags: ledger.PostPending})
+		wantResults(t, res.Results, ledger.Created)
+		pos[0]++
+	}
+	agree := func(what string, wantCheckpointed string) postgres.Report {
+		t.Helper()
+		inc := verifyIncremental(t, w.st)
+		full := verifyFull(t, w.st)
+		if !inc.OK() || !full.OK() || strings.Join(inc.Checkpointed, " ") != wantCheckpointed ||
+			inc.Accounts != full.Accounts || inc.Transfers != full.Transfers || fmt.Sprint(inc.Currencies) != fmt.Sprint(full.Currencies) {
+			t.Fatalf("%s: incremental:\n%s\nfull:\n%s", what, inc.String(), full.String())
+		}
+		return inc
+	}
+
+	for i := 0; i < 3; i++ {
+		day(i)
+	}
+	var shards int
+	if err := w.db.QueryRow(ctx, `SELECT count(DISTINCT shard) FROM account_balances WHERE account_id = $1`,
+		[16]byte(w.c.merchant)).Scan(&shards); err != nil {
+		t.Fatal(err)
+	}
+	if shards < 4 {
+		t.Fatalf("merchant in %d shards, want its home, one per consumer and a leased one at least", shards)
+	}
+	w.now = time.Date(2026, 3, 3, 12, 0, 0, 0, cards.Shanghai)
+	agree("1 and 2 March closed", "2026-03-01 2026-03-02")
+	// The checkpoints keep one row per shard the day moved, each the shard's newest before the cut.
+	var wrong int
+	if err := w.db.QueryRow(ctx, `SELECT count(*) FROM verify_checkpoint_balances c
+		LEFT JOIN LATERAL (SELECT max(b.version) AS version FROM account_balances b
+			WHERE b.account_id = c.account_id AND b.shard = c.shard AND b.ts < (c.day + 1)::TIMESTAMP AT TIME ZONE 'Asia/Shanghai') n ON true
+		WHERE c.version IS DISTINCT FROM n.version`).Scan(&wrong); err != nil {
+		t.Fatal(err)
+	}
+	var merchantRows int
+	if err := w.db.QueryRow(ctx, `SELECT count(*) FROM verify_checkpoint_balances WHERE account_id = $1 AND day = '2026-03-02'`,
+		[16]byte(w.c.merchant)).Scan(&merchantRows); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 || merchantRows < 3 {
+		t.Fatalf("%d checkpoint rows not their shard's cut; the merchant's 2 March in %d rows", wrong, merchantRows)
+	}
+
+	// 4 March, open, is checked against the checkpoint of 3 March; then it closes too.
+	day(3)
+	w.now = time.Date(2026, 3, 4, 20, 0, 0, 0, cards.Shanghai)
+	agree("3 March closed, 4 March open", "2026-03-03")
+	w.now = time.Date(2026, 3, 5, 9, 0, 0, 0, cards.Shanghai)
+	agree("4 March closed", "2026-03-04")
+	day(5)
+
+	// After the checkpoint (6 March, open): the newest row of a consumer's shard of the merchant
+	// credited 1 fen.
+	var shard int
+	if err := w.db.QueryRow(ctx, `SELECT shard FROM account_balances WHERE account_id = $1 AND shard <> 0
+		AND ts >= '2026-03-06T00:00:00+08:00' ORDER BY shard LIMIT 1`, [16]byte(w.c.merchant)).Scan(&shard); err != nil {
+		t.Fatal(err)
+	}
+	newest := `(SELECT max(version) FROM account_balances WHERE account_id = $1 AND shard = $2)`
+	undo := w.tamper(t, "account_balances",
+		`UPDATE account_balances SET credits_posted = credits_posted + 1 WHERE account_id = $1 AND shard = $2 AND version = `+newest,
+		`UPDATE account_balances SET credits_posted = credits_posted - 1 WHERE account_id = $1 AND shard = $2 AND version = `+newest,
+		w.c.merchant, shard)
+	inc := verifyIncremental(t, w.st)
+	wantProblem(t, "incremental, sharded balance after the checkpoint", inc,
+		"does not recompute from the checkpoint and the transfers after it: account "+w.c.merchant.String())
+	wantProblem(t, "incremental, sharded balance after the checkpoint", inc, "CNY does not balance")
+	wantProblem(t, "full, sharded balance after the checkpoint", verifyFull(t, w.st), "does not recompute from transfers: account "+w.c.merchant.String())
+	undo()
+
+	// After the checkpoint: a version of a sharded row missing from its shard's chain.
+	undo = w.tamper(t, "account_balances",
+		`UPDATE account_balances SET version = version + 100 WHERE account_id = $1 AND shard = $2 AND version = `+newest,
+		`UPDATE account_balances SET version = version - 100 WHERE account_id = $1 AND shard = $2 AND version = `+newest,
+		w.c.merchant, shard)
+	wantProblem(t, "incremental, sharded history with a gap", verifyIncremental(t, w.st),
+		fmt.Sprintf("balance history has gaps: account %s shard %d", w.c.merchant, shard))
+	undo()
+	w.now = time.Date(2026, 3, 6, 20, 0, 0, 0, cards.Shanghai)
+	agree("undone", "")
+
+	// Before the checkpoint: a sharded row of 2 March changed where no balance shows it (a
+	// transfer id of its statement line swapped for another's). Only the digest finds it.
+	var version int
+	var line, other [16]byte
+	if err := w.db.QueryRow(ctx, `SELECT version, transfer_ids[1] FROM account_balances WHERE account_id = $1 AND shard = $2
+		AND ts >= '2026-03-02T00:00:00+08:00' AND ts < '2026-03-03T00:00:00+08:00' ORDER BY version LIMIT 1`,
+		[16]byte(w.c.merchant), shard).Scan(&version, &line); err != nil {
+		t.Fatal(err)
+	}
+	other = [16]byte(newID(t))
+	undo = w.tamper(t, "account_balances",
+		`UPDATE account_balances SET transfer_ids = array_replace(transfer_ids, $3, $4) WHERE account_id = $1 AND shard = $2 AND version = $5`,
+		`UPDATE account_balances SET transfer_ids = array_replace(transfer_ids, $4, $3) WHERE account_id = $1 AND shard = $2 AND version = $5`,
+		w.c.merchant, shard, line, other, version)
+	if rep := verifyIncremental(t, w.st); !rep.OK() {
+		t.Errorf("incremental reads history before its checkpoint:\n%s", rep.String())
+	}
+	wantProblem(t, "full, sharded row before the checkpoint", verifyFull(t, w.st),
+		"checkpoint 2026-03-02: the history it verified has changed")
+	undo()
+	agree("everything undone", "")
 }

@@ -228,7 +228,7 @@ func readCard(ctx context.Context, q querier, token string) (*cards.Card, error)
 // current balances.
 func readCardAccounts(ctx context.Context, tx pgx.Tx, card *cards.Card) (personal, funds ledger.Account, err error) {
 	found := map[ledger.ID]ledger.Account{}
-	err = readAccounts(ctx, tx, []uuid.UUID{uuid.UUID(card.MedicalAccount), uuid.UUID(card.FundsAccount)},
+	err = readAccounts(ctx, tx, []uuid.UUID{uuid.UUID(card.MedicalAccount), uuid.UUID(card.FundsAccount)}, nil,
 		func(e cachedAccount) { found[e.account.ID] = e.account })
 	if err != nil {
 		return personal, funds, err
@@ -812,7 +812,7 @@ func balancesAfter(ctx context.Context, tx *Tx, touched []*ledger.Account, perso
 		}
 	}
 	if len(missing) > 0 {
-		if err := readAccounts(ctx, tx.Tx, missing, func(e cachedAccount) { got[e.account.ID] = e.account }); err != nil {
+		if err := readAccounts(ctx, tx.Tx, missing, nil, func(e cachedAccount) { got[e.account.ID] = e.account }); err != nil {
 			return personal, funds, err
 		}
 	}

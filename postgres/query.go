@@ -28,16 +28,18 @@ type AccountBalance struct {
 
 // Balance returns an account's current balance.
 func (s *Store) Balance(ctx context.Context, id ledger.ID) (AccountBalance, error) {
-	return s.balance(ctx, id, `ORDER BY b.version DESC LIMIT 1`)
+	return s.balance(ctx, id, "")
 }
 
 // BalanceAt returns an account's balance as it was at instant at: the balance left by the last
 // batch committed at or before it. Before the account was opened there is no balance: ErrNotFound.
 func (s *Store) BalanceAt(ctx context.Context, id ledger.ID, at time.Time) (AccountBalance, error) {
-	return s.balance(ctx, id, `AND b.ts <= $2 ORDER BY b.version DESC LIMIT 1`, at)
+	return s.balance(ctx, id, "$2", at)
 }
 
-func (s *Store) balance(ctx context.Context, id ledger.ID, where string, args ...any) (AccountBalance, error) {
+// balance reads id's balance, summed over its shards, at the instant the SQL expression at names
+// (now if empty).
+func (s *Store) balance(ctx context.Context, id ledger.ID, at string, args ...any) (AccountBalance, error) {
 	var (
 		ab             AccountBalance
 		currency, kind string
@@ -45,8 +47,8 @@ func (s *Store) balance(ctx context.Context, id ledger.ID, where string, args ..
 	)
 	err := s.pool.QueryRow(ctx, `SELECT a.currency, a.kind, a.flags, a.balance_limit, a.name,
 			b.version, b.ts, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted
-		FROM accounts a JOIN account_balances b ON b.account_id = a.id
-		WHERE a.id = $1 `+where, append([]any{uuid.UUID(id)}, args...)...).
+		FROM accounts a JOIN LATERAL `+summedBalance(at)+` b ON b.version IS NOT NULL
+		WHERE a.id = $1`, append([]any{uuid.UUID(id)}, args...)...).
 		Scan(&currency, &kind, &flags, &ab.Limit, &ab.Name, &ab.Version, &ab.AsOf,
 			&ab.DebitsPending, &ab.DebitsPosted, &ab.CreditsPending, &ab.CreditsPosted)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -69,8 +71,8 @@ const maxStatementLines = 10000
 
 // Statement returns an account's transfers with from <= time < to, oldest first, at most limit
 // (capped at maxStatementLines). The lines come from the account's balance rows, each of which
-// lists the transfers of its batch; page on by passing the last line's time as from and dropping
-// lines already seen (transfers of one batch share its time).
+// lists the transfers of its batch, in every shard; page on by passing the last line's time as
+// from and dropping lines already seen (transfers of one batch share its time).
 func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error) {
 	if limit <= 0 || limit > maxStatementLines {
 		limit = maxStatementLines
@@ -80,7 +82,7 @@ func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time,
 		CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
 		JOIN transfers t ON t.id = line.id
 		WHERE b.account_id = $1 AND b.ts >= $2 AND b.ts < $3
-		ORDER BY b.version, t.id LIMIT $4`, uuid.UUID(id), from, to, limit)
+		ORDER BY b.ts, b.shard, b.version, t.id LIMIT $4`, uuid.UUID(id), from, to, limit)
 	if err != nil {
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
@@ -139,7 +141,7 @@ func (s *Store) TrialBalance(ctx context.Context) ([]KindTotal, error) {
 }
 
 // TrialBalanceAt is the trial balance as it stood at instant at: each account's balance as of its
-// newest version at or before at; accounts opened later are left out.
+// newest versions (in each shard) at or before at; accounts opened later are left out.
 func (s *Store) TrialBalanceAt(ctx context.Context, at time.Time) ([]KindTotal, error) {
 	at = at.UTC()
 	return s.trialBalance(ctx, &at)
@@ -149,8 +151,7 @@ func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, e
 	rows, err := s.pool.Query(ctx, `SELECT a.kind, a.currency, count(*),
 			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
 		FROM accounts a
-		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id AND ($1::TIMESTAMPTZ IS NULL OR b.ts <= $1)
-			ORDER BY b.version DESC LIMIT 1) b ON true
+		JOIN LATERAL `+summedBalance("COALESCE($1::TIMESTAMPTZ, b.ts)")+` b ON b.version IS NOT NULL
 		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`, at)
 	if err != nil {
 		return nil, fmt.Errorf("trial balance: %w", err)

@@ -540,8 +540,8 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 // was opened.
 func (r *Reconciler) netAt(ctx context.Context, id ledger.ID, at time.Time) (int64, error) {
 	var net int64
-	err := r.store.pool.QueryRow(ctx, `SELECT coalesce((SELECT b.credits_posted - b.debits_posted FROM account_balances b
-		WHERE b.account_id = $1 AND b.ts <= $2 ORDER BY b.version DESC LIMIT 1), 0)`, [16]byte(id), at.UTC()).Scan(&net)
+	err := r.store.pool.QueryRow(ctx, `SELECT coalesce((SELECT b.credits_posted - b.debits_posted FROM accounts a
+		JOIN LATERAL `+summedBalance("$2::TIMESTAMPTZ")+` b ON b.version IS NOT NULL WHERE a.id = $1), 0)`, [16]byte(id), at.UTC()).Scan(&net)
 	if err != nil {
 		return 0, fmt.Errorf("balance of %s at %s: %w", id, at.Format(time.RFC3339), err)
 	}

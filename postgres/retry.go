@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/cockroach-go/v2/crdb"
@@ -39,8 +40,10 @@ func (e conflictError) SQLState() string { return "40001" }
 // fn must have no effect outside the transaction: it may run several times.
 func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Context, tx pgx.Tx, attempt int) error) error {
 	attempt := 0
+	s.txStats.transactions.Add(1)
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxTxRetries), func(ctx context.Context, _ ...interface{}) error {
 		if attempt > 0 {
+			s.txStats.retries.Add(1)
 			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return err
 			}
@@ -61,9 +64,35 @@ func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Cont
 		return nil
 	})
 	if err != nil {
+		if IsConflict(err) {
+			s.txStats.exhausted.Add(1)
+		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// txCounters count the store's write transactions and their retries since it was opened.
+type txCounters struct {
+	transactions, retries, exhausted atomic.Int64
+}
+
+// TxStats is what the store's write transactions cost in retries, since the store was opened.
+type TxStats struct {
+	// Transactions counts write transactions run (InTx), whatever their outcome.
+	Transactions int64
+	// Retries counts attempts after the first: each one a whole transaction run again after a
+	// conflict with a concurrent writer (a key taken by another batch, a deadlock, a
+	// serialization failure).
+	Retries int64
+	// Exhausted counts transactions that still conflicted after maxTxRetries retries and failed.
+	Exhausted int64
+}
+
+// TxStats returns the store's transaction counts.
+func (s *Store) TxStats() TxStats {
+	return TxStats{Transactions: s.txStats.transactions.Load(), Retries: s.txStats.retries.Load(),
+		Exhausted: s.txStats.exhausted.Load()}
 }
 
 // classify marks the errors that mean "a concurrent writer got there first" as retryable.

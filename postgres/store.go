@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,13 @@ type Store struct {
 	clock dbClock
 	// lastLead and maxLead are how far batch times led the writer's clock, nanoseconds.
 	lastLead, maxLead atomic.Int64
+	// txStats counts write transactions and their retries (TxStats).
+	txStats txCounters
+	// leases hands out balance shards to the transactions that advance no cursor.
+	leases *shardLeases
+	// cursorsLeft is where this process's last commit of each cursor left it (cursorsKnown).
+	cursorsMu   sync.Mutex
+	cursorsLeft map[string]int64
 	// Now is the store's clock: transfers are stamped, holds expire and the domain decides by it.
 	// It is the database server's clock as this process measured it (SyncClock), so that every
 	// process writing to one database keeps one time. Tests replace it.
@@ -63,7 +71,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, cache: newAccountCache(), cards: newCardCache()}
+	s := &Store{pool: pool, cache: newAccountCache(), cards: newCardCache(), leases: newShardLeases()}
 	s.Now = s.clock.now
 	if _, err := s.SyncClock(ctx); err != nil {
 		pool.Close()
@@ -254,7 +262,7 @@ func (t *Tx) createAccounts(ctx context.Context, specs []AccountSpec) (map[ledge
 	for _, id := range fresh {
 		a := byID[id].Account
 		a.Balance = ledger.Balance{}
-		t.written[id] = cachedAccount{account: a, version: 1, ts: now.UnixMicro()}
+		t.written[balanceKey{id, homeShard}] = cachedAccount{account: a, shard: homeShard, version: 1, ts: now.UnixMicro()}
 	}
 	opened := make(map[ledger.ID]bool, len(fresh))
 	for _, id := range fresh {

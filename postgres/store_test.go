@@ -462,6 +462,13 @@ func TestTwoStoresNeverBuildOnStaleBalances(t *testing.T) {
 	if ab.Version != 21 {
 		t.Fatalf("operator at balance version %d after 20 batches, want 21", ab.Version)
 	}
+	// From the second round on, each store's first attempt builds on the balances it wrote
+	// itself, collides with the other's newer version and runs again: every such retry counts.
+	for name, st := range map[string]*postgres.Store{"a": a, "b": b} {
+		if s := st.TxStats(); s.Retries < 9 || s.Retries > s.Transactions || s.Exhausted != 0 {
+			t.Errorf("store %s: %+v, want at least 9 retries and none exhausted", name, s)
+		}
+	}
 }
 
 func newUUID(t testing.TB) uuid.UUID {

@@ -222,7 +222,7 @@ type stage struct {
 	// prepared is closed once the first attempt has applied its batch, with written holding the
 	// balances it wrote, or has failed, with written nil.
 	prepared chan struct{}
-	written  map[ledger.ID]cachedAccount
+	written  map[balanceKey]cachedAccount
 	// first is closed once the first attempt's outcome is known: firstOK says it committed.
 	first   chan struct{}
 	firstOK bool
@@ -231,7 +231,7 @@ type stage struct {
 	prepOnce, firstOnce sync.Once
 }
 
-func (st *stage) prepare(written map[ledger.ID]cachedAccount) {
+func (st *stage) prepare(written map[balanceKey]cachedAccount) {
 	st.prepOnce.Do(func() {
 		st.written = written
 		close(st.prepared)

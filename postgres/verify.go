@@ -65,12 +65,14 @@ func (r *Report) String() string {
 }
 
 // Verify recomputes every account's balance from the transfers and checks the ledger's
-// invariants: balances match their transfers, each currency's debits equal its credits, every
-// balance honours its account's constraint, balance histories have no gaps, every transfer is
-// listed on its two accounts' balance rows of its own time (so that a day's cut never splits a
-// batch, which incremental verification relies on), every transfer names
-// known accounts of one currency, and every resolution matches the transfer it resolves. It reads
-// a consistent snapshot; an error means the check could not run, not that the ledger is broken.
+// invariants: balances (summed over their shards) match their transfers, each currency's debits
+// equal its credits, every balance honours its account's constraint, balance histories have no
+// gaps in any shard, only accounts without a constraint are sharded and only their home shard
+// holds pending amounts, every transfer is listed on its two accounts' balance rows of its own
+// time (so that a day's cut never splits a batch, which incremental verification relies on),
+// every transfer names known accounts of one currency, and every resolution matches the transfer
+// it resolves. It reads a consistent snapshot; an error means the check could not run, not that
+// the ledger is broken.
 func (s *Store) Verify(ctx context.Context) (Report, error) {
 	var rep Report
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -112,7 +114,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 				' recomputed ' || COALESCE(f.dp, 0)::TEXT || '/' || COALESCE(f.dpo, 0)::TEXT || '/' ||
 				COALESCE(f.cp, 0)::TEXT || '/' || COALESCE(f.cpo, 0)::TEXT
 			FROM accounts a
-			JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+			JOIN LATERAL ` + summedBalance("") + ` b ON b.version IS NOT NULL
 			LEFT JOIN recomputed f ON f.account_id = a.id
 			WHERE COALESCE(f.dp, 0) <> b.debits_pending OR COALESCE(f.dpo, 0) <> b.debits_posted
 				OR COALESCE(f.cp, 0) <> b.credits_pending OR COALESCE(f.cpo, 0) <> b.credits_posted
@@ -122,12 +124,16 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 			WHERE NOT EXISTS (SELECT 1 FROM account_balances b WHERE b.account_id = a.id)
 			ORDER BY a.id LIMIT $1`, nil},
 		{"balance history has gaps", `
-			SELECT 'account ' || account_id::TEXT || ': ' || count(*)::TEXT || ' versions up to ' || max(version)::TEXT
-			FROM account_balances GROUP BY account_id HAVING count(*) <> max(version)
-			ORDER BY account_id LIMIT $1`, nil},
+			SELECT 'account ' || account_id::TEXT || ' shard ' || shard::TEXT || ': ' || count(*)::TEXT || ' versions up to ' || max(version)::TEXT
+			FROM account_balances GROUP BY account_id, shard HAVING count(*) <> max(version)
+			ORDER BY account_id, shard LIMIT $1`, nil},
+		{"balance sharded where it must not be", `
+			SELECT 'account ' || a.id::TEXT || ' shard ' || b.shard::TEXT FROM account_balances b JOIN accounts a ON a.id = b.account_id
+			WHERE b.shard <> 0 AND (a.flags <> 0 OR b.debits_pending <> 0 OR b.credits_pending <> 0)
+			ORDER BY a.id, b.shard LIMIT $1`, nil},
 		{"balance breaks its account's constraint", `
 			SELECT 'account ' || a.id::TEXT FROM accounts a
-			JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+			JOIN LATERAL ` + summedBalance("") + ` b ON b.version IS NOT NULL
 			WHERE (a.flags & $1 <> 0 AND b.debits_pending + b.debits_posted - b.credits_posted > a.balance_limit)
 			   OR (a.flags & $2 <> 0 AND b.credits_pending + b.credits_posted - b.debits_posted > a.balance_limit)
 			ORDER BY a.id LIMIT $3`, []any{int32(ledger.DebitsMustNotExceedCredits), int32(ledger.CreditsMustNotExceedDebits)}},
@@ -206,7 +212,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	rows, err := tx.Query(ctx, `SELECT a.currency,
 			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
 		FROM accounts a
-		JOIN LATERAL (SELECT * FROM account_balances b WHERE b.account_id = a.id ORDER BY b.version DESC LIMIT 1) b ON true
+		JOIN LATERAL `+summedBalance("")+` b ON b.version IS NOT NULL
 		GROUP BY a.currency ORDER BY a.currency`)
 	if err != nil {
 		return rep, fmt.Errorf("verify: currency totals: %w", err)

@@ -51,6 +51,7 @@ func TestDashboardQueriesWhatTheEngineExports(t *testing.T) {
 	consumer.NewMetrics(reg)
 	newServeMetrics(reg)
 	registerClockMetrics(reg, st)
+	registerStoreMetrics(reg, st)
 	_, stop, err := startPurchases(context.Background(), st, reg)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,8 @@ func TestDashboardQueriesWhatTheEngineExports(t *testing.T) {
 		t.Fatalf("only %d queries in the dashboard", queries)
 	}
 	for _, want := range []string{"joinin_events_total", "joinin_partition_lag", "joinin_dead_letters_total",
-		"joinin_http_request_seconds", "joinin_holds_expired_total", "joinin_settlement_cycles_closed_total"} {
+		"joinin_http_request_seconds", "joinin_holds_expired_total", "joinin_settlement_cycles_closed_total",
+		"joinin_batch_conflict_retries_total", "joinin_store_transaction_retries_total"} {
 		if !reg.names[want] {
 			t.Errorf("the engine no longer exports %s", want)
 		}

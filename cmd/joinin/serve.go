@@ -189,6 +189,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log, sm) })
 	}
 	registerClockMetrics(reg, st)
+	registerStoreMetrics(reg, st)
 
 	// Finance staff's view: balances at any instant and statements.
 	features := []joininhttp.Feature{joininhttp.NewAccounts(st)}
@@ -304,5 +305,22 @@ func registerClockMetrics(reg prometheus.Registerer, st *postgres.Store) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "joinin_batch_time_lead_max_seconds",
 			Help: "The largest lead of a batch's time over the clock that wrote it, since start."},
 			func() float64 { return st.ClockStats().MaxLead.Seconds() }),
+	)
+}
+
+// registerStoreMetrics exports the store's write transactions and their retries, every writer of
+// this process together: the consumer's batches, authorizations, the expiry sweep, transit,
+// medical, settlement.
+func registerStoreMetrics(reg prometheus.Registerer, st *postgres.Store) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "joinin_store_transactions_total",
+			Help: "Write transactions run by this process's store, whatever their outcome."},
+			func() float64 { return float64(st.TxStats().Transactions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "joinin_store_transaction_retries_total",
+			Help: "Write transactions run again whole after a conflict with a concurrent writer."},
+			func() float64 { return float64(st.TxStats().Retries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "joinin_store_transaction_retries_exhausted_total",
+			Help: "Write transactions that still conflicted after the store's bounded retries, and failed."},
+			func() float64 { return float64(st.TxStats().Exhausted) }),
 	)
 }
