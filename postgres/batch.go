@@ -97,6 +97,9 @@ type Tx struct {
 	busy map[ledger.ID]struct{}
 	// locking says the batch being applied locks the accounts it reads from the database.
 	locking bool
+	// guessed says a batch of this attempt was applied on balances not read from the database
+	// under lock (the cache, or a predecessor's uncommitted writes).
+	guessed bool
 }
 
 // errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
@@ -146,7 +149,15 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 				return err
 			}
 		}
-		return fn(ctx, last)
+		err := fn(ctx, last)
+		if err != nil && last.guessed && pgCode(err) == pgCheckViolation {
+			// A balance row the database refuses (a pending amount below zero) from balances
+			// this process guessed (its cache, a predecessor's uncommitted writes) is a stale
+			// guess, as a version key taken by another writer is: run again on the database's.
+			// From the database's own balances, the same refusal is a fault and fails the batch.
+			return conflictError{err}
+		}
+		return err
 	})
 	// Whatever a failed attempt read may be stale; what the last attempt wrote is the truth only
 	// if it committed.
@@ -204,6 +215,7 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	// A batch at an account a retrying writer holds locks as that writer does, and queues.
 	t.locking = t.attempt > 1 || t.store.cache.contended(batch)
 	fast := !t.locking
+	t.guessed = t.guessed || fast || t.speculative
 	p, out, ts, err := t.apply(ctx, batch, fast)
 	if err != nil {
 		return BatchResult{}, err

@@ -95,6 +95,9 @@ func (s *Store) TxStats() TxStats {
 		Exhausted: s.txStats.exhausted.Load()}
 }
 
+// pgCheckViolation is the SQLSTATE of a row a CHECK constraint refuses.
+const pgCheckViolation = "23514"
+
 // classify marks the errors that mean "a concurrent writer got there first" as retryable.
 func classify(err error) error {
 	switch pgCode(err) {

@@ -633,3 +633,47 @@ func TestBatchTimeIsBoundedAndMeasured(t *testing.T) {
 		t.Fatalf("lead not measured: %+v", s)
 	}
 }
+
+// A hold placed by one store and posted by another whose cache knew the card from before the
+// hold: the posting's first attempt, built on the cached balance, would leave a negative pending
+// amount, which the balance row's CHECK refuses before its key could collide. That refusal is a
+// stale guess like a key collision, and the batch runs again on the database's balances: the
+// post is created, never failed.
+func TestHoldPostedByAStoreThatCachedTheCardBefore(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := openChart(t, a)
+	// b caches the card with no hold on it.
+	res, err := b.CommitBatch(ctx, []ledger.Transfer{{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 100, Code: 10}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, res.Results, ledger.Created)
+	// a places a hold of 5.00.
+	hold := newID(t)
+	res, err = a.CommitBatch(ctx, []ledger.Transfer{{ID: hold, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 500, Code: 20,
+		Flags: ledger.Pending}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, res.Results, ledger.Created)
+	// b posts 3.00 of it.
+	res, err = b.CommitBatch(ctx, []ledger.Transfer{{ID: newID(t), Ref: hold, Amount: 300, Code: 21, Flags: ledger.PostPending}}, nil)
+	if err != nil {
+		t.Fatalf("post by the store that cached the card before the hold: %v", err)
+	}
+	wantResults(t, res.Results, ledger.Created)
+	if got := balance(t, a, c.card); got != (ledger.Balance{DebitsPosted: 400, CreditsPosted: 100000}) {
+		t.Fatalf("card: %+v", got)
+	}
+}
