@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -128,24 +127,11 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	began := time.Now()
 
-	cfg, err := pgx.ParseConfig(c.databaseURL)
+	url, drop, err := loadDatabase(ctx, c.databaseURL, "cityday", *keep, log)
 	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	name := fmt.Sprintf("%s_cityday_%d", cfg.Database, time.Now().UnixNano())
-	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
-	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return err
 	}
-	defer func() {
-		if *keep {
-			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
-			return
-		}
-		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
-			log.Warn("drop the city day's database", "database", name, "err", err)
-		}
-	}()
+	defer drop()
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		return err

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/postgres"
@@ -50,24 +48,11 @@ func runLoadReconcile(ctx context.Context, args []string, stdout io.Writer) erro
 	if *n < 1 {
 		return fmt.Errorf("--entries must be positive")
 	}
-	cfg, err := pgx.ParseConfig(c.databaseURL)
+	url, drop, err := loadDatabase(ctx, c.databaseURL, "reconcile_load", *keep, log)
 	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	name := fmt.Sprintf("%s_reconcile_load_%d", cfg.Database, time.Now().Unix())
-	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
-	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return err
 	}
-	defer func() {
-		if *keep {
-			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
-			return
-		}
-		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
-			log.Warn("drop the load run's database", "database", name, "err", err)
-		}
-	}()
+	defer drop()
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -61,24 +62,11 @@ func runLoadSettle(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("--transfers, --cards, --merchants and --banks must be positive")
 	}
 	// A database of its own on the server DATABASE_URL names: created, filled, settled, dropped.
-	cfg, err := pgx.ParseConfig(c.databaseURL)
+	url, drop, err := loadDatabase(ctx, c.databaseURL, "settle_load", *keep, log)
 	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	name := fmt.Sprintf("%s_settle_load_%d", cfg.Database, time.Now().Unix())
-	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
-	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return err
 	}
-	defer func() {
-		if *keep {
-			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
-			return
-		}
-		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
-			log.Warn("drop the load run's database", "database", name, "err", err)
-		}
-	}()
+	defer drop()
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		return err
@@ -222,6 +210,31 @@ func generateCycle(ctx context.Context, st *postgres.Store, day settlement.Date,
 		return fmt.Errorf("analyze: %w", err)
 	}
 	return nil
+}
+
+// loadDatabase creates a database of its own for a load run on the server serverURL names, named
+// after that URL's database, the run's kind and the time, so that a run's tables never mix with
+// the engine's own or another run's. drop drops it, or with keep leaves it and says so.
+func loadDatabase(ctx context.Context, serverURL, kind string, keep bool, log *slog.Logger) (url string, drop func(), err error) {
+	cfg, err := pgx.ParseConfig(serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("--database-url: %w", err)
+	}
+	name := fmt.Sprintf("%s_%s_%d", cfg.Database, kind, time.Now().UnixNano())
+	url = urlWithDatabase(serverURL, cfg.Database, name)
+	if err := postgres.EnsureDatabase(ctx, url); err != nil {
+		return "", nil, err
+	}
+	drop = func() {
+		if keep {
+			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
+			return
+		}
+		if err := dropDatabase(context.WithoutCancel(ctx), serverURL, cfg.Database, name); err != nil {
+			log.Warn("drop the load run's database", "database", name, "err", err)
+		}
+	}
+	return url, drop, nil
 }
 
 // urlWithDatabase is url with its database name old replaced by name.

@@ -13,7 +13,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	nethttp "net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/joinincard/engine/events"
@@ -103,24 +101,11 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 		return errors.New("--accounts must be at least 2, --clients at least 1, --duration positive, --warmup not negative")
 	}
 	// A database of its own on the server DATABASE_URL names: created, loaded, verified, dropped.
-	cfg, err := pgx.ParseConfig(c.databaseURL)
+	url, drop, err := loadDatabase(ctx, c.databaseURL, "transfers_load", *keep, log)
 	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	name := fmt.Sprintf("%s_transfers_load_%d", cfg.Database, time.Now().Unix())
-	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
-	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return err
 	}
-	defer func() {
-		if *keep {
-			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
-			return
-		}
-		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
-			log.Warn("drop the load run's database", "database", name, "err", err)
-		}
-	}()
+	defer drop()
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		return err

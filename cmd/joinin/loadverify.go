@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/ledger"
@@ -60,24 +58,11 @@ func runLoadVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if *nTransfers < *nDays || *nDays < 2 || *nAccounts < 2 {
 		return fmt.Errorf("--days must be at least 2, --transfers at least --days and --accounts at least 2")
 	}
-	cfg, err := pgx.ParseConfig(c.databaseURL)
+	url, drop, err := loadDatabase(ctx, c.databaseURL, "verify_load", *keep, log)
 	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	name := fmt.Sprintf("%s_verify_load_%d", cfg.Database, time.Now().Unix())
-	url := urlWithDatabase(c.databaseURL, cfg.Database, name)
-	if err := postgres.EnsureDatabase(ctx, url); err != nil {
 		return err
 	}
-	defer func() {
-		if *keep {
-			fmt.Fprintf(os.Stderr, "kept database %s\n", name)
-			return
-		}
-		if err := dropDatabase(context.WithoutCancel(ctx), c.databaseURL, cfg.Database, name); err != nil {
-			log.Warn("drop the load run's database", "database", name, "err", err)
-		}
-	}()
+	defer drop()
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		return err
