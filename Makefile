@@ -2,6 +2,8 @@
 # `make test` runs every test against the real local PostgreSQL. `make bench` holds the long runs.
 
 GO ?= go
+# Recipes run in bash so that a pipeline into tee fails when its run fails.
+SHELL := /bin/bash
 BIN := bin/joinin
 # Where tests create their databases, and where `make run` keeps the engine's own.
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable
@@ -37,16 +39,20 @@ db:
 # 16 clients between 10,000 accounts and onto one hot account (transfers/s and p99 per phase),
 # then a million transfers over 30 days verified in full and from the newest day's checkpoint, then
 # a city day of 100,000 cards through every door, compared with its model (lost, applied_twice and
-# mismatched must be 0).
+# mismatched must be 0). Each run's output is kept in $(BENCH_DIR); the last step prints one table
+# of every figure with its goal, and the Go benchmarks' medians.
+BENCH_DIR ?= bin/bench
 bench: build db
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 90m ./...
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn --prefill-events 10000000 --verify=false
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-settle --transfers 10000000 --cards 100000 --merchants 1000 --banks 20 --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-reconcile --entries 1000000 --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-transfers --accounts 10000 --clients 16 --duration 20s --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-verify --transfers 1000000 --days 30 --accounts 10000 --log-level warn
-	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 50000 --medical-bills 20000 --log-level warn
+	@rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 90m ./... | tee $(BENCH_DIR)/go-bench.txt
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn | tee $(BENCH_DIR)/loadtest.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn --prefill-events 10000000 --verify=false | tee $(BENCH_DIR)/loadtest-prefilled.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-settle --transfers 10000000 --cards 100000 --merchants 1000 --banks 20 --log-level warn | tee $(BENCH_DIR)/loadtest-settle.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-reconcile --entries 1000000 --log-level warn | tee $(BENCH_DIR)/loadtest-reconcile.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-transfers --accounts 10000 --clients 16 --duration 20s --log-level warn | tee $(BENCH_DIR)/loadtest-transfers.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-verify --transfers 1000000 --days 30 --accounts 10000 --log-level warn | tee $(BENCH_DIR)/loadtest-verify.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 50000 --medical-bills 20000 --log-level warn | tee $(BENCH_DIR)/loadtest-cityday.json
+	@./$(BIN) bench-report $(BENCH_DIR)
 
 clean:
 	rm -rf bin
