@@ -36,6 +36,8 @@ var benchGoals = []benchGoal{
 	{"loadtest-settle", "settle_peak_rss_mib", false, 500},
 	{"loadtest-transfers", "phases[uniform].transfers_per_second", true, 10_000},
 	{"loadtest-transfers", "phases[hot].transfers_per_second", true, 10_000},
+	{"loadtest-transfers-batched", "phases[uniform].transfers_per_second", true, 10_000},
+	{"loadtest-transfers-batched", "phases[hot].transfers_per_second", true, 10_000},
 	{"loadtest-cityday", "lost", false, 0},
 	{"loadtest-cityday", "applied_twice", false, 0},
 	{"loadtest-cityday", "mismatched", false, 0},

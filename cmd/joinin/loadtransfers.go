@@ -46,9 +46,11 @@ const (
 
 // transfersLoadReport is what a transfers load run prints, as JSON.
 type transfersLoadReport struct {
-	Accounts int                  `json:"accounts"`
-	Clients  int                  `json:"clients"`
-	Phases   []transfersLoadPhase `json:"phases"`
+	Accounts int `json:"accounts"`
+	Clients  int `json:"clients"`
+	// PerRequest is the transfers each request carried.
+	PerRequest int                  `json:"transfers_per_request"`
+	Phases     []transfersLoadPhase `json:"phases"`
 	// Verified says Store.Verify found the ledger sound after the run; Problems are what it found.
 	Verified bool     `json:"verified"`
 	Problems []string `json:"problems,omitempty"`
@@ -57,16 +59,17 @@ type transfersLoadReport struct {
 	GoalTransfersPerSecond float64 `json:"goal_transfers_per_second"`
 }
 
-// transfersLoadPhase is one phase's figures: the clients' requests of one transfer each.
+// transfersLoadPhase is one phase's figures; latencies are the requests'.
 type transfersLoadPhase struct {
 	Name               string  `json:"name"`
 	Seconds            float64 `json:"seconds"`
+	Requests           int64   `json:"requests"`
 	Transfers          int64   `json:"transfers"`
 	TransfersPerSecond float64 `json:"transfers_per_second"`
 	P50Ms              float64 `json:"p50_ms"`
 	P99Ms              float64 `json:"p99_ms"`
 	MaxMs              float64 `json:"max_ms"`
-	// NotCreated counts transfers the ledger refused, Errors requests that failed (a status other
+	// NotCreated counts requests with a transfer the ledger refused, Errors requests that failed (a status other
 	// than 200, a broken connection): both must be 0.
 	NotCreated int64  `json:"not_created"`
 	Errors     int64  `json:"errors"`
@@ -83,7 +86,8 @@ type transfersLoadPhase struct {
 func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON")
 	nAccounts := fs.Int("accounts", 10_000, "accounts the transfers move between")
-	nClients := fs.Int("clients", 16, "concurrent HTTP clients, each sending one transfer per request and waiting for its answer")
+	nClients := fs.Int("clients", 16, "concurrent HTTP clients, each sending a request and waiting for its answer")
+	perRequest := fs.Int("per-request", 1, "transfers in each request: 1, as a terminal sends them, or a batch, as other ledgers' load clients send theirs")
 	duration := fs.Duration("duration", 20*time.Second, "how long each phase runs")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before the first phase: connections, caches")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
@@ -97,8 +101,8 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *nAccounts < 2 || *nClients < 1 || *duration <= 0 || *warmup < 0 {
-		return errors.New("--accounts must be at least 2, --clients at least 1, --duration positive, --warmup not negative")
+	if *nAccounts < 2 || *nClients < 1 || *duration <= 0 || *warmup < 0 || *perRequest < 1 || *perRequest > ledger.MaxBatchTransfers {
+		return fmt.Errorf("--accounts must be at least 2, --clients at least 1, --duration positive, --warmup not negative, --per-request from 1 to %d", ledger.MaxBatchTransfers)
 	}
 	// A database of its own on the server DATABASE_URL names: created, loaded, verified, dropped.
 	url, drop, err := loadDatabase(ctx, c.databaseURL, "transfers_load", *keep, log)
@@ -118,13 +122,14 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	run.perRequest = *perRequest
 	defer run.stop()
 
 	log.Info("opening and funding accounts", "accounts", *nAccounts)
 	if err := run.openAccounts(ctx, *nAccounts); err != nil {
 		return err
 	}
-	rep := transfersLoadReport{Accounts: *nAccounts, Clients: *nClients, GoalTransfersPerSecond: 10_000}
+	rep := transfersLoadReport{Accounts: *nAccounts, Clients: *nClients, PerRequest: *perRequest, GoalTransfersPerSecond: 10_000}
 	if *warmup > 0 {
 		if _, err := run.phase(ctx, "warmup", *warmup, false); err != nil {
 			return err
@@ -172,11 +177,13 @@ type transfersLoad struct {
 	token   string
 	client  *nethttp.Client
 	clients int
-	commits atomic.Int64
-	bank    uuid.UUID
-	hot     uuid.UUID
-	ids     []uuid.UUID
-	stop    func()
+	// perRequest is the transfers each request carries.
+	perRequest int
+	commits    atomic.Int64
+	bank       uuid.UUID
+	hot        uuid.UUID
+	ids        []uuid.UUID
+	stop       func()
 }
 
 func startTransfersLoad(ctx context.Context, st *postgres.Store, log *slog.Logger, clients int) (*transfersLoad, error) {
@@ -314,8 +321,9 @@ func (run *transfersLoad) openAccounts(ctx context.Context, n int) error {
 	return nil
 }
 
-// phase runs the clients for d, each sending one transfer of 1.00 CNY per request: between two
-// accounts drawn at random, or, hot, from a random account to the hot one.
+// phase runs the clients for d, each sending requests of perRequest transfers of 1.00 CNY: between
+// two accounts drawn at random, or, hot, from a random account to the hot one. Latencies are per
+// request; a request counts as created when every one of its transfers was.
 func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duration, hot bool) (transfersLoadPhase, error) {
 	p := transfersLoadPhase{Name: name}
 	var hotBefore int64
@@ -340,20 +348,27 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 		wg.Go(func() {
 			f := &figures[c]
 			rng := mrand.New(mrand.NewPCG(uint64(c), uint64(start.UnixNano())))
-			buf := make([]byte, 0, 512)
+			buf := make([]byte, 0, 256*run.perRequest)
 			n := len(run.ids)
 			for time.Now().Before(deadline) {
-				from := rng.IntN(n)
-				to := run.hot
-				if !hot {
-					i := rng.IntN(n - 1)
-					if i >= from {
-						i++
+				buf = append(buf[:0], `{"transfers":[`...)
+				for k := range run.perRequest {
+					from := rng.IntN(n)
+					to := run.hot
+					if !hot {
+						i := rng.IntN(n - 1)
+						if i >= from {
+							i++
+						}
+						to = run.ids[i]
 					}
-					to = run.ids[i]
+					if k > 0 {
+						buf = append(buf, ',')
+					}
+					buf = fmt.Appendf(buf, `{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":%q,"currency":"CNY"}`,
+						uuid.Must(uuid.NewV7()), run.ids[from], to, loadTransferAmount)
 				}
-				buf = fmt.Appendf(buf[:0], `{"transfers":[{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":%q,"currency":"CNY"}]}`,
-					uuid.Must(uuid.NewV7()), run.ids[from], to, loadTransferAmount)
+				buf = append(buf, "]}"...)
 				sent := time.Now()
 				status, got, err := run.post(ctx, "/v1/transfers", buf)
 				f.latencies = append(f.latencies, time.Since(sent))
@@ -363,7 +378,7 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 					if f.firstErr == "" {
 						f.firstErr = fmt.Sprintf("%d %v %.200s", status, err, got)
 					}
-				case !bytes.Contains(got, []byte(`"result":"created"`)):
+				case bytes.Count(got, []byte(`"result":"created"`)) != run.perRequest:
 					f.notCreated++
 					if f.firstErr == "" {
 						f.firstErr = fmt.Sprintf("%.200s", got)
@@ -386,8 +401,9 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 	slices.Sort(all)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	p.Seconds = elapsed.Seconds()
-	p.Transfers = int64(len(all))
-	p.TransfersPerSecond = float64(len(all)) / elapsed.Seconds()
+	p.Requests = int64(len(all))
+	p.Transfers = p.Requests * int64(run.perRequest)
+	p.TransfersPerSecond = float64(p.Transfers) / elapsed.Seconds()
 	if len(all) > 0 {
 		p.P50Ms, p.P99Ms, p.MaxMs = ms(all[len(all)/2]), ms(all[min(len(all)-1, len(all)*99/100)]), ms(all[len(all)-1])
 	}

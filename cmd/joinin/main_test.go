@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,28 +191,40 @@ func TestLoadSettleMeasuresACycle(t *testing.T) {
 }
 
 // The transfers load run, small: a database of its own, accounts opened and funded over HTTP,
-// both phases driven by concurrent clients, every transfer created, the ledger verified, dropped.
+// both phases driven by concurrent clients, every transfer created, the ledger verified, dropped;
+// with one transfer per request and with batches.
 func TestLoadTransfersDrivesTheAPI(t *testing.T) {
-	url := pgtest.NewDatabase(t)
+	for _, perRequest := range []int{1, 5} {
+		t.Run(fmt.Sprintf("per-request-%d", perRequest), func(t *testing.T) {
+			url := pgtest.NewDatabase(t)
+			var out, errs strings.Builder
+			if err := run(context.Background(), []string{"loadtest-transfers", "--database-url", url, "--log-level", "warn",
+				"--accounts", "50", "--clients", "4", "--duration", "300ms", "--warmup", "0s",
+				"--per-request", strconv.Itoa(perRequest)}, &out, &errs); err != nil {
+				t.Fatalf("loadtest-transfers: %v\n%s\n%s", err, out.String(), errs.String())
+			}
+			var rep transfersLoadReport
+			if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+				t.Fatalf("%v:\n%s", err, out.String())
+			}
+			if len(rep.Phases) != 2 || !rep.Verified || rep.Accounts != 50 || rep.Clients != 4 || rep.PerRequest != perRequest {
+				t.Fatalf("report %+v", rep)
+			}
+			for _, p := range rep.Phases {
+				if p.Requests == 0 || p.Transfers != p.Requests*int64(perRequest) || p.NotCreated != 0 || p.Errors != 0 ||
+					p.Commits == 0 || p.P99Ms <= 0 || p.TransfersPerSecond <= 0 {
+					t.Errorf("phase %+v", p)
+				}
+			}
+			if hot := rep.Phases[1]; hot.Name != "hot" || hot.HotVersions != hot.Commits {
+				t.Errorf("hot phase: %d versions of the hot account in %d commits", hot.HotVersions, hot.Commits)
+			}
+		})
+	}
 	var out, errs strings.Builder
-	if err := run(context.Background(), []string{"loadtest-transfers", "--database-url", url, "--log-level", "warn",
-		"--accounts", "50", "--clients", "4", "--duration", "300ms", "--warmup", "0s"}, &out, &errs); err != nil {
-		t.Fatalf("loadtest-transfers: %v\n%s\n%s", err, out.String(), errs.String())
-	}
-	var rep transfersLoadReport
-	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
-		t.Fatalf("%v:\n%s", err, out.String())
-	}
-	if len(rep.Phases) != 2 || !rep.Verified || rep.Accounts != 50 || rep.Clients != 4 {
-		t.Fatalf("report %+v", rep)
-	}
-	for _, p := range rep.Phases {
-		if p.Transfers == 0 || p.NotCreated != 0 || p.Errors != 0 || p.Commits == 0 || p.P99Ms <= 0 || p.TransfersPerSecond <= 0 {
-			t.Errorf("phase %+v", p)
-		}
-	}
-	if hot := rep.Phases[1]; hot.Name != "hot" || hot.HotVersions != hot.Commits {
-		t.Errorf("hot phase: %d versions of the hot account in %d commits", hot.HotVersions, hot.Commits)
+	err := run(context.Background(), []string{"loadtest-transfers", "--per-request", "0"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "--per-request") {
+		t.Errorf("--per-request 0: got %v, want a refusal naming the flag", err)
 	}
 }
 
