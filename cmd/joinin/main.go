@@ -65,6 +65,7 @@ func commands() []command {
 		{"loadtest-cityday", "run a city day through Kafka and the purchase, transit and medical APIs in a database of its own; compare the ledger with a model of the day; print the figures as JSON", runLoadCityDay},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},
 		{"loadtest-verify", "write transfers over many days into a database of its own, then time joinin verify --full against joinin verify from the newest checkpoint; print JSON", runLoadVerify},
+		{"archive", "export a settled and reconciled month for auditors, with checksums (--month, --out, --by); or check an archive (--check DIR)", runArchive},
 		{"bench-report", "print one table of the figures `make bench` wrote into a directory, with their goals, and the Go benchmarks' medians", runBenchReport},
 	}
 }
