@@ -13,6 +13,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	nethttp "net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -91,6 +93,7 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 	duration := fs.Duration("duration", 20*time.Second, "how long each phase runs")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before the first phase: connections, caches")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phases (clients and server in this process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -134,6 +137,17 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 		if _, err := run.phase(ctx, "warmup", *warmup, false); err != nil {
 			return err
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, hot := range []bool{false, true} {
 		name := "uniform"
