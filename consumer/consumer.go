@@ -62,6 +62,11 @@ const (
 	// stuck: a stuck reader is noticed within seconds, an idle partition costs one metadata
 	// request per poll.
 	idlePoll = 5 * time.Second
+	// maxIdlePoll bounds how far the idle poll grows after reconnects that brought nothing. A
+	// new reader on a machine starved of CPU can need longer than idlePoll for its first fetch
+	// (connect, metadata, fetch); closing it after every idlePoll would then never let one
+	// deliver. Each reconnect doubles the poll up to this, and a batch resets it.
+	maxIdlePoll = 40 * time.Second
 	// finishTimeout is how long one transaction of an in-flight batch may take to commit after
 	// shutdown is asked.
 	finishTimeout = 10 * time.Second
@@ -173,6 +178,9 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 		inflight *request
 		next     = pos
 		failures int
+		// idle is how long an idle fetch waits before the reader is checked: idlePoll, doubled
+		// by each reconnect that has not delivered yet.
+		idle = idlePoll
 	)
 	// settle waits for the batch in flight. stop says the partition's work is over.
 	settle := func() (stop bool, err error) {
@@ -194,7 +202,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 		return false, nil
 	}
 	for {
-		poll := idlePoll
+		poll := idle
 		if inflight != nil {
 			poll = inflightPoll
 		}
@@ -223,6 +231,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 						c.cfg.Log.Debug("close partition reader", "partition", name, "err", err)
 					}
 					r = kafka.NewPartitionReader(c.cfg.Brokers, claim, next)
+					idle = min(2*idle, maxIdlePoll)
 				}
 				continue
 			}
@@ -246,7 +255,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			r = kafka.NewPartitionReader(c.cfg.Brokers, claim, next)
 			continue
 		}
-		failures = 0
+		failures, idle = 0, idlePoll
 		start := time.Now()
 		req := &request{claim: claim, msgs: decodeAll(name, raw), done: make(chan error, 1)}
 		req.decode = time.Since(start)

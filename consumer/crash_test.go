@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +74,26 @@ func runConsumerChild() int {
 
 type child struct {
 	cmd    *exec.Cmd
-	stderr *strings.Builder
+	stderr *syncBuilder
+}
+
+// syncBuilder is a child's stderr: written by the goroutine that copies the child's output, read
+// by the test while the child runs.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startChild(t *testing.T, role string, env ...string) *child {
@@ -89,7 +109,7 @@ func startChild(t *testing.T, role string, env ...string) *child {
 func spawnChild(role string, env ...string) (*child, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	c := &child{cmd: cmd, stderr: &strings.Builder{}}
+	c := &child{cmd: cmd, stderr: &syncBuilder{}}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
