@@ -42,10 +42,12 @@ var benchGoals = []benchGoal{
 	{"loadtest-cityday", "applied_twice", false, 0},
 	{"loadtest-cityday", "mismatched", false, 0},
 	{"loadtest-cityday", "unexpected", false, 0},
-	{"loadtest-auth", "open_loop.p99_ms", false, 5},
-	{"loadtest-auth", "prefilled_closed_loop.requests_per_second", true, 5_000},
-	{"loadtest-auth", "prefilled_closed_loop.p99_ms", false, 10},
-	{"loadtest-rss", "engine_peak_rss_mib", false, 1024},
+	{"loadtest-auth", "open.p99_ms", false, 5},
+	{"loadtest-auth-prefilled", "open.p99_ms", false, 5},
+	{"loadtest-auth-prefilled", "closed.requests_per_second", true, 5_000},
+	{"loadtest-auth-prefilled", "closed.p99_ms", false, 10},
+	{"loadtest-taps", "kafka_to_http", true, 1},
+	{"loadtest-million-cards", "engine_peak_rss_mib", false, 1024},
 }
 
 // benchRatio is a figure derived from two runs: the pre-filled run's figure over the empty one's.
@@ -62,6 +64,8 @@ type benchRatio struct {
 var benchRatios = []benchRatio{
 	{"events/s pre-filled over empty", "loadtest-prefilled", "loadtest", "events_per_second", true, 0.90},
 	{"latency p99 pre-filled over empty", "loadtest-prefilled", "loadtest", "latency_p99_ms", false, 1.10},
+	{"authorizations/s pre-filled over empty", "loadtest-auth-prefilled", "loadtest-auth", "closed.requests_per_second", true, 0.90},
+	{"authorization p99 pre-filled over empty", "loadtest-auth-prefilled", "loadtest-auth", "open.p99_ms", false, 1.10},
 }
 
 // runBenchReport prints one table of every figure `make bench` wrote into a directory: each
