@@ -420,10 +420,6 @@ func (run *authLoad) prefill(ctx context.Context, url string, n int) error {
 		FROM unnest($1::TEXT[]) WITH ORDINALITY AS k(card_token, n) JOIN cards c ON c.card_token = k.card_token`, run.cards); err != nil {
 		return fmt.Errorf("prefill: %w", err)
 	}
-	var merchantAccount uuid.UUID
-	if err := conn.QueryRow(ctx, `SELECT account_id FROM merchants WHERE merchant_id = $1`, run.ids[0]).Scan(&merchantAccount); err != nil {
-		return fmt.Errorf("prefill: %w", err)
-	}
 	end := time.Now().UTC().Add(-24 * time.Hour)
 	span := time.Duration(authLoadPrefillDays) * 24 * time.Hour
 	for from := 0; from < n; from += authLoadPrefillChunk {
@@ -441,7 +437,7 @@ func (run *authLoad) prefill(ctx context.Context, url string, n int) error {
 					c.card_token, c.funds_account_id,
 					($6::TEXT[])[1 + g.g % cardinality($6::TEXT[])] AS merchant_id
 				FROM g JOIN prefill_cards c ON c.n = g.g % $7)`
-		args := []any{from, to, end.Add(-span), n, fmt.Sprintf("%d seconds", int64(span/time.Second)), run.ids, len(run.cards), merchantAccount}
+		args := []any{from, to, end.Add(-span), n, fmt.Sprintf("%d seconds", int64(span/time.Second)), run.ids, len(run.cards)}
 		for _, q := range []string{
 			rows + ` INSERT INTO purchase_authorizations (authorization_id, merchant_id, card_token, funds_account_id, mcc, amount,
 				approved, decline_reason, decline_detail, expires_at, created_at)
@@ -450,8 +446,8 @@ func (run *authLoad) prefill(ctx context.Context, url string, n int) error {
 				SELECT merchant_id, idem, 'authorize', sha256(idem::TEXT::BYTEA), id, t FROM r`,
 			rows + ` INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, ref_id, user_data, timeout_seconds, code,
 				flags, ts, expires_at)
-				SELECT id, funds_account_id, $8::UUID, 100, NULL, id, 604800, ` + strconv.Itoa(int(clearing.CodeAuthorization)) + `, ` + strconv.Itoa(int(ledger.Pending)) + `, t,
-					t + INTERVAL '7 days' FROM r`,
+				SELECT r.id, r.funds_account_id, m.account_id, 100, NULL, r.id, 604800, ` + strconv.Itoa(int(clearing.CodeAuthorization)) + `, ` + strconv.Itoa(int(ledger.Pending)) + `, t,
+					t + INTERVAL '7 days' FROM r JOIN merchants m ON m.merchant_id = r.merchant_id`,
 			rows + ` INSERT INTO transfer_resolutions (target_id, transfer_id, kind, ts)
 				SELECT id, id, 'expired', t + INTERVAL '7 days' FROM r`,
 		} {
