@@ -526,6 +526,20 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 	FROM unnest($1::TEXT[], $2::UUID[]) AS k(merchant_id, idempotency_key)
 	JOIN purchase_requests r ON r.merchant_id = k.merchant_id AND r.idempotency_key = k.idempotency_key`
 
+// authorizationCardsLookup reads the cards by every token a batch names ($1) or its
+// authorizations hold ($2), with their limits and their approvals (authorizations and
+// increments) in the Shanghai day of the batch ($3 to $4), through the indexes of approvals by
+// card and time.
+const authorizationCardsLookup = `WITH wanted AS (
+		SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
+		UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
+	SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
+		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
+		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
+	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
+
 // storedRequest is an earlier request's idempotency record.
 type storedRequest struct {
 	op     Operation
@@ -590,20 +604,8 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	auths := queueAuthorizations(b, authIDs)
 	// The settlement gate the batch's holds are stamped after, in the same round trip.
 	ex.tx.QueueSettlementGate(b)
-	// The cards by every token the batch names, with their limits and their approvals
-	// (authorizations and increments) in the Shanghai day of the batch, through the indexes of
-	// approvals by card and time.
 	dayStart, dayEnd := purchases.Day(ex.now)
-	b.Queue(`WITH wanted AS (
-			SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
-			UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
-		SELECT w.token, `+purchaseCardColumns+`, l.per_transaction, l.per_day,
-			(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
-				WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
-			+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
-				WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
-		FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`,
-		tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
+	b.Queue(authorizationCardsLookup, tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				tok, declared string
