@@ -406,15 +406,15 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		if err := ex.run(ctx); err != nil {
 			return err
 		}
-		if p.beforeCommit != nil {
-			p.beforeCommit(reqs)
-		}
 		if st != nil && tx.attempt == 1 {
 			cards := make(map[string]bool, len(ex.cards))
 			for _, c := range ex.cards {
 				cards[c.Token] = true
 			}
 			st.prepare(tx.written, cards)
+		}
+		if p.beforeCommit != nil {
+			p.beforeCommit(reqs)
 		}
 		if tx.speculative {
 			select {
