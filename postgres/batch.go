@@ -100,6 +100,48 @@ type Tx struct {
 	// guessed says a batch of this attempt was applied on balances not read from the database
 	// under lock (the cache, or a predecessor's uncommitted writes).
 	guessed bool
+	// queued holds the writes of a small batch applied with deferWrites set, to go to the server
+	// with the caller's own writes in one round trip (Flush). Anything that reads first flushes
+	// them, and InTx flushes what is left before it commits.
+	deferWrites bool
+	queued      *pgx.Batch
+}
+
+// Flush sends the writes queued by Apply together with b's (nil: none), in one round trip.
+func (t *Tx) Flush(ctx context.Context, b *pgx.Batch) error {
+	q := t.queued
+	t.queued = nil
+	switch {
+	case q == nil && b == nil:
+		return nil
+	case q == nil:
+		q = b
+	case b != nil:
+		q.QueuedQueries = append(q.QueuedQueries, b.QueuedQueries...)
+	}
+	if q.Len() == 0 {
+		return nil
+	}
+	if err := t.Tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("write the batch: %w", err)
+	}
+	return nil
+}
+
+// QueueSettlementGate queues the read of the settlement gate on b, for a caller that reads other
+// things before it applies a batch: the gate then costs no round trip of its own.
+func (t *Tx) QueueSettlementGate(b *pgx.Batch) {
+	if t.gated {
+		return
+	}
+	b.Queue(`SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).QueryRow(func(row pgx.Row) error {
+		var closed time.Time
+		if err := row.Scan(&closed); err != nil {
+			return fmt.Errorf("read the settlement gate: %w", err)
+		}
+		t.gate, t.gated = closed.UnixMicro(), true
+		return nil
+	})
 }
 
 // errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
@@ -150,6 +192,9 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 			}
 		}
 		err := fn(ctx, last)
+		if err == nil {
+			err = last.Flush(ctx, nil)
+		}
 		if err != nil && last.guessed && pgCode(err) == pgCheckViolation {
 			// A balance row the database refuses (a pending amount below zero) from balances
 			// this process guessed (its cache, a predecessor's uncommitted writes) is a stale
@@ -212,6 +257,10 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	if len(batch) == 0 {
 		return BatchResult{Timestamp: t.store.Now().UTC()}, nil
 	}
+	// What an earlier batch of the transaction queued is written before this one reads.
+	if err := t.Flush(ctx, nil); err != nil {
+		return BatchResult{}, err
+	}
 	// A batch at an account a retrying writer holds locks as that writer does, and queues.
 	t.locking = t.attempt > 1 || t.store.cache.contended(batch)
 	fast := !t.locking
@@ -244,7 +293,10 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 			}
 		}
 	}
-	if err := writeOutcome(ctx, t.Tx, &out, p.versions, p.shards, ts); err != nil {
+	if t.deferWrites && smallOutcome(&out) {
+		t.queued = &pgx.Batch{}
+		queueOutcome(t.queued, &out, p.versions, p.shards, ts)
+	} else if err := writeOutcome(ctx, t.Tx, &out, p.versions, p.shards, ts); err != nil {
 		return BatchResult{}, err
 	}
 	for _, a := range out.Touched {
@@ -664,7 +716,7 @@ func scanTransfer(rows pgx.Rows) (ledger.Transfer, error) {
 // for each other instead of deadlocking.
 // Each balance row lists the batch's transfers that moved the account: its statement lines.
 func writeOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, shards map[ledger.ID]int16, ts int64) error {
-	if len(out.Created) <= maxInsertRows && len(out.Touched) <= 2*maxInsertRows {
+	if smallOutcome(out) {
 		return insertOutcome(ctx, tx, out, versions, shards, ts)
 	}
 	at := time.UnixMicro(ts).UTC()
@@ -793,13 +845,30 @@ var (
 		"credits_pending", "credits_posted", "transfer_ids"}
 )
 
+// smallOutcome says out is written with INSERTs rather than COPY.
+func smallOutcome(out *ledger.Outcome) bool {
+	return len(out.Created) <= maxInsertRows && len(out.Touched) <= 2*maxInsertRows
+}
+
 // insertOutcome is writeOutcome for a small batch: the same rows in the same order, written by
 // INSERTs sent in one round trip with the resolutions and open holds.
 func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions map[ledger.ID]int64, shards map[ledger.ID]int16, ts int64) error {
+	q := &pgx.Batch{}
+	queueOutcome(q, out, versions, shards, ts)
+	if q.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("write transfers, resolutions and balances: %w", err)
+	}
+	return nil
+}
+
+// queueOutcome queues insertOutcome's statements on q.
+func queueOutcome(q *pgx.Batch, out *ledger.Outcome, versions map[ledger.ID]int64, shards map[ledger.ID]int16, ts int64) {
 	at := time.UnixMicro(ts).UTC()
 	created := out.Created
 	lines := make(map[ledger.ID][][16]byte, len(out.Touched))
-	q := &pgx.Batch{}
 	if len(created) > 0 {
 		args := make([]any, 0, len(created)*len(transferInsertColumns))
 		for i := range created {
@@ -829,13 +898,6 @@ func insertOutcome(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, versions
 		}
 		q.Queue(insertValues("account_balances", balanceInsertColumns, len(touched)), args...)
 	}
-	if q.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, q).Close(); err != nil {
-		return fmt.Errorf("write transfers, resolutions and balances: %w", err)
-	}
-	return nil
 }
 
 // insertValues is an INSERT of rows rows into table's columns, its values numbered parameters.

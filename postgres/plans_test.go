@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,10 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 				direction, mode, source, source_id, received_at)
 			SELECT 'HZMETRO', 'dev-' || (g % 1000), g, 'card-' || (g % 5000), now(), current_date, '0101', '', 'in', 'metro',
 				'batch', 'b' || (g / 1000), now() FROM generate_series(1, $1) g`,
+		`INSERT INTO purchase_authorizations (authorization_id, merchant_id, card_token, funds_account_id, mcc, amount,
+				approved, decline_reason, decline_detail, expires_at, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, 'merchant-' || (g % 500), 'card-' || (g % 5000), NULL, '5411', 100, true, '', '',
+				now() + INTERVAL '7 days', now() - (g || ' seconds')::INTERVAL FROM generate_series(1, $1) g`,
 		`INSERT INTO open_holds (transfer_id, expires_at)
 			SELECT md5('t' || g::TEXT)::UUID, now() + (g || ' seconds')::INTERVAL FROM generate_series(1, $1) g`,
 	} {
@@ -60,7 +65,9 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 	const batch = 256
 	merchants, keys, ids := make([]string, batch), make([]uuid.UUID, batch), make([]uuid.UUID, batch)
 	ops, devs, seqs := make([]string, batch), make([]string, batch), make([]int64, batch)
+	tokens := make([]string, batch)
 	for i := range batch {
+		tokens[i] = fmt.Sprintf("card-%d", i)
 		merchants[i], keys[i], ids[i] = "merchant-7", uuid.New(), uuid.New()
 		ops[i], devs[i], seqs[i] = "HZMETRO", "dev-7", int64(planRows+i)
 	}
@@ -69,6 +76,12 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 		args                      []any
 	}{
 		{"idempotency keys", postgres.IdempotencyLookup, "purchase_requests", "purchase_requests_pkey", []any{merchants, keys}},
+		// An authorization's card with what it approved today, and the card of the authorization a
+		// capture, void or increment names.
+		{"approvals by card", postgres.CardsLookup, "purchase_authorizations", "purchase_authorizations_card",
+			[]any{tokens, ids[:0], time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
+		{"authorizations by id", postgres.CardsLookup, "purchase_authorizations", "purchase_authorizations_pkey",
+			[]any{tokens[:0], ids, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
 		{"processed events", postgres.ProcessedLookup, "processed_events", "processed_events_pkey", []any{ids}},
 		{"transfers by id", postgres.TransfersLookup, "transfers", "transfers_pkey", []any{ids}},
 		{"taps by device and sequence", postgres.TapsSeenLookup, "transit_taps", "transit_taps_pkey", []any{ops, devs, seqs}},

@@ -593,7 +593,7 @@ type requestRow struct {
 // write writes the rows in one round trip: an INSERT from arrays per table that has any. A batch
 // of merchants' requests has a few dozen rows, where COPY's setup per table would cost more than
 // the rows.
-func (w *purchaseRows) write(ctx context.Context, tx pgx.Tx, now time.Time) error {
+func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 	b := &pgx.Batch{}
 	if n := len(w.authorizations); n > 0 {
 		var (
@@ -704,10 +704,8 @@ func (w *purchaseRows) write(ctx context.Context, tx pgx.Tx, now time.Time) erro
 			SELECT m, k, o, h, r, $6 FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BYTEA[], $5::UUID[]) AS u(m, k, o, h, r)`,
 			merchants, keys, ops, hashes, results, now.UTC())
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	// With the ledger's writes of the batch, when it queued them: one round trip for both.
+	if err := tx.Flush(ctx, b); err != nil {
 		return fmt.Errorf("write purchase records: %w", err)
 	}
 	return nil

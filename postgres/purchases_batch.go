@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,8 +103,10 @@ type Purchases struct {
 	queue     chan *purchaseCall
 	stopped   chan struct{}
 	// OnCommit, if set, is called by the committer after each transaction with the number of
-	// requests it carried and how long it took, retries included. Set it before Run.
-	OnCommit func(requests int, took time.Duration)
+	// requests it carried and how long it took, retries included, one call at a time. Set it
+	// before Run.
+	OnCommit   func(requests int, took time.Duration)
+	onCommitMu sync.Mutex
 	// beforeCommit, if set (by tests), is called in each attempt's transaction once the batch
 	// is decided and written, before it commits.
 	beforeCommit func(reqs []PurchaseRequest)
@@ -133,10 +136,21 @@ func NewPurchases(st *Store) (*Purchases, error) {
 }
 
 // Run commits queued requests until ctx is done, then refuses what is left with
-// ErrPurchasesStopped. A commit under way when ctx ends is finished first, within its own bound.
-// Call it once.
+// ErrPurchasesStopped. Commits under way when ctx ends are finished first, within their own
+// bound. Call it once.
+//
+// Commits are pipelined two deep, as the transfers committer's are: while one commits, the next
+// is read, decided and written on the balances the first wrote (speculative, see purchaseStage),
+// and commits only after it. So the next batch's round trips overlap the commit before it, and
+// the requests that queue meanwhile wait for one commit, not two. A batch that names a card, an
+// authorization or an idempotency key of the commit in flight waits for it instead: what it
+// reads of them must be what that commit wrote.
 func (p *Purchases) Run(ctx context.Context) {
+	var prev *purchaseStage
 	defer func() {
+		if prev != nil {
+			<-prev.done
+		}
 		close(p.stopped)
 		for {
 			select {
@@ -147,9 +161,11 @@ func (p *Purchases) Run(ctx context.Context) {
 			}
 		}
 	}()
-	batch := make([]*purchaseCall, 0, maxRequestsPerCommit)
 	for {
-		batch = batch[:0]
+		if ctx.Err() != nil {
+			return
+		}
+		batch := make([]*purchaseCall, 0, maxRequestsPerCommit)
 		select {
 		case <-ctx.Done():
 			return
@@ -165,20 +181,122 @@ func (p *Purchases) Run(ctx context.Context) {
 				break fill
 			}
 		}
-		// The commit outlives a cancelled ctx, within its own bound: its callers are waiting,
-		// and its result decides what they answer.
-		start := time.Now()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-		answers := p.commitApart(cctx, batch)
-		cancel()
-		took := time.Since(start)
-		for i, c := range batch {
-			c.done <- answers[i]
+		pred := prev
+		if pred != nil {
+			select {
+			case <-pred.done:
+				pred = nil // committed: its balances are in the cache, its rows in the tables
+			default:
+				if pred.overlaps(batch) {
+					<-pred.done
+					pred = nil
+				}
+			}
 		}
-		if p.OnCommit != nil {
-			p.OnCommit(len(batch), took)
+		st := &purchaseStage{calls: batch, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
+		go p.runStage(ctx, st)
+		// The next commit builds on this one's writes once it has made them, and on nothing older
+		// than its own predecessor: two commits in flight at most.
+		<-st.prepared
+		if prev != nil {
+			<-prev.done
+		}
+		prev = st
+	}
+}
+
+// purchaseStage is one commit of the pipeline: its requests, and what the commit after it waits for.
+type purchaseStage struct {
+	calls []*purchaseCall
+	// pred is the commit before, still in flight when this one started; nil if it was done.
+	pred *purchaseStage
+	// prepared is closed once the first attempt has written everything, with written holding the
+	// balances it wrote and cards the cards its requests read, or has failed, with written nil.
+	prepared chan struct{}
+	written  map[balanceKey]cachedAccount
+	cards    map[string]bool
+	// first is closed once the first attempt's outcome is known: firstOK says it committed.
+	first   chan struct{}
+	firstOK bool
+	// done is closed once every request of the stage is answered and its balances are cached.
+	done                chan struct{}
+	prepOnce, firstOnce sync.Once
+}
+
+func (st *purchaseStage) prepare(written map[balanceKey]cachedAccount, cards map[string]bool) {
+	st.prepOnce.Do(func() {
+		st.written, st.cards = written, cards
+		close(st.prepared)
+	})
+}
+
+// resolveFirst records the first attempt's outcome, once.
+func (st *purchaseStage) resolveFirst(committed bool) {
+	st.prepare(nil, nil)
+	st.firstOnce.Do(func() {
+		st.firstOK = committed
+		close(st.first)
+	})
+}
+
+// wait waits until st is done, or ctx ends.
+func (st *purchaseStage) wait(ctx context.Context) error {
+	select {
+	case <-st.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// overlaps reports whether batch names anything st's requests name: a card token, an
+// authorization or an idempotency key. Such a batch must read what st commits, not build on it.
+func (st *purchaseStage) overlaps(batch []*purchaseCall) bool {
+	names := make(map[string]bool, 2*len(st.calls))
+	for _, c := range st.calls {
+		for _, n := range c.req.names() {
+			names[n] = true
 		}
 	}
+	for _, c := range batch {
+		for _, n := range c.req.names() {
+			if names[n] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// names are what a request reads and writes that another request may too: its idempotency key,
+// and its card token or its authorization.
+func (r *PurchaseRequest) names() []string {
+	key := "key/" + r.Merchant.ID + "/" + r.Key.String()
+	if r.Op == OpAuthorize {
+		return []string{key, "token/" + r.CardToken}
+	}
+	return []string{key, "authorization/" + r.AuthorizationID.String()}
+}
+
+// runStage commits st's requests and answers them.
+func (p *Purchases) runStage(ctx context.Context, st *purchaseStage) {
+	// The commit outlives a cancelled ctx, within its own bound: its callers are waiting, and
+	// its result decides what they answer.
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	answers := p.commitApart(cctx, st.calls, st)
+	cancel()
+	took := time.Since(start)
+	st.resolveFirst(false) // a no-op unless the first attempt never ran
+	if p.OnCommit != nil {
+		p.onCommitMu.Lock()
+		p.OnCommit(len(st.calls), took)
+		p.onCommitMu.Unlock()
+	}
+	for i, c := range st.calls {
+		c.done <- answers[i]
+	}
+	close(st.done)
 }
 
 // Do queues req for the committer and waits for its answer. The errors a caller acts on are
@@ -219,10 +337,18 @@ func (p *Purchases) Do(ctx context.Context, req PurchaseRequest) (PurchaseResult
 // the database refuses fails that request alone, never the others that shared its commit. A
 // fault that is no request's (the database unreachable) fails them all, within ctx's deadline:
 // the halves fail fast, and a database that hangs uses the deadline up on the first attempt.
-func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall) []purchaseAnswer {
-	answers, err := p.commit(ctx, batch)
+//
+// st is the stage of a whole commit, nil for its halves, which run once the stage's predecessor
+// is done.
+func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall, st *purchaseStage) []purchaseAnswer {
+	answers, err := p.commit(ctx, batch, st)
 	if err == nil {
 		return answers
+	}
+	if st != nil && st.pred != nil {
+		if werr := st.pred.wait(ctx); werr != nil {
+			err = werr
+		}
 	}
 	if len(batch) == 1 || ctx.Err() != nil {
 		answers = make([]purchaseAnswer, len(batch))
@@ -232,27 +358,79 @@ func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall) []pu
 		return answers
 	}
 	mid := len(batch) / 2
-	return append(p.commitApart(ctx, batch[:mid]), p.commitApart(ctx, batch[mid:])...)
+	return append(p.commitApart(ctx, batch[:mid], nil), p.commitApart(ctx, batch[mid:], nil)...)
 }
 
+// errPredecessorCards fails a speculative attempt whose requests turn out to name a card the
+// commit in flight names too, by another of its tokens: its reads of that card (what it approved
+// today) miss what the commit in flight writes. It is decided again once that commit is done.
+var errPredecessorCards = conflictError{errors.New("a card of the commit in flight: decided again")}
+
 // commit decides and writes a batch in one transaction, then reads the earlier results that
-// replays repeat.
-func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall) ([]purchaseAnswer, error) {
+// replays repeat. With a stage whose predecessor is in flight, the first attempt is speculative:
+// it builds on the balances the predecessor wrote and commits only if the predecessor's first
+// attempt committed; any other attempt waits for the predecessor to be done and reads what it
+// committed.
+func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purchaseStage) ([]purchaseAnswer, error) {
 	reqs := make([]PurchaseRequest, len(batch))
 	for i, c := range batch {
 		reqs[i] = c.req
 	}
-	var ex *execution
+	var (
+		ex   *execution
+		last int
+	)
 	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		last = tx.attempt
+		var pred *purchaseStage
+		if st != nil {
+			pred = st.pred
+		}
+		if tx.attempt > 1 && st != nil {
+			st.resolveFirst(false)
+		}
+		if pred != nil {
+			<-pred.prepared // closed before this stage started: the pipeline waits for it
+			if tx.attempt == 1 && pred.written != nil {
+				tx.overlay, tx.speculative = pred.written, true
+			} else if err := pred.wait(ctx); err != nil {
+				return err
+			}
+		}
+		// The ledger's writes go with the purchase records, in one round trip.
+		tx.deferWrites = true
 		ex = &execution{p: p, tx: tx, reqs: reqs, now: p.store.Now().UTC().Truncate(time.Microsecond), fees: p.FeeCatalog()}
+		if tx.speculative {
+			ex.busyCards = pred.cards
+		}
 		if err := ex.run(ctx); err != nil {
 			return err
+		}
+		if st != nil && tx.attempt == 1 {
+			cards := make(map[string]bool, len(ex.cards))
+			for _, c := range ex.cards {
+				cards[c.Token] = true
+			}
+			st.prepare(tx.written, cards)
 		}
 		if p.beforeCommit != nil {
 			p.beforeCommit(reqs)
 		}
+		if tx.speculative {
+			select {
+			case <-pred.first:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !pred.firstOK {
+				return errPredecessorFailed
+			}
+		}
 		return nil
 	})
+	if st != nil {
+		st.resolveFirst(err == nil && last == 1)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +460,10 @@ type execution struct {
 	answers []purchaseAnswer
 	replays []*replay   // answered from an earlier transaction's request, after the commit
 	dups    map[int]int // answered as an earlier request of the batch with the same key
+
+	// busyCards are the cards (by their own token) of the commit in flight that a speculative
+	// attempt follows: a batch that reads one of them is decided again once that commit is done.
+	busyCards map[string]bool
 
 	auths   map[ledger.ID]*AuthorizationRecord
 	cards   map[string]*cards.Card // by every token the batch names
@@ -321,6 +503,11 @@ func (ex *execution) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, c := range ex.cards {
+		if ex.busyCards[c.Token] {
+			return errPredecessorCards
+		}
+	}
 	live := ex.dedupe(prior)
 	for _, round := range ex.rounds(live) {
 		if err := ex.runRound(ctx, round); err != nil {
@@ -338,6 +525,20 @@ func (ex *execution) run(ctx context.Context) error {
 const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id
 	FROM unnest($1::TEXT[], $2::UUID[]) AS k(merchant_id, idempotency_key)
 	JOIN purchase_requests r ON r.merchant_id = k.merchant_id AND r.idempotency_key = k.idempotency_key`
+
+// authorizationCardsLookup reads the cards by every token a batch names ($1) or its
+// authorizations hold ($2), with their limits and their approvals (authorizations and
+// increments) in the Shanghai day of the batch ($3 to $4), through the indexes of approvals by
+// card and time.
+const authorizationCardsLookup = `WITH wanted AS (
+		SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
+		UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
+	SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
+		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
+		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
+	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
 
 // storedRequest is an earlier request's idempotency record.
 type storedRequest struct {
@@ -401,20 +602,10 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 			return rows.Err()
 		})
 	auths := queueAuthorizations(b, authIDs)
-	// The cards by every token the batch names, with their limits and their approvals
-	// (authorizations and increments) in the Shanghai day of the batch, through the indexes of
-	// approvals by card and time.
+	// The settlement gate the batch's holds are stamped after, in the same round trip.
+	ex.tx.QueueSettlementGate(b)
 	dayStart, dayEnd := purchases.Day(ex.now)
-	b.Queue(`WITH wanted AS (
-			SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
-			UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
-		SELECT w.token, `+purchaseCardColumns+`, l.per_transaction, l.per_day,
-			(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
-				WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
-			+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
-				WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
-		FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`,
-		tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
+	b.Queue(authorizationCardsLookup, tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				tok, declared string

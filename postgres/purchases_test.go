@@ -784,3 +784,63 @@ func TestAuthorizationExpiresWithItsHold(t *testing.T) {
 		t.Fatalf("stored authorization expires at %s, answered %s: %v", stored.ExpiresAt, a.ExpiresAt, err)
 	}
 }
+
+// Commits are pipelined: a batch is decided while the one before it commits. A card named by
+// another of its tokens in the batch after is judged on the approval of the batch before, even
+// while that one is still committing: its daily limit holds.
+func TestPipelinedCommitsKeepACardsDailyLimit(t *testing.T) {
+	const perDay = 1000 // 10.00 CNY: one authorization of 10.00
+	s := newShop(t, 1, 1_000_000)
+	ctx := context.Background()
+	card := s.city.Cards[0]
+	alias := "alias-" + card
+	if _, err := s.st.Pool().Exec(ctx, `INSERT INTO card_tokens (token, card_token) VALUES ($1, $2)`, alias, card); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.st.Pool().Exec(ctx, `INSERT INTO card_limits (card_token, per_transaction, per_day, updated_at) VALUES ($1, $2, $3, now())`,
+		card, perDay, perDay); err != nil {
+		t.Fatal(err)
+	}
+	// The first commit waits, decided and written, until the second request has been decided
+	// on top of it.
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	postgres.SetBeforeCommit(s.p, func(reqs []postgres.PurchaseRequest) {
+		if len(reqs) == 1 && reqs[0].CardToken == card {
+			once.Do(func() {
+				close(inFlight)
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			})
+		}
+	})
+	type answer struct {
+		res postgres.PurchaseResult
+		err error
+	}
+	first, second := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		res, err := s.do(s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, card, "10.00"))
+		first <- answer{res, err}
+	}()
+	<-inFlight
+	go func() {
+		res, err := s.do(s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, alias, "10.00"))
+		second <- answer{res, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	a, b := <-first, <-second
+	if a.err != nil || b.err != nil {
+		t.Fatalf("first: %v, second: %v", a.err, b.err)
+	}
+	if !a.res.Authorization.Approved || b.res.Authorization.Approved || b.res.Authorization.Reason != purchases.LimitExceeded {
+		t.Errorf("first approved %v; second approved %v, %s: the day allows one", a.res.Authorization.Approved,
+			b.res.Authorization.Approved, b.res.Authorization.Reason)
+	}
+	if available, _ := s.funds(0); available != 1_000_000-perDay {
+		t.Errorf("the card has %s available, want %s", cny(available), cny(1_000_000-perDay))
+	}
+}

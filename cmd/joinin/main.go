@@ -21,6 +21,8 @@
 //	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
 //	loadtest-cityday
 //	          run a city day through Kafka and the HTTP APIs in a database of its own, compare the ledger with a model of it
+//	loadtest-auth
+//	          drive POST /v1/authorizations over HTTP in a database of its own (open loop, rate sweep, closed loop), print the figures as JSON
 //	loadtest-transfers
 //	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
 //	loadtest-verify
@@ -63,6 +65,7 @@ func commands() []command {
 		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
 		{"loadtest-cityday", "run a city day through Kafka and the purchase, transit and medical APIs in a database of its own; compare the ledger with a model of the day; print the figures as JSON", runLoadCityDay},
+		{"loadtest-auth", "drive POST /v1/authorizations over HTTP in a database of its own: open loop at a rate, a rate sweep, closed loop with concurrent clients, optionally on tables pre-filled with earlier requests; print latency and authorizations/s as JSON", runLoadAuth},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},
 		{"loadtest-verify", "write transfers over many days into a database of its own, then time joinin verify --full against joinin verify from the newest checkpoint; print JSON", runLoadVerify},
 		{"archive", "export a settled and reconciled month for auditors, with checksums (--month, --out, --by); or check an archive (--check DIR)", runArchive},

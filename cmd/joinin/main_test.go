@@ -228,6 +228,51 @@ func TestLoadTransfersDrivesTheAPI(t *testing.T) {
 	}
 }
 
+// The authorization load run, small: cards and a merchant registered in a database of its own,
+// a few earlier requests prefilled, then the open loop, a two-step sweep and the closed loop,
+// every authorization approved, dropped.
+func TestLoadAuthDrivesTheAPI(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	if err := run(context.Background(), []string{"loadtest-auth", "--database-url", url, "--log-level", "warn",
+		"--cards", "50", "--merchants", "2", "--rate", "200", "--duration", "300ms", "--sweep", "100,200",
+		"--sweep-duration", "200ms", "--clients", "4", "--warmup", "0s", "--prefill-requests", "1000"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest-auth: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	var rep authLoadReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Cards != 50 || rep.Merchants != 2 || rep.PrefilledRequests != 1000 || len(rep.Sweep) == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range append([]authLoadPhase{rep.Open, rep.Closed}, rep.Sweep...) {
+		if p.Requests == 0 || p.NotApproved != 0 || p.Errors != 0 || p.Commits == 0 || p.P99Ms <= 0 || p.RequestsPerSecond <= 0 {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if rep.Closed.Clients != 4 || rep.Open.OfferedRate != 200 {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+// The authorization load run on empty tables verifies the ledger after it.
+func TestLoadAuthVerifiesTheLedger(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	if err := run(context.Background(), []string{"loadtest-auth", "--database-url", url, "--log-level", "warn",
+		"--cards", "20", "--rate", "100", "--duration", "200ms", "--sweep", "", "--clients", "2", "--warmup", "0s"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest-auth: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	var rep authLoadReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Verified == nil || !*rep.Verified || len(rep.Sweep) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
 // The verification load run, small: transfers over three days in a database of its own, the two
 // closed days checkpointed, verify --full and verify from the checkpoint timed, both finding every
 // transfer, dropped.
