@@ -129,11 +129,20 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
+	heapProfile := fs.String("heap-profile", "", "write a heap profile to this file when the engine stops")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if *heapProfile != "" {
+		// Deferred after the store's Close: it runs first, with the engine's caches still held.
+		defer func() {
+			if err := writeHeapProfile(*heapProfile); err != nil {
+				log.Warn("heap profile", "err", err)
+			}
+		}()
+	}
 	if graceErr != nil {
 		return graceErr
 	}
