@@ -157,6 +157,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The consumer decides transit taps in its own transactions, by the fare tables in force.
+	st.TransitFares = tariffs.Fares
 	tok, err := ef.tokenizer(log)
 	if err != nil {
 		return err
