@@ -37,7 +37,9 @@ db:
 # 16 clients between 10,000 accounts and onto one hot account (transfers/s and p99 per phase),
 # then a million transfers over 30 days verified in full and from the newest day's checkpoint, then
 # a city day of 100,000 cards through every door, compared with its model (lost, applied_twice and
-# mismatched must be 0).
+# mismatched must be 0), then a day of 1,000,000 metro taps over HTTP batches and another over Kafka
+# (taps/s of each door), then a city of 1,000,000 cards consumed by `joinin serve` in a process of
+# its own (the engine's peak RSS apart from the generator's and the broker's).
 bench: build db
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 90m ./...
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn
@@ -47,6 +49,8 @@ bench: build db
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-transfers --accounts 10000 --clients 16 --duration 20s --log-level warn
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-verify --transfers 1000000 --days 30 --accounts 10000 --log-level warn
 	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 50000 --medical-bills 20000 --log-level warn
+	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-taps --cards 100000 --log-level warn
+	DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 2100000 --cards 1000000 --engine-process --ceiling=false --latency 0 --verify=false --log-level warn
 
 clean:
 	rm -rf bin
