@@ -43,7 +43,9 @@ db:
 # pre-filled with ten million earlier authorizations (their prefill takes tens of minutes here),
 # then a million transfers over 30 days verified in full and from the newest day's checkpoint, then
 # a city day of 100,000 cards through every door, compared with its model (lost, applied_twice and
-# mismatched must be 0). Each run's output is kept in $(BENCH_DIR); the last step prints one table
+# mismatched must be 0), then a day of 1,000,000 metro taps over HTTP batches and another over Kafka
+# (taps/s of each door), then a city of 1,000,000 cards consumed by `joinin serve` in a process of
+# its own (the engine's peak RSS apart from the generator's and the broker's). Each run's output is kept in $(BENCH_DIR); the last step prints one table
 # of every figure with its goal, and the Go benchmarks' medians.
 BENCH_DIR ?= bin/bench
 bench: build db
@@ -59,6 +61,8 @@ bench: build db
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-auth --rate 2000 --clients 16 --log-level warn --prefill-requests 10000000 | tee $(BENCH_DIR)/loadtest-auth-prefilled.json
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-verify --transfers 1000000 --days 30 --accounts 10000 --log-level warn | tee $(BENCH_DIR)/loadtest-verify.json
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-cityday --cards 100000 --merchants 1000 --purchases 300000 --authorizations 50000 --medical-bills 20000 --log-level warn | tee $(BENCH_DIR)/loadtest-cityday.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-taps --cards 100000 --log-level warn | tee $(BENCH_DIR)/loadtest-taps.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 2100000 --cards 1000000 --engine-process --ceiling=false --latency 0 --verify=false --log-level warn | tee $(BENCH_DIR)/loadtest-million-cards.json
 	@./$(BIN) bench-report $(BENCH_DIR)
 
 clean:

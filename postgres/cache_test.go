@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -82,5 +84,80 @@ func TestShardVersionWord(t *testing.T) {
 			}
 			seen[w] = [2]int64{int64(s), v}
 		}
+	}
+}
+
+// A full cache evicts one entry at a time, never more than it holds, and keeps the entries read
+// since the hand last passed them.
+func TestClockEvictsOneAtATimeKeepingRecentlyUsed(t *testing.T) {
+	c := newClock[int, int](4)
+	for i := range 4 {
+		c.put(i, i*10)
+	}
+	// The hand clears every mark on its first sweep and evicts 0; 1 is then read again.
+	c.put(4, 40)
+	if _, ok := c.get(0); ok || c.len() != 4 {
+		t.Fatalf("after a put past the capacity: 0 still cached or %d entries", c.len())
+	}
+	c.get(1)
+	c.put(5, 50)
+	if _, ok := c.peek(1); !ok {
+		t.Fatal("an entry read since the hand passed was evicted")
+	}
+	if _, ok := c.peek(2); ok {
+		t.Fatal("the unmarked entry under the hand was kept")
+	}
+	for i := 6; i < 100; i++ {
+		c.put(i, i)
+		if c.len() > 4 || len(c.slots) > 4 {
+			t.Fatalf("%d entries in %d slots, capacity 4", c.len(), len(c.slots))
+		}
+	}
+	c.delete(99)
+	if _, ok := c.get(99); ok {
+		t.Fatal("deleted entry found")
+	}
+}
+
+// The card cache answers by every token of a card, and keeps only what deciding reads: never the
+// holder's identity or a status.
+func TestCardCacheKeepsOnlyTheImmutableDecidingPart(t *testing.T) {
+	c := newCardCacheOf(10)
+	card := cards.Card{Token: "card-1", PhysicalToken: "phys-1", DigitalToken: "dig-1", HolderName: "A Holder",
+		PassportToken: "pp", IssuerBank: "BANK-A", InsuranceCity: "hangzhou", Declared: "blocked",
+		FundsAccount: ledger.ID{1}, MedicalAccount: ledger.ID{2}}
+	c.put([]cards.Card{card})
+	for _, tok := range []string{"card-1", "phys-1", "dig-1"} {
+		got, ok := c.get(tok)
+		if !ok {
+			t.Fatalf("%s not cached", tok)
+		}
+		want := cards.Card{Token: "card-1", PhysicalToken: "phys-1", DigitalToken: "dig-1", IssuerBank: "BANK-A",
+			InsuranceCity: "hangzhou", FundsAccount: ledger.ID{1}, MedicalAccount: ledger.ID{2}}
+		if got != want {
+			t.Fatalf("by %s: %+v, want %+v", tok, got, want)
+		}
+	}
+	for i := range 30 { // past the capacity: bounded, still answering for what it holds
+		c.put([]cards.Card{{Token: fmt.Sprintf("c-%d", i), IssuerBank: "BANK-A", InsuranceCity: "hangzhou"}})
+	}
+	if c.entries.len() > 10 {
+		t.Fatalf("%d tokens cached, capacity 10", c.entries.len())
+	}
+}
+
+// Balances of accounts whose definitions differ come back as they were put, currency included.
+func TestAccountCacheRoundTrip(t *testing.T) {
+	c := newAccountCacheOf(8)
+	a := ledger.Account{ID: ledger.ID{7}, Currency: "CNY", Kind: ledger.KindFeeIncome, Flags: 1, Limit: 42,
+		Balance: ledger.Balance{DebitsPosted: 1, CreditsPosted: 2, DebitsPending: 3, CreditsPending: 4}}
+	c.put([]cachedAccount{{account: a, shard: homeShard, version: 9, ts: 11}})
+	var got []cachedAccount
+	// A constrained account (flags set) is never sharded: asked at another shard, the home one answers.
+	if missing := c.get([]balanceKey{{a.ID, 3}}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
+		t.Fatalf("missing %v", missing)
+	}
+	if len(got) != 1 || got[0].account != a || got[0].version != 9 || got[0].ts != 11 {
+		t.Fatalf("got %+v, want %+v", got, a)
 	}
 }

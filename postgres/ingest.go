@@ -126,8 +126,20 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 	if err := planner.write(ctx, d, now); err != nil {
 		return nil, err
 	}
+	// Taps are decided here, in the batch's transaction, when the fare tables are at hand: after
+	// the cards the batch registered are written, so that a tap of one of them finds it.
+	var taps []clearing.Tap
+	if t.store.TransitFares != nil {
+		taps, d.Taps = d.Taps, nil
+	}
 	if err := t.writeDecision(ctx, d, now); err != nil {
 		return nil, err
+	}
+	if len(taps) > 0 {
+		if err := t.decideKafkaTaps(ctx, t.store.TransitFares(), taps, now); err != nil {
+			return nil, err
+		}
+		d.Taps = taps
 	}
 	return d, nil
 }

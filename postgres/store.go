@@ -24,6 +24,7 @@ import (
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/migrations"
+	"github.com/joinincard/engine/transit"
 )
 
 // DefaultURL is the local PostgreSQL of a development machine or a single-machine pilot.
@@ -52,6 +53,10 @@ type Store struct {
 	// when they had to be redacted (events.Tokenizer.Fingerprint). Nil keeps no such hash: the
 	// dead letter is redacted all the same.
 	Tokenizer *events.Tokenizer
+	// TransitFares, when set, gives the fare tables in force, and the consumer decides the
+	// transit.tap events of a batch in the batch's own transaction, as an uploaded batch is
+	// decided. Nil leaves them in the taps inbox for DrainTransitTaps.
+	TransitFares func() *transit.Tables
 	// tariffs is what purchases price by once LoadTariffs has loaded it; nil: the fee plans
 	// built into the binary.
 	tariffs atomic.Pointer[Tariffs]

@@ -341,18 +341,44 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 		if err != nil {
 			return err
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"transit_event_results"},
-			[]string{"event_id", "operator_id", "device_id", "device_seq", "result", "reason", "detail", "decided_at"},
-			pgx.CopyFromSlice(n, func(i int) ([]any, error) {
-				it, o := &inbox[i], outcomes[i]
-				return []any{[16]byte(it.id), it.tap.OperatorID, it.tap.DeviceID, it.seq, string(o.Result), string(o.Reason), o.Detail, now}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("write tap event results: %w", err)
-		}
-		return nil
+		return tx.writeTapEventResults(ctx, n, func(i int) (uuid.UUID, *events.TransitTap) { return inbox[i].id, &inbox[i].tap }, outcomes, now)
 	})
 	return n, err
+}
+
+// decideKafkaTaps decides transit.tap events through the same rules as an uploaded batch, in
+// the order they were consumed, and writes every event's answer: what a drain of the inbox does,
+// without the inbox.
+func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []clearing.Tap, now time.Time) error {
+	now = now.UTC().Truncate(time.Microsecond)
+	cands := make([]transit.Candidate, len(taps))
+	ids := make([]string, len(taps))
+	for i := range taps {
+		cands[i] = ts.TapFromEvent(taps[i].CardToken, &taps[i].TransitTap)
+		ids[i] = taps[i].EventID.String()
+	}
+	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+	if err != nil {
+		return err
+	}
+	return t.writeTapEventResults(ctx, len(taps), func(i int) (uuid.UUID, *events.TransitTap) { return taps[i].EventID, &taps[i].TransitTap },
+		outcomes, now)
+}
+
+// writeTapEventResults writes the answers to n transit.tap events, the i-th named by at(i).
+func (t *Tx) writeTapEventResults(ctx context.Context, n int, at func(int) (uuid.UUID, *events.TransitTap), outcomes []transit.Outcome, now time.Time) error {
+	_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_event_results"},
+		[]string{"event_id", "operator_id", "device_id", "device_seq", "result", "reason", "detail", "decided_at"},
+		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+			id, tp := at(i)
+			o := outcomes[i]
+			// Sequences past int64 were refused before (TapFromEvent): the rest fit.
+			return []any{[16]byte(id), tp.OperatorID, tp.DeviceID, int64(tp.DeviceSeq), string(o.Result), string(o.Reason), o.Detail, now}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("write tap event results: %w", err)
+	}
+	return nil
 }
 
 // TransitEventResult is the transit answer to a transit.tap event from Kafka.

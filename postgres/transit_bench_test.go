@@ -30,9 +30,10 @@ const (
 // BenchmarkTransitDay runs a city's metro day: 1M taps of 100k cards at one operator, then the
 // travel day closed: every card priced and charged, one transfer each, all crediting the
 // operator's one clearing account. The taps arrive either as uploaded batches of
-// MaxTransitBatchTaps ("batches"), or as transit.tap events through the consumer's transaction
-// into the taps inbox, drained into transit clearing ("kafka"; the broker and the decoding, which
-// the consumer's fetchers do in parallel, are left out). It reports intake taps/s, the close's
+// MaxTransitBatchTaps ("batches"), or as transit.tap events decided in the consumer's own
+// transactions, as serve runs it ("kafka"), or through the consumer's transaction into the taps
+// inbox, drained into transit clearing after ("kafka-inbox"; in both the broker and the
+// decoding, which the consumer's fetchers do in parallel, are left out). It reports intake taps/s, the close's
 // seconds and the whole day's taps/s. Each iteration is another travel day on the same cards.
 // Run it with:
 //
@@ -52,7 +53,7 @@ func BenchmarkTransitDay(b *testing.B) {
 	day := transit.DayOf(2026, time.March, 2) - 1
 	seq := int64(0)
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, path := range []string{"batches", "kafka"} {
+	for _, path := range []string{"batches", "kafka", "kafka-inbox"} {
 		b.Run(path, func(b *testing.B) {
 			var intake, closing time.Duration
 			taps := 0
@@ -63,9 +64,14 @@ func BenchmarkTransitDay(b *testing.B) {
 				g := op.Group()
 				st.Now = func() time.Time { return g.DayEnd(day) }
 				var run func() int
-				if path == "batches" {
+				st.TransitFares = nil
+				switch path {
+				case "batches":
 					run = transitBenchBatches(b, st, ts, op, day, raws)
-				} else {
+				case "kafka":
+					st.TransitFares = func() *transit.Tables { return ts }
+					run = transitBenchKafka(b, st, ts, op, day, raws)
+				default:
 					run = transitBenchKafka(b, st, ts, op, day, raws)
 				}
 				b.StartTimer()
@@ -183,6 +189,12 @@ func transitBenchKafka(b *testing.B, st *postgres.Store, ts *transit.Tables, op 
 				break
 			}
 			drained += n
+		}
+		if st.TransitFares != nil { // decided by the consumer: nothing left in the inbox
+			if drained != 0 {
+				b.Fatalf("drained %d taps the consumer should have decided", drained)
+			}
+			return len(msgs)
 		}
 		if drained != len(msgs) {
 			b.Fatalf("drained %d of %d", drained, len(msgs))

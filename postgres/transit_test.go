@@ -314,6 +314,69 @@ func TestTransitKafkaAndBatchesAreOneStream(t *testing.T) {
 	}
 }
 
+// With the fare tables at hand, the consumer decides taps in its own transaction: the inbox stays
+// empty, and a batch that repeats a tap from Kafka finds it taken, as Kafka finds the batch's.
+func TestTransitKafkaTapsDecidedByTheConsumer(t *testing.T) {
+	ctx := context.Background()
+	w := newTransitWorld(t, 2, 10000)
+	w.st.TransitFares = func() *transit.Tables { return w.ts }
+	w.clock.Set(sh("2026-03-02 12:00"))
+	tapEvent := func(card int, dev string, seq uint64, at string, dir events.Direction, station string) events.Event {
+		e := w.city.Tap(w.cards[card], dir, seq)
+		d := e.Data.(*events.TransitTap)
+		d.OperatorID, d.DeviceID, d.StationID, d.Line = "HZMETRO", dev, station, "1"
+		d.TappedAt = sh(at).UTC()
+		e.OccurredAt = d.TappedAt.Add(time.Minute)
+		return e
+	}
+	first := tapEvent(0, "gate-a", 1, "2026-03-02 08:00", events.DirectionIn, "0101")
+	second := tapEvent(0, "gate-b", 7, "2026-03-02 08:20", events.DirectionOut, "0103")
+	unknown := tapEvent(1, "gate-c", 1, "2026-03-02 08:20", events.DirectionIn, "9999")
+	// The same tap twice in one batch of messages (another event id): the first is accepted.
+	again := tapEvent(0, "gate-b", 7, "2026-03-02 08:20", events.DirectionOut, "0103")
+	if _, err := w.st.Ingest(ctx, nil, messages(t, "card-events/0", 0, first, second, unknown, again)); err != nil {
+		t.Fatal(err)
+	}
+	res := w.upload(t, "b1", `
+		HZMETRO 0 2026-03-02 08:20 out 0103 dev=gate-b seq=7
+		HZMETRO 1 2026-03-02 09:00 in 0105 dev=gate-d seq=1`)["HZMETRO"]
+	if got := results(res); got != "duplicate accepted" {
+		t.Fatalf("batch: %s", got)
+	}
+	late := tapEvent(1, "gate-d", 1, "2026-03-02 09:00", events.DirectionIn, "0105")
+	// Delivered twice: the second delivery is the consumer's duplicate, answered once.
+	for range 2 {
+		if _, err := w.st.Ingest(ctx, nil, messages(t, "card-events/0", 4, late)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := w.st.DrainTransitTaps(ctx, w.ts); err != nil || n != 0 {
+		t.Fatalf("the inbox held %d: %v", n, err)
+	}
+	got, err := w.st.TransitEventResults(ctx, []uuid.UUID{first.ID, second.ID, unknown.ID, again.ID, late.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[uuid.UUID]string{first.ID: "accepted", second.ID: "accepted", unknown.ID: "rejected:unknown_station",
+		again.ID: "duplicate", late.ID: "duplicate"} {
+		o := got[id]
+		s := string(o.Result)
+		if o.Reason != "" {
+			s += ":" + string(o.Reason)
+		}
+		if s != want {
+			t.Errorf("event %s: %s, want %s", id, s, want)
+		}
+	}
+	w.close(t, sh("2026-03-03 10:00"))
+	if got := w.funds(t, 0); got != 10000-200 {
+		t.Errorf("card 0 funds %d", got)
+	}
+	if got := w.funds(t, 1); got != 10000-1000 {
+		t.Errorf("card 1 funds %d", got)
+	}
+}
+
 func TestTransitDayClose(t *testing.T) {
 	ctx := context.Background()
 	w := newTransitWorld(t, 3, 10000)
@@ -525,13 +588,21 @@ func TestTransitUnpaidFaresAndDenyList(t *testing.T) {
 // without funds until the end: in the end every card's days are priced as their taps price them
 // all at once, no day exceeds its cap, each operator's clearing account holds what its cards
 // paid, and the ledger verifies (pgtest, when the test ends).
-func TestTransitRandomStreams(t *testing.T) {
+func TestTransitRandomStreams(t *testing.T) { testTransitRandomStreams(t, false) }
+
+// The same streams with the consumer deciding taps in its own transactions, as serve runs it.
+func TestTransitRandomStreamsDecidedByTheConsumer(t *testing.T) { testTransitRandomStreams(t, true) }
+
+func testTransitRandomStreams(t *testing.T, direct bool) {
 	ctx := context.Background()
 	const (
 		ncards = 12
 		broke  = 3 // cards 0..broke-1 have no funds until the end
 	)
 	w := newTransitWorld(t, ncards, 0)
+	if direct {
+		w.st.TransitFares = func() *transit.Tables { return w.ts }
+	}
 	funding := w.city.Funding(30000, 30000)
 	if _, err := w.st.Ingest(ctx, nil, messages(t, "funding", 0, funding[broke:]...)); err != nil {
 		t.Fatal(err)

@@ -153,6 +153,7 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	st.TransitFares = tr.Fares // as serve runs: taps from Kafka decided by the consumer
 	files, err := tariffs.BuiltIn()
 	if err != nil {
 		return err

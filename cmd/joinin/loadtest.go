@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +65,13 @@ type loadReport struct {
 	LatencyP50Millis float64 `json:"latency_p50_ms"`
 	LatencyP99Millis float64 `json:"latency_p99_ms"`
 	Verified         bool    `json:"verified"`
+	// ProcessPeakRSSMiB is this process's peak resident memory (VmHWM): the load generator and
+	// the embedded broker, which holds every produced record, and the engine too unless it ran
+	// in a process of its own (--engine-process).
+	ProcessPeakRSSMiB float64 `json:"process_peak_rss_mib"`
+	// EnginePeakRSSMiB is the peak resident memory of the engine alone: `joinin serve` consuming
+	// the run in a process of its own (--engine-process); 0 when the engine shared this process.
+	EnginePeakRSSMiB float64 `json:"engine_peak_rss_mib"`
 }
 
 func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
@@ -75,6 +86,9 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	latencySeconds := fs.Duration("latency", 20*time.Second,
 		"after the run, produce at half its rate for this long and report each event's time from producer to commit; 0 skips it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
+	engineProcess := fs.Bool("engine-process", false,
+		"consume with `joinin serve` in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
+	heapProfile := fs.String("heap-profile", "", "write a heap profile of the engine after the run to this file")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
@@ -111,6 +125,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
 	}
 	evs = nil
+	nMsgs := len(msgs)
 
 	log.Info("producing", "events", len(msgs), "topic", ef.topic)
 	start := time.Now()
@@ -127,10 +142,17 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	produced := time.Since(start)
+	msgs = nil // the broker has them: the generator's copy goes
+
+	if *engineProcess {
+		return loadInChild(ctx, stdout, log, c.databaseURL, brokers, ef, *heapProfile, st,
+			loadReport{Events: nMsgs, Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions,
+				ProduceSeconds: produced.Seconds(), PrefilledEvents: *prefill}, *verify)
+	}
 
 	var (
 		mu      sync.Mutex
-		rep     = loadReport{Events: len(msgs), Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions}
+		rep     = loadReport{Events: nMsgs, Cards: *nCards, Merchants: *nMerchants, Partitions: ef.partitions}
 		batches []float64
 		first   time.Time
 		// latencies are the producer-to-commit times of the latency phase's events, once
@@ -182,7 +204,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	done := time.Now()
 	walAfter, walErr2 := walPosition(ctx, st)
 	mu.Lock()
-	rate := float64(len(msgs)) / done.Sub(first).Seconds() / 2
+	rate := float64(nMsgs) / done.Sub(first).Seconds() / 2
 	measuring = true
 	mu.Unlock()
 	if *latencySeconds > 0 {
@@ -191,6 +213,11 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
+			return err
+		}
+	}
+	if *heapProfile != "" {
+		if err := writeHeapProfile(*heapProfile); err != nil {
 			return err
 		}
 	}
@@ -240,6 +267,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rep.Verified = true
 	}
+	rep.ProcessPeakRSSMiB = peakRSSMiB()
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
@@ -327,4 +355,84 @@ func produceAtRate(ctx context.Context, brokers []string, topic string, evs []ev
 		}
 	}
 	return nil
+}
+
+// writeHeapProfile writes this process's heap profile, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadChildStop bounds waiting for the engine's process to stop after its run.
+const loadChildStop = time.Minute
+
+// loadInChild consumes the produced run with `joinin serve` in a process of its own and reports
+// its peak RSS beside this process's: the engine's memory apart from the generator's and the
+// broker's.
+func loadInChild(ctx context.Context, stdout io.Writer, log *slog.Logger, databaseURL string, brokers []string, ef *engineFlags,
+	heapProfile string, st *postgres.Store, rep loadReport, verify bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"serve", "--database-url", databaseURL, "--kafka-brokers", strings.Join(brokers, ","),
+		"--topic", ef.topic, "--dlq-topic", ef.topic + "-dlq", "--group", ef.group + "-load", "--http-addr", "127.0.0.1:0",
+		"--settle-grace", "0", "--log-level", "warn"}
+	if heapProfile != "" {
+		args = append(args, "--heap-profile", heapProfile)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	log.Info("consuming in a process of its own")
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("engine process: %w", err)
+	}
+	// The child's own high-water mark, read from /proc while it runs.
+	peak := make(chan int64, 1)
+	go func() { peak <- watchPeakRSS(cmd.Process.Pid) }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	d := &demo{st: st}
+	if err := d.waitCaughtUp(ctx, brokers, ef.topic, exited, loadCatchUpTimeout); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	rep.ConsumeSeconds = time.Since(start).Seconds() // from the engine's start: its own start-up counts
+	rep.EventsPerSecond = float64(rep.Events) / rep.ConsumeSeconds
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		return fmt.Errorf("stop engine process: %w", err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			return fmt.Errorf("engine process: %w", err)
+		}
+	case <-time.After(loadChildStop):
+		cmd.Process.Kill()
+		return fmt.Errorf("engine process did not stop within %s", loadChildStop)
+	}
+	rep.EnginePeakRSSMiB = float64(<-peak) / 1024
+	if verify {
+		vr, err := st.Verify(ctx)
+		if err != nil {
+			return err
+		}
+		if !vr.OK() {
+			return fmt.Errorf("ledger failed verification:\n%s", vr.String())
+		}
+		rep.Verified = true
+	}
+	rep.ProcessPeakRSSMiB = peakRSSMiB()
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }

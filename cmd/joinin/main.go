@@ -23,6 +23,8 @@
 //	          run a city day through Kafka and the HTTP APIs in a database of its own, compare the ledger with a model of it
 //	loadtest-auth
 //	          drive POST /v1/authorizations over HTTP in a database of its own (open loop, rate sweep, closed loop), print the figures as JSON
+//	loadtest-taps
+//	          a day of metro taps over HTTP batches and another over Kafka in a database of its own, both taps/s as JSON
 //	loadtest-transfers
 //	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
 //	loadtest-verify
@@ -64,6 +66,7 @@ func commands() []command {
 		{"reconcile", "import bank statements (camt.053 XML or CSV), match them with the settlement, list the breaks: `reconcile import FILE...` or `reconcile run`", runReconcile},
 		{"loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON", runLoadReconcile},
 		{"loadtest-settle", "close a settlement cycle of millions of transfers in a database of its own; print seconds and peak memory as JSON", runLoadSettle},
+		{"loadtest-taps", "upload a day of metro taps in batches over HTTP and send another as transit.tap events over Kafka, in a database of its own; print each door's taps/s as JSON", runLoadTaps},
 		{"loadtest-cityday", "run a city day through Kafka and the purchase, transit and medical APIs in a database of its own; compare the ledger with a model of the day; print the figures as JSON", runLoadCityDay},
 		{"loadtest-auth", "drive POST /v1/authorizations over HTTP in a database of its own: open loop at a rate, a rate sweep, closed loop with concurrent clients, optionally on tables pre-filled with earlier requests; print latency and authorizations/s as JSON", runLoadAuth},
 		{"loadtest-transfers", "drive POST /v1/transfers over HTTP with concurrent clients in a database of its own; print transfers/s and latency as JSON", runLoadTransfers},

@@ -333,3 +333,26 @@ func TestLoadCityDayAddsUp(t *testing.T) {
 		t.Errorf("figures missing: %+v", rep)
 	}
 }
+
+// The taps run, small: a day of taps through each door, every tap accepted, both figures there,
+// with the consumer deciding the Kafka taps and with the inbox drained after.
+func TestLoadTapsBothDoors(t *testing.T) {
+	for _, intake := range []string{"consumer", "inbox"} {
+		t.Run(intake, func(t *testing.T) {
+			url := pgtest.NewDatabase(t)
+			var out, errs strings.Builder
+			if err := run(context.Background(), []string{"loadtest-taps", "--database-url", url, "--log-level", "warn",
+				"--cards", "300", "--journeys", "2", "--kafka-intake", intake}, &out, &errs); err != nil {
+				t.Fatalf("loadtest-taps: %v\n%s\n%s", err, out.String(), errs.String())
+			}
+			var rep tapsReport
+			if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+				t.Fatalf("%v:\n%s", err, out.String())
+			}
+			if rep.TapsPerDoor != 1200 || rep.HTTPAccepted != 1200 || rep.KafkaAccepted != 1200 || rep.KafkaIntake != intake ||
+				rep.HTTPTapsPerSecond <= 0 || rep.KafkaTapsPerSecond <= 0 || rep.KafkaToHTTP <= 0 {
+				t.Fatalf("report %+v", rep)
+			}
+		})
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +42,12 @@ const (
 	clockOffsetWarning = time.Second
 	// devTokenKey keys the tokenizer when no key is configured: fine for a demo on one machine,
 	// never for real numbers, which is why serve warns about it.
-	devTokenKey = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
+	// defaultMemoryLimitMiB is the Go runtime's soft memory limit in serve: the engine's caches
+	// hold about 400 MiB at their bounds (postgres's accountCacheBytes and cardCacheBytes), and
+	// the collector keeps the heap, batches in flight included, under this, so that the process
+	// stays under 1 GiB resident with the runtime's own and the binary's pages.
+	defaultMemoryLimitMiB = 800
+	devTokenKey           = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
 )
 
 // engineFlags are the flags of the commands that run the engine's pipeline.
@@ -129,11 +136,25 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
+	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB,
+		"the Go runtime's soft memory limit, MiB; 0 leaves the runtime's own (GOMEMLIMIT, when set, wins over this)")
+	heapProfile := fs.String("heap-profile", "", "write a heap profile to this file when the engine stops")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
+	}
+	if *heapProfile != "" {
+		// Deferred after the store's Close: it runs first, with the engine's caches still held.
+		defer func() {
+			if err := writeHeapProfile(*heapProfile); err != nil {
+				log.Warn("heap profile", "err", err)
+			}
+		}()
+	}
 	if graceErr != nil {
 		return graceErr
 	}
@@ -148,6 +169,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The consumer decides transit taps in its own transactions, by the fare tables in force.
+	st.TransitFares = tariffs.Fares
 	tok, err := ef.tokenizer(log)
 	if err != nil {
 		return err
