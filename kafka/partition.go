@@ -56,10 +56,13 @@ const (
 	// readerMaxBytes bounds one fetch response: 4 MiB, room for four maximum-size (1 MiB) produce
 	// batches, enough to fill a large FetchBatch in a few round trips.
 	readerMaxBytes = 4 << 20
-	// readerMaxWait is how long the broker holds a fetch on a partition with nothing new. Close
-	// waits for the fetch in flight, so this adds to the time a rebalance takes; a quarter of a
-	// second keeps that small and an idle reader to four requests a second per partition.
-	readerMaxWait = 250 * time.Millisecond
+	// readerMaxWait is how long the broker holds a fetch on a partition with nothing new, and
+	// kafka-go also makes it the deadline for the response to start arriving: a broker that needs
+	// longer to assemble a full response (readerMaxBytes) on a busy machine times the fetch out,
+	// and the same fetch timed out again and again never delivers. A second leaves room for that,
+	// keeps an idle reader to one request a second per partition, and adds at most a second to a
+	// rebalance, since Close waits for the fetch in flight.
+	readerMaxWait = time.Second
 	// readerBatchTimeout bounds reading one message of a fetched response off the connection:
 	// kafka-go's default, far above the time to read a megabyte from a live broker.
 	readerBatchTimeout = 10 * time.Second
