@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	nethttp "net/http"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,17 +175,11 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	log.Info("open loop", "rate", *rate, "duration", *duration)
 	if rep.Open, err = run.openLoop(ctx, "open", *rate, *duration); err != nil {
 		return err

@@ -184,17 +184,11 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		}}, st)
 	consumed := make(chan error, 1)
 	log.Info("consuming")
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	walBefore, walErr := walPosition(ctx, st)
 	go func() { consumed <- cons.Run(cctx) }()
 	d := &demo{st: st}
@@ -435,4 +429,24 @@ func loadInChild(ctx context.Context, stdout io.Writer, log *slog.Logger, databa
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// startCPUProfile writes a CPU profile to path until the returned stop is called; an empty path
+// profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -13,8 +13,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	nethttp "net/http"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -138,17 +136,11 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 			return err
 		}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	for _, hot := range []bool{false, true} {
 		name := "uniform"
 		if hot {
