@@ -32,8 +32,8 @@ db:
 
 # The Go benchmarks of the hot paths (with one, two and three engine processes on one merchant:
 # events/s and conflict retries per batch), then a million card events through Kafka into the ledger
-# (with PostgreSQL's COPY ceiling and the latency at half the rate), again on tables pre-filled
-# with ten million earlier events,
+# (with PostgreSQL's COPY ceiling and the latency at half the rate), again with every purchase
+# crediting one merchant's account, again on tables pre-filled with ten million earlier events,
 # then a settlement cycle of ten million transfers closed in a database of its own, then a bank
 # statement of a million entries imported and matched, then POST /v1/transfers driven over HTTP by
 # 16 clients between 10,000 accounts and onto one hot account (transfers/s and p99 per phase), with
@@ -52,6 +52,7 @@ bench: build db
 	@rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 90m ./... | tee $(BENCH_DIR)/go-bench.txt
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn | tee $(BENCH_DIR)/loadtest.json
+	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --merchants 1 --ceiling=false --latency 0 --log-level warn | tee $(BENCH_DIR)/loadtest-hot.json
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest --events 1000000 --cards 100000 --log-level warn --prefill-events 10000000 --verify=false | tee $(BENCH_DIR)/loadtest-prefilled.json
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-settle --transfers 10000000 --cards 100000 --merchants 1000 --banks 20 --log-level warn | tee $(BENCH_DIR)/loadtest-settle.json
 	set -o pipefail; DATABASE_URL='$(DATABASE_URL)' ./$(BIN) loadtest-reconcile --entries 1000000 --log-level warn | tee $(BENCH_DIR)/loadtest-reconcile.json

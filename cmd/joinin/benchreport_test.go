@@ -10,7 +10,7 @@ import (
 )
 
 // TestBenchReportPrintsOneTable reads a directory as `make bench` leaves it and checks the
-// table: every figure with its goal and verdict, the pre-filled run over the empty one, and
+// table: every figure with its goal and verdict, the pre-filled and hot runs over the plain one, and
 // the Go benchmarks' medians.
 func TestBenchReportPrintsOneTable(t *testing.T) {
 	var out strings.Builder
@@ -28,6 +28,7 @@ func TestBenchReportPrintsOneTable(t *testing.T) {
 		`loadtest-transfers +phases\[hot\].transfers_per_second +9,133 +>= 10,000 +NO`,
 		`loadtest-prefilled/loadtest +events/s pre-filled over empty +0.95 +>= 0.9 +yes`,
 		`loadtest-prefilled/loadtest +latency p99 pre-filled over empty +1.33 +<= 1.1 +NO`,
+		`loadtest-hot/loadtest +events/s one hot merchant over 500 +0.975 +>= 0.95 +yes`,
 		`go test -bench +ledger\.Apply-2 +2,000 ns/op`,
 		`go test -bench +ledger\.Apply-2 +4 allocs/op`,
 		`go test -bench +events\.Decode-2 +11.5 events/ms`,
