@@ -844,3 +844,150 @@ func TestPipelinedCommitsKeepACardsDailyLimit(t *testing.T) {
 		t.Errorf("the card has %s available, want %s", cny(available), cny(1_000_000-perDay))
 	}
 }
+
+// TestRacingClosesOfOneAuthorization: captures and voids of one authorization sent at once, by
+// different keys, close it once: exactly one of them succeeds, every other is refused as a
+// conflict, and the card's funds show that one close only. One capture sent many times at once
+// with one key is applied once, and every copy answers what it did.
+func TestRacingClosesOfOneAuthorization(t *testing.T) {
+	const racers = 8
+	s := newShop(t, 1, fen1000)
+	card := s.city.Cards[0]
+	for round := range 9 {
+		res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, card, "100.00"))
+		if err != nil || !res.Authorization.Approved {
+			t.Fatalf("round %d: authorize: %v %+v", round, err, res.Authorization)
+		}
+		auth := res.Authorization.ID
+		availBefore, postedBefore := s.funds(0)
+
+		type answer struct {
+			op  postgres.Operation
+			res postgres.PurchaseResult
+			err error
+		}
+		answers := make([]answer, 2*racers)
+		replayKey := newKey(t)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range answers {
+			wg.Go(func() {
+				<-start
+				var req postgres.PurchaseRequest
+				switch {
+				case round%3 == 2 || round%3 == 1 && i < racers:
+					// One capture sent many times with one key: alone, or against eight voids.
+					req = s.req(postgres.OpCapture, "pharmacy-1", replayKey, auth, "", "60.00")
+				case i < racers:
+					req = s.req(postgres.OpCapture, "pharmacy-1", newKey(t), auth, "", "60.00")
+				default:
+					req = s.req(postgres.OpVoid, "pharmacy-1", newKey(t), auth, "", "")
+				}
+				res, err := s.do(req)
+				answers[i] = answer{op: req.Op, res: res, err: err}
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		var captured, voided, conflicts, replays int
+		var closeID ledger.ID
+		for i, a := range answers {
+			var rf *purchases.Refusal
+			switch {
+			case errors.As(a.err, &rf) && rf.Code == purchases.RefusedConflict:
+				conflicts++
+			case a.err != nil:
+				t.Fatalf("round %d request %d (%s): %v", round, i, a.op, a.err)
+			case a.res.Replayed:
+				replays++
+				if a.res.Close == nil || a.res.Close.ID != closeID && closeID != (ledger.ID{}) {
+					t.Errorf("round %d: replay %d answers %+v, not the capture it repeats", round, i, a.res.Close)
+				}
+			case a.op == postgres.OpCapture:
+				captured++
+				closeID = a.res.Close.ID
+			default:
+				voided++
+			}
+		}
+		avail, posted := s.funds(0)
+		switch {
+		case captured+voided != 1:
+			t.Fatalf("round %d: %d captures and %d voids succeeded, want one close", round, captured, voided)
+		case captured == 1:
+			if avail != availBefore+4000 || posted != postedBefore-6000 {
+				t.Errorf("round %d: captured 60.00 of 100.00: available %s posted %s, was %s %s",
+					round, cny(avail), cny(posted), cny(availBefore), cny(postedBefore))
+			}
+		default:
+			if avail != availBefore+10000 || posted != postedBefore {
+				t.Errorf("round %d: voided 100.00: available %s posted %s, was %s %s",
+					round, cny(avail), cny(posted), cny(availBefore), cny(postedBefore))
+			}
+		}
+		t.Logf("round %d: %d captured, %d voided, %d conflicts, %d replays", round, captured, voided, conflicts, replays)
+		// Every request is answered: one close, and the others conflicts or replays of a capture
+		// that won (a replay of a refused capture is refused again).
+		if got := captured + voided + conflicts + replays; got != len(answers) {
+			t.Errorf("round %d: %d answers of %d requests", round, got, len(answers))
+		}
+		copies := map[int]int{0: 1, 1: racers, 2: 2 * racers}[round%3]
+		if captured == 1 && replays != copies-1 || voided == 1 && replays != 0 {
+			t.Errorf("round %d: %d captured, %d voided, %d replays of a capture sent %d times", round, captured, voided, replays, copies)
+		}
+		if round%3 == 2 && captured != 1 {
+			t.Errorf("round %d: the one capture sent %d times was not applied", round, copies)
+		}
+	}
+}
+
+// TestRacingRefundsNeverExceedTheCapture: sixteen refunds of 10.00 sent at once against a
+// capture of 100.00 refund exactly 100.00: ten are applied, six refused, and the merchant never
+// pays back more than it took.
+func TestRacingRefundsNeverExceedTheCapture(t *testing.T) {
+	const racers = 16
+	s := newShop(t, 1, fen1000)
+	res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, s.city.Cards[0], "100.00"))
+	if err != nil || !res.Authorization.Approved {
+		t.Fatalf("authorize: %v %+v", err, res.Authorization)
+	}
+	auth := res.Authorization.ID
+	if _, err := s.do(s.req(postgres.OpCapture, "pharmacy-1", newKey(t), auth, "", "100.00")); err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	_, postedBefore := s.funds(0)
+	errs := make([]error, racers)
+	refunds := make([]*purchases.Refund, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			res, err := s.do(s.req(postgres.OpRefund, "pharmacy-1", newKey(t), auth, "", "10.00"))
+			errs[i], refunds[i] = err, res.Refund
+		})
+	}
+	close(start)
+	wg.Wait()
+	applied, refused := 0, map[purchases.RefusalCode]int{}
+	var total int64
+	for i, err := range errs {
+		var rf *purchases.Refusal
+		switch {
+		case errors.As(err, &rf):
+			refused[rf.Code]++
+		case err != nil:
+			t.Fatalf("refund %d: %v", i, err)
+		default:
+			applied++
+			total = max(total, refunds[i].RefundedTotal)
+		}
+	}
+	_, posted := s.funds(0)
+	if applied != 10 || total != 10000 || posted != postedBefore+10000 {
+		t.Errorf("%d refunds applied (refused %v), refunded total %s, the card got back %s; want 10, 100.00, 100.00",
+			applied, refused, cny(total), cny(posted-postedBefore))
+	}
+	t.Logf("%d applied, refused %v", applied, refused)
+}
