@@ -31,11 +31,11 @@ const (
 	authCrashKills = 3
 	// authCrashClients send authorizations at once, each waiting for its answer.
 	authCrashClients = 8
-	// authCrashRequestTimeout bounds one request: a server killed mid-request answers nothing.
-	authCrashRequestTimeout = 3 * time.Second
-	// authCrashRetries bound the retries of a request that was never answered, once the server is
+	// httpCrashRequestTimeout bounds one request: a server killed mid-request answers nothing.
+	httpCrashRequestTimeout = 3 * time.Second
+	// httpCrashRetries bound the retries of a request that was never answered, once the server is
 	// up for good.
-	authCrashRetries = 50
+	httpCrashRetries = 50
 )
 
 // authCrashRequest is one authorization a client sent, and what it was answered, if anything.
@@ -88,7 +88,7 @@ func TestKilledServeKeepsEveryAnsweredAuthorization(t *testing.T) {
 			"--token-key", devTokenKey, "--settle-grace", "0", "--log-level", "warn")
 	}
 	server := start()
-	client := &nethttp.Client{Timeout: authCrashRequestTimeout}
+	client := &nethttp.Client{Timeout: httpCrashRequestTimeout}
 	post := func(key, path string, idem uuid.UUID, body []byte) (int, nethttp.Header, []byte, error) {
 		req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 		if err != nil {
@@ -200,8 +200,8 @@ func TestKilledServeKeepsEveryAnsweredAuthorization(t *testing.T) {
 			if ok {
 				break
 			}
-			if attempt == authCrashRetries {
-				t.Fatalf("authorization %s: no answer after %d retries:\n%s", r.key, authCrashRetries, server.errs.String())
+			if attempt == httpCrashRetries {
+				t.Fatalf("authorization %s: no answer after %d retries:\n%s", r.key, httpCrashRetries, server.errs.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
