@@ -12,6 +12,7 @@ func SetAfterFix(s *Settlement, f func(settlement.Date)) { s.afterFix = f }
 // The hot paths' lookups, for the plan test.
 const (
 	IdempotencyLookup  = idempotencyLookup
+	CustomPlans        = customPlans
 	CardsLookup        = authorizationCardsLookup
 	ProcessedLookup    = processedLookup
 	TransfersLookup    = transfersLookup

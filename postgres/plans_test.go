@@ -111,3 +111,62 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 		})
 	}
 }
+
+// A lookup by key that PostgreSQL first planned while its table was small probes the index once
+// the table has grown, in a transaction of the purchase committer's, which asks for plans made
+// for each execution (customPlans). Left to PostgreSQL's plan cache, the same prepared lookup
+// keeps the generic plan it settled on while the table was small.
+func TestLookupPlannedWhileSmallProbesOnceGrown(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	if pg, err := st.IsPostgreSQL(ctx); err != nil || !pg {
+		t.Skipf("PostgreSQL's plan cache: %v", err)
+	}
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	fill := func(from, to int) {
+		if _, err := tx.Exec(ctx, `INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
+			SELECT 'merchant-' || (g % 50), md5(g::TEXT)::UUID, 'authorize', decode(md5(g::TEXT) || md5(g::TEXT), 'hex'),
+				md5('r' || g::TEXT)::UUID, now() FROM generate_series($1::INT, $2::INT) g`, from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(1, 10)
+	if _, err := tx.Exec(ctx, `PREPARE lookup (TEXT[], UUID[]) AS `+postgres.IdempotencyLookup); err != nil {
+		t.Fatal(err)
+	}
+	const execute = `EXECUTE lookup (ARRAY['merchant-1', 'merchant-2', 'merchant-3'], ARRAY[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()])`
+	// Ten executions on the small table: PostgreSQL settles on a plan for it.
+	for range 10 {
+		if _, err := tx.Exec(ctx, execute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(11, 60_000)
+	plan := func() string {
+		rows, err := tx.Query(ctx, `EXPLAIN `+execute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, line)
+		}
+		return strings.Join(lines, "\n")
+	}
+	t.Logf("left to the plan cache, at 60,000 rows:\n%s", plan())
+	if _, err := tx.Exec(ctx, postgres.CustomPlans); err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(); !strings.Contains(p, "purchase_requests_pkey") || strings.Contains(p, "Seq Scan on purchase_requests") {
+		t.Fatalf("with plans for each execution, at 60,000 rows the lookup does not probe the key:\n%s", p)
+	}
+}

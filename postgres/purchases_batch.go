@@ -521,6 +521,18 @@ func (ex *execution) run(ctx context.Context) error {
 	return ex.rows.write(ctx, ex.tx, ex.now)
 }
 
+// customPlans has PostgreSQL plan the rest of the transaction's statements for the values each
+// execution is given, as CockroachDB always does. Left to itself, PostgreSQL settles on a
+// generic plan for a prepared statement after five executions, costed on its tables' sizes at
+// that moment, and keeps it for the life of the connection: a lookup by key first run while its
+// table was small keeps scanning the whole table as it grows. An authorization run on a new
+// database did 1,420 whole scans of purchase_requests (11.8 million rows read in ten seconds)
+// against 794 index probes, and answered 824-1,244 requests/s from 16 clients instead of 2,160.
+// Planning each execution costs tens of microseconds a statement. The consumer's statements,
+// which carry thousands of keys each, keep the generic plan: its estimate of ten keys probes
+// the index, and planning for thousands of keys costs milliseconds.
+const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
+
 // idempotencyLookup reads the idempotency records of (merchant, key) pairs.
 const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id
 	FROM unnest($1::TEXT[], $2::UUID[]) AS k(merchant_id, idempotency_key)
@@ -579,6 +591,9 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	ex.cards, ex.limits, ex.usage = map[string]*cards.Card{}, map[string]purchases.Limits{}, map[string]int64{}
 	prior := map[requestKey]storedRequest{}
 	b := &pgx.Batch{}
+	if ex.p.store.postgreSQL {
+		b.Queue(customPlans)
+	}
 	// One probe of the primary key per request, whatever the table's size: the pairs are joined,
 	// not two lists matched (merchant_id = ANY(...) AND idempotency_key = ANY(...) gets a plan that
 	// scans the whole table once it is large).

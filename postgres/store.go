@@ -60,6 +60,9 @@ type Store struct {
 	// tariffs is what purchases price by once LoadTariffs has loaded it; nil: the fee plans
 	// built into the binary.
 	tariffs atomic.Pointer[Tariffs]
+	// postgreSQL says the server is PostgreSQL, not CockroachDB: the request committers then
+	// ask it for plans made for each execution's keys (customPlans).
+	postgreSQL bool
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.
@@ -83,6 +86,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s := &Store{pool: pool, cache: newAccountCache(), cards: newCardCache(), leases: newShardLeases()}
 	s.Now = s.clock.now
 	if _, err := s.SyncClock(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if s.postgreSQL, err = s.IsPostgreSQL(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
