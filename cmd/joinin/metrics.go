@@ -19,6 +19,12 @@ type serveMetrics struct {
 	cyclesClosed prometheus.Counter
 	closeSeconds prometheus.Histogram
 	closeFailed  prometheus.Counter
+	// verifications counts serve's verifications of the ledger by result (ok, problems, error);
+	// verifyProblems is the last finished one's count of problems; checkpointedDays counts the
+	// closed days they checkpointed.
+	verifications    *prometheus.CounterVec
+	verifyProblems   prometheus.Gauge
+	checkpointedDays prometheus.Counter
 }
 
 func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
@@ -40,8 +46,18 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 		closeFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_settlement_close_failures_total", Help: "Closes of a due settlement cycle that failed and wait for the next try.",
 		}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "joinin_ledger_verifications_total", Help: "Verifications of the ledger serve ran, by result: ok, problems or error.",
+		}, []string{"result"}),
+		verifyProblems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "joinin_ledger_verification_problems", Help: "Problems the last finished verification of the ledger found: anything above 0 is an incident.",
+		}),
+		checkpointedDays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "joinin_ledger_checkpointed_days_total", Help: "Closed days serve verified and checkpointed.",
+		}),
 	}
-	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed)
+	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed,
+		m.verifications, m.verifyProblems, m.checkpointedDays)
 	return m
 }
 

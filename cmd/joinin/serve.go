@@ -133,6 +133,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	graceDefault, graceErr := durationEnv("JOININ_SETTLE_GRACE", defaultSettleGrace)
 	grace := fs.Duration("settle-grace", graceDefault,
 		"how long after a cycle's cut-off serve closes it; 0 never closes cycles on its own (env JOININ_SETTLE_GRACE)")
+	verifyDefault, verifyErr := durationEnv("JOININ_VERIFY_INTERVAL", defaultVerifyInterval)
+	verifyEvery := fs.Duration("verify-interval", verifyDefault,
+		"how often serve checkpoints the closed days and checks what came after, as `joinin verify` does; 0 never (env JOININ_VERIFY_INTERVAL)")
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
@@ -160,6 +163,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *grace < 0 {
 		return errors.New("--settle-grace: must not be negative")
+	}
+	if verifyErr != nil {
+		return verifyErr
+	}
+	if *verifyEvery < 0 {
+		return errors.New("--verify-interval: must not be negative")
 	}
 	if *transitInterval <= 0 {
 		return errors.New("--transit-interval: must be positive")
@@ -210,6 +219,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *grace > 0 {
 		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log, sm) })
+	}
+	if *verifyEvery > 0 {
+		background.Go(func() { verifyLedger(ctx, st, min(verifyFirstDelay, *verifyEvery), *verifyEvery, log, sm) })
 	}
 	registerClockMetrics(reg, st)
 	registerStoreMetrics(reg, st)

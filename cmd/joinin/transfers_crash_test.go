@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	nethttp "net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,6 +200,30 @@ func TestKilledServeKeepsEveryAnsweredTransfer(t *testing.T) {
 		}
 	}
 	server.kill(t)
+	// Started again with a short interval, serve verifies the ledger the clients left, as
+	// `joinin verify` would, and counts the run in its metrics.
+	server = startJoinin(t, "serve", "serve", "--database-url", url, "--http-addr", addr, "--admin-token", admin,
+		"--token-key", devTokenKey, "--settle-grace", "0", "--log-level", "warn", "--verify-interval", "200ms")
+	for deadline := time.Now().Add(scaleWait); ; {
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(metrics, []byte(`joinin_ledger_verifications_total{result="ok"}`)) &&
+			bytes.Contains(metrics, []byte("joinin_ledger_verification_problems 0")) {
+			break
+		}
+		if bytes.Contains(metrics, []byte(`joinin_ledger_verifications_total{result="problems"}`)) || time.Now().After(deadline) {
+			t.Fatalf("serve's verification of the ledger:\n%s\n%s", grepLines(string(metrics), "joinin_ledger_"), server.errs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	server.kill(t)
 
 	st, err := postgres.Open(ctx, url)
 	if err != nil {
@@ -225,4 +250,15 @@ func TestKilledServeKeepsEveryAnsweredTransfer(t *testing.T) {
 		t.Errorf("%d requests, none unanswered: the kills should land mid-request", len(sent))
 	}
 	t.Logf("%d requests of %d transfers, %d without an answer until sent again", len(sent), transfers, unanswered)
+}
+
+// grepLines are the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
