@@ -379,7 +379,8 @@ func loadInChild(ctx context.Context, stdout io.Writer, log *slog.Logger, databa
 	}
 	args := []string{"serve", "--database-url", databaseURL, "--kafka-brokers", strings.Join(brokers, ","),
 		"--topic", ef.topic, "--dlq-topic", ef.topic + "-dlq", "--group", ef.group + "-load", "--http-addr", "127.0.0.1:0",
-		"--settle-grace", "0", "--log-level", "warn"}
+		// The run verifies the ledger itself once it is consumed, outside the measurement.
+		"--settle-grace", "0", "--verify-interval", "0", "--log-level", "warn"}
 	if heapProfile != "" {
 		args = append(args, "--heap-profile", heapProfile)
 	}
