@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/settlement/bankfile"
 )
 
@@ -167,6 +168,39 @@ func TestEveryCommandExplainsItself(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"verify", "--log-level", "loud"}, &out, &errs); err == nil {
 		t.Error("a bad --log-level was accepted")
+	}
+}
+
+// The consumer's load run, small: a city's events through the embedded broker into a database of
+// its own, every figure reported, the ledger verified, the database dropped, and the database
+// DATABASE_URL names left as it was.
+func TestLoadtestReportsEveryFigure(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var out, errs strings.Builder
+	if err := run(context.Background(), []string{"loadtest", "--database-url", url, "--log-level", "warn",
+		"--events", "6000", "--cards", "500", "--merchants", "5", "--latency", "1s"}, &out, &errs); err != nil {
+		t.Fatalf("loadtest: %v\n%s", err, errs.String())
+	}
+	var rep loadReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if rep.Events != 6000 || rep.EventsPerSecond <= 0 || !rep.Verified || rep.RatioToCeiling <= 0 || rep.CeilingRowsPerSecond <= 0 ||
+		rep.LatencyP99Millis <= 0 || rep.LatencyP50Millis > rep.LatencyP99Millis || rep.WALBytesPerEvent <= 0 || rep.Batches < 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var accounts int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM accounts`).Scan(&accounts); err != nil {
+		t.Fatal(err)
+	}
+	if accounts != 0 {
+		t.Errorf("the run wrote %d accounts into the database it was given, not one of its own", accounts)
 	}
 }
 
