@@ -41,8 +41,11 @@ const (
 	// its database, not the events, is at fault: the consumer stops rather than dead-letter a
 	// stream of good events.
 	maxPoisonEvents = 64
-	// maxBatchWait is how long a fetcher waits to fill a batch after its first event: short
-	// enough that a lone event is applied within a blink, long enough to batch a burst.
+	// maxBatchWait is how long a fetcher that is behind its partition's log waits to fill a batch
+	// after its first event, when the committer is ready for it: long enough to batch a burst,
+	// short enough to keep the committer fed. A fetcher that has caught up with the log hands its
+	// events on at once, and one whose previous batch is being applied keeps collecting until
+	// that batch is committed (kafka.PartitionReader.FetchBatch).
 	maxBatchWait = 20 * time.Millisecond
 	// maxBatchFailures bounds how often the committer tries one batch after infrastructure errors
 	// (the database unreachable) before the consumer stops and its supervisor restarts it.
@@ -54,10 +57,6 @@ const (
 	// fetchRetryPause between them that is ten seconds of a broker that does not answer.
 	maxFetchFailures = 10
 	fetchRetryPause  = time.Second
-	// inflightPoll is how long a fetcher with a batch in flight waits for more events before it
-	// waits for the batch instead: new events are fetched while the committer works, and an idle
-	// partition still learns its batch's outcome promptly.
-	inflightPoll = 50 * time.Millisecond
 	// idlePoll is how long a fetcher waits for events before it checks that its reader is not
 	// stuck: a stuck reader is noticed within seconds, an idle partition costs one metadata
 	// request per poll.
@@ -70,6 +69,15 @@ const (
 	// finishTimeout is how long one transaction of an in-flight batch may take to commit after
 	// shutdown is asked.
 	finishTimeout = 10 * time.Second
+	// mergeWait bounds how long the committer waits, after a transaction, for the partitions it
+	// committed to hand in their next batches: a caught-up fetcher does so as soon as it has
+	// decoded what arrived during the transaction, a millisecond or two; one that is behind its
+	// log may collect for up to maxBatchWait, and is not waited for that long.
+	mergeWait = 5 * time.Millisecond
+	// advisoryInterval bounds how often a busy partition commits its advisory offset to the
+	// consumer group: a round trip to the group's coordinator that a dashboard reads every few
+	// seconds at most. An idle partition commits its last position within idlePoll.
+	advisoryInterval = time.Second
 )
 
 // Ingester is the store the consumer applies batches to and reads the partitions' cursors from.
@@ -120,7 +128,17 @@ type request struct {
 	cursor postgres.Cursor
 	msgs   []clearing.Message
 	decode time.Duration
-	done   chan error // receives the batch's outcome once
+	done   chan error    // receives the batch's outcome once
+	ended  chan struct{} // closed once done has the outcome
+	// pass says the partition has nothing to hand in after its last batch was committed: the
+	// committer need not wait for it. It carries no events and no outcome.
+	pass bool
+}
+
+// finish gives r its outcome.
+func (r *request) finish(err error) {
+	r.done <- err
+	close(r.ended)
 }
 
 // New returns a consumer of cfg.Topic that applies to store.
@@ -196,31 +214,54 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			return true, err
 		}
 		pos, inflight = inflight.cursor.To, nil
+		return false, nil
+	}
+	// advise commits pos as the group's advisory offset, for tools that show lag (the database's
+	// cursor is the one that counts): at most once per advisoryInterval unless force, and after
+	// the next batch is on its way, never before.
+	var (
+		advised   time.Time
+		advisedAt = pos
+	)
+	advise := func(force bool) {
+		if pos == advisedAt || (!force && time.Since(advised) < advisoryInterval) {
+			return
+		}
+		advised, advisedAt = time.Now(), pos
 		if err := claim.CommitAdvisory(pos); err != nil {
 			c.cfg.Log.Debug("advisory offset commit", "partition", name, "err", err)
 		}
-		return false, nil
 	}
 	for {
-		poll := idle
+		// While a batch is in flight, what arrives joins the next one until the in-flight batch
+		// is committed; then the next goes to the committer at once if the partition is caught
+		// up.
+		var hold <-chan struct{}
 		if inflight != nil {
-			poll = inflightPoll
+			hold = inflight.ended
 		}
-		fctx, cancel := context.WithTimeout(ctx, poll)
-		raw, err := r.FetchBatch(fctx, maxBatchEvents, maxBatchWait)
+		fctx, cancel := context.WithTimeout(ctx, idle)
+		raw, err := r.FetchBatch(fctx, maxBatchEvents, maxBatchWait, hold)
 		cancel()
 		if err != nil {
-			if inflight != nil && (ctx.Err() != nil || fctx.Err() != nil) {
-				// Nothing new while a batch is in flight, or shutting down: see it through.
+			if inflight != nil && (ctx.Err() != nil || fctx.Err() != nil || errors.Is(err, kafka.ErrReleased)) {
+				// Nothing new while a batch was in flight, or shutting down: see it through.
 				if stop, err := settle(); stop || err != nil {
 					return err
 				}
+				// The committer may be waiting for this partition's next batch: there is none.
+				select {
+				case c.queue <- &request{cursor: postgres.Cursor{Name: name}, pass: true}:
+				default:
+				}
+				advise(false)
 				continue
 			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			if fctx.Err() != nil {
+				advise(true)
 				// Idle for a while. If the broker holds events past this partition's position,
 				// the reader is stuck (a connection it lost without saying so): start a new one.
 				marks, merr := kafka.HighWatermarks(ctx, c.cfg.Brokers, claim.Topic)
@@ -257,7 +298,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 		}
 		failures, idle = 0, idlePoll
 		start := time.Now()
-		req := &request{claim: claim, msgs: decodeAll(name, raw), done: make(chan error, 1)}
+		req := &request{claim: claim, msgs: decodeAll(name, raw), done: make(chan error, 1), ended: make(chan struct{})}
 		req.decode = time.Since(start)
 		req.cursor = postgres.Cursor{Name: name, From: next, To: raw[len(raw)-1].Offset + 1}
 		if inflight != nil {
@@ -270,6 +311,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 		case <-ctx.Done():
 			return nil
 		}
+		advise(false)
 		inflight, next = req, req.cursor.To
 	}
 }
@@ -287,35 +329,75 @@ func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 
 // commitLoop is the single writer: it takes the waiting batches, merges them up to
 // maxMergedEvents, and commits them in one transaction.
+//
+// The partitions whose batches a transaction committed hand in their next batch right after it
+// (what arrived meanwhile), or say they have none: the next transaction waits for them, up to
+// mergeWait, so that they share it instead of the first to arrive going alone and the others
+// waiting a whole transaction for the next.
 func (c *Consumer) commitLoop(ctx context.Context) error {
-	var carry *request // a batch too large to merge with the previous ones goes first next time
+	var (
+		carry *request // a batch too large to merge with the previous ones goes first next time
+		// awaited holds the partitions whose batches the last transaction committed.
+		awaited = map[string]bool{}
+		timer   = time.NewTimer(mergeWait)
+	)
+	defer timer.Stop()
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-c.queue:
-			case <-ctx.Done():
-				return nil
+		var (
+			reqs []*request
+			n    int
+		)
+		if carry != nil {
+			reqs, n, carry = []*request{carry}, len(carry.msgs), nil
+		}
+		timer.Reset(mergeWait)
+	gather:
+		for n < maxMergedEvents {
+			var r *request
+			switch {
+			case len(reqs) == 0:
+				select {
+				case r = <-c.queue:
+				case <-ctx.Done():
+					return nil
+				}
+			case len(awaited) > 0:
+				select {
+				case r = <-c.queue:
+				case <-timer.C:
+					clear(awaited)
+					continue
+				case <-ctx.Done():
+					// Shutting down: commit what was taken, its fetchers wait for it.
+					break gather
+				}
+			default:
+				select {
+				case r = <-c.queue:
+				default:
+					break gather
+				}
+			}
+			delete(awaited, r.cursor.Name)
+			switch {
+			case r.pass:
+			case n+len(r.msgs) > maxMergedEvents:
+				carry = r
+				break gather
+			default:
+				reqs, n = append(reqs, r), n+len(r.msgs)
 			}
 		}
-		reqs, n := []*request{first}, len(first.msgs)
-	merge:
-		for n < maxMergedEvents {
-			select {
-			case r := <-c.queue:
-				if n+len(r.msgs) > maxMergedEvents {
-					carry = r
-					break merge
-				}
-				reqs, n = append(reqs, r), n+len(r.msgs)
-			default:
-				break merge
-			}
+		if len(reqs) == 0 {
+			continue
+		}
+		clear(awaited)
+		for _, r := range reqs {
+			awaited[r.cursor.Name] = true
 		}
 		if err := c.commitOne(ctx, reqs); err != nil {
 			if carry != nil {
-				carry.done <- err
+				carry.finish(err)
 			}
 			return err
 		}
@@ -337,7 +419,7 @@ func (c *Consumer) commitOne(ctx context.Context, reqs []*request) error {
 		err := c.commitWithRetry(ctx, cursorsOf(reqs), msgsOf(reqs), decodeOf(reqs))
 		if err == nil || !(errors.Is(err, postgres.ErrCursorMoved) || postgres.IsPoison(err)) {
 			for _, r := range reqs {
-				r.done <- err
+				r.finish(err)
 			}
 			return err
 		}
@@ -345,7 +427,7 @@ func (c *Consumer) commitOne(ctx context.Context, reqs []*request) error {
 	var fatal error
 	for _, r := range reqs {
 		err := c.commitRange(ctx, r.cursor, r.msgs, r.decode, &poison)
-		r.done <- err
+		r.finish(err)
 		if err != nil && !errors.Is(err, postgres.ErrCursorMoved) && fatal == nil {
 			fatal = err
 		}

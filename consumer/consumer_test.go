@@ -216,7 +216,7 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 	defer rcancel()
 	got := map[string]bool{}
 	for len(got) < len(bad) {
-		ms, err := r.FetchBatch(rctx, 100, 50*time.Millisecond)
+		ms, err := r.FetchBatch(rctx, 100, 50*time.Millisecond, nil)
 		if err != nil {
 			t.Fatalf("read dead-letter topic: %v (have %d)", err, len(got))
 		}
@@ -340,7 +340,7 @@ func TestDeadLetterTopicGetsNoPersonalNumber(t *testing.T) {
 	defer rcancel()
 	var got []kafkago.Message
 	for len(got) < 2 {
-		ms, err := r.FetchBatch(rctx, 10, 50*time.Millisecond)
+		ms, err := r.FetchBatch(rctx, 10, 50*time.Millisecond, nil)
 		if err != nil {
 			t.Fatalf("read dead-letter topic: %v (have %d)", err, len(got))
 		}

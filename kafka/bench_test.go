@@ -104,7 +104,7 @@ func benchmarkProduceConsume(b *testing.B, persistent bool) {
 				r := NewPartitionReader(brokers, Claim{Topic: topic, Partition: part}, 0)
 				var n int64
 				for n < mark {
-					batch, err := r.FetchBatch(gctx, fetchMax, fetchWait)
+					batch, err := r.FetchBatch(gctx, fetchMax, fetchWait, nil)
 					if err != nil {
 						return err
 					}

@@ -60,7 +60,7 @@ func readAll(t testing.TB, ctx context.Context, brokers []string, c Claim, count
 	}()
 	var msgs []kafkago.Message
 	for int64(len(msgs)) < count {
-		batch, err := r.FetchBatch(ctx, 1000, 20*time.Millisecond)
+		batch, err := r.FetchBatch(ctx, 1000, 20*time.Millisecond, nil)
 		if err != nil {
 			t.Fatalf("%s after %d of %d messages: %v", c, len(msgs), count, err)
 		}
@@ -234,7 +234,7 @@ func TestFetchBatchHonoursMaxAndWait(t *testing.T) {
 	const wait = 1 * time.Second
 	for _, want := range []int{10, 10} {
 		start := time.Now()
-		got, err := r.FetchBatch(ctx, 10, wait)
+		got, err := r.FetchBatch(ctx, 10, wait, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,13 +244,13 @@ func TestFetchBatchHonoursMaxAndWait(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	got, err := r.FetchBatch(ctx, 10, wait)
+	got, err := r.FetchBatch(ctx, 10, wait, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A partial batch returns once wait has passed since its first message.
-	if elapsed := time.Since(start); len(got) != 5 || elapsed < wait || elapsed > wait+2*time.Second {
-		t.Fatalf("FetchBatch(10) = %d messages after %v, want 5 after %v", len(got), elapsed, wait)
+	// A partial batch that ends where the log ends returns at once: nothing more is coming.
+	if elapsed := time.Since(start); len(got) != 5 || elapsed >= wait {
+		t.Fatalf("FetchBatch(10) = %d messages after %v, want 5 before %v", len(got), elapsed, wait)
 	}
 	if got[0].Offset != 20 || got[4].Offset != 24 {
 		t.Fatalf("last batch holds offsets %d..%d, want 20..24", got[0].Offset, got[4].Offset)
@@ -264,7 +264,7 @@ func TestFetchBatchHonoursMaxAndWait(t *testing.T) {
 		}
 	}()
 	start = time.Now()
-	got, err = r.FetchBatch(ctx, 10, 50*time.Millisecond)
+	got, err = r.FetchBatch(ctx, 10, 50*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,14 +274,47 @@ func TestFetchBatchHonoursMaxAndWait(t *testing.T) {
 	// ...or until ctx is done, and then reports ctx's error.
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	if got, err := r.FetchBatch(short, 10, wait); !errors.Is(err, context.DeadlineExceeded) || len(got) != 0 {
+	if got, err := r.FetchBatch(short, 10, wait, nil); !errors.Is(err, context.DeadlineExceeded) || len(got) != 0 {
 		t.Fatalf("FetchBatch on an empty partition = %d messages, %v", len(got), err)
 	}
+	// A held batch takes what arrives until the hold is released, then returns at once.
+	hold := make(chan struct{})
+	type fetched struct {
+		msgs []kafkago.Message
+		err  error
+	}
+	held := make(chan fetched, 1)
+	go func() {
+		msgs, err := r.FetchBatch(ctx, 10, wait, hold)
+		held <- fetched{msgs, err}
+	}()
+	for i := 26; i < 29; i++ {
+		if err := p.Produce(ctx, event(1, i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case f := <-held:
+		t.Fatalf("held FetchBatch returned %d messages, %v before its hold was released", len(f.msgs), f.err)
+	default:
+	}
+	close(hold)
+	f := <-held
+	if f.err != nil || len(f.msgs) != 3 || f.msgs[0].Offset != 26 || f.msgs[2].Offset != 28 {
+		t.Fatalf("held FetchBatch = %d messages, %v; want offsets 26..28", len(f.msgs), f.err)
+	}
+	// A hold released before any message arrives ends the wait.
+	hold = make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(hold) })
+	if got, err := r.FetchBatch(ctx, 10, wait, hold); !errors.Is(err, ErrReleased) || len(got) != 0 {
+		t.Fatalf("FetchBatch released before a message = %d messages, %v; want ErrReleased", len(got), err)
+	}
 	// Out-of-range arguments are refused.
-	if _, err := r.FetchBatch(ctx, 0, wait); err == nil {
+	if _, err := r.FetchBatch(ctx, 0, wait, nil); err == nil {
 		t.Error("FetchBatch(max 0) succeeded")
 	}
-	if _, err := r.FetchBatch(ctx, MaxFetchBatch+1, wait); err == nil {
+	if _, err := r.FetchBatch(ctx, MaxFetchBatch+1, wait, nil); err == nil {
 		t.Error("FetchBatch(max too large) succeeded")
 	}
 }
@@ -294,7 +327,7 @@ func TestPartitionReaderReportsCursorPastTheLog(t *testing.T) {
 	// The database says 100 messages were applied; the broker has none (it lost them).
 	r := NewPartitionReader(b.Addrs(), Claim{Topic: topic}, 100)
 	defer r.Close()
-	_, err := r.FetchBatch(ctx, 10, 10*time.Millisecond)
+	_, err := r.FetchBatch(ctx, 10, 10*time.Millisecond, nil)
 	if !errors.Is(err, kafkago.OffsetOutOfRange) {
 		t.Fatalf("FetchBatch past the log = %v, want OffsetOutOfRange", err)
 	}

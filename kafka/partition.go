@@ -50,6 +50,10 @@ const (
 	// Half of MaxFetchBatch keeps the next batch arriving while the previous one is applied, and
 	// bounds a reader's memory to that many messages.
 	readerQueueCapacity = MaxFetchBatch / 2
+	// fetchBatchPrealloc is the room FetchBatch allocates for a batch up front: a caught-up
+	// reader's batches are small, and a batch the size of max (kilobytes per message slot) would
+	// cost more to clear than to grow once a burst needs it.
+	fetchBatchPrealloc = 256
 	// readerMinBytes: the broker answers a fetch as soon as it has one byte, so a lone tap is
 	// delivered at once rather than after readerMaxWait.
 	readerMinBytes = 1
@@ -388,11 +392,25 @@ func NewPartitionReader(brokers []string, c Claim, offset int64) *PartitionReade
 	return pr
 }
 
+// ErrReleased is FetchBatch's answer when its hold was released before a message arrived: the
+// caller can hand a batch on, and has none.
+var ErrReleased = errors.New("hold released before a message arrived")
+
 // FetchBatch returns the next messages of the partition, in offset order: at least one and at
-// most max. It waits until a message arrives or ctx is done, then collects more until it has max
-// or wait has passed since the first arrived. It returns ctx's error only when it has no message
-// to return; a batch is never cut short by an error, which the next call returns instead.
-func (r *PartitionReader) FetchBatch(ctx context.Context, max int, wait time.Duration) ([]kafkago.Message, error) {
+// most max. It waits until a message arrives or ctx is done, then collects more:
+//
+//   - While hold is open (not nil and not closed), it takes every message that arrives, up to
+//     max: the caller cannot hand a batch on yet (its previous batch is still being applied),
+//     and what arrives meanwhile joins this batch rather than wait for the next.
+//   - Once hold is released (nil, or closed), it returns as soon as the batch ends where the
+//     partition ended when its last message was fetched: a caught-up reader hands its events
+//     on at once rather than wait for more that may not come. A reader behind the log keeps
+//     collecting until it has max or wait has passed since the first message arrived.
+//
+// If hold is closed before any message arrives, FetchBatch returns ErrReleased. It returns ctx's
+// error only when it has no message to return; a batch is never cut short by an error, which the
+// next call returns instead.
+func (r *PartitionReader) FetchBatch(ctx context.Context, max int, wait time.Duration, hold <-chan struct{}) ([]kafkago.Message, error) {
 	if max < 1 || max > MaxFetchBatch {
 		return nil, fmt.Errorf("fetch batch from %s: max %d outside 1..%d", r.claim, max, MaxFetchBatch)
 	}
@@ -403,19 +421,59 @@ func (r *PartitionReader) FetchBatch(ctx context.Context, max int, wait time.Dur
 		r.pending = nil
 		return nil, err
 	}
-	first, err := r.reader.FetchMessage(ctx)
+	if hold != nil {
+		select {
+		case <-hold:
+			return nil, ErrReleased
+		default:
+		}
+	}
+	// hctx ends with ctx or when hold is released.
+	hctx := ctx
+	if hold != nil {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-hold:
+				cancel()
+			case <-hctx.Done():
+			}
+		}()
+	}
+	first, err := r.reader.FetchMessage(hctx)
 	if err != nil {
+		if hold != nil && ctx.Err() == nil && hctx.Err() != nil {
+			return nil, ErrReleased
+		}
 		return nil, fmt.Errorf("fetch batch from %s: %w", r.claim, err)
 	}
-	batch := make([]kafkago.Message, 1, max)
+	deadline := time.Now().Add(wait)
+	batch := make([]kafkago.Message, 1, min(max, fetchBatchPrealloc))
 	batch[0] = first
-	if max == 1 {
+	// While held: everything that arrives.
+	for hold != nil && len(batch) < max {
+		m, err := r.reader.FetchMessage(hctx)
+		if err != nil {
+			if hctx.Err() == nil {
+				r.pending = fmt.Errorf("fetch batch from %s: %w", r.claim, err)
+				return batch, nil
+			}
+			if ctx.Err() != nil {
+				return batch, nil
+			}
+			break // released
+		}
+		batch = append(batch, m)
+	}
+	// Released: what the broker already holds, up to max or until wait has passed.
+	if len(batch) == max || r.reader.Lag() <= 0 || !time.Now().Before(deadline) {
 		return batch, nil
 	}
-
-	wctx, cancel := context.WithTimeout(ctx, wait)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	for len(batch) < max {
+	for len(batch) < max && r.reader.Lag() > 0 {
 		m, err := r.reader.FetchMessage(wctx)
 		if err != nil {
 			if wctx.Err() == nil {

@@ -186,10 +186,8 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 			}
 		}
 		last = &Tx{Tx: ptx, store: s, attempt: attempt, shard: shard, uncached: uncached, written: map[balanceKey]cachedAccount{}, busy: busy}
-		for i := range cursors {
-			if err := advanceCursor(ctx, ptx, &cursors[i], s.Now()); err != nil {
-				return err
-			}
+		if err := advanceCursors(ctx, ptx, cursors, s.Now()); err != nil {
+			return err
 		}
 		err := fn(ctx, last)
 		if err == nil {
@@ -306,22 +304,56 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 	return BatchResult{Outcome: out, Timestamp: time.UnixMicro(ts).UTC()}, nil
 }
 
-func advanceCursor(ctx context.Context, tx pgx.Tx, cur *Cursor, now time.Time) error {
-	if cur.Name == "" {
-		return fmt.Errorf("cursor has no name")
-	}
-	tag, err := tx.Exec(ctx, `UPDATE cursors SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4`,
-		cur.To, now, cur.Name, cur.From)
-	if err != nil {
-		return fmt.Errorf("advance cursor %s: %w", cur.Name, err)
-	}
-	if tag.RowsAffected() == 1 {
+// advanceCursors moves each cursor from where its batch read to where it ends, all in one round
+// trip: a transaction merging several partitions' batches pays for one, not one per partition.
+// Each is moved first in its transaction, so that a second writer of the same partition queues on
+// the cursor's row and then finds it moved, before it has written anything.
+func advanceCursors(ctx context.Context, tx pgx.Tx, cursors []Cursor, now time.Time) error {
+	if len(cursors) == 0 {
 		return nil
 	}
+	for i := range cursors {
+		if cursors[i].Name == "" {
+			return fmt.Errorf("cursor has no name")
+		}
+	}
+	q := &pgx.Batch{}
+	for i := range cursors {
+		q.Queue(advanceCursorSQL, cursors[i].To, now, cursors[i].Name, cursors[i].From)
+	}
+	res := tx.SendBatch(ctx, q)
+	var missing []int // cursors no row matched: moved, or never written
+	for i := range cursors {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return fmt.Errorf("advance cursor %s: %w", cursors[i].Name, err)
+		}
+		if tag.RowsAffected() != 1 {
+			missing = append(missing, i)
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("advance cursors: %w", err)
+	}
+	for _, i := range missing {
+		if err := createCursor(ctx, tx, &cursors[i], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// advanceCursorSQL moves a cursor that still holds the position its batch read.
+const advanceCursorSQL = `UPDATE cursors SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4`
+
+// createCursor writes the cursor of a partition read from its start, which advanceCursors found
+// no row of; if its row exists, another writer moved it.
+func createCursor(ctx context.Context, tx pgx.Tx, cur *Cursor, now time.Time) error {
 	if cur.From != 0 {
 		return fmt.Errorf("cursor %s at %d: %w", cur.Name, cur.From, ErrCursorMoved)
 	}
-	tag, err = tx.Exec(ctx, `INSERT INTO cursors (name, position, updated_at) VALUES ($1, $2, $3)
+	tag, err := tx.Exec(ctx, `INSERT INTO cursors (name, position, updated_at) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO NOTHING`, cur.Name, cur.To, now)
 	if err != nil {
 		return fmt.Errorf("create cursor %s: %w", cur.Name, err)

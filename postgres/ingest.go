@@ -285,6 +285,8 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		})
 	}
 	queueClearedPurchases(q, v, originals)
+	// The settlement gate, which applying the batch reads, rides along: no round trip of its own.
+	t.QueueSettlementGate(q)
 	if q.Len() > 0 {
 		if err := t.SendBatch(ctx, q).Close(); err != nil {
 			return nil, fmt.Errorf("load parties and refunded purchases: %w", err)

@@ -59,7 +59,8 @@ type loadReport struct {
 	// the engine's batches. RatioToCeiling is the run's events/s over it.
 	CeilingRowsPerSecond float64 `json:"ceiling_rows_per_second"`
 	RatioToCeiling       float64 `json:"ratio_to_ceiling"`
-	// Latency: events produced at half the measured rate, from their producer to their commit.
+	// Latency: events produced at half the measured rate (or --latency-rate), from their producer
+	// to their commit.
 	LatencyRate      float64 `json:"latency_events_per_second"`
 	LatencyEvents    int     `json:"latency_events"`
 	LatencyP50Millis float64 `json:"latency_p50_ms"`
@@ -85,6 +86,8 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	ceiling := fs.Bool("ceiling", true, "measure PostgreSQL's COPY ceiling for the run's events and report the ratio")
 	latencySeconds := fs.Duration("latency", 20*time.Second,
 		"after the run, produce at half its rate for this long and report each event's time from producer to commit; 0 skips it")
+	latencyRate := fs.Float64("latency-rate", 0,
+		"events/s of the latency phase instead of half the run's rate, so that runs on a machine whose load varies compare at one rate; 0 is half the run's rate")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	engineProcess := fs.Bool("engine-process", false,
 		"consume with `joinin serve` in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
@@ -219,6 +222,9 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	walAfter, walErr2 := walPosition(ctx, st)
 	mu.Lock()
 	rate := float64(nMsgs) / done.Sub(first).Seconds() / 2
+	if *latencyRate > 0 {
+		rate = *latencyRate
+	}
 	measuring = true
 	mu.Unlock()
 	if *latencySeconds > 0 {
@@ -345,23 +351,29 @@ func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef
 // steady stream rather than bursts a batch wide.
 const latencyTick = 10 * time.Millisecond
 
-// produceAtRate produces evs at rate events per second, a little every latencyTick.
+// produceAtRate produces evs at rate events per second, a little every latencyTick. The events
+// are encoded before the first is produced, as the measured run's are: the generator's encoding
+// does not compete with the engine for the CPU while latencies are measured.
 func produceAtRate(ctx context.Context, brokers []string, topic string, evs []events.Event, rate float64) error {
 	p := kafka.NewProducer(brokers, topic)
 	defer p.Close()
+	msgs := make([]kafkago.Message, len(evs))
+	for i, e := range evs {
+		msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
+	}
 	per := max(int(rate*latencyTick.Seconds()), 1)
 	t := time.NewTicker(latencyTick)
 	defer t.Stop()
-	for len(evs) > 0 {
-		n := min(per, len(evs))
-		msgs := make([]kafkago.Message, n)
-		for i, e := range evs[:n] {
-			msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e), Time: time.Now()}
+	for len(msgs) > 0 {
+		n := min(per, len(msgs))
+		now := time.Now()
+		for i := range msgs[:n] {
+			msgs[i].Time = now
 		}
-		if err := p.Produce(ctx, msgs...); err != nil {
+		if err := p.Produce(ctx, msgs[:n]...); err != nil {
 			return err
 		}
-		evs = evs[n:]
+		msgs = msgs[n:]
 		select {
 		case <-t.C:
 		case <-ctx.Done():
