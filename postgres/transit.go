@@ -365,11 +365,23 @@ func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []cle
 		outcomes, now)
 }
 
-// writeTapEventResults writes the answers to n transit.tap events, the i-th named by at(i).
+// writeTapEventResults writes the answers to the transit.tap events of n that were not accepted,
+// the i-th named by at(i). An accepted event needs no answer of its own: its tap (in transit_taps)
+// and its decision (in processed_events) say it, so each tap from Kafka writes two rows, not three.
 func (t *Tx) writeTapEventResults(ctx context.Context, n int, at func(int) (uuid.UUID, *events.TransitTap), outcomes []transit.Outcome, now time.Time) error {
+	var answered []int
+	for i := range n {
+		if outcomes[i].Result != transit.Accepted {
+			answered = append(answered, i)
+		}
+	}
+	if len(answered) == 0 {
+		return nil
+	}
 	_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_event_results"},
 		[]string{"event_id", "operator_id", "device_id", "device_seq", "result", "reason", "detail", "decided_at"},
-		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+		pgx.CopyFromSlice(len(answered), func(k int) ([]any, error) {
+			i := answered[k]
 			id, tp := at(i)
 			o := outcomes[i]
 			// Sequences past int64 were refused before (TapFromEvent): the rest fit.
@@ -387,9 +399,15 @@ type TransitEventResult struct {
 	transit.Outcome
 }
 
-// TransitEventResults returns the answers to the given transit.tap events, by event id.
+// TransitEventResults returns the answers to the given transit.tap events, by event id: those
+// decided, not those refused before transit (an unknown card: a dead letter) nor those waiting in
+// the inbox. A decided event without an answer of its own was accepted.
 func (s *Store) TransitEventResults(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]transit.Outcome, error) {
-	rows, err := s.pool.Query(ctx, `SELECT event_id, result, reason, detail FROM transit_event_results WHERE event_id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT p.event_id, COALESCE(r.result, $3), COALESCE(r.reason, ''), COALESCE(r.detail, '')
+		FROM processed_events p LEFT JOIN transit_event_results r ON r.event_id = p.event_id
+		WHERE p.event_id = ANY($1) AND p.type = $2 AND p.status = $4
+			AND NOT EXISTS (SELECT 1 FROM taps i WHERE i.event_id = p.event_id)`,
+		ids, string(events.TypeTransitTap), string(transit.Accepted), string(clearing.Accepted))
 	if err != nil {
 		return nil, fmt.Errorf("read tap event results: %w", err)
 	}
@@ -429,8 +447,7 @@ func transitDayPtr(t *time.Time) *transit.Day {
 func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time) ([]transit.Outcome, error) {
 	var (
 		tokens, operators, groups []string
-		keyOps, keyDevs           []string
-		keySeqs                   []int64
+		keys                      []transit.Key
 		seenToken                 = map[string]bool{}
 		seenOp                    = map[string]bool{}
 	)
@@ -451,7 +468,14 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 				groups = append(groups, op.Group().Key)
 			}
 		}
-		keyOps, keyDevs, keySeqs = append(keyOps, tp.Operator), append(keyDevs, tp.Device), append(keySeqs, tp.Seq)
+		keys = append(keys, tp.Key())
+	}
+	// The lookup probes the primary key in key order: neighbouring probes share index pages.
+	slices.SortFunc(keys, compareTapKeys)
+	keys = slices.Compact(keys)
+	keyOps, keyDevs, keySeqs := make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		keyOps[i], keyDevs[i], keySeqs[i] = k.Operator, k.Device, k.Seq
 	}
 	v := &transit.View{Cards: map[string]string{}, DeniedSince: map[string]time.Time{}, Seen: map[transit.Key]bool{}, Operators: map[string]bool{},
 		Recent: map[string][]transit.Tap{}}
@@ -575,11 +599,22 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		}
 	}
 	if len(accepted) > 0 {
+		// Written in card order: the rows of one card (and of neighbouring cards) go to the same
+		// pages of the card and travel-day indexes, each page visited once per batch rather than
+		// once per tap.
+		rows := slices.Clone(accepted)
+		slices.SortFunc(rows, func(a, b int) int {
+			ta, tb := &cands[a].Tap, &cands[b].Tap
+			if c := strings.Compare(ta.Card, tb.Card); c != 0 {
+				return c
+			}
+			return ta.At.Compare(tb.At)
+		})
 		_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_taps"},
 			[]string{"operator_id", "device_id", "device_seq", "card_token", "tapped_at", "travel_day", "station_id", "line",
 				"direction", "mode", "source", "source_id", "received_at"},
-			pgx.CopyFromSlice(len(accepted), func(k int) ([]any, error) {
-				i := accepted[k]
+			pgx.CopyFromSlice(len(rows), func(k int) ([]any, error) {
+				i := rows[k]
 				tp := &cands[i].Tap
 				op, _ := ts.Operator(tp.Operator)
 				return []any{tp.Operator, tp.Device, tp.Seq, tp.Card, tp.At, op.Group().DayOf(tp.At).Date(), tp.Station, tp.Line,
@@ -593,6 +628,18 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// compareTapKeys orders taps' keys by operator, device and sequence, as the primary key of
+// transit_taps does (in byte order, which the identifiers' ASCII shares with the collation).
+func compareTapKeys(a, b transit.Key) int {
+	if c := strings.Compare(a.Operator, b.Operator); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Device, b.Device); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Seq, b.Seq)
 }
 
 // transitTapColumns are what pricing and intake read of an accepted tap, in scanTransitTap's order.

@@ -281,7 +281,7 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	rep.KafkaDrainSecs = time.Since(drainStart).Seconds()
 	rep.KafkaSeconds = time.Since(start).Seconds()
 	stopProfile()
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM transit_event_results WHERE result = 'accepted'`).Scan(&rep.KafkaAccepted); err != nil {
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM transit_taps WHERE source = 'kafka'`).Scan(&rep.KafkaAccepted); err != nil {
 		return err
 	}
 	rep.HTTPTapsPerSecond = float64(rep.TapsPerDoor) / rep.HTTPSeconds
