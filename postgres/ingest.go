@@ -138,7 +138,15 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 		return nil, err
 	}
 	if len(taps) > 0 {
-		if err := t.decideKafkaTaps(ctx, t.store.TransitFares(), taps, now); err != nil {
+		// Every tap here names a card the view found (clearing refused the others), registered
+		// before or by this batch.
+		owners := make(map[string]string, len(taps))
+		for i := range taps {
+			if c, ok := view.Cards[taps[i].CardToken]; ok {
+				owners[taps[i].CardToken] = c.Token
+			}
+		}
+		if err := t.decideKafkaTaps(ctx, t.store.TransitFares(), taps, now, owners); err != nil {
 			return nil, err
 		}
 		d.Taps = taps

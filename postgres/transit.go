@@ -196,7 +196,7 @@ func (s *Store) SubmitTapBatch(ctx context.Context, ts *transit.Tables, b TapBat
 		for i := range ids {
 			ids[i] = b.BatchID
 		}
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now, nil)
 		if err != nil {
 			return err
 		}
@@ -337,7 +337,7 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 			ids[i] = inbox[i].id.String()
 		}
 		now := s.Now().UTC().Truncate(time.Microsecond)
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, nil)
 		if err != nil {
 			return err
 		}
@@ -347,9 +347,10 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 }
 
 // decideKafkaTaps decides transit.tap events through the same rules as an uploaded batch, in
-// the order they were consumed, and writes every event's answer: what a drain of the inbox does,
-// without the inbox.
-func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []clearing.Tap, now time.Time) error {
+// the order they were consumed, and writes the answers of those not accepted: what a drain of the
+// inbox does, without the inbox. owners maps the taps' tokens to their cards' own tokens, as the
+// batch's view found them.
+func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []clearing.Tap, now time.Time, owners map[string]string) error {
 	now = now.UTC().Truncate(time.Microsecond)
 	cands := make([]transit.Candidate, len(taps))
 	ids := make([]string, len(taps))
@@ -357,7 +358,7 @@ func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []cle
 		cands[i] = ts.TapFromEvent(taps[i].CardToken, &taps[i].TransitTap)
 		ids[i] = taps[i].EventID.String()
 	}
-	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, owners)
 	if err != nil {
 		return err
 	}
@@ -443,8 +444,10 @@ func transitDayPtr(t *time.Time) *transit.Day {
 
 // decideTransitTaps decides candidates at instant now and records the accepted ones, marking the
 // closed travel days a late tap changes for re-pricing. It holds the groups' rows FOR SHARE, so
-// a travel day cannot close between the decision and the commit: the close waits for it.
-func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time) ([]transit.Outcome, error) {
+// a travel day cannot close between the decision and the commit: the close waits for it. owners,
+// when the caller has it, maps the candidates' tokens to their cards' own tokens (a token never
+// changes card), which spares a lookup of every token; nil looks them up.
+func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time, owners map[string]string) ([]transit.Outcome, error) {
 	var (
 		tokens, operators, groups []string
 		keys                      []transit.Key
@@ -506,12 +509,29 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		// changes ride along on the card's row rather than costing a second probe of every token.
 		// A card named by two tokens gets its changes from the first only.
 		historyFrom := map[string]string{}
-		q.Queue(`SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+		cardsQuery, cardsArg := `SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
 				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0),
 				h.changed_at, h.declared_status, h.status_reason
 			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
 			LEFT JOIN card_status_changes h ON h.card_token = t.card_token
-			WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
+			WHERE t.token = ANY($1)`, tokens
+		if owners != nil {
+			// The caller knows each token's card: the cards are read by their own tokens.
+			own := make([]string, 0, len(tokens))
+			seenOwn := make(map[string]bool, len(tokens))
+			for _, tok := range tokens {
+				if c, ok := owners[tok]; ok && !seenOwn[c] {
+					seenOwn[c] = true
+					own = append(own, c)
+				}
+			}
+			cardsQuery, cardsArg = `SELECT c.card_token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = c.card_token AND d.owed > 0),
+				h.changed_at, h.declared_status, h.status_reason
+			FROM cards c LEFT JOIN card_status_changes h ON h.card_token = c.card_token
+			WHERE c.card_token = ANY($1)`, own
+		}
+		q.Queue(cardsQuery, cardsArg).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					token, card, declared, reason string
@@ -564,6 +584,11 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		})
 		if err := t.SendBatch(ctx, q).Close(); err != nil {
 			return nil, fmt.Errorf("load tap view: %w", err)
+		}
+		for tok, card := range owners {
+			if _, ok := v.Cards[card]; ok && seenToken[tok] {
+				v.Cards[tok] = card
+			}
 		}
 		v.Status = statuses.statuses()
 		// The cards that may not travel at one of their taps may still leave a journey they
