@@ -60,6 +60,9 @@ type Store struct {
 	// tariffs is what purchases price by once LoadTariffs has loaded it; nil: the fee plans
 	// built into the binary.
 	tariffs atomic.Pointer[Tariffs]
+	// kafkaTapLookups counts the consumer's next transactions that look their taps up before
+	// deciding them (see decideTransitTaps): set when a transaction found taps seen before.
+	kafkaTapLookups atomic.Int32
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.

@@ -47,6 +47,12 @@ const (
 	MaxDenyListPage = 10_000
 	// MaxTripDays bounds a trip history query: a month.
 	MaxTripDays = 31
+	// kafkaTapLookupsAfterDuplicate is how many of the consumer's transactions look their taps
+	// up first after one found a tap seen before: a stream that repeats taps (the same taps
+	// through both doors) then costs a lookup a transaction, as a batch does, rather than a
+	// transaction rolled back and run again each time; 64 transactions are a few seconds of a busy
+	// stream.
+	kafkaTapLookupsAfterDuplicate = 64
 )
 
 var (
@@ -196,7 +202,7 @@ func (s *Store) SubmitTapBatch(ctx context.Context, ts *transit.Tables, b TapBat
 		for i := range ids {
 			ids[i] = b.BatchID
 		}
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now, nil)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now, nil, false)
 		if err != nil {
 			return err
 		}
@@ -337,7 +343,7 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 			ids[i] = inbox[i].id.String()
 		}
 		now := s.Now().UTC().Truncate(time.Microsecond)
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, nil)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, nil, false)
 		if err != nil {
 			return err
 		}
@@ -358,7 +364,7 @@ func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []cle
 		cands[i] = ts.TapFromEvent(taps[i].CardToken, &taps[i].TransitTap)
 		ids[i] = taps[i].EventID.String()
 	}
-	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, owners)
+	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, owners, true)
 	if err != nil {
 		return err
 	}
@@ -447,7 +453,13 @@ func transitDayPtr(t *time.Time) *transit.Day {
 // a travel day cannot close between the decision and the commit: the close waits for it. owners,
 // when the caller has it, maps the candidates' tokens to their cards' own tokens (a token never
 // changes card), which spares a lookup of every token; nil looks them up.
-func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time, owners map[string]string) ([]transit.Outcome, error) {
+//
+// optimistic (the consumer's taps) skips the lookup of the taps accepted before on the
+// transaction's first attempt, unless a recent transaction found such taps: a stream's taps are
+// new but for rare repeats, and the primary key of transit_taps refuses a repeat when it is
+// written, which rolls the transaction back to run again with the lookup. Nothing is decided
+// differently: a transaction that commits had every tap it accepted absent before.
+func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time, owners map[string]string, optimistic bool) ([]transit.Outcome, error) {
 	var (
 		tokens, operators, groups []string
 		keys                      []transit.Key
@@ -562,16 +574,25 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 			statuses.sortHistory()
 			return nil
 		})
-		q.Queue(tapsSeenLookup, keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var k transit.Key
-				if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
-					return err
-				}
-				v.Seen[k] = true
+		lookup := !optimistic || t.attempt > 1
+		if !lookup {
+			if n := t.store.kafkaTapLookups.Load(); n > 0 {
+				t.store.kafkaTapLookups.CompareAndSwap(n, n-1)
+				lookup = true
 			}
-			return rows.Err()
-		})
+		}
+		if lookup {
+			q.Queue(tapsSeenLookup, keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var k transit.Key
+					if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
+						return err
+					}
+					v.Seen[k] = true
+				}
+				return rows.Err()
+			})
+		}
 		q.Queue(`SELECT operator_id FROM transit_operators WHERE operator_id = ANY($1)`, operators).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
@@ -589,6 +610,9 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 			if _, ok := v.Cards[card]; ok && seenToken[tok] {
 				v.Cards[tok] = card
 			}
+		}
+		if optimistic && len(v.Seen) > 0 {
+			t.store.kafkaTapLookups.Store(kafkaTapLookupsAfterDuplicate)
 		}
 		v.Status = statuses.statuses()
 		// The cards that may not travel at one of their taps may still leave a journey they

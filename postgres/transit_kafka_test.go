@@ -142,6 +142,26 @@ func TestKafkaTapsRecordedOnceEach(t *testing.T) {
 		t.Fatalf("rows after the conflict %+v, want %+v", got, want)
 	}
 
+	// The same tap again under another event id (the reader sent it twice): the tap's key is
+	// taken, and the event is answered as a duplicate, whether or not the transaction looked
+	// the taps up before writing them.
+	for i, offset := range []int64{12, 13} {
+		repeat := w.kafkaTap(0, "gate-k", 1, "2026-03-02 08:00", events.DirectionIn, "0101")
+		d, err = w.st.Ingest(ctx, []postgres.Cursor{{Name: source, From: offset, To: offset + 1}}, messages(t, source, offset, repeat))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers, err := w.st.TransitEventResults(ctx, []uuid.UUID{repeat.ID})
+		if err != nil || answers[repeat.ID].Result != transit.Duplicate || len(d.DeadLetters) != 0 {
+			t.Fatalf("repeat %d: %+v %v, dead letters %+v", i, answers, err, d.DeadLetters)
+		}
+		want.processed++
+		want.answers++
+		if got := countKafkaTapRows(t, w.st, source); got != want {
+			t.Fatalf("rows after repeat %d: %+v, want %+v", i, got, want)
+		}
+	}
+
 	// Monday closes: card 0's journey 0101 to 0103 is 2.00; card 2's tap in after its block,
 	// by its physical card, never left: the maximum fare.
 	w.close(t, sh("2026-03-03 10:00"))
