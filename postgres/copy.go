@@ -76,6 +76,12 @@ func (w *copyWriter) text(s string) {
 // timestamp writes a timestamptz given in Unix microseconds.
 func (w *copyWriter) timestamp(unixMicro int64) { w.int64(unixMicro - pgEpoch) }
 
+// pgDateEpoch is the zero of PostgreSQL's binary dates, in days since the Unix epoch.
+const pgDateEpoch = 10957
+
+// date writes a date given in days since the Unix epoch (a transit.Day).
+func (w *copyWriter) date(unixDays int32) { w.int32(unixDays - pgDateEpoch) }
+
 // uuids writes a one-dimensional uuid[] (empty when ids is).
 func (w *copyWriter) uuids(ids [][16]byte) {
 	if len(ids) == 0 {

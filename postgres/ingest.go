@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -136,7 +138,15 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 		return nil, err
 	}
 	if len(taps) > 0 {
-		if err := t.decideKafkaTaps(ctx, t.store.TransitFares(), taps, now); err != nil {
+		// Every tap here names a card the view found (clearing refused the others), registered
+		// before or by this batch.
+		owners := make(map[string]string, len(taps))
+		for i := range taps {
+			if c, ok := view.Cards[taps[i].CardToken]; ok {
+				owners[taps[i].CardToken] = c.Token
+			}
+		}
+		if err := t.decideKafkaTaps(ctx, t.store.TransitFares(), taps, now, owners); err != nil {
 			return nil, err
 		}
 		d.Taps = taps
@@ -462,7 +472,14 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 		// ~200 bytes a row: two ids, a hash, five short texts, a number and a time.
 		w := newCopyWriter(len(d.Processed), 200)
 		at := now.UnixMicro()
-		for i := range d.Processed {
+		// In id order: event ids are random, and sorted keys fill each page of the primary key
+		// once per batch instead of touching a page per row.
+		order := make([]int, len(d.Processed))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(d.Processed[a].EventID[:], d.Processed[b].EventID[:]) })
+		for _, i := range order {
 			p := &d.Processed[i]
 			w.row(9)
 			w.uuid(p.EventID)

@@ -40,6 +40,9 @@ type Store struct {
 	lastLead, maxLead atomic.Int64
 	// txStats counts write transactions and their retries (TxStats).
 	txStats txCounters
+	// kafkaTapLookups counts the consumer's next transactions that look their taps up before
+	// deciding them (see decideTransitTaps): set when a transaction found taps seen before.
+	kafkaTapLookups atomic.Int32
 	// leases hands out balance shards to the transactions that advance no cursor.
 	leases *shardLeases
 	// cursorsLeft is where this process's last commit of each cursor left it (cursorsKnown).

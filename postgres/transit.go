@@ -47,6 +47,12 @@ const (
 	MaxDenyListPage = 10_000
 	// MaxTripDays bounds a trip history query: a month.
 	MaxTripDays = 31
+	// kafkaTapLookupsAfterDuplicate is how many of the consumer's transactions look their taps
+	// up first after one found a tap seen before: a stream that repeats taps (the same taps
+	// through both doors) then costs a lookup a transaction, as a batch does, rather than a
+	// transaction rolled back and run again each time; 64 transactions are a few seconds of a busy
+	// stream.
+	kafkaTapLookupsAfterDuplicate = 64
 )
 
 var (
@@ -196,7 +202,7 @@ func (s *Store) SubmitTapBatch(ctx context.Context, ts *transit.Tables, b TapBat
 		for i := range ids {
 			ids[i] = b.BatchID
 		}
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "batch", ids, now, nil, false)
 		if err != nil {
 			return err
 		}
@@ -337,7 +343,7 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 			ids[i] = inbox[i].id.String()
 		}
 		now := s.Now().UTC().Truncate(time.Microsecond)
-		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+		outcomes, err := tx.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, nil, false)
 		if err != nil {
 			return err
 		}
@@ -347,9 +353,10 @@ func (s *Store) DrainTransitTaps(ctx context.Context, ts *transit.Tables) (int, 
 }
 
 // decideKafkaTaps decides transit.tap events through the same rules as an uploaded batch, in
-// the order they were consumed, and writes every event's answer: what a drain of the inbox does,
-// without the inbox.
-func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []clearing.Tap, now time.Time) error {
+// the order they were consumed, and writes the answers of those not accepted: what a drain of the
+// inbox does, without the inbox. owners maps the taps' tokens to their cards' own tokens, as the
+// batch's view found them.
+func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []clearing.Tap, now time.Time, owners map[string]string) error {
 	now = now.UTC().Truncate(time.Microsecond)
 	cands := make([]transit.Candidate, len(taps))
 	ids := make([]string, len(taps))
@@ -357,7 +364,7 @@ func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []cle
 		cands[i] = ts.TapFromEvent(taps[i].CardToken, &taps[i].TransitTap)
 		ids[i] = taps[i].EventID.String()
 	}
-	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now)
+	outcomes, err := t.decideTransitTaps(ctx, ts, cands, "kafka", ids, now, owners, true)
 	if err != nil {
 		return err
 	}
@@ -365,11 +372,23 @@ func (t *Tx) decideKafkaTaps(ctx context.Context, ts *transit.Tables, taps []cle
 		outcomes, now)
 }
 
-// writeTapEventResults writes the answers to n transit.tap events, the i-th named by at(i).
+// writeTapEventResults writes the answers to the transit.tap events of n that were not accepted,
+// the i-th named by at(i). An accepted event needs no answer of its own: its tap (in transit_taps)
+// and its decision (in processed_events) say it, so each tap from Kafka writes two rows, not three.
 func (t *Tx) writeTapEventResults(ctx context.Context, n int, at func(int) (uuid.UUID, *events.TransitTap), outcomes []transit.Outcome, now time.Time) error {
+	var answered []int
+	for i := range n {
+		if outcomes[i].Result != transit.Accepted {
+			answered = append(answered, i)
+		}
+	}
+	if len(answered) == 0 {
+		return nil
+	}
 	_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_event_results"},
 		[]string{"event_id", "operator_id", "device_id", "device_seq", "result", "reason", "detail", "decided_at"},
-		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+		pgx.CopyFromSlice(len(answered), func(k int) ([]any, error) {
+			i := answered[k]
 			id, tp := at(i)
 			o := outcomes[i]
 			// Sequences past int64 were refused before (TapFromEvent): the rest fit.
@@ -387,9 +406,15 @@ type TransitEventResult struct {
 	transit.Outcome
 }
 
-// TransitEventResults returns the answers to the given transit.tap events, by event id.
+// TransitEventResults returns the answers to the given transit.tap events, by event id: those
+// decided, not those refused before transit (an unknown card: a dead letter) nor those waiting in
+// the inbox. A decided event without an answer of its own was accepted.
 func (s *Store) TransitEventResults(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]transit.Outcome, error) {
-	rows, err := s.pool.Query(ctx, `SELECT event_id, result, reason, detail FROM transit_event_results WHERE event_id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT p.event_id, COALESCE(r.result, $3), COALESCE(r.reason, ''), COALESCE(r.detail, '')
+		FROM processed_events p LEFT JOIN transit_event_results r ON r.event_id = p.event_id
+		WHERE p.event_id = ANY($1) AND p.type = $2 AND p.status = $4
+			AND NOT EXISTS (SELECT 1 FROM taps i WHERE i.event_id = p.event_id)`,
+		ids, string(events.TypeTransitTap), string(transit.Accepted), string(clearing.Accepted))
 	if err != nil {
 		return nil, fmt.Errorf("read tap event results: %w", err)
 	}
@@ -425,12 +450,19 @@ func transitDayPtr(t *time.Time) *transit.Day {
 
 // decideTransitTaps decides candidates at instant now and records the accepted ones, marking the
 // closed travel days a late tap changes for re-pricing. It holds the groups' rows FOR SHARE, so
-// a travel day cannot close between the decision and the commit: the close waits for it.
-func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time) ([]transit.Outcome, error) {
+// a travel day cannot close between the decision and the commit: the close waits for it. owners,
+// when the caller has it, maps the candidates' tokens to their cards' own tokens (a token never
+// changes card), which spares a lookup of every token; nil looks them up.
+//
+// optimistic (the consumer's taps) skips the lookup of the taps accepted before on the
+// transaction's first attempt, unless a recent transaction found such taps: a stream's taps are
+// new but for rare repeats, and the primary key of transit_taps refuses a repeat when it is
+// written, which rolls the transaction back to run again with the lookup. Nothing is decided
+// differently: a transaction that commits had every tap it accepted absent before.
+func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []transit.Candidate, source string, sourceIDs []string, now time.Time, owners map[string]string, optimistic bool) ([]transit.Outcome, error) {
 	var (
 		tokens, operators, groups []string
-		keyOps, keyDevs           []string
-		keySeqs                   []int64
+		keys                      []transit.Key
 		seenToken                 = map[string]bool{}
 		seenOp                    = map[string]bool{}
 	)
@@ -451,7 +483,14 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 				groups = append(groups, op.Group().Key)
 			}
 		}
-		keyOps, keyDevs, keySeqs = append(keyOps, tp.Operator), append(keyDevs, tp.Device), append(keySeqs, tp.Seq)
+		keys = append(keys, tp.Key())
+	}
+	// The lookup probes the primary key in key order: neighbouring probes share index pages.
+	slices.SortFunc(keys, compareTapKeys)
+	keys = slices.Compact(keys)
+	keyOps, keyDevs, keySeqs := make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		keyOps[i], keyDevs[i], keySeqs[i] = k.Operator, k.Device, k.Seq
 	}
 	v := &transit.View{Cards: map[string]string{}, DeniedSince: map[string]time.Time{}, Seen: map[transit.Key]bool{}, Operators: map[string]bool{},
 		Recent: map[string][]transit.Tap{}}
@@ -478,16 +517,41 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 			}
 			return rows.Err()
 		})
-		q.Queue(`SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
-				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0)
-			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token WHERE t.token = ANY($1)`, tokens).Query(func(rows pgx.Rows) error {
+		// Each card with its recorded status changes, one row per change (or one without): the
+		// changes ride along on the card's row rather than costing a second probe of every token.
+		// A card named by two tokens gets its changes from the first only.
+		historyFrom := map[string]string{}
+		cardsQuery, cardsArg := `SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0),
+				h.changed_at, h.declared_status, h.status_reason
+			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
+			LEFT JOIN card_status_changes h ON h.card_token = t.card_token
+			WHERE t.token = ANY($1)`, tokens
+		if owners != nil {
+			// The caller knows each token's card: the cards are read by their own tokens.
+			own := make([]string, 0, len(tokens))
+			seenOwn := make(map[string]bool, len(tokens))
+			for _, tok := range tokens {
+				if c, ok := owners[tok]; ok && !seenOwn[c] {
+					seenOwn[c] = true
+					own = append(own, c)
+				}
+			}
+			cardsQuery, cardsArg = `SELECT c.card_token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = c.card_token AND d.owed > 0),
+				h.changed_at, h.declared_status, h.status_reason
+			FROM cards c LEFT JOIN card_status_changes h ON h.card_token = c.card_token
+			WHERE c.card_token = ANY($1)`, own
+		}
+		q.Queue(cardsQuery, cardsArg).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					token, card, declared, reason string
 					validUntil                    time.Time
-					since                         *time.Time
+					since, changedAt              *time.Time
+					changedTo, changedWhy         *string
 				)
-				if err := rows.Scan(&token, &card, &declared, &reason, &validUntil, &since); err != nil {
+				if err := rows.Scan(&token, &card, &declared, &reason, &validUntil, &since, &changedAt, &changedTo, &changedWhy); err != nil {
 					return err
 				}
 				v.Cards[token] = card
@@ -495,22 +559,40 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 				if since != nil {
 					v.DeniedSince[card] = *since
 				}
-			}
-			return rows.Err()
-		})
-		q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
-			WHERE card_token = ANY(ARRAY(SELECT card_token FROM card_tokens WHERE token = ANY($1)))
-			ORDER BY card_token, changed_at`, tokens).Query(statuses.changes)
-		q.Queue(tapsSeenLookup, keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var k transit.Key
-				if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
-					return err
+				if changedAt == nil {
+					continue
 				}
-				v.Seen[k] = true
+				if from, ok := historyFrom[card]; ok && from != token {
+					continue
+				}
+				historyFrom[card] = token
+				statuses.change(card, cards.StatusChange{At: *changedAt, Declared: events.CardStatus(*changedTo), Reason: *changedWhy})
 			}
-			return rows.Err()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			statuses.sortHistory()
+			return nil
 		})
+		lookup := !optimistic || t.attempt > 1
+		if !lookup {
+			if n := t.store.kafkaTapLookups.Load(); n > 0 {
+				t.store.kafkaTapLookups.CompareAndSwap(n, n-1)
+				lookup = true
+			}
+		}
+		if lookup {
+			q.Queue(tapsSeenLookup, keyOps, keyDevs, keySeqs).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var k transit.Key
+					if err := rows.Scan(&k.Operator, &k.Device, &k.Seq); err != nil {
+						return err
+					}
+					v.Seen[k] = true
+				}
+				return rows.Err()
+			})
+		}
 		q.Queue(`SELECT operator_id FROM transit_operators WHERE operator_id = ANY($1)`, operators).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
@@ -523,6 +605,14 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		})
 		if err := t.SendBatch(ctx, q).Close(); err != nil {
 			return nil, fmt.Errorf("load tap view: %w", err)
+		}
+		for tok, card := range owners {
+			if _, ok := v.Cards[card]; ok && seenToken[tok] {
+				v.Cards[tok] = card
+			}
+		}
+		if optimistic && len(v.Seen) > 0 {
+			t.store.kafkaTapLookups.Store(kafkaTapLookupsAfterDuplicate)
 		}
 		v.Status = statuses.statuses()
 		// The cards that may not travel at one of their taps may still leave a journey they
@@ -575,17 +665,40 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		}
 	}
 	if len(accepted) > 0 {
-		_, err := t.CopyFrom(ctx, pgx.Identifier{"transit_taps"},
-			[]string{"operator_id", "device_id", "device_seq", "card_token", "tapped_at", "travel_day", "station_id", "line",
-				"direction", "mode", "source", "source_id", "received_at"},
-			pgx.CopyFromSlice(len(accepted), func(k int) ([]any, error) {
-				i := accepted[k]
-				tp := &cands[i].Tap
-				op, _ := ts.Operator(tp.Operator)
-				return []any{tp.Operator, tp.Device, tp.Seq, tp.Card, tp.At, op.Group().DayOf(tp.At).Date(), tp.Station, tp.Line,
-					string(tp.Direction), string(tp.Mode), source, sourceIDs[i], now}, nil
-			}))
-		if err != nil {
+		// Written in card order: the rows of one card (and of neighbouring cards) go to the same
+		// pages of the card and travel-day indexes, each page visited once per batch rather than
+		// once per tap.
+		rows := slices.Clone(accepted)
+		slices.SortFunc(rows, func(a, b int) int {
+			ta, tb := &cands[a].Tap, &cands[b].Tap
+			if c := strings.Compare(ta.Card, tb.Card); c != 0 {
+				return c
+			}
+			return ta.At.Compare(tb.At)
+		})
+		// ~200 bytes a row: nine short texts, two numbers and two times.
+		w := newCopyWriter(len(rows), 200)
+		received := now.UnixMicro()
+		for _, i := range rows {
+			tp := &cands[i].Tap
+			op, _ := ts.Operator(tp.Operator)
+			w.row(13)
+			w.text(tp.Operator)
+			w.text(tp.Device)
+			w.int64(tp.Seq)
+			w.text(tp.Card)
+			w.timestamp(tp.At.UnixMicro())
+			w.date(int32(op.Group().DayOf(tp.At)))
+			w.text(tp.Station)
+			w.text(tp.Line)
+			w.text(string(tp.Direction))
+			w.text(string(tp.Mode))
+			w.text(source)
+			w.text(sourceIDs[i])
+			w.timestamp(received)
+		}
+		if err := copyRows(ctx, t.Tx, "transit_taps", []string{"operator_id", "device_id", "device_seq", "card_token", "tapped_at",
+			"travel_day", "station_id", "line", "direction", "mode", "source", "source_id", "received_at"}, w); err != nil {
 			return nil, fmt.Errorf("write taps: %w", err)
 		}
 	}
@@ -593,6 +706,18 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// compareTapKeys orders taps' keys by operator, device and sequence, as the primary key of
+// transit_taps does (in byte order, which the identifiers' ASCII shares with the collation).
+func compareTapKeys(a, b transit.Key) int {
+	if c := strings.Compare(a.Operator, b.Operator); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Device, b.Device); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Seq, b.Seq)
 }
 
 // transitTapColumns are what pricing and intake read of an accepted tap, in scanTransitTap's order.
@@ -633,6 +758,18 @@ func (r *cardStatusRows) card(card, declared, reason string, validUntil time.Tim
 	y, m, d := validUntil.Date()
 	r.current[card] = cards.StatusChange{Declared: events.CardStatus(declared), Reason: reason}
 	r.permit[card] = events.Date{Year: y, Month: m, Day: d}
+}
+
+// change adds a recorded status change of card; sortHistory puts each card's in order after.
+func (r *cardStatusRows) change(card string, c cards.StatusChange) {
+	r.history[card] = append(r.history[card], c)
+}
+
+// sortHistory orders each card's changes oldest first.
+func (r *cardStatusRows) sortHistory() {
+	for _, h := range r.history {
+		slices.SortFunc(h, func(a, b cards.StatusChange) int { return a.At.Compare(b.At) })
+	}
 }
 
 // changes reads rows of card_token, changed_at, declared_status, status_reason, oldest first.

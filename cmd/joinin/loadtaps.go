@@ -77,6 +77,8 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 		"consumer: taps decided in the consumer's transactions, as serve runs; inbox: the consumer writes them to the inbox, drained after")
 	seed := fs.Uint64("seed", 20260615, "seed of the taps")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
+	cpuProfile := fs.String("cpuprofile", "",
+		"write CPU profiles of the measured phases to this file's name with .http and .kafka appended (server and consumer in this process)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -216,8 +218,13 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	client := &nethttp.Client{Timeout: loadClientTimeout, Transport: &nethttp.Transport{MaxIdleConnsPerHost: *clients,
 		DisableCompression: true}}
 	log.Info("uploading taps over HTTP", "taps", rep.TapsPerDoor, "batches", len(bodies))
+	stopProfile, err := startCPUProfile(profilePath(*cpuProfile, "http"))
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	accepted, err := uploadTapBatches(ctx, client, "http://"+srv.addr, key, bodies, *clients)
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -247,6 +254,11 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	nKafka := len(msgs)
 	msgs = nil
 	log.Info("consuming taps", "intake", *intake)
+	stopProfile, err = startCPUProfile(profilePath(*cpuProfile, "kafka"))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	start = time.Now()
 	stop, consumed = consume()
 	if err := waiter.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
@@ -268,7 +280,8 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep.KafkaDrainSecs = time.Since(drainStart).Seconds()
 	rep.KafkaSeconds = time.Since(start).Seconds()
-	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM transit_event_results WHERE result = 'accepted'`).Scan(&rep.KafkaAccepted); err != nil {
+	stopProfile()
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM transit_taps WHERE source = 'kafka'`).Scan(&rep.KafkaAccepted); err != nil {
 		return err
 	}
 	rep.HTTPTapsPerSecond = float64(rep.TapsPerDoor) / rep.HTTPSeconds
@@ -283,6 +296,14 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("taps refused: HTTP accepted %d of %d, Kafka %d of %d", rep.HTTPAccepted, rep.TapsPerDoor, rep.KafkaAccepted, nKafka)
 	}
 	return nil
+}
+
+// profilePath is the file of one door's profile: none when base is empty.
+func profilePath(base, door string) string {
+	if base == "" {
+		return ""
+	}
+	return base + "." + door
 }
 
 // loadTap is a generated tap with its card.

@@ -465,7 +465,7 @@ func loadInChild(ctx context.Context, stdout io.Writer, log *slog.Logger, databa
 }
 
 // startCPUProfile writes a CPU profile to path until the returned stop is called; an empty path
-// profiles nothing.
+// profiles nothing. Stop may be called more than once.
 func startCPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
@@ -478,8 +478,8 @@ func startCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	return func() {
+	return sync.OnceFunc(func() {
 		pprof.StopCPUProfile()
 		f.Close()
-	}, nil
+	}), nil
 }
