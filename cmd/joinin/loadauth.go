@@ -140,19 +140,11 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 	rep := authLoadReport{Cards: *nCards, Merchants: *nMerchants, PrefilledRequests: *prefill,
 		GoalOpenP99Ms: 5, GoalClosedPerSecond: 5000, GoalClosedP99Ms: authLoadGoalP99Ms, LoadAverageAtStart: loadAverage()}
 
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "auth_load", *keep, log)
+	st, url, closeStore, err := openLoadStore(ctx, c.databaseURL, "auth_load", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 	run, err := startAuthLoad(ctx, st, log)
 	if err != nil {
 		return err

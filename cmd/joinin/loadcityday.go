@@ -127,19 +127,11 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	began := time.Now()
 
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "cityday", *keep, log)
+	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "cityday", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 	// The day's own clock: it runs with the real one from wherever the day sets it.
 	clock := &demoClock{}
 	clock.Set(date.Add(30 * time.Minute))

@@ -48,19 +48,11 @@ func runLoadReconcile(ctx context.Context, args []string, stdout io.Writer) erro
 	if *n < 1 {
 		return fmt.Errorf("--entries must be positive")
 	}
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "reconcile_load", *keep, log)
+	st, url, closeStore, err := openLoadStore(ctx, c.databaseURL, "reconcile_load", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 	dir, err := os.MkdirTemp("", "joinin-reconcile-load")
 	if err != nil {
 		return err

@@ -237,6 +237,25 @@ func loadDatabase(ctx context.Context, serverURL, kind string, keep bool, log *s
 	return url, drop, nil
 }
 
+// openLoadStore creates a load run's database of its own (loadDatabase), connects to it and
+// migrates it. closeStore closes the store, then drops the database unless keep.
+func openLoadStore(ctx context.Context, serverURL, kind string, keep bool, log *slog.Logger) (st *postgres.Store, url string, closeStore func(), err error) {
+	url, drop, err := loadDatabase(ctx, serverURL, kind, keep, log)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if st, err = postgres.Open(ctx, url); err != nil {
+		drop()
+		return nil, "", nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		drop()
+		return nil, "", nil, err
+	}
+	return st, url, func() { st.Close(); drop() }, nil
+}
+
 // urlWithDatabase is url with its database name old replaced by name.
 func urlWithDatabase(url, old, name string) string {
 	cfg, err := pgx.ParseConfig(url)

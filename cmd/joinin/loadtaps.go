@@ -95,19 +95,11 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "taps", *keep, log)
+	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "taps", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 	quiet := slog.New(slog.DiscardHandler)
 	tok, err := ef.tokenizer(quiet)
 	if err != nil {

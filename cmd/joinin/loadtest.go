@@ -106,17 +106,12 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	// A database of its own on the server DATABASE_URL names, dropped after the run: the run's
 	// city does not mix with the ledger there, nor does that ledger's clock (a demo plays its days
 	// ahead) hold up the run's batches.
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "load", *keep, log)
+	st, url, closeStore, err := openLoadStore(ctx, c.databaseURL, "load", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	c.databaseURL = url
-	st, err := c.openStore(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer closeStore()
+	c.databaseURL = url // the engine process, when there is one, consumes into it
 	if *total < 2**nCards+1 {
 		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
 	}

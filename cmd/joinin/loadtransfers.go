@@ -106,19 +106,11 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 		return fmt.Errorf("--accounts must be at least 2, --clients at least 1, --duration positive, --warmup not negative, --per-request from 1 to %d", ledger.MaxBatchTransfers)
 	}
 	// A database of its own on the server DATABASE_URL names: created, loaded, verified, dropped.
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "transfers_load", *keep, log)
+	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "transfers_load", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 	run, err := startTransfersLoad(ctx, st, log, *nClients)
 	if err != nil {
 		return err

@@ -58,19 +58,11 @@ func runLoadVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if *nTransfers < *nDays || *nDays < 2 || *nAccounts < 2 {
 		return fmt.Errorf("--days must be at least 2, --transfers at least --days and --accounts at least 2")
 	}
-	url, drop, err := loadDatabase(ctx, c.databaseURL, "verify_load", *keep, log)
+	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "verify_load", *keep, log)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	st, err := postgres.Open(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closeStore()
 
 	// The days end yesterday's midnight plus one: the last generated day is "today".
 	today := time.Now().In(cards.Shanghai)
