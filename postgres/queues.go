@@ -59,9 +59,8 @@ func (s *Store) IsPostgreSQL(ctx context.Context) (bool, error) {
 // lack any of them (an ALTER TABLE takes a lock, so it is not taken for nothing), and
 // does nothing on CockroachDB.
 func (s *Store) tuneQueues(ctx context.Context) error {
-	pg, err := s.IsPostgreSQL(ctx)
-	if err != nil || !pg {
-		return err
+	if !s.postgreSQL {
+		return nil
 	}
 	for _, table := range queueTables {
 		var have []string
