@@ -1,6 +1,10 @@
 package postgres
 
 import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/settlement"
 	"github.com/joinincard/engine/transit"
@@ -58,4 +62,11 @@ const MaxQueuedTransfers = maxQueuedTransfers
 
 // SetBeforeCommit makes p call f in each attempt's transaction once its batch is decided and
 // written, before it commits.
-func SetBeforeCommit(p *Purchases, f func(reqs []PurchaseRequest)) { p.beforeCommit = f }
+func SetBeforeCommit(p *Purchases, f func(reqs []PurchaseRequest)) {
+	p.beforeCommit = func(_ context.Context, _ pgx.Tx, reqs []PurchaseRequest) { f(reqs) }
+}
+
+// SetBeforeCommitTx is SetBeforeCommit with the attempt's transaction.
+func SetBeforeCommitTx(p *Purchases, f func(ctx context.Context, tx pgx.Tx, reqs []PurchaseRequest)) {
+	p.beforeCommit = f
+}

@@ -109,7 +109,7 @@ type Purchases struct {
 	onCommitMu sync.Mutex
 	// beforeCommit, if set (by tests), is called in each attempt's transaction once the batch
 	// is decided and written, before it commits.
-	beforeCommit func(reqs []PurchaseRequest)
+	beforeCommit func(ctx context.Context, tx pgx.Tx, reqs []PurchaseRequest)
 }
 
 type purchaseCall struct {
@@ -414,7 +414,7 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 			st.prepare(tx.written, cards)
 		}
 		if p.beforeCommit != nil {
-			p.beforeCommit(reqs)
+			p.beforeCommit(ctx, tx.Tx, reqs)
 		}
 		if tx.speculative {
 			select {

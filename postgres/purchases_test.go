@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -990,4 +991,42 @@ func TestRacingRefundsNeverExceedTheCapture(t *testing.T) {
 			applied, refused, cny(total), cny(posted-postedBefore))
 	}
 	t.Logf("%d applied, refused %v", applied, refused)
+}
+
+// Each purchase commit asks PostgreSQL for plans made for its own keys (customPlans): its
+// lookups stay index probes on tables that grew after a plan was cached
+// (TestLookupPlannedWhileSmallProbesOnceGrown shows the plan it would keep otherwise).
+func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	if pg, err := s.st.IsPostgreSQL(context.Background()); err != nil || !pg {
+		t.Skipf("PostgreSQL's plan cache: %v", err)
+	}
+	var mu sync.Mutex
+	var modes []string
+	postgres.SetBeforeCommitTx(s.p, func(ctx context.Context, tx pgx.Tx, _ []postgres.PurchaseRequest) {
+		var mode string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		modes = append(modes, mode)
+		mu.Unlock()
+	})
+	res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, s.city.Cards[0], "10.00"))
+	if err != nil || !res.Authorization.Approved {
+		t.Fatalf("authorize: %v %+v", err, res.Authorization)
+	}
+	if _, err := s.do(s.req(postgres.OpCapture, "pharmacy-1", newKey(t), res.Authorization.ID, "", "10.00")); err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(modes) == 0 {
+		t.Fatal("no commit ran")
+	}
+	for i, m := range modes {
+		if m != "force_custom_plan" {
+			t.Errorf("commit %d planned with plan_cache_mode %q", i, m)
+		}
+	}
 }
