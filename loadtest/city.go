@@ -107,8 +107,12 @@ func (c *City) SettlementBanks() []SettlementBank {
 	return out
 }
 
+// MaxEventStep is the most the city's clock moves from one event to the next: events are 1 to 50
+// ms apart, about forty a second per partition of a busy city.
+const MaxEventStep = 50 * time.Millisecond
+
 func (c *City) event(t events.Type, card string, data events.Data) events.Event {
-	c.clock = c.clock.Add(time.Duration(1+c.rng.IntN(50)) * time.Millisecond)
+	c.clock = c.clock.Add(time.Duration(1+c.rng.IntN(int(MaxEventStep/time.Millisecond))) * time.Millisecond)
 	// A UUIDv7, as docs/events.md asks of producers: its time is the event's, the rest drawn
 	// from the seeded generator, so ids sort by time and runs are reproducible.
 	var id uuid.UUID

@@ -296,20 +296,30 @@ func walPosition(ctx context.Context, st *postgres.Store) (string, error) {
 	return lsn, err
 }
 
+// prefillCity is the earlier traffic of a pre-filled run: a city of its own (n/50 cards, the
+// measured city's 500 merchants) whose n events all happened before now. Started as far back as
+// its n events can reach, its day ends before the measured run begins, as a year of service
+// would; its event and transfer ids are UUIDv7s of their events' times, so the measured run's
+// ids sort after them, as new traffic's do.
+func prefillCity(seed uint64, n int, now time.Time) (*loadtest.City, []events.Event) {
+	cards := max(n/50, 1)
+	steps := max(n, 2*cards) + 1 // a registration and a funding per card, then the purchases
+	city := loadtest.NewCity(seed^0x5eed, cards, 500, now.UTC().Add(-time.Duration(steps)*loadtest.MaxEventStep))
+	evs := append(city.Registrations(), city.Funding(1_000_000, 5_000_000)...)
+	return city, append(evs, city.Purchases(max(n-len(evs), 0), 3000)...)
+}
+
 // prefillEvents produces n events of a city of its own to a topic of its own and consumes them, so
 // that the measured run finds its tables holding earlier traffic.
 func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef *engineFlags, n int, seed uint64) error {
-	cards := max(n/50, 1)
+	city, evs := prefillCity(seed, n, time.Now())
 	// Its banks, funds and merchants are named as the measured city's: registering them again
 	// changes nothing.
-	city := loadtest.NewCity(seed^0x5eed, cards, 500, time.Now().UTC())
 	for _, p := range city.Parties() {
 		if _, err := st.RegisterParty(ctx, p.Kind, p.ID, p.Name); err != nil {
 			return err
 		}
 	}
-	evs := append(city.Registrations(), city.Funding(1_000_000, 5_000_000)...)
-	evs = append(evs, city.Purchases(max(n-len(evs), 0), 3000)...)
 	topic := ef.topic + "-prefill"
 	if err := kafka.EnsureTopics(ctx, brokers, []kafka.TopicSpec{{Name: topic, Partitions: ef.partitions, ReplicationFactor: 1}}); err != nil {
 		return err
