@@ -54,6 +54,15 @@ type loadReport struct {
 	// WALBytesPerEvent is the write-ahead log the run wrote per event (PostgreSQL only; 0 where
 	// the database does not say).
 	WALBytesPerEvent float64 `json:"wal_bytes_per_event"`
+	// BufferBlocksPerEvent is how many 8 KiB blocks the database took from outside its shared
+	// buffers per event (read from the files or added to them; PostgreSQL's blks_read), and
+	// SharedBuffersMiB and BalanceIndexMiB what decides it on full tables: the buffers, and the
+	// balance history's key, which a batch touches at its cards' places all over. Once that
+	// index outgrows the buffers, each card's new balance version reads its leaf from outside
+	// them (PostgreSQL only; 0 where the database does not say).
+	BufferBlocksPerEvent float64 `json:"buffer_blocks_per_event"`
+	SharedBuffersMiB     float64 `json:"shared_buffers_mib"`
+	BalanceIndexMiB      float64 `json:"balance_index_mib"`
 	// CeilingRowsPerSecond is PostgreSQL's own limit for the rows the engine must write: a COPY of
 	// one transfer row per event into the transfers schema, encoded before the clock starts, in
 	// the engine's batches. RatioToCeiling is the run's events/s over it.
@@ -207,6 +216,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer stopProfile()
+	blocksBefore, blocksErr := bufferBlocks(ctx, st)
 	walBefore, walErr := walPosition(ctx, st)
 	go func() { consumed <- cons.Run(cctx) }()
 	d := &demo{st: st}
@@ -215,6 +225,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	done := time.Now()
 	walAfter, walErr2 := walPosition(ctx, st)
+	blocksAfter, blocksErr2 := bufferBlocks(ctx, st)
 	mu.Lock()
 	rate := float64(nMsgs) / done.Sub(first).Seconds() / 2
 	if *latencyRate > 0 {
@@ -252,6 +263,14 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		var bytes int64
 		if err := st.Pool().QueryRow(ctx, `SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::BIGINT`, walAfter, walBefore).Scan(&bytes); err == nil {
 			rep.WALBytesPerEvent = float64(bytes) / float64(rep.Events)
+		}
+	}
+	if blocksErr == nil && blocksErr2 == nil {
+		rep.BufferBlocksPerEvent = float64(blocksAfter-blocksBefore) / float64(rep.Events)
+		var buffers, index int64
+		if err := st.Pool().QueryRow(ctx, `SELECT pg_size_bytes(current_setting('shared_buffers')),
+			pg_relation_size('account_balances_pkey'::REGCLASS)`).Scan(&buffers, &index); err == nil {
+			rep.SharedBuffersMiB, rep.BalanceIndexMiB = float64(buffers)/(1<<20), float64(index)/(1<<20)
 		}
 	}
 	rep.ProduceSeconds = produced.Seconds()
@@ -294,6 +313,23 @@ func walPosition(ctx context.Context, st *postgres.Store) (string, error) {
 	var lsn string
 	err := st.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::TEXT`).Scan(&lsn)
 	return lsn, err
+}
+
+// statsSettle is how long PostgreSQL's backends may hold their counts before reporting them: a
+// backend that goes idle reports within a second.
+const statsSettle = 1200 * time.Millisecond
+
+// bufferBlocks is how many blocks the database has taken from outside its shared buffers so
+// far (pg_stat_database's blks_read), read once the backends have reported theirs.
+func bufferBlocks(ctx context.Context, st *postgres.Store) (int64, error) {
+	select {
+	case <-time.After(statsSettle):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	var n int64
+	err := st.Pool().QueryRow(ctx, `SELECT blks_read FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	return n, err
 }
 
 // prefillCity is the earlier traffic of a pre-filled run: a city of its own (n/50 cards, the

@@ -186,7 +186,8 @@ func TestLoadtestReportsEveryFigure(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
 	if rep.Events != 6000 || rep.EventsPerSecond <= 0 || !rep.Verified || rep.RatioToCeiling <= 0 || rep.CeilingRowsPerSecond <= 0 ||
-		rep.LatencyP99Millis <= 0 || rep.LatencyP50Millis > rep.LatencyP99Millis || rep.WALBytesPerEvent <= 0 || rep.Batches < 1 {
+		rep.LatencyP99Millis <= 0 || rep.LatencyP50Millis > rep.LatencyP99Millis || rep.WALBytesPerEvent <= 0 || rep.Batches < 1 ||
+		rep.BufferBlocksPerEvent <= 0 || rep.SharedBuffersMiB <= 0 || rep.BalanceIndexMiB <= 0 {
 		t.Fatalf("report %+v", rep)
 	}
 	ctx := context.Background()
