@@ -179,7 +179,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // committed offset, and stops when the generation ends or another writer owns the partition.
 func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 	name := claim.String()
-	pos, err := c.store.Cursor(ctx, name)
+	pos, err := c.claimCursor(ctx, name)
 	if err != nil {
 		return fmt.Errorf("read cursor of %s: %w", name, err)
 	}
@@ -316,6 +316,26 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 	}
 }
 
+// claimCursor reads a claimed partition's cursor, tried again as a failed batch is when the
+// database does not answer (a restart, a failover): maxBatchFailures attempts at most, with
+// batchRetryPause doubling between them.
+func (c *Consumer) claimCursor(ctx context.Context, name string) (int64, error) {
+	pause := batchRetryPause
+	for attempt := 1; ; attempt++ {
+		pos, err := c.store.Cursor(ctx, name)
+		if err == nil || ctx.Err() != nil || attempt >= maxBatchFailures {
+			return pos, err
+		}
+		c.cfg.Log.Warn("read cursor failed, retrying", "partition", name, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		pause *= 2
+	}
+}
+
 func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 	msgs := make([]clearing.Message, len(raw))
 	for i, m := range raw {
@@ -398,6 +418,11 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 		if err := c.commitOne(ctx, reqs); err != nil {
 			if carry != nil {
 				carry.finish(err)
+			}
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Shut down while a batch waited to be tried again: it is not in, its cursors
+				// did not move, and the next start reads it again. A clean stop.
+				return nil
 			}
 			return err
 		}
@@ -535,7 +560,19 @@ func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Curso
 			c.observe(b)
 			return nil
 		}
-		if errors.Is(err, postgres.ErrCursorMoved) || postgres.IsPoison(err) || failures >= maxBatchFailures || ctx.Err() != nil {
+		if errors.Is(err, postgres.ErrCursorMoved) {
+			if landed, lerr := c.landed(ctx, cursors); lerr == nil && landed {
+				// An earlier attempt committed and its answer was lost on the way (a cut
+				// connection, a failover): the batch is in, exactly once, and the partitions go on.
+				if c.cfg.Metrics != nil {
+					c.cfg.Metrics.Retries.Inc()
+				}
+				c.cfg.Log.Warn("batch found committed by an attempt whose answer was lost", "events", len(msgs))
+				return nil
+			}
+			return err
+		}
+		if postgres.IsPoison(err) || failures >= maxBatchFailures || ctx.Err() != nil {
 			return err
 		}
 		if c.cfg.Metrics != nil {
@@ -549,6 +586,29 @@ func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Curso
 		}
 		pause *= 2
 	}
+}
+
+// landed reports whether every cursor of a batch stands where the batch ends. A cursor moves
+// only with the events before it, in one transaction, so the batch's events are applied, once:
+// by an attempt of this batch whose COMMIT's answer was lost, or by another writer of the
+// partition that read them too.
+func (c *Consumer) landed(ctx context.Context, cursors []postgres.Cursor) (bool, error) {
+	names := make([]string, len(cursors))
+	for i, cur := range cursors {
+		names[i] = cur.Name
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	at, err := c.store.Cursors(rctx, names)
+	if err != nil {
+		return false, err
+	}
+	for _, cur := range cursors {
+		if st, ok := at[cur.Name]; !ok || st.Position != cur.To {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (c *Consumer) observe(b Batch) {

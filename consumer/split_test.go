@@ -209,3 +209,53 @@ func TestConsumerStopsWhenEveryEventFailsAlone(t *testing.T) {
 		t.Errorf("%d events dead-lettered before stopping", n)
 	}
 }
+
+// downStore is an Ingester whose database is unreachable: every transaction fails.
+type downStore struct {
+	*splitStore
+	calls chan struct{}
+}
+
+func (s *downStore) IngestTimed(context.Context, []postgres.Cursor, []clearing.Message) (*clearing.Decision, postgres.IngestTiming, error) {
+	select {
+	case s.calls <- struct{}{}:
+	default:
+	}
+	return nil, postgres.IngestTiming{}, errors.New("batch transaction: dial tcp: connection refused")
+}
+
+// Stopping the engine while a batch waits to be tried again is a clean stop: the batch is not in,
+// its cursors did not move, the next start reads it again, and Run says nil.
+func TestConsumerStopsCleanlyWhileABatchWaitsToBeRetried(t *testing.T) {
+	brokers := startBroker(t)
+	city := loadtest.NewCity(13, 20, 5, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))
+	city.Funding(10_000_000, 10_000_000)
+	produce(t, brokers, keyed(city.Purchases(100, 100)...)...)
+	st := &downStore{splitStore: newSplitStore(1000), calls: make(chan struct{}, 1)}
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "down", Log: slog.New(slog.DiscardHandler)}, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	select {
+	case <-st.calls:
+	case err := <-done:
+		t.Fatalf("the consumer stopped before its first transaction: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("no transaction was tried")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped while a batch waited to be retried: %v, want a clean stop", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer did not stop")
+	}
+	for name, pos := range st.cursors {
+		if pos != 0 {
+			t.Errorf("cursor %s moved to %d though nothing was applied", name, pos)
+		}
+	}
+}
