@@ -47,8 +47,14 @@ type shop struct {
 // newShop registers n cards, each funded with fund fen.
 func newShop(t testing.TB, n int, fund int64) *shop {
 	t.Helper()
+	return newShopOn(t, pgtest.NewStore(t), n, fund)
+}
+
+// newShopOn is newShop on a store of the caller's.
+func newShopOn(t testing.TB, st *postgres.Store, n int, fund int64) *shop {
+	t.Helper()
 	ctx := context.Background()
-	s := &shop{t: t, st: pgtest.NewStore(t), merchants: map[string]purchases.Merchant{}}
+	s := &shop{t: t, st: st, merchants: map[string]purchases.Merchant{}}
 	s.clock.Store(purchaseT0.UnixMicro())
 	s.st.Now = func() time.Time { return time.UnixMicro(s.clock.Load()).UTC() }
 	s.city = loadtest.NewCity(7, n, 1, purchaseT0.Add(-time.Hour))

@@ -67,6 +67,9 @@ func (p *Proxy) URL(u string) (string, error) {
 // LoseCommits arms the proxy to lose the answers of the next n COMMITs.
 func (p *Proxy) LoseCommits(n int) { p.armed.Add(int64(n)) }
 
+// Armed is how many COMMITs the proxy is still to lose.
+func (p *Proxy) Armed() int { return int(p.armed.Load()) }
+
 // Lost is how many COMMITs' answers the proxy has lost so far.
 func (p *Proxy) Lost() int { return int(p.lost.Load()) }
 
