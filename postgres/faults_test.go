@@ -23,6 +23,29 @@ const (
 	faultRetries = 8
 )
 
+// loseSomeCommits loses the answer to one COMMIT in every few (two to seven, at random), however
+// fast commits come, until stop is closed; armed is closed once it has stopped.
+func loseSomeCommits(proxy *pgtest.Proxy, seed uint64) (stop, armed chan struct{}) {
+	stop, armed = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(armed)
+		rng := rand.New(rand.NewPCG(seed, seed+1))
+		next := proxy.Commits() + 2 + rng.IntN(6)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if proxy.Armed() == 0 && proxy.Commits() >= next {
+				proxy.LoseCommits(1)
+				next = proxy.Commits() + 2 + rng.IntN(6)
+			}
+		}
+	}()
+	return stop, armed
+}
+
 // The answer to an authorization batch's COMMIT is lost: the server holds the funds and records
 // the requests, and the engine sees its connection cut. Every client, trying again with its
 // idempotency key when it gets an error, ends with one approved authorization per key, the one
@@ -47,22 +70,7 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 		before[i], _ = s.funds(i)
 	}
 
-	stop := make(chan struct{})
-	armed := make(chan struct{})
-	go func() {
-		defer close(armed)
-		rng := rand.New(rand.NewPCG(31, 32))
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Duration(60+rng.IntN(140)) * time.Millisecond):
-				if proxy.Armed() == 0 {
-					proxy.LoseCommits(1)
-				}
-			}
-		}
-	}()
+	stop, armed := loseSomeCommits(proxy, 31)
 
 	type outcome struct {
 		key  uuid.UUID
@@ -128,5 +136,108 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 	}
 	if rows != faultClients*faultRequests {
 		t.Errorf("%d authorizations stored for %d keys", rows, faultClients*faultRequests)
+	}
+}
+
+// The answer to a transfers batch's COMMIT is lost. Every client sends its transfer again with
+// the same id when it gets an error, and learns that it was created once: Created, or Exists when
+// an attempt whose answer was lost had created it. Every account ends with what the transfers say.
+func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	proxy := pgtest.StartProxy(t, url)
+	through, err := proxy.URL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	bank, hot := newID(t), newID(t)
+	specs := []postgres.AccountSpec{
+		{Account: ledger.Account{ID: bank, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "bank"},
+		{Account: ledger.Account{ID: hot, Currency: "CNY", Kind: ledger.KindSuspense}, Name: "hot"},
+	}
+	sources := make([]ledger.ID, faultClients)
+	var funding []ledger.Transfer
+	for i := range sources {
+		sources[i] = newID(t)
+		specs = append(specs, postgres.AccountSpec{Account: ledger.Account{ID: sources[i], Currency: "CNY", Kind: ledger.KindSuspense,
+			Flags: ledger.DebitsMustNotExceedCredits}, Name: "source"})
+		funding = append(funding, ledger.Transfer{ID: newID(t), DebitAccountID: bank, CreditAccountID: sources[i], Amount: 1_000_00, Currency: "CNY"})
+	}
+	if err := st.CreateAccounts(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, st, nil, funding...)
+	tr := postgres.NewTransfers(st)
+	runCtx, cancel := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		tr.Run(runCtx)
+	}()
+	defer func() {
+		cancel()
+		<-ran
+	}()
+
+	stop, armed := loseSomeCommits(proxy, 41)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results = map[ledger.Result]int{}
+	)
+	for c := range faultClients {
+		wg.Go(func() {
+			for range faultRequests {
+				x := ledger.Transfer{ID: newID(t), DebitAccountID: sources[c], CreditAccountID: hot, Amount: 100, Currency: "CNY"}
+				var (
+					res []ledger.Result
+					err error
+				)
+				for try := 0; try < faultRetries; try++ {
+					if res, _, err = tr.Do(ctx, []ledger.Transfer{x}); err == nil {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				if err != nil || (res[0] != ledger.Created && res[0] != ledger.Exists) {
+					t.Errorf("client %d transfer %s: %v %v", c, x.ID, err, res)
+					return
+				}
+				mu.Lock()
+				results[res[0]]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-armed
+	if t.Failed() {
+		return
+	}
+	if proxy.Lost() == 0 {
+		t.Fatal("no COMMIT answer was lost: the test tested nothing")
+	}
+	t.Logf("%d COMMIT answers lost; results %v", proxy.Lost(), results)
+	b, err := st.Balance(ctx, hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(faultClients * faultRequests * 100); b.Net() != want {
+		t.Errorf("hot account holds %d fen, want %d: a transfer applied twice or lost", b.Net(), want)
+	}
+	for i, src := range sources {
+		b, err := st.Balance(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(1_000_00 - faultRequests*100); b.Net() != want {
+			t.Errorf("source %d holds %d fen, want %d", i, b.Net(), want)
+		}
 	}
 }

@@ -27,8 +27,9 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	armed atomic.Int64 // COMMITs still to lose
-	lost  atomic.Int64 // COMMITs whose answer was lost
+	armed   atomic.Int64 // COMMITs still to lose
+	lost    atomic.Int64 // COMMITs whose answer was lost
+	commits atomic.Int64 // COMMITs forwarded, lost or not
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -69,6 +70,9 @@ func (p *Proxy) LoseCommits(n int) { p.armed.Add(int64(n)) }
 
 // Armed is how many COMMITs the proxy is still to lose.
 func (p *Proxy) Armed() int { return int(p.armed.Load()) }
+
+// Commits is how many COMMITs the proxy has forwarded, their answers lost or not.
+func (p *Proxy) Commits() int { return int(p.commits.Load()) }
 
 // Lost is how many COMMITs' answers the proxy has lost so far.
 func (p *Proxy) Lost() int { return int(p.lost.Load()) }
@@ -161,8 +165,11 @@ func (c *proxyConn) clientToServer() {
 		if _, err := io.ReadFull(c.client, body); err != nil {
 			return
 		}
-		if !first && head[0] == 'Q' && isCommit(body) && c.p.take() {
-			c.swallow.Store(true)
+		if !first && head[0] == 'Q' && isCommit(body) {
+			c.p.commits.Add(1)
+			if c.p.take() {
+				c.swallow.Store(true)
+			}
 		}
 		// A startup message asking for TLS or a cancel has a code of its own and no answer
 		// the proxy cares about: everything is forwarded as it came.
