@@ -494,11 +494,36 @@ func (c *Consumer) commitRange(ctx context.Context, cur postgres.Cursor, msgs []
 
 // deadLetter records an event that can never be applied as a dead letter, with its cursor.
 func (c *Consumer) deadLetter(ctx context.Context, cur postgres.Cursor, msg clearing.Message, cause error) error {
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
-	d, err := c.store.IngestPoison(tctx, cur, msg, cause)
-	if err != nil {
-		return err
+	var d *clearing.Decision
+	pause := batchRetryPause
+	for failures := 1; ; failures++ {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		var err error
+		d, err = c.store.IngestPoison(tctx, cur, msg, cause)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, postgres.ErrCursorMoved) {
+			if landed, lerr := c.landed(ctx, []postgres.Cursor{cur}); lerr == nil && landed {
+				c.cfg.Log.Warn("dead letter found committed by an attempt whose answer was lost", "partition", cur.Name, "offset", msg.Offset)
+				return nil
+			}
+			return err
+		}
+		if failures >= maxBatchFailures || ctx.Err() != nil {
+			return err
+		}
+		if c.cfg.Metrics != nil {
+			c.cfg.Metrics.Retries.Inc()
+		}
+		c.cfg.Log.Warn("dead letter failed, retrying", "partition", cur.Name, "offset", msg.Offset, "attempt", failures, "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pause *= 2
 	}
 	level := slog.LevelWarn
 	if errors.Is(cause, ledger.ErrInvariant) {

@@ -259,3 +259,73 @@ func TestConsumerStopsCleanlyWhileABatchWaitsToBeRetried(t *testing.T) {
 		}
 	}
 }
+
+// faultyPoisonStore is a splitStore whose dead letters meet the database's faults: the first
+// try of each fails with nothing written (the database unreachable), the second is written but
+// its answer is lost (the connection cut after COMMIT).
+type faultyPoisonStore struct {
+	*splitStore
+	tries map[uuid.UUID]int
+}
+
+func (s *faultyPoisonStore) IngestPoison(ctx context.Context, cur postgres.Cursor, msg clearing.Message, cause error) (*clearing.Decision, error) {
+	s.mu.Lock()
+	s.tries[msg.Event.ID]++
+	try := s.tries[msg.Event.ID]
+	s.mu.Unlock()
+	switch try {
+	case 1:
+		return nil, errors.New("dead letter: dial tcp: connection refused")
+	case 2:
+		if _, err := s.splitStore.IngestPoison(ctx, cur, msg, cause); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("dead letter: commit: conn closed")
+	}
+	return s.splitStore.IngestPoison(ctx, cur, msg, cause)
+}
+
+// Dead-lettering an event is tried again when the database fails, and a dead letter whose
+// COMMIT landed though its answer was lost is found committed: each poison event is
+// dead-lettered once, every other event is applied once, and the consumer keeps going.
+func TestConsumerDeadLettersThroughDatabaseFaults(t *testing.T) {
+	brokers := startBroker(t)
+	city := loadtest.NewCity(14, 50, 5, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))
+	city.Funding(10_000_000, 10_000_000)
+	evs := city.Purchases(1000, 100)
+	poison := []uuid.UUID{evs[3].ID, evs[500].ID}
+	st := &faultyPoisonStore{splitStore: newSplitStore(10_000, poison...), tries: map[uuid.UUID]int{}}
+	produce(t, brokers, keyed(evs...)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "faulty-poison", Log: slog.New(slog.DiscardHandler)}, st)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	deadline := time.Now().Add(caughtUpTimeout)
+	for !st.caughtUp(t, brokers) {
+		select {
+		case err := <-done:
+			t.Fatalf("the consumer stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the consumer did not drain")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, id := range poison {
+		if st.deadLettered[id] != 1 || st.applied[id] != 0 || st.tries[id] != 3 { // refused, landed unanswered, found landed
+			t.Errorf("poison event %s: dead-lettered %d times in %d tries, applied %d", id, st.deadLettered[id], st.tries[id], st.applied[id])
+		}
+	}
+	for _, e := range evs {
+		if e.ID != poison[0] && e.ID != poison[1] && st.applied[e.ID] != 1 {
+			t.Fatalf("event %s applied %d times", e.ID, st.applied[e.ID])
+		}
+	}
+}
