@@ -24,11 +24,13 @@ const (
 )
 
 // loseSomeCommits loses the answer to one COMMIT in every few (two to seven, at random), however
-// fast commits come, until stop is closed; armed is closed once it has stopped.
+// fast commits come, until stop is closed; armed is closed once it has stopped and disarmed the
+// proxy.
 func loseSomeCommits(proxy *pgtest.Proxy, seed uint64) (stop, armed chan struct{}) {
 	stop, armed = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(armed)
+		defer proxy.Disarm()
 		rng := rand.New(rand.NewPCG(seed, seed+1))
 		next := proxy.Commits() + 2 + rng.IntN(6)
 		for {

@@ -22,7 +22,7 @@ const maxProxiedMessage = 1 << 30
 // connection is cut before the server's answer reaches the client. That is the one moment at
 // which a client cannot know whether its transaction landed: a network cut, a failover or a
 // killed server, seen from the engine. It speaks only as much of PostgreSQL's protocol as it
-// needs to find COMMIT among the client's messages (a simple query, as pgx sends it).
+// needs to find COMMIT among the client's messages.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -68,6 +68,9 @@ func (p *Proxy) URL(u string) (string, error) {
 // LoseCommits arms the proxy to lose the answers of the next n COMMITs.
 func (p *Proxy) LoseCommits(n int) { p.armed.Add(int64(n)) }
 
+// Disarm makes the proxy lose no more answers.
+func (p *Proxy) Disarm() { p.armed.Store(0) }
+
 // Armed is how many COMMITs the proxy is still to lose.
 func (p *Proxy) Armed() int { return int(p.armed.Load()) }
 
@@ -92,7 +95,7 @@ func (p *Proxy) accept() {
 		if !p.track(client, server) {
 			return
 		}
-		pc := &proxyConn{p: p, client: client, server: server}
+		pc := &proxyConn{p: p, client: client, server: server, commitStmts: map[string]bool{}}
 		p.wg.Add(2)
 		go pc.clientToServer()
 		go pc.serverToClient()
@@ -132,6 +135,8 @@ type proxyConn struct {
 	client, server net.Conn
 	// swallow is set once the connection has sent a COMMIT whose answer is to be lost.
 	swallow atomic.Bool
+	// commitStmts are the names of the statements the client parsed from COMMIT.
+	commitStmts map[string]bool
 	once    sync.Once
 }
 
@@ -165,7 +170,7 @@ func (c *proxyConn) clientToServer() {
 		if _, err := io.ReadFull(c.client, body); err != nil {
 			return
 		}
-		if !first && head[0] == 'Q' && isCommit(body) {
+		if !first && c.commits(head[0], body) {
 			c.p.commits.Add(1)
 			if c.p.take() {
 				c.swallow.Store(true)
@@ -178,6 +183,29 @@ func (c *proxyConn) clientToServer() {
 		}
 		first = first && isRequestCode(body)
 	}
+}
+
+// commits reports whether a client message runs COMMIT: a simple query, or the binding of a
+// statement parsed from it (pgx sends a COMMIT queued in a batch so, prepared once per
+// connection under a name of its own).
+func (c *proxyConn) commits(typ byte, body []byte) bool {
+	switch typ {
+	case 'Q':
+		return isCommit(body)
+	case 'P': // Parse: statement name, query text, parameter types
+		name, rest, _ := bytes.Cut(body, []byte{0})
+		query, _, _ := bytes.Cut(rest, []byte{0})
+		if isCommit(query) {
+			c.commitStmts[string(name)] = true
+		} else {
+			delete(c.commitStmts, string(name))
+		}
+	case 'B': // Bind: portal name, statement name, parameters
+		_, rest, _ := bytes.Cut(body, []byte{0})
+		stmt, _, _ := bytes.Cut(rest, []byte{0})
+		return c.commitStmts[string(stmt)]
+	}
+	return false
 }
 
 // isRequestCode reports whether a startup-phase message was an SSL or GSS encryption request,
@@ -203,7 +231,7 @@ func (p *Proxy) take() bool {
 	}
 }
 
-// isCommit reports whether a simple query's text (NUL-terminated) is COMMIT.
+// isCommit reports whether a query's text (NUL-terminated or not) is COMMIT.
 func isCommit(body []byte) bool {
 	q := bytes.TrimSpace(bytes.TrimRight(body, "\x00"))
 	q = bytes.TrimRight(q, ";")
