@@ -137,7 +137,7 @@ type proxyConn struct {
 	swallow atomic.Bool
 	// commitStmts are the names of the statements the client parsed from COMMIT.
 	commitStmts map[string]bool
-	once    sync.Once
+	once        sync.Once
 }
 
 func (c *proxyConn) cut() {
