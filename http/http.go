@@ -2,8 +2,9 @@
 // admin API of the card registry (parties, card registration, card status).
 //
 // Errors follow WTF Dial: handlers return an *Error carrying a code (EINVALID, ENOTFOUND, ...),
-// and only this package maps codes to HTTP statuses. Anything else is an internal error: it is
-// logged in full and answered with a 500 "internal error" that says nothing more.
+// and only this package maps codes to HTTP statuses. A database that did not answer is a 503 that
+// says to send the request again unchanged. Anything else is an internal error: it is logged in
+// full and answered with a 500 "internal error" that says nothing more.
 //
 // Personal numbers (card, passport, social security, work permit, bank account) reach the engine
 // only through POST /v1/cards. The handler turns each into a token and a masked form at once; the
@@ -20,6 +21,8 @@ import (
 	"reflect"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/joinincard/engine/postgres"
 )
 
 // Error codes: what went wrong, in terms a client can act on. statusOf maps them to HTTP statuses.
@@ -46,6 +49,11 @@ var statusOf = map[string]int{
 	EINTERNAL:     http.StatusInternalServerError,
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
+
+// errDatabaseUnavailable answers a request the database did not answer: a connection refused or
+// cut, a server shutting down. A write may have been committed all the same.
+var errDatabaseUnavailable = &Error{Code: EUNAVAILABLE, Message: "the database did not answer, and the request may have been applied: " +
+	"send it again unchanged (same idempotency key, same ids) to learn its outcome"}
 
 // Error is an error a client may see: a code and a lowercase message for people.
 type Error struct {
@@ -98,7 +106,14 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 // the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
+	case postgres.IsUnavailable(err):
+		// The request may be in: its COMMIT may have landed unanswered. The same request again
+		// is answered with what was done, or does it.
+		s.log.WarnContext(r.Context(), "database unavailable", "method", r.Method, "route", r.Pattern, "err", err)
+		e = errDatabaseUnavailable
+	default:
 		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "route", r.Pattern, "err", err)
 		e = &Error{Code: EINTERNAL, Message: "internal error"}
 	}

@@ -2,12 +2,17 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/ledger"
@@ -93,6 +98,9 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 				for try := 0; try < faultRetries; try++ {
 					if res, err = s.do(req); err == nil {
 						break
+					}
+					if !postgres.IsUnavailable(err) {
+						t.Errorf("client %d: %v is not said to be the database not answering: the API would not ask to send it again", c, err)
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
@@ -204,6 +212,9 @@ func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
 					if res, _, err = tr.Do(ctx, []ledger.Transfer{x}); err == nil {
 						break
 					}
+					if !postgres.IsUnavailable(err) {
+						t.Errorf("client %d: %v is not said to be the database not answering: the API would not ask to send it again", c, err)
+					}
 					time.Sleep(10 * time.Millisecond)
 				}
 				if err != nil || (res[0] != ledger.Created && res[0] != ledger.Exists) {
@@ -240,6 +251,33 @@ func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
 		}
 		if want := int64(1_000_00 - faultRequests*100); b.Net() != want {
 			t.Errorf("source %d holds %d fen, want %d", i, b.Net(), want)
+		}
+	}
+}
+
+// What the database did not answer is told apart from what it answered.
+func TestIsUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "57P03"}, true},
+		{fmt.Errorf("begin: %w", &pgconn.PgError{Code: "08006"}), true},
+		{fmt.Errorf("commit: %w", io.ErrUnexpectedEOF), true},
+		{fmt.Errorf("read: %w", io.EOF), true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, true},
+		{errors.New("batch transaction: commit: conn closed"), true},
+		{fmt.Errorf("batch transaction: %w", context.DeadlineExceeded), true},
+		{&pgconn.PgError{Code: "40001"}, false},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&pgconn.PgError{Code: "22P02"}, false},
+		{postgres.ErrIdempotencyKeyReused, false},
+		{errors.New("closed"), false},
+	} {
+		if got := postgres.IsUnavailable(c.err); got != c.want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

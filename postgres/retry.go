@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/cockroach-go/v2/crdb"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const (
@@ -128,4 +132,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 func IsConflict(err error) bool {
 	var c conflictError
 	return errors.As(err, &c) || pgCode(err) == "40001"
+}
+
+// IsUnavailable reports whether err says the database did not answer, rather than what it
+// decided: a connection refused, cut or timed out, or closed by the server shutting down. A write
+// that failed so may have been committed all the same (its COMMIT landed and the answer was
+// lost): the caller sends it again unchanged, with its idempotency key or transfer ids, to learn
+// which.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch code := pgCode(err); {
+	case strings.HasPrefix(code, "08"), // connection_exception
+		code == "57P01", code == "57P02", code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+		return true
+	case code != "":
+		return false // the database answered
+	}
+	var (
+		netErr     net.Error
+		connectErr *pgconn.ConnectError
+	)
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		// pgx's error for a connection that closed under a statement has no type of its own.
+		strings.HasSuffix(err.Error(), "conn closed")
 }
