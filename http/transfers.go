@@ -116,7 +116,7 @@ func (h *transferHandlers) create(w http.ResponseWriter, r *http.Request) {
 	}
 	batch := make([]ledger.Transfer, len(items))
 	for i, it := range items {
-		if err := parseTransfer(fmt.Sprintf("transfers[%d]", i), it, &batch[i]); err != nil {
+		if err := parseTransfer(i, it, &batch[i]); err != nil {
 			h.s.writeError(w, r, err)
 			return
 		}
@@ -143,12 +143,12 @@ func (h *transferHandlers) create(w http.ResponseWriter, r *http.Request) {
 	h.s.writeJSON(w, r, http.StatusOK, v)
 }
 
-// parseTransfer reads item into t. The rules here are the request's shape; everything the ledger
-// decides (ids that must not be zero, accounts that must exist, refs, amounts, flags that
-// exclude each other) is its per-transfer result.
-func parseTransfer(where string, it listItem, t *ledger.Transfer) error {
+// parseTransfer reads item i of the request into t. The rules here are the request's shape;
+// everything the ledger decides (ids that must not be zero, accounts that must exist, refs,
+// amounts, flags that exclude each other) is its per-transfer result.
+func parseTransfer(i int, it listItem, t *ledger.Transfer) error {
 	bad := func(field, format string, args ...any) error {
-		return Errorf(EINVALID, "%s.%s: %s", where, field, fmt.Sprintf(format, args...))
+		return Errorf(EINVALID, "transfers[%d].%s: %s", i, field, fmt.Sprintf(format, args...))
 	}
 	if names, ok := it["flags"].([]string); ok {
 		for _, name := range names {
