@@ -27,6 +27,9 @@ const (
 	// tens of milliseconds; one still running after ten seconds has a database that does not
 	// answer, and its callers get an error rather than wait for ever.
 	transferCommitTimeout = 10 * time.Second
+	// transferStageWorkers run the commits: two in flight at most (see Run), and a third, so that
+	// a commit never waits for a worker still returning from the one before.
+	transferStageWorkers = 3
 )
 
 var (
@@ -152,10 +155,23 @@ func (tr *Transfers) Run(ctx context.Context) {
 		carry *transferCall
 		prev  *stage
 	)
+	// The commits run on workers that live as long as Run, rather than on a goroutine each: a
+	// fresh goroutine grows its stack anew through the database driver's calls at every commit.
+	stages := make(chan *stage)
+	var workers sync.WaitGroup
+	for range transferStageWorkers {
+		workers.Go(func() {
+			for st := range stages {
+				tr.runStage(ctx, st)
+			}
+		})
+	}
 	defer func() {
 		if prev != nil {
 			<-prev.done
 		}
+		close(stages)
+		workers.Wait()
 		close(tr.stopped)
 		if carry != nil {
 			carry.done <- transferAnswer{err: ErrTransfersStopped}
@@ -209,7 +225,7 @@ func (tr *Transfers) Run(ctx context.Context) {
 			}
 		}
 		st := &stage{calls: calls, n: n, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
-		go tr.runStage(ctx, st)
+		stages <- st
 		// The next commit builds on this one's balances once it has them, and on nothing older
 		// than its own predecessor: two commits in flight at most.
 		<-st.prepared
