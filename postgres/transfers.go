@@ -356,7 +356,8 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 		last int
 		gate int64
 	)
-	err := tr.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	// The BEGIN goes with the first statements: on cached balances, the writes.
+	err := tr.store.inTx(ctx, nil, true, func(ctx context.Context, tx *Tx) error {
 		last = tx.attempt
 		var pred *stage
 		if st != nil {
