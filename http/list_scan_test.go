@@ -1,6 +1,7 @@
 package http
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -75,4 +76,25 @@ func checkScanList(t *testing.T, body []byte) bool {
 		t.Fatalf("%q: scanList read %v, readList %v", body, fast, slow)
 	}
 	return true
+}
+
+// The transfers answer is spelled as encoding/json spells it, plain or not.
+func TestTransfersViewSpelledAsEncodingJSON(t *testing.T) {
+	for _, v := range []transfersView{
+		{Results: []transferResultView{{ID: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Result: "created"}, {ID: "b", Result: "exists"}}, Timestamp: "2026-12-06T23:00:00.123456Z"},
+		{Results: []transferResultView{}, Timestamp: ""},
+		{Results: []transferResultView{{ID: "<a&b>\"\\\n", Result: "é"}}, Timestamp: "t"},
+	} {
+		got, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(reflectedTransfersView(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("spelled %s, want %s", got, want)
+		}
+	}
 }
