@@ -83,6 +83,8 @@ type transfersLoadPhase struct {
 	// HotVersions is how many balance versions the hot account got in the phase: one per commit
 	// that credited it, never one per transfer.
 	HotVersions int64 `json:"hot_versions,omitempty"`
+	// Retries is how many transactions were run again after a conflict with another writer.
+	Retries int64 `json:"retries"`
 }
 
 func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) error {
@@ -346,7 +348,7 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 		names[i] = id.String()
 	}
 	hotName := run.hot.String()
-	commitsBefore := run.commits.Load()
+	commitsBefore, retriesBefore := run.commits.Load(), run.st.TxStats().Retries
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -425,6 +427,7 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 		p.P50Ms, p.P99Ms, p.MaxMs = ms(all[len(all)/2]), ms(all[min(len(all)-1, len(all)*99/100)]), ms(all[len(all)-1])
 	}
 	p.Commits = run.commits.Load() - commitsBefore
+	p.Retries = run.st.TxStats().Retries - retriesBefore
 	if p.Commits > 0 {
 		p.TransfersPerCommit = float64(p.Transfers) / float64(p.Commits)
 	}
