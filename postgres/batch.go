@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -998,7 +999,29 @@ func queueOutcome(q *pgx.Batch, out *ledger.Outcome, versions map[ledger.ID]int6
 }
 
 // insertValues is an INSERT of rows rows into table's columns, its values numbered parameters.
+// Each is spelled once and kept, by its column list (the package's own, one per table): two
+// tables, at most maxInsertRows transfers and twice as many balance rows, a few hundred
+// statements in all.
 func insertValues(table string, columns []string, rows int) string {
+	k := insertKey{table, &columns[0], rows}
+	if q, ok := insertStatements.Load(k); ok {
+		return q.(string)
+	}
+	q := spellInsertValues(table, columns, rows)
+	insertStatements.Store(k, q)
+	return q
+}
+
+type insertKey struct {
+	table   string
+	columns *string
+	rows    int
+}
+
+// insertStatements holds the statements insertValues spelled, by table and rows.
+var insertStatements sync.Map
+
+func spellInsertValues(table string, columns []string, rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(table)
