@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,6 +86,14 @@ type Tx struct {
 	// stamped after it. gated says it was read.
 	gate  int64
 	gated bool
+	// gateGuess, if gateGuessed, is taken for the settlement gate by the first batch instead of
+	// reading it first: a writer that reads nothing else before it writes (the transfers
+	// committer, on cached balances) then pays no round trip for it. The gate is read under
+	// its shared lock in the round trip of the batch's writes, before them, and a gate other
+	// than the guess fails the attempt as a conflict, before anything commits. gateUnchecked
+	// says the guess was taken and is not read yet.
+	gateGuess                  int64
+	gateGuessed, gateUnchecked bool
 	// overlay holds the balances written by the transaction this one follows in a pipeline
 	// (Transfers), not committed yet: a speculative attempt builds on them, after this
 	// transaction's own and before the cache. It must then decide no refusal (balances read
@@ -92,6 +101,11 @@ type Tx struct {
 	// does: its caller waits for it.
 	overlay     map[balanceKey]cachedAccount
 	speculative bool
+	// leaned says a batch of this attempt named an account balance the overlay holds: what it
+	// decided rests on the pipeline's predecessor, whether it took that balance (the fast path)
+	// or read the older one from the database. An attempt that did not lean on the overlay
+	// shares no balance with its predecessor and commits as any concurrent writer does.
+	leaned bool
 	// busy holds the accounts this transaction marked contended in the cache, over all its
 	// attempts; InTx releases them when it is done.
 	busy map[ledger.ID]struct{}
@@ -144,6 +158,27 @@ func (t *Tx) QueueSettlementGate(b *pgx.Batch) {
 	})
 }
 
+// errGateMoved fails an attempt whose guess of the settlement gate was wrong: a settlement cycle
+// closed since the guess, and the batch may be stamped inside it. It is decided again, reading
+// the gate first.
+var errGateMoved = conflictError{errors.New("the settlement gate moved since it was guessed: decided again")}
+
+// queueGateCheck queues on b the read of the settlement gate under its shared lock, which fails
+// with errGateMoved unless it holds the gate the transaction guessed.
+func (t *Tx) queueGateCheck(b *pgx.Batch) {
+	t.gateUnchecked = false
+	b.Queue(`SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).QueryRow(func(row pgx.Row) error {
+		var closed time.Time
+		if err := row.Scan(&closed); err != nil {
+			return fmt.Errorf("read the settlement gate: %w", err)
+		}
+		if closed.UnixMicro() != t.gate {
+			return errGateMoved
+		}
+		return nil
+	})
+}
+
 // errSpeculationRefused fails a speculative attempt whose batch refused a transfer: the
 // refusal may rest on what the transaction it follows has not committed yet, so the batch is
 // decided again, as a conflict is, once that transaction is done.
@@ -154,6 +189,11 @@ var errSpeculationRefused = conflictError{errors.New("a speculative batch refuse
 // The cursors are advanced first, which serializes the writers of one partition before any other
 // work; a cursor that moved fails the transaction with ErrCursorMoved.
 func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Context, *Tx) error) error {
+	return s.inTx(ctx, cursors, false, fn)
+}
+
+// inTx is InTx; lazy sends each attempt's BEGIN with its first batch of statements (lazyTx).
+func (s *Store) inTx(ctx context.Context, cursors []Cursor, lazy bool, fn func(context.Context, *Tx) error) error {
 	var (
 		last  *Tx
 		stale []balanceKey
@@ -179,7 +219,7 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 		shard = s.leases.lease()
 		defer s.leases.release(shard)
 	}
-	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
+	err := s.retryTx(ctx, "batch transaction", lazy, func(ctx context.Context, ptx pgx.Tx, attempt int) error {
 		if last != nil {
 			for k := range last.written {
 				stale = append(stale, k)
@@ -291,11 +331,34 @@ func (t *Tx) Apply(ctx context.Context, batch []ledger.Transfer) (BatchResult, e
 			}
 		}
 	}
-	if t.deferWrites && smallOutcome(&out) {
-		t.queued = &pgx.Batch{}
+	var check *pgx.Batch
+	if t.gateUnchecked {
+		// The gate this batch was stamped after was guessed: it is read, under its lock, ahead
+		// of the writes and in their round trip.
+		check = &pgx.Batch{}
+		t.queueGateCheck(check)
+	}
+	switch {
+	case t.deferWrites && smallOutcome(&out):
+		if check == nil {
+			check = &pgx.Batch{}
+		}
+		t.queued = check
 		queueOutcome(t.queued, &out, p.versions, p.shards, ts)
-	} else if err := writeOutcome(ctx, t.Tx, &out, p.versions, p.shards, ts); err != nil {
-		return BatchResult{}, err
+	case check != nil && smallOutcome(&out):
+		queueOutcome(check, &out, p.versions, p.shards, ts)
+		if err := t.Tx.SendBatch(ctx, check).Close(); err != nil {
+			return BatchResult{}, fmt.Errorf("write transfers, resolutions and balances: %w", err)
+		}
+	default:
+		if check != nil {
+			if err := t.Tx.SendBatch(ctx, check).Close(); err != nil {
+				return BatchResult{}, err
+			}
+		}
+		if err := writeOutcome(ctx, t.Tx, &out, p.versions, p.shards, ts); err != nil {
+			return BatchResult{}, err
+		}
 	}
 	for _, a := range out.Touched {
 		e := cachedAccount{account: *a, shard: p.shards[a.ID], version: p.versions[a.ID] + 1, ts: ts}
@@ -560,6 +623,9 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 		k := balanceKey{id, t.shard}
 		if home[id] {
 			k.shard = homeShard
+		}
+		if _, ok := inShard(t.overlay, k); ok {
+			t.leaned = true
 		}
 		if e, ok := inShard(t.written, k); ok {
 			found(e)
@@ -933,7 +999,29 @@ func queueOutcome(q *pgx.Batch, out *ledger.Outcome, versions map[ledger.ID]int6
 }
 
 // insertValues is an INSERT of rows rows into table's columns, its values numbered parameters.
+// Each is spelled once and kept, by its column list (the package's own, one per table): two
+// tables, at most maxInsertRows transfers and twice as many balance rows, a few hundred
+// statements in all.
 func insertValues(table string, columns []string, rows int) string {
+	k := insertKey{table, &columns[0], rows}
+	if q, ok := insertStatements.Load(k); ok {
+		return q.(string)
+	}
+	q := spellInsertValues(table, columns, rows)
+	insertStatements.Store(k, q)
+	return q
+}
+
+type insertKey struct {
+	table   string
+	columns *string
+	rows    int
+}
+
+// insertStatements holds the statements insertValues spelled, by table and rows.
+var insertStatements sync.Map
+
+func spellInsertValues(table string, columns []string, rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(table)
@@ -974,6 +1062,10 @@ func compareID(a, b ledger.ID) int { return bytes.Compare(a[:], b[:]) }
 // commit, and a batch that reads it after a close stamps its transfers into the next cycle.
 func (t *Tx) settlementGate(ctx context.Context) (int64, error) {
 	if t.gated {
+		return t.gate, nil
+	}
+	if t.gateGuessed {
+		t.gate, t.gated, t.gateUnchecked = t.gateGuess, true, true
 		return t.gate, nil
 	}
 	var closed time.Time

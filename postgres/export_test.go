@@ -70,3 +70,9 @@ func SetBeforeCommit(p *Purchases, f func(reqs []PurchaseRequest)) {
 func SetBeforeCommitTx(p *Purchases, f func(ctx context.Context, tx pgx.Tx, reqs []PurchaseRequest)) {
 	p.beforeCommit = f
 }
+
+// InLazyTx runs fn in a transaction whose BEGIN goes with its first batch (lazyTx), retried as
+// the store's transactions are.
+func InLazyTx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error {
+	return s.retryTx(ctx, "lazy transaction", true, func(ctx context.Context, tx pgx.Tx, _ int) error { return fn(ctx, tx) })
+}

@@ -43,6 +43,11 @@ func (e conflictError) SQLState() string { return "40001" }
 //
 // fn must have no effect outside the transaction: it may run several times.
 func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Context, tx pgx.Tx, attempt int) error) error {
+	return s.retryTx(ctx, what, false, fn)
+}
+
+// retryTx is retry; lazy sends each attempt's BEGIN with its first batch of statements (lazyTx).
+func (s *Store) retryTx(ctx context.Context, what string, lazy bool, fn func(ctx context.Context, tx pgx.Tx, attempt int) error) error {
 	attempt := 0
 	s.txStats.transactions.Add(1)
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxTxRetries), func(ctx context.Context, _ ...interface{}) error {
@@ -53,7 +58,15 @@ func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Cont
 			}
 		}
 		attempt++
-		tx, err := s.pool.Begin(ctx)
+		var (
+			tx  pgx.Tx
+			err error
+		)
+		if lazy {
+			tx, err = s.beginLazy(ctx)
+		} else {
+			tx, err = s.pool.Begin(ctx)
+		}
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}

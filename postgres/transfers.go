@@ -27,6 +27,9 @@ const (
 	// tens of milliseconds; one still running after ten seconds has a database that does not
 	// answer, and its callers get an error rather than wait for ever.
 	transferCommitTimeout = 10 * time.Second
+	// transferStageWorkers run the commits: two in flight at most (see Run), and a third, so that
+	// a commit never waits for a worker still returning from the one before.
+	transferStageWorkers = 3
 )
 
 var (
@@ -45,7 +48,9 @@ var (
 // goes out, and concurrent requests share a commit. Clients crediting one hot account therefore
 // cost it one balance version per commit, written by one writer, instead of colliding on it.
 // Commits are pipelined two deep: the next is applied while the one before commits, on its
-// balances, and commits after it (or is applied again if it did not commit).
+// balances, and commits after it (or is applied again if it did not commit). A commit that shares
+// no balance with the one before (other accounts, or a receiving account it writes in a shard of
+// its own) commits beside it, without waiting.
 //
 // A request's transfers stay contiguous and in order, so its linked chains are its own. A request
 // whose last transfer is linked leaves its chain open: it goes last in its commit, where the
@@ -65,6 +70,11 @@ type Transfers struct {
 	// applied and after (applied): an error fails the attempt as a value the database refused,
 	// or a conflict, would.
 	fault func(batch []ledger.Transfer, applied bool) error
+	// gate is the settlement gate the last commit read (gateKnown once one did): a first
+	// attempt takes it for the gate, read in the round trip of its writes and checked there
+	// (Tx.gateGuess), as the gate moves once a settlement cycle.
+	gate      atomic.Int64
+	gateKnown atomic.Bool
 }
 
 type transferCall struct {
@@ -145,10 +155,23 @@ func (tr *Transfers) Run(ctx context.Context) {
 		carry *transferCall
 		prev  *stage
 	)
+	// The commits run on workers that live as long as Run, rather than on a goroutine each: a
+	// fresh goroutine grows its stack anew through the database driver's calls at every commit.
+	stages := make(chan *stage)
+	var workers sync.WaitGroup
+	for range transferStageWorkers {
+		workers.Go(func() {
+			for st := range stages {
+				tr.runStage(ctx, st)
+			}
+		})
+	}
 	defer func() {
 		if prev != nil {
 			<-prev.done
 		}
+		close(stages)
+		workers.Wait()
 		close(tr.stopped)
 		if carry != nil {
 			carry.done <- transferAnswer{err: ErrTransfersStopped}
@@ -202,7 +225,7 @@ func (tr *Transfers) Run(ctx context.Context) {
 			}
 		}
 		st := &stage{calls: calls, n: n, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
-		go tr.runStage(ctx, st)
+		stages <- st
 		// The next commit builds on this one's balances once it has them, and on nothing older
 		// than its own predecessor: two commits in flight at most.
 		<-st.prepared
@@ -331,8 +354,10 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 	var (
 		res  BatchResult
 		last int
+		gate int64
 	)
-	err := tr.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	// The BEGIN goes with the first statements: on cached balances, the writes.
+	err := tr.store.inTx(ctx, nil, true, func(ctx context.Context, tx *Tx) error {
 		last = tx.attempt
 		var pred *stage
 		if st != nil {
@@ -354,11 +379,15 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 				return err
 			}
 		}
+		if tx.attempt == 1 && tr.gateKnown.Load() {
+			tx.gateGuess, tx.gateGuessed = tr.gate.Load(), true
+		}
 		var err error
 		res, err = tx.Apply(ctx, batch)
 		if err != nil {
 			return err
 		}
+		gate = tx.gate // read, or guessed and checked, once Apply has written
 		if st != nil && tx.attempt == 1 {
 			st.prepare(tx.written)
 		}
@@ -367,7 +396,10 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 				return err
 			}
 		}
-		if tx.speculative {
+		// An attempt that leaned on none of its predecessor's balances commits without waiting
+		// for it: it wrote none of the balance rows the predecessor wrote or read, and a stale
+		// balance or a reused id still collides on a key, as between any two writers.
+		if tx.speculative && tx.leaned {
 			select {
 			case <-pred.first:
 			case <-ctx.Done():
@@ -385,6 +417,8 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 	if err != nil {
 		return nil, err
 	}
+	tr.gate.Store(gate)
+	tr.gateKnown.Store(true)
 	answers := make([]transferAnswer, len(calls))
 	at := 0
 	for i, c := range calls {

@@ -494,8 +494,9 @@ func TestTransfersBuiltOnACommitThatFailedAreAppliedAgain(t *testing.T) {
 		done <- res
 	}()
 	<-firstApplied
+	// From the same source: the second commit builds on the balance the first wrote.
 	go func() {
-		res, _, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[1], d.hot, 200)})
+		res, _, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[0], d.hot, 200)})
 		if err != nil {
 			t.Error(err)
 		}
@@ -517,5 +518,83 @@ func TestTransfersBuiltOnACommitThatFailedAreAppliedAgain(t *testing.T) {
 	}
 	if bal.CreditsPosted != 300 || bal.Version != 1+d.commits.Load() {
 		t.Errorf("hot account credited %d at version %d after %d commits, want 300 at one version per commit", bal.CreditsPosted, bal.Version, d.commits.Load())
+	}
+}
+
+// A commit that shares no balance with the one before it (other accounts, or a receiving account
+// each writes in a shard of its own) does not wait for that one to commit: it commits, and is
+// answered, while the one before is still held open.
+func TestTransfersIndependentOfTheCommitBeforeDoNotWaitForIt(t *testing.T) {
+	first := newID(t)
+	hold := newGate()
+	d := newTransferDesk(t, 2, func(batch []ledger.Transfer, applied bool) error {
+		if applied && batch[0].ID == first {
+			hold.hold()
+		}
+		return nil
+	})
+	ctx := context.Background()
+	one := d.to(t, d.sources[0], d.hot, 100)
+	one.ID = first
+	done := make(chan []ledger.Result, 1)
+	go func() {
+		res, _, err := d.tr.Do(ctx, []ledger.Transfer{one})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	<-hold.held
+	second := make(chan []ledger.Result, 1)
+	go func() {
+		res, _, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[1], d.hot, 200)})
+		if err != nil {
+			t.Error(err)
+		}
+		second <- res
+	}()
+	select {
+	case res := <-second:
+		if !slices.Equal(res, []ledger.Result{ledger.Created}) {
+			t.Errorf("second results %v", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the second commit waited for the first, which it shares no balance with")
+	}
+	close(hold.release)
+	if res := <-done; !slices.Equal(res, []ledger.Result{ledger.Created}) {
+		t.Fatalf("first results %v", res)
+	}
+	if t.Failed() {
+		<-second
+	}
+	bal, err := d.st.Balance(ctx, d.hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.CreditsPosted != 300 {
+		t.Errorf("hot account credited %d, want 300", bal.CreditsPosted)
+	}
+}
+
+// The committer stamps a commit after the settlement gate without reading it first, taking the
+// one its last commit read; a settlement cycle closed since is found in the commit's own round
+// trip, and the commit is decided again after the new gate, never stamped inside the closed cycle.
+func TestTransfersAfterASettlementCycleClosedAreStampedAfterIt(t *testing.T) {
+	d := newTransferDesk(t, 1, nil)
+	ctx := context.Background()
+	if res, _, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[0], d.hot, 100)}); err != nil || !slices.Equal(res, []ledger.Result{ledger.Created}) {
+		t.Fatalf("first: %v %v", res, err)
+	}
+	closed := time.Now().Add(time.Second).UTC().Truncate(time.Microsecond)
+	if _, err := d.st.Pool().Exec(ctx, `UPDATE settlement_gate SET closed_through = $1 WHERE id = 1`, closed); err != nil {
+		t.Fatal(err)
+	}
+	res, at, err := d.tr.Do(ctx, []ledger.Transfer{d.to(t, d.sources[0], d.hot, 200)})
+	if err != nil || !slices.Equal(res, []ledger.Result{ledger.Created}) {
+		t.Fatalf("second: %v %v", res, err)
+	}
+	if !at.After(closed) {
+		t.Errorf("second commit stamped %s, not after the cycle closed through %s", at, closed)
 	}
 }

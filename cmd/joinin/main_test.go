@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/settlement/bankfile"
@@ -389,5 +391,15 @@ func TestLoadTapsBothDoors(t *testing.T) {
 				t.Fatalf("report %+v", rep)
 			}
 		})
+	}
+}
+
+// The load client spells a transfer's id as uuid does.
+func TestAppendUUIDSpellsAsString(t *testing.T) {
+	for range 100 {
+		id := uuid.Must(uuid.NewV7())
+		if got := string(appendUUID([]byte("x"), id)); got != "x"+id.String() {
+			t.Fatalf("appendUUID %s, want %s", got, id)
+		}
 	}
 }
