@@ -154,6 +154,12 @@ var errSpeculationRefused = conflictError{errors.New("a speculative batch refuse
 // The cursors are advanced first, which serializes the writers of one partition before any other
 // work; a cursor that moved fails the transaction with ErrCursorMoved.
 func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Context, *Tx) error) error {
+	return s.inTx(ctx, cursors, false, fn)
+}
+
+// inTx is InTx; with lazyBegin set, each attempt's BEGIN goes with its first batch of
+// statements, in their round trip (lazyTx).
+func (s *Store) inTx(ctx context.Context, cursors []Cursor, lazyBegin bool, fn func(context.Context, *Tx) error) error {
 	var (
 		last  *Tx
 		stale []balanceKey
@@ -179,7 +185,7 @@ func (s *Store) InTx(ctx context.Context, cursors []Cursor, fn func(context.Cont
 		shard = s.leases.lease()
 		defer s.leases.release(shard)
 	}
-	err := s.retry(ctx, "batch transaction", func(ctx context.Context, ptx pgx.Tx, attempt int) error {
+	err := s.retryTx(ctx, "batch transaction", lazyBegin, func(ctx context.Context, ptx pgx.Tx, attempt int) error {
 		if last != nil {
 			for k := range last.written {
 				stale = append(stale, k)

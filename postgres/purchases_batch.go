@@ -384,7 +384,8 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		ex   *execution
 		last int
 	)
-	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	// Its BEGIN goes with the batch that reads what the requests need.
+	err := p.store.inTx(ctx, nil, true, func(ctx context.Context, tx *Tx) error {
 		last = tx.attempt
 		var pred *purchaseStage
 		if st != nil {

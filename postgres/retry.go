@@ -39,6 +39,11 @@ func (e conflictError) SQLState() string { return "40001" }
 //
 // fn must have no effect outside the transaction: it may run several times.
 func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Context, tx pgx.Tx, attempt int) error) error {
+	return s.retryTx(ctx, what, false, fn)
+}
+
+// retryTx is retry; with lazy set, each attempt's BEGIN goes with its first batch (lazyTx).
+func (s *Store) retryTx(ctx context.Context, what string, lazy bool, fn func(ctx context.Context, tx pgx.Tx, attempt int) error) error {
 	attempt := 0
 	s.txStats.transactions.Add(1)
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxTxRetries), func(ctx context.Context, _ ...interface{}) error {
@@ -49,7 +54,7 @@ func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Cont
 			}
 		}
 		attempt++
-		tx, err := s.pool.Begin(ctx)
+		tx, err := s.begin(ctx, lazy)
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
@@ -70,6 +75,18 @@ func (s *Store) retry(ctx context.Context, what string, fn func(ctx context.Cont
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// begin starts an attempt's transaction: at once, or with its first batch (lazy).
+func (s *Store) begin(ctx context.Context, lazy bool) (pgx.Tx, error) {
+	if !lazy {
+		return s.pool.Begin(ctx)
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &lazyTx{c: c}, nil
 }
 
 // txCounters count the store's write transactions and their retries since it was opened.

@@ -1,0 +1,11 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BeginLazy starts a transaction whose BEGIN goes with its first batch, as the purchase
+// committer's do.
+func BeginLazy(ctx context.Context, s *Store) (pgx.Tx, error) { return s.begin(ctx, true) }

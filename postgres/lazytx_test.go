@@ -1,0 +1,86 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/postgres"
+)
+
+// A transaction whose BEGIN goes with its first batch is one transaction from that batch on: a
+// setting made for the transaction in the batch holds in the statements after it, what it wrote
+// is seen by nobody else until it commits, and a rollback leaves nothing.
+func TestLazyTransactionBeginsWithItsFirstBatch(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	if pg, err := st.IsPostgreSQL(ctx); err != nil || !pg {
+		t.Skipf("plan_cache_mode is PostgreSQL's: %v", err)
+	}
+	cursor := func(name string) (int64, bool) {
+		var pos int64
+		err := st.Pool().QueryRow(ctx, `SELECT position FROM cursors WHERE name = $1`, name).Scan(&pos)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos, true
+	}
+	for _, commit := range []bool{false, true} {
+		name := "lazy-rolled-back"
+		if commit {
+			name = "lazy-committed"
+		}
+		tx, err := postgres.BeginLazy(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &pgx.Batch{}
+		b.Queue(postgres.CustomPlans)
+		b.Queue(`INSERT INTO cursors (name, position, updated_at) VALUES ($1, 7, $2)`, name, time.Now())
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+		var mode string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "force_custom_plan" {
+			t.Errorf("after the first batch, plan_cache_mode is %q: the batch was not in the transaction", mode)
+		}
+		if _, ok := cursor(name); ok {
+			t.Errorf("%s: seen before the transaction ended", name)
+		}
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos, ok := cursor(name); ok != commit || (ok && pos != 7) {
+			t.Errorf("%s: stored %v at %d after the transaction ended", name, ok, pos)
+		}
+	}
+	// A transaction that sent nothing ends without a word to the server, and its connection
+	// goes back to the pool in a state fit for the next.
+	for range 3 {
+		tx, err := postgres.BeginLazy(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(ctx); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("rollback after commit: %v, want ErrTxClosed", err)
+		}
+	}
+}
