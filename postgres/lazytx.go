@@ -77,7 +77,9 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	if t.broken != nil {
 		return t.broken
 	}
-	if !t.begun {
+	if !t.begun || t.c.Conn().PgConn().TxStatus() == 'I' {
+		// Nothing sent, or a COMMIT sent with the last batch (purchaseRows.commit) ended it:
+		// a statement that failed before it would have left the transaction failed ('E').
 		return nil
 	}
 	tag, err := t.c.Exec(ctx, "COMMIT")

@@ -69,6 +69,39 @@ func TestLazyTransactionBeginsWithItsFirstBatch(t *testing.T) {
 			t.Errorf("%s: stored %v at %d after the transaction ended", name, ok, pos)
 		}
 	}
+	// A COMMIT sent with the last batch ends the transaction: Commit then has nothing to send.
+	// A statement that fails before it leaves the transaction failed, and the COMMIT is not run.
+	for _, fail := range []bool{false, true} {
+		name := "lazy-committed-with-batch"
+		if fail {
+			name = "lazy-failed-before-commit"
+		}
+		tx, err := postgres.BeginLazy(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO cursors (name, position, updated_at) VALUES ($1, 7, $2)`, name, time.Now())
+		if fail {
+			b.Queue(`INSERT INTO cursors (name, position, updated_at) VALUES ($1, 8, $2)`, name, time.Now())
+		}
+		b.Queue("COMMIT")
+		err = tx.SendBatch(ctx, b).Close()
+		if fail != (err != nil) {
+			t.Fatalf("%s: batch: %v", name, err)
+		}
+		if fail {
+			err = tx.Rollback(ctx)
+		} else {
+			err = tx.Commit(ctx)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, ok := cursor(name); ok == fail {
+			t.Errorf("%s: stored %v", name, ok)
+		}
+	}
 	// A transaction that sent nothing ends without a word to the server, and its connection
 	// goes back to the pool in a state fit for the next.
 	for range 3 {

@@ -408,6 +408,22 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		if tx.speculative {
 			ex.busyCards = pred.cards
 		}
+		// The COMMIT goes with the writes when nothing is left to wait for: no commit in flight
+		// before this one, or one that has committed.
+		ex.mayCommit = func() bool {
+			if p.beforeCommit != nil {
+				return false
+			}
+			if pred == nil {
+				return true
+			}
+			select {
+			case <-pred.first:
+				return pred.firstOK
+			default:
+				return false
+			}
+		}
 		if err := ex.run(ctx); err != nil {
 			return err
 		}
@@ -421,7 +437,7 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		if p.beforeCommit != nil {
 			p.beforeCommit(ctx, tx.Tx, reqs)
 		}
-		if tx.speculative {
+		if tx.speculative && !ex.rows.commit {
 			select {
 			case <-pred.first:
 			case <-ctx.Done():
@@ -469,6 +485,10 @@ type execution struct {
 	// busyCards are the cards (by their own token) of the commit in flight that a speculative
 	// attempt follows: a batch that reads one of them is decided again once that commit is done.
 	busyCards map[string]bool
+
+	// mayCommit, if set, reports whether the transaction may commit with its writes, in their
+	// round trip (purchaseRows.commit): it has nothing to wait for once they are written.
+	mayCommit func() bool
 
 	// keysUnread says the first attempt of a batch of authorizations did not read its idempotency
 	// keys: each request writes its key's record, and a key used before collides with its record
@@ -532,6 +552,7 @@ func (ex *execution) run(ctx context.Context) error {
 		ex.answers[i] = ex.answers[j]
 		ex.answers[i].res.Replayed = ex.answers[j].err == nil
 	}
+	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	return ex.rows.write(ctx, ex.tx, ex.now)
 }
 
