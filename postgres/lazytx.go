@@ -34,7 +34,7 @@ var errNestedTx = errors.New("nested transactions are not used")
 
 // begin sends BEGIN in a round trip of its own, unless the transaction has begun.
 func (t *lazyTx) begin(ctx context.Context) error {
-	if t.closed {
+	if t.closed || t.ended() {
 		return pgx.ErrTxClosed
 	}
 	if t.begun {
@@ -50,7 +50,7 @@ func (t *lazyTx) begin(ctx context.Context) error {
 // SendBatch sends b, preceded by BEGIN if the transaction has not begun, in one round trip.
 func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	switch {
-	case t.closed:
+	case t.closed || t.ended():
 		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	case t.begun:
 		return t.c.SendBatch(ctx, b)
@@ -77,9 +77,8 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	if t.broken != nil {
 		return t.broken
 	}
-	if !t.begun || t.c.Conn().PgConn().TxStatus() == 'I' {
-		// Nothing sent, or a COMMIT sent with the last batch (purchaseRows.commit) ended it:
-		// a statement that failed before it would have left the transaction failed ('E').
+	if !t.begun || t.ended() {
+		// Nothing sent, or a COMMIT sent with the last batch (purchaseRows.commit) ended it.
 		return nil
 	}
 	tag, err := t.c.Exec(ctx, "COMMIT")
@@ -90,6 +89,13 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 		return pgx.ErrTxCommitRollback
 	}
 	return nil
+}
+
+// ended reports whether a COMMIT sent in a batch ended the transaction: the connection is out of
+// any transaction since it began. (A statement that failed leaves it in a failed one, and the
+// COMMIT after it in the batch is not run.) Nothing more may be sent in it: it would run outside.
+func (t *lazyTx) ended() bool {
+	return t.begun && t.c.Conn().PgConn().TxStatus() == 'I'
 }
 
 func (t *lazyTx) Rollback(ctx context.Context) error {

@@ -90,6 +90,12 @@ func TestLazyTransactionBeginsWithItsFirstBatch(t *testing.T) {
 		if fail != (err != nil) {
 			t.Fatalf("%s: batch: %v", name, err)
 		}
+		if !fail {
+			// Nothing runs after the COMMIT, outside the transaction.
+			if _, err := tx.Exec(ctx, `DELETE FROM cursors WHERE name = $1`, name); !errors.Is(err, pgx.ErrTxClosed) {
+				t.Errorf("%s: a statement after the COMMIT: %v, want ErrTxClosed", name, err)
+			}
+		}
 		if fail {
 			err = tx.Rollback(ctx)
 		} else {
