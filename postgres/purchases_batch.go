@@ -588,8 +588,9 @@ const authorizationCardsLookup = `WITH wanted AS (
 	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
 
 // authorizationCardsByToken is authorizationCardsLookup for a batch that names no authorization,
-// the usual batch of authorizations: the same rows without the union, which PostgreSQL plans in
-// about half the time, and each commit plans its statements for its own keys (customPlans).
+// the usual batch of authorizations: the same rows without the union and its aggregate, which
+// PostgreSQL plans in less time (0.6 ms against 1.2 ms in one EXPLAIN on a busy machine), and
+// each commit plans its statements for its own keys (customPlans).
 const authorizationCardsByToken = `SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
 		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $2 AND a.created_at < $3)::BIGINT
