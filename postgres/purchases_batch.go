@@ -195,8 +195,8 @@ func (p *Purchases) Run(ctx context.Context) {
 		}
 		st := &purchaseStage{calls: batch, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
 		go p.runStage(ctx, st)
-		// The next commit builds on this one's writes once it has made them, and on nothing older
-		// than its own predecessor: two commits in flight at most.
+		// The next commit builds on this one's writes once it has decided them, and on nothing
+		// older than its own predecessor: two commits in flight at most.
 		<-st.prepared
 		if prev != nil {
 			<-prev.done
@@ -210,8 +210,9 @@ type purchaseStage struct {
 	calls []*purchaseCall
 	// pred is the commit before, still in flight when this one started; nil if it was done.
 	pred *purchaseStage
-	// prepared is closed once the first attempt has written everything, with written holding the
-	// balances it wrote and cards the cards its requests read, or has failed, with written nil.
+	// prepared is closed once the first attempt has decided everything and sends its writes, with
+	// written holding the balances it writes and cards the cards its requests read, or has failed,
+	// with written nil.
 	prepared chan struct{}
 	written  map[balanceKey]cachedAccount
 	cards    map[string]bool
@@ -424,15 +425,19 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 				return false
 			}
 		}
+		if st != nil && tx.attempt == 1 {
+			// The next commit starts once this one has decided, while its writes (and its
+			// COMMIT with them) are on their way: it builds on the balances decided here.
+			ex.decided = func() {
+				cards := make(map[string]bool, len(ex.cards))
+				for _, c := range ex.cards {
+					cards[c.Token] = true
+				}
+				st.prepare(tx.written, cards)
+			}
+		}
 		if err := ex.run(ctx); err != nil {
 			return err
-		}
-		if st != nil && tx.attempt == 1 {
-			cards := make(map[string]bool, len(ex.cards))
-			for _, c := range ex.cards {
-				cards[c.Token] = true
-			}
-			st.prepare(tx.written, cards)
 		}
 		if p.beforeCommit != nil {
 			p.beforeCommit(ctx, tx.Tx, reqs)
@@ -486,6 +491,9 @@ type execution struct {
 	// attempt follows: a batch that reads one of them is decided again once that commit is done.
 	busyCards map[string]bool
 
+	// decided, if set, is called once the batch is decided and the ledger's writes are queued,
+	// before they are sent.
+	decided func()
 	// mayCommit, if set, reports whether the transaction may commit with its writes, in their
 	// round trip (purchaseRows.commit): it has nothing to wait for once they are written.
 	mayCommit func() bool
@@ -551,6 +559,9 @@ func (ex *execution) run(ctx context.Context) error {
 	for i, j := range ex.dups {
 		ex.answers[i] = ex.answers[j]
 		ex.answers[i].res.Replayed = ex.answers[j].err == nil
+	}
+	if ex.decided != nil {
+		ex.decided()
 	}
 	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	return ex.rows.write(ctx, ex.tx, ex.now)
