@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -14,14 +15,29 @@ import (
 // batch of statements, in that batch's round trip (pgx's Batch.BeginTx), rather than in one of
 // its own: a writer whose transaction is one batch of writes and a COMMIT (the transfers
 // committer, on cached balances) pays two round trips, not three. Any other first statement is
-// preceded by a BEGIN of its own, as pgx's transactions are. Like pgx.Tx, it is not safe for
-// concurrent use.
+// preceded by a BEGIN of its own, as pgx's transactions are. A COMMIT may go in the round trip
+// of the last batch too (the purchase committer's, purchaseRows.commit): the transaction is then
+// over, nothing more is sent in it, and Commit has nothing to send. Like pgx.Tx, it is not safe
+// for concurrent use.
 type lazyTx struct {
 	conn *pgxpool.Conn
 	// tx is the transaction once its BEGIN was sent; nil before.
 	tx pgx.Tx
 	// closed says the transaction ended and the connection went back to the pool.
 	closed bool
+	// broken is why Conn could not begin the transaction; Commit returns it.
+	broken error
+}
+
+// lazyBeginTimeout bounds the BEGIN that Conn sends, which has no caller's context: a BEGIN
+// takes a round trip, and a server that does not answer one in ten seconds does not answer.
+const lazyBeginTimeout = 10 * time.Second
+
+// ended reports whether a COMMIT sent in a batch ended the transaction: the connection is out of
+// any transaction since it began. (A statement that failed leaves it in a failed one, and the
+// COMMIT after it in the batch is not run.) Nothing more may be sent in it: it would run outside.
+func (t *lazyTx) ended() bool {
+	return t.tx != nil && t.conn.Conn().PgConn().TxStatus() == 'I'
 }
 
 var _ pgx.Tx = (*lazyTx)(nil)
@@ -38,7 +54,7 @@ func (s *Store) beginLazy(ctx context.Context) (*lazyTx, error) {
 // begin sends a BEGIN of its own, unless one was sent.
 func (t *lazyTx) begin(ctx context.Context) (pgx.Tx, error) {
 	switch {
-	case t.closed:
+	case t.closed || t.ended():
 		return nil, pgx.ErrTxClosed
 	case t.tx != nil:
 		return t.tx, nil
@@ -54,7 +70,7 @@ func (t *lazyTx) begin(ctx context.Context) (pgx.Tx, error) {
 // SendBatch sends b, with the transaction's BEGIN first if none was sent yet.
 func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	switch {
-	case t.closed:
+	case t.closed || t.ended():
 		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	case t.tx != nil:
 		return t.tx.SendBatch(ctx, b)
@@ -68,13 +84,16 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 }
 
 // Commit commits, and gives the connection back. A transaction that sent nothing has nothing to
-// commit.
+// commit, and one whose COMMIT went with its last batch has committed.
 func (t *lazyTx) Commit(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
 	var err error
-	if t.tx != nil {
+	switch {
+	case t.broken != nil:
+		err = t.broken
+	case t.tx != nil && !t.ended():
 		err = t.tx.Commit(ctx)
 	}
 	t.release()
@@ -88,7 +107,7 @@ func (t *lazyTx) Rollback(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	var err error
-	if t.tx != nil {
+	if t.tx != nil && !t.ended() {
 		err = t.tx.Rollback(ctx)
 	}
 	t.release()
@@ -156,9 +175,21 @@ func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 	return tx.QueryRow(ctx, sql, args...)
 }
 
-// Conn is the connection, for a caller that sends on it directly (a COPY of encoded rows): it
-// must have sent a statement through the transaction first, so that the BEGIN went before.
-func (t *lazyTx) Conn() *pgx.Conn { return t.conn.Conn() }
+// Conn is the connection, for a caller that sends on it directly (a COPY of encoded rows,
+// copyRows): the transaction begins first, so that they are in it. Conn has no context to begin
+// with: BEGIN is bounded by lazyBeginTimeout, and should it fail, the connection is closed, so
+// that whatever is sent next on it fails, and Commit with it: nothing runs outside the
+// transaction.
+func (t *lazyTx) Conn() *pgx.Conn {
+	if t.tx == nil && !t.closed && t.broken == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), lazyBeginTimeout)
+		defer cancel()
+		if _, err := t.begin(ctx); err != nil {
+			t.broken = errors.Join(err, t.conn.Conn().Close(ctx))
+		}
+	}
+	return t.conn.Conn()
+}
 
 // begunResults are the results of a batch sent with the transaction's BEGIN first: the BEGIN's
 // is read before the caller's first.

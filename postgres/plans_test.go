@@ -80,6 +80,8 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 		// capture, void or increment names.
 		{"approvals by card", postgres.CardsLookup, "purchase_authorizations", "purchase_authorizations_card",
 			[]any{tokens, ids[:0], time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
+		{"approvals by card, a batch of authorizations", postgres.CardsByTokenLookup, "purchase_authorizations",
+			"purchase_authorizations_card", []any{tokens, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
 		{"authorizations by id", postgres.CardsLookup, "purchase_authorizations", "purchase_authorizations_pkey",
 			[]any{tokens[:0], ids, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
 		{"processed events", postgres.ProcessedLookup, "processed_events", "processed_events_pkey", []any{ids}},

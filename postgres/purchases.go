@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -563,6 +564,9 @@ type purchaseRows struct {
 	closes         []closeRow
 	refunds        []refundRow
 	requests       []requestRow
+	// commit sends the transaction's COMMIT with the rows, in their round trip: the caller
+	// has nothing left to do in the transaction (a lazyTx's, which then commits without a word).
+	commit bool
 }
 
 type incrementRow struct {
@@ -703,6 +707,14 @@ func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 		b.Queue(`INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
 			SELECT m, k, o, h, r, $6 FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BYTEA[], $5::UUID[]) AS u(m, k, o, h, r)`,
 			merchants, keys, ops, hashes, results, now.UTC())
+	}
+	if w.commit {
+		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() == "ROLLBACK" {
+				return pgx.ErrTxCommitRollback
+			}
+			return nil
+		})
 	}
 	// With the ledger's writes of the batch, when it queued them: one round trip for both.
 	if err := tx.Flush(ctx, b); err != nil {

@@ -195,8 +195,8 @@ func (p *Purchases) Run(ctx context.Context) {
 		}
 		st := &purchaseStage{calls: batch, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
 		go p.runStage(ctx, st)
-		// The next commit builds on this one's writes once it has made them, and on nothing older
-		// than its own predecessor: two commits in flight at most.
+		// The next commit builds on this one's writes once it has decided them, and on nothing
+		// older than its own predecessor: two commits in flight at most.
 		<-st.prepared
 		if prev != nil {
 			<-prev.done
@@ -210,8 +210,9 @@ type purchaseStage struct {
 	calls []*purchaseCall
 	// pred is the commit before, still in flight when this one started; nil if it was done.
 	pred *purchaseStage
-	// prepared is closed once the first attempt has written everything, with written holding the
-	// balances it wrote and cards the cards its requests read, or has failed, with written nil.
+	// prepared is closed once the first attempt has decided everything and sends its writes, with
+	// written holding the balances it writes and cards the cards its requests read, or has failed,
+	// with written nil.
 	prepared chan struct{}
 	written  map[balanceKey]cachedAccount
 	cards    map[string]bool
@@ -361,6 +362,10 @@ func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall, st *
 	return append(p.commitApart(ctx, batch[:mid], nil), p.commitApart(ctx, batch[mid:], nil)...)
 }
 
+// errKeysUnread fails a first attempt that did not read its idempotency keys (execution.keysUnread)
+// and has a request that writes no record of its key: it is decided again with the keys read.
+var errKeysUnread = conflictError{errors.New("a request of a batch whose keys were not read writes no record of its key: decided again")}
+
 // errPredecessorCards fails a speculative attempt whose requests turn out to name a card the
 // commit in flight names too, by another of its tokens: its reads of that card (what it approved
 // today) miss what the commit in flight writes. It is decided again once that commit is done.
@@ -380,7 +385,8 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		ex   *execution
 		last int
 	)
-	err := p.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+	// Its BEGIN goes with the batch that reads what the requests need.
+	err := p.store.inTx(ctx, nil, true, func(ctx context.Context, tx *Tx) error {
 		last = tx.attempt
 		var pred *purchaseStage
 		if st != nil {
@@ -403,20 +409,40 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		if tx.speculative {
 			ex.busyCards = pred.cards
 		}
-		if err := ex.run(ctx); err != nil {
-			return err
+		// The COMMIT goes with the writes when nothing is left to wait for: no commit in flight
+		// before this one, or one that has committed.
+		ex.mayCommit = func() bool {
+			if p.beforeCommit != nil {
+				return false
+			}
+			if pred == nil {
+				return true
+			}
+			select {
+			case <-pred.first:
+				return pred.firstOK
+			default:
+				return false
+			}
 		}
 		if st != nil && tx.attempt == 1 {
-			cards := make(map[string]bool, len(ex.cards))
-			for _, c := range ex.cards {
-				cards[c.Token] = true
+			// The next commit starts once this one has decided, while its writes (and its
+			// COMMIT with them) are on their way: it builds on the balances decided here.
+			ex.decided = func() {
+				cards := make(map[string]bool, len(ex.cards))
+				for _, c := range ex.cards {
+					cards[c.Token] = true
+				}
+				st.prepare(tx.written, cards)
 			}
-			st.prepare(tx.written, cards)
+		}
+		if err := ex.run(ctx); err != nil {
+			return err
 		}
 		if p.beforeCommit != nil {
 			p.beforeCommit(ctx, tx.Tx, reqs)
 		}
-		if tx.speculative {
+		if tx.speculative && !ex.rows.commit {
 			select {
 			case <-pred.first:
 			case <-ctx.Done():
@@ -464,6 +490,18 @@ type execution struct {
 	// busyCards are the cards (by their own token) of the commit in flight that a speculative
 	// attempt follows: a batch that reads one of them is decided again once that commit is done.
 	busyCards map[string]bool
+
+	// decided, if set, is called once the batch is decided and the ledger's writes are queued,
+	// before they are sent.
+	decided func()
+	// mayCommit, if set, reports whether the transaction may commit with its writes, in their
+	// round trip (purchaseRows.commit): it has nothing to wait for once they are written.
+	mayCommit func() bool
+
+	// keysUnread says the first attempt of a batch of authorizations did not read its idempotency
+	// keys: each request writes its key's record, and a key used before collides with its record
+	// on the primary key, which runs the transaction again, reading them (errKeysUnread).
+	keysUnread bool
 
 	auths   map[ledger.ID]*AuthorizationRecord
 	cards   map[string]*cards.Card // by every token the batch names
@@ -514,10 +552,18 @@ func (ex *execution) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if ex.keysUnread && len(ex.rows.requests) != len(live) {
+		// A request that writes no record of its key would not collide with an earlier one.
+		return errKeysUnread
+	}
 	for i, j := range ex.dups {
 		ex.answers[i] = ex.answers[j]
 		ex.answers[i].res.Replayed = ex.answers[j].err == nil
 	}
+	if ex.decided != nil {
+		ex.decided()
+	}
+	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	return ex.rows.write(ctx, ex.tx, ex.now)
 }
 
@@ -551,6 +597,18 @@ const authorizationCardsLookup = `WITH wanted AS (
 		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
 			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
 	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
+
+// authorizationCardsByToken is authorizationCardsLookup for a batch that names no authorization,
+// the usual batch of authorizations: the same rows without the union and its aggregate, which
+// PostgreSQL plans in less time (0.6 ms against 1.2 ms in one EXPLAIN on a busy machine), and
+// each commit plans its statements for its own keys (customPlans).
+const authorizationCardsByToken = `SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
+		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $2 AND a.created_at < $3)::BIGINT
+		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $2 AND i.created_at < $3)::BIGINT
+	FROM card_tokens w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token
+	WHERE w.token = ANY($1)`
 
 // storedRequest is an earlier request's idempotency record.
 type storedRequest struct {
@@ -594,33 +652,26 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	if ex.p.store.postgreSQL {
 		b.Queue(customPlans)
 	}
+	// A merchant's keys are new but for its retries: a batch of authorizations first runs without
+	// reading them, and a key used before fails the attempt when its record is written.
+	ex.keysUnread = ex.tx.attempt == 1 && len(authIDs) == 0
 	// One probe of the primary key per request, whatever the table's size: the pairs are joined,
 	// not two lists matched (merchant_id = ANY(...) AND idempotency_key = ANY(...) gets a plan that
 	// scans the whole table once it is large).
-	b.Queue(idempotencyLookup, merchants, keys).
-		Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var (
-					k      requestKey
-					op     string
-					hash   []byte
-					result [16]byte
-					s      storedRequest
-				)
-				if err := rows.Scan(&k.merchant, &k.key, &op, &hash, &result); err != nil {
-					return err
-				}
-				copy(s.hash[:], hash)
-				s.op, s.result = Operation(op), ledger.ID(result)
-				prior[k] = s
-			}
-			return rows.Err()
-		})
+	if !ex.keysUnread {
+		b.Queue(idempotencyLookup, merchants, keys).Query(scanStoredRequests(prior))
+	}
 	auths := queueAuthorizations(b, authIDs)
 	// The settlement gate the batch's holds are stamped after, in the same round trip.
 	ex.tx.QueueSettlementGate(b)
 	dayStart, dayEnd := purchases.Day(ex.now)
-	b.Queue(authorizationCardsLookup, tokens, authKeys, dayStart.UTC(), dayEnd.UTC()).Query(func(rows pgx.Rows) error {
+	var cardsLookup *pgx.QueuedQuery
+	if len(authKeys) == 0 {
+		cardsLookup = b.Queue(authorizationCardsByToken, tokens, dayStart.UTC(), dayEnd.UTC())
+	} else {
+		cardsLookup = b.Queue(authorizationCardsLookup, tokens, authKeys, dayStart.UTC(), dayEnd.UTC())
+	}
+	cardsLookup.Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				tok, declared string
@@ -650,6 +701,28 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	}
 	ex.auths = auths.result()
 	return prior, nil
+}
+
+// scanStoredRequests reads the rows of idempotencyLookup into prior.
+func scanStoredRequests(prior map[requestKey]storedRequest) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				k      requestKey
+				op     string
+				hash   []byte
+				result [16]byte
+				s      storedRequest
+			)
+			if err := rows.Scan(&k.merchant, &k.key, &op, &hash, &result); err != nil {
+				return err
+			}
+			copy(s.hash[:], hash)
+			s.op, s.result = Operation(op), ledger.ID(result)
+			prior[k] = s
+		}
+		return rows.Err()
+	}
 }
 
 // dedupe answers the requests whose idempotency key was used before, in an earlier transaction

@@ -1,0 +1,14 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// CardsByTokenLookup is the cards lookup of a batch that names no authorization, for the plan test.
+const CardsByTokenLookup = authorizationCardsByToken
+
+// BeginLazy starts a transaction whose BEGIN goes with its first batch, as the purchase
+// committer's do.
+func BeginLazy(ctx context.Context, s *Store) (pgx.Tx, error) { return s.beginLazy(ctx) }
