@@ -110,16 +110,7 @@ func TestDroppedDatabaseConnectionsApplyEveryEventOnce(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	// The engine's connections carry a name of their own, so that the faults spare the test's.
-	st, err := postgres.Open(ctx, url+"&application_name=faulted-engine")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	check, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer check.Close()
+	st, check := pgtest.Open(t, url+"&application_name=faulted-engine"), pgtest.Open(t, url)
 	city, evs := faultCity(t, check, 9)
 	consumeThroughFaults(t, st, check, city, evs, func(round int) {
 		var killed int
@@ -136,22 +127,8 @@ func TestDroppedDatabaseConnectionsApplyEveryEventOnce(t *testing.T) {
 // again must neither apply the batch twice nor skip it.
 func TestLostCommitAnswersApplyEveryEventOnce(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	ctx := context.Background()
 	proxy := pgtest.StartProxy(t, url)
-	through, err := proxy.URL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := postgres.Open(ctx, through)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	check, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer check.Close()
+	st, check := proxy.Open(t, url), pgtest.Open(t, url)
 	city, evs := faultCity(t, check, 10)
 	logged := consumeThroughFaults(t, st, check, city, evs, func(int) { proxy.LoseCommits(1) })
 	if proxy.Lost() == 0 {

@@ -115,6 +115,32 @@ func (s *splitStore) Cursors(_ context.Context, names []string) (map[string]post
 	return out, nil
 }
 
+// drain runs a consumer of group on st until fake's cursors reach the broker's end, and stops it:
+// it must neither stop by itself nor fail to stop.
+func drain(t *testing.T, brokers []string, group string, st consumer.Ingester, fake *splitStore) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: group, Log: slog.New(slog.DiscardHandler)}, st)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	deadline := time.Now().Add(caughtUpTimeout)
+	for !fake.caughtUp(t, brokers) {
+		select {
+		case err := <-done:
+			t.Fatalf("the consumer stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the consumer did not drain")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (s *splitStore) caughtUp(t *testing.T, brokers []string) bool {
 	t.Helper()
 	marks, err := kafka.HighWatermarks(context.Background(), brokers, topic)
@@ -143,26 +169,7 @@ func TestConsumerSplitsBatchesAndDeadLettersPoisonEvents(t *testing.T) {
 	st := newSplitStore(300, poison...)
 	produce(t, brokers, keyed(evs...)...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "split", Log: slog.New(slog.DiscardHandler)}, st)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	deadline := time.Now().Add(caughtUpTimeout)
-	for !st.caughtUp(t, brokers) {
-		select {
-		case err := <-done:
-			t.Fatalf("the consumer stopped: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the consumer did not drain")
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	drain(t, brokers, "split", st, st)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	isPoison := map[uuid.UUID]bool{}
@@ -296,26 +303,7 @@ func TestConsumerDeadLettersThroughDatabaseFaults(t *testing.T) {
 	poison := []uuid.UUID{evs[3].ID, evs[500].ID}
 	st := &faultyPoisonStore{splitStore: newSplitStore(10_000, poison...), tries: map[uuid.UUID]int{}}
 	produce(t, brokers, keyed(evs...)...)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "faulty-poison", Log: slog.New(slog.DiscardHandler)}, st)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	deadline := time.Now().Add(caughtUpTimeout)
-	for !st.caughtUp(t, brokers) {
-		select {
-		case err := <-done:
-			t.Fatalf("the consumer stopped: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the consumer did not drain")
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	drain(t, brokers, "faulty-poison", st, st.splitStore)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, id := range poison {

@@ -14,7 +14,10 @@ type ID [16]byte
 func (id ID) IsZero() bool { return id == ID{} }
 
 // String formats id in the canonical 8-4-4-4-12 UUID form.
-func (id ID) String() string {
+func (id ID) String() string { return string(id.Append(make([]byte, 0, 36))) }
+
+// Append appends id in the canonical 8-4-4-4-12 UUID form to b.
+func (id ID) Append(b []byte) []byte {
 	var buf [36]byte
 	hex.Encode(buf[0:8], id[0:4])
 	buf[8] = '-'
@@ -25,7 +28,7 @@ func (id ID) String() string {
 	hex.Encode(buf[19:23], id[8:10])
 	buf[23] = '-'
 	hex.Encode(buf[24:], id[10:])
-	return string(buf[:])
+	return append(b, buf[:]...)
 }
 
 // Currency is an ISO 4217 alphabetic code. Accounts hold one currency; a transfer moves money

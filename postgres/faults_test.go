@@ -61,15 +61,7 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	proxy := pgtest.StartProxy(t, url)
-	through, err := proxy.URL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := postgres.Open(ctx, through)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := proxy.Open(t, url)
 	const cardsInShop = faultClients
 	s := newShopOn(t, st, cardsInShop, 1_000_000)
 	before := make([]int64, cardsInShop)
@@ -156,15 +148,7 @@ func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
 	proxy := pgtest.StartProxy(t, url)
-	through, err := proxy.URL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := postgres.Open(ctx, through)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := proxy.Open(t, url)
 	bank, hot := newID(t), newID(t)
 	specs := []postgres.AccountSpec{
 		{Account: ledger.Account{ID: bank, Currency: "CNY", Kind: ledger.KindBankSettlement}, Name: "bank"},

@@ -506,16 +506,4 @@ func (lc *loadConn) close() error {
 }
 
 // appendUUID appends id in its 8-4-4-4-12 form.
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], id[10:])
-	return append(b, s[:]...)
-}
+func appendUUID(b []byte, id uuid.UUID) []byte { return ledger.ID(id).Append(b) }

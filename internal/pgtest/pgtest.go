@@ -139,7 +139,12 @@ func NewDatabase(t testing.TB) string {
 // NewStore opens a Store on a new database for t (see NewDatabase), closed when t ends.
 func NewStore(t testing.TB) *postgres.Store {
 	t.Helper()
-	u := NewDatabase(t)
+	return Open(t, NewDatabase(t))
+}
+
+// Open opens a Store on the database at u, closed when t ends.
+func Open(t testing.TB, u string) *postgres.Store {
+	t.Helper()
 	st, err := postgres.Open(context.Background(), u)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)

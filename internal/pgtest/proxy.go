@@ -3,13 +3,14 @@ package pgtest
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/joinincard/engine/postgres"
 )
 
 // maxProxiedMessage bounds one client message the proxy reads whole: far above any statement or
@@ -55,14 +56,15 @@ func StartProxy(t testing.TB, u string) *Proxy {
 	return p
 }
 
-// URL is u with its server replaced by the proxy.
-func (p *Proxy) URL(u string) (string, error) {
+// Open opens a Store on the database at u through the proxy, closed when t ends.
+func (p *Proxy) Open(t testing.TB, u string) *postgres.Store {
+	t.Helper()
 	parsed, err := url.Parse(u)
 	if err != nil {
-		return "", fmt.Errorf("proxy url: %w", err)
+		t.Fatalf("pgtest: proxy url: %v", err)
 	}
 	parsed.Host = p.ln.Addr().String()
-	return parsed.String(), nil
+	return Open(t, parsed.String())
 }
 
 // LoseCommits arms the proxy to lose the answers of the next n COMMITs.
