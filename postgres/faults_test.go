@@ -29,18 +29,18 @@ const (
 )
 
 // loseSomeCommits loses the answer to one COMMIT in every few (two to seven, at random), however
-// fast commits come, until stop is closed; armed is closed once it has stopped and disarmed the
-// proxy.
-func loseSomeCommits(proxy *pgtest.Proxy, seed uint64) (stop, armed chan struct{}) {
-	stop, armed = make(chan struct{}), make(chan struct{})
+// fast commits come, until the function it returns is called: that stops it, disarms the proxy,
+// and fails t unless some answer was lost, since then the test tested nothing.
+func loseSomeCommits(t *testing.T, proxy *pgtest.Proxy, seed uint64) (stop func()) {
+	quit, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(armed)
+		defer close(stopped)
 		defer proxy.Disarm()
 		rng := rand.New(rand.NewPCG(seed, seed+1))
 		next := proxy.Commits() + 2 + rng.IntN(6)
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-time.After(time.Millisecond):
 			}
@@ -50,7 +50,15 @@ func loseSomeCommits(proxy *pgtest.Proxy, seed uint64) (stop, armed chan struct{
 			}
 		}
 	}()
-	return stop, armed
+	return func() {
+		t.Helper()
+		close(quit)
+		<-stopped
+		if proxy.Lost() == 0 {
+			t.Fatal("no COMMIT answer was lost: the test tested nothing")
+		}
+		t.Logf("%d COMMIT answers lost", proxy.Lost())
+	}
 }
 
 // The answer to an authorization batch's COMMIT is lost: the server holds the funds and records
@@ -69,7 +77,7 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 		before[i], _ = s.funds(i)
 	}
 
-	stop, armed := loseSomeCommits(proxy, 31)
+	stopLosing := loseSomeCommits(t, proxy, 31)
 
 	type outcome struct {
 		key  uuid.UUID
@@ -105,16 +113,10 @@ func TestLostCommitAnswersHoldFundsOncePerKey(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	<-armed
+	stopLosing()
 	if t.Failed() {
 		return
 	}
-	if proxy.Lost() == 0 {
-		t.Fatal("no COMMIT answer was lost: the test tested nothing")
-	}
-	t.Logf("%d COMMIT answers lost", proxy.Lost())
-
 	seen := map[ledger.ID]bool{}
 	for c, outs := range outcomes {
 		for _, o := range outs {
@@ -178,7 +180,7 @@ func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
 		<-ran
 	}()
 
-	stop, armed := loseSomeCommits(proxy, 41)
+	stopLosing := loseSomeCommits(t, proxy, 41)
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -212,15 +214,11 @@ func TestLostCommitAnswersCreateEachTransferOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	<-armed
+	stopLosing()
 	if t.Failed() {
 		return
 	}
-	if proxy.Lost() == 0 {
-		t.Fatal("no COMMIT answer was lost: the test tested nothing")
-	}
-	t.Logf("%d COMMIT answers lost; results %v", proxy.Lost(), results)
+	t.Logf("results %v", results)
 	b, err := st.Balance(ctx, hot)
 	if err != nil {
 		t.Fatal(err)
