@@ -142,13 +142,17 @@ func (t *Tx) Flush(ctx context.Context, b *pgx.Batch) error {
 	return nil
 }
 
+// settlementGateRead reads the end of the last settlement cycle closed, under a shared lock held
+// until the transaction ends: a cycle cannot close under the transfers stamped after it.
+const settlementGateRead = `SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`
+
 // QueueSettlementGate queues the read of the settlement gate on b, for a caller that reads other
 // things before it applies a batch: the gate then costs no round trip of its own.
 func (t *Tx) QueueSettlementGate(b *pgx.Batch) {
 	if t.gated {
 		return
 	}
-	b.Queue(`SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).QueryRow(func(row pgx.Row) error {
+	b.Queue(settlementGateRead).QueryRow(func(row pgx.Row) error {
 		var closed time.Time
 		if err := row.Scan(&closed); err != nil {
 			return fmt.Errorf("read the settlement gate: %w", err)
@@ -167,7 +171,7 @@ var errGateMoved = conflictError{errors.New("the settlement gate moved since it 
 // with errGateMoved unless it holds the gate the transaction guessed.
 func (t *Tx) queueGateCheck(b *pgx.Batch) {
 	t.gateUnchecked = false
-	b.Queue(`SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).QueryRow(func(row pgx.Row) error {
+	b.Queue(settlementGateRead).QueryRow(func(row pgx.Row) error {
 		var closed time.Time
 		if err := row.Scan(&closed); err != nil {
 			return fmt.Errorf("read the settlement gate: %w", err)
@@ -1069,7 +1073,7 @@ func (t *Tx) settlementGate(ctx context.Context) (int64, error) {
 		return t.gate, nil
 	}
 	var closed time.Time
-	if err := t.QueryRow(ctx, `SELECT closed_through FROM settlement_gate WHERE id = 1 FOR SHARE`).Scan(&closed); err != nil {
+	if err := t.QueryRow(ctx, settlementGateRead).Scan(&closed); err != nil {
 		return 0, fmt.Errorf("read the settlement gate: %w", err)
 	}
 	t.gate, t.gated = closed.UnixMicro(), true

@@ -71,6 +71,11 @@ func SetBeforeCommitTx(p *Purchases, f func(ctx context.Context, tx pgx.Tx, reqs
 	p.beforeCommit = f
 }
 
+// SetAfterLoad has p call f in each attempt's transaction once its lookups are read.
+func SetAfterLoad(p *Purchases, f func(ctx context.Context, tx pgx.Tx)) {
+	p.afterLoad = f
+}
+
 // InLazyTx runs fn in a transaction whose BEGIN goes with its first batch (lazyTx), retried as
 // the store's transactions are.
 func InLazyTx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error {

@@ -567,6 +567,10 @@ type purchaseRows struct {
 	// commit sends the transaction's COMMIT with the rows, in their round trip: the caller
 	// has nothing left to do in the transaction (a lazyTx's, which then commits without a word).
 	commit bool
+	// plansOnce has the round trip keep PostgreSQL's plans (insertPlans) when it holds nothing
+	// but INSERTs: a transaction that asked for plans per execution for its lookups
+	// (customPlans) does not plan its writes again each time.
+	plansOnce bool
 }
 
 type incrementRow struct {
@@ -707,6 +711,15 @@ func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 		b.Queue(`INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
 			SELECT m, k, o, h, r, $6 FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BYTEA[], $5::UUID[]) AS u(m, k, o, h, r)`,
 			merchants, keys, ops, hashes, results, now.UTC())
+	}
+	if w.plansOnce && insertsOnly(tx.queued, b) {
+		// First in the round trip, before the ledger's rows queued with the transaction.
+		first := &pgx.Batch{}
+		first.Queue(insertPlans)
+		if tx.queued != nil {
+			first.QueuedQueries = append(first.QueuedQueries, tx.queued.QueuedQueries...)
+		}
+		tx.queued = first
 	}
 	if w.commit {
 		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +111,9 @@ type Purchases struct {
 	// beforeCommit, if set (by tests), is called in each attempt's transaction once the batch
 	// is decided and written, before it commits.
 	beforeCommit func(ctx context.Context, tx pgx.Tx, reqs []PurchaseRequest)
+	// afterLoad, if set (by tests), is called in each attempt's transaction once the batch's
+	// lookups are read, before anything is decided.
+	afterLoad func(ctx context.Context, tx pgx.Tx)
 }
 
 type purchaseCall struct {
@@ -541,6 +545,9 @@ func (ex *execution) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ex.p.afterLoad != nil {
+		ex.p.afterLoad(ctx, ex.tx.Tx)
+	}
 	for _, c := range ex.cards {
 		if ex.busyCards[c.Token] {
 			return errPredecessorCards
@@ -564,6 +571,7 @@ func (ex *execution) run(ctx context.Context) error {
 		ex.decided()
 	}
 	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
+	ex.rows.plansOnce = ex.p.store.postgreSQL
 	return ex.rows.write(ctx, ex.tx, ex.now)
 }
 
@@ -578,6 +586,30 @@ func (ex *execution) run(ctx context.Context) error {
 // which carry thousands of keys each, keep the generic plan: its estimate of ten keys probes
 // the index, and planning for thousands of keys costs milliseconds.
 const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
+
+// insertPlans has PostgreSQL keep one plan per statement for the rest of the transaction: what
+// a purchase commit sends last (its ledger rows, its purchase records, often its COMMIT) is
+// INSERTs, and an INSERT of given rows scans nothing, so the plan made once serves any table
+// size, where customPlans would plan each of them again in every commit. It is sent only before
+// a round trip of INSERTs alone (insertsOnly): a capture's or a void's writes also delete the
+// holds they close, by key, and keep plans made for their keys.
+const insertPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
+
+// insertsOnly says every statement queued on bs inserts rows, or is the settlement gate's read
+// of its one row by key.
+func insertsOnly(bs ...*pgx.Batch) bool {
+	for _, b := range bs {
+		if b == nil {
+			continue
+		}
+		for _, q := range b.QueuedQueries {
+			if !strings.HasPrefix(q.SQL, "INSERT INTO ") && q.SQL != settlementGateRead && q.SQL != "COMMIT" {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // idempotencyLookup reads the idempotency records of (merchant, key) pairs.
 const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation, r.request_hash, r.result_id

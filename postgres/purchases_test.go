@@ -999,25 +999,29 @@ func TestRacingRefundsNeverExceedTheCapture(t *testing.T) {
 	t.Logf("%d applied, refused %v", applied, refused)
 }
 
-// Each purchase commit asks PostgreSQL for plans made for its own keys (customPlans): its
-// lookups stay index probes on tables that grew after a plan was cached
-// (TestLookupPlannedWhileSmallProbesOnceGrown shows the plan it would keep otherwise).
+// Each purchase commit asks PostgreSQL for plans made for its own keys (customPlans) for its
+// lookups: they stay index probes on tables that grew after a plan was cached
+// (TestLookupPlannedWhileSmallProbesOnceGrown shows the plan it would keep otherwise). Its last
+// round trip keeps the plans PostgreSQL made once (insertPlans) when it only inserts, as an
+// authorization's does, and plans for its keys when it also deletes, as a capture's does.
 func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
 	s := newShop(t, 1, fen1000)
 	if pg, err := s.st.IsPostgreSQL(context.Background()); err != nil || !pg {
 		t.Skipf("PostgreSQL's plan cache: %v", err)
 	}
 	var mu sync.Mutex
-	var modes []string
-	postgres.SetBeforeCommitTx(s.p, func(ctx context.Context, tx pgx.Tx, _ []postgres.PurchaseRequest) {
-		var mode string
-		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode); err != nil {
+	var lookups, writes []string
+	mode := func(ctx context.Context, tx pgx.Tx, into *[]string) {
+		var m string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&m); err != nil {
 			t.Error(err)
 		}
 		mu.Lock()
-		modes = append(modes, mode)
+		*into = append(*into, m)
 		mu.Unlock()
-	})
+	}
+	postgres.SetAfterLoad(s.p, func(ctx context.Context, tx pgx.Tx) { mode(ctx, tx, &lookups) })
+	postgres.SetBeforeCommitTx(s.p, func(ctx context.Context, tx pgx.Tx, _ []postgres.PurchaseRequest) { mode(ctx, tx, &writes) })
 	res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, s.city.Cards[0], "10.00"))
 	if err != nil || !res.Authorization.Approved {
 		t.Fatalf("authorize: %v %+v", err, res.Authorization)
@@ -1027,12 +1031,18 @@ func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(modes) == 0 {
-		t.Fatal("no commit ran")
+	if len(lookups) != 2 || len(writes) != 2 {
+		t.Fatalf("%d lookups and %d writes seen, want one of each per commit, 2 commits", len(lookups), len(writes))
 	}
-	for i, m := range modes {
+	for i, m := range lookups {
 		if m != "force_custom_plan" {
-			t.Errorf("commit %d planned with plan_cache_mode %q", i, m)
+			t.Errorf("commit %d looked up with plan_cache_mode %q, want force_custom_plan", i, m)
 		}
+	}
+	if writes[0] != "force_generic_plan" {
+		t.Errorf("the authorization, inserts only, wrote with plan_cache_mode %q, want force_generic_plan", writes[0])
+	}
+	if writes[1] != "force_custom_plan" {
+		t.Errorf("the capture, which deletes the hold it closes, wrote with plan_cache_mode %q, want force_custom_plan", writes[1])
 	}
 }
