@@ -160,6 +160,9 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := run.prefill(ctx, url, *prefill); err != nil {
 			return err
 		}
+		if err := settleTables(ctx, st); err != nil {
+			return err
+		}
 		rep.PrefillSeconds = time.Since(began).Seconds()
 	}
 	if *warmup > 0 {

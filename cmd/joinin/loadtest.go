@@ -136,6 +136,9 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := prefillEvents(ctx, st, brokers, ef, *prefill, seed); err != nil {
 			return err
 		}
+		if err := settleTables(ctx, st); err != nil {
+			return err
+		}
 	}
 	city := loadtest.NewCity(seed, *nCards, *nMerchants, time.Now().UTC())
 	for _, p := range city.Parties() {
