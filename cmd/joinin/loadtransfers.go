@@ -14,6 +14,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	nethttp "net/http"
+	"net/http/httputil"
 	"slices"
 	"strconv"
 	"strings"
@@ -442,16 +443,21 @@ func (run *transfersLoad) phase(ctx context.Context, name string, d time.Duratio
 }
 
 // loadConn is one load client's keep-alive HTTP/1.1 connection to the engine: a request written
-// whole, its response read and parsed by net/http, the next request only after that, as a
-// terminal or another ledger's load client sends them. It spares the client the goroutines and
-// channel hops of net/http's Transport, which on a small machine take CPU from the server it
-// measures. A connection that fails or that the server closes is dialled again.
+// whole, its response read whole, the next request only after that, as a terminal or another
+// ledger's load client sends them. It spares the client the goroutines and channel hops of
+// net/http's Transport, and net/http's parsing of every header into a map, which on a small
+// machine take CPU from the server it measures. A connection that fails or that the server
+// closes is dialled again.
 type loadConn struct {
 	addr, token string
 	conn        net.Conn
 	r           *bufio.Reader
-	out         []byte
-	got         bytes.Buffer
+	// deadline is when the connection's deadline falls: moved on only once less than
+	// loadClientTimeout is left, so that a request has at least that long and most requests
+	// pay no deadline of their own.
+	deadline time.Time
+	out      []byte
+	got      []byte
 }
 
 // post sends body to path and returns the status and the answer, valid until the next post.
@@ -461,10 +467,13 @@ func (lc *loadConn) post(path string, body []byte) (int, []byte, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		lc.conn, lc.r = c, bufio.NewReader(c)
+		lc.conn, lc.r, lc.deadline = c, bufio.NewReader(c), time.Time{}
 	}
-	if err := lc.conn.SetDeadline(time.Now().Add(loadClientTimeout)); err != nil {
-		return 0, nil, errors.Join(err, lc.close())
+	if now := time.Now(); lc.deadline.Sub(now) < loadClientTimeout {
+		lc.deadline = now.Add(2 * loadClientTimeout)
+		if err := lc.conn.SetDeadline(lc.deadline); err != nil {
+			return 0, nil, errors.Join(err, lc.close())
+		}
 	}
 	out := append(lc.out[:0], "POST "...)
 	out = append(out, path...)
@@ -480,19 +489,99 @@ func (lc *loadConn) post(path string, body []byte) (int, []byte, error) {
 	if _, err := lc.conn.Write(out); err != nil {
 		return 0, nil, errors.Join(err, lc.close())
 	}
-	resp, err := nethttp.ReadResponse(lc.r, nil)
-	if err != nil {
-		return 0, nil, errors.Join(err, lc.close())
-	}
-	lc.got.Reset()
-	_, err = lc.got.ReadFrom(resp.Body)
-	if cerr := resp.Body.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || resp.Close {
+	status, closing, err := lc.readResponse()
+	if err != nil || closing {
 		err = errors.Join(err, lc.close())
 	}
-	return resp.StatusCode, lc.got.Bytes(), err
+	return status, lc.got, err
+}
+
+// readResponse reads one response into lc.got: its status, and whether the connection ends
+// with it (Connection: close, HTTP/1.0, or a body that runs to the end of the connection). The
+// body is framed by Content-Length or chunked, as net/http frames a server's answers. A line of
+// the head longer than the reader's buffer (4 KiB; the engine's are under a hundred bytes)
+// fails the response.
+func (lc *loadConn) readResponse() (status int, closing bool, err error) {
+	line, err := lc.r.ReadSlice('\n')
+	if err != nil {
+		return 0, false, fmt.Errorf("read status line: %w", err)
+	}
+	// HTTP/1.1 200 OK
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return 0, false, fmt.Errorf("malformed status line %.80q", line)
+	}
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, false, fmt.Errorf("malformed status line %.80q", line)
+		}
+		status = status*10 + int(c-'0')
+	}
+	closing = line[7] == '0'
+	length, chunked := int64(-1), false
+	for {
+		line, err := lc.r.ReadSlice('\n')
+		if err != nil {
+			return status, closing, fmt.Errorf("read header: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return status, closing, fmt.Errorf("malformed header %.80q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 {
+				return status, closing, fmt.Errorf("malformed Content-Length %.40q", value)
+			}
+			length = n
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			if !bytes.EqualFold(value, []byte("chunked")) {
+				return status, closing, fmt.Errorf("unsupported Transfer-Encoding %.40q", value)
+			}
+			chunked = true
+		case bytes.EqualFold(name, []byte("Connection")):
+			closing = closing || bytes.EqualFold(value, []byte("close"))
+		}
+	}
+	lc.got = lc.got[:0]
+	switch {
+	case chunked:
+		if lc.got, err = readAppend(lc.got, httputil.NewChunkedReader(lc.r)); err != nil {
+			return status, closing, fmt.Errorf("read chunked body: %w", err)
+		}
+		// The trailer, if any, ends with an empty line.
+		for {
+			line, err := lc.r.ReadSlice('\n')
+			if err != nil {
+				return status, closing, fmt.Errorf("read trailer: %w", err)
+			}
+			if len(bytes.TrimRight(line, "\r\n")) == 0 {
+				return status, closing, nil
+			}
+		}
+	case length >= 0:
+		lc.got = slices.Grow(lc.got, int(length))[:length]
+		if _, err := io.ReadFull(lc.r, lc.got); err != nil {
+			return status, closing, fmt.Errorf("read body: %w", err)
+		}
+		return status, closing, nil
+	default:
+		lc.got, err = readAppend(lc.got, lc.r)
+		return status, true, err
+	}
+}
+
+// readAppend appends what r holds, to its end, to b.
+func readAppend(b []byte, r io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Write(b)
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // close gives the connection up; the next post dials again.
