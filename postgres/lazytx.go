@@ -241,3 +241,15 @@ func (r *begunResults) Close() error {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// queueCommit queues the transaction's COMMIT on b, as the last statement of a lazy transaction's
+// last batch (lazyTx.ended): a transaction that failed answers its COMMIT with ROLLBACK, which
+// fails the batch with pgx.ErrTxCommitRollback.
+func queueCommit(b *pgx.Batch) {
+	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() == "ROLLBACK" {
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
+	})
+}

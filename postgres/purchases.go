@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -722,12 +721,7 @@ func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 		tx.queued = first
 	}
 	if w.commit {
-		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-			if tag.String() == "ROLLBACK" {
-				return pgx.ErrTxCommitRollback
-			}
-			return nil
-		})
+		queueCommit(b)
 	}
 	// With the ledger's writes of the batch, when it queued them: one round trip for both.
 	if err := tx.Flush(ctx, b); err != nil {

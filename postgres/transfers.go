@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/ledger"
 )
@@ -515,11 +514,6 @@ func commitWithWrites(ctx context.Context, tx *Tx) error {
 	if tx.gateGuessed {
 		b.Queue(gateHeldSQL, time.UnixMicro(tx.gate).UTC())
 	}
-	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-		if tag.String() == "ROLLBACK" {
-			return pgx.ErrTxCommitRollback
-		}
-		return nil
-	})
+	queueCommit(b)
 	return tx.Flush(ctx, b)
 }
