@@ -69,13 +69,11 @@ const (
 	// finishTimeout is how long one transaction of an in-flight batch may take to commit after
 	// shutdown is asked.
 	finishTimeout = 10 * time.Second
-	// mergeWait is how long the committer waits at least, after a transaction, for the partitions
-	// it committed to hand in their next batches: a caught-up fetcher does so as soon as it has
-	// decoded what arrived during the transaction, a millisecond or two on an idle machine.
+	// mergeWait bounds how long the committer waits, after a transaction, for the partitions it
+	// committed to hand in their next batches: a caught-up fetcher does so as soon as it has
+	// decoded what arrived during the transaction, a millisecond or two; one that is behind its
+	// log may collect for up to maxBatchWait, and is not waited for that long.
 	mergeWait = 5 * time.Millisecond
-	// maxMergeWait bounds that wait however long the last transaction took (mergeBudget): a
-	// fetcher behind its log may collect for up to maxBatchWait, and is not waited for longer.
-	maxMergeWait = maxBatchWait
 	// advisoryInterval bounds how often a busy partition commits its advisory offset to the
 	// consumer group: a round trip to the group's coordinator that a dashboard reads every few
 	// seconds at most. An idle partition commits its last position within idlePoll.
@@ -353,17 +351,15 @@ func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 // maxMergedEvents, and commits them in one transaction.
 //
 // The partitions whose batches a transaction committed hand in their next batch right after it
-// (what arrived meanwhile), or say they have none: the next transaction waits for them, for the
-// time mergeBudget gives after the last transaction, so that they share it instead of the first
-// to arrive going alone and the others waiting a whole transaction for the next.
+// (what arrived meanwhile), or say they have none: the next transaction waits for them, up to
+// mergeWait, so that they share it instead of the first to arrive going alone and the others
+// waiting a whole transaction for the next.
 func (c *Consumer) commitLoop(ctx context.Context) error {
 	var (
 		carry *request // a batch too large to merge with the previous ones goes first next time
 		// awaited holds the partitions whose batches the last transaction committed.
 		awaited = map[string]bool{}
 		timer   = time.NewTimer(mergeWait)
-		// took is how long the last transaction took.
-		took time.Duration
 	)
 	defer timer.Stop()
 	for {
@@ -374,7 +370,7 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 		if carry != nil {
 			reqs, n, carry = []*request{carry}, len(carry.msgs), nil
 		}
-		timer.Reset(mergeBudget(took))
+		timer.Reset(mergeWait)
 	gather:
 		for n < maxMergedEvents {
 			var r *request
@@ -419,10 +415,7 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 		for _, r := range reqs {
 			awaited[r.cursor.Name] = true
 		}
-		began := time.Now()
-		err := c.commitOne(ctx, reqs)
-		took = time.Since(began)
-		if err != nil {
+		if err := c.commitOne(ctx, reqs); err != nil {
 			if carry != nil {
 				carry.finish(err)
 			}
@@ -434,16 +427,6 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-// mergeBudget is how long the committer waits, after a transaction that took took, for the
-// partitions it committed to hand in their next batches. A partition not waited for waits for a
-// whole transaction, about as long as the last one, before its events go in: on a busy machine,
-// where fetchers need more than mergeWait to decode what arrived, waiting up to half the last
-// transaction costs the partitions at hand less than it saves the late ones. Bounded by
-// mergeWait below and maxMergeWait above.
-func mergeBudget(took time.Duration) time.Duration {
-	return min(max(took/2, mergeWait), maxMergeWait)
 }
 
 // commitOne commits reqs together, or apart when that fails for one of them, and gives each its
