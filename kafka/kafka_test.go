@@ -486,3 +486,46 @@ func TestGroupConfigIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// A producer sized to small calls still delivers a call larger than its requests, in order, and
+// a reader fills the array of its previous batch again instead of allocating one per batch.
+func TestSizedProducerAndReusedFetchBatch(t *testing.T) {
+	const topic = "one-partition"
+	ctx := testContext(t)
+	b := startBroker(t, 1)
+	createTopic(t, ctx, b.Addrs(), topic, 1)
+	p := NewProducerSized(b.Addrs(), topic, 3)
+	defer p.Close()
+	msgs := make([]kafkago.Message, 20)
+	for i := range msgs {
+		msgs[i] = event(1, i)
+	}
+	if err := p.Produce(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	r := NewPartitionReader(b.Addrs(), Claim{Topic: topic, Partition: 0}, 0)
+	defer r.Close()
+	first, err := r.FetchBatch(ctx, 10, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 10 {
+		t.Fatalf("first batch holds %d messages, want 10", len(first))
+	}
+	at := &first[0]
+	for i, m := range first {
+		if string(m.Value) != strconv.Itoa(i) {
+			t.Fatalf("message %d holds %q, want %d", i, m.Value, i)
+		}
+	}
+	second, err := r.FetchBatch(ctx, 10, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) != 10 || string(second[0].Value) != "10" || string(second[9].Value) != "19" {
+		t.Fatalf("second batch holds %d messages from %q", len(second), second[0].Value)
+	}
+	if &second[0] != at {
+		t.Error("second batch is a new array, want the first batch's filled again")
+	}
+}

@@ -351,6 +351,10 @@ type PartitionReader struct {
 	// FetchBatch returns it. kafka-go reports an error once, so dropping it could leave the next
 	// FetchBatch waiting for a reader that has stopped.
 	pending error
+	// batch is the array the last FetchBatch returned, which the next one fills again: a
+	// caught-up reader returns hundreds of batches a second, and a new array each time
+	// (160 bytes a message slot) is garbage the process's collector must chase.
+	batch []kafkago.Message
 }
 
 // NewPartitionReader returns a reader of partition c starting at offset: the first offset to
@@ -410,7 +414,18 @@ var ErrReleased = errors.New("hold released before a message arrived")
 // If hold is closed before any message arrives, FetchBatch returns ErrReleased. It returns ctx's
 // error only when it has no message to return; a batch is never cut short by an error, which the
 // next call returns instead.
+//
+// The slice returned is valid until the next FetchBatch, which reuses its array: a caller that
+// keeps messages past that copies them (the messages' keys and values are not reused).
 func (r *PartitionReader) FetchBatch(ctx context.Context, max int, wait time.Duration, hold <-chan struct{}) ([]kafkago.Message, error) {
+	batch, err := r.fetchBatch(ctx, max, wait, hold)
+	if cap(batch) > 0 {
+		r.batch = batch
+	}
+	return batch, err
+}
+
+func (r *PartitionReader) fetchBatch(ctx context.Context, max int, wait time.Duration, hold <-chan struct{}) ([]kafkago.Message, error) {
 	if max < 1 || max > MaxFetchBatch {
 		return nil, fmt.Errorf("fetch batch from %s: max %d outside 1..%d", r.claim, max, MaxFetchBatch)
 	}
@@ -450,8 +465,11 @@ func (r *PartitionReader) FetchBatch(ctx context.Context, max int, wait time.Dur
 		return nil, fmt.Errorf("fetch batch from %s: %w", r.claim, err)
 	}
 	deadline := time.Now().Add(wait)
-	batch := make([]kafkago.Message, 1, min(max, fetchBatchPrealloc))
-	batch[0] = first
+	batch := r.batch[:0]
+	if cap(batch) == 0 {
+		batch = make([]kafkago.Message, 0, min(max, fetchBatchPrealloc))
+	}
+	batch = append(batch, first)
 	// While held: everything that arrives.
 	for hold != nil && len(batch) < max {
 		m, err := r.reader.FetchMessage(hctx)

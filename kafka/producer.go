@@ -33,6 +33,9 @@ const (
 	// writerBatchSize is the most messages kafka-go puts in one partition's batch; a full batch
 	// is sent without waiting for writerBatchTimeout. A thousand small card events are well under
 	// writerBatchBytes, and one request per thousand events amortizes the broker's round trip.
+	// kafka-go allocates room for this many messages (160 bytes each) for every batch it starts,
+	// however few it then holds: a producer of small steady calls takes a smaller bound
+	// (NewProducerSized).
 	writerBatchSize = 1000
 	// writerBatchBytes is the most bytes in one partition's batch: Kafka's default
 	// message.max.bytes (1 MiB), the largest batch a broker with default settings accepts.
@@ -62,6 +65,18 @@ type Producer struct {
 // NewProducer returns a producer for topic. It connects lazily, on the first Produce. The topic
 // must exist (EnsureTopics): producing never creates one.
 func NewProducer(brokers []string, topic string) *Producer {
+	return NewProducerSized(brokers, topic, writerBatchSize)
+}
+
+// NewProducerSized is NewProducer with batchMessages, between 1 and writerBatchSize, as the most
+// messages of one partition's request. kafka-go allocates room for batchMessages messages for
+// each partition's request, however few it holds: a producer that sends a steady stream of small
+// calls (tens of events a partition every few milliseconds) makes that much garbage per call
+// with the default of a thousand, megabytes a second that the process's garbage collector must
+// then chase while the engine works. It sets batchMessages near what one call holds per
+// partition; a call that holds more goes out in several requests.
+func NewProducerSized(brokers []string, topic string, batchMessages int) *Producer {
+	batchMessages = min(max(batchMessages, 1), writerBatchSize)
 	transport := newTransport(topic)
 	return &Producer{
 		topic:     topic,
@@ -79,7 +94,7 @@ func NewProducer(brokers []string, topic string) *Producer {
 			// RequireNone, which acknowledges before the broker has even read the message.
 			RequiredAcks: kafkago.RequireAll,
 			BatchTimeout: writerBatchTimeout,
-			BatchSize:    writerBatchSize,
+			BatchSize:    batchMessages,
 			BatchBytes:   writerBatchBytes,
 			MaxAttempts:  writerMaxAttempts,
 			// WriteBackoffMin and WriteBackoffMax: kafka-go's pause between its own attempts.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -97,6 +98,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		"after the run, produce at half its rate for this long and report each event's time from producer to commit; 0 skips it")
 	latencyRate := fs.Float64("latency-rate", 0,
 		"events/s of the latency phase instead of half the run's rate, so that runs on a machine whose load varies compare at one rate; 0 is half the run's rate")
+	latencyTrace := fs.String("latency-trace", "", "write one line per committed transaction of the latency phase to this file: when, events, oldest and newest event's age, ingest, commit, attempts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	engineProcess := fs.Bool("engine-process", false,
 		"consume with `joinin serve` in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
@@ -189,6 +191,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		// measuring is set.
 		measuring bool
 		latencies []float64
+		trace     []batchTrace
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -203,6 +206,10 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 				now := time.Now()
 				for _, t := range b.Produced {
 					latencies = append(latencies, float64(now.Sub(t).Microseconds())/1000)
+				}
+				if *latencyTrace != "" && len(b.Produced) > 0 {
+					trace = append(trace, batchTrace{at: now, events: b.Events, oldest: now.Sub(slices.MinFunc(b.Produced, time.Time.Compare)),
+						newest: now.Sub(slices.MaxFunc(b.Produced, time.Time.Compare)), timing: b.Timing, decode: b.DecodeTime})
 				}
 				return
 			}
@@ -238,7 +245,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	mu.Unlock()
 	if *latencySeconds > 0 {
 		n := int(rate * latencySeconds.Seconds())
-		if err := produceAtRate(ctx, brokers, ef.topic, city.Purchases(n, 3000), rate); err != nil {
+		if err := produceAtRate(ctx, brokers, ef.topic, ef.partitions, city.Purchases(n, 3000), rate); err != nil {
 			return err
 		}
 		if err := d.waitCaughtUp(ctx, brokers, ef.topic, consumed, loadCatchUpTimeout); err != nil {
@@ -260,6 +267,11 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		slices.Sort(latencies)
 		rep.LatencyRate, rep.LatencyEvents = rate, len(latencies)
 		rep.LatencyP50Millis, rep.LatencyP99Millis = latencies[len(latencies)/2], latencies[min(len(latencies)-1, len(latencies)*99/100)]
+	}
+	if *latencyTrace != "" {
+		if err := writeLatencyTrace(*latencyTrace, trace); err != nil {
+			return err
+		}
 	}
 	rep.PrefilledEvents = *prefill
 	if walErr == nil && walErr2 == nil {
@@ -395,17 +407,25 @@ func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef
 // steady stream rather than bursts a batch wide.
 const latencyTick = 10 * time.Millisecond
 
+// latencyShareSlack is how many times its even share of a tick's events one partition's
+// request of the latency phase takes before the rest go in another request: the cards of a
+// tick spread over the partitions by hash, unevenly.
+const latencyShareSlack = 2
+
 // produceAtRate produces evs at rate events per second, a little every latencyTick. The events
 // are encoded before the first is produced, as the measured run's are: the generator's encoding
 // does not compete with the engine for the CPU while latencies are measured.
-func produceAtRate(ctx context.Context, brokers []string, topic string, evs []events.Event, rate float64) error {
-	p := kafka.NewProducer(brokers, topic)
-	defer p.Close()
+func produceAtRate(ctx context.Context, brokers []string, topic string, partitions int, evs []events.Event, rate float64) error {
 	msgs := make([]kafkago.Message, len(evs))
 	for i, e := range evs {
 		msgs[i] = kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)}
 	}
 	per := max(int(rate*latencyTick.Seconds()), 1)
+	// A partition's share of a tick fits one request, with room for the cards that happen to
+	// crowd one partition, and no request takes room for many more: the generator shares the
+	// engine's process and its garbage collector.
+	p := kafka.NewProducerSized(brokers, topic, latencyShareSlack*per/max(partitions, 1)+latencyShareSlack)
+	defer p.Close()
 	t := time.NewTicker(latencyTick)
 	defer t.Stop()
 	for len(msgs) > 0 {
@@ -426,6 +446,52 @@ func produceAtRate(ctx context.Context, brokers []string, topic string, evs []ev
 	}
 	return nil
 }
+
+// batchTrace is one committed transaction of the latency phase.
+type batchTrace struct {
+	at             time.Time
+	events         int
+	oldest, newest time.Duration // the age of the batch's oldest and newest event at its commit
+	timing         postgres.IngestTiming
+	decode         time.Duration
+}
+
+// writeLatencyTrace writes the latency phase's transactions to path, one line each, with the
+// garbage collector's pauses of the run among them, so that a slow transaction can be told
+// apart from events that waited.
+func writeLatencyTrace(path string, trace []batchTrace) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var gc debug.GCStats
+	gc.PauseQuantiles = nil
+	debug.ReadGCStats(&gc)
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	for _, b := range trace {
+		lines = append(lines, line{b.at, fmt.Sprintf("batch events=%d oldest_ms=%.1f newest_ms=%.1f ingest_ms=%.1f commit_ms=%.1f attempts=%d decode_ms=%.1f",
+			b.events, ms(b.oldest), ms(b.newest), ms(b.timing.Ingest), ms(b.timing.Commit), b.timing.Attempts, ms(b.decode))})
+	}
+	if len(trace) > 0 {
+		for i, end := range gc.PauseEnd {
+			if end.Before(trace[0].at.Add(-time.Second)) {
+				continue
+			}
+			lines = append(lines, line{end, fmt.Sprintf("gc pause_ms=%.2f", ms(gc.Pause[i]))})
+		}
+	}
+	slices.SortFunc(lines, func(a, b line) int { return a.at.Compare(b.at) })
+	for _, l := range lines {
+		fmt.Fprintf(f, "%s %s\n", l.at.Format("15:04:05.000"), l.text)
+	}
+	return f.Close()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // writeHeapProfile writes this process's heap profile, after a collection, to path.
 func writeHeapProfile(path string) error {
