@@ -16,6 +16,18 @@ import (
 
 // transferDesk is the transfers committer on a store of its own, with a bank that funds, sources
 // funded from it and one hot account every test credits.
+// wantHotCredited checks that the desk's hot account has been credited want, posted.
+func (d *transferDesk) wantHotCredited(t *testing.T, want int64) {
+	t.Helper()
+	bal, err := d.st.Balance(context.Background(), d.hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.CreditsPosted != want {
+		t.Errorf("hot account credited %d, want %d", bal.CreditsPosted, want)
+	}
+}
+
 type transferDesk struct {
 	st      *postgres.Store
 	tr      *postgres.Transfers
@@ -208,13 +220,7 @@ func TestTransfersOpenChainStaysInItsRequest(t *testing.T) {
 		t.Fatal(b.err)
 	}
 	wantResults(t, b.res, ledger.Created)
-	bal, err := d.st.Balance(ctx, d.hot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bal.CreditsPosted != 1+100+400 {
-		t.Errorf("hot account credited %d, want 501", bal.CreditsPosted)
-	}
+	d.wantHotCredited(t, 1+100+400)
 }
 
 // errPoisoned stands for a value the database refuses.
@@ -268,13 +274,7 @@ func TestOneTransferRequestsFaultFailsItAlone(t *testing.T) {
 	if goodOK.Load() != good || badErr.Load() != bad {
 		t.Fatalf("%d of %d good requests applied, %d of %d bad ones failed", goodOK.Load(), good, badErr.Load(), bad)
 	}
-	bal, err := d.st.Balance(ctx, d.hot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bal.CreditsPosted != 1+good*100 {
-		t.Errorf("hot account credited %d, want %d", bal.CreditsPosted, 1+good*100)
-	}
+	d.wantHotCredited(t, 1+int64(good)*100)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.sizes) < 2 || d.sizes[1] != good+bad {
@@ -351,13 +351,7 @@ func TestTransfersAreIdempotentByID(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantResults(t, res, ledger.CurrencyMismatch, ledger.CurrencyMismatch)
-	bal, err := d.st.Balance(ctx, d.hot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bal.CreditsPosted != 307 {
-		t.Errorf("hot account credited %d, want 307", bal.CreditsPosted)
-	}
+	d.wantHotCredited(t, 307)
 }
 
 // The queue is bounded in transfers: past it a request is turned away busy, and after the
@@ -568,13 +562,7 @@ func TestTransfersIndependentOfTheCommitBeforeDoNotWaitForIt(t *testing.T) {
 	if t.Failed() {
 		<-second
 	}
-	bal, err := d.st.Balance(ctx, d.hot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bal.CreditsPosted != 300 {
-		t.Errorf("hot account credited %d, want 300", bal.CreditsPosted)
-	}
+	d.wantHotCredited(t, 300)
 }
 
 // The committer stamps a commit after the settlement gate without reading it first, taking the
