@@ -3,11 +3,13 @@
 // transaction with its partition's offset. The database, not the broker, holds the offsets that
 // count, so a crash at any point neither loses nor repeats an event.
 //
-// One fetcher per assigned partition reads and decodes (in parallel across partitions); one
-// committer applies the batches one transaction at a time, merging the batches waiting for it.
-// Batches of one process therefore never contend for the hot accounts every partition pays (a
-// transit operator's, a merchant's), and a slow database slows fetchers down instead of letting
-// memory grow: each fetcher has at most one batch in flight.
+// One fetcher per assigned partition reads and decodes (in parallel across partitions);
+// committers (Config.Committers) apply the batches, each committer one transaction at a time for
+// its own share of the partitions, merging the batches waiting for it. A partition's batches
+// always go to one committer, in order. The committers never contend for the hot accounts every
+// partition pays (a transit operator's, a merchant's): each transaction writes the balance shard
+// of its first partition, and no two committers share a partition. A slow database slows
+// fetchers down instead of letting memory grow: each fetcher has at most one batch in flight.
 package consumer
 
 import (
@@ -78,6 +80,18 @@ const (
 	// consumer group: a round trip to the group's coordinator that a dashboard reads every few
 	// seconds at most. An idle partition commits its last position within idlePoll.
 	advisoryInterval = time.Second
+	// DefaultCommitters is how many committers apply batches at once when the configuration
+	// does not say: two, one per core of the machine the engine is sized for. A committer's
+	// transaction alternates between deciding in the engine and waiting for the database; with
+	// two, one decides while the other's statements run, so both the engine's core and the
+	// database's are kept busy. Each takes its own partitions, whose cards and cursors no other
+	// committer touches, and writes its own balance shards of the accounts every partition pays,
+	// so two committers contend no more than two engines of one group do.
+	DefaultCommitters = 2
+	// MaxCommitters bounds the committers of one process: each holds a database connection for
+	// its transaction, and past the consumer shards (15) two committers would share a shard of
+	// every hot account and take turns on it.
+	MaxCommitters = 15
 )
 
 // Ingester is the store the consumer applies batches to and reads the partitions' cursors from.
@@ -103,6 +117,9 @@ type Config struct {
 	// database's time), so that how long ago a cursor moved is measured on one clock. Nil is
 	// time.Now.
 	Now func() time.Time
+	// Committers is how many transactions apply batches at once, each for its own share of the
+	// partitions; 0 is DefaultCommitters.
+	Committers int
 }
 
 // Batch is what one committed transaction did.
@@ -120,7 +137,9 @@ type Batch struct {
 type Consumer struct {
 	cfg   Config
 	store Ingester
-	queue chan *request
+	// queues holds one queue per committer; a partition's batches go to queues[partition %
+	// len(queues)].
+	queues []chan *request
 }
 
 type request struct {
@@ -149,15 +168,38 @@ func New(cfg Config, store Ingester) *Consumer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Consumer{cfg: cfg, store: store, queue: make(chan *request)}
+	if cfg.Committers <= 0 {
+		cfg.Committers = DefaultCommitters
+	}
+	cfg.Committers = min(cfg.Committers, MaxCommitters)
+	c := &Consumer{cfg: cfg, store: store, queues: make([]chan *request, cfg.Committers)}
+	for i := range c.queues {
+		c.queues[i] = make(chan *request)
+	}
+	return c
+}
+
+// queueOf is the queue of the committer that applies partition's batches.
+func (c *Consumer) queueOf(partition int) chan *request {
+	return c.queues[partition%len(c.queues)]
 }
 
 // Run consumes until ctx is done (nil: a clean shutdown) or a fault outlasts its retries.
 func (c *Consumer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	committed := make(chan error, 1)
-	go func() { committed <- c.commitLoop(ctx) }()
+	// A committer that fails stops the others and the fetchers: the supervisor restarts the
+	// whole consumer, which resumes every partition from its database cursor.
+	committed := make(chan error, len(c.queues))
+	for _, q := range c.queues {
+		go func() {
+			err := c.commitLoop(ctx, q)
+			if err != nil {
+				cancel()
+			}
+			committed <- err
+		}()
+	}
 	// The watchdog asks the group membership to rejoin when partitions stop moving.
 	rejoin := make(chan struct{}, 1)
 	watched := make(chan struct{})
@@ -169,8 +211,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Logger: c.cfg.Log, Rejoin: rejoin}, c.fetch)
 	cancel()
 	<-watched
-	if cerr := <-committed; err == nil && cerr != nil {
-		err = cerr
+	for range c.queues {
+		if cerr := <-committed; err == nil && cerr != nil {
+			err = cerr
+		}
 	}
 	return err
 }
@@ -179,6 +223,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // committed offset, and stops when the generation ends or another writer owns the partition.
 func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 	name := claim.String()
+	queue := c.queueOf(claim.Partition)
 	pos, err := c.claimCursor(ctx, name)
 	if err != nil {
 		return fmt.Errorf("read cursor of %s: %w", name, err)
@@ -251,7 +296,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 				}
 				// The committer may be waiting for this partition's next batch: there is none.
 				select {
-				case c.queue <- &request{cursor: postgres.Cursor{Name: name}, pass: true}:
+				case queue <- &request{cursor: postgres.Cursor{Name: name}, pass: true}:
 				default:
 				}
 				advise(false)
@@ -307,7 +352,7 @@ func (c *Consumer) fetch(ctx context.Context, claim kafka.Claim) error {
 			}
 		}
 		select {
-		case c.queue <- req:
+		case queue <- req:
 		case <-ctx.Done():
 			return nil
 		}
@@ -347,14 +392,14 @@ func decodeAll(source string, raw []kafkago.Message) []clearing.Message {
 	return msgs
 }
 
-// commitLoop is the single writer: it takes the waiting batches, merges them up to
+// commitLoop is one committer: it takes the batches waiting in its queue, merges them up to
 // maxMergedEvents, and commits them in one transaction.
 //
 // The partitions whose batches a transaction committed hand in their next batch right after it
 // (what arrived meanwhile), or say they have none: the next transaction waits for them, up to
 // mergeWait, so that they share it instead of the first to arrive going alone and the others
 // waiting a whole transaction for the next.
-func (c *Consumer) commitLoop(ctx context.Context) error {
+func (c *Consumer) commitLoop(ctx context.Context, queue chan *request) error {
 	var (
 		carry *request // a batch too large to merge with the previous ones goes first next time
 		// awaited holds the partitions whose batches the last transaction committed.
@@ -377,13 +422,13 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 			switch {
 			case len(reqs) == 0:
 				select {
-				case r = <-c.queue:
+				case r = <-queue:
 				case <-ctx.Done():
 					return nil
 				}
 			case len(awaited) > 0:
 				select {
-				case r = <-c.queue:
+				case r = <-queue:
 				case <-timer.C:
 					clear(awaited)
 					continue
@@ -393,7 +438,7 @@ func (c *Consumer) commitLoop(ctx context.Context) error {
 				}
 			default:
 				select {
-				case r = <-c.queue:
+				case r = <-queue:
 				default:
 					break gather
 				}

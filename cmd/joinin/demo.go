@@ -102,11 +102,11 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	d := &demo{st: st, city: city, out: stdout, rng: rand.New(rand.NewPCG(runSeed, 7)), results: map[string]int{}, reasons: map[string]int{}}
 	msgs := d.traffic()
 
-	// The consumer runs as in `joinin serve`: partition fetchers, one committer.
+	// The consumer runs as in `joinin serve`: partition fetchers, the committers.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-demo",
-		Log: log, OnBatch: d.observe}, st)
+		Log: log, OnBatch: d.observe, Committers: ef.committers}, st)
 	consumed := make(chan error, 1)
 	go func() { consumed <- cons.Run(cctx) }()
 

@@ -162,7 +162,7 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	defer stopBroker()
 
-	d := &cityDay{st: st, plan: plan, log: log, clients: *clients, brokers: brokers, topic: ef.topic,
+	d := &cityDay{st: st, plan: plan, log: log, clients: *clients, brokers: brokers, topic: ef.topic, committers: ef.committers,
 		rep: cityDayReport{Seed: *seed, Day: *day, Cards: *nCards, Merchants: *nMerchants, Events: map[string]int{},
 			EventsPerSecond: map[string]float64{}, Observed: map[string]int{}, Transfers: map[string][2]int{}},
 		splits: map[string]loadtest.MedicalSplit{}}
@@ -212,6 +212,8 @@ type cityDay struct {
 	clients int
 	brokers []string
 	topic   string
+	// committers is how many transactions the consumer applies at once.
+	committers int
 
 	base, adminToken string
 	http             *nethttp.Client
@@ -296,7 +298,7 @@ func (d *cityDay) run(ctx context.Context, tr *postgres.Tariffs, tok *events.Tok
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: d.brokers, Topic: d.topic, GroupID: "cityday", Log: d.log, Now: d.st.Now,
+	cons := consumer.New(consumer.Config{Brokers: d.brokers, Topic: d.topic, GroupID: "cityday", Log: d.log, Now: d.st.Now, Committers: d.committers,
 		OnBatch: func(b consumer.Batch) {
 			d.mu.Lock()
 			defer d.mu.Unlock()

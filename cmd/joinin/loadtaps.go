@@ -140,7 +140,7 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	defer stopBroker()
 	consume := func() (stop func() error, consumed chan error) {
 		cctx, cancel := context.WithCancel(ctx)
-		cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-taps", Log: log, Now: st.Now}, st)
+		cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-taps", Log: log, Now: st.Now, Committers: ef.committers}, st)
 		consumed = make(chan error, 1)
 		go func() { consumed <- cons.Run(cctx) }()
 		return func() error {

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -195,7 +196,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-load", Log: log,
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group + "-load", Log: log, Committers: ef.committers,
 		OnBatch: func(b consumer.Batch) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -393,7 +394,7 @@ func prefillEvents(ctx context.Context, st *postgres.Store, brokers []string, ef
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: ef.group + "-prefill"}, st)
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: ef.group + "-prefill", Committers: ef.committers}, st)
 	consumed := make(chan error, 1)
 	go func() { consumed <- cons.Run(cctx) }()
 	if err := (&demo{st: st}).waitCaughtUp(ctx, brokers, topic, consumed, loadCatchUpTimeout); err != nil {
@@ -522,7 +523,7 @@ func loadInChild(ctx context.Context, stdout io.Writer, log *slog.Logger, databa
 	args := []string{"serve", "--database-url", databaseURL, "--kafka-brokers", strings.Join(brokers, ","),
 		"--topic", ef.topic, "--dlq-topic", ef.topic + "-dlq", "--group", ef.group + "-load", "--http-addr", "127.0.0.1:0",
 		// The run verifies the ledger itself once it is consumed, outside the measurement.
-		"--settle-grace", "0", "--verify-interval", "0", "--log-level", "warn"}
+		"--settle-grace", "0", "--verify-interval", "0", "--log-level", "warn", "--committers", strconv.Itoa(ef.committers)}
 	if heapProfile != "" {
 		args = append(args, "--heap-profile", heapProfile)
 	}

@@ -171,6 +171,12 @@ func TestEveryCommandExplainsItself(t *testing.T) {
 	if err := run(context.Background(), []string{"verify", "--log-level", "loud"}, &out, &errs); err == nil {
 		t.Error("a bad --log-level was accepted")
 	}
+	for _, n := range []string{"0", "-1", "16"} {
+		err := run(context.Background(), []string{"serve", "--committers", n, "--database-url", pgtest.NewDatabase(t)}, &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), "--committers "+n+": must be 1 to 15") {
+			t.Errorf("serve --committers %s: %v", n, err)
+		}
+	}
 }
 
 // The consumer's load run, small: a city's events through the embedded broker into a database of

@@ -59,6 +59,7 @@ type engineFlags struct {
 	dlqTopic     string
 	group        string
 	tokenKey     string
+	committers   int
 }
 
 func addEngineFlags(fs interface {
@@ -77,6 +78,8 @@ func addEngineFlags(fs interface {
 	fs.StringVar(&f.group, "group", envOr("JOININ_GROUP", defaultGroup), "consumer group (env JOININ_GROUP)")
 	fs.StringVar(&f.tokenKey, "token-key", envOr("JOININ_TOKEN_KEY", ""),
 		"hex key (32 bytes or more) for tokenizing personal numbers (env JOININ_TOKEN_KEY)")
+	fs.IntVar(&f.committers, "committers", consumer.DefaultCommitters,
+		fmt.Sprintf("card-event transactions applied at once, each for its own share of the partitions (1 to %d)", consumer.MaxCommitters))
 	return f
 }
 
@@ -84,6 +87,9 @@ func addEngineFlags(fs interface {
 // closes what was started.
 func (f *engineFlags) connect(ctx context.Context, log *slog.Logger) (brokers []string, stop func(), err error) {
 	stop = func() {}
+	if f.committers < 1 || f.committers > consumer.MaxCommitters {
+		return nil, stop, fmt.Errorf("--committers %d: must be 1 to %d", f.committers, consumer.MaxCommitters)
+	}
 	if f.brokers != "" {
 		brokers = strings.Split(f.brokers, ",")
 	} else {
@@ -265,7 +271,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.stop()
 	fmt.Fprintf(stdout, "serving HTTP on %s, consuming %s from %s\n", srv.addr, ef.topic, strings.Join(brokers, ","))
 
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group, Log: log, Metrics: metrics, Now: st.Now}, st)
+	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: ef.topic, GroupID: ef.group, Log: log, Metrics: metrics, Now: st.Now,
+		Committers: ef.committers}, st)
 	err = cons.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
