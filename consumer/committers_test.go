@@ -11,9 +11,7 @@ import (
 
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/consumer"
-	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/internal/pgtest"
-	"github.com/joinincard/engine/loadtest"
 	"github.com/joinincard/engine/postgres"
 )
 
@@ -78,11 +76,7 @@ func (w *watchedStore) IngestTimed(ctx context.Context, cursors []postgres.Curso
 func TestCommittersApplyTheirOwnPartitionsAtOnce(t *testing.T) {
 	st := pgtest.NewStore(t)
 	brokers := startBroker(t)
-	city := loadtest.NewCity(11, 400, 3, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
-	registerParties(t, st, city)
-	var evs []events.Event
-	evs = append(append(evs, city.Registrations()...), city.Funding(100000, 200000)...)
-	evs = append(evs, city.Purchases(12000, 500)...)
+	city, evs := cityEvents(t, st, 11, 400, 3, 12000, 500)
 	produce(t, brokers, keyed(evs...)...)
 
 	w := &watchedStore{Store: st, overlapped: make(chan struct{})}
@@ -109,12 +103,5 @@ func TestCommittersApplyTheirOwnPartitionsAtOnce(t *testing.T) {
 	if w.retried > 0 {
 		t.Errorf("%d transactions were tried again: the committers contended", w.retried)
 	}
-	var processed int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&processed); err != nil {
-		t.Fatal(err)
-	}
-	if processed != len(evs) {
-		t.Errorf("%d events processed, %d produced", processed, len(evs))
-	}
-	checkBalances(t, st, city.Expected(evs))
+	checkLandedOnce(t, st, city, evs)
 }

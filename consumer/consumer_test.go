@@ -129,6 +129,31 @@ func checkBalances(t *testing.T, st *postgres.Store, want map[string]int64) {
 	}
 }
 
+// cityEvents registers a city's parties and returns its events: every card registered and funded
+// with 1,000.00 to 2,000.00 CNY, then purchases of up to maxAmount fen each.
+func cityEvents(t *testing.T, st *postgres.Store, seed uint64, cards, merchants, purchases int, maxAmount int64) (*loadtest.City, []events.Event) {
+	t.Helper()
+	city := loadtest.NewCity(seed, cards, merchants, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	var evs []events.Event
+	evs = append(append(evs, city.Registrations()...), city.Funding(100000, 200000)...)
+	return city, append(evs, city.Purchases(purchases, maxAmount)...)
+}
+
+// checkLandedOnce checks that every one of evs was processed once and that the balances are
+// theirs.
+func checkLandedOnce(t *testing.T, st *postgres.Store, city *loadtest.City, evs []events.Event) {
+	t.Helper()
+	var processed int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&processed); err != nil {
+		t.Fatal(err)
+	}
+	if processed != len(evs) {
+		t.Fatalf("%d events processed, %d produced", processed, len(evs))
+	}
+	checkBalances(t, st, city.Expected(evs))
+}
+
 // A stream with malformed, duplicate and conflicting events mixed in: every valid event lands
 // once, and the rest reach the dead-letter topic with their reasons.
 func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
@@ -251,11 +276,7 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 func TestRebalanceResumesFromTheDatabase(t *testing.T) {
 	st := pgtest.NewStore(t)
 	brokers := startBroker(t)
-	city := loadtest.NewCity(5, 300, 10, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
-	registerParties(t, st, city)
-	var evs []events.Event
-	evs = append(append(evs, city.Registrations()...), city.Funding(100000, 200000)...)
-	evs = append(evs, city.Purchases(20000, 500)...)
+	city, evs := cityEvents(t, st, 5, 300, 10, 20000, 500)
 	msgs := keyed(evs...)
 
 	run := func(ctx context.Context) chan error {
@@ -281,14 +302,7 @@ func TestRebalanceResumesFromTheDatabase(t *testing.T) {
 	if err := <-doneA; err != nil {
 		t.Fatal(err)
 	}
-	var processed int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&processed); err != nil {
-		t.Fatal(err)
-	}
-	if processed != len(evs) {
-		t.Fatalf("%d events processed, %d produced", processed, len(evs))
-	}
-	checkBalances(t, st, city.Expected(evs))
+	checkLandedOnce(t, st, city, evs)
 }
 
 // TestDeadLetterTopicGetsNoPersonalNumber: a producer keys a message by a clear card number, puts
