@@ -126,22 +126,13 @@ func TestConsumerDrainsCapturesThatPlanMoreThanABatch(t *testing.T) {
 		deadLetters []clearing.DeadLetter
 		largest     int
 	)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "captures", Log: slog.New(slog.DiscardHandler),
+	consumeAll(t, st, brokers, consumer.Config{Brokers: brokers, Topic: topic, GroupID: "captures", Log: slog.New(slog.DiscardHandler),
 		OnBatch: func(b consumer.Batch) {
 			mu.Lock()
 			defer mu.Unlock()
 			deadLetters = append(deadLetters, b.Decision.DeadLetters...)
 			largest = max(largest, b.Events)
 		}}, st)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(cctx) }()
-	waitCaughtUp(t, st, brokers)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	if largest >= stays {
 		t.Errorf("a batch of %d events was committed whole; it plans more transfers than a ledger batch takes", largest)
 	}

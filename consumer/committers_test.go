@@ -80,17 +80,8 @@ func TestCommittersApplyTheirOwnPartitionsAtOnce(t *testing.T) {
 	produce(t, brokers, keyed(evs...)...)
 
 	w := &watchedStore{Store: st, overlapped: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "committers", Log: slog.New(slog.DiscardHandler),
+	consumeAll(t, st, brokers, consumer.Config{Brokers: brokers, Topic: topic, GroupID: "committers", Log: slog.New(slog.DiscardHandler),
 		Committers: 2}, w)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	waitCaughtUp(t, st, brokers)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -116,6 +116,22 @@ func waitCaughtUp(t *testing.T, st *postgres.Store, brokers []string) {
 	}
 }
 
+// consumeAll runs a consumer of cfg on store until the database's cursors reach the end of every
+// partition of the topic, then stops it; it fails the test if the consumer does not stop cleanly.
+func consumeAll(t *testing.T, st *postgres.Store, brokers []string, cfg consumer.Config, store consumer.Ingester) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons := consumer.New(cfg, store)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	waitCaughtUp(t, st, brokers)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func checkBalances(t *testing.T, st *postgres.Store, want map[string]int64) {
 	t.Helper()
 	for key, net := range want {
@@ -193,9 +209,7 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 		duplicates  int
 		deadLetters []string
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "test", Log: slog.New(slog.DiscardHandler),
+	consumeAll(t, st, brokers, consumer.Config{Brokers: brokers, Topic: topic, GroupID: "test", Log: slog.New(slog.DiscardHandler),
 		OnBatch: func(b consumer.Batch) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -204,13 +218,6 @@ func TestMixedStreamLandsValidEventsAndDeadLettersTheRest(t *testing.T) {
 				deadLetters = append(deadLetters, dl.Reason)
 			}
 		}}, st)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	waitCaughtUp(t, st, brokers)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 
 	if duplicates != len(dups) {
 		t.Errorf("%d duplicates counted, want %d", duplicates, len(dups))
@@ -325,16 +332,7 @@ func TestDeadLetterTopicGetsNoPersonalNumber(t *testing.T) {
 	raw := []byte(strings.Replace(msg, reg.Data.(*events.CardRegistered).PassportToken, passport, 1))
 	produce(t, brokers, kafkago.Message{Key: []byte(pan), Value: raw})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cons := consumer.New(consumer.Config{Brokers: brokers, Topic: topic, GroupID: "redact", Log: slog.New(slog.DiscardHandler)}, st)
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	waitCaughtUp(t, st, brokers)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	consumeAll(t, st, brokers, consumer.Config{Brokers: brokers, Topic: topic, GroupID: "redact", Log: slog.New(slog.DiscardHandler)}, st)
 	// As an engine before redaction stored it.
 	legacy := []byte(`{"card_token":"` + pan + `"}`)
 	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO dead_letters (source, source_offset, kind, reason, payload, created_at)
