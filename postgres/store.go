@@ -68,11 +68,23 @@ type Store struct {
 	postgreSQL bool
 }
 
+// defaultPoolConns is the connection pool's size when the database URL does not set
+// pool_max_conns. The consumer's committers (two), the authorization committer, the transfers
+// API's commit workers (three), the expiry sweep, settlement, verification and the HTTP reads
+// each hold a connection while they work; pgx's own default, the larger of 4 and the cores,
+// would make them wait for one another on a two-core machine. Connections open on demand, so an
+// engine that needs fewer holds fewer, and eight engines at most stay under PostgreSQL's default
+// max_connections (100).
+const defaultPoolConns = 12
+
 // Open connects to the database at url. It does not migrate: call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, defaultPoolConns)
 	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerUUIDs(c.TypeMap())

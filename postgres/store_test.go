@@ -677,3 +677,22 @@ func TestHoldPostedByAStoreThatCachedTheCardBefore(t *testing.T) {
 		t.Fatalf("card: %+v", got)
 	}
 }
+
+// An engine's pool has room for its committers, sweeps and reads when the database URL does not
+// size it, and keeps the size a URL gives.
+func TestPoolSizeDefaultsToTheEnginesWriters(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	for _, c := range []struct {
+		url  string
+		want int32
+	}{
+		{u, 12},
+		{u + "&pool_max_conns=3", 3},
+		{u + "&pool_max_conns=40", 40},
+	} {
+		st := pgtest.Open(t, c.url)
+		if got := st.Pool().Config().MaxConns; got != c.want {
+			t.Errorf("%s: pool of %d connections, want %d", c.url, got, c.want)
+		}
+	}
+}
