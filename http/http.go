@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -86,13 +87,24 @@ const maxRequestBytes = 16 << 10
 
 // writeJSON writes v as the response with status.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
-		return
+	var (
+		b       []byte
+		spelled bool
+	)
+	if a, ok := v.(jsonAppender); ok {
+		b, spelled = a.appendJSON(nil)
+	}
+	if !spelled {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			s.writeError(w, r, fmt.Errorf("encode response: %w", err))
+			return
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	// Framed by its length, not chunked, whatever its size: the answer is whole already.
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
 	// Responses carry personal data (names, masked numbers) and balances: no cache may keep them.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -100,6 +112,13 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	if _, err := w.Write(append(b, '\n')); err != nil {
 		s.log.DebugContext(r.Context(), "write response", "route", r.Pattern, "err", err)
 	}
+}
+
+// jsonAppender is a response that spells itself in JSON, compact, as encoding/json would, without
+// its reflection and the compaction of what a MarshalJSON returns: appendJSON appends it to b, or
+// answers false, having appended nothing, for encoding/json to spell it.
+type jsonAppender interface {
+	appendJSON(b []byte) ([]byte, bool)
 }
 
 // writeError answers with err: an *Error as it is, anything else as a 500 whose detail goes to

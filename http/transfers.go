@@ -102,12 +102,21 @@ type transferResultView struct {
 }
 
 // MarshalJSON spells v as encoding/json would, without its reflection: a full batch answers
-// sixteen thousand results. A string that is not plain ASCII leaves it all to encoding/json.
+// sixteen thousand results.
 func (v transfersView) MarshalJSON() ([]byte, error) {
-	if !plainJSON(v.Timestamp) || slices.ContainsFunc(v.Results, func(r transferResultView) bool { return !plainJSON(r.ID) || !plainJSON(r.Result) }) {
-		return json.Marshal(reflectedTransfersView(v))
+	if b, ok := v.appendJSON(nil); ok {
+		return b, nil
 	}
-	b := make([]byte, 0, 32+len(v.Results)*80+len(v.Timestamp))
+	return json.Marshal(reflectedTransfersView(v))
+}
+
+// appendJSON is MarshalJSON's spelling, for writeJSON. A string that is not plain ASCII leaves it
+// all to encoding/json.
+func (v transfersView) appendJSON(b []byte) ([]byte, bool) {
+	if !plainJSON(v.Timestamp) || slices.ContainsFunc(v.Results, func(r transferResultView) bool { return !plainJSON(r.ID) || !plainJSON(r.Result) }) {
+		return b, false
+	}
+	b = slices.Grow(b, 32+len(v.Results)*80+len(v.Timestamp))
 	b = append(b, `{"results":[`...)
 	for i, r := range v.Results {
 		if i > 0 {
@@ -121,7 +130,7 @@ func (v transfersView) MarshalJSON() ([]byte, error) {
 	}
 	b = append(b, `],"timestamp":"`...)
 	b = append(b, v.Timestamp...)
-	return append(b, `"}`...), nil
+	return append(b, `"}`...), true
 }
 
 // reflectedTransfersView is transfersView spelled by encoding/json.

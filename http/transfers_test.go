@@ -254,3 +254,36 @@ func TestOpenAPIListsTheLedgersResults(t *testing.T) {
 		t.Errorf("TransferResult.result lists %q, the ledger answers %q", got, want)
 	}
 }
+
+// An answer goes out framed by its length, however many results it carries (net/http chunks a
+// body over 2 KiB that a handler does not frame), spelled as encoding/json spells it.
+func TestTransfersAnswerIsFramedByItsLength(t *testing.T) {
+	e := newEnv(t)
+	transfers := make([]string, 100)
+	for i := range transfers {
+		transfers[i] = transferJSON(fakeBank, fakeCard, "0.01", "")
+	}
+	w := e.do(t, postTransfers(transfersBody(transfers...)))
+	if w.Code != 200 {
+		t.Fatalf("POST /v1/transfers: %d %s", w.Code, w.Body.String())
+	}
+	if got, want := w.Header().Get("Content-Length"), fmt.Sprint(w.Body.Len()); got != want || w.Body.Len() < 4<<10 {
+		t.Errorf("Content-Length %q for a body of %d bytes", got, w.Body.Len())
+	}
+	var v transfersView
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(reflectedTransfersView(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Body.String(); got != string(want)+"\n" || len(v.Results) != 100 {
+		t.Errorf("answer spelled %.200s, encoding/json spells %.200s", got, want)
+	}
+	// An error's answer too.
+	w = e.do(t, postTransfers(`{"transfers":[]}`))
+	if got, want := w.Header().Get("Content-Length"), fmt.Sprint(w.Body.Len()); w.Code != 400 || got != want {
+		t.Errorf("error answer %d with Content-Length %q for %d bytes", w.Code, got, w.Body.Len())
+	}
+}

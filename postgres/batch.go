@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/ledger"
 )
@@ -167,13 +168,32 @@ func (t *Tx) QueueSettlementGate(b *pgx.Batch) {
 // the gate first.
 var errGateMoved = conflictError{errors.New("the settlement gate moved since it was guessed: decided again")}
 
+// settlementGateHeld reads the settlement gate under its shared lock, as settlementGateRead, and
+// fails on the server unless it is where the transaction guessed it ($1): the statements queued
+// after it in the round trip, the COMMIT among them, are then not run, and the lock it takes
+// keeps the gate there until the transaction ends. Its error names gateMovedText, which tells
+// the committer why (errGateMoved). The CAST of the text fails alike on PostgreSQL and
+// CockroachDB.
+const settlementGateHeld = `SELECT closed_through, CAST(CASE WHEN closed_through = $1 THEN '0' ELSE '` + gateMovedText + `' END AS INT)
+	FROM settlement_gate WHERE id = 1 FOR SHARE`
+
+// gateMovedText is what settlementGateHeld fails with: a value no cast to INT takes.
+const gateMovedText = "the settlement gate moved"
+
 // queueGateCheck queues on b the read of the settlement gate under its shared lock, which fails
-// with errGateMoved unless it holds the gate the transaction guessed.
+// on the server, and with errGateMoved, unless it holds the gate the transaction guessed.
 func (t *Tx) queueGateCheck(b *pgx.Batch) {
 	t.gateUnchecked = false
-	b.Queue(settlementGateRead).QueryRow(func(row pgx.Row) error {
-		var closed time.Time
-		if err := row.Scan(&closed); err != nil {
+	b.Queue(settlementGateHeld, time.UnixMicro(t.gate).UTC()).QueryRow(func(row pgx.Row) error {
+		var (
+			closed time.Time
+			held   int64
+		)
+		if err := row.Scan(&closed, &held); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && strings.Contains(pgErr.Message, gateMovedText) {
+				return errGateMoved
+			}
 			return fmt.Errorf("read the settlement gate: %w", err)
 		}
 		if closed.UnixMicro() != t.gate {

@@ -494,14 +494,6 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 	return answers, nil
 }
 
-// gateHeldSQL fails, on the server, unless the settlement gate is still where the transaction
-// stamped its transfers after ($1): a transaction that guessed the gate sends it ahead of its
-// COMMIT in one round trip, and the COMMIT after a failed statement is not run. (The read of
-// the gate under its lock, earlier in that round trip, tells the committer why: errGateMoved.)
-// The CAST of the text fails alike on PostgreSQL and CockroachDB.
-const gateHeldSQL = `SELECT CAST(CASE WHEN closed_through = $1 THEN '0' ELSE 'the settlement gate moved' END AS INT)
-	FROM settlement_gate WHERE id = 1`
-
 // commitWithWrites sends the transaction's queued writes (Tx.deferWrites) with its COMMIT, in
 // one round trip: the lazy transaction has then committed, and its Commit sends nothing. A
 // transaction whose writes went out already (a batch too large to queue, or sent while it waited
@@ -511,9 +503,6 @@ func commitWithWrites(ctx context.Context, tx *Tx) error {
 		return nil
 	}
 	b := &pgx.Batch{}
-	if tx.gateGuessed {
-		b.Queue(gateHeldSQL, time.UnixMicro(tx.gate).UTC())
-	}
 	queueCommit(b)
 	return tx.Flush(ctx, b)
 }
