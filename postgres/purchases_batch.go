@@ -681,6 +681,9 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	ex.cards, ex.limits, ex.usage = map[string]*cards.Card{}, map[string]purchases.Limits{}, map[string]int64{}
 	prior := map[requestKey]storedRequest{}
 	b := &pgx.Batch{}
+	// The settlement gate the batch's holds are stamped after, in the same round trip: first, so
+	// that its one plan (a probe of one key) is kept rather than made again in every commit.
+	ex.tx.QueueSettlementGate(b)
 	if ex.p.store.postgreSQL {
 		b.Queue(customPlans)
 	}
@@ -694,8 +697,6 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 		b.Queue(idempotencyLookup, merchants, keys).Query(scanStoredRequests(prior))
 	}
 	auths := queueAuthorizations(b, authIDs)
-	// The settlement gate the batch's holds are stamped after, in the same round trip.
-	ex.tx.QueueSettlementGate(b)
 	dayStart, dayEnd := purchases.Day(ex.now)
 	var cardsLookup *pgx.QueuedQuery
 	if len(authKeys) == 0 {
