@@ -156,9 +156,10 @@ func NewPurchases(st *Store) (*Purchases, error) {
 // bound. Call it once.
 //
 // Commits are pipelined two deep, as the transfers committer's are: while one commits, the next
-// is read, decided and written on the balances the first wrote (speculative, see purchaseStage),
-// and commits only after it. So the next batch's round trips overlap the commit before it, and
-// the requests that queue meanwhile wait for one commit, not two. A batch that names a card, an
+// is read and decided on the balances the first wrote (speculative, see purchaseStage), and its
+// writes go with its COMMIT, in one round trip, once the first has committed. So the next batch's
+// lookups overlap the commit before it, and the requests that queue meanwhile wait for one
+// commit, not two. A batch that names a card, an
 // authorization or an idempotency key of the commit in flight waits for it instead: what it
 // reads of them must be what that commit wrote.
 func (p *Purchases) Run(ctx context.Context) {
