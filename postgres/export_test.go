@@ -81,3 +81,9 @@ func SetAfterLoad(p *Purchases, f func(ctx context.Context, tx pgx.Tx)) {
 func InLazyTx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) error) error {
 	return s.retryTx(ctx, "lazy transaction", true, func(ctx context.Context, tx pgx.Tx, _ int) error { return fn(ctx, tx) })
 }
+
+// PurchaseStats are how many of p's attempts waited for the commit in flight before sending their
+// writes, and how many of its transactions sent their COMMIT in a round trip of its own.
+func PurchaseStats(p *Purchases) (awaited, commitsApart int64) {
+	return p.stats.awaited.Load(), p.stats.commitsApart.Load()
+}

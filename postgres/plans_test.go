@@ -172,3 +172,48 @@ func TestLookupPlannedWhileSmallProbesOnceGrown(t *testing.T) {
 		t.Fatalf("with plans for each execution, at 60,000 rows the lookup does not probe the key:\n%s", p)
 	}
 }
+
+// An authorization writes a row to each of these tables, and every index on them costs it an
+// entry and its WAL record: each index has a reader on some path, named here. A new index on one
+// of them, or one kept after its reader went, fails this test until it names its reader.
+func TestAuthorizationWritesOnlyIndexesSomethingReads(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	readers := map[string]string{
+		"transfers_pkey":                   "lookups of a transfer by id",
+		"transfers_ts":                     "settlement and verification checkpoints, by time",
+		"open_holds_pkey":                  "a hold's resolution deletes its queue entry",
+		"open_holds_expires_at":            "the expiry sweep",
+		"account_balances_pkey":            "a balance's current version",
+		"purchase_authorizations_pkey":     "increments, captures, voids and refunds name their authorization",
+		"purchase_authorizations_card":     "a card's approvals of the day, for its daily limit",
+		"purchase_authorizations_merchant": "a merchant's list of its authorizations",
+		"purchase_requests_pkey":           "idempotency keys",
+	}
+	rows, err := st.Pool().Query(ctx, `SELECT indexname FROM pg_indexes
+		WHERE tablename IN ('transfers', 'open_holds', 'account_balances', 'purchase_authorizations', 'purchase_requests')
+		ORDER BY indexname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		found[name] = true
+		if _, ok := readers[name]; !ok {
+			t.Errorf("index %s is written by every authorization and names no reader", name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name := range readers {
+		if !found[name] {
+			t.Errorf("index %s, read by %s, is missing", name, readers[name])
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,6 +115,17 @@ type Purchases struct {
 	// afterLoad, if set (by tests), is called in each attempt's transaction once the batch's
 	// lookups are read, before anything is decided.
 	afterLoad func(ctx context.Context, tx pgx.Tx)
+	stats     purchaseStats
+}
+
+// purchaseStats count how the committer's transactions went.
+type purchaseStats struct {
+	// awaited counts attempts that built on a commit still in flight and waited for its outcome
+	// before sending their writes.
+	awaited atomic.Int64
+	// commitsApart counts transactions that committed with a COMMIT in a round trip of its own,
+	// not in their writes'.
+	commitsApart atomic.Int64
 }
 
 type purchaseCall struct {
@@ -144,9 +156,10 @@ func NewPurchases(st *Store) (*Purchases, error) {
 // bound. Call it once.
 //
 // Commits are pipelined two deep, as the transfers committer's are: while one commits, the next
-// is read, decided and written on the balances the first wrote (speculative, see purchaseStage),
-// and commits only after it. So the next batch's round trips overlap the commit before it, and
-// the requests that queue meanwhile wait for one commit, not two. A batch that names a card, an
+// is read and decided on the balances the first wrote (speculative, see purchaseStage), and its
+// writes go with its COMMIT, in one round trip, once the first has committed. So the next batch's
+// lookups overlap the commit before it, and the requests that queue meanwhile wait for one
+// commit, not two. A batch that names a card, an
 // authorization or an idempotency key of the commit in flight waits for it instead: what it
 // reads of them must be what that commit wrote.
 func (p *Purchases) Run(ctx context.Context) {
@@ -413,20 +426,27 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		if tx.speculative {
 			ex.busyCards = pred.cards
 		}
-		// The COMMIT goes with the writes when nothing is left to wait for: no commit in flight
-		// before this one, or one that has committed.
-		ex.mayCommit = func() bool {
-			if p.beforeCommit != nil {
-				return false
-			}
-			if pred == nil {
-				return true
-			}
-			select {
-			case <-pred.first:
-				return pred.firstOK
-			default:
-				return false
+		// The COMMIT goes with the writes, in their round trip, unless a test looks in between
+		// (beforeCommit). An attempt that built on the commit in flight waits for that commit's
+		// outcome before it sends them (awaitPredecessor), rather than send its COMMIT in a round
+		// trip of its own once it is known; any other attempt rests on nothing uncommitted.
+		ex.mayCommit = func() bool { return p.beforeCommit == nil }
+		if tx.speculative {
+			ex.awaitPredecessor = func(ctx context.Context) error {
+				select {
+				case <-pred.first:
+				default:
+					p.stats.awaited.Add(1)
+					select {
+					case <-pred.first:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				if !pred.firstOK {
+					return errPredecessorFailed
+				}
+				return nil
 			}
 		}
 		if st != nil && tx.attempt == 1 {
@@ -463,6 +483,9 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !ex.rows.commit {
+		p.stats.commitsApart.Add(1)
 	}
 	for i := range ex.answers {
 		if r := ex.replays[i]; r != nil {
@@ -501,6 +524,9 @@ type execution struct {
 	// mayCommit, if set, reports whether the transaction may commit with its writes, in their
 	// round trip (purchaseRows.commit): it has nothing to wait for once they are written.
 	mayCommit func() bool
+	// awaitPredecessor, if set, waits, before the writes are sent, for the first attempt of the
+	// commit in flight that this speculative attempt built on, and fails it unless that committed.
+	awaitPredecessor func(ctx context.Context) error
 
 	// keysUnread says the first attempt of a batch of authorizations did not read its idempotency
 	// keys: each request writes its key's record, and a key used before collides with its record
@@ -569,6 +595,11 @@ func (ex *execution) run(ctx context.Context) error {
 	}
 	if ex.decided != nil {
 		ex.decided()
+	}
+	if ex.awaitPredecessor != nil {
+		if err := ex.awaitPredecessor(ctx); err != nil {
+			return err
+		}
 	}
 	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	ex.rows.plansOnce = ex.p.store.postgreSQL
@@ -681,6 +712,9 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 	ex.cards, ex.limits, ex.usage = map[string]*cards.Card{}, map[string]purchases.Limits{}, map[string]int64{}
 	prior := map[requestKey]storedRequest{}
 	b := &pgx.Batch{}
+	// The settlement gate the batch's holds are stamped after, in the same round trip: first, so
+	// that its one plan (a probe of one key) is kept rather than made again in every commit.
+	ex.tx.QueueSettlementGate(b)
 	if ex.p.store.postgreSQL {
 		b.Queue(customPlans)
 	}
@@ -694,8 +728,6 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 		b.Queue(idempotencyLookup, merchants, keys).Query(scanStoredRequests(prior))
 	}
 	auths := queueAuthorizations(b, authIDs)
-	// The settlement gate the batch's holds are stamped after, in the same round trip.
-	ex.tx.QueueSettlementGate(b)
 	dayStart, dayEnd := purchases.Day(ex.now)
 	var cardsLookup *pgx.QueuedQuery
 	if len(authKeys) == 0 {

@@ -699,6 +699,69 @@ func TestConcurrentAuthorizationsOneCard(t *testing.T) {
 	t.Logf("%d approved for %s, %s left, in %d commits", nApproved, cny(approved), cny(available), commits)
 }
 
+// TestPipelinedCommitsSendCommitWithWrites: a commit built on the one in flight waits for that
+// commit's outcome before it sends its writes, and sends its COMMIT with them, in one round trip:
+// no transaction of a stream of concurrent authorizations spends a round trip on its COMMIT
+// alone, and every authorization is approved and held once.
+func TestPipelinedCommitsSendCommitWithWrites(t *testing.T) {
+	const (
+		clients = 16
+		cardsN  = 64
+		// enough is how many attempts that built on a commit in flight the run waits for: each
+		// is one that, sending its writes first, would have sent its COMMIT alone.
+		enough = 20
+		// bound is how long the run may take to see them: seconds of authorizations, each commit
+		// a few milliseconds.
+		bound = 20 * time.Second
+	)
+	s := newShop(t, cardsN, 1_000_000)
+	stop := time.Now().Add(bound)
+	var (
+		wg       sync.WaitGroup
+		approved atomic.Int64
+		failed   atomic.Value
+	)
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(stop); i++ {
+				if awaited, _ := postgres.PurchaseStats(s.p); awaited >= enough {
+					return
+				}
+				card := s.city.Cards[(c+i*clients)%cardsN]
+				res, err := s.do(s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, card, "1.00"))
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				if !res.Authorization.Approved {
+					failed.Store(fmt.Errorf("declined: %s", res.Authorization.Reason))
+					return
+				}
+				approved.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	awaited, apart := postgres.PurchaseStats(s.p)
+	if awaited < enough {
+		t.Fatalf("only %d attempts built on a commit in flight in %s: the pipeline was not exercised", awaited, bound)
+	}
+	if apart != 0 {
+		t.Errorf("%d transactions sent their COMMIT alone (%d attempts built on a commit in flight)", apart, awaited)
+	}
+	var held int64
+	if err := s.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM open_holds`).Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if held != approved.Load() {
+		t.Errorf("%d holds open for %d approved authorizations", held, approved.Load())
+	}
+	t.Logf("%d authorizations, %d attempts waited for the commit in flight, %d commits", approved.Load(), awaited, s.commits.Load())
+}
+
 // TestPurchasesStopped: a request after the committer stopped is refused, and applies nothing.
 func TestPurchasesStopped(t *testing.T) {
 	st := pgtest.NewStore(t)
