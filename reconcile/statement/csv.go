@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/settlement/bankfile"
 )
@@ -66,12 +67,12 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if h.Copy {
 		copyMark = copyDuplicate
 	}
-	openAbs, openDir := signedParts(h.OpeningBalance)
-	closeAbs, closeDir := signedParts(h.ClosingBalance)
+	openAbs, openDir := bankformat.SignedParts[Direction](h.OpeningBalance)
+	closeAbs, closeDir := bankformat.SignedParts[Direction](h.ClosingBalance)
 	cw.Write(csvColumns)
-	cw.Write([]string{csvHeader, bankfile.NeutraliseCSV(h.StatementID), formatTime(h.CreatedAt),
-		bankfile.NeutraliseCSV(h.BankID), formatCount(h.Sequence), copyMark, h.From.String(), h.To.String(),
-		string(h.Currency), formatAmount(openAbs), string(openDir), formatAmount(closeAbs), string(closeDir)})
+	cw.Write([]string{csvHeader, bankfile.NeutraliseCSV(h.StatementID), bankformat.FormatTime(h.CreatedAt),
+		bankfile.NeutraliseCSV(h.BankID), bankformat.FormatCount(h.Sequence), copyMark, h.From.String(), h.To.String(),
+		string(h.Currency), bankformat.FormatAmount(openAbs), string(openDir), bankformat.FormatAmount(closeAbs), string(closeDir)})
 	var t totals
 	n := 0
 	record := make([]string, len(csvColumns))
@@ -80,7 +81,7 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 		if err := t.add(e, n, &h); err != nil {
 			return err
 		}
-		record = append(record[:0], csvEntry, formatAmount(e.Amount), string(e.Direction), e.BookingDate.String(),
+		record = append(record[:0], csvEntry, bankformat.FormatAmount(e.Amount), string(e.Direction), e.BookingDate.String(),
 			e.ValueDate.String(), bankfile.NeutraliseCSV(e.EntryRef), bankfile.NeutraliseCSV(e.EndToEndRef),
 			bankfile.NeutraliseCSV(e.AdditionalInfo))
 		cw.Write(record)
@@ -91,8 +92,8 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if err := t.check(&h, goPlaces); err != nil {
 		return err
 	}
-	netAbs, netDir := signedParts(h.Net)
-	cw.Write([]string{csvTrailer, formatCount(h.NumberOfEntries), formatAmount(h.Sum), formatAmount(netAbs), string(netDir)})
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.Sum), bankformat.FormatAmount(netAbs), string(netDir)})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
@@ -137,7 +138,7 @@ func (s *csvSource) header() error {
 	c.parse(rec, 2, "created_at", func(v string) (err error) { h.CreatedAt, err = parseTime(v); return err })
 	h.BankID = c.checked(rec, 3, "bank_id", checkBankID)
 	c.parse(rec, 4, "sequence", func(v string) (err error) {
-		if h.Sequence, err = parseCount(v); err != nil {
+		if h.Sequence, err = bankformat.ParseCount(v); err != nil {
 			return err
 		}
 		return checkSequence(h.Sequence)
@@ -195,7 +196,7 @@ func (s *csvSource) next(n int) (Entry, bool) {
 	}
 	var e Entry
 	c.parse(rec, 1, "amount", func(v string) (err error) {
-		if e.Amount, err = parseAmount(v); err != nil {
+		if e.Amount, err = bankformat.ParseAmount(v); err != nil {
 			return err
 		}
 		return checkAmount(e.Amount)
@@ -229,19 +230,19 @@ func (s *csvSource) trailer(rec []string) {
 	s.at.sum = place{recordTrailer, line, "sum"}
 	s.at.net = place{recordTrailer, line, "net_amount"}
 	c.parse(rec, 1, "entries", func(v string) (err error) {
-		if h.NumberOfEntries, err = parseCount(v); err != nil {
+		if h.NumberOfEntries, err = bankformat.ParseCount(v); err != nil {
 			return err
 		}
 		return checkCount(h.NumberOfEntries)
 	})
-	c.parse(rec, 2, "sum", func(v string) (err error) { h.Sum, err = parseAmount(v); return err })
+	c.parse(rec, 2, "sum", func(v string) (err error) { h.Sum, err = bankformat.ParseAmount(v); return err })
 	netAbs := c.amount(rec, 3, "net_amount")
 	c.parse(rec, 4, "net_direction", func(v string) error {
 		d, err := parseDirection(v)
 		if err != nil {
 			return err
 		}
-		h.Net, err = signedFrom(netAbs, d)
+		h.Net, err = bankformat.SignedFrom(netAbs, d, zeroDebit)
 		return err
 	})
 	if c.err == nil {
@@ -408,11 +409,11 @@ func (c *csvIn) checked(rec []string, i int, column string, check func(string) e
 }
 
 func (c *csvIn) id(rec []string, i int, column string) string {
-	return c.checked(rec, i, column, func(s string) error { return checkID(s, maxIDBytes) })
+	return c.checked(rec, i, column, func(s string) error { return bankformat.CheckID(s, maxIDBytes) })
 }
 
 func (c *csvIn) amount(rec []string, i int, column string) (fen int64) {
-	c.parse(rec, i, column, func(s string) (err error) { fen, err = parseAmount(s); return err })
+	c.parse(rec, i, column, func(s string) (err error) { fen, err = bankformat.ParseAmount(s); return err })
 	return fen
 }
 
@@ -429,7 +430,7 @@ func (c *csvIn) balance(rec []string, i int, amountColumn, directionColumn strin
 		if err != nil {
 			return err
 		}
-		fen, err = signedFrom(abs, d)
+		fen, err = bankformat.SignedFrom(abs, d, zeroDebit)
 		return err
 	})
 	return fen

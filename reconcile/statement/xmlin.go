@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -254,7 +255,7 @@ func (x *xmlIn) checked(name string, check func(string) error) string {
 }
 
 func (x *xmlIn) id(name string) string {
-	return x.checked(name, func(s string) error { return checkID(s, maxIDBytes) })
+	return x.checked(name, func(s string) error { return bankformat.CheckID(s, maxIDBytes) })
 }
 
 func (x *xmlIn) fixed(name, want string) {
@@ -264,12 +265,12 @@ func (x *xmlIn) fixed(name, want string) {
 }
 
 func (x *xmlIn) count(name string) (n int64) {
-	x.checked(name, func(s string) (err error) { n, err = parseCount(s); return err })
+	x.checked(name, func(s string) (err error) { n, err = bankformat.ParseCount(s); return err })
 	return n
 }
 
 func (x *xmlIn) amount(name string) (fen int64) {
-	x.checked(name, func(s string) (err error) { fen, err = parseAmount(s); return err })
+	x.checked(name, func(s string) (err error) { fen, err = bankformat.ParseAmount(s); return err })
 	return fen
 }
 

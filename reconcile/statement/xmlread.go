@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -106,7 +107,7 @@ func (s *xmlSource) header() error {
 	netDir := x.direction("CdtDbtInd")
 	if x.err == nil {
 		var err error
-		if h.Net, err = signedFrom(netAbs, netDir); err != nil {
+		if h.Net, err = bankformat.SignedFrom(netAbs, netDir, zeroDebit); err != nil {
 			x.fail("CdtDbtInd", err)
 		} else if err := checkNet(h.Net, h.Sum); err != nil {
 			n := s.at.net
@@ -154,7 +155,7 @@ func (s *xmlSource) balance(code string) (int64, int) {
 		var err error
 		if ledger.Currency(ccy) != s.h.Currency {
 			x.fail("Amt", errors.New("currency differs from the account's"))
-		} else if abs, err = parseAmount(amount); err != nil {
+		} else if abs, err = bankformat.ParseAmount(amount); err != nil {
 			x.fail("Amt", err)
 		}
 	}
@@ -162,7 +163,7 @@ func (s *xmlSource) balance(code string) (int64, int) {
 	var fen int64
 	if x.err == nil {
 		var err error
-		if fen, err = signedFrom(abs, dir); err != nil {
+		if fen, err = bankformat.SignedFrom(abs, dir, zeroDebit); err != nil {
 			x.fail("CdtDbtInd", err)
 		}
 	}
@@ -211,7 +212,7 @@ func (s *xmlSource) readEntry() Entry {
 		var err error
 		if ledger.Currency(ccy) != h.Currency {
 			x.fail("Amt", errors.New("currency differs from the account's"))
-		} else if e.Amount, err = parseAmount(amount); err != nil {
+		} else if e.Amount, err = bankformat.ParseAmount(amount); err != nil {
 			x.fail("Amt", err)
 		} else if err := checkAmount(e.Amount); err != nil {
 			x.fail("Amt", err)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"iter"
 	"strings"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -42,11 +44,11 @@ func WriteXML(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	x.open("BkToCstmrStmt")
 	x.open("GrpHdr")
 	x.leaf("MsgId", h.StatementID)
-	x.leaf("CreDtTm", formatTime(h.CreatedAt))
+	x.leaf("CreDtTm", bankformat.FormatTime(h.CreatedAt))
 	x.close("GrpHdr")
 	x.open("Stmt")
 	x.leaf("Id", h.StatementID)
-	x.leaf("ElctrncSeqNb", formatCount(h.Sequence))
+	x.leaf("ElctrncSeqNb", bankformat.FormatCount(h.Sequence))
 	x.open("FrToDt")
 	x.leaf("FrDt", h.From.String())
 	x.leaf("ToDt", h.To.String())
@@ -66,11 +68,11 @@ func WriteXML(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	x.balance(balanceClosing, h.ClosingBalance, h)
 	x.open("TxsSummry")
 	x.open("TtlNtries")
-	x.leaf("NbOfNtries", formatCount(h.NumberOfEntries))
-	x.leaf("Sum", formatAmount(h.Sum))
-	netAbs, netDir := signedParts(h.Net)
+	x.leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
+	x.leaf("Sum", bankformat.FormatAmount(h.Sum))
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
 	x.open("TtlNetNtry")
-	x.leaf("Amt", formatAmount(netAbs))
+	x.leaf("Amt", bankformat.FormatAmount(netAbs))
 	x.leaf("CdtDbtInd", string(netDir))
 	x.close("TtlNetNtry")
 	x.close("TtlNtries")
@@ -107,14 +109,14 @@ func (x *xmlOut) balance(code string, fen int64, h Header) {
 	if code == balanceClosing {
 		date = h.To
 	}
-	abs, dir := signedParts(fen)
+	abs, dir := bankformat.SignedParts[Direction](fen)
 	x.open("Bal")
 	x.open("Tp")
 	x.open("CdOrPrtry")
 	x.leaf("Cd", code)
 	x.close("CdOrPrtry")
 	x.close("Tp")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(abs))
+	x.leafCcy("Amt", string(h.Currency), bankformat.FormatAmount(abs))
 	x.leaf("CdtDbtInd", string(dir))
 	x.open("Dt")
 	x.leaf("Dt", date.String())
@@ -125,7 +127,7 @@ func (x *xmlOut) balance(code string, fen int64, h Header) {
 // entry writes one Ntry.
 func (x *xmlOut) entry(h Header, e Entry) {
 	x.open("Ntry")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(e.Amount))
+	x.leafCcy("Amt", string(h.Currency), bankformat.FormatAmount(e.Amount))
 	x.leaf("CdtDbtInd", string(e.Direction))
 	x.open("Sts")
 	x.leaf("Cd", entryStatusBooked)

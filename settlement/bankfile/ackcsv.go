@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 // maxAckCSVBytes bounds an acknowledgement CSV ReadAckCSV reads.
@@ -34,7 +36,7 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 	ew := &errWriter{w: w}
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	cw.Write(ackColumns)
-	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), formatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
+	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), bankformat.FormatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
 		NeutraliseCSV(a.BankID), string(a.Status), a.ReasonCode, NeutraliseCSV(a.Reason)})
 	for _, s := range a.Items {
 		st := StatusRejected
@@ -46,7 +48,7 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 			return ew.err
 		}
 	}
-	cw.Write([]string{csvTrailer, formatCount(int64(len(a.Items)))})
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(int64(len(a.Items)))})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err

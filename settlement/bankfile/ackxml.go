@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -48,7 +50,7 @@ func WriteAckXML(w io.Writer, a *Ack) error {
 	x.open("CstmrPmtStsRpt")
 	x.open("GrpHdr")
 	x.leaf("MsgId", a.MessageID)
-	x.leaf("CreDtTm", formatTime(a.CreatedAt))
+	x.leaf("CreDtTm", bankformat.FormatTime(a.CreatedAt))
 	x.open("InitgPty")
 	x.open("Id")
 	x.open("OrgId")

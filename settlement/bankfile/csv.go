@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -67,8 +68,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 		copyMark = copyDuplicate
 	}
 	cw.Write(csvColumns)
-	cw.Write([]string{csvHeader, NeutraliseCSV(h.MessageID), formatTime(h.CreatedAt), NeutraliseCSV(h.BankID),
-		NeutraliseCSV(h.BankName), h.CycleDate.String(), h.ValueDate.String(), formatCount(h.Sequence),
+	cw.Write([]string{csvHeader, NeutraliseCSV(h.MessageID), bankformat.FormatTime(h.CreatedAt), NeutraliseCSV(h.BankID),
+		NeutraliseCSV(h.BankName), h.CycleDate.String(), h.ValueDate.String(), bankformat.FormatCount(h.Sequence),
 		string(h.Currency), copyMark})
 	var t totals
 	entry := 0
@@ -79,8 +80,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 			return err
 		}
 		record = append(record[:0], csvItem, NeutraliseCSV(it.ID), it.Kind.String(), NeutraliseCSV(it.Party),
-			NeutraliseCSV(it.PartyName), formatAmount(it.Amount), string(it.Direction), NeutraliseCSV(it.Reference),
-			formatCount(it.Entries))
+			NeutraliseCSV(it.PartyName), bankformat.FormatAmount(it.Amount), string(it.Direction), NeutraliseCSV(it.Reference),
+			bankformat.FormatCount(it.Entries))
 		cw.Write(record)
 		if ew.err != nil {
 			return ew.err
@@ -89,8 +90,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 	if err := t.check(h, recordHeader, [3]int{}, goFields); err != nil {
 		return err
 	}
-	netAbs, netDir := netParts(h.Net)
-	cw.Write([]string{csvTrailer, formatCount(h.NumberOfEntries), formatAmount(h.ControlSum), formatAmount(netAbs), string(netDir)})
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.ControlSum), bankformat.FormatAmount(netAbs), string(netDir)})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
@@ -196,7 +197,7 @@ func (c *csvIn) trailer(rec []string, h *Header) {
 		return
 	}
 	var err error
-	if h.Net, err = netFrom(netAbs, netDir); err != nil {
+	if h.Net, err = bankformat.SignedFrom(netAbs, netDir, zeroDebit); err != nil {
 		c.fail(4, "net_direction", err)
 		return
 	}
@@ -364,7 +365,7 @@ func (c *csvIn) raw(rec []string, i int, column string) (string, bool) {
 }
 
 func (c *csvIn) id(rec []string, i int, column string, max int) string {
-	return c.checked(rec, i, column, max, checkID)
+	return c.checked(rec, i, column, max, bankformat.CheckID)
 }
 
 func (c *csvIn) accountID(rec []string, i int, column string, max int) string {
@@ -401,12 +402,12 @@ func (c *csvIn) parse(rec []string, i int, column string, parse func(string) err
 }
 
 func (c *csvIn) count(rec []string, i int, column string) (n int64) {
-	c.parse(rec, i, column, func(s string) (err error) { n, err = parseCount(s); return err })
+	c.parse(rec, i, column, func(s string) (err error) { n, err = bankformat.ParseCount(s); return err })
 	return n
 }
 
 func (c *csvIn) amount(rec []string, i int, column string) (fen int64) {
-	c.parse(rec, i, column, func(s string) (err error) { fen, err = parseAmount(s); return err })
+	c.parse(rec, i, column, func(s string) (err error) { fen, err = bankformat.ParseAmount(s); return err })
 	return fen
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 // maxNameQuoted bounds how much of an unexpected element's name an error repeats.
@@ -220,7 +221,7 @@ func (x *xmlIn) end() {
 
 // Typed leaves: each reads, parses and checks one value, and fails naming the leaf.
 
-func (x *xmlIn) id(name string, max int) string { return x.checked(name, max, checkID) }
+func (x *xmlIn) id(name string, max int) string { return x.checked(name, max, bankformat.CheckID) }
 
 func (x *xmlIn) partyID(name string, max int) string { return x.checked(name, max, checkAccountID) }
 
@@ -255,7 +256,7 @@ func (x *xmlIn) count(name string) int64 {
 	if x.err != nil {
 		return 0
 	}
-	n, err := parseCount(v)
+	n, err := bankformat.ParseCount(v)
 	if err != nil {
 		x.fail(name, err)
 	}
@@ -267,7 +268,7 @@ func (x *xmlIn) amount(name string) int64 {
 	if x.err != nil {
 		return 0
 	}
-	fen, err := parseAmount(v)
+	fen, err := bankformat.ParseAmount(v)
 	if err != nil {
 		x.fail(name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -102,7 +103,7 @@ func ReadXML(r io.Reader) (*File, error) {
 	netDir := x.direction("CdtDbtInd")
 	if x.err == nil {
 		var err error
-		if h.Net, err = netFrom(netAbs, netDir); err != nil {
+		if h.Net, err = bankformat.SignedFrom(netAbs, netDir, zeroDebit); err != nil {
 			x.fail("CdtDbtInd", err)
 		}
 	}
@@ -153,7 +154,7 @@ func (x *xmlIn) readEntry(h *Header) Item {
 		if ledger.Currency(ccy) != h.Currency {
 			x.fail("Amt", errors.New("currency differs from the account's"))
 		}
-		fen, err := parseAmount(amount)
+		fen, err := bankformat.ParseAmount(amount)
 		if err != nil {
 			x.fail("Amt", err)
 		}

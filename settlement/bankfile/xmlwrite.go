@@ -6,6 +6,8 @@ import (
 	"io"
 	"iter"
 	"strings"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -45,12 +47,12 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 	x.open("BkToCstmrDbtCdtNtfctn")
 	x.open("GrpHdr")
 	x.leaf("MsgId", h.MessageID)
-	x.leaf("CreDtTm", formatTime(h.CreatedAt))
+	x.leaf("CreDtTm", bankformat.FormatTime(h.CreatedAt))
 	x.leaf("AddtlInf", datesPrefix+h.CycleDate.String()+datesValue+h.ValueDate.String())
 	x.close("GrpHdr")
 	x.open("Ntfctn")
 	x.leaf("Id", h.MessageID)
-	x.leaf("ElctrncSeqNb", formatCount(h.Sequence))
+	x.leaf("ElctrncSeqNb", bankformat.FormatCount(h.Sequence))
 	if h.Copy {
 		x.leaf("CpyDplctInd", copyDuplicate)
 	}
@@ -63,11 +65,11 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 	x.close("Acct")
 	x.open("TxsSummry")
 	x.open("TtlNtries")
-	x.leaf("NbOfNtries", formatCount(h.NumberOfEntries))
-	x.leaf("Sum", formatAmount(h.ControlSum))
-	netAbs, netDir := netParts(h.Net)
+	x.leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
+	x.leaf("Sum", bankformat.FormatAmount(h.ControlSum))
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
 	x.open("TtlNetNtry")
-	x.leaf("Amt", formatAmount(netAbs))
+	x.leaf("Amt", bankformat.FormatAmount(netAbs))
 	x.leaf("CdtDbtInd", string(netDir))
 	x.close("TtlNetNtry")
 	x.close("TtlNtries")
@@ -100,7 +102,7 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 // entry writes one Ntry.
 func (x *xmlOut) entry(h Header, it Item) {
 	x.open("Ntry")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(it.Amount))
+	x.leafCcy("Amt", string(h.Currency), bankformat.FormatAmount(it.Amount))
 	x.leaf("CdtDbtInd", string(it.Direction))
 	x.open("Sts")
 	x.leaf("Cd", entryStatusBooked)
@@ -119,7 +121,7 @@ func (x *xmlOut) entry(h Header, it Item) {
 	x.close("BkTxCd")
 	x.open("NtryDtls")
 	x.open("Btch")
-	x.leaf("NbOfTxs", formatCount(it.Entries))
+	x.leaf("NbOfTxs", bankformat.FormatCount(it.Entries))
 	x.close("Btch")
 	x.open("TxDtls")
 	x.open("Refs")
