@@ -61,7 +61,7 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
+	ew := bankformat.NewErrWriter(w)
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	copyMark := ""
 	if h.Copy {
@@ -85,8 +85,8 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 			e.ValueDate.String(), bankfile.NeutraliseCSV(e.EntryRef), bankfile.NeutraliseCSV(e.EndToEndRef),
 			bankfile.NeutraliseCSV(e.AdditionalInfo))
 		cw.Write(record)
-		if ew.err != nil {
-			return ew.err
+		if ew.Err() != nil {
+			return ew.Err()
 		}
 	}
 	if err := t.check(&h, goPlaces); err != nil {
@@ -98,7 +98,7 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // csvSource reads a statement CSV: the header in NewCSVReader, an entry per next, and the trailer

@@ -33,7 +33,7 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
+	ew := bankformat.NewErrWriter(w)
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	cw.Write(ackColumns)
 	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), bankformat.FormatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
@@ -44,8 +44,8 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 			st = StatusAccepted
 		}
 		cw.Write([]string{csvItem, NeutraliseCSV(s.ItemID), string(st), s.ReasonCode, NeutraliseCSV(s.Reason)})
-		if ew.err != nil {
-			return ew.err
+		if ew.Err() != nil {
+			return ew.Err()
 		}
 	}
 	cw.Write([]string{csvTrailer, bankformat.FormatCount(int64(len(a.Items)))})
@@ -53,7 +53,7 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // ReadAckCSV reads an acknowledgement WriteAckCSV wrote, strictly, with the checks of

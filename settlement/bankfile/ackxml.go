@@ -1,8 +1,6 @@
 package bankfile
 
 import (
-	"bufio"
-	"encoding/xml"
 	"errors"
 	"io"
 
@@ -43,68 +41,63 @@ func WriteAckXML(w io.Writer, a *Ack) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
-	x := &xmlOut{w: bufio.NewWriterSize(ew, writeBufferBytes)}
-	x.w.WriteString(xml.Header)
-	x.openNS("Document", NamespacePain002)
-	x.open("CstmrPmtStsRpt")
-	x.open("GrpHdr")
-	x.leaf("MsgId", a.MessageID)
-	x.leaf("CreDtTm", bankformat.FormatTime(a.CreatedAt))
-	x.open("InitgPty")
-	x.open("Id")
-	x.open("OrgId")
-	x.open("Othr")
-	x.leaf("Id", a.BankID)
-	x.close("Othr")
-	x.close("OrgId")
-	x.close("Id")
-	x.close("InitgPty")
-	x.close("GrpHdr")
-	x.open("OrgnlGrpInfAndSts")
-	x.leaf("OrgnlMsgId", a.FileMessageID)
-	x.leaf("OrgnlMsgNmId", messageNameCamt054)
-	x.leaf("GrpSts", string(a.Status))
+	x := &xmlOut{bankformat.NewXMLOut(w, writeBufferBytes)}
+	x.OpenNS("Document", NamespacePain002)
+	x.Open("CstmrPmtStsRpt")
+	x.Open("GrpHdr")
+	x.Leaf("MsgId", a.MessageID)
+	x.Leaf("CreDtTm", bankformat.FormatTime(a.CreatedAt))
+	x.Open("InitgPty")
+	x.Open("Id")
+	x.Open("OrgId")
+	x.Open("Othr")
+	x.Leaf("Id", a.BankID)
+	x.Close("Othr")
+	x.Close("OrgId")
+	x.Close("Id")
+	x.Close("InitgPty")
+	x.Close("GrpHdr")
+	x.Open("OrgnlGrpInfAndSts")
+	x.Leaf("OrgnlMsgId", a.FileMessageID)
+	x.Leaf("OrgnlMsgNmId", messageNameCamt054)
+	x.Leaf("GrpSts", string(a.Status))
 	if a.ReasonCode != "" {
 		x.reason(a.ReasonCode, a.Reason)
 	}
-	x.close("OrgnlGrpInfAndSts")
+	x.Close("OrgnlGrpInfAndSts")
 	if len(a.Items) > 0 {
-		x.open("OrgnlPmtInfAndSts")
-		x.leaf("OrgnlPmtInfId", a.FileMessageID)
+		x.Open("OrgnlPmtInfAndSts")
+		x.Leaf("OrgnlPmtInfId", a.FileMessageID)
 		for _, s := range a.Items {
-			x.open("TxInfAndSts")
-			x.leaf("OrgnlEndToEndId", s.ItemID)
+			x.Open("TxInfAndSts")
+			x.Leaf("OrgnlEndToEndId", s.ItemID)
 			if s.Accepted {
-				x.leaf("TxSts", string(StatusAccepted))
+				x.Leaf("TxSts", string(StatusAccepted))
 			} else {
-				x.leaf("TxSts", string(StatusRejected))
+				x.Leaf("TxSts", string(StatusRejected))
 				x.reason(s.ReasonCode, s.Reason)
 			}
-			x.close("TxInfAndSts")
-			if ew.err != nil {
-				return ew.err
+			x.Close("TxInfAndSts")
+			if err := x.Err(); err != nil {
+				return err
 			}
 		}
-		x.close("OrgnlPmtInfAndSts")
+		x.Close("OrgnlPmtInfAndSts")
 	}
-	x.close("CstmrPmtStsRpt")
-	x.close("Document")
-	if err := x.w.Flush(); err != nil {
-		return err
-	}
-	return ew.err
+	x.Close("CstmrPmtStsRpt")
+	x.Close("Document")
+	return x.Flush()
 }
 
 func (x *xmlOut) reason(code, text string) {
-	x.open("StsRsnInf")
-	x.open("Rsn")
-	x.leaf("Cd", code)
-	x.close("Rsn")
+	x.Open("StsRsnInf")
+	x.Open("Rsn")
+	x.Leaf("Cd", code)
+	x.Close("Rsn")
 	if text != "" {
-		x.leaf("AddtlInf", text)
+		x.Leaf("AddtlInf", text)
 	}
-	x.close("StsRsnInf")
+	x.Close("StsRsnInf")
 }
 
 // ReadAckXML reads an acknowledgement WriteAckXML wrote, strictly, and refuses one whose group

@@ -61,7 +61,7 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
+	ew := bankformat.NewErrWriter(w)
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	copyMark := ""
 	if h.Copy {
@@ -83,8 +83,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 			NeutraliseCSV(it.PartyName), bankformat.FormatAmount(it.Amount), string(it.Direction), NeutraliseCSV(it.Reference),
 			bankformat.FormatCount(it.Entries))
 		cw.Write(record)
-		if ew.err != nil {
-			return ew.err
+		if ew.Err() != nil {
+			return ew.Err()
 		}
 	}
 	if err := t.check(h, recordHeader, [3]int{}, goFields); err != nil {
@@ -96,7 +96,7 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // ReadCSV reads a settlement CSV WriteCSV wrote, strictly: the column header, one header record,
