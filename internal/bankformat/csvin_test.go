@@ -9,18 +9,6 @@ import (
 
 var errTestGuard = errors.New("guard refused")
 
-// guardAt fails with errTestGuard when its input runs out, as a guard refusing a byte would.
-type guardAt struct{ s string }
-
-func (g *guardAt) Read(p []byte) (int, error) {
-	if g.s == "" {
-		return 0, errTestGuard
-	}
-	n := copy(p, g.s)
-	g.s = g.s[n:]
-	return n, nil
-}
-
 func testGuard(err error) (int, bool) { return 7, errors.Is(err, errTestGuard) }
 
 // readCSV reads the columns, a header H, items I and a trailer T.
@@ -73,7 +61,7 @@ func TestCSVIn(t *testing.T) {
 			t.Errorf("%q:\n got %v\nwant %s", tc.in, c.Err, tc.want)
 		}
 	}
-	c = NewCSVIn(&guardAt{"type,a,b\n"}, CSVErrors{FileRecord: "file", Guard: testGuard})
+	c = NewCSVIn(&failingReader{"type,a,b\n", errTestGuard}, CSVErrors{FileRecord: "file", Guard: testGuard})
 	c.Columns([]string{"type", "a", "b"})
 	c.Read("H", 3)
 	if !errors.Is(c.Err, errTestGuard) || c.Err.Error() != "line 7: file: guard refused" {

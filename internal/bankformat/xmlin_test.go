@@ -11,12 +11,15 @@ const testNS = "urn:test"
 
 var errTestRead = errors.New("read refused")
 
-// failingReader hands out its input, then fails.
-type failingReader struct{ s string }
+// failingReader hands out its input, then fails with err.
+type failingReader struct {
+	s   string
+	err error
+}
 
 func (f *failingReader) Read(p []byte) (int, error) {
 	if f.s == "" {
-		return 0, errTestRead
+		return 0, f.err
 	}
 	n := copy(p, f.s)
 	f.s = f.s[n:]
@@ -82,7 +85,7 @@ func TestXMLIn(t *testing.T) {
 			t.Errorf("%s:\n got %v\nwant %s", tc.in, x.Err, tc.want)
 		}
 	}
-	x = NewXMLIn(&failingReader{`<Doc xmlns="urn:test"><Hdr>`}, testNS, "file", testReadError)
+	x = NewXMLIn(&failingReader{`<Doc xmlns="urn:test"><Hdr>`, errTestRead}, testNS, "file", testReadError)
 	readDoc(x)
 	if !errors.Is(x.Err, errTestRead) || x.Err.Error() != "line 1: header: reading: read refused" {
 		t.Errorf("a failed read: %v", x.Err)
