@@ -90,7 +90,8 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 		return err
 	}
 	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
-	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.Sum), bankformat.FormatAmount(netAbs), string(netDir)})
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.Sum),
+		bankformat.FormatAmount(netAbs), string(netDir)})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err

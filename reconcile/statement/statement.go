@@ -379,10 +379,12 @@ func (t *totals) check(h *Header, at places) error {
 		fail(at.count, fmt.Errorf("%w: states %d entries, there are %d", ErrControlCount, h.NumberOfEntries, t.count))
 	}
 	if t.sum != h.Sum {
-		fail(at.sum, fmt.Errorf("%w: states %s, the entries sum to %s", ErrControlSum, bankformat.FormatAmount(h.Sum), bankformat.FormatAmount(t.sum)))
+		fail(at.sum, fmt.Errorf("%w: states %s, the entries sum to %s", ErrControlSum,
+			bankformat.FormatAmount(h.Sum), bankformat.FormatAmount(t.sum)))
 	}
 	if t.net != h.Net {
-		fail(at.net, fmt.Errorf("%w: states %s, the entries net to %s", ErrNetTotal, bankformat.FormatAmount(h.Net), bankformat.FormatAmount(t.net)))
+		fail(at.net, fmt.Errorf("%w: states %s, the entries net to %s", ErrNetTotal,
+			bankformat.FormatAmount(h.Net), bankformat.FormatAmount(t.net)))
 	}
 	if err := checkClosing(h.OpeningBalance, t.net, h.ClosingBalance, "the entries' net"); err != nil {
 		fail(at.closing, err)

@@ -89,7 +89,8 @@ func WriteCSV(w io.Writer, h Header, items iter.Seq[Item]) error {
 		return err
 	}
 	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
-	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.ControlSum), bankformat.FormatAmount(netAbs), string(netDir)})
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.ControlSum),
+		bankformat.FormatAmount(netAbs), string(netDir)})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
