@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"slices"
-	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
-	"github.com/joinincard/engine/settlement/bankfile"
 )
 
 // maxCSVRecordBytes bounds one CSV record: an entry with every field at its bound, its text of
@@ -60,18 +58,18 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
+	ew := bankformat.NewErrWriter(w)
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	copyMark := ""
 	if h.Copy {
 		copyMark = copyDuplicate
 	}
-	openAbs, openDir := signedParts(h.OpeningBalance)
-	closeAbs, closeDir := signedParts(h.ClosingBalance)
+	openAbs, openDir := bankformat.SignedParts[Direction](h.OpeningBalance)
+	closeAbs, closeDir := bankformat.SignedParts[Direction](h.ClosingBalance)
 	cw.Write(csvColumns)
-	cw.Write([]string{csvHeader, bankfile.NeutraliseCSV(h.StatementID), formatTime(h.CreatedAt),
-		bankfile.NeutraliseCSV(h.BankID), formatCount(h.Sequence), copyMark, h.From.String(), h.To.String(),
-		string(h.Currency), formatAmount(openAbs), string(openDir), formatAmount(closeAbs), string(closeDir)})
+	cw.Write([]string{csvHeader, bankformat.NeutraliseCSV(h.StatementID), bankformat.FormatTime(h.CreatedAt),
+		bankformat.NeutraliseCSV(h.BankID), bankformat.FormatCount(h.Sequence), copyMark, h.From.String(), h.To.String(),
+		string(h.Currency), bankformat.FormatAmount(openAbs), string(openDir), bankformat.FormatAmount(closeAbs), string(closeDir)})
 	var t totals
 	n := 0
 	record := make([]string, len(csvColumns))
@@ -80,24 +78,25 @@ func WriteCSV(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 		if err := t.add(e, n, &h); err != nil {
 			return err
 		}
-		record = append(record[:0], csvEntry, formatAmount(e.Amount), string(e.Direction), e.BookingDate.String(),
-			e.ValueDate.String(), bankfile.NeutraliseCSV(e.EntryRef), bankfile.NeutraliseCSV(e.EndToEndRef),
-			bankfile.NeutraliseCSV(e.AdditionalInfo))
+		record = append(record[:0], csvEntry, bankformat.FormatAmount(e.Amount), string(e.Direction), e.BookingDate.String(),
+			e.ValueDate.String(), bankformat.NeutraliseCSV(e.EntryRef), bankformat.NeutraliseCSV(e.EndToEndRef),
+			bankformat.NeutraliseCSV(e.AdditionalInfo))
 		cw.Write(record)
-		if ew.err != nil {
-			return ew.err
+		if ew.Err() != nil {
+			return ew.Err()
 		}
 	}
 	if err := t.check(&h, goPlaces); err != nil {
 		return err
 	}
-	netAbs, netDir := signedParts(h.Net)
-	cw.Write([]string{csvTrailer, formatCount(h.NumberOfEntries), formatAmount(h.Sum), formatAmount(netAbs), string(netDir)})
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(h.NumberOfEntries), bankformat.FormatAmount(h.Sum),
+		bankformat.FormatAmount(netAbs), string(netDir)})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // csvSource reads a statement CSV: the header in NewCSVReader, an entry per next, and the trailer
@@ -126,23 +125,23 @@ func NewCSVReader(r io.Reader) (*Reader, error) {
 
 func (s *csvSource) header() error {
 	c, h := s.c, s.h
-	c.columns(csvColumns)
-	c.record = recordHeader
-	rec := c.read(csvHeader, len(csvHeaderColumns))
-	if c.err != nil {
-		return c.err
+	c.Columns(csvColumns)
+	c.Record = recordHeader
+	rec := c.Read(csvHeader, len(csvHeaderColumns))
+	if c.Err != nil {
+		return c.Err
 	}
-	s.headerLine = c.line
+	s.headerLine = c.Line
 	h.StatementID = c.id(rec, 1, "statement_id")
-	c.parse(rec, 2, "created_at", func(v string) (err error) { h.CreatedAt, err = parseTime(v); return err })
-	h.BankID = c.checked(rec, 3, "bank_id", checkBankID)
-	c.parse(rec, 4, "sequence", func(v string) (err error) {
-		if h.Sequence, err = parseCount(v); err != nil {
+	c.Parse(rec, 2, "created_at", func(v string) (err error) { h.CreatedAt, err = parseTime(v); return err })
+	h.BankID = c.Checked(rec, 3, "bank_id", checkBankID)
+	c.Parse(rec, 4, "sequence", func(v string) (err error) {
+		if h.Sequence, err = bankformat.ParseCount(v); err != nil {
 			return err
 		}
 		return checkSequence(h.Sequence)
 	})
-	c.parse(rec, 5, "copy", func(v string) error {
+	c.Parse(rec, 5, "copy", func(v string) error {
 		switch v {
 		case copyDuplicate:
 			h.Copy = true
@@ -154,54 +153,54 @@ func (s *csvSource) header() error {
 	})
 	h.From = c.date(rec, 6, "from_date")
 	h.To = c.date(rec, 7, "to_date")
-	if c.err == nil {
+	if c.Err == nil {
 		if err := checkPeriod(h.From, h.To); err != nil {
-			c.fail(7, "to_date", err)
+			c.Fail(7, "to_date", err)
 		}
 	}
-	c.parse(rec, 8, "currency", func(v string) error { h.Currency = ledger.Currency(v); return checkCurrency(h.Currency) })
+	c.Parse(rec, 8, "currency", func(v string) error { h.Currency = ledger.Currency(v); return checkCurrency(h.Currency) })
 	h.OpeningBalance = c.balance(rec, 9, "opening_balance", "opening_direction")
 	h.ClosingBalance = c.balance(rec, 11, "closing_balance", "closing_direction")
 	s.at.closing = place{recordHeader, s.headerLine, "closing_balance"}
-	if c.err == nil {
+	if c.Err == nil {
 		if err := h.validateFields(); err != nil {
-			c.refield(err, csvHeaderFields)
+			c.Refield(err, csvHeaderFields)
 		}
 	}
-	return c.err
+	return c.Err
 }
 
 // next reads the next entry, or the trailer and the end of the file.
 func (s *csvSource) next(n int) (Entry, bool) {
 	c := s.c
-	rec := c.read("", 0)
-	if c.err != nil {
+	rec := c.Read("", 0)
+	if c.Err != nil {
 		return Entry{}, false
 	}
 	if rec[0] == csvTrailer {
 		s.trailer(rec)
-		c.end()
+		c.End()
 		return Entry{}, false
 	}
-	c.entry = n
-	c.record = recordEntry
+	c.Entry = n
+	c.Record = recordEntry
 	if rec[0] != csvEntry {
-		c.fail(0, "record", errors.New("want an entry (E) or the trailer (T)"))
+		c.Fail(0, "record", errors.New("want an entry (E) or the trailer (T)"))
 		return Entry{}, false
 	}
 	if len(rec) != len(csvColumns) {
-		c.fail(0, "", fmt.Errorf("an entry record has %d fields, want %d", len(rec), len(csvColumns)))
+		c.Fail(0, "", fmt.Errorf("an entry record has %d fields, want %d", len(rec), len(csvColumns)))
 		return Entry{}, false
 	}
 	var e Entry
-	c.parse(rec, 1, "amount", func(v string) (err error) {
-		if e.Amount, err = parseAmount(v); err != nil {
+	c.Parse(rec, 1, "amount", func(v string) (err error) {
+		if e.Amount, err = bankformat.ParseAmount(v); err != nil {
 			return err
 		}
 		return checkAmount(e.Amount)
 	})
-	c.parse(rec, 2, "direction", func(v string) (err error) { e.Direction, err = parseDirection(v); return err })
-	c.parse(rec, 3, "booking_date", func(v string) (err error) {
+	c.Parse(rec, 2, "direction", func(v string) (err error) { e.Direction, err = parseDirection(v); return err })
+	c.Parse(rec, 3, "booking_date", func(v string) (err error) {
 		if e.BookingDate, err = parseDate(v); err != nil {
 			return err
 		}
@@ -209,50 +208,50 @@ func (s *csvSource) next(n int) (Entry, bool) {
 	})
 	e.ValueDate = c.date(rec, 4, "value_date")
 	e.EntryRef = c.id(rec, 5, "entry_ref")
-	e.EndToEndRef = c.checked(rec, 6, "end_to_end_ref", checkEndToEndRef)
-	e.AdditionalInfo = c.checked(rec, 7, "additional_info", func(v string) error { return checkText(v, maxInfoRunes) })
-	return e, c.err == nil
+	e.EndToEndRef = c.Checked(rec, 6, "end_to_end_ref", checkEndToEndRef)
+	e.AdditionalInfo = c.Checked(rec, 7, "additional_info", func(v string) error { return checkText(v, maxInfoRunes) })
+	return e, c.Err == nil
 }
 
 // trailer reads the T record into the header's totals, and checks them among themselves and
 // against the balances.
 func (s *csvSource) trailer(rec []string) {
 	c, h := s.c, s.h
-	c.entry = 0
-	c.record = recordTrailer
+	c.Entry = 0
+	c.Record = recordTrailer
 	if len(rec) != len(csvTrailerColumns) {
-		c.fail(0, "", fmt.Errorf("the trailer has %d fields, want %d", len(rec), len(csvTrailerColumns)))
+		c.Fail(0, "", fmt.Errorf("the trailer has %d fields, want %d", len(rec), len(csvTrailerColumns)))
 		return
 	}
-	line := c.line
+	line := c.Line
 	s.at.count = place{recordTrailer, line, "entries"}
 	s.at.sum = place{recordTrailer, line, "sum"}
 	s.at.net = place{recordTrailer, line, "net_amount"}
-	c.parse(rec, 1, "entries", func(v string) (err error) {
-		if h.NumberOfEntries, err = parseCount(v); err != nil {
+	c.Parse(rec, 1, "entries", func(v string) (err error) {
+		if h.NumberOfEntries, err = bankformat.ParseCount(v); err != nil {
 			return err
 		}
 		return checkCount(h.NumberOfEntries)
 	})
-	c.parse(rec, 2, "sum", func(v string) (err error) { h.Sum, err = parseAmount(v); return err })
-	netAbs := c.amount(rec, 3, "net_amount")
-	c.parse(rec, 4, "net_direction", func(v string) error {
+	c.Parse(rec, 2, "sum", func(v string) (err error) { h.Sum, err = bankformat.ParseAmount(v); return err })
+	netAbs := c.Amount(rec, 3, "net_amount")
+	c.Parse(rec, 4, "net_direction", func(v string) error {
 		d, err := parseDirection(v)
 		if err != nil {
 			return err
 		}
-		h.Net, err = signedFrom(netAbs, d)
+		h.Net, err = bankformat.SignedFrom(netAbs, d, zeroDebit)
 		return err
 	})
-	if c.err == nil {
+	if c.Err == nil {
 		if err := checkNet(h.Net, h.Sum); err != nil {
-			c.fail(3, "net_amount", err)
+			c.Fail(3, "net_amount", err)
 		}
 	}
-	if c.err == nil {
+	if c.Err == nil {
 		if err := checkClosing(h.OpeningBalance, h.Net, h.ClosingBalance, "the net"); err != nil {
 			p := s.at.closing
-			c.err = &FieldError{Record: p.record, Line: p.line, Field: p.field, Err: err}
+			c.Err = &FieldError{Record: p.record, Line: p.line, Field: p.field, Err: err}
 		}
 	}
 }
@@ -260,176 +259,50 @@ func (s *csvSource) trailer(rec []string) {
 // locate places err, found on the last entry as a whole, at the entry's line, with its field
 // renamed to the column.
 func (s *csvSource) locate(err error) error {
-	s.c.refield(err, csvEntryFields)
-	return s.c.err
+	s.c.Refield(err, csvEntryFields)
+	return s.c.Err
 }
 
-func (s *csvSource) err() error { return s.c.err }
+func (s *csvSource) err() error { return s.c.Err }
 
 func (s *csvSource) totalsAt() places { return s.at }
 
-// csvIn reads records strictly. The first error sticks, as in xmlIn.
+// csvIn is the strict CSV reader of bankformat, reading a statement through a csvGuard.
 type csvIn struct {
-	cr     *csv.Reader
-	guard  *csvGuard
-	line   int // the line of the last record read
-	record string
-	entry  int
-	err    error
+	*bankformat.CSVIn
 }
 
 func newCSVIn(r io.Reader) *csvIn {
 	g := &csvGuard{r: r, line: 1, recordLine: 1}
-	cr := csv.NewReader(g)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	return &csvIn{cr: cr, guard: g, record: recordFile}
-}
-
-// columns reads the column header, which must be exactly want.
-func (c *csvIn) columns(want []string) {
-	rec := c.read("", 0)
-	if c.err == nil && !slices.Equal(rec, want) {
-		c.fail(0, "", fmt.Errorf("the first row must be the column header %s", strings.Join(want, ",")))
-	}
-}
-
-// read returns the next record; with typ, the record must be of that type and have n fields.
-func (c *csvIn) read(typ string, n int) []string {
-	if c.err != nil {
-		return nil
-	}
-	rec, err := c.cr.Read()
-	if err == io.EOF {
-		c.err = &FieldError{Record: c.record, Line: c.line + 1, Entry: c.entry, Err: errors.New("the file ends before its trailer: cut short")}
-		return nil
-	}
-	if err != nil {
-		c.syntax(err)
-		return nil
-	}
-	c.line, _ = c.cr.FieldPos(0)
-	if typ != "" {
-		if rec[0] != typ {
-			c.fail(0, "record", fmt.Errorf("want the record type %s", typ))
-			return nil
+	guard := func(err error) (int, bool) {
+		if errors.Is(err, errCarriageReturn) || errors.Is(err, ErrTooLarge) {
+			return g.errLine, true
 		}
-		if len(rec) != n {
-			c.fail(0, "", fmt.Errorf("has %d fields, want %d", len(rec), n))
-			return nil
-		}
+		return 0, false
 	}
-	return rec
+	return &csvIn{bankformat.NewCSVIn(g, bankformat.CSVErrors{FileRecord: recordFile, Guard: guard, CutShortEntry: true})}
 }
 
-// end checks nothing follows the trailer.
-func (c *csvIn) end() {
-	if c.err != nil {
-		return
-	}
-	_, err := c.cr.Read()
-	switch {
-	case err == io.EOF:
-	case err != nil:
-		c.syntax(err)
-	default:
-		line, _ := c.cr.FieldPos(0)
-		c.err = &FieldError{Record: recordFile, Line: line, Err: errors.New("records after the trailer")}
-	}
-}
-
-func (c *csvIn) syntax(err error) {
-	var pe *csv.ParseError
-	switch {
-	case errors.Is(err, errCarriageReturn):
-		c.err = &FieldError{Record: recordFile, Line: c.guard.errLine, Err: err}
-	case errors.Is(err, ErrTooLarge):
-		c.err = &FieldError{Record: recordFile, Line: c.guard.errLine, Err: err}
-	case errors.As(err, &pe):
-		c.err = &FieldError{Record: recordFile, Line: pe.Line, Err: fmt.Errorf("not well-formed CSV: %w", pe.Err)}
-	default:
-		c.err = &FieldError{Record: recordFile, Err: fmt.Errorf("reading CSV: %w", err)}
-	}
-}
-
-func (c *csvIn) fail(i int, column string, err error) {
-	if c.err != nil {
-		return
-	}
-	line, _ := c.cr.FieldPos(i)
-	c.err = &FieldError{Record: c.record, Line: line, Entry: c.entry, Field: column, Err: err}
-}
-
-// refield records err, a *FieldError found on a record as a whole, at the record's line, with
-// its field renamed to the column.
-func (c *csvIn) refield(err error, names map[string]string) {
-	if c.err != nil {
-		return
-	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		e := *fe
-		e.Line = c.line
-		e.Record = c.record
-		if n, ok := names[e.Field]; ok {
-			e.Field = n
-		}
-		c.err = &e
-		return
-	}
-	c.err = &FieldError{Record: c.record, Line: c.line, Entry: c.entry, Err: err}
-}
-
-// Typed fields: each parses and checks rec[i], and fails naming the column.
-
-// parse checks rec[i] with parse, as it is: fields that are never neutralised.
-func (c *csvIn) parse(rec []string, i int, column string, parse func(string) error) {
-	if c.err != nil {
-		return
-	}
-	if err := parse(rec[i]); err != nil {
-		c.fail(i, column, err)
-	}
-}
-
-// checked undoes the neutralisation of text field rec[i] and checks it.
-func (c *csvIn) checked(rec []string, i int, column string, check func(string) error) string {
-	if c.err != nil {
-		return ""
-	}
-	v, err := bankfile.UnneutraliseCSV(rec[i])
-	if err == nil {
-		err = check(v)
-	}
-	if err != nil {
-		c.fail(i, column, err)
-	}
-	return v
-}
+// Typed fields of statements.
 
 func (c *csvIn) id(rec []string, i int, column string) string {
-	return c.checked(rec, i, column, func(s string) error { return checkID(s, maxIDBytes) })
-}
-
-func (c *csvIn) amount(rec []string, i int, column string) (fen int64) {
-	c.parse(rec, i, column, func(s string) (err error) { fen, err = parseAmount(s); return err })
-	return fen
+	return c.Checked(rec, i, column, func(s string) error { return bankformat.CheckID(s, maxIDBytes) })
 }
 
 func (c *csvIn) date(rec []string, i int, column string) (d events.Date) {
-	c.parse(rec, i, column, func(s string) (err error) { d, err = parseDate(s); return err })
+	c.Parse(rec, i, column, func(s string) (err error) { d, err = parseDate(s); return err })
 	return d
 }
 
 // balance reads a signed balance from its amount and direction columns.
 func (c *csvIn) balance(rec []string, i int, amountColumn, directionColumn string) (fen int64) {
-	abs := c.amount(rec, i, amountColumn)
-	c.parse(rec, i+1, directionColumn, func(s string) error {
+	abs := c.Amount(rec, i, amountColumn)
+	c.Parse(rec, i+1, directionColumn, func(s string) error {
 		d, err := parseDirection(s)
 		if err != nil {
 			return err
 		}
-		fen, err = signedFrom(abs, d)
+		fen, err = bankformat.SignedFrom(abs, d, zeroDebit)
 		return err
 	})
 	return fen

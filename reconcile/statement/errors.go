@@ -2,8 +2,8 @@ package statement
 
 import (
 	"errors"
-	"strconv"
-	"strings"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 // The refusals a caller may need to tell apart. Each is wrapped in a *FieldError that says where.
@@ -29,36 +29,7 @@ var (
 // the file (0 when writing), the entry's position counted from 1 (0 for other records), and the
 // field: the Go field name when writing, the XML element path or CSV column when reading. It never
 // repeats the field's value, which may be personal.
-type FieldError struct {
-	Record string
-	Line   int
-	Entry  int
-	Field  string
-	Err    error
-}
-
-func (e *FieldError) Error() string {
-	var b strings.Builder
-	if e.Line > 0 {
-		b.WriteString("line ")
-		b.WriteString(strconv.Itoa(e.Line))
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Record)
-	if e.Entry > 0 {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Itoa(e.Entry))
-	}
-	if e.Field != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Field)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *FieldError) Unwrap() error { return e.Err }
+type FieldError = bankformat.FieldError
 
 // Record names used in FieldError.Record.
 const (

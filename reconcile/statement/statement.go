@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -28,14 +29,10 @@ const (
 	// maxInfoRunes: an entry's additional information travels in Max500Text (AddtlNtryInf),
 	// counted in characters.
 	maxInfoRunes = 500
-	// minYear, maxYear: dates and times are written with four-digit years.
-	minYear, maxYear = 1, 9999
-	// maxZoneOffset: RFC 3339 writes zone offsets as hh:mm, up to 23:59.
-	maxZoneOffset = 24 * 60 * 60
 )
 
 // CurrencyCNY is the only currency of statements for now, as of settlement files.
-const CurrencyCNY ledger.Currency = "CNY"
+const CurrencyCNY = bankformat.CurrencyCNY
 
 // Statement is a statement read whole (ReadAll); the writers and the Reader stream instead.
 type Statement struct {
@@ -96,17 +93,9 @@ type Entry struct {
 type Direction string
 
 const (
-	Credit Direction = "CRDT" // the account was credited: the bank received
-	Debit  Direction = "DBIT" // the account was debited: the bank paid
+	Credit Direction = bankformat.Credit // the account was credited: the bank received
+	Debit  Direction = bankformat.Debit  // the account was debited: the bank paid
 )
-
-func parseDirection(s string) (Direction, error) {
-	switch d := Direction(s); d {
-	case Credit, Debit:
-		return d, nil
-	}
-	return "", errors.New("want CRDT or DBIT")
-}
 
 // Signed is the entry's amount as it counts in the net: negative for a debit.
 func (e Entry) Signed() int64 {
@@ -121,7 +110,7 @@ func (e Entry) Signed() int64 {
 // element or column it is on.
 
 func checkBankID(s string) error {
-	if err := checkID(s, maxBankIDBytes); err != nil {
+	if err := bankformat.CheckID(s, maxBankIDBytes); err != nil {
 		return err
 	}
 	if events.ContainsCardNumber(s) {
@@ -145,7 +134,7 @@ func checkCurrency(c ledger.Currency) error {
 }
 
 func checkPeriod(from, to events.Date) error {
-	if civil(to).Before(civil(from)) {
+	if bankformat.Civil(to).Before(bankformat.Civil(from)) {
 		return errors.New("the period ends before it starts")
 	}
 	return nil
@@ -189,7 +178,7 @@ func checkClosing(opening, net, closing int64, what string) error {
 	}
 	if closing != want {
 		return fmt.Errorf("%w: states %s, the opening balance %s plus %s %s is %s", ErrClosingBalance,
-			formatSigned(closing), formatSigned(opening), what, formatSigned(net), formatSigned(want))
+			bankformat.FormatAmount(closing), bankformat.FormatAmount(opening), what, bankformat.FormatAmount(net), bankformat.FormatAmount(want))
 	}
 	return nil
 }
@@ -208,10 +197,10 @@ func (h Header) validateFields() error {
 	fail := func(field string, err error) error {
 		return &FieldError{Record: recordHeader, Field: field, Err: err}
 	}
-	if err := checkID(h.StatementID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(h.StatementID, maxIDBytes); err != nil {
 		return fail("StatementID", err)
 	}
-	if err := checkTime(h.CreatedAt); err != nil {
+	if err := bankformat.CheckTime(h.CreatedAt); err != nil {
 		return fail("CreatedAt", err)
 	}
 	if err := checkBankID(h.BankID); err != nil {
@@ -220,10 +209,10 @@ func (h Header) validateFields() error {
 	if err := checkSequence(h.Sequence); err != nil {
 		return fail("Sequence", err)
 	}
-	if err := checkDate(h.From); err != nil {
+	if err := bankformat.CheckDate(h.From); err != nil {
 		return fail("From", err)
 	}
-	if err := checkDate(h.To); err != nil {
+	if err := bankformat.CheckDate(h.To); err != nil {
 		return fail("To", err)
 	}
 	if err := checkPeriod(h.From, h.To); err != nil {
@@ -279,10 +268,10 @@ func checkAmount(fen int64) error {
 
 // checkBookingDate refuses a date outside the statement's period.
 func checkBookingDate(d events.Date, h *Header) error {
-	if err := checkDate(d); err != nil {
+	if err := bankformat.CheckDate(d); err != nil {
 		return err
 	}
-	if c := civil(d); c.Before(civil(h.From)) || c.After(civil(h.To)) {
+	if c := bankformat.Civil(d); c.Before(bankformat.Civil(h.From)) || c.After(bankformat.Civil(h.To)) {
 		return errors.New("is outside the statement's period")
 	}
 	return nil
@@ -299,7 +288,7 @@ func checkEndToEndRef(s string) error {
 	if s == notProvided {
 		return errors.New("NOTPROVIDED is how the XML writes an empty reference")
 	}
-	if err := checkID(s, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(s, maxIDBytes); err != nil {
 		return err
 	}
 	if ClassifyRef(s) == RefOther && events.ContainsCardNumber(s) {
@@ -322,10 +311,10 @@ func (e Entry) validate(n int, h *Header) error {
 	if err := checkBookingDate(e.BookingDate, h); err != nil {
 		return fail("BookingDate", err)
 	}
-	if err := checkDate(e.ValueDate); err != nil {
+	if err := bankformat.CheckDate(e.ValueDate); err != nil {
 		return fail("ValueDate", err)
 	}
-	if err := checkID(e.EntryRef, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(e.EntryRef, maxIDBytes); err != nil {
 		return fail("EntryRef", err)
 	}
 	if err := checkEndToEndRef(e.EndToEndRef); err != nil {
@@ -390,10 +379,12 @@ func (t *totals) check(h *Header, at places) error {
 		fail(at.count, fmt.Errorf("%w: states %d entries, there are %d", ErrControlCount, h.NumberOfEntries, t.count))
 	}
 	if t.sum != h.Sum {
-		fail(at.sum, fmt.Errorf("%w: states %s, the entries sum to %s", ErrControlSum, formatSigned(h.Sum), formatSigned(t.sum)))
+		fail(at.sum, fmt.Errorf("%w: states %s, the entries sum to %s", ErrControlSum,
+			bankformat.FormatAmount(h.Sum), bankformat.FormatAmount(t.sum)))
 	}
 	if t.net != h.Net {
-		fail(at.net, fmt.Errorf("%w: states %s, the entries net to %s", ErrNetTotal, formatSigned(h.Net), formatSigned(t.net)))
+		fail(at.net, fmt.Errorf("%w: states %s, the entries net to %s", ErrNetTotal,
+			bankformat.FormatAmount(h.Net), bankformat.FormatAmount(t.net)))
 	}
 	if err := checkClosing(h.OpeningBalance, t.net, h.ClosingBalance, "the entries' net"); err != nil {
 		fail(at.closing, err)

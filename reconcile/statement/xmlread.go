@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -45,94 +46,94 @@ func NewXMLReader(r io.Reader) (*Reader, error) {
 
 func (s *xmlSource) header() error {
 	x, h := s.x, s.h
-	x.skip = 2 // paths start below Document/BkToCstmrStmt
-	x.open("Document")
-	x.open("BkToCstmrStmt")
-	x.record = recordHeader
-	x.open("GrpHdr")
+	x.Skip = 2 // paths start below Document/BkToCstmrStmt
+	x.Open("Document")
+	x.Open("BkToCstmrStmt")
+	x.Record = recordHeader
+	x.Open("GrpHdr")
 	h.StatementID = x.id("MsgId")
-	x.checked("CreDtTm", func(v string) (err error) { h.CreatedAt, err = parseTime(v); return err })
-	x.close("GrpHdr")
-	x.open("Stmt")
-	if id := x.id("Id"); x.err == nil && id != h.StatementID {
-		x.fail("Id", errors.New("differs from GrpHdr/MsgId"))
+	x.Checked("CreDtTm", func(v string) (err error) { h.CreatedAt, err = parseTime(v); return err })
+	x.Close("GrpHdr")
+	x.Open("Stmt")
+	if id := x.id("Id"); x.Err == nil && id != h.StatementID {
+		x.Fail("Id", errors.New("differs from GrpHdr/MsgId"))
 	}
-	h.Sequence = x.count("ElctrncSeqNb")
-	if x.err == nil {
+	h.Sequence = x.Count("ElctrncSeqNb")
+	if x.Err == nil {
 		if err := checkSequence(h.Sequence); err != nil {
-			x.fail("ElctrncSeqNb", err)
+			x.Fail("ElctrncSeqNb", err)
 		}
 	}
-	x.open("FrToDt")
+	x.Open("FrToDt")
 	h.From = x.date("FrDt")
 	h.To = x.date("ToDt")
-	if x.err == nil {
+	if x.Err == nil {
 		if err := checkPeriod(h.From, h.To); err != nil {
-			x.fail("ToDt", err)
+			x.Fail("ToDt", err)
 		}
 	}
-	x.close("FrToDt")
-	if x.next("CpyDplctInd") {
-		x.fixed("CpyDplctInd", copyDuplicate)
+	x.Close("FrToDt")
+	if x.Next("CpyDplctInd") {
+		x.Fixed("CpyDplctInd", copyDuplicate)
 		h.Copy = true
 	}
-	x.open("Acct")
-	x.open("Id")
-	x.open("Othr")
-	h.BankID = x.checked("Id", checkBankID)
-	x.close("Othr")
-	x.close("Id")
-	h.Currency = ledger.Currency(x.checked("Ccy", func(v string) error { return checkCurrency(ledger.Currency(v)) }))
-	x.close("Acct")
+	x.Open("Acct")
+	x.Open("Id")
+	x.Open("Othr")
+	h.BankID = x.Checked("Id", checkBankID)
+	x.Close("Othr")
+	x.Close("Id")
+	h.Currency = ledger.Currency(x.Checked("Ccy", func(v string) error { return checkCurrency(ledger.Currency(v)) }))
+	x.Close("Acct")
 	h.OpeningBalance, _ = s.balance(balanceOpening)
 	var closingLine int
 	h.ClosingBalance, closingLine = s.balance(balanceClosing)
 	s.at.closing = place{recordHeader, closingLine, "Stmt/Bal[CLBD]/Amt"}
 
-	x.open("TxsSummry")
-	x.open("TtlNtries")
-	h.NumberOfEntries = x.count("NbOfNtries")
-	if x.err == nil {
+	x.Open("TxsSummry")
+	x.Open("TtlNtries")
+	h.NumberOfEntries = x.Count("NbOfNtries")
+	if x.Err == nil {
 		if err := checkCount(h.NumberOfEntries); err != nil {
-			x.fail("NbOfNtries", err)
+			x.Fail("NbOfNtries", err)
 		}
 	}
-	s.at.count = place{recordHeader, x.line(), "Stmt/TxsSummry/TtlNtries/NbOfNtries"}
-	h.Sum = x.amount("Sum")
-	s.at.sum = place{recordHeader, x.line(), "Stmt/TxsSummry/TtlNtries/Sum"}
-	x.open("TtlNetNtry")
-	netAbs := x.amount("Amt")
-	s.at.net = place{recordHeader, x.line(), "Stmt/TxsSummry/TtlNtries/TtlNetNtry/Amt"}
+	s.at.count = place{recordHeader, x.Line(), "Stmt/TxsSummry/TtlNtries/NbOfNtries"}
+	h.Sum = x.Amount("Sum")
+	s.at.sum = place{recordHeader, x.Line(), "Stmt/TxsSummry/TtlNtries/Sum"}
+	x.Open("TtlNetNtry")
+	netAbs := x.Amount("Amt")
+	s.at.net = place{recordHeader, x.Line(), "Stmt/TxsSummry/TtlNtries/TtlNetNtry/Amt"}
 	netDir := x.direction("CdtDbtInd")
-	if x.err == nil {
+	if x.Err == nil {
 		var err error
-		if h.Net, err = signedFrom(netAbs, netDir); err != nil {
-			x.fail("CdtDbtInd", err)
+		if h.Net, err = bankformat.SignedFrom(netAbs, netDir, zeroDebit); err != nil {
+			x.Fail("CdtDbtInd", err)
 		} else if err := checkNet(h.Net, h.Sum); err != nil {
 			n := s.at.net
-			x.err = &FieldError{Record: n.record, Line: n.line, Field: n.field, Err: err}
+			x.Err = &FieldError{Record: n.record, Line: n.line, Field: n.field, Err: err}
 		}
 	}
-	x.close("TtlNetNtry")
-	x.close("TtlNtries")
-	x.close("TxsSummry")
-	if x.err == nil {
+	x.Close("TtlNetNtry")
+	x.Close("TtlNtries")
+	x.Close("TxsSummry")
+	if x.Err == nil {
 		if err := checkClosing(h.OpeningBalance, h.Net, h.ClosingBalance, "the net"); err != nil {
 			c := s.at.closing
-			x.err = &FieldError{Record: c.record, Line: c.line, Field: c.field, Err: err}
+			x.Err = &FieldError{Record: c.record, Line: c.line, Field: c.field, Err: err}
 		}
 	}
-	if x.err == nil {
+	if x.Err == nil {
 		// What each value was checked against as it was read, the writers check on the Header
 		// as a whole: the two must agree.
 		var fe *FieldError
 		if err := h.validate(); errors.As(err, &fe) {
 			c := *fe
-			c.Line = x.line()
-			x.err = &c
+			c.Line = x.Line()
+			x.Err = &c
 		}
 	}
-	return x.err
+	return x.Err
 }
 
 // balance reads one Bal of the given type, dated the first day of the period for the opening
@@ -140,103 +141,103 @@ func (s *xmlSource) header() error {
 // amount.
 func (s *xmlSource) balance(code string) (int64, int) {
 	x := s.x
-	x.open("Bal")
-	x.rename("Bal[" + code + "]")
-	x.open("Tp")
-	x.open("CdOrPrtry")
-	x.fixed("Cd", code)
-	x.close("CdOrPrtry")
-	x.close("Tp")
-	amount, ccy := x.leafAttr("Amt", "Ccy")
-	line := x.line()
+	x.Open("Bal")
+	x.Rename("Bal[" + code + "]")
+	x.Open("Tp")
+	x.Open("CdOrPrtry")
+	x.Fixed("Cd", code)
+	x.Close("CdOrPrtry")
+	x.Close("Tp")
+	amount, ccy := x.LeafAttr("Amt", "Ccy")
+	line := x.Line()
 	var abs int64
-	if x.err == nil {
+	if x.Err == nil {
 		var err error
 		if ledger.Currency(ccy) != s.h.Currency {
-			x.fail("Amt", errors.New("currency differs from the account's"))
-		} else if abs, err = parseAmount(amount); err != nil {
-			x.fail("Amt", err)
+			x.Fail("Amt", errors.New("currency differs from the account's"))
+		} else if abs, err = bankformat.ParseAmount(amount); err != nil {
+			x.Fail("Amt", err)
 		}
 	}
 	dir := x.direction("CdtDbtInd")
 	var fen int64
-	if x.err == nil {
+	if x.Err == nil {
 		var err error
-		if fen, err = signedFrom(abs, dir); err != nil {
-			x.fail("CdtDbtInd", err)
+		if fen, err = bankformat.SignedFrom(abs, dir, zeroDebit); err != nil {
+			x.Fail("CdtDbtInd", err)
 		}
 	}
 	want, what := s.h.From, "the first day of the period (FrToDt/FrDt)"
 	if code == balanceClosing {
 		want, what = s.h.To, "the last day of the period (FrToDt/ToDt)"
 	}
-	x.open("Dt")
-	if d := x.date("Dt"); x.err == nil && d != want {
-		x.fail("Dt", errors.New("is not "+what))
+	x.Open("Dt")
+	if d := x.date("Dt"); x.Err == nil && d != want {
+		x.Fail("Dt", errors.New("is not "+what))
 	}
-	x.close("Dt")
-	x.close("Bal")
+	x.Close("Dt")
+	x.Close("Bal")
 	return fen, line
 }
 
 // next reads the next entry, or the end of the statement.
 func (s *xmlSource) next(n int) (Entry, bool) {
 	x := s.x
-	if !x.next("Ntry") {
-		if x.err == nil {
+	if !x.Next("Ntry") {
+		if x.Err == nil {
 			x.in.reset(maxXMLTailBytes, "the XML after the last entry")
 		}
-		x.entry = 0
-		x.record = recordFile
-		x.close("Stmt")
-		x.close("BkToCstmrStmt")
-		x.close("Document")
-		x.end()
+		x.Entry = 0
+		x.Record = recordFile
+		x.Close("Stmt")
+		x.Close("BkToCstmrStmt")
+		x.Close("Document")
+		x.End()
 		return Entry{}, false
 	}
 	x.in.reset(maxXMLEntryBytes, "an entry")
-	x.entry = n
-	x.record = recordEntry
-	s.entryLine = x.line()
-	return s.readEntry(), x.err == nil
+	x.Entry = n
+	x.Record = recordEntry
+	s.entryLine = x.Line()
+	return s.readEntry(), x.Err == nil
 }
 
 // readEntry reads one Ntry, checking each value as it comes.
 func (s *xmlSource) readEntry() Entry {
 	x, h := s.x, s.h
 	var e Entry
-	x.open("Ntry")
-	amount, ccy := x.leafAttr("Amt", "Ccy")
-	if x.err == nil {
+	x.Open("Ntry")
+	amount, ccy := x.LeafAttr("Amt", "Ccy")
+	if x.Err == nil {
 		var err error
 		if ledger.Currency(ccy) != h.Currency {
-			x.fail("Amt", errors.New("currency differs from the account's"))
-		} else if e.Amount, err = parseAmount(amount); err != nil {
-			x.fail("Amt", err)
+			x.Fail("Amt", errors.New("currency differs from the account's"))
+		} else if e.Amount, err = bankformat.ParseAmount(amount); err != nil {
+			x.Fail("Amt", err)
 		} else if err := checkAmount(e.Amount); err != nil {
-			x.fail("Amt", err)
+			x.Fail("Amt", err)
 		}
 	}
 	e.Direction = x.direction("CdtDbtInd")
-	x.open("Sts")
-	x.fixed("Cd", entryStatusBooked)
-	x.close("Sts")
-	x.open("BookgDt")
-	x.checked("Dt", func(v string) (err error) {
+	x.Open("Sts")
+	x.Fixed("Cd", entryStatusBooked)
+	x.Close("Sts")
+	x.Open("BookgDt")
+	x.Checked("Dt", func(v string) (err error) {
 		if e.BookingDate, err = parseDate(v); err != nil {
 			return err
 		}
 		return checkBookingDate(e.BookingDate, h)
 	})
-	x.close("BookgDt")
-	x.open("ValDt")
+	x.Close("BookgDt")
+	x.Open("ValDt")
 	e.ValueDate = x.date("Dt")
-	x.close("ValDt")
+	x.Close("ValDt")
 	e.EntryRef = x.id("AcctSvcrRef")
-	x.open("NtryDtls")
-	x.open("TxDtls")
-	x.open("Refs")
-	x.checked("EndToEndId", func(v string) error {
+	x.Open("NtryDtls")
+	x.Open("TxDtls")
+	x.Open("Refs")
+	x.Checked("EndToEndId", func(v string) error {
 		if v == notProvided {
 			return nil
 		}
@@ -246,11 +247,11 @@ func (s *xmlSource) readEntry() Entry {
 		e.EndToEndRef = v
 		return checkEndToEndRef(v)
 	})
-	x.close("Refs")
-	x.close("TxDtls")
-	x.close("NtryDtls")
-	if x.next("AddtlNtryInf") {
-		x.checked("AddtlNtryInf", func(v string) error {
+	x.Close("Refs")
+	x.Close("TxDtls")
+	x.Close("NtryDtls")
+	if x.Next("AddtlNtryInf") {
+		x.Checked("AddtlNtryInf", func(v string) error {
 			if v == "" {
 				return errors.New("is empty: an entry without additional information leaves the element out")
 			}
@@ -258,7 +259,7 @@ func (s *xmlSource) readEntry() Entry {
 			return checkText(v, maxInfoRunes)
 		})
 	}
-	x.close("Ntry")
+	x.Close("Ntry")
 	return e
 }
 
@@ -274,9 +275,9 @@ func (s *xmlSource) locate(err error) error {
 		}
 		return &c
 	}
-	return &FieldError{Record: recordEntry, Line: s.entryLine, Entry: s.x.entry, Err: err}
+	return &FieldError{Record: recordEntry, Line: s.entryLine, Entry: s.x.Entry, Err: err}
 }
 
-func (s *xmlSource) err() error { return s.x.err }
+func (s *xmlSource) err() error { return s.x.Err }
 
 func (s *xmlSource) totalsAt() places { return s.at }

@@ -1,11 +1,10 @@
 package statement
 
 import (
-	"bufio"
-	"encoding/xml"
 	"io"
 	"iter"
-	"strings"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -35,46 +34,44 @@ func WriteXML(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
-	x := &xmlOut{w: bufio.NewWriterSize(ew, writeBufferBytes)}
-	x.w.WriteString(xml.Header)
-	x.openNS("Document", NamespaceCamt053)
-	x.open("BkToCstmrStmt")
-	x.open("GrpHdr")
-	x.leaf("MsgId", h.StatementID)
-	x.leaf("CreDtTm", formatTime(h.CreatedAt))
-	x.close("GrpHdr")
-	x.open("Stmt")
-	x.leaf("Id", h.StatementID)
-	x.leaf("ElctrncSeqNb", formatCount(h.Sequence))
-	x.open("FrToDt")
-	x.leaf("FrDt", h.From.String())
-	x.leaf("ToDt", h.To.String())
-	x.close("FrToDt")
+	x := &xmlOut{bankformat.NewXMLOut(w, writeBufferBytes)}
+	x.OpenNS("Document", NamespaceCamt053)
+	x.Open("BkToCstmrStmt")
+	x.Open("GrpHdr")
+	x.Leaf("MsgId", h.StatementID)
+	x.Leaf("CreDtTm", bankformat.FormatTime(h.CreatedAt))
+	x.Close("GrpHdr")
+	x.Open("Stmt")
+	x.Leaf("Id", h.StatementID)
+	x.Leaf("ElctrncSeqNb", bankformat.FormatCount(h.Sequence))
+	x.Open("FrToDt")
+	x.Leaf("FrDt", h.From.String())
+	x.Leaf("ToDt", h.To.String())
+	x.Close("FrToDt")
 	if h.Copy {
-		x.leaf("CpyDplctInd", copyDuplicate)
+		x.Leaf("CpyDplctInd", copyDuplicate)
 	}
-	x.open("Acct")
-	x.open("Id")
-	x.open("Othr")
-	x.leaf("Id", h.BankID)
-	x.close("Othr")
-	x.close("Id")
-	x.leaf("Ccy", string(h.Currency))
-	x.close("Acct")
+	x.Open("Acct")
+	x.Open("Id")
+	x.Open("Othr")
+	x.Leaf("Id", h.BankID)
+	x.Close("Othr")
+	x.Close("Id")
+	x.Leaf("Ccy", string(h.Currency))
+	x.Close("Acct")
 	x.balance(balanceOpening, h.OpeningBalance, h)
 	x.balance(balanceClosing, h.ClosingBalance, h)
-	x.open("TxsSummry")
-	x.open("TtlNtries")
-	x.leaf("NbOfNtries", formatCount(h.NumberOfEntries))
-	x.leaf("Sum", formatAmount(h.Sum))
-	netAbs, netDir := signedParts(h.Net)
-	x.open("TtlNetNtry")
-	x.leaf("Amt", formatAmount(netAbs))
-	x.leaf("CdtDbtInd", string(netDir))
-	x.close("TtlNetNtry")
-	x.close("TtlNtries")
-	x.close("TxsSummry")
+	x.Open("TxsSummry")
+	x.Open("TtlNtries")
+	x.Leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
+	x.Leaf("Sum", bankformat.FormatAmount(h.Sum))
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
+	x.Open("TtlNetNtry")
+	x.Leaf("Amt", bankformat.FormatAmount(netAbs))
+	x.Leaf("CdtDbtInd", string(netDir))
+	x.Close("TtlNetNtry")
+	x.Close("TtlNtries")
+	x.Close("TxsSummry")
 
 	var t totals
 	n := 0
@@ -84,20 +81,17 @@ func WriteXML(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 			return err
 		}
 		x.entry(h, e)
-		if ew.err != nil {
-			return ew.err
+		if err := x.Err(); err != nil {
+			return err
 		}
 	}
 	if err := t.check(&h, goPlaces); err != nil {
 		return err
 	}
-	x.close("Stmt")
-	x.close("BkToCstmrStmt")
-	x.close("Document")
-	if err := x.w.Flush(); err != nil {
-		return err
-	}
-	return ew.err
+	x.Close("Stmt")
+	x.Close("BkToCstmrStmt")
+	x.Close("Document")
+	return x.Flush()
 }
 
 // balance writes one Bal: the opening balance is dated the first day of the period, the closing
@@ -107,141 +101,54 @@ func (x *xmlOut) balance(code string, fen int64, h Header) {
 	if code == balanceClosing {
 		date = h.To
 	}
-	abs, dir := signedParts(fen)
-	x.open("Bal")
-	x.open("Tp")
-	x.open("CdOrPrtry")
-	x.leaf("Cd", code)
-	x.close("CdOrPrtry")
-	x.close("Tp")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(abs))
-	x.leaf("CdtDbtInd", string(dir))
-	x.open("Dt")
-	x.leaf("Dt", date.String())
-	x.close("Dt")
-	x.close("Bal")
+	abs, dir := bankformat.SignedParts[Direction](fen)
+	x.Open("Bal")
+	x.Open("Tp")
+	x.Open("CdOrPrtry")
+	x.Leaf("Cd", code)
+	x.Close("CdOrPrtry")
+	x.Close("Tp")
+	x.LeafCcy("Amt", string(h.Currency), bankformat.FormatAmount(abs))
+	x.Leaf("CdtDbtInd", string(dir))
+	x.Open("Dt")
+	x.Leaf("Dt", date.String())
+	x.Close("Dt")
+	x.Close("Bal")
 }
 
 // entry writes one Ntry.
 func (x *xmlOut) entry(h Header, e Entry) {
-	x.open("Ntry")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(e.Amount))
-	x.leaf("CdtDbtInd", string(e.Direction))
-	x.open("Sts")
-	x.leaf("Cd", entryStatusBooked)
-	x.close("Sts")
-	x.open("BookgDt")
-	x.leaf("Dt", e.BookingDate.String())
-	x.close("BookgDt")
-	x.open("ValDt")
-	x.leaf("Dt", e.ValueDate.String())
-	x.close("ValDt")
-	x.leaf("AcctSvcrRef", e.EntryRef)
-	x.open("NtryDtls")
-	x.open("TxDtls")
-	x.open("Refs")
+	x.Open("Ntry")
+	x.LeafCcy("Amt", string(h.Currency), bankformat.FormatAmount(e.Amount))
+	x.Leaf("CdtDbtInd", string(e.Direction))
+	x.Open("Sts")
+	x.Leaf("Cd", entryStatusBooked)
+	x.Close("Sts")
+	x.Open("BookgDt")
+	x.Leaf("Dt", e.BookingDate.String())
+	x.Close("BookgDt")
+	x.Open("ValDt")
+	x.Leaf("Dt", e.ValueDate.String())
+	x.Close("ValDt")
+	x.Leaf("AcctSvcrRef", e.EntryRef)
+	x.Open("NtryDtls")
+	x.Open("TxDtls")
+	x.Open("Refs")
 	ref := e.EndToEndRef
 	if ref == "" {
 		ref = notProvided
 	}
-	x.leaf("EndToEndId", ref)
-	x.close("Refs")
-	x.close("TxDtls")
-	x.close("NtryDtls")
+	x.Leaf("EndToEndId", ref)
+	x.Close("Refs")
+	x.Close("TxDtls")
+	x.Close("NtryDtls")
 	if e.AdditionalInfo != "" {
-		x.leaf("AddtlNtryInf", e.AdditionalInfo)
+		x.Leaf("AddtlNtryInf", e.AdditionalInfo)
 	}
-	x.close("Ntry")
+	x.Close("Ntry")
 }
 
-// xmlOut writes indented XML, two spaces a level, one element a line, "\n" line ends. Write
-// errors are kept by the errWriter below it.
+// xmlOut is the XML writer of bankformat.
 type xmlOut struct {
-	w     *bufio.Writer
-	depth int
-}
-
-func (x *xmlOut) indent() {
-	for range x.depth {
-		x.w.WriteString("  ")
-	}
-}
-
-func (x *xmlOut) open(name string) {
-	x.indent()
-	x.w.WriteByte('<')
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-	x.depth++
-}
-
-func (x *xmlOut) openNS(name, ns string) {
-	x.indent()
-	x.w.WriteString("<" + name + ` xmlns="` + ns + `">` + "\n")
-	x.depth++
-}
-
-func (x *xmlOut) close(name string) {
-	x.depth--
-	x.indent()
-	x.w.WriteString("</")
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-}
-
-func (x *xmlOut) leaf(name, text string) {
-	x.indent()
-	x.w.WriteByte('<')
-	x.w.WriteString(name)
-	x.w.WriteByte('>')
-	escapeText(x.w, text)
-	x.w.WriteString("</")
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-}
-
-// leafCcy writes an amount element with its currency attribute; ccy is a checked currency code.
-func (x *xmlOut) leafCcy(name, ccy, amount string) {
-	x.indent()
-	x.w.WriteString("<" + name + ` Ccy="` + ccy + `">` + amount + "</" + name + ">\n")
-}
-
-// escapeText writes s as XML character data: s has been checked to hold no control characters,
-// so only the markup characters need escaping.
-func escapeText(w *bufio.Writer, s string) {
-	for {
-		i := strings.IndexAny(s, "&<>")
-		if i < 0 {
-			w.WriteString(s)
-			return
-		}
-		w.WriteString(s[:i])
-		switch s[i] {
-		case '&':
-			w.WriteString("&amp;")
-		case '<':
-			w.WriteString("&lt;")
-		case '>':
-			w.WriteString("&gt;")
-		}
-		s = s[i+1:]
-	}
-}
-
-// errWriter keeps the first error of w and writes nothing after it, so that a writer streaming
-// many entries stops at the first failed write.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	if err != nil {
-		e.err = err
-	}
-	return n, err
+	*bankformat.XMLOut
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -74,13 +76,13 @@ func (a *Ack) validate() error {
 	fail := func(field string, err error) error {
 		return &FieldError{Record: recordAck, Field: field, Err: err}
 	}
-	if err := checkID(a.MessageID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(a.MessageID, maxIDBytes); err != nil {
 		return fail("MessageID", err)
 	}
-	if err := checkTime(a.CreatedAt); err != nil {
+	if err := bankformat.CheckTime(a.CreatedAt); err != nil {
 		return fail("CreatedAt", err)
 	}
-	if err := checkID(a.FileMessageID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(a.FileMessageID, maxIDBytes); err != nil {
 		return fail("FileMessageID", err)
 	}
 	if err := checkAccountID(a.BankID, maxAccountIDBytes); err != nil {
@@ -131,7 +133,7 @@ func (s ItemStatus) validate(entry int) error {
 	fail := func(field string, err error) error {
 		return &FieldError{Record: recordItemStatus, Entry: entry, Field: field, Err: err}
 	}
-	if err := checkID(s.ItemID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(s.ItemID, maxIDBytes); err != nil {
 		return fail("ItemID", err)
 	}
 	if s.Accepted {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 // maxAckCSVBytes bounds an acknowledgement CSV ReadAckCSV reads.
@@ -31,10 +33,10 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
+	ew := bankformat.NewErrWriter(w)
 	cw := csv.NewWriter(bufio.NewWriterSize(ew, writeBufferBytes))
 	cw.Write(ackColumns)
-	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), formatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
+	cw.Write([]string{csvHeader, NeutraliseCSV(a.MessageID), bankformat.FormatTime(a.CreatedAt), NeutraliseCSV(a.FileMessageID),
 		NeutraliseCSV(a.BankID), string(a.Status), a.ReasonCode, NeutraliseCSV(a.Reason)})
 	for _, s := range a.Items {
 		st := StatusRejected
@@ -42,81 +44,81 @@ func WriteAckCSV(w io.Writer, a *Ack) error {
 			st = StatusAccepted
 		}
 		cw.Write([]string{csvItem, NeutraliseCSV(s.ItemID), string(st), s.ReasonCode, NeutraliseCSV(s.Reason)})
-		if ew.err != nil {
-			return ew.err
+		if ew.Err() != nil {
+			return ew.Err()
 		}
 	}
-	cw.Write([]string{csvTrailer, formatCount(int64(len(a.Items)))})
+	cw.Write([]string{csvTrailer, bankformat.FormatCount(int64(len(a.Items)))})
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // ReadAckCSV reads an acknowledgement WriteAckCSV wrote, strictly, with the checks of
 // ReadAckXML; the trailer's count must be the number of item status records.
 func ReadAckCSV(r io.Reader) (*Ack, error) {
 	c := newCSVIn(r, maxAckCSVBytes)
-	c.columns(ackColumns)
+	c.Columns(ackColumns)
 	a := &Ack{}
-	c.record = recordAck
+	c.Record = recordAck
 	var groupLine int
-	if rec := c.read(csvHeader, len(ackHeaderColumns)); c.err == nil {
-		groupLine = c.line
+	if rec := c.Read(csvHeader, len(ackHeaderColumns)); c.Err == nil {
+		groupLine = c.Line
 		a.MessageID = c.id(rec, 1, "message_id", maxIDBytes)
 		a.CreatedAt = c.timestamp(rec, 2, "created_at")
 		a.FileMessageID = c.id(rec, 3, "file_message_id", maxIDBytes)
 		a.BankID = c.accountID(rec, 4, "bank_id", maxAccountIDBytes)
-		c.parse(rec, 5, "status", func(s string) (err error) { a.Status, err = parseStatus(s, false); return err })
+		c.Parse(rec, 5, "status", func(s string) (err error) { a.Status, err = parseStatus(s, false); return err })
 		a.ReasonCode = rec[6]
-		a.Reason, _ = c.raw(rec, 7, "reason")
+		a.Reason = c.raw(rec, 7, "reason")
 	}
 	var lines []int
-	for c.err == nil {
-		rec := c.read("", 0)
-		if c.err != nil {
+	for c.Err == nil {
+		rec := c.Read("", 0)
+		if c.Err != nil {
 			break
 		}
 		if rec[0] == csvTrailer {
-			c.entry = 0
-			c.record = recordTrailer
+			c.Entry = 0
+			c.Record = recordTrailer
 			if len(rec) != len(ackTrailerColumns) {
-				c.fail(0, "", fmt.Errorf("the trailer has %d fields, want %d", len(rec), len(ackTrailerColumns)))
+				c.Fail(0, "", fmt.Errorf("the trailer has %d fields, want %d", len(rec), len(ackTrailerColumns)))
 				break
 			}
-			if n := c.count(rec, 1, "items"); c.err == nil && n != int64(len(a.Items)) {
-				c.fail(1, "items", fmt.Errorf("%w: states %d item statuses, there are %d", ErrControlCount, n, len(a.Items)))
+			if n := c.Count(rec, 1, "items"); c.Err == nil && n != int64(len(a.Items)) {
+				c.Fail(1, "items", fmt.Errorf("%w: states %d item statuses, there are %d", ErrControlCount, n, len(a.Items)))
 			}
 			break
 		}
-		c.entry++
-		c.record = recordItemStatus
+		c.Entry++
+		c.Record = recordItemStatus
 		switch {
 		case rec[0] != csvItem:
-			c.fail(0, "record", errors.New("want an item status (I) or the trailer (T)"))
+			c.Fail(0, "record", errors.New("want an item status (I) or the trailer (T)"))
 		case len(rec) != len(ackColumns):
-			c.fail(0, "", fmt.Errorf("an item status record has %d fields, want %d", len(rec), len(ackColumns)))
-		case c.entry > MaxItems:
-			c.fail(0, "", errors.New("more item statuses than the bound"))
+			c.Fail(0, "", fmt.Errorf("an item status record has %d fields, want %d", len(rec), len(ackColumns)))
+		case c.Entry > MaxItems:
+			c.Fail(0, "", errors.New("more item statuses than the bound"))
 		}
-		if c.err != nil {
+		if c.Err != nil {
 			break
 		}
 		s := ItemStatus{ItemID: c.id(rec, 1, "item_id", maxIDBytes)}
-		c.parse(rec, 2, "status", func(v string) error {
+		c.Parse(rec, 2, "status", func(v string) error {
 			st, err := parseStatus(v, true)
 			s.Accepted = st == StatusAccepted
 			return err
 		})
 		s.ReasonCode = rec[3]
-		s.Reason, _ = c.raw(rec, 4, "reason")
-		lines = append(lines, c.line)
+		s.Reason = c.raw(rec, 4, "reason")
+		lines = append(lines, c.Line)
 		a.Items = append(a.Items, s)
 	}
-	c.end()
-	if c.err != nil {
-		return nil, c.err
+	c.End()
+	if c.Err != nil {
+		return nil, c.Err
 	}
 	if err := a.validate(); err != nil {
 		return nil, relocate(err, groupLine, lines, csvAckFields, csvItemStatusFields)

@@ -1,10 +1,10 @@
 package bankfile
 
 import (
-	"bufio"
-	"encoding/xml"
 	"errors"
 	"io"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -41,68 +41,63 @@ func WriteAckXML(w io.Writer, a *Ack) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
-	x := &xmlOut{w: bufio.NewWriterSize(ew, writeBufferBytes)}
-	x.w.WriteString(xml.Header)
-	x.openNS("Document", NamespacePain002)
-	x.open("CstmrPmtStsRpt")
-	x.open("GrpHdr")
-	x.leaf("MsgId", a.MessageID)
-	x.leaf("CreDtTm", formatTime(a.CreatedAt))
-	x.open("InitgPty")
-	x.open("Id")
-	x.open("OrgId")
-	x.open("Othr")
-	x.leaf("Id", a.BankID)
-	x.close("Othr")
-	x.close("OrgId")
-	x.close("Id")
-	x.close("InitgPty")
-	x.close("GrpHdr")
-	x.open("OrgnlGrpInfAndSts")
-	x.leaf("OrgnlMsgId", a.FileMessageID)
-	x.leaf("OrgnlMsgNmId", messageNameCamt054)
-	x.leaf("GrpSts", string(a.Status))
+	x := &xmlOut{bankformat.NewXMLOut(w, writeBufferBytes)}
+	x.OpenNS("Document", NamespacePain002)
+	x.Open("CstmrPmtStsRpt")
+	x.Open("GrpHdr")
+	x.Leaf("MsgId", a.MessageID)
+	x.Leaf("CreDtTm", bankformat.FormatTime(a.CreatedAt))
+	x.Open("InitgPty")
+	x.Open("Id")
+	x.Open("OrgId")
+	x.Open("Othr")
+	x.Leaf("Id", a.BankID)
+	x.Close("Othr")
+	x.Close("OrgId")
+	x.Close("Id")
+	x.Close("InitgPty")
+	x.Close("GrpHdr")
+	x.Open("OrgnlGrpInfAndSts")
+	x.Leaf("OrgnlMsgId", a.FileMessageID)
+	x.Leaf("OrgnlMsgNmId", messageNameCamt054)
+	x.Leaf("GrpSts", string(a.Status))
 	if a.ReasonCode != "" {
 		x.reason(a.ReasonCode, a.Reason)
 	}
-	x.close("OrgnlGrpInfAndSts")
+	x.Close("OrgnlGrpInfAndSts")
 	if len(a.Items) > 0 {
-		x.open("OrgnlPmtInfAndSts")
-		x.leaf("OrgnlPmtInfId", a.FileMessageID)
+		x.Open("OrgnlPmtInfAndSts")
+		x.Leaf("OrgnlPmtInfId", a.FileMessageID)
 		for _, s := range a.Items {
-			x.open("TxInfAndSts")
-			x.leaf("OrgnlEndToEndId", s.ItemID)
+			x.Open("TxInfAndSts")
+			x.Leaf("OrgnlEndToEndId", s.ItemID)
 			if s.Accepted {
-				x.leaf("TxSts", string(StatusAccepted))
+				x.Leaf("TxSts", string(StatusAccepted))
 			} else {
-				x.leaf("TxSts", string(StatusRejected))
+				x.Leaf("TxSts", string(StatusRejected))
 				x.reason(s.ReasonCode, s.Reason)
 			}
-			x.close("TxInfAndSts")
-			if ew.err != nil {
-				return ew.err
+			x.Close("TxInfAndSts")
+			if err := x.Err(); err != nil {
+				return err
 			}
 		}
-		x.close("OrgnlPmtInfAndSts")
+		x.Close("OrgnlPmtInfAndSts")
 	}
-	x.close("CstmrPmtStsRpt")
-	x.close("Document")
-	if err := x.w.Flush(); err != nil {
-		return err
-	}
-	return ew.err
+	x.Close("CstmrPmtStsRpt")
+	x.Close("Document")
+	return x.Flush()
 }
 
 func (x *xmlOut) reason(code, text string) {
-	x.open("StsRsnInf")
-	x.open("Rsn")
-	x.leaf("Cd", code)
-	x.close("Rsn")
+	x.Open("StsRsnInf")
+	x.Open("Rsn")
+	x.Leaf("Cd", code)
+	x.Close("Rsn")
 	if text != "" {
-		x.leaf("AddtlInf", text)
+		x.Leaf("AddtlInf", text)
 	}
-	x.close("StsRsnInf")
+	x.Close("StsRsnInf")
 }
 
 // ReadAckXML reads an acknowledgement WriteAckXML wrote, strictly, and refuses one whose group
@@ -110,75 +105,75 @@ func (x *xmlOut) reason(code, text string) {
 // (ErrDuplicateItem). Every refusal is a *FieldError with the line and element.
 func ReadAckXML(r io.Reader) (*Ack, error) {
 	x := newXMLIn(r, NamespacePain002, maxAckXMLBytes)
-	x.skip = 2 // paths start below Document/CstmrPmtStsRpt
+	x.Skip = 2 // paths start below Document/CstmrPmtStsRpt
 	a := &Ack{}
-	x.open("Document")
-	x.open("CstmrPmtStsRpt")
-	x.record = recordAck
-	x.open("GrpHdr")
+	x.Open("Document")
+	x.Open("CstmrPmtStsRpt")
+	x.Record = recordAck
+	x.Open("GrpHdr")
 	a.MessageID = x.id("MsgId", maxIDBytes)
-	if v := x.leaf("CreDtTm"); x.err == nil {
+	if v := x.Leaf("CreDtTm"); x.Err == nil {
 		t, err := parseTime(v)
 		if err != nil {
-			x.fail("CreDtTm", err)
+			x.Fail("CreDtTm", err)
 		}
 		a.CreatedAt = t
 	}
-	x.open("InitgPty")
-	x.open("Id")
-	x.open("OrgId")
-	x.open("Othr")
+	x.Open("InitgPty")
+	x.Open("Id")
+	x.Open("OrgId")
+	x.Open("Othr")
 	a.BankID = x.partyID("Id", maxAccountIDBytes)
-	x.close("Othr")
-	x.close("OrgId")
-	x.close("Id")
-	x.close("InitgPty")
-	x.close("GrpHdr")
-	x.open("OrgnlGrpInfAndSts")
+	x.Close("Othr")
+	x.Close("OrgId")
+	x.Close("Id")
+	x.Close("InitgPty")
+	x.Close("GrpHdr")
+	x.Open("OrgnlGrpInfAndSts")
 	a.FileMessageID = x.id("OrgnlMsgId", maxIDBytes)
-	x.fixed("OrgnlMsgNmId", messageNameCamt054)
-	if v := x.leaf("GrpSts"); x.err == nil {
+	x.Fixed("OrgnlMsgNmId", messageNameCamt054)
+	if v := x.Leaf("GrpSts"); x.Err == nil {
 		st, err := parseStatus(v, false)
 		if err != nil {
-			x.fail("GrpSts", err)
+			x.Fail("GrpSts", err)
 		}
 		a.Status = st
 	}
-	groupLine, _ := x.d.InputPos()
-	if x.next("StsRsnInf") {
+	groupLine := x.Line()
+	if x.Next("StsRsnInf") {
 		a.ReasonCode, a.Reason = x.readReason()
 	}
-	x.close("OrgnlGrpInfAndSts")
+	x.Close("OrgnlGrpInfAndSts")
 	var lines []int
-	if x.next("OrgnlPmtInfAndSts") {
-		x.open("OrgnlPmtInfAndSts")
-		if id := x.id("OrgnlPmtInfId", maxIDBytes); x.err == nil && id != a.FileMessageID {
-			x.fail("OrgnlPmtInfId", errors.New("differs from OrgnlGrpInfAndSts/OrgnlMsgId"))
+	if x.Next("OrgnlPmtInfAndSts") {
+		x.Open("OrgnlPmtInfAndSts")
+		if id := x.id("OrgnlPmtInfId", maxIDBytes); x.Err == nil && id != a.FileMessageID {
+			x.Fail("OrgnlPmtInfId", errors.New("differs from OrgnlGrpInfAndSts/OrgnlMsgId"))
 		}
-		x.record = recordItemStatus
-		for x.err == nil && x.next("TxInfAndSts") {
-			x.entry++
-			if x.entry > MaxItems {
-				x.fail("", errors.New("more item statuses than the bound"))
+		x.Record = recordItemStatus
+		for x.Err == nil && x.Next("TxInfAndSts") {
+			x.Entry++
+			if x.Entry > MaxItems {
+				x.Fail("", errors.New("more item statuses than the bound"))
 				break
 			}
-			line, _ := x.d.InputPos()
+			line := x.Line()
 			lines = append(lines, line)
 			a.Items = append(a.Items, x.readItemStatus())
 		}
-		if x.err == nil && x.entry == 0 {
-			x.fail("", errors.New("lists no item status"))
+		if x.Err == nil && x.Entry == 0 {
+			x.Fail("", errors.New("lists no item status"))
 		}
-		x.entry = 0
-		x.record = recordAck
-		x.close("OrgnlPmtInfAndSts")
+		x.Entry = 0
+		x.Record = recordAck
+		x.Close("OrgnlPmtInfAndSts")
 	}
-	x.record = recordFile
-	x.close("CstmrPmtStsRpt")
-	x.close("Document")
-	x.end()
-	if x.err != nil {
-		return nil, x.err
+	x.Record = recordFile
+	x.Close("CstmrPmtStsRpt")
+	x.Close("Document")
+	x.End()
+	if x.Err != nil {
+		return nil, x.Err
 	}
 	if err := a.validate(); err != nil {
 		return nil, relocate(err, groupLine, lines, xmlAckFields, xmlItemStatusFields)
@@ -188,34 +183,34 @@ func ReadAckXML(r io.Reader) (*Ack, error) {
 
 func (x *xmlIn) readItemStatus() ItemStatus {
 	var s ItemStatus
-	x.open("TxInfAndSts")
+	x.Open("TxInfAndSts")
 	s.ItemID = x.id("OrgnlEndToEndId", maxIDBytes)
-	if v := x.leaf("TxSts"); x.err == nil {
+	if v := x.Leaf("TxSts"); x.Err == nil {
 		st, err := parseStatus(v, true)
 		if err != nil {
-			x.fail("TxSts", err)
+			x.Fail("TxSts", err)
 		}
 		s.Accepted = st == StatusAccepted
 	}
-	if x.next("StsRsnInf") {
+	if x.Next("StsRsnInf") {
 		s.ReasonCode, s.Reason = x.readReason()
 	}
-	x.close("TxInfAndSts")
+	x.Close("TxInfAndSts")
 	return s
 }
 
 func (x *xmlIn) readReason() (code, text string) {
-	x.open("StsRsnInf")
-	x.open("Rsn")
-	code = x.leaf("Cd")
-	x.close("Rsn")
-	if x.next("AddtlInf") {
-		text = x.leaf("AddtlInf")
-		if x.err == nil && text == "" {
-			x.fail("AddtlInf", errors.New("is empty"))
+	x.Open("StsRsnInf")
+	x.Open("Rsn")
+	code = x.Leaf("Cd")
+	x.Close("Rsn")
+	if x.Next("AddtlInf") {
+		text = x.Leaf("AddtlInf")
+		if x.Err == nil && text == "" {
+			x.Fail("AddtlInf", errors.New("is empty"))
 		}
 	}
-	x.close("StsRsnInf")
+	x.Close("StsRsnInf")
 	return code, text
 }
 

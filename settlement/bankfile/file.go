@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"math"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -27,14 +26,10 @@ const (
 	maxTextRunes = 140
 	// maxItemEntries: an item's count of ledger transfers travels in Max15NumericText.
 	maxItemEntries = 999_999_999_999_999
-	// minYear, maxYear: dates and times are written with four-digit years.
-	minYear, maxYear = 1, 9999
-	// maxZoneOffset: RFC 3339 writes zone offsets as hh:mm, up to 23:59.
-	maxZoneOffset = 24 * 60 * 60
 )
 
 // CurrencyCNY is the only currency of settlement files for now.
-const CurrencyCNY ledger.Currency = "CNY"
+const CurrencyCNY = bankformat.CurrencyCNY
 
 // File is one settlement file: what the engine tells one bank about one cycle.
 type File struct {
@@ -133,17 +128,9 @@ func (k Kind) valid() bool { return k > KindUnknown && k < kindCount }
 type Direction string
 
 const (
-	Credit Direction = "CRDT" // the bank receives
-	Debit  Direction = "DBIT" // the bank pays
+	Credit Direction = bankformat.Credit // the bank receives
+	Debit  Direction = bankformat.Debit  // the bank pays
 )
-
-func parseDirection(s string) (Direction, error) {
-	switch d := Direction(s); d {
-	case Credit, Debit:
-		return d, nil
-	}
-	return "", errors.New("want CRDT or DBIT")
-}
 
 // signed is the item's amount as it counts in the net.
 func (it Item) signed() int64 {
@@ -158,10 +145,10 @@ func (h Header) validate() error {
 	fail := func(field string, err error) error {
 		return &FieldError{Record: recordHeader, Field: field, Err: err}
 	}
-	if err := checkID(h.MessageID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(h.MessageID, maxIDBytes); err != nil {
 		return fail("MessageID", err)
 	}
-	if err := checkTime(h.CreatedAt); err != nil {
+	if err := bankformat.CheckTime(h.CreatedAt); err != nil {
 		return fail("CreatedAt", err)
 	}
 	if err := checkAccountID(h.BankID, maxAccountIDBytes); err != nil {
@@ -170,13 +157,13 @@ func (h Header) validate() error {
 	if err := checkText(h.BankName, true); err != nil {
 		return fail("BankName", err)
 	}
-	if err := checkDate(h.CycleDate); err != nil {
+	if err := bankformat.CheckDate(h.CycleDate); err != nil {
 		return fail("CycleDate", err)
 	}
-	if err := checkDate(h.ValueDate); err != nil {
+	if err := bankformat.CheckDate(h.ValueDate); err != nil {
 		return fail("ValueDate", err)
 	}
-	if !civil(h.ValueDate).After(civil(h.CycleDate)) {
+	if !bankformat.Civil(h.ValueDate).After(bankformat.Civil(h.CycleDate)) {
 		return fail("ValueDate", errors.New("must be after the cycle date"))
 	}
 	if h.Sequence < 1 {
@@ -202,7 +189,7 @@ func (it Item) validate(entry int) error {
 	fail := func(field string, err error) error {
 		return &FieldError{Record: recordItem, Entry: entry, Field: field, Err: err}
 	}
-	if err := checkID(it.ID, maxIDBytes); err != nil {
+	if err := bankformat.CheckID(it.ID, maxIDBytes); err != nil {
 		return fail("ID", err)
 	}
 	if !it.Kind.valid() {
@@ -271,11 +258,11 @@ func (t *totals) check(h Header, record string, lines [3]int, fields [3]string) 
 	}
 	if t.sum != h.ControlSum {
 		errs = append(errs, &FieldError{Record: record, Line: lines[1], Field: fields[1],
-			Err: fmt.Errorf("%w: states %s, the items sum to %s", ErrControlSum, formatAmount(h.ControlSum), formatAmount(t.sum))})
+			Err: fmt.Errorf("%w: states %s, the items sum to %s", ErrControlSum, bankformat.FormatAmount(h.ControlSum), bankformat.FormatAmount(t.sum))})
 	}
 	if t.net != h.Net {
 		errs = append(errs, &FieldError{Record: record, Line: lines[2], Field: fields[2],
-			Err: fmt.Errorf("%w: states %s, the items net to %s", ErrNetTotal, formatAmount(h.Net), formatAmount(t.net))})
+			Err: fmt.Errorf("%w: states %s, the items net to %s", ErrNetTotal, bankformat.FormatAmount(h.Net), bankformat.FormatAmount(t.net))})
 	}
 	return errors.Join(errs...)
 }
@@ -283,100 +270,14 @@ func (t *totals) check(h Header, record string, lines [3]int, fields [3]string) 
 // goFields names the totals as the writers report them.
 var goFields = [3]string{"NumberOfEntries", "ControlSum", "Net"}
 
-// checkAccountID is checkID for an identifier a person chose (a bank's or a party's id), which
-// must not be a card number in clear either.
+// checkAccountID is bankformat.CheckID for an identifier a person chose (a bank's or a party's
+// id), which must not be a card number in clear either.
 func checkAccountID(s string, max int) error {
-	if err := checkID(s, max); err != nil {
+	if err := bankformat.CheckID(s, max); err != nil {
 		return err
 	}
 	if events.ContainsCardNumber(s) {
 		return ErrCardNumber
 	}
 	return nil
-}
-
-// checkID refuses what is not 1 to max bytes of printable ASCII without spaces: the identifiers
-// the engine makes (message and item ids, hex and digits that may read like anything).
-func checkID(s string, max int) error {
-	if s == "" {
-		return errors.New("is empty")
-	}
-	if len(s) > max {
-		return fmt.Errorf("is %d bytes, more than %d", len(s), max)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return errors.New("must be printable ASCII without spaces")
-		}
-	}
-	return nil
-}
-
-// checkText refuses what is not at most maxTextRunes characters of UTF-8 that XML can carry, with
-// no control characters and no leading or trailing space, or may hold a card number in clear.
-func checkText(s string, required bool) error {
-	if s == "" {
-		if required {
-			return errors.New("is empty")
-		}
-		return nil
-	}
-	if !utf8.ValidString(s) {
-		return errors.New("is not UTF-8")
-	}
-	n := 0
-	for _, r := range s {
-		n++
-		if unicode.IsControl(r) || !xmlChar(r) {
-			return errors.New("must not contain control or non-characters")
-		}
-	}
-	if n > maxTextRunes {
-		return fmt.Errorf("is %d characters, more than %d", n, maxTextRunes)
-	}
-	first, _ := utf8.DecodeRuneInString(s)
-	last, _ := utf8.DecodeLastRuneInString(s)
-	if unicode.IsSpace(first) || unicode.IsSpace(last) {
-		return errors.New("must not start or end with a space")
-	}
-	if events.ContainsCardNumber(s) {
-		return ErrCardNumber
-	}
-	return nil
-}
-
-// xmlChar reports whether XML 1.0 can carry r (its Char production, less the controls refused
-// before).
-func xmlChar(r rune) bool {
-	return r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
-}
-
-func checkDate(d events.Date) error {
-	if d.Year < minYear || d.Year > maxYear {
-		return fmt.Errorf("year must be %d to %d", minYear, maxYear)
-	}
-	t := civil(d)
-	if t.Month() != d.Month || t.Day() != d.Day {
-		return errors.New("is not a valid date")
-	}
-	return nil
-}
-
-// checkTime refuses a time that RFC 3339 cannot write exactly: a zero time, a year outside
-// 1 to 9999, or a zone offset that is not whole minutes.
-func checkTime(t time.Time) error {
-	if t.IsZero() {
-		return errors.New("is missing")
-	}
-	if t.Year() < minYear || t.Year() > maxYear {
-		return fmt.Errorf("year must be %d to %d", minYear, maxYear)
-	}
-	if _, offset := t.Zone(); offset%60 != 0 || offset <= -maxZoneOffset || offset >= maxZoneOffset {
-		return errors.New("zone offset must be whole minutes, less than 24 hours")
-	}
-	return nil
-}
-
-func civil(d events.Date) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)
 }

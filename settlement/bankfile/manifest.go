@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 // Format is a settlement file's format, as a manifest names it.
@@ -192,10 +193,10 @@ func parseManifestLine(s string) (ManifestEntry, *manifestError) {
 	if e.CycleDate, err = parseDate(f[3]); err != nil {
 		return e, &manifestError{"cycle_date", err}
 	}
-	if e.Sequence, err = parseCount(f[4]); err != nil {
+	if e.Sequence, err = bankformat.ParseCount(f[4]); err != nil {
 		return e, &manifestError{"sequence", err}
 	}
-	if e.Size, err = parseCount(f[5]); err != nil {
+	if e.Size, err = bankformat.ParseCount(f[5]); err != nil {
 		return e, &manifestError{"size", err}
 	}
 	if len(f[6]) != 2*sha256.Size || strings.ToLower(f[6]) != f[6] {
@@ -225,7 +226,7 @@ func (e ManifestEntry) validate() *manifestError {
 	if err := checkAccountID(e.BankID, maxAccountIDBytes); err != nil {
 		return &manifestError{"BankID", err}
 	}
-	if err := checkDate(e.CycleDate); err != nil {
+	if err := bankformat.CheckDate(e.CycleDate); err != nil {
 		return &manifestError{"CycleDate", err}
 	}
 	if e.Sequence < 1 {

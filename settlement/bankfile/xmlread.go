@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/internal/bankformat"
 	"github.com/joinincard/engine/ledger"
 )
 
@@ -49,94 +50,94 @@ var xmlTotalFields = [3]string{xmlHeaderFields["NumberOfEntries"], xmlHeaderFiel
 // ErrNetTotal). Every refusal is a *FieldError (or several joined) with the line and element.
 func ReadXML(r io.Reader) (*File, error) {
 	x := newXMLIn(r, NamespaceCamt054, maxXMLBytes)
-	x.skip = 2 // paths start below Document/BkToCstmrDbtCdtNtfctn
+	x.Skip = 2 // paths start below Document/BkToCstmrDbtCdtNtfctn
 	f := &File{}
 	h := &f.Header
-	x.open("Document")
-	x.open("BkToCstmrDbtCdtNtfctn")
-	x.record = recordHeader
-	x.open("GrpHdr")
+	x.Open("Document")
+	x.Open("BkToCstmrDbtCdtNtfctn")
+	x.Record = recordHeader
+	x.Open("GrpHdr")
 	h.MessageID = x.id("MsgId", maxIDBytes)
-	if v := x.leaf("CreDtTm"); x.err == nil {
+	if v := x.Leaf("CreDtTm"); x.Err == nil {
 		t, err := parseTime(v)
 		if err != nil {
-			x.fail("CreDtTm", err)
+			x.Fail("CreDtTm", err)
 		}
 		h.CreatedAt = t
 	}
-	if v := x.leaf("AddtlInf"); x.err == nil {
+	if v := x.Leaf("AddtlInf"); x.Err == nil {
 		var err error
 		if h.CycleDate, h.ValueDate, err = parseDates(v); err != nil {
-			x.fail("AddtlInf", err)
+			x.Fail("AddtlInf", err)
 		}
 	}
-	x.close("GrpHdr")
-	x.open("Ntfctn")
-	if id := x.id("Id", maxIDBytes); x.err == nil && id != h.MessageID {
-		x.fail("Id", errors.New("differs from GrpHdr/MsgId"))
+	x.Close("GrpHdr")
+	x.Open("Ntfctn")
+	if id := x.id("Id", maxIDBytes); x.Err == nil && id != h.MessageID {
+		x.Fail("Id", errors.New("differs from GrpHdr/MsgId"))
 	}
-	h.Sequence = x.count("ElctrncSeqNb")
-	if x.next("CpyDplctInd") {
-		x.fixed("CpyDplctInd", copyDuplicate)
+	h.Sequence = x.Count("ElctrncSeqNb")
+	if x.Next("CpyDplctInd") {
+		x.Fixed("CpyDplctInd", copyDuplicate)
 		h.Copy = true
 	}
-	x.open("Acct")
+	x.Open("Acct")
 	h.BankID = x.accountID()
-	if v := x.leaf("Ccy"); x.err == nil {
+	if v := x.Leaf("Ccy"); x.Err == nil {
 		h.Currency = ledger.Currency(v)
 	}
-	x.open("Ownr")
+	x.Open("Ownr")
 	h.BankName = x.text("Nm")
-	x.close("Ownr")
-	x.close("Acct")
-	x.open("TxsSummry")
+	x.Close("Ownr")
+	x.Close("Acct")
+	x.Open("TxsSummry")
 	var totalsLines [3]int
-	x.open("TtlNtries")
-	h.NumberOfEntries = x.count("NbOfNtries")
-	totalsLines[0], _ = x.d.InputPos()
-	h.ControlSum = x.amount("Sum")
-	totalsLines[1], _ = x.d.InputPos()
-	x.open("TtlNetNtry")
-	totalsLines[2], _ = x.d.InputPos()
-	netAbs := x.amount("Amt")
+	x.Open("TtlNtries")
+	h.NumberOfEntries = x.Count("NbOfNtries")
+	totalsLines[0] = x.Line()
+	h.ControlSum = x.Amount("Sum")
+	totalsLines[1] = x.Line()
+	x.Open("TtlNetNtry")
+	totalsLines[2] = x.Line()
+	netAbs := x.Amount("Amt")
 	netDir := x.direction("CdtDbtInd")
-	if x.err == nil {
+	if x.Err == nil {
 		var err error
-		if h.Net, err = netFrom(netAbs, netDir); err != nil {
-			x.fail("CdtDbtInd", err)
+		if h.Net, err = bankformat.SignedFrom(netAbs, netDir, zeroDebit); err != nil {
+			x.Fail("CdtDbtInd", err)
 		}
 	}
-	x.close("TtlNetNtry")
-	x.close("TtlNtries")
-	x.close("TxsSummry")
-	if x.err == nil {
+	x.Close("TtlNetNtry")
+	x.Close("TtlNtries")
+	x.Close("TxsSummry")
+	if x.Err == nil {
 		if err := h.validate(); err != nil {
-			line, _ := x.d.InputPos()
+			line := x.Line()
 			x.refield(err, line, xmlHeaderFields)
 		}
 	}
 
 	var t totals
-	for x.err == nil && x.next("Ntry") {
-		x.entry++
-		x.record = recordItem
-		line, _ := x.d.InputPos()
+	for x.Err == nil && x.Next("Ntry") {
+		x.Entry++
+		x.Record = recordItem
+		line := x.Line()
 		it := x.readEntry(h)
-		if x.err == nil {
-			if err := t.add(it, x.entry); err != nil {
+		if x.Err == nil {
+			if err := t.add(it, x.Entry); err != nil {
 				x.refield(err, line, xmlItemFields)
 			}
 			f.Items = append(f.Items, it)
 		}
 	}
-	x.entry = 0
-	x.record = recordFile
-	x.close("Ntfctn")
-	x.close("BkToCstmrDbtCdtNtfctn")
-	x.close("Document")
-	x.end()
-	if x.err != nil {
-		return nil, x.err
+	x.Entry = 0
+	x.Record = recordFile
+	x.Close("Ntfctn")
+	x.Close("BkToCstmrDbtCdtNtfctn")
+	x.Close("Document")
+	x.End()
+	if x.Err != nil {
+		return nil, x.Err
 	}
 	if err := t.check(*h, recordHeader, totalsLines, xmlTotalFields); err != nil {
 		return nil, err
@@ -147,94 +148,94 @@ func ReadXML(r io.Reader) (*File, error) {
 // readEntry reads one Ntry. Header fields repeated in it (currency, dates) must agree with h.
 func (x *xmlIn) readEntry(h *Header) Item {
 	var it Item
-	x.open("Ntry")
-	amount, ccy := x.leafAttr("Amt", "Ccy")
-	if x.err == nil {
+	x.Open("Ntry")
+	amount, ccy := x.LeafAttr("Amt", "Ccy")
+	if x.Err == nil {
 		if ledger.Currency(ccy) != h.Currency {
-			x.fail("Amt", errors.New("currency differs from the account's"))
+			x.Fail("Amt", errors.New("currency differs from the account's"))
 		}
-		fen, err := parseAmount(amount)
+		fen, err := bankformat.ParseAmount(amount)
 		if err != nil {
-			x.fail("Amt", err)
+			x.Fail("Amt", err)
 		}
 		it.Amount = fen
 	}
 	it.Direction = x.direction("CdtDbtInd")
-	x.open("Sts")
-	x.fixed("Cd", entryStatusBooked)
-	x.close("Sts")
-	x.open("BookgDt")
-	if d := x.date("Dt"); x.err == nil && d != h.CycleDate {
-		x.fail("Dt", errors.New("differs from the file's cycle date"))
+	x.Open("Sts")
+	x.Fixed("Cd", entryStatusBooked)
+	x.Close("Sts")
+	x.Open("BookgDt")
+	if d := x.date("Dt"); x.Err == nil && d != h.CycleDate {
+		x.Fail("Dt", errors.New("differs from the file's cycle date"))
 	}
-	x.close("BookgDt")
-	x.open("ValDt")
-	if d := x.date("Dt"); x.err == nil && d != h.ValueDate {
-		x.fail("Dt", errors.New("differs from the file's value date"))
+	x.Close("BookgDt")
+	x.Open("ValDt")
+	if d := x.date("Dt"); x.Err == nil && d != h.ValueDate {
+		x.Fail("Dt", errors.New("differs from the file's value date"))
 	}
-	x.close("ValDt")
-	x.open("BkTxCd")
-	x.open("Prtry")
-	if v := x.leaf("Cd"); x.err == nil {
+	x.Close("ValDt")
+	x.Open("BkTxCd")
+	x.Open("Prtry")
+	if v := x.Leaf("Cd"); x.Err == nil {
 		k, err := ParseKind(v)
 		if err != nil {
-			x.fail("Cd", err)
+			x.Fail("Cd", err)
 		}
 		it.Kind = k
 	}
-	x.fixed("Issr", bankTxCodeIssuer)
-	x.close("Prtry")
-	x.close("BkTxCd")
-	x.open("NtryDtls")
-	x.open("Btch")
-	it.Entries = x.count("NbOfTxs")
-	x.close("Btch")
-	x.open("TxDtls")
-	x.open("Refs")
+	x.Fixed("Issr", bankTxCodeIssuer)
+	x.Close("Prtry")
+	x.Close("BkTxCd")
+	x.Open("NtryDtls")
+	x.Open("Btch")
+	it.Entries = x.Count("NbOfTxs")
+	x.Close("Btch")
+	x.Open("TxDtls")
+	x.Open("Refs")
 	it.ID = x.id("EndToEndId", maxIDBytes)
-	x.close("Refs")
+	x.Close("Refs")
 	party, account := partyElements(it.Direction)
-	x.open("RltdPties")
-	if x.next(party) {
-		x.open(party)
-		x.open("Pty")
+	x.Open("RltdPties")
+	if x.Next(party) {
+		x.Open(party)
+		x.Open("Pty")
 		it.PartyName = x.text("Nm")
-		x.close("Pty")
-		x.close(party)
+		x.Close("Pty")
+		x.Close(party)
 	}
-	x.open(account)
+	x.Open(account)
 	it.Party = x.accountID()
-	x.close(account)
-	x.close("RltdPties")
-	if x.next("RmtInf") {
-		x.open("RmtInf")
+	x.Close(account)
+	x.Close("RltdPties")
+	if x.Next("RmtInf") {
+		x.Open("RmtInf")
 		it.Reference = x.text("Ustrd")
-		x.close("RmtInf")
+		x.Close("RmtInf")
 	}
-	x.close("TxDtls")
-	x.close("NtryDtls")
-	x.close("Ntry")
+	x.Close("TxDtls")
+	x.Close("NtryDtls")
+	x.Close("Ntry")
 	return it
 }
 
 // refield records err, a *FieldError found on values already read, at line and the current
 // record, with its field renamed by names.
 func (x *xmlIn) refield(err error, line int, names map[string]string) {
-	if x.err != nil {
+	if x.Err != nil {
 		return
 	}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		c := *fe
 		c.Line = line
-		c.Record = x.record
+		c.Record = x.Record
 		if n, ok := names[c.Field]; ok {
 			c.Field = n
 		}
-		x.err = &c
+		x.Err = &c
 		return
 	}
-	x.err = &FieldError{Record: x.record, Line: line, Entry: x.entry, Err: err}
+	x.Err = &FieldError{Record: x.Record, Line: line, Entry: x.Entry, Err: err}
 }
 
 // parseDates reads GrpHdr/AddtlInf: "/CYCLE/2026-10-08/VALDT/2026-10-09".

@@ -1,11 +1,10 @@
 package bankfile
 
 import (
-	"bufio"
-	"encoding/xml"
 	"io"
 	"iter"
-	"strings"
+
+	"github.com/joinincard/engine/internal/bankformat"
 )
 
 const (
@@ -38,40 +37,38 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	ew := &errWriter{w: w}
-	x := &xmlOut{w: bufio.NewWriterSize(ew, writeBufferBytes)}
-	x.w.WriteString(xml.Header)
-	x.openNS("Document", NamespaceCamt054)
-	x.open("BkToCstmrDbtCdtNtfctn")
-	x.open("GrpHdr")
-	x.leaf("MsgId", h.MessageID)
-	x.leaf("CreDtTm", formatTime(h.CreatedAt))
-	x.leaf("AddtlInf", datesPrefix+h.CycleDate.String()+datesValue+h.ValueDate.String())
-	x.close("GrpHdr")
-	x.open("Ntfctn")
-	x.leaf("Id", h.MessageID)
-	x.leaf("ElctrncSeqNb", formatCount(h.Sequence))
+	x := &xmlOut{bankformat.NewXMLOut(w, writeBufferBytes)}
+	x.OpenNS("Document", NamespaceCamt054)
+	x.Open("BkToCstmrDbtCdtNtfctn")
+	x.Open("GrpHdr")
+	x.Leaf("MsgId", h.MessageID)
+	x.Leaf("CreDtTm", bankformat.FormatTime(h.CreatedAt))
+	x.Leaf("AddtlInf", datesPrefix+h.CycleDate.String()+datesValue+h.ValueDate.String())
+	x.Close("GrpHdr")
+	x.Open("Ntfctn")
+	x.Leaf("Id", h.MessageID)
+	x.Leaf("ElctrncSeqNb", bankformat.FormatCount(h.Sequence))
 	if h.Copy {
-		x.leaf("CpyDplctInd", copyDuplicate)
+		x.Leaf("CpyDplctInd", copyDuplicate)
 	}
-	x.open("Acct")
+	x.Open("Acct")
 	x.accountID(h.BankID)
-	x.leaf("Ccy", string(h.Currency))
-	x.open("Ownr")
-	x.leaf("Nm", h.BankName)
-	x.close("Ownr")
-	x.close("Acct")
-	x.open("TxsSummry")
-	x.open("TtlNtries")
-	x.leaf("NbOfNtries", formatCount(h.NumberOfEntries))
-	x.leaf("Sum", formatAmount(h.ControlSum))
-	netAbs, netDir := netParts(h.Net)
-	x.open("TtlNetNtry")
-	x.leaf("Amt", formatAmount(netAbs))
-	x.leaf("CdtDbtInd", string(netDir))
-	x.close("TtlNetNtry")
-	x.close("TtlNtries")
-	x.close("TxsSummry")
+	x.Leaf("Ccy", string(h.Currency))
+	x.Open("Ownr")
+	x.Leaf("Nm", h.BankName)
+	x.Close("Ownr")
+	x.Close("Acct")
+	x.Open("TxsSummry")
+	x.Open("TtlNtries")
+	x.Leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
+	x.Leaf("Sum", bankformat.FormatAmount(h.ControlSum))
+	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
+	x.Open("TtlNetNtry")
+	x.Leaf("Amt", bankformat.FormatAmount(netAbs))
+	x.Leaf("CdtDbtInd", string(netDir))
+	x.Close("TtlNetNtry")
+	x.Close("TtlNtries")
+	x.Close("TxsSummry")
 
 	var t totals
 	entry := 0
@@ -81,71 +78,68 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 			return err
 		}
 		x.entry(h, it)
-		if ew.err != nil {
-			return ew.err
+		if err := x.Err(); err != nil {
+			return err
 		}
 	}
 	if err := t.check(h, recordHeader, [3]int{}, goFields); err != nil {
 		return err
 	}
-	x.close("Ntfctn")
-	x.close("BkToCstmrDbtCdtNtfctn")
-	x.close("Document")
-	if err := x.w.Flush(); err != nil {
-		return err
-	}
-	return ew.err
+	x.Close("Ntfctn")
+	x.Close("BkToCstmrDbtCdtNtfctn")
+	x.Close("Document")
+	return x.Flush()
 }
 
 // entry writes one Ntry.
 func (x *xmlOut) entry(h Header, it Item) {
-	x.open("Ntry")
-	x.leafCcy("Amt", string(h.Currency), formatAmount(it.Amount))
-	x.leaf("CdtDbtInd", string(it.Direction))
-	x.open("Sts")
-	x.leaf("Cd", entryStatusBooked)
-	x.close("Sts")
-	x.open("BookgDt")
-	x.leaf("Dt", h.CycleDate.String())
-	x.close("BookgDt")
-	x.open("ValDt")
-	x.leaf("Dt", h.ValueDate.String())
-	x.close("ValDt")
-	x.open("BkTxCd")
-	x.open("Prtry")
-	x.leaf("Cd", it.Kind.String())
-	x.leaf("Issr", bankTxCodeIssuer)
-	x.close("Prtry")
-	x.close("BkTxCd")
-	x.open("NtryDtls")
-	x.open("Btch")
-	x.leaf("NbOfTxs", formatCount(it.Entries))
-	x.close("Btch")
-	x.open("TxDtls")
-	x.open("Refs")
-	x.leaf("EndToEndId", it.ID)
-	x.close("Refs")
+	x.Open("Ntry")
+	x.LeafCcy("Amt", string(h.Currency), bankformat.FormatAmount(it.Amount))
+	x.Leaf("CdtDbtInd", string(it.Direction))
+	x.Open("Sts")
+	x.Leaf("Cd", entryStatusBooked)
+	x.Close("Sts")
+	x.Open("BookgDt")
+	x.Leaf("Dt", h.CycleDate.String())
+	x.Close("BookgDt")
+	x.Open("ValDt")
+	x.Leaf("Dt", h.ValueDate.String())
+	x.Close("ValDt")
+	x.Open("BkTxCd")
+	x.Open("Prtry")
+	x.Leaf("Cd", it.Kind.String())
+	x.Leaf("Issr", bankTxCodeIssuer)
+	x.Close("Prtry")
+	x.Close("BkTxCd")
+	x.Open("NtryDtls")
+	x.Open("Btch")
+	x.Leaf("NbOfTxs", bankformat.FormatCount(it.Entries))
+	x.Close("Btch")
+	x.Open("TxDtls")
+	x.Open("Refs")
+	x.Leaf("EndToEndId", it.ID)
+	x.Close("Refs")
 	party, account := partyElements(it.Direction)
-	x.open("RltdPties")
+	x.Open("RltdPties")
 	if it.PartyName != "" {
-		x.open(party)
-		x.open("Pty")
-		x.leaf("Nm", it.PartyName)
-		x.close("Pty")
-		x.close(party)
+		x.Open(party)
+		x.Open("Pty")
+		x.Leaf("Nm", it.PartyName)
+		x.Close("Pty")
+		x.Close(party)
 	}
-	x.open(account)
+	x.Open(account)
 	x.accountID(it.Party)
-	x.close(account)
-	x.close("RltdPties")
+	x.Close(account)
+	x.Close("RltdPties")
 	if it.Reference != "" {
-		x.open("RmtInf")
-		x.leaf("Ustrd", it.Reference)
-		x.close("RmtInf")
+		x.Open("RmtInf")
+		x.Leaf("Ustrd", it.Reference)
+		x.Close("RmtInf")
 	}
-	x.close("TxDtls")
-	x.close("NtryDtls")
-	x.close("Ntry")
+	x.Close("TxDtls")
+	x.Close("NtryDtls")
+	x.Close("Ntry")
 }
 
 // partyElements: the party of a credit (the bank receives for it) is the creditor; of a debit
@@ -159,101 +153,14 @@ func partyElements(d Direction) (party, account string) {
 
 // accountID writes Id/Othr/Id, an account identification that is not an IBAN.
 func (x *xmlOut) accountID(id string) {
-	x.open("Id")
-	x.open("Othr")
-	x.leaf("Id", id)
-	x.close("Othr")
-	x.close("Id")
+	x.Open("Id")
+	x.Open("Othr")
+	x.Leaf("Id", id)
+	x.Close("Othr")
+	x.Close("Id")
 }
 
-// xmlOut writes indented XML, two spaces a level, one element a line, "\n" line ends. Write
-// errors are kept by the errWriter below it.
+// xmlOut is the XML writer of bankformat.
 type xmlOut struct {
-	w     *bufio.Writer
-	depth int
-}
-
-func (x *xmlOut) indent() {
-	for range x.depth {
-		x.w.WriteString("  ")
-	}
-}
-
-func (x *xmlOut) open(name string) {
-	x.indent()
-	x.w.WriteByte('<')
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-	x.depth++
-}
-
-func (x *xmlOut) openNS(name, ns string) {
-	x.indent()
-	x.w.WriteString("<" + name + ` xmlns="` + ns + `">` + "\n")
-	x.depth++
-}
-
-func (x *xmlOut) close(name string) {
-	x.depth--
-	x.indent()
-	x.w.WriteString("</")
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-}
-
-func (x *xmlOut) leaf(name, text string) {
-	x.indent()
-	x.w.WriteByte('<')
-	x.w.WriteString(name)
-	x.w.WriteByte('>')
-	escapeText(x.w, text)
-	x.w.WriteString("</")
-	x.w.WriteString(name)
-	x.w.WriteString(">\n")
-}
-
-// leafCcy writes an amount element with its currency attribute; ccy is a checked currency code.
-func (x *xmlOut) leafCcy(name, ccy, amount string) {
-	x.indent()
-	x.w.WriteString("<" + name + ` Ccy="` + ccy + `">` + amount + "</" + name + ">\n")
-}
-
-// escapeText writes s as XML character data: s has been checked to hold no control characters,
-// so only the markup characters need escaping.
-func escapeText(w *bufio.Writer, s string) {
-	for {
-		i := strings.IndexAny(s, "&<>")
-		if i < 0 {
-			w.WriteString(s)
-			return
-		}
-		w.WriteString(s[:i])
-		switch s[i] {
-		case '&':
-			w.WriteString("&amp;")
-		case '<':
-			w.WriteString("&lt;")
-		case '>':
-			w.WriteString("&gt;")
-		}
-		s = s[i+1:]
-	}
-}
-
-// errWriter keeps the first error of w and writes nothing after it, so that a writer streaming
-// many items stops at the first failed write.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	if err != nil {
-		e.err = err
-	}
-	return n, err
+	*bankformat.XMLOut
 }
