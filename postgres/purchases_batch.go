@@ -210,7 +210,8 @@ func (p *Purchases) Run(ctx context.Context) {
 				}
 			}
 		}
-		st := &purchaseStage{calls: batch, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
+		st := &purchaseStage{calls: batch, pred: pred, prepared: make(chan struct{}),
+			first: firstOutcome{known: make(chan struct{})}, done: make(chan struct{})}
 		go p.runStage(ctx, st)
 		// The next commit builds on this one's writes once it has decided them, and on nothing
 		// older than its own predecessor: two commits in flight at most.
@@ -233,12 +234,11 @@ type purchaseStage struct {
 	prepared chan struct{}
 	written  map[balanceKey]cachedAccount
 	cards    map[string]bool
-	// first is closed once the first attempt's outcome is known: firstOK says it committed.
-	first   chan struct{}
-	firstOK bool
+	// first is the first attempt's outcome.
+	first firstOutcome
 	// done is closed once every request of the stage is answered and its balances are cached.
-	done                chan struct{}
-	prepOnce, firstOnce sync.Once
+	done     chan struct{}
+	prepOnce sync.Once
 }
 
 func (st *purchaseStage) prepare(written map[balanceKey]cachedAccount, cards map[string]bool) {
@@ -251,10 +251,7 @@ func (st *purchaseStage) prepare(written map[balanceKey]cachedAccount, cards map
 // resolveFirst records the first attempt's outcome, once.
 func (st *purchaseStage) resolveFirst(committed bool) {
 	st.prepare(nil, nil)
-	st.firstOnce.Do(func() {
-		st.firstOK = committed
-		close(st.first)
-	})
+	st.first.resolve(committed)
 }
 
 // wait waits until st is done, or ctx ends.
@@ -433,20 +430,10 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 		ex.mayCommit = func() bool { return p.beforeCommit == nil }
 		if tx.speculative {
 			ex.awaitPredecessor = func(ctx context.Context) error {
-				select {
-				case <-pred.first:
-				default:
+				if !pred.first.ready() {
 					p.stats.awaited.Add(1)
-					select {
-					case <-pred.first:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
 				}
-				if !pred.firstOK {
-					return errPredecessorFailed
-				}
-				return nil
+				return pred.first.await(ctx)
 			}
 		}
 		if st != nil && tx.attempt == 1 {
@@ -467,14 +454,7 @@ func (p *Purchases) commit(ctx context.Context, batch []*purchaseCall, st *purch
 			p.beforeCommit(ctx, tx.Tx, reqs)
 		}
 		if tx.speculative && !ex.rows.commit {
-			select {
-			case <-pred.first:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if !pred.firstOK {
-				return errPredecessorFailed
-			}
+			return pred.first.await(ctx)
 		}
 		return nil
 	})

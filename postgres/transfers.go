@@ -230,7 +230,8 @@ func (tr *Transfers) Run(ctx context.Context) {
 			default:
 			}
 		}
-		st := &stage{calls: calls, n: n, pred: pred, prepared: make(chan struct{}), first: make(chan struct{}), done: make(chan struct{})}
+		st := &stage{calls: calls, n: n, pred: pred, prepared: make(chan struct{}),
+			first: firstOutcome{known: make(chan struct{})}, done: make(chan struct{})}
 		stages <- st
 		// The next commit builds on this one's balances once it has them, and on nothing older
 		// than its own predecessor: two commits in flight at most.
@@ -301,12 +302,11 @@ type stage struct {
 	// balances it wrote, or has failed, with written nil.
 	prepared chan struct{}
 	written  map[balanceKey]cachedAccount
-	// first is closed once the first attempt's outcome is known: firstOK says it committed.
-	first   chan struct{}
-	firstOK bool
+	// first is the first attempt's outcome.
+	first firstOutcome
 	// done is closed once every request of the stage is answered and its balances are cached.
-	done                chan struct{}
-	prepOnce, firstOnce sync.Once
+	done     chan struct{}
+	prepOnce sync.Once
 }
 
 func (st *stage) prepare(written map[balanceKey]cachedAccount) {
@@ -319,10 +319,7 @@ func (st *stage) prepare(written map[balanceKey]cachedAccount) {
 // resolveFirst records the first attempt's outcome, once.
 func (st *stage) resolveFirst(committed bool) {
 	st.prepare(nil)
-	st.firstOnce.Do(func() {
-		st.firstOK = committed
-		close(st.first)
-	})
+	st.first.resolve(committed)
 }
 
 // wait waits until st is done, or ctx ends.
@@ -393,6 +390,46 @@ func (tr *Transfers) commitApart(ctx context.Context, calls []*transferCall, st 
 // commit: the balances it built on were never written. It is decided again, as a conflict is.
 var errPredecessorFailed = conflictError{errors.New("the commit before did not commit: decided again")}
 
+// firstOutcome is the outcome of a pipelined commit's first attempt, which a commit built on it
+// waits for before its own COMMIT.
+type firstOutcome struct {
+	known chan struct{} // closed once the outcome is known
+	ok    bool          // the first attempt committed
+	once  sync.Once
+}
+
+// resolve records the outcome, once.
+func (o *firstOutcome) resolve(committed bool) {
+	o.once.Do(func() {
+		o.ok = committed
+		close(o.known)
+	})
+}
+
+// ready reports whether the outcome is known.
+func (o *firstOutcome) ready() bool {
+	select {
+	case <-o.known:
+		return true
+	default:
+		return false
+	}
+}
+
+// await waits for the outcome: nil if the first attempt committed, errPredecessorFailed if not,
+// ctx's error if ctx ends first.
+func (o *firstOutcome) await(ctx context.Context) error {
+	select {
+	case <-o.known:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if !o.ok {
+		return errPredecessorFailed
+	}
+	return nil
+}
+
 // commit applies the requests' transfers as one ledger batch in one transaction. With a stage
 // whose predecessor is in flight, the first attempt is speculative: it builds on the balances the
 // predecessor wrote and commits only if the predecessor's first attempt committed; any other
@@ -459,20 +496,13 @@ func (tr *Transfers) commit(ctx context.Context, calls []*transferCall, st *stag
 		// leaned on a predecessor still committing sends its writes first, so that they are
 		// written while it waits, and its COMMIT once the predecessor's is known.
 		if tx.speculative && tx.leaned {
-			select {
-			case <-pred.first:
-			default:
+			if !pred.first.ready() {
 				if err := tx.Flush(ctx, nil); err != nil {
 					return err
 				}
 			}
-			select {
-			case <-pred.first:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if !pred.firstOK {
-				return errPredecessorFailed
+			if err := pred.first.await(ctx); err != nil {
+				return err
 			}
 		}
 		return commitWithWrites(ctx, tx)
