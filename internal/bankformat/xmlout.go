@@ -77,6 +77,22 @@ func (x *XMLOut) Leaf(name, text string) {
 	x.w.WriteString(">\n")
 }
 
+// LeafIn writes text as the leaf of nested elements, outermost first: LeafIn(d, "ValDt", "Dt")
+// writes <ValDt><Dt>d</Dt></ValDt>, one element a line as ever; with no names it writes nothing.
+func (x *XMLOut) LeafIn(text string, names ...string) {
+	if len(names) == 0 {
+		return
+	}
+	outer, leaf := names[:len(names)-1], names[len(names)-1]
+	for _, n := range outer {
+		x.Open(n)
+	}
+	x.Leaf(leaf, text)
+	for i := len(outer) - 1; i >= 0; i-- {
+		x.Close(outer[i])
+	}
+}
+
 // LeafCcy writes an amount element with its currency attribute; ccy is a checked currency code.
 func (x *XMLOut) LeafCcy(name, ccy, amount string) {
 	x.indent()

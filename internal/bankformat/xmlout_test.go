@@ -13,6 +13,8 @@ func TestXMLOut(t *testing.T) {
 	x.Open("Hdr")
 	x.Leaf("Nm", `A&B <x> "q"`)
 	x.LeafCcy("Amt", "CNY", "1.00")
+	x.LeafIn("2026-12-07", "ValDt", "Dt")
+	x.LeafIn("nothing")
 	x.Close("Hdr")
 	x.Close("Doc")
 	if err := x.Flush(); err != nil {
@@ -23,6 +25,9 @@ func TestXMLOut(t *testing.T) {
   <Hdr>
     <Nm>A&amp;B &lt;x&gt; "q"</Nm>
     <Amt Ccy="CNY">1.00</Amt>
+    <ValDt>
+      <Dt>2026-12-07</Dt>
+    </ValDt>
   </Hdr>
 </Doc>
 `
@@ -39,6 +44,11 @@ func TestXMLOut(t *testing.T) {
 	if v, ccy := in.LeafAttr("Amt", "Ccy"); v != "1.00" || ccy != "CNY" {
 		t.Errorf("read back %q %q", v, ccy)
 	}
+	in.Open("ValDt")
+	if d := in.Leaf("Dt"); d != "2026-12-07" {
+		t.Errorf("read back %q", d)
+	}
+	in.Close("ValDt")
 	in.Close("Hdr")
 	in.Close("Doc")
 	in.End()

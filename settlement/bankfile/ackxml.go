@@ -47,15 +47,7 @@ func WriteAckXML(w io.Writer, a *Ack) error {
 	x.Open("GrpHdr")
 	x.Leaf("MsgId", a.MessageID)
 	x.Leaf("CreDtTm", bankformat.FormatTime(a.CreatedAt))
-	x.Open("InitgPty")
-	x.Open("Id")
-	x.Open("OrgId")
-	x.Open("Othr")
-	x.Leaf("Id", a.BankID)
-	x.Close("Othr")
-	x.Close("OrgId")
-	x.Close("Id")
-	x.Close("InitgPty")
+	x.LeafIn(a.BankID, "InitgPty", "Id", "OrgId", "Othr", "Id")
 	x.Close("GrpHdr")
 	x.Open("OrgnlGrpInfAndSts")
 	x.Leaf("OrgnlMsgId", a.FileMessageID)
@@ -91,9 +83,7 @@ func WriteAckXML(w io.Writer, a *Ack) error {
 
 func (x *xmlOut) reason(code, text string) {
 	x.Open("StsRsnInf")
-	x.Open("Rsn")
-	x.Leaf("Cd", code)
-	x.Close("Rsn")
+	x.LeafIn(code, "Rsn", "Cd")
 	if text != "" {
 		x.Leaf("AddtlInf", text)
 	}

@@ -54,9 +54,7 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 	x.Open("Acct")
 	x.accountID(h.BankID)
 	x.Leaf("Ccy", string(h.Currency))
-	x.Open("Ownr")
-	x.Leaf("Nm", h.BankName)
-	x.Close("Ownr")
+	x.LeafIn(h.BankName, "Ownr", "Nm")
 	x.Close("Acct")
 	x.Open("TxsSummry")
 	x.Open("TtlNtries")
@@ -96,15 +94,9 @@ func (x *xmlOut) entry(h Header, it Item) {
 	x.Open("Ntry")
 	x.LeafCcy("Amt", string(h.Currency), bankformat.FormatAmount(it.Amount))
 	x.Leaf("CdtDbtInd", string(it.Direction))
-	x.Open("Sts")
-	x.Leaf("Cd", entryStatusBooked)
-	x.Close("Sts")
-	x.Open("BookgDt")
-	x.Leaf("Dt", h.CycleDate.String())
-	x.Close("BookgDt")
-	x.Open("ValDt")
-	x.Leaf("Dt", h.ValueDate.String())
-	x.Close("ValDt")
+	x.LeafIn(entryStatusBooked, "Sts", "Cd")
+	x.LeafIn(h.CycleDate.String(), "BookgDt", "Dt")
+	x.LeafIn(h.ValueDate.String(), "ValDt", "Dt")
 	x.Open("BkTxCd")
 	x.Open("Prtry")
 	x.Leaf("Cd", it.Kind.String())
@@ -112,20 +104,14 @@ func (x *xmlOut) entry(h Header, it Item) {
 	x.Close("Prtry")
 	x.Close("BkTxCd")
 	x.Open("NtryDtls")
-	x.Open("Btch")
-	x.Leaf("NbOfTxs", bankformat.FormatCount(it.Entries))
-	x.Close("Btch")
+	x.LeafIn(bankformat.FormatCount(it.Entries), "Btch", "NbOfTxs")
 	x.Open("TxDtls")
-	x.Open("Refs")
-	x.Leaf("EndToEndId", it.ID)
-	x.Close("Refs")
+	x.LeafIn(it.ID, "Refs", "EndToEndId")
 	party, account := partyElements(it.Direction)
 	x.Open("RltdPties")
 	if it.PartyName != "" {
 		x.Open(party)
-		x.Open("Pty")
-		x.Leaf("Nm", it.PartyName)
-		x.Close("Pty")
+		x.LeafIn(it.PartyName, "Pty", "Nm")
 		x.Close(party)
 	}
 	x.Open(account)
@@ -133,9 +119,7 @@ func (x *xmlOut) entry(h Header, it Item) {
 	x.Close(account)
 	x.Close("RltdPties")
 	if it.Reference != "" {
-		x.Open("RmtInf")
-		x.Leaf("Ustrd", it.Reference)
-		x.Close("RmtInf")
+		x.LeafIn(it.Reference, "RmtInf", "Ustrd")
 	}
 	x.Close("TxDtls")
 	x.Close("NtryDtls")
@@ -153,11 +137,7 @@ func partyElements(d Direction) (party, account string) {
 
 // accountID writes Id/Othr/Id, an account identification that is not an IBAN.
 func (x *xmlOut) accountID(id string) {
-	x.Open("Id")
-	x.Open("Othr")
-	x.Leaf("Id", id)
-	x.Close("Othr")
-	x.Close("Id")
+	x.LeafIn(id, "Id", "Othr", "Id")
 }
 
 // xmlOut is the XML writer of bankformat.
