@@ -85,14 +85,37 @@ var fieldNames = func() map[string]string {
 	return m
 }()
 
+// objectMembers is the room an object's member list gets from the arena: the largest type's
+// field count, so that a valid event's two kept objects (envelope and data) fit in one arena.
+const objectMembers = 16
+
+// memberArena holds the member lists of one message's kept objects, which live only while the
+// message is decoded (scratch).
+type memberArena [keptDepth * objectMembers]jsonMember
+
 type parser struct {
 	b   []byte
 	pos int
+	// arena lends the kept objects their member lists, objectMembers each, until it is used up;
+	// an object with more members, or one past the arena, gets a list of its own.
+	arena *memberArena
+	used  int
 }
 
-// parseJSON parses b as one JSON value with nothing but whitespace after it.
-func parseJSON(b []byte) (jsonValue, error) {
-	p := parser{b: b}
+// members is the member list of a kept object.
+func (p *parser) members() []jsonMember {
+	if p.arena == nil || p.used+objectMembers > len(p.arena) {
+		return make([]jsonMember, 0, objectMembers)
+	}
+	m := p.arena[p.used : p.used : p.used+objectMembers]
+	p.used += objectMembers
+	return m
+}
+
+// parseJSON parses b as one JSON value with nothing but whitespace after it. The kept objects'
+// member lists may live in arena: they are valid until it is reused.
+func parseJSON(b []byte, arena *memberArena) (jsonValue, error) {
+	p := parser{b: b, arena: arena}
 	p.space()
 	if p.pos == len(b) {
 		return jsonValue{}, &DecodeError{Reason: "empty message"}
@@ -176,7 +199,7 @@ func (p *parser) object(depth int, path string) (jsonValue, error) {
 	keep := depth <= keptDepth
 	v := jsonValue{kind: jsonObject}
 	if keep {
-		v.members = make([]jsonMember, 0, 16) // the largest type's field count: one allocation
+		v.members = p.members()
 	}
 	p.pos++ // '{'
 	p.space()
