@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,10 +45,40 @@ func (k PartyKind) AccountKind() (ledger.Kind, error) {
 	return ledger.KindUnknown, fmt.Errorf("unknown party kind %q", k)
 }
 
-// PartyAccount is the ledger account of a party, derived from its kind and id.
+// PartyAccount is the ledger account of a party, derived from its kind and id. Every purchase,
+// tap and settlement names a few parties, and the derivation is a SHA-256, so the derived ids are
+// remembered (partyAccounts).
 func PartyAccount(kind PartyKind, id string) ledger.ID {
-	return cards.AccountID(string(kind), id)
+	k := partyKey{kind, id}
+	partyAccounts.RLock()
+	acc, ok := partyAccounts.ids[k]
+	partyAccounts.RUnlock()
+	if ok {
+		return acc
+	}
+	acc = cards.AccountID(string(kind), id)
+	partyAccounts.Lock()
+	if len(partyAccounts.ids) < maxPartyAccounts {
+		partyAccounts.ids[k] = acc
+	}
+	partyAccounts.Unlock()
+	return acc
 }
+
+// maxPartyAccounts bounds the remembered party accounts: every merchant, operator, bank and fund
+// of a province is a few tens of thousands; past the bound ids are derived each time, so that ids
+// sent by a caller cannot grow the memory without end.
+const maxPartyAccounts = 1 << 16
+
+type partyKey struct {
+	kind PartyKind
+	id   string
+}
+
+var partyAccounts = struct {
+	sync.RWMutex
+	ids map[partyKey]ledger.ID
+}{ids: make(map[partyKey]ledger.ID)}
 
 // CanonicalPartyID is the id a party is registered and found by: an insurance fund's is its
 // city's canonical id (cities.Canonical), whichever of the city's names was given; every other
