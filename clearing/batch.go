@@ -196,7 +196,10 @@ func (d *Decision) Merge(next *Decision) {
 // it goes (a card registered early in the batch can be paid into later in it). Nothing is applied
 // yet: the transfers go to the ledger, and Settle turns its results into the final statuses.
 func Decide(msgs []Message, v *View, now time.Time) *Decision {
-	d := &Decision{fingerprint: v.Fingerprint}
+	// Every message is one processed record, and all but a few plan one transfer: sized once,
+	// rather than grown by doubling through a batch of thousands.
+	d := &Decision{fingerprint: v.Fingerprint, Processed: make([]Processed, 0, len(msgs)),
+		Transfers: make([]ledger.Transfer, 0, len(msgs)), groups: make([]group, 0, len(msgs))}
 	changed := map[string]*cards.Card{}
 	statusChanged := map[string]bool{}
 	for i := range msgs {

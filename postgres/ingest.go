@@ -170,7 +170,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 	v := &clearing.View{
 		Cards:     map[string]*cards.Card{},
 		Parties:   map[ledger.ID]bool{},
-		Processed: map[uuid.UUID]clearing.Processed{},
+		Processed: make(map[uuid.UUID]clearing.Processed, len(msgs)), // every event is decided into it
 		Cleared:   map[uuid.UUID]*clearing.ClearedPurchase{},
 	}
 	var (
