@@ -591,7 +591,11 @@ func cursorsOf(reqs []*request) []postgres.Cursor {
 }
 
 func msgsOf(reqs []*request) []clearing.Message {
-	var out []clearing.Message
+	n := 0
+	for _, r := range reqs {
+		n += len(r.msgs)
+	}
+	out := make([]clearing.Message, 0, n)
 	for _, r := range reqs {
 		out = append(out, r.msgs...)
 	}

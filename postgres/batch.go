@@ -273,7 +273,7 @@ func (s *Store) inTx(ctx context.Context, cursors []Cursor, lazy bool, fn func(c
 		if err != nil {
 			s.cache.forget(slices.Collect(maps.Keys(last.written)))
 		} else {
-			s.cache.put(slices.Collect(maps.Values(last.written)))
+			s.cache.put(maps.Values(last.written))
 		}
 	}
 	if err == nil {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"iter"
 	"strings"
 	"sync"
 
@@ -147,10 +148,10 @@ func (c *accountCache) get(keys []balanceKey, fn func(cachedAccount)) (missing [
 // put records committed balances. An entry older than the one cached is ignored: the committers
 // of one process put after their commits in any order, and a later put of an earlier version
 // must not hide a newer one.
-func (c *accountCache) put(entries []cachedAccount) {
+func (c *accountCache) put(entries iter.Seq[cachedAccount]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range entries {
+	for e := range entries {
 		if have, ok := c.entries.peek(e.key()); ok && have.version >= e.version {
 			continue
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/joinincard/engine/cards"
@@ -16,9 +17,9 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	entry := func(version int64, credits int64) cachedAccount {
 		return cachedAccount{account: ledger.Account{ID: id, Balance: ledger.Balance{CreditsPosted: credits}}, version: version}
 	}
-	c.put([]cachedAccount{entry(5, 500)})
-	c.put([]cachedAccount{entry(3, 300)}) // a committer that finished earlier puts later
-	c.put([]cachedAccount{entry(5, 999)}) // the same version again changes nothing
+	c.put(slices.Values([]cachedAccount{entry(5, 500)}))
+	c.put(slices.Values([]cachedAccount{entry(3, 300)})) // a committer that finished earlier puts later
+	c.put(slices.Values([]cachedAccount{entry(5, 999)})) // the same version again changes nothing
 	var got []cachedAccount
 	if missing := c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {
 		t.Fatalf("missing %v", missing)
@@ -26,7 +27,7 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 	if len(got) != 1 || got[0].version != 5 || got[0].account.CreditsPosted != 500 {
 		t.Fatalf("cached %+v, want version 5 with 500 credited", got)
 	}
-	c.put([]cachedAccount{entry(6, 600)})
+	c.put(slices.Values([]cachedAccount{entry(6, 600)}))
 	got = got[:0]
 	c.get([]balanceKey{{id, 0}}, func(e cachedAccount) { got = append(got, e) })
 	if got[0].version != 6 {
@@ -43,7 +44,7 @@ func TestAccountCachePutIsMonotonic(t *testing.T) {
 func TestAccountCacheContendedUntilReleased(t *testing.T) {
 	c := newAccountCache()
 	a, b := ledger.ID{1}, ledger.ID{2}
-	c.put([]cachedAccount{{account: ledger.Account{ID: a}, version: 3}})
+	c.put(slices.Values([]cachedAccount{{account: ledger.Account{ID: a}, version: 3}}))
 	batch := []ledger.Transfer{{DebitAccountID: b, CreditAccountID: a}}
 	if c.contended(batch) {
 		t.Fatal("contended before anyone contended")
@@ -151,7 +152,7 @@ func TestAccountCacheRoundTrip(t *testing.T) {
 	c := newAccountCacheOf(8)
 	a := ledger.Account{ID: ledger.ID{7}, Currency: "CNY", Kind: ledger.KindFeeIncome, Flags: 1, Limit: 42,
 		Balance: ledger.Balance{DebitsPosted: 1, CreditsPosted: 2, DebitsPending: 3, CreditsPending: 4}}
-	c.put([]cachedAccount{{account: a, shard: homeShard, version: 9, ts: 11}})
+	c.put(slices.Values([]cachedAccount{{account: a, shard: homeShard, version: 9, ts: 11}}))
 	var got []cachedAccount
 	// A constrained account (flags set) is never sharded: asked at another shard, the home one answers.
 	if missing := c.get([]balanceKey{{a.ID, 3}}, func(e cachedAccount) { got = append(got, e) }); len(missing) != 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,7 +27,13 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 const uuidOID = 2950
 
 func newCopyWriter(rowsHint, rowBytesHint int) *copyWriter {
-	w := &copyWriter{b: make([]byte, 0, 19+rowsHint*rowBytesHint+2)}
+	need := 19 + rowsHint*rowBytesHint + 2
+	w := &copyWriter{}
+	if p, ok := copyBuffers.Get().(*[]byte); ok && cap(*p) >= need {
+		w.b = (*p)[:0]
+	} else {
+		w.b = make([]byte, 0, need)
+	}
 	w.b = append(w.b, "PGCOPY\n\xff\r\n\x00"...)
 	w.b = binary.BigEndian.AppendUint32(w.b, 0) // flags: no OIDs
 	w.b = binary.BigEndian.AppendUint32(w.b, 0) // no header extension
@@ -106,8 +113,15 @@ func (w *copyWriter) uuids(ids [][16]byte) {
 func copyRows(ctx context.Context, tx pgx.Tx, table string, columns []string, w *copyWriter) error {
 	w.b = binary.BigEndian.AppendUint16(w.b, 0xffff) // end of data
 	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN BINARY", pgx.Identifier{table}.Sanitize(), strings.Join(columns, ", "))
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(w.b), sql); err != nil {
-		return err
-	}
-	return nil
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(w.b), sql)
+	// The rows are sent (or will never be): their bytes serve the next batch's COPY.
+	b := w.b
+	w.b = nil
+	copyBuffers.Put(&b)
+	return err
 }
+
+// copyBuffers holds the bytes of COPYs sent, for the next ones to write into: a batch's rows are
+// megabytes, written once a batch by every committer, which would otherwise be garbage after
+// each. A buffer too small for the rows a writer expects is dropped for a larger one.
+var copyBuffers sync.Pool
