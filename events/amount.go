@@ -2,23 +2,23 @@ package events
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
-
-	"github.com/shopspring/decimal"
 
 	"github.com/joinincard/engine/ledger"
 )
 
 // maxAmountDigits: 10^19 minor units pass int64's 9.2*10^18, so an amount with more integer
-// digits overflows whatever its currency, and is refused before decimal parses it.
+// digits overflows whatever its currency, and is refused before its digits are read.
 const maxAmountDigits = 19
 
 // parseAmount reads s, the text of a JSON string in major units ("12.34"), as a positive number of
 // minor units of c, whose minor units the caller has checked. It returns the reason it refuses s,
-// or "". The grammar is checked first, for exact reasons; shopspring/decimal then gives the value.
+// or "". The grammar is checked first, for exact reasons; the digits then give the value exactly.
 func parseAmount(s string, c ledger.Currency) (int64, string) {
 	places, _ := c.MinorUnits()
+	var ok bool
 	if strings.ContainsAny(s, "eE") {
 		return 0, fmt.Sprintf("%s uses an exponent, write plain decimal digits", quote(s))
 	}
@@ -42,18 +42,33 @@ func parseAmount(s string, c ledger.Currency) (int64, string) {
 	case len(whole) > maxAmountDigits:
 		return 0, fmt.Sprintf("%s overflows int64 minor units of %s", quote(s), c)
 	}
-	d, err := decimal.NewFromString(s)
-	if err != nil {
-		return 0, fmt.Sprintf("%s is not a decimal amount: %v", quote(s), err)
+	// The grammar holds: the minor units are the digits of whole and frac, frac padded with
+	// zeros to the currency's places, read exactly as an integer.
+	var minor int64
+	for _, part := range [...]string{whole, frac} {
+		for i := 0; i < len(part); i++ {
+			if minor, ok = appendDigit(minor, part[i]-'0'); !ok {
+				return 0, fmt.Sprintf("%s overflows int64 minor units of %s", quote(s), c)
+			}
+		}
 	}
-	minor := d.Shift(places).BigInt() // exact: s has at most places decimals
-	if !minor.IsInt64() {
-		return 0, fmt.Sprintf("%s overflows int64 minor units of %s", quote(s), c)
+	for range int(places) - len(frac) {
+		if minor, ok = appendDigit(minor, 0); !ok {
+			return 0, fmt.Sprintf("%s overflows int64 minor units of %s", quote(s), c)
+		}
 	}
-	if minor.Sign() == 0 {
+	if minor == 0 {
 		return 0, fmt.Sprintf("%s is zero, amounts must be positive", quote(s))
 	}
-	return minor.Int64(), ""
+	return minor, ""
+}
+
+// appendDigit is v*10+d, or false when that passes int64.
+func appendDigit(v int64, d byte) (int64, bool) {
+	if v > (math.MaxInt64-int64(d))/10 {
+		return 0, false
+	}
+	return v*10 + int64(d), true
 }
 
 // formatAmount writes minor units of c in major units with exactly the currency's decimals:

@@ -5,6 +5,7 @@ var (
 	DataFields     = dataFields
 	EnvelopeFields = envelopeFields
 	Unescape       = unescape
+	ParseAmount    = parseAmount
 )
 
 const MaxEventBytes = maxEventBytes
