@@ -11,6 +11,7 @@ import (
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement/bankfile"
 )
 
 // Bounds of a party's fields, the event schema's: an identifier (issuer_bank, merchant_id,
@@ -180,6 +181,26 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 	if why := checkText(name); why != "" {
 		return Errorf(EINVALID, "name: %s", why)
 	}
+	return checkPartyInFiles(kind, id, name)
+}
+
+// checkPartyInFiles refuses a party that a settlement file could not name: the close writes
+// every bank's file with the id and name of each party its items pay, and a file refuses an id
+// or a name it cannot carry (too long for its field, or what may be a card number in clear), so
+// such a party, once its account moved, would fail its bank's file, and the cycle's close, at
+// every try. The error does not repeat the value, which may be a card number.
+//
+// An insurance fund's id is its city, prose that cards name as their insurance city: checkText
+// has refused a card number in it, and its other characters are the city's.
+func checkPartyInFiles(kind clearing.PartyKind, id, name string) error {
+	if kind != clearing.PartyInsuranceFund {
+		if err := bankfile.CheckPartyID(id); err != nil {
+			return Errorf(EINVALID, "id: %v: settlement files name the %s by its id", err, kind)
+		}
+	}
+	if err := bankfile.CheckPartyName(name); err != nil {
+		return Errorf(EINVALID, "name: %v: settlement files name the %s by its name", err, kind)
+	}
 	return nil
 }
 
@@ -231,6 +252,11 @@ func checkText(s string) string {
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
 		return "must not start or end with a space"
 	}
+	// Prose is stored, answered and logged as given: a card number in clear in it would be one
+	// in every answer and log line that shows it.
+	if events.ContainsCardNumber(s) {
+		return "looks like a card number in clear: write the card's masked form"
+	}
 	return ""
 }
 
@@ -279,4 +305,9 @@ func (s *Server) storeError(ctx context.Context, err error) error {
 		return Errorf(EUNAVAILABLE, "busy, retry")
 	}
 	return err
+}
+
+// checkMerchantInFiles is checkPartyInFiles for a merchant.
+func checkMerchantInFiles(id, name string) error {
+	return checkPartyInFiles(clearing.PartyMerchant, id, name)
 }

@@ -154,6 +154,10 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 			return
 		}
 	}
+	if err := checkMerchantInFiles(req.ID, req.Name); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	if !fees.ValidMCC(req.MCC) {
 		h.s.writeError(w, r, Errorf(EINVALID, "mcc: must be four digits"))
 		return
