@@ -184,22 +184,24 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 	return checkPartyInFiles(kind, id, name)
 }
 
-// checkPartyInFiles refuses a party that a settlement file could not name: the close writes
-// every bank's file with the id and name of each party its items pay, and a file refuses an id
-// or a name it cannot carry (too long for its field, or what may be a card number in clear), so
-// such a party, once its account moved, would fail its bank's file, and the cycle's close, at
-// every try. The error does not repeat the value, which may be a card number.
-//
-// An insurance fund's id is its city, prose that cards name as their insurance city: checkText
-// has refused a card number in it, and its other characters are the city's.
+// checkPartyInFiles refuses a party that a settlement file could not name. A bank's file names
+// the bank in its header by its id and name as registered, and a file refuses an id or a name it
+// cannot carry (too long for its field, or what may be a card number in clear): such a bank
+// would fail its file, and the cycle's close, at every try. Other parties are named in items,
+// which stand in for an id a file cannot carry (settlement.FileParty), but never hold a card
+// number in clear, which checkText refuses in their names. The error does not repeat the value.
 func checkPartyInFiles(kind clearing.PartyKind, id, name string) error {
-	if kind != clearing.PartyInsuranceFund {
+	if kind == clearing.PartyBank {
 		if err := bankfile.CheckPartyID(id); err != nil {
-			return Errorf(EINVALID, "id: %v: settlement files name the %s by its id", err, kind)
+			return Errorf(EINVALID, "id: %v: settlement files name the bank by its id", err)
 		}
+		if err := bankfile.CheckPartyName(name); err != nil {
+			return Errorf(EINVALID, "name: %v: settlement files name the bank by its name", err)
+		}
+		return nil
 	}
-	if err := bankfile.CheckPartyName(name); err != nil {
-		return Errorf(EINVALID, "name: %v: settlement files name the %s by its name", err, kind)
+	if events.ContainsCardNumber(id) {
+		return Errorf(EINVALID, "id: looks like a card number in clear: a party's id is logged and written in files")
 	}
 	return nil
 }

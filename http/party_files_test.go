@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// A party whose id or name a settlement file cannot carry is refused when it registers, by every
-// door that registers one, naming the field: registered, its first item would fail its bank's
-// file, and the cycle's close with it, at every try. Nor is a card number in clear taken in prose
+// A bank whose id or name its settlement file cannot carry, or a party whose id or name may be a
+// card number in clear, is refused when it registers, by every door that registers one, naming
+// the field: registered, the bank would fail its file, and the cycle's close with it, at every
+// try, and the number would be logged and filed. Nor is a card number in clear taken in prose
 // that is stored and answered (a card's status reason). No answer repeats the number.
 func TestPartiesSettlementFilesCannotNameAreRefused(t *testing.T) {
 	w := newHostileWorld(t)
@@ -20,15 +21,16 @@ func TestPartiesSettlementFilesCannotNameAreRefused(t *testing.T) {
 		name, path, body, auth, field string
 	}{
 		{"bank numbered like a card", "/v1/parties", `{"kind":"bank","id":"` + testPAN + `","name":"Bank"}`, "", "id"},
-		{"merchant id too long", "/v1/parties", `{"kind":"merchant","id":"` + longID + `","name":"Shop"}`, "", "id"},
-		{"merchant name too long", "/v1/parties", `{"kind":"merchant","id":"shop-9","name":"` + longName + `"}`, "", "name"},
+		{"bank id too long", "/v1/parties", `{"kind":"bank","id":"` + longID + `","name":"Bank"}`, "", "id"},
+		{"bank name too long", "/v1/parties", `{"kind":"bank","id":"BANK-9","name":"` + longName + `"}`, "", "name"},
+		{"merchant numbered like a card", "/v1/parties", `{"kind":"merchant","id":"` + testPAN + `","name":"Shop"}`, "", "id"},
 		{"operator named with a card number", "/v1/parties", `{"kind":"operator","id":"BUS-9","name":"Bus ` + spacedPAN + `"}`, "", "name"},
 		{"fund of a city named with a card number", "/v1/parties", `{"kind":"insurance_fund","id":"City ` + testPAN + `","name":"Fund"}`, "", "id"},
-		{"merchant api: id too long", "/v1/merchants", `{"id":"` + longID + `","name":"Shop","mcc":"5912","city":"jiaxing",` +
+		{"merchant api: numbered like a card", "/v1/merchants", `{"id":"` + spacedPAN + `","name":"Shop","mcc":"5912","city":"jiaxing",` +
 			`"acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`, "", "id"},
 		{"merchant api: card number in the name", "/v1/merchants", `{"id":"shop-10","name":"Shop ` + testPAN + `","mcc":"5912",` +
 			`"city":"jiaxing","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`, "", "name"},
-		{"operator api: name too long", "/v1/transit/operators", `{"id":"HZBUS","name":"` + longName + `"}`, "", "name"},
+		{"operator api: card number in the name", "/v1/transit/operators", `{"id":"HZBUS","name":"Bus ` + testPAN + `"}`, "", "name"},
 	} {
 		r := w.do(t, request{method: "POST", path: c.path, body: c.body, auth: c.auth})
 		if r.Code != http.StatusBadRequest {
@@ -41,6 +43,11 @@ func TestPartiesSettlementFilesCannotNameAreRefused(t *testing.T) {
 		if strings.Contains(r.Body.String(), testPAN) || strings.Contains(r.Body.String(), spacedPAN) {
 			t.Errorf("%s: the answer repeats the card number: %s", c.name, r.Body.String())
 		}
+	}
+	// Items stand in for an id or a name a file cannot carry: such a merchant registers.
+	if r := w.do(t, request{method: "POST", path: "/v1/merchants", body: `{"id":"` + longID + `","name":"` + strings.Repeat("N", 200) + `","mcc":"5912",` +
+		`"city":"jiaxing","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`}); r.Code != http.StatusCreated {
+		t.Errorf("merchant with a long id and name: %d %s", r.Code, r.Body.String())
 	}
 	// A city's Chinese name is its canonical id, which a file carries.
 	if r := w.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"insurance_fund","id":"嘉兴","name":"Jiaxing fund"}`}); r.Code != http.StatusCreated {
