@@ -245,6 +245,9 @@ func (h *purchaseHandlers) setLimits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v, err := purchases.ParseAmount(f.value)
+		if err != nil && f.name == "per_day" {
+			v, err = dailyLimitOver(f.value, err)
+		}
 		if err != nil {
 			h.s.writeError(w, r, Errorf(EINVALID, "%s: %v", f.name, err))
 			return
