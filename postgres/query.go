@@ -140,6 +140,8 @@ func (s *Store) Transfer(ctx context.Context, id ledger.ID) (ledger.Transfer, er
 }
 
 // KindTotal is one line of the trial balance: the accounts of one kind and currency, summed.
+//
+// Its totals are kept modulo 2^64, as CurrencyTotal's are: postgres.FormatTotal writes them.
 type KindTotal struct {
 	Kind     ledger.Kind
 	Currency ledger.Currency
@@ -162,7 +164,7 @@ func (s *Store) TrialBalanceAt(ctx context.Context, at time.Time) ([]KindTotal, 
 
 func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.kind, a.currency, count(*),
-			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
+			sum(b.debits_pending)::TEXT, sum(b.debits_posted)::TEXT, sum(b.credits_pending)::TEXT, sum(b.credits_posted)::TEXT
 		FROM accounts a
 		JOIN LATERAL `+summedBalance("COALESCE($1::TIMESTAMPTZ, b.ts)")+` b ON b.version IS NOT NULL
 		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`, at)
@@ -175,11 +177,17 @@ func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, e
 		var (
 			kt             KindTotal
 			kind, currency string
+			sums           [4]string
 		)
-		// sum() of BIGINT is NUMERIC: scan through int64 fails loudly on overflow instead of wrapping.
-		if err := rows.Scan(&kind, &currency, &kt.Accounts,
-			&kt.DebitsPending, &kt.DebitsPosted, &kt.CreditsPending, &kt.CreditsPosted); err != nil {
+		// sum() of BIGINT is exact (NUMERIC, DECIMAL); a kind's totals over its accounts may pass
+		// int64 where each account's fit, and are kept modulo 2^64, as CurrencyTotal's are.
+		if err := rows.Scan(&kind, &currency, &kt.Accounts, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
 			return nil, fmt.Errorf("trial balance: %w", err)
+		}
+		for i, dst := range []*int64{&kt.DebitsPending, &kt.DebitsPosted, &kt.CreditsPending, &kt.CreditsPosted} {
+			if *dst, err = lowBits(sums[i]); err != nil {
+				return nil, fmt.Errorf("trial balance: %w", err)
+			}
 		}
 		if kt.Kind, err = ledger.ParseKind(kind); err != nil {
 			return nil, fmt.Errorf("trial balance: %w", err)

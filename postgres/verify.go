@@ -88,18 +88,31 @@ func lowBits(s string) (int64, error) {
 	return int64(v.Mod(v, twoTo64).Uint64()), nil
 }
 
-// FormatTotal writes a total of CurrencyTotal, read as unsigned: exact for sums below 2^64
-// minor units.
+// FormatTotal writes a total of CurrencyTotal or KindTotal, read as unsigned: exact for sums
+// below 2^64 minor units. It groups thousands as ledger.FormatAmount does.
 func FormatTotal(v int64, c ledger.Currency) string {
 	if v >= 0 {
 		return ledger.FormatAmount(v, c)
 	}
+	return formatUnsigned(uint64(v), c, true)
+}
+
+// FormatTotalDecimal is FormatTotal without grouping, as ledger.FormatDecimal writes: for files.
+func FormatTotalDecimal(v int64, c ledger.Currency) string {
+	if v >= 0 {
+		return ledger.FormatDecimal(v, c)
+	}
+	return formatUnsigned(uint64(v), c, false)
+}
+
+// formatUnsigned writes u minor units of c in its major unit, at or above 2^63.
+func formatUnsigned(u uint64, c ledger.Currency, group bool) string {
 	places, _ := c.MinorUnits()
-	digits := strconv.FormatUint(uint64(v), 10)
+	digits := strconv.FormatUint(u, 10) // at least 19 digits: more than any currency's decimals
 	whole, frac := digits[:len(digits)-int(places)], digits[len(digits)-int(places):]
 	var b strings.Builder
 	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
+		if group && i > 0 && (len(whole)-i)%3 == 0 {
 			b.WriteByte(',')
 		}
 		b.WriteRune(r)

@@ -51,6 +51,16 @@ func TestVerifyPassesWithTotalsBeyondInt64(t *testing.T) {
 	if err != nil || !inc.OK() {
 		t.Fatalf("incremental after the checkpoint: %v %s", err, inc.String())
 	}
+	// The trial balance by kind: the funding accounts' debits pass int64 together.
+	kinds, err := w.st.TrialBalance(ctx)
+	if err != nil {
+		t.Fatalf("trial balance: %v", err)
+	}
+	for _, k := range kinds {
+		if k.Kind == ledger.KindBankSettlement && postgres.FormatTotal(k.DebitsPosted, k.Currency) != "184,467,440,737,076,516.14" {
+			t.Errorf("bank settlement accounts' debits %s", postgres.FormatTotal(k.DebitsPosted, k.Currency))
+		}
+	}
 	for _, verify := range []func(context.Context) (postgres.Report, error){w.st.Verify, w.st.VerifyFull} {
 		rep, err := verify(ctx)
 		if err != nil || !rep.OK() {
