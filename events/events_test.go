@@ -223,6 +223,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{edit{register, `"Stephen Fox"`, `" Stephen Fox"`}, `data.holder_name: must not start or end with a space`},
 		{edit{register, `"Stephen Fox"`, `"Stephen Fox\u3000"`}, `data.holder_name: must not start or end with a space`},
 		{edit{register, `"Stephen Fox"`, `"` + strings.Repeat("福", 86) + `"`}, `data.holder_name: is 258 bytes, more than 256`},
+		{edit{register, `"Stephen Fox"`, `"Stephen Fox 6228 4804 0256 4899"`}, `data.holder_name: looks like a card number in clear: write the card's masked form`},
+		{edit{status, `"reported lost by the cardholder"`, `"card 6228480402564899 lost"`}, `data.reason: looks like a card number in clear: write the card's masked form`},
 		{edit{register, `"USA"`, `"US"`}, `data.nationality: "US" is not an ISO 3166-1 alpha-3 country code`},
 		{edit{register, `"USA"`, `"usa"`}, `data.nationality: "usa" is not an ISO 3166-1 alpha-3 country code`},
 		{edit{register, `"USA"`, `"XXA"`}, `data.nationality: "XXA" is not an ISO 3166-1 alpha-3 country code`},

@@ -183,7 +183,8 @@ func CheckText(s string, max int) string {
 }
 
 // checkText returns why s is not acceptable prose, or "": at most maxTextBytes of UTF-8 with no
-// control characters and no leading or trailing space. It never repeats s.
+// control characters, no leading or trailing space, and nothing that may be a card number in
+// clear. It never repeats s.
 func checkText(s string) string {
 	if len(s) > maxTextBytes {
 		return fmt.Sprintf("is %d bytes, more than %d", len(s), maxTextBytes)
@@ -197,6 +198,9 @@ func checkText(s string) string {
 	last, _ := utf8.DecodeLastRuneInString(s)
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
 		return "must not start or end with a space"
+	}
+	if ContainsCardNumber(s) {
+		return "looks like a card number in clear: write the card's masked form"
 	}
 	return ""
 }

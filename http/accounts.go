@@ -2,6 +2,8 @@ package http
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -25,7 +27,7 @@ type AccountStore interface {
 	OpenAccounts(ctx context.Context, specs []postgres.AccountSpec) ([]bool, error)
 	Balance(ctx context.Context, id ledger.ID) (postgres.AccountBalance, error)
 	BalanceAt(ctx context.Context, id ledger.ID, at time.Time) (postgres.AccountBalance, error)
-	Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error)
+	Statement(ctx context.Context, id ledger.ID, from, to time.Time, after *postgres.StatementAfter, limit int) ([]ledger.Transfer, error)
 }
 
 var _ AccountStore = (*postgres.Store)(nil)
@@ -84,8 +86,11 @@ type statementView struct {
 	From      string          `json:"from"`
 	To        string          `json:"to"`
 	Lines     []statementLine `json:"lines"`
-	// More says the page is full: ask again from the last line's time.
+	// More says the page is full: ask again with after=Next for the lines after it.
 	More bool `json:"more"`
+	// Next is where the page ends, when it is full: the after of the next page. The lines of
+	// one commit share its time, so a page goes on after its last line, not from its time.
+	Next string `json:"next,omitempty"`
 }
 
 // statementLine is one transfer as the account sees it: on its debit or its credit side.
@@ -152,6 +157,15 @@ func (h *accountHandlers) statement(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
+	var after *postgres.StatementAfter
+	if q.Has("after") {
+		a, ok := parseStatementCursor(q.Get("after"))
+		if !ok {
+			h.s.writeError(w, r, Errorf(EINVALID, "after: want the next of the page before"))
+			return
+		}
+		after = &a
+	}
 	b, err := h.store.Balance(r.Context(), id)
 	if errors.Is(err, postgres.ErrNotFound) {
 		h.s.writeError(w, r, Errorf(ENOTFOUND, "no such account"))
@@ -161,7 +175,7 @@ func (h *accountHandlers) statement(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
 		return
 	}
-	lines, err := h.store.Statement(r.Context(), id, from, to, limit)
+	lines, err := h.store.Statement(r.Context(), id, from, to, after, limit)
 	if err != nil {
 		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
 		return
@@ -180,7 +194,35 @@ func (h *accountHandlers) statement(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Lines = append(v.Lines, l)
 	}
+	if v.More {
+		last := lines[len(lines)-1]
+		v.Next = statementCursor(postgres.StatementAfter{Timestamp: last.Timestamp, ID: last.ID})
+	}
 	h.s.writeJSON(w, r, http.StatusOK, v)
+}
+
+// statementCursorBytes is a statement cursor decoded: a line's time in Unix microseconds (8
+// bytes, big-endian) and its transfer id (16).
+const statementCursorBytes = 8 + 16
+
+// statementCursor writes where a page of a statement ends as its next page's after: opaque,
+// URL-safe base64 without padding.
+func statementCursor(a postgres.StatementAfter) string {
+	var b [statementCursorBytes]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(a.Timestamp))
+	copy(b[8:], a.ID[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// parseStatementCursor reads an after that statementCursor wrote.
+func parseStatementCursor(s string) (postgres.StatementAfter, bool) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != statementCursorBytes {
+		return postgres.StatementAfter{}, false
+	}
+	a := postgres.StatementAfter{Timestamp: int64(binary.BigEndian.Uint64(b[:8]))}
+	copy(a.ID[:], b[8:])
+	return a, true
 }
 
 func accountID(r *http.Request) (ledger.ID, error) {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http/httptest"
@@ -60,10 +61,13 @@ func (f *fakeAccounts) BalanceAt(_ context.Context, id ledger.ID, at time.Time) 
 	return f.account, nil
 }
 
-func (f *fakeAccounts) Statement(_ context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error) {
+func (f *fakeAccounts) Statement(_ context.Context, id ledger.ID, from, to time.Time, after *postgres.StatementAfter, limit int) ([]ledger.Transfer, error) {
 	var out []ledger.Transfer
 	for _, l := range f.lines {
 		at := time.UnixMicro(l.Timestamp)
+		if after != nil && (l.Timestamp < after.Timestamp || l.Timestamp == after.Timestamp && bytes.Compare(l.ID[:], after.ID[:]) <= 0) {
+			continue
+		}
 		if !at.Before(from) && at.Before(to) && len(out) < limit {
 			out = append(out, l)
 		}

@@ -1034,8 +1034,8 @@ func (h *financeHandlers) trialBalance(w http.ResponseWriter, r *http.Request, s
 	for _, l := range lines {
 		c := l.Currency
 		v.Rows = append(v.Rows, trialRow{Kind: l.Kind.String(), Currency: string(c), Accounts: l.Accounts,
-			DebitsPending: ledger.FormatAmount(l.DebitsPending, c), DebitsPosted: ledger.FormatAmount(l.DebitsPosted, c),
-			CreditsPending: ledger.FormatAmount(l.CreditsPending, c), CreditsPosted: ledger.FormatAmount(l.CreditsPosted, c),
+			DebitsPending: postgres.FormatTotal(l.DebitsPending, c), DebitsPosted: postgres.FormatTotal(l.DebitsPosted, c),
+			CreditsPending: postgres.FormatTotal(l.CreditsPending, c), CreditsPosted: postgres.FormatTotal(l.CreditsPosted, c),
 			Net: ledger.FormatAmount(l.Net(), c)})
 		t := totals[c]
 		if t == nil {
@@ -1043,30 +1043,18 @@ func (h *financeHandlers) trialBalance(w http.ResponseWriter, r *http.Request, s
 			totals[c] = t
 			currencies = append(currencies, c)
 		}
-		var ok1, ok2, ok3, ok4 bool
-		t.dp, ok1 = addFen(t.dp, l.DebitsPending)
-		t.dpo, ok2 = addFen(t.dpo, l.DebitsPosted)
-		t.cp, ok3 = addFen(t.cp, l.CreditsPending)
-		t.cpo, ok4 = addFen(t.cpo, l.CreditsPosted)
-		if !ok1 || !ok2 || !ok3 || !ok4 {
-			h.fail(w, r, sess, fmt.Errorf("trial balance at %s: the %s totals overflow int64 fen", at.Format(time.RFC3339), c))
-			return
-		}
+		// The totals are kept modulo 2^64, as the store's are: a currency's may pass int64 where
+		// each account's fit. Go's int64 addition wraps so; FormatTotal reads them unsigned.
+		t.dp += l.DebitsPending
+		t.dpo += l.DebitsPosted
+		t.cp += l.CreditsPending
+		t.cpo += l.CreditsPosted
 	}
 	for _, c := range currencies {
 		t := totals[c]
-		v.Totals = append(v.Totals, trialTotal{Currency: string(c), DebitsPending: ledger.FormatAmount(t.dp, c),
-			DebitsPosted: ledger.FormatAmount(t.dpo, c), CreditsPending: ledger.FormatAmount(t.cp, c),
-			CreditsPosted: ledger.FormatAmount(t.cpo, c), Balanced: t.dp == t.cp && t.dpo == t.cpo})
+		v.Totals = append(v.Totals, trialTotal{Currency: string(c), DebitsPending: postgres.FormatTotal(t.dp, c),
+			DebitsPosted: postgres.FormatTotal(t.dpo, c), CreditsPending: postgres.FormatTotal(t.cp, c),
+			CreditsPosted: postgres.FormatTotal(t.cpo, c), Balanced: t.dp == t.cp && t.dpo == t.cpo})
 	}
 	h.render(w, r, http.StatusOK, "trial", pageData{Title: "Trial balance", Nav: "trial", Who: sess.who, CSRF: sess.csrf, Page: v})
-}
-
-// addFen adds two amounts, reporting false on overflow.
-func addFen(a, b int64) (int64, bool) {
-	s := a + b
-	if (b > 0 && s < a) || (b < 0 && s > a) {
-		return 0, false
-	}
-	return s, true
 }

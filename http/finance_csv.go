@@ -118,8 +118,8 @@ func (h *financeHandlers) trialBalanceCSV(w http.ResponseWriter, r *http.Request
 	for _, l := range lines {
 		c := l.Currency
 		rows = append(rows, []string{stamp, string(c), l.Kind.String(), strconv.FormatInt(l.Accounts, 10),
-			ledger.FormatDecimal(l.DebitsPending, c), ledger.FormatDecimal(l.DebitsPosted, c),
-			ledger.FormatDecimal(l.CreditsPending, c), ledger.FormatDecimal(l.CreditsPosted, c), ledger.FormatDecimal(l.Net(), c)})
+			postgres.FormatTotalDecimal(l.DebitsPending, c), postgres.FormatTotalDecimal(l.DebitsPosted, c),
+			postgres.FormatTotalDecimal(l.CreditsPending, c), postgres.FormatTotalDecimal(l.CreditsPosted, c), ledger.FormatDecimal(l.Net(), c)})
 	}
 	h.writeCSV(w, r, "trial-balance-"+at.In(cards.Shanghai).Format("20060102T150405")+".csv", rows)
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/joinincard/engine/events"
 )
 
 const (
@@ -380,6 +382,11 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(name) > maxWhoBytes:
 		again(http.StatusBadRequest, "", fmt.Sprintf("name: more than %d bytes", maxWhoBytes))
+		return
+	case events.ContainsCardNumber(name):
+		// The name is logged at the login and recorded on what the session resolves: never a
+		// card number in clear, and the page does not show it back.
+		again(http.StatusBadRequest, "", "name: looks like a card number in clear: write your name")
 		return
 	case token == "":
 		again(http.StatusBadRequest, name, "token: missing")

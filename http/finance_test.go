@@ -664,6 +664,15 @@ func TestFinanceLoginRefusesBadFields(t *testing.T) {
 	}
 	w := e.do(t, request{method: "POST", path: "/finance/login", auth: "-", body: `{"name":"Anna","token":"x"}`})
 	wantPageError(t, w, 400, "content-type: want a form")
+
+	// A name is logged and recorded on what the session resolves: a card number in clear is
+	// refused, even with the right token, and neither the page nor the log repeats it.
+	w = e.do(t, request{method: "POST", path: "/finance/login", auth: "-", body: "name=Card+" + testPAN + "&token=" + testAdminToken,
+		header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+	wantPageError(t, w, 400, "name: looks like a card number in clear")
+	if strings.Contains(w.Body.String(), testPAN) || strings.Contains(e.log.String(), testPAN) {
+		t.Errorf("the card number is in the page or the log: %s\n%s", w.Body.String(), e.log.String())
+	}
 }
 
 // TestFinanceClosedWithoutAnAdminToken: with no admin token configured no one can log in, and

@@ -11,6 +11,7 @@ import (
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/postgres"
+	"github.com/joinincard/engine/settlement/bankfile"
 )
 
 // Bounds of a party's fields, the event schema's: an identifier (issuer_bank, merchant_id,
@@ -180,6 +181,28 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 	if why := checkText(name); why != "" {
 		return Errorf(EINVALID, "name: %s", why)
 	}
+	return checkPartyInFiles(kind, id, name)
+}
+
+// checkPartyInFiles refuses a party that a settlement file could not name. A bank's file names
+// the bank in its header by its id and name as registered, and a file refuses an id or a name it
+// cannot carry (too long for its field, or what may be a card number in clear): such a bank
+// would fail its file, and the cycle's close, at every try. Other parties are named in items,
+// which stand in for an id a file cannot carry (settlement.FileParty), but never hold a card
+// number in clear, which checkText refuses in their names. The error does not repeat the value.
+func checkPartyInFiles(kind clearing.PartyKind, id, name string) error {
+	if kind == clearing.PartyBank {
+		if err := bankfile.CheckPartyID(id); err != nil {
+			return Errorf(EINVALID, "id: %v: settlement files name the bank by its id", err)
+		}
+		if err := bankfile.CheckPartyName(name); err != nil {
+			return Errorf(EINVALID, "name: %v: settlement files name the bank by its name", err)
+		}
+		return nil
+	}
+	if events.ContainsCardNumber(id) {
+		return Errorf(EINVALID, "id: looks like a card number in clear: a party's id is logged and written in files")
+	}
 	return nil
 }
 
@@ -231,6 +254,11 @@ func checkText(s string) string {
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
 		return "must not start or end with a space"
 	}
+	// Prose is stored, answered and logged as given: a card number in clear in it would be one
+	// in every answer and log line that shows it.
+	if events.ContainsCardNumber(s) {
+		return "looks like a card number in clear: write the card's masked form"
+	}
 	return ""
 }
 
@@ -279,4 +307,9 @@ func (s *Server) storeError(ctx context.Context, err error) error {
 		return Errorf(EUNAVAILABLE, "busy, retry")
 	}
 	return err
+}
+
+// checkMerchantInFiles is checkPartyInFiles for a merchant.
+func checkMerchantInFiles(id, name string) error {
+	return checkPartyInFiles(clearing.PartyMerchant, id, name)
 }

@@ -154,6 +154,10 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 			return
 		}
 	}
+	if err := checkMerchantInFiles(req.ID, req.Name); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	if !fees.ValidMCC(req.MCC) {
 		h.s.writeError(w, r, Errorf(EINVALID, "mcc: must be four digits"))
 		return
@@ -241,6 +245,9 @@ func (h *purchaseHandlers) setLimits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v, err := purchases.ParseAmount(f.value)
+		if err != nil && f.name == "per_day" {
+			v, err = dailyLimitOver(f.value, err)
+		}
 		if err != nil {
 			h.s.writeError(w, r, Errorf(EINVALID, "%s: %v", f.name, err))
 			return

@@ -666,7 +666,12 @@ func (h *settlementHandlers) acknowledge(w http.ResponseWriter, r *http.Request,
 		return
 	case errors.Is(err, postgres.ErrAckInvalid):
 		// The store's reasons name counts and fields, never values.
-		detail, _ := strings.CutPrefix(err.Error(), postgres.ErrAckInvalid.Error()+": ")
+		// The reason follows the sentinel's text, behind whatever the store's transaction
+		// wrapped it in ("batch transaction: ...").
+		_, detail, ok := strings.Cut(err.Error(), postgres.ErrAckInvalid.Error()+": ")
+		if !ok {
+			detail = postgres.ErrAckInvalid.Error()
+		}
 		h.s.writeError(w, r, Errorf(EINVALID, "acknowledgement: %s", detail))
 		return
 	case err != nil:

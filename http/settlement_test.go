@@ -431,7 +431,8 @@ func (f *fakeSettlement) Acknowledge(_ context.Context, bank string, ack *bankfi
 	}
 	for _, s := range ack.Items {
 		if !known[s.ItemID] {
-			return res, false, fmt.Errorf("%w: it names items that are not in the file", postgres.ErrAckInvalid)
+			// Wrapped as the store's transaction wraps it.
+			return res, false, fmt.Errorf("batch transaction: %w", fmt.Errorf("%w: it names items that are not in the file", postgres.ErrAckInvalid))
 		}
 	}
 	a := &fakeAck{hash: hash, status: ack.Status, received: f.now()}
@@ -708,7 +709,7 @@ func settlementStatusCases() []statusCase {
 			run: closed(ack(bankfile.StatusAccepted, false, func(a *bankfile.Ack) { a.BankID = "ICBC-JX" }))},
 		statusCase{name: "report of a file of another cycle", status: 400, code: EINVALID, message: "not that of the bank's file of cycle 2026-02-28",
 			run: closed(ack(bankfile.StatusAccepted, false, func(a *bankfile.Ack) { a.FileMessageID = "JIC-20260227-00000000-000001" }))},
-		statusCase{name: "report naming an item not in the file", status: 400, code: EINVALID, message: "items that are not in the file",
+		statusCase{name: "report naming an item not in the file", status: 400, code: EINVALID, message: "acknowledgement: it names items that are not in the file",
 			run: closed(ack(bankfile.StatusPartial, false, func(a *bankfile.Ack) { a.Items[0].ItemID = strings.Repeat("0", 32) }))},
 		statusCase{name: "report of a cycle not closed", status: 404, code: ENOTFOUND, message: "no settlement file",
 			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {

@@ -157,6 +157,10 @@ func (h *transitHandlers) createOperator(w http.ResponseWriter, r *http.Request)
 		h.s.writeError(w, r, Errorf(EINVALID, "name: %s", checkText(req.Name)))
 		return
 	}
+	if err := checkPartyInFiles(clearing.PartyOperator, req.ID, req.Name); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	op, ok := h.tables().Operator(req.ID)
 	if !ok {
 		h.s.writeError(w, r, Errorf(EINVALID, "id: no fare table for operator %q: upload one first (POST /v1/tariffs/fares)", req.ID))

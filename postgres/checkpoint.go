@@ -573,21 +573,19 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 			SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted
 			FROM verify_checkpoint_totals WHERE day = @prev::DATE
 		)
-		SELECT currency, sum(dp), sum(dpo), sum(cp), sum(cpo) FROM moved GROUP BY currency ORDER BY currency`,
+		SELECT currency, sum(dp)::TEXT, sum(dpo)::TEXT, sum(cp)::TEXT, sum(cpo)::TEXT FROM moved GROUP BY currency ORDER BY currency`,
 		pgx.NamedArgs{"day": seg.day, "prev": prevDay})
 	if err != nil {
 		return res, fmt.Errorf("currency totals: %w", err)
 	}
 	defer rowsQ.Close()
 	for rowsQ.Next() {
-		var (
-			c        CurrencyTotal
-			currency string
-		)
-		if err := rowsQ.Scan(&currency, &c.DebitsPending, &c.DebitsPosted, &c.CreditsPending, &c.CreditsPosted); err != nil {
+		// The previous checkpoint's totals are kept modulo 2^64, as every total is; so is
+		// their sum with what moved since.
+		c, err := scanCurrencyTotal(rowsQ)
+		if err != nil {
 			return res, fmt.Errorf("currency totals: %w", err)
 		}
-		c.Currency = ledger.Currency(currency)
 		if c.DebitsPosted != c.CreditsPosted || c.DebitsPending != c.CreditsPending {
 			res.problems = append(res.problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
 				c.Currency, c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted))

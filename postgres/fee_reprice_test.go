@@ -242,7 +242,7 @@ func TestFeePlanRepricedByAdjustments(t *testing.T) {
 
 	// The merchant's statement shows each adjustment as a transfer of its own, the originals
 	// untouched.
-	lines, err := s.st.Statement(ctx, shop1, time.Unix(0, 0), s.now().Add(time.Hour), 0)
+	lines, err := s.st.Statement(ctx, shop1, time.Unix(0, 0), s.now().Add(time.Hour), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

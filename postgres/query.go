@@ -70,19 +70,25 @@ func (s *Store) balance(ctx context.Context, id ledger.ID, at string, args ...an
 const maxStatementLines = 10000
 
 // Statement returns an account's transfers with from <= time < to, oldest first, at most limit
-// (capped at maxStatementLines). The lines come from the account's balance rows, each of which
-// lists the transfers of its batch, in every shard; page on by passing the last line's time as
-// from and dropping lines already seen (transfers of one batch share its time).
-func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time, limit int) ([]ledger.Transfer, error) {
+// (capped at maxStatementLines), after the line at after when it is not nil. The lines come from
+// the account's balance rows, each of which lists the transfers of its batch, in every shard, and
+// are ordered by their time, then their id: the transfers of one batch share its time, so a page
+// goes on after its last line's time and id (StatementAfter), never from its time alone, which
+// would repeat the batch's lines and, past a page of them, never reach the rest.
+func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time, after *StatementAfter, limit int) ([]ledger.Transfer, error) {
 	if limit <= 0 || limit > maxStatementLines {
 		limit = maxStatementLines
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("t", transferColumns)+`
+	q, args := `SELECT `+prefixed("t", transferColumns)+`
 		FROM account_balances b
 		CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
 		JOIN transfers t ON t.id = line.id
-		WHERE b.account_id = $1 AND b.ts >= $2 AND b.ts < $3
-		ORDER BY b.ts, b.shard, b.version, t.id LIMIT $4`, uuid.UUID(id), from, to, limit)
+		WHERE b.account_id = $1 AND b.ts >= $2 AND b.ts < $3`, []any{uuid.UUID(id), from, to, limit}
+	if after != nil {
+		q += ` AND (t.ts, t.id) > ($5, $6)`
+		args = append(args, time.UnixMicro(after.Timestamp), uuid.UUID(after.ID))
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY t.ts, t.id LIMIT $4`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
@@ -99,6 +105,13 @@ func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time,
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
 	return lines, nil
+}
+
+// StatementAfter is where a page of a statement ends: its last line's time (Unix microseconds)
+// and transfer id. The next page starts after it.
+type StatementAfter struct {
+	Timestamp int64
+	ID        ledger.ID
 }
 
 // prefixed qualifies each of a comma-separated list of columns with a table alias.
@@ -127,6 +140,8 @@ func (s *Store) Transfer(ctx context.Context, id ledger.ID) (ledger.Transfer, er
 }
 
 // KindTotal is one line of the trial balance: the accounts of one kind and currency, summed.
+//
+// Its totals are kept modulo 2^64, as CurrencyTotal's are: postgres.FormatTotal writes them.
 type KindTotal struct {
 	Kind     ledger.Kind
 	Currency ledger.Currency
@@ -149,7 +164,7 @@ func (s *Store) TrialBalanceAt(ctx context.Context, at time.Time) ([]KindTotal, 
 
 func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.kind, a.currency, count(*),
-			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
+			sum(b.debits_pending)::TEXT, sum(b.debits_posted)::TEXT, sum(b.credits_pending)::TEXT, sum(b.credits_posted)::TEXT
 		FROM accounts a
 		JOIN LATERAL `+summedBalance("COALESCE($1::TIMESTAMPTZ, b.ts)")+` b ON b.version IS NOT NULL
 		GROUP BY a.currency, a.kind ORDER BY a.currency, a.kind`, at)
@@ -162,11 +177,17 @@ func (s *Store) trialBalance(ctx context.Context, at *time.Time) ([]KindTotal, e
 		var (
 			kt             KindTotal
 			kind, currency string
+			sums           [4]string
 		)
-		// sum() of BIGINT is NUMERIC: scan through int64 fails loudly on overflow instead of wrapping.
-		if err := rows.Scan(&kind, &currency, &kt.Accounts,
-			&kt.DebitsPending, &kt.DebitsPosted, &kt.CreditsPending, &kt.CreditsPosted); err != nil {
+		// sum() of BIGINT is exact (NUMERIC, DECIMAL); a kind's totals over its accounts may pass
+		// int64 where each account's fit, and are kept modulo 2^64, as CurrencyTotal's are.
+		if err := rows.Scan(&kind, &currency, &kt.Accounts, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
 			return nil, fmt.Errorf("trial balance: %w", err)
+		}
+		for i, dst := range []*int64{&kt.DebitsPending, &kt.DebitsPosted, &kt.CreditsPending, &kt.CreditsPosted} {
+			if *dst, err = lowBits(sums[i]); err != nil {
+				return nil, fmt.Errorf("trial balance: %w", err)
+			}
 		}
 		if kt.Kind, err = ledger.ParseKind(kind); err != nil {
 			return nil, fmt.Errorf("trial balance: %w", err)

@@ -250,6 +250,17 @@ func (s *Settlement) fix(ctx context.Context, d settlement.Date) (Cycle, error) 
 		if err := tx.QueryRow(ctx, `SELECT closed_through FROM settlement_gate WHERE id = 1 FOR UPDATE`).Scan(&closed); err != nil {
 			return fmt.Errorf("lock the settlement gate: %w", err)
 		}
+		// A close of d running at the same time (another request, another engine) may have fixed
+		// it while this one waited for the gate: d is then closing or closed, and this close
+		// completes it with that one, writing nothing twice.
+		fixed, err := scanCycle(tx.QueryRow(ctx, `SELECT `+cycleColumns+` FROM settlement_cycles WHERE cycle_date = $1`, settlement.DateTime(d)))
+		if err == nil {
+			c = fixed
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read cycle %s: %w", d, err)
+		}
 		var last *time.Time
 		if err := tx.QueryRow(ctx, `SELECT max(ends_at) FROM settlement_cycles`).Scan(&last); err != nil {
 			return fmt.Errorf("read the last cycle: %w", err)
@@ -331,6 +342,11 @@ type movedAccount struct {
 // a close interrupted before it commits writes them all again.
 func (s *Settlement) writeItems(ctx context.Context, c Cycle) error {
 	return s.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		// The cycle's row, locked, orders closes of the cycle running at once: the first writes
+		// the items, the others wait for it and find them written.
+		if written, err := lockCycle(ctx, tx, c.Date); err != nil || written {
+			return err
+		}
 		var fees int64
 		banks := map[string]bool{}
 		// The movements are read on a connection of their own while the items are written in
@@ -423,6 +439,16 @@ func (s *Settlement) writeItems(ctx context.Context, c Cycle) error {
 		}
 		return nil
 	})
+}
+
+// lockCycle locks cycle d's row for the rest of tx, and says whether its items are written.
+func lockCycle(ctx context.Context, tx *Tx, d settlement.Date) (bool, error) {
+	var written bool
+	if err := tx.QueryRow(ctx, `SELECT items_written FROM settlement_cycles WHERE cycle_date = $1 FOR UPDATE`,
+		settlement.DateTime(d)).Scan(&written); err != nil {
+		return false, fmt.Errorf("lock cycle %s: %w", d, err)
+	}
+	return written, nil
 }
 
 // itemize looks up who settles each account of chunk and makes its item.

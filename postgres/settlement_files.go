@@ -47,6 +47,11 @@ func (s *Settlement) writeFiles(ctx context.Context, c Cycle) error {
 	}
 	for _, b := range banks {
 		err := s.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+			// Closes of the cycle running at once write its files one after the other: the
+			// first numbers a bank's file, the next finds it.
+			if _, err := lockCycle(ctx, tx, c.Date); err != nil {
+				return err
+			}
 			var exists bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM settlement_files WHERE bank_id = $1 AND cycle_date = $2)`,
 				b.id, settlement.DateTime(c.Date)).Scan(&exists); err != nil {

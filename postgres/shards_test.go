@@ -88,7 +88,7 @@ func TestReceiveOnlyAccountIsShardedByWriter(t *testing.T) {
 	if err != nil || at.Balance != op.Balance {
 		t.Fatalf("operator at %s: %+v, %v; now %+v", op.AsOf, at.Balance, err, op.Balance)
 	}
-	lines, err := a.Statement(ctx, c.operator, time.Time{}, op.AsOf.Add(time.Second), 0)
+	lines, err := a.Statement(ctx, c.operator, time.Time{}, op.AsOf.Add(time.Second), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

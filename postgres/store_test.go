@@ -299,14 +299,14 @@ func TestPointInTimeBalanceAndStatement(t *testing.T) {
 	if _, err := st.BalanceAt(ctx, c.operator, stamps[0].Add(-time.Hour)); !errors.Is(err, postgres.ErrNotFound) {
 		t.Errorf("before opening: got %v, want ErrNotFound", err)
 	}
-	lines, err := st.Statement(ctx, c.card, stamps[0], stamps[2].Add(time.Microsecond), 0)
+	lines, err := st.Statement(ctx, c.card, stamps[0], stamps[2].Add(time.Microsecond), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(lines) != 3 || lines[0].Amount != 100 || lines[2].Amount != 300 {
 		t.Fatalf("statement: %+v", lines)
 	}
-	if lines, err = st.Statement(ctx, c.card, stamps[1], stamps[2], 0); err != nil || len(lines) != 1 || lines[0].Amount != 200 {
+	if lines, err = st.Statement(ctx, c.card, stamps[1], stamps[2], nil, 0); err != nil || len(lines) != 1 || lines[0].Amount != 200 {
 		t.Fatalf("statement of the middle batch: %+v, %v", lines, err)
 	}
 }

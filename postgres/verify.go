@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -29,10 +32,95 @@ type Report struct {
 	Checkpoints int
 }
 
-// CurrencyTotal sums every account's balance in one currency.
+// CurrencyTotal sums every account's balance in one currency. Each account's totals fit an int64,
+// the ledger keeps them so, but their sum over every account need not: two transfers near the
+// int64 bound (an admin's, a funds load) pass it. The totals are therefore kept modulo 2^64,
+// their low 64 bits in each int64 (FormatTotal reads them as unsigned, exact below 2^64 fen):
+// debits equal credits exactly when the sums do, but for a difference of a multiple of 2^64,
+// which no account's error of less than 2^63 on either side can make alone.
 type CurrencyTotal struct {
 	Currency ledger.Currency
 	ledger.Balance
+}
+
+// scanCurrencyTotal reads a currency and its four totals, each the exact sum as the database
+// writes it, keeping their low 64 bits.
+func scanCurrencyTotal(row pgx.Row) (CurrencyTotal, error) {
+	var (
+		c          CurrencyTotal
+		currency   string
+		dp, dpo    string
+		cp, cpo    string
+		wrapErrors error
+	)
+	if err := row.Scan(&currency, &dp, &dpo, &cp, &cpo); err != nil {
+		return c, err
+	}
+	c.Currency = ledger.Currency(currency)
+	for _, f := range []struct {
+		s   string
+		dst *int64
+	}{{dp, &c.DebitsPending}, {dpo, &c.DebitsPosted}, {cp, &c.CreditsPending}, {cpo, &c.CreditsPosted}} {
+		v, err := lowBits(f.s)
+		if err != nil {
+			wrapErrors = errors.Join(wrapErrors, err)
+			continue
+		}
+		*f.dst = v
+	}
+	return c, wrapErrors
+}
+
+// twoTo64 is 2^64, the modulus of the totals.
+var twoTo64 = new(big.Int).Lsh(big.NewInt(1), 64)
+
+// lowBits reads an integer written in decimal (a database's exact sum, with a zero fraction if
+// its type writes one) and returns it modulo 2^64, as the bits of an int64.
+func lowBits(s string) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if strings.Trim(frac, "0") != "" {
+		return 0, fmt.Errorf("total %q is not a whole number", s)
+	}
+	v, ok := new(big.Int).SetString(whole, 10)
+	if !ok {
+		return 0, fmt.Errorf("total %q is not a number", s)
+	}
+	return int64(v.Mod(v, twoTo64).Uint64()), nil
+}
+
+// FormatTotal writes a total of CurrencyTotal or KindTotal, read as unsigned: exact for sums
+// below 2^64 minor units. It groups thousands as ledger.FormatAmount does.
+func FormatTotal(v int64, c ledger.Currency) string {
+	if v >= 0 {
+		return ledger.FormatAmount(v, c)
+	}
+	return formatUnsigned(uint64(v), c, true)
+}
+
+// FormatTotalDecimal is FormatTotal without grouping, as ledger.FormatDecimal writes: for files.
+func FormatTotalDecimal(v int64, c ledger.Currency) string {
+	if v >= 0 {
+		return ledger.FormatDecimal(v, c)
+	}
+	return formatUnsigned(uint64(v), c, false)
+}
+
+// formatUnsigned writes u minor units of c in its major unit, at or above 2^63.
+func formatUnsigned(u uint64, c ledger.Currency, group bool) string {
+	places, _ := c.MinorUnits()
+	digits := strconv.FormatUint(u, 10) // at least 19 digits: more than any currency's decimals
+	whole, frac := digits[:len(digits)-int(places)], digits[len(digits)-int(places):]
+	var b strings.Builder
+	for i, r := range whole {
+		if group && i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if places > 0 {
+		b.WriteString("." + frac)
+	}
+	return b.String()
 }
 
 // OK reports whether the ledger passed every check.
@@ -52,8 +140,8 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "%d accounts, %d transfers\n", r.Accounts, r.Transfers)
 	for _, c := range r.Currencies {
 		fmt.Fprintf(&b, "%s posted: debits %s credits %s; pending: debits %s credits %s\n", c.Currency,
-			ledger.FormatAmount(c.DebitsPosted, c.Currency), ledger.FormatAmount(c.CreditsPosted, c.Currency),
-			ledger.FormatAmount(c.DebitsPending, c.Currency), ledger.FormatAmount(c.CreditsPending, c.Currency))
+			FormatTotal(c.DebitsPosted, c.Currency), FormatTotal(c.CreditsPosted, c.Currency),
+			FormatTotal(c.DebitsPending, c.Currency), FormatTotal(c.CreditsPending, c.Currency))
 	}
 	if r.OK() {
 		b.WriteString("verified: every balance recomputes from its transfers and every currency balances\n")
@@ -210,7 +298,7 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	}
 
 	rows, err := tx.Query(ctx, `SELECT a.currency,
-			sum(b.debits_pending), sum(b.debits_posted), sum(b.credits_pending), sum(b.credits_posted)
+			sum(b.debits_pending)::TEXT, sum(b.debits_posted)::TEXT, sum(b.credits_pending)::TEXT, sum(b.credits_posted)::TEXT
 		FROM accounts a
 		JOIN LATERAL `+summedBalance("")+` b ON b.version IS NOT NULL
 		GROUP BY a.currency ORDER BY a.currency`)
@@ -219,14 +307,10 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			c        CurrencyTotal
-			currency string
-		)
-		if err := rows.Scan(&currency, &c.DebitsPending, &c.DebitsPosted, &c.CreditsPending, &c.CreditsPosted); err != nil {
+		c, err := scanCurrencyTotal(rows)
+		if err != nil {
 			return rep, fmt.Errorf("verify: currency totals: %w", err)
 		}
-		c.Currency = ledger.Currency(currency)
 		if c.DebitsPosted != c.CreditsPosted || c.DebitsPending != c.CreditsPending {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
 				c.Currency, c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted))

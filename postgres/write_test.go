@@ -68,7 +68,7 @@ func TestSmallAndLargeBatchesWriteTheSameRows(t *testing.T) {
 				t.Fatalf("batch of %d: transfer reads back as %+v, was created as %+v", n, got, c)
 			}
 		}
-		lines, err := st.Statement(ctx, card, time.Unix(0, 0), time.Now().Add(time.Hour), 0)
+		lines, err := st.Statement(ctx, card, time.Unix(0, 0), time.Now().Add(time.Hour), nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

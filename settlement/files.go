@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/settlement/bankfile"
@@ -43,7 +45,7 @@ func FileItem(it Item) (bankfile.Item, error) {
 	if err != nil {
 		return bankfile.Item{}, fmt.Errorf("item %s: kind %q: %w", it.ID, it.Kind, err)
 	}
-	fi := bankfile.Item{ID: FileItemID(it.ID), Kind: k, Party: it.Party, PartyName: it.PartyName, Amount: it.Amount,
+	fi := bankfile.Item{ID: FileItemID(it.ID), Kind: k, Party: FileParty(it.Party), PartyName: fileText(it.PartyName), Amount: it.Amount,
 		Direction: bankfile.Credit, Entries: it.Entries}
 	if it.Amount < 0 {
 		fi.Amount, fi.Direction = -it.Amount, bankfile.Debit
@@ -52,6 +54,42 @@ func FileItem(it Item) (bankfile.Item, error) {
 		fi.Reference = FileItemID(it.Reoffers)
 	}
 	return fi, nil
+}
+
+// filePartyPrefix starts the name a file gives a party whose own id it cannot carry.
+const filePartyPrefix = "P-"
+
+// filePartyHashBytes: 12 bytes of SHA-256, 24 hex digits, name a party in a file apart from the
+// others of a city's registry (about 2^48 parties before two are likely to share one), within
+// Max34Text with the prefix.
+const filePartyHashBytes = 12
+
+// FileParty is how a file names a party: its id, or, for an id a file cannot carry (an insurance
+// fund's city written with a space or in Chinese, more than 34 bytes, what may read as a card
+// number), "P-" and the first 12 bytes of the id's SHA-256 in hex. The same id always gives the
+// same name, so a file written again is the same bytes, and the close never fails on a party's
+// id: the item's own id is what acknowledgements and statements name.
+func FileParty(id string) string {
+	if bankfile.CheckPartyID(id) == nil {
+		return id
+	}
+	h := sha256.Sum256([]byte(id))
+	return filePartyPrefix + hex.EncodeToString(h[:filePartyHashBytes])
+}
+
+// fileText is a party's name as a file carries it: as registered, cut to the file's 140
+// characters if it is longer, or left out if a file still cannot carry it.
+func fileText(name string) string {
+	if name == "" || bankfile.CheckPartyName(name) == nil {
+		return name
+	}
+	if r := []rune(name); len(r) > bankfile.MaxTextRunes {
+		cut := strings.TrimRightFunc(string(r[:bankfile.MaxTextRunes]), unicode.IsSpace)
+		if bankfile.CheckPartyName(cut) == nil {
+			return cut
+		}
+	}
+	return ""
 }
 
 // FileTotals are a file's control totals: its items, the sum of their amounts and its net.

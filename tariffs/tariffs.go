@@ -467,6 +467,11 @@ func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, a
 		default:
 			return invalid("kind: %q, want one of %q", up.Kind, Kinds())
 		}
+		// A version's id (an operator, a plan, a city and year) is listed and logged wherever
+		// the engine loads it: never a card number in clear, nor repeated when refused.
+		if events.ContainsCardNumber(v.ID) {
+			return invalid("%s%s: looks like a card number in clear", where, idField[up.Kind])
+		}
 		if ids[v.ID] {
 			return invalid("%soperator_id: %q is in the upload twice", where, v.ID)
 		}
@@ -511,6 +516,9 @@ func (b *Base) Accept(before []Version, up Upload, today events.Date, seq int, a
 	}
 	return versions, set, nil
 }
+
+// idField names the field a version's id comes from, by kind.
+var idField = map[Kind]string{Fares: "operator_id", FeePlans: "id", MedicalPolicies: "city", MedicalCatalogues: "city"}
 
 func kindName(k Kind) string {
 	switch k {

@@ -47,6 +47,11 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	if *out == "" || strings.TrimSpace(*by) == "" {
 		return errors.New("--out and --by are required")
 	}
+	// Who asks is logged and written in the archive's manifest, for auditors: never a card
+	// number in clear, nor repeated.
+	if events.ContainsCardNumber(*by) {
+		return errors.New("--by: looks like a card number in clear: name who asks for the archive")
+	}
 	if _, err := os.Stat(*out); err == nil {
 		return fmt.Errorf("--out %s exists: an archive goes into a directory of its own", *out)
 	}

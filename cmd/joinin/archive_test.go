@@ -37,6 +37,11 @@ func TestArchiveCommandRefusesAnOpenMonth(t *testing.T) {
 			t.Errorf("archive %q accepted", args)
 		}
 	}
+	errs.Reset()
+	err = run(context.Background(), []string{"archive", "--database-url", url, "--month", "2026-03", "--out", dir, "--by", "6228 4804 0256 4899"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "--by: looks like a card number") || strings.Contains(err.Error()+errs.String(), "4899") {
+		t.Errorf("archive asked for by a card number: %v %s", err, errs.String())
+	}
 	if err := run(context.Background(), []string{"archive", "--check", t.TempDir()}, &out, &errs); err == nil {
 		t.Error("an empty directory passed the check")
 	}

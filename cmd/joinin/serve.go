@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -47,7 +48,9 @@ const (
 	// the collector keeps the heap, batches in flight included, under this, so that the process
 	// stays under 1 GiB resident with the runtime's own and the binary's pages.
 	defaultMemoryLimitMiB = 800
-	devTokenKey           = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
+	// maxMemoryLimitMiB: the runtime takes its limit in bytes, an int64.
+	maxMemoryLimitMiB = math.MaxInt64 >> 20
+	devTokenKey       = "6a6f696e696e2d646576656c6f706d656e742d6b65792d6e6f742d666f722d70726f64"
 )
 
 // engineFlags are the flags of the commands that run the engine's pipeline.
@@ -153,6 +156,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	// A limit the runtime cannot take (negative, or past int64 bytes) would be dropped without
+	// a word: refused, as every other flag out of its range is.
+	if *memLimit < 0 || int64(*memLimit) > maxMemoryLimitMiB {
+		return fmt.Errorf("--memory-limit-mib %d: must be 0 to %d", *memLimit, int64(maxMemoryLimitMiB))
+	}
 	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*memLimit) << 20)
 	}

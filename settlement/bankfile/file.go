@@ -24,6 +24,8 @@ const (
 	maxAccountIDBytes = 34
 	// maxTextRunes: names and references travel in Max140Text, counted in characters.
 	maxTextRunes = 140
+	// MaxTextRunes is maxTextRunes for the writers of names: a name longer is cut to it.
+	MaxTextRunes = maxTextRunes
 	// maxItemEntries: an item's count of ledger transfers travels in Max15NumericText.
 	maxItemEntries = 999_999_999_999_999
 )

@@ -31,3 +31,14 @@ func checkText(s string, required bool) error {
 	}
 	return bankformat.CheckText(s, maxTextRunes, ErrCardNumber)
 }
+
+// CheckPartyID refuses an id that a file cannot name a bank or a party by: what is not 1 to 34
+// bytes of printable ASCII without spaces (ISO 20022 Max34Text), or may be a card number in
+// clear. The registry checks a party's id with it when the party registers, since a party whose
+// id a file refuses would stop its bank's file, and with it the cycle's close, at every try.
+func CheckPartyID(s string) error { return checkAccountID(s, maxAccountIDBytes) }
+
+// CheckPartyName refuses a bank's or a party's name that a file cannot carry: empty, more than
+// 140 characters (Max140Text), characters XML cannot carry, a leading or trailing space, or what
+// may be a card number in clear. The registry checks a party's name with it when it registers.
+func CheckPartyName(s string) error { return checkText(s, true) }
