@@ -60,6 +60,9 @@ func parseAmount(s string, c ledger.Currency) (int64, string) {
 	if minor == 0 {
 		return 0, fmt.Sprintf("%s is zero, amounts must be positive", quote(s))
 	}
+	if minor > ledger.MaxAmount {
+		return 0, fmt.Sprintf("%s is over the largest amount the engine takes, %s %s", quote(s), ledger.FormatDecimal(ledger.MaxAmount, c), c)
+	}
 	return minor, ""
 }
 

@@ -253,6 +253,9 @@ func parseTransfer(i int, it listItem, t *ledger.Transfer) error {
 		if err != nil {
 			return bad("amount", "%v", err)
 		}
+		if amount > ledger.MaxAmount {
+			return bad("amount", "over the largest amount the engine takes, %s %s", ledger.FormatDecimal(ledger.MaxAmount, t.Currency), t.Currency)
+		}
 		t.Amount = amount
 	} else if t.Flags&ledger.VoidPending == 0 {
 		return bad("amount", "missing required field")

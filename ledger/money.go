@@ -7,6 +7,14 @@ import (
 	"strings"
 )
 
+// MaxAmount bounds one amount that enters the engine from outside (a transfer over the API, the
+// amount of a card event), in minor units of any currency: 1,000,000,000,000.00 CNY, above any
+// single movement a card programme makes, a bank's funding of its settlement position included.
+// Within it the totals the engine builds from such amounts (a bank's settlement position, a
+// merchant's cycle) stay within int64 for as long as a city can run: reaching 2^63 fen would take
+// 92,233 transfers of the bound into one account.
+const MaxAmount int64 = 100_000_000_000_000
+
 // FormatAmount writes minor units in the currency's major unit with its decimals, grouped by
 // thousands: FormatAmount(123456, "CNY") is "1,234.56". It is for people; files and APIs carry
 // their own formats.
