@@ -111,6 +111,10 @@ func (h *accountHandlers) balance(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
+	if err := onlyParameters(r, "at"); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	var b postgres.AccountBalance
 	if at := r.URL.Query().Get("at"); at != "" {
 		t, perr := time.Parse(time.RFC3339Nano, at)
@@ -148,6 +152,10 @@ func viewAccount(b *postgres.AccountBalance) accountView {
 func (h *accountHandlers) statement(w http.ResponseWriter, r *http.Request) {
 	id, err := accountID(r)
 	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	if err := onlyParameters(r, "from", "to", "limit", "after"); err != nil {
 		h.s.writeError(w, r, err)
 		return
 	}

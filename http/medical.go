@@ -772,6 +772,25 @@ func parseDay(s string) (events.Date, error) {
 	return events.Date{Year: d.Year(), Month: d.Month(), Day: d.Day()}, nil
 }
 
+// onlyParameters refuses a query that names a parameter other than names, or one of them twice:
+// a parameter a client misspelled or the endpoint does not take is refused, never ignored, since
+// an ignored filter answers with more than was asked.
+func onlyParameters(r *http.Request, names ...string) error {
+	for k, v := range r.URL.Query() {
+		if !slices.Contains(names, k) {
+			want := "none"
+			if len(names) > 0 {
+				want = strings.Join(names, ", ")
+			}
+			return unknownParameter(k, want)
+		}
+		if len(v) != 1 {
+			return Errorf(EINVALID, "%s: give it once", k)
+		}
+	}
+	return nil
+}
+
 // unknownParameter refuses a query parameter the endpoint does not take, naming it only when it
 // looks like a parameter's name: a client may have put anything there, even a number that must
 // not be echoed.

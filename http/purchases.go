@@ -582,6 +582,10 @@ const defaultAuthorizationsPage = 50
 
 // list pages through the merchant's authorizations, newest first.
 func (h *purchaseHandlers) list(w http.ResponseWriter, r *http.Request, m purchases.Merchant) {
+	if err := onlyParameters(r, "limit", "before"); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	limit := defaultAuthorizationsPage
 	if v := q.Get("limit"); v != "" {

@@ -646,6 +646,10 @@ type denyStatusView struct {
 // denyList pages through the cards readers refuse: blocked, closed or with an expired permit, or
 // owing fares until they pay.
 func (h *transitHandlers) denyList(w http.ResponseWriter, r *http.Request, _ string) {
+	if err := onlyParameters(r, "limit", "after"); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	limit := defaultDenyListPage
 	if s := q.Get("limit"); s != "" {
@@ -746,6 +750,10 @@ type tripPostingView struct {
 // trips answers a card's trip history: each travel day per operator with its journeys, fares,
 // transfer discounts, cap credits and the postings that charged it.
 func (h *transitHandlers) trips(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParameters(r, "from", "to"); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	today := transit.DayOfTime(h.s.now().In(cards.Shanghai))
 	to, from := today, today-defaultTripDays+1
