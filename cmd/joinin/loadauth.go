@@ -105,6 +105,11 @@ type authLoadPhase struct {
 	RequestsPerCommit float64 `json:"requests_per_commit"`
 	CommitP50Ms       float64 `json:"commit_p50_ms"`
 	CommitP99Ms       float64 `json:"commit_p99_ms"`
+	// EngineCPUUsPerRequest is this process's CPU (the engine and the load client in it) per
+	// request, DatabaseCPUUsPerRequest that of the PostgreSQL backends of the run's database, in
+	// microseconds: what a request costs, whatever else loads the machine.
+	EngineCPUUsPerRequest   float64 `json:"engine_cpu_us_per_request,omitempty"`
+	DatabaseCPUUsPerRequest float64 `json:"database_cpu_us_per_request,omitempty"`
 }
 
 func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
@@ -150,6 +155,9 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer run.stop()
+	if cfg, err := pgx.ParseConfig(url); err == nil {
+		run.dbName = cfg.Database
+	}
 	log.Info("registering cards and merchants", "cards", *nCards, "merchants", *nMerchants)
 	if err := run.register(ctx, *nCards, *nMerchants); err != nil {
 		return err
@@ -261,6 +269,7 @@ type authLoad struct {
 	seq    atomic.Int64
 	mu     sync.Mutex
 	commit []time.Duration // every commit's time, as the committer reports them
+	dbName string          // the run's database, whose backends' CPU each phase reports
 	stop   func()
 }
 
@@ -519,7 +528,7 @@ type authLoadSample struct {
 func (run *authLoad) openLoop(ctx context.Context, name string, rate float64, d time.Duration) (authLoadPhase, error) {
 	n := int(rate * d.Seconds())
 	samples := make([]authLoadSample, n)
-	commits := run.commitMark()
+	commits, cpu := run.commitMark(), readCPUMark(run.dbName)
 	interval := time.Duration(float64(time.Second) / rate)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -538,7 +547,7 @@ func (run *authLoad) openLoop(ctx context.Context, name string, rate float64, d 
 		})
 	}
 	wg.Wait()
-	p := run.figures(name, samples, time.Since(start), commits)
+	p := run.figures(name, samples, time.Since(start), commits, cpu)
 	p.OfferedRate = rate
 	return p, nil
 }
@@ -546,7 +555,7 @@ func (run *authLoad) openLoop(ctx context.Context, name string, rate float64, d 
 // closedLoop runs clients for d, each sending one authorization at a time.
 func (run *authLoad) closedLoop(ctx context.Context, clients int, d time.Duration) (authLoadPhase, error) {
 	per := make([][]authLoadSample, clients)
-	commits := run.commitMark()
+	commits, cpu := run.commitMark(), readCPUMark(run.dbName)
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -565,7 +574,7 @@ func (run *authLoad) closedLoop(ctx context.Context, clients int, d time.Duratio
 	if ctx.Err() != nil {
 		return authLoadPhase{}, ctx.Err()
 	}
-	p := run.figures("closed", slices.Concat(per...), time.Since(start), commits)
+	p := run.figures("closed", slices.Concat(per...), time.Since(start), commits, cpu)
 	p.Clients = clients
 	return p, nil
 }
@@ -577,8 +586,13 @@ func (run *authLoad) commitMark() int {
 	return len(run.commit)
 }
 
-func (run *authLoad) figures(name string, samples []authLoadSample, elapsed time.Duration, commitsFrom int) authLoadPhase {
+func (run *authLoad) figures(name string, samples []authLoadSample, elapsed time.Duration, commitsFrom int, cpuFrom cpuMark) authLoadPhase {
 	p := authLoadPhase{Name: name, Seconds: elapsed.Seconds(), Requests: int64(len(samples))}
+	if cpu := readCPUMark(run.dbName); cpu.ok && cpuFrom.ok && len(samples) > 0 {
+		perRequest := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(samples)) }
+		p.EngineCPUUsPerRequest = perRequest(cpu.engine - cpuFrom.engine)
+		p.DatabaseCPUUsPerRequest = perRequest(cpu.database - cpuFrom.database)
+	}
 	lat := make([]time.Duration, 0, len(samples))
 	for _, s := range samples {
 		lat = append(lat, s.took)
