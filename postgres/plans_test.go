@@ -217,3 +217,101 @@ func TestAuthorizationWritesOnlyIndexesSomethingReads(t *testing.T) {
 		}
 	}
 }
+
+// The usual batch of authorizations looks its cards up through one plan per connection
+// (pinnedPlans), made whenever PostgreSQL first runs or plans the lookup again: on empty tables,
+// on tables grown since without statistics, and on large analyzed tables, that plan probes each
+// table's index and scans none.
+func TestCardsByTokenPlanPinned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills tables with hundreds of thousands of rows")
+	}
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	if pg, err := st.IsPostgreSQL(ctx); err != nil || !pg {
+		t.Skipf("PostgreSQL's plan cache: %v", err)
+	}
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, q := range postgres.PinnedPlans {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `PREPARE cards (TEXT[], TIMESTAMPTZ, TIMESTAMPTZ) AS `+postgres.CardsByTokenLookup); err != nil {
+		t.Fatal(err)
+	}
+	probes := map[string]string{"card_tokens": "card_tokens_pkey", "cards": "cards_pkey", "card_limits": "card_limits_pkey",
+		"purchase_authorizations": "purchase_authorizations_card", "purchase_increments": "purchase_increments_card"}
+	check := func(when string) {
+		t.Helper()
+		rows, err := tx.Query(ctx, `EXPLAIN EXECUTE cards (ARRAY['card-1', 'card-2'], now() - INTERVAL '1 day', now())`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		rows.Close()
+		text := strings.Join(plan, "\n")
+		for table, index := range probes {
+			if !strings.Contains(text, index) || strings.Contains(text, "Seq Scan on "+table) {
+				t.Errorf("%s, the lookup does not probe %s by %s:\n%s", when, table, index, text)
+			}
+		}
+		if n := strings.Count(text, "Index Cond: "); n < len(probes) {
+			t.Errorf("%s, %d of the lookup's %d index reads are probes by a key:\n%s", when, n, len(probes), text)
+		}
+		if !strings.Contains(text, "$1") {
+			t.Errorf("%s, the plan is not the one plan kept for every batch:\n%s", when, text)
+		}
+	}
+	check("on empty tables")
+	fills := []string{
+		`INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality, passport_token, passport_masked,
+				ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until, insurance_city, issuer_bank,
+				bank_account_token, bank_account_masked, card_number_masked, declared_status, status_reason, funds_account_id,
+				medical_account_id, created_at, updated_at)
+			SELECT 'card-' || g, 'p-' || g, 'd-' || g, 'holder', 'CN', 'x', 'x', 'x', 'x', 'x', 'x', current_date + 365, 'HZ',
+				'bank', 'x', 'x', 'x', 'active', '', md5('f' || g::TEXT)::UUID, md5('m' || g::TEXT)::UUID, now(), now()
+			FROM generate_series($1::INT, $2::INT) g`,
+		`INSERT INTO card_tokens (token, card_token) SELECT 'card-' || g, 'card-' || g FROM generate_series($1::INT, $2::INT) g`,
+		`INSERT INTO card_limits (card_token, per_transaction, per_day, updated_at)
+			SELECT 'card-' || g, 100, 1000, now() FROM generate_series($1::INT, $2::INT) g`,
+		`INSERT INTO purchase_authorizations (authorization_id, merchant_id, card_token, funds_account_id, mcc, amount,
+				approved, decline_reason, decline_detail, expires_at, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, 'merchant-' || (g % 500), 'card-' || (g % 5000), NULL, '5411', 100, true, '', '',
+				now() + INTERVAL '7 days', now() - (g || ' seconds')::INTERVAL FROM generate_series($1::INT, $2::INT) g`,
+		`INSERT INTO purchase_increments (increment_id, authorization_id, card_token, amount, approved, decline_reason,
+				decline_detail, created_at)
+			SELECT md5('i' || g::TEXT)::UUID, md5('p' || g::TEXT)::UUID, 'card-' || (g % 5000), 100, true, '', '',
+				now() - (g || ' seconds')::INTERVAL FROM generate_series($1::INT, $2::INT) g`,
+	}
+	fill := func(from, to int) {
+		for _, q := range fills {
+			if _, err := tx.Exec(ctx, q, from, to); err != nil {
+				t.Fatalf("%v\n%s", err, q)
+			}
+		}
+	}
+	// A table of a row or two, analyzed: where a scan of a whole table costs as little as a probe.
+	fill(1, 2)
+	if _, err := tx.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	check("on analyzed tables of two rows")
+	fill(3, planRows)
+	check("with the plan made on tables of two rows kept, at 200,000 rows")
+	if _, err := tx.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	check("planned again on analyzed tables of 200,000 rows")
+}

@@ -570,6 +570,23 @@ type purchaseRows struct {
 	// but INSERTs: a transaction that asked for plans per execution for its lookups
 	// (customPlans) does not plan its writes again each time.
 	plansOnce bool
+	// pinned says the transaction's lookups ran under pinnedPlans: writes that are not INSERTs
+	// alone are planned for their keys again (customPlans).
+	pinned bool
+}
+
+// writePlans is the plan setting the rows' round trip starts with, "" for none: plans made once
+// for INSERTs alone, plans for their keys for other writes after a lookup under pinnedPlans.
+func (w *purchaseRows) writePlans(bs ...*pgx.Batch) string {
+	switch {
+	case !w.plansOnce:
+		return ""
+	case insertsOnly(bs...):
+		return insertPlans
+	case w.pinned:
+		return customPlans
+	}
+	return ""
 }
 
 type incrementRow struct {
@@ -711,10 +728,10 @@ func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 			SELECT m, k, o, h, r, $6 FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BYTEA[], $5::UUID[]) AS u(m, k, o, h, r)`,
 			merchants, keys, ops, hashes, results, now.UTC())
 	}
-	if w.plansOnce && insertsOnly(tx.queued, b) {
+	if plans := w.writePlans(tx.queued, b); plans != "" {
 		// First in the round trip, before the ledger's rows queued with the transaction.
 		first := &pgx.Batch{}
-		first.Queue(insertPlans)
+		first.Queue(plans)
 		if tx.queued != nil {
 			first.QueuedQueries = append(first.QueuedQueries, tx.queued.QueuedQueries...)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1062,11 +1063,13 @@ func TestRacingRefundsNeverExceedTheCapture(t *testing.T) {
 	t.Logf("%d applied, refused %v", applied, refused)
 }
 
-// Each purchase commit asks PostgreSQL for plans made for its own keys (customPlans) for its
-// lookups: they stay index probes on tables that grew after a plan was cached
-// (TestLookupPlannedWhileSmallProbesOnceGrown shows the plan it would keep otherwise). Its last
-// round trip keeps the plans PostgreSQL made once (insertPlans) when it only inserts, as an
-// authorization's does, and plans for its keys when it also deletes, as a capture's does.
+// A purchase commit that reads idempotency keys or authorizations asks PostgreSQL for plans made
+// for its own keys (customPlans) for its lookups: they stay index probes on tables that grew after
+// a plan was cached (TestLookupPlannedWhileSmallProbesOnceGrown shows the plan it would keep
+// otherwise). The usual commit of authorizations reads its cards through a plan made once, with
+// scans ruled out (pinnedPlans, TestCardsByTokenPlanPinned). Its last round trip keeps the plans
+// PostgreSQL made once (insertPlans) when it only inserts, as an authorization's does, and plans
+// for its keys when it also deletes, as a capture's does.
 func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
 	s := newShop(t, 1, fen1000)
 	if pg, err := s.st.IsPostgreSQL(context.Background()); err != nil || !pg {
@@ -1076,7 +1079,7 @@ func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
 	var lookups, writes []string
 	mode := func(ctx context.Context, tx pgx.Tx, into *[]string) {
 		var m string
-		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&m); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode') || ' ' || current_setting('enable_seqscan')`).Scan(&m); err != nil {
 			t.Error(err)
 		}
 		mu.Lock()
@@ -1097,15 +1100,50 @@ func TestPurchaseCommitsPlanForTheirOwnKeys(t *testing.T) {
 	if len(lookups) != 2 || len(writes) != 2 {
 		t.Fatalf("%d lookups and %d writes seen, want one of each per commit, 2 commits", len(lookups), len(writes))
 	}
-	for i, m := range lookups {
-		if m != "force_custom_plan" {
-			t.Errorf("commit %d looked up with plan_cache_mode %q, want force_custom_plan", i, m)
+	if lookups[0] != "force_generic_plan off" {
+		t.Errorf("the authorization looked up with plan_cache_mode and enable_seqscan %q, want force_generic_plan off", lookups[0])
+	}
+	if lookups[1] != "force_custom_plan on" {
+		t.Errorf("the capture looked up with plan_cache_mode and enable_seqscan %q, want force_custom_plan on", lookups[1])
+	}
+	if m, _, _ := strings.Cut(writes[0], " "); m != "force_generic_plan" {
+		t.Errorf("the authorization, inserts only, wrote with plan_cache_mode %q, want force_generic_plan", m)
+	}
+	if m, _, _ := strings.Cut(writes[1], " "); m != "force_custom_plan" {
+		t.Errorf("the capture, which deletes the hold it closes, wrote with plan_cache_mode %q, want force_custom_plan", m)
+	}
+}
+
+// Commits of authorizations, one after another, plan their cards lookup once per connection,
+// not once per commit: PostgreSQL counts the plans it made for each prepared statement.
+func TestAuthorizationCommitsPlanTheirCardsLookupOnce(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	if pg, err := s.st.IsPostgreSQL(context.Background()); err != nil || !pg {
+		t.Skipf("PostgreSQL's plan cache: %v", err)
+	}
+	var mu sync.Mutex
+	var custom, generic int64
+	postgres.SetAfterLoad(s.p, func(ctx context.Context, tx pgx.Tx) {
+		var c, g int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(custom_plans), 0), coalesce(sum(generic_plans), 0) FROM pg_prepared_statements
+			WHERE statement = $1`, postgres.CardsByTokenLookup).Scan(&c, &g); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		custom, generic = max(custom, c), max(generic, g)
+		mu.Unlock()
+	})
+	const commits = 8
+	for i := range commits {
+		res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, s.city.Cards[i%len(s.city.Cards)], "1.00"))
+		if err != nil || !res.Authorization.Approved {
+			t.Fatalf("authorize %d: %v %+v", i, err, res.Authorization)
 		}
 	}
-	if writes[0] != "force_generic_plan" {
-		t.Errorf("the authorization, inserts only, wrote with plan_cache_mode %q, want force_generic_plan", writes[0])
-	}
-	if writes[1] != "force_custom_plan" {
-		t.Errorf("the capture, which deletes the hold it closes, wrote with plan_cache_mode %q, want force_custom_plan", writes[1])
+	mu.Lock()
+	defer mu.Unlock()
+	if custom != 0 || generic == 0 {
+		t.Errorf("%d commits made %d plans for their own tokens and reused %d times a plan made once, want 0 and more than 0",
+			commits, custom, generic)
 	}
 }
