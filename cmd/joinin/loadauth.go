@@ -142,6 +142,8 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 	if *nCards < 1 || *nMerchants < 1 || *nClients < 1 || *rate <= 0 || *duration <= 0 || *sweepDuration <= 0 || *prefill < 0 || *warmup < 0 {
 		return errors.New("--cards, --merchants and --clients at least 1, --rate and the durations positive, --prefill-requests and --warmup not negative")
 	}
+	// The engine runs with the memory settings serve gives it.
+	engineMemory(defaultMemoryLimitMiB)
 	rep := authLoadReport{Cards: *nCards, Merchants: *nMerchants, PrefilledRequests: *prefill,
 		GoalOpenP99Ms: 5, GoalClosedPerSecond: 5000, GoalClosedP99Ms: authLoadGoalP99Ms, LoadAverageAtStart: loadAverage()}
 
