@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
@@ -620,27 +621,28 @@ type requestRow struct {
 func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 	b := &pgx.Batch{}
 	if n := len(w.authorizations); n > 0 {
+		// Slices of the types pgx encodes without reflection: [16]byte for a UUID, pgtype's for
+		// one that may be NULL.
 		var (
-			ids, funds        = make([]uuid.UUID, n), make([]*uuid.UUID, n)
+			ids               = make([][16]byte, n)
+			funds             = make(pgtype.FlatArray[pgtype.UUID], n)
 			merchants, tokens = make([]string, n), make([]string, n)
 			mccs, reasons     = make([]string, n), make([]string, n)
 			details           = make([]string, n)
 			amounts           = make([]int64, n)
 			approved          = make([]bool, n)
-			expires           = make([]*time.Time, n)
+			expires           = make(pgtype.FlatArray[pgtype.Timestamptz], n)
 			created           = make([]time.Time, n)
 		)
 		for i := range w.authorizations {
 			a := &w.authorizations[i]
-			ids[i], merchants[i], tokens[i], mccs[i] = uuid.UUID(a.ID), a.MerchantID, a.CardToken, a.MCC
+			ids[i], merchants[i], tokens[i], mccs[i] = a.ID, a.MerchantID, a.CardToken, a.MCC
 			if !a.Funds.IsZero() {
-				f := uuid.UUID(a.Funds)
-				funds[i] = &f
+				funds[i] = pgtype.UUID{Bytes: a.Funds, Valid: true}
 			}
 			amounts[i], approved[i], reasons[i], details[i] = a.Amount, a.Approved, string(a.Reason), a.Detail
 			if a.Approved {
-				e := a.ExpiresAt.UTC()
-				expires[i] = &e
+				expires[i] = pgtype.Timestamptz{Time: a.ExpiresAt.UTC(), Valid: true}
 			}
 			created[i] = a.CreatedAt.UTC()
 		}
@@ -717,12 +719,12 @@ func (w *purchaseRows) write(ctx context.Context, tx *Tx, now time.Time) error {
 	if n := len(w.requests); n > 0 {
 		var (
 			merchants, ops = make([]string, n), make([]string, n)
-			keys, results  = make([]uuid.UUID, n), make([]uuid.UUID, n)
-			hashes         = make([][]byte, n)
+			keys, results  = make([][16]byte, n), make([][16]byte, n)
+			hashes         = make(pgtype.FlatArray[[]byte], n)
 		)
 		for i := range w.requests {
 			r := &w.requests[i]
-			merchants[i], keys[i], ops[i], hashes[i], results[i] = r.merchantID, r.key, string(r.op), r.hash[:], uuid.UUID(r.result)
+			merchants[i], keys[i], ops[i], hashes[i], results[i] = r.merchantID, r.key, string(r.op), r.hash[:], r.result
 		}
 		b.Queue(`INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
 			SELECT m, k, o, h, r, $6 FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::BYTEA[], $5::UUID[]) AS u(m, k, o, h, r)`,
