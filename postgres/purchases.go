@@ -161,30 +161,11 @@ type cachedMerchant struct {
 	expires time.Time
 }
 
-// merchantCache remembers merchants by the hash of their key, and their clearing accounts.
+// merchantCache remembers merchants by the hash of their key. Their clearing accounts are
+// remembered by clearing.PartyAccount.
 type merchantCache struct {
 	mu    sync.Mutex
 	byKey map[[32]byte]cachedMerchant
-	// accounts are the merchants' clearing accounts by merchant id: derived from the id alone (a
-	// SHA-256, 2% of the engine's CPU under authorization load when derived for each), they never
-	// go stale.
-	accounts map[string]ledger.ID
-}
-
-// account returns the clearing account of merchant id, purchases.Merchant.Account's.
-func (c *merchantCache) account(id string) ledger.ID {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if a, ok := c.accounts[id]; ok {
-		return a
-	}
-	if c.accounts == nil || len(c.accounts) >= maxCachedMerchants {
-		c.accounts = map[string]ledger.ID{}
-	}
-	m := purchases.Merchant{ID: id}
-	a := m.Account()
-	c.accounts[id] = a
-	return a
 }
 
 func (c *merchantCache) get(key [32]byte, now time.Time) (purchases.Merchant, bool) {

@@ -961,7 +961,7 @@ func (ex *execution) plan(i int) (*plannedRequest, []ledger.Transfer, error) {
 		}
 		d := purchases.Decide(purchases.Check{MCC: r.Merchant.MCC, Card: card, Amount: amount, AmountErr: r.AmountErr,
 			Limits: limits, UsedToday: used, Now: ex.now})
-		a, hold := purchases.PlanAuthorization(id, &r.Merchant, ex.p.merchants.account(r.Merchant.ID), card, amount, d, ex.now)
+		a, hold := purchases.PlanAuthorization(id, &r.Merchant, card, amount, d, ex.now)
 		pl := &plannedRequest{auth: &a}
 		if hold == nil {
 			ex.finish(i, pl, ledger.Created)

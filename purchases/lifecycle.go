@@ -160,11 +160,9 @@ func (a *Authorization) checkOpen(now time.Time) *Refusal {
 
 // PlanAuthorization makes an authorization from its decision and, when approved, its hold: a
 // pending transfer from the card's funds to the merchant's clearing account whose id is the
-// authorization's, expiring after the merchant category's timeout. account is the merchant's
-// clearing account, m.Account(), which a caller deciding many authorizations keeps rather than
-// derive again for each.
-func PlanAuthorization(id ledger.ID, m *Merchant, account ledger.ID, card *cards.Card, amount int64, d Decision, now time.Time) (Authorization, *ledger.Transfer) {
-	a := Authorization{ID: id, MerchantID: m.ID, MCC: m.MCC, Merchant: account, Amount: amount, Decision: d, CreatedAt: now}
+// authorization's, expiring after the merchant category's timeout.
+func PlanAuthorization(id ledger.ID, m *Merchant, card *cards.Card, amount int64, d Decision, now time.Time) (Authorization, *ledger.Transfer) {
+	a := Authorization{ID: id, MerchantID: m.ID, MCC: m.MCC, Merchant: m.Account(), Amount: amount, Decision: d, CreatedAt: now}
 	if card != nil {
 		a.CardToken, a.Funds = card.Token, card.FundsAccount
 	}

@@ -194,7 +194,7 @@ func TestLifecycleOnTheLedger(t *testing.T) {
 	income := w.account(clearing.FeeIncomeAccount)
 
 	d := Decide(Check{MCC: hotel.MCC, Card: w.card, Amount: 50000, Limits: DefaultLimits(), Now: w.now})
-	a, hold := PlanAuthorization(w.id(), &hotel, hotel.Account(), w.card, 50000, d, w.now)
+	a, hold := PlanAuthorization(w.id(), &hotel, w.card, 50000, d, w.now)
 	if hold == nil || hold.ID != a.ID || hold.TimeoutSeconds != uint32(30*24*3600) || !a.ExpiresAt.Equal(w.now.Add(30*24*time.Hour)) {
 		t.Fatalf("authorization %+v hold %+v", a, hold)
 	}
@@ -277,11 +277,11 @@ func TestLifecycleOnTheLedger(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	w := newWorld(t, 100000)
 	approved := func() Authorization {
-		a, _ := PlanAuthorization(w.id(), &hotel, hotel.Account(), w.card, 10000, Decision{Approved: true}, w.now)
+		a, _ := PlanAuthorization(w.id(), &hotel, w.card, 10000, Decision{Approved: true}, w.now)
 		a.Approve()
 		return a
 	}
-	declined, _ := PlanAuthorization(w.id(), &hotel, hotel.Account(), w.card, 10000, Decision{Reason: InsufficientFunds}, w.now)
+	declined, _ := PlanAuthorization(w.id(), &hotel, w.card, 10000, Decision{Reason: InsufficientFunds}, w.now)
 	expired := approved()
 	pharmacy := approved()
 	pharmacy.MCC = "5912"
