@@ -1,18 +1,13 @@
 package http
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
-
-	"github.com/joinincard/engine/internal/pgtest"
-	"github.com/joinincard/engine/postgres"
 )
 
 // TestStatementPagesReachEveryLine reads an account's statement page by page on the real store,
@@ -20,23 +15,7 @@ import (
 // boundary falls among them, and so does a page smaller than them. Following each page's next
 // reaches every line once, in order; a cursor that is not one is refused, naming after.
 func TestStatementPagesReachEveryLine(t *testing.T) {
-	store := pgtest.NewStore(t)
-	tr := postgres.NewTransfers(store)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tr.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	log := &syncBuffer{}
-	e := &env{log: log}
-	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
-		Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Features: []Feature{NewAccounts(store), NewTransfers(tr)}})
-	e.h = e.srv.Handler()
+	e, _ := newLedgerEnv(t)
 
 	bank, acct := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	if w := e.do(t, request{method: "POST", path: "/v1/accounts", body: fmt.Sprintf(`{"accounts":[

@@ -21,23 +21,7 @@ import (
 // reversal, refusals by the ledger, replays, and sixteen clients crediting one account at once.
 // pgtest verifies the ledger when the test ends.
 func TestTransfersAgainstPostgres(t *testing.T) {
-	store := pgtest.NewStore(t)
-	tr := postgres.NewTransfers(store)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tr.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	log := &syncBuffer{}
-	e := &env{log: log}
-	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
-		Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Features: []Feature{NewAccounts(store), NewTransfers(tr)}})
-	e.h = e.srv.Handler()
+	e, _ := newLedgerEnv(t)
 
 	bank, a, b, usd := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	accounts := fmt.Sprintf(`{"accounts":[
@@ -127,7 +111,31 @@ func TestTransfersAgainstPostgres(t *testing.T) {
 	if v := balance(b); v.CreditsPosted != ledger.FormatDecimal(4550+clients*each*100, "CNY") {
 		t.Errorf("customer B after the clients: %+v", v)
 	}
-	if strings.Contains(log.String(), "internal error") {
-		t.Errorf("an internal error was logged:\n%s", log.String())
+	if strings.Contains(e.log.String(), "internal error") {
+		t.Errorf("an internal error was logged:\n%s", e.log.String())
 	}
+}
+
+// newLedgerEnv serves the accounts and transfers APIs on the real store, with the transfers
+// committer running until the test ends.
+func newLedgerEnv(t *testing.T) (*env, *postgres.Store) {
+	t.Helper()
+	store := pgtest.NewStore(t)
+	tr := postgres.NewTransfers(store)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	log := &syncBuffer{}
+	e := &env{log: log}
+	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
+		Log: slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), Features: []Feature{NewAccounts(store), NewTransfers(tr)}})
+	e.h = e.srv.Handler()
+	return e, store
 }
