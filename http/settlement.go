@@ -309,7 +309,10 @@ func (h *settlementHandlers) close(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.Close(r.Context(), d)
-	var missing *calendar.MissingYearError
+	var (
+		missing *calendar.MissingYearError
+		refused *postgres.PostingRefusedError
+	)
 	switch {
 	case errors.Is(err, postgres.ErrCycleNotOver):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s is not over: it ends at %s", d,
@@ -327,6 +330,14 @@ func (h *settlementHandlers) close(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, postgres.ErrNotFound):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s is before the first cycle closed, which holds everything before it", d))
+		return
+	case errors.As(err, &refused):
+		// Not fixed by asking again: the cycle waits, closing, for a person. Said as an error in
+		// the log too, since every later cycle waits behind it.
+		h.s.log.ErrorContext(r.Context(), "settlement cycle cannot close", "cycle", refused.Cycle.String(), "bank", refused.Bank,
+			"posting", refused.Posting.String(), "result", refused.Result.String())
+		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s cannot close: the ledger refused the settlement posting to bank %s's position (%s); "+
+			"the cycle stays closing, and the cycles after it wait, until an operator resolves it", refused.Cycle, refused.Bank, refused.Result))
 		return
 	case err != nil:
 		h.s.writeError(w, r, h.s.storeError(r.Context(), err))

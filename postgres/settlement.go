@@ -31,6 +31,20 @@ var (
 	ErrCycleOrder = errors.New("cycles close in order")
 )
 
+// PostingRefusedError is a close stopped by the ledger's refusal of one of the cycle's settlement
+// postings: a bank's position whose totals would pass int64, say. Nothing of the posting is
+// written; the cycle stays closing, and every close after it waits, until a person resolves it.
+type PostingRefusedError struct {
+	Cycle   settlement.Date
+	Posting ledger.ID
+	Bank    string
+	Result  ledger.Result
+}
+
+func (e *PostingRefusedError) Error() string {
+	return fmt.Sprintf("post cycle %s: the ledger refused the settlement posting %s to bank %s's position: %s", e.Cycle, e.Posting, e.Bank, e.Result)
+}
+
 // CycleStatus is how far a cycle's close has come.
 type CycleStatus string
 
@@ -676,6 +690,7 @@ func (s *Settlement) post(ctx context.Context, c Cycle) error {
 			return fmt.Errorf("read items to post: %w", err)
 		}
 		batch := make([]ledger.Transfer, 0, maxPostingBatch)
+		banks := make([]string, 0, maxPostingBatch)
 		for rows.Next() {
 			it, err := scanItem(rows)
 			if err != nil {
@@ -688,6 +703,7 @@ func (s *Settlement) post(ctx context.Context, c Cycle) error {
 				return err
 			}
 			batch = append(batch, t)
+			banks = append(banks, it.Bank)
 			after = uuid.UUID(it.ID)
 		}
 		rows.Close()
@@ -703,7 +719,7 @@ func (s *Settlement) post(ctx context.Context, c Cycle) error {
 		}
 		for i, r := range res.Results {
 			if r != ledger.Created && r != ledger.Exists {
-				return fmt.Errorf("post cycle %s: settlement posting %s: %s", c.Date, batch[i].ID, r)
+				return &PostingRefusedError{Cycle: c.Date, Posting: batch[i].ID, Bank: banks[i], Result: r}
 			}
 		}
 		if len(batch) < maxPostingBatch {
