@@ -93,6 +93,22 @@ func (x *XMLOut) LeafIn(text string, names ...string) {
 	}
 }
 
+// Summary writes the transaction summary camt.053 and camt.054 share (TxsSummry): the number of
+// entries, their sum, and their net with its direction.
+func (x *XMLOut) Summary(entries, sum, net int64) {
+	x.Open("TxsSummry")
+	x.Open("TtlNtries")
+	x.Leaf("NbOfNtries", FormatCount(entries))
+	x.Leaf("Sum", FormatAmount(sum))
+	netAbs, netDir := SignedParts[string](net)
+	x.Open("TtlNetNtry")
+	x.Leaf("Amt", FormatAmount(netAbs))
+	x.Leaf("CdtDbtInd", netDir)
+	x.Close("TtlNetNtry")
+	x.Close("TtlNtries")
+	x.Close("TxsSummry")
+}
+
 // LeafCcy writes an amount element with its currency attribute; ccy is a checked currency code.
 func (x *XMLOut) LeafCcy(name, ccy, amount string) {
 	x.indent()

@@ -57,17 +57,7 @@ func WriteXML(w io.Writer, h Header, entries iter.Seq[Entry]) error {
 	x.Close("Acct")
 	x.balance(balanceOpening, h.OpeningBalance, h)
 	x.balance(balanceClosing, h.ClosingBalance, h)
-	x.Open("TxsSummry")
-	x.Open("TtlNtries")
-	x.Leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
-	x.Leaf("Sum", bankformat.FormatAmount(h.Sum))
-	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
-	x.Open("TtlNetNtry")
-	x.Leaf("Amt", bankformat.FormatAmount(netAbs))
-	x.Leaf("CdtDbtInd", string(netDir))
-	x.Close("TtlNetNtry")
-	x.Close("TtlNtries")
-	x.Close("TxsSummry")
+	x.Summary(h.NumberOfEntries, h.Sum, h.Net)
 
 	var t totals
 	n := 0

@@ -56,17 +56,7 @@ func WriteXML(w io.Writer, h Header, items iter.Seq[Item]) error {
 	x.Leaf("Ccy", string(h.Currency))
 	x.LeafIn(h.BankName, "Ownr", "Nm")
 	x.Close("Acct")
-	x.Open("TxsSummry")
-	x.Open("TtlNtries")
-	x.Leaf("NbOfNtries", bankformat.FormatCount(h.NumberOfEntries))
-	x.Leaf("Sum", bankformat.FormatAmount(h.ControlSum))
-	netAbs, netDir := bankformat.SignedParts[Direction](h.Net)
-	x.Open("TtlNetNtry")
-	x.Leaf("Amt", bankformat.FormatAmount(netAbs))
-	x.Leaf("CdtDbtInd", string(netDir))
-	x.Close("TtlNetNtry")
-	x.Close("TtlNtries")
-	x.Close("TxsSummry")
+	x.Summary(h.NumberOfEntries, h.ControlSum, h.Net)
 
 	var t totals
 	entry := 0
