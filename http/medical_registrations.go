@@ -104,11 +104,9 @@ func (h *medicalHandlers) registrations(w http.ResponseWriter, r *http.Request) 
 		h.s.writeError(w, r, err)
 		return
 	}
-	if len(r.URL.Query()) > 0 {
-		for k := range r.URL.Query() {
-			h.s.writeError(w, r, unknownParameter(k, "none"))
-			return
-		}
+	if err := onlyParameters(r); err != nil {
+		h.s.writeError(w, r, err)
+		return
 	}
 	regs, err := h.store.Registrations(r.Context(), token)
 	if err != nil {

@@ -377,13 +377,11 @@ func (h *settlementHandlers) get(w http.ResponseWriter, r *http.Request) {
 
 // list answers the cycles closed or closing, newest first.
 func (h *settlementHandlers) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	for k := range q {
-		if k != "limit" {
-			h.s.writeError(w, r, unknownParameter(k, "limit"))
-			return
-		}
+	if err := onlyParameters(r, "limit"); err != nil {
+		h.s.writeError(w, r, err)
+		return
 	}
+	q := r.URL.Query()
 	limit := cyclesPageMax
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v[0])
