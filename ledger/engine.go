@@ -3,7 +3,6 @@ package ledger
 import (
 	"errors"
 	"fmt"
-	"math"
 )
 
 // MaxBatchTransfers bounds one batch: the store writes a batch in one database transaction, and
@@ -342,29 +341,33 @@ func (s *State) accounts(debit, credit ID, want Currency) (dr, cr *Account, r Re
 	return dr, cr, Created
 }
 
-// move debits dr and credits cr by amount, pending or posted, if no total overflows and neither
+// move debits dr and credits cr by amount, pending or posted, if no total passes its ceiling and neither
 // account's constraint is broken. It changes nothing unless it returns Created.
 func (s *State) move(dr, cr *Account, amount int64, pending bool, touched *[]*Account) Result {
+	// The room each side has for more than amount; negative when amount alone passes its ceiling.
+	// A positive ceiling less a positive amount cannot overflow.
+	drRoom, crRoom := dr.ceiling()-amount, cr.ceiling()-amount
 	if pending {
-		if dr.DebitsPending > math.MaxInt64-amount {
+		if dr.DebitsPending > drRoom {
 			return OverflowsDebitsPending
 		}
-		if cr.CreditsPending > math.MaxInt64-amount {
+		if cr.CreditsPending > crRoom {
 			return OverflowsCreditsPending
 		}
 	} else {
-		if dr.DebitsPosted > math.MaxInt64-amount {
+		if dr.DebitsPosted > drRoom {
 			return OverflowsDebitsPosted
 		}
-		if cr.CreditsPosted > math.MaxInt64-amount {
+		if cr.CreditsPosted > crRoom {
 			return OverflowsCreditsPosted
 		}
 	}
-	// Both sums are of non-negative totals already known to fit one by one.
-	if dr.DebitsPending > math.MaxInt64-amount-dr.DebitsPosted {
+	// Both rooms are non-negative now (a non-negative total was not above them), and both sums
+	// are of non-negative totals already known to fit one by one.
+	if dr.DebitsPending > drRoom-dr.DebitsPosted {
 		return OverflowsDebits
 	}
-	if cr.CreditsPending > math.MaxInt64-amount-cr.CreditsPosted {
+	if cr.CreditsPending > crRoom-cr.CreditsPosted {
 		return OverflowsCredits
 	}
 	debits := dr.DebitsPending + dr.DebitsPosted + amount

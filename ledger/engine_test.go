@@ -1393,3 +1393,68 @@ func TestResultsThatDependOnBalances(t *testing.T) {
 		}
 	}
 }
+
+// An account with a ceiling refuses what would take either of its sides past it, pending and
+// posted alike, by exactly the results an int64 overflow gives, and takes what reaches it exactly.
+func TestCeilingBoundsEachSide(t *testing.T) {
+	const ceiling = 1_000
+	cases := []struct {
+		name           string
+		before         ledger.Balance
+		debitCapped    bool // the ceiling is the debit account's, else the credit account's
+		amount         int64
+		pending        bool
+		want           ledger.Result
+		debits, credit int64 // the capped account's debits or credits after, pending and posted
+	}{
+		{"credit posted up to the ceiling", ledger.Balance{CreditsPosted: 400}, false, 600, false, ledger.Created, 0, 1_000},
+		{"credit posted one past", ledger.Balance{CreditsPosted: 400}, false, 601, false, ledger.OverflowsCreditsPosted, 0, 400},
+		{"credit pending one past", ledger.Balance{CreditsPending: 1}, false, ceiling, true, ledger.OverflowsCreditsPending, 0, 1},
+		{"credit pending and posted together one past", ledger.Balance{CreditsPosted: 500}, false, 501, true, ledger.OverflowsCredits, 0, 500},
+		{"credit pending and posted together at it", ledger.Balance{CreditsPosted: 500}, false, 500, true, ledger.Created, 0, 1_000},
+		{"amount alone past it", ledger.Balance{}, false, ceiling + 1, false, ledger.OverflowsCreditsPosted, 0, 0},
+		{"amount near int64", ledger.Balance{CreditsPosted: 10}, false, math.MaxInt64, false, ledger.OverflowsCreditsPosted, 0, 10},
+		{"debit posted up to the ceiling", ledger.Balance{DebitsPosted: 999}, true, 1, false, ledger.Created, 1_000, 0},
+		{"debit posted one past", ledger.Balance{DebitsPosted: 1_000}, true, 1, false, ledger.OverflowsDebitsPosted, 1_000, 0},
+		{"debit pending one past", ledger.Balance{DebitsPending: 1_000}, true, 1, true, ledger.OverflowsDebitsPending, 1_000, 0},
+		{"debit pending and posted together one past", ledger.Balance{DebitsPosted: 700}, true, 301, true, ledger.OverflowsDebits, 700, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := ledger.NewState(2)
+			dr := &ledger.Account{ID: id("D"), Currency: "CNY", Kind: ledger.KindSuspense}
+			cr := &ledger.Account{ID: id("C"), Currency: "CNY", Kind: ledger.KindMerchantClearing}
+			capped := cr
+			if c.debitCapped {
+				capped = dr
+			}
+			capped.Ceiling, capped.Balance = ceiling, c.before
+			if err := capped.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			s.Accounts[dr.ID], s.Accounts[cr.ID] = dr, cr
+			tr := ledger.Transfer{ID: seqID('T', 1), DebitAccountID: dr.ID, CreditAccountID: cr.ID, Amount: c.amount}
+			if c.pending {
+				tr.Flags = ledger.Pending
+			}
+			out, err := s.Apply([]ledger.Transfer{tr}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Results[0] != c.want {
+				t.Fatalf("result %s, want %s", out.Results[0], c.want)
+			}
+			b := capped.Balance
+			if got := b.DebitsPending + b.DebitsPosted; got != c.debits {
+				t.Errorf("debits %d, want %d", got, c.debits)
+			}
+			if got := b.CreditsPending + b.CreditsPosted; got != c.credit {
+				t.Errorf("credits %d, want %d", got, c.credit)
+			}
+		})
+	}
+	neg := ledger.Account{ID: id("N"), Currency: "CNY", Kind: ledger.KindSuspense, Ceiling: -1}
+	if err := neg.Validate(); err == nil {
+		t.Error("a negative ceiling was valid")
+	}
+}

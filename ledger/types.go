@@ -134,6 +134,11 @@ type Account struct {
 	// Limit is how far the constrained side may pass the other, in minor units: an overdraft for
 	// DebitsMustNotExceedCredits, a credit ceiling for CreditsMustNotExceedDebits.
 	Limit int64
+	// Ceiling, when positive, is the most either side of the account (its debits, pending and
+	// posted together, or its credits) may total, below math.MaxInt64: a balance kept in parts
+	// that are summed on read gives each part a share of int64, so that no sum of the parts can
+	// pass it. 0 is math.MaxInt64.
+	Ceiling int64
 	Balance
 
 	// batch bookkeeping, owned by Apply: the balance before the batch, and the batch that touched
@@ -158,6 +163,14 @@ func (a *Account) Available() int64 {
 	return a.CreditsPosted + headroom
 }
 
+// ceiling is the most either side of a may total.
+func (a *Account) ceiling() int64 {
+	if a.Ceiling > 0 {
+		return a.Ceiling
+	}
+	return math.MaxInt64
+}
+
 // Validate reports whether the account's definition is well formed.
 func (a *Account) Validate() error {
 	switch {
@@ -171,6 +184,8 @@ func (a *Account) Validate() error {
 		return fmt.Errorf("account %s: debit and credit constraints are mutually exclusive", a.ID)
 	case a.Limit < 0:
 		return fmt.Errorf("account %s: limit must not be negative", a.ID)
+	case a.Ceiling < 0:
+		return fmt.Errorf("account %s: ceiling must not be negative", a.ID)
 	}
 	if _, ok := a.Currency.MinorUnits(); !ok {
 		return fmt.Errorf("account %s: unknown currency %q", a.ID, a.Currency)

@@ -625,6 +625,9 @@ func (t *Tx) prefetch(ctx context.Context, batch []ledger.Transfer, fast bool) (
 	p := &prefetched{state: state, versions: make(map[ledger.ID]int64, len(ids)), shards: make(map[ledger.ID]int16, len(ids))}
 	found := func(e cachedAccount) {
 		a := e.account
+		if shardable(&a) {
+			a.Ceiling = shardCeiling // every shard, the home one too: their sum must fit int64
+		}
 		state.Accounts[a.ID] = &a
 		p.versions[a.ID] = e.version
 		p.shards[a.ID] = e.shard

@@ -18,16 +18,16 @@ import (
 )
 
 // A cycle whose settlement posting the ledger refuses (two merchants of one bank credited with
-// more than int64 between them, which amounts from outside are bounded to make unreachable, but
-// which the store itself can still write) stops its close with a named refusal: the bank, the
+// more between them than one balance shard of the bank's position may hold, which amounts from
+// outside are bounded to make unreachable, but which the store itself can still write) stops its close with a named refusal: the bank, the
 // posting and the ledger's result, the cycle still closing.
 func TestCloseStopsAtARefusedPosting(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t, 2, fen1000)
-	half := int64(math.MaxInt64/2 + 1)
+	half := int64(math.MaxInt64/32/2 + 1) // half of a balance shard's ceiling, and a fen
 	var batch []ledger.Transfer
 	for _, m := range []string{"pharmacy-1", "grocer-1"} { // both acquired by ICBC-JX
-		suspense := ledger.ID(uuid.Must(uuid.NewV7())) // one each: each holds half of int64
+		suspense := ledger.ID(uuid.Must(uuid.NewV7())) // one each: each gives half of a shard
 		if err := s.st.CreateAccounts(ctx, []postgres.AccountSpec{{Account: ledger.Account{ID: suspense, Currency: "CNY", Kind: ledger.KindSuspense},
 			Name: "adjustments"}}); err != nil {
 			t.Fatal(err)

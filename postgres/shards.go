@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -41,6 +42,10 @@ const (
 	// to the few shards it uses and two processes, starting at random ones, rarely meet.
 	firstLeasedShard = firstConsumerShard + consumerShards
 	leasedShards     = balanceShards - firstLeasedShard
+	// shardCeiling is the most either side of one shard of an account that may be sharded may
+	// total: the balance is the sum of up to balanceShards shards, and that sum must fit int64
+	// however the writers spread it. 288,230,376,151,711,743 fen, 2.88e15 CNY, a shard.
+	shardCeiling = math.MaxInt64 / balanceShards
 )
 
 // shardable reports whether a's balance may be sharded by writer: no batch can refuse a transfer

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +170,68 @@ func TestVerifyFindsBrokenShards(t *testing.T) {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The shards of an account that may be sharded are summed on read, so each is capped at its
+// share of int64: writers on different shards can never credit the account past what its
+// balance can hold. One shard takes exactly its ceiling and refuses a fen more, a transfer of
+// half of int64 is refused on any shard, and fifteen shards filled to their ceilings still read
+// as one balance.
+func TestShardsOfAnAccountCannotSumPastInt64(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	const ceiling = math.MaxInt64 / 32 // postgres.shardCeiling
+	merchant := newID(t)
+	sources := make([]ledger.ID, 16)
+	specs := []postgres.AccountSpec{{Account: ledger.Account{ID: merchant, Currency: "CNY", Kind: ledger.KindMerchantClearing}, Name: "pharmacy"}}
+	for i := range sources {
+		sources[i] = newID(t)
+		specs = append(specs, postgres.AccountSpec{Account: ledger.Account{ID: sources[i], Currency: "CNY", Kind: ledger.KindSuspense},
+			Name: fmt.Sprintf("adjustments %d", i)})
+	}
+	if err := st.CreateAccounts(ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	next := map[int]int64{}
+	credit := func(partition int, from ledger.ID, amount int64) ledger.Result {
+		t.Helper()
+		cur := &postgres.Cursor{Name: fmt.Sprintf("card-events/%d", partition), From: next[partition], To: next[partition] + 1}
+		next[partition]++
+		res := commit(t, st, cur, ledger.Transfer{ID: newID(t), DebitAccountID: from, CreditAccountID: merchant, Amount: amount, Currency: "CNY", Code: 1})
+		return res.Results[0]
+	}
+	// Half of int64 from two partitions was taken by both shards before, and the balance could
+	// not be read.
+	for p := range 2 {
+		if r := credit(p, sources[15], math.MaxInt64/2+1); r != ledger.OverflowsDebitsPosted { // the source's shard is capped too
+			t.Fatalf("half of int64 on partition %d: %s, want overflows_debits_posted", p, r)
+		}
+	}
+	for p := range 15 {
+		if r := credit(p, sources[p], ceiling); r != ledger.Created {
+			t.Fatalf("a shard's ceiling on partition %d: %s", p, r)
+		}
+	}
+	if r := credit(0, sources[15], 1); r != ledger.OverflowsCreditsPosted {
+		t.Fatalf("a fen past a full shard: %s, want overflows_credits_posted", r)
+	}
+	// A source's shard has given its ceiling: its debits are full on that shard too.
+	if r := credit(3, sources[3], 1); r != ledger.OverflowsDebitsPosted {
+		t.Fatalf("a fen from a full debit shard: %s, want overflows_debits_posted", r)
+	}
+	b, err := st.Balance(ctx, merchant)
+	if err != nil {
+		t.Fatalf("balance of fifteen full shards: %v", err)
+	}
+	if b.CreditsPosted != 15*ceiling || b.DebitsPosted != 0 {
+		t.Fatalf("balance %+v, want credits posted %d", b, int64(15*ceiling))
+	}
+	var shards int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(DISTINCT shard) FROM account_balances WHERE account_id = $1 AND shard > 0`, [16]byte(merchant)).Scan(&shards); err != nil {
+		t.Fatal(err)
+	}
+	if shards != 15 {
+		t.Fatalf("merchant written in %d shards besides its home, want one per partition", shards)
 	}
 }

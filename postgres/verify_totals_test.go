@@ -20,17 +20,19 @@ func TestVerifyPassesWithTotalsBeyondInt64(t *testing.T) {
 	w := newCheckpointWorld(t)
 	ctx := context.Background()
 	// Two funding accounts each send near the bound to a suspense account of its own, on two
-	// days: every account's totals fit, their sums do not.
+	// days: every account's totals fit, their sums do not. Each has a constraint (one it always
+	// meets), which keeps its balance whole in its home shard, where it may reach int64: an
+	// account kept in shards is capped at a 32nd of it a shard.
 	var accounts []ledger.ID
 	var specs []postgres.AccountSpec
 	for i := range 4 {
 		id := newID(t)
 		accounts = append(accounts, id)
-		kind := ledger.KindBankSettlement
+		kind, flags := ledger.KindBankSettlement, ledger.CreditsMustNotExceedDebits
 		if i%2 == 1 {
-			kind = ledger.KindSuspense
+			kind, flags = ledger.KindSuspense, ledger.DebitsMustNotExceedCredits
 		}
-		specs = append(specs, postgres.AccountSpec{Account: ledger.Account{ID: id, Currency: "CNY", Kind: kind}, Name: "near the bound"})
+		specs = append(specs, postgres.AccountSpec{Account: ledger.Account{ID: id, Currency: "CNY", Kind: kind, Flags: flags}, Name: "near the bound"})
 	}
 	if err := w.st.CreateAccounts(ctx, specs); err != nil {
 		t.Fatal(err)
