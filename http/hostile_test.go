@@ -516,6 +516,39 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 			})
 		}
 	}
+	// A JSON body sent as another type is refused by its Content-Type before it is read: every
+	// route that reads a JSON body, with a body it would otherwise take as far as its fields.
+	typed := map[string]bool{}
+	for _, c := range cases {
+		if c.page || c.contentType != "" || c.csv || !strings.Contains(c.body, "{X}") || typed[c.route] {
+			continue
+		}
+		typed[c.route] = true
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "json"} {
+			rq := request{method: c.method, path: strings.ReplaceAll(c.path, "{X}", ""), body: strings.ReplaceAll(c.body, "{X}", ""),
+				header: map[string]string{"Content-Type": ct}}
+			if c.key != "" {
+				rq.key = keyAt(t, time.Now())
+			}
+			switch c.auth {
+			case "merchant":
+				rq.auth = "Bearer " + w.merchantKey
+			case "operator":
+				rq.auth = "Bearer " + w.operatorKey
+			case "institution":
+				rq.auth = "Bearer " + w.institutionKey
+			case "bank":
+				rq.auth = "Bearer " + w.bankKey
+			}
+			r := w.do(t, rq)
+			if r.Code != http.StatusBadRequest || !strings.HasPrefix(errorOf(t, r).Message, "content-type:") {
+				t.Errorf("%s as %q: %d %s, want 400 naming the content-type", c.route, ct, r.Code, r.Body.String())
+			}
+		}
+	}
+	if len(typed) < 25 {
+		t.Errorf("the content type was tried on %d routes", len(typed))
+	}
 	// A tap is answered on its own, so that one broken record does not hold up a reader's
 	// upload: a hostile value in any field of a tap rejects that tap as malformed, naming the field.
 	for i, field := range []string{"device_id", "card_token", "tapped_at", "station_id", "line", "direction", "mode"} {

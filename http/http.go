@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -174,13 +175,29 @@ func decodeEmptyBody(w http.ResponseWriter, r *http.Request) error {
 	return decodeBytes(body, &struct{}{})
 }
 
-// readBody reads at most maxRequestBytes of body.
+// readBody reads at most maxRequestBytes of a JSON body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	return readJSONBody(w, r, maxRequestBytes)
+}
+
+// readJSONBody reads at most limit bytes of a body that is JSON by its Content-Type
+// (application/json, in UTF-8 if it names a charset) or that names none, as simple clients send
+// it; any other type is refused before the body is read. Past limit it answers 413.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, Errorf(EINVALID, "content-type: want application/json")
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return nil, Errorf(EINVALID, "content-type: charset must be utf-8")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, Errorf(ETOOLARGE, "request body is larger than %d bytes", maxRequestBytes)
+			return nil, Errorf(ETOOLARGE, "request body is larger than %d bytes", limit)
 		}
 		return nil, Errorf(EINVALID, "cannot read request body")
 	}

@@ -28,17 +28,9 @@ func (it listItem) text(name string) (string, bool) {
 	return v, ok
 }
 
-// readListBody reads at most maxBytes of body, answering 413 past it.
+// readListBody reads at most maxBytes of a JSON body, answering 413 past it.
 func readListBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, Errorf(ETOOLARGE, "request body is larger than %d bytes", maxBytes)
-		}
-		return nil, Errorf(EINVALID, "cannot read request body")
-	}
-	return body, nil
+	return readJSONBody(w, r, maxBytes)
 }
 
 // decodeList reads a body {"<list>": [item, ...]} strictly, as decodeBody reads a flat one: valid

@@ -999,13 +999,9 @@ func (h *medicalHandlers) cardYear(w http.ResponseWriter, r *http.Request) {
 // exactly one object, only the struct's field names spelled exactly, each at most once, each of
 // its type, and arrays of objects the same all the way down. Messages name fields, never values.
 func decodeNested(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readJSONBody(w, r, limit)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return Errorf(ETOOLARGE, "request body is larger than %d bytes", limit)
-		}
-		return Errorf(EINVALID, "cannot read request body")
+		return err
 	}
 	if !utf8.Valid(body) {
 		return Errorf(EINVALID, "request body is not valid utf-8")
