@@ -62,11 +62,24 @@ func (b brokerPing) Ping(ctx context.Context) error {
 	return err
 }
 
+// minAdminTokenBytes is the shortest admin token served without a warning: 16 random
+// characters of base64 are 96 bits, beyond guessing over HTTP. It warns rather than refuses, so
+// that a test or a demo may keep a short one.
+const minAdminTokenBytes = 16
+
+// warnAdminToken warns of an admin token that is missing or short enough to guess.
+func warnAdminToken(log *slog.Logger, token string) {
+	if token == "" {
+		log.Warn("no --admin-token configured: the registry endpoints answer 503")
+	} else if len(token) < minAdminTokenBytes {
+		log.Warn("the --admin-token is short enough to guess: use a random one of 32 characters or more",
+			"bytes", len(token), "want_at_least", minAdminTokenBytes)
+	}
+}
+
 // startHTTP listens on cfg.addr and serves the engine's HTTP edge until stop is called.
 func startHTTP(ctx context.Context, cfg httpConfig) (*httpServer, error) {
-	if cfg.adminToken == "" {
-		cfg.log.Warn("no --admin-token configured: the registry endpoints answer 503")
-	}
+	warnAdminToken(cfg.log, cfg.adminToken)
 	srv := joininhttp.NewServer(joininhttp.Config{
 		Store: cfg.store, Broker: brokerPing{cfg.brokers, cfg.topic}, Tokenizer: cfg.tokenizer,
 		AdminToken: cfg.adminToken, Metrics: cfg.metrics, Log: cfg.log, Features: cfg.features, OnRequest: cfg.onRequest,
