@@ -77,6 +77,27 @@ type Store struct {
 // max_connections (100).
 const defaultPoolConns = 12
 
+// compressWAL has a PostgreSQL connection that may (a superuser's) compress the full page images
+// it writes to the WAL with lz4, when the server does not compress them already. The engine's
+// writes land on random leaves of large indexes (balance versions by account, decisions by event
+// id), and after each checkpoint the first change to a leaf writes the whole 8 kB page; those
+// pages compress to about half. Less WAL also spaces out the checkpoints that WAL volume
+// triggers, so fewer pages are written whole at all. With 3,000,000 earlier events in the
+// tables, 500,000 more were consumed 33-56% faster with it, in runs alternated with it off.
+//
+// It is a setting of the connection only. It is not tried on CockroachDB (whose startup
+// reports crdb_version), nor for a role that is not a superuser (is_superuser), and a server
+// that refuses it (built without lz4) is left as it is: the engine is correct either way.
+func compressWAL(ctx context.Context, c *pgx.Conn) {
+	pc := c.PgConn()
+	if pc.ParameterStatus("crdb_version") != "" || pc.ParameterStatus("is_superuser") != "on" {
+		return
+	}
+	// A refusal leaves the session as it was: this is not inside a transaction.
+	_, _ = c.Exec(ctx, `SELECT set_config('wal_compression', 'lz4', false)
+		WHERE current_setting('wal_compression') = 'off'`)
+}
+
 // Open connects to the database at url. It does not migrate: call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -86,8 +107,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = max(cfg.MaxConns, defaultPoolConns)
 	}
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		registerUUIDs(c.TypeMap())
+		compressWAL(ctx, c)
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

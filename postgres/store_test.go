@@ -696,3 +696,19 @@ func TestPoolSizeDefaultsToTheEnginesWriters(t *testing.T) {
 		}
 	}
 }
+
+// The store's connections compress the full page images they write to the WAL, on a
+// PostgreSQL that leaves them uncompressed, when its role may set it (the tests run as a
+// superuser).
+func TestConnectionsCompressWAL(t *testing.T) {
+	st := pgtest.NewStore(t)
+	ctx := context.Background()
+	var server, session string
+	if err := st.Pool().QueryRow(ctx, `SELECT reset_val, current_setting('wal_compression') FROM pg_settings WHERE name = 'wal_compression'`).
+		Scan(&server, &session); err != nil {
+		t.Fatal(err)
+	}
+	if server == "off" && session != "lz4" {
+		t.Fatalf("wal_compression %q on a connection of the store, want lz4", session)
+	}
+}
