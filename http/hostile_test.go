@@ -116,6 +116,21 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 	return w
 }
 
+// authOf is the Authorization a case sends: its party's key, or "" for the admin's token.
+func (w *hostileWorld) authOf(c hostileCase) string {
+	switch c.auth {
+	case "merchant":
+		return "Bearer " + w.merchantKey
+	case "operator":
+		return "Bearer " + w.operatorKey
+	case "institution":
+		return "Bearer " + w.institutionKey
+	case "bank":
+		return "Bearer " + w.bankKey
+	}
+	return ""
+}
+
 // hostileCase is a request with one hostile value in one place: "{X}" in its path or body stands
 // for it. field is what the answer must name.
 type hostileCase struct {
@@ -485,16 +500,7 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 				default:
 					rq.key = strings.ReplaceAll(c.key, "{X}", h.inHeader)
 				}
-				switch c.auth {
-				case "merchant":
-					rq.auth = "Bearer " + w.merchantKey
-				case "operator":
-					rq.auth = "Bearer " + w.operatorKey
-				case "institution":
-					rq.auth = "Bearer " + w.institutionKey
-				case "bank":
-					rq.auth = "Bearer " + w.bankKey
-				}
+				rq.auth = w.authOf(c)
 				if c.contentType != "" {
 					// set above
 				} else if c.csv {
@@ -530,16 +536,7 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 			if c.key != "" {
 				rq.key = keyAt(t, time.Now())
 			}
-			switch c.auth {
-			case "merchant":
-				rq.auth = "Bearer " + w.merchantKey
-			case "operator":
-				rq.auth = "Bearer " + w.operatorKey
-			case "institution":
-				rq.auth = "Bearer " + w.institutionKey
-			case "bank":
-				rq.auth = "Bearer " + w.bankKey
-			}
+			rq.auth = w.authOf(c)
 			r := w.do(t, rq)
 			if r.Code != http.StatusBadRequest || !strings.HasPrefix(errorOf(t, r).Message, "content-type:") {
 				t.Errorf("%s as %q: %d %s, want 400 naming the content-type", c.route, ct, r.Code, r.Body.String())
