@@ -34,8 +34,10 @@ type Processed struct {
 	Status   Status
 	Reason   string
 	Transfer ledger.ID // the event's first transfer, when applied
-	Source   string
-	Offset   int64
+	// Source and Offset say where the event was consumed from; empty for an event read back
+	// that was applied as a transfer of its own kind, whose record keeps no source.
+	Source string
+	Offset int64
 }
 
 // DeadLetterKind says why a message became a dead letter.
@@ -215,8 +217,13 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				d.Replayed = append(d.Replayed, prior)
 				continue
 			}
+			before := fmt.Sprintf("%s at %s offset %d", prior.Type, prior.Source, prior.Offset)
+			if prior.Source == "" {
+				// An event applied as a transfer of its own kind is recorded without its source.
+				before = fmt.Sprintf("%s applied as transfer %s", prior.Type, prior.Transfer)
+			}
 			d.deadLetter(DeadLetter{Kind: Conflict, Source: m.Source, Offset: m.Offset, EventID: e.ID,
-				Reason: fmt.Sprintf("conflict: event id used before (%s at %s offset %d) with different content", prior.Type, prior.Source, prior.Offset), Raw: m.Raw})
+				Reason: "conflict: event id used before (" + before + ") with different content", Raw: m.Raw})
 			continue
 		}
 		p := Processed{EventID: e.ID, Hash: e.Hash, Type: e.Type, Status: Accepted, Source: m.Source, Offset: m.Offset}

@@ -87,3 +87,6 @@ func InLazyTx(ctx context.Context, s *Store, fn func(context.Context, pgx.Tx) er
 func PurchaseStats(p *Purchases) (awaited, commitsApart int64) {
 	return p.stats.awaited.Load(), p.stats.commitsApart.Load()
 }
+
+// NarrowCodes is narrowCodes: the event types recorded narrow when applied, with their codes.
+var NarrowCodes = narrowCodes

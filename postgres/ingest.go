@@ -154,7 +154,9 @@ func (t *Tx) ingest(ctx context.Context, msgs []clearing.Message) (*clearing.Dec
 	return d, nil
 }
 
-// processedLookup reads earlier decisions by event id: a probe of the primary key each.
+// processedLookup reads earlier decisions by event id, through the view that completes the narrow
+// records from their transfers: a probe of the primary key each, and of the transfers' for a
+// narrow one.
 const processedLookup = `SELECT event_id, hash, type, status, reason, transfer_id, source, source_offset
 	FROM processed_events WHERE event_id = ANY($1)`
 
@@ -218,9 +220,15 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 				hash     []byte
 				transfer *[16]byte
 				typ, st  string
+				source   *string
+				offset   *int64
 			)
-			if err := rows.Scan(&p.EventID, &hash, &typ, &st, &p.Reason, &transfer, &p.Source, &p.Offset); err != nil {
+			if err := rows.Scan(&p.EventID, &hash, &typ, &st, &p.Reason, &transfer, &source, &offset); err != nil {
 				return err
+			}
+			// A narrow record (an event applied as a transfer of its own kind) keeps no source.
+			if source != nil && offset != nil {
+				p.Source, p.Offset = *source, *offset
 			}
 			copy(p.Hash[:], hash)
 			p.Type, p.Status = events.Type(typ), clearing.Status(st)
@@ -464,14 +472,47 @@ func scanCard(rows pgx.Rows) (*cards.Card, error) {
 	return &c, nil
 }
 
+// narrowCodes pairs each type of event whose applied record may be narrow with the code of the
+// transfer it applies as (clearing.PlanEvent's transfers of their own). The view processed_events
+// (migration 0034) maps each code back to its type: the two lists must agree, and no code may
+// appear twice.
+var narrowCodes = map[events.Type]ledger.Code{
+	events.TypeFundsLoaded:         clearing.CodeFundsLoaded,
+	events.TypePurchaseCleared:     clearing.CodePurchase,
+	events.TypePurchaseRefunded:    clearing.CodeRefund,
+	events.TypeMedicalContribution: clearing.CodeMedicalContribution,
+}
+
+// narrowRecord says whether p is recorded narrow: applied, without a reason, as a first transfer
+// (of the batch's, by id in codes) whose code says p's type. Such a record keeps the event's id
+// and hash, so a redelivery is still a duplicate and a changed event still a conflict, and its
+// transfer, written in the same transaction, says its type, status and time.
+func narrowRecord(p *clearing.Processed, codes map[ledger.ID]ledger.Code) bool {
+	if p.Status != clearing.Applied || p.Reason != "" || p.Transfer.IsZero() {
+		return false
+	}
+	code, ok := narrowCodes[p.Type]
+	if !ok {
+		return false
+	}
+	got, ok := codes[p.Transfer]
+	return ok && got == code
+}
+
 // writeDecision writes a batch's decisions, dead letters, taps and registry changes.
 func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.Time) error {
 	now = now.UTC()
 	if len(d.Processed) > 0 {
 		// One row per event of every batch: written with the ledger's own binary COPY encoder.
-		// ~200 bytes a row: two ids, a hash, five short texts, a number and a time.
+		// A whole record is ~200 bytes: two ids, a hash, five short texts, a number and a time.
+		// An event applied as a transfer of its own kind is recorded narrow, in ~80: its id, its
+		// hash and its transfer, which says the rest (narrowRecord).
 		w := newCopyWriter(len(d.Processed), 200)
 		at := now.UnixMicro()
+		codes := make(map[ledger.ID]ledger.Code, len(d.Transfers))
+		for i := range d.Transfers {
+			codes[d.Transfers[i].ID] = d.Transfers[i].Code
+		}
 		// In id order: event ids are random, and sorted keys fill each page of the primary key
 		// once per batch instead of touching a page per row.
 		order := make([]int, len(d.Processed))
@@ -484,6 +525,16 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 			w.row(9)
 			w.uuid(p.EventID)
 			w.bytes(p.Hash[:])
+			if narrowRecord(p, codes) {
+				w.null() // type
+				w.null() // status
+				w.null() // reason
+				w.uuid(p.Transfer)
+				w.null() // source
+				w.null() // source_offset
+				w.null() // processed_at
+				continue
+			}
 			w.text(string(p.Type))
 			w.text(string(p.Status))
 			w.text(p.Reason)
@@ -492,7 +543,7 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 			w.int64(p.Offset)
 			w.timestamp(at)
 		}
-		if err := copyRows(ctx, t.Tx, "processed_events", []string{"event_id", "hash", "type", "status", "reason",
+		if err := copyRows(ctx, t.Tx, "processed_event_records", []string{"event_id", "hash", "type", "status", "reason",
 			"transfer_id", "source", "source_offset", "processed_at"}, w); err != nil {
 			return fmt.Errorf("write processed events: %w", err)
 		}

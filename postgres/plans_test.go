@@ -38,7 +38,7 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 		`INSERT INTO purchase_requests (merchant_id, idempotency_key, operation, request_hash, result_id, created_at)
 			SELECT 'merchant-' || (g % 500), md5(g::TEXT)::UUID, 'authorize', decode(md5(g::TEXT) || md5(g::TEXT), 'hex'),
 				md5('r' || g::TEXT)::UUID, now() FROM generate_series(1, $1) g`,
-		`INSERT INTO processed_events (event_id, hash, type, status, reason, source, source_offset, processed_at)
+		`INSERT INTO processed_event_records (event_id, hash, type, status, reason, source, source_offset, processed_at)
 			SELECT md5('e' || g::TEXT)::UUID, decode(md5(g::TEXT), 'hex'), 'purchase.cleared', 'applied', '', 'card-events/0', g, now()
 			FROM generate_series(1, $1) g`,
 		`INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, timeout_seconds, code, flags, ts)
@@ -84,7 +84,7 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 			"purchase_authorizations_card", []any{tokens, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
 		{"authorizations by id", postgres.CardsLookup, "purchase_authorizations", "purchase_authorizations_pkey",
 			[]any{tokens[:0], ids, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}},
-		{"processed events", postgres.ProcessedLookup, "processed_events", "processed_events_pkey", []any{ids}},
+		{"processed events", postgres.ProcessedLookup, "processed_event_records", "processed_events_pkey", []any{ids}},
 		{"transfers by id", postgres.TransfersLookup, "transfers", "transfers_pkey", []any{ids}},
 		{"taps by device and sequence", postgres.TapsSeenLookup, "transit_taps", "transit_taps_pkey", []any{ops, devs, seqs}},
 		{"open holds", postgres.ExpiredHoldsLookup, "open_holds", "open_holds_expires_at", []any{time.Now(), 16384}},
