@@ -326,3 +326,30 @@ func TestRejectionReasonsKeepNoCardNumber(t *testing.T) {
 		t.Errorf("dead letters %+v", d.DeadLetters)
 	}
 }
+
+// A conflict names where the event id was used before: the topic, partition and offset of a
+// whole record, or the transfer of an event recorded by its transfer only (no source).
+func TestConflictNamesTheEarlierRecord(t *testing.T) {
+	city := loadtest.NewCity(1, 2, 1, day)
+	city.Funding(1000, 1000)
+	buy := city.Purchases(1, 500)[0]
+	changed := buy
+	changed.Data = &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1, Currency: "CNY"}, MCC: "5411"}
+	transfer := clearing.TransferID(buy.ID, buy.OccurredAt, 0)
+	for _, tc := range []struct {
+		prior clearing.Processed
+		want  string
+	}{
+		{clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: transfer, Source: "card-events/3", Offset: 42},
+			"conflict: event id used before (purchase.cleared at card-events/3 offset 42) with different content"},
+		{clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: transfer},
+			"conflict: event id used before (purchase.cleared applied as transfer " + transfer.String() + ") with different content"},
+	} {
+		v := world(city)
+		v.Processed[buy.ID] = tc.prior
+		d := clearing.Decide(decoded(t, changed), v, day)
+		if len(d.DeadLetters) != 1 || d.DeadLetters[0].Kind != clearing.Conflict || d.DeadLetters[0].Reason != tc.want {
+			t.Errorf("dead letters %+v, want one saying %q", d.DeadLetters, tc.want)
+		}
+	}
+}
