@@ -646,7 +646,13 @@ func (c *Consumer) commitWithRetry(ctx context.Context, cursors []postgres.Curso
 			}
 			return err
 		}
-		if postgres.IsPoison(err) || failures >= maxBatchFailures || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			// Stopping while the batch failed: it is not in, or, if its COMMIT landed and only
+			// the answer was lost, its cursors moved with it. Either way the next start reads
+			// from the database's cursors, and this is a stop like any other.
+			return ctx.Err()
+		}
+		if postgres.IsPoison(err) || failures >= maxBatchFailures {
 			return err
 		}
 		if c.cfg.Metrics != nil {
