@@ -5,6 +5,7 @@ package cards
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,15 @@ import (
 // Shanghai is the card's civil time zone: travel days, permit validity and settlement cut-offs are
 // reckoned in it. China has kept UTC+8 without daylight saving since 1991.
 var Shanghai = time.FixedZone("CST", 8*60*60)
+
+// RefusedMCCs are the merchant categories the card program does not pay: betting (7995),
+// quasi-cash (6051) and money transfer (4829), which a resident's salary card may not be drawn
+// down by. An authorization at such a merchant is declined, and a clearing record of one that no
+// authorization preceded is refused.
+var RefusedMCCs = []string{"4829", "6051", "7995"}
+
+// PaysMerchant reports whether the card pays merchants of category mcc.
+func PaysMerchant(mcc string) bool { return !slices.Contains(RefusedMCCs, mcc) }
 
 // Status is what a card may do now. Only an active card authorizes payments.
 type Status string

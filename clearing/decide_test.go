@@ -353,3 +353,32 @@ func TestConflictNamesTheEarlierRecord(t *testing.T) {
 		}
 	}
 }
+
+// A purchase cleared without an authorization (an offline purchase) at a category the card does
+// not pay (betting, quasi-cash, money transfer) is refused, as an authorization there would have
+// been, and nothing moves; at a category it pays the card is charged.
+func TestDecideRefusesPurchasesClearedAtCategoriesTheCardDoesNotPay(t *testing.T) {
+	city := loadtest.NewCity(1, 1, 1, day)
+	v := world(city)
+	clearing.Decide(decoded(t, city.Registrations()...), v, day)
+	buy := func(mcc string) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: city.Cards[0],
+			Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 500, Currency: "CNY"}, MCC: mcc}}
+	}
+	var evs []events.Event
+	var want []string
+	for _, mcc := range cards.RefusedMCCs {
+		evs = append(evs, buy(mcc))
+		want = append(want, "purchase.cleared rejected: merchant category "+mcc+" is one the card does not pay")
+	}
+	evs = append(evs, buy("5411"))
+	want = append(want, "purchase.cleared applied")
+	d := clearing.Decide(decoded(t, append(city.Funding(1000, 1000), evs...)...), v, day)
+	got := outcomes(d)[1:] // after the funding
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.Transfers) != 2 || d.Transfers[1].Code != clearing.CodePurchase || len(d.DeadLetters) != len(cards.RefusedMCCs) {
+		t.Fatalf("transfers %+v, dead letters %d", d.Transfers, len(d.DeadLetters))
+	}
+}

@@ -188,8 +188,12 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		return single(e, ledger.Transfer{DebitAccountID: PartyAccount(PartyBank, card.IssuerBank),
 			CreditAccountID: card.FundsAccount, Amount: data.Amount.Minor, Code: CodeFundsLoaded})
 	case *events.PurchaseCleared:
-		// A clearing record is a purchase the merchant has completed: the authorization already
-		// judged the card's status, so only its existence matters here.
+		// A clearing record is a purchase the merchant has completed. One that completes an
+		// authorization was judged when it was authorized (the card's status, the merchant's
+		// category, the limits), so only the card's existence matters here. One that no
+		// authorization preceded (an offline purchase) is refused at a category the card does not
+		// pay, which the record itself says; the card's status is not judged here (a batch knows
+		// the status only of the cards its other events change, not of every card it charges).
 		card, ok := d.Card(e.CardToken)
 		if !ok {
 			return Reject("unknown card")
@@ -199,6 +203,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 				return p.PlanCapture(e, data, card, now)
 			}
 			return Reject("authorization %s is not known", data.AuthorizationID)
+		}
+		if !cards.PaysMerchant(data.MCC) {
+			return Reject("merchant category %s is one the card does not pay", data.MCC)
 		}
 		if !d.Party(PartyMerchant, data.MerchantID) {
 			return Reject("merchant %q is not registered", data.MerchantID)

@@ -121,12 +121,11 @@ func HoldTimeout(mcc string) time.Duration {
 	return DefaultHoldTimeout
 }
 
-// refusedMCCs are the categories the card program does not pay: betting (7995), quasi-cash
-// (6051) and money transfer (4829), which a resident's salary card may not be drawn down by.
-var refusedMCCs = []string{"4829", "6051", "7995"}
+// refusedMCCs are the categories the card program does not pay (cards.RefusedMCCs).
+var refusedMCCs = cards.RefusedMCCs
 
 // MerchantAllowed reports whether the card pays merchants of category mcc.
-func MerchantAllowed(mcc string) bool { return !slices.Contains(refusedMCCs, mcc) }
+func MerchantAllowed(mcc string) bool { return cards.PaysMerchant(mcc) }
 
 // incrementalMCCs are the categories that may raise an authorization after it: hotels (7011),
 // car rental (7512), attractions with day passes (7991) and restaurants adding the tip (5812).
