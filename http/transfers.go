@@ -169,7 +169,11 @@ func (h *transferHandlers) create(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	results, at, err := h.svc.Do(r.Context(), batch)
+	var foreign *postgres.ForeignAccountError
 	switch {
+	case errors.As(err, &foreign):
+		h.s.writeError(w, r, Errorf(ECONFLICT, "%s", foreign.Error()))
+		return
 	case errors.Is(err, postgres.ErrTransfersBusy):
 		h.s.writeError(w, r, Errorf(EUNAVAILABLE, "busy, retry"))
 		return

@@ -64,7 +64,7 @@ func (f *fakeTransfers) Do(_ context.Context, batch []ledger.Transfer) ([]ledger
 var _ TransferService = (*fakeTransfers)(nil)
 
 func init() {
-	statuses["POST /v1/transfers"] = []int{200, 400, 401, 403, 413, 500, 503}
+	statuses["POST /v1/transfers"] = []int{200, 400, 401, 403, 409, 413, 500, 503}
 	requestTypes["POST /v1/transfers"] = transfersRequest{}
 	responseTypes["POST /v1/transfers"] = transfersView{}
 	featureEnvs = append(featureEnvs, func(t testing.TB, e *env, cfg *Config) {
@@ -154,6 +154,8 @@ func transferStatusCases() []statusCase {
 			run: post(`{"transfers":[` + strings.Repeat(`{},`, ledger.MaxBatchTransfers) + `{}]}`)},
 		{name: "transfer a body too large", route: route, status: 413, code: ETOOLARGE,
 			run: post(`{"transfers":[{"id":"` + strings.Repeat("a", maxTransfersBodyBytes) + `"}]}`)},
+		{name: "transfer on a card's account", route: route, status: 409, code: ECONFLICT, message: "transfers[0].credit_account_id: a cardholder_funds account",
+			run: failing(&postgres.ForeignAccountError{Index: 0, Field: "credit_account_id", Kind: ledger.KindCardholderFunds})},
 		{name: "transfer store broken", route: route, status: 500, code: EINTERNAL, run: failing(errBroken)},
 		{name: "transfer busy", route: route, status: 503, code: EUNAVAILABLE, message: "busy", run: failing(postgres.ErrTransfersBusy)},
 		{name: "transfer stopped", route: route, status: 503, code: EUNAVAILABLE, message: "shutting down", run: failing(postgres.ErrTransfersStopped)},

@@ -67,6 +67,8 @@ var (
 // and no other request's transfers follow it.
 type Transfers struct {
 	store *Store
+	// kinds remembers the kinds of the accounts requests named (checkAccounts).
+	kinds transferKinds
 	queue chan *transferCall
 	// queued counts the transfers of the requests queued and not yet taken into a commit.
 	queued  atomic.Int64
@@ -108,7 +110,9 @@ func NewTransfers(st *Store) *Transfers {
 // Do queues batch for the committer and waits for its answer: one ledger result per transfer, in
 // order, and the time of the commit that decided them (every transfer created is stamped with
 // it). A batch of more than ledger.MaxBatchTransfers fails with ErrBatchTooLarge, an empty one
-// with ErrNoTransfers; ErrTransfersBusy and ErrTransfersStopped say to retry later. A ctx that
+// with ErrNoTransfers; ErrTransfersBusy and ErrTransfersStopped say to retry later. A batch naming
+// an account of a card or a party, itself or through the transfer a ref names, is refused whole
+// with a *ForeignAccountError before it is queued. A ctx that
 // ends first returns its error, and the batch may still be applied: send it again to learn, as
 // transfer ids make that safe.
 func (tr *Transfers) Do(ctx context.Context, batch []ledger.Transfer) ([]ledger.Result, time.Time, error) {
@@ -122,6 +126,9 @@ func (tr *Transfers) Do(ctx context.Context, batch []ledger.Transfer) ([]ledger.
 	case <-tr.stopped:
 		return nil, time.Time{}, ErrTransfersStopped
 	default:
+	}
+	if err := tr.checkAccounts(ctx, batch); err != nil {
+		return nil, time.Time{}, err
 	}
 	n := int64(len(batch))
 	if tr.queued.Add(n) > maxQueuedTransfers {
