@@ -318,6 +318,12 @@ var openAccountFields = map[string]jsonKind{
 	"id": jsonString, "name": jsonString, "kind": jsonString, "currency": jsonString, "constraint": jsonString, "limit": jsonString,
 }
 
+// engineIDVersion is the UUID version of the accounts the engine derives from what they belong to
+// (cards.AccountID): a card's funds and medical accounts, a party's, a bank's settlement position,
+// the reconciliation adjustments. The admin opens accounts under other ids: one opened first under
+// such an id would refuse the registration of its card or party, or a cycle's close, for good.
+const engineIDVersion = 8
+
 // openableKinds are the kinds of account the admin opens. The others have a role in settlement
 // and belong to a card or a party, opened when it is registered under an id derived from it: a
 // cycle's close refuses an account of those kinds that belongs to neither.
@@ -413,6 +419,9 @@ func parseAccountSpec(where string, it listItem, spec *postgres.AccountSpec) err
 	id, err := parseUUID(s)
 	if err != nil || id.IsZero() {
 		return bad("id", "want a uuid, not the zero one")
+	}
+	if id[6]>>4 == engineIDVersion {
+		return bad("id", "a version 8 uuid names the account of a card, a party or the engine itself (their ids derive from them): want another version, such as a uuidv7")
 	}
 	spec.ID = id
 	spec.Name, _ = it.text("name")
