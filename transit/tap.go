@@ -171,7 +171,9 @@ func (t *Tables) check(tap Tap) Candidate {
 	day := vs[0].group.DayOf(tap.At)
 	op := t.versionOn(tap.Operator, day)
 	if op == nil {
-		return Candidate{Refused: reject(ReasonUnknownOperator, "operator %q has no fare table in force on travel day %s", tap.Operator, day)}
+		// The tap is kept with the refusal: one older than MaxTapAge is refused for its age (Decide),
+		// whatever table its day lacks.
+		return Candidate{Tap: tap, Refused: reject(ReasonUnknownOperator, "operator %q has no fare table in force on travel day %s", tap.Operator, day)}
 	}
 	if tap.Mode != op.Mode {
 		return Candidate{Refused: reject(ReasonMalformed, "mode: %s, the operator runs %s", tap.Mode, op.Mode)}
@@ -335,6 +337,11 @@ func (t *Tables) Decide(cands []Candidate, v *View, now time.Time) []Outcome {
 		c := &cands[i]
 		if c.Refused.Result != "" {
 			out[i] = c.Refused
+			// A tap refused for the fare table its day lacks is too old first when it is: a tap of
+			// year 1 is too old, not a sign that the operator's tables are missing.
+			if c.Refused.Reason == ReasonUnknownOperator && c.Tap.Operator != "" && c.Tap.At.Before(now.Add(-MaxTapAge)) {
+				out[i] = reject(ReasonTooOld, "tapped_at is more than %d days ago", int(MaxTapAge/(24*time.Hour)))
+			}
 			continue
 		}
 		tap := &c.Tap

@@ -61,6 +61,7 @@ func TestDecide(t *testing.T) {
 		{"in the future", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "2026-03-02T12:11:00+08:00" }), Rejected, ReasonInFuture, "after the engine's clock"},
 		{"a little ahead", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "2026-03-02T12:09:00+08:00" }), Accepted, "", ""},
 		{"too old", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "2026-01-30T12:00:00+08:00" }), Rejected, ReasonTooOld, "30 days"},
+		{"older than every fare table", "HZMETRO", raw(func(r *RawTap) { next(r); r.TappedAt = "0001-01-01T08:00:00+08:00" }), Rejected, ReasonTooOld, "30 days"},
 		{"unknown card", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "tok_nobody" }), Rejected, ReasonUnknownCard, "no card"},
 		{"denied card", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "tok_owing" }), Rejected, ReasonDenied, "deny list"},
 		{"denied card, tapped before", "HZMETRO", raw(func(r *RawTap) { next(r); r.CardToken = "tok_owing"; r.TappedAt = "2026-03-02T06:00:00+08:00" }), Accepted, "", ""},
