@@ -528,6 +528,9 @@ func tapDigits(s string) bool {
 // row. A row with the wrong number of fields is a malformed tap; a header that is not the tap's
 // fields, or text that is not CSV, is an error.
 func parseCSVBatch(body []byte) ([]parsedTap, error) {
+	// A spreadsheet saving "CSV UTF-8" starts the file with a byte order mark, which would
+	// otherwise glue itself to the first column's name.
+	body = bytes.TrimPrefix(body, []byte("\ufeff"))
 	rd := csv.NewReader(bytes.NewReader(body))
 	rd.FieldsPerRecord = -1 // checked per row: a short row is one malformed tap, not a failed batch
 	rd.ReuseRecord = false

@@ -556,6 +556,11 @@ func TestTransitBatchCSV(t *testing.T) {
 	if v.Taps[0].DeviceID != "GATE-1" || v.Taps[0].DeviceSeq != "1" || v.Taps[5].Index != 5 {
 		t.Fatalf("answers name their taps: %+v", v.Taps)
 	}
+	// A spreadsheet's byte order mark before the header is not part of its first column's name.
+	bom := "\ufeffdevice_id,device_seq,card_token,tapped_at,station_id,direction,mode\nGATE-1,5,tok_phys," + at + ",0107,in,metro\n"
+	if w := e.do(t, csvRequest(hzMetroKey, "csv-bom", bom)); w.Code != http.StatusCreated || answers(batchOf(t, w)) != "accepted" {
+		t.Errorf("a batch after a byte order mark: %d %s", w.Code, w.Body.String())
+	}
 	for _, c := range []struct{ body, message string }{
 		{"", "csv: no header"},
 		{"device_id,device_seq,card_token,tapped_at,station_id,direction,mode,colour\n", `unknown column "colour"`},
