@@ -281,9 +281,13 @@ func (s *Settlement) fix(ctx context.Context, d settlement.Date) (Cycle, error) 
 		}
 		after := time.Unix(0, 0).UTC() // the first cycle holds everything before it
 		if last != nil {
+			// d follows the last cycle closed (Close fixes them in order), and starts where that one
+			// ends: the day before's cut-off, or, when the cut-off hour changed since, that day's
+			// cut-off as it was then. Nothing between them is left out, nothing is counted twice.
 			after = last.UTC()
-			if !after.Equal(s.cycles.Start(d).UTC()) {
-				return fmt.Errorf("cycle %s: the last cycle closed ends at %s: %w", d, after.Format(time.RFC3339), ErrCycleOrder)
+			if !after.Before(ends) {
+				return fmt.Errorf("cycle %s ends at %s, not after the last cycle closed, which ends at %s: %w",
+					d, ends.Format(time.RFC3339), after.Format(time.RFC3339), ErrCycleOrder)
 			}
 		}
 		// Stored to the microsecond: the files' creation time is this, and must read back the same.

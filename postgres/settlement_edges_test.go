@@ -15,6 +15,7 @@ import (
 	"github.com/joinincard/engine/loadtest"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/settlement"
+	"github.com/joinincard/engine/settlement/calendar"
 )
 
 // edgeWorld is two banks, a merchant banking with the second, and two cards of the first, on a
@@ -212,4 +213,52 @@ func containsText(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// The cut-off hour changed between two closes (23:00, then 18:00): the next cycle runs from the
+// last cut-off to the new one, and the one after from the new cut-off, so that nothing is left
+// out or settled twice. Before, every later close was refused, cycles in order, for good.
+func TestSettlementCutoffHourChanged(t *testing.T) {
+	ctx := context.Background()
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	cut := time.Date(2026, 3, 3, 23, 0, 0, 0, cards.Shanghai)
+	w := newEdgeWorld(t, cut.Add(-time.Hour))
+	w.buy(t, 0, 101)
+	w.clock.Set(cut.Add(time.Minute))
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := calendar.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at18, err := postgres.NewSettlement(w.st, settlement.Cycles{CutoffHour: 18, Calendar: cal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Set(cut.Add(2 * time.Minute)) // 23:02 on the 3rd: the 4th's cycle, under either hour
+	w.buy(t, 0, 202)
+	w.clock.Set(time.Date(2026, 3, 4, 17, 59, 0, 0, cards.Shanghai))
+	w.buy(t, 1, 303)
+	w.clock.Set(time.Date(2026, 3, 4, 18, 1, 0, 0, cards.Shanghai)) // after the new cut-off: the 5th's
+	w.buy(t, 0, 404)
+	next := settlement.AddDays(day, 1)
+	c, err := at18.Close(ctx, next)
+	if err != nil {
+		t.Fatalf("close %s after the cut-off hour changed: %v", next, err)
+	}
+	if !c.StartsAfter.Equal(cut) || !c.EndsAt.Equal(time.Date(2026, 3, 4, 18, 0, 0, 0, cards.Shanghai)) {
+		t.Errorf("cycle %s runs from %s to %s, want from the 3rd's 23:00 to the 4th's 18:00", next, c.StartsAfter, c.EndsAt)
+	}
+	if a, b := w.spent(t, next, 0), w.spent(t, next, 1); a != 202 || b != 303 {
+		t.Errorf("cycle %s: card 0 spent %d, card 1 %d; want 202 and 303", next, a, b)
+	}
+	after := settlement.AddDays(next, 1)
+	w.clock.Set(time.Date(2026, 3, 5, 18, 1, 0, 0, cards.Shanghai))
+	if _, err := at18.Close(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	if a := w.spent(t, after, 0); a != 404 {
+		t.Errorf("cycle %s: card 0 spent %d, want 404", after, a)
+	}
 }
