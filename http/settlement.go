@@ -33,7 +33,7 @@ type SettlementService interface {
 	// Close closes cycle d, and every cycle before it not closed yet, in order; closing a closed
 	// cycle changes nothing. It fails with postgres.ErrCycleNotOver before d's cut-off, with a
 	// *calendar.MissingYearError when a value date falls in a year the calendar does not have,
-	// with postgres.ErrCycleOrder when the last cycle closed does not end where the next starts
+	// with postgres.ErrCycleOrder when the last cycle closed does not end before d's cut-off
 	// (another close ran at the same time), and with postgres.ErrNotFound for a cycle before the
 	// first one closed, which holds everything before it.
 	Close(ctx context.Context, d settlement.Date) (postgres.Cycle, error)
@@ -326,7 +326,7 @@ func (h *settlementHandlers) close(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, postgres.ErrCycleOrder):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s does not follow the last cycle closed: "+
-			"another close ran at the same time (retry), or the cut-off hour changed", d))
+			"another close ran at the same time (retry)", d))
 		return
 	case errors.Is(err, postgres.ErrNotFound):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s is before the first cycle closed, which holds everything before it", d))
