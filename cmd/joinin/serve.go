@@ -63,6 +63,7 @@ const (
 type engineFlags struct {
 	brokers      string
 	embeddedAddr string
+	embeddedData string
 	partitions   int
 	topic        string
 	dlqTopic     string
@@ -80,6 +81,8 @@ func addEngineFlags(fs interface {
 		"comma-separated Kafka brokers; empty runs an embedded broker in this process (env JOININ_KAFKA_BROKERS)")
 	fs.StringVar(&f.embeddedAddr, "embedded-kafka-addr", envOr("JOININ_EMBEDDED_KAFKA_ADDR", "127.0.0.1:0"),
 		"loopback address of the embedded broker; port 0 picks a free one (env JOININ_EMBEDDED_KAFKA_ADDR)")
+	fs.StringVar(&f.embeddedData, "embedded-kafka-data", envOr("JOININ_EMBEDDED_KAFKA_DATA", ""),
+		"directory for the embedded broker's logs, kept across restarts; empty keeps them in memory, lost when the engine stops (env JOININ_EMBEDDED_KAFKA_DATA)")
 	fs.IntVar(&f.partitions, "partitions", kafka.DefaultEmbeddedPartitions,
 		"partitions of the topics the engine creates when they do not exist")
 	fs.StringVar(&f.topic, "topic", envOr("JOININ_TOPIC", defaultTopic), "card events topic (env JOININ_TOPIC)")
@@ -92,6 +95,32 @@ func addEngineFlags(fs interface {
 	return f
 }
 
+// warnForgetfulBroker warns when the embedded broker keeps its log in memory (it starts empty,
+// its offsets at 0) while the database holds cursors of the topic from a broker before it:
+// events produced now at offsets below those cursors would be passed over.
+func warnForgetfulBroker(ctx context.Context, st *postgres.Store, f *engineFlags, log *slog.Logger) error {
+	if f.brokers != "" || f.embeddedData != "" {
+		return nil
+	}
+	names := make([]string, f.partitions)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s/%d", f.topic, i)
+	}
+	cursors, err := st.Cursors(ctx, names)
+	if err != nil {
+		return err
+	}
+	for name, c := range cursors {
+		if c.Position > 0 {
+			log.Warn("this database consumed the topic from an earlier broker, and the embedded broker starts empty: "+
+				"events produced now at offsets below its cursors would be passed over; keep the broker's log with "+
+				"--embedded-kafka-data DIR, or use --kafka-brokers", "cursor", name, "offset", c.Position)
+			return nil
+		}
+	}
+	return nil
+}
+
 // brokers returns the brokers to use, starting the embedded one if none is configured. stop
 // closes what was started.
 func (f *engineFlags) connect(ctx context.Context, log *slog.Logger) (brokers []string, stop func(), err error) {
@@ -102,7 +131,7 @@ func (f *engineFlags) connect(ctx context.Context, log *slog.Logger) (brokers []
 	if f.brokers != "" {
 		brokers = strings.Split(f.brokers, ",")
 	} else {
-		b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Addr: f.embeddedAddr, Partitions: f.partitions, Logger: log})
+		b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Addr: f.embeddedAddr, DataDir: f.embeddedData, Partitions: f.partitions, Logger: log})
 		if err != nil {
 			return nil, stop, err
 		}
@@ -208,6 +237,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer stopBroker()
+	if err := warnForgetfulBroker(ctx, st, ef, log); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

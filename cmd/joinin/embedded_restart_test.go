@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/joinincard/engine/internal/pgtest"
+	"github.com/joinincard/engine/kafka"
+	"github.com/joinincard/engine/loadtest"
+	"github.com/joinincard/engine/postgres"
+)
+
+// serve on its embedded broker, stopped and started again on the same database. With
+// --embedded-kafka-data the broker keeps its log across the restart, so its offsets go on where
+// the database's cursors stand and the events produced after the restart are consumed. Without
+// it the new broker starts empty, at offset 0, and serve warns that events at offsets below the
+// cursors would be passed over (the check serve makes at start, tried here on its own).
+func TestServeKeepsTheEmbeddedBrokersLogAcrossARestart(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	data := t.TempDir()
+	city := loadtest.NewCity(7, 40, 2, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))
+	regs := city.Registrations() // refused (no bank is registered), and recorded all the same
+	processed := func() int {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var n int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// serve runs serve with extra flags, produces regs[from:to] and waits for want records.
+	serve := func(extra []string, from, to, want int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errs lockedBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, append([]string{"serve", "--database-url", url, "--http-addr", "127.0.0.1:0", "--embedded-kafka-addr", addr,
+				"--partitions", "2", "--settle-grace", "0", "--log-level", "warn"}, extra...), &out, &errs)
+		}()
+		var brokers string
+		for deadline := time.Now().Add(60 * time.Second); brokers == ""; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not start:\n%s\n%s", out.String(), errs.String())
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("serve stopped: %v\n%s", err, errs.String())
+			default:
+			}
+			if _, rest, ok := strings.Cut(out.String(), " from "); ok && strings.Contains(rest, "\n") {
+				brokers, _, _ = strings.Cut(rest, "\n")
+			}
+		}
+		if to > from {
+			msgs := make([]kafkago.Message, 0, to-from)
+			for _, e := range regs[from:to] {
+				msgs = append(msgs, kafkago.Message{Key: []byte(e.CardToken), Value: loadtest.Encode(e)})
+			}
+			p := kafka.NewProducer(strings.Split(brokers, ","), "card-events")
+			if err := p.Produce(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
+		}
+		for deadline := time.Now().Add(60 * time.Second); processed() < want; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d events recorded, want %d:\n%s", processed(), want, errs.String())
+			}
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, errs.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop")
+		}
+	}
+	const warning = "the embedded broker starts empty"
+	serve([]string{"--embedded-kafka-data", data}, 0, 30, 30)
+	serve([]string{"--embedded-kafka-data", data}, 30, 40, 40) // ten more, after the restart
+	st, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, c := range []struct {
+		flags engineFlags
+		warn  bool
+	}{
+		{engineFlags{topic: "card-events", partitions: 2}, true},
+		{engineFlags{topic: "card-events", partitions: 2, embeddedData: data}, false},
+		{engineFlags{topic: "card-events", partitions: 2, brokers: "kafka-1:9092"}, false},
+		{engineFlags{topic: "other-events", partitions: 2}, false},
+	} {
+		var buf bytes.Buffer
+		if err := warnForgetfulBroker(context.Background(), st, &c.flags, slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), warning) != c.warn {
+			t.Errorf("%+v: logged %q, want a warning %v", c.flags, buf.String(), c.warn)
+		}
+	}
+}
