@@ -78,7 +78,8 @@ type Store struct {
 const defaultPoolConns = 12
 
 // compressWAL has a PostgreSQL connection that may (a superuser's) compress the full page images
-// it writes to the WAL with lz4, when the server does not compress them already. The engine's
+// it writes to the WAL with lz4, when neither the server's configuration nor the connection's
+// options say otherwise. The engine's
 // writes land on random leaves of large indexes (balance versions by account, decisions by event
 // id), and after each checkpoint the first change to a leaf writes the whole 8 kB page; those
 // pages compress to about half. Less WAL also spaces out the checkpoints that WAL volume
@@ -94,8 +95,10 @@ func compressWAL(ctx context.Context, c *pgx.Conn) {
 		return
 	}
 	// A refusal leaves the session as it was: this is not inside a transaction.
+	// Only where nobody chose: a setting from the server's configuration or the connection's
+	// options (options=-c wal_compression=off in the URL) is kept.
 	_, _ = c.Exec(ctx, `SELECT set_config('wal_compression', 'lz4', false)
-		WHERE current_setting('wal_compression') = 'off'`)
+		FROM pg_settings WHERE name = 'wal_compression' AND setting = 'off' AND source = 'default'`)
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.

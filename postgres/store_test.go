@@ -698,17 +698,32 @@ func TestPoolSizeDefaultsToTheEnginesWriters(t *testing.T) {
 }
 
 // The store's connections compress the full page images they write to the WAL, on a
-// PostgreSQL that leaves them uncompressed, when its role may set it (the tests run as a
-// superuser).
+// PostgreSQL whose configuration leaves them uncompressed, when its role may set it (the tests
+// run as a superuser); a connection whose options set it themselves keeps their choice.
 func TestConnectionsCompressWAL(t *testing.T) {
-	st := pgtest.NewStore(t)
+	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	var server, session string
-	if err := st.Pool().QueryRow(ctx, `SELECT reset_val, current_setting('wal_compression') FROM pg_settings WHERE name = 'wal_compression'`).
-		Scan(&server, &session); err != nil {
-		t.Fatal(err)
-	}
-	if server == "off" && session != "lz4" {
-		t.Fatalf("wal_compression %q on a connection of the store, want lz4", session)
+	for _, c := range []struct {
+		options, want string
+	}{
+		{"", "lz4"},
+		{"&options=-c%20wal_compression%3Doff", "off"},
+		{"&options=-c%20wal_compression%3Dpglz", "pglz"},
+	} {
+		st, err := postgres.Open(ctx, url+c.options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var source, session string
+		if err := st.Pool().QueryRow(ctx, `SELECT source, setting FROM pg_settings WHERE name = 'wal_compression'`).Scan(&source, &session); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if c.options == "" && source != "session" && source != "default" {
+			continue // the server's configuration chose: nothing to check here
+		}
+		if session != c.want {
+			t.Errorf("options %q: wal_compression %q, want %q", c.options, session, c.want)
+		}
 	}
 }
