@@ -48,28 +48,10 @@ func TestServeKeepsTheEmbeddedBrokersLogAcrossARestart(t *testing.T) {
 	}
 	// serve runs serve with extra flags, produces regs[from:to] and waits for want records.
 	serve := func(extra []string, from, to, want int) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		var out, errs lockedBuffer
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, append([]string{"serve", "--database-url", url, "--http-addr", "127.0.0.1:0", "--embedded-kafka-addr", addr,
-				"--partitions", "2", "--settle-grace", "0", "--log-level", "warn"}, extra...), &out, &errs)
-		}()
-		var brokers string
-		for deadline := time.Now().Add(60 * time.Second); brokers == ""; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("serve did not start:\n%s\n%s", out.String(), errs.String())
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("serve stopped: %v\n%s", err, errs.String())
-			default:
-			}
-			if _, rest, ok := strings.Cut(out.String(), " from "); ok && strings.Contains(rest, "\n") {
-				brokers, _, _ = strings.Cut(rest, "\n")
-			}
-		}
+		ctx := context.Background()
+		srv := startServe(t, append([]string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--embedded-kafka-addr", addr,
+			"--partitions", "2", "--settle-grace", "0", "--log-level", "warn"}, extra...)...)
+		brokers := srv.brokers
 		if to > from {
 			msgs := make([]kafkago.Message, 0, to-from)
 			for _, e := range regs[from:to] {
@@ -83,17 +65,11 @@ func TestServeKeepsTheEmbeddedBrokersLogAcrossARestart(t *testing.T) {
 		}
 		for deadline := time.Now().Add(60 * time.Second); processed() < want; time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d events recorded, want %d:\n%s", processed(), want, errs.String())
+				t.Fatalf("%d events recorded, want %d:\n%s", processed(), want, srv.errs.String())
 			}
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("serve: %v\n%s", err, errs.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not stop")
+		if err := srv.stop(); err != nil {
+			t.Fatalf("serve: %v\n%s", err, srv.errs.String())
 		}
 	}
 	const warning = "the embedded broker starts empty"

@@ -49,37 +49,14 @@ func TestServeTakesAFareTableAtRunTime(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const token = "admin-token-for-the-serve-test"
-	var out, errs lockedBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--database-url", url, "--http-addr", "127.0.0.1:0", "--admin-token", token,
-			"--transit-interval", "200ms", "--settle-grace", "0", "--log-level", "warn"}, &out, &errs)
-	}()
+	srv := startServe(t, "--database-url", url, "--http-addr", "127.0.0.1:0", "--admin-token", token,
+		"--transit-interval", "200ms", "--settle-grace", "0", "--log-level", "warn")
 	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v\n%s", err, errs.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
+		if err := srv.stop(); err != nil {
+			t.Errorf("serve: %v\n%s", err, srv.errs.String())
 		}
 	}()
-	var addr string
-	for deadline := time.Now().Add(60 * time.Second); addr == ""; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s\n%s", out.String(), errs.String())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped: %v\n%s", err, errs.String())
-		default:
-		}
-		if _, rest, ok := strings.Cut(out.String(), "serving HTTP on "); ok {
-			addr, _, _ = strings.Cut(rest, ",")
-		}
-	}
+	addr := srv.addr
 	call := func(method, path, contentType, body string, key string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, strings.NewReader(body))
@@ -215,7 +192,7 @@ func TestServeTakesAFareTableAtRunTime(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the taps were not priced: %v\n%s", v, errs.String())
+			t.Fatalf("the taps were not priced: %v\n%s", v, srv.errs.String())
 		}
 	}
 }
