@@ -443,3 +443,18 @@ func (f *fakeStore) Ping(context.Context) error {
 }
 
 var _ Store = (*fakeStore)(nil)
+
+// runUntilCleanup runs run (a committer's loop) in the background until the test ends, and waits
+// for it to return then.
+func runUntilCleanup(t testing.TB, run func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}

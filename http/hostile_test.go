@@ -31,21 +31,12 @@ type hostileWorld struct {
 
 func newHostileWorld(t *testing.T) *hostileWorld {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	store := pgtest.NewStore(t)
 	p, err := postgres.NewPurchases(store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runUntilCleanup(t, p.Run)
 	policies, err := medical.SamplePolicies()
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +58,7 @@ func newHostileWorld(t *testing.T) *hostileWorld {
 		t.Fatal(err)
 	}
 	xfers := postgres.NewTransfers(store)
-	trDone := make(chan struct{})
-	go func() {
-		defer close(trDone)
-		xfers.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-trDone
-	})
+	runUntilCleanup(t, xfers.Run)
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,

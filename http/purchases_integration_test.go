@@ -32,16 +32,7 @@ func newPurchaseWorld(t testing.TB) *purchaseWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runUntilCleanup(t, p.Run)
 	log := &syncBuffer{}
 	e := &env{log: log}
 	e.srv = NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
@@ -52,7 +43,7 @@ func newPurchaseWorld(t testing.TB) *purchaseWorld {
 		kind     clearing.PartyKind
 		id, name string
 	}{{clearing.PartyBank, "ICBC-JX", "ICBC Jiaxing"}, {clearing.PartyInsuranceFund, "jiaxing", "Jiaxing fund"}} {
-		if _, err := store.RegisterParty(ctx, p.kind, p.id, p.name); err != nil {
+		if _, err := store.RegisterParty(context.Background(), p.kind, p.id, p.name); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -39,16 +39,7 @@ func TestSettlementAgainstPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(runCtx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runUntilCleanup(t, p.Run)
 	set, err := postgres.NewSettlement(store, testCycles(t))
 	if err != nil {
 		t.Fatal(err)
