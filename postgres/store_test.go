@@ -727,3 +727,38 @@ func TestConnectionsCompressWAL(t *testing.T) {
 		}
 	}
 }
+
+// The store reads PostgreSQL's shared buffers and the balance history's key as the server sees
+// them, and the key grows with the balance versions written.
+func TestBufferFitReadsTheServersSizes(t *testing.T) {
+	st := pgtest.NewStore(t)
+	ctx := context.Background()
+	fit, err := st.BufferFit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buffers, key int64
+	if err := st.Pool().QueryRow(ctx, `SELECT setting::BIGINT * 8192 FROM pg_settings WHERE name = 'shared_buffers'`).Scan(&buffers); err != nil {
+		t.Fatal(err)
+	}
+	if !fit.Known || fit.SharedBuffers != buffers {
+		t.Fatalf("fit %+v, want known with shared buffers %d", fit, buffers)
+	}
+	c := openChart(t, st)
+	for i := range 300 {
+		commit(t, st, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.bank, CreditAccountID: c.card, Amount: int64(i + 1), Code: 1})
+	}
+	if err := st.Pool().QueryRow(ctx, `SELECT pg_relation_size('account_balances_pkey')`).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	after, err := st.BufferFit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.BalanceKey != key || after.BalanceKey <= fit.BalanceKey {
+		t.Fatalf("balance key %d bytes after 300 batches (the table says %d), %d before: want it read and grown", after.BalanceKey, key, fit.BalanceKey)
+	}
+	if after.Short() != (key > buffers) {
+		t.Fatalf("short %v with key %d and buffers %d", after.Short(), key, buffers)
+	}
+}

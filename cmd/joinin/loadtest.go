@@ -283,10 +283,8 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if blocksErr == nil && blocksErr2 == nil {
 		rep.BufferBlocksPerEvent = float64(blocksAfter-blocksBefore) / float64(rep.Events)
-		var buffers, index int64
-		if err := st.Pool().QueryRow(ctx, `SELECT pg_size_bytes(current_setting('shared_buffers')),
-			pg_relation_size('account_balances_pkey'::REGCLASS)`).Scan(&buffers, &index); err == nil {
-			rep.SharedBuffersMiB, rep.BalanceIndexMiB = float64(buffers)/(1<<20), float64(index)/(1<<20)
+		if fit, err := st.BufferFit(ctx); err == nil && fit.Known {
+			rep.SharedBuffersMiB, rep.BalanceIndexMiB = float64(fit.SharedBuffers)/(1<<20), float64(fit.BalanceKey)/(1<<20)
 		}
 	}
 	rep.ProduceSeconds = produced.Seconds()

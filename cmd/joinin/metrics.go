@@ -25,6 +25,10 @@ type serveMetrics struct {
 	verifications    *prometheus.CounterVec
 	verifyProblems   prometheus.Gauge
 	checkpointedDays prometheus.Counter
+	// sharedBuffers and balanceKey are PostgreSQL's shared buffers and the balance history's
+	// key, in bytes, as serve last read them: the key outgrowing the buffers slows the consumer.
+	sharedBuffers prometheus.Gauge
+	balanceKey    prometheus.Gauge
 }
 
 func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
@@ -55,9 +59,15 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 		checkpointedDays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "joinin_ledger_checkpointed_days_total", Help: "Closed days serve verified and checkpointed.",
 		}),
+		sharedBuffers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "joinin_database_shared_buffers_bytes", Help: "PostgreSQL's shared buffers (0 on CockroachDB).",
+		}),
+		balanceKey: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "joinin_database_balance_key_bytes", Help: "Size of the balance history's primary key (0 on CockroachDB): above the shared buffers, each batch reads its cards' balance pages from outside them.",
+		}),
 	}
 	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed,
-		m.verifications, m.verifyProblems, m.checkpointedDays)
+		m.verifications, m.verifyProblems, m.checkpointedDays, m.sharedBuffers, m.balanceKey)
 	return m
 }
 

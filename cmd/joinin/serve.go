@@ -273,6 +273,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if *verifyEvery > 0 {
 		background.Go(func() { verifyLedger(ctx, st, min(verifyFirstDelay, *verifyEvery), *verifyEvery, log, sm) })
 	}
+	background.Go(func() { watchBuffers(ctx, st, bufferCheckInterval, log, sm) })
 	registerClockMetrics(reg, st)
 	registerStoreMetrics(reg, st)
 
