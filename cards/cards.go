@@ -194,12 +194,15 @@ func FromRegistration(token string, r *events.CardRegistered) Card {
 	}
 }
 
+// Currency is the currency of a card's accounts: the card pays on domestic rails.
+const Currency ledger.Currency = "CNY"
+
 // Accounts returns the ledger accounts a new card opens: funds that cannot be overdrawn, and a
 // personal medical account that cannot be overdrawn either.
 func (c *Card) Accounts() []ledger.Account {
 	return []ledger.Account{
-		{ID: c.FundsAccount, Currency: "CNY", Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits},
-		{ID: c.MedicalAccount, Currency: "CNY", Kind: ledger.KindMedicalPersonal, Flags: ledger.DebitsMustNotExceedCredits},
+		{ID: c.FundsAccount, Currency: Currency, Kind: ledger.KindCardholderFunds, Flags: ledger.DebitsMustNotExceedCredits},
+		{ID: c.MedicalAccount, Currency: Currency, Kind: ledger.KindMedicalPersonal, Flags: ledger.DebitsMustNotExceedCredits},
 	}
 }
 

@@ -382,3 +382,45 @@ func TestDecideRefusesPurchasesClearedAtCategoriesTheCardDoesNotPay(t *testing.T
 		t.Fatalf("transfers %+v, dead letters %d", d.Transfers, len(d.DeadLetters))
 	}
 }
+
+// TestDecideRefusesMoneyNotInTheCardsCurrency: the card's accounts are in CNY, and the ledger's
+// transfers carry no currency of their own, so an event stating its amount in another currency
+// the engine books (USD, HKD, ...) is refused, naming both: taken as it stands it would move
+// 1.00 USD as 1.00 CNY.
+func TestDecideRefusesMoneyNotInTheCardsCurrency(t *testing.T) {
+	city := loadtest.NewCity(7, 1, 1, day)
+	v := world(city)
+	clearing.Decide(decoded(t, city.Registrations()...), v, day)
+	card := city.Cards[0]
+	funds := cards.AccountID("funds", card)
+	merchant := clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0])
+	buy := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: card,
+		Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1000, Currency: "CNY"}, MCC: "5411"}}
+	purchase := ledger.Transfer{ID: clearing.TransferID(buy.ID, day, 0), DebitAccountID: funds, CreditAccountID: merchant, Amount: 1000,
+		Code: clearing.CodePurchase}
+	v.Processed[buy.ID] = clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: purchase.ID}
+	v.Cleared[buy.ID] = &clearing.ClearedPurchase{EventID: buy.ID, Type: buy.Type, Transfer: purchase}
+
+	usd := events.Money{Minor: 100, Currency: "USD"}
+	at := func(typ events.Type, data events.Data) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: typ, OccurredAt: day, CardToken: card, Data: data}
+	}
+	load := at(events.TypeFundsLoaded, &events.FundsLoaded{Amount: usd, BankReference: "REF-USD"})
+	offline := at(events.TypePurchaseCleared, &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: usd, MCC: "5411"})
+	refund := at(events.TypePurchaseRefunded, &events.PurchaseRefunded{MerchantID: city.Merchants[0], OriginalEventID: buy.ID, Amount: usd})
+	contribution := at(events.TypeMedicalContribution, &events.MedicalContribution{EmployerID: "employer-1", Amount: usd,
+		Period: events.Period{Year: day.Year(), Month: day.Month()}})
+	d := clearing.Decide(decoded(t, load, offline, refund, contribution), v, day)
+	want := []string{
+		"funds.loaded rejected: the amount is in USD, the card's accounts are in CNY",
+		"purchase.cleared rejected: the amount is in USD, the card's accounts are in CNY",
+		"purchase.refunded rejected: the amount is in USD, the card's accounts are in CNY",
+		"medical.contribution rejected: the amount is in USD, the card's accounts are in CNY",
+	}
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.Transfers) != 0 {
+		t.Fatalf("%d transfers planned, want none", len(d.Transfers))
+	}
+}

@@ -179,6 +179,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if !ok {
 			return Reject("unknown card")
 		}
+		if why := notInCardCurrency(data.Amount); why != "" {
+			return Reject("%s", why)
+		}
 		if card.Status(now) == cards.StatusClosed {
 			return Reject("card is closed")
 		}
@@ -197,6 +200,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		card, ok := d.Card(e.CardToken)
 		if !ok {
 			return Reject("unknown card")
+		}
+		if why := notInCardCurrency(data.Amount); why != "" {
+			return Reject("%s", why)
 		}
 		if data.AuthorizationID != uuid.Nil {
 			if p := d.Purchases(); p != nil {
@@ -217,6 +223,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if !ok {
 			return Reject("unknown card")
 		}
+		if why := notInCardCurrency(data.Amount); why != "" {
+			return Reject("%s", why)
+		}
 		if p := d.Purchases(); p != nil {
 			if plan, ok := p.PlanRefund(e, data, card, now); ok {
 				return plan
@@ -232,6 +241,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if !ok {
 			return Reject("unknown card")
 		}
+		if why := notInCardCurrency(data.Amount); why != "" {
+			return Reject("%s", why)
+		}
 		if !d.Party(PartyInsuranceFund, card.InsuranceCity) {
 			return Reject("insurance fund of %q is not registered", card.InsuranceCity)
 		}
@@ -239,6 +251,16 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
 	}
 	return Plan{}
+}
+
+// notInCardCurrency says why an amount cannot move a card's money: the ledger's transfers carry
+// no currency of their own, so an amount in another currency the engine books would be taken as
+// that many fen of the card's. Empty when the amount is in the card's currency.
+func notInCardCurrency(m events.Money) string {
+	if m.Currency != cards.Currency {
+		return fmt.Sprintf("the amount is in %s, the card's accounts are in %s", m.Currency, cards.Currency)
+	}
+	return ""
 }
 
 // planClearedRefund plans a refund of a purchase cleared without an authorization: a transfer of
