@@ -249,6 +249,17 @@ func (run *reconRun) referenced(ctx context.Context) error {
 	return nil
 }
 
+// itemRejected holds for an item i that its bank rejected in its acknowledgement, and fileRejected
+// is what the rejected items of file f came to: their postings were reversed, the money went back
+// to clearing and the next cycle offers them again, so the bank is owed nothing for them in this
+// cycle. A rejected item is expected at zero (booked, it is a break), and a file's net without
+// its rejected items.
+const (
+	itemRejected = `EXISTS (SELECT 1 FROM settlement_item_results r WHERE r.item_id = i.item_id AND NOT r.accepted)`
+	fileRejected = `coalesce((SELECT sum(ri.amount) FROM settlement_item_results r JOIN settlement_items ri ON ri.item_id = r.item_id
+			WHERE r.bank_id = f.bank_id AND r.cycle_date = f.cycle_date AND NOT r.accepted), 0)::BIGINT`
+)
+
 // expected reads the bank's items and files named, by key, and whether each was matched already.
 func (run *reconRun) expected(ctx context.Context, items, files []string) (map[string]reconcile.Expected, map[string]bool, error) {
 	out, matched := map[string]reconcile.Expected{}, map[string]bool{}
@@ -262,7 +273,8 @@ func (run *reconRun) expected(ctx context.Context, items, files []string) (map[s
 			}
 			itemIDs = append(itemIDs, id)
 		}
-		q.Queue(`SELECT i.item_id::TEXT, f.message_id, i.cycle_date, c.value_date, i.amount,
+		q.Queue(`SELECT i.item_id::TEXT, f.message_id, i.cycle_date, c.value_date,
+				CASE WHEN `+itemRejected+` THEN 0 ELSE i.amount END,
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
 				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
@@ -290,7 +302,7 @@ func (run *reconRun) expected(ctx context.Context, items, files []string) (map[s
 		})
 	}
 	if len(files) > 0 {
-		q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net,
+		q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net - `+fileRejected+`,
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id AND (m.status = 'matched' OR k.accepted))
 			FROM settlement_files f JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
@@ -378,7 +390,8 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
 		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
 		WHERE NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
-			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')`,
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
+			AND NOT `+itemRejected,
 		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
@@ -395,8 +408,10 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		return rows.Err()
 	})
 	q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net
-		FROM settlement_files f JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
-		WHERE f.bank_id = $1 AND f.net <> 0
+		FROM (SELECT f.bank_id, f.message_id, f.cycle_date, f.net - `+fileRejected+` AS net
+			FROM settlement_files f WHERE f.bank_id = $1) f
+		JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
+		WHERE f.net <> 0
 			AND EXISTS (SELECT 1 FROM unnest($2::BIGINT[]) AS a(amount) WHERE f.net BETWEEN a.amount - $3 AND a.amount + $3)
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id)`,
 		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
@@ -455,6 +470,8 @@ func (run *reconRun) missing(ctx context.Context) error {
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id)
 			AND NOT EXISTS (SELECT 1 FROM recon_breaks b WHERE b.item_id = i.item_id AND b.kind = 'missing_at_bank')
+			-- Rejected by the bank's acknowledgement: its money went back to clearing.
+			AND NOT `+itemRejected+`
 			-- Booked, if not as settled: the entries' own breaks say how.
 			AND NOT EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.item_id = i.item_id)
 			AND NOT EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.file_id = f.message_id)
