@@ -102,6 +102,10 @@ type View struct {
 	// name, applied in earlier batches, with their refunds so far. Decide counts the refunds it
 	// plans.
 	Cleared map[uuid.UUID]*ClearedPurchase
+	// MerchantCategories holds the category (MCC) a merchant was registered with, by its clearing
+	// account, for the merchants the batch names that have one; a party of kind merchant
+	// registered without a category is not in it.
+	MerchantCategories map[ledger.ID]string
 	// Purchases plans clearing records of authorized purchases; nil rejects those records.
 	Purchases Purchases
 	// Fingerprint keys the hash kept of a dead letter's original bytes when they had to be
@@ -385,6 +389,11 @@ func (d directory) Card(token string) (*cards.Card, bool) {
 }
 
 func (d directory) Party(kind PartyKind, id string) bool { return d.v.Parties[PartyAccount(kind, id)] }
+
+func (d directory) MerchantCategory(id string) (string, bool) {
+	mcc, ok := d.v.MerchantCategories[PartyAccount(PartyMerchant, id)]
+	return mcc, ok
+}
 
 func (d directory) Purchases() Purchases { return d.v.Purchases }
 

@@ -424,3 +424,28 @@ func TestDecideRefusesMoneyNotInTheCardsCurrency(t *testing.T) {
 		t.Fatalf("%d transfers planned, want none", len(d.Transfers))
 	}
 }
+
+// TestDecideRefusesPurchasesClearedAtMerchantsRegisteredInCategoriesTheCardDoesNotPay: an
+// offline purchase names its category, but a merchant registered as a casino is not paid by a
+// record that calls it a grocer.
+func TestDecideRefusesPurchasesClearedAtMerchantsRegisteredInCategoriesTheCardDoesNotPay(t *testing.T) {
+	city := loadtest.NewCity(1, 1, 1, day)
+	v := world(city)
+	clearing.Decide(decoded(t, city.Registrations()...), v, day)
+	merchant := city.Merchants[0]
+	buy := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: city.Cards[0],
+		Data: &events.PurchaseCleared{MerchantID: merchant, Amount: events.Money{Minor: 500, Currency: "CNY"}, MCC: "5411"}}
+	v.MerchantCategories = map[ledger.ID]string{clearing.PartyAccount(clearing.PartyMerchant, merchant): "7995"}
+	d := clearing.Decide(decoded(t, append(city.Funding(1000, 1000), buy)...), v, day)
+	want := fmt.Sprintf("purchase.cleared rejected: merchant %q is registered in category 7995, one the card does not pay", merchant)
+	if got := outcomes(d); len(got) != 2 || got[1] != want {
+		t.Fatalf("decisions %q, want %q after the funding", got, want)
+	}
+	// Registered in a category the card pays, the record is applied.
+	v.MerchantCategories[clearing.PartyAccount(clearing.PartyMerchant, merchant)] = "5411"
+	again := buy
+	again.ID = uuid.Must(uuid.NewV7())
+	if got := outcomes(clearing.Decide(decoded(t, again), v, day)); len(got) != 1 || got[0] != "purchase.cleared applied" {
+		t.Fatalf("decisions %q", got)
+	}
+}

@@ -99,6 +99,9 @@ type Directory interface {
 	Card(token string) (*cards.Card, bool)
 	// Party reports whether the party is registered.
 	Party(kind PartyKind, id string) bool
+	// MerchantCategory returns the category (MCC) a merchant was registered with, if it was
+	// registered with one.
+	MerchantCategory(id string) (string, bool)
 	// ClearedPurchase returns the purchase an event applied before, with its refunds so far,
 	// for refunds: the event's first transfer and how much of it was given back.
 	ClearedPurchase(eventID uuid.UUID) (*ClearedPurchase, bool)
@@ -215,6 +218,11 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		}
 		if !d.Party(PartyMerchant, data.MerchantID) {
 			return Reject("merchant %q is not registered", data.MerchantID)
+		}
+		// The record states its own category, but a merchant registered with one the card does
+		// not pay is not paid under another.
+		if mcc, ok := d.MerchantCategory(data.MerchantID); ok && !cards.PaysMerchant(mcc) {
+			return Reject("merchant %q is registered in category %s, one the card does not pay", data.MerchantID, mcc)
 		}
 		return single(e, ledger.Transfer{DebitAccountID: card.FundsAccount,
 			CreditAccountID: PartyAccount(PartyMerchant, data.MerchantID), Amount: data.Amount.Minor, Code: CodePurchase})

@@ -291,13 +291,25 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 	}
 	q = &pgx.Batch{}
 	if len(parties) > 0 {
-		q.Queue(`SELECT account_id FROM parties WHERE account_id = ANY($1)`, parties).Query(func(rows pgx.Rows) error {
+		// With a merchant's registered category, which an offline purchase may not contradict
+		// with one the card pays.
+		q.Queue(`SELECT p.account_id, m.mcc FROM parties p LEFT JOIN merchants m ON m.account_id = p.account_id
+			WHERE p.account_id = ANY($1)`, parties).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var id [16]byte
-				if err := rows.Scan(&id); err != nil {
+				var (
+					id  [16]byte
+					mcc *string
+				)
+				if err := rows.Scan(&id, &mcc); err != nil {
 					return err
 				}
 				v.Parties[ledger.ID(id)] = true
+				if mcc != nil {
+					if v.MerchantCategories == nil {
+						v.MerchantCategories = map[ledger.ID]string{}
+					}
+					v.MerchantCategories[ledger.ID(id)] = *mcc
+				}
 			}
 			return rows.Err()
 		})
