@@ -449,3 +449,20 @@ func TestDecideRefusesPurchasesClearedAtMerchantsRegisteredInCategoriesTheCardDo
 		t.Fatalf("decisions %q", got)
 	}
 }
+
+// TestDecideRefusesContributionsToAClosedCard: a closed card's personal medical account pays no
+// bill again, so an employer's contribution to it is refused, as a load of its funds is, rather
+// than kept where nothing can spend it.
+func TestDecideRefusesContributionsToAClosedCard(t *testing.T) {
+	city := loadtest.NewCity(2, 1, 1, day)
+	v := world(city)
+	clearing.Decide(decoded(t, city.Registrations()...), v, day)
+	card := city.Cards[0]
+	closeIt := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypeCardStatusChanged, OccurredAt: day, CardToken: card,
+		Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left"}}
+	d := clearing.Decide(decoded(t, city.Contribution(card, 300), closeIt, city.Contribution(card, 300)), v, day)
+	want := []string{"medical.contribution applied", "card.status_changed accepted", "medical.contribution rejected: card is closed"}
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -252,6 +252,11 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if why := notInCardCurrency(data.Amount); why != "" {
 			return Reject("%s", why)
 		}
+		// A closed card's personal account pays no bill again: the employer's money goes
+		// elsewhere, as a load of a closed card's funds does.
+		if card.Status(now) == cards.StatusClosed {
+			return Reject("card is closed")
+		}
 		if !d.Party(PartyInsuranceFund, card.InsuranceCity) {
 			return Reject("insurance fund of %q is not registered", card.InsuranceCity)
 		}
