@@ -73,6 +73,19 @@ func (c Cycles) ValueDate(d Date) (Date, error) {
 	return v, nil
 }
 
+// FirstRefusedCycle is the first cycle from from on, within the next within days, whose value
+// date the calendar cannot give (a year it has no file for): the day settlement stops closing
+// unless that year's calendar is added. ok is false when every cycle of the window has one.
+func (c Cycles) FirstRefusedCycle(from Date, within int) (d Date, ok bool) {
+	for i := range within {
+		d = AddDays(from, i)
+		if _, err := c.ValueDate(d); err != nil {
+			return d, true
+		}
+	}
+	return Date{}, false
+}
+
 // AddDays is d moved by n days.
 func AddDays(d Date, n int) Date {
 	t := time.Date(d.Year, d.Month, d.Day+n, 0, 0, 0, 0, time.UTC)

@@ -72,6 +72,31 @@ func TestValueDates(t *testing.T) {
 	}
 }
 
+// The first cycle the calendar cannot give a value date for is the last day of its last year:
+// that cycle's money would move in a year it does not know.
+func TestFirstRefusedCycle(t *testing.T) {
+	c := cycles(t)
+	for _, tc := range []struct {
+		from   settlement.Date
+		within int
+		want   settlement.Date
+		ok     bool
+	}{
+		{date(2026, 12, 7), 60, date(2026, 12, 31), true},
+		{date(2026, 12, 31), 1, date(2026, 12, 31), true},
+		{date(2026, 12, 30), 1, settlement.Date{}, false},
+		{date(2026, 1, 1), 300, settlement.Date{}, false},
+		{date(2026, 1, 1), 365, date(2026, 12, 31), true},
+		{date(2027, 3, 1), 10, date(2027, 3, 1), true},
+		{date(2026, 12, 7), 0, settlement.Date{}, false},
+	} {
+		got, ok := c.FirstRefusedCycle(tc.from, tc.within)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("from %s within %d: %s, %v; want %s, %v", tc.from, tc.within, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func contains(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		if s[i:i+len(sub)] == sub {

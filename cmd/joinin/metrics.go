@@ -29,6 +29,9 @@ type serveMetrics struct {
 	// key, in bytes, as serve last read them: the key outgrowing the buffers slows the consumer.
 	sharedBuffers prometheus.Gauge
 	balanceKey    prometheus.Gauge
+	// calendarDaysLeft is how many days are left before the first cycle whose value date the
+	// business-day calendar cannot give (calendarWarnAhead: that many or more).
+	calendarDaysLeft prometheus.Gauge
 }
 
 func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
@@ -65,9 +68,13 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 		balanceKey: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "joinin_database_balance_key_bytes", Help: "Size of the balance history's primary key (0 on CockroachDB): above the shared buffers, each batch reads its cards' balance pages from outside them.",
 		}),
+		calendarDaysLeft: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "joinin_settlement_calendar_days_left",
+			Help: "Days before the first settlement cycle whose value date the business-day calendar cannot give, a year it has no file for (60: that many or more).",
+		}),
 	}
 	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed,
-		m.verifications, m.verifyProblems, m.checkpointedDays, m.sharedBuffers, m.balanceKey)
+		m.verifications, m.verifyProblems, m.checkpointedDays, m.sharedBuffers, m.balanceKey, m.calendarDaysLeft)
 	return m
 }
 

@@ -270,6 +270,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if *grace > 0 {
 		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log, sm) })
 	}
+	background.Go(func() { watchCalendar(ctx, set.Cycles(), st.Now, calendarCheckInterval, log, sm) })
 	if *verifyEvery > 0 {
 		background.Go(func() { verifyLedger(ctx, st, min(verifyFirstDelay, *verifyEvery), *verifyEvery, log, sm) })
 	}
