@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/settlement"
 	"github.com/joinincard/engine/settlement/calendar"
 )
@@ -50,5 +53,35 @@ func TestWatchCalendarWarnsBeforeTheCalendarEnds(t *testing.T) {
 			!strings.Contains(logs.String(), "no year 2027")):
 			t.Errorf("at %s: logged %q, want a warning with %q naming 2027", tc.now, logs.String(), tc.warn)
 		}
+	}
+}
+
+// --calendar adds the operator's years to the built-in calendar: a directory holding only the
+// next year's file leaves this year's value dates as they were.
+func TestCalendarFlagAddsYearsToTheBuiltInCalendar(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "2027.txt"), []byte("holiday 2027-01-01 元旦 New Year's Day\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &settleFlags{cutoffHour: settlement.DefaultCutoffHour, calendarDir: dir}
+	set, err := f.settlement(pgtest.NewStore(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cycle, value settlement.Date }{
+		{settlement.Date{Year: 2026, Month: 12, Day: 31}, settlement.Date{Year: 2027, Month: 1, Day: 4}},
+		{settlement.Date{Year: 2026, Month: 10, Day: 1}, settlement.Date{Year: 2026, Month: 10, Day: 8}},
+	} {
+		if got, err := set.Cycles().ValueDate(tc.cycle); err != nil || got != tc.value {
+			t.Errorf("value date of %s: %s, %v; want %s", tc.cycle, got, err, tc.value)
+		}
+	}
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "2027.txt"), []byte("holiday 2028-01-01 wrong year\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.calendarDir = bad
+	if _, err := f.settlement(pgtest.NewStore(t)); err == nil || !strings.Contains(err.Error(), "--calendar") {
+		t.Errorf("a bad calendar file: %v, want a refusal naming --calendar", err)
 	}
 }

@@ -44,7 +44,7 @@ func addSettleFlags(fs *flag.FlagSet) *settleFlags {
 	}
 	fs.IntVar(&f.cutoffHour, "cutoff-hour", hour, "hour of the day (0-23, Asia/Shanghai) at which a settlement cycle closes (env JOININ_CUTOFF_HOUR)")
 	fs.StringVar(&f.calendarDir, "calendar", envOr("JOININ_CALENDAR", ""),
-		"directory of business-day calendars, one file per year (env JOININ_CALENDAR); empty: the mainland calendar built in")
+		"directory of business-day calendars, one file per year YYYY.txt (env JOININ_CALENDAR), added to the mainland calendar built in: a year there replaces the built-in one")
 	return f
 }
 
@@ -57,13 +57,15 @@ func (f *settleFlags) settlement(st *postgres.Store) (*postgres.Settlement, erro
 		cal *calendar.Calendar
 		err error
 	)
-	if f.calendarDir == "" {
-		cal, err = calendar.Load()
-	} else {
-		cal, err = calendar.LoadDir(os.DirFS(f.calendarDir))
-	}
-	if err != nil {
+	if cal, err = calendar.Load(); err != nil {
 		return nil, fmt.Errorf("settlement calendar: %w", err)
+	}
+	if f.calendarDir != "" {
+		added, err := calendar.LoadDir(os.DirFS(f.calendarDir))
+		if err != nil {
+			return nil, fmt.Errorf("--calendar %s: %w", f.calendarDir, err)
+		}
+		cal = cal.With(added)
 	}
 	s, err := postgres.NewSettlement(st, settlement.Cycles{CutoffHour: f.cutoffHour, Calendar: cal})
 	if err != nil {

@@ -123,6 +123,20 @@ func LoadDir(fsys fs.FS) (*Calendar, error) {
 	return c, nil
 }
 
+// With returns the calendar of c's years and other's, other's year replacing c's where both
+// have one: the built-in calendar with a year added or corrected by an operator. Neither is
+// changed.
+func (c *Calendar) With(other *Calendar) *Calendar {
+	out := &Calendar{years: make(map[int][]dayKind, len(c.years)+len(other.years))}
+	for y, d := range c.years {
+		out.years[y] = d
+	}
+	for y, d := range other.years {
+		out.years[y] = d
+	}
+	return out
+}
+
 // Years returns the years the calendar has, in ascending order.
 func (c *Calendar) Years() []int {
 	years := make([]int, 0, len(c.years))

@@ -221,6 +221,49 @@ func TestLoadDirReadsSeveralYears(t *testing.T) {
 	}
 }
 
+// An operator's directory adds a year to the built-in calendar, or replaces one, and leaves the
+// other built-in years as they are.
+func TestWithAddsAndReplacesYears(t *testing.T) {
+	builtIn := load(t)
+	added, err := calendar.LoadDir(fstest.MapFS{
+		"2027.txt": {Data: []byte("holiday 2027-01-01 元旦 New Year's Day\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := builtIn.With(added)
+	if got := c.Years(); len(got) != 2 || got[0] != 2026 || got[1] != 2027 {
+		t.Errorf("Years() = %v, want 2026 and 2027", got)
+	}
+	// Thursday 31 December: Friday 1 January is a holiday, Monday 4 January the next business day.
+	if got, err := c.NextBusinessDay(date(2026, 12, 31)); err != nil || got != date(2027, 1, 4) {
+		t.Errorf("NextBusinessDay(2026-12-31) = %s, %v; want 2027-01-04", got, err)
+	}
+	// The built-in 2026 is still there: Friday 2 October is in the National Day holiday.
+	if ok, err := c.IsBusinessDay(date(2026, 10, 2)); err != nil || ok {
+		t.Errorf("IsBusinessDay(2026-10-02) = %v, %v; want a holiday", ok, err)
+	}
+	if got := builtIn.Years(); len(got) != 1 || got[0] != 2026 {
+		t.Errorf("the built-in calendar changed: %v", got)
+	}
+	replaced := builtIn.With(mustLoadDir(t, fstest.MapFS{"2026.txt": {Data: []byte("holiday 2026-03-02 test day\n")}}))
+	if ok, err := replaced.IsBusinessDay(date(2026, 10, 2)); err != nil || !ok {
+		t.Errorf("a replaced 2026 still has the built-in holidays: %v, %v", ok, err)
+	}
+	if ok, err := replaced.IsBusinessDay(date(2026, 3, 2)); err != nil || ok {
+		t.Errorf("a replaced 2026 lacks its own holiday: %v, %v", ok, err)
+	}
+}
+
+func mustLoadDir(t *testing.T, fsys fstest.MapFS) *calendar.Calendar {
+	t.Helper()
+	c, err := calendar.LoadDir(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestLoadDirRefusesBadData(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, text, want string
