@@ -72,7 +72,7 @@ type Totals struct {
 	Debits         string `json:"debits_posted"`
 	Credits        string `json:"credits_posted"`
 	Closing        string `json:"closing_net"`
-	SettlementNet  string `json:"settlement_items_net"`
+	SettlementNet  string `json:"settlement_items_net"` // the month's settlement items, but those a bank rejected
 }
 
 // Table writes one CSV file of an archive, counting its rows and bytes and hashing it as it goes.

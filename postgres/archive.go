@@ -218,10 +218,11 @@ func (s *Settlement) monthSettled(ctx context.Context, p events.Period) ([]Cycle
 	}
 	// An item sent to a bank is reconciled when the bank's statement booked it (a match, or a
 	// suggestion a person accepted, or the file's net booked whole) or a resolved break explains
-	// it. An item held for a party without a bank is offered again in a later cycle's file.
+	// it. An item held for a party without a bank, or one its bank rejected in its
+	// acknowledgement, is owed nothing in its cycle: a later cycle's file offers it again.
 	if err := s.store.pool.QueryRow(ctx, `SELECT count(*) FROM settlement_items i
 		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
-		WHERE i.cycle_date BETWEEN $1 AND $2 AND i.bank_id <> ''
+		WHERE i.cycle_date BETWEEN $1 AND $2 AND i.bank_id <> '' AND NOT `+itemRejected+`
 		AND NOT EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 			WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
 		AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
@@ -373,10 +374,12 @@ func (s *Settlement) archiveAccounts(ctx context.Context, t *archive.Table, m ar
 	return nil
 }
 
-// archiveItems writes the settlement items of the month's cycles, bank by bank.
+// archiveItems writes the settlement items of the month's cycles, bank by bank, and adds those
+// the banks settled to the month's settlement net.
 func (s *Settlement) archiveItems(ctx context.Context, t *archive.Table, _ archive.Manifest, cycles []Cycle, total func(string) *monthTotals) error {
-	rows, err := s.store.pool.Query(ctx, `SELECT cycle_date, item_id, bank_id, kind, party, party_name, amount, entries, reoffers
-		FROM settlement_items WHERE cycle_date BETWEEN $1 AND $2 ORDER BY cycle_date, bank_id, item_id`,
+	rows, err := s.store.pool.Query(ctx, `SELECT i.cycle_date, i.item_id, i.bank_id, i.kind, i.party, i.party_name, i.amount, i.entries,
+			i.reoffers, `+itemRejected+`
+		FROM settlement_items i WHERE i.cycle_date BETWEEN $1 AND $2 ORDER BY i.cycle_date, i.bank_id, i.item_id`,
 		settlement.DateTime(cycles[0].Date), settlement.DateTime(cycles[len(cycles)-1].Date))
 	if err != nil {
 		return fmt.Errorf("read the month's settlement items: %w", err)
@@ -390,11 +393,16 @@ func (s *Settlement) archiveItems(ctx context.Context, t *archive.Table, _ archi
 			reoffers                *uuid.UUID
 			bank, kind, party, name string
 			amount, entries         int64
+			rejected                bool
 		)
-		if err := rows.Scan(&day, &id, &bank, &kind, &party, &name, &amount, &entries, &reoffers); err != nil {
+		if err := rows.Scan(&day, &id, &bank, &kind, &party, &name, &amount, &entries, &reoffers, &rejected); err != nil {
 			return fmt.Errorf("read the month's settlement items: %w", err)
 		}
-		tot.net += amount
+		// An item its bank rejected was not settled: its posting was reversed and a later cycle
+		// offers it again, where it counts. The row stays, as the bank's file carried it.
+		if !rejected {
+			tot.net += amount
+		}
 		if err := t.Row(settlement.DateOf(day).String(), id.String(), archive.Text(bank), archive.Text(kind), archive.Text(party),
 			archive.Text(name), ledger.FormatDecimal(amount, settlementCurrency), string(settlementCurrency),
 			strconv.FormatInt(entries, 10), optionalID(reoffers)); err != nil {
