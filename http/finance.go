@@ -534,9 +534,13 @@ type reportRow struct {
 	Bank, Name                         string
 	Opening, Settled, Matched, Closing string
 	Items, MatchedItems                int64
-	ControlSum                         string
-	Open, Total                        int64
-	Breaks                             []breakKindRow
+	// Rejected and RejectedItems are what the bank rejected in its acknowledgement, neither
+	// settled nor matched; Owed is the items it did not reject.
+	Rejected            string
+	RejectedItems, Owed int64
+	ControlSum          string
+	Open, Total         int64
+	Breaks              []breakKindRow
 }
 
 // breakKindRow counts a bank's breaks of one kind by age bucket, in reconcile.AgeBuckets order.
@@ -632,7 +636,8 @@ func (h *financeHandlers) cycle(w http.ResponseWriter, r *http.Request, sess *fi
 
 func newReportRow(b postgres.BankCycleReport, name string) reportRow {
 	row := reportRow{Bank: b.Bank, Name: name, Opening: fmtMoney(b.Opening), Settled: fmtMoney(b.Settled), Matched: fmtMoney(b.Matched),
-		Closing: fmtMoney(b.Closing), Items: b.Items, MatchedItems: b.MatchedItems, ControlSum: fmtMoney(b.ControlSum), Open: b.Open}
+		Closing: fmtMoney(b.Closing), Items: b.Items, MatchedItems: b.MatchedItems, ControlSum: fmtMoney(b.ControlSum), Open: b.Open,
+		Rejected: fmtMoney(b.Rejected), RejectedItems: b.RejectedItems, Owed: b.Items - b.RejectedItems}
 	for _, k := range reconcile.BreakKinds() {
 		byAge := b.Breaks[k]
 		if len(byAge) == 0 {

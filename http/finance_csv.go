@@ -151,7 +151,7 @@ func (h *financeHandlers) cycleCSV(w http.ResponseWriter, r *http.Request, sess 
 		return
 	}
 	header := []string{"cycle", "value_date", "cycle_fee_income", "bank", "bank_name", "opening", "settled", "items", "control_sum",
-		"matched_items", "matched", "closing", "open_breaks"}
+		"matched_items", "matched", "closing", "open_breaks", "rejected_items", "rejected"}
 	for _, k := range reconcile.BreakKinds() {
 		for _, a := range reconcile.AgeBuckets() {
 			header = append(header, string(k)+" "+string(a))
@@ -161,7 +161,7 @@ func (h *financeHandlers) cycleCSV(w http.ResponseWriter, r *http.Request, sess 
 	for _, b := range rep.Banks {
 		row := []string{d.String(), rep.Cycle.ValueDate.String(), decimal(rep.FeeIncome), b.Bank, names[b.Bank], decimal(b.Opening),
 			decimal(b.Settled), strconv.FormatInt(b.Items, 10), decimal(b.ControlSum), strconv.FormatInt(b.MatchedItems, 10),
-			decimal(b.Matched), decimal(b.Closing), strconv.FormatInt(b.Open, 10)}
+			decimal(b.Matched), decimal(b.Closing), strconv.FormatInt(b.Open, 10), strconv.FormatInt(b.RejectedItems, 10), decimal(b.Rejected)}
 		for _, k := range reconcile.BreakKinds() {
 			for _, a := range reconcile.AgeBuckets() {
 				row = append(row, strconv.FormatInt(b.Breaks[k][a], 10))

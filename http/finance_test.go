@@ -118,7 +118,8 @@ func newFakeFinance(now func() time.Time) *fakeFinance {
 			Matched: 1_233_333_89, Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{}},
 		{Bank: "BOC-JX", Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{
 			reconcile.MissingInLedger: {reconcile.Age0to1: 1}}, Open: 1},
-		{Bank: "ICBC-JX", Opening: -5_00, Closing: -1_234_572_89, Settled: -1_234_567_89, Items: 1, ControlSum: 1_234_567_89,
+		{Bank: "ICBC-JX", Opening: -5_00, Closing: -1_234_572_89, Settled: -1_234_566_89, Items: 2, ControlSum: 1_234_568_89,
+			RejectedItems: 1, Rejected: -1_00,
 			Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{
 				reconcile.AmountMismatch: {reconcile.Age0to1: 1},
 				reconcile.MissingAtBank:  {reconcile.Age8to30: 1}}, Open: 2},
@@ -818,8 +819,9 @@ func TestFinanceCyclePageShowsPositionsFilesAndTheReport(t *testing.T) {
 		`<span class="mono">ABC-JX</span> ` + abcName + `</td><td class="num">1</td><td class="num">0.00</td><td class="num">1,233,333.89</td><td class="num">1,234.00</td>`,
 		`<td class="bank">held: parties without a settlement bank</td><td class="num">1</td>`,
 		`<td class="mono">JIC-ABC-JX-20260228-000002</td>`, `<td>accepted</td><td>2026-03-01 16:05:00</td>`, `<td>pending</td>`,
-		// the report: ICBC-JX opening, settled, matched, items matched, closing, items, control sum, breaks, open
-		`<td class="num">-5.00</td><td class="num">-1,234,567.89</td><td class="num">0.00</td><td class="num">0 of 1</td><td class="num">-1,234,572.89</td><td class="num">1</td><td class="num">1,234,567.89</td><td class="num">2</td><td class="num">2</td>`,
+		// the report: ICBC-JX opening, settled, rejected and its items, matched, items matched of those
+		// not rejected, closing, items, control sum, breaks, open
+		`<td class="num">-5.00</td><td class="num">-1,234,566.89</td><td class="num">-1.00</td><td class="num">1</td><td class="num">0.00</td><td class="num">0 of 1</td><td class="num">-1,234,572.89</td><td class="num">2</td><td class="num">1,234,568.89</td><td class="num">2</td><td class="num">2</td>`,
 		`<td class="mono">ICBC-JX</td><td>amount mismatch</td><td class="num">1</td><td class="num">0</td><td class="num">0</td><td class="num">0</td><td class="num">1</td>`,
 		`<td class="mono">ICBC-JX</td><td>missing at bank</td><td class="num">0</td><td class="num">0</td><td class="num">1</td>`,
 		`<a href="/finance/cycles/2026-02-28/report.csv" id="report-csv">`,
@@ -1042,14 +1044,15 @@ func TestFinanceCSVExportsNeutraliseFormulas(t *testing.T) {
 		return rows
 	}
 	rows := read(b.get(t, "/finance/cycles/2026-02-28/report.csv"), "cycle-report-2026-02-28.csv")
-	if len(rows) != 4 || len(rows[0]) != 13+24 || rows[0][3] != "bank" || rows[0][13] != "missing_at_bank 0-1" {
+	if len(rows) != 4 || len(rows[0]) != 15+24 || rows[0][3] != "bank" || rows[0][13] != "rejected_items" || rows[0][15] != "missing_at_bank 0-1" {
 		t.Fatalf("report header %q", rows[0])
 	}
 	boc, icbc := rows[2], rows[3]
 	if boc[3] != "BOC-JX" || boc[4] != "'"+evilName {
 		t.Errorf("BOC-JX's row %q: the formula is not neutralised", boc)
 	}
-	if icbc[4] != icbcName || icbc[5] != "-5.00" || icbc[6] != "-1234567.89" || icbc[11] != "-1234572.89" || icbc[12] != "2" {
+	if icbc[4] != icbcName || icbc[5] != "-5.00" || icbc[6] != "-1234566.89" || icbc[11] != "-1234572.89" || icbc[12] != "2" ||
+		icbc[13] != "1" || icbc[14] != "-1.00" {
 		t.Errorf("ICBC-JX's row %q", icbc)
 	}
 	col := slices.Index(rows[0], "amount_mismatch 0-1")

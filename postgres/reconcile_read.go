@@ -437,12 +437,17 @@ func (r *Reconciler) Suggestions(ctx context.Context, bank string) ([]Suggestion
 type BankCycleReport struct {
 	Bank string
 	// Opening and Closing are the bank's settlement position before and after the cycle's
-	// postings: Closing is Opening plus Settled.
+	// postings: Closing is Opening plus Settled plus Rejected (a rejected item's posting is
+	// reversed later, when the bank's acknowledgement comes).
 	Opening, Closing int64
-	// Settled is the net of the cycle's items, as the bank's file states it; Items and
-	// ControlSum are the file's control totals.
+	// Settled is the net of the cycle's items the bank did not reject: the file's net less
+	// Rejected. Items and ControlSum are the file's control totals, rejected items included.
 	Settled, Items, ControlSum int64
-	// MatchedItems and Matched are the items the bank's statements matched and their net.
+	// RejectedItems and Rejected are the items the bank rejected in its acknowledgement and their
+	// net: owed nothing in this cycle, they are offered again in the next.
+	RejectedItems, Rejected int64
+	// MatchedItems and Matched are the items the bank's statements matched and their net; a
+	// rejected item is never matched, not even when the statement booked the file's net whole.
 	MatchedItems, Matched int64
 	// Breaks counts the cycle's breaks by kind and age bucket; Open of them are not resolved.
 	Breaks map[reconcile.BreakKind]map[reconcile.AgeBucket]int64
@@ -494,7 +499,14 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 			return rep, err
 		}
 		err = r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
-			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND (
+			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND `+itemRejected,
+			settlement.DateTime(d), b.Bank).Scan(&b.RejectedItems, &b.Rejected)
+		if err != nil {
+			return rep, fmt.Errorf("rejected items of %s: %w", b.Bank, err)
+		}
+		b.Settled -= b.Rejected
+		err = r.store.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(i.amount), 0)::BIGINT FROM settlement_items i
+			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND NOT `+itemRejected+` AND (
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
 				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = $3 AND m.status = 'matched'))`,

@@ -22,6 +22,35 @@ import (
 // file's net books the net of the items it accepted.
 func TestReconcileItemsTheBankRejected(t *testing.T) {
 	ctx := context.Background()
+	_, r, _, rejected := rejectedDay(t)
+	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, br := range breaks {
+		amount := ""
+		if br.Expected != nil {
+			amount += " expected " + ledger.FormatAmount(*br.Expected, "CNY")
+		}
+		if br.Actual != nil {
+			amount += " booked " + ledger.FormatAmount(*br.Actual, "CNY")
+		}
+		got = append(got, fmt.Sprintf("%s %s%s", br.Bank, br.Kind, amount))
+	}
+	sort.Strings(got)
+	want := []string{fmt.Sprintf("ACQ-X amount_mismatch expected 0.00 booked %s", ledger.FormatAmount(rejected["ACQ-X"].Amount, "CNY"))}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("breaks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// rejectedDay is the settled day whose three acquirers each rejected the first item of their
+// file: ACQ-X's statement books every item, the rejected one too; ACQ-Y's the items it accepted;
+// ACQ-Z's its file's net of the items it accepted, in one entry. The statements are reconciled.
+func rejectedDay(t *testing.T) (*settleWorld, *postgres.Reconciler, settlement.Date, map[string]bankfile.Item) {
+	t.Helper()
+	ctx := context.Background()
 	w, r, day := settledDay(t)
 	created := sh("2026-03-05 20:00")
 	value := settlement.Date{Year: 2026, Month: 3, Day: 4}
@@ -66,24 +95,46 @@ func TestReconcileItemsTheBankRejected(t *testing.T) {
 	if _, err := r.ReconcileAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
+	return w, r, day, rejected
+}
+
+// A cycle's report shows what each bank rejected apart: the rejected items are neither settled
+// in the cycle nor matched, whether the statement matched the items one by one or booked the
+// file's net of the accepted items whole.
+func TestCycleReportShowsRejectedItemsApart(t *testing.T) {
+	ctx := context.Background()
+	w, r, day, rejected := rejectedDay(t)
+	rep, err := r.CycleReport(ctx, w.set, day)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, br := range breaks {
-		amount := ""
-		if br.Expected != nil {
-			amount += " expected " + ledger.FormatAmount(*br.Expected, "CNY")
+	seen := 0
+	for _, b := range rep.Banks {
+		it, ok := rejected[b.Bank]
+		if !ok {
+			continue
 		}
-		if br.Actual != nil {
-			amount += " booked " + ledger.FormatAmount(*br.Actual, "CNY")
+		seen++
+		f := fileOf(t, w, b.Bank, day)
+		got := fmt.Sprintf("settled %d, rejected %d of %d items, matched %d items, %d", b.Settled, b.RejectedItems, b.Items, b.MatchedItems, b.Matched)
+		want := fmt.Sprintf("settled %d, rejected 1 of %d items, matched %d items, %d", f.Header.Net-signedOf(it), f.Header.NumberOfEntries,
+			f.Header.NumberOfEntries-1, f.Header.Net-signedOf(it))
+		if got != want || b.Rejected != signedOf(it) {
+			t.Errorf("%s: %s, rejected %d; want %s, rejected %d", b.Bank, got, b.Rejected, want, signedOf(it))
 		}
-		got = append(got, fmt.Sprintf("%s %s%s", br.Bank, br.Kind, amount))
+		if b.Closing != b.Opening+b.Settled+b.Rejected {
+			t.Errorf("%s: opening %d, settled %d, rejected %d, closing %d", b.Bank, b.Opening, b.Settled, b.Rejected, b.Closing)
+		}
 	}
-	sort.Strings(got)
-	want := []string{fmt.Sprintf("ACQ-X amount_mismatch expected 0.00 booked %s", ledger.FormatAmount(rejected["ACQ-X"].Amount, "CNY"))}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("breaks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if seen != 3 {
+		t.Fatalf("the report has %d of the banks that rejected an item", seen)
 	}
+}
+
+// signedOf is item it's amount as its file's net counts it.
+func signedOf(it bankfile.Item) int64 {
+	if it.Direction == bankfile.Debit {
+		return -it.Amount
+	}
+	return it.Amount
 }
