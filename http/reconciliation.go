@@ -120,8 +120,9 @@ type statementImportView struct {
 	Reconciliation reconcileRunView `json:"reconciliation"`
 }
 
-// reconcileRunView is one reconciliation of a bank: the entries it decided, the matches,
-// suggestions and breaks it recorded, the breaks it resolved because what they wanted arrived.
+// reconcileRunView is one reconciliation of a bank: the entries it decided for the first time,
+// the matches, suggestions and breaks it recorded, the breaks it resolved because what they
+// wanted arrived.
 type reconcileRunView struct {
 	Bank      string         `json:"bank"`
 	Entries   int64          `json:"entries"`

@@ -37,7 +37,7 @@ func NewReconciler(st *Store, rules *reconcile.RuleSet) *Reconciler {
 // ReconcileReport is what one reconciliation of a bank did.
 type ReconcileReport struct {
 	Bank      string
-	Entries   int64 // entries decided
+	Entries   int64 // entries reconciled for the first time: matched, suggested or in a break
 	Matched   int64 // matches recorded
 	Suggested int64
 	Breaks    map[reconcile.BreakKind]int64 // breaks recorded, by kind
@@ -213,7 +213,6 @@ func (run *reconRun) referenced(ctx context.Context) error {
 					return err
 				}
 			}
-			run.rep.Entries += int64(len(g.entries))
 		}
 		chunk = chunk[:0]
 		return run.flush(ctx)
@@ -445,7 +444,6 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		if err := run.record(ctx, o); err != nil {
 			return err
 		}
-		run.rep.Entries++
 	}
 	return run.flush(ctx)
 }
@@ -647,6 +645,9 @@ func (run *reconRun) queueBreak(o reconcile.Outcome, key string, asOf reconcile.
 // their entries; what was recorded before (the same id) is left as it is, and resolutions follow
 // from what was new.
 func (run *reconRun) flush(ctx context.Context) error {
+	if err := run.countNew(ctx); err != nil {
+		return err
+	}
 	if q := &run.matches; q.len() > 0 {
 		rows, err := run.tx.Query(ctx, `INSERT INTO recon_matches (match_id, bank_id, kind, status, item_id, file_id, amount, detail, matched_at)
 			SELECT id, $1, kind, status, NULLIF(item, '')::UUID, NULLIF(file, ''), amount, detail, $2
@@ -747,6 +748,28 @@ func (run *reconRun) flush(ctx context.Context) error {
 		}
 		run.breaks = outcomeRows{}
 	}
+	return nil
+}
+
+// countNew adds to the run's entries those of the queued matches and breaks that no match nor
+// break was about before: an entry in a break decided again is reconciled already.
+func (run *reconRun) countNew(ctx context.Context) error {
+	var statements []string
+	var lines []int64
+	for _, q := range []*outcomeRows{&run.matches, &run.breaks} {
+		statements, lines = append(statements, q.entryStatements...), append(lines, q.entryLines...)
+	}
+	if len(statements) == 0 {
+		return nil
+	}
+	var n int64
+	if err := run.tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT DISTINCT s, l FROM unnest($2::TEXT[], $3::BIGINT[]) AS e(s, l)) e
+		WHERE NOT EXISTS (SELECT 1 FROM recon_match_entries m WHERE m.bank_id = $1 AND m.statement_id = e.s AND m.line = e.l)
+			AND NOT EXISTS (SELECT 1 FROM recon_break_entries b WHERE b.bank_id = $1 AND b.statement_id = e.s AND b.line = e.l)`,
+		run.bank, statements, lines).Scan(&n); err != nil {
+		return fmt.Errorf("count the entries reconciled: %w", err)
+	}
+	run.rep.Entries += n
 	return nil
 }
 

@@ -134,7 +134,7 @@ func printReconciliation(ctx context.Context, w io.Writer, r *postgres.Reconcile
 		if len(kinds) > 0 {
 			found = strings.Join(kinds, ", ")
 		}
-		fmt.Fprintf(w, "reconciled %-8s %d entries decided: %d matched, %d suggested, %s; %d breaks resolved\n",
+		fmt.Fprintf(w, "reconciled %-8s %d new entries: %d matched, %d suggested, %s; %d breaks resolved\n",
 			rep.Bank, rep.Entries, rep.Matched, rep.Suggested, found, rep.Resolved)
 	}
 	open, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
