@@ -87,7 +87,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileRepor
 	err := r.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		rep = ReconcileReport{Bank: bank, Breaks: map[reconcile.BreakKind]int64{}}
 		run := &reconRun{tx: tx, bank: bank, rules: rules, rep: &rep, now: r.store.Now().UTC(), used: map[string]bool{}}
-		for _, step := range []func(context.Context) error{run.gaps, run.referenced, run.unreferenced, run.missing, run.resolve} {
+		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referenced, run.unreferenced, run.missing, run.resolve} {
 			if err := step(ctx); err != nil {
 				return err
 			}
@@ -165,6 +165,109 @@ func scanEntry(rows pgx.Rows, more ...any) (reconcile.Actual, error) {
 	}
 	a.BookingDate, a.ValueDate = settlement.DateOf(booking), settlement.DateOf(valueDate)
 	return a, nil
+}
+
+// rejectedSince records, for each match its bank's acknowledgement undid (matchUndone), an
+// amount_mismatch break of the match's entries against what the bank is owed now: 0.00 for an
+// item, the net of the items accepted for a file. Found again, the break records nothing new.
+func (run *reconRun) rejectedSince(ctx context.Context) error {
+	type undone struct {
+		match [16]byte
+		e     reconcile.Expected
+	}
+	var (
+		list []undone
+		ids  [][16]byte
+	)
+	// Read from the bank's rejections, few, to the matches they undid.
+	rows, err := run.tx.Query(ctx, `SELECT m.match_id, m.item_id::TEXT, f.message_id, f.cycle_date, c.value_date, 0::BIGINT
+		FROM settlement_item_results r
+		JOIN recon_matches m ON m.item_id = r.item_id
+		JOIN settlement_files f ON f.bank_id = r.bank_id AND f.cycle_date = r.cycle_date
+		JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
+		WHERE r.bank_id = $1 AND NOT r.accepted AND m.bank_id = $1 AND `+matchStands+`
+		UNION
+		SELECT m.match_id, '', f.message_id, f.cycle_date, c.value_date, f.net - `+fileRejected+`
+		FROM settlement_item_results r
+		JOIN settlement_files f ON f.bank_id = r.bank_id AND f.cycle_date = r.cycle_date
+		JOIN recon_matches m ON m.bank_id = f.bank_id AND m.file_id = f.message_id
+		JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
+		WHERE r.bank_id = $1 AND NOT r.accepted AND r.decided_at > m.matched_at AND `+matchStands+`
+		ORDER BY 1`, run.bank)
+	if err != nil {
+		return fmt.Errorf("read matches undone by a rejection: %w", err)
+	}
+	for rows.Next() {
+		var (
+			u               undone
+			item            string
+			cycle, valueDay time.Time
+		)
+		if err := rows.Scan(&u.match, &item, &u.e.File, &cycle, &valueDay, &u.e.Amount); err != nil {
+			rows.Close()
+			return fmt.Errorf("read matches undone by a rejection: %w", err)
+		}
+		if item != "" {
+			id, err := parseUUIDText(item)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("read matches undone by a rejection: %w", err)
+			}
+			u.e.Item = id
+		}
+		u.e.Cycle, u.e.ValueDate = settlement.DateOf(cycle), settlement.DateOf(valueDay)
+		list, ids = append(list, u), append(ids, u.match)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read matches undone by a rejection: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	entries := map[[16]byte][]reconcile.Actual{}
+	rows, err = run.tx.Query(ctx, `SELECT `+entryColumns+`, me.match_id FROM recon_match_entries me
+		JOIN statement_entries e ON e.bank_id = me.bank_id AND e.statement_id = me.statement_id AND e.line = me.line
+		WHERE me.bank_id = $1 AND me.match_id = ANY($2) ORDER BY e.statement_id, e.line`, run.bank, ids)
+	if err != nil {
+		return fmt.Errorf("read the entries of matches undone: %w", err)
+	}
+	for rows.Next() {
+		var id [16]byte
+		a, err := scanEntry(rows, &id)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		entries[id] = append(entries[id], a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the entries of matches undone: %w", err)
+	}
+	for _, u := range list {
+		actual := entries[u.match]
+		if len(actual) == 0 {
+			continue
+		}
+		var booked int64
+		for _, a := range actual {
+			booked += a.Amount
+		}
+		e := u.e
+		o := reconcile.Outcome{Status: reconcile.Broken, Break: reconcile.AmountMismatch, Expected: &e, Actual: actual,
+			Detail: fmt.Sprintf("rejected in the bank's acknowledgement after it matched: %s booked, %s expected",
+				ledger.FormatAmount(booked, "CNY"), ledger.FormatAmount(e.Amount, "CNY"))}
+		if err := run.record(ctx, o); err != nil {
+			return err
+		}
+		if run.breaks.len() >= maxReconcileGroup {
+			if err := run.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return run.flush(ctx)
 }
 
 // notMatched is the condition of an entry e not yet in a match.
@@ -247,6 +350,18 @@ func (run *reconRun) referenced(ctx context.Context) error {
 	}
 	return nil
 }
+
+// matchStands holds for a match m that counts: made by the engine, or suggested and accepted by
+// a person.
+const matchStands = `(m.status = 'matched' OR EXISTS (SELECT 1 FROM recon_confirmations k WHERE k.match_id = m.match_id AND k.accepted))`
+
+// matchUndone holds for a match m that the bank's acknowledgement undid after it was made: the
+// item it matched was rejected, or, for a file's net matched whole, an item of the file was
+// rejected after the match (the net it was matched with is no longer what the bank is owed). The
+// match stays in the history; its entries are in an amount_mismatch break against what is owed.
+const matchUndone = `(EXISTS (SELECT 1 FROM settlement_item_results r WHERE r.item_id = m.item_id AND NOT r.accepted)
+	OR EXISTS (SELECT 1 FROM settlement_files uf JOIN settlement_item_results r ON r.bank_id = uf.bank_id AND r.cycle_date = uf.cycle_date
+		WHERE uf.bank_id = m.bank_id AND uf.message_id = m.file_id AND NOT r.accepted AND r.decided_at > m.matched_at))`
 
 // itemRejected holds for an item i that its bank rejected in its acknowledgement, and fileRejected
 // is what the rejected items of file f came to: their postings were reversed, the money went back

@@ -447,7 +447,8 @@ type BankCycleReport struct {
 	// net: owed nothing in this cycle, they are offered again in the next.
 	RejectedItems, Rejected int64
 	// MatchedItems and Matched are the items the bank's statements matched and their net; a
-	// rejected item is never matched, not even when the statement booked the file's net whole.
+	// rejected item is never matched, not even when the statement booked the file's net whole,
+	// and a file's net matched before an item of it was rejected no longer matches its items.
 	MatchedItems, Matched int64
 	// Breaks counts the cycle's breaks by kind and age bucket; Open of them are not resolved.
 	Breaks map[reconcile.BreakKind]map[reconcile.AgeBucket]int64
@@ -509,7 +510,8 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 			WHERE i.cycle_date = $1 AND i.bank_id = $2 AND NOT `+itemRejected+` AND (
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
-				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = $3 AND m.status = 'matched'))`,
+				OR EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = $3 AND m.status = 'matched'
+					AND NOT `+matchUndone+`))`,
 			settlement.DateTime(d), b.Bank, f.Header.MessageID).Scan(&b.MatchedItems, &b.Matched)
 		if err != nil {
 			return rep, fmt.Errorf("matched items of %s: %w", b.Bank, err)

@@ -138,3 +138,112 @@ func signedOf(it bankfile.Item) int64 {
 	}
 	return it.Amount
 }
+
+// An acknowledgement rejecting an item can come after a statement matched it: the item is owed
+// nothing in its cycle from then on, so what the bank booked for it is no longer as expected. The
+// next reconciliation finds an amount mismatch against 0.00 for an item matched alone, and one
+// against the net of the items accepted for a file whose net was matched whole; the matches
+// stay in the history, but count no more as matched, and finding the breaks again adds nothing.
+func TestReconcileItemsRejectedAfterTheyMatched(t *testing.T) {
+	ctx := context.Background()
+	w, r, day := settledDay(t)
+	created := sh("2026-03-04 07:00")
+	value := settlement.Date{Year: 2026, Month: 3, Day: 4}
+	files := map[string]*bankfile.File{}
+	for _, bank := range []string{"ACQ-X", "ACQ-Z"} {
+		files[bank] = fileOf(t, w, bank, day)
+	}
+	// ACQ-X books every item of its file; ACQ-Z its file's net in one entry.
+	x := loadtest.StatementFor(files["ACQ-X"], 1, 0, created)
+	z := loadtest.StatementFor(files["ACQ-Z"], 1, 0, created)
+	net, dir := z.Header.Net, statement.Credit
+	if net < 0 {
+		dir, net = statement.Debit, -net
+	}
+	z.Entries = []statement.Entry{{Amount: net, Direction: dir, BookingDate: value, ValueDate: value, EntryRef: "B-NET",
+		EndToEndRef: files["ACQ-Z"].Header.MessageID}}
+	loadtest.Retotal(z)
+	for _, s := range []*statement.Statement{x, z} {
+		if _, _, err := importStatement(t, r, s, statement.FormatCSV); err != nil {
+			t.Fatalf("%s: %v", s.Header.BankID, err)
+		}
+	}
+	if _, err := r.ReconcileAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true}); err != nil || len(breaks) != 0 {
+		t.Fatalf("breaks before the acknowledgements: %+v, %v", breaks, err)
+	}
+
+	// Then each bank's acknowledgement rejects the first item of its file.
+	w.clock.Set(sh("2026-03-04 08:05"))
+	for bank, f := range files {
+		ack := &bankfile.Ack{MessageID: "ACK-" + bank, CreatedAt: sh("2026-03-04 08:00"), FileMessageID: f.Header.MessageID, BankID: bank,
+			Status: bankfile.StatusPartial, Items: []bankfile.ItemStatus{{ItemID: f.Items[0].ID, ReasonCode: "AC04", Reason: "account closed"}}}
+		if _, _, err := w.set.Acknowledge(ctx, bank, ack); err != nil {
+			t.Fatalf("%s's acknowledgement: %v", bank, err)
+		}
+	}
+	reps, err := r.ReconcileAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, rep := range reps {
+		found += int(rep.Breaks["amount_mismatch"])
+	}
+	if found != 2 {
+		t.Errorf("the reconciliation after the acknowledgements found %d amount mismatches: %+v", found, reps)
+	}
+	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, br := range breaks {
+		amount := ""
+		if br.Expected != nil {
+			amount += " expected " + ledger.FormatAmount(*br.Expected, "CNY")
+		}
+		if br.Actual != nil {
+			amount += " booked " + ledger.FormatAmount(*br.Actual, "CNY")
+		}
+		got = append(got, fmt.Sprintf("%s %s%s", br.Bank, br.Kind, amount))
+	}
+	sort.Strings(got)
+	zf := files["ACQ-Z"]
+	want := []string{
+		fmt.Sprintf("ACQ-X amount_mismatch expected 0.00 booked %s", ledger.FormatAmount(signedOf(files["ACQ-X"].Items[0]), "CNY")),
+		fmt.Sprintf("ACQ-Z amount_mismatch expected %s booked %s", ledger.FormatAmount(zf.Header.Net-signedOf(zf.Items[0]), "CNY"),
+			ledger.FormatAmount(zf.Header.Net, "CNY")),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("breaks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rep, err := r.CycleReport(ctx, w.set, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range rep.Banks {
+		f, ok := files[b.Bank]
+		if !ok {
+			continue
+		}
+		want := f.Header.NumberOfEntries - 1
+		if b.Bank == "ACQ-Z" {
+			want = 0
+		}
+		if b.MatchedItems != want || b.Open != 1 {
+			t.Errorf("%s: %d items matched, %d breaks open; want %d matched, 1 open", b.Bank, b.MatchedItems, b.Open, want)
+		}
+	}
+	again, err := r.ReconcileAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rep := range again {
+		if len(rep.Breaks) != 0 || rep.Entries != 0 || rep.Matched != 0 {
+			t.Errorf("reconciled again: %+v", rep)
+		}
+	}
+}
