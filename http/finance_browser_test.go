@@ -183,13 +183,13 @@ func TestFinancePageInABrowser(t *testing.T) {
 	do("read the cycle's report", chromedp.Click(css(`a[href="/finance/"]`)), chromedp.WaitVisible(css("#cycles")),
 		chromedp.Click(css(`#cycles a[href="/finance/cycles/2026-03-03"]`)), chromedp.WaitVisible(css("#report")))
 	report := read("the report", chromedp.OuterHTML(css("#report")))
-	// Bank, opening, settled, matched, items matched, closing, items, control sum, breaks, open:
-	// ABC-JX's two items matched (one by its reference, one by the suggestion accepted); ICBC-JX's
-	// one not, its break resolved.
+	// Bank, opening, settled, rejected, items rejected, matched, items matched, closing, items,
+	// control sum, breaks, open: ABC-JX's two items matched (one by its reference, one by the
+	// suggestion accepted); ICBC-JX's one not, its break resolved; no bank rejected any.
 	for _, want := range []string{`<span class="mono">ABC-JX</span> 中国农业银行嘉兴分行 ABC Jiaxing</td><td class="num">0.00</td><td class="num">345.50</td>` +
-		`<td class="num">345.50</td><td class="num">2 of 2</td><td class="num">345.50</td><td class="num">2</td><td class="num">345.50</td><td class="num">0</td><td class="num">0</td>`,
+		`<td class="num">0.00</td><td class="num">0</td><td class="num">345.50</td><td class="num">2 of 2</td><td class="num">345.50</td><td class="num">2</td><td class="num">345.50</td><td class="num">0</td><td class="num">0</td>`,
 		`<span class="mono">ICBC-JX</span> 中国工商银行嘉兴分行 ICBC Jiaxing</td><td class="num">0.00</td><td class="num">-345.50</td>` +
-			`<td class="num">0.00</td><td class="num">0 of 1</td><td class="num">-345.50</td><td class="num">1</td><td class="num">345.50</td><td class="num">1</td><td class="num">0</td>`} {
+			`<td class="num">0.00</td><td class="num">0</td><td class="num">0.00</td><td class="num">0 of 1</td><td class="num">-345.50</td><td class="num">1</td><td class="num">345.50</td><td class="num">1</td><td class="num">0</td>`} {
 		if !strings.Contains(strings.ReplaceAll(report, "\n", ""), want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
