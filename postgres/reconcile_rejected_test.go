@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 
@@ -21,24 +20,8 @@ import (
 // a statement that leaves it out is as expected, not a missing item; and a bank that books its
 // file's net books the net of the items it accepted.
 func TestReconcileItemsTheBankRejected(t *testing.T) {
-	ctx := context.Background()
 	_, r, _, rejected := rejectedDay(t)
-	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, br := range breaks {
-		amount := ""
-		if br.Expected != nil {
-			amount += " expected " + ledger.FormatAmount(*br.Expected, "CNY")
-		}
-		if br.Actual != nil {
-			amount += " booked " + ledger.FormatAmount(*br.Actual, "CNY")
-		}
-		got = append(got, fmt.Sprintf("%s %s%s", br.Bank, br.Kind, amount))
-	}
-	sort.Strings(got)
+	got := openBreakLines(t, r)
 	want := []string{fmt.Sprintf("ACQ-X amount_mismatch expected 0.00 booked %s", ledger.FormatAmount(rejected["ACQ-X"].Amount, "CNY"))}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("breaks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -195,22 +178,7 @@ func TestReconcileItemsRejectedAfterTheyMatched(t *testing.T) {
 	if found != 2 {
 		t.Errorf("the reconciliation after the acknowledgements found %d amount mismatches: %+v", found, reps)
 	}
-	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, br := range breaks {
-		amount := ""
-		if br.Expected != nil {
-			amount += " expected " + ledger.FormatAmount(*br.Expected, "CNY")
-		}
-		if br.Actual != nil {
-			amount += " booked " + ledger.FormatAmount(*br.Actual, "CNY")
-		}
-		got = append(got, fmt.Sprintf("%s %s%s", br.Bank, br.Kind, amount))
-	}
-	sort.Strings(got)
+	got := openBreakLines(t, r)
 	zf := files["ACQ-Z"]
 	want := []string{
 		fmt.Sprintf("ACQ-X amount_mismatch expected 0.00 booked %s", ledger.FormatAmount(signedOf(files["ACQ-X"].Items[0]), "CNY")),
