@@ -208,21 +208,31 @@ func TestIndependentEndsBeforeARefundOfThePurchaseBefore(t *testing.T) {
 	}
 }
 
-// Refunds of a purchase cleared without an authorization are transfers of their own, counted
-// against the purchase across the batch; a refund the ledger refused does not count.
-func TestClearedRefundsCountAgainstThePurchase(t *testing.T) {
-	city := loadtest.NewCity(6, 1, 1, day)
+// offlinePurchase is a city of one card (seeded by seed) and the view after its registration,
+// where a purchase of 10.00 CNY at its merchant, cleared without an authorization, was applied:
+// the view holds it as processed and as cleared, nothing refunded yet.
+func offlinePurchase(t *testing.T, seed uint64) (*loadtest.City, *clearing.View, string, events.Event) {
+	t.Helper()
+	city := loadtest.NewCity(seed, 1, 1, day)
 	v := world(city)
 	clearing.Decide(decoded(t, city.Registrations()...), v, day)
 	card := city.Cards[0]
-	funds := cards.AccountID("funds", card)
-	merchant := clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0])
 	buy := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: card,
 		Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1000, Currency: "CNY"}, MCC: "5411"}}
-	purchase := ledger.Transfer{ID: clearing.TransferID(buy.ID, day, 0), DebitAccountID: funds, CreditAccountID: merchant, Amount: 1000,
-		Code: clearing.CodePurchase}
+	purchase := ledger.Transfer{ID: clearing.TransferID(buy.ID, day, 0), DebitAccountID: cards.AccountID("funds", card),
+		CreditAccountID: clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0]), Amount: 1000, Code: clearing.CodePurchase}
 	v.Processed[buy.ID] = clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: purchase.ID}
-	v.Cleared[buy.ID] = &clearing.ClearedPurchase{EventID: buy.ID, Type: buy.Type, Transfer: purchase, Refunded: 300, Refunds: 1}
+	v.Cleared[buy.ID] = &clearing.ClearedPurchase{EventID: buy.ID, Type: buy.Type, Transfer: purchase}
+	return city, v, card, buy
+}
+
+// Refunds of a purchase cleared without an authorization are transfers of their own, counted
+// against the purchase across the batch; a refund the ledger refused does not count.
+func TestClearedRefundsCountAgainstThePurchase(t *testing.T) {
+	city, v, card, buy := offlinePurchase(t, 6)
+	v.Cleared[buy.ID].Refunded, v.Cleared[buy.ID].Refunds = 300, 1
+	funds := cards.AccountID("funds", card)
+	merchant := clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0])
 	d := clearing.Decide(decoded(t, city.Refund(buy, 400), city.Refund(buy, 200), city.Refund(buy, 101), city.Refund(buy, 100)), v, day)
 	want := []string{"purchase.refunded applied", "purchase.refunded applied",
 		"purchase.refunded rejected: refund of 1.01 CNY exceeds the 1.00 CNY purchased and not yet refunded", "purchase.refunded applied"}
@@ -388,18 +398,7 @@ func TestDecideRefusesPurchasesClearedAtCategoriesTheCardDoesNotPay(t *testing.T
 // the engine books (USD, HKD, ...) is refused, naming both: taken as it stands it would move
 // 1.00 USD as 1.00 CNY.
 func TestDecideRefusesMoneyNotInTheCardsCurrency(t *testing.T) {
-	city := loadtest.NewCity(7, 1, 1, day)
-	v := world(city)
-	clearing.Decide(decoded(t, city.Registrations()...), v, day)
-	card := city.Cards[0]
-	funds := cards.AccountID("funds", card)
-	merchant := clearing.PartyAccount(clearing.PartyMerchant, city.Merchants[0])
-	buy := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: day, CardToken: card,
-		Data: &events.PurchaseCleared{MerchantID: city.Merchants[0], Amount: events.Money{Minor: 1000, Currency: "CNY"}, MCC: "5411"}}
-	purchase := ledger.Transfer{ID: clearing.TransferID(buy.ID, day, 0), DebitAccountID: funds, CreditAccountID: merchant, Amount: 1000,
-		Code: clearing.CodePurchase}
-	v.Processed[buy.ID] = clearing.Processed{EventID: buy.ID, Type: buy.Type, Status: clearing.Applied, Transfer: purchase.ID}
-	v.Cleared[buy.ID] = &clearing.ClearedPurchase{EventID: buy.ID, Type: buy.Type, Transfer: purchase}
+	city, v, card, buy := offlinePurchase(t, 7)
 
 	usd := events.Money{Minor: 100, Currency: "USD"}
 	at := func(typ events.Type, data events.Data) events.Event {
