@@ -53,6 +53,14 @@ func outcomes(d *clearing.Decision) []string {
 	return out
 }
 
+// checkOutcomes fails the test unless d decided its events as want says, in order.
+func checkOutcomes(t *testing.T, d *clearing.Decision, want []string) {
+	t.Helper()
+	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestDecideInBatchOrder(t *testing.T) {
 	city := loadtest.NewCity(1, 2, 1, day)
 	regs := city.Registrations()
@@ -74,9 +82,7 @@ func TestDecideInBatchOrder(t *testing.T) {
 		"transit.tap accepted",
 		"medical.contribution applied",
 	}
-	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkOutcomes(t, d, want)
 	if len(d.NewCards) != 2 || len(d.Taps) != 1 || len(d.Transfers) != 4 || len(d.DeadLetters) != 1 {
 		t.Fatalf("new cards %d, taps %d, transfers %d, dead letters %d", len(d.NewCards), len(d.Taps), len(d.Transfers), len(d.DeadLetters))
 	}
@@ -134,9 +140,7 @@ func TestDecideRefusals(t *testing.T) {
 		"card.status_changed accepted",
 		"funds.loaded rejected: card is closed",
 	}
-	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkOutcomes(t, d, want)
 	if len(d.DeadLetters) != 4 {
 		t.Fatalf("%d dead letters, want 4", len(d.DeadLetters))
 	}
@@ -236,9 +240,7 @@ func TestClearedRefundsCountAgainstThePurchase(t *testing.T) {
 	d := clearing.Decide(decoded(t, city.Refund(buy, 400), city.Refund(buy, 200), city.Refund(buy, 101), city.Refund(buy, 100)), v, day)
 	want := []string{"purchase.refunded applied", "purchase.refunded applied",
 		"purchase.refunded rejected: refund of 1.01 CNY exceeds the 1.00 CNY purchased and not yet refunded", "purchase.refunded applied"}
-	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkOutcomes(t, d, want)
 	for _, tr := range d.Transfers {
 		if tr.DebitAccountID != merchant || tr.CreditAccountID != funds || tr.Code != clearing.CodeRefund || tr.Flags != 0 || !tr.Ref.IsZero() {
 			t.Errorf("refund transfer %+v", tr)
@@ -416,9 +418,7 @@ func TestDecideRefusesMoneyNotInTheCardsCurrency(t *testing.T) {
 		"purchase.refunded rejected: the amount is in USD, the card's accounts are in CNY",
 		"medical.contribution rejected: the amount is in USD, the card's accounts are in CNY",
 	}
-	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkOutcomes(t, d, want)
 	if len(d.Transfers) != 0 {
 		t.Fatalf("%d transfers planned, want none", len(d.Transfers))
 	}
@@ -461,7 +461,5 @@ func TestDecideRefusesContributionsToAClosedCard(t *testing.T) {
 		Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left"}}
 	d := clearing.Decide(decoded(t, city.Contribution(card, 300), closeIt, city.Contribution(card, 300)), v, day)
 	want := []string{"medical.contribution applied", "card.status_changed accepted", "medical.contribution rejected: card is closed"}
-	if got := outcomes(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	checkOutcomes(t, d, want)
 }
