@@ -199,7 +199,8 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		}
 		addToken(e.CardToken)
 		switch data := e.Data.(type) {
-		case *events.FundsLoaded, *events.CardStatusChanged, *events.CardPermitRenewed:
+		case *events.FundsLoaded, *events.MedicalContribution, *events.CardStatusChanged, *events.CardPermitRenewed:
+			// Each of these reads the card's status (a closed card takes no money in) or changes it.
 			fresh[e.CardToken] = true
 		case *events.PurchaseRefunded:
 			ids = append(ids, data.OriginalEventID)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
@@ -25,5 +26,23 @@ func TestOfflinePurchaseAtAMerchantRegisteredInARefusedCategory(t *testing.T) {
 	}
 	if av, posted := s.funds(0); av != fen1000-10000 || posted != fen1000-10000 {
 		t.Fatalf("card 0: available %s posted %s, want only the grocer's 100.00 paid", cny(av), cny(posted))
+	}
+}
+
+// An employer's contribution to a closed card's personal medical account is refused, however the
+// batch came to know the card: read for the batch, or remembered from an earlier one.
+func TestMedicalContributionToAClosedCardIsRefused(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	contribution := func() events.Event {
+		return s.event(0, &events.MedicalContribution{EmployerID: "EMP-1", Amount: events.Money{Minor: 35000, Currency: "CNY"},
+			Period: events.Period{Year: 2026, Month: time.May}})
+	}
+	s.ingest(contribution())
+	s.advance(time.Minute)
+	s.ingest(s.event(0, &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}))
+	s.advance(time.Minute)
+	d := s.ingestDecision(contribution())
+	if got, want := statusesOf(d), "rejected(card is closed)"; got != want {
+		t.Fatalf("decisions: got %s, want %s", got, want)
 	}
 }
