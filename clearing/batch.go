@@ -106,6 +106,10 @@ type View struct {
 	// account, for the merchants the batch names that have one; a party of kind merchant
 	// registered without a category is not in it.
 	MerchantCategories map[ledger.ID]string
+	// StatusHistories holds, by the card's own token, the declared statuses the engine had recorded
+	// before the batch (oldest first), for the cards whose purchases cleared without an
+	// authorization the batch decides: such a purchase is judged by the status at its time.
+	StatusHistories map[string][]cards.StatusChange
 	// Purchases plans clearing records of authorized purchases; nil rejects those records.
 	Purchases Purchases
 	// Fingerprint keys the hash kept of a dead letter's original bytes when they had to be
@@ -396,6 +400,10 @@ func (d directory) MerchantCategory(id string) (string, bool) {
 }
 
 func (d directory) Purchases() Purchases { return d.v.Purchases }
+
+func (d directory) StatusHistory(card *cards.Card) []cards.StatusChange {
+	return d.v.StatusHistories[card.Token]
+}
 
 func (d directory) ClearedPurchase(id uuid.UUID) (*ClearedPurchase, bool) {
 	if p, ok := d.v.Processed[id]; !ok || p.Status != Applied {

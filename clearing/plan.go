@@ -108,6 +108,10 @@ type Directory interface {
 	// Purchases plans the clearing records of authorized purchases; nil when the adapter has
 	// none to plan.
 	Purchases() Purchases
+	// StatusHistory returns the declared statuses the engine had recorded for card before the
+	// batch, oldest first (a card is active until the first), for a purchase cleared without an
+	// authorization.
+	StatusHistory(card *cards.Card) []cards.StatusChange
 }
 
 // Purchases plans what a clearing record does to an authorization made through the
@@ -198,8 +202,8 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		// authorization was judged when it was authorized (the card's status, the merchant's
 		// category, the limits), so only the card's existence matters here. One that no
 		// authorization preceded (an offline purchase) is refused at a category the card does not
-		// pay, which the record itself says; the card's status is not judged here (a batch knows
-		// the status only of the cards its other events change, not of every card it charges).
+		// pay, which the record itself says, and when the card could not pay at the purchase's
+		// time (offlinePurchaseRefusal).
 		card, ok := d.Card(e.CardToken)
 		if !ok {
 			return Reject("unknown card")
@@ -223,6 +227,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		// not pay is not paid under another.
 		if mcc, ok := d.MerchantCategory(data.MerchantID); ok && !cards.PaysMerchant(mcc) {
 			return Reject("merchant %q is registered in category %s, one the card does not pay", data.MerchantID, mcc)
+		}
+		if why := offlinePurchaseRefusal(e, card, d.StatusHistory(card), now); why != "" {
+			return Reject("%s", why)
 		}
 		return single(e, ledger.Transfer{DebitAccountID: card.FundsAccount,
 			CreditAccountID: PartyAccount(PartyMerchant, data.MerchantID), Amount: data.Amount.Minor, Code: CodePurchase})
@@ -264,6 +271,29 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
 	}
 	return Plan{}
+}
+
+// offlinePurchaseRefusal says why a purchase cleared without an authorization may not charge the
+// card, or "" when it may. A terminal that could not go online took the card in good faith: the
+// purchase is owed if the card could pay when it was made (occurred_at), whatever became of the
+// card since, and refused if by then the card was closed or blocked (by the statuses the engine
+// had recorded, in force from the moment it recorded each, as a transit tap is judged) or its
+// holder's permit had expired, which no online terminal would have let through. A purchase stamped
+// after the batch's time is judged by the card's status now, with the batch's own changes.
+func offlinePurchaseRefusal(e *events.Event, card *cards.Card, history []cards.StatusChange, now time.Time) string {
+	status := card.Status(now)
+	if !e.OccurredAt.After(now) {
+		status, _, _ = cards.StatusAt(history, card.PermitValidUntil, e.OccurredAt)
+	}
+	switch status {
+	case cards.StatusClosed:
+		return "card was closed when the purchase was made"
+	case cards.StatusBlocked:
+		return "card was blocked when the purchase was made"
+	case cards.StatusPermitExpired:
+		return "cardholder's work permit had expired when the purchase was made"
+	}
+	return ""
 }
 
 // notInCardCurrency says why an amount cannot move a card's money: the ledger's transfers carry

@@ -202,6 +202,11 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		case *events.FundsLoaded, *events.MedicalContribution, *events.CardStatusChanged, *events.CardPermitRenewed:
 			// Each of these reads the card's status (a closed card takes no money in) or changes it.
 			fresh[e.CardToken] = true
+		case *events.PurchaseCleared:
+			// An offline purchase is judged by the card's status when it was made.
+			if data.AuthorizationID == uuid.Nil {
+				fresh[e.CardToken] = true
+			}
 		case *events.PurchaseRefunded:
 			ids = append(ids, data.OriginalEventID)
 			originals = append(originals, data.OriginalEventID)
@@ -316,6 +321,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		})
 	}
 	queueClearedPurchases(q, v, originals)
+	queueStatusHistories(q, v, msgs)
 	// The settlement gate, which applying the batch reads, rides along: no round trip of its own.
 	t.QueueSettlementGate(q)
 	if q.Len() > 0 {
@@ -324,6 +330,61 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		}
 	}
 	return v, nil
+}
+
+// queueStatusHistories queues the reads of the recorded status changes of the cards whose offline
+// purchases (cleared without an authorization) the batch decides, into v.StatusHistories, as they
+// stood before the batch. A card declared other than active with no change recorded has been so
+// for as long as it has been.
+func queueStatusHistories(q *pgx.Batch, v *clearing.View, msgs []clearing.Message) {
+	var tokens []string
+	for i := range msgs {
+		data, ok := msgs[i].Event.Data.(*events.PurchaseCleared)
+		if !ok || data.AuthorizationID != uuid.Nil {
+			continue
+		}
+		c, ok := v.Cards[msgs[i].Event.CardToken]
+		if !ok {
+			continue
+		}
+		if v.StatusHistories == nil {
+			v.StatusHistories = map[string][]cards.StatusChange{}
+		}
+		if _, seen := v.StatusHistories[c.Token]; !seen {
+			v.StatusHistories[c.Token] = nil
+			tokens = append(tokens, c.Token)
+		}
+	}
+	if len(tokens) == 0 {
+		return
+	}
+	declared := make(map[string]events.CardStatus, len(tokens))
+	for _, c := range v.Cards {
+		declared[c.Token] = c.Declared
+	}
+	q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
+		WHERE card_token = ANY($1) ORDER BY card_token, changed_at`, tokens).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				card, status string
+				c            cards.StatusChange
+			)
+			if err := rows.Scan(&card, &c.At, &status, &c.Reason); err != nil {
+				return err
+			}
+			c.Declared = events.CardStatus(status)
+			v.StatusHistories[card] = append(v.StatusHistories[card], c)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, tok := range tokens {
+			if d := declared[tok]; len(v.StatusHistories[tok]) == 0 && d != "" && d != events.StatusActive {
+				v.StatusHistories[tok] = []cards.StatusChange{{Declared: d}}
+			}
+		}
+		return nil
+	})
 }
 
 // queueClearedPurchases queues the reads of the purchases that refunds name, applied before, with

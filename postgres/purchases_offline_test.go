@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/joinincard/engine/cards"
+
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 )
@@ -26,6 +28,54 @@ func TestOfflinePurchaseAtAMerchantRegisteredInARefusedCategory(t *testing.T) {
 	}
 	if av, posted := s.funds(0); av != fen1000-10000 || posted != fen1000-10000 {
 		t.Fatalf("card 0: available %s posted %s, want only the grocer's 100.00 paid", cny(av), cny(posted))
+	}
+}
+
+// An offline purchase (cleared without an authorization) is owed by the card when the card could
+// pay at the moment of the purchase, whatever became of it since: a terminal that could not go
+// online took it in good faith. A purchase made after the card was closed or blocked, or after its
+// holder's permit had expired, is one no online terminal would have accepted: it is refused, and
+// the card pays nothing. Each is judged by the status the engine had recorded at the purchase's
+// time, the card read from the engine's cache or from the database alike.
+func TestOfflinePurchaseJudgedByTheCardsStatusWhenItWasMade(t *testing.T) {
+	s := newShop(t, 3, fen1000)
+	const amount = 10000
+	at := func(card int, when time.Time) events.Event {
+		e := s.plainPurchase(card, amount)
+		e.OccurredAt = when.Truncate(time.Millisecond)
+		return e
+	}
+	before := s.now()
+	s.advance(time.Minute)
+	// The cards are read once (so that the cache knows them), then card 0 is closed and card 1
+	// blocked; card 2's permit ran out long ago for the next batch's clock.
+	s.ingest(s.plainPurchase(0, 1), s.plainPurchase(1, 1), s.plainPurchase(2, 1))
+	s.advance(time.Minute)
+	s.ingest(s.event(0, &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}),
+		s.event(1, &events.CardStatusChanged{Status: events.StatusBlocked, Reason: "reported stolen"}))
+	s.advance(time.Minute)
+	after := s.now()
+
+	d := s.ingestDecision(at(0, before), at(0, after), at(1, before), at(1, after))
+	want := "applied rejected(card was closed when the purchase was made) " +
+		"applied rejected(card was blocked when the purchase was made)"
+	if got := statusesOf(d); got != want {
+		t.Fatalf("decisions\n got %s\nwant %s", got, want)
+	}
+	for card := range 2 {
+		if av, posted := s.funds(card); av != fen1000-1-amount || posted != fen1000-1-amount {
+			t.Fatalf("card %d: available %s posted %s, want only the purchase made before the change paid", card, cny(av), cny(posted))
+		}
+	}
+
+	// A permit that expired: the purchase made on its last valid day is owed, the one after not.
+	y, m, day := s.now().In(cards.Shanghai).Date()
+	s.ingest(s.event(2, &events.CardPermitRenewed{PermitValidUntil: events.Date{Year: y, Month: m, Day: day}}))
+	lastDay := time.Date(y, m, day, 12, 0, 0, 0, cards.Shanghai)
+	s.clock.Store(lastDay.AddDate(0, 0, 3).UnixMicro())
+	d = s.ingestDecision(at(2, lastDay), at(2, lastDay.AddDate(0, 0, 1)))
+	if got, want := statusesOf(d), "applied rejected(cardholder's work permit had expired when the purchase was made)"; got != want {
+		t.Fatalf("permit: decisions\n got %s\nwant %s", got, want)
 	}
 }
 
