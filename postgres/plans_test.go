@@ -245,7 +245,8 @@ func TestCardsByTokenPlanPinned(t *testing.T) {
 		t.Fatal(err)
 	}
 	probes := map[string]string{"card_tokens": "card_tokens_pkey", "cards": "cards_pkey", "card_limits": "card_limits_pkey",
-		"purchase_authorizations": "purchase_authorizations_card", "purchase_increments": "purchase_increments_card"}
+		"purchase_authorizations": "purchase_authorizations_card", "purchase_increments": "purchase_increments_card",
+		"purchase_closes": "purchase_closes_pkey"}
 	check := func(when string) {
 		t.Helper()
 		rows, err := tx.Query(ctx, `EXPLAIN EXECUTE cards (ARRAY['card-1', 'card-2'], now() - INTERVAL '1 day', now())`)
@@ -294,6 +295,10 @@ func TestCardsByTokenPlanPinned(t *testing.T) {
 				decline_detail, created_at)
 			SELECT md5('i' || g::TEXT)::UUID, md5('p' || g::TEXT)::UUID, 'card-' || (g % 5000), 100, true, '', '',
 				now() - (g || ' seconds')::INTERVAL FROM generate_series($1::INT, $2::INT) g`,
+		`INSERT INTO purchase_closes (authorization_id, close_id, kind, merchant_id, card_token, amount, released, fee_mdr,
+				fee_network, foreign_surcharge, foreign_fx_margin, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, md5('c' || g::TEXT)::UUID, 'voided', 'merchant-' || (g % 500), 'card-' || (g % 5000),
+				0, 100, 0, 0, 0, 0, now() FROM generate_series($1::INT, $2::INT, 2) g`,
 	}
 	fill := func(from, to int) {
 		for _, q := range fills {

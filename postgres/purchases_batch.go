@@ -630,12 +630,15 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 // authorizationCardsLookup reads the cards by every token a batch names ($1) or its
 // authorizations hold ($2), with their limits and their approvals (authorizations and
 // increments) in the Shanghai day of the batch ($3 to $4), through the indexes of approvals by
-// card and time.
+// card and time. What the merchant released of an authorization of the day (all of it by a void,
+// the rest held beyond a capture) is not spent and does not count, as an issuer takes a reversal
+// back from the day's total; a hold left to expire still counts.
 const authorizationCardsLookup = `WITH wanted AS (
 		SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
 		UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
 	SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+		(SELECT coalesce(sum(a.amount - coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = a.authorization_id), 0)), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
 		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
 			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
@@ -653,7 +656,8 @@ const authorizationCardsLookup = `WITH wanted AS (
 // approvals sum is a subquery correlated with the card, likewise.
 const authorizationCardsByToken = `SELECT w.token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
 		c.funds_account_id, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
+		(SELECT coalesce(sum(a.amount - coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = a.authorization_id), 0)), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $2 AND a.created_at < $3)::BIGINT
 		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
 			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $2 AND i.created_at < $3)::BIGINT
@@ -1091,6 +1095,9 @@ func (ex *execution) finish(i int, pl *plannedRequest, result ledger.Result) {
 			return
 		}
 		rec.ApplyClose(*pl.close)
+		if start, end := purchases.Day(ex.now); !rec.CreatedAt.Before(start) && rec.CreatedAt.Before(end) {
+			ex.usage[rec.CardToken] -= pl.close.Released // as the day's approvals are read
+		}
 		ex.rows.closes = append(ex.rows.closes, closeRow{Close: *pl.close, merchantID: rec.MerchantID, cardToken: rec.CardToken})
 		request(pl.close.ID)
 		answer.res.Close = pl.close

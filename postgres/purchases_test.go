@@ -462,6 +462,20 @@ func TestAuthorizationDeclines(t *testing.T) {
 			// had the decline counted, 300 + 250 + 100 would pass the 600 of the day
 			{op: A, amount: "100.00", want: "approved", available: 0, posted: fen1000},
 		}},
+		// A void is the merchant's reversal of the authorization, and the part of a capture below
+		// what was held is reversed with it: the card's issuer takes neither as spent, and the
+		// cardholder may spend it again the same day.
+		{"daily limit, without what the merchant released", []pstep{
+			{op: A, auth: "a", amount: "300.00", want: "approved", available: 70000, posted: fen1000, before: setLimits(30000, 60000)},
+			{op: A, auth: "b", amount: "300.00", want: "approved", available: 40000, posted: fen1000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 40000, posted: fen1000},
+			{op: postgres.OpVoid, auth: "a", want: "ok", available: 70000, posted: fen1000},
+			{op: A, auth: "c", amount: "300.00", want: "approved", available: 40000, posted: fen1000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 40000, posted: fen1000},
+			{op: postgres.OpCapture, auth: "b", amount: "100.00", want: "ok", available: 60000, posted: fen1000 - 10000},
+			{op: A, amount: "200.00", want: "approved", available: 40000, posted: fen1000 - 10000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 40000, posted: fen1000 - 10000},
+		}},
 		{"unknown card", []pstep{
 			{op: A, card: "card-nobody", amount: "10.00", want: "declined unknown_card", available: fen1000, posted: fen1000},
 			{op: A, card: "6228480402564899", amount: "10.00", want: "declined unknown_card", available: fen1000, posted: fen1000},
