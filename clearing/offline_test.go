@@ -1,0 +1,52 @@
+package clearing_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/clearing"
+	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/loadtest"
+)
+
+// An offline purchase is judged by the card's status at its time: by the statuses recorded before
+// the batch for a purchase made before it, and by the card as the batch leaves it for one stamped
+// after the batch's time (a terminal's clock ahead), so that a card closed by an earlier event of
+// the batch pays nothing dated after it.
+func TestOfflinePurchaseJudgedAtItsTime(t *testing.T) {
+	city := loadtest.NewCity(1, 2, 1, day.Add(-48*time.Hour))
+	v := world(city)
+	d := clearing.Decide(decoded(t, append(city.Registrations(), city.Funding(100000, 100000)...)...), v, day.Add(-47*time.Hour))
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	purchase := func(card int, at time.Time) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: at,
+			CardToken: city.Cards[card], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: 100, Currency: "CNY"}, MCC: "5411"}}
+	}
+	// Card 0 was blocked an hour before the batch, as the engine recorded it.
+	v.StatusHistories = map[string][]cards.StatusChange{
+		city.Cards[0]: {{At: day.Add(-time.Hour), Declared: events.StatusBlocked, Reason: "reported stolen"}},
+	}
+	v.Cards[city.Cards[0]].Declared = events.StatusBlocked
+	closing := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypeCardStatusChanged, OccurredAt: day,
+		CardToken: city.Cards[1], Data: &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}}
+	d = clearing.Decide(decoded(t,
+		purchase(0, day.Add(-2*time.Hour)), purchase(0, day.Add(-30*time.Minute)),
+		closing, purchase(1, day.Add(-time.Minute)), purchase(1, day.Add(time.Minute)),
+	), v, day)
+	checkOutcomes(t, d, []string{
+		"purchase.cleared applied",
+		"purchase.cleared rejected: card was blocked when the purchase was made",
+		"card.status_changed accepted",
+		"purchase.cleared applied",
+		"purchase.cleared rejected: card was closed when the purchase was made",
+	})
+}
