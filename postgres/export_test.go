@@ -21,6 +21,7 @@ const (
 	ProcessedLookup    = processedLookup
 	TransfersLookup    = transfersLookup
 	TapsSeenLookup     = tapsSeenLookup
+	StatusLookup       = statusLookup
 	ExpiredHoldsLookup = expiredHoldsLookup
 	TapsDrainClaim     = tapsDrainClaim
 	RepriceClaim       = repriceClaim

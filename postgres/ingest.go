@@ -202,11 +202,6 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 		case *events.FundsLoaded, *events.MedicalContribution, *events.CardStatusChanged, *events.CardPermitRenewed:
 			// Each of these reads the card's status (a closed card takes no money in) or changes it.
 			fresh[e.CardToken] = true
-		case *events.PurchaseCleared:
-			// An offline purchase is judged by the card's status when it was made.
-			if data.AuthorizationID == uuid.Nil {
-				fresh[e.CardToken] = true
-			}
 		case *events.PurchaseRefunded:
 			ids = append(ids, data.OriginalEventID)
 			originals = append(originals, data.OriginalEventID)
@@ -332,12 +327,24 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 	return v, nil
 }
 
-// queueStatusHistories queues the reads of the recorded status changes of the cards whose offline
-// purchases (cleared without an authorization) the batch decides, into v.StatusHistories, as they
-// stood before the batch. A card declared other than active with no change recorded has been so
-// for as long as it has been.
+// statusLookup reads what judging a card's offline purchases needs of its changing part, in one
+// statement so that the card and its history agree: its permit and declared status now, and its
+// recorded status changes, oldest first (none: one row with NULLs). The rest of the card may come
+// from the cache of its immutable elements.
+const statusLookup = `SELECT c.card_token, c.permit_valid_until, c.declared_status, c.status_reason,
+		h.changed_at, h.declared_status, h.status_reason
+	FROM cards c LEFT JOIN card_status_changes h ON h.card_token = c.card_token
+	WHERE c.card_token = ANY($1) ORDER BY c.card_token, h.changed_at`
+
+// queueStatusHistories queues the reads of the status of the cards whose offline purchases
+// (cleared without an authorization) the batch decides, as they stood before the batch: each
+// card's permit and declared status, read into the card whether the batch took it from the
+// database or from the cache (which keeps no status), and its recorded status changes, into
+// v.StatusHistories. A card declared other than active with no change recorded has been so for as
+// long as it has been.
 func queueStatusHistories(q *pgx.Batch, v *clearing.View, msgs []clearing.Message) {
 	var tokens []string
+	byCard := map[string]*cards.Card{}
 	for i := range msgs {
 		data, ok := msgs[i].Event.Data.(*events.PurchaseCleared)
 		if !ok || data.AuthorizationID != uuid.Nil {
@@ -347,39 +354,43 @@ func queueStatusHistories(q *pgx.Batch, v *clearing.View, msgs []clearing.Messag
 		if !ok {
 			continue
 		}
-		if v.StatusHistories == nil {
-			v.StatusHistories = map[string][]cards.StatusChange{}
-		}
-		if _, seen := v.StatusHistories[c.Token]; !seen {
-			v.StatusHistories[c.Token] = nil
+		if _, seen := byCard[c.Token]; !seen {
+			byCard[c.Token] = c
 			tokens = append(tokens, c.Token)
 		}
 	}
 	if len(tokens) == 0 {
 		return
 	}
-	declared := make(map[string]events.CardStatus, len(tokens))
-	for _, c := range v.Cards {
-		declared[c.Token] = c.Declared
-	}
-	q.Queue(`SELECT card_token, changed_at, declared_status, status_reason FROM card_status_changes
-		WHERE card_token = ANY($1) ORDER BY card_token, changed_at`, tokens).Query(func(rows pgx.Rows) error {
+	v.StatusHistories = make(map[string][]cards.StatusChange, len(tokens))
+	q.Queue(statusLookup, tokens).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
-				card, status string
-				c            cards.StatusChange
+				token, declared, reason string
+				validUntil              time.Time
+				changedAt               *time.Time
+				status, why             *string
 			)
-			if err := rows.Scan(&card, &c.At, &status, &c.Reason); err != nil {
-				return err
+			if err := rows.Scan(&token, &validUntil, &declared, &reason, &changedAt, &status, &why); err != nil {
+				return fmt.Errorf("scan card status: %w", err)
 			}
-			c.Declared = events.CardStatus(status)
-			v.StatusHistories[card] = append(v.StatusHistories[card], c)
+			c, ok := byCard[token]
+			if !ok {
+				continue
+			}
+			y, m, d := validUntil.Date()
+			c.PermitValidUntil = events.Date{Year: y, Month: m, Day: d}
+			c.Declared, c.StatusReason = events.CardStatus(declared), reason
+			if changedAt != nil && status != nil && why != nil {
+				v.StatusHistories[token] = append(v.StatusHistories[token],
+					cards.StatusChange{At: *changedAt, Declared: events.CardStatus(*status), Reason: *why})
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, tok := range tokens {
-			if d := declared[tok]; len(v.StatusHistories[tok]) == 0 && d != "" && d != events.StatusActive {
+			if d := byCard[tok].Declared; len(v.StatusHistories[tok]) == 0 && d != "" && d != events.StatusActive {
 				v.StatusHistories[tok] = []cards.StatusChange{{Declared: d}}
 			}
 		}

@@ -53,6 +53,16 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 				now() + INTERVAL '7 days', now() - (g || ' seconds')::INTERVAL FROM generate_series(1, $1) g`,
 		`INSERT INTO open_holds (transfer_id, expires_at)
 			SELECT md5('t' || g::TEXT)::UUID, now() + (g || ' seconds')::INTERVAL FROM generate_series(1, $1) g`,
+		`INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality, passport_token,
+				passport_masked, ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until, insurance_city,
+				issuer_bank, bank_account_token, bank_account_masked, card_number_masked, declared_status, status_reason,
+				funds_account_id, medical_account_id, created_at, updated_at)
+			SELECT 'card-' || g, 'phys-' || g, 'dig-' || g, 'Holder', 'DEU', 'p', 'p', 's', 's', 'w', 'w', current_date + 365,
+				'hangzhou', 'ICBC', 'b', 'b', '622202******0000', 'active', '', md5('f' || g::TEXT)::UUID,
+				md5('m' || g::TEXT)::UUID, now(), now() FROM generate_series(1, $1) g`,
+		`INSERT INTO card_status_changes (card_token, changed_at, declared_status, status_reason)
+			SELECT 'card-' || (g % 50000), now() - (g || ' seconds')::INTERVAL, 'blocked', 'reported stolen'
+			FROM generate_series(1, $1) g`,
 	} {
 		if _, err := pool.Exec(ctx, fill, planRows); err != nil {
 			t.Fatalf("%v\n%s", err, fill)
@@ -88,6 +98,9 @@ func TestHotLookupsAreIndexProbes(t *testing.T) {
 		{"transfers by id", postgres.TransfersLookup, "transfers", "transfers_pkey", []any{ids}},
 		{"taps by device and sequence", postgres.TapsSeenLookup, "transit_taps", "transit_taps_pkey", []any{ops, devs, seqs}},
 		{"open holds", postgres.ExpiredHoldsLookup, "open_holds", "open_holds_expires_at", []any{time.Now(), 16384}},
+		// The status of the cards a batch's offline purchases charge: the card, and its history.
+		{"cards' status", postgres.StatusLookup, "cards", "cards_pkey", []any{tokens}},
+		{"cards' status history", postgres.StatusLookup, "card_status_changes", "card_status_changes_pkey", []any{tokens}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,48 @@ func TestMedicalContributionToAClosedCardIsRefused(t *testing.T) {
 	d := s.ingestDecision(contribution())
 	if got, want := statusesOf(d), "rejected(card is closed)"; got != want {
 		t.Fatalf("decisions: got %s, want %s", got, want)
+	}
+}
+
+// An offline purchase is judged by the status another engine process recorded, although this
+// process took the card from its cache (which keeps no status): card 0 closed, card 1 blocked and
+// unblocked by the other process, after this one cached both. Each purchase made after the change
+// gets what the status then says.
+func TestOfflinePurchaseSeesTheStatusAnotherEngineRecorded(t *testing.T) {
+	s := newShop(t, 2, fen1000)
+	const amount = 10000
+	s.ingest(s.plainPurchase(0, 1), s.plainPurchase(1, 1)) // both cards now in this process's cache
+	other := twin(t, s.st)
+	for i, e := range []events.Event{
+		s.event(0, &events.CardStatusChanged{Status: events.StatusClosed, Reason: "left China"}),
+		s.event(1, &events.CardStatusChanged{Status: events.StatusBlocked, Reason: "reported stolen"}),
+	} {
+		s.advance(time.Minute)
+		e.OccurredAt = s.now().Truncate(time.Millisecond)
+		if _, err := other.Ingest(context.Background(), nil, messages(t, "twin/0", int64(i), e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.advance(time.Minute)
+	blockedAt := s.now()
+	s.advance(time.Minute)
+	unblock := s.event(1, &events.CardStatusChanged{Status: events.StatusActive, Reason: "found again"})
+	if _, err := other.Ingest(context.Background(), nil, messages(t, "twin/0", 2, unblock)); err != nil {
+		t.Fatal(err)
+	}
+	s.advance(time.Minute)
+
+	blockedPurchase := s.plainPurchase(1, amount)
+	blockedPurchase.OccurredAt = blockedAt.Truncate(time.Millisecond)
+	d := s.ingestDecision(s.plainPurchase(0, amount), blockedPurchase, s.plainPurchase(1, amount))
+	want := "rejected(card was closed when the purchase was made) rejected(card was blocked when the purchase was made) applied"
+	if got := statusesOf(d); got != want {
+		t.Fatalf("decisions\n got %s\nwant %s", got, want)
+	}
+	if av, posted := s.funds(0); av != fen1000-1 || posted != fen1000-1 {
+		t.Fatalf("card 0: available %s posted %s, want nothing paid after the close", cny(av), cny(posted))
+	}
+	if av, posted := s.funds(1); av != fen1000-1-amount || posted != fen1000-1-amount {
+		t.Fatalf("card 1: available %s posted %s, want only the purchase after the unblock paid", cny(av), cny(posted))
 	}
 }
