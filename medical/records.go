@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
@@ -65,6 +66,42 @@ func (in *Institution) Validate() error {
 		return fmt.Errorf("tier %d, want 1, 2 or 3", in.Tier)
 	case in.City == "" || len(in.City) > maxCityBytes:
 		return fmt.Errorf("city must be 1 to %d bytes", maxCityBytes)
+	}
+	return nil
+}
+
+// kindByCategory names the merchant categories (ISO 18245 MCCs) that may be designated, each
+// with the kind of institution it is: the medical insurance designates institutions that treat
+// (定点医疗机构) and retail outlets of drugs and medical goods (定点零售药店), and a merchant of
+// any other category (a grocer, a restaurant) is no medical institution whatever the admin types.
+var kindByCategory = map[string]InstitutionKind{
+	"8062": Hospital,       // hospitals
+	"8011": Hospital,       // doctors and physicians
+	"8021": Hospital,       // dentists and orthodontists
+	"8099": Hospital,       // medical services and health practitioners
+	"8071": Hospital,       // medical and dental laboratories
+	"8050": Hospital,       // nursing and personal care facilities
+	"5912": PharmacyOutlet, // drug stores and pharmacies
+	"8043": PharmacyOutlet, // opticians, optical goods and eyeglasses
+	"5047": PharmacyOutlet, // medical, dental, ophthalmic and hospital equipment and supplies
+	"5975": PharmacyOutlet, // hearing aids
+	"5976": PharmacyOutlet, // orthopedic goods and prosthetic devices
+}
+
+// CheckMerchant decides whether a merchant registered with category mcc in city may be
+// designated as in: the institution's city is the merchant's (by any of its names: the treating
+// city's catalogue classifies its bills, and the funds' reports name it), and the merchant's
+// category is a medical one of the institution's kind. It returns a Refusal, or nil.
+func (in *Institution) CheckMerchant(mcc, city string) error {
+	if cities.Canonical(city) != cities.Canonical(in.City) {
+		return Refuse(ReasonCityMismatch, "merchant %q is registered in %s, not in %s", in.ID, cities.Canonical(city), cities.Canonical(in.City))
+	}
+	kind, ok := kindByCategory[mcc]
+	if !ok {
+		return Refuse(ReasonMerchantCategory, "merchant %q has category %q, which is not a medical category", in.ID, mcc)
+	}
+	if kind != in.Kind {
+		return Refuse(ReasonMerchantCategory, "merchant %q has category %q, which is designated as a %s, not a %s", in.ID, mcc, kind, in.Kind)
 	}
 	return nil
 }

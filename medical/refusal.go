@@ -27,10 +27,16 @@ const (
 	ReasonInsufficientFunds    Reason = "insufficient_funds"
 	ReasonSettlementIDReused   Reason = "settlement_id_reused"
 	ReasonInstitutionConflict  Reason = "institution_conflict"
-	ReasonDayClosed            Reason = "day_closed"
-	ReasonDayOpen              Reason = "day_open"
-	ReasonAlreadyCancelled     Reason = "already_cancelled"
-	ReasonAlreadyReversed      Reason = "already_reversed"
+	// ReasonCityMismatch: an institution is designated in another city than the one its merchant
+	// is registered in.
+	ReasonCityMismatch Reason = "city_mismatch"
+	// ReasonMerchantCategory: the merchant's category (MCC) is not one of the medical categories,
+	// or not one of the institution's kind.
+	ReasonMerchantCategory Reason = "merchant_category"
+	ReasonDayClosed        Reason = "day_closed"
+	ReasonDayOpen          Reason = "day_open"
+	ReasonAlreadyCancelled Reason = "already_cancelled"
+	ReasonAlreadyReversed  Reason = "already_reversed"
 )
 
 // Refusal is an expected refusal of a medical request: nothing was applied. Its detail names

@@ -56,7 +56,8 @@ const maxSettlementRefBytes = 64
 // API key, of which the store keeps the SHA-256 only. Registering it again with the same attributes
 // changes nothing, the key included, and reports created false; with other attributes it is
 // refused (institution_conflict). A merchant not registered as a party is refused
-// (unknown_merchant).
+// (unknown_merchant); one registered with a category and a city is refused in another city
+// (city_mismatch) or as a kind its category is not (merchant_category).
 func (m *Medical) RegisterInstitution(ctx context.Context, in medical.Institution, keyHash [32]byte) (medical.Institution, bool, error) {
 	if err := in.Validate(); err != nil {
 		return in, false, fmt.Errorf("%w: %w", medical.ErrInvalid, err)
@@ -71,6 +72,19 @@ func (m *Medical) RegisterInstitution(ctx context.Context, in medical.Institutio
 		}
 		if n == 0 {
 			return medical.Refuse(medical.ReasonUnknownMerchant, "merchant %q is not registered: register it as a party of kind merchant first", in.ID)
+		}
+		// A merchant registered with its category and city (POST /v1/merchants) is designated
+		// only as what it is; one known only as a party has neither to contradict.
+		var mcc, city string
+		err := tx.QueryRow(ctx, `SELECT mcc, city FROM merchants WHERE merchant_id = $1`, in.ID).Scan(&mcc, &city)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read merchant profile: %w", err)
+		default:
+			if err := in.CheckMerchant(mcc, city); err != nil {
+				return err
+			}
 		}
 		now := m.store.Now().UTC()
 		tag, err := tx.Exec(ctx, `INSERT INTO medical_institutions (merchant_id, account_id, kind, tier, city, key_hash, created_at, key_issued_at)
