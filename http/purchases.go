@@ -18,6 +18,7 @@ import (
 	"github.com/joinincard/engine/cities"
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/purchases"
 )
@@ -27,7 +28,8 @@ type PurchaseService interface {
 	// FeeCatalog is the fee plans merchants may be registered with.
 	FeeCatalog() *fees.Catalog
 	// RegisterMerchant registers a merchant with the SHA-256 of its API key. Errors wrap
-	// postgres.ErrMerchantExists, ErrUnknownBank, ErrInvalidMerchant or ErrAccountConflict.
+	// postgres.ErrMerchantExists, ErrUnknownBank, ErrInvalidMerchant or ErrAccountConflict, or are
+	// a *medical.Refusal for a designated institution's profile that contradicts it.
 	RegisterMerchant(ctx context.Context, m purchases.Merchant, keyHash [32]byte) error
 	// RotateMerchantKey replaces a merchant's key, or fails with postgres.ErrNotFound.
 	RotateMerchantKey(ctx context.Context, merchantID string, keyHash [32]byte) (purchases.Merchant, error)
@@ -174,6 +176,7 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 	}
 	m := purchases.Merchant{ID: req.ID, Name: req.Name, MCC: req.MCC, City: cities.Canonical(req.City), AcquiringBank: req.AcquiringBank, FeePlan: req.FeePlan}
 	err = h.svc.RegisterMerchant(r.Context(), m, hash)
+	var refused *medical.Refusal
 	switch {
 	case errors.Is(err, postgres.ErrMerchantExists):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "merchant %q is already registered: rotate its key to get a new one", req.ID))
@@ -183,6 +186,9 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 		return
 	case errors.Is(err, postgres.ErrUnknownBank):
 		h.s.writeError(w, r, Errorf(EINVALID, "acquiring_bank: bank %q is not registered", req.AcquiringBank))
+		return
+	case errors.As(err, &refused):
+		h.s.writeError(w, r, Errorf(ECONFLICT, "%s", refused.Error()))
 		return
 	case err != nil:
 		h.s.writeError(w, r, h.s.storeError(r.Context(), err))

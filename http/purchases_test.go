@@ -13,6 +13,7 @@ import (
 
 	"github.com/joinincard/engine/fees"
 	"github.com/joinincard/engine/ledger"
+	"github.com/joinincard/engine/medical"
 	"github.com/joinincard/engine/postgres"
 	"github.com/joinincard/engine/purchases"
 )
@@ -399,6 +400,9 @@ func purchaseStatusCases() []statusCase {
 				return request{method: "POST", path: "/v1/merchants", body: merchantBody(nil), auth: "Bearer " + key}
 			})},
 		statusCase{name: "too large", route: route, status: 413, code: ETOOLARGE, run: send(reg(tooLarge))},
+		statusCase{name: "contradicts its medical designation", route: route, status: 409, code: ECONFLICT, message: "city_mismatch: merchant",
+			run: withFailure("RegisterMerchant", medical.Refuse(medical.ReasonCityMismatch, "merchant %q is designated in jiaxing", "pharmacy-1"),
+				send(reg(merchantBody(nil))))},
 		statusCase{name: "store broken", route: route, status: 500, code: EINTERNAL,
 			run: withFailure("RegisterMerchant", errBroken, send(reg(merchantBody(nil))))},
 		statusCase{name: "store busy", route: route, status: 503, code: EUNAVAILABLE,

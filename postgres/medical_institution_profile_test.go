@@ -75,3 +75,44 @@ func TestMedicalInstitutionMatchesMerchantProfile(t *testing.T) {
 		t.Errorf("the party-only hospital: %+v", w.hospital)
 	}
 }
+
+// The other way round: a merchant designated while it was known only as a party is then
+// registered with its category and city; a profile that contradicts the designation is refused
+// whole, nothing of it kept.
+func TestMerchantProfileMatchesItsDesignation(t *testing.T) {
+	w := newMedWorld(t, time.Date(2026, 3, 2, 10, 0, 0, 0, cards.Shanghai))
+	ctx := context.Background()
+	if _, err := w.st.RegisterParty(ctx, clearing.PartyBank, "ACQ-JX", "Acquirer Jiaxing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.RegisterParty(ctx, clearing.PartyMerchant, "jx-clinic", "Jiaxing clinic"); err != nil {
+		t.Fatal(err)
+	}
+	w.register(t, medical.Institution{ID: "jx-clinic", Kind: medical.Hospital, Tier: 2, City: "jiaxing"}, "clinic-key")
+	p, err := postgres.NewPurchases(w.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profile := purchases.Merchant{ID: "jx-clinic", Name: "Jiaxing clinic", AcquiringBank: "ACQ-JX", FeePlan: "domestic-standard"}
+	for _, c := range []struct {
+		mcc, city string
+		reason    medical.Reason
+	}{
+		{"8011", "hangzhou", medical.ReasonCityMismatch},
+		{"5411", "jiaxing", medical.ReasonMerchantCategory},
+		{"5912", "嘉兴", medical.ReasonMerchantCategory},
+	} {
+		m := profile
+		m.MCC, m.City = c.mcc, c.city
+		err := p.RegisterMerchant(ctx, m, sha256.Sum256([]byte("refused-"+c.mcc+c.city)))
+		wantRefusal(t, err, c.reason)
+		if _, err := p.MerchantByKey(ctx, sha256.Sum256([]byte("refused-"+c.mcc+c.city))); err == nil {
+			t.Errorf("MCC %s in %s: the refused profile's key works", c.mcc, c.city)
+		}
+	}
+	m := profile
+	m.MCC, m.City = "8011", "嘉兴"
+	if err := p.RegisterMerchant(ctx, m, sha256.Sum256([]byte("clinic-merchant"))); err != nil {
+		t.Fatalf("the profile of what the clinic is: %v", err)
+	}
+}

@@ -65,7 +65,9 @@ func purchaseDate(a *purchases.Authorization) events.Date {
 // clearing account, the fee income account its fees go to, and the merchant's category, city,
 // acquiring bank and fee plan. The acquiring bank must be a registered bank. A merchant id
 // registered before is refused with ErrMerchantExists; a party registered before through
-// /v1/parties with the same name becomes the merchant.
+// /v1/parties with the same name becomes the merchant. A party designated as a medical
+// institution is refused, with a *medical.Refusal, in another city than the institution's
+// (city_mismatch) or with a category that is not a medical one of its kind (merchant_category).
 func (p *Purchases) RegisterMerchant(ctx context.Context, m purchases.Merchant, keyHash [32]byte) error {
 	cat := p.FeeCatalog()
 	if err := m.Validate(cat); err != nil {
@@ -96,6 +98,15 @@ func (p *Purchases) RegisterMerchant(ctx context.Context, m purchases.Merchant, 
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("merchant %q: %w", m.ID, ErrMerchantExists)
+		}
+		// A merchant designated as a medical institution while it was known only as a party is
+		// registered only as what it was designated: in its city, of a medical category of its kind.
+		if in, err := readInstitution(ctx, tx, `merchant_id = $1`, m.ID); err == nil {
+			if err := in.CheckMerchant(m.MCC, m.City); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
 		}
 		if err := tx.CreateAccounts(ctx, []AccountSpec{
 			{Account: ledger.Account{ID: account, Currency: purchases.Currency, Kind: ledger.KindMerchantClearing}, Name: m.Name},
