@@ -122,11 +122,15 @@ func decodeEvent(members []jsonMember) (Event, *DecodeError) {
 		d.tapTime(tap.TappedAt, e.OccurredAt)
 		e.Data = tap
 	case TypeCardRegistered:
-		e.Data = d.cardRegistered()
+		reg := d.cardRegistered()
+		d.permitValidity(reg.PermitValidUntil, e.OccurredAt)
+		e.Data = reg
 	case TypeCardStatusChanged:
 		e.Data = d.cardStatusChanged()
 	case TypeCardPermitRenewed:
-		e.Data = &CardPermitRenewed{PermitValidUntil: d.date("permit_valid_until")}
+		renewed := &CardPermitRenewed{PermitValidUntil: d.date("permit_valid_until")}
+		d.permitValidity(renewed.PermitValidUntil, e.OccurredAt)
+		e.Data = renewed
 	case TypeMedicalContribution:
 		e.Data = d.medicalContribution()
 	}
@@ -171,6 +175,22 @@ func (r *reader) transitTap() *TransitTap {
 	v.Direction = Direction(r.enum("direction", string(DirectionIn), string(DirectionOut), string(DirectionSingle)))
 	v.Mode = Mode(r.enum("mode", string(ModeMetro), string(ModeBus)))
 	return &v
+}
+
+// permitValidity checks a work permit's last valid day against its event's time: a permit is
+// issued for at most maxPermitYears, so one said to be valid longer after the event (a
+// placeholder such as 9999-12-31, a mistyped year) is no permit an issuer has seen, and would keep
+// the card paying long after the cardholder's right to work in China ended.
+func (r *reader) permitValidity(validUntil Date, occurred time.Time) {
+	if r.err != nil {
+		return
+	}
+	y, m, d := occurred.In(civilZone).Date()
+	last := time.Date(y+maxPermitYears, m, d, 0, 0, 0, 0, time.UTC)
+	if time.Date(validUntil.Year, validUntil.Month, validUntil.Day, 0, 0, 0, 0, time.UTC).After(last) {
+		r.failf("permit_valid_until", "%s is more than %d years after occurred_at, longer than a work permit is issued for",
+			validUntil, maxPermitYears)
+	}
 }
 
 // tapTime checks a tap's time against its event's: an offline upload is late by at most

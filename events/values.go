@@ -38,7 +38,16 @@ const (
 	// belong to settlement cycles already closed and reconciled; they are handled by hand from the
 	// dead-letter topic.
 	maxTapDelay = 30 * 24 * time.Hour
+	// maxPermitYears: the longest a foreigner's work permit, and the residence permit for work
+	// that goes with it, is issued for (Exit and Entry Administration Law, article 30: 90 days to
+	// five years). A permit's last valid day is at most this many years after the event that
+	// registers or renews it, counted from the event's date in civilZone.
+	maxPermitYears = 5
 )
+
+// civilZone is the card's civil time zone, Asia/Shanghai (UTC+8, no daylight saving since 1991),
+// in which a permit's validity is counted.
+var civilZone = time.FixedZone("CST", 8*60*60)
 
 // parseUUID reads the 8-4-4-4-12 hex form, in either case. The other forms uuid.Parse accepts
 // (braces, urn:uuid:, no hyphens) are refused, and so is the nil UUID.

@@ -102,7 +102,7 @@ func TestServeTakesAFareTableAtRunTime(t *testing.T) {
 	const pan = "6228480402564899" // a test number, Luhn-valid; the database is the test's own
 	st, v := call("POST", "/v1/cards", "application/json", `{"card_number":"`+pan+`","passport_number":"E12345678",`+
 		`"social_security_number":"330100199001011234","work_permit_number":"WP20250001234","bank_account_number":"6222021234567890123",`+
-		`"holder_name":"Anna Schmidt","nationality":"DEU","permit_valid_until":"2099-06-30","insurance_city":"上海","issuer_bank":"BOC-SH"}`, key.String())
+		`"holder_name":"Anna Schmidt","nationality":"DEU","permit_valid_until":"`+time.Now().AddDate(2, 0, 0).Format(time.DateOnly)+`","insurance_city":"上海","issuer_bank":"BOC-SH"}`, key.String())
 	if st != http.StatusCreated || v["insurance_city"] != "shanghai" {
 		t.Fatalf("card: %d %v", st, v)
 	}
