@@ -285,6 +285,11 @@ func TestStatusCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 				return e.do(t, reg(k(t), func(m map[string]string) { m["permit_valid_until"] = "2027-02-30" }))
 			}},
+		statusCase{name: "permit valid for ever", route: "POST /v1/cards", status: 400, code: EINVALID,
+			message: "permit_valid_until: 9999-12-31 is more than 5 years after occurred_at",
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				return e.do(t, reg(k(t), func(m map[string]string) { m["permit_valid_until"] = "9999-12-31" }))
+			}},
 		statusCase{name: "holder name with trailing space", route: "POST /v1/cards", status: 400, code: EINVALID, message: "holder_name: must not start or end with a space",
 			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 				return e.do(t, reg(k(t), func(m map[string]string) { m["holder_name"] = "Anna " }))
