@@ -249,6 +249,10 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				p.Status, p.Reason = Rejected, fmt.Sprintf("insurance fund of %q is not registered", city)
 				break
 			}
+			if events.PermitBeyondIssue(data.PermitValidUntil, now) {
+				p.Status, p.Reason = Rejected, permitBeyondIssue(data.PermitValidUntil)
+				break
+			}
 			c := cards.FromRegistration(e.CardToken, data)
 			taken := false
 			for _, t := range c.Tokens() {
@@ -282,6 +286,10 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			c, ok := v.Cards[e.CardToken]
 			if !ok {
 				p.Status, p.Reason = Rejected, "unknown card"
+				break
+			}
+			if events.PermitBeyondIssue(data.PermitValidUntil, now) {
+				p.Status, p.Reason = Rejected, permitBeyondIssue(data.PermitValidUntil)
 				break
 			}
 			c.PermitValidUntil = data.PermitValidUntil
@@ -431,4 +439,12 @@ func Poison(m Message, reason string, fingerprint func([]byte) []byte) *Decision
 		Source: m.Source, Offset: m.Offset})
 	d.deadLetter(DeadLetter{Kind: Refused, Source: m.Source, Offset: m.Offset, EventID: e.ID, Reason: "rejected: " + reason, Raw: m.Raw})
 	return d
+}
+
+// permitBeyondIssue is the reason a registration or renewal is refused whose permit runs past what
+// a work permit is issued for, counted from the engine's day: the decoder counts from the event's
+// occurred_at, which a producer's clock may have put in the future.
+func permitBeyondIssue(validUntil events.Date) string {
+	return fmt.Sprintf("permit_valid_until %s is more than %d years from today, longer than a work permit is issued for",
+		validUntil, events.MaxPermitYears)
 }

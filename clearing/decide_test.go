@@ -463,3 +463,32 @@ func TestDecideRefusesContributionsToAClosedCard(t *testing.T) {
 	want := []string{"medical.contribution applied", "card.status_changed accepted", "medical.contribution rejected: card is closed"}
 	checkOutcomes(t, d, want)
 }
+
+// TestDecideRefusesPermitsBeyondWhatIsIssuedFromToday: a work permit runs at most five years, and
+// the decoder counts them from the event's occurred_at, which a producer's clock may have put years
+// ahead. The engine counts them from its own day too: a registration or renewal dated in the future
+// with a permit more than five years from today is refused; five years to the day is accepted.
+func TestDecideRefusesPermitsBeyondWhatIsIssuedFromToday(t *testing.T) {
+	city := loadtest.NewCity(3, 3, 1, day)
+	v := world(city)
+	regs := city.Registrations()
+	future := day.AddDate(3, 0, 0)
+	y, m, dd := day.In(cards.Shanghai).Date()
+	fiveYears := events.Date{Year: y + events.MaxPermitYears, Month: m, Day: dd}
+	dayAfter := events.Date{Year: y + events.MaxPermitYears, Month: m, Day: dd + 1}
+	permit := func(e events.Event, until events.Date, at time.Time) events.Event {
+		reg := *e.Data.(*events.CardRegistered)
+		reg.PermitValidUntil = until
+		e.Data, e.OccurredAt = &reg, at
+		return e
+	}
+	renewal := events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypeCardPermitRenewed, OccurredAt: future,
+		CardToken: city.Cards[2], Data: &events.CardPermitRenewed{PermitValidUntil: dayAfter}}
+	d := clearing.Decide(decoded(t, permit(regs[0], dayAfter, future), permit(regs[1], fiveYears, future), regs[2], renewal), v, day)
+	checkOutcomes(t, d, []string{
+		"card.registered rejected: permit_valid_until " + dayAfter.String() + " is more than 5 years from today, longer than a work permit is issued for",
+		"card.registered accepted",
+		"card.registered accepted",
+		"card.permit_renewed rejected: permit_valid_until " + dayAfter.String() + " is more than 5 years from today, longer than a work permit is issued for",
+	})
+}

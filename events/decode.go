@@ -178,19 +178,25 @@ func (r *reader) transitTap() *TransitTap {
 }
 
 // permitValidity checks a work permit's last valid day against its event's time: a permit is
-// issued for at most maxPermitYears, so one said to be valid longer after the event (a
+// issued for at most MaxPermitYears, so one said to be valid longer after the event (a
 // placeholder such as 9999-12-31, a mistyped year) is no permit an issuer has seen, and would keep
 // the card paying long after the cardholder's right to work in China ended.
 func (r *reader) permitValidity(validUntil Date, occurred time.Time) {
 	if r.err != nil {
 		return
 	}
-	y, m, d := occurred.In(civilZone).Date()
-	last := time.Date(y+maxPermitYears, m, d, 0, 0, 0, 0, time.UTC)
-	if time.Date(validUntil.Year, validUntil.Month, validUntil.Day, 0, 0, 0, 0, time.UTC).After(last) {
+	if PermitBeyondIssue(validUntil, occurred) {
 		r.failf("permit_valid_until", "%s is more than %d years after occurred_at, longer than a work permit is issued for",
-			validUntil, maxPermitYears)
+			validUntil, MaxPermitYears)
 	}
+}
+
+// PermitBeyondIssue reports whether a work permit valid until validUntil would run more than
+// MaxPermitYears past the day, in Shanghai, of instant at: longer than any permit is issued for.
+func PermitBeyondIssue(validUntil Date, at time.Time) bool {
+	y, m, d := at.In(civilZone).Date()
+	last := time.Date(y+MaxPermitYears, m, d, 0, 0, 0, 0, time.UTC)
+	return time.Date(validUntil.Year, validUntil.Month, validUntil.Day, 0, 0, 0, 0, time.UTC).After(last)
 }
 
 // tapTime checks a tap's time against its event's: an offline upload is late by at most

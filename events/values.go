@@ -38,11 +38,11 @@ const (
 	// belong to settlement cycles already closed and reconciled; they are handled by hand from the
 	// dead-letter topic.
 	maxTapDelay = 30 * 24 * time.Hour
-	// maxPermitYears: the longest a foreigner's work permit, and the residence permit for work
+	// MaxPermitYears: the longest a foreigner's work permit, and the residence permit for work
 	// that goes with it, is issued for (Exit and Entry Administration Law, article 30: 90 days to
 	// five years). A permit's last valid day is at most this many years after the event that
 	// registers or renews it, counted from the event's date in civilZone.
-	maxPermitYears = 5
+	MaxPermitYears = 5
 )
 
 // civilZone is the card's civil time zone, Asia/Shanghai (UTC+8, no daylight saving since 1991),
