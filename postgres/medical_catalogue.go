@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -104,11 +105,14 @@ func (m *Medical) register(ctx context.Context, bank, cardToken string, r medica
 	err := m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		created = false
 		card, err := readCard(ctx, tx, cardToken)
+		var refused *medical.Refusal
+		if bank != "" && (errors.As(err, &refused) && refused.Reason == medical.ReasonUnknownCard || err == nil && card.IssuerBank != bank) {
+			// A card of another bank and no card at all are one answer: a bank that tries tokens
+			// learns nothing of which are other banks' cardholders.
+			return medical.Refuse(medical.ReasonUnknownCard, "no card of bank %s has this token", bank)
+		}
 		if err != nil {
 			return err
-		}
-		if bank != "" && card.IssuerBank != bank {
-			return medical.Refuse(medical.ReasonUnknownCard, "no card of bank %s has this token", bank)
 		}
 		r.CardToken = card.Token
 		now := m.store.Now().UTC().Truncate(time.Microsecond)

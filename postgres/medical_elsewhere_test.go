@@ -366,6 +366,13 @@ func TestMedicalRegistrationByTheBank(t *testing.T) {
 		By: "bank " + jx.IssuerBank}
 	_, _, err := w.med.RegisterForBank(ctx, jx.IssuerBank+"-OTHER", jx.Token, reg)
 	wantRefusal(t, err, medical.ReasonUnknownCard)
+	// Another bank's card is refused exactly as a card that does not exist: the answer must not
+	// tell a bank that the token is a card at some other bank.
+	_, _, none := w.med.RegisterForBank(ctx, jx.IssuerBank+"-OTHER", "card-never-issued-0000000", reg)
+	wantRefusal(t, none, medical.ReasonUnknownCard)
+	if err.Error() != none.Error() {
+		t.Errorf("another bank's card is told apart from no card: %q, %q", err, none)
+	}
 	r, created, err := w.med.RegisterForBank(ctx, jx.IssuerBank, jx.Token, reg)
 	if err != nil || !created || r.City != "shanghai" || r.By != "bank "+jx.IssuerBank {
 		t.Fatalf("registered by the issuer: %+v %v %v", r, created, err)
