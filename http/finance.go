@@ -847,15 +847,6 @@ func (h *financeHandlers) resolve(w http.ResponseWriter, r *http.Request, sess *
 		h.fail(w, r, sess, err)
 		return
 	}
-	note := strings.TrimSpace(form["note"])
-	switch {
-	case note == "":
-		h.fail(w, r, sess, Errorf(EINVALID, "note: missing: say why the break is resolved"))
-		return
-	case len(note) > financeNoteMaxBytes:
-		h.fail(w, r, sess, Errorf(EINVALID, "note: more than %d bytes", financeNoteMaxBytes))
-		return
-	}
 	resolve := h.store.ResolveWithNote
 	switch form["action"] {
 	case "note":
@@ -863,6 +854,13 @@ func (h *financeHandlers) resolve(w http.ResponseWriter, r *http.Request, sess *
 		resolve = h.store.ResolveWithAdjustment
 	default:
 		h.fail(w, r, sess, Errorf(EINVALID, "action: want note or adjustment"))
+		return
+	}
+	// The form's resolution is checked as the API's is: the note is kept and shown to everyone
+	// who opens the break, so it must not hold a card number in clear either.
+	note, err := resolveBreakRequest{Kind: form["action"], Note: form["note"], By: sess.who}.check()
+	if err != nil {
+		h.fail(w, r, sess, err)
 		return
 	}
 	_, err = resolve(r.Context(), id, sess.who, note)

@@ -941,8 +941,15 @@ func TestFinanceResolveRefusals(t *testing.T) {
 		{resolve(breakDone), url.Values{"action": {"note"}, "note": {"x"}}, 409, "resolved before"},
 		{resolve(breakGap), url.Values{"action": {"adjustment"}, "note": {"x"}}, 409, "no amount difference to adjust"},
 		{resolve(financeItem), url.Values{"action": {"note"}, "note": {"x"}}, 404, "no break"},
+		// A note is kept and shown to everyone who opens the break: never a card number in clear,
+		// as the API refuses it too.
+		{resolve(breakMismatch), url.Values{"action": {"note"}, "note": {"cardholder 6228 4800 0000 0000 000 called"}}, 400,
+			"note: looks like a card number in clear"},
 	} {
 		wantPageError(t, b.post(t, c.path, c.fields), c.status, c.msg)
+	}
+	if got, _ := e.finance().Break(context.Background(), breakMismatch); got.Resolution != nil {
+		t.Fatalf("a refused form resolved the break: %+v", got.Resolution)
 	}
 	// A note may run over lines.
 	if w := b.post(t, resolve(breakMissing), url.Values{"action": {"adjustment"}, "note": {"line one\r\nline two\tend"}}); w.Code != http.StatusSeeOther {
