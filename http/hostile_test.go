@@ -341,6 +341,7 @@ func TestHostileBytesAreRefusedByName(t *testing.T) {
 		{route: "GET /v1/settlement/cycles", field: "unknown query parameter", method: "GET", path: "/v1/settlement/cycles?l{X}=1"},
 		{route: "GET /v1/settlement/cycles/{date}", field: "date", method: "GET", path: "/v1/settlement/cycles/{X}"},
 		{route: "POST /v1/banks/{bank}/keys", field: "bank", method: "POST", path: "/v1/banks/ICBC{X}/keys"},
+		{route: "DELETE /v1/banks/{bank}/keys", field: "bank", method: "DELETE", path: "/v1/banks/ICBC{X}/keys"},
 		{route: "GET /v1/bank/cycles/{date}/manifest", field: "date", method: "GET", path: "/v1/bank/cycles/2026{X}/manifest", auth: "bank"},
 		{route: "GET /v1/bank/cycles/{date}/files/{format}", field: "date", method: "GET", path: "/v1/bank/cycles/{X}/files/xml", auth: "bank"},
 		{route: "GET /v1/bank/cycles/{date}/files/{format}", field: "format", method: "GET", path: "/v1/bank/cycles/2026-03-03/files/x{X}", auth: "bank"},

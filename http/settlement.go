@@ -72,6 +72,9 @@ type BankKeys interface {
 	CreateBankKey(ctx context.Context, bank string, keyHash [32]byte) error
 	// BankByKey finds the bank by its key's hash, or fails with postgres.ErrNotFound.
 	BankByKey(ctx context.Context, keyHash [32]byte) (string, error)
+	// RevokeBankKeys revokes every key of a registered bank and says how many there were;
+	// postgres.ErrNotFound for a bank that is not registered. A revoked key finds no bank.
+	RevokeBankKeys(ctx context.Context, bank string) (int64, error)
 }
 
 var _ BankKeys = (*postgres.Store)(nil)
@@ -130,6 +133,7 @@ func (s *Settlement) Routes(srv *Server) []FeatureRoute {
 		{Method: http.MethodGet, Path: "/v1/settlement/cycles", Admin: true, Handler: h.list},
 		{Method: http.MethodGet, Path: "/v1/settlement/cycles/{date}", Admin: true, Handler: h.get},
 		{Method: http.MethodPost, Path: "/v1/banks/{bank}/keys", Admin: true, Handler: h.issueKey},
+		{Method: http.MethodDelete, Path: "/v1/banks/{bank}/keys", Admin: true, Handler: h.revokeKeys},
 		{Method: http.MethodGet, Path: "/v1/bank/cycles/{date}/manifest", Handler: h.bankOnly(h.manifest)},
 		{Method: http.MethodGet, Path: "/v1/bank/cycles/{date}/files/{format}", Handler: h.bankOnly(h.file)},
 		{Method: http.MethodPost, Path: "/v1/bank/cycles/{date}/acknowledgement", Handler: h.bankOnly(h.acknowledge)},
@@ -435,6 +439,38 @@ func (h *settlementHandlers) issueKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.s.writeJSON(w, r, http.StatusCreated, bankKeyView{Bank: bank, APIKey: key})
+}
+
+// bankKeysRevokedView is what a revocation did: the bank, and how many of its keys stopped working.
+type bankKeysRevokedView struct {
+	Bank    string `json:"bank"`
+	Revoked int64  `json:"revoked"`
+}
+
+// revokeKeys revokes every API key of a registered bank, at once in every process (a key is
+// looked up on every request): a bank whose key leaked, or that replaces its keys, has the admin
+// revoke them all and issue a new one.
+func (h *settlementHandlers) revokeKeys(w http.ResponseWriter, r *http.Request) {
+	bank, err := pathID(r, "bank")
+	if err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	if err := onlyParameters(r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	n, err := h.keys.RevokeBankKeys(r.Context(), bank)
+	if errors.Is(err, postgres.ErrNotFound) {
+		h.s.writeError(w, r, Errorf(ENOTFOUND, "bank %q is not registered", bank))
+		return
+	}
+	if err != nil {
+		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
+		return
+	}
+	h.s.log.InfoContext(r.Context(), "bank keys revoked", "bank", bank, "revoked", n)
+	h.s.writeJSON(w, r, http.StatusOK, bankKeysRevokedView{Bank: bank, Revoked: n})
 }
 
 // bankOnly lets a request through with a bank's API key as its bearer token, and hands the

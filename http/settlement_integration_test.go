@@ -279,3 +279,65 @@ func decodeBuffer(b *bytes.Buffer, v any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+// TestBankKeysRevokedAgainstPostgres: a bank whose key leaked has every key of its own revoked
+// at once, and from then on none of them reads or acknowledges anything; another bank's keys keep
+// working, and the bank works again with a key issued after.
+func TestBankKeysRevokedAgainstPostgres(t *testing.T) {
+	store := pgtest.NewStore(t)
+	c := &clock{now: time.Date(2026, time.March, 3, 10, 0, 0, 0, cards.Shanghai)}
+	store.Now = c.Now
+	set, err := postgres.NewSettlement(store, testCycles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{log: &syncBuffer{}, clock: c}
+	e.srv = NewServer(Config{
+		Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
+		Metrics: prometheus.NewRegistry(), Now: c.Now, Log: slog.New(slog.NewJSONHandler(e.log, nil)),
+		Features: []Feature{NewSettlement(set, store)},
+	})
+	e.h = e.srv.Handler()
+	must := func(rq request, want int) *bytes.Buffer {
+		t.Helper()
+		w := e.do(t, rq)
+		if w.Code != want {
+			t.Fatalf("%s %s: %d %s", rq.method, rq.path, w.Code, w.Body.String())
+		}
+		return w.Body
+	}
+	for _, body := range []string{`{"kind":"bank","id":"ICBC-JX","name":"ICBC Jiaxing"}`, `{"kind":"bank","id":"ABC-JX","name":"ABC Jiaxing"}`} {
+		must(request{method: "POST", path: "/v1/parties", body: body}, http.StatusCreated)
+	}
+	bankKey := func(bank string) string {
+		var k bankKeyView
+		if err := decodeBuffer(must(request{method: "POST", path: "/v1/banks/" + bank + "/keys"}, http.StatusCreated), &k); err != nil {
+			t.Fatal(err)
+		}
+		return k.APIKey
+	}
+	leaked, spare, other := bankKey("ICBC-JX"), bankKey("ICBC-JX"), bankKey("ABC-JX")
+	manifest := "/v1/bank/cycles/2026-03-02/manifest"
+	// A key that works is answered that the bank has no file of the cycle; a revoked one is refused.
+	must(bankGet(leaked, manifest), http.StatusNotFound)
+
+	var v bankKeysRevokedView
+	if err := decodeBuffer(must(request{method: "DELETE", path: "/v1/banks/ICBC-JX/keys"}, http.StatusOK), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Bank != "ICBC-JX" || v.Revoked != 2 {
+		t.Fatalf("revoked: %+v", v)
+	}
+	for _, key := range []string{leaked, spare} {
+		must(bankGet(key, manifest), http.StatusForbidden)
+		must(asBank(key, request{method: "POST", path: "/v1/bank/cycles/2026-03-02/acknowledgement", body: "x",
+			header: map[string]string{"Content-Type": "text/csv"}}), http.StatusForbidden)
+	}
+	must(bankGet(other, manifest), http.StatusNotFound)
+	must(bankGet(bankKey("ICBC-JX"), manifest), http.StatusNotFound)
+	// Again, only the new key goes; a bank not registered is not found.
+	if err := decodeBuffer(must(request{method: "DELETE", path: "/v1/banks/ICBC-JX/keys"}, http.StatusOK), &v); err != nil || v.Revoked != 1 {
+		t.Fatalf("revoked again: %+v %v", v, err)
+	}
+	must(request{method: "DELETE", path: "/v1/banks/CCB-JX/keys"}, http.StatusNotFound)
+}

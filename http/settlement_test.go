@@ -41,6 +41,7 @@ func init() {
 		"GET /v1/settlement/cycles":                   {200, 400, 401, 403, 500, 503},
 		"GET /v1/settlement/cycles/{date}":            {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/banks/{bank}/keys":                  {201, 400, 401, 403, 404, 500, 503},
+		"DELETE /v1/banks/{bank}/keys":                {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/bank/cycles/{date}/manifest":         {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/bank/cycles/{date}/files/{format}":   {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/bank/cycles/{date}/acknowledgement": {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
@@ -51,6 +52,7 @@ func init() {
 	responseTypes["GET /v1/settlement/cycles"] = cycleListView{}
 	responseTypes["GET /v1/settlement/cycles/{date}"] = cycleView{}
 	responseTypes["POST /v1/banks/{bank}/keys"] = bankKeyView{}
+	responseTypes["DELETE /v1/banks/{bank}/keys"] = bankKeysRevokedView{}
 	responseTypes["POST /v1/bank/cycles/{date}/acknowledgement"] = ackResultView{}
 	rawRequestBodies["POST /v1/bank/cycles/{date}/acknowledgement"] = []string{"application/xml", "text/csv"}
 
@@ -474,6 +476,25 @@ func (f *fakeSettlement) BankByKey(_ context.Context, keyHash [32]byte) (string,
 	return b, nil
 }
 
+func (f *fakeSettlement) RevokeBankKeys(_ context.Context, bank string) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["RevokeBankKeys"]; err != nil {
+		return 0, err
+	}
+	if !slices.Contains(f.banks, bank) {
+		return 0, fmt.Errorf("bank %q: %w", bank, postgres.ErrNotFound)
+	}
+	var n int64
+	for k, b := range f.keys {
+		if b == bank {
+			delete(f.keys, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
 var (
 	_ SettlementService = (*fakeSettlement)(nil)
 	_ BankKeys          = (*fakeSettlement)(nil)
@@ -627,6 +648,20 @@ func settlementStatusCases() []statusCase {
 		statusCase{name: "issue store broken", status: 500, code: EINTERNAL, run: setFailing("CreateBankKey", errBroken, send(issue("BOC-JX")))},
 		statusCase{name: "issue store busy", status: 503, code: EUNAVAILABLE, run: setFailing("CreateBankKey", busy, send(issue("BOC-JX")))},
 		statusCase{name: "issue no admin token", status: 503, code: EUNAVAILABLE, opts: []envOption{noAdmin}, run: send(issue("BOC-JX"))},
+	)
+	revoke := func(bank string) request { return request{method: "DELETE", path: "/v1/banks/" + bank + "/keys"} }
+	add("DELETE /v1/banks/{bank}/keys",
+		statusCase{name: "revoke", status: 200, run: send(revoke("ICBC-JX"))},
+		statusCase{name: "revoke for a bank not registered", status: 404, code: ENOTFOUND, message: `bank "CCB-JX" is not registered`,
+			run: send(revoke("CCB-JX"))},
+		statusCase{name: "revoke for a bank id with a space", status: 400, code: EINVALID, message: "bank: must be printable ascii",
+			run: send(revoke("CCB%20JX"))},
+		statusCase{name: "revoke with a query", status: 400, code: EINVALID, message: "unknown query parameter",
+			run: send(request{method: "DELETE", path: "/v1/banks/ICBC-JX/keys?all=true"})},
+		statusCase{name: "revoke without auth", status: 401, code: EUNAUTHORIZED, run: send(request{method: "DELETE", path: "/v1/banks/ICBC-JX/keys", auth: "-"})},
+		statusCase{name: "revoke with the bank's own key", status: 403, code: EFORBIDDEN, run: send(asBank(icbcKey, revoke("ICBC-JX")))},
+		statusCase{name: "revoke store broken", status: 500, code: EINTERNAL, run: setFailing("RevokeBankKeys", errBroken, send(revoke("ICBC-JX")))},
+		statusCase{name: "revoke store busy", status: 503, code: EUNAVAILABLE, run: setFailing("RevokeBankKeys", busy, send(revoke("ICBC-JX")))},
 	)
 	manifest := "/v1/bank/cycles/" + fakeDayPath + "/manifest"
 	bankAuth := func(route, path string, run func(rq request) func(t *testing.T, e *env) *httptest.ResponseRecorder, rq request) {

@@ -569,6 +569,29 @@ func (st *Store) CreateBankKey(ctx context.Context, bankID string, keyHash [32]b
 	})
 }
 
+// RevokeBankKeys deletes every API key of a registered bank and returns how many it had, or
+// ErrNotFound for a bank that is not registered. BankByKey reads the keys on every request, so a
+// revoked key stops working at once in every process.
+func (st *Store) RevokeBankKeys(ctx context.Context, bankID string) (int64, error) {
+	var n int64
+	err := st.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		var found bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM parties WHERE kind = 'bank' AND party_id = $1)`, bankID).Scan(&found); err != nil {
+			return fmt.Errorf("look up bank: %w", err)
+		}
+		if !found {
+			return fmt.Errorf("bank %q: %w", bankID, ErrNotFound)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM bank_keys WHERE bank_id = $1`, bankID)
+		if err != nil {
+			return fmt.Errorf("revoke bank keys: %w", err)
+		}
+		n = tag.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
 // BankByKey returns the bank whose API key has the SHA-256 keyHash, or ErrNotFound.
 func (st *Store) BankByKey(ctx context.Context, keyHash [32]byte) (string, error) {
 	var id string
