@@ -145,26 +145,36 @@ func (ss *financeSessions) end(id string) {
 // loginThrottle slows a guesser of the admin token: after loginFreeFailures failures in a row,
 // each attempt must wait for the one before it, the wait doubling per failure up to
 // loginBackoffMax. An attempt that comes too early is refused without looking at its token. A
-// login that succeeds clears the count.
+// login that succeeds clears the count. An attempt let through counts as a failure until it is
+// decided, so that guesses sent at once are not all checked before the first is counted: at most
+// loginFreeFailures are checked at once, and past them one at a time.
 type loginThrottle struct {
 	mu       sync.Mutex
 	failures int
+	checking int       // attempts let through and not yet decided
 	next     time.Time // no attempt is checked before it
 }
 
-// wait is how long an attempt at now must still wait; zero, it may be checked.
-func (l *loginThrottle) wait(now time.Time) time.Duration {
+// admit lets an attempt at now be checked, and returns zero; the caller then says how it went,
+// failed or succeeded. Otherwise it returns how long the attempt must still wait.
+func (l *loginThrottle) admit(now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Before(l.next) {
 		return l.next.Sub(now)
 	}
+	if l.checking > 0 && l.failures+l.checking >= loginFreeFailures {
+		// Another attempt is being checked and may be the failure that makes this one wait.
+		return loginBackoffFirst
+	}
+	l.checking++
 	return 0
 }
 
 func (l *loginThrottle) failed(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.checking = max(l.checking-1, 0)
 	l.failures++
 	if n := l.failures - loginFreeFailures; n > 0 {
 		d := loginBackoffMax
@@ -178,6 +188,7 @@ func (l *loginThrottle) failed(now time.Time) {
 func (l *loginThrottle) succeeded() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.checking = max(l.checking-1, 0)
 	l.failures, l.next = 0, time.Time{}
 }
 
@@ -393,7 +404,7 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.s.now()
-	if wait := h.throttle.wait(now); wait > 0 {
+	if wait := h.throttle.admit(now); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		again(http.StatusTooManyRequests, name, fmt.Sprintf("too many failed logins: try again in %d s", secs))

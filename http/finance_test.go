@@ -642,6 +642,45 @@ func TestFinanceLoginThrottlesGuessing(t *testing.T) {
 	}
 }
 
+// TestLoginThrottleCountsAttemptsBeingChecked: guesses sent at once are not all checked before
+// the first of them is counted. An attempt let through counts as a failure until it is decided:
+// at most loginFreeFailures are checked at once, and past them one at a time, each after the
+// wait of the failure before.
+func TestLoginThrottleCountsAttemptsBeingChecked(t *testing.T) {
+	var l loginThrottle
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < loginFreeFailures; i++ {
+		if wait := l.admit(now); wait != 0 {
+			t.Fatalf("free attempt %d waits %v", i+1, wait)
+		}
+	}
+	if wait := l.admit(now); wait == 0 {
+		t.Fatal("a guess beyond the free ones was checked while those were still being checked")
+	}
+	for i := 0; i < loginFreeFailures; i++ {
+		l.failed(now)
+	}
+	// The free failures spent, the next attempt is checked, and no other while it is.
+	if wait := l.admit(now); wait != 0 {
+		t.Fatalf("the fourth attempt: %v", wait)
+	}
+	if wait := l.admit(now); wait == 0 {
+		t.Fatal("two guesses checked at once past the free ones")
+	}
+	l.failed(now)
+	if wait := l.admit(now); wait != loginBackoffFirst {
+		t.Fatalf("after the fourth failure: wait %v, want %v", wait, loginBackoffFirst)
+	}
+	now = now.Add(loginBackoffFirst)
+	if wait := l.admit(now); wait != 0 {
+		t.Fatalf("after the wait: %v", wait)
+	}
+	l.succeeded()
+	if wait := l.admit(now); wait != 0 {
+		t.Fatalf("after a success: %v", wait)
+	}
+}
+
 // TestFinanceLoginRefusesBadFields names the field of a login form that cannot be right.
 func TestFinanceLoginRefusesBadFields(t *testing.T) {
 	e := newEnv(t)
