@@ -429,16 +429,20 @@ func (h *settlementHandlers) issueKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := bankKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	err = h.keys.CreateBankKey(r.Context(), bank, sha256.Sum256([]byte(key)))
-	if errors.Is(err, postgres.ErrNotFound) {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "bank %q is not registered", bank))
-		return
-	}
-	if err != nil {
-		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
+	if err := h.keys.CreateBankKey(r.Context(), bank, sha256.Sum256([]byte(key))); err != nil {
+		h.s.writeError(w, r, h.bankKeysError(r, bank, err))
 		return
 	}
 	h.s.writeJSON(w, r, http.StatusCreated, bankKeyView{Bank: bank, APIKey: key})
+}
+
+// bankKeysError answers a store's failure to issue or revoke a bank's keys: 404 for a bank that is
+// not registered, the store's own answer otherwise.
+func (h *settlementHandlers) bankKeysError(r *http.Request, bank string, err error) error {
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Errorf(ENOTFOUND, "bank %q is not registered", bank)
+	}
+	return h.s.storeError(r.Context(), err)
 }
 
 // bankKeysRevokedView is what a revocation did: the bank, and how many of its keys stopped working.
@@ -461,12 +465,8 @@ func (h *settlementHandlers) revokeKeys(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	n, err := h.keys.RevokeBankKeys(r.Context(), bank)
-	if errors.Is(err, postgres.ErrNotFound) {
-		h.s.writeError(w, r, Errorf(ENOTFOUND, "bank %q is not registered", bank))
-		return
-	}
 	if err != nil {
-		h.s.writeError(w, r, h.s.storeError(r.Context(), err))
+		h.s.writeError(w, r, h.bankKeysError(r, bank, err))
 		return
 	}
 	h.s.log.InfoContext(r.Context(), "bank keys revoked", "bank", bank, "revoked", n)
