@@ -36,8 +36,8 @@ const (
 	// ReasonStayClosed: the stay's final bill was settled: no more bills join it, and its bills
 	// are not cancelled or reversed.
 	ReasonStayClosed Reason = "stay_closed"
-	// ReasonStayMismatch: the bill does not fit the stay: another card, another visit kind than
-	// inpatient, or another policy year.
+	// ReasonStayMismatch: the bill does not fit the stay: another card, or a policy year before
+	// one of the stay's bills (a stay across the new year counts in its final bill's year).
 	ReasonStayMismatch Reason = "stay_mismatch"
 )
 

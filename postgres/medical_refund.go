@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -416,7 +418,9 @@ func stayRequestHash(token string, b medical.Bill, stay medical.StayBill) ([]byt
 // between its payer and the institution, either way. The accumulators end as the one bill would
 // leave them.
 //
-// A stay's bills are of one card and one policy year (stay_mismatch otherwise); once its final
+// A stay's bills are of one card, none of a later policy year than a bill after it (stay_mismatch
+// otherwise): a stay across the new year counts in its final bill's year, and the true-up takes
+// what its earlier bills added out of their own years' accumulators. Once its final
 // bill has settled, no bill joins it (stay_closed). A final bill whose adjustment takes more cash
 // than the card's funds have is refused whole (insufficient_funds).
 func (m *Medical) SettleStay(ctx context.Context, in medical.Institution, ref, token string, b medical.Bill,
@@ -452,12 +456,12 @@ func (m *Medical) stayBill(ctx context.Context, tx *Tx, in medical.Institution, 
 	}
 	var mismatched int
 	err := tx.QueryRow(ctx, `SELECT count(*) FROM medical_stay_bills WHERE institution_id = $1 AND stay_ref = $2
-		AND (card_token <> $3 OR policy_year <> $4)`, in.ID, stay.Ref, s.CardToken, int32(s.PolicyYear)).Scan(&mismatched)
+		AND (card_token <> $3 OR policy_year > $4)`, in.ID, stay.Ref, s.CardToken, int32(s.PolicyYear)).Scan(&mismatched)
 	if err != nil {
 		return fmt.Errorf("read stay: %w", err)
 	}
 	if mismatched > 0 {
-		return medical.Refuse(medical.ReasonStayMismatch, "stay %q has bills of another card or policy year", stay.Ref)
+		return medical.Refuse(medical.ReasonStayMismatch, "stay %q has bills of another card or a later policy year", stay.Ref)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO medical_stay_bills (settlement_id, institution_id, stay_ref, bill, card_token, policy_year, settled_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, s.ID, in.ID, stay.Ref, string(stay.Kind), s.CardToken, int32(s.PolicyYear), s.SettledAt)
@@ -494,7 +498,10 @@ func (m *Medical) trueUp(ctx context.Context, tx *Tx, in medical.Institution, ca
 		items    []medical.Item
 		billed   medical.Parts
 		released = medical.Accumulators{}.Clone()
-		ids      []uuid.UUID
+		// earlier holds what the bills of a stay admitted before the new year added to the
+		// accumulators of their own fund and policy year.
+		earlier = map[fundYear]medical.Accumulators{}
+		ids     []uuid.UUID
 	)
 	for rows.Next() {
 		b, err := scanSettlement(rows)
@@ -504,12 +511,40 @@ func (m *Medical) trueUp(ctx context.Context, tx *Tx, in medical.Institution, ca
 		}
 		items = append(items, b.Items...)
 		billed = billed.Plus(medical.PartsOf(b.Split))
-		released = released.Plus(b.Split.Delta)
+		switch {
+		case b.PolicyYear == final.PolicyYear:
+			released = released.Plus(b.Split.Delta)
+		case b.PolicyYear < final.PolicyYear:
+			k := fundYear{b.Fund, b.PolicyYear}
+			if _, ok := earlier[k]; !ok {
+				earlier[k] = medical.Accumulators{}.Clone()
+			}
+			earlier[k] = earlier[k].Plus(b.Split.Delta)
+		default:
+			rows.Close()
+			return medical.Refuse(medical.ReasonStayMismatch, "stay %q has a bill of %d, after its final bill's year %d",
+				stayRef, b.PolicyYear, final.PolicyYear)
+		}
 		ids = append(ids, b.ID)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read stay bills: %w", err)
+	}
+	// A stay across the new year counts in the year of its discharge, as one bill of that year:
+	// what its bills of an earlier year added to that year's accumulators is taken out of them.
+	for _, k := range slices.SortedFunc(maps.Keys(earlier), fundYear.compare) {
+		acc, version, err := readAccumulators(ctx, tx, card.Token, k.fund, k.year)
+		if err != nil {
+			return err
+		}
+		left, err := acc.Minus(earlier[k])
+		if err != nil {
+			return fmt.Errorf("stay %q: the accumulators of %d hold less than its bills of that year added: %w", stayRef, k.year, err)
+		}
+		if err := writeAccumulators(ctx, tx.Tx, card.Token, k.fund, k.year, version+1, left, final.ID, "trued_up", final.SettledAt); err != nil {
+			return err
+		}
 	}
 	policy, ok := m.policies().On(card.InsuranceCity, final.Day)
 	if !ok || policy.ID() != final.PolicyID {
@@ -587,6 +622,19 @@ func (m *Medical) trueUp(ctx context.Context, tx *Tx, in medical.Institution, ca
 		return fmt.Errorf("write stay true-up: %w", err)
 	}
 	return writeAccumulators(ctx, tx.Tx, card.Token, card.InsuranceCity, final.PolicyYear, version+1, after, final.ID, "trued_up", now)
+}
+
+// fundYear names a cardholder's accumulators of one fund and policy year.
+type fundYear struct {
+	fund string
+	year int
+}
+
+func (a fundYear) compare(b fundYear) int {
+	if c := cmp.Compare(a.year, b.year); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.fund, b.fund)
 }
 
 // wholeJSON is a stay's whole split as its true-up keeps it: the breakdown, the trail and the

@@ -522,3 +522,90 @@ func BenchmarkMedicalRefund(b *testing.B) {
 		}
 	}
 }
+
+// TestMedicalStayAcrossTheNewYear settles a stay admitted in December and discharged in January:
+// its bills fall in two policy years, and the stay counts in the year of its discharge, as one
+// bill of that year. The final bill trues it up on the new year's accumulators and policy, and
+// takes what the December bill had added out of the old year, which ends as if the stay had not
+// been there. A refund of the whole stay then leaves both years empty.
+func TestMedicalStayAcrossTheNewYear(t *testing.T) {
+	day := time.Date(2025, 12, 30, 9, 0, 0, 0, cards.Shanghai)
+	w := newMedWorld(t, day)
+	ctx := context.Background()
+	card := w.card(t, 0)
+	fundAcct := clearing.PartyAccount(clearing.PartyInsuranceFund, "jiaxing")
+	w.fund(t, 0, 30_000_00)
+	fundBefore, fundsBefore := w.net(t, fundAcct), w.net(t, card.FundsAccount)
+	stay := func(kind medical.StayBillKind) medical.StayBill { return medical.StayBill{Ref: "ADM-NY", Kind: kind} }
+	bills := []struct {
+		ref   string
+		at    time.Time
+		items []string
+		kind  medical.StayBillKind
+		year  int
+	}{
+		{"IP-NY1", day, []string{"A10000"}, medical.StayInterim, 2025},
+		{"IP-NY2", time.Date(2026, 1, 2, 10, 0, 0, 0, cards.Shanghai), []string{"A4000", "B1000"}, medical.StayInterim, 2026},
+		{"IP-NY3", time.Date(2026, 1, 5, 11, 0, 0, 0, cards.Shanghai), []string{"A3000", "C500"}, medical.StayFinal, 2026},
+	}
+	var (
+		billed medical.Parts
+		last   medical.Settlement
+	)
+	for _, b := range bills {
+		w.clock.Set(b.at)
+		s, replayed, err := w.med.SettleStay(ctx, w.hospital, b.ref, card.Token, basket(t, medical.Inpatient, b.items...), stay(b.kind))
+		if err != nil || replayed {
+			t.Fatalf("%s: %v", b.ref, err)
+		}
+		if s.PolicyYear != b.year {
+			t.Errorf("%s: policy year %d, want %d", b.ref, s.PolicyYear, b.year)
+		}
+		billed = billed.Plus(medical.PartsOf(s.Split))
+		last = s
+	}
+	u := last.TrueUp
+	if u == nil {
+		t.Fatal("the final bill has no true-up")
+	}
+	// The stay as one 2026 bill at tier 3: C500 and B's 10% (100) self-paid, one deductible of
+	// 800, 85% of 17900 - 800 = 14535 to the fund, cash 3965 of 18500.
+	if medical.PartsOf(u.Whole) != (medical.Parts{Fund: 14535_00, Cash: 3965_00}) || u.Whole.Deductible != 800_00 ||
+		u.Billed != billed || u.Adjustment != medical.PartsOf(u.Whole).Minus(billed) || len(u.Bills) != 3 {
+		t.Errorf("true-up %+v, billed %+v", *u, billed)
+	}
+	old, err := w.med.CardYear(ctx, card.Token, 2025)
+	if err != nil || !zeroAcc(old.Accumulators) {
+		t.Errorf("2025 after the stay moved to its discharge year: %+v, %v", old.Accumulators, err)
+	}
+	year, err := w.med.CardYear(ctx, card.Token, 2026)
+	if err != nil || year.Accumulators.Deductible["inpatient"] != 800_00 || year.Accumulators.Fund["total"] != 14535_00 {
+		t.Errorf("2026 accumulators %+v, %v", year.Accumulators, err)
+	}
+	if w.net(t, card.FundsAccount) != fundsBefore-3965_00 || w.net(t, fundAcct) != fundBefore-14535_00 ||
+		w.net(t, w.hospital.Account) != 18500_00 {
+		t.Errorf("ledger: funds %d, fund %d, hospital %d", w.net(t, card.FundsAccount), w.net(t, fundAcct), w.net(t, w.hospital.Account))
+	}
+	// The final bill again is a replay: nothing moves a second time.
+	again, replayed, err := w.med.SettleStay(ctx, w.hospital, "IP-NY3", card.Token, basket(t, medical.Inpatient, "A3000", "C500"), stay(medical.StayFinal))
+	if err != nil || !replayed || again.TrueUp == nil || again.TrueUp.ID != u.ID {
+		t.Fatalf("replay: %v %+v, %v", replayed, again.TrueUp, err)
+	}
+	if old, err = w.med.CardYear(ctx, card.Token, 2025); err != nil || !zeroAcc(old.Accumulators) {
+		t.Errorf("2025 after the replay: %+v, %v", old.Accumulators, err)
+	}
+	// The whole stay refunded through its final bill: both years as before the stay.
+	w.clock.Set(time.Date(2026, 1, 8, 9, 0, 0, 0, cards.Shanghai))
+	if _, settled, _, err := w.med.Refund(ctx, w.hospital, "IP-NY3", "R-NY", 18500_00, "admission billed to the wrong card"); err != nil ||
+		settled.Status() != "refunded" {
+		t.Fatalf("refund of the stay: %v", err)
+	}
+	for _, y := range []int{2025, 2026} {
+		if got, err := w.med.CardYear(ctx, card.Token, y); err != nil || !zeroAcc(got.Accumulators) {
+			t.Errorf("%d after the stay's refund: %+v, %v", y, got.Accumulators, err)
+		}
+	}
+	if w.net(t, card.FundsAccount) != fundsBefore || w.net(t, fundAcct) != fundBefore || w.net(t, w.hospital.Account) != 0 {
+		t.Errorf("ledger after the refund: funds %d, fund %d, hospital %d", w.net(t, card.FundsAccount), w.net(t, fundAcct), w.net(t, w.hospital.Account))
+	}
+}
