@@ -267,7 +267,8 @@ type fakeStore struct {
 	balances   map[ledger.ID]postgres.AccountBalance
 	// ingested keeps every message given to Ingest.
 	ingested []clearing.Message
-	// errs makes a method fail: "Ingest", "Card", "Balance", "RegisterParty", "SetPartyBank", "Ping".
+	// errs makes a method fail: "Ingest", "Card", "Balance", "RegisterParty", "SetPartyBank",
+	// "RegisterPartyBank", "Ping".
 	errs map[string]error
 }
 
@@ -424,6 +425,28 @@ func (f *fakeStore) SetPartyBank(_ context.Context, kind clearing.PartyKind, id,
 	_, known := f.parties[clearing.PartyAccount(clearing.PartyBank, bank)]
 	if !party || !known {
 		return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, postgres.ErrNotFound)
+	}
+	f.partyBanks[account] = bank
+	return nil
+}
+
+func (f *fakeStore) RegisterPartyBank(_ context.Context, kind clearing.PartyKind, id, bank string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["RegisterPartyBank"]; err != nil {
+		return err
+	}
+	if kind == clearing.PartyBank {
+		return errors.New("a bank settles for itself")
+	}
+	account := clearing.PartyAccount(kind, id)
+	_, party := f.parties[account]
+	_, known := f.parties[clearing.PartyAccount(clearing.PartyBank, bank)]
+	if !party || !known {
+		return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, postgres.ErrNotFound)
+	}
+	if current, ok := f.partyBanks[account]; ok && current != bank {
+		return &postgres.PartyBankConflictError{Kind: kind, ID: id, Current: current}
 	}
 	f.partyBanks[account] = bank
 	return nil

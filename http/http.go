@@ -57,10 +57,12 @@ var statusOf = map[string]int{
 var errDatabaseUnavailable = &Error{Code: EUNAVAILABLE, Message: "the database did not answer, and the request may have been applied: " +
 	"send it again unchanged (same idempotency key, same ids) to learn its outcome"}
 
-// Error is an error a client may see: a code and a lowercase message for people.
+// Error is an error a client may see: a code, a lowercase message for people and, where a
+// client may act on it apart from others of its code, a reason naming the case.
 type Error struct {
 	Code    string
 	Message string
+	Reason  string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -70,7 +72,8 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// errorBody is the JSON of every error response: {"error": {"code": "...", "message": "..."}}.
+// errorBody is the JSON of every error response: {"error": {"code": "...", "message": "..."}},
+// with "reason" too where the error names its case.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -78,6 +81,7 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // maxRequestBytes bounds every request body. The largest valid body, a card registration with
@@ -145,7 +149,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == EUNAVAILABLE {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}})
+	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Reason: e.Reason}})
 }
 
 // decodeBody reads one JSON object into dst, a pointer to a struct whose fields are all strings,

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"unicode"
@@ -42,8 +43,10 @@ type partyView struct {
 
 // handleRegisterParty registers a bank, merchant, transit operator or insurance fund and opens
 // its account, and records its settlement bank when the request names one. Registering it again
-// with the same name changes nothing but the settlement bank and answers the same. A settlement
-// bank that is not registered refuses the whole request before anything is written.
+// with the same name changes nothing and answers the same; naming a settlement bank for a party
+// that has none records it, naming another than the party's is refused with 409 (reason
+// settlement_bank_differs) and changes nothing. A settlement bank that is not registered refuses
+// the whole request before anything is written.
 func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 	var req partyRequest
 	if err := decodeBody(w, r, &req); err != nil {
@@ -73,8 +76,17 @@ func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.SettlementBank != "" {
 		// Both the party and the bank are registered now: a failure here is the store's. The
-		// request sent again registers nothing twice and sets the bank.
-		if err := s.store.SetPartyBank(r.Context(), kind, req.ID, req.SettlementBank); err != nil {
+		// request sent again registers nothing twice and sets the bank. A party settled by
+		// another bank keeps it: what it is owed follows its bank only by a deliberate change.
+		err := s.store.RegisterPartyBank(r.Context(), kind, req.ID, req.SettlementBank)
+		var differs *postgres.PartyBankConflictError
+		if errors.As(err, &differs) {
+			s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "settlement_bank_differs", Message: fmt.Sprintf(
+				"%s %q is settled by bank %q, not by the settlement_bank named: nothing was changed; "+
+					"to change its bank, PUT /v1/parties/%s/{id}/settlement-bank", kind, req.ID, differs.Current, kind)})
+			return
+		}
+		if err != nil {
 			s.writeError(w, r, s.storeError(r.Context(), err))
 			return
 		}

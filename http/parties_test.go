@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/joinincard/engine/clearing"
@@ -85,5 +86,55 @@ func TestInsuranceFundIsRegisteredUnderItsCanonicalCity(t *testing.T) {
 	decodeStrictly(t, w, &b)
 	if w.Code != http.StatusOK || b.ID != "jiaxing" || e.store.partyBank(clearing.PartyInsuranceFund, "jiaxing") != "ICBC-JX" {
 		t.Fatalf("settlement bank: %d %s", w.Code, w.Body.String())
+	}
+}
+
+// Registering a party again is answered as the first registration when it says the same, and
+// refused with 409, naming the reason, when it names another settlement bank than the one that
+// settles the party: money the party is owed never moves to another bank's file because a
+// registration was sent again. The bank is changed only deliberately, with PUT .../settlement-bank.
+func TestPartyRegisteredAgainWithAnotherSettlementBankIsRefused(t *testing.T) {
+	e := newEnv(t)
+	if w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"ABC-JX","name":"ABC Jiaxing"}`}); w.Code != http.StatusCreated {
+		t.Fatalf("bank: %d %s", w.Code, w.Body.String())
+	}
+	first := `{"kind":"operator","id":"HZMETRO","name":"Hangzhou Metro","settlement_bank":"ICBC-JX"}`
+	if w := e.do(t, request{method: "POST", path: "/v1/parties", body: first}); w.Code != http.StatusCreated {
+		t.Fatalf("operator: %d %s", w.Code, w.Body.String())
+	}
+	w := e.do(t, request{method: "POST", path: "/v1/parties", body: first})
+	if w.Code != http.StatusCreated {
+		t.Fatalf("the same registration again: %d %s", w.Code, w.Body.String())
+	}
+	var p partyView
+	decodeStrictly(t, w, &p)
+	if p.SettlementBank != "ICBC-JX" {
+		t.Errorf("the same registration again answered %+v", p)
+	}
+
+	w = e.do(t, request{method: "POST", path: "/v1/parties",
+		body: `{"kind":"operator","id":"HZMETRO","name":"Hangzhou Metro","settlement_bank":"ABC-JX"}`})
+	if w.Code != http.StatusConflict {
+		t.Fatalf("another settlement bank: %d %s, want 409", w.Code, w.Body.String())
+	}
+	if got := errorOf(t, w); got.Code != ECONFLICT || got.Reason != "settlement_bank_differs" ||
+		!strings.Contains(got.Message, `settled by bank "ICBC-JX"`) || !strings.Contains(got.Message, "/settlement-bank") {
+		t.Errorf("another settlement bank: %+v", got)
+	}
+	if got := e.store.partyBank(clearing.PartyOperator, "HZMETRO"); got != "ICBC-JX" {
+		t.Errorf("the refused registration moved the operator to %q", got)
+	}
+
+	// A party registered without a bank is given one by a registration that names it: the same
+	// request sent again after a failure between the party and its bank completes it.
+	if w := e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"kiosk"}`}); w.Code != http.StatusCreated {
+		t.Fatalf("merchant: %d %s", w.Code, w.Body.String())
+	}
+	if w := e.do(t, request{method: "POST", path: "/v1/parties",
+		body: `{"kind":"merchant","id":"kiosk-9","name":"kiosk","settlement_bank":"ABC-JX"}`}); w.Code != http.StatusCreated {
+		t.Fatalf("merchant with a bank: %d %s", w.Code, w.Body.String())
+	}
+	if got := e.store.partyBank(clearing.PartyMerchant, "kiosk-9"); got != "ABC-JX" {
+		t.Errorf("the merchant is settled by %q", got)
 	}
 }

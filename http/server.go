@@ -39,6 +39,10 @@ type Store interface {
 	// clearing account, replacing the one before; an error wrapping postgres.ErrNotFound when
 	// the party or the bank is not registered.
 	SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error
+	// RegisterPartyBank records the bank that settles a party that has none, and changes
+	// nothing when it has this one; a party settled by another bank is left as it is, with a
+	// *postgres.PartyBankConflictError.
+	RegisterPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 }

@@ -147,7 +147,7 @@ func TestStatusCodes(t *testing.T) {
 		statusCase{name: "settlement bank with a space", route: "POST /v1/parties", status: 400, code: EINVALID, message: "settlement_bank: must be printable ascii",
 			run: send(request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"k","settlement_bank":"ICBC JX"}`})},
 		statusCase{name: "settlement bank store broken", route: "POST /v1/parties", status: 500, code: EINTERNAL, message: "internal error",
-			opts: []envOption{failing("SetPartyBank", errBroken)}, run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
+			opts: []envOption{failing("RegisterPartyBank", errBroken)}, run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
 		statusCase{name: "settlement bank lookup broken", route: "POST /v1/parties", status: 500, code: EINTERNAL, message: "internal error",
 			opts: []envOption{failing("Balance", errBroken)}, run: send(request{method: "POST", path: "/v1/parties", body: merchantParty})},
 	)

@@ -116,6 +116,52 @@ func (st *Store) SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, 
 	})
 }
 
+// PartyBankConflictError is returned by RegisterPartyBank when the party is settled by
+// another bank than the one named: nothing was changed. Changing a party's bank is a deliberate
+// act (SetPartyBank), never the side effect of a registration sent again.
+type PartyBankConflictError struct {
+	Kind    clearing.PartyKind
+	ID      string
+	Current string // the bank that settles the party
+}
+
+func (e *PartyBankConflictError) Error() string {
+	return fmt.Sprintf("%s %q is settled by bank %q", e.Kind, e.ID, e.Current)
+}
+
+// RegisterPartyBank records bank as the bank that settles a party that has none yet, and
+// changes nothing when the party has it already. A party settled by another bank is left as it
+// is, with a *PartyBankConflictError. The bank must be a registered bank, the party a registered
+// merchant, operator or insurance fund (ErrNotFound otherwise).
+func (st *Store) RegisterPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error {
+	if kind == clearing.PartyBank {
+		return fmt.Errorf("a bank settles for itself")
+	}
+	account := clearing.PartyAccount(kind, id)
+	return st.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM parties WHERE account_id = ANY($1)`,
+			[][16]byte{account, clearing.PartyAccount(clearing.PartyBank, bank)}).Scan(&n); err != nil {
+			return fmt.Errorf("look up party and bank: %w", err)
+		}
+		if n != 2 {
+			return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), bank, st.Now().UTC()); err != nil {
+			return fmt.Errorf("record settlement bank: %w", err)
+		}
+		var current string
+		if err := tx.QueryRow(ctx, `SELECT bank_id FROM party_banks WHERE account_id = $1`, [16]byte(account)).Scan(&current); err != nil {
+			return fmt.Errorf("read settlement bank: %w", err)
+		}
+		if current != bank {
+			return &PartyBankConflictError{Kind: kind, ID: id, Current: current}
+		}
+		return nil
+	})
+}
+
 const cycleColumns = `cycle_date, starts_after, ends_at, value_date, status, fee_income, items_written, postings_written,
 	closing_at, closed_at`
 

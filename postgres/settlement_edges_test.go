@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -260,5 +261,52 @@ func TestSettlementCutoffHourChanged(t *testing.T) {
 	}
 	if a := w.spent(t, after, 0); a != 404 {
 		t.Errorf("cycle %s: card 0 spent %d, want 404", after, a)
+	}
+}
+
+// A registration naming a settlement bank records it for a party that has none, changes nothing
+// for a party that has it, and leaves a party settled by another bank as it is. Two registrations
+// of one party naming different banks at once: one bank is recorded, the other registration is
+// refused with the bank recorded.
+func TestRegisteringAPartyBankNeverMovesAPartyToAnotherBank(t *testing.T) {
+	ctx := context.Background()
+	w := newEdgeWorld(t, time.Date(2026, 3, 3, 10, 0, 0, 0, cards.Shanghai))
+	merchant := "kiosk-9"
+	if _, err := w.st.RegisterParty(ctx, clearing.PartyMerchant, merchant, "West Lake kiosk"); err != nil {
+		t.Fatal(err)
+	}
+	banks := []string{"ISS", "ACQ"}
+	errs := make(chan error, len(banks))
+	for _, b := range banks {
+		go func() { errs <- w.st.RegisterPartyBank(ctx, clearing.PartyMerchant, merchant, b) }()
+	}
+	var refused *postgres.PartyBankConflictError
+	for range banks {
+		err := <-errs
+		switch {
+		case errors.As(err, &refused):
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if refused == nil {
+		t.Fatal("both registrations were answered as if each bank were the merchant's")
+	}
+	var current string
+	if err := w.st.Pool().QueryRow(ctx, `SELECT bank_id FROM party_banks WHERE account_id = $1`,
+		[16]byte(clearing.PartyAccount(clearing.PartyMerchant, merchant))).Scan(&current); err != nil {
+		t.Fatal(err)
+	}
+	if refused.Current != current {
+		t.Errorf("refused naming bank %q, the merchant is settled by %q", refused.Current, current)
+	}
+	if err := w.st.RegisterPartyBank(ctx, clearing.PartyMerchant, merchant, current); err != nil {
+		t.Errorf("the same bank again: %v", err)
+	}
+	if err := w.st.RegisterPartyBank(ctx, clearing.PartyMerchant, w.city.Merchants[0], "ISS"); !errors.As(err, &refused) || refused.Current != "ACQ" {
+		t.Errorf("a merchant settled by ACQ registered with ISS: %v", err)
+	}
+	if err := w.st.RegisterPartyBank(ctx, clearing.PartyMerchant, "nobody", "ISS"); !errors.Is(err, postgres.ErrNotFound) {
+		t.Errorf("a merchant not registered: %v", err)
 	}
 }
