@@ -662,8 +662,8 @@ func ackError(err error) error {
 }
 
 // acknowledge records the bank's acknowledgement (pain.002 XML or CSV) of its file of a cycle:
-// 201 with what it did, 200 with the same for the same report again, 409 for another report of
-// a file acknowledged. The report must be the key's bank's, and name the bank's file of the cycle
+// 201 with what it did, 200 with the same for the same verdicts again (under any report id), 409
+// (reason verdict_differs, naming the item) for a report judging an item or the file otherwise. The report must be the key's bank's, and name the bank's file of the cycle
 // in the path.
 func (h *settlementHandlers) acknowledge(w http.ResponseWriter, r *http.Request, bank string) {
 	d, err := pathDate(r)
@@ -707,7 +707,12 @@ func (h *settlementHandlers) acknowledge(w http.ResponseWriter, r *http.Request,
 	res, replayed, err := h.svc.Acknowledge(r.Context(), bank, ack)
 	switch {
 	case errors.Is(err, postgres.ErrAckConflict):
-		h.s.writeError(w, r, Errorf(ECONFLICT, "file %s was acknowledged before with another report", rec.Header.MessageID))
+		msg := fmt.Sprintf("file %s was acknowledged before with other verdicts", rec.Header.MessageID)
+		var differs *postgres.AckVerdictError
+		if errors.As(err, &differs) {
+			msg = fmt.Sprintf("file %s was acknowledged before: %s; nothing was changed", rec.Header.MessageID, differs.Error())
+		}
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "verdict_differs", Message: msg})
 		return
 	case errors.Is(err, postgres.ErrAckInvalid):
 		// The store's reasons name counts and fields, never values.

@@ -236,9 +236,23 @@ func TestSettlementAgainstPostgres(t *testing.T) {
 			t.Errorf("the same report again (csv %v): %+v %v", csv, again, err)
 		}
 	}
+	// The same verdicts under a new report id, as a bank's system sending them again makes them.
+	resent := *part
+	resent.MessageID, resent.CreatedAt = "ACK-ABC-0002", c.Now().Add(time.Hour)
+	var again ackResultView
+	wantResent := want
+	wantResent.MessageID = resent.MessageID
+	if err := decodeBuffer(must(postAck(abc, "2026-03-03", ackBody(t, &resent, true), true), http.StatusOK), &again); err != nil ||
+		again != wantResent {
+		t.Errorf("the same verdicts under a new report id: %+v %v", again, err)
+	}
 	accp := *part
 	accp.Status, accp.Items = bankfile.StatusAccepted, nil
-	must(postAck(abc, "2026-03-03", ackBody(t, &accp, false), false), http.StatusConflict)
+	if w := e.do(t, postAck(abc, "2026-03-03", ackBody(t, &accp, false), false)); w.Code != http.StatusConflict {
+		t.Errorf("another verdict: %d %s", w.Code, w.Body.String())
+	} else if got := errorOf(t, w); got.Reason != "verdict_differs" || !strings.Contains(got.Message, "item "+grocerItem.ID+" was rejected (AC04)") {
+		t.Errorf("another verdict: %+v", got)
+	}
 	if err := decodeBuffer(must(request{method: "GET", path: "/v1/settlement/cycles/2026-03-03"}, http.StatusOK), &v); err != nil {
 		t.Fatal(err)
 	}

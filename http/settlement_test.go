@@ -742,7 +742,7 @@ func settlementStatusCases() []statusCase {
 		statusCase{name: "accp as csv", status: 201, run: closed(ack(bankfile.StatusAccepted, true, nil))},
 		statusCase{name: "the same report again", status: 200, run: closed(twice(part, part))},
 		statusCase{name: "the same report again as csv", status: 200, run: closed(twice(part, partCSV))},
-		statusCase{name: "another report", status: 409, code: ECONFLICT, message: "was acknowledged before with another report",
+		statusCase{name: "another report", status: 409, code: ECONFLICT, message: "was acknowledged before with other verdicts",
 			run: closed(twice(part, accp))},
 		statusCase{name: "report of another bank", status: 403, code: EFORBIDDEN, message: "another bank's",
 			run: closed(ack(bankfile.StatusAccepted, false, func(a *bankfile.Ack) { a.BankID = "ICBC-JX" }))},

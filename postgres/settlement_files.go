@@ -340,9 +340,9 @@ const maxReturnBatch = ledger.MaxBatchTransfers
 
 // Acknowledge records bank's acknowledgement of one of its files: every item the bank rejected has its settlement posting reversed, the money back in
 // clearing, and is offered again at the next cycle's close; all in one transaction. The same
-// report again (the same content, however it was written) answers the first result with
-// replayed true; another report for the same file
-// fails with ErrAckConflict. A report naming a file or item the bank does not have fails with
+// verdicts again (however written, under whatever report id and time, listing accepted items or
+// not) answer the first result with replayed true and do nothing; a report judging an item or
+// the file otherwise fails with an *AckVerdictError wrapping ErrAckConflict, and changes nothing. A report naming a file or item the bank does not have fails with
 // ErrAckInvalid.
 func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfile.Ack) (AckResult, bool, error) {
 	res := AckResult{Bank: bankID, Status: ack.Status}
@@ -369,22 +369,34 @@ func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfi
 	replayed := false
 	err = s.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		replayed, res.Items, res.Rejected, res.Returned = false, 0, 0, 0
-		var prior string
-		err := tx.QueryRow(ctx, `SELECT body_sha256 FROM settlement_acks WHERE bank_id = $1 AND cycle_date = $2`, bankID, day).Scan(&prior)
+		var prior, priorStatus string
+		err := tx.QueryRow(ctx, `SELECT body_sha256, status FROM settlement_acks WHERE bank_id = $1 AND cycle_date = $2`,
+			bankID, day).Scan(&prior, &priorStatus)
+		judged := false
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("look up earlier acknowledgements: %w", err)
-		case prior != bodyHash:
-			return ErrAckConflict
-		default:
+		case prior == bodyHash:
 			replayed = true
 			return s.ackTotals(ctx, tx, bankID, day, &res)
+		default:
+			// Another report of a file judged: the same verdicts under another report id, time
+			// or listing are the same report; another verdict is refused.
+			judged = true
 		}
 		accepts := ack.Accepts()
 		listed := make(map[string]bankfile.ItemStatus, len(ack.Items))
 		for _, it := range ack.Items {
 			listed[it.ItemID] = it
+		}
+		// reasonOf is a rejected item's reason: its own, or the report's for the whole file.
+		reasonOf := func(id string) (code, reason string) {
+			st := listed[id]
+			if st.ReasonCode == "" {
+				return ack.ReasonCode, ack.Reason
+			}
+			return st.ReasonCode, st.Reason
 		}
 		// The file's items, in id order: each listed item must be one of them.
 		rows, err := tx.Query(ctx, `SELECT `+itemColumns+` FROM settlement_items i WHERE i.cycle_date = $1 AND i.bank_id = $2 ORDER BY i.item_id`,
@@ -416,6 +428,13 @@ func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfi
 		if seen != len(listed) {
 			return fmt.Errorf("%w: it names %d items that are not in the file", ErrAckInvalid, len(listed)-seen)
 		}
+		if judged {
+			if err := sameVerdicts(ctx, tx, bankID, day, priorStatus, ack, rejected, reasonOf); err != nil {
+				return err
+			}
+			replayed = true
+			return s.ackTotals(ctx, tx, bankID, day, &res)
+		}
 		now := s.store.Now().UTC()
 		if _, err := tx.Exec(ctx, `INSERT INTO settlement_acks (bank_id, cycle_date, message_id, status, body_sha256, received_at)
 			VALUES ($1, $2, $3, $4, $5, $6)`, bankID, day, ack.FileMessageID, ackStatus(ack.Status), bodyHash, now); err != nil {
@@ -444,11 +463,7 @@ func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfi
 			ids, banks, days, codes, reasons, returns := make([][16]byte, len(chunk)), make([]string, len(chunk)),
 				make([]time.Time, len(chunk)), make([]string, len(chunk)), make([]string, len(chunk)), make([][16]byte, len(chunk))
 			for i, it := range chunk {
-				st := listed[settlement.FileItemID(it.ID)]
-				code, reason := st.ReasonCode, st.Reason
-				if code == "" {
-					code, reason = ack.ReasonCode, ack.Reason
-				}
+				code, reason := reasonOf(settlement.FileItemID(it.ID))
 				ids[i], banks[i], days[i], codes[i], reasons[i], returns[i] = it.ID, bankID, day, code, reason, batch[i].ID
 				res.Returned += batch[i].Amount
 			}
@@ -466,6 +481,72 @@ func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfi
 		return res, false, err
 	}
 	return res, replayed, nil
+}
+
+// AckVerdictError is returned, wrapping ErrAckConflict, for a report on a file already
+// acknowledged that judges an item, or the file, otherwise than the report recorded. It names
+// the item by its id in the file, never repeating a reason's text.
+type AckVerdictError struct {
+	ItemID string // the first item judged otherwise; empty when only the file's status differs
+	Was    string // the verdict recorded: "accepted", "rejected (AC04)", or the file's status
+	Now    string // the report's verdict
+}
+
+func (e *AckVerdictError) Error() string {
+	if e.ItemID == "" {
+		return fmt.Sprintf("the file was acknowledged %s before, the report says %s", e.Was, e.Now)
+	}
+	return fmt.Sprintf("item %s was %s before, the report says %s", e.ItemID, e.Was, e.Now)
+}
+
+func (e *AckVerdictError) Unwrap() error { return ErrAckConflict }
+
+// sameVerdicts checks a report on a file already acknowledged against the verdicts recorded: the
+// file's status, and each item rejected, with its reason, or accepted. rejected are the file's
+// items the report rejects, in id order; reasonOf gives each one's reason.
+func sameVerdicts(ctx context.Context, tx *Tx, bankID string, day time.Time, priorStatus string, ack *bankfile.Ack,
+	rejected []settlement.Item, reasonOf func(id string) (code, reason string)) error {
+	type verdict struct{ code, reason string }
+	was := map[string]verdict{}
+	rows, err := tx.Query(ctx, `SELECT item_id, reason_code, reason FROM settlement_item_results
+		WHERE bank_id = $1 AND cycle_date = $2 AND NOT accepted`, bankID, day)
+	if err != nil {
+		return fmt.Errorf("read the verdicts recorded: %w", err)
+	}
+	for rows.Next() {
+		var (
+			id [16]byte
+			v  verdict
+		)
+		if err := rows.Scan(&id, &v.code, &v.reason); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the verdicts recorded: %w", err)
+		}
+		was[settlement.FileItemID(id)] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the verdicts recorded: %w", err)
+	}
+	for _, it := range rejected {
+		id := settlement.FileItemID(it.ID)
+		code, reason := reasonOf(id)
+		v, ok := was[id]
+		switch {
+		case !ok:
+			return &AckVerdictError{ItemID: id, Was: "accepted", Now: "rejected (" + code + ")"}
+		case v.code != code || v.reason != reason:
+			return &AckVerdictError{ItemID: id, Was: "rejected (" + v.code + ")", Now: "rejected (" + code + ") with another reason"}
+		}
+		delete(was, id)
+	}
+	for id, v := range was {
+		return &AckVerdictError{ItemID: id, Was: "rejected (" + v.code + ")", Now: "accepted"}
+	}
+	if now := ackStatus(ack.Status); now != priorStatus {
+		return &AckVerdictError{Was: priorStatus, Now: now}
+	}
+	return nil
 }
 
 func (s *Settlement) ackTotals(ctx context.Context, tx *Tx, bankID string, day time.Time, res *AckResult) error {
