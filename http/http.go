@@ -132,6 +132,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
+	case errors.Is(err, postgres.ErrClockBehind):
+		// Not the request's fault nor a bug: this engine's clock is behind what the ledger holds
+		// (a clock stepped back, or not yet synchronised). Nothing was written; the same request
+		// succeeds once the clocks agree, and operators must hear of it.
+		s.log.WarnContext(r.Context(), "clock behind the ledger", "method", r.Method, "route", r.Pattern, "err", err)
+		e = &Error{Code: EUNAVAILABLE, Reason: "clock_behind", Message: "the ledger's history is stamped ahead of this engine's clock: " +
+			"nothing was written; send the request again once the clocks agree"}
 	case postgres.IsUnavailable(err):
 		// The request may be in: its COMMIT may have landed unanswered. The same request again
 		// is answered with what was done, or does it.

@@ -215,6 +215,16 @@ func TestSettlementAgainstPostgres(t *testing.T) {
 	must(request{method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"CCB-JX","name":"CCB Jiaxing"}`}, http.StatusCreated)
 	must(bankGet(bankKey("CCB-JX"), "/v1/bank/cycles/2026-03-03/manifest"), http.StatusNotFound)
 
+	// A writer whose clock is behind the ledger's history (the close stamped its postings at
+	// 23:10) is not a fault of the request: 503, naming the reason, and nothing recorded.
+	c.Advance(-2 * time.Hour)
+	if w := e.do(t, postAck(abc, "2026-03-03", ackBody(t, part, false), false)); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("a report to a writer whose clock is behind: %d %s", w.Code, w.Body.String())
+	} else if got := errorOf(t, w); got.Code != EUNAVAILABLE || got.Reason != "clock_behind" || w.Header().Get("Retry-After") == "" {
+		t.Errorf("a report to a writer whose clock is behind: %+v", got)
+	}
+	c.Advance(2 * time.Hour)
+
 	// ABC-JX rejects the grocer's item: its money goes back to the grocer's clearing account.
 	c.Advance(9 * time.Hour)
 	var res ackResultView
