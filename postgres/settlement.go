@@ -328,7 +328,7 @@ func (s *Settlement) fix(ctx context.Context, d settlement.Date) (Cycle, error) 
 		after := time.Unix(0, 0).UTC() // the first cycle holds everything before it
 		if last != nil {
 			// d follows the last cycle closed (Close fixes them in order), and starts where that one
-			// ends: the day before's cut-off, or, when the cut-off hour changed since, that day's
+			// ends: the cut-off of the cycle before, or, when the cut-off hour changed since, that day's
 			// cut-off as it was then. Nothing between them is left out, nothing is counted twice.
 			after = last.UTC()
 			if !after.Before(ends) {

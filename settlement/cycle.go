@@ -26,10 +26,15 @@ type Calendar interface {
 	NextBusinessDay(d Date) (Date, error)
 }
 
-// Cycles places instants in settlement cycles. A cycle D holds the ledger transfers stamped
-// after the cut-off of the day before D and up to D's cut-off, in Asia/Shanghai.
+// Cycles places instants in settlement cycles. A cycle is named after the business day whose
+// activity it holds, and lasts a day, ending at the cut-off hour in Asia/Shanghai: a cut-off at
+// noon or later ends cycle D on D (23 ends it at D 23:00), one before noon on the morning after
+// D (0 ends it at midnight between D and D+1, 2 at D+1 02:00), so that cycle D never holds the
+// afternoon of D-1. A cycle holds the ledger transfers stamped after the cut-off of the cycle
+// before and up to its own.
 type Cycles struct {
-	// CutoffHour is the hour of the day, Asia/Shanghai, at which a cycle ends (0-23).
+	// CutoffHour is the hour of the day, Asia/Shanghai, at which a cycle ends (0-23); before
+	// noon, on the day after the cycle's.
 	CutoffHour int
 	Calendar   Calendar
 }
@@ -37,7 +42,7 @@ type Cycles struct {
 // Validate checks the cut-off hour.
 func (c Cycles) Validate() error {
 	if c.CutoffHour < 0 || c.CutoffHour > 23 {
-		return fmt.Errorf("settlement cut-off hour %d: want 0 to 23", c.CutoffHour)
+		return fmt.Errorf("settlement cut-off hour %d: want 0 to 23 (0 is midnight at the end of the cycle's day)", c.CutoffHour)
 	}
 	if c.Calendar == nil {
 		return fmt.Errorf("settlement cycles need a calendar")
@@ -45,21 +50,30 @@ func (c Cycles) Validate() error {
 	return nil
 }
 
-// Cutoff is the instant cycle d ends: d at the cut-off hour in Asia/Shanghai. A transfer stamped
-// exactly then belongs to d.
+// morningCutoff is the first hour whose cut-off falls on the cycle's own day: a cut-off before it
+// closes the cycle on the next morning.
+const morningCutoff = 12
+
+// Cutoff is the instant cycle d ends, at the cut-off hour in Asia/Shanghai: on d, or on the day
+// after d for an hour before noon. A transfer stamped exactly then belongs to d.
 func (c Cycles) Cutoff(d Date) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, c.CutoffHour, 0, 0, 0, cards.Shanghai)
+	day := d.Day
+	if c.CutoffHour < morningCutoff {
+		day++
+	}
+	return time.Date(d.Year, d.Month, day, c.CutoffHour, 0, 0, 0, cards.Shanghai)
 }
 
-// Start is the instant cycle d begins after: the cut-off of the day before.
+// Start is the instant cycle d begins after: the cut-off of the cycle before.
 func (c Cycles) Start(d Date) time.Time { return c.Cutoff(AddDays(d, -1)) }
 
-// CycleOf is the cycle that an instant stamped at t belongs to.
+// CycleOf is the cycle that an instant stamped at t belongs to: the first whose cut-off is not
+// before t.
 func (c Cycles) CycleOf(t time.Time) Date {
 	local := t.In(cards.Shanghai)
-	d := Date{Year: local.Year(), Month: local.Month(), Day: local.Day()}
-	if t.After(c.Cutoff(d)) {
-		return AddDays(d, 1)
+	d := AddDays(Date{Year: local.Year(), Month: local.Month(), Day: local.Day()}, -1)
+	for t.After(c.Cutoff(d)) {
+		d = AddDays(d, 1)
 	}
 	return d
 }

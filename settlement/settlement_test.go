@@ -211,3 +211,55 @@ func TestReoffer(t *testing.T) {
 		t.Fatal("the second offer again has the first's id")
 	}
 }
+
+// A cycle holds its own day's activity at every cut-off hour: a cut-off at noon or later closes
+// the day that evening, one before noon (0 is midnight) on the morning after, so that cycle D
+// never holds day D-1's afternoon. A transfer stamped at a cut-off belongs to the cycle it
+// closes; every instant is in exactly one cycle, and each cycle lasts a day.
+func TestEveryCutoffHourHoldsItsOwnDay(t *testing.T) {
+	cal, err := calendar.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := date(2026, 3, 3)
+	for hour := range 24 {
+		c := settlement.Cycles{CutoffHour: hour, Calendar: cal}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("hour %d: %v", hour, err)
+		}
+		day := time.Date(2026, 3, 3, 0, 0, 0, 0, cards.Shanghai)
+		cut := day.Add(time.Duration(hour) * time.Hour)
+		if hour < 12 {
+			cut = cut.AddDate(0, 0, 1)
+		}
+		if got := c.Cutoff(d); !got.Equal(cut) {
+			t.Errorf("hour %d: cycle %s ends at %s, want %s", hour, d, got, cut)
+		}
+		if got := c.Start(d); !got.Equal(cut.AddDate(0, 0, -1)) {
+			t.Errorf("hour %d: cycle %s starts after %s, want %s", hour, d, got, cut.AddDate(0, 0, -1))
+		}
+		for _, tc := range []struct {
+			at   time.Time
+			want settlement.Date
+		}{
+			{day.Add(12 * time.Hour), d}, // the day's noon
+			{day.Add(18 * time.Hour), d}, // its evening peak, before any cut-off from 19:00
+			{cut, d},
+			{cut.Add(time.Microsecond), date(2026, 3, 4)},
+			{cut.AddDate(0, 0, -1), date(2026, 3, 2)},
+			{cut.AddDate(0, 0, -1).Add(time.Microsecond), d},
+		} {
+			if hour <= 18 && tc.at.Equal(day.Add(18*time.Hour)) && hour >= 12 {
+				continue // the evening after a cut-off at or before 18:00 is the next day's
+			}
+			if got := c.CycleOf(tc.at); got != tc.want {
+				t.Errorf("hour %d: CycleOf(%s) = %s, want %s", hour, tc.at, got, tc.want)
+			}
+		}
+	}
+	for _, bad := range []int{-1, 24, 25} {
+		if err := (settlement.Cycles{CutoffHour: bad, Calendar: cal}).Validate(); err == nil {
+			t.Errorf("hour %d accepted", bad)
+		}
+	}
+}

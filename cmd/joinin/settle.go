@@ -42,7 +42,7 @@ func addSettleFlags(fs *flag.FlagSet) *settleFlags {
 	if err != nil {
 		hour, f.envErr = settlement.DefaultCutoffHour, errors.New("JOININ_CUTOFF_HOUR: not a whole number")
 	}
-	fs.IntVar(&f.cutoffHour, "cutoff-hour", hour, "hour of the day (0-23, Asia/Shanghai) at which a settlement cycle closes (env JOININ_CUTOFF_HOUR)")
+	fs.IntVar(&f.cutoffHour, "cutoff-hour", hour, "hour of the day (0-23, Asia/Shanghai) at which a settlement cycle closes: from 12 on the cycle's day, before 12 (0 is midnight) on the morning after (env JOININ_CUTOFF_HOUR)")
 	fs.StringVar(&f.calendarDir, "calendar", envOr("JOININ_CALENDAR", ""),
 		"directory of business-day calendars, one file per year YYYY.txt (env JOININ_CALENDAR), added to the mainland calendar built in: a year there replaces the built-in one")
 	return f
