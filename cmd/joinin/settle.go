@@ -77,7 +77,7 @@ func (f *settleFlags) settlement(st *postgres.Store) (*postgres.Settlement, erro
 func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("settle", "close a settlement cycle: its items, postings and the banks' files")
 	sf := addSettleFlags(fs)
-	date := fs.String("date", "", "the cycle to close, YYYY-MM-DD (default: the last cycle whose cut-off has passed)")
+	date := fs.String("date", "", "the cycle to close, YYYY-MM-DD (default: the last cycle whose cut-off is reached, at the cut-off instant that cycle)")
 	out := fs.String("out", "", "write the cycle's files and manifest under this directory, in a folder named after the cycle")
 	log, st, err := c.start(ctx, fs, args)
 	if err != nil {
@@ -112,9 +112,16 @@ func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// lastDue is the last cycle whose cut-off, plus grace, has passed at now.
+// lastDue is the last cycle whose cut-off, plus grace, is reached at now: at the cut-off instant
+// the cycle is over (a transfer stamped then is its last; the close stamps every later one after
+// it).
 func lastDue(c settlement.Cycles, now time.Time, grace time.Duration) settlement.Date {
-	return settlement.AddDays(c.CycleOf(now.Add(-grace)), -1)
+	at := now.Add(-grace)
+	d := c.CycleOf(at)
+	if at.Before(c.Cutoff(d)) {
+		return settlement.AddDays(d, -1)
+	}
+	return d
 }
 
 // printCycle prints a closed cycle's net positions per bank for people.
