@@ -122,6 +122,9 @@ func TestArchiveMonthOnlyOnceSettledAndReconciled(t *testing.T) {
 	if checked.Month != "2026-03" || checked.Cycles != m.Cycles || len(checked.Files) != 4 {
 		t.Fatalf("manifest %+v", checked)
 	}
+	if err := archive.CheckTotals(files.fs(), checked); err != nil {
+		t.Errorf("the export's files do not add up to its totals: %v", err)
+	}
 	if !m.EndsAt.Equal(sh("2026-03-31 23:00")) {
 		t.Errorf("the month ends at %s, want March 31's cut-off", m.EndsAt)
 	}

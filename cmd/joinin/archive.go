@@ -24,7 +24,7 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	month := fs.String("month", "", "the month to export, YYYY-MM: every settlement cycle of it closed and reconciled")
 	out := fs.String("out", "", "directory to create and write the archive into; it must not exist")
 	by := fs.String("by", "", "who asks for the archive, recorded with it (an admin action)")
-	check := fs.String("check", "", "check the archive in this directory against its manifest and checksums, and print its totals")
+	check := fs.String("check", "", "check the archive in this directory against its manifest and checksums, recompute its control totals from its files, and print them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,7 +36,12 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "archive of %s: %d cycles, %d files, every checksum matches\n", m.Month, m.Cycles, len(m.Files))
+		// Checksums made again over a changed file match: the totals recomputed from the files
+		// do not.
+		if err := archive.CheckTotals(os.DirFS(*check), m); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "archive of %s: %d cycles, %d files, every checksum matches, the control totals add up\n", m.Month, m.Cycles, len(m.Files))
 		printArchiveTotals(stdout, m)
 		return nil
 	}
