@@ -106,14 +106,52 @@ func (st *Store) SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, 
 		if n != 2 {
 			return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, ErrNotFound)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (account_id) DO UPDATE SET bank_id = excluded.bank_id, updated_at = excluded.updated_at`,
-			[16]byte(account), bank, st.Now().UTC())
+		current, err := partyBankForUpdate(ctx, tx, account)
+		if err != nil || current == bank {
+			return err
+		}
+		return st.changePartyBank(ctx, tx, account, current, bank)
+	})
+}
+
+// partyBankForUpdate reads the bank that settles account, "" for none, locking its row.
+func partyBankForUpdate(ctx context.Context, tx *Tx, account ledger.ID) (string, error) {
+	var current string
+	err := tx.QueryRow(ctx, `SELECT bank_id FROM party_banks WHERE account_id = $1 FOR UPDATE`, [16]byte(account)).Scan(&current)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("read settlement bank: %w", err)
+	}
+	return current, nil
+}
+
+// changePartyBank records bank as the bank that settles account, instead of from ("" for none),
+// and keeps the change in party_bank_changes.
+func (st *Store) changePartyBank(ctx context.Context, tx *Tx, account ledger.ID, from, bank string) error {
+	now := st.Now().UTC()
+	if from == "" {
+		// No row to lock: a writer setting the party's first bank at the same time inserts its
+		// own. The later one inserts nothing and runs again, reading the bank the other set.
+		tag, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), bank, now)
 		if err != nil {
 			return fmt.Errorf("record settlement bank: %w", err)
 		}
-		return nil
-	})
+		if tag.RowsAffected() == 0 {
+			return conflictError{errors.New("a settlement bank was set at the same time: decided again")}
+		}
+	} else if _, err := tx.Exec(ctx, `UPDATE party_banks SET bank_id = $2, updated_at = $3 WHERE account_id = $1`,
+		[16]byte(account), bank, now); err != nil {
+		return fmt.Errorf("record settlement bank: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("settlement bank change id: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO party_bank_changes (change_id, account_id, from_bank, to_bank, changed_at)
+		VALUES ($1, $2, $3, $4, $5)`, id, [16]byte(account), from, bank, now); err != nil {
+		return fmt.Errorf("keep the settlement bank change: %w", err)
+	}
+	return nil
 }
 
 // PartyBankConflictError is returned by RegisterPartyBank when the party is settled by
@@ -147,15 +185,13 @@ func (st *Store) RegisterPartyBank(ctx context.Context, kind clearing.PartyKind,
 		if n != 2 {
 			return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), bank, st.Now().UTC()); err != nil {
-			return fmt.Errorf("record settlement bank: %w", err)
-		}
-		var current string
-		if err := tx.QueryRow(ctx, `SELECT bank_id FROM party_banks WHERE account_id = $1`, [16]byte(account)).Scan(&current); err != nil {
-			return fmt.Errorf("read settlement bank: %w", err)
-		}
-		if current != bank {
+		current, err := partyBankForUpdate(ctx, tx, account)
+		switch {
+		case err != nil:
+			return err
+		case current == "":
+			return st.changePartyBank(ctx, tx, account, "", bank)
+		case current != bank:
 			return &PartyBankConflictError{Kind: kind, ID: id, Current: current}
 		}
 		return nil

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -308,5 +309,42 @@ func TestRegisteringAPartyBankNeverMovesAPartyToAnotherBank(t *testing.T) {
 	}
 	if err := w.st.RegisterPartyBank(ctx, clearing.PartyMerchant, "nobody", "ISS"); !errors.Is(err, postgres.ErrNotFound) {
 		t.Errorf("a merchant not registered: %v", err)
+	}
+}
+
+// Every change of a party's settlement bank is kept, from which bank to which and when, in a
+// history no one can edit: the first bank set, each change, never the same bank set again.
+func TestPartyBankChangesAreKept(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 3, 3, 10, 0, 0, 0, cards.Shanghai)
+	w := newEdgeWorld(t, start)
+	merchant := w.city.Merchants[0] // set to ACQ by the world
+	w.clock.Set(start.Add(time.Hour))
+	if err := w.st.SetPartyBank(ctx, clearing.PartyMerchant, merchant, "ISS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.SetPartyBank(ctx, clearing.PartyMerchant, merchant, "ISS"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := w.st.Pool().Query(ctx, `SELECT from_bank, to_bank, changed_at FROM party_bank_changes WHERE account_id = $1
+		ORDER BY changed_at`, [16]byte(clearing.PartyAccount(clearing.PartyMerchant, merchant)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var from, to string
+		var at time.Time
+		if err := rows.Scan(&from, &to, &at); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, from+">"+to+"@"+at.In(cards.Shanghai).Format("15:04"))
+	}
+	rows.Close()
+	if want := []string{">ACQ@10:00", "ACQ>ISS@11:00"}; !slices.Equal(got, want) {
+		t.Errorf("changes kept %q, want %q", got, want)
+	}
+	if _, err := w.st.Pool().Exec(ctx, `DELETE FROM party_bank_changes`); err == nil {
+		t.Error("the history of bank changes was deleted")
 	}
 }

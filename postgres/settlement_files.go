@@ -494,7 +494,7 @@ type AckVerdictError struct {
 
 func (e *AckVerdictError) Error() string {
 	if e.ItemID == "" {
-		return fmt.Sprintf("the file was acknowledged %s before, the report says %s", e.Was, e.Now)
+		return fmt.Sprintf("the file's status was %s, the report says %s", e.Was, e.Now)
 	}
 	return fmt.Sprintf("item %s was %s before, the report says %s", e.ItemID, e.Was, e.Now)
 }
