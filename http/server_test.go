@@ -27,8 +27,10 @@ type statusCase struct {
 	code   string // the error code; "" for a success
 	// message, when set, must be part of the error message.
 	message string
-	opts    []envOption
-	run     func(t *testing.T, e *env) *httptest.ResponseRecorder
+	// reason, when set, is the error's reason.
+	reason string
+	opts   []envOption
+	run    func(t *testing.T, e *env) *httptest.ResponseRecorder
 }
 
 // featureStatusCases are the features' cases, each feature's test file appending its own from an
@@ -472,6 +474,9 @@ func TestStatusCodes(t *testing.T) {
 			}
 			if !strings.Contains(got.Message, c.message) {
 				t.Errorf("message %q, want it to contain %q", got.Message, c.message)
+			}
+			if c.reason != "" && got.Reason != c.reason {
+				t.Errorf("reason %q, want %q", got.Reason, c.reason)
 			}
 			if c.code == EINTERNAL && got.Message != "internal error" {
 				t.Errorf("an internal error says %q, want only \"internal error\"", got.Message)

@@ -319,29 +319,32 @@ func (h *settlementHandlers) close(w http.ResponseWriter, r *http.Request) {
 	)
 	switch {
 	case errors.Is(err, postgres.ErrCycleNotOver):
-		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s is not over: it ends at %s", d,
-			h.svc.Cycles().Cutoff(d).In(cards.Shanghai).Format(time.RFC3339)))
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "cycle_not_over", Message: fmt.Sprintf("cycle %s is not over: it ends at %s", d,
+			h.svc.Cycles().Cutoff(d).In(cards.Shanghai).Format(time.RFC3339))})
 		return
 	case errors.As(err, &missing):
 		// Not the request's fault: the engine lacks a year of the calendar, and the same request
 		// succeeds once it has it.
-		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s cannot close: the settlement calendar has no year %d, "+
-			"which a value date falls in; add that year's calendar", d, missing.Year))
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "calendar_year_missing", Message: fmt.Sprintf(
+			"cycle %s cannot close: the settlement calendar has no year %d, which a value date falls in; add that year's calendar",
+			d, missing.Year)})
 		return
 	case errors.Is(err, postgres.ErrCycleOrder):
-		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s does not follow the last cycle closed: "+
-			"another close ran at the same time (retry)", d))
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "close_raced", Message: fmt.Sprintf(
+			"cycle %s does not follow the last cycle closed: another close ran at the same time (retry)", d)})
 		return
 	case errors.Is(err, postgres.ErrNotFound):
-		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s is before the first cycle closed, which holds everything before it", d))
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "before_first_cycle", Message: fmt.Sprintf(
+			"cycle %s is before the first cycle closed, which holds everything before it", d)})
 		return
 	case errors.As(err, &refused):
 		// Not fixed by asking again: the cycle waits, closing, for a person. Said as an error in
 		// the log too, since every later cycle waits behind it.
 		h.s.log.ErrorContext(r.Context(), "settlement cycle cannot close", "cycle", refused.Cycle.String(), "bank", refused.Bank,
 			"posting", refused.Posting.String(), "result", refused.Result.String())
-		h.s.writeError(w, r, Errorf(ECONFLICT, "cycle %s cannot close: the ledger refused the settlement posting to bank %s's position (%s); "+
-			"the cycle stays closing, and the cycles after it wait, until an operator resolves it", refused.Cycle, refused.Bank, refused.Result))
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "posting_refused", Message: fmt.Sprintf(
+			"cycle %s cannot close: the ledger refused the settlement posting to bank %s's position (%s); "+
+				"the cycle stays closing, and the cycles after it wait, until an operator resolves it", refused.Cycle, refused.Bank, refused.Result)})
 		return
 	case err != nil:
 		h.s.writeError(w, r, h.s.storeError(r.Context(), err))

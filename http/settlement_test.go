@@ -418,7 +418,17 @@ func (f *fakeSettlement) Acknowledge(_ context.Context, bank string, ack *bankfi
 	}
 	hash := sha256.Sum256(canonical.Bytes())
 	if ff.ack != nil {
-		if ff.ack.hash != hash {
+		// The same verdicts under another report id or listing are the same report, as the
+		// store has it (reasons aside: the fake keeps none).
+		accepts := ack.Accepts()
+		same := ff.ack.hash == hash || ff.ack.status == ack.Status
+		for _, it := range ff.items {
+			wasRejected := slices.ContainsFunc(ff.ack.rejected, func(r settlement.Item) bool { return r.ID == it.ID })
+			if wasRejected == accepts(settlement.FileItemID(it.ID)) {
+				same = false
+			}
+		}
+		if !same {
 			return res, false, postgres.ErrAckConflict
 		}
 		res.Status, res.Items, res.Rejected = ff.ack.status, int64(len(ff.items)), int64(len(ff.ack.rejected))
@@ -585,15 +595,18 @@ func settlementStatusCases() []statusCase {
 			run: send(closeCycle("2026-2-28"))},
 		statusCase{name: "close a day that is no date", status: 400, code: EINVALID, message: "date: ",
 			run: send(closeCycle("2026-02-30"))},
-		statusCase{name: "close before the cut-off", status: 409, code: ECONFLICT,
+		statusCase{name: "close before the cut-off", status: 409, code: ECONFLICT, reason: "cycle_not_over",
 			message: "cycle 2026-03-01 is not over: it ends at 2026-03-01T23:00:00+08:00", run: send(closeCycle("2026-03-01"))},
-		statusCase{name: "close past the calendar", status: 409, code: ECONFLICT, message: "the settlement calendar has no year 2025",
+		statusCase{name: "close past the calendar", status: 409, code: ECONFLICT, reason: "calendar_year_missing", message: "the settlement calendar has no year 2025",
 			run: send(closeCycle("2025-12-30"))},
-		statusCase{name: "close before the first cycle", status: 409, code: ECONFLICT, message: "before the first cycle closed",
+		statusCase{name: "close before the first cycle", status: 409, code: ECONFLICT, reason: "before_first_cycle", message: "before the first cycle closed",
 			run: closed(send(closeCycle("2026-02-27")))},
-		statusCase{name: "close raced", status: 409, code: ECONFLICT, message: "another close ran at the same time",
+		statusCase{name: "close on an engine whose clock is behind the ledger", status: 503, code: EUNAVAILABLE, reason: "clock_behind",
+			message: "stamped ahead of this engine's clock",
+			run:     setFailing("Close", fmt.Errorf("batch transaction: %w", postgres.ErrClockBehind), send(closeCycle(fakeDayPath)))},
+		statusCase{name: "close raced", status: 409, code: ECONFLICT, reason: "close_raced", message: "another close ran at the same time",
 			run: setFailing("Close", fmt.Errorf("cycle 2026-02-28: %w", postgres.ErrCycleOrder), send(closeCycle(fakeDayPath)))},
-		statusCase{name: "close with a posting the ledger refuses", status: 409, code: ECONFLICT,
+		statusCase{name: "close with a posting the ledger refuses", status: 409, code: ECONFLICT, reason: "posting_refused",
 			message: "cycle 2026-02-28 cannot close: the ledger refused the settlement posting to bank ICBC-JX's position (overflows_credits_posted)",
 			run: setFailing("Close", &postgres.PostingRefusedError{Cycle: settlement.Date{Year: 2026, Month: 2, Day: 28}, Bank: "ICBC-JX",
 				Result: ledger.OverflowsCreditsPosted}, send(closeCycle(fakeDayPath)))},
@@ -742,7 +755,9 @@ func settlementStatusCases() []statusCase {
 		statusCase{name: "accp as csv", status: 201, run: closed(ack(bankfile.StatusAccepted, true, nil))},
 		statusCase{name: "the same report again", status: 200, run: closed(twice(part, part))},
 		statusCase{name: "the same report again as csv", status: 200, run: closed(twice(part, partCSV))},
-		statusCase{name: "another report", status: 409, code: ECONFLICT, message: "was acknowledged before with other verdicts",
+		statusCase{name: "the same verdicts under a new report id", status: 200,
+			run: closed(twice(part, ack(bankfile.StatusPartial, true, func(a *bankfile.Ack) { a.MessageID, a.CreatedAt = "ACK-AGAIN", a.CreatedAt.Add(time.Hour) })))},
+		statusCase{name: "another verdict", status: 409, code: ECONFLICT, reason: "verdict_differs", message: "was acknowledged before with other verdicts",
 			run: closed(twice(part, accp))},
 		statusCase{name: "report of another bank", status: 403, code: EFORBIDDEN, message: "another bank's",
 			run: closed(ack(bankfile.StatusAccepted, false, func(a *bankfile.Ack) { a.BankID = "ICBC-JX" }))},
