@@ -67,7 +67,8 @@ func (s *Server) handleRegisterParty(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.store.RegisterParty(r.Context(), kind, req.ID, req.Name)
 	if errors.Is(err, postgres.ErrAccountConflict) {
-		s.writeError(w, r, Errorf(ECONFLICT, "%s is registered under another name", kind))
+		s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "name_differs", Message: fmt.Sprintf(
+			"%s is registered under another name: nothing was changed", kind)})
 		return
 	}
 	if err != nil {

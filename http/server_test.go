@@ -104,7 +104,7 @@ func TestStatusCodes(t *testing.T) {
 		}},
 		statusCase{name: "insurance fund with a space", route: "POST /v1/parties", status: 201,
 			run: send(request{method: "POST", path: "/v1/parties", body: `{"kind":"insurance_fund","id":"San Francisco","name":"SF fund"}`})},
-		statusCase{name: "party renamed", route: "POST /v1/parties", status: 409, code: ECONFLICT, message: "registered under another name",
+		statusCase{name: "party renamed", route: "POST /v1/parties", status: 409, code: ECONFLICT, reason: "name_differs", message: "registered under another name",
 			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 				e.do(t, request{method: "POST", path: "/v1/parties", body: party})
 				return e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"bank","id":"ICBC-JX","name":"Other"}`})
