@@ -312,6 +312,12 @@ func (h *settlementHandlers) close(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
+	// The request has nothing to say: a body that says something (an option this endpoint does
+	// not have) is refused rather than ignored, before any cycle closes.
+	if err := decodeEmptyBody(w, r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	c, err := h.svc.Close(r.Context(), d)
 	var (
 		missing *calendar.MissingYearError
@@ -426,6 +432,10 @@ func (h *settlementHandlers) issueKey(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
+	if err := decodeEmptyBody(w, r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	var raw [bankKeyBytes]byte
 	if _, err := io.ReadFull(h.rand, raw[:]); err != nil {
 		h.s.writeError(w, r, fmt.Errorf("draw bank key: %w", err))
@@ -464,6 +474,10 @@ func (h *settlementHandlers) revokeKeys(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if err := onlyParameters(r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
+	if err := decodeEmptyBody(w, r); err != nil {
 		h.s.writeError(w, r, err)
 		return
 	}

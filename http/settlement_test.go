@@ -512,6 +512,12 @@ var (
 
 // --- requests -------------------------------------------------------------------------------------
 
+// withBody is rq with body.
+func withBody(rq request, body string) request {
+	rq.body = body
+	return rq
+}
+
 func closeCycle(day string) request {
 	return request{method: "POST", path: "/v1/settlement/cycles/" + day + "/close"}
 }
@@ -591,6 +597,9 @@ func settlementStatusCases() []statusCase {
 	add("POST /v1/settlement/cycles/{date}/close",
 		statusCase{name: "close", status: 200, run: send(closeCycle(fakeDayPath))},
 		statusCase{name: "close twice", status: 200, run: closed(send(closeCycle(fakeDayPath)))},
+		statusCase{name: "close with an empty object", status: 200, run: send(withBody(closeCycle(fakeDayPath), `{}`))},
+		statusCase{name: "close with a body saying something", status: 400, code: EINVALID, message: `unknown field "force"`,
+			run: send(withBody(closeCycle(fakeDayPath), `{"force":true}`))},
 		statusCase{name: "close a malformed date", status: 400, code: EINVALID, message: "date: want a cycle date yyyy-mm-dd",
 			run: send(closeCycle("2026-2-28"))},
 		statusCase{name: "close a day that is no date", status: 400, code: EINVALID, message: "date: ",
@@ -652,6 +661,8 @@ func settlementStatusCases() []statusCase {
 	issue := func(bank string) request { return request{method: "POST", path: "/v1/banks/" + bank + "/keys"} }
 	add("POST /v1/banks/{bank}/keys",
 		statusCase{name: "issue", status: 201, run: send(issue("BOC-JX"))},
+		statusCase{name: "issue with a body saying something", status: 400, code: EINVALID, message: `unknown field "expires"`,
+			run: send(withBody(issue("BOC-JX"), `{"expires":"2027-01-01"}`))},
 		statusCase{name: "issue for a bank not registered", status: 404, code: ENOTFOUND, message: `bank "CCB-JX" is not registered`,
 			run: send(issue("CCB-JX"))},
 		statusCase{name: "issue for a bank id with a space", status: 400, code: EINVALID, message: "bank: must be printable ascii",
@@ -665,6 +676,8 @@ func settlementStatusCases() []statusCase {
 	revoke := func(bank string) request { return request{method: "DELETE", path: "/v1/banks/" + bank + "/keys"} }
 	add("DELETE /v1/banks/{bank}/keys",
 		statusCase{name: "revoke", status: 200, run: send(revoke("ICBC-JX"))},
+		statusCase{name: "revoke with a body saying something", status: 400, code: EINVALID, message: `unknown field "key"`,
+			run: send(withBody(revoke("ICBC-JX"), `{"key":"bk_x"}`))},
 		statusCase{name: "revoke for a bank not registered", status: 404, code: ENOTFOUND, message: `bank "CCB-JX" is not registered`,
 			run: send(revoke("CCB-JX"))},
 		statusCase{name: "revoke for a bank id with a space", status: 400, code: EINVALID, message: "bank: must be printable ascii",
