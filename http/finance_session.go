@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -43,12 +44,22 @@ const (
 	// mistypes the token a time or two.
 	loginFreeFailures = 3
 	// loginBackoffFirst is the wait after the first failure beyond the free ones; each further
-	// failure doubles it, up to loginBackoffMax. Logins are throttled for the process, not per
-	// client: one guess per loginBackoffMax at most, from anywhere, is what a guesser gets.
+	// failure doubles it, up to loginBackoffMax. Logins are throttled per client (its address,
+	// an IPv6 client by its /64), so that one client's guessing never slows another's login.
 	loginBackoffFirst = time.Second
 	// loginBackoffMax caps the wait: while someone guesses, the admin waits at most this long to
 	// log in.
 	loginBackoffMax = 30 * time.Second
+	// maxLoginClients bounds the clients whose failed logins are remembered: only clients with a
+	// failure not yet forgotten are kept, and a finance team is tens of people, of whom a few
+	// mistype at a time. Clients beyond the bound share one throttle, so that a guesser spreading
+	// over many addresses is slowed down as one client beyond it: at most maxLoginClients + 1
+	// guesses per loginBackoffMax once the free ones are spent, however many addresses it has.
+	maxLoginClients = 64
+	// loginForgetAfter is how long after its last failure a client's count is forgotten, to
+	// make room in the table: a guesser that waits this long gets loginFreeFailures guesses more,
+	// a handful an hour.
+	loginForgetAfter = time.Hour
 )
 
 var financeTokenLen = base64.RawURLEncoding.EncodedLen(financeTokenBytes)
@@ -153,6 +164,84 @@ type loginThrottle struct {
 	failures int
 	checking int       // attempts let through and not yet decided
 	next     time.Time // no attempt is checked before it
+	last     time.Time // the last failure
+}
+
+// forgettable says whether the throttle holds nothing worth keeping at now: no attempt being
+// checked, and no failure, or none for loginForgetAfter and no wait still running.
+func (l *loginThrottle) forgettable(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.checking == 0 && (l.failures == 0 || !now.Before(l.last.Add(loginForgetAfter)) && !now.Before(l.next))
+}
+
+// loginThrottles throttles logins per client: a loginThrottle for each client address with
+// failures, at most maxLoginClients of them, and one shared by the clients beyond the bound.
+type loginThrottles struct {
+	mu       sync.Mutex
+	clients  map[string]*loginThrottle
+	overflow loginThrottle
+}
+
+// admit lets an attempt from client at now be checked, returning zero and the throttle to tell
+// how it went; otherwise it returns how long the attempt must still wait.
+// The attempt is admitted under the table's lock, so that a throttle is never forgotten between
+// being found and counting the attempt.
+func (ls *loginThrottles) admit(client string, now time.Time) (time.Duration, *loginThrottle) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l := ls.of(client, now)
+	return l.admit(now), l
+}
+
+// of returns client's throttle, making one if there is room, after forgetting the clients that
+// have nothing worth keeping; beyond the bound, the shared one. The caller holds ls.mu.
+func (ls *loginThrottles) of(client string, now time.Time) *loginThrottle {
+	if l, ok := ls.clients[client]; ok {
+		return l
+	}
+	if ls.clients == nil {
+		ls.clients = map[string]*loginThrottle{}
+	}
+	if len(ls.clients) >= maxLoginClients {
+		for k, l := range ls.clients {
+			if l.forgettable(now) {
+				delete(ls.clients, k)
+			}
+		}
+	}
+	if len(ls.clients) >= maxLoginClients {
+		return &ls.overflow
+	}
+	l := &loginThrottle{}
+	ls.clients[client] = l
+	return l
+}
+
+// size is how many clients the table holds.
+func (ls *loginThrottles) size() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return len(ls.clients)
+}
+
+// loginClient names the client of r for the throttle: its address without the port, an IPv6
+// address by its /64, which one host or network gets whole. Forwarding headers are not read:
+// anyone can write them. Behind a proxy every client has the proxy's address and shares one
+// throttle.
+func loginClient(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		p, err := a.Prefix(64)
+		if err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // admit lets an attempt at now be checked, and returns zero; the caller then says how it went,
@@ -176,6 +265,7 @@ func (l *loginThrottle) failed(now time.Time) {
 	defer l.mu.Unlock()
 	l.checking = max(l.checking-1, 0)
 	l.failures++
+	l.last = now
 	if n := l.failures - loginFreeFailures; n > 0 {
 		d := loginBackoffMax
 		if n <= 16 { // 2^15 s is past the cap: no shift that could overflow
@@ -404,7 +494,8 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.s.now()
-	if wait := h.throttle.admit(now); wait > 0 {
+	wait, throttle := h.throttles.admit(loginClient(r), now)
+	if wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		again(http.StatusTooManyRequests, name, fmt.Sprintf("too many failed logins: try again in %d s", secs))
@@ -412,12 +503,12 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 	}
 	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(got[:], h.s.adminHash[:]) != 1 {
-		h.throttle.failed(now)
+		throttle.failed(now)
 		h.s.log.WarnContext(r.Context(), "finance login refused: wrong token")
 		again(http.StatusUnauthorized, name, "wrong token: the finance page opens with the engine's admin token")
 		return
 	}
-	h.throttle.succeeded()
+	throttle.succeeded()
 	id, _, err := h.sessions.start(name, now)
 	if err != nil {
 		h.fail(w, r, nil, err)

@@ -339,6 +339,7 @@ type browser struct {
 	cookie *http.Cookie
 	csrf   string
 	tls    bool
+	remote string // the client's address, host:port; httptest's own when empty
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -366,6 +367,9 @@ func (b *browser) send(t testing.TB, method, path string, fields url.Values, hea
 	}
 	if b.tls {
 		r.TLS = &tls.ConnectionState{}
+	}
+	if b.remote != "" {
+		r.RemoteAddr = b.remote
 	}
 	if b.cookie != nil {
 		r.AddCookie(b.cookie)
@@ -639,6 +643,78 @@ func TestFinanceLoginThrottlesGuessing(t *testing.T) {
 	wantPageError(t, login("guess"), http.StatusUnauthorized, "wrong token")
 	if w := login(testAdminToken); w.Code != http.StatusSeeOther {
 		t.Errorf("a success cleared the count, then one failure: %d", w.Code)
+	}
+}
+
+// TestFinanceLoginThrottlesEachClient: one client guessing wrong tokens is slowed down, and
+// every other finance user still logs in at once; clients in one IPv6 /64 are one client.
+func TestFinanceLoginThrottlesEachClient(t *testing.T) {
+	e := newEnv(t)
+	login := func(remote, token string) *httptest.ResponseRecorder {
+		return (&browser{e: e, remote: remote}).post(t, "/finance/login", url.Values{"name": {"Anna"}, "token": {token}})
+	}
+	for i := 0; i < loginFreeFailures+1; i++ {
+		wantPageError(t, login("203.0.113.9:40000", "guess"), http.StatusUnauthorized, "wrong token")
+	}
+	wantPageError(t, login("203.0.113.9:40001", "guess"), http.StatusTooManyRequests, "try again")
+	if w := login("198.51.100.7:51000", testAdminToken); w.Code != http.StatusSeeOther {
+		t.Fatalf("another client is locked out by a guesser: %d %s", w.Code, pageError(w))
+	}
+	wantPageError(t, login("203.0.113.9:40002", testAdminToken), http.StatusTooManyRequests, "try again")
+
+	for i := 0; i < loginFreeFailures+1; i++ {
+		wantPageError(t, login("[2001:db8:1:2::10]:40000", "guess"), http.StatusUnauthorized, "wrong token")
+	}
+	wantPageError(t, login("[2001:db8:1:2:ffff::1]:40000", "guess"), http.StatusTooManyRequests, "try again")
+	if w := login("[2001:db8:1:3::10]:40000", testAdminToken); w.Code != http.StatusSeeOther {
+		t.Fatalf("a client of another /64: %d %s", w.Code, pageError(w))
+	}
+}
+
+// TestLoginThrottlesAreBounded: the table of clients with failures holds at most
+// maxLoginClients; clients beyond it share one throttle, so that a guesser spreading over many
+// addresses is slowed down as one beyond the bound. A client idle for loginForgetAfter is
+// forgotten to make room.
+func TestLoginThrottlesAreBounded(t *testing.T) {
+	var ls loginThrottles
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	guess := func(client string) time.Duration {
+		wait, l := ls.admit(client, now)
+		if wait == 0 {
+			l.failed(now)
+		}
+		return wait
+	}
+	for i := 0; i < maxLoginClients; i++ {
+		c := fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		for j := 0; j <= loginFreeFailures; j++ {
+			if wait := guess(c); wait != 0 {
+				t.Fatalf("client %d attempt %d waits %v", i, j, wait)
+			}
+		}
+	}
+	if n := ls.size(); n != maxLoginClients {
+		t.Fatalf("%d clients kept, want %d", n, maxLoginClients)
+	}
+	// Beyond the bound, new addresses share one throttle: their guesses add up.
+	for j := 0; j <= loginFreeFailures; j++ {
+		if wait := guess(fmt.Sprintf("172.16.0.%d", j)); wait != 0 {
+			t.Fatalf("overflow attempt %d waits %v", j, wait)
+		}
+	}
+	if wait := guess("172.16.1.1"); wait == 0 {
+		t.Fatal("an address beyond the bound guessed freely after others beyond it failed")
+	}
+	if n := ls.size(); n != maxLoginClients {
+		t.Fatalf("%d clients kept, want %d", n, maxLoginClients)
+	}
+	// Idle long enough, a client is forgotten and a new one takes its place.
+	now = now.Add(loginForgetAfter + loginBackoffMax)
+	if wait := guess("192.0.2.200"); wait != 0 {
+		t.Fatalf("a new client after the others went idle: %v", wait)
+	}
+	if n := ls.size(); n > maxLoginClients {
+		t.Fatalf("%d clients kept, want at most %d", n, maxLoginClients)
 	}
 }
 
