@@ -453,7 +453,7 @@ func (h *financeHandlers) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login checks the admin token (its SHA-256 against the server's, in constant time) and opens a
-// session in the name given. Only the admin token logs in: an API key of a merchant, an
+// session in the name given, in place of the browser's session if it had one. Only the admin token logs in: an API key of a merchant, an
 // operator, an institution or a bank is just a wrong token here.
 func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 	if h.closed(w, r) {
@@ -509,6 +509,11 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	throttle.succeeded()
+	// A login from a browser that has a session replaces it: the old id, and any copy of its
+	// cookie, opens nothing from now on.
+	if c, err := r.Cookie(financeCookie); err == nil {
+		h.sessions.end(c.Value)
+	}
 	id, _, err := h.sessions.start(name, now)
 	if err != nil {
 		h.fail(w, r, nil, err)

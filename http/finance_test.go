@@ -600,6 +600,41 @@ func TestFinanceLogoutEndsTheSession(t *testing.T) {
 	}
 }
 
+// TestFinanceLoginAgainReplacesTheSession: logging in again from a browser that has a session
+// ends that session, so a copy of the old cookie opens nothing; the new one lasts eight hours from
+// the new login. Another browser's session, another person's, is left alone.
+func TestFinanceLoginAgainReplacesTheSession(t *testing.T) {
+	e := newEnv(t)
+	b := loginAs(t, e, "Anna")
+	other := loginAs(t, e, "Bob")
+	old := *b.cookie
+	e.clock.Advance(time.Hour)
+	b.csrf = "" // the login form carries no form token: a login page left open in a tab
+	w := b.post(t, "/finance/login", url.Values{"name": {"Anna Li"}, "token": {testAdminToken}})
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("login again: %d %s", w.Code, pageError(w))
+	}
+	fresh := sessionCookie(w)
+	if fresh == nil || fresh.Value == old.Value {
+		t.Fatalf("login again kept the session id: %+v", fresh)
+	}
+	b.cookie = &old
+	if w := b.get(t, "/finance/"); w.Code != http.StatusSeeOther {
+		t.Errorf("the session before the new login still opens the page: %d", w.Code)
+	}
+	b.cookie = fresh
+	if w := b.get(t, "/finance/"); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Anna Li") {
+		t.Errorf("the new session: %d", w.Code)
+	}
+	if w := other.get(t, "/finance/"); w.Code != http.StatusOK {
+		t.Errorf("another browser's session ended: %d", w.Code)
+	}
+	e.clock.Advance(financeSessionTTL - time.Second)
+	if w := b.get(t, "/finance/"); w.Code != http.StatusOK {
+		t.Errorf("the new session ended with the old one's time: %d", w.Code)
+	}
+}
+
 // TestFinanceSessionEndsAfterEightHours: a session opens pages until eight hours after the
 // login, and not a moment after.
 func TestFinanceSessionEndsAfterEightHours(t *testing.T) {
