@@ -50,3 +50,38 @@ func TestOfflinePurchaseJudgedAtItsTime(t *testing.T) {
 		"purchase.cleared rejected: card was closed when the purchase was made",
 	})
 }
+
+// An offline purchase is owed only within the presentment window and under the offline ceiling: a
+// clearing record presented more than MaxOfflinePurchaseAge after the purchase, or for more than
+// MaxOfflinePurchaseAmount, is one no network would let a terminal charge without asking the
+// issuer. A purchase that completes an authorization is not bound by either: it was asked.
+func TestOfflinePurchaseBoundedByAgeAndAmount(t *testing.T) {
+	city := loadtest.NewCity(2, 1, 1, day.Add(-60*24*time.Hour))
+	v := world(city)
+	d := clearing.Decide(decoded(t, append(city.Registrations(), city.Funding(10_000_000, 10_000_000)...)...), v, day.Add(-59*24*time.Hour))
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	purchase := func(at time.Time, fen int64) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: at,
+			CardToken: city.Cards[0], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: fen, Currency: "CNY"}, MCC: "5411"}}
+	}
+	d = clearing.Decide(decoded(t,
+		purchase(day.Add(-clearing.MaxOfflinePurchaseAge), 100),
+		purchase(day.Add(-clearing.MaxOfflinePurchaseAge-time.Millisecond), 100),
+		purchase(day.Add(-45*24*time.Hour), 100),
+		purchase(day.Add(-time.Hour), clearing.MaxOfflinePurchaseAmount),
+		purchase(day.Add(-time.Hour), clearing.MaxOfflinePurchaseAmount+1),
+	), v, day)
+	checkOutcomes(t, d, []string{
+		"purchase.cleared applied",
+		"purchase.cleared rejected: offline purchase presented more than 30 days after it was made: the presentment window is 30 days",
+		"purchase.cleared rejected: offline purchase presented more than 45 days after it was made: the presentment window is 30 days",
+		"purchase.cleared applied",
+		"purchase.cleared rejected: offline purchase of 1000.01 CNY is over the 1000.00 CNY a terminal may approve offline",
+	})
+}

@@ -202,8 +202,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		// authorization was judged when it was authorized (the card's status, the merchant's
 		// category, the limits), so only the card's existence matters here. One that no
 		// authorization preceded (an offline purchase) is refused at a category the card does not
-		// pay, which the record itself says, and when the card could not pay at the purchase's
-		// time (offlinePurchaseRefusal).
+		// pay, which the record itself says, when it is presented too late or for more than a
+		// terminal may charge offline (offlinePurchaseBeyondBounds), and when the card could not
+		// pay at the purchase's time (offlinePurchaseRefusal).
 		card, ok := d.Card(e.CardToken)
 		if !ok {
 			return Reject("unknown card")
@@ -227,6 +228,9 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		// not pay is not paid under another.
 		if mcc, ok := d.MerchantCategory(data.MerchantID); ok && !cards.PaysMerchant(mcc) {
 			return Reject("merchant %q is registered in category %s, one the card does not pay", data.MerchantID, mcc)
+		}
+		if why := offlinePurchaseBeyondBounds(e, data.Amount.Minor, now); why != "" {
+			return Reject("%s", why)
 		}
 		if why := offlinePurchaseRefusal(e, card, d.StatusHistory(card), now); why != "" {
 			return Reject("%s", why)
@@ -271,6 +275,35 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
 	}
 	return Plan{}
+}
+
+const (
+	// MaxOfflinePurchaseAge is the presentment window of an offline purchase: its clearing record
+	// must reach the engine at most this long after the purchase was made (occurred_at). A card
+	// network gives an acquirer 30 days to present a transaction, after which the issuer may
+	// refuse it; it is also how late an offline transit reader may upload a tap. A terminal that
+	// stayed offline longer, or a record replayed from a merchant's archive, charges the card
+	// nothing.
+	MaxOfflinePurchaseAge = 30 * 24 * time.Hour
+	// MaxOfflinePurchaseAmount is the most a terminal may charge the card offline, without asking
+	// the engine: a network's offline ceiling (UnionPay's offline electronic cash holds at most
+	// 1,000.00 CNY). A larger purchase is authorized online (POST /v1/authorizations), which
+	// checks the card's limits and funds before the merchant hands the goods over.
+	MaxOfflinePurchaseAmount int64 = 1000_00
+)
+
+// offlinePurchaseBeyondBounds says why a purchase cleared without an authorization is outside
+// what a terminal may charge offline, presented at now, or "" when it is within.
+func offlinePurchaseBeyondBounds(e *events.Event, amount int64, now time.Time) string {
+	if age := now.Sub(e.OccurredAt); age > MaxOfflinePurchaseAge {
+		return fmt.Sprintf("offline purchase presented more than %d days after it was made: the presentment window is %d days",
+			int64(age/(24*time.Hour)), int64(MaxOfflinePurchaseAge/(24*time.Hour)))
+	}
+	if amount > MaxOfflinePurchaseAmount {
+		return fmt.Sprintf("offline purchase of %s CNY is over the %s CNY a terminal may approve offline",
+			ledger.FormatDecimal(amount, cards.Currency), ledger.FormatDecimal(MaxOfflinePurchaseAmount, cards.Currency))
+	}
+	return ""
 }
 
 // offlinePurchaseRefusal says why a purchase cleared without an authorization may not charge the

@@ -181,7 +181,7 @@ func TestKilledEngineAppliesEveryEventOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	city := loadtest.NewCity(4, crashCards, 25, time.Date(2024, 12, 2, 7, 0, 0, 0, time.UTC))
+	city := loadtest.NewCity(4, crashCards, 25, cityStart)
 	registerParties(t, st, city)
 	var evs []events.Event
 	evs = append(evs, city.Registrations()...)

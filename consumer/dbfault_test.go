@@ -28,7 +28,7 @@ const (
 // purchases and refunds of some of them.
 func faultCity(t *testing.T, st *postgres.Store, seed uint64) (*loadtest.City, []events.Event) {
 	t.Helper()
-	city := loadtest.NewCity(seed, faultCards, 20, time.Date(2024, 12, 3, 7, 0, 0, 0, time.UTC))
+	city := loadtest.NewCity(seed, faultCards, 20, cityStart)
 	registerParties(t, st, city)
 	var evs []events.Event
 	evs = append(append(evs, city.Registrations()...), city.Funding(100000, 500000)...)

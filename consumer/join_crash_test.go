@@ -87,7 +87,7 @@ func newJoinKill(t *testing.T, i int) *joinKill {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	city := loadtest.NewCity(uint64(100+i), 300, 10, time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC))
+	city := loadtest.NewCity(uint64(100+i), 300, 10, cityStart)
 	registerParties(t, st, city)
 	return &joinKill{name: fmt.Sprintf("sequence %d", i), brokers: startBroker(t), url: url, st: st, city: city}
 }

@@ -36,6 +36,7 @@ func registerParties(t *testing.T, st *postgres.Store, city *loadtest.City) {
 
 func TestIngestDecidesEveryMessageOnce(t *testing.T) {
 	st := pgtest.NewStore(t)
+	pgtest.ClockFrom(st, time.Date(2024, 12, 3, 9, 0, 0, 0, time.UTC)) // the day after the city's events
 	ctx := context.Background()
 	city := loadtest.NewCity(1, 3, 2, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
 	registerParties(t, st, city)
@@ -178,6 +179,7 @@ func TestIngestCardLifecycle(t *testing.T) {
 // one batch refuses funds in the next, even though earlier batches cached it.
 func TestCachedCardsStillReadTheirStatus(t *testing.T) {
 	st := pgtest.NewStore(t)
+	pgtest.ClockFrom(st, time.Date(2024, 12, 3, 9, 0, 0, 0, time.UTC)) // the day after the city's events
 	ctx := context.Background()
 	city := loadtest.NewCity(6, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
 	registerParties(t, st, city)

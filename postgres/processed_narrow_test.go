@@ -55,6 +55,7 @@ func countRows(t *testing.T, st *postgres.Store, sql string) int {
 // amount or another time is a conflict: nothing moves.
 func TestAppliedEventsAreRecordedNarrow(t *testing.T) {
 	st := pgtest.NewStore(t)
+	pgtest.ClockFrom(st, time.Date(2024, 12, 3, 9, 0, 0, 0, time.UTC)) // the day after the city's events
 	ctx := context.Background()
 	city := loadtest.NewCity(3, 3, 2, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
 	registerParties(t, st, city)

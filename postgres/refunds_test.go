@@ -87,12 +87,13 @@ func TestClearedPurchaseTakesRepeatedPartialRefundsFromKafka(t *testing.T) {
 		t.Errorf("merchant after the refunds: %s", cny(got))
 	}
 
-	// A purchase and its refunds in one batch; a purchase the card cannot pay and a refund of it.
+	// A purchase and its refunds in one batch; a purchase the card may not be charged (over what
+	// a terminal may charge offline, and over the card's funds) and a refund of it.
 	again := s.plainPurchase(0, 5000)
 	tooDear := s.plainPurchase(1, 2*fen1000)
 	d = s.ingestDecision(again, s.refundOf(again, 500), tooDear, s.refundOf(again, 600), s.refundOf(tooDear, 100),
 		s.refundOf(again, 3901))
-	if got := statusesOf(d); got != "applied applied rejected(insufficient_funds) applied rejected(original purchase "+
+	if got := statusesOf(d); got != "applied applied rejected(offline purchase of 2000.00 CNY is over the 1000.00 CNY a terminal may approve offline) applied rejected(original purchase "+
 		tooDear.ID.String()+" was not applied) rejected(refund of 39.01 CNY exceeds the 39.00 CNY purchased and not yet refunded)" {
 		t.Fatalf("a purchase and its refunds in one batch: %s", got)
 	}

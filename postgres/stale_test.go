@@ -63,16 +63,17 @@ func TestStaleCacheApprovesEveryPath(t *testing.T) {
 		}
 	})
 	t.Run("purchase cleared", func(t *testing.T) {
-		s := newShop(t, 1, fen1000)
+		s := newShop(t, 1, 500_00) // the shop's store cached the card at 500.00
 		other := twin(t, s.st)
-		loadFunds(t, other, s.city.Cards[0], 500_00)
+		loadFunds(t, other, s.city.Cards[0], 400_00)
+		// Under what a terminal may charge offline (clearing.MaxOfflinePurchaseAmount).
 		d := s.ingestDecision(s.event(0, &events.PurchaseCleared{MerchantID: "shop-1", MCC: "5311",
-			Amount: events.Money{Minor: 1200_00, Currency: "CNY"}}))
+			Amount: events.Money{Minor: 800_00, Currency: "CNY"}}))
 		if len(d.Processed) != 1 || d.Processed[0].Status != clearing.Applied || len(d.DeadLetters) != 0 {
-			t.Fatalf("purchase of 1,200.00 on 1,500.00: %+v %+v", d.Processed, d.DeadLetters)
+			t.Fatalf("purchase of 800.00 on 900.00: %+v %+v", d.Processed, d.DeadLetters)
 		}
-		if _, posted := s.funds(0); posted != 300_00 {
-			t.Fatalf("posted %s after the purchase, want 300.00", cny(posted))
+		if _, posted := s.funds(0); posted != 100_00 {
+			t.Fatalf("posted %s after the purchase, want 100.00", cny(posted))
 		}
 	})
 	t.Run("transit day charge", func(t *testing.T) {

@@ -153,6 +153,14 @@ func Open(t testing.TB, u string) *postgres.Store {
 	return st
 }
 
+// ClockFrom makes st's clock run from start: start plus the time passed since the call. A test
+// whose events carry fixed dates sets it a little after them, so that the engine receives them as
+// it would have then: within an offline purchase's presentment window, for one.
+func ClockFrom(st *postgres.Store, start time.Time) {
+	t0 := time.Now()
+	st.Now = func() time.Time { return start.Add(time.Since(t0)) }
+}
+
 // VerifyURL runs the ledger's verification on the database at u and fails t on any problem.
 func VerifyURL(t testing.TB, u string) {
 	t.Helper()
