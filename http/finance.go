@@ -208,16 +208,15 @@ func (f *Finance) Routes(s *Server) []FeatureRoute {
 }
 
 type financeHandlers struct {
-	s         *Server
-	store     FinanceStore
-	secure    bool
-	rand      io.Reader
-	sessions  *financeSessions
-	throttles loginThrottles
-	tmpl      map[string]*template.Template
-	css       template.CSS
-	csp       string
-	origin    *http.CrossOriginProtection
+	s        *Server
+	store    FinanceStore
+	secure   bool
+	rand     io.Reader
+	sessions *financeSessions
+	tmpl     map[string]*template.Template
+	css      template.CSS
+	csp      string
+	origin   *http.CrossOriginProtection
 }
 
 func newFinanceHandlers(s *Server, f *Finance) *financeHandlers {

@@ -153,7 +153,8 @@ func (ss *financeSessions) end(id string) {
 	delete(ss.byID, sha256.Sum256([]byte(id)))
 }
 
-// loginThrottle slows a guesser of the admin token: after loginFreeFailures failures in a row,
+// loginThrottle slows a guesser of the admin token, at the finance page's login and as the API's
+// bearer token alike: after loginFreeFailures failures in a row,
 // each attempt must wait for the one before it, the wait doubling per failure up to
 // loginBackoffMax. An attempt that comes too early is refused without looking at its token. A
 // login that succeeds clears the count. An attempt let through counts as a failure until it is
@@ -224,6 +225,9 @@ func (ls *loginThrottles) size() int {
 	defer ls.mu.Unlock()
 	return len(ls.clients)
 }
+
+// retryAfterSeconds is a wait in whole seconds, rounded up, for a Retry-After header.
+func retryAfterSeconds(wait time.Duration) int { return int((wait + time.Second - 1) / time.Second) }
 
 // loginClient names the client of r for the throttle: its address without the port, an IPv6
 // address by its /64, which one host or network gets whole. Forwarding headers are not read:
@@ -494,9 +498,9 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.s.now()
-	wait, throttle := h.throttles.admit(loginClient(r), now)
+	wait, throttle := h.s.adminGuesses.admit(loginClient(r), now)
 	if wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
+		secs := retryAfterSeconds(wait)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		again(http.StatusTooManyRequests, name, fmt.Sprintf("too many failed logins: try again in %d s", secs))
 		return

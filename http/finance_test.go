@@ -706,6 +706,41 @@ func TestFinanceLoginThrottlesEachClient(t *testing.T) {
 	}
 }
 
+// TestAdminTokenGuessesAreThrottled: the admin token opens the API as a bearer token as well as
+// the finance page, so a client guessing it through the API is slowed down as one guessing at the
+// login, by the same count: after the free failures its requests are answered 429 with
+// Retry-After, the right token too, without the token being looked at, and so is its login.
+// Another client is not slowed down.
+func TestAdminTokenGuessesAreThrottled(t *testing.T) {
+	e := newEnv(t)
+	const guesser, other = "203.0.113.9:40000", "198.51.100.7:51000"
+	get := func(remote, auth string) *httptest.ResponseRecorder {
+		return e.do(t, request{method: "GET", path: "/v1/cards/tok_x", auth: auth, remote: remote})
+	}
+	for i := 0; i < loginFreeFailures+1; i++ {
+		if w := get(guesser, "Bearer guess"); w.Code != http.StatusForbidden {
+			t.Fatalf("guess %d: %d %s", i+1, w.Code, w.Body.String())
+		}
+	}
+	w := get(guesser, "")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("the guesser with the right token at once: %d %v %s", w.Code, w.Header(), w.Body.String())
+	}
+	if got := errorOf(t, w); got.Code != ETOOMANY {
+		t.Errorf("throttled: code %q", got.Code)
+	}
+	if w := (&browser{e: e, remote: guesser}).post(t, "/finance/login", url.Values{"name": {"Anna"}, "token": {testAdminToken}}); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the guesser's login: %d", w.Code)
+	}
+	if w := get(other, ""); w.Code == http.StatusTooManyRequests || w.Code == http.StatusForbidden {
+		t.Errorf("another client: %d %s", w.Code, w.Body.String())
+	}
+	e.clock.Advance(time.Second)
+	if w := get(guesser, ""); w.Code == http.StatusTooManyRequests || w.Code == http.StatusForbidden {
+		t.Errorf("the guesser after the wait, with the right token: %d %s", w.Code, w.Body.String())
+	}
+}
+
 // TestLoginThrottlesAreBounded: the table of clients with failures holds at most
 // maxLoginClients; clients beyond it share one throttle, so that a guesser spreading over many
 // addresses is slowed down as one beyond the bound. A client idle for loginForgetAfter is

@@ -139,6 +139,7 @@ type request struct {
 	key                string // Idempotency-Key; "" sends none
 	auth               string // Authorization; "" sends the admin bearer token, "-" none
 	header             map[string]string
+	remote             string // the client's address, host:port; httptest's own when empty
 }
 
 func (e *env) do(t testing.TB, rq request) *httptest.ResponseRecorder {
@@ -163,6 +164,9 @@ func (e *env) do(t testing.TB, rq request) *httptest.ResponseRecorder {
 	}
 	for k, v := range rq.header {
 		r.Header.Set(k, v)
+	}
+	if rq.remote != "" {
+		r.RemoteAddr = rq.remote
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)

@@ -36,6 +36,7 @@ const (
 	EMETHOD       = "method_not_allowed" // the path exists, the method does not
 	ECONFLICT     = "conflict"           // the request contradicts what the engine already holds
 	ETOOLARGE     = "too_large"          // the body is over its bound
+	ETOOMANY      = "too_many_requests"  // too many failed attempts from this client: wait, then retry
 	EINTERNAL     = "internal"           // a bug or an unexpected failure, logged, never detailed
 	EUNAVAILABLE  = "unavailable"        // not now: not configured, not ready, or busy; retry later
 )
@@ -48,6 +49,7 @@ var statusOf = map[string]int{
 	EMETHOD:       http.StatusMethodNotAllowed,
 	ECONFLICT:     http.StatusConflict,
 	ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	ETOOMANY:      http.StatusTooManyRequests,
 	EINTERNAL:     http.StatusInternalServerError,
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -115,8 +116,11 @@ type Server struct {
 	// neither the token's bytes nor its length.
 	adminHash [sha256.Size]byte
 	adminSet  bool
-	log       *slog.Logger
-	now       func() time.Time
+	// adminGuesses throttles the clients that present a wrong admin token, as a bearer token to
+	// the API or at the finance page's login: one count per client for both doors.
+	adminGuesses loginThrottles
+	log          *slog.Logger
+	now          func() time.Time
 
 	routes []Route
 	// pages are the routes of pages for people's browsers (FeatureRoute.Page), apart from the API.
@@ -301,11 +305,23 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			s.writeError(w, r, Errorf(EUNAUTHORIZED, "missing bearer token"))
 			return
 		}
+		// A client that has failed too often waits, its token not looked at, as at the finance
+		// page's login: the same token opens both.
+		now := s.now()
+		wait, throttle := s.adminGuesses.admit(loginClient(r), now)
+		if wait > 0 {
+			secs := retryAfterSeconds(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			s.writeError(w, r, Errorf(ETOOMANY, "too many requests with a wrong admin token from this client: try again in %d s", secs))
+			return
+		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
+			throttle.failed(now)
 			s.writeError(w, r, Errorf(EFORBIDDEN, "invalid admin token"))
 			return
 		}
+		throttle.succeeded()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -443,10 +443,32 @@ func TestStatusCodes(t *testing.T) {
 
 	add(featureStatusCases...)
 
+	// Every admin route answers 429 to a client that sent a wrong admin token too often: its
+	// first 403 case (a wrong token, or another party's key, which is one), repeated past the
+	// free failures, and once more.
+	admin := adminRoutes(t)
+	throttled := map[string]bool{}
+	for _, c := range slices.Clone(cases) {
+		if !admin[c.route] || c.status != http.StatusForbidden || throttled[c.route] {
+			continue
+		}
+		throttled[c.route] = true
+		add(statusCase{name: c.name + " too often", route: c.route, status: http.StatusTooManyRequests, code: ETOOMANY,
+			message: "wrong admin token from this client", opts: c.opts,
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				for range loginFreeFailures + 1 {
+					if w := c.run(t, e); w.Code != http.StatusForbidden {
+						t.Fatalf("a wrong token: %d %s", w.Code, w.Body.String())
+					}
+				}
+				return c.run(t, e)
+			}})
+	}
+
 	seen := map[string]map[int]bool{}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.route+" "+c.name, "/", "_"), func(t *testing.T) {
-			if !slices.Contains(statuses[c.route], c.status) {
+			if !slices.Contains(routeStatuses(c.route, admin), c.status) {
 				t.Fatalf("case expects %d, which the statuses table does not list for %s", c.status, c.route)
 			}
 			e := newEnv(t, c.opts...)
@@ -492,13 +514,33 @@ func TestStatusCodes(t *testing.T) {
 			}
 		})
 	}
-	for route, want := range statuses {
-		for _, st := range want {
+	for route := range statuses {
+		for _, st := range routeStatuses(route, admin) {
 			if !seen[route][st] {
 				t.Errorf("%s: no case makes it answer %d, which the statuses table lists", route, st)
 			}
 		}
 	}
+}
+
+// adminRoutes lists the operations that require the admin token.
+func adminRoutes(t *testing.T) map[string]bool {
+	out := map[string]bool{}
+	for _, rt := range newEnv(t).srv.Routes() {
+		if rt.Admin {
+			out[rt.Method+" "+openAPIPath(rt.Pattern)] = true
+		}
+	}
+	return out
+}
+
+// routeStatuses is what an operation answers: its statuses, and 429 for an admin route, which
+// throttles a client sending wrong admin tokens.
+func routeStatuses(route string, admin map[string]bool) []int {
+	if admin[route] {
+		return append(slices.Clone(statuses[route]), http.StatusTooManyRequests)
+	}
+	return statuses[route]
 }
 
 // tooManyScrapes holds metricsMaxInFlight scrapes in a gatherer and sends one more.
