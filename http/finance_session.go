@@ -56,9 +56,9 @@ const (
 	// over many addresses is slowed down as one client beyond it: at most maxLoginClients + 1
 	// guesses per loginBackoffMax once the free ones are spent, however many addresses it has.
 	maxLoginClients = 64
-	// loginForgetAfter is how long after its last failure a client's count is forgotten, to
-	// make room in the table: a guesser that waits this long gets loginFreeFailures guesses more,
-	// a handful an hour.
+	// loginForgetAfter is how long after its last failure a client's count is forgotten (and
+	// the client may leave the table): a guesser that waits this long gets loginFreeFailures
+	// guesses more, a handful an hour.
 	loginForgetAfter = time.Hour
 )
 
@@ -157,7 +157,7 @@ func (ss *financeSessions) end(id string) {
 // bearer token alike: after loginFreeFailures failures in a row,
 // each attempt must wait for the one before it, the wait doubling per failure up to
 // loginBackoffMax. An attempt that comes too early is refused without looking at its token. A
-// login that succeeds clears the count. An attempt let through counts as a failure until it is
+// login that succeeds clears the count; a right token through the API does not (check). An attempt let through counts as a failure until it is
 // decided, so that guesses sent at once are not all checked before the first is counted: at most
 // loginFreeFailures are checked at once, and past them one at a time.
 type loginThrottle struct {
@@ -193,6 +193,34 @@ func (ls *loginThrottles) admit(client string, now time.Time) (time.Duration, *l
 	defer ls.mu.Unlock()
 	l := ls.of(client, now)
 	return l.admit(now), l
+}
+
+// check decides an attempt with the admin token as the API's bearer token, under the throttle's
+// lock: it returns how long the attempt must still wait, its token not looked at; otherwise
+// whether right says the token is right, a wrong one counted as a failure. Deciding under the
+// lock (a hash and a comparison) leaves no attempt in flight, so that requests sent at once, the
+// admin's automation's or a guesser's, are decided one after the other without holding each other
+// up. A right token does not clear the count as a login does: a client sending many requests
+// from one address shared with a guesser (one host, one NAT) would otherwise clear the guesser's
+// count with each of them. The count is forgotten loginForgetAfter after the last failure.
+func (ls *loginThrottles) check(client string, now time.Time, right func() bool) (time.Duration, bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l := ls.of(client, now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.forgetOld(now)
+	if now.Before(l.next) {
+		return l.next.Sub(now), false
+	}
+	if l.checking > 0 && l.failures+l.checking >= loginFreeFailures {
+		return loginBackoffFirst, false // a login of the client is being checked
+	}
+	if right() {
+		return 0, true
+	}
+	l.fail(now)
+	return 0, false
 }
 
 // of returns client's throttle, making one if there is room, after forgetting the clients that
@@ -253,6 +281,7 @@ func loginClient(r *http.Request) string {
 func (l *loginThrottle) admit(now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.forgetOld(now)
 	if now.Before(l.next) {
 		return l.next.Sub(now)
 	}
@@ -268,6 +297,19 @@ func (l *loginThrottle) failed(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.checking = max(l.checking-1, 0)
+	l.fail(now)
+}
+
+// forgetOld forgets the failures of a client that has had none for loginForgetAfter, with no wait
+// running and no attempt being checked. The caller holds l.mu.
+func (l *loginThrottle) forgetOld(now time.Time) {
+	if l.failures > 0 && l.checking == 0 && !now.Before(l.last.Add(loginForgetAfter)) && !now.Before(l.next) {
+		l.failures, l.next = 0, time.Time{}
+	}
+}
+
+// fail counts a failure at now, and sets the wait it brings. The caller holds l.mu.
+func (l *loginThrottle) fail(now time.Time) {
 	l.failures++
 	l.last = now
 	if n := l.failures - loginFreeFailures; n > 0 {

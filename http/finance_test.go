@@ -741,6 +741,73 @@ func TestAdminTokenGuessesAreThrottled(t *testing.T) {
 	}
 }
 
+// TestAdminAPISuccessesDoNotClearGuesses: a right token through the API does not clear the
+// client's failures, so that a guesser sharing an address with a busy admin client (one host,
+// one NAT) is not let off by the other's requests; an hour after its last failure a client's
+// count is forgotten.
+func TestAdminAPISuccessesDoNotClearGuesses(t *testing.T) {
+	e := newEnv(t)
+	const client = "203.0.113.9:40000"
+	get := func(auth string) int {
+		return e.do(t, request{method: "GET", path: "/v1/cards/tok_x", auth: auth, remote: client}).Code
+	}
+	for i := 0; i < loginFreeFailures+1; i++ {
+		if got := get("Bearer guess"); got != http.StatusForbidden {
+			t.Fatalf("guess %d: %d", i+1, got)
+		}
+	}
+	e.clock.Advance(loginBackoffFirst)
+	if got := get(""); got != http.StatusNotFound {
+		t.Fatalf("the right token after the wait: %d", got)
+	}
+	if got := get("Bearer guess"); got != http.StatusForbidden {
+		t.Fatalf("a guess after the wait: %d", got)
+	}
+	if got := get(""); got != http.StatusTooManyRequests {
+		t.Fatalf("a success between guesses cleared their count: %d", got)
+	}
+	e.clock.Advance(loginForgetAfter)
+	for i := 0; i < loginFreeFailures; i++ {
+		if got := get("Bearer guess"); got != http.StatusForbidden {
+			t.Fatalf("an hour on, guess %d: %d", i+1, got)
+		}
+	}
+	if got := get(""); got != http.StatusNotFound {
+		t.Fatalf("an hour on, the free failures were not free: %d", got)
+	}
+}
+
+// TestAdminAPIThrottleDecidesConcurrentRequestsOneByOne: requests with the right token sent at
+// once from one client are never held up, and guesses sent at once are each counted before the
+// next is looked at: past the free failures and the one that starts the wait, every guess waits.
+func TestAdminAPIThrottleDecidesConcurrentRequestsOneByOne(t *testing.T) {
+	e := newEnv(t)
+	const n = 40
+	send := func(remote, auth string) map[int]int {
+		var (
+			mu    sync.Mutex
+			codes = map[int]int{}
+			wg    sync.WaitGroup
+		)
+		for range n {
+			wg.Go(func() {
+				w := e.do(t, request{method: "GET", path: "/v1/cards/tok_x", auth: auth, remote: remote})
+				mu.Lock()
+				codes[w.Code]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return codes
+	}
+	if got := send("198.51.100.7:51000", ""); got[http.StatusNotFound] != n {
+		t.Errorf("the admin's requests at once: %v", got)
+	}
+	if got := send("203.0.113.9:40000", "Bearer guess"); got[http.StatusForbidden] != loginFreeFailures+1 || got[http.StatusTooManyRequests] != n-loginFreeFailures-1 {
+		t.Errorf("guesses at once: %v, want %d checked", got, loginFreeFailures+1)
+	}
+}
+
 // TestLoginThrottlesAreBounded: the table of clients with failures holds at most
 // maxLoginClients; clients beyond it share one throttle, so that a guesser spreading over many
 // addresses is slowed down as one beyond the bound. A client idle for loginForgetAfter is

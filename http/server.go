@@ -307,21 +307,20 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 		}
 		// A client that has failed too often waits, its token not looked at, as at the finance
 		// page's login: the same token opens both.
-		now := s.now()
-		wait, throttle := s.adminGuesses.admit(loginClient(r), now)
-		if wait > 0 {
+		wait, right := s.adminGuesses.check(loginClient(r), s.now(), func() bool {
+			got := sha256.Sum256([]byte(token))
+			return subtle.ConstantTimeCompare(got[:], s.adminHash[:]) == 1
+		})
+		switch {
+		case wait > 0:
 			secs := retryAfterSeconds(wait)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			s.writeError(w, r, Errorf(ETOOMANY, "too many requests with a wrong admin token from this client: try again in %d s", secs))
 			return
-		}
-		got := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
-			throttle.failed(now)
+		case !right:
 			s.writeError(w, r, Errorf(EFORBIDDEN, "invalid admin token"))
 			return
 		}
-		throttle.succeeded()
 		next.ServeHTTP(w, r)
 	})
 }
