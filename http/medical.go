@@ -256,6 +256,11 @@ func institutionOf(req *institutionRequest) (medical.Institution, error) {
 
 // rotateKey issues a new API key for an institution; the old one stops working at once.
 func (h *medicalHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
+	// It reads no body: one that says something is refused, not ignored.
+	if err := decodeEmptyBody(w, r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	id, err := pathID(r, "merchant_id")
 	if err != nil {
 		h.s.writeError(w, r, err)

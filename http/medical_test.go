@@ -41,7 +41,7 @@ func init() {
 	})
 	for route, st := range map[string][]int{
 		"POST /v1/medical/institutions":                         {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
-		"POST /v1/medical/institutions/{merchant_id}/keys":      {201, 400, 401, 403, 404, 500, 503},
+		"POST /v1/medical/institutions/{merchant_id}/keys":      {201, 400, 401, 403, 404, 413, 500, 503},
 		"POST /v1/medical/quotes":                               {200, 400, 401, 403, 404, 409, 413, 500, 503},
 		"POST /v1/medical/settlements":                          {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
 		"GET /v1/medical/settlements/{settlement_id}":           {200, 400, 401, 403, 404, 500, 503},

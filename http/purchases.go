@@ -200,6 +200,11 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 
 // rotateKey gives a merchant a new API key; the old one stops working.
 func (h *purchaseHandlers) rotateKey(w http.ResponseWriter, r *http.Request) {
+	// It reads no body: one that says something is refused, not ignored.
+	if err := decodeEmptyBody(w, r); err != nil {
+		h.s.writeError(w, r, err)
+		return
+	}
 	id, err := pathID(r, "id")
 	if err != nil {
 		h.s.writeError(w, r, err)

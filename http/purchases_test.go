@@ -21,7 +21,7 @@ import (
 func init() {
 	for op, st := range map[string][]int{
 		"POST /v1/merchants":                      {201, 400, 401, 403, 409, 413, 500, 503},
-		"POST /v1/merchants/{id}/key":             {201, 400, 401, 403, 404, 500, 503},
+		"POST /v1/merchants/{id}/key":             {201, 400, 401, 403, 404, 413, 500, 503},
 		"POST /v1/cards/{token}/limits":           {200, 400, 401, 403, 404, 413, 500, 503},
 		"GET /v1/cards/{token}/savings":           {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/authorizations":                 {201, 400, 401, 403, 409, 413, 500, 503},

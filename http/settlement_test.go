@@ -37,11 +37,11 @@ var (
 
 func init() {
 	for route, st := range map[string][]int{
-		"POST /v1/settlement/cycles/{date}/close":     {200, 400, 401, 403, 409, 500, 503},
+		"POST /v1/settlement/cycles/{date}/close":     {200, 400, 401, 403, 409, 413, 500, 503},
 		"GET /v1/settlement/cycles":                   {200, 400, 401, 403, 500, 503},
 		"GET /v1/settlement/cycles/{date}":            {200, 400, 401, 403, 404, 500, 503},
-		"POST /v1/banks/{bank}/keys":                  {201, 400, 401, 403, 404, 500, 503},
-		"DELETE /v1/banks/{bank}/keys":                {200, 400, 401, 403, 404, 500, 503},
+		"POST /v1/banks/{bank}/keys":                  {201, 400, 401, 403, 404, 413, 500, 503},
+		"DELETE /v1/banks/{bank}/keys":                {200, 400, 401, 403, 404, 413, 500, 503},
 		"GET /v1/bank/cycles/{date}/manifest":         {200, 400, 401, 403, 404, 500, 503},
 		"GET /v1/bank/cycles/{date}/files/{format}":   {200, 400, 401, 403, 404, 500, 503},
 		"POST /v1/bank/cycles/{date}/acknowledgement": {200, 201, 400, 401, 403, 404, 409, 413, 500, 503},
