@@ -202,6 +202,16 @@ func (d *Decision) Merge(next *Decision) {
 	d.groups, d.refunds = nil, nil
 }
 
+// presentedAt is when m was presented to the engine: its Kafka timestamp, unless unknown or
+// after now (a producer's clock ahead), when it was presented by now at the latest. A record
+// produced in time and consumed late, after an outage of the engine, was presented in time.
+func presentedAt(m *Message, now time.Time) time.Time {
+	if m.Produced.IsZero() || m.Produced.After(now) {
+		return now
+	}
+	return m.Produced
+}
+
 // Decide walks a batch in order and decides every message against the view, updating the view as
 // it goes (a card registered early in the batch can be paid into later in it). Nothing is applied
 // yet: the transfers go to the ledger, and Settle turns its results into the final statuses.
@@ -305,7 +315,7 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 			}
 			d.Taps = append(d.Taps, Tap{EventID: e.ID, CardToken: e.CardToken, TransitTap: *data, Received: now})
 		default:
-			plan := PlanEvent(e, directory{v}, now)
+			plan := PlanEvent(e, directory{v}, now, presentedAt(m, now))
 			if plan.Reason != "" {
 				p.Status, p.Reason = Rejected, plan.Reason
 				break

@@ -85,3 +85,35 @@ func TestOfflinePurchaseBoundedByAgeAndAmount(t *testing.T) {
 		"purchase.cleared rejected: offline purchase of 1000.01 CNY is over the 1000.00 CNY a terminal may approve offline",
 	})
 }
+
+// The presentment window ends when the record was presented, its Kafka timestamp, not when the
+// engine got to it: a record produced in time and consumed after an outage of the engine is owed.
+// A timestamp after the engine's clock is not taken: the record was presented by now at the
+// latest.
+func TestOfflinePurchasePresentedWhenProduced(t *testing.T) {
+	city := loadtest.NewCity(3, 1, 1, day.Add(-60*24*time.Hour))
+	v := world(city)
+	d := clearing.Decide(decoded(t, append(city.Registrations(), city.Funding(100_000, 100_000)...)...), v, day.Add(-59*24*time.Hour))
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	made := day.Add(-40 * 24 * time.Hour)
+	purchase := func() events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: made,
+			CardToken: city.Cards[0], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: 100, Currency: "CNY"}, MCC: "5411"}}
+	}
+	msgs := decoded(t, purchase(), purchase(), purchase())
+	msgs[0].Produced = made.Add(2 * 24 * time.Hour)  // presented in time, consumed 38 days later
+	msgs[1].Produced = made.Add(31 * 24 * time.Hour) // presented late
+	msgs[2].Produced = day.Add(time.Hour)            // a timestamp ahead of the engine's clock
+	d = clearing.Decide(msgs, v, day)
+	checkOutcomes(t, d, []string{
+		"purchase.cleared applied",
+		"purchase.cleared rejected: offline purchase presented more than 31 days after it was made: the presentment window is 30 days",
+		"purchase.cleared rejected: offline purchase presented more than 40 days after it was made: the presentment window is 30 days",
+	})
+}

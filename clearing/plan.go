@@ -178,8 +178,10 @@ type ClearedRefund struct {
 func Reject(format string, args ...any) Plan { return Plan{Reason: fmt.Sprintf(format, args...)} }
 
 // PlanEvent decides the transfers of a money event. Registry events and taps plan no transfers:
-// the adapter records them. now is the batch's time, for card status.
-func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
+// the adapter records them. now is the batch's time, for card status; presented is when the event
+// reached the engine (its Kafka timestamp, at the latest now), for an offline purchase's
+// presentment window.
+func PlanEvent(e *events.Event, d Directory, now, presented time.Time) Plan {
 	switch data := e.Data.(type) {
 	case *events.FundsLoaded:
 		card, ok := d.Card(e.CardToken)
@@ -229,7 +231,7 @@ func PlanEvent(e *events.Event, d Directory, now time.Time) Plan {
 		if mcc, ok := d.MerchantCategory(data.MerchantID); ok && !cards.PaysMerchant(mcc) {
 			return Reject("merchant %q is registered in category %s, one the card does not pay", data.MerchantID, mcc)
 		}
-		if why := offlinePurchaseBeyondBounds(e, data.Amount.Minor, now); why != "" {
+		if why := offlinePurchaseBeyondBounds(e, data.Amount.Minor, presented); why != "" {
 			return Reject("%s", why)
 		}
 		if why := offlinePurchaseRefusal(e, card, d.StatusHistory(card), now); why != "" {
@@ -293,9 +295,9 @@ const (
 )
 
 // offlinePurchaseBeyondBounds says why a purchase cleared without an authorization is outside
-// what a terminal may charge offline, presented at now, or "" when it is within.
-func offlinePurchaseBeyondBounds(e *events.Event, amount int64, now time.Time) string {
-	if age := now.Sub(e.OccurredAt); age > MaxOfflinePurchaseAge {
+// what a terminal may charge offline, presented at presented, or "" when it is within.
+func offlinePurchaseBeyondBounds(e *events.Event, amount int64, presented time.Time) string {
+	if age := presented.Sub(e.OccurredAt); age > MaxOfflinePurchaseAge {
 		return fmt.Sprintf("offline purchase presented more than %d days after it was made: the presentment window is %d days",
 			int64(age/(24*time.Hour)), int64(MaxOfflinePurchaseAge/(24*time.Hour)))
 	}
