@@ -1,6 +1,9 @@
 package clearing_test
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/clearing"
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/loadtest"
 )
 
@@ -116,4 +120,20 @@ func TestOfflinePurchasePresentedWhenProduced(t *testing.T) {
 		"purchase.cleared rejected: offline purchase presented more than 31 days after it was made: the presentment window is 30 days",
 		"purchase.cleared rejected: offline purchase presented more than 40 days after it was made: the presentment window is 30 days",
 	})
+}
+
+// docs/events.md states the offline bounds the engine applies.
+func TestOfflineBoundsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../docs/events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("**the presentment window, %d days**", int(clearing.MaxOfflinePurchaseAge/(24*time.Hour))),
+		fmt.Sprintf("**the offline ceiling, %s CNY**", ledger.FormatAmount(clearing.MaxOfflinePurchaseAmount, "CNY")),
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("docs/events.md does not say %q", want)
+		}
+	}
 }
