@@ -131,9 +131,43 @@ func TestOfflineBoundsDocumented(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("**the presentment window, %d days**", int(clearing.MaxOfflinePurchaseAge/(24*time.Hour))),
 		fmt.Sprintf("**the offline ceiling, %s CNY**", ledger.FormatAmount(clearing.MaxOfflinePurchaseAmount, "CNY")),
+		fmt.Sprintf("**no more than %d hours ahead**", int(clearing.MaxOfflinePurchaseLead/time.Hour)),
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("docs/events.md does not say %q", want)
 		}
 	}
+}
+
+// A record dated after it was presented comes from a terminal whose clock is wrong: within
+// MaxOfflinePurchaseLead (a time zone written as UTC, a drifting clock) it is owed, judged by the
+// card's status now; further ahead it is rejected, as a network refuses a transaction date in the
+// future, so that no record escapes the presentment window by its date.
+func TestOfflinePurchaseDatedAheadOfItsPresentment(t *testing.T) {
+	city := loadtest.NewCity(4, 1, 1, day.Add(-2*24*time.Hour))
+	v := world(city)
+	d := clearing.Decide(decoded(t, append(city.Registrations(), city.Funding(100_000, 100_000)...)...), v, day.Add(-24*time.Hour))
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	purchase := func(at time.Time) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: at,
+			CardToken: city.Cards[0], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: 100, Currency: "CNY"}, MCC: "5411"}}
+	}
+	d = clearing.Decide(decoded(t,
+		purchase(day.Add(8*time.Hour)),
+		purchase(day.Add(clearing.MaxOfflinePurchaseLead)),
+		purchase(day.Add(clearing.MaxOfflinePurchaseLead+time.Millisecond)),
+		purchase(day.AddDate(1, 0, 0)),
+	), v, day)
+	checkOutcomes(t, d, []string{
+		"purchase.cleared applied",
+		"purchase.cleared applied",
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours after it was presented: the terminal's clock is wrong",
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours after it was presented: the terminal's clock is wrong",
+	})
 }

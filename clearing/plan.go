@@ -292,6 +292,12 @@ const (
 	// 1,000.00 CNY). A larger purchase is authorized online (POST /v1/authorizations), which
 	// checks the card's limits and funds before the merchant hands the goods over.
 	MaxOfflinePurchaseAmount int64 = 1000_00
+	// MaxOfflinePurchaseLead is how far after its presentment an offline purchase may be dated: a
+	// terminal's clock set to the wrong time zone (Shanghai time written as UTC is 8 hours ahead,
+	// and no zone is more than 14 hours from UTC) or drifting. A record dated further ahead comes
+	// from a clock that cannot be trusted, and a network refuses a transaction dated in the
+	// future; taking it would also let a record escape the presentment window by its date.
+	MaxOfflinePurchaseLead = 24 * time.Hour
 )
 
 // offlinePurchaseBeyondBounds says why a purchase cleared without an authorization is outside
@@ -300,6 +306,10 @@ func offlinePurchaseBeyondBounds(e *events.Event, amount int64, presented time.T
 	if age := presented.Sub(e.OccurredAt); age > MaxOfflinePurchaseAge {
 		return fmt.Sprintf("offline purchase presented more than %d days after it was made: the presentment window is %d days",
 			int64(age/(24*time.Hour)), int64(MaxOfflinePurchaseAge/(24*time.Hour)))
+	}
+	if lead := e.OccurredAt.Sub(presented); lead > MaxOfflinePurchaseLead {
+		return fmt.Sprintf("offline purchase is dated more than %d hours after it was presented: the terminal's clock is wrong",
+			int64(MaxOfflinePurchaseLead/time.Hour))
 	}
 	if amount > MaxOfflinePurchaseAmount {
 		return fmt.Sprintf("offline purchase of %s CNY is over the %s CNY a terminal may approve offline",
