@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -21,8 +20,8 @@ import (
 // serve on its embedded broker, stopped and started again on the same database. With
 // --embedded-kafka-data the broker keeps its log across the restart, so its offsets go on where
 // the database's cursors stand and the events produced after the restart are consumed. Without
-// it the new broker starts empty, at offset 0, and serve warns that events at offsets below the
-// cursors would be passed over (the check serve makes at start, tried here on its own).
+// it the new broker would start empty, at offset 0, below the database's cursors, and the events
+// produced at those offsets would never be applied: serve refuses to start, and changes nothing.
 func TestServeKeepsTheEmbeddedBrokersLogAcrossARestart(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,29 +71,39 @@ func TestServeKeepsTheEmbeddedBrokersLogAcrossARestart(t *testing.T) {
 			t.Fatalf("serve: %v\n%s", err, srv.errs.String())
 		}
 	}
-	const warning = "the embedded broker starts empty"
 	serve([]string{"--embedded-kafka-data", data}, 0, 30, 30)
 	serve([]string{"--embedded-kafka-data", data}, 30, 40, 40) // ten more, after the restart
-	st, err := postgres.Open(context.Background(), url)
+	// Without the log, serve refuses to start on this database's topic: the broker's offsets would
+	// begin again below the cursors, and the events produced at them would never be applied.
+	ctx := context.Background()
+	var out, errs bytes.Buffer
+	runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = run(runCtx, []string{"serve", "--database-url", url, "--http-addr", "127.0.0.1:0", "--embedded-kafka-addr", addr,
+		"--partitions", "2", "--log-level", "warn"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), refusal) || strings.Contains(out.String(), "serving HTTP") {
+		t.Fatalf("serve on an empty in-memory broker with the database's cursors ahead: %v\n%s%s", err, out.String(), errs.String())
+	}
+	if n := processed(); n != 40 {
+		t.Errorf("%d events recorded after the refusal, want 40", n)
+	}
+	st, err := postgres.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	for _, c := range []struct {
-		flags engineFlags
-		warn  bool
+		flags  engineFlags
+		refuse bool
 	}{
 		{engineFlags{topic: "card-events", partitions: 2}, true},
 		{engineFlags{topic: "card-events", partitions: 2, embeddedData: data}, false},
 		{engineFlags{topic: "card-events", partitions: 2, brokers: "kafka-1:9092"}, false},
 		{engineFlags{topic: "other-events", partitions: 2}, false},
 	} {
-		var buf bytes.Buffer
-		if err := warnForgetfulBroker(context.Background(), st, &c.flags, slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(buf.String(), warning) != c.warn {
-			t.Errorf("%+v: logged %q, want a warning %v", c.flags, buf.String(), c.warn)
+		err := refuseForgetfulBroker(ctx, st, &c.flags)
+		if got := err != nil && strings.Contains(err.Error(), refusal); got != c.refuse {
+			t.Errorf("%+v: %v, want a refusal %v", c.flags, err, c.refuse)
 		}
 	}
 }

@@ -95,10 +95,16 @@ func addEngineFlags(fs interface {
 	return f
 }
 
-// warnForgetfulBroker warns when the embedded broker keeps its log in memory (it starts empty,
-// its offsets at 0) while the database holds cursors of the topic from a broker before it:
-// events produced now at offsets below those cursors would be passed over.
-func warnForgetfulBroker(ctx context.Context, st *postgres.Store, f *engineFlags, log *slog.Logger) error {
+// refusal is how serve's refusal to consume from a broker that forgot the database's offsets
+// begins.
+const refusal = "refusing to consume"
+
+// refuseForgetfulBroker refuses to start when the embedded broker would keep its log in memory (it
+// starts empty, its offsets at 0) while the database holds cursors of the topic from a broker
+// before it: the events produced to the new broker at offsets below those cursors would be taken
+// for events already applied and never be applied. Nothing is consumed or changed; the operator
+// keeps the broker's log, points serve at the broker it consumed from, or names another topic.
+func refuseForgetfulBroker(ctx context.Context, st *postgres.Store, f *engineFlags) error {
 	if f.brokers != "" || f.embeddedData != "" {
 		return nil
 	}
@@ -110,12 +116,12 @@ func warnForgetfulBroker(ctx context.Context, st *postgres.Store, f *engineFlags
 	if err != nil {
 		return err
 	}
-	for name, c := range cursors {
-		if c.Position > 0 {
-			log.Warn("this database consumed the topic from an earlier broker, and the embedded broker starts empty: "+
-				"events produced now at offsets below its cursors would be passed over; keep the broker's log with "+
-				"--embedded-kafka-data DIR, or use --kafka-brokers", "cursor", name, "offset", c.Position)
-			return nil
+	for _, name := range names {
+		if c, ok := cursors[name]; ok && c.Position > 0 {
+			return fmt.Errorf("%s %s: this database applied its events up to offset %d from an earlier broker, and the "+
+				"embedded broker keeps no log (it would start empty, and the events produced to it at lower offsets "+
+				"would never be applied): keep the broker's log with --embedded-kafka-data DIR, use --kafka-brokers, "+
+				"or consume another --topic", refusal, name, c.Position)
 		}
 	}
 	return nil
@@ -232,14 +238,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	st.Tokenizer = tok // keys the hash kept of a redacted dead letter
+	if err := refuseForgetfulBroker(ctx, st, ef); err != nil {
+		return err
+	}
 	brokers, stopBroker, err := ef.connect(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer stopBroker()
-	if err := warnForgetfulBroker(ctx, st, ef, log); err != nil {
-		return err
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
