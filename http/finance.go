@@ -961,6 +961,9 @@ func (h *financeHandlers) confirm(w http.ResponseWriter, r *http.Request, sess *
 	case errors.Is(err, postgres.ErrNotPending):
 		h.fail(w, r, sess, Errorf(ECONFLICT, "the suggestion was accepted or refused before"))
 		return
+	case errors.Is(err, postgres.ErrMatchedSince):
+		h.fail(w, r, sess, Errorf(ECONFLICT, "what the suggestion names was matched since by entries that name it: refuse the suggestion"))
+		return
 	case err != nil:
 		h.storeFail(w, r, sess, err)
 		return

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/joinincard/engine/postgres"
@@ -71,5 +72,66 @@ func TestConfirmOfADecidedSuggestionIsNotPending(t *testing.T) {
 	}
 	if err := rec.Confirm(ctx, matched, true, "Anna"); !errors.Is(err, postgres.ErrNotPending) {
 		t.Errorf("a match confirmed: %v, want ErrNotPending", err)
+	}
+}
+
+// TestAcceptingASuggestionForAnItemMatchedSinceIsRefused books an item without a reference (a
+// suggestion), then naming it in the next statement (a match): accepting the suggestion then
+// would match the item twice and count its money twice, so it is refused, and the item keeps one
+// match.
+func TestAcceptingASuggestionForAnItemMatchedSinceIsRefused(t *testing.T) {
+	ctx := context.Background()
+	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
+	w.buy(t, 0, 123_45)
+	w.clock.Set(sh("2026-03-03 23:30"))
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	var item [16]byte
+	if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
+		settlement.DateTime(day)).Scan(&item); err != nil {
+		t.Fatal(err)
+	}
+	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := postgres.NewReconciler(w.st, rules)
+	for seq, ref := range []any{nil, item} {
+		stmt := fmt.Sprintf("STMT-%d", seq+1)
+		if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+				opening, closing, entries, control_sum, net, content_hash, imported_at)
+			VALUES ('ISS', $1, $2, now(), $3, $3, 0, -12345, 1, 12345, -12345, $1, now())`, stmt, seq+1, vd); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
+				amount, booking_date, value_date, info)
+			VALUES ('ISS', $1, 1, 'E1', '', $2, NULL, -12345, $3, $3, '')`, stmt, ref, vd); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sugg, err := rec.Suggestions(ctx, "ISS")
+	if err != nil || len(sugg) != 1 || sugg[0].Item != item {
+		t.Fatalf("suggestions %+v: %v", sugg, err)
+	}
+	if err := rec.Confirm(ctx, sugg[0].ID, true, "王芳"); !errors.Is(err, postgres.ErrMatchedSince) {
+		t.Errorf("accepted a suggestion for an item matched since: %v, want ErrMatchedSince", err)
+	}
+	var standing int
+	if err := w.st.Pool().QueryRow(ctx, `SELECT count(*) FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+		WHERE m.item_id = $1 AND (m.status = 'matched' OR k.accepted)`, item).Scan(&standing); err != nil {
+		t.Fatal(err)
+	}
+	if standing != 1 {
+		t.Errorf("the item has %d standing matches, want 1", standing)
+	}
+	// Refusing it stays possible: its entry is then missing in the ledger.
+	if err := rec.Confirm(ctx, sugg[0].ID, false, "王芳"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -25,6 +25,9 @@ var (
 	// ErrNotPending is returned for a match that is not a suggestion waiting for a person: a
 	// match made by the rules, or a suggestion confirmed or refused before.
 	ErrNotPending = errors.New("the match is not a suggestion waiting for a person")
+	// ErrMatchedSince is returned for accepting a suggestion whose item or file's net was matched
+	// since by entries that name it: accepting would match it twice. The suggestion can be refused.
+	ErrMatchedSince = errors.New("what the suggestion names was matched since by entries that name it")
 )
 
 // CodeReconAdjustment is the transfer that resolves a break by adjusting a bank's settlement
@@ -351,6 +354,23 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 		}
 		if status != "suggested" {
 			return fmt.Errorf("match %s is %s, not a suggestion: %w", matchID, status, ErrNotPending)
+		}
+		if accepted {
+			// The item, or the file's net, may have been matched since by entries that name it:
+			// accepting would match it twice and count its money twice.
+			var since bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recon_matches s JOIN recon_matches m ON m.match_id <> s.match_id
+					AND m.bank_id = s.bank_id AND (m.item_id = s.item_id OR m.file_id = s.file_id
+						OR m.file_id = (SELECT f.message_id FROM settlement_items i JOIN settlement_files f
+							ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date WHERE i.item_id = s.item_id)
+						OR m.item_id IN (SELECT i.item_id FROM settlement_files f JOIN settlement_items i
+							ON i.bank_id = f.bank_id AND i.cycle_date = f.cycle_date WHERE f.bank_id = s.bank_id AND f.message_id = s.file_id))
+				WHERE s.match_id = $1 AND `+matchStands+`)`, [16]byte(matchID)).Scan(&since); err != nil {
+				return fmt.Errorf("read the matches since: %w", err)
+			}
+			if since {
+				return fmt.Errorf("match %s: what it suggests was matched since: %w", matchID, ErrMatchedSince)
+			}
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO recon_confirmations (match_id, accepted, confirmed_by, confirmed_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (match_id) DO NOTHING`, [16]byte(matchID), accepted, by, r.store.Now().UTC())
