@@ -187,21 +187,23 @@ func Decide(r Rules, e Expected, entries []Actual, matched bool) []Outcome {
 }
 
 // Suggest finds, for an entry that names nothing of ours, the unmatched expected items it may be:
-// an amount within tolerance and a value date within SuggestDays, the nearest date first. With a
-// candidate the entry is suggested for it (a person confirms); with none it is missing in the
-// ledger.
+// an amount within tolerance and a value date within SuggestDays, the nearest date first, then
+// the nearest amount, the earliest cycle and the lowest key, so that the same candidates in any
+// order give the same suggestion. With a candidate the entry is suggested for it (a person
+// confirms); with none it is missing in the ledger.
 func Suggest(r Rules, a Actual, candidates []Expected) Outcome {
-	best, bestDays := -1, 0
+	best, bestDays, bestOff := -1, 0, int64(0)
 	for i, c := range candidates {
-		if abs(a.Amount-c.Amount) > r.AmountTolerance {
+		off := abs(a.Amount - c.Amount)
+		if off > r.AmountTolerance {
 			continue
 		}
 		d := int(abs(int64(daysBetween(c.ValueDate, a.ValueDate))))
 		if d > r.SuggestDays {
 			continue
 		}
-		if best < 0 || d < bestDays {
-			best, bestDays = i, d
+		if best < 0 || d < bestDays || d == bestDays && (off < bestOff || off == bestOff && before(c, candidates[best])) {
+			best, bestDays, bestOff = i, d, off
 		}
 	}
 	if best < 0 {
@@ -215,6 +217,15 @@ func Suggest(r Rules, a Actual, candidates []Expected) Outcome {
 	}
 	return Outcome{Status: Suggested, Match: kind, Expected: &c, Actual: []Actual{a},
 		Detail: fmt.Sprintf("no reference; the amount and value date fit %s", c.Key())}
+}
+
+// before orders candidates of an entry alike in date and amount: the earlier cycle, then the
+// lower key.
+func before(c, d Expected) bool {
+	if n := daysBetween(d.Cycle, c.Cycle); n != 0 {
+		return n < 0
+	}
+	return c.Key() < d.Key()
 }
 
 // IsMissing reports whether expected item e, unmatched, is missing at the bank: the bank's
