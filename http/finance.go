@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -1032,7 +1033,13 @@ func (h *financeHandlers) trialBalance(w http.ResponseWriter, r *http.Request, s
 		return
 	}
 	input := at.In(cards.Shanghai).Format(trialAtLayouts[0])
-	v := trialView{At: fmtLocalTime(at), AtInput: input, CSV: "/finance/trial-balance.csv?at=" + input}
+	link := input
+	if at.Nanosecond() != 0 {
+		// The form's local time has whole seconds: the download names the instant whole, so
+		// that it shows the page's figures.
+		link = url.QueryEscape(at.In(cards.Shanghai).Format(time.RFC3339Nano))
+	}
+	v := trialView{At: fmtLocalTime(at), AtInput: input, CSV: "/finance/trial-balance.csv?at=" + link}
 	type sums struct{ dp, dpo, cp, cpo int64 }
 	totals := map[ledger.Currency]*sums{}
 	var currencies []ledger.Currency

@@ -113,7 +113,7 @@ func (h *financeHandlers) trialBalanceCSV(w http.ResponseWriter, r *http.Request
 		h.storeFail(w, r, sess, err)
 		return
 	}
-	stamp := at.In(cards.Shanghai).Format(time.RFC3339)
+	stamp := at.In(cards.Shanghai).Format(time.RFC3339Nano)
 	rows := [][]string{{"at", "currency", "kind", "accounts", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "net"}}
 	for _, l := range lines {
 		c := l.Currency

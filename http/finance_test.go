@@ -1413,3 +1413,27 @@ func TestFinancePagesFailWithoutDetail(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 }
+
+// TestFinanceTrialBalanceCSVIsAtThePagesInstant: an instant with a fraction of a second gives a
+// download link at that very instant, not the second before, and the CSV names it whole: the
+// page and its download show the same figures.
+func TestFinanceTrialBalanceCSVIsAtThePagesInstant(t *testing.T) {
+	e := newEnv(t)
+	b := loginAs(t, e, "Anna")
+	want := time.Date(2026, 2, 28, 15, 0, 0, 500_000, time.UTC)
+	body := checkPage(t, b.get(t, "/finance/trial-balance?at=2026-02-28T15:00:00.0005Z"))
+	m := regexp.MustCompile(`href="(/finance/trial-balance\.csv\?at=[^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no download link")
+	}
+	f := e.finance()
+	f.trialAsked = nil
+	w := b.get(t, html.UnescapeString(m[1]))
+	if len(f.trialAsked) != 1 || !f.trialAsked[0].Equal(want) {
+		t.Fatalf("the download at %s asked at %v, want %v", m[1], f.trialAsked, want)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(w.Body.Bytes(), []byte(utf8BOM)))).ReadAll()
+	if err != nil || len(rows) < 2 || rows[1][0] != "2026-02-28T23:00:00.0005+08:00" {
+		t.Errorf("the download's instant: %q %v", rows, err)
+	}
+}
