@@ -115,6 +115,10 @@ type csvSource struct {
 // Reader's Header has them once Next has returned io.EOF.
 func NewCSVReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{}
+	r, bom := skipBOM(r)
+	if bom {
+		return nil, &FieldError{Record: recordFile, Line: 1, Err: errors.New("starts with a byte order mark: want UTF-8 without one")}
+	}
 	s := &csvSource{c: newCSVIn(r), h: &rd.h}
 	if err := s.header(); err != nil {
 		return nil, err

@@ -283,7 +283,7 @@ func TestReadCSVRefuses(t *testing.T) {
 		{name: "two trailers", golden: csvA, old: "T,6,1260420.04,1257330.04,CRDT\n", new: "T,6,1260420.04,1257330.04,CRDT\nT,6,1260420.04,1257330.04,CRDT\n", contains: []string{"after the trailer"}},
 		{name: "CRLF", golden: csvA, old: "\n", new: "\r\n", line: 1, contains: []string{"carriage return"}},
 		{name: "carriage return in a field", golden: csvA, old: ",账户管理费 account fee", new: ",\"账户管理费\raccount fee\"", line: -1, contains: []string{"carriage return"}},
-		{name: "byte order mark", golden: csvA, old: "record,", new: "\ufeffrecord,", line: 1, contains: []string{"column header"}},
+		{name: "byte order mark", golden: csvA, old: "record,", new: "\ufeffrecord,", line: 1, contains: []string{"starts with a byte order mark"}},
 		{name: "column header", golden: csvA, old: "entry_ref", new: "reference", line: 1, contains: []string{"column header"}},
 		{name: "header record missing", golden: csvA, old: "H,", new: "E,", line: 2, contains: []string{"record type H"}},
 		{name: "header record short", golden: csvA, old: ",6257330.04,CRDT\n", new: ",6257330.04\n", line: 2, contains: []string{"12 fields, want 13"}},
@@ -428,5 +428,28 @@ func TestDuplicateEntriesAreKept(t *testing.T) {
 		if len(s.Entries) != 6 || s.Entries[2] != s.Entries[3] {
 			t.Errorf("%s: entries %+v; want the third and fourth alike", tc.name, s.Entries)
 		}
+	}
+}
+
+// TestReadByteOrderMark: a camt.053 may start with a UTF-8 byte order mark, as XML allows, and
+// reads as without one; a CSV statement is UTF-8 without one, and one that has it is refused
+// naming it, not as a column header that looks right but is not.
+func TestReadByteOrderMark(t *testing.T) {
+	const bom = "\ufeff"
+	plain, err := statement.ReadAll(strings.NewReader(readGolden(t, xmlA)), statement.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked, err := statement.ReadAll(strings.NewReader(bom+readGolden(t, xmlA)), statement.FormatXML)
+	if err != nil {
+		t.Fatalf("XML with a byte order mark: %v", err)
+	}
+	if marked.Header != plain.Header || len(marked.Entries) != len(plain.Entries) {
+		t.Errorf("XML with a byte order mark reads %+v, without %+v", marked.Header, plain.Header)
+	}
+	_, err = statement.ReadAll(strings.NewReader(bom+readGolden(t, csvA)), statement.FormatCSV)
+	var fe *statement.FieldError
+	if !errors.As(err, &fe) || fe.Line != 1 || fe.Record != "file" || !strings.Contains(err.Error(), "byte order mark") {
+		t.Errorf("CSV with a byte order mark: %v", err)
 	}
 }

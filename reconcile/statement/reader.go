@@ -1,6 +1,8 @@
 package statement
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"iter"
@@ -42,6 +44,16 @@ type source interface {
 	err() error
 	// totalsAt says where the totals are stated, once the end is read.
 	totalsAt() places
+}
+
+// skipBOM returns r past a UTF-8 byte order mark, and whether there was one.
+func skipBOM(r io.Reader) (io.Reader, bool) {
+	b := bufio.NewReaderSize(r, 16)
+	if head, _ := b.Peek(3); bytes.Equal(head, []byte("\xef\xbb\xbf")) {
+		_, _ = b.Discard(3)
+		return b, true
+	}
+	return b, false
 }
 
 // Open returns a Reader of a statement in format f.

@@ -36,6 +36,7 @@ type xmlSource struct {
 // totals when Next reaches the end.
 func NewXMLReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{}
+	r, _ = skipBOM(r) // XML allows a UTF-8 document to start with a byte order mark
 	s := &xmlSource{x: newXMLIn(r, NamespaceCamt053), h: &rd.h}
 	if err := s.header(); err != nil {
 		return nil, err
