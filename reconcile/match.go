@@ -188,7 +188,7 @@ func Decide(r Rules, e Expected, entries []Actual, matched bool) []Outcome {
 
 // Suggest finds, for an entry that names nothing of ours, the unmatched expected items it may be:
 // an amount within tolerance and a value date within SuggestDays, the nearest date first, then
-// the nearest amount, the earliest cycle and the lowest key, so that the same candidates in any
+// the nearest amount, the earliest cycle, an item before a file's net and the lowest key, so that the same candidates in any
 // order give the same suggestion. With a candidate the entry is suggested for it (a person
 // confirms); with none it is missing in the ledger.
 func Suggest(r Rules, a Actual, candidates []Expected) Outcome {
@@ -219,11 +219,14 @@ func Suggest(r Rules, a Actual, candidates []Expected) Outcome {
 		Detail: fmt.Sprintf("no reference; the amount and value date fit %s", c.Key())}
 }
 
-// before orders candidates of an entry alike in date and amount: the earlier cycle, then the
-// lower key.
+// before orders candidates of an entry alike in date and amount: the earlier cycle, then an item
+// before a file's net (a file of one item nets to its amount), then the lower key.
 func before(c, d Expected) bool {
 	if n := daysBetween(d.Cycle, c.Cycle); n != 0 {
 		return n < 0
+	}
+	if c.Item.IsZero() != d.Item.IsZero() {
+		return !c.Item.IsZero()
 	}
 	return c.Key() < d.Key()
 }

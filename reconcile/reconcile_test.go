@@ -150,13 +150,15 @@ func TestRules(t *testing.T) {
 // TestSuggestIsDeterministic offers an entry two items of its amount and value date, in either
 // order, and items further off in amount (within the tolerance): the same one is suggested
 // whatever order the store read them in, the exact amount before the near one, and then the
-// earlier cycle and the lower id.
+// earlier cycle, an item before a file's net of the same amount, and the lower id.
 func TestSuggestIsDeterministic(t *testing.T) {
 	loose := reconcile.Rules{AmountTolerance: 1, SuggestDays: 3}
 	a := reconcile.Expected{Item: ledger.ID{7}, Cycle: day(3), ValueDate: day(4), Amount: 100}
 	b := reconcile.Expected{Item: ledger.ID{9}, Cycle: day(3), ValueDate: day(4), Amount: 100}
 	near := reconcile.Expected{Item: ledger.ID{1}, Cycle: day(3), ValueDate: day(4), Amount: 101}
 	earlier := reconcile.Expected{Item: ledger.ID{8}, Cycle: day(2), ValueDate: day(4), Amount: 100}
+	file := reconcile.Expected{File: "JIC-20260303-00000000-000001", Cycle: day(3), ValueDate: day(4), Amount: 100}
+	hexItem := reconcile.Expected{Item: ledger.ID{0xf0}, Cycle: day(3), ValueDate: day(4), Amount: 100}
 	for _, tc := range []struct {
 		candidates []reconcile.Expected
 		want       ledger.ID
@@ -167,6 +169,8 @@ func TestSuggestIsDeterministic(t *testing.T) {
 		{[]reconcile.Expected{b, near, a}, a.Item},
 		{[]reconcile.Expected{b, a, earlier}, earlier.Item},
 		{[]reconcile.Expected{near}, near.Item},
+		{[]reconcile.Expected{file, hexItem}, hexItem.Item},
+		{[]reconcile.Expected{hexItem, file}, hexItem.Item},
 	} {
 		o := reconcile.Suggest(loose, entry(1, 100, 4, "X"), tc.candidates)
 		if o.Status != reconcile.Suggested || o.Expected.Item != tc.want {
