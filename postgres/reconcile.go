@@ -86,6 +86,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileRepor
 	var rep ReconcileReport
 	err := r.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		rep = ReconcileReport{Bank: bank, Breaks: map[reconcile.BreakKind]int64{}}
+		if err := lockBank(ctx, tx, bank); err != nil {
+			return err
+		}
 		run := &reconRun{tx: tx, bank: bank, rules: rules, rep: &rep, now: r.store.Now().UTC(), used: map[string]bool{}}
 		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referenced, run.unreferenced, run.missing, run.resolve} {
 			if err := step(ctx); err != nil {
@@ -95,6 +98,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileRepor
 		return nil
 	})
 	return rep, err
+}
+
+// lockBank makes the bank's reconciliations, and the decisions of its suggestions, one at a time:
+// one waits for the other to commit, and then decides from what it recorded, so that two requests
+// at once match an item once and report each entry once. The lock is the bank's party row, which
+// the ledger's writers do not lock (no key update).
+func lockBank(ctx context.Context, tx *Tx, bank string) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM parties WHERE kind = 'bank' AND party_id = $1 FOR NO KEY UPDATE`, bank); err != nil {
+		return fmt.Errorf("lock the bank's reconciliation: %w", err)
+	}
+	return nil
 }
 
 // reconRun is one reconciliation of one bank, within its transaction.

@@ -356,6 +356,11 @@ func (r *Reconciler) Confirm(ctx context.Context, matchID ledger.ID, accepted bo
 			return fmt.Errorf("match %s is %s, not a suggestion: %w", matchID, status, ErrNotPending)
 		}
 		if accepted {
+			if err := lockBank(ctx, tx, bank); err != nil {
+				return err
+			}
+		}
+		if accepted {
 			// The item, or the file's net, may have been matched since by entries that name it:
 			// accepting would match it twice and count its money twice.
 			var since bool
