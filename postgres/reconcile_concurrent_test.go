@@ -57,3 +57,59 @@ func TestConcurrentReconcilesOfABankHaveOneEffect(t *testing.T) {
 			runs, entries, matched, duplicates, n, n/2, n/2, reps)
 	}
 }
+
+// TestAdjustingAnExtraBookingMovesItsWholeAmount: the bank booked an item twice (a duplicate) and
+// once more at another amount after the item matched. Each extra booking is money the engine did
+// not settle, so its adjustment moves the bank's position by all of it, not by its difference
+// from the item it repeats (nothing, or the item less the booking).
+func TestAdjustingAnExtraBookingMovesItsWholeAmount(t *testing.T) {
+	ctx := context.Background()
+	w, r, day := settledDay(t)
+	s := loadtest.StatementFor(fileOf(t, w, "ISS-A", day), 1, 0, sh("2026-03-04 20:00"))
+	first := s.Entries[0]
+	other := first
+	other.Amount, other.EntryRef = 7_00, "EXTRA-7"
+	s.Entries = append(s.Entries, first, other)
+	loadtest.Retotal(s)
+	if _, _, err := importStatement(t, r, s, statement.FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, "ISS-A"); err != nil {
+		t.Fatal(err)
+	}
+	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Bank: "ISS-A", Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := int64(1)
+	if first.Direction == statement.Debit {
+		sign = -1
+	}
+	want := map[reconcile.BreakKind]int64{reconcile.Duplicate: sign * first.Amount, reconcile.AmountMismatch: sign * 7_00}
+	for _, b := range breaks {
+		amount, ok := want[b.Kind]
+		if !ok {
+			continue
+		}
+		delete(want, b.Kind)
+		adj, err := r.ResolveWithAdjustment(ctx, b.ID, "王芳", "booked again by the bank")
+		if err != nil {
+			t.Errorf("%s: %v", b.Kind, err)
+			continue
+		}
+		tr, err := w.st.Transfer(ctx, adj.Resolution.TransferID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := tr.Amount
+		if tr.DebitAccountID != postgres.ReconciliationAccount {
+			moved = -moved
+		}
+		if moved != amount {
+			t.Errorf("%s of %d adjusted by %d, want %d", b.Kind, *b.Actual, moved, amount)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("breaks %+v lack %v", breaks, want)
+	}
+}

@@ -260,8 +260,23 @@ func (r *Reconciler) ResolveWithAdjustment(ctx context.Context, id ledger.ID, by
 	if err != nil {
 		return Break{}, err
 	}
+	extra := b.Kind == reconcile.Duplicate
+	if b.Kind == reconcile.AmountMismatch && b.Expected != nil && b.Actual != nil {
+		// Entries of another amount booked besides the entries that matched the item (or its
+		// file's net) are extra as a whole, as a duplicate is.
+		if err := r.store.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recon_matches m
+				WHERE m.bank_id = $1 AND (m.item_id = $2 OR m.file_id = $3) AND `+matchStands+`
+					AND NOT EXISTS (SELECT 1 FROM recon_match_entries me JOIN recon_break_entries be
+						ON be.bank_id = me.bank_id AND be.statement_id = me.statement_id AND be.line = me.line
+						WHERE me.match_id = m.match_id AND be.break_id = $4))`,
+			b.Bank, uuidOrNil(b.Item), b.File, [16]byte(b.ID)).Scan(&extra); err != nil {
+			return Break{}, fmt.Errorf("read the break's matches: %w", err)
+		}
+	}
 	var diff int64
 	switch {
+	case extra && b.Actual != nil:
+		diff = *b.Actual
 	case b.Expected != nil && b.Actual != nil:
 		diff = *b.Actual - *b.Expected
 	case b.Expected != nil && b.Kind == reconcile.MissingAtBank:
@@ -302,6 +317,15 @@ func (r *Reconciler) ResolveWithAdjustment(ctx context.Context, id ledger.ID, by
 		return Break{}, err
 	}
 	return r.Break(ctx, id)
+}
+
+// uuidOrNil is id, or NULL for the zero id.
+func uuidOrNil(id ledger.ID) *[16]byte {
+	if id.IsZero() {
+		return nil
+	}
+	u := [16]byte(id)
+	return &u
 }
 
 func adjustmentID(breakID ledger.ID) ledger.ID {
