@@ -110,9 +110,10 @@ func abs(v int64) int64 {
 func money(fen int64) string { return ledger.FormatAmount(fen, "CNY") }
 
 // Decide decides what the bank booked against e: the entries whose end-to-end reference names
-// it, matched before or not. The first entry of an amount within tolerance matches (one to one),
-// its value date on time or a timing break; any other entry of that amount is a duplicate, of
-// another amount a mismatch. With no entry of the amount, entries that sum to it match together
+// it, matched before or not. Of the entries of an amount within tolerance, the first on time of
+// the nearest amount matches (one to one), or, none on time, the first late one of the nearest
+// amount is a timing break; any other entry of that amount is a duplicate, of another amount a
+// mismatch. With no entry of the amount, entries that sum to it match together
 // (many to one); otherwise the whole group is an amount mismatch. A file's net position matches
 // one to many. matched says e was matched before, by entries not in the group: then every entry
 // is extra.
@@ -140,11 +141,23 @@ func Decide(r Rules, e Expected, entries []Actual, matched bool) []Outcome {
 		}
 		return out
 	}
+	// The entry that matches is the first on time of the nearest amount; failing that, the first
+	// late one of the nearest amount (a timing break). Which place the bank booked it in does not
+	// decide.
+	best, bestLate, bestOff := -1, false, int64(0)
 	for i, a := range entries {
-		if abs(a.Amount-e.Amount) > r.AmountTolerance {
+		off := abs(a.Amount - e.Amount)
+		if off > r.AmountTolerance {
 			continue
 		}
-		if d := daysBetween(e.ValueDate, a.ValueDate); abs(int64(d)) > int64(r.ValueDateDays) {
+		late := abs(int64(daysBetween(e.ValueDate, a.ValueDate))) > int64(r.ValueDateDays)
+		if best < 0 || !late && bestLate || late == bestLate && off < bestOff {
+			best, bestLate, bestOff = i, late, off
+		}
+	}
+	if best >= 0 {
+		i, a := best, entries[best]
+		if d := daysBetween(e.ValueDate, a.ValueDate); bestLate {
 			out = append(out, Outcome{Status: Broken, Break: Timing, Expected: ex, Actual: []Actual{a},
 				Detail: fmt.Sprintf("value date %s, expected %s (%+d days)", a.ValueDate, e.ValueDate, d)})
 		} else {

@@ -178,3 +178,30 @@ func TestSuggestIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestDecidePrefersTheExactEntry: within a tolerance of a fen, the entry of the exact amount
+// matches, in whichever place the bank booked it, and the one a fen off is the extra one; of two
+// entries alike in amount, the one on time matches and the late one is extra.
+func TestDecidePrefersTheExactEntry(t *testing.T) {
+	loose := reconcile.Rules{AmountTolerance: 1, ValueDateDays: 0}
+	item := reconcile.Expected{Item: ledger.ID{1}, ValueDate: day(4), Amount: -5000}
+	for _, tc := range []struct {
+		name    string
+		entries []reconcile.Actual
+		want    string
+	}{
+		{"a fen off first", []reconcile.Actual{entry(1, -4999, 4, "B1"), entry(2, -5000, 4, "B2")},
+			"matched:one_to_one(2) break:duplicate(1)"},
+		{"exact first", []reconcile.Actual{entry(1, -5000, 4, "B1"), entry(2, -4999, 4, "B2")},
+			"matched:one_to_one(1) break:duplicate(2)"},
+		{"late first", []reconcile.Actual{entry(1, -5000, 6, "B1"), entry(2, -5000, 4, "B2")},
+			"matched:one_to_one(2) break:duplicate(1)"},
+		{"only late", []reconcile.Actual{entry(1, -5000, 6, "B1")}, "break:timing(1)"},
+		{"at the tolerance", []reconcile.Actual{entry(1, -5001, 4, "B1")}, "matched:one_to_one(1)"},
+		{"a fen past it", []reconcile.Actual{entry(1, -5002, 4, "B1")}, "break:amount_mismatch(1)"},
+	} {
+		if got := summary(reconcile.Decide(loose, item, tc.entries, false)); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
