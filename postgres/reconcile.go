@@ -90,7 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileRepor
 			return err
 		}
 		run := &reconRun{tx: tx, bank: bank, rules: rules, rep: &rep, now: r.store.Now().UTC(), used: map[string]bool{}}
-		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referenced, run.unreferenced, run.missing, run.resolve} {
+		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referencedItems, run.referencedFiles, run.unreferenced, run.missing, run.resolve} {
 			if err := step(ctx); err != nil {
 				return err
 			}
@@ -288,13 +288,24 @@ func (run *reconRun) rejectedSince(ctx context.Context) error {
 const notMatched = `NOT EXISTS (SELECT 1 FROM recon_match_entries m
 	WHERE m.bank_id = e.bank_id AND m.statement_id = e.statement_id AND m.line = e.line)`
 
-// referenced decides the entries that name an item or a file of ours, a group per item or file,
-// streaming them in the order of what they name.
-func (run *reconRun) referenced(ctx context.Context) error {
+// referencedItems decides the entries that name an item of ours, and referencedFiles then those
+// that name a file: a file's net is expected without its items matched on their own, which the
+// items' decisions, written first, say.
+func (run *reconRun) referencedItems(ctx context.Context) error { return run.referenced(ctx, false) }
+
+func (run *reconRun) referencedFiles(ctx context.Context) error { return run.referenced(ctx, true) }
+
+// referenced decides the entries that name an item (or, files, a file) of ours, a group per item
+// or file, streaming them in the order of what they name.
+func (run *reconRun) referenced(ctx context.Context, files bool) error {
+	which := `e.item_id IS NOT NULL`
+	if files {
+		which = `e.item_id IS NULL AND e.file_id IS NOT NULL`
+	}
 	// Read on a connection of its own: the transaction writes as the groups are decided.
 	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+`, coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, '')
 		FROM statement_entries e
-		WHERE e.bank_id = $1 AND (e.item_id IS NOT NULL OR e.file_id IS NOT NULL) AND `+notMatched+`
+		WHERE e.bank_id = $1 AND `+which+` AND `+notMatched+`
 		ORDER BY coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, ''), e.statement_id, e.line`, run.bank)
 	if err != nil {
 		return fmt.Errorf("read referenced entries: %w", err)
@@ -384,6 +395,12 @@ const matchUndone = `(EXISTS (SELECT 1 FROM settlement_item_results r WHERE r.it
 // its rejected items.
 const (
 	itemRejected = `EXISTS (SELECT 1 FROM settlement_item_results r WHERE r.item_id = i.item_id AND NOT r.accepted)`
+	// fileMatchedAlone is what the items of file f matched on their own came to (not rejected):
+	// the bank booked them apart, so the file's net is expected without them.
+	fileMatchedAlone = `coalesce((SELECT sum(i.amount) FROM settlement_items i WHERE i.bank_id = f.bank_id AND i.cycle_date = f.cycle_date
+			AND NOT ` + itemRejected + `
+			AND EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+				WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))), 0)::BIGINT`
 	fileRejected = `coalesce((SELECT sum(ri.amount) FROM settlement_item_results r JOIN settlement_items ri ON ri.item_id = r.item_id
 			WHERE r.bank_id = f.bank_id AND r.cycle_date = f.cycle_date AND NOT r.accepted), 0)::BIGINT`
 )
@@ -430,7 +447,7 @@ func (run *reconRun) expected(ctx context.Context, items, files []string) (map[s
 		})
 	}
 	if len(files) > 0 {
-		q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net - `+fileRejected+`,
+		q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net - `+fileRejected+` - `+fileMatchedAlone+`,
 				EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 					WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id AND (m.status = 'matched' OR k.accepted))
 			FROM settlement_files f JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
@@ -536,7 +553,7 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		return rows.Err()
 	})
 	q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net
-		FROM (SELECT f.bank_id, f.message_id, f.cycle_date, f.net - `+fileRejected+` AS net
+		FROM (SELECT f.bank_id, f.message_id, f.cycle_date, f.net - `+fileRejected+` - `+fileMatchedAlone+` AS net
 			FROM settlement_files f WHERE f.bank_id = $1) f
 		JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
 		WHERE f.net <> 0

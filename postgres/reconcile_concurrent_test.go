@@ -113,3 +113,52 @@ func TestAdjustingAnExtraBookingMovesItsWholeAmount(t *testing.T) {
 		t.Errorf("breaks %+v lack %v", breaks, want)
 	}
 }
+
+// TestAFilesNetAfterItsItemIsNotMatchedTwice: the bank books one item of a file on its own, then
+// the file's whole net as one entry. The net holds the item again: it is not matched whole
+// (which would match the item a second time and hide that the bank booked it twice) but is an
+// amount mismatch against the net without the item; the net without the item matches.
+func TestAFilesNetAfterItsItemIsNotMatchedTwice(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		less      bool // the bank booked the net less the item
+		wantMatch bool
+	}{{"the whole net", false, false}, {"the net less the item", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, r, day := settledDay(t)
+			f := fileOf(t, w, "ACQ-Z", day)
+			if len(f.Items) < 2 {
+				t.Fatalf("ISS-A has %d items, want 2 or more", len(f.Items))
+			}
+			s := loadtest.StatementFor(f, 1, 0, sh("2026-03-04 20:00"))
+			item := s.Entries[0]
+			net := f.Header.Net
+			if tc.less {
+				net -= item.Signed()
+			}
+			e := statement.Entry{Amount: net, Direction: statement.Credit, BookingDate: item.BookingDate, ValueDate: item.ValueDate,
+				EntryRef: "NET-1", EndToEndRef: f.Header.MessageID}
+			if net < 0 {
+				e.Amount, e.Direction = -net, statement.Debit
+			}
+			s.Entries = []statement.Entry{item, e}
+			loadtest.Retotal(s)
+			if _, _, err := importStatement(t, r, s, statement.FormatCSV); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := r.Reconcile(ctx, "ACQ-Z")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fileMatched bool
+			if err := w.st.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recon_matches WHERE file_id = $1 AND status = 'matched')`,
+				f.Header.MessageID).Scan(&fileMatched); err != nil {
+				t.Fatal(err)
+			}
+			if fileMatched != tc.wantMatch || tc.wantMatch == (rep.Breaks[reconcile.AmountMismatch] == 1) {
+				t.Errorf("the file's net matched %v, want %v: %+v", fileMatched, tc.wantMatch, rep)
+			}
+		})
+	}
+}
