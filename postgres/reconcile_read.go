@@ -100,6 +100,15 @@ func (r *Reconciler) today() settlement.Date {
 	return settlement.DateOf(r.store.Now().In(cards.Shanghai))
 }
 
+// ageAt is the day a break's age is counted to: the day it was resolved (resolved, a break ages
+// no more), else today, in Asia/Shanghai.
+func (r *Reconciler) ageAt(resolved *time.Time) settlement.Date {
+	if resolved == nil {
+		return r.today()
+	}
+	return settlement.DateOf(resolved.In(cards.Shanghai))
+}
+
 func (r *Reconciler) scanBreak(rows pgx.Rows) (Break, error) {
 	var (
 		b                 Break
@@ -138,7 +147,7 @@ func (r *Reconciler) scanBreak(rows pgx.Rows) (Break, error) {
 			b.Resolution.TransferID = ledger.ID(*rTransfer)
 		}
 	}
-	b.Age, b.Bucket = reconcile.Age(b.AsOf, r.today())
+	b.Age, b.Bucket = reconcile.Age(b.AsOf, r.ageAt(rAt))
 	return b, nil
 }
 
@@ -527,7 +536,6 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 	if c.ClosedAt != nil {
 		closed = *c.ClosedAt
 	}
-	today := r.today()
 	for _, f := range files {
 		b := BankCycleReport{Bank: f.Header.BankID, Settled: f.Header.Net, Items: f.Header.NumberOfEntries,
 			ControlSum: f.Header.ControlSum, Breaks: map[reconcile.BreakKind]map[reconcile.AgeBucket]int64{}}
@@ -565,22 +573,23 @@ func (r *Reconciler) CycleReport(ctx context.Context, set *Settlement, d settlem
 		if err != nil {
 			return rep, fmt.Errorf("matched items of %s: %w", b.Bank, err)
 		}
-		rows, err := r.store.pool.Query(ctx, `SELECT b.kind, b.as_of, r.break_id IS NULL FROM recon_breaks b
+		rows, err := r.store.pool.Query(ctx, `SELECT b.kind, b.as_of, r.resolved_at FROM recon_breaks b
 			LEFT JOIN recon_resolutions r ON r.break_id = b.break_id WHERE b.cycle_date = $1 AND b.bank_id = $2`, settlement.DateTime(d), b.Bank)
 		if err != nil {
 			return rep, fmt.Errorf("breaks of %s: %w", b.Bank, err)
 		}
 		for rows.Next() {
 			var (
-				kind string
-				asOf time.Time
-				open bool
+				kind     string
+				asOf     time.Time
+				resolved *time.Time
 			)
-			if err := rows.Scan(&kind, &asOf, &open); err != nil {
+			if err := rows.Scan(&kind, &asOf, &resolved); err != nil {
 				rows.Close()
 				return rep, err
 			}
-			_, bucket := reconcile.Age(settlement.DateOf(asOf), today)
+			open := resolved == nil
+			_, bucket := reconcile.Age(settlement.DateOf(asOf), r.ageAt(resolved))
 			k := reconcile.BreakKind(kind)
 			if b.Breaks[k] == nil {
 				b.Breaks[k] = map[reconcile.AgeBucket]int64{}
