@@ -71,6 +71,11 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 	case sub != "import" && sub != "run":
 		return fmt.Errorf("reconcile: unknown %q, want import or run", sub)
 	}
+	for _, name := range files {
+		if _, err := statementFormat(name); err != nil {
+			return err
+		}
+	}
 	log, err := c.logger()
 	if err != nil {
 		return err
@@ -103,11 +108,23 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 	return printReconciliation(ctx, stdout, r, reps)
 }
 
+// statementFormat is the format of statement file name, told by its extension: .xml (camt.053) or
+// .csv, in either case.
+func statementFormat(name string) (statement.Format, error) {
+	switch ext := filepath.Ext(name); {
+	case strings.EqualFold(ext, ".xml"):
+		return statement.FormatXML, nil
+	case strings.EqualFold(ext, ".csv"):
+		return statement.FormatCSV, nil
+	}
+	return "", fmt.Errorf("%s: want a .xml (camt.053) or .csv statement", name)
+}
+
 // importFile imports the statement in file name, its format told by its extension.
 func importFile(ctx context.Context, r *postgres.Reconciler, name string) (postgres.Imported, bool, error) {
-	format := statement.FormatXML
-	if strings.EqualFold(filepath.Ext(name), ".csv") {
-		format = statement.FormatCSV
+	format, err := statementFormat(name)
+	if err != nil {
+		return postgres.Imported{}, false, err
 	}
 	f, err := os.Open(name)
 	if err != nil {
