@@ -611,8 +611,11 @@ func (run *reconRun) missing(ctx context.Context) error {
 		FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
 		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
 		WHERE i.bank_id = $1 AND c.value_date <= $2
-			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
-			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id)
+			-- Matched, or suggested and waiting for a person; a refused suggestion booked nothing.
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+				WHERE m.item_id = i.item_id AND (k.match_id IS NULL OR k.accepted))
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+				WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND (k.match_id IS NULL OR k.accepted))
 			AND NOT EXISTS (SELECT 1 FROM recon_breaks b WHERE b.item_id = i.item_id AND b.kind = 'missing_at_bank')
 			-- Rejected by the bank's acknowledgement: its money went back to clearing.
 			AND NOT `+itemRejected+`

@@ -135,3 +135,63 @@ func TestAcceptingASuggestionForAnItemMatchedSinceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestARefusedSuggestionLeavesTheItemMissingAtTheBank: the bank booked an entry without a
+// reference that fits an item, suggested for it; a person refuses it. The item is then booked by
+// nothing, and once the bank's next statements run past its value date it is missing at the
+// bank, as any item nothing booked.
+func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
+	ctx := context.Background()
+	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
+	w.buy(t, 0, 123_45)
+	w.clock.Set(sh("2026-03-03 23:30"))
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	var item [16]byte
+	if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
+		settlement.DateTime(day)).Scan(&item); err != nil {
+		t.Fatal(err)
+	}
+	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
+	to := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 6})
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+			opening, closing, entries, control_sum, net, content_hash, imported_at)
+		VALUES ('ISS', 'STMT-1', 1, now(), $1, $1, 0, -12345, 1, 12345, -12345, 'test', now())`, vd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
+			amount, booking_date, value_date, info)
+		VALUES ('ISS', 'STMT-1', 1, 'E1', '', NULL, NULL, -12345, $1, $1, '')`, vd); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := postgres.NewReconciler(w.st, rules)
+	if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
+		t.Fatal(err)
+	}
+	sugg, err := rec.Suggestions(ctx, "ISS")
+	if err != nil || len(sugg) != 1 {
+		t.Fatalf("suggestions %+v: %v", sugg, err)
+	}
+	if err := rec.Confirm(ctx, sugg[0].ID, false, "王芳"); err != nil {
+		t.Fatal(err)
+	}
+	// The next statement runs two days on, booking nothing.
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+			opening, closing, entries, control_sum, net, content_hash, imported_at)
+		VALUES ('ISS', 'STMT-2', 2, now(), $1, $1, -12345, -12345, 0, 0, 0, 'test', now())`, to); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := rec.Reconcile(ctx, "ISS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Breaks[reconcile.MissingAtBank] != 1 {
+		t.Errorf("after the refusal: %+v, want the item missing at the bank", rep)
+	}
+}
