@@ -162,7 +162,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	clock.Set(set.Cycles().Cutoff(day).Add(22 * time.Hour)) // the next evening, the statements in
+	clock.Set(set.Cycles().Cutoff(day).Add(demoStatementsAfter)) // the next evening, the statements in
 	names, err := demoStatements(ctx, st, set, cy, dir)
 	if err != nil {
 		return err
@@ -272,12 +272,22 @@ func (c *demoClock) Set(t time.Time) {
 // minute, and its traffic belongs in the cycle it closes.
 const demoMinDayLeft = 30 * time.Minute
 
-// demoDay picks the day a demo run plays and starts its clock: the first cycle not closed yet, no
-// earlier than today, at the later of now and 09:00. A run closes its day at the cut-off, so each
-// run on one database plays the next day, and the ledger's time only moves forward.
+// demoStatementsAfter is when, after its day's cut-off, a demo run's banks send their statements
+// back: the next evening.
+const demoStatementsAfter = 22 * time.Hour
+
+// demoDay picks the day a demo run plays and starts its clock. On a database that has closed no
+// cycle, it is the latest day whose whole run, to the statements of the next evening, is over by
+// now: the run leaves nothing stamped after now, and an engine started on the same database at
+// once writes after all of it. After that, each run on one database plays the day after the last
+// cycle closed, at the later of now and 09:00, so that the ledger's time only moves forward; once
+// those days reach today, a run plays ahead of the real clock.
 func demoDay(ctx context.Context, set *postgres.Settlement, now time.Time) (settlement.Date, *demoClock, error) {
 	c := set.Cycles()
 	day := c.CycleOf(now)
+	for c.Cutoff(day).Add(demoStatementsAfter).After(now) {
+		day = settlement.AddDays(day, -1)
+	}
 	last, err := set.ListCycles(ctx, 1)
 	if err != nil {
 		return day, nil, err
@@ -286,7 +296,7 @@ func demoDay(ctx context.Context, set *postgres.Settlement, now time.Time) (sett
 		day = settlement.AddDays(last[0].Date, 1)
 	}
 	start := c.Start(day).Add(10 * time.Hour)
-	if now.After(start) {
+	if now.After(start) && now.Before(c.Cutoff(day)) {
 		start = now
 	}
 	if c.Cutoff(day).Sub(start) < demoMinDayLeft {

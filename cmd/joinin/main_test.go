@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/internal/pgtest"
 	"github.com/joinincard/engine/postgres"
@@ -40,6 +42,20 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 	files := t.TempDir()
 	if err := run(context.Background(), []string{"demo", "--database-url", url, "--log-level", "warn", "--settlement-out", files}, &out, &errs); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errs.String())
+	}
+	// On a fresh database the day played is over: nothing is stamped after now, so an engine
+	// started on the same database at once writes after all of it.
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	if err := conn.QueryRow(context.Background(), `SELECT max(ts) FROM transfers`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	if last.After(time.Now()) {
+		t.Errorf("the demo stamped the ledger up to %s, after now", last)
 	}
 	for _, want := range []string{
 		"events/s end to end",
