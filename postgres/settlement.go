@@ -93,6 +93,19 @@ func (s *Settlement) Cycles() settlement.Cycles { return s.cycles }
 // SetPartyBank records the bank that settles a party's clearing account. The bank must be a
 // registered bank, the party a registered merchant, operator or insurance fund.
 func (st *Store) SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error {
+	return st.withPartyBank(ctx, kind, id, bank, func(ctx context.Context, tx *Tx, account ledger.ID, current string) error {
+		if current == bank {
+			return nil
+		}
+		return st.changePartyBank(ctx, tx, account, current, bank)
+	})
+}
+
+// withPartyBank checks that the party and the bank are registered (ErrNotFound otherwise) and
+// calls decide, in one transaction, with the party's account and the bank that settles it now
+// ("" for none), its row locked.
+func (st *Store) withPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string,
+	decide func(ctx context.Context, tx *Tx, account ledger.ID, current string) error) error {
 	if kind == clearing.PartyBank {
 		return fmt.Errorf("a bank settles for itself")
 	}
@@ -107,10 +120,10 @@ func (st *Store) SetPartyBank(ctx context.Context, kind clearing.PartyKind, id, 
 			return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, ErrNotFound)
 		}
 		current, err := partyBankForUpdate(ctx, tx, account)
-		if err != nil || current == bank {
+		if err != nil {
 			return err
 		}
-		return st.changePartyBank(ctx, tx, account, current, bank)
+		return decide(ctx, tx, account, current)
 	})
 }
 
@@ -172,29 +185,14 @@ func (e *PartyBankConflictError) Error() string {
 // is, with a *PartyBankConflictError. The bank must be a registered bank, the party a registered
 // merchant, operator or insurance fund (ErrNotFound otherwise).
 func (st *Store) RegisterPartyBank(ctx context.Context, kind clearing.PartyKind, id, bank string) error {
-	if kind == clearing.PartyBank {
-		return fmt.Errorf("a bank settles for itself")
-	}
-	account := clearing.PartyAccount(kind, id)
-	return st.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM parties WHERE account_id = ANY($1)`,
-			[][16]byte{account, clearing.PartyAccount(clearing.PartyBank, bank)}).Scan(&n); err != nil {
-			return fmt.Errorf("look up party and bank: %w", err)
-		}
-		if n != 2 {
-			return fmt.Errorf("%s %q or bank %q: %w", kind, id, bank, ErrNotFound)
-		}
-		current, err := partyBankForUpdate(ctx, tx, account)
-		switch {
-		case err != nil:
-			return err
-		case current == "":
+	return st.withPartyBank(ctx, kind, id, bank, func(ctx context.Context, tx *Tx, account ledger.ID, current string) error {
+		switch current {
+		case "":
 			return st.changePartyBank(ctx, tx, account, "", bank)
-		case current != bank:
-			return &PartyBankConflictError{Kind: kind, ID: id, Current: current}
+		case bank:
+			return nil
 		}
-		return nil
+		return &PartyBankConflictError{Kind: kind, ID: id, Current: current}
 	})
 }
 
