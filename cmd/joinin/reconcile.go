@@ -76,6 +76,13 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	// Every statement is read through before any is imported: one that does not read is refused
+	// and nothing is imported, rather than the files before it imported and nothing reconciled.
+	for _, name := range files {
+		if err := readStatementFile(name); err != nil {
+			return fmt.Errorf("%s: %w (nothing was imported)", name, err)
+		}
+	}
 	log, err := c.logger()
 	if err != nil {
 		return err
@@ -120,21 +127,49 @@ func statementFormat(name string) (statement.Format, error) {
 	return "", fmt.Errorf("%s: want a .xml (camt.053) or .csv statement", name)
 }
 
-// importFile imports the statement in file name, its format told by its extension.
-func importFile(ctx context.Context, r *postgres.Reconciler, name string) (postgres.Imported, bool, error) {
+// openStatementFile opens the statement in file name, its format told by its extension. Close
+// the file when done.
+func openStatementFile(name string) (*statement.Reader, *os.File, error) {
 	format, err := statementFormat(name)
 	if err != nil {
-		return postgres.Imported{}, false, err
+		return nil, nil, err
 	}
 	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd, err := statement.Open(f, format)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return rd, f, nil
+}
+
+// readStatementFile reads the statement in file name through, as its import will, and imports
+// nothing: its header, every entry and its totals.
+func readStatementFile(name string) error {
+	rd, f, err := openStatementFile(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		if _, err := rd.Next(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// importFile imports the statement in file name, its format told by its extension.
+func importFile(ctx context.Context, r *postgres.Reconciler, name string) (postgres.Imported, bool, error) {
+	rd, f, err := openStatementFile(name)
 	if err != nil {
 		return postgres.Imported{}, false, err
 	}
 	defer f.Close()
-	rd, err := statement.Open(f, format)
-	if err != nil {
-		return postgres.Imported{}, false, err
-	}
 	return r.Import(ctx, rd)
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,5 +19,27 @@ func TestReconcileImportNamesAFileOfNoKnownFormat(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "want a .xml (camt.053) or .csv statement") {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// Every file named is read through before any is imported: a statement that does not read is
+// refused, naming it and where, and the ones before it are not imported either. The database
+// here cannot be reached: the refusal comes before the engine would connect.
+func TestReconcileImportReadsEveryFileBeforeImportingAny(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join("..", "..", "reconcile", "statement", "testdata", "icbc-hz-20261010-12.csv")
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.csv")
+	if err := os.WriteFile(cut, raw[:len(raw)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs strings.Builder
+	err = run(context.Background(), []string{"reconcile", "import", "--database-url", "postgres://postgres@127.0.0.1:1/none?connect_timeout=1",
+		"--log-level", "warn", good, cut}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "cut.csv") || strings.Contains(err.Error(), "connect") {
+		t.Errorf("a statement cut short after a good one: %v", err)
 	}
 }
