@@ -595,8 +595,8 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 }
 
 // missing records a break for each of the bank's items its statements ran past without booking:
-// no match of it or of its file's net position, its value date MissingAfterDays or more before
-// the last day the bank's statements cover.
+// no match or suggestion of it or of its file's net position (this run's included), its value
+// date MissingAfterDays or more before the last day the bank's statements cover.
 func (run *reconRun) missing(ctx context.Context) error {
 	var covered *time.Time
 	if err := run.tx.QueryRow(ctx, `SELECT max(to_date) FROM bank_statements WHERE bank_id = $1`, run.bank).Scan(&covered); err != nil {
@@ -637,6 +637,11 @@ func (run *reconRun) missing(ctx context.Context) error {
 			return err
 		}
 		e.Item, e.Cycle, e.ValueDate = ledger.ID(id), settlement.DateOf(cycle), settlement.DateOf(vd)
+		// Suggested in this run, for a person to decide: the read above, on a connection of its
+		// own, does not see the suggestions this transaction has written.
+		if run.used[e.Key()] || run.used[e.File] {
+			continue
+		}
 		if !reconcile.IsMissing(run.rules, e, cover) {
 			continue
 		}
