@@ -48,8 +48,43 @@ type Manifest struct {
 	Totals []Totals `json:"totals"`
 }
 
-// FormatV1 is the layout this package writes.
-const FormatV1 = "joinin-month-archive/1"
+// The layouts of an archive. A month is exported again in the layout of its first export, so
+// that its bytes stay the same; a new month is exported in Format.
+const (
+	// FormatV1: settlement_items.csv does not say which items a bank rejected, so its settlement
+	// net cannot be recomputed from the files.
+	FormatV1 = "joinin-month-archive/1"
+	// FormatV2 adds settlement_items.csv's column rejected: true for an item its bank rejected
+	// in its acknowledgement, which the settlement net leaves out.
+	FormatV2 = "joinin-month-archive/2"
+	// Format is the layout of a month's first export.
+	Format = FormatV2
+)
+
+// DataFile is one data file of an archive: its name and header row.
+type DataFile struct {
+	Name   string
+	Header []string
+}
+
+// DataFiles returns the data files of an archive in format, in the order they are written.
+func DataFiles(format string) ([]DataFile, error) {
+	items := []string{"cycle_date", "item_id", "bank_id", "kind", "party", "party_name", "amount", "currency", "entries", "reoffers"}
+	switch format {
+	case FormatV1:
+	case FormatV2:
+		items = append(items, "rejected")
+	default:
+		return nil, fmt.Errorf("archive format %q: not one this engine reads or writes", format)
+	}
+	return []DataFile{
+		{"cycles.csv", []string{"cycle_date", "starts_after", "ends_at", "value_date", "fee_income", "closed_at"}},
+		{"transfers.csv", []string{"id", "ts", "debit_account_id", "credit_account_id", "amount", "currency", "code", "flags",
+			"ref_id", "user_data", "timeout_seconds"}},
+		{"accounts.csv", []string{"account_id", "kind", "currency", "opening_net", "debits_posted", "credits_posted", "closing_net"}},
+		{"settlement_items.csv", items},
+	}, nil
+}
 
 // File is one data file of an archive.
 type File struct {
@@ -185,8 +220,8 @@ func Check(fsys fs.FS) (Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return m, fmt.Errorf("manifest: %w: %w", ErrCorrupt, err)
 	}
-	if m.Format != FormatV1 {
-		return m, fmt.Errorf("manifest format %q: %w", m.Format, ErrCorrupt)
+	if _, err := DataFiles(m.Format); err != nil {
+		return m, fmt.Errorf("manifest: %w: %w", ErrCorrupt, err)
 	}
 	sums, err := fs.ReadFile(fsys, ChecksumsName)
 	if err != nil {

@@ -13,38 +13,30 @@ import (
 	"github.com/joinincard/engine/ledger"
 )
 
-// The data files of a FormatV1 archive and their columns.
-var v1Files = []struct {
-	name   string
-	header []string
-}{
-	{"cycles.csv", []string{"cycle_date", "starts_after", "ends_at", "value_date", "fee_income", "closed_at"}},
-	{"transfers.csv", []string{"id", "ts", "debit_account_id", "credit_account_id", "amount", "currency", "code", "flags",
-		"ref_id", "user_data", "timeout_seconds"}},
-	{"accounts.csv", []string{"account_id", "kind", "currency", "opening_net", "debits_posted", "credits_posted", "closing_net"}},
-	{"settlement_items.csv", []string{"cycle_date", "item_id", "bank_id", "kind", "party", "party_name", "amount", "currency",
-		"entries", "reoffers"}},
-}
-
 // ErrTotals is returned by CheckTotals for an archive whose files do not add up to the control
 // totals its manifest states, or whose totals do not balance.
 var ErrTotals = errors.New("archive's files do not add up to its control totals")
 
 // recomputed are a currency's totals as the files give them.
 type recomputed struct {
-	transfers, transferAmount, accounts int64
-	opening, debits, credits, closing   int64
+	transfers, transferAmount, accounts    int64
+	opening, debits, credits, closing, net int64
 }
 
 // CheckTotals recomputes, from the data files of the archive in fsys, the control totals its
 // manifest m states, and checks them: the number of cycles; per currency, the number and sum of
 // the transfers, the number of accounts, their opening and closing balances, and what the month
-// posted to them. Each account's line must add up (opening plus credits less debits is its
-// closing), the balances sum to zero and the debits equal the credits. Every total that disagrees
-// is named with both values, joined in one error wrapping ErrTotals. The settlement net is not
-// recomputed: settlement_items.csv does not mark the items a bank rejected. Run Check first: it
-// checks the bytes.
+// posted to them, and (from FormatV2) the net of the settlement items no bank rejected. Each
+// account's line must add up (opening plus credits less debits is its closing), the balances sum
+// to zero and the debits equal the credits. Every total that disagrees is named with both values,
+// joined in one error wrapping ErrTotals. A FormatV1 archive's settlement net is not recomputed:
+// its settlement_items.csv does not mark the items a bank rejected. Run Check first: it checks
+// the bytes.
 func CheckTotals(fsys fs.FS, m Manifest) error {
+	files, err := DataFiles(m.Format)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTotals, err)
+	}
 	listed := map[string]bool{}
 	for _, f := range m.Files {
 		listed[f.Name] = true
@@ -60,24 +52,24 @@ func CheckTotals(fsys fs.FS, m Manifest) error {
 	}
 	var cycles int64
 	var errs []error
-	for _, f := range v1Files {
-		if !listed[f.name] {
-			return fmt.Errorf("%s: not in the manifest: %w", f.name, ErrTotals)
+	for _, f := range files {
+		if !listed[f.Name] {
+			return fmt.Errorf("%s: not in the manifest: %w", f.Name, ErrTotals)
 		}
-		err := readRows(fsys, f.name, f.header, func(line int, row []string) error {
-			switch f.name {
+		err := readRows(fsys, f.Name, f.Header, func(line int, row []string) error {
+			switch f.Name {
 			case "cycles.csv":
 				cycles++
 			case "transfers.csv":
 				c := ledger.Currency(row[5])
 				amount, err := ledger.ParseDecimal(row[4], c)
 				if err != nil || amount <= 0 {
-					return fmt.Errorf("%s line %d: amount: not a positive amount in its currency: %w", f.name, line, ErrTotals)
+					return fmt.Errorf("%s line %d: amount: not a positive amount in its currency: %w", f.Name, line, ErrTotals)
 				}
 				t := total(string(c))
 				t.transfers++
 				if t.transferAmount, err = add(t.transferAmount, amount); err != nil {
-					return fmt.Errorf("%s line %d: %w", f.name, line, err)
+					return fmt.Errorf("%s line %d: %w", f.Name, line, err)
 				}
 			case "accounts.csv":
 				c := ledger.Currency(row[2])
@@ -85,13 +77,13 @@ func CheckTotals(fsys fs.FS, m Manifest) error {
 				for i := range v {
 					n, err := ledger.ParseDecimal(row[3+i], c)
 					if err != nil {
-						return fmt.Errorf("%s line %d: %s: not an amount in its currency: %w", f.name, line, f.header[3+i], ErrTotals)
+						return fmt.Errorf("%s line %d: %s: not an amount in its currency: %w", f.Name, line, f.Header[3+i], ErrTotals)
 					}
 					v[i] = n
 				}
 				opening, debits, credits, closing := v[0], v[1], v[2], v[3]
 				if opening+credits-debits != closing {
-					return fmt.Errorf("%s line %d: opening plus credits less debits is not the closing balance: %w", f.name, line, ErrTotals)
+					return fmt.Errorf("%s line %d: opening plus credits less debits is not the closing balance: %w", f.Name, line, ErrTotals)
 				}
 				t := total(string(c))
 				t.accounts++
@@ -101,8 +93,27 @@ func CheckTotals(fsys fs.FS, m Manifest) error {
 					v   int64
 				}{{&t.opening, opening}, {&t.debits, debits}, {&t.credits, credits}, {&t.closing, closing}} {
 					if *s.sum, err = add(*s.sum, s.v); err != nil {
-						return fmt.Errorf("%s line %d: %w", f.name, line, err)
+						return fmt.Errorf("%s line %d: %w", f.Name, line, err)
 					}
+				}
+			case "settlement_items.csv":
+				if m.Format == FormatV1 {
+					return nil
+				}
+				c := ledger.Currency(row[7])
+				amount, err := ledger.ParseDecimal(row[6], c)
+				if err != nil {
+					return fmt.Errorf("%s line %d: amount: not an amount in its currency: %w", f.Name, line, ErrTotals)
+				}
+				switch row[10] {
+				case "false":
+					t := total(string(c))
+					if t.net, err = add(t.net, amount); err != nil {
+						return fmt.Errorf("%s line %d: %w", f.Name, line, err)
+					}
+				case "true":
+				default:
+					return fmt.Errorf("%s line %d: rejected: %q is neither true nor false: %w", f.Name, line, row[10], ErrTotals)
 				}
 			}
 			return nil
@@ -150,7 +161,11 @@ func CheckTotals(fsys fs.FS, m Manifest) error {
 			{"debits_posted", s.Debits, money(g.debits), "accounts.csv"},
 			{"credits_posted", s.Credits, money(g.credits), "accounts.csv"},
 			{"closing_net", s.Closing, money(g.closing), "accounts.csv"},
+			{"settlement_items_net", s.SettlementNet, money(g.net), "settlement_items.csv"},
 		} {
+			if cmp.name == "settlement_items_net" && m.Format == FormatV1 {
+				continue
+			}
 			if cmp.stated != cmp.files {
 				errs = append(errs, fmt.Errorf("%s %s: the manifest states %s, %s adds up to %s", currency, cmp.name, cmp.stated, cmp.file, cmp.files))
 			}

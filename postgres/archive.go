@@ -65,7 +65,15 @@ func (s *Settlement) ArchiveMonth(ctx context.Context, p events.Period, by strin
 	if err != nil {
 		return archive.Manifest{}, "", err
 	}
-	m := archive.Manifest{Format: archive.FormatV1, Month: p.String(), Cycles: len(cycles),
+	format, err := s.archiveFormat(ctx, p)
+	if err != nil {
+		return archive.Manifest{}, "", err
+	}
+	files, err := archive.DataFiles(format)
+	if err != nil {
+		return archive.Manifest{}, "", fmt.Errorf("archive %s: %w", p, err)
+	}
+	m := archive.Manifest{Format: format, Month: p.String(), Cycles: len(cycles),
 		StartsAfter: cycles[0].StartsAfter, EndsAt: cycles[len(cycles)-1].EndsAt}
 	totals := map[string]*monthTotals{}
 	total := func(currency string) *monthTotals {
@@ -76,34 +84,31 @@ func (s *Settlement) ArchiveMonth(ctx context.Context, p events.Period, by strin
 		}
 		return t
 	}
-	steps := []struct {
-		name   string
-		header []string
-		write  func(context.Context, *archive.Table, archive.Manifest, []Cycle, func(string) *monthTotals) error
-	}{
-		{"cycles.csv", []string{"cycle_date", "starts_after", "ends_at", "value_date", "fee_income", "closed_at"}, s.archiveCycles},
-		{"transfers.csv", []string{"id", "ts", "debit_account_id", "credit_account_id", "amount", "currency", "code", "flags",
-			"ref_id", "user_data", "timeout_seconds"}, s.archiveTransfers},
-		{"accounts.csv", []string{"account_id", "kind", "currency", "opening_net", "debits_posted", "credits_posted", "closing_net"},
-			s.archiveAccounts},
-		{"settlement_items.csv", []string{"cycle_date", "item_id", "bank_id", "kind", "party", "party_name", "amount", "currency",
-			"entries", "reoffers"}, s.archiveItems},
+	write := map[string]func(context.Context, *archive.Table, archive.Manifest, []Cycle, func(string) *monthTotals) error{
+		"cycles.csv":           s.archiveCycles,
+		"transfers.csv":        s.archiveTransfers,
+		"accounts.csv":         s.archiveAccounts,
+		"settlement_items.csv": s.archiveItems,
 	}
-	for _, step := range steps {
-		f, err := sink.Create(step.name)
-		if err != nil {
-			return m, "", fmt.Errorf("archive %s: %w", step.name, err)
+	for _, file := range files {
+		step := write[file.Name]
+		if step == nil {
+			return m, "", fmt.Errorf("archive %s: no writer of %s", p, file.Name)
 		}
-		t, err := archive.NewTable(f, step.name, step.header)
+		f, err := sink.Create(file.Name)
+		if err != nil {
+			return m, "", fmt.Errorf("archive %s: %w", file.Name, err)
+		}
+		t, err := archive.NewTable(f, file.Name, file.Header)
 		if err == nil {
-			err = step.write(ctx, t, m, cycles, total)
+			err = step(ctx, t, m, cycles, total)
 		}
 		var entry archive.File
 		if err == nil {
 			entry, err = t.Close()
 		}
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("archive %s: %w", step.name, cerr)
+			err = fmt.Errorf("archive %s: %w", file.Name, cerr)
 		}
 		if err != nil {
 			return m, "", err
@@ -146,6 +151,21 @@ func (s *Settlement) ArchiveMonth(ctx context.Context, p events.Period, by strin
 	sum := sha256.Sum256(manifest.Bytes())
 	outcome, err := s.recordArchive(ctx, p, m, hex.EncodeToString(sum[:]), by)
 	return m, outcome, err
+}
+
+// archiveFormat is the layout month p is exported in: that of its first export, so that an
+// export again gives the same bytes, or archive.Format for a month not exported yet.
+func (s *Settlement) archiveFormat(ctx context.Context, p events.Period) (string, error) {
+	month := settlement.DateTime(settlement.Date{Year: p.Year, Month: p.Month, Day: 1})
+	var format string
+	err := s.store.pool.QueryRow(ctx, `SELECT format FROM month_archives WHERE month = $1`, month).Scan(&format)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return archive.Format, nil
+	case err != nil:
+		return "", fmt.Errorf("read the month's archive format: %w", err)
+	}
+	return format, nil
 }
 
 func zeroOf(currency string) string { return ledger.FormatDecimal(0, ledger.Currency(currency)) }
@@ -374,9 +394,10 @@ func (s *Settlement) archiveAccounts(ctx context.Context, t *archive.Table, m ar
 	return nil
 }
 
-// archiveItems writes the settlement items of the month's cycles, bank by bank, and adds those
-// the banks settled to the month's settlement net.
-func (s *Settlement) archiveItems(ctx context.Context, t *archive.Table, _ archive.Manifest, cycles []Cycle, total func(string) *monthTotals) error {
+// archiveItems writes the settlement items of the month's cycles, bank by bank, each (from
+// archive.FormatV2) saying whether its bank rejected it, and adds those the banks settled to the
+// month's settlement net.
+func (s *Settlement) archiveItems(ctx context.Context, t *archive.Table, m archive.Manifest, cycles []Cycle, total func(string) *monthTotals) error {
 	rows, err := s.store.pool.Query(ctx, `SELECT i.cycle_date, i.item_id, i.bank_id, i.kind, i.party, i.party_name, i.amount, i.entries,
 			i.reoffers, `+itemRejected+`
 		FROM settlement_items i WHERE i.cycle_date BETWEEN $1 AND $2 ORDER BY i.cycle_date, i.bank_id, i.item_id`,
@@ -403,9 +424,13 @@ func (s *Settlement) archiveItems(ctx context.Context, t *archive.Table, _ archi
 		if !rejected {
 			tot.net += amount
 		}
-		if err := t.Row(settlement.DateOf(day).String(), id.String(), archive.Text(bank), archive.Text(kind), archive.Text(party),
+		fields := []string{settlement.DateOf(day).String(), id.String(), archive.Text(bank), archive.Text(kind), archive.Text(party),
 			archive.Text(name), ledger.FormatDecimal(amount, settlementCurrency), string(settlementCurrency),
-			strconv.FormatInt(entries, 10), optionalID(reoffers)); err != nil {
+			strconv.FormatInt(entries, 10), optionalID(reoffers)}
+		if m.Format != archive.FormatV1 {
+			fields = append(fields, strconv.FormatBool(rejected))
+		}
+		if err := t.Row(fields...); err != nil {
 			return err
 		}
 	}
@@ -432,7 +457,8 @@ func (s *Settlement) recordArchive(ctx context.Context, p events.Period, m archi
 		case errors.Is(err, pgx.ErrNoRows):
 			outcome = ArchiveExported
 			if _, err := tx.Exec(ctx, `INSERT INTO month_archives (month, starts_after, ends_at, manifest_sha256, transfers,
-				exported_by, exported_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`, month, m.StartsAfter, m.EndsAt, sum, transfers, by, now); err != nil {
+				exported_by, exported_at, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				month, m.StartsAfter, m.EndsAt, sum, transfers, by, now, m.Format); err != nil {
 				return fmt.Errorf("record the archive: %w", err)
 			}
 		case err != nil:
