@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/joinincard/engine/postgres"
-	"github.com/joinincard/engine/reconcile"
-	"github.com/joinincard/engine/settlement"
 )
 
 // TestAcceptingASuggestionWhileTheItemIsMatchedHasOneEffect: a person accepts the suggestion of an
@@ -24,39 +22,8 @@ func TestAcceptingASuggestionWhileTheItemIsMatchedHasOneEffect(t *testing.T) {
 	for round := range rounds {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			ctx := context.Background()
-			w := newEdgeWorld(t, sh("2026-03-03 10:00"))
-			w.buy(t, 0, 123_45)
-			w.clock.Set(sh("2026-03-03 23:30"))
-			day := settlement.Date{Year: 2026, Month: 3, Day: 3}
-			if _, err := w.set.Close(ctx, day); err != nil {
-				t.Fatal(err)
-			}
-			var item [16]byte
-			if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
-				settlement.DateTime(day)).Scan(&item); err != nil {
-				t.Fatal(err)
-			}
-			vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
-			rules, err := reconcile.DefaultRules()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec := postgres.NewReconciler(w.st, rules)
-			book := func(seq int, ref any) {
-				t.Helper()
-				stmt := fmt.Sprintf("STMT-%d", seq)
-				if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
-						opening, closing, entries, control_sum, net, content_hash, imported_at)
-					VALUES ('ISS', $1, $2, now(), $3, $3, 0, -12345, 1, 12345, -12345, $1, now())`, stmt, seq, vd); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
-						amount, booking_date, value_date, info)
-					VALUES ('ISS', $1, 1, 'E1', '', $2, NULL, -12345, $3, $3, '')`, stmt, ref, vd); err != nil {
-					t.Fatal(err)
-				}
-			}
-			book(1, nil)
+			w, rec, item := oneItemDay(t)
+			bookItem(t, w, 1, nil)
 			if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +31,7 @@ func TestAcceptingASuggestionWhileTheItemIsMatchedHasOneEffect(t *testing.T) {
 			if err != nil || len(sugg) != 1 || sugg[0].Item != item {
 				t.Fatalf("suggestions %+v: %v", sugg, err)
 			}
-			book(2, item)
+			bookItem(t, w, 2, item)
 			if round%2 == 1 {
 				// A reconciliation in the middle of matching the item: it holds the bank, as every
 				// run does, and has written the match, not committed yet. The acceptance waits for

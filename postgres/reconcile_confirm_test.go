@@ -81,36 +81,9 @@ func TestConfirmOfADecidedSuggestionIsNotPending(t *testing.T) {
 // match.
 func TestAcceptingASuggestionForAnItemMatchedSinceIsRefused(t *testing.T) {
 	ctx := context.Background()
-	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
-	w.buy(t, 0, 123_45)
-	w.clock.Set(sh("2026-03-03 23:30"))
-	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
-	if _, err := w.set.Close(ctx, day); err != nil {
-		t.Fatal(err)
-	}
-	var item [16]byte
-	if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
-		settlement.DateTime(day)).Scan(&item); err != nil {
-		t.Fatal(err)
-	}
-	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
-	rules, err := reconcile.DefaultRules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := postgres.NewReconciler(w.st, rules)
+	w, rec, item := oneItemDay(t)
 	for seq, ref := range []any{nil, item} {
-		stmt := fmt.Sprintf("STMT-%d", seq+1)
-		if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
-				opening, closing, entries, control_sum, net, content_hash, imported_at)
-			VALUES ('ISS', $1, $2, now(), $3, $3, 0, -12345, 1, 12345, -12345, $1, now())`, stmt, seq+1, vd); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
-				amount, booking_date, value_date, info)
-			VALUES ('ISS', $1, 1, 'E1', '', $2, NULL, -12345, $3, $3, '')`, stmt, ref, vd); err != nil {
-			t.Fatal(err)
-		}
+		bookItem(t, w, seq+1, ref)
 		if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
 			t.Fatal(err)
 		}
@@ -142,18 +115,7 @@ func TestAcceptingASuggestionForAnItemMatchedSinceIsRefused(t *testing.T) {
 // bank, as any item nothing booked.
 func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
 	ctx := context.Background()
-	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
-	w.buy(t, 0, 123_45)
-	w.clock.Set(sh("2026-03-03 23:30"))
-	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
-	if _, err := w.set.Close(ctx, day); err != nil {
-		t.Fatal(err)
-	}
-	var item [16]byte
-	if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
-		settlement.DateTime(day)).Scan(&item); err != nil {
-		t.Fatal(err)
-	}
+	w, rec, _ := oneItemDay(t)
 	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
 	to := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 6})
 	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
@@ -166,11 +128,6 @@ func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
 		VALUES ('ISS', 'STMT-1', 1, 'E1', '', NULL, NULL, -12345, $1, $1, '')`, vd); err != nil {
 		t.Fatal(err)
 	}
-	rules, err := reconcile.DefaultRules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := postgres.NewReconciler(w.st, rules)
 	if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +150,48 @@ func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
 	}
 	if rep.Breaks[reconcile.MissingAtBank] != 1 {
 		t.Errorf("after the refusal: %+v, want the item missing at the bank", rep)
+	}
+}
+
+// oneItemDay is a day of one purchase of 123.45 closed, with its reconciler: the item the card's
+// bank ISS pays for it, valued on 4 March.
+func oneItemDay(t *testing.T) (*edgeWorld, *postgres.Reconciler, [16]byte) {
+	t.Helper()
+	ctx := context.Background()
+	w := newEdgeWorld(t, sh("2026-03-03 10:00"))
+	w.buy(t, 0, 123_45)
+	w.clock.Set(sh("2026-03-03 23:30"))
+	day := settlement.Date{Year: 2026, Month: 3, Day: 3}
+	if _, err := w.set.Close(ctx, day); err != nil {
+		t.Fatal(err)
+	}
+	var item [16]byte
+	if err := w.st.Pool().QueryRow(ctx, `SELECT item_id FROM settlement_items WHERE cycle_date = $1 AND bank_id = 'ISS' AND amount = -12345`,
+		settlement.DateTime(day)).Scan(&item); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, postgres.NewReconciler(w.st, rules), item
+}
+
+// bookItem imports ISS's statement seq of 4 March: one entry of -123.45 naming ref (an item id, or
+// nil for nothing of ours).
+func bookItem(t *testing.T, w *edgeWorld, seq int, ref any) {
+	t.Helper()
+	ctx := context.Background()
+	vd := settlement.DateTime(settlement.Date{Year: 2026, Month: 3, Day: 4})
+	stmt := fmt.Sprintf("STMT-%d", seq)
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO bank_statements (bank_id, statement_id, sequence, created_at, from_date, to_date,
+			opening, closing, entries, control_sum, net, content_hash, imported_at)
+		VALUES ('ISS', $1, $2, now(), $3, $3, 0, -12345, 1, 12345, -12345, $1, now())`, stmt, seq, vd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
+			amount, booking_date, value_date, info)
+		VALUES ('ISS', $1, 1, 'E1', '', $2, NULL, -12345, $3, $3, '')`, stmt, ref, vd); err != nil {
+		t.Fatal(err)
 	}
 }
