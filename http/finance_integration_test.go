@@ -127,6 +127,11 @@ func settledDayWithBreaks(t *testing.T, store *postgres.Store, c *clock, e *env)
 				amount, booking_date, value_date, info) VALUES `+s.entries, append([]any{s.bank, s.id, valueDate}, s.arguments...)...); err != nil {
 			t.Fatal(err)
 		}
+		// Open for the bank's next reconciliation, as an import leaves them.
+		if _, err := store.Pool().Exec(ctx, `INSERT INTO recon_open_entries (bank_id, statement_id, line)
+			SELECT bank_id, statement_id, line FROM statement_entries WHERE bank_id = $1 AND statement_id = $2`, s.bank, s.id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rules, err := reconcile.DefaultRules()
 	if err != nil {

@@ -7,12 +7,14 @@ import (
 	"strings"
 )
 
-// Queue tables. Three tables are queues, not history: rows go in, are taken out oldest first or
+// Queue tables. Five tables are queues, not history: rows go in, are taken out oldest first or
 // in key order, and are deleted, so they stay small however long the engine runs:
 //   - taps: the Kafka inbox of transit taps, drained by DrainTransitTaps (tapsDrainClaim);
 //   - open_holds: the holds with a timeout still open, the expiry sweep's work queue
 //     (expiredHoldsLookup), left by every hold posted, voided or expired;
-//   - transit_reprice: travel days waiting to be re-priced (repriceClaim).
+//   - transit_reprice: travel days waiting to be re-priced (repriceClaim);
+//   - recon_open_entries and recon_open_items: the statement entries and settlement items a
+//     bank's reconciliation has still to decide, left once it has (reconRun.close).
 //
 // On PostgreSQL a deleted row stays in the table and its index entries stay in the index until a
 // vacuum removes them, and the claims read from the head of an index, just where the deleted
@@ -30,7 +32,7 @@ import (
 // (gc.ttlseconds), not by a fraction of the table.
 
 // queueTables are the queue tables, in the order their settings are applied.
-var queueTables = []string{"taps", "open_holds", "transit_reprice"}
+var queueTables = []string{"taps", "open_holds", "transit_reprice", "recon_open_entries", "recon_open_items"}
 
 // queueStorage are the storage parameters of a queue table on PostgreSQL, written as
 // pg_class.reloptions lists them.

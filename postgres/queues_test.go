@@ -25,7 +25,7 @@ func TestQueueTablesAreTunedOnPostgreSQL(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"taps", "open_holds", "transit_reprice"} {
+	for _, table := range []string{"taps", "open_holds", "transit_reprice", "recon_open_entries", "recon_open_items"} {
 		var opts []string
 		if err := st.Pool().QueryRow(ctx, `SELECT COALESCE(reloptions, '{}') FROM pg_class WHERE relname = $1`, table).Scan(&opts); err != nil {
 			t.Fatal(err)

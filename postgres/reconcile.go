@@ -90,7 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, bank string) (ReconcileRepor
 			return err
 		}
 		run := &reconRun{tx: tx, bank: bank, rules: rules, rep: &rep, now: r.store.Now().UTC(), used: map[string]bool{}}
-		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referencedItems, run.referencedFiles, run.unreferenced, run.missing, run.resolve} {
+		for _, step := range []func(context.Context) error{run.gaps, run.rejectedSince, run.referencedItems, run.referencedFiles, run.unreferenced, run.missing, run.resolve, run.close} {
 			if err := step(ctx); err != nil {
 				return err
 			}
@@ -288,6 +288,10 @@ func (run *reconRun) rejectedSince(ctx context.Context) error {
 const notMatched = `NOT EXISTS (SELECT 1 FROM recon_match_entries m
 	WHERE m.bank_id = e.bank_id AND m.statement_id = e.statement_id AND m.line = e.line)`
 
+// openEntry joins an entry e to its row o of recon_open_entries: a run reads the entries still
+// open, not every entry the bank ever booked.
+const openEntry = `e.bank_id = o.bank_id AND e.statement_id = o.statement_id AND e.line = o.line`
+
 // referencedItems decides the entries that name an item of ours, and referencedFiles then those
 // that name a file: a file's net is expected without its items matched on their own, which the
 // items' decisions, written first, say.
@@ -304,8 +308,8 @@ func (run *reconRun) referenced(ctx context.Context, files bool) error {
 	}
 	// Read on a connection of its own: the transaction writes as the groups are decided.
 	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+`, coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, '')
-		FROM statement_entries e
-		WHERE e.bank_id = $1 AND `+which+` AND `+notMatched+`
+		FROM recon_open_entries o JOIN statement_entries e ON `+openEntry+`
+		WHERE o.bank_id = $1 AND `+which+` AND `+notMatched+`
 		ORDER BY coalesce(e.item_id::TEXT, ''), coalesce(e.file_id, ''), e.statement_id, e.line`, run.bank)
 	if err != nil {
 		return fmt.Errorf("read referenced entries: %w", err)
@@ -488,8 +492,9 @@ func parseUUIDText(s string) (ledger.ID, error) {
 // not have): each is suggested for an unmatched item or file of its amount and a near value date,
 // or is missing in the ledger.
 func (run *reconRun) unreferenced(ctx context.Context) error {
-	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+` FROM statement_entries e
-		WHERE e.bank_id = $1 AND e.item_id IS NULL AND e.file_id IS NULL AND `+notMatched+`
+	rows, err := run.tx.store.pool.Query(ctx, `SELECT `+entryColumns+`
+		FROM recon_open_entries o JOIN statement_entries e ON `+openEntry+`
+		WHERE o.bank_id = $1 AND e.item_id IS NULL AND e.file_id IS NULL AND `+notMatched+`
 			AND NOT EXISTS (SELECT 1 FROM recon_break_entries b WHERE b.bank_id = e.bank_id AND b.statement_id = e.statement_id AND b.line = e.line)
 		ORDER BY e.statement_id, e.line`, run.bank)
 	if err != nil {
@@ -522,9 +527,21 @@ func (run *reconRun) unreferenced(ctx context.Context) error {
 // suggest decides a chunk of entries that name nothing of ours.
 func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) error {
 	amounts := make([]int64, 0, len(chunk))
+	first, last := settlement.DateTime(chunk[0].ValueDate), settlement.DateTime(chunk[0].ValueDate)
 	for _, a := range chunk {
 		amounts = append(amounts, a.Amount)
+		vd := settlement.DateTime(a.ValueDate)
+		if vd.Before(first) {
+			first = vd
+		}
+		if last.Before(vd) {
+			last = vd
+		}
 	}
+	// Only an item or file whose value date is within SuggestDays of an entry's can be suggested
+	// for it: the candidates are read from those days, not from the bank's whole history.
+	from := settlement.DateTime(settlement.AddDays(settlement.DateOf(first), -run.rules.SuggestDays))
+	to := settlement.DateTime(settlement.AddDays(settlement.DateOf(last), run.rules.SuggestDays))
 	// Candidates: the bank's unmatched items and files of those amounts, within the tolerance.
 	tol := run.rules.AmountTolerance
 	var candidates []reconcile.Expected
@@ -534,10 +551,11 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 		JOIN settlement_items i ON i.bank_id = $1 AND i.amount BETWEEN a.amount - $3 AND a.amount + $3
 		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
 		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
-		WHERE NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
+		WHERE c.value_date BETWEEN $4 AND $5
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
 			AND NOT `+itemRejected,
-		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
+		run.bank, amounts, tol, from, to).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				id        [16]byte
@@ -554,12 +572,13 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 	})
 	q.Queue(`SELECT f.message_id, f.cycle_date, c.value_date, f.net
 		FROM (SELECT f.bank_id, f.message_id, f.cycle_date, f.net - `+fileRejected+` - `+fileMatchedAlone+` AS net
-			FROM settlement_files f WHERE f.bank_id = $1) f
+			FROM settlement_files f JOIN settlement_cycles fc ON fc.cycle_date = f.cycle_date
+			WHERE f.bank_id = $1 AND fc.value_date BETWEEN $4 AND $5) f
 		JOIN settlement_cycles c ON c.cycle_date = f.cycle_date
 		WHERE f.net <> 0
 			AND EXISTS (SELECT 1 FROM unnest($2::BIGINT[]) AS a(amount) WHERE f.net BETWEEN a.amount - $3 AND a.amount + $3)
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = f.bank_id AND m.file_id = f.message_id)`,
-		run.bank, amounts, tol).Query(func(rows pgx.Rows) error {
+		run.bank, amounts, tol, from, to).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				e         reconcile.Expected
@@ -608,9 +627,10 @@ func (run *reconRun) missing(ctx context.Context) error {
 	cover := settlement.DateOf(*covered)
 	last := settlement.AddDays(cover, -run.rules.MissingAfterDays)
 	rows, err := run.tx.store.pool.Query(ctx, `SELECT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
-		FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		FROM recon_open_items q JOIN settlement_items i ON i.item_id = q.item_id
+		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
 		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
-		WHERE i.bank_id = $1 AND c.value_date <= $2
+		WHERE q.bank_id = $1 AND q.value_date <= $2 AND i.bank_id = $1
 			-- Matched, or suggested and waiting for a person; a refused suggestion booked nothing.
 			AND NOT EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
 				WHERE m.item_id = i.item_id AND (k.match_id IS NULL OR k.accepted))
@@ -695,6 +715,27 @@ func (run *reconRun) resolve(ctx context.Context) error {
 	return nil
 }
 
+// close takes out of the bank's open items those that nothing can make missing at the bank any
+// more (see migration 0040); the entries a match took left the open entries as it was written.
+// What is left is what the next run reads.
+func (run *reconRun) close(ctx context.Context) error {
+	if _, err := run.tx.Exec(ctx, `DELETE FROM recon_open_items q WHERE q.bank_id = $1 AND EXISTS (SELECT 1 FROM settlement_items i
+		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+		WHERE i.item_id = q.item_id AND (
+			EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+				WHERE m.item_id = i.item_id AND (m.status = 'matched' OR k.accepted))
+			OR EXISTS (SELECT 1 FROM recon_matches m LEFT JOIN recon_confirmations k ON k.match_id = m.match_id
+				WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND (m.status = 'matched' OR k.accepted))
+			OR EXISTS (SELECT 1 FROM recon_breaks b WHERE b.item_id = i.item_id AND b.kind = 'missing_at_bank')
+			OR `+itemRejected+`
+			OR EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.item_id = i.item_id)
+			OR EXISTS (SELECT 1 FROM statement_entries e WHERE e.bank_id = i.bank_id AND e.file_id = f.message_id)))`,
+		run.bank); err != nil {
+		return fmt.Errorf("close the items booked: %w", err)
+	}
+	return nil
+}
+
 // record queues an outcome to write: a match with its entries, or a break with them. The queue is
 // written (flush) a chunk at a time, in a few statements however many outcomes it holds.
 func (run *reconRun) record(_ context.Context, o reconcile.Outcome) error {
@@ -734,6 +775,10 @@ type outcomeRows struct {
 	entryOwner                 [][16]byte
 	entryStatements            []string
 	entryLines                 []int64
+	// closedDates and closedItems are the items matched, by value date: no later run can find
+	// them missing at the bank, so they leave its open items as the match is written.
+	closedDates []time.Time
+	closedItems [][16]byte
 }
 
 func (q *outcomeRows) len() int { return len(q.ids) }
@@ -769,6 +814,9 @@ func (run *reconRun) queueMatch(o reconcile.Outcome) {
 	q.ids, q.kinds, q.statuses = append(q.ids, id), append(q.kinds, string(o.Match)), append(q.statuses, status)
 	q.items, q.files, q.amounts, q.details = append(q.items, item), append(q.files, file), append(q.amounts, amount), append(q.details, o.Detail)
 	q.addEntries(id, o.Actual)
+	if status == "matched" && item != "" {
+		q.closedDates, q.closedItems = append(q.closedDates, settlement.DateTime(o.Expected.ValueDate)), append(q.closedItems, [16]byte(o.Expected.Item))
+	}
 }
 
 func (run *reconRun) queueBreak(o reconcile.Outcome, key string, asOf reconcile.Date) {
@@ -835,6 +883,12 @@ func (run *reconRun) flush(ctx context.Context) error {
 		}
 		if err := run.writeEntries(ctx, "recon_match_entries", "match_id", q); err != nil {
 			return err
+		}
+		if len(q.closedItems) > 0 {
+			if _, err := run.tx.Exec(ctx, `DELETE FROM recon_open_items q USING unnest($2::DATE[], $3::UUID[]) AS c(d, i)
+				WHERE q.bank_id = $1 AND q.value_date = c.d AND q.item_id = c.i`, run.bank, q.closedDates, q.closedItems); err != nil {
+				return fmt.Errorf("close the items matched: %w", err)
+			}
 		}
 		if len(matched) > 0 {
 			// Breaks about these entries are resolved by the match: a partial payment completed.
@@ -937,6 +991,13 @@ func (run *reconRun) writeEntries(ctx context.Context, table, idColumn string, q
 		run.bank, q.entryOwner, q.entryStatements, q.entryLines)
 	if err != nil {
 		return fmt.Errorf("record the entries of %s: %w", strings.TrimPrefix(table, "recon_"), err)
+	}
+	if table == "recon_match_entries" {
+		// A match (or a suggestion) takes its entries for good: later runs need not read them.
+		if _, err := run.tx.Exec(ctx, `DELETE FROM recon_open_entries o USING unnest($2::TEXT[], $3::BIGINT[]) AS e(s, l)
+			WHERE o.bank_id = $1 AND o.statement_id = e.s AND o.line = e.l`, run.bank, q.entryStatements, q.entryLines); err != nil {
+			return fmt.Errorf("close the entries matched: %w", err)
+		}
 	}
 	return nil
 }

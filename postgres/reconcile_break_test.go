@@ -46,6 +46,7 @@ func TestReconcileRecordsABreakWithItsEntries(t *testing.T) {
 			('ISS', 'STMT-1', 2, 'E2', 'ref', $3, NULL, -6789, $1, $1, 'in full')`, vd, item, other); err != nil {
 		t.Fatal(err)
 	}
+	openEntries(t, w.st)
 	rules, err := reconcile.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,7 @@ func TestAResolvedBreakStopsAgeing(t *testing.T) {
 			('ISS', 'STMT-1', 2, 'E2', 'ref', $3, NULL, -6700, $1, $1, 'short too')`, vd, items[0], items[1]); err != nil {
 		t.Fatal(err)
 	}
+	openEntries(t, w.st)
 	rules, err := reconcile.DefaultRules()
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ func TestConfirmOfADecidedSuggestionIsNotPending(t *testing.T) {
 			('ISS', 'STMT-1', 2, 'E2', 'ref', $2, NULL, -6789, $1, $1, 'named')`, vd, second); err != nil {
 		t.Fatal(err)
 	}
+	openEntries(t, w.st)
 	rules, err := reconcile.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +129,7 @@ func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
 		VALUES ('ISS', 'STMT-1', 1, 'E1', '', NULL, NULL, -12345, $1, $1, '')`, vd); err != nil {
 		t.Fatal(err)
 	}
+	openEntries(t, w.st)
 	if _, err := rec.Reconcile(ctx, "ISS"); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +153,7 @@ func TestARefusedSuggestionLeavesTheItemMissingAtTheBank(t *testing.T) {
 	if rep.Breaks[reconcile.MissingAtBank] != 1 {
 		t.Errorf("after the refusal: %+v, want the item missing at the bank", rep)
 	}
+	checkOpenQueues(t, w.st)
 }
 
 // oneItemDay is a day of one purchase of 123.45 closed, with its reconciler: the item the card's
@@ -192,6 +195,19 @@ func bookItem(t *testing.T, w *edgeWorld, seq int, ref any) {
 	if _, err := w.st.Pool().Exec(ctx, `INSERT INTO statement_entries (bank_id, statement_id, line, entry_ref, ref, item_id, file_id,
 			amount, booking_date, value_date, info)
 		VALUES ('ISS', $1, 1, 'E1', '', $2, NULL, -12345, $3, $3, '')`, stmt, ref, vd); err != nil {
+		t.Fatal(err)
+	}
+	openEntries(t, w.st)
+}
+
+// openEntries puts the statement entries a test wrote straight into the database where an import
+// puts them: open for the bank's next reconciliation.
+func openEntries(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	if _, err := st.Pool().Exec(context.Background(), `INSERT INTO recon_open_entries (bank_id, statement_id, line)
+		SELECT e.bank_id, e.statement_id, e.line FROM statement_entries e
+		WHERE NOT EXISTS (SELECT 1 FROM recon_open_entries o WHERE o.bank_id = e.bank_id AND o.statement_id = e.statement_id AND o.line = e.line)
+			AND NOT EXISTS (SELECT 1 FROM recon_match_entries m WHERE m.bank_id = e.bank_id AND m.statement_id = e.statement_id AND m.line = e.line)`); err != nil {
 		t.Fatal(err)
 	}
 }

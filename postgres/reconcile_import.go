@@ -170,6 +170,15 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 			return fmt.Errorf("statement %s of %s: sequence %d was imported as another statement: %w",
 				h.StatementID, h.BankID, h.Sequence, ErrStatementConflict)
 		}
+		// Every entry waits for the bank's next reconciliation: lines 1 to read, as written above.
+		tag, err = tx.Exec(ctx, `INSERT INTO recon_open_entries (bank_id, statement_id, line)
+			SELECT $1, $2, g FROM generate_series(1, $3::BIGINT) g`, h.BankID, h.StatementID, read)
+		if err != nil {
+			return fmt.Errorf("queue the statement's entries for reconciliation: %w", err)
+		}
+		if tag.RowsAffected() != read {
+			return fmt.Errorf("statement %s of %s: %d entries imported, %d queued for reconciliation", h.StatementID, h.BankID, read, tag.RowsAffected())
+		}
 		return nil
 	})
 	if err != nil {

@@ -101,6 +101,7 @@ func TestReconcileADayClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOpenQueues(t, w.st)
 	matched := int64(0)
 	for _, rep := range reps {
 		matched += rep.Matched
@@ -201,6 +202,7 @@ func TestReconcileFindsEachBreak(t *testing.T) {
 	if _, err := r.ReconcileAll(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkOpenQueues(t, w.st)
 	breaks, err := r.Breaks(ctx, postgres.BreakFilter{Open: true})
 	if err != nil {
 		t.Fatal(err)
@@ -329,6 +331,7 @@ func TestReconcileNetsSplitsAndSuggestions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkOpenQueues(t, w.st)
 	byBank := map[string]postgres.ReconcileReport{}
 	for _, rep := range reps {
 		byBank[rep.Bank] = rep
@@ -375,6 +378,11 @@ func TestReconcileNetsSplitsAndSuggestions(t *testing.T) {
 	if len(breaks) != 1 || breaks[0].Kind != reconcile.MissingInLedger || *breaks[0].Actual != 14_00 {
 		t.Fatalf("ACQ-Y's refused suggestion: %+v", breaks)
 	}
+	// The next runs leave the accepted item, and not the refused one, out of what they read.
+	if _, err := r.ReconcileAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkOpenQueues(t, w.st)
 }
 
 // openBreakLines lists the open breaks one per line, sorted: bank, kind, and what was expected and

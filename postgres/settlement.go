@@ -758,6 +758,21 @@ func copyItems(ctx context.Context, tx *Tx, items []settlement.Item) error {
 	if err != nil {
 		return fmt.Errorf("write settlement items: %w", err)
 	}
+	// An item sent to a bank waits for the bank's statements to book it.
+	ids := make([][16]byte, 0, len(items))
+	for i := range items {
+		if items[i].Bank != "" {
+			ids = append(ids, [16]byte(items[i].ID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO recon_open_items (bank_id, value_date, item_id)
+		SELECT i.bank_id, c.value_date, i.item_id FROM settlement_items i JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		WHERE i.item_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("queue settlement items for reconciliation: %w", err)
+	}
 	return nil
 }
 
