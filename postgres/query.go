@@ -79,6 +79,10 @@ func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time,
 	if limit <= 0 || limit > maxStatementLines {
 		limit = maxStatementLines
 	}
+	// The ledger's times are whole microseconds, and the driver drops a finer fraction: a bound
+	// between two microseconds is moved up to the next, which keeps and leaves out the same
+	// transfers (from <= ts < to) as the instant given.
+	from, to = ceilMicrosecond(from), ceilMicrosecond(to)
 	q, args := `SELECT `+prefixed("t", transferColumns)+`
 		FROM account_balances b
 		CROSS JOIN LATERAL unnest(b.transfer_ids) AS line(id)
@@ -105,6 +109,14 @@ func (s *Store) Statement(ctx context.Context, id ledger.ID, from, to time.Time,
 		return nil, fmt.Errorf("statement of %s: %w", id, err)
 	}
 	return lines, nil
+}
+
+// ceilMicrosecond is the first whole microsecond at or after t.
+func ceilMicrosecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Microsecond); r.Before(t) {
+		return r.Add(time.Microsecond)
+	}
+	return t
 }
 
 // StatementAfter is where a page of a statement ends: its last line's time (Unix microseconds)

@@ -762,3 +762,39 @@ func TestBufferFitReadsTheServersSizes(t *testing.T) {
 		t.Fatalf("short %v with key %d and buffers %d", after.Short(), key, buffers)
 	}
 }
+
+// A statement's period may be given to the nanosecond, finer than the ledger's microseconds: a
+// transfer stamped before from is not on it, and one stamped before to is.
+func TestStatementBoundsFinerThanTheLedgersTime(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	at := commit(t, st, nil, ledger.Transfer{ID: newID(t), DebitAccountID: c.card, CreditAccountID: c.operator, Amount: 100, Code: 10}).Timestamp
+	half := at.Add(500 * time.Nanosecond)
+	count := func(from, to time.Time) int {
+		t.Helper()
+		lines, err := st.Statement(ctx, c.card, from, to, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range lines {
+			if l.Amount == 100 && l.Code == 10 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(half, half.Add(time.Hour)); n != 0 {
+		t.Errorf("from half a microsecond after the transfer: on the statement %d times, want not", n)
+	}
+	if n := count(at.Add(-time.Hour), half); n != 1 {
+		t.Errorf("to half a microsecond after the transfer: on the statement %d times, want once", n)
+	}
+	if n := count(at, at.Add(time.Nanosecond)); n != 1 {
+		t.Errorf("from its instant to a nanosecond after: on the statement %d times, want once", n)
+	}
+	if n := count(at.Add(-time.Nanosecond), at); n != 0 {
+		t.Errorf("up to its instant: on the statement %d times, want not", n)
+	}
+}
