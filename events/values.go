@@ -1,6 +1,7 @@
 package events
 
 import (
+	"errors"
 	"fmt"
 	"time"
 	"unicode"
@@ -75,8 +76,35 @@ func parseUUID(s string) (uuid.UUID, string) {
 }
 
 // parseTime reads an RFC 3339 time with a zone offset (Z or ±hh:mm, upper-case T and Z, at most
-// nanoseconds) and returns it in UTC.
+// nanoseconds) and returns it in UTC, refusing a time outside [minEventTime, maxEventTime).
 func parseTime(s string) (time.Time, string) {
+	t, why := parseInstant(s)
+	if why != "" {
+		return t, why
+	}
+	if t.Before(minEventTime) {
+		return time.Time{}, fmt.Sprintf("%s is before %s, when no card existed: a clock reset to its epoch", quote(s), minEventTime.Format(time.RFC3339))
+	}
+	if !t.Before(maxEventTime) {
+		return time.Time{}, fmt.Sprintf("%s is after the year 9999 in UTC", quote(s))
+	}
+	return t, ""
+}
+
+// ParseInstant reads a time as an event's times are read (RFC 3339 with a zone offset: Z or
+// ±hh:mm, upper-case T and Z, a decimal point and at most nanoseconds, not -00:00) and returns it
+// in UTC, or why it is not one. Unlike an event's time, it may lie in any year: a door that takes
+// times outside events judges their age itself.
+func ParseInstant(s string) (time.Time, error) {
+	t, why := parseInstant(s)
+	if why != "" {
+		return time.Time{}, errors.New(why)
+	}
+	return t, nil
+}
+
+// parseInstant is ParseInstant, with the reason as a string.
+func parseInstant(s string) (time.Time, string) {
 	const example = `, want RFC 3339 such as "2025-03-01T08:30:00+08:00"`
 	n, ok := dateShape(s, 0)
 	ok = ok && len(s) >= 19 && s[10] == 'T' && digitsAt(s, 11, 2) && s[13] == ':' &&
@@ -114,14 +142,7 @@ func parseTime(s string) (time.Time, string) {
 	if err != nil {
 		return time.Time{}, fmt.Sprintf("%s is not a valid time%s", quote(s), example)
 	}
-	t = t.UTC()
-	if t.Before(minEventTime) {
-		return time.Time{}, fmt.Sprintf("%s is before %s, when no card existed: a clock reset to its epoch", quote(s), minEventTime.Format(time.RFC3339))
-	}
-	if !t.Before(maxEventTime) {
-		return time.Time{}, fmt.Sprintf("%s is after the year 9999 in UTC", quote(s))
-	}
-	return t, ""
+	return t.UTC(), ""
 }
 
 // parseDate reads YYYY-MM-DD, a valid day of a year from 0001.

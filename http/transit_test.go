@@ -503,7 +503,7 @@ func TestTransitBatchMalformedTaps(t *testing.T) {
 		{`{"device_id":"G","device_seq":7,"device_seq":8,"card_token":"tok_card","tapped_at":"2026-03-01T09:59:00+08:00","station_id":"0107","direction":"in","mode":"metro"}`, "device_seq: duplicate field"},
 		{`{"device_id":"G","device_seq":9,"card_token":null,"tapped_at":"2026-03-01T09:59:00+08:00","station_id":"0107","direction":"in","mode":"metro"}`, "card_token: must not be null"},
 		{`{"device_id":"G","device_seq":10,"card_token":"tok_card","tapped_at":"2026-03-01T09:59:00+08:00","station_id":["0107"],"direction":"in","mode":"metro"}`, "station_id: must not be an object or array"},
-		{`{"device_id":"G","device_seq":11,"card_token":"tok_card","tapped_at":"2026-03-01 09:59","station_id":"0107","direction":"in","mode":"metro"}`, "tapped_at: want rfc 3339"},
+		{`{"device_id":"G","device_seq":11,"card_token":"tok_card","tapped_at":"2026-03-01 09:59","station_id":"0107","direction":"in","mode":"metro"}`, `tapped_at: "2026-03-01 09:59" is not a time, want RFC 3339`},
 		{`{"device_id":"G","device_seq":12,"card_token":"tok_card","tapped_at":"2026-03-01T09:59:00+08:00","station_id":"0107","direction":"in","mode":"metro","line":"1"}`, ""},
 	}
 	var bodies []string

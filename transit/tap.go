@@ -124,11 +124,12 @@ func (t *Tables) ParseTap(operator string, raw *RawTap) Candidate {
 		return Candidate{Refused: reject(ReasonMalformed, "card_token: %v", err)}
 	}
 	tap.Card = raw.CardToken
-	at, err := time.Parse(time.RFC3339Nano, raw.TappedAt)
-	if err != nil || len(raw.TappedAt) < len("2006-01-02T15:04:05Z") || raw.TappedAt[10] != 'T' {
-		return Candidate{Refused: reject(ReasonMalformed, "tapped_at: want rfc 3339 with a zone, such as 2025-03-01T08:12:03+08:00")}
+	// Read as a transit.tap event's time is, so that a tap is the same through either door.
+	at, err := events.ParseInstant(raw.TappedAt)
+	if err != nil {
+		return Candidate{Refused: reject(ReasonMalformed, "tapped_at: %v", err)}
 	}
-	tap.At = at.UTC()
+	tap.At = at
 	tap.Station, tap.Line = raw.StationID, raw.Line
 	tap.Direction, tap.Mode = events.Direction(raw.Direction), events.Mode(raw.Mode)
 	return t.check(tap)

@@ -297,3 +297,40 @@ func TestDecideJudgesAStoppedCardsExitsInTapOrder(t *testing.T) {
 		t.Fatalf("outcomes %v", got)
 	}
 }
+
+// An uploaded tap's time is read as a transit.tap event's is: every zone offset names one instant,
+// and what the event decoder refuses (an offset that says the local time is unknown, a comma for
+// the decimal point, a fraction finer than nanoseconds) is malformed through either door.
+func TestParseTapReadsTheTimeAsTheEventDecoderDoes(t *testing.T) {
+	ts := shippedTables(t)
+	tap := func(at string) Candidate {
+		return ts.ParseTap("HZMETRO", &RawTap{DeviceID: "GATE-0107-03", DeviceSeq: "1", CardToken: "tok_card", TappedAt: at,
+			StationID: "0107", Line: "1", Direction: "in", Mode: "metro"})
+	}
+	want := time.Date(2026, time.March, 2, 0, 12, 3, 120_000_000, time.UTC)
+	for _, at := range []string{"2026-03-02T08:12:03.12+08:00", "2026-03-02T00:12:03.120Z", "2026-03-01T19:12:03.12-05:00"} {
+		if c := tap(at); c.Refused.Result != "" || !c.Tap.At.Equal(want) {
+			t.Errorf("%s: %+v, want the tap at %s", at, c, want)
+		}
+	}
+	for _, at := range []string{"2026-03-02T08:12:03-00:00", "2026-03-02T08:12:03,12+08:00", "2026-03-02T08:12:03.1234567891+08:00",
+		"2026-03-02T23:59:60+08:00", "2026-03-02T08:12:03+0800", "2026-03-02T08:12:03"} {
+		c := tap(at)
+		if c.Refused.Result != Rejected || c.Refused.Reason != ReasonMalformed || !strings.Contains(c.Refused.Detail, "tapped_at") {
+			t.Errorf("%s: %+v, want malformed tapped_at", at, c.Refused)
+		}
+		if _, err := events.Decode(tapEvent(at)); err == nil || !strings.Contains(err.Error(), "tapped_at") {
+			t.Errorf("%s: the event decoder says %v, want tapped_at refused", at, err)
+		}
+	}
+	if _, err := events.Decode(tapEvent("2026-03-02T08:12:03.12+08:00")); err != nil {
+		t.Fatalf("the event: %v", err)
+	}
+}
+
+// tapEvent is a transit.tap event tapped at at.
+func tapEvent(at string) []byte {
+	return fmt.Appendf(nil, `{"schema":"joinin.card-event.v1","event_id":"0195d1a4-5b1e-7000-8000-000000000001","type":"transit.tap",`+
+		`"occurred_at":"2026-03-02T08:12:04+08:00","card_token":"tok_card","data":{"operator_id":"HZMETRO","device_id":"GATE-0107-03",`+
+		`"device_seq":1,"tapped_at":%q,"station_id":"0107","direction":"in","mode":"metro"}}`, at)
+}
