@@ -656,12 +656,11 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		if st.closed == nil {
 			continue
 		}
-		// A late tap changes its own travel day, and the day before when it can end a journey
-		// started then.
-		for _, d := range []transit.Day{g.DayOf(tp.At), g.DayOf(tp.At.Add(-g.Lookback()))} {
-			if d <= *st.closed {
-				marks[transitMark{tp.Card, g.Key, d}] = true
-			}
+		// A late tap changes its own travel day; the days before it, when it can end a journey
+		// started then; and the days after it, when it can start a journey whose exit one of
+		// them had charged as a journey without an entry.
+		for d := g.DayOf(tp.At.Add(-g.Lookback())); d <= g.DayOf(tp.At.Add(g.Lookback())) && d <= *st.closed; d++ {
+			marks[transitMark{tp.Card, g.Key, d}] = true
 		}
 	}
 	if len(accepted) > 0 {

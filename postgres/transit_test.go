@@ -877,3 +877,44 @@ func stationsOf(op *transit.Operator) []string {
 	}
 	return out
 }
+
+// A late tap in can end up claiming a tap out on the next travel day: the journey is the day
+// the tap in started, and the next day, which had charged the exit the maximum fare as a journey
+// without an entry, is re-priced too and pays it back.
+func TestTransitLateEntryReclaimsAnExitChargedTheNextDay(t *testing.T) {
+	ctx := context.Background()
+	w := newTransitWorld(t, 1, 20000)
+	// Shanghai's travel day starts at 05:00: the exit at 05:20 is Tuesday's, and with no entry
+	// known it costs the maximum fare when Tuesday closes.
+	w.clock.Set(sh("2026-03-03 05:25"))
+	if res := w.upload(t, "exit", `SHMETRO 0 2026-03-03 05:20 out 0113 dev=gate-out`)["SHMETRO"]; results(res) != "accepted" {
+		t.Fatalf("exit: %s", results(res))
+	}
+	w.close(t, sh("2026-03-04 11:00"))
+	if got := w.funds(t, 0); got != 20000-1000 {
+		t.Fatalf("funds after Tuesday closed: %d, want the maximum fare paid", got)
+	}
+	// The reader at the entry uploads Monday's 04:50 tap in on Wednesday: one journey of Monday,
+	// 4.00, and nothing on Tuesday.
+	w.clock.Set(sh("2026-03-04 11:30"))
+	if res := w.upload(t, "late", `SHMETRO 0 2026-03-03 04:50 in 0101 dev=gate-in`)["SHMETRO"]; results(res) != "accepted" {
+		t.Fatalf("late entry: %s", results(res))
+	}
+	rep := w.close(t, sh("2026-03-04 11:35"))
+	if got := w.funds(t, 0); got != 20000-400 {
+		t.Errorf("funds after the re-pricing: %d, want %d (one journey of 4.00); re-pricing %+v", got, 20000-400, rep)
+	}
+	_, days, err := w.st.TransitTrips(ctx, w.ts, w.cards[0], monday, monday+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range days {
+		want := map[transit.Day]int64{monday: 400, monday + 1: 0}[d.Day]
+		if d.Priced != want || d.Paid != want {
+			t.Errorf("%s: priced %d, paid %d, want %d", d.Day, d.Priced, d.Paid, want)
+		}
+	}
+	if got := w.operator(t, "SHMETRO"); got != 400 {
+		t.Errorf("SHMETRO clearing %d, want 400", got)
+	}
+}
