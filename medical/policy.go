@@ -339,6 +339,50 @@ func dateAfter(a, b events.Date) bool {
 	return cmp.Or(cmp.Compare(a.Year, b.Year), cmp.Compare(a.Month, b.Month), cmp.Compare(a.Day, b.Day)) > 0
 }
 
+// Uncovered is a day on which a city's insured cardholders have no policy in force: their
+// medical settlements are refused (no_policy) until one is added.
+type Uncovered struct {
+	City string
+	Day  events.Date
+}
+
+// FirstUncovered lists, for each city whose policy is in force on today, the first day of the
+// next within days (today included) on which none is: a new year, or the start of one, that the
+// city has no policy for yet. The list is ordered by day, then city; it is empty when every such
+// city is covered through the window.
+func (ps *Policies) FirstUncovered(today events.Date, within int) []Uncovered {
+	var out []Uncovered
+	seen := map[string]bool{}
+	for k := range ps.byKey {
+		if seen[k.city] {
+			continue
+		}
+		seen[k.city] = true
+		if _, ok := ps.On(k.city, today); !ok {
+			continue
+		}
+		start := time.Date(today.Year, today.Month, today.Day, 0, 0, 0, 0, time.UTC)
+		for i := 1; i < within; i++ {
+			y, m, d := start.AddDate(0, 0, i).Date()
+			day := events.Date{Year: y, Month: m, Day: d}
+			if _, ok := ps.On(k.city, day); !ok {
+				out = append(out, Uncovered{City: k.city, Day: day})
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Uncovered) int {
+		if a.Day != b.Day {
+			if dateAfter(a.Day, b.Day) {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.City, b.City)
+	})
+	return out
+}
+
 // Versions lists the versions of city's policy for year, oldest first.
 func (ps *Policies) Versions(city string, year int) []*Policy {
 	return slices.Clone(ps.byKey[policyKey{cities.Canonical(city), year}])

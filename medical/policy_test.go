@@ -179,3 +179,38 @@ func TestPoliciesByCityNameAndDate(t *testing.T) {
 		t.Errorf("a version in another year: %v", err)
 	}
 }
+
+// A city whose policy settles today's bills and that has none for a day of the coming weeks (a
+// new year whose file is not added yet) is found, with that day; a city covered through the
+// window is not.
+func TestPoliciesFirstUncovered(t *testing.T) {
+	next := strings.Replace(validPolicy, `"year": 2026`, `"year": 2027`, 1)
+	if next == validPolicy {
+		t.Fatal("the sample names no year 2026")
+	}
+	shanghai := strings.Replace(validPolicy, `"city": "testcity"`, `"city": "shanghai"`, 1)
+	loaded, err := LoadPolicies(fstest.MapFS{
+		"testcity-2026.json": {Data: []byte(validPolicy)},
+		"testcity-2027.json": {Data: []byte(next)},
+		"shanghai-2026.json": {Data: []byte(shanghai)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		today events.Date
+		want  []Uncovered
+	}{
+		{events.Date{Year: 2026, Month: 12, Day: 7}, []Uncovered{{City: "shanghai", Day: events.Date{Year: 2027, Month: 1, Day: 1}}}},
+		{events.Date{Year: 2026, Month: 12, Day: 31}, []Uncovered{{City: "shanghai", Day: events.Date{Year: 2027, Month: 1, Day: 1}}}},
+		{events.Date{Year: 2026, Month: 10, Day: 1}, nil},
+		// 60 days from 2027-11-02 reach 2027-12-31 and no further.
+		{events.Date{Year: 2027, Month: 11, Day: 2}, nil},
+		{events.Date{Year: 2027, Month: 11, Day: 3}, []Uncovered{{City: "testcity", Day: events.Date{Year: 2028, Month: 1, Day: 1}}}},
+	} {
+		got := loaded.FirstUncovered(c.today, 60)
+		if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
+			t.Errorf("from %s: %v, want %v", c.today, got, c.want)
+		}
+	}
+}

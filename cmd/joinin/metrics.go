@@ -32,6 +32,9 @@ type serveMetrics struct {
 	// calendarDaysLeft is how many days are left before the first cycle whose value date the
 	// business-day calendar cannot give (calendarWarnAhead: that many or more).
 	calendarDaysLeft prometheus.Gauge
+	// medicalPolicyDaysLeft is how many days are left before the first day on which a city whose
+	// medical policy is in force today has none (policyWarnAhead: that many or more).
+	medicalPolicyDaysLeft prometheus.Gauge
 }
 
 func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
@@ -72,9 +75,14 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 			Name: "joinin_settlement_calendar_days_left",
 			Help: "Days before the first settlement cycle whose value date the business-day calendar cannot give, a year it has no file for (60: that many or more).",
 		}),
+		medicalPolicyDaysLeft: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "joinin_medical_policy_days_left",
+			Help: "Days before the first day on which a city whose medical policy settles today's bills has none, a year not added yet (60: that many or more).",
+		}),
 	}
 	reg.MustRegister(m.httpSeconds, m.holdsExpired, m.cyclesClosed, m.closeSeconds, m.closeFailed,
-		m.verifications, m.verifyProblems, m.checkpointedDays, m.sharedBuffers, m.balanceKey, m.calendarDaysLeft)
+		m.verifications, m.verifyProblems, m.checkpointedDays, m.sharedBuffers, m.balanceKey, m.calendarDaysLeft,
+		m.medicalPolicyDaysLeft)
 	return m
 }
 

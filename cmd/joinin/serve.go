@@ -277,6 +277,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		background.Go(func() { autoSettle(ctx, set, st.Now, *grace, log, sm) })
 	}
 	background.Go(func() { watchCalendar(ctx, set.Cycles(), st.Now, calendarCheckInterval, log, sm) })
+	background.Go(func() { watchMedicalPolicies(ctx, tariffs.MedicalPolicies, st.Now, policyCheckInterval, log, sm) })
 	if *verifyEvery > 0 {
 		background.Go(func() { verifyLedger(ctx, st, min(verifyFirstDelay, *verifyEvery), *verifyEvery, log, sm) })
 	}
