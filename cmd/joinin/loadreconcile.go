@@ -29,9 +29,13 @@ type reconcileLoadReport struct {
 	ReconcilePeakRSSMiB float64 `json:"peak_rss_mib"`
 	Matched             int64   `json:"matched"`
 	Breaks              int64   `json:"breaks"`
-	// RerunSeconds is a reconciliation run with nothing new to decide, after the import: what the
-	// history of a bank costs each later run.
-	RerunSeconds float64 `json:"rerun_nothing_new_seconds"`
+	// RerunSeconds is a reconciliation run with nothing new to decide, right after the import:
+	// what the history of a bank costs each later run, while the rows the import's run took out
+	// of the open queues are still in them, dead. RerunVacuumedSeconds is the same run once those
+	// are vacuumed away (PostgreSQL only), as autovacuum does within a minute on the queue
+	// tables' settings.
+	RerunSeconds         float64 `json:"rerun_nothing_new_seconds"`
+	RerunVacuumedSeconds float64 `json:"rerun_nothing_new_vacuumed_seconds,omitempty"`
 }
 
 // loadBreakEvery: one item in this many is left out of the statement, so the run also finds
@@ -101,11 +105,28 @@ func runLoadReconcile(ctx context.Context, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	began = time.Now()
-	if _, err := postgres.NewReconciler(st, rules).Reconcile(ctx, "bank-01"); err != nil {
-		return fmt.Errorf("reconcile again: %w", err)
+	rerun := func() (float64, error) {
+		began := time.Now()
+		if _, err := postgres.NewReconciler(st, rules).Reconcile(ctx, "bank-01"); err != nil {
+			return 0, fmt.Errorf("reconcile again: %w", err)
+		}
+		return time.Since(began).Seconds(), nil
 	}
-	rep.RerunSeconds = time.Since(began).Seconds()
+	if rep.RerunSeconds, err = rerun(); err != nil {
+		return err
+	}
+	pg, err := st.IsPostgreSQL(ctx)
+	if err != nil {
+		return err
+	}
+	if pg {
+		if _, err := st.Pool().Exec(ctx, `VACUUM recon_open_entries, recon_open_items`); err != nil {
+			return fmt.Errorf("vacuum the open queues: %w", err)
+		}
+		if rep.RerunVacuumedSeconds, err = rerun(); err != nil {
+			return err
+		}
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
