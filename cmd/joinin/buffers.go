@@ -51,10 +51,8 @@ func watchBuffers(ctx context.Context, b bufferSizer, every time.Duration, log *
 					"shared_buffers_mib", fit.SharedBuffers>>20, "balance_key_mib", fit.BalanceKey>>20)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !waitOrDone(ctx, every) {
 			return
-		case <-time.After(every):
 		}
 	}
 }

@@ -33,10 +33,8 @@ func watchCalendar(ctx context.Context, c settlement.Cycles, now func() time.Tim
 				"in the directory named by --calendar)", "cycle", d.String(), "days_left", left, "err", err)
 		}
 		m.calendarDaysLeft.Set(float64(left))
-		select {
-		case <-ctx.Done():
+		if !waitOrDone(ctx, every) {
 			return
-		case <-time.After(every):
 		}
 	}
 }

@@ -40,10 +40,8 @@ func watchMedicalPolicies(ctx context.Context, policies func() *medical.Policies
 				"--medical-policies, or an upload)", "city", u.City, "day", u.Day.String(), "days_left", days)
 		}
 		m.medicalPolicyDaysLeft.Set(float64(left))
-		select {
-		case <-ctx.Done():
+		if !waitOrDone(ctx, every) {
 			return
-		case <-time.After(every):
 		}
 	}
 }

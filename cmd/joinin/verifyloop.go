@@ -36,10 +36,8 @@ var _ ledgerVerifier = (*postgres.Store)(nil)
 func verifyLedger(ctx context.Context, v ledgerVerifier, first, every time.Duration, log *slog.Logger, m *serveMetrics) {
 	wait := first
 	for {
-		select {
-		case <-ctx.Done():
+		if !waitOrDone(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
 		wait = every
 		began := time.Now()
@@ -65,5 +63,17 @@ func verifyLedger(ctx context.Context, v ledgerVerifier, first, every time.Durat
 			log.Info("ledger verified", "mode", rep.Mode, "checkpointed", rep.Checkpointed, "accounts", rep.Accounts,
 				"transfers", rep.Transfers, "took", took)
 		}
+	}
+}
+
+// waitOrDone waits d, or until ctx is done; it reports whether the loop waiting goes on. The
+// engine's watches (the ledger's verification, the buffers, the calendar, the medical policies)
+// look, then wait for their interval.
+func waitOrDone(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
