@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
 )
@@ -117,9 +118,9 @@ func (h *accountHandlers) balance(w http.ResponseWriter, r *http.Request) {
 	}
 	var b postgres.AccountBalance
 	if at := r.URL.Query().Get("at"); at != "" {
-		t, perr := time.Parse(time.RFC3339Nano, at)
+		t, perr := events.ParseInstant(at)
 		if perr != nil {
-			h.s.writeError(w, r, Errorf(EINVALID, "at: want an RFC 3339 time with its zone"))
+			h.s.writeError(w, r, Errorf(EINVALID, "at: %v", perr))
 			return
 		}
 		b, err = h.store.BalanceAt(r.Context(), id, t)
@@ -247,13 +248,13 @@ func accountID(r *http.Request) (ledger.ID, error) {
 func statementRange(fromS, toS, limitS string) (from, to time.Time, limit int, err error) {
 	from, to, limit = time.Unix(0, 0).UTC(), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), maxStatementPage
 	if fromS != "" {
-		if from, err = time.Parse(time.RFC3339Nano, fromS); err != nil {
-			return from, to, 0, Errorf(EINVALID, "from: want an RFC 3339 time with its zone")
+		if from, err = events.ParseInstant(fromS); err != nil {
+			return from, to, 0, Errorf(EINVALID, "from: %v", err)
 		}
 	}
 	if toS != "" {
-		if to, err = time.Parse(time.RFC3339Nano, toS); err != nil {
-			return from, to, 0, Errorf(EINVALID, "to: want an RFC 3339 time with its zone")
+		if to, err = events.ParseInstant(toS); err != nil {
+			return from, to, 0, Errorf(EINVALID, "to: %v", err)
 		}
 	}
 	if !from.Before(to) {

@@ -133,6 +133,12 @@ func accountStatusCases() []statusCase {
 		{name: "balance at an instant", route: one, status: 200, run: get(path + "?at=" + url.QueryEscape(t0.Format(time.RFC3339)))},
 		{name: "balance of a bad id", route: one, status: 400, code: EINVALID, message: "id:", run: get("/v1/accounts/nope")},
 		{name: "balance at a bad time", route: one, status: 400, code: EINVALID, message: "at:", run: get(path + "?at=yesterday")},
+		// Times are read as an event's are: a decimal comma and -00:00 (a zone not known) are
+		// refused, not guessed.
+		{name: "balance at a time with a decimal comma", route: one, status: 400, code: EINVALID, message: "at:",
+			run: get(path + "?at=" + url.QueryEscape("2026-03-03T10:00:00,5+08:00"))},
+		{name: "balance at a time in an unknown zone", route: one, status: 400, code: EINVALID, message: "at:",
+			run: get(path + "?at=" + url.QueryEscape("2026-03-03T10:00:00-00:00"))},
 		{name: "balance without auth", route: one, status: 401, code: EUNAUTHORIZED, run: withAuth(path, "-")},
 		{name: "balance with a wrong token", route: one, status: 403, code: EFORBIDDEN, run: withAuth(path, "Bearer wrong")},
 		{name: "balance of an unknown account", route: one, status: 404, code: ENOTFOUND, run: get("/v1/accounts/" + testCounterpart.String())},
@@ -144,6 +150,10 @@ func accountStatusCases() []statusCase {
 		{name: "statement with a bad range", route: stmt, status: 400, code: EINVALID, message: "from must be before to",
 			run: get(path + "/statement?from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z")},
 		{name: "statement with a bad limit", route: stmt, status: 400, code: EINVALID, message: "limit:", run: get(path + "/statement?limit=0")},
+		{name: "statement from a time in an unknown zone", route: stmt, status: 400, code: EINVALID, message: "from:",
+			run: get(path + "/statement?from=" + url.QueryEscape("2026-03-03T10:00:00-00:00"))},
+		{name: "statement to a time with a decimal comma", route: stmt, status: 400, code: EINVALID, message: "to:",
+			run: get(path + "/statement?to=" + url.QueryEscape("2026-03-03T10:00:00,5Z"))},
 		{name: "statement without auth", route: stmt, status: 401, code: EUNAUTHORIZED, run: withAuth(path+"/statement", "-")},
 		{name: "statement with a wrong token", route: stmt, status: 403, code: EFORBIDDEN, run: withAuth(path+"/statement", "Bearer wrong")},
 		{name: "statement of an unknown account", route: stmt, status: 404, code: ENOTFOUND,
