@@ -643,7 +643,13 @@ func (t *Tx) writeDecision(ctx context.Context, d *clearing.Decision, now time.T
 					u := [16]byte(dl.EventID)
 					id = &u
 				}
-				return []any{dl.Source, dl.Offset, id, string(dl.Kind), dl.Reason, dl.Raw, dl.Fingerprint, now}, nil
+				// An empty message or a tombstone (no value at all) is stored as the empty bytes
+				// it was: nil would be NULL, which the column refuses.
+				payload := dl.Raw
+				if payload == nil {
+					payload = []byte{}
+				}
+				return []any{dl.Source, dl.Offset, id, string(dl.Kind), dl.Reason, payload, dl.Fingerprint, now}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("write dead letters: %w", err)

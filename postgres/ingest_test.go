@@ -257,3 +257,53 @@ func TestDeadLettersAreStoredRedacted(t *testing.T) {
 		t.Fatalf("waiting for the relay: %v %+v", err, dls)
 	}
 }
+
+// An empty message and a tombstone (a message with no value) are dead letters like any other
+// malformed message: their payload is stored empty, and the events after them in the batch apply.
+func TestIngestDeadLettersEmptyMessagesAndTombstones(t *testing.T) {
+	st := pgtest.NewStore(t)
+	pgtest.ClockFrom(st, time.Date(2024, 12, 3, 9, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	city := loadtest.NewCity(1, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	var evs []events.Event
+	evs = append(evs, city.Registrations()...)
+	evs = append(evs, city.Funding(50000, 50000)...)
+	valid := messages(t, "card-events/0", 2, evs...)
+	msgs := []clearing.Message{}
+	for i, raw := range [][]byte{nil, {}} {
+		_, err := events.DecodeMessage(nil, raw)
+		if err == nil {
+			t.Fatalf("the decoder took %q", raw)
+		}
+		msgs = append(msgs, clearing.Message{Source: "card-events/0", Offset: int64(i), Raw: raw, DecodeErr: err})
+	}
+	msgs = append(msgs, valid...)
+	to := valid[len(valid)-1].Offset + 1
+	d, err := st.Ingest(ctx, []postgres.Cursor{{Name: "card-events/0", From: 0, To: to}}, msgs)
+	if err != nil {
+		t.Fatalf("a batch with an empty message and a tombstone: %v", err)
+	}
+	if len(d.DeadLetters) != 2 {
+		t.Errorf("%d dead letters, want the empty message and the tombstone: %+v", len(d.DeadLetters), d.DeadLetters)
+	}
+	var n int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE source = 'card-events/0' AND payload = ''::BYTEA AND kind = 'malformed'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d empty malformed dead letters stored, want 2", n)
+	}
+	applied := 0
+	for _, p := range d.Processed {
+		if p.Status == clearing.Applied {
+			applied++
+		}
+	}
+	if applied != len(city.Funding(50000, 50000)) {
+		t.Errorf("%d events applied after the empty messages, want every funding", applied)
+	}
+	if pos, err := st.Cursor(ctx, "card-events/0"); err != nil || pos != to {
+		t.Errorf("cursor %d (%v), want %d", pos, err, to)
+	}
+}
