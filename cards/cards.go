@@ -64,6 +64,9 @@ type Card struct {
 	// FundsAccount and MedicalAccount are the card's ledger accounts.
 	FundsAccount   ledger.ID
 	MedicalAccount ledger.ID
+	// IssuedAt is when the issuer issued the card: its registration's occurred_at. Zero when not
+	// known, for a card registered before the engine kept it.
+	IssuedAt time.Time
 }
 
 // Status derives the card's status at instant now: closed and blocked as declared, otherwise

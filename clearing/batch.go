@@ -264,6 +264,12 @@ func Decide(msgs []Message, v *View, now time.Time) *Decision {
 				break
 			}
 			c := cards.FromRegistration(e.CardToken, data)
+			// Issued when the issuer says, and by the time the engine records it at the latest: an
+			// issuer's clock ahead does not move the issue past the record.
+			c.IssuedAt = e.OccurredAt
+			if c.IssuedAt.After(now) {
+				c.IssuedAt = now
+			}
 			taken := false
 			for _, t := range c.Tokens() {
 				if _, ok := v.Cards[t]; ok {

@@ -132,6 +132,7 @@ func TestOfflineBoundsDocumented(t *testing.T) {
 		fmt.Sprintf("**the presentment window, %d days**", int(clearing.MaxOfflinePurchaseAge/(24*time.Hour))),
 		fmt.Sprintf("**the offline ceiling, %s CNY**", ledger.FormatAmount(clearing.MaxOfflinePurchaseAmount, "CNY")),
 		fmt.Sprintf("**no more than %d hours ahead**", int(clearing.MaxOfflinePurchaseLead/time.Hour)),
+		fmt.Sprintf("dated more than %d hours (the clock error allowed ahead, `clearing.MaxOfflinePurchaseBeforeIssue`)", int(clearing.MaxOfflinePurchaseBeforeIssue/time.Hour)),
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("docs/events.md does not say %q", want)
@@ -169,5 +170,82 @@ func TestOfflinePurchaseDatedAheadOfItsPresentment(t *testing.T) {
 		"purchase.cleared applied",
 		"purchase.cleared rejected: offline purchase is dated more than 24 hours after it was presented: the terminal's clock is wrong",
 		"purchase.cleared rejected: offline purchase is dated more than 24 hours after it was presented: the terminal's clock is wrong",
+	})
+}
+
+// No terminal read a card before it was issued: an offline purchase dated before the card's
+// registration (its occurred_at, when the issuer issued it) by more than a terminal's clock may be
+// wrong (MaxOfflinePurchaseLead) charges the card nothing, whether the registration is in the
+// purchase's batch or an earlier one. Within that it is owed, as a record dated ahead is.
+func TestOfflinePurchaseBeforeTheCardWasIssued(t *testing.T) {
+	issued := day.Add(-2 * time.Hour)
+	city := loadtest.NewCity(5, 2, 1, issued)
+	v := world(city)
+	regs := city.Registrations()
+	purchase := func(card int, at time.Time) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: at,
+			CardToken: city.Cards[card], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: 100, Currency: "CNY"}, MCC: "5411"}}
+	}
+	// Card 0 is registered in the purchases' batch.
+	d := clearing.Decide(decoded(t, append(append(regs[:1:1], city.Funding(100_000, 100_000)[0]),
+		purchase(0, regs[0].OccurredAt.Add(-clearing.MaxOfflinePurchaseLead-time.Millisecond)),
+		purchase(0, regs[0].OccurredAt.Add(-3*24*time.Hour)),
+		purchase(0, regs[0].OccurredAt.Add(-clearing.MaxOfflinePurchaseLead)),
+		purchase(0, regs[0].OccurredAt.Add(time.Minute)),
+	)...), v, day)
+	checkOutcomes(t, d, []string{
+		"card.registered accepted",
+		"funds.loaded applied",
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours before its card was issued",
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours before its card was issued",
+		"purchase.cleared applied",
+		"purchase.cleared applied",
+	})
+	// Card 1 was registered by an earlier batch.
+	d = clearing.Decide(decoded(t, append(regs[1:2:2], city.Funding(100_000, 100_000)[1])...), v, day)
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	d = clearing.Decide(decoded(t,
+		purchase(1, regs[1].OccurredAt.Add(-48*time.Hour)),
+		purchase(1, regs[1].OccurredAt.Add(-time.Hour)),
+	), v, day.Add(time.Hour))
+	checkOutcomes(t, d, []string{
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours before its card was issued",
+		"purchase.cleared applied",
+	})
+}
+
+// A card was issued by the time the engine recorded its registration at the latest: a
+// registration dated ahead of the engine's clock (an issuer's clock ahead) does not refuse the
+// card's purchases made after it was recorded.
+func TestOfflinePurchaseAfterARegistrationDatedAhead(t *testing.T) {
+	city := loadtest.NewCity(6, 1, 1, day.Add(48*time.Hour))
+	v := world(city)
+	purchase := func(at time.Time) events.Event {
+		return events.Event{ID: uuid.Must(uuid.NewV7()), Type: events.TypePurchaseCleared, OccurredAt: at,
+			CardToken: city.Cards[0], Data: &events.PurchaseCleared{MerchantID: city.Merchants[0],
+				Amount: events.Money{Minor: 100, Currency: "CNY"}, MCC: "5411"}}
+	}
+	d := clearing.Decide(decoded(t, append(city.Registrations(), city.Funding(100_000, 100_000)...)...), v, day)
+	for _, c := range d.Cards {
+		v.Cards[c.Token] = c
+	}
+	for _, p := range d.Processed {
+		v.Processed[p.EventID] = p
+	}
+	d = clearing.Decide(decoded(t,
+		purchase(day.Add(-time.Hour)),
+		purchase(day.Add(time.Hour)),
+		purchase(day.Add(-clearing.MaxOfflinePurchaseBeforeIssue-time.Minute)),
+	), v, day.Add(2*time.Hour))
+	checkOutcomes(t, d, []string{
+		"purchase.cleared applied",
+		"purchase.cleared applied",
+		"purchase.cleared rejected: offline purchase is dated more than 24 hours before its card was issued",
 	})
 }

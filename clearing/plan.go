@@ -298,6 +298,11 @@ const (
 	// from a clock that cannot be trusted, and a network refuses a transaction dated in the
 	// future; taking it would also let a record escape the presentment window by its date.
 	MaxOfflinePurchaseLead = 24 * time.Hour
+	// MaxOfflinePurchaseBeforeIssue is how far before its card was issued (the registration's
+	// occurred_at) an offline purchase may be dated: no terminal read a card that did not exist
+	// yet, so an earlier date is a terminal's clock behind by as much as MaxOfflinePurchaseLead
+	// allows ahead, and no more. A record dated further back names a card that could not pay.
+	MaxOfflinePurchaseBeforeIssue = MaxOfflinePurchaseLead
 )
 
 // offlinePurchaseBeyondBounds says why a purchase cleared without an authorization is outside
@@ -323,9 +328,14 @@ func offlinePurchaseBeyondBounds(e *events.Event, amount int64, presented time.T
 // purchase is owed if the card could pay when it was made (occurred_at), whatever became of the
 // card since, and refused if by then the card was closed or blocked (by the statuses the engine
 // had recorded, in force from the moment it recorded each, as a transit tap is judged) or its
-// holder's permit had expired, which no online terminal would have let through. A purchase stamped
+// holder's permit had expired, which no online terminal would have let through; so is one dated
+// before the card was issued by more than MaxOfflinePurchaseBeforeIssue. A purchase stamped
 // after the batch's time is judged by the card's status now, with the batch's own changes.
 func offlinePurchaseRefusal(e *events.Event, card *cards.Card, history []cards.StatusChange, now time.Time) string {
+	if !card.IssuedAt.IsZero() && card.IssuedAt.Sub(e.OccurredAt) > MaxOfflinePurchaseBeforeIssue {
+		return fmt.Sprintf("offline purchase is dated more than %d hours before its card was issued",
+			int64(MaxOfflinePurchaseBeforeIssue/time.Hour))
+	}
 	status := card.Status(now)
 	if !e.OccurredAt.After(now) {
 		status, _, _ = cards.StatusAt(history, card.PermitValidUntil, e.OccurredAt)

@@ -331,7 +331,7 @@ func (t *Tx) loadView(ctx context.Context, msgs []clearing.Message, all bool) (*
 // statement so that the card and its history agree: its permit and declared status now, and its
 // recorded status changes, oldest first (none: one row with NULLs). The rest of the card may come
 // from the cache of its immutable elements.
-const statusLookup = `SELECT c.card_token, c.permit_valid_until, c.declared_status, c.status_reason,
+const statusLookup = `SELECT c.card_token, c.permit_valid_until, c.declared_status, c.status_reason, c.issued_at,
 		h.changed_at, h.declared_status, h.status_reason
 	FROM cards c LEFT JOIN card_status_changes h ON h.card_token = c.card_token
 	WHERE c.card_token = ANY($1) ORDER BY c.card_token, h.changed_at`
@@ -368,10 +368,10 @@ func queueStatusHistories(q *pgx.Batch, v *clearing.View, msgs []clearing.Messag
 			var (
 				token, declared, reason string
 				validUntil              time.Time
-				changedAt               *time.Time
+				issuedAt, changedAt     *time.Time
 				status, why             *string
 			)
-			if err := rows.Scan(&token, &validUntil, &declared, &reason, &changedAt, &status, &why); err != nil {
+			if err := rows.Scan(&token, &validUntil, &declared, &reason, &issuedAt, &changedAt, &status, &why); err != nil {
 				return fmt.Errorf("scan card status: %w", err)
 			}
 			c, ok := byCard[token]
@@ -381,6 +381,9 @@ func queueStatusHistories(q *pgx.Batch, v *clearing.View, msgs []clearing.Messag
 			y, m, d := validUntil.Date()
 			c.PermitValidUntil = events.Date{Year: y, Month: m, Day: d}
 			c.Declared, c.StatusReason = events.CardStatus(declared), reason
+			if issuedAt != nil {
+				c.IssuedAt = *issuedAt
+			}
 			if changedAt != nil && status != nil && why != nil {
 				v.StatusHistories[token] = append(v.StatusHistories[token],
 					cards.StatusChange{At: *changedAt, Declared: events.CardStatus(*status), Reason: *why})
@@ -753,13 +756,13 @@ func (t *Tx) writeCards(ctx context.Context, d *clearing.Decision, now time.Time
 		[]string{"card_token", "physical_token", "digital_token", "holder_name", "nationality",
 			"passport_token", "passport_masked", "ssn_token", "ssn_masked", "permit_token", "permit_masked", "permit_valid_until",
 			"insurance_city", "issuer_bank", "bank_account_token", "bank_account_masked", "card_number_masked",
-			"declared_status", "status_reason", "funds_account_id", "medical_account_id", "created_at", "updated_at"},
+			"declared_status", "status_reason", "funds_account_id", "medical_account_id", "created_at", "updated_at", "issued_at"},
 		pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
 			c := fresh[i]
 			return []any{c.Token, c.PhysicalToken, c.DigitalToken, c.HolderName, c.Nationality, c.PassportToken, c.PassportMasked,
 				c.SSNToken, c.SSNMasked, c.PermitToken, c.PermitMasked, dateOf(c), c.InsuranceCity, c.IssuerBank,
 				c.BankAccountToken, c.BankAccountMasked, c.CardNumberMasked, string(c.Declared), c.StatusReason,
-				[16]byte(c.FundsAccount), [16]byte(c.MedicalAccount), now, now}, nil
+				[16]byte(c.FundsAccount), [16]byte(c.MedicalAccount), now, now, issuedAt(c)}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("insert cards: %w", err)
@@ -768,6 +771,15 @@ func (t *Tx) writeCards(ctx context.Context, d *clearing.Decision, now time.Time
 		return fmt.Errorf("insert card tokens: %w", err)
 	}
 	return nil
+}
+
+// issuedAt is a new card's issue time for the cards table: NULL when not known.
+func issuedAt(c *cards.Card) *time.Time {
+	if c.IssuedAt.IsZero() {
+		return nil
+	}
+	t := c.IssuedAt.UTC()
+	return &t
 }
 
 // Card returns the card that token names (its own, physical or digital token).

@@ -140,3 +140,29 @@ func TestOfflinePurchaseSeesTheStatusAnotherEngineRecorded(t *testing.T) {
 		t.Fatalf("card 1: available %s posted %s, want only the purchase after the unblock paid", cny(av), cny(posted))
 	}
 }
+
+// An offline purchase dated before its card was issued (the registration's occurred_at) by more
+// than a terminal's clock may be behind is refused, the card read from the engine's cache or from
+// the database alike: the issue time is kept with the card.
+func TestOfflinePurchaseBeforeTheCardWasIssued(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	const amount = 10000
+	issued := purchaseT0.Add(-time.Hour) // the city registers its cards from then
+	at := func(when time.Time) events.Event {
+		e := s.plainPurchase(0, amount)
+		e.OccurredAt = when.Truncate(time.Millisecond)
+		return e
+	}
+	for round := 0; round < 2; round++ { // the card read from the database, then from the cache
+		d := s.ingestDecision(at(issued.Add(-clearing.MaxOfflinePurchaseBeforeIssue-time.Minute)), at(issued.Add(-time.Hour)))
+		if len(d.Processed) != 2 || d.Processed[0].Status != clearing.Rejected || d.Processed[1].Status != clearing.Applied {
+			t.Fatalf("round %d: decisions %+v", round, d.Processed)
+		}
+		if want := "offline purchase is dated more than 24 hours before its card was issued"; d.Processed[0].Reason != want {
+			t.Fatalf("round %d: reason %q, want %q", round, d.Processed[0].Reason, want)
+		}
+	}
+	if av, posted := s.funds(0); av != fen1000-2*amount || posted != fen1000-2*amount {
+		t.Fatalf("card 0: available %s posted %s, want the two purchases made after the card was issued", cny(av), cny(posted))
+	}
+}
