@@ -213,7 +213,9 @@ func (c *Card) Accounts() []ledger.Account {
 func (c *Card) Tokens() []string {
 	ts := []string{c.Token}
 	for _, t := range []string{c.PhysicalToken, c.DigitalToken} {
-		if t != "" && t != c.Token {
+		// Each once: a registration may name the card's own token, or one token as both the
+		// physical and the digital card's.
+		if t != "" && !slices.Contains(ts, t) {
 			ts = append(ts, t)
 		}
 	}

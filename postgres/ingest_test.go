@@ -307,3 +307,30 @@ func TestIngestDeadLettersEmptyMessagesAndTombstones(t *testing.T) {
 		t.Errorf("cursor %d (%v), want %d", pos, err, to)
 	}
 }
+
+// A registration whose physical and digital tokens are the same names the card by that token
+// once: it is registered, and the events after it in the batch apply, where inserting the token
+// twice failed the batch on every attempt and stopped the consumer.
+func TestIngestRegistrationWithEqualDeviceTokens(t *testing.T) {
+	st := pgtest.NewStore(t)
+	pgtest.ClockFrom(st, time.Date(2024, 12, 3, 9, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	city := loadtest.NewCity(1, 1, 1, time.Date(2024, 12, 2, 9, 0, 0, 0, time.UTC))
+	registerParties(t, st, city)
+	reg := city.Registrations()[0]
+	data := reg.Data.(*events.CardRegistered)
+	const device = "tok_LPpxqdCrn2I94xqoc5EsBHGNAfKOto-zvzJW_9f6Olo" // the token of docs/events.md's example
+	data.PhysicalToken, data.DigitalToken = device, device
+	msgs := messages(t, "card-events/0", 0, append([]events.Event{reg}, city.Funding(50000, 50000)...)...)
+	d, err := st.Ingest(ctx, []postgres.Cursor{{Name: "card-events/0", From: 0, To: int64(len(msgs))}}, msgs)
+	if err != nil {
+		t.Fatalf("a registration with equal physical and digital tokens: %v", err)
+	}
+	if len(d.Processed) != 2 || d.Processed[0].Status != clearing.Accepted || d.Processed[1].Status != clearing.Applied {
+		t.Fatalf("decisions %+v", d.Processed)
+	}
+	c, err := st.Card(ctx, device)
+	if err != nil || c.Token != reg.CardToken {
+		t.Fatalf("card by its device token: %+v %v", c, err)
+	}
+}
