@@ -521,7 +521,7 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 		// changes ride along on the card's row rather than costing a second probe of every token.
 		// A card named by two tokens gets its changes from the first only.
 		historyFrom := map[string]string{}
-		cardsQuery, cardsArg := `SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+		cardsQuery, cardsArg := `SELECT t.token, t.card_token, c.declared_status, c.status_reason, c.permit_valid_until, c.issued_at,
 				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = t.card_token AND d.owed > 0),
 				h.changed_at, h.declared_status, h.status_reason
 			FROM card_tokens t JOIN cards c ON c.card_token = t.card_token
@@ -537,7 +537,7 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 					own = append(own, c)
 				}
 			}
-			cardsQuery, cardsArg = `SELECT c.card_token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+			cardsQuery, cardsArg = `SELECT c.card_token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until, c.issued_at,
 				(SELECT min(d.owed_since) FROM transit_days d WHERE d.card_token = c.card_token AND d.owed > 0),
 				h.changed_at, h.declared_status, h.status_reason
 			FROM cards c LEFT JOIN card_status_changes h ON h.card_token = c.card_token
@@ -548,14 +548,14 @@ func (t *Tx) decideTransitTaps(ctx context.Context, ts *transit.Tables, cands []
 				var (
 					token, card, declared, reason string
 					validUntil                    time.Time
-					since, changedAt              *time.Time
+					issued, since, changedAt      *time.Time
 					changedTo, changedWhy         *string
 				)
-				if err := rows.Scan(&token, &card, &declared, &reason, &validUntil, &since, &changedAt, &changedTo, &changedWhy); err != nil {
+				if err := rows.Scan(&token, &card, &declared, &reason, &validUntil, &issued, &since, &changedAt, &changedTo, &changedWhy); err != nil {
 					return err
 				}
 				v.Cards[token] = card
-				statuses.card(card, declared, reason, validUntil)
+				statuses.card(card, declared, reason, validUntil, issued)
 				if since != nil {
 					v.DeniedSince[card] = *since
 				}
@@ -745,18 +745,23 @@ func scanTransitTap(rows pgx.Rows) (transit.Tap, error) {
 type cardStatusRows struct {
 	current map[string]cards.StatusChange
 	permit  map[string]events.Date
+	issued  map[string]time.Time
 	history map[string][]cards.StatusChange
 }
 
 func newCardStatusRows() *cardStatusRows {
 	return &cardStatusRows{current: map[string]cards.StatusChange{}, permit: map[string]events.Date{},
-		history: map[string][]cards.StatusChange{}}
+		issued: map[string]time.Time{}, history: map[string][]cards.StatusChange{}}
 }
 
-func (r *cardStatusRows) card(card, declared, reason string, validUntil time.Time) {
+// card records a card's declared status and permit, and when it was issued (nil: not known).
+func (r *cardStatusRows) card(card, declared, reason string, validUntil time.Time, issued *time.Time) {
 	y, m, d := validUntil.Date()
 	r.current[card] = cards.StatusChange{Declared: events.CardStatus(declared), Reason: reason}
 	r.permit[card] = events.Date{Year: y, Month: m, Day: d}
+	if issued != nil {
+		r.issued[card] = *issued
+	}
 }
 
 // change adds a recorded status change of card; sortHistory puts each card's in order after.
@@ -789,17 +794,18 @@ func (r *cardStatusRows) changes(rows pgx.Rows) error {
 
 // queue queues the reads of the cards' statuses, by their own tokens.
 func (r *cardStatusRows) queue(q *pgx.Batch, cardTokens []string) {
-	q.Queue(`SELECT card_token, declared_status, status_reason, permit_valid_until FROM cards WHERE card_token = ANY($1)`,
+	q.Queue(`SELECT card_token, declared_status, status_reason, permit_valid_until, issued_at FROM cards WHERE card_token = ANY($1)`,
 		cardTokens).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				card, declared, reason string
 				validUntil             time.Time
+				issued                 *time.Time
 			)
-			if err := rows.Scan(&card, &declared, &reason, &validUntil); err != nil {
+			if err := rows.Scan(&card, &declared, &reason, &validUntil, &issued); err != nil {
 				return err
 			}
-			r.card(card, declared, reason, validUntil)
+			r.card(card, declared, reason, validUntil, issued)
 		}
 		return rows.Err()
 	})
@@ -816,7 +822,7 @@ func (r *cardStatusRows) statuses() map[string]*transit.CardStatus {
 			// Declared without a recorded change: in force for as long as the card has been.
 			h = []cards.StatusChange{cur}
 		}
-		out[card] = &transit.CardStatus{History: h, PermitValidUntil: r.permit[card]}
+		out[card] = &transit.CardStatus{History: h, PermitValidUntil: r.permit[card], IssuedAt: r.issued[card]}
 	}
 	return out
 }
@@ -1551,7 +1557,7 @@ func scanDenyEntry(row pgx.Row, now time.Time) (DenyEntry, bool, error) {
 		return e, false, err
 	}
 	rows := newCardStatusRows()
-	rows.card(e.Card, declared, reason, validUntil)
+	rows.card(e.Card, declared, reason, validUntil, nil)
 	if changed != nil {
 		rows.history[e.Card] = []cards.StatusChange{{At: *changed, Declared: events.CardStatus(declared), Reason: reason}}
 	}

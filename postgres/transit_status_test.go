@@ -224,3 +224,49 @@ func TestCardStatusChangesAreKeptInOrder(t *testing.T) {
 		t.Fatalf("changes:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A tap dated before its card was issued (the registration's occurred_at) is of no card, through
+// both doors: it is refused unknown_card, and the card pays nothing for it; the taps after its
+// issue are accepted and paid.
+func TestTransitRefusesTapsBeforeTheCardWasIssued(t *testing.T) {
+	ctx := context.Background()
+	w := newTransitWorld(t, 1, 10000) // issued on 2026-02-28 at 08:00
+	w.clock.Set(sh("2026-03-02 12:00"))
+	kafka := []events.Event{
+		w.kafkaTap(0, "gate-k", 1, "2026-02-27 10:00", events.DirectionIn, "0101"),
+		w.kafkaTap(0, "gate-k", 2, "2026-02-27 10:20", events.DirectionOut, "0103"),
+		w.kafkaTap(0, "gate-k", 3, "2026-03-02 10:00", events.DirectionIn, "0101"),
+		w.kafkaTap(0, "gate-k", 4, "2026-03-02 10:20", events.DirectionOut, "0103"),
+	}
+	w.ingest(t, kafka...)
+	if _, err := w.st.DrainTransitTaps(ctx, w.ts); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]uuid.UUID, len(kafka))
+	for i, e := range kafka {
+		ids[i] = e.ID
+	}
+	viaKafka, err := w.st.TransitEventResults(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaBatch := w.upload(t, "late upload", strings.Join([]string{
+		"HZMETRO 0 2026-02-27 11:00 in 0101 dev=gate-b", "HZMETRO 0 2026-02-27 11:20 out 0103 dev=gate-b",
+		"HZMETRO 0 2026-03-02 11:00 in 0101 dev=gate-b", "HZMETRO 0 2026-03-02 11:20 out 0103 dev=gate-b",
+	}, "\n"))["HZMETRO"].Answers
+	for i := range 4 {
+		k, b := viaKafka[kafka[i].ID], viaBatch[i]
+		if i < 2 {
+			if k.Reason != transit.ReasonUnknownCard || b.Reason != transit.ReasonUnknownCard || !strings.Contains(k.Detail, "issued") {
+				t.Errorf("tap %d before the card was issued: kafka %+v, batch %+v", i, k, b)
+			}
+		} else if k.Result != transit.Accepted || b.Result != transit.Accepted {
+			t.Errorf("tap %d after the card was issued: kafka %+v, batch %+v", i, k, b)
+		}
+	}
+	// Two journeys on Monday: 2.00, and 1.00 off the second within 90 minutes.
+	w.close(t, sh("2026-03-03 10:00"))
+	if got := w.funds(t, 0); got != 10000-300 {
+		t.Errorf("card paid %s, want 3.00 for the journeys after it was issued", cny(10000-got))
+	}
+}

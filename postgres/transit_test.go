@@ -55,7 +55,8 @@ func newTransitWorld(t *testing.T, ncards int, funds int64) *transitWorld {
 		t.Fatal(err)
 	}
 	w.ts = ts
-	w.city = loadtest.NewCity(42, ncards, 1, sh("2026-03-01 08:00"))
+	// The cards are issued the day before the first taps of the tests.
+	w.city = loadtest.NewCity(42, ncards, 1, sh("2026-02-28 08:00"))
 	registerParties(t, w.st, w.city)
 	evs := w.city.Registrations()
 	if funds > 0 {

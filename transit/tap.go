@@ -20,6 +20,10 @@ const (
 	// MaxTapAge: a tap older than this is refused. Offline readers upload within days; older taps
 	// belong to settlement cycles already reconciled with the banks (the event schema's bound).
 	MaxTapAge = 30 * 24 * time.Hour
+	// MaxTapBeforeIssue: a tap stamped this far before its card was issued (the registration's
+	// occurred_at) is still the card's, a reader's clock behind by as much as MaxTapAhead allows
+	// ahead; one stamped earlier is of no card, for no card had the token yet.
+	MaxTapBeforeIssue = MaxTapAhead
 )
 
 // Tap is one accepted-shape tap of a card on an operator's device.
@@ -201,6 +205,9 @@ func (t *Tables) check(tap Tap) Candidate {
 type CardStatus struct {
 	History          []cards.StatusChange
 	PermitValidUntil events.Date
+	// IssuedAt is when the card was issued (its registration's occurred_at); zero when not known,
+	// for a card registered before the engine kept it.
+	IssuedAt time.Time
 }
 
 // At is the card's status at instant at, why it may not pay then, and since when.
@@ -233,6 +240,10 @@ type View struct {
 // stopped returns why a card may not travel at instant at, if it may not: closed, blocked or with
 // its permit expired then, or on the deny list for unpaid fares since then or before.
 func (v *View) stopped(card string, at time.Time) (Outcome, bool) {
+	if s := v.Status[card]; s != nil && !s.IssuedAt.IsZero() && s.IssuedAt.Sub(at) > MaxTapBeforeIssue {
+		return reject(ReasonUnknownCard, "no card had this token when it tapped: the card was issued at %s",
+			s.IssuedAt.In(shanghai).Format(time.RFC3339)), true
+	}
 	st, cause, since := v.Status[card].At(at)
 	when := since.In(shanghai).Format(time.RFC3339)
 	switch st {

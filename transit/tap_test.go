@@ -334,3 +334,54 @@ func tapEvent(at string) []byte {
 		`"occurred_at":"2026-03-02T08:12:04+08:00","card_token":"tok_card","data":{"operator_id":"HZMETRO","device_id":"GATE-0107-03",`+
 		`"device_seq":1,"tapped_at":%q,"station_id":"0107","direction":"in","mode":"metro"}}`, at)
 }
+
+// No card had its token before the card was issued: a tap dated before the card's issue (its
+// registration's occurred_at) by more than a reader's clock may be behind (MaxTapBeforeIssue) is
+// refused as a tap of no card, uploaded late or not, and the card pays nothing for it.
+func TestDecideRefusesTapsBeforeTheCardWasIssued(t *testing.T) {
+	ts := shippedTables(t)
+	at := func(hm string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-02 "+hm, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	valid := events.Date{Year: 2027, Month: time.June, Day: 30}
+	v := &View{
+		Cards:     map[string]string{"new": "new", "old": "old"},
+		Status:    map[string]*CardStatus{"new": {PermitValidUntil: valid, IssuedAt: at("10:00")}, "old": {PermitValidUntil: valid}},
+		Seen:      map[Key]bool{},
+		Operators: map[string]bool{"HZBUS": true},
+		Recent:    map[string][]Tap{},
+	}
+	seq := 0
+	tap := func(card, hm string) Candidate {
+		seq++
+		return ts.ParseTap("HZBUS", &RawTap{DeviceID: "BUS-1", DeviceSeq: strconv.Itoa(seq), CardToken: card,
+			TappedAt: at(hm).Format(time.RFC3339), StationID: "K155-01", Line: "K155", Direction: "single", Mode: "bus"})
+	}
+	cases := []struct {
+		cand   Candidate
+		result Result
+		reason Reason
+		detail string
+	}{
+		{tap("new", "08:00"), Rejected, ReasonUnknownCard, "no card had this token when it tapped: the card was issued at 2026-03-02T10:00:00+08:00"},
+		{tap("new", "09:49"), Rejected, ReasonUnknownCard, "issued at"},
+		{tap("new", "09:50"), Accepted, "", ""},
+		{tap("new", "10:30"), Accepted, "", ""},
+		{tap("old", "08:00"), Accepted, "", ""}, // registered before the engine kept the issue time
+	}
+	cands := make([]Candidate, len(cases))
+	for i := range cases {
+		cands[i] = cases[i].cand
+	}
+	out := ts.Decide(cands, v, at("12:00"))
+	for i, c := range cases {
+		o := out[i]
+		if o.Result != c.result || o.Reason != c.reason || !strings.Contains(o.Detail, c.detail) {
+			t.Errorf("%s at %s: %+v, want %s %s %q", c.cand.Tap.Card, c.cand.Tap.At.In(shanghai).Format("15:04"), o, c.result, c.reason, c.detail)
+		}
+	}
+}
