@@ -295,8 +295,9 @@ func (h *medicalHandlers) institution(next func(http.ResponseWriter, *http.Reque
 // price of one. Class and amount are the bill's former fields, refused by name: the treating
 // city's catalogue classifies each item by its code, whatever the institution declares.
 type medicalItemRequest struct {
-	Code      string `json:"code"`
-	Quantity  int64  `json:"quantity"`
+	Code string `json:"code"`
+	// Quantity is nil when the field is absent, told apart from a quantity of 0.
+	Quantity  *int64 `json:"quantity"`
 	UnitPrice string `json:"unit_price"`
 	Class     string `json:"class,omitempty"`
 	Amount    string `json:"amount,omitempty"`
@@ -350,9 +351,9 @@ func basketOf(token, visit string, items []medicalItemRequest) (medical.Bill, er
 			return b, Errorf(EINVALID, "items[%d].amount: not taken: send the quantity and the unit_price", i)
 		case it.Code == "":
 			return b, Errorf(EINVALID, "items[%d].code: missing required field", i)
-		case it.Quantity == 0:
+		case it.Quantity == nil:
 			return b, Errorf(EINVALID, "items[%d].quantity: missing required field, a whole number of units from 1", i)
-		case it.Quantity < 0 || it.Quantity > medical.MaxQuantity:
+		case *it.Quantity < 1 || *it.Quantity > medical.MaxQuantity:
 			return b, Errorf(EINVALID, "items[%d].quantity: must be 1 to %d", i, medical.MaxQuantity)
 		case it.UnitPrice == "":
 			return b, Errorf(EINVALID, "items[%d].unit_price: missing required field", i)
@@ -367,7 +368,7 @@ func basketOf(token, visit string, items []medicalItemRequest) (medical.Bill, er
 		if fen == 0 {
 			return b, Errorf(EINVALID, "items[%d].unit_price: must be positive", i)
 		}
-		b.Lines[i] = medical.BillLine{Code: it.Code, Quantity: it.Quantity, UnitPrice: fen}
+		b.Lines[i] = medical.BillLine{Code: it.Code, Quantity: *it.Quantity, UnitPrice: fen}
 	}
 	if err := medical.ValidateBill(b.Lines); err != nil {
 		return b, Errorf(EINVALID, "items: %s", invalidDetail(err))
@@ -1092,6 +1093,9 @@ func (c nestedChecker) value(path string, t reflect.Type) error {
 	}
 	if tok == nil {
 		return Errorf(EINVALID, "%s: must not be null (leave an optional field out)", path)
+	}
+	if t.Kind() == reflect.Pointer { // a field whose absence is told apart from its zero
+		t = t.Elem()
 	}
 	if t.Kind() == reflect.Int64 {
 		n, ok := tok.(json.Number)
