@@ -168,7 +168,9 @@ func signed(fen int64) string {
 }
 
 // writeCycleFiles writes every bank's files of cycle d, as first written, and the cycle's
-// manifest, under dir/<cycle>, checking each file against the manifest.
+// manifest, under dir/<cycle>, checking each file against the manifest. Each file is written
+// beside its place, flushed to disk and renamed into it, the manifest last: a file under its own
+// name is whole, whenever the command stops, and a folder with the manifest holds every file.
 func writeCycleFiles(ctx context.Context, set *postgres.Settlement, d settlement.Date, dir string) (string, error) {
 	m, err := set.Manifest(ctx, "", d)
 	if err != nil {
@@ -186,22 +188,61 @@ func writeCycleFiles(ctx context.Context, set *postgres.Settlement, d settlement
 		if err := m.Verify(e.Name, buf.Bytes()); err != nil {
 			return "", err
 		}
-		if err := os.WriteFile(filepath.Join(folder, e.Name), buf.Bytes(), 0o644); err != nil {
-			return "", fmt.Errorf("write %s: %w", e.Name, err)
+		if err := writeWhole(folder, e.Name, buf.Bytes()); err != nil {
+			return "", err
 		}
 	}
-	f, err := os.Create(filepath.Join(folder, "manifest.txt"))
-	if err != nil {
-		return "", fmt.Errorf("write the manifest: %w", err)
-	}
-	if err := bankfile.WriteManifest(f, m); err != nil {
-		f.Close()
+	var buf bytes.Buffer
+	if err := bankfile.WriteManifest(&buf, m); err != nil {
 		return "", err
 	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("write the manifest: %w", err)
+	if err := writeWhole(folder, "manifest.txt", buf.Bytes()); err != nil {
+		return "", err
 	}
 	return folder, nil
+}
+
+// partPattern names a file being written, in the folder it is renamed in once whole: hidden,
+// and of its own for each run, so that two runs writing one folder at once never write into the
+// same file, and a run killed leaves only files named so.
+const partPattern = ".%s.*.part"
+
+// writeWhole writes data to folder/name through a file of its own in folder, flushed to disk
+// before the rename and the folder after it: the name never holds part of a file, even after a
+// crash or a power cut, and a reader of the file the name held before sees that one whole.
+func writeWhole(folder, name string, data []byte) (err error) {
+	f, err := os.CreateTemp(folder, fmt.Sprintf(partPattern, name))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			err = fmt.Errorf("write %s: %w", name, err)
+		}
+	}()
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(folder, name)); err != nil {
+		return err
+	}
+	dir, err := os.Open(folder)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // autoSettle closes, every autoSettleInterval, the cycles whose cut-off plus grace has passed,
