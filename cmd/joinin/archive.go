@@ -69,14 +69,23 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Written beside its final place and renamed when whole: a directory named --out is a
-	// complete archive.
-	partial := *out + ".partial"
-	if err := os.RemoveAll(partial); err != nil {
-		return err
+	// Written beside its final place, in a hidden directory of this run's own, and renamed when
+	// whole: a directory named --out is a complete archive, and runs at once into one --out
+	// never write into each other's files.
+	parent, base := filepath.Split(filepath.Clean(*out))
+	if parent == "" {
+		parent = "."
 	}
-	if err := os.MkdirAll(partial, 0o750); err != nil {
-		return fmt.Errorf("create %s: %w", partial, err)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	partial, err := os.MkdirTemp(parent, "."+base+".*.partial")
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if err := os.Chmod(partial, 0o750); err != nil {
+		os.RemoveAll(partial)
+		return fmt.Errorf("archive: %w", err)
 	}
 	m, outcome, err := set.ArchiveMonth(ctx, p, *by, dirSink(partial))
 	if err != nil {
@@ -85,6 +94,13 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if err := os.Rename(partial, *out); err != nil {
+		os.RemoveAll(partial)
+		if _, serr := os.Stat(*out); serr == nil {
+			return fmt.Errorf("--out %s exists: another run wrote the archive there first", *out)
+		}
+		return fmt.Errorf("archive: %w", err)
+	}
+	if err := syncDir(parent); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	log.Info("month archived", "month", p.String(), "by", *by, "outcome", outcome, "dir", *out)
@@ -126,6 +142,17 @@ func (d dirSink) Create(name string) (io.WriteCloser, error) {
 		return nil, err
 	}
 	return &syncedFile{f}, nil
+}
+
+// syncDir flushes a directory's entries to disk: a file renamed in it stays renamed after a
+// power cut.
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // syncedFile is flushed to disk when closed: an archive is complete on disk when it is renamed.

@@ -237,12 +237,7 @@ func writeWhole(folder, name string, data []byte) (err error) {
 	if err := os.Rename(f.Name(), filepath.Join(folder, name)); err != nil {
 		return err
 	}
-	dir, err := os.Open(folder)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return syncDir(folder)
 }
 
 // autoSettle closes, every autoSettleInterval, the cycles whose cut-off plus grace has passed,
