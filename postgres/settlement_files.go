@@ -260,11 +260,26 @@ func (s *Settlement) Manifest(ctx context.Context, bankID string, d settlement.D
 // WriteFile writes bank's file of cycle d in format f to w. The first time a bank fetches a
 // format (fetch true) it gets the file as first written; every later time, a duplicate copy,
 // marked so. The original is checked against its recorded checksum before a byte of it goes
-// out: it is written to memory first (a file is bounded by bankfile's item bound).
+// out: it is written to memory first (a file is bounded by bankfile's item bound). The fetch is
+// recorded only once the file is made and checked, just before it goes out: a fetch that fails
+// before (the database slow or gone, the request given up) leaves the original to the next.
 func (s *Settlement) WriteFile(ctx context.Context, w io.Writer, bankID string, d settlement.Date, f bankfile.Format, fetch bool) (FileRecord, bool, error) {
 	r, err := s.File(ctx, bankID, d)
 	if err != nil {
 		return r, false, err
+	}
+	h := r.Header
+	want := r.XML
+	if f == bankfile.FormatCSV {
+		want = r.CSV
+	}
+	var buf bytes.Buffer
+	got, err := writeFile(ctx, s.store.pool, &buf, h, f)
+	if err != nil {
+		return r, false, err
+	}
+	if got.SHA256 != want.SHA256 || got.Size != want.Size {
+		return r, false, fmt.Errorf("%s file of %s for cycle %s: %w", f, bankID, d, ErrFileChanged)
 	}
 	dup := false
 	if fetch {
@@ -275,19 +290,6 @@ func (s *Settlement) WriteFile(ctx context.Context, w io.Writer, bankID string, 
 			return r, false, fmt.Errorf("record the fetch of %s's file: %w", bankID, err)
 		}
 		dup = tag.RowsAffected() == 0
-	}
-	h := r.Header
-	want := r.XML
-	if f == bankfile.FormatCSV {
-		want = r.CSV
-	}
-	var buf bytes.Buffer
-	got, err := writeFile(ctx, s.store.pool, &buf, h, f)
-	if err != nil {
-		return r, dup, err
-	}
-	if got.SHA256 != want.SHA256 || got.Size != want.Size {
-		return r, dup, fmt.Errorf("%s file of %s for cycle %s: %w", f, bankID, d, ErrFileChanged)
 	}
 	if dup {
 		h.Copy = true
