@@ -176,8 +176,16 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 	}
 	m := purchases.Merchant{ID: req.ID, Name: req.Name, MCC: req.MCC, City: cities.Canonical(req.City), AcquiringBank: req.AcquiringBank, FeePlan: req.FeePlan}
 	err = h.svc.RegisterMerchant(r.Context(), m, hash)
-	var refused *medical.Refusal
+	var (
+		refused *medical.Refusal
+		differs *postgres.PartyBankConflictError
+	)
 	switch {
+	case errors.As(err, &differs):
+		h.s.writeError(w, r, &Error{Code: ECONFLICT, Reason: "settlement_bank_differs", Message: fmt.Sprintf(
+			"merchant %q is settled by bank %q, not by the acquiring_bank named: nothing was changed; "+
+				"to change its bank, PUT /v1/parties/merchant/{id}/settlement-bank", req.ID, differs.Current)})
+		return
 	case errors.Is(err, postgres.ErrMerchantExists):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "merchant %q is already registered: rotate its key to get a new one", req.ID))
 		return

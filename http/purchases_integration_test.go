@@ -283,3 +283,28 @@ func TestFeePlanRepricedOverHTTP(t *testing.T) {
 		t.Fatalf("the version's re-pricing: %s", r.Body.String())
 	}
 }
+
+// A party settled by one bank, registered as a merchant of another acquiring bank, is refused
+// with 409 settlement_bank_differs and keeps its bank; as a merchant of its own bank, it is
+// registered.
+func TestMerchantOfAnotherBankThanItsPartysAgainstPostgres(t *testing.T) {
+	w := newPurchaseWorld(t)
+	for _, body := range []string{`{"kind":"bank","id":"BOC-JX","name":"BOC Jiaxing"}`,
+		`{"kind":"merchant","id":"shop-9","name":"Corner Shop","settlement_bank":"BOC-JX"}`} {
+		if r := w.do(t, request{method: "POST", path: "/v1/parties", body: body}); r.Code != http.StatusCreated {
+			t.Fatalf("register party: %d %s", r.Code, r.Body.String())
+		}
+	}
+	r := w.do(t, request{method: "POST", path: "/v1/merchants",
+		body: `{"id":"shop-9","name":"Corner Shop","mcc":"5311","city":"jiaxing","acquiring_bank":"ICBC-JX","fee_plan":"domestic-standard"}`})
+	if r.Code != http.StatusConflict || !strings.Contains(r.Body.String(), `"reason":"settlement_bank_differs"`) ||
+		!strings.Contains(r.Body.String(), "BOC-JX") {
+		t.Errorf("a merchant of ICBC-JX over a party of BOC-JX: %d %s", r.Code, r.Body.String())
+	}
+	var bank string
+	if err := w.store.Pool().QueryRow(context.Background(), `SELECT b.bank_id FROM party_banks b JOIN parties p ON p.account_id = b.account_id
+		WHERE p.kind = 'merchant' AND p.party_id = 'shop-9'`).Scan(&bank); err != nil || bank != "BOC-JX" {
+		t.Errorf("after the refusal the party is settled by %q, %v; want BOC-JX", bank, err)
+	}
+	w.merchant(t, `{"id":"shop-9","name":"Corner Shop","mcc":"5311","city":"jiaxing","acquiring_bank":"BOC-JX","fee_plan":"domestic-standard"}`)
+}

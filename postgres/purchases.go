@@ -114,11 +114,21 @@ func (p *Purchases) RegisterMerchant(ctx context.Context, m purchases.Merchant, 
 		}); err != nil {
 			return err
 		}
-		// The merchant's acquiring bank settles its clearing account.
-		if _, err := tx.Exec(ctx, `INSERT INTO party_banks (account_id, bank_id, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (account_id) DO UPDATE SET bank_id = excluded.bank_id, updated_at = excluded.updated_at`,
-			[16]byte(account), m.AcquiringBank, now); err != nil {
-			return fmt.Errorf("record acquiring bank: %w", err)
+		// The merchant's acquiring bank settles its clearing account, kept in the history of its
+		// banks. A party settled by another bank keeps it: what it is owed follows its bank only by
+		// a deliberate change (SetPartyBank), never as the side effect of a registration.
+		current, err := partyBankForUpdate(ctx, tx, account)
+		if err != nil {
+			return err
+		}
+		switch current {
+		case "":
+			if err := p.store.changePartyBank(ctx, tx, account, "", m.AcquiringBank); err != nil {
+				return err
+			}
+		case m.AcquiringBank:
+		default:
+			return &PartyBankConflictError{Kind: clearing.PartyMerchant, ID: m.ID, Current: current}
 		}
 		tag, err = tx.Exec(ctx, `INSERT INTO parties (account_id, kind, party_id, name, created_at) VALUES ($1, 'merchant', $2, $3, $4)
 			ON CONFLICT (account_id) DO NOTHING`, [16]byte(account), m.ID, m.Name, now)
