@@ -261,8 +261,9 @@ func statementError(err error) error {
 // importStatement imports a bank's statement (camt.053 XML or CSV, by Content-Type), streaming
 // the body into the store, then reconciles the statement's bank: 201 with what both did; the
 // same statement again 200 (reconciled again, which finds what arrived since); its id or
-// sequence with other content 409; a statement of a bank not registered, or one the reader
-// refuses, 400 and nothing of it kept.
+// sequence with other content 409; a statement of a bank not registered, one whose period ends
+// after today (postgres.StatementFutureDays), or one the reader refuses, 400 and nothing of it
+// kept.
 func (h *reconHandlers) importStatement(w http.ResponseWriter, r *http.Request) {
 	format, err := statementFormat(r)
 	if err != nil {
@@ -293,6 +294,7 @@ func (h *reconHandlers) importStatement(w http.ResponseWriter, r *http.Request) 
 	}
 	hdr := rd.Header()
 	imp, replayed, err := h.svc.Import(r.Context(), rd)
+	var future *postgres.FutureStatementError
 	switch {
 	case body.over:
 		h.s.writeError(w, r, tooLarge)
@@ -304,6 +306,12 @@ func (h *reconHandlers) importStatement(w http.ResponseWriter, r *http.Request) 
 	case errors.Is(err, postgres.ErrStatementConflict):
 		h.s.writeError(w, r, Errorf(ECONFLICT, "statement %s of bank %s, sequence %d: its id or its sequence was imported before with other content",
 			hdr.StatementID, hdr.BankID, hdr.Sequence))
+		return
+	case errors.As(err, &future):
+		// The reader has checked the statement's id and bank: printable ASCII, no card number.
+		h.s.writeError(w, r, Errorf(EINVALID, "statement: header: statement %s of bank %s: its period ends %s, after %s, "+
+			"today in Asia/Shanghai plus %d day: a statement reports days that have passed", future.Statement, future.Bank,
+			future.To, future.Latest, postgres.StatementFutureDays))
 		return
 	case errors.Is(err, postgres.ErrStatementReadOnce):
 		// A concurrent writer made the store run the import again after the body was read.

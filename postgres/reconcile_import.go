@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/reconcile/statement"
 	"github.com/joinincard/engine/settlement"
 )
@@ -24,7 +26,42 @@ var (
 	// read the statement's entries, which a Reader yields once: nothing was kept, and the
 	// statement imports when it is sent again.
 	ErrStatementReadOnce = errors.New("the import was retried after reading the statement, which cannot be read again: nothing was kept, send it again")
+	// ErrStatementFuture is returned for a statement whose period ends after the engine's today
+	// plus StatementFutureDays: nothing of it is kept.
+	ErrStatementFuture = errors.New("statement's period ends in the future")
 )
+
+// StatementFutureDays is how many days after the engine's today, in Asia/Shanghai, a statement's
+// period may end: a bank closes its day on its own clock, which may run a little ahead of the
+// engine's. The latest period end on file decides when an item is missing at the bank, so a
+// statement dated further ahead (a mistyped year) would make every item of the bank missing at
+// once; its booking dates lie within its period, so they are bounded too. Value dates are not:
+// the bank may value an entry days after booking it.
+const StatementFutureDays = 1
+
+// FutureStatementError is a statement refused because its period ends after Latest, the
+// engine's today plus StatementFutureDays. It wraps ErrStatementFuture.
+type FutureStatementError struct {
+	Bank, Statement string
+	To, Latest      settlement.Date
+}
+
+func (e *FutureStatementError) Error() string {
+	return fmt.Sprintf("statement %s of %s: its period ends %s, after %s (today in Asia/Shanghai plus %d day): %v",
+		e.Statement, e.Bank, e.To, e.Latest, StatementFutureDays, ErrStatementFuture)
+}
+
+func (e *FutureStatementError) Unwrap() error { return ErrStatementFuture }
+
+// CheckStatementPeriod refuses a statement whose period ends after today (now in Asia/Shanghai)
+// plus StatementFutureDays, with a *FutureStatementError naming the day. Import checks it.
+func CheckStatementPeriod(h statement.Header, now time.Time) error {
+	latest := settlement.AddDays(settlement.DateOf(now.In(cards.Shanghai)), StatementFutureDays)
+	if settlement.Before(latest, h.To) {
+		return &FutureStatementError{Bank: h.BankID, Statement: h.StatementID, To: h.To, Latest: latest}
+	}
+	return nil
+}
 
 // Imported is what an import did.
 type Imported struct {
@@ -47,6 +84,9 @@ type Imported struct {
 func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported, bool, error) {
 	h := rd.Header()
 	res := Imported{Bank: h.BankID, Statement: h.StatementID, Sequence: h.Sequence}
+	if err := CheckStatementPeriod(h, r.store.Now()); err != nil {
+		return res, false, err
+	}
 	replayed := false
 	var (
 		first error // the reader's refusal, if any: it sticks, so a retried attempt sees it again
@@ -154,6 +194,9 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 			}
 		}
 		h = rd.Header() // a CSV statement's totals come in its trailer
+		if err := CheckStatementPeriod(h, r.store.Now()); err != nil {
+			return err
+		}
 		fingerprint, err := finishHash(sum, h)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,35 @@ func TestImportReplayRetriedStillComparesTheWholeStatement(t *testing.T) {
 	s.Entries[2].AdditionalInfo = "other"
 	if _, _, err := importStatement(t, r, s, statement.FormatXML); !errors.Is(err, postgres.ErrStatementConflict) || *attempts != 2 {
 		t.Fatalf("other content, retried: %v after %d attempts", err, *attempts)
+	}
+}
+
+// A statement whose period ends after the engine's today (Asia/Shanghai, by the store's clock)
+// past the tolerance is refused, naming the day, and nothing of it is kept: one mistyped year
+// would otherwise make every item of the bank missing at once. Up to the tolerance it imports.
+func TestImportRefusesAStatementFromTheFuture(t *testing.T) {
+	st, r, _ := retriedImport(t)
+	postgres.SetAfterEntries(r, nil)
+	ctx := context.Background()
+	pgtest.ClockFrom(st, time.Date(2026, 3, 4, 23, 30, 0, 0, time.UTC)) // 03-05 07:30 in Shanghai
+	s := retryStatement()
+	s.Header.To = events.Date{Year: 2062, Month: time.March, Day: 5}
+	_, _, err := importStatement(t, r, s, statement.FormatXML)
+	if !errors.Is(err, postgres.ErrStatementFuture) || !strings.Contains(err.Error(), "2062-03-05") {
+		t.Fatalf("a statement to 2062-03-05: %v, want ErrStatementFuture naming the day", err)
+	}
+	late := events.Date{Year: 2026, Month: time.March, Day: 5 + postgres.StatementFutureDays + 1}
+	s.Header.To = late
+	if _, _, err := importStatement(t, r, s, statement.FormatCSV); !errors.Is(err, postgres.ErrStatementFuture) {
+		t.Fatalf("a statement to %v, past the tolerance: %v, want ErrStatementFuture", late, err)
+	}
+	var statements, entries int
+	if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM bank_statements), (SELECT count(*) FROM statement_entries)`).
+		Scan(&statements, &entries); err != nil || statements != 0 || entries != 0 {
+		t.Fatalf("after the refusals: %d statements, %d entries, %v", statements, entries, err)
+	}
+	s.Header.To = events.Date{Year: 2026, Month: time.March, Day: 5 + postgres.StatementFutureDays}
+	if imp, _, err := importStatement(t, r, s, statement.FormatCSV); err != nil || imp.Entries != 3 {
+		t.Fatalf("a statement to today plus the tolerance: %+v %v", imp, err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // or in the next.
 func TestAnItemSuggestedIsNotMissingAtTheBankInTheSameRun(t *testing.T) {
 	ctx := context.Background()
-	_, r, _ := settledDay(t)
+	w, r, _ := settledDay(t)
 	value := settlement.Date{Year: 2026, Month: 3, Day: 4}
 	covered := settlement.AddDays(value, 2)
 	s := &statement.Statement{Header: statement.Header{StatementID: "STMT-ACQ-Y-1", CreatedAt: sh("2026-03-06 20:00"), BankID: "ACQ-Y",
@@ -27,6 +27,7 @@ func TestAnItemSuggestedIsNotMissingAtTheBankInTheSameRun(t *testing.T) {
 			{Amount: 14_00, Direction: statement.Credit, BookingDate: value, ValueDate: value, EntryRef: "Y-2"},
 		}}
 	loadtest.Retotal(s)
+	w.clock.Set(s.Header.CreatedAt) // the statement arrives after its period
 	if _, _, err := importStatement(t, r, s, statement.FormatXML); err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,7 @@ func TestReconcileFindsEachBreak(t *testing.T) {
 		s.Header.To = settlement.AddDays(value, 1) // the statements run a day past the value date
 		statements[bank] = s
 	}
+	w.clock.Set(created) // the statements arrive when the bank created them, after their period
 	// ACQ-Z: the pharmacy's 1,200.00 is missing; ACQ-X: an entry nobody settled; ACQ-Y: the
 	// grocer's 119.62 booked as 119.61; ISS-A: the cardholder's 1,014.00 booked twice; ISS-B: the
 	// cardholder's 177.50 booked two days late.

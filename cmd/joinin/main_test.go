@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,6 +137,21 @@ func TestDemoRunsACityDayEndToEnd(t *testing.T) {
 	if err := run(context.Background(), []string{"reconcile", "import", "--database-url", url, "--log-level", "warn", cut}, &rec, &errs); err == nil ||
 		!strings.Contains(err.Error(), "line") {
 		t.Errorf("a statement cut short: %v", err)
+	}
+	// A statement whose period ends in the future (a mistyped year) is refused naming the file and
+	// the day, and nothing is imported.
+	to := regexp.MustCompile(`<ToDt>(\d{4})(-\d\d-\d\d)</ToDt>`).FindSubmatch(raw)
+	if to == nil {
+		t.Fatalf("no ToDt in %s", stmts[1])
+	}
+	future := filepath.Join(t.TempDir(), "future.xml")
+	ahead := "2062" + string(to[2])
+	if err := os.WriteFile(future, bytes.ReplaceAll(raw, append(to[1], to[2]...), []byte(ahead)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"reconcile", "import", "--database-url", url, "--log-level", "warn", future}, &rec, &errs)
+	if !errors.Is(err, postgres.ErrStatementFuture) || !strings.Contains(err.Error(), "future.xml") || !strings.Contains(err.Error(), ahead) {
+		t.Errorf("a statement to %s: %v", ahead, err)
 	}
 
 	// `joinin settle` on the closed day changes nothing and writes the same files again.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
@@ -96,6 +97,12 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A statement whose period ends in the future is refused before any is imported too.
+	for _, name := range files {
+		if err := checkStatementFilePeriod(name, st.Now()); err != nil {
+			return fmt.Errorf("%s: %w (nothing was imported)", name, err)
+		}
+	}
 	for _, name := range files {
 		imp, replayed, err := importFile(ctx, r, name)
 		if err != nil {
@@ -161,6 +168,17 @@ func readStatementFile(name string) error {
 			return err
 		}
 	}
+}
+
+// checkStatementFilePeriod refuses the statement in file name if its period ends after now's
+// day plus postgres.StatementFutureDays.
+func checkStatementFilePeriod(name string, now time.Time) error {
+	rd, f, err := openStatementFile(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return postgres.CheckStatementPeriod(rd.Header(), now)
 }
 
 // importFile imports the statement in file name, its format told by its extension.
