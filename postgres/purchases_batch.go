@@ -630,17 +630,24 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 // authorizationCardsLookup reads the cards by every token a batch names ($1) or its
 // authorizations hold ($2), with their limits and their approvals (authorizations and
 // increments) in the Shanghai day of the batch ($3 to $4), through the indexes of approvals by
-// card and time. What the merchant released of an authorization of the day (all of it by a void,
-// the rest held beyond a capture) is not spent and does not count, as an issuer takes a reversal
-// back from the day's total; a hold left to expire still counts.
+// card and time. Each hold (the authorization's own, an increment's) counts on the day it was
+// approved. What the merchant released of a hold (all of it by a void; beyond a capture, which
+// posts the holds in order, the latest holds first) is not spent and does not count on that
+// hold's day, as an issuer takes a reversal back from the day's total; a hold left to expire
+// still counts.
 const authorizationCardsLookup = `WITH wanted AS (
 		SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
 		UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
 	SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount - coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = a.authorization_id), 0)), 0) FROM purchase_authorizations a
+		(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
-		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = i.authorization_id AND j.approved
+					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
+			FROM purchase_increments i
 			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
 	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
 
@@ -656,10 +663,15 @@ const authorizationCardsLookup = `WITH wanted AS (
 // approvals sum is a subquery correlated with the card, likewise.
 const authorizationCardsByToken = `SELECT w.token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
 		c.funds_account_id, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount - coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = a.authorization_id), 0)), 0) FROM purchase_authorizations a
+		(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $2 AND a.created_at < $3)::BIGINT
-		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = i.authorization_id AND j.approved
+					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
+			FROM purchase_increments i
 			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $2 AND i.created_at < $3)::BIGINT
 	FROM card_tokens w
 	CROSS JOIN LATERAL (SELECT ` + purchaseCardColumns + ` FROM cards c WHERE c.card_token = w.card_token OFFSET 0) c
@@ -1095,9 +1107,10 @@ func (ex *execution) finish(i int, pl *plannedRequest, result ledger.Result) {
 			return
 		}
 		rec.ApplyClose(*pl.close)
-		if start, end := purchases.Day(ex.now); !rec.CreatedAt.Before(start) && rec.CreatedAt.Before(end) {
-			ex.usage[rec.CardToken] -= pl.close.Released // as the day's approvals are read
-		}
+		// What it released of the holds of the day, each hold on its own day, as the day's
+		// approvals are read.
+		start, end := purchases.Day(ex.now)
+		ex.usage[rec.CardToken] -= rec.ReleasedWithin(pl.close.Released, start, end)
 		ex.rows.closes = append(ex.rows.closes, closeRow{Close: *pl.close, merchantID: rec.MerchantID, cardToken: rec.CardToken})
 		request(pl.close.ID)
 		answer.res.Close = pl.close

@@ -1166,3 +1166,43 @@ func TestAuthorizationCommitsPlanTheirCardsLookupOnce(t *testing.T) {
 			commits, custom, generic)
 	}
 }
+
+// Each hold counts on its own day: an increment on the day after its authorization counts on
+// that day, and a void or the part of a capture below what was held gives each hold it releases
+// back to the day of that hold, the latest holds first, as a capture posts the earliest first.
+func TestDailyLimitReleasesEachHoldOnItsOwnDay(t *testing.T) {
+	A, I := postgres.OpAuthorize, postgres.OpIncrement
+	setLimits := func(s *shop, card int) {
+		if _, err := s.p.SetCardLimits(context.Background(), s.city.Cards[card], purchases.Limits{PerTransaction: 60000, PerDay: 60000}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	nextDay := func(s *shop, _ int) { s.advance(24 * time.Hour) }
+	cases := []struct {
+		name  string
+		steps []pstep
+	}{
+		{"a void", []pstep{
+			{op: A, merchant: "hotel-1", auth: "a", amount: "300.00", want: "approved", available: 170000, posted: 200000, before: setLimits},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "200.00", want: "approved", available: 150000, posted: 200000, before: nextDay},
+			{op: postgres.OpVoid, merchant: "hotel-1", auth: "a", want: "ok", available: 200000, posted: 200000},
+			{op: A, auth: "b", amount: "600.00", want: "approved", available: 140000, posted: 200000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 140000, posted: 200000},
+		}},
+		{"a partial capture", []pstep{
+			{op: A, merchant: "hotel-1", auth: "a", amount: "300.00", want: "approved", available: 170000, posted: 200000, before: setLimits},
+			{op: I, merchant: "hotel-1", auth: "a", amount: "200.00", want: "approved", available: 150000, posted: 200000, before: nextDay},
+			// 400.00 posts the 300.00 of the first day and 100.00 of the increment: 100.00 of the
+			// second day's 200.00 is released
+			{op: postgres.OpCapture, merchant: "hotel-1", auth: "a", amount: "400.00", want: "ok", available: 160000, posted: 160000},
+			{op: A, auth: "b", amount: "500.00", want: "approved", available: 110000, posted: 160000},
+			{op: A, amount: "0.01", want: "declined limit_exceeded", available: 110000, posted: 160000},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newShop(t, 1, 2*fen1000)
+			s.run(t, 0, c.steps)
+		})
+	}
+}

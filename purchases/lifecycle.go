@@ -26,8 +26,9 @@ const (
 
 // Hold is one pending transfer of an authorization: its own, or an approved increment's.
 type Hold struct {
-	ID     ledger.ID
-	Amount int64
+	ID        ledger.ID
+	Amount    int64
+	CreatedAt time.Time // when it was approved: the day whose total it counts in
 }
 
 // Authorization is an authorization with what has happened to it since: the state every
@@ -59,6 +60,22 @@ func (a *Authorization) Held() int64 {
 	var n int64
 	for _, h := range a.Holds {
 		n += h.Amount
+	}
+	return n
+}
+
+// ReleasedWithin is the part of released, what a capture or void gave back of the holds, that
+// came from holds approved in [start, end): the day whose total each counts in. A capture posts
+// the holds in order, so what it releases is the latest holds' first; a void releases them all.
+func (a *Authorization) ReleasedWithin(released int64, start, end time.Time) int64 {
+	var n int64
+	for i := len(a.Holds) - 1; i >= 0 && released > 0; i-- {
+		h := a.Holds[i]
+		part := min(released, h.Amount)
+		released -= part
+		if !h.CreatedAt.Before(start) && h.CreatedAt.Before(end) {
+			n += part
+		}
 	}
 	return n
 }
@@ -176,7 +193,9 @@ func PlanAuthorization(id ledger.ID, m *Merchant, card *cards.Card, amount int64
 }
 
 // Approve records the ledger's approval of the authorization's own hold.
-func (a *Authorization) Approve() { a.Holds = []Hold{{ID: a.ID, Amount: a.Amount}} }
+func (a *Authorization) Approve() {
+	a.Holds = []Hold{{ID: a.ID, Amount: a.Amount, CreatedAt: a.CreatedAt}}
+}
 
 // Decline records a decline that came after the domain's approval (the ledger's).
 func (a *Authorization) Decline(d Decision) { a.Decision, a.ExpiresAt, a.Holds = d, time.Time{}, nil }
@@ -225,7 +244,7 @@ func PlanIncrement(a *Authorization, id ledger.ID, c IncrementCheck) (Increment,
 func (a *Authorization) ApplyIncrement(inc Increment) {
 	a.Increments++
 	if inc.Approved {
-		a.Holds = append(a.Holds, Hold{ID: inc.ID, Amount: inc.Amount})
+		a.Holds = append(a.Holds, Hold{ID: inc.ID, Amount: inc.Amount, CreatedAt: inc.CreatedAt})
 	}
 }
 

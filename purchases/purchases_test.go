@@ -396,3 +396,29 @@ func TestPlanFeeAdjustment(t *testing.T) {
 		t.Errorf("components that cancel out moved %+v", got)
 	}
 }
+
+// What a capture or void releases comes from the latest holds first, and counts back on the day
+// each released hold was approved.
+func TestReleasedWithinCountsEachHoldOnItsDay(t *testing.T) {
+	day1 := time.Date(2026, time.March, 3, 10, 0, 0, 0, cards.Shanghai)
+	day2 := day1.Add(24 * time.Hour)
+	a := &Authorization{ID: ledger.ID{1}, Amount: 300_00, CreatedAt: day1}
+	a.Approve()
+	a.ApplyIncrement(Increment{ID: ledger.ID{2}, Amount: 200_00, Decision: Decision{Approved: true}, CreatedAt: day2})
+	s1, e1 := Day(day1)
+	s2, e2 := Day(day2)
+	for _, c := range []struct {
+		name       string
+		released   int64
+		day1, day2 int64
+	}{
+		{"a void", 500_00, 300_00, 200_00},
+		{"a capture of 400.00", 100_00, 0, 100_00},
+		{"a capture of 250.00", 250_00, 50_00, 200_00},
+		{"a capture of everything", 0, 0, 0},
+	} {
+		if got1, got2 := a.ReleasedWithin(c.released, s1, e1), a.ReleasedWithin(c.released, s2, e2); got1 != c.day1 || got2 != c.day2 {
+			t.Errorf("%s: released %d on the first day and %d on the second, want %d and %d", c.name, got1, got2, c.day1, c.day2)
+		}
+	}
+}
