@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/postgres"
@@ -79,10 +78,13 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Every statement is read through before any is imported: one that does not read is refused
 	// and nothing is imported, rather than the files before it imported and nothing reconciled.
-	for _, name := range files {
-		if err := readStatementFile(name); err != nil {
+	headers := make([]statement.Header, len(files))
+	for i, name := range files {
+		h, err := readStatementFile(name)
+		if err != nil {
 			return fmt.Errorf("%s: %w (nothing was imported)", name, err)
 		}
+		headers[i] = h
 	}
 	log, err := c.logger()
 	if err != nil {
@@ -98,8 +100,8 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// A statement whose period ends in the future is refused before any is imported too.
-	for _, name := range files {
-		if err := checkStatementFilePeriod(name, st.Now()); err != nil {
+	for i, name := range files {
+		if err := postgres.CheckStatementPeriod(headers[i], st.Now()); err != nil {
 			return fmt.Errorf("%s: %w (nothing was imported)", name, err)
 		}
 	}
@@ -154,31 +156,21 @@ func openStatementFile(name string) (*statement.Reader, *os.File, error) {
 }
 
 // readStatementFile reads the statement in file name through, as its import will, and imports
-// nothing: its header, every entry and its totals.
-func readStatementFile(name string) error {
+// nothing: its header, every entry and its totals. It returns the header as read at the end (a
+// CSV statement's totals come in its trailer).
+func readStatementFile(name string) (statement.Header, error) {
 	rd, f, err := openStatementFile(name)
 	if err != nil {
-		return err
+		return statement.Header{}, err
 	}
 	defer f.Close()
 	for {
 		if _, err := rd.Next(); err == io.EOF {
-			return nil
+			return rd.Header(), nil
 		} else if err != nil {
-			return err
+			return statement.Header{}, err
 		}
 	}
-}
-
-// checkStatementFilePeriod refuses the statement in file name if its period ends after now's
-// day plus postgres.StatementFutureDays.
-func checkStatementFilePeriod(name string, now time.Time) error {
-	rd, f, err := openStatementFile(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return postgres.CheckStatementPeriod(rd.Header(), now)
 }
 
 // importFile imports the statement in file name, its format told by its extension.
