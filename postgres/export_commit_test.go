@@ -7,7 +7,7 @@ import (
 )
 
 // CardsByTokenLookup is the cards lookup of a batch that names no authorization, for the plan test.
-const CardsByTokenLookup = authorizationCardsByToken
+var CardsByTokenLookup = authorizationCardsByToken
 
 // BeginLazy starts a transaction whose BEGIN goes with its first batch, as the purchase
 // committer's do.

@@ -13,11 +13,13 @@ import (
 // SetAfterFix makes s call f once a cycle's end is fixed, before its items are written.
 func SetAfterFix(s *Settlement, f func(settlement.Date)) { s.afterFix = f }
 
+// CardsLookup is the cards lookup of a batch that names authorizations, for the plan test.
+var CardsLookup = authorizationCardsLookup
+
 // The hot paths' lookups, for the plan test.
 const (
 	IdempotencyLookup  = idempotencyLookup
 	CustomPlans        = customPlans
-	CardsLookup        = authorizationCardsLookup
 	ProcessedLookup    = processedLookup
 	TransfersLookup    = transfersLookup
 	TapsSeenLookup     = tapsSeenLookup

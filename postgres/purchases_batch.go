@@ -627,6 +627,23 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 	FROM unnest($1::TEXT[], $2::UUID[]) AS k(merchant_id, idempotency_key)
 	JOIN purchase_requests r ON r.merchant_id = k.merchant_id AND r.idempotency_key = k.idempotency_key`
 
+// dayApprovals is what card c's approvals of a Shanghai day (from the parameter from to the
+// parameter to) hold or took: each hold (an authorization's own, an increment's) on the day it was
+// approved, less what the merchant released of it (all of it by a void; beyond a capture, which
+// posts the holds in order, the latest holds first). The two card lookups share it.
+func dayApprovals(from, to string) string {
+	return `(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
+			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= ` + from + ` AND a.created_at < ` + to + `)::BIGINT
+		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
+				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
+				WHERE j.authorization_id = i.authorization_id AND j.approved
+					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
+			FROM purchase_increments i
+			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= ` + from + ` AND i.created_at < ` + to + `)::BIGINT`
+}
+
 // authorizationCardsLookup reads the cards by every token a batch names ($1) or its
 // authorizations hold ($2), with their limits and their approvals (authorizations and
 // increments) in the Shanghai day of the batch ($3 to $4), through the indexes of approvals by
@@ -635,20 +652,11 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 // posts the holds in order, the latest holds first) is not spent and does not count on that
 // hold's day, as an issuer takes a reversal back from the day's total; a hold left to expire
 // still counts.
-const authorizationCardsLookup = `WITH wanted AS (
+var authorizationCardsLookup = `WITH wanted AS (
 		SELECT token, card_token FROM card_tokens WHERE token = ANY($1)
 		UNION SELECT card_token, card_token FROM purchase_authorizations WHERE authorization_id = ANY($2))
 	SELECT w.token, ` + purchaseCardColumns + `, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
-			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $3 AND a.created_at < $4)::BIGINT
-		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = i.authorization_id AND j.approved
-					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
-			FROM purchase_increments i
-			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $3 AND i.created_at < $4)::BIGINT
+		` + dayApprovals("$3", "$4") + `
 	FROM wanted w JOIN cards c ON c.card_token = w.card_token LEFT JOIN card_limits l ON l.card_token = c.card_token`
 
 // authorizationCardsByToken is authorizationCardsLookup for a batch that names no authorization,
@@ -661,18 +669,9 @@ const authorizationCardsLookup = `WITH wanted AS (
 // correlated with the token's row and kept apart (OFFSET 0), which the planner can only read
 // through an index on the correlated key or by scanning, and scans are ruled out; and each
 // approvals sum is a subquery correlated with the card, likewise.
-const authorizationCardsByToken = `SELECT w.token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
+var authorizationCardsByToken = `SELECT w.token, c.card_token, c.declared_status, c.status_reason, c.permit_valid_until,
 		c.funds_account_id, l.per_transaction, l.per_day,
-		(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
-			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= $2 AND a.created_at < $3)::BIGINT
-		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = i.authorization_id AND j.approved
-					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
-			FROM purchase_increments i
-			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= $2 AND i.created_at < $3)::BIGINT
+		` + dayApprovals("$2", "$3") + `
 	FROM card_tokens w
 	CROSS JOIN LATERAL (SELECT ` + purchaseCardColumns + ` FROM cards c WHERE c.card_token = w.card_token OFFSET 0) c
 	LEFT JOIN LATERAL (SELECT l.per_transaction, l.per_day FROM card_limits l WHERE l.card_token = c.card_token OFFSET 0) l ON true
