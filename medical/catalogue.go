@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -274,56 +271,14 @@ func (cs *Catalogues) All() []*Catalogue {
 
 // ReadCatalogueDir reads every *.json file of fsys's root, by name, as ParseCatalogueFiles reads them.
 func ReadCatalogueDir(fsys fs.FS) (map[string][]byte, error) {
-	names, err := fs.Glob(fsys, "*.json")
-	if err != nil {
-		return nil, fmt.Errorf("list catalogues: %w", err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no catalogue files")
-	}
-	if len(names) > maxCatalogueFiles {
-		return nil, fmt.Errorf("%d catalogue files, more than %d", len(names), maxCatalogueFiles)
-	}
-	files := make(map[string][]byte, len(names))
-	for _, name := range names {
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("read catalogue %s: %w", name, err)
-		}
-		files[name] = data
-	}
-	return files, nil
+	return readDataDir(fsys, maxCatalogueFiles, "catalogue", "catalogues")
 }
 
 // ParseCatalogueFiles parses catalogue files by name. Each is named after its city's canonical id
 // ("shanghai.json"); a version from a date on has the date after an @ ("shanghai@2026-07-01.json").
 func ParseCatalogueFiles(files map[string][]byte) ([]*Catalogue, error) {
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	list := make([]*Catalogue, 0, len(names))
-	for _, name := range names {
-		c, err := ParseCatalogue(files[name])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		base := strings.TrimSuffix(path.Base(name), ".json")
-		id, date, dated := strings.Cut(base, "@")
-		if id != c.ID() {
-			return nil, fmt.Errorf("%s holds the catalogue of %s: name the file %s.json", name, c.ID(), c.ID())
-		}
-		if dated {
-			t, err := time.Parse(time.DateOnly, date)
-			if err != nil || len(date) != len(time.DateOnly) {
-				return nil, fmt.Errorf("%s: after the @: want a date yyyy-mm-dd", name)
-			}
-			c.From = events.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
-		}
-		list = append(list, c)
-	}
-	return list, nil
+	return parseVersionedFiles(files, ParseCatalogue, (*Catalogue).ID,
+		func(c *Catalogue, from events.Date) { c.From = from }, "the catalogue of")
 }
 
 //go:embed catalogues/*.json
@@ -331,19 +286,7 @@ var catalogueFiles embed.FS
 
 // SampleCatalogueFiles returns the bytes of the catalogues shipped with the engine, by file name.
 func SampleCatalogueFiles() (map[string][]byte, error) {
-	names, err := fs.Glob(catalogueFiles, "catalogues/*.json")
-	if err != nil {
-		return nil, fmt.Errorf("sample catalogues: %w", err)
-	}
-	out := make(map[string][]byte, len(names))
-	for _, name := range names {
-		b, err := catalogueFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("sample catalogues: %w", err)
-		}
-		out[path.Base(name)] = b
-	}
-	return out, nil
+	return embeddedFiles(catalogueFiles, "catalogues/*.json", "sample catalogues")
 }
 
 // SampleCatalogues returns the catalogues shipped with the engine (catalogues/*.json): a few

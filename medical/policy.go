@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -448,25 +447,7 @@ const maxPolicyFiles = 10_000
 
 // ReadDir reads every *.json file of fsys's root, by name, as LoadPolicies reads them.
 func ReadDir(fsys fs.FS) (map[string][]byte, error) {
-	names, err := fs.Glob(fsys, "*.json")
-	if err != nil {
-		return nil, fmt.Errorf("list policies: %w", err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no policy files")
-	}
-	if len(names) > maxPolicyFiles {
-		return nil, fmt.Errorf("%d policy files, more than %d", len(names), maxPolicyFiles)
-	}
-	files := make(map[string][]byte, len(names))
-	for _, name := range names {
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("read policy %s: %w", name, err)
-		}
-		files[name] = data
-	}
-	return files, nil
+	return readDataDir(fsys, maxPolicyFiles, "policy", "policies")
 }
 
 // LoadPolicies reads every *.json file of fsys's root as a policy. Each file must be named after
@@ -487,32 +468,8 @@ func LoadPolicies(fsys fs.FS) (*Policies, error) {
 
 // ParseFiles parses policy files by name, as LoadPolicies names them.
 func ParseFiles(files map[string][]byte) ([]*Policy, error) {
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	list := make([]*Policy, 0, len(names))
-	for _, name := range names {
-		p, err := ParsePolicy(files[name])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		base := strings.TrimSuffix(path.Base(name), ".json")
-		id, date, dated := strings.Cut(base, "@")
-		if id != p.ID() {
-			return nil, fmt.Errorf("%s holds policy %s: name the file %s.json", name, p.ID(), p.ID())
-		}
-		if dated {
-			t, err := time.Parse(time.DateOnly, date)
-			if err != nil || len(date) != len(time.DateOnly) {
-				return nil, fmt.Errorf("%s: after the @: want a date yyyy-mm-dd", name)
-			}
-			p.From = events.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
-		}
-		list = append(list, p)
-	}
-	return list, nil
+	return parseVersionedFiles(files, ParsePolicy, (*Policy).ID,
+		func(p *Policy, from events.Date) { p.From = from }, "policy")
 }
 
 //go:embed policies/*.json
@@ -520,19 +477,7 @@ var policyFiles embed.FS
 
 // SampleFiles returns the bytes of the policy files shipped with the engine, by file name.
 func SampleFiles() (map[string][]byte, error) {
-	names, err := fs.Glob(policyFiles, "policies/*.json")
-	if err != nil {
-		return nil, fmt.Errorf("sample policies: %w", err)
-	}
-	out := make(map[string][]byte, len(names))
-	for _, name := range names {
-		b, err := policyFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("sample policies: %w", err)
-		}
-		out[path.Base(name)] = b
-	}
-	return out, nil
+	return embeddedFiles(policyFiles, "policies/*.json", "sample policies")
 }
 
 // SamplePolicies returns the policies shipped with the engine (policies/*.json). Their figures
