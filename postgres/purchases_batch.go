@@ -299,7 +299,7 @@ func (p *Purchases) runStage(ctx context.Context, st *purchaseStage) {
 	// its result decides what they answer.
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	answers := p.commitApart(cctx, st.calls, st)
+	answers := p.commitApart(cctx, st)
 	cancel()
 	took := time.Since(start)
 	st.resolveFirst(false) // a no-op unless the first attempt never ran
@@ -347,33 +347,17 @@ func (p *Purchases) Do(ctx context.Context, req PurchaseRequest) (PurchaseResult
 	}
 }
 
-// commitApart commits batch and answers each of its requests. When the transaction fails, its
-// requests are committed again in halves, down to the one at fault: one merchant's request that
-// the database refuses fails that request alone, never the others that shared its commit. A
-// fault that is no request's (the database unreachable) fails them all, within ctx's deadline:
-// the halves fail fast, and a database that hangs uses the deadline up on the first attempt.
-//
-// st is the stage of a whole commit, nil for its halves, which run once the stage's predecessor
-// is done.
-func (p *Purchases) commitApart(ctx context.Context, batch []*purchaseCall, st *purchaseStage) []purchaseAnswer {
-	answers, err := p.commit(ctx, batch, st)
-	if err == nil {
-		return answers
+// commitApart commits st's requests and answers each of them, apart from the one at fault when
+// the transaction fails (commitApart). The halves run once st's predecessor is done.
+func (p *Purchases) commitApart(ctx context.Context, st *purchaseStage) []purchaseAnswer {
+	var waitPred func(context.Context) error
+	if st.pred != nil {
+		waitPred = st.pred.wait
 	}
-	if st != nil && st.pred != nil {
-		if werr := st.pred.wait(ctx); werr != nil {
-			err = werr
-		}
-	}
-	if len(batch) == 1 || ctx.Err() != nil {
-		answers = make([]purchaseAnswer, len(batch))
-		for i := range answers {
-			answers[i].err = err
-		}
-		return answers
-	}
-	mid := len(batch) / 2
-	return append(p.commitApart(ctx, batch[:mid], nil), p.commitApart(ctx, batch[mid:], nil)...)
+	return commitApart(ctx, st.calls,
+		func(ctx context.Context, b []*purchaseCall) ([]purchaseAnswer, error) { return p.commit(ctx, b, st) },
+		func(ctx context.Context, b []*purchaseCall) ([]purchaseAnswer, error) { return p.commit(ctx, b, nil) },
+		waitPred, func(err error) purchaseAnswer { return purchaseAnswer{err: err} })
 }
 
 // errKeysUnread fails a first attempt that did not read its idempotency keys (execution.keysUnread)

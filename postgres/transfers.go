@@ -345,7 +345,7 @@ func (tr *Transfers) runStage(ctx context.Context, st *stage) {
 	// its result decides what they answer.
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferCommitTimeout)
-	answers := tr.commitApart(cctx, st.calls, st)
+	answers := tr.commitApart(cctx, st)
 	cancel()
 	took := time.Since(start)
 	st.resolveFirst(false) // a no-op unless the first attempt never ran
@@ -367,30 +367,17 @@ func openChain(batch []ledger.Transfer) bool {
 	return len(batch) > 0 && batch[len(batch)-1].Flags&ledger.Linked != 0
 }
 
-// commitApart commits calls and answers each of them. When the transaction fails, its requests
-// are committed again in halves, down to the one at fault: a request the database refuses fails
-// alone, never the others that shared its commit. A fault that is no request's (the database
-// unreachable) fails them all, within ctx's deadline. st is the stage of a whole commit, nil for
-// its halves, which run once the stage's predecessor is done.
-func (tr *Transfers) commitApart(ctx context.Context, calls []*transferCall, st *stage) []transferAnswer {
-	answers, err := tr.commit(ctx, calls, st)
-	if err == nil {
-		return answers
+// commitApart commits st's requests and answers each of them, apart from the one at fault when
+// the transaction fails (commitApart). The halves run once st's predecessor is done.
+func (tr *Transfers) commitApart(ctx context.Context, st *stage) []transferAnswer {
+	var waitPred func(context.Context) error
+	if st.pred != nil {
+		waitPred = st.pred.wait
 	}
-	if st != nil && st.pred != nil {
-		if werr := st.pred.wait(ctx); werr != nil {
-			err = werr
-		}
-	}
-	if len(calls) == 1 || ctx.Err() != nil {
-		answers = make([]transferAnswer, len(calls))
-		for i := range answers {
-			answers[i].err = err
-		}
-		return answers
-	}
-	mid := len(calls) / 2
-	return append(tr.commitApart(ctx, calls[:mid], nil), tr.commitApart(ctx, calls[mid:], nil)...)
+	return commitApart(ctx, st.calls,
+		func(ctx context.Context, c []*transferCall) ([]transferAnswer, error) { return tr.commit(ctx, c, st) },
+		func(ctx context.Context, c []*transferCall) ([]transferAnswer, error) { return tr.commit(ctx, c, nil) },
+		waitPred, func(err error) transferAnswer { return transferAnswer{err: err} })
 }
 
 // errPredecessorFailed fails a speculative attempt whose predecessor's first attempt did not
