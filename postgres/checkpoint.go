@@ -578,23 +578,14 @@ func (seg segment) check(ctx context.Context, tx pgx.Tx) (segmentResult, error) 
 	if err != nil {
 		return res, fmt.Errorf("currency totals: %w", err)
 	}
-	defer rowsQ.Close()
-	for rowsQ.Next() {
-		// The previous checkpoint's totals are kept modulo 2^64, as every total is; so is
-		// their sum with what moved since.
-		c, err := scanCurrencyTotal(rowsQ)
-		if err != nil {
-			return res, fmt.Errorf("currency totals: %w", err)
-		}
-		if c.DebitsPosted != c.CreditsPosted || c.DebitsPending != c.CreditsPending {
-			res.problems = append(res.problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
-				c.Currency, c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted))
-		}
-		res.totals = append(res.totals, c)
-	}
-	if err := rowsQ.Err(); err != nil {
+	// The previous checkpoint's totals are kept modulo 2^64, as every total is; so is their sum
+	// with what moved since.
+	totals, problems, err := readCurrencyTotals(rowsQ)
+	if err != nil {
 		return res, fmt.Errorf("currency totals: %w", err)
 	}
+	res.totals = append(res.totals, totals...)
+	res.problems = append(res.problems, problems...)
 	return res, nil
 }
 

@@ -305,20 +305,37 @@ func (s *Store) Verify(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("verify: currency totals: %w", err)
 	}
+	totals, problems, err := readCurrencyTotals(rows)
+	if err != nil {
+		return rep, fmt.Errorf("verify: currency totals: %w", err)
+	}
+	rep.Currencies = append(rep.Currencies, totals...)
+	rep.Problems = append(rep.Problems, problems...)
+	return rep, nil
+}
+
+// readCurrencyTotals reads rows of per-currency totals (currency, debits pending and posted,
+// credits pending and posted, as text) and names each currency whose debits and credits differ.
+// It closes rows.
+func readCurrencyTotals(rows pgx.Rows) ([]CurrencyTotal, []string, error) {
 	defer rows.Close()
+	var (
+		totals   []CurrencyTotal
+		problems []string
+	)
 	for rows.Next() {
 		c, err := scanCurrencyTotal(rows)
 		if err != nil {
-			return rep, fmt.Errorf("verify: currency totals: %w", err)
+			return nil, nil, err
 		}
 		if c.DebitsPosted != c.CreditsPosted || c.DebitsPending != c.CreditsPending {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
+			problems = append(problems, fmt.Sprintf("%s does not balance: debits %d/%d, credits %d/%d (pending/posted)",
 				c.Currency, c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted))
 		}
-		rep.Currencies = append(rep.Currencies, c)
+		totals = append(totals, c)
 	}
 	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("verify: currency totals: %w", err)
+		return nil, nil, err
 	}
-	return rep, nil
+	return totals, problems, nil
 }
