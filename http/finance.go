@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -65,6 +66,8 @@ type FinanceStore interface {
 	TrialBalanceAt(ctx context.Context, at time.Time) ([]postgres.KindTotal, error)
 	// Banks lists the registered banks with their names.
 	Banks(ctx context.Context) ([]postgres.Party, error)
+	// The sessions of the people logged in.
+	FinanceSessions
 }
 
 // PostgresFinance is the finance page's store on PostgreSQL: the ledger store, the settlement
@@ -80,6 +83,18 @@ var _ FinanceStore = (*PostgresFinance)(nil)
 // NewPostgresFinance returns the finance page's store over the three.
 func NewPostgresFinance(store *postgres.Store, set *postgres.Settlement, rec *postgres.Reconciler) *PostgresFinance {
 	return &PostgresFinance{store: store, set: set, rec: rec}
+}
+
+func (p *PostgresFinance) StartFinanceSession(ctx context.Context, sess postgres.FinanceSession, maxSessions int) error {
+	return p.store.StartFinanceSession(ctx, sess, maxSessions)
+}
+
+func (p *PostgresFinance) FinanceSessionAt(ctx context.Context, idHash [sha256.Size]byte, now time.Time) (postgres.FinanceSession, bool, error) {
+	return p.store.FinanceSessionAt(ctx, idHash, now)
+}
+
+func (p *PostgresFinance) EndFinanceSession(ctx context.Context, idHash [sha256.Size]byte) error {
+	return p.store.EndFinanceSession(ctx, idHash)
 }
 
 func (p *PostgresFinance) ListCycles(ctx context.Context, limit int) ([]postgres.Cycle, error) {
@@ -226,7 +241,7 @@ func newFinanceHandlers(s *Server, f *Finance) *financeHandlers {
 	if h.rand == nil {
 		h.rand = rand.Reader
 	}
-	h.sessions = newFinanceSessions(h.rand)
+	h.sessions = newFinanceSessions(h.rand, f.store)
 	css, err := financeFiles.ReadFile("finance/style.css")
 	if err != nil {
 		panic(fmt.Sprintf("http: finance style: %v", err))

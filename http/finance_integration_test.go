@@ -10,7 +10,9 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,3 +236,105 @@ func TestFinanceExportsAgainstPostgres(t *testing.T) {
 }
 
 func ledgerAmount(s string) (int64, error) { return ledger.ParseDecimal(s, "CNY") }
+
+// TestFinanceSessionsAcrossEngines: two engines on one database serve one finance team. A person
+// logged in through one is logged in through the other (no sticky routing needed), a form signed
+// on one page is accepted by the other engine, and a logout through either ends the session on
+// both.
+func TestFinanceSessionsAcrossEngines(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	rules, err := reconcile.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := func() *httptest.Server {
+		store := pgtest.Open(t, u)
+		set, err := postgres.NewSettlement(store, testCycles(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(NewServer(Config{Store: store, Broker: pinger(pingOK), Tokenizer: testTokenizer(t), AdminToken: testAdminToken,
+			Metrics: prometheus.NewRegistry(), Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Features: []Feature{NewFinance(NewPostgresFinance(store, set, postgres.NewReconciler(store, rules)))}}).Handler())
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	one, two := engine(), engine()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	// One cookie jar for both engines, as a browser behind one address has: the test servers
+	// differ by port only, and cookies do not depend on the port.
+	get := func(srv *httptest.Server, path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(body)
+	}
+	resp, err := client.PostForm(one.URL+"/finance/login", url.Values{"name": {"李娜"}, "token": {testAdminToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/finance/" {
+		t.Fatalf("login through the first engine: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	resp, body := get(two, "/finance/trial-balance")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/finance/trial-balance" || !strings.Contains(body, "李娜") {
+		t.Fatalf("the second engine's page: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no form token on the second engine's page")
+	}
+	pageURL, err := url.Parse(two.URL + "/finance/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := jar.Cookies(pageURL)
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v, want the session's", cookies)
+	}
+	// The logout form the second engine's page carries, sent to the first.
+	req, err := http.NewRequest(http.MethodPost, one.URL+"/finance/logout", strings.NewReader(url.Values{"csrf": {m[1]}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", one.URL)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/finance/login" {
+		t.Fatalf("logout through the first engine with the second's form: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	// The browser forgot the cookie; a copy of it opens nothing on either engine.
+	for _, srv := range []*httptest.Server{one, two} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/finance/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AddCookie(cookies[0])
+		resp, err := (&http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/finance/login" {
+			t.Fatalf("the logged-out cookie at %s: %d to %q", srv.URL, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

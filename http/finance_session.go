@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/joinincard/engine/events"
+	"github.com/joinincard/engine/postgres"
 )
 
 const (
@@ -27,8 +29,8 @@ const (
 	// morning; a session left open on a shared screen, or a cookie copied off a machine, stops
 	// working by the evening. It does not slide: every login ends at most this long after it.
 	financeSessionTTL = 8 * time.Hour
-	// maxFinanceSessions bounds the sessions kept in memory: a finance team is tens of people
-	// with a browser or two each. At the bound a login ends the session closest to its end.
+	// maxFinanceSessions bounds the sessions kept: a finance team is tens of people with a
+	// browser or two each. At the bound a login ends the session closest to its end.
 	maxFinanceSessions = 256
 	// financeTokenBytes is the entropy of a session id and of a form token: 256 bits, which no
 	// one guesses.
@@ -71,17 +73,29 @@ type financeSession struct {
 	expires time.Time
 }
 
-// financeSessions keeps the sessions in memory, by the SHA-256 of their ids: the ids themselves
-// live only in the browsers' cookies, and finding a session by the hash of what a request
-// presents times nothing about the ids kept. A restart ends every session.
-type financeSessions struct {
-	mu   sync.Mutex
-	rand io.Reader
-	byID map[[sha256.Size]byte]*financeSession
+// FinanceSessions keeps the finance page's sessions where every engine finds them, by the
+// SHA-256 of their ids: the ids themselves live only in the browsers' cookies, and finding a
+// session by the hash of what a request presents times nothing about the ids kept.
+type FinanceSessions interface {
+	// StartFinanceSession records a session, ending the oldest beyond maxSessions open.
+	StartFinanceSession(ctx context.Context, sess postgres.FinanceSession, maxSessions int) error
+	// FinanceSessionAt returns the session whose id hashes to idHash, if it is open at now.
+	FinanceSessionAt(ctx context.Context, idHash [sha256.Size]byte, now time.Time) (postgres.FinanceSession, bool, error)
+	// EndFinanceSession ends a session; one not open is no error.
+	EndFinanceSession(ctx context.Context, idHash [sha256.Size]byte) error
 }
 
-func newFinanceSessions(rand io.Reader) *financeSessions {
-	return &financeSessions{rand: rand, byID: map[[sha256.Size]byte]*financeSession{}}
+var _ FinanceSessions = (*postgres.Store)(nil)
+
+// financeSessions opens, finds and ends sessions: it draws their ids and derives their form
+// tokens, and keeps them in a FinanceSessions.
+type financeSessions struct {
+	rand  io.Reader
+	store FinanceSessions
+}
+
+func newFinanceSessions(rand io.Reader, store FinanceSessions) *financeSessions {
+	return &financeSessions{rand: rand, store: store}
 }
 
 func (ss *financeSessions) token() (string, error) {
@@ -92,65 +106,46 @@ func (ss *financeSessions) token() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// formToken is the form token of the session of id: derived from the id, which only the
+// browser's cookie holds, so that any engine can check a form without the token being stored,
+// and a page of another site, which cannot read the cookie, cannot make it. It is not the id's
+// hash the sessions are kept by.
+func formToken(id string) string {
+	sum := sha256.Sum256([]byte("joinin finance form token\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
 // start opens a session for who, and returns its id.
-func (ss *financeSessions) start(who string, now time.Time) (string, *financeSession, error) {
+func (ss *financeSessions) start(ctx context.Context, who string, now time.Time) (string, *financeSession, error) {
 	id, err := ss.token()
 	if err != nil {
 		return "", nil, err
 	}
-	csrf, err := ss.token()
-	if err != nil {
+	sess := postgres.FinanceSession{IDHash: sha256.Sum256([]byte(id)), Who: who, Started: now, Expires: now.Add(financeSessionTTL)}
+	if err := ss.store.StartFinanceSession(ctx, sess, maxFinanceSessions); err != nil {
 		return "", nil, err
 	}
-	s := &financeSession{who: who, csrf: csrf, expires: now.Add(financeSessionTTL)}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for k, old := range ss.byID {
-		if !now.Before(old.expires) {
-			delete(ss.byID, k)
-		}
-	}
-	for len(ss.byID) >= maxFinanceSessions {
-		var (
-			soonest [sha256.Size]byte
-			first   = true
-			at      time.Time
-		)
-		for k, old := range ss.byID {
-			if first || old.expires.Before(at) {
-				soonest, at, first = k, old.expires, false
-			}
-		}
-		delete(ss.byID, soonest)
-	}
-	ss.byID[sha256.Sum256([]byte(id))] = s
-	return id, s, nil
+	return id, &financeSession{who: who, csrf: formToken(id), expires: sess.Expires}, nil
 }
 
 // get returns the session of id, or nil for none or one that has ended.
-func (ss *financeSessions) get(id string, now time.Time) *financeSession {
+func (ss *financeSessions) get(ctx context.Context, id string, now time.Time) (*financeSession, error) {
 	if len(id) != financeTokenLen {
-		return nil
+		return nil, nil
 	}
-	k := sha256.Sum256([]byte(id))
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s, ok := ss.byID[k]
-	if !ok {
-		return nil
+	sess, ok, err := ss.store.FinanceSessionAt(ctx, sha256.Sum256([]byte(id)), now)
+	if err != nil || !ok {
+		return nil, err
 	}
-	if !now.Before(s.expires) {
-		delete(ss.byID, k)
-		return nil
-	}
-	return s
+	return &financeSession{who: sess.Who, csrf: formToken(id), expires: sess.Expires}, nil
 }
 
 // end ends the session of id.
-func (ss *financeSessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.byID, sha256.Sum256([]byte(id)))
+func (ss *financeSessions) end(ctx context.Context, id string) error {
+	if len(id) != financeTokenLen {
+		return nil
+	}
+	return ss.store.EndFinanceSession(ctx, sha256.Sum256([]byte(id)))
 }
 
 // loginThrottle slows a guesser of the admin token, at the finance page's login and as the API's
@@ -331,13 +326,13 @@ func (l *loginThrottle) succeeded() {
 // --- sessions on requests ---------------------------------------------------------------------------
 
 // session returns the request's session, or nil. Only the cookie counts: an Authorization header,
-// whatever key it carries, is not a session.
-func (h *financeHandlers) session(r *http.Request) *financeSession {
+// whatever key it carries, is not a session. An error is the store's.
+func (h *financeHandlers) session(r *http.Request) (*financeSession, error) {
 	c, err := r.Cookie(financeCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return h.sessions.get(c.Value, h.s.now())
+	return h.sessions.get(r.Context(), c.Value, h.s.now())
 }
 
 // closed answers when the engine has no admin token: no one can log in.
@@ -360,7 +355,11 @@ func (h *financeHandlers) page(next func(http.ResponseWriter, *http.Request, *fi
 		if h.closed(w, r) {
 			return
 		}
-		sess := h.session(r)
+		sess, err := h.session(r)
+		if err != nil {
+			h.storeFail(w, r, nil, err)
+			return
+		}
 		if sess == nil {
 			h.toLogin(w, r)
 			return
@@ -379,7 +378,11 @@ func (h *financeHandlers) form(fields []string, next func(http.ResponseWriter, *
 		if h.closed(w, r) {
 			return
 		}
-		sess := h.session(r)
+		sess, err := h.session(r)
+		if err != nil {
+			h.storeFail(w, r, nil, err)
+			return
+		}
 		if sess == nil {
 			h.toLogin(w, r)
 			return
@@ -490,7 +493,12 @@ func (h *financeHandlers) loginPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
-	if h.session(r) != nil {
+	sess, err := h.session(r)
+	if err != nil {
+		h.storeFail(w, r, nil, err)
+		return
+	}
+	if sess != nil {
 		h.headers(w)
 		http.Redirect(w, r, "/finance/", http.StatusSeeOther)
 		return
@@ -558,11 +566,14 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 	// A login from a browser that has a session replaces it: the old id, and any copy of its
 	// cookie, opens nothing from now on.
 	if c, err := r.Cookie(financeCookie); err == nil {
-		h.sessions.end(c.Value)
+		if err := h.sessions.end(r.Context(), c.Value); err != nil {
+			h.storeFail(w, r, nil, err)
+			return
+		}
 	}
-	id, _, err := h.sessions.start(name, now)
+	id, _, err := h.sessions.start(r.Context(), name, now)
 	if err != nil {
-		h.fail(w, r, nil, err)
+		h.storeFail(w, r, nil, err)
 		return
 	}
 	h.s.log.InfoContext(r.Context(), "finance login", "who", name)
@@ -575,7 +586,10 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 // logout ends the session and sends the browser to the login.
 func (h *financeHandlers) logout(w http.ResponseWriter, r *http.Request, sess *financeSession, _ map[string]string) {
 	if c, err := r.Cookie(financeCookie); err == nil {
-		h.sessions.end(c.Value)
+		if err := h.sessions.end(r.Context(), c.Value); err != nil {
+			h.storeFail(w, r, sess, err)
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: financeCookie, Value: "", Path: financeCookiePath, MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: h.secure || r.TLS != nil})

@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/csv"
 	"errors"
@@ -73,6 +74,7 @@ type fakeFinance struct {
 	trial       []postgres.KindTotal
 	trialAsked  []time.Time
 	errs        map[string]error
+	sessions    map[[sha256.Size]byte]postgres.FinanceSession
 }
 
 func i64(v int64) *int64 { return &v }
@@ -80,7 +82,8 @@ func i64(v int64) *int64 { return &v }
 func newFakeFinance(now func() time.Time) *fakeFinance {
 	f := &fakeFinance{now: now, positions: map[settlement.Date]*settlement.Positions{}, files: map[settlement.Date][]postgres.FileRecord{},
 		acks: map[settlement.Date]map[string]postgres.FileAck{}, reports: map[settlement.Date]postgres.CycleReport{},
-		week: map[settlement.Date]map[string]int64{}, decided: map[ledger.ID]string{}, errs: map[string]error{}}
+		week: map[settlement.Date]map[string]int64{}, decided: map[ledger.ID]string{}, errs: map[string]error{},
+		sessions: map[[sha256.Size]byte]postgres.FinanceSession{}}
 	for _, b := range []struct{ id, name string }{{"ABC-JX", abcName}, {"BOC-JX", evilName}, {"ICBC-JX", icbcName}} {
 		f.banks = append(f.banks, postgres.Party{Kind: clearing.PartyBank, ID: b.id, Name: b.name,
 			Account: clearing.PartyAccount(clearing.PartyBank, b.id)})
@@ -324,6 +327,55 @@ func (f *fakeFinance) Banks(context.Context) ([]postgres.Party, error) {
 		return nil, err
 	}
 	return slices.Clone(f.banks), nil
+}
+
+// StartFinanceSession keeps sessions as the store does: the ended ones go, then the closest to
+// their end while maxSessions are open.
+func (f *fakeFinance) StartFinanceSession(_ context.Context, sess postgres.FinanceSession, maxSessions int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.err("StartFinanceSession"); err != nil {
+		return err
+	}
+	for k, old := range f.sessions {
+		if !sess.Started.Before(old.Expires) {
+			delete(f.sessions, k)
+		}
+	}
+	for len(f.sessions) >= maxSessions {
+		var soonest *postgres.FinanceSession
+		for _, old := range f.sessions {
+			if soonest == nil || old.Expires.Before(soonest.Expires) {
+				soonest = &old
+			}
+		}
+		delete(f.sessions, soonest.IDHash)
+	}
+	f.sessions[sess.IDHash] = sess
+	return nil
+}
+
+func (f *fakeFinance) FinanceSessionAt(_ context.Context, idHash [sha256.Size]byte, now time.Time) (postgres.FinanceSession, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.err("FinanceSessionAt"); err != nil {
+		return postgres.FinanceSession{}, false, err
+	}
+	sess, ok := f.sessions[idHash]
+	if !ok || !now.Before(sess.Expires) {
+		return postgres.FinanceSession{}, false, nil
+	}
+	return sess, true, nil
+}
+
+func (f *fakeFinance) EndFinanceSession(_ context.Context, idHash [sha256.Size]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.err("EndFinanceSession"); err != nil {
+		return err
+	}
+	delete(f.sessions, idHash)
+	return nil
 }
 
 var _ FinanceStore = (*fakeFinance)(nil)
