@@ -291,7 +291,16 @@ func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]
 	} else if t.Amount != 0 && t.Amount != p.Amount {
 		return VoidAmountMustMatch
 	}
-	if s.Resolutions[p.ID] != ResolutionNone {
+	switch s.Resolutions[p.ID] {
+	case ResolutionNone:
+	case ResolutionExpired:
+		// A post or void after the timeout is refused as expired whether or not the sweep has
+		// expired the hold yet: the answer must not depend on when the sweep ran.
+		if t.Flags&ExpirePending == 0 {
+			return PendingExpired
+		}
+		return PendingAlreadyResolved
+	default:
 		return PendingAlreadyResolved
 	}
 	expires := p.ExpiresAt()

@@ -386,8 +386,8 @@ var scripts = []struct {
 		transfer E3 _  _  0 expire ref=P3          created
 		commit   101s
 		transfer E4 _  _  0 expire ref=P3          pending_already_resolved
-		transfer T8 _  _  60 post ref=P3           pending_already_resolved
-		transfer V3 _  _  0 void ref=P3            pending_already_resolved
+		transfer T8 _  _  60 post ref=P3           pending_expired
+		transfer V3 _  _  0 void ref=P3            pending_expired
 		commit   102s
 		balance  A1 0 60 0 0
 		balance  A2 0 0 0 60
@@ -417,7 +417,7 @@ var scripts = []struct {
 		stored   E1 A1 A2 60
 		balance  A1 20 10 0 100
 		available A1 70
-		transfer T4 _  _  10 post ref=P1           pending_already_resolved
+		transfer T4 _  _  10 post ref=P1           pending_expired
 		transfer E3 _  _  0 expire ref=P3          created
 		transfer V4 _  _  0 void ref=P4            created
 		commit   1000s

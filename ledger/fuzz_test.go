@@ -294,7 +294,11 @@ func (m *model) applyResolve(t ledger.Transfer, now int64) (ledger.Result, ledge
 	} else if t.Amount != 0 && t.Amount != hold.Amount {
 		return ledger.VoidAmountMustMatch, t, none
 	}
-	if _, done := m.resolutions[hold.ID]; done {
+	if kind, done := m.resolutions[hold.ID]; done {
+		// A hold the sweep expired answers a post or void as one past its timeout does.
+		if kind == ledger.ResolutionExpired && t.Flags&ledger.ExpirePending == 0 {
+			return ledger.PendingExpired, t, none
+		}
 		return ledger.PendingAlreadyResolved, t, none
 	}
 	expired := hold.TimeoutSeconds > 0 && now >= hold.Timestamp+int64(hold.TimeoutSeconds)*1_000_000
