@@ -112,6 +112,14 @@ func TestTransfersLeaveCardsAndPartiesToTheirFlows(t *testing.T) {
 			fmt.Sprintf(`{"id":%q,"ref_id":%q,"currency":"CNY","flags":["void_pending"]}`, id(), open)), "transfers[0].ref_id"},
 		{"an authorization's hold posted", transfersBody(
 			fmt.Sprintf(`{"id":%q,"ref_id":%q,"amount":"30.00","currency":"CNY","flags":["post_pending"]}`, id(), open)), "transfers[0].ref_id"},
+		// A transfer of the request under the id of the one a ref names does not stand for it:
+		// that id is the card's hold or capture, and the ref acts on that.
+		{"an authorization's hold voided behind a transfer under its id", transfersBody(
+			fmt.Sprintf(`{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":"30.00","currency":"CNY","flags":["pending"]}`, open, bank, suspense),
+			fmt.Sprintf(`{"id":%q,"ref_id":%q,"currency":"CNY","flags":["void_pending"]}`, id(), open)), "transfers[1].ref_id"},
+		{"a capture reversed behind a transfer under its id", transfersBody(
+			fmt.Sprintf(`{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":"60.00","currency":"CNY"}`, capture, bank, suspense),
+			fmt.Sprintf(`{"id":%q,"ref_id":%q,"amount":"60.00","currency":"CNY","flags":["reversal"]}`, id(), capture)), "transfers[1].ref_id"},
 		{"a card credited", transfersBody(funding,
 			fmt.Sprintf(`{"id":%q,"debit_account_id":%q,"credit_account_id":%q,"amount":"1.00","currency":"CNY"}`, id(), suspense, funds)), "transfers[1].credit_account_id"},
 		{"a card debited", transfersBody(

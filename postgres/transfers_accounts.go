@@ -75,12 +75,6 @@ func (tr *Transfers) checkAccounts(ctx context.Context, batch []ledger.Transfer)
 		index int
 		field string
 	}
-	inBatch := make(map[ledger.ID]int, len(batch))
-	for i := range batch {
-		if _, ok := inBatch[batch[i].ID]; !ok {
-			inBatch[batch[i].ID] = i
-		}
-	}
 	uses := make(map[ledger.ID]use)
 	note := func(id ledger.ID, u use) {
 		if id == (ledger.ID{}) {
@@ -99,9 +93,10 @@ func (tr *Transfers) checkAccounts(ctx context.Context, batch []ledger.Transfer)
 		if t.Flags&(ledger.PostPending|ledger.VoidPending|ledger.ExpirePending|ledger.Reversal) == 0 || t.Ref == (ledger.ID{}) {
 			continue
 		}
-		if j, ok := inBatch[t.Ref]; ok && j < i {
-			continue // the accounts of the transfer it names are checked as that one's
-		}
+		// A ref to a transfer of the batch is looked up too: under an id already recorded, the
+		// ledger acts on the recorded transfer, not on the batch's (which it refuses as existing).
+		// A ref found nowhere names a transfer of the batch, whose accounts are checked as that
+		// one's, or none, which the ledger answers not found.
 		if _, ok := refUse[t.Ref]; !ok {
 			refUse[t.Ref] = use{i, "ref_id"}
 			refs = append(refs, uuid.UUID(t.Ref))
