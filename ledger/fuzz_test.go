@@ -414,7 +414,7 @@ func fits(ceiling int64, xs ...int64) bool { return sum(xs...).Cmp(big.NewInt(ce
 // operation says what it is: its low 4 bits the kind (opEndBatch ... opRawFlags), bits 4 and 6
 // both set the Linked flag, bit 5 whether a post, void, expire or reversal names its accounts. The
 // other bytes are the id, the debit and credit accounts, the amount, the ref, the timeout, and the
-// user data and code.
+// user data, code and stated currency.
 const (
 	opEndBatch   = iota // byte 1 moves now forward by that many tenths of a second
 	opPlain             // 1, 2, 3
@@ -579,6 +579,12 @@ func decodeFuzz(data []byte) []fuzzBatch {
 				t.Ref = fuzzTransferID(b[5] >> 1)
 			}
 		}
+		// The currency the caller states, from the high bits of byte 7: mostly none, sometimes
+		// a currency the accounts hold or not. A replay keeps the one it was sent with unless
+		// another is stated.
+		if c := fuzzCurrency(b[7]); c != "" || kind < opReplay || kind == opRawFlags {
+			t.Currency = c
+		}
 		if op&opLinked == opLinked {
 			t.Flags |= ledger.Linked
 		}
@@ -661,6 +667,12 @@ func fuzzAmount(b byte) int64 {
 	panic("unreachable")
 }
 
+// fuzzCurrency is the currency a transfer states: none for three quarters of b, else CNY, USD
+// (the accounts' currencies) or JPY, which no account holds.
+func fuzzCurrency(b byte) ledger.Currency {
+	return [16]ledger.Currency{12: "CNY", 13: "CNY", 14: "USD", 15: "JPY"}[b>>4]
+}
+
 func fuzzUserData(b byte) ledger.ID {
 	if b&3 == 0 {
 		return ledger.ID{}
@@ -739,9 +751,9 @@ func checkAgainstModel(t *testing.T, data []byte) (seen [256]int) {
 func fmtBatch(ts []ledger.Transfer) string {
 	s := ""
 	for _, t := range ts {
-		s += fmt.Sprintf("  %s %s->%s %d ref=%s flags=%#x timeout=%d user=%s code=%d\n",
+		s += fmt.Sprintf("  %s %s->%s %d ref=%s flags=%#x timeout=%d user=%s code=%d currency=%q\n",
 			name(t.ID), name(t.DebitAccountID), name(t.CreditAccountID), t.Amount, name(t.Ref),
-			uint16(t.Flags), t.TimeoutSeconds, name(t.UserData), t.Code)
+			uint16(t.Flags), t.TimeoutSeconds, name(t.UserData), t.Code, t.Currency)
 	}
 	return s
 }
