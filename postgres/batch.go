@@ -924,14 +924,19 @@ func writeResolutions(ctx context.Context, tx pgx.Tx, out *ledger.Outcome, at ti
 
 // queueResolutions queues what writeResolutions writes into q.
 func queueResolutions(q *pgx.Batch, out *ledger.Outcome, at time.Time) {
+	// Holds resolved by this batch: one it placed too never enters the queue, as the DELETE,
+	// queued first, would not find it.
+	var resolved map[ledger.ID]struct{}
 	if res := out.Resolutions; len(res) > 0 {
 		slices.SortFunc(res, func(a, b ledger.Resolution) int { return compareID(a.Target, b.Target) })
 		targets, by, kinds := make([][16]byte, len(res)), make([][16]byte, len(res)), make([]string, len(res))
 		var closed [][16]byte
+		resolved = make(map[ledger.ID]struct{}, len(res))
 		for i, r := range res {
 			targets[i], by[i], kinds[i] = r.Target, r.By, r.Kind.String()
 			if r.Kind != ledger.ResolutionReversed {
 				closed = append(closed, r.Target)
+				resolved[r.Target] = struct{}{}
 			}
 		}
 		q.Queue(`INSERT INTO transfer_resolutions (target_id, transfer_id, kind, ts)
@@ -945,6 +950,9 @@ func queueResolutions(q *pgx.Batch, out *ledger.Outcome, at time.Time) {
 	var expires []time.Time
 	for i := range out.Created {
 		t := &out.Created[i]
+		if _, done := resolved[t.ID]; done {
+			continue
+		}
 		if e := t.ExpiresAt(); e != 0 {
 			opened = append(opened, t.ID)
 			expires = append(expires, time.UnixMicro(e).UTC())

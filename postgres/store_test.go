@@ -497,6 +497,38 @@ func TestReplayedResolutionsAnswerExists(t *testing.T) {
 	}
 }
 
+// A hold with a timeout placed and resolved in one batch never enters the expiry sweep's queue of
+// open holds: were it queued, the sweep would find it at its timeout, be refused (the hold is
+// resolved) and leave it queued for good, ahead of every hold after it, and verification would
+// find the queue holding a hold that is not open. Small batches (INSERT) and large ones (COPY)
+// write the queue alike.
+func TestHoldResolvedInItsOwnBatchIsNotQueued(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	for _, n := range []int{1, 40} { // 2 and 80 transfers: either side of the INSERT bound
+		var batch []ledger.Transfer
+		for range n {
+			hold := newID(t)
+			batch = append(batch,
+				ledger.Transfer{ID: hold, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 10, Code: 20, Flags: ledger.Pending, TimeoutSeconds: 60},
+				ledger.Transfer{ID: newID(t), Ref: hold, Amount: 7, Code: 21, Flags: ledger.PostPending})
+		}
+		for i, r := range commit(t, st, nil, batch...).Results {
+			if r != ledger.Created {
+				t.Fatalf("%d holds: transfer %d: %s", n, i, r)
+			}
+		}
+	}
+	var queued int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM open_holds`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Fatalf("%d resolved holds queued for expiry, want none", queued)
+	}
+}
+
 // A sweeper whose clock ran ahead does not make later holds unexpirable: the sweep works from the
 // queue of open holds, not from a horizon in time.
 func TestExpiryToleratesASweeperAhead(t *testing.T) {
