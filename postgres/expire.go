@@ -17,8 +17,8 @@ const expiredHoldsLookup = `SELECT o.transfer_id, t.code FROM open_holds o JOIN 
 // ExpireHolds releases up to limit holds whose timeout has passed and returns how many it
 // expired. The holds come from open_holds, the queue of open holds with a timeout; each expiry is
 // a new transfer (ExpirePending). Two sweepers never expire a hold twice, and a hold posted or
-// voided meanwhile is left alone: a hold is resolved once, whoever asks. Call it until it returns
-// fewer than limit.
+// voided meanwhile is left alone, and leaves the queue: a hold is resolved once, whoever asks.
+// Call it until it returns fewer than limit.
 func (s *Store) ExpireHolds(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 || limit > ledger.MaxBatchTransfers {
 		limit = ledger.MaxBatchTransfers
@@ -51,7 +51,28 @@ func (s *Store) ExpireHolds(ctx context.Context, limit int) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	res, err := s.CommitBatch(ctx, batch, nil)
+	var res BatchResult
+	err = s.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
+		var err error
+		if res, err = tx.Apply(ctx, batch); err != nil {
+			return err
+		}
+		// A hold found resolved was left queued (by a batch that placed and resolved it, before
+		// such batches kept it out): it leaves the queue, rather than come first at every sweep.
+		var resolved []uuid.UUID
+		for i, r := range res.Results {
+			if r == ledger.PendingAlreadyResolved {
+				resolved = append(resolved, uuid.UUID(batch[i].Ref))
+			}
+		}
+		if len(resolved) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM open_holds WHERE transfer_id = ANY($1)`, resolved); err != nil {
+			return fmt.Errorf("drop resolved holds from the queue: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("expire holds: %w", err)
 	}

@@ -529,6 +529,37 @@ func TestHoldResolvedInItsOwnBatchIsNotQueued(t *testing.T) {
 	}
 }
 
+// A resolved hold left in the queue of open holds (by a batch that placed and resolved it, before
+// such batches kept it out) leaves the queue at the sweep that finds it resolved, so that it is
+// not submitted at every sweep, ahead of the holds that do expire.
+func TestSweepDropsResolvedHoldsFromTheQueue(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	now := time.Now()
+	st.Now = func() time.Time { return now }
+	stale, open := newID(t), newID(t)
+	commit(t, st, nil,
+		ledger.Transfer{ID: stale, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 10, Code: 20, Flags: ledger.Pending, TimeoutSeconds: 60},
+		ledger.Transfer{ID: open, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 20, Code: 20, Flags: ledger.Pending, TimeoutSeconds: 120})
+	commit(t, st, nil, ledger.Transfer{ID: newID(t), Ref: stale, Code: 22, Flags: ledger.VoidPending})
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO open_holds (transfer_id, expires_at) VALUES ($1, $2)`,
+		uuid.UUID(stale), now.Add(60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st.Now = func() time.Time { return now.Add(121 * time.Second) }
+	if n, err := st.ExpireHolds(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v; want the open hold expired", n, err)
+	}
+	var queued int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM open_holds`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Fatalf("%d holds still queued after the sweep, want none", queued)
+	}
+}
+
 // A sweeper whose clock ran ahead does not make later holds unexpirable: the sweep works from the
 // queue of open holds, not from a horizon in time.
 func TestExpiryToleratesASweeperAhead(t *testing.T) {
