@@ -27,9 +27,9 @@ type State struct {
 
 	batch *batchToken // the current batch, to mark accounts it touched
 	undo  []undoEntry
-	// sides holds the currencies of each created transfer's two accounts, as seen when it was
-	// applied, parallel to Outcome.Created: the first check of double entry reads them.
-	sides [][2]Currency
+	// sides holds each created transfer's two accounts, parallel to Outcome.Created: the first
+	// check of double entry reads their currencies, and they are the accounts the batch touched.
+	sides [][2]*Account
 }
 
 // NewState returns an empty State with room for about n accounts.
@@ -50,7 +50,9 @@ type Outcome struct {
 	Created []Transfer
 	// Resolutions lists the holds posted, voided or expired and the transfers reversed.
 	Resolutions []Resolution
-	// Touched lists the accounts whose balance changed, holding their new balances.
+	// Touched lists the accounts the created transfers name, holding their new balances: those
+	// whose balance changed, and those whose balance came back where it was (a hold placed and
+	// released in the batch), as their statements still list those transfers.
 	Touched []*Account
 }
 
@@ -74,7 +76,6 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 		// holds them for the rest of the batch.
 		Created: make([]Transfer, 0, len(batch)),
 	}
-	touched := make([]*Account, 0, 2*len(batch))
 
 	// A chain still open at the end of the batch is refused whole: find where it starts.
 	openChain := len(batch)
@@ -103,7 +104,7 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 				mark = chainMark{created: len(out.Created), resolutions: len(out.Resolutions)}
 			}
 		}
-		r := s.create(t, now, &out, &touched)
+		r := s.create(t, now, &out)
 		if chainStart >= 0 && (r == Created || r == Exists) {
 			// A transfer that exists was applied before, by this id: a chain replayed whole
 			// answers exists for each of its transfers and changes nothing. A chain in which some
@@ -135,10 +136,17 @@ func (s *State) Apply(batch []Transfer, now int64) (Outcome, error) {
 		}
 	}
 
-	// Accounts touched only by a chain that was rolled back are unchanged: leave them out.
-	for _, a := range touched {
-		if a.Balance != a.before {
-			out.Touched = append(out.Touched, a)
+	// The accounts of the transfers created, each once: an account touched only by a chain that
+	// was rolled back is unchanged and named by none of them. A token of its own marks the
+	// accounts listed.
+	out.Touched = make([]*Account, 0, min(2*len(out.Created), len(s.Accounts)))
+	listed := new(batchToken)
+	for _, side := range s.sides {
+		for _, a := range side {
+			if a.touched != listed {
+				a.touched = listed
+				out.Touched = append(out.Touched, a)
+			}
 		}
 	}
 	if err := s.checkBalanced(&out); err != nil {
@@ -167,7 +175,7 @@ func (s *State) rollback(out *Outcome, mark chainMark) {
 }
 
 // create applies one transfer, or returns why not. It changes nothing unless it returns Created.
-func (s *State) create(t *Transfer, now int64, out *Outcome, touched *[]*Account) Result {
+func (s *State) create(t *Transfer, now int64, out *Outcome) Result {
 	if t.ID.IsZero() {
 		return IDMustNotBeZero
 	}
@@ -188,7 +196,7 @@ func (s *State) create(t *Transfer, now int64, out *Outcome, touched *[]*Account
 		return AmountNegative
 	}
 	if t.Flags&refFlags == 0 {
-		return s.createPlain(t, now, out, touched)
+		return s.createPlain(t, now, out)
 	}
 	if t.Ref.IsZero() {
 		return RefMustNotBeZero
@@ -200,12 +208,12 @@ func (s *State) create(t *Transfer, now int64, out *Outcome, touched *[]*Account
 		return TimeoutReservedForPending
 	}
 	if t.Flags&Reversal != 0 {
-		return s.createReversal(t, now, out, touched)
+		return s.createReversal(t, now, out)
 	}
-	return s.resolvePending(t, now, out, touched)
+	return s.resolvePending(t, now, out)
 }
 
-func (s *State) createPlain(t *Transfer, now int64, out *Outcome, touched *[]*Account) Result {
+func (s *State) createPlain(t *Transfer, now int64, out *Outcome) Result {
 	switch {
 	case !t.Ref.IsZero():
 		return RefMustBeZero
@@ -225,7 +233,7 @@ func (s *State) createPlain(t *Transfer, now int64, out *Outcome, touched *[]*Ac
 		return r
 	}
 	pending := t.Flags&Pending != 0
-	if r := s.move(dr, cr, t.Amount, pending, touched); r != Created {
+	if r := s.move(dr, cr, t.Amount, pending); r != Created {
 		return r
 	}
 	c := *t
@@ -234,7 +242,7 @@ func (s *State) createPlain(t *Transfer, now int64, out *Outcome, touched *[]*Ac
 	return Created
 }
 
-func (s *State) createReversal(t *Transfer, now int64, out *Outcome, touched *[]*Account) Result {
+func (s *State) createReversal(t *Transfer, now int64, out *Outcome) Result {
 	o, ok := s.Transfers[t.Ref]
 	switch {
 	case !ok:
@@ -255,7 +263,7 @@ func (s *State) createReversal(t *Transfer, now int64, out *Outcome, touched *[]
 	if r != Created {
 		return r
 	}
-	if r := s.move(dr, cr, t.Amount, false, touched); r != Created {
+	if r := s.move(dr, cr, t.Amount, false); r != Created {
 		return r
 	}
 	c := *t
@@ -266,7 +274,7 @@ func (s *State) createReversal(t *Transfer, now int64, out *Outcome, touched *[]
 }
 
 // resolvePending posts, voids or expires the hold named by t.Ref.
-func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]*Account) Result {
+func (s *State) resolvePending(t *Transfer, now int64, out *Outcome) Result {
 	p, ok := s.Transfers[t.Ref]
 	switch {
 	case !ok:
@@ -315,8 +323,8 @@ func (s *State) resolvePending(t *Transfer, now int64, out *Outcome, touched *[]
 	if r != Created {
 		return r
 	}
-	s.touch(dr, touched)
-	s.touch(cr, touched)
+	s.touch(dr)
+	s.touch(cr)
 	// Releasing the hold never raises exposure, and posting at most the held amount keeps the
 	// totals within what the hold already proved fits: no limit or overflow check is needed.
 	dr.DebitsPending -= p.Amount
@@ -352,7 +360,7 @@ func (s *State) accounts(debit, credit ID, want Currency) (dr, cr *Account, r Re
 
 // move debits dr and credits cr by amount, pending or posted, if no total passes its ceiling and neither
 // account's constraint is broken. It changes nothing unless it returns Created.
-func (s *State) move(dr, cr *Account, amount int64, pending bool, touched *[]*Account) Result {
+func (s *State) move(dr, cr *Account, amount int64, pending bool) Result {
 	// The room each side has for more than amount; negative when amount alone passes its ceiling.
 	// A positive ceiling less a positive amount cannot overflow.
 	drRoom, crRoom := dr.ceiling()-amount, cr.ceiling()-amount
@@ -388,8 +396,8 @@ func (s *State) move(dr, cr *Account, amount int64, pending bool, touched *[]*Ac
 	if cr.Flags&CreditsMustNotExceedDebits != 0 && credits-cr.DebitsPosted > cr.Limit {
 		return ExceedsLimit
 	}
-	s.touch(dr, touched)
-	s.touch(cr, touched)
+	s.touch(dr)
+	s.touch(cr)
 	if pending {
 		dr.DebitsPending += amount
 		cr.CreditsPending += amount
@@ -402,18 +410,17 @@ func (s *State) move(dr, cr *Account, amount int64, pending bool, touched *[]*Ac
 
 // touch remembers a's balance before its first change in this batch and before each change in a
 // linked chain, so a failed chain can be undone.
-func (s *State) touch(a *Account, touched *[]*Account) {
+func (s *State) touch(a *Account) {
 	if a.touched != s.batch {
 		a.touched = s.batch
 		a.before = a.Balance
-		*touched = append(*touched, a)
 	}
 	s.undo = append(s.undo, undoEntry{account: a, balance: a.Balance})
 }
 
 func (s *State) record(c *Transfer, out *Outcome, res Resolution, dr, cr *Account) {
 	out.Created = append(out.Created, *c)
-	s.sides = append(s.sides, [2]Currency{dr.Currency, cr.Currency})
+	s.sides = append(s.sides, [2]*Account{dr, cr})
 	s.Transfers[c.ID] = &out.Created[len(out.Created)-1]
 	if res.Kind != ResolutionNone {
 		out.Resolutions = append(out.Resolutions, res)
@@ -471,11 +478,11 @@ func (s *State) checkBalanced(out *Outcome) error {
 	for i := range out.Created {
 		c := &out.Created[i]
 		side := s.sides[i]
-		if side[0] != side[1] || c.Amount <= 0 {
+		if side[0].Currency != side[1].Currency || c.Amount <= 0 {
 			return fmt.Errorf("%w: transfer %s is not a positive amount between two accounts of one currency", ErrInvariant, c.ID)
 		}
 		var t *currencyTotals
-		want, t = totalsFor(want, side[0])
+		want, t = totalsFor(want, side[0].Currency)
 		released := int64(0)
 		if c.Flags&(PostPending|VoidPending|ExpirePending) != 0 {
 			p := s.Transfers[c.Ref]

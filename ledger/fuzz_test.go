@@ -713,6 +713,10 @@ func checkAgainstModel(t *testing.T, data []byte) (seen [256]int) {
 			t.Fatalf("batch %d: resolutions\nengine %v\nmodel  %v", n, out.Resolutions, want.resolutions)
 		}
 
+		named := make(map[ledger.ID]bool)
+		for _, c := range want.created {
+			named[c.DebitAccountID], named[c.CreditAccountID] = true, true
+		}
 		touched := make(map[ledger.ID]bool)
 		for _, a := range out.Touched {
 			if touched[a.ID] || s.Accounts[a.ID] != a {
@@ -726,8 +730,10 @@ func checkAgainstModel(t *testing.T, data []byte) (seen [256]int) {
 			if got, want := a.Balance, m.accounts[k].balance; got != want {
 				t.Fatalf("batch %d: %s balance\nengine %s\nmodel  %s\n%s", n, name(k), fmtBalance(got), fmtBalance(want), fmtBatch(b.transfers))
 			}
-			if changed := a.Balance != before[k]; changed != touched[k] {
-				t.Fatalf("batch %d: %s changed %v, touched %v", n, name(k), changed, touched[k])
+			// Touched are the accounts the created transfers name: all whose balance changed,
+			// and any whose balance came back where it was (a hold placed and released).
+			if changed := a.Balance != before[k]; named[k] != touched[k] || changed && !touched[k] {
+				t.Fatalf("batch %d: %s changed %v, named by a transfer created %v, touched %v", n, name(k), changed, named[k], touched[k])
 			}
 			if pending[a.Currency] == nil {
 				pending[a.Currency], posted[a.Currency] = new(big.Int), new(big.Int)

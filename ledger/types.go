@@ -142,8 +142,9 @@ type Account struct {
 	Balance
 
 	// batch bookkeeping, owned by Apply: the balance before the batch, and the batch that touched
-	// it. A batch is known by a pointer of its own, so an Account copied from another State (a
-	// cache, a snapshot) never looks touched by the current batch.
+	// it (or, once the batch is applied, the token that listed it in Outcome.Touched). A batch is
+	// known by a pointer of its own, so an Account copied from another State (a cache, a
+	// snapshot) never looks touched by the current batch.
 	before  Balance
 	touched *batchToken
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -526,6 +527,36 @@ func TestHoldResolvedInItsOwnBatchIsNotQueued(t *testing.T) {
 	}
 	if queued != 0 {
 		t.Fatalf("%d resolved holds queued for expiry, want none", queued)
+	}
+}
+
+// A hold placed and voided in one batch leaves both accounts' balances where they were, and is
+// still on both their statements, as the void is: each account gets a balance version listing
+// them, and verification finds every transfer on its accounts' statements.
+func TestHoldPlacedAndVoidedInOneBatchIsOnTheStatements(t *testing.T) {
+	st := pgtest.NewStore(t)
+	c := openChart(t, st)
+	ctx := context.Background()
+	hold, void := newID(t), newID(t)
+	res := commit(t, st, nil,
+		ledger.Transfer{ID: hold, DebitAccountID: c.card, CreditAccountID: c.merchant, Amount: 500, Code: 20, Flags: ledger.Pending},
+		ledger.Transfer{ID: void, Ref: hold, Code: 22, Flags: ledger.VoidPending})
+	wantResults(t, res.Results, ledger.Created, ledger.Created)
+	for _, acc := range []ledger.ID{c.card, c.merchant} {
+		lines, err := st.Statement(ctx, acc, res.Timestamp, res.Timestamp.Add(time.Microsecond), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []ledger.ID
+		for _, l := range lines {
+			got = append(got, l.ID)
+		}
+		if !slices.Contains(got, hold) || !slices.Contains(got, void) || len(got) != 2 {
+			t.Errorf("statement of %s at the batch lists %v, want the hold %s and the void %s", acc, got, hold, void)
+		}
+	}
+	if got := balance(t, st, c.card); got != (ledger.Balance{CreditsPosted: 100000}) {
+		t.Errorf("card: %+v", got)
 	}
 }
 
