@@ -175,13 +175,20 @@ func (c *common) openStore(ctx context.Context, log *slog.Logger) (*postgres.Sto
 	return st, nil
 }
 
-// start parses a command's flags, builds its logger and opens its store, migrated.
-func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string) (*slog.Logger, *postgres.Store, error) {
+// start parses a command's flags, runs checks on their values, builds its logger and opens its
+// store, migrated. A check that fails stops the command before the database is created or
+// migrated: a value out of range changes nothing.
+func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string, checks ...func() error) (*slog.Logger, *postgres.Store, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return nil, nil, err
+		}
 	}
 	log, err := c.logger()
 	if err != nil {

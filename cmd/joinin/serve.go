@@ -95,6 +95,21 @@ func addEngineFlags(fs interface {
 	return f
 }
 
+// maxPartitions bounds --partitions: the topics the engine creates take at most this many (the
+// embedded broker fewer, and says so).
+const maxPartitions = 10000
+
+// check refuses values the engine cannot run with, before anything is opened or created.
+func (f *engineFlags) check() error {
+	if f.committers < 1 || f.committers > consumer.MaxCommitters {
+		return fmt.Errorf("--committers %d: must be 1 to %d", f.committers, consumer.MaxCommitters)
+	}
+	if f.partitions < 1 || f.partitions > maxPartitions {
+		return fmt.Errorf("--partitions %d: must be 1 to %d", f.partitions, maxPartitions)
+	}
+	return nil
+}
+
 // refusal is how serve's refusal to consume from a broker that forgot the database's offsets
 // begins.
 const refusal = "refusing to consume"
@@ -131,8 +146,8 @@ func refuseForgetfulBroker(ctx context.Context, st *postgres.Store, f *engineFla
 // closes what was started.
 func (f *engineFlags) connect(ctx context.Context, log *slog.Logger) (brokers []string, stop func(), err error) {
 	stop = func() {}
-	if f.committers < 1 || f.committers > consumer.MaxCommitters {
-		return nil, stop, fmt.Errorf("--committers %d: must be 1 to %d", f.committers, consumer.MaxCommitters)
+	if err := f.check(); err != nil {
+		return nil, stop, err
 	}
 	if f.brokers != "" {
 		brokers = strings.Split(f.brokers, ",")
@@ -192,16 +207,37 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB,
 		"the Go runtime's soft memory limit, MiB; 0 leaves the runtime's own (GOMEMLIMIT, when set, wins over this)")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile to this file when the engine stops")
-	log, st, err := c.start(ctx, fs, args)
+	check := func() error {
+		if err := ef.check(); err != nil {
+			return err
+		}
+		// A limit the runtime cannot take (negative, or past int64 bytes) would be dropped
+		// without a word: refused, as every other flag out of its range is.
+		if *memLimit < 0 || int64(*memLimit) > maxMemoryLimitMiB {
+			return fmt.Errorf("--memory-limit-mib %d: must be 0 to %d", *memLimit, int64(maxMemoryLimitMiB))
+		}
+		if graceErr != nil {
+			return graceErr
+		}
+		if *grace < 0 {
+			return errors.New("--settle-grace: must not be negative")
+		}
+		if verifyErr != nil {
+			return verifyErr
+		}
+		if *verifyEvery < 0 {
+			return errors.New("--verify-interval: must not be negative")
+		}
+		if *transitInterval <= 0 {
+			return errors.New("--transit-interval: must be positive")
+		}
+		return nil
+	}
+	log, st, err := c.start(ctx, fs, args, check)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// A limit the runtime cannot take (negative, or past int64 bytes) would be dropped without
-	// a word: refused, as every other flag out of its range is.
-	if *memLimit < 0 || int64(*memLimit) > maxMemoryLimitMiB {
-		return fmt.Errorf("--memory-limit-mib %d: must be 0 to %d", *memLimit, int64(maxMemoryLimitMiB))
-	}
 	engineMemory(*memLimit)
 	if *heapProfile != "" {
 		// Deferred after the store's Close: it runs first, with the engine's caches still held.
@@ -210,21 +246,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 				log.Warn("heap profile", "err", err)
 			}
 		}()
-	}
-	if graceErr != nil {
-		return graceErr
-	}
-	if *grace < 0 {
-		return errors.New("--settle-grace: must not be negative")
-	}
-	if verifyErr != nil {
-		return verifyErr
-	}
-	if *verifyEvery < 0 {
-		return errors.New("--verify-interval: must not be negative")
-	}
-	if *transitInterval <= 0 {
-		return errors.New("--transit-interval: must be positive")
 	}
 	// Fare tables, fee plans and medical policies: the files, and the versions uploaded since.
 	tariffs, err := tf.load(ctx, st, log)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,5 +24,43 @@ func TestServeRefusesAMemoryLimitOutOfRange(t *testing.T) {
 			t.Errorf("--memory-limit-mib %s: %v", v, err)
 		}
 		cancel()
+	}
+}
+
+// joinin serve and joinin demo check every flag's value before they open the database: a value
+// out of range is refused with the flag named, and nothing is created or migrated. The URL names
+// a server that is not there, so a command that reached for it first fails on it instead.
+func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
+	const nowhere = "postgres://postgres@127.0.0.1:1/joinin_nowhere?sslmode=disable&connect_timeout=2"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--partitions", "-1"}, "--partitions -1: must be 1 to"},
+		{[]string{"serve", "--partitions", "0"}, "--partitions 0: must be 1 to"},
+		{[]string{"demo", "--partitions", "-1"}, "--partitions -1: must be 1 to"},
+		{[]string{"serve", "--committers", "0"}, "--committers 0: must be 1 to 15"},
+		{[]string{"demo", "--committers", "16"}, "--committers 16: must be 1 to 15"},
+		{[]string{"serve", "--memory-limit-mib", "-5"}, "--memory-limit-mib -5: must be 0 to"},
+		{[]string{"serve", "--settle-grace", "-1s"}, "--settle-grace: must not be negative"},
+		{[]string{"serve", "--verify-interval", "-1h"}, "--verify-interval: must not be negative"},
+		{[]string{"serve", "--transit-interval", "0s"}, "--transit-interval: must be positive"},
+	}
+	for _, c := range cases {
+		var out, errs strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		args := append(slices.Clone(c.args), "--database-url", nowhere, "--log-level", "error")
+		err := func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			return run(ctx, args, &out, &errs)
+		}()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
 	}
 }
