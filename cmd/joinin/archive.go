@@ -25,7 +25,7 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "directory to create and write the archive into; it must not exist")
 	by := fs.String("by", "", "who asks for the archive, recorded with it (an admin action)")
 	check := fs.String("check", "", "check the archive in this directory against its manifest and checksums, recompute its control totals from its files, and print them")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *check != "" {

@@ -75,7 +75,7 @@ var benchRatios = []benchRatio{
 // benchmarks' output.
 func runBenchReport(_ context.Context, args []string, stdout io.Writer) error {
 	fs, _ := newFlagSet("bench-report", "print one table of the figures `make bench` wrote into a directory, with their goals, and the Go benchmarks' medians")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -39,7 +39,7 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 		"partitions of each topic created (env JOININ_BROKER_PARTITIONS)")
 	topics := fs.String("topics", envOr("JOININ_BROKER_TOPICS", brokerDefaultTopics),
 		"comma-separated topics to create at start (env JOININ_BROKER_TOPICS)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

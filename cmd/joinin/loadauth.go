@@ -125,7 +125,7 @@ func runLoadAuth(ctx context.Context, args []string, stdout io.Writer) error {
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before the first phase: connections, caches")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured phases to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -108,7 +108,7 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	clients := fs.Int("clients", 8, "concurrent HTTP clients of the authorizations")
 	progress := fs.Bool("progress", true, "draw a progress line on stderr")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -46,7 +46,7 @@ func runLoadReconcile(ctx context.Context, args []string, stdout io.Writer) erro
 	fs, c := newFlagSet("loadtest-reconcile", "import and match a bank statement of a million entries in a database of its own; print seconds and peak memory as JSON")
 	n := fs.Int("entries", 1_000_000, "settlement items, and statement entries booking them")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger()

@@ -51,7 +51,7 @@ func runLoadSettle(ctx context.Context, args []string, stdout io.Writer) error {
 	nMerchants := fs.Int("merchants", 1000, "merchants")
 	nBanks := fs.Int("banks", 20, "banks, each issuing cards and acquiring merchants")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger()

@@ -79,7 +79,7 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	keep := fs.Bool("keep", false, "keep the database the run creates")
 	cpuProfile := fs.String("cpuprofile", "",
 		"write CPU profiles of the measured phases to this file's name with .http and .kafka appended (server and consumer in this process)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -105,7 +105,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 		"consume with `joinin serve` in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile of the engine after the run to this file")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

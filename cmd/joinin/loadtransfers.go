@@ -97,7 +97,7 @@ func runLoadTransfers(ctx context.Context, args []string, stdout io.Writer) erro
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before the first phase: connections, caches")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phases (clients and server in this process) to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

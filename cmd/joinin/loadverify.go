@@ -48,7 +48,7 @@ func runLoadVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	nDays := fs.Int("days", 30, "days of traffic; the last one is today's, still open")
 	nAccounts := fs.Int("accounts", 10_000, "accounts the transfers move money between")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger()

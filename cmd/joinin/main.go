@@ -79,12 +79,18 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "joinin: %v\n", err)
-		}
-		os.Exit(2)
+	os.Exit(exitStatus(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitStatus prints err, if any, on stderr as one line and returns the process's exit status:
+// 0 when the command succeeded or the flags were asked for (--help), 2 when it failed.
+func exitStatus(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	}
+	fmt.Fprintf(stderr, "joinin: %v\n", err)
+	return 2
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -134,6 +140,26 @@ func newFlagSet(name, summary string) (*flag.FlagSet, *common) {
 	return fs, c
 }
 
+// parseFlags parses a command's flags. A wrong flag is one line, the error returned, naming
+// where the flags are listed, not the whole list after it; --help prints the list and returns
+// flag.ErrHelp, which is no failure.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(nil)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
+	case err != nil:
+		return fmt.Errorf("%w (joinin %s --help lists the flags)", err, fs.Name())
+	}
+	return nil
+}
+
 func envOr(key, fallback string) string {
 	if v, ok := os.LookupEnv(key); ok && v != "" {
 		return v
@@ -179,7 +205,7 @@ func (c *common) openStore(ctx context.Context, log *slog.Logger) (*postgres.Sto
 // store, migrated. A check that fails stops the command before the database is created or
 // migrated: a value out of range changes nothing.
 func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string, checks ...func() error) (*slog.Logger, *postgres.Store, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
 	}
 	if fs.NArg() > 0 {

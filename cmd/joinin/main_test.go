@@ -27,11 +27,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asJoininEnv) == "1" {
 		// This test binary stands in for joinin: a process the crash test kills, the settle
 		// process the settlement load run starts.
-		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		os.Exit(exitStatus(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 	}
 	pgtest.Main(m, "cmd")
 }

@@ -59,7 +59,7 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 	sub, args := args[0], args[1:]
 	fs, c := newFlagSet("reconcile "+sub, "import bank statements (camt.053 XML or CSV) and match them with the settlement; list what does not match")
 	rf := addReconcileFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	files := fs.Args()

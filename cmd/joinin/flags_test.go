@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// captureStderr runs f with os.Stderr, where the flag sets write, going to a file; it returns
+// what was written.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	file, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	saved := os.Stderr
+	os.Stderr = file
+	defer func() { os.Stderr = saved }()
+	f()
+	b, err := os.ReadFile(file.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A wrong flag is one line, the error naming the flag and where the flags are listed, with a
+// status that is not 0; asking for the flags is no error: they are printed and the status is 0.
+func TestAWrongFlagIsOneLine(t *testing.T) {
+	for _, c := range commands() {
+		if c.name == "reconcile" {
+			continue // its flags follow a subcommand: below
+		}
+		var out, errs strings.Builder
+		var err error
+		printed := captureStderr(t, func() {
+			err = run(context.Background(), []string{c.name, "--no-such-flag"}, &out, &errs)
+		})
+		if err == nil || !strings.Contains(err.Error(), "-no-such-flag") || !strings.Contains(err.Error(), "joinin "+c.name+" --help") {
+			t.Errorf("%s --no-such-flag: %v", c.name, err)
+		}
+		if printed != "" {
+			t.Errorf("%s --no-such-flag printed more than its error:\n%s", c.name, printed)
+		}
+		var status strings.Builder
+		if code := exitStatus(err, &status); code != 2 || strings.Count(status.String(), "\n") != 1 {
+			t.Errorf("%s --no-such-flag: status %d, printed %q", c.name, code, status.String())
+		}
+	}
+	var out, errs strings.Builder
+	var err error
+	printed := captureStderr(t, func() {
+		err = run(context.Background(), []string{"reconcile", "import", "--no-such-flag"}, &out, &errs)
+	})
+	if err == nil || !strings.Contains(err.Error(), "joinin reconcile import --help") || printed != "" {
+		t.Errorf("reconcile import --no-such-flag: %v, printed %q", err, printed)
+	}
+	printed = captureStderr(t, func() {
+		err = run(context.Background(), []string{"serve", "--partitions", "many"}, &out, &errs)
+	})
+	if err == nil || !strings.Contains(err.Error(), `invalid value "many" for flag -partitions`) || printed != "" {
+		t.Errorf("serve --partitions many: %v, printed %q", err, printed)
+	}
+
+	for _, args := range [][]string{{"serve", "--help"}, {"settle", "-h"}, {"reconcile", "-h"}, {"reconcile", "run", "--help"}} {
+		printed := captureStderr(t, func() {
+			err = run(context.Background(), args, &out, &errs)
+		})
+		var status strings.Builder
+		if code := exitStatus(err, &status); code != 0 || status.Len() != 0 {
+			t.Errorf("%q: status %d, printed %q", args, code, status.String())
+		}
+		if !strings.Contains(printed, "Flags:") || !strings.Contains(printed, "-database-url") {
+			t.Errorf("%q printed no flags:\n%s", args, printed)
+		}
+	}
+	var status strings.Builder
+	if code := exitStatus(nil, &status); code != 0 || status.Len() != 0 {
+		t.Errorf("no error: status %d, printed %q", code, status.String())
+	}
+	if code := exitStatus(errors.New("no command given"), &status); code != 2 || status.String() != "joinin: no command given\n" {
+		t.Errorf("an error: status %d, printed %q", code, status.String())
+	}
+}
