@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -85,4 +86,27 @@ func TestAWrongFlagIsOneLine(t *testing.T) {
 	if code := exitStatus(errors.New("no command given"), &status); code != 2 || status.String() != "joinin: no command given\n" {
 		t.Errorf("an error: status %d, printed %q", code, status.String())
 	}
+}
+
+// Each flag's line in --help names the flag and the kind of value it takes: a name quoted in
+// backticks in a flag's help would be printed as that kind instead.
+func TestEveryFlagNamesItsKindOfValue(t *testing.T) {
+	line := regexp.MustCompile(`^  -[a-z0-9-]+( (string|int|uint|uint64|int64|float|duration|value))?$`)
+	for _, args := range append([][]string{{"reconcile", "import", "-h"}, {"reconcile", "run", "-h"}}, commandArgs()...) {
+		var out, errs strings.Builder
+		printed := captureStderr(t, func() { _ = run(context.Background(), args, &out, &errs) })
+		for _, l := range strings.Split(printed, "\n") {
+			if strings.HasPrefix(l, "  -") && !line.MatchString(l) {
+				t.Errorf("%q: flag line %q", args, l)
+			}
+		}
+	}
+}
+
+func commandArgs() [][]string {
+	var all [][]string
+	for _, c := range commands() {
+		all = append(all, []string{c.name, "--help"})
+	}
+	return all
 }

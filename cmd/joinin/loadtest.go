@@ -102,7 +102,7 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	latencyTrace := fs.String("latency-trace", "", "write one line per committed transaction of the latency phase to this file: when, events, oldest and newest event's age, ingest, commit, attempts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the consuming phase to this file")
 	engineProcess := fs.Bool("engine-process", false,
-		"consume with `joinin serve` in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
+		"consume with joinin serve in a process of its own, so that the engine's peak RSS is measured apart from the generator's and the broker's (no batch figures, no latency phase)")
 	heapProfile := fs.String("heap-profile", "", "write a heap profile of the engine after the run to this file")
 	keep := fs.Bool("keep", false, "keep the database the run creates")
 	if err := parseFlags(fs, args); err != nil {

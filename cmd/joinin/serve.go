@@ -200,7 +200,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		"how long after a cycle's cut-off serve closes it; 0 never closes cycles on its own (env JOININ_SETTLE_GRACE)")
 	verifyDefault, verifyErr := durationEnv("JOININ_VERIFY_INTERVAL", defaultVerifyInterval)
 	verifyEvery := fs.Duration("verify-interval", verifyDefault,
-		"how often serve checkpoints the closed days and checks what came after, as `joinin verify` does; 0 never (env JOININ_VERIFY_INTERVAL)")
+		"how often serve checkpoints the closed days and checks what came after, as joinin verify does; 0 never (env JOININ_VERIFY_INTERVAL)")
 	httpAddr := fs.String("http-addr", envOr("JOININ_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env JOININ_HTTP_ADDR)")
 	adminToken := fs.String("admin-token", envOr("JOININ_ADMIN_TOKEN", ""),
 		"bearer token of the registry endpoints; empty disables them (env JOININ_ADMIN_TOKEN)")
