@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // captureStderr runs f with os.Stderr, where the flag sets write, going to a file; it returns
@@ -109,4 +112,43 @@ func commandArgs() [][]string {
 		all = append(all, []string{c.name, "--help"})
 	}
 	return all
+}
+
+// The load runs check their counts before they create their database: a count the run cannot
+// use is refused with the flag named, never a panic in the generator or a run without end.
+func TestLoadRunsCheckTheirCountsFirst(t *testing.T) {
+	const nowhere = "postgres://postgres@127.0.0.1:1/joinin_nowhere?sslmode=disable&connect_timeout=2"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"loadtest", "--cards", "-1"}, "--cards -1: must be at least 1"},
+		{[]string{"loadtest", "--cards", "0"}, "--cards 0: must be at least 1"},
+		{[]string{"loadtest", "--merchants", "0"}, "--merchants 0: must be at least 1"},
+		{[]string{"loadtest", "--events", "10", "--cards", "10"}, "--events 10 leaves no purchases for 10 cards"},
+		{[]string{"loadtest", "--prefill-events", "-1"}, "--prefill-events -1: must not be negative"},
+		{[]string{"loadtest", "--latency-rate", "-1"}, "--latency-rate -1: must not be negative"},
+		{[]string{"loadtest", "--latency", "-1s"}, "--latency -1s: must not be negative"},
+		{[]string{"loadtest", "--partitions", "0"}, "--partitions 0: must be 1 to"},
+		{[]string{"loadtest-taps", "--partitions", "0"}, "--partitions 0: must be 1 to"},
+		{[]string{"loadtest-taps", "--committers", "0"}, "--committers 0: must be 1 to 15"},
+		{[]string{"loadtest-cityday", "--committers", "0"}, "--committers 0: must be 1 to 15"},
+	}
+	for _, c := range cases {
+		var out, errs strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		args := append(slices.Clone(c.args), "--database-url", nowhere, "--log-level", "error")
+		err := func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			return run(ctx, args, &out, &errs)
+		}()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
 }

@@ -127,6 +127,9 @@ func runLoadCityDay(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	began := time.Now()
 
+	if err := ef.check(); err != nil {
+		return err
+	}
 	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "cityday", *keep, log)
 	if err != nil {
 		return err

@@ -95,6 +95,9 @@ func runLoadTaps(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := ef.check(); err != nil {
+		return err
+	}
 	st, _, closeStore, err := openLoadStore(ctx, c.databaseURL, "taps", *keep, log)
 	if err != nil {
 		return err

@@ -111,6 +111,25 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadtest takes no arguments, got %q", fs.Args())
 	}
+	// The counts are checked before the run's database is created: the generator cannot pick
+	// among no cards or no merchants, and a negative rate or duration would run without end.
+	switch {
+	case *nCards < 1:
+		return fmt.Errorf("--cards %d: must be at least 1", *nCards)
+	case *nMerchants < 1:
+		return fmt.Errorf("--merchants %d: must be at least 1", *nMerchants)
+	case *total < 2**nCards+1:
+		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
+	case *prefill < 0:
+		return fmt.Errorf("--prefill-events %d: must not be negative", *prefill)
+	case *latencyRate < 0:
+		return fmt.Errorf("--latency-rate %g: must not be negative", *latencyRate)
+	case *latencySeconds < 0:
+		return fmt.Errorf("--latency %s: must not be negative", *latencySeconds)
+	}
+	if err := ef.check(); err != nil {
+		return err
+	}
 	log, err := c.logger()
 	if err != nil {
 		return err
@@ -124,9 +143,6 @@ func runLoadtest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeStore()
 	c.databaseURL = url // the engine process, when there is one, consumes into it
-	if *total < 2**nCards+1 {
-		return fmt.Errorf("--events %d leaves no purchases for %d cards (each needs a registration and a funding)", *total, *nCards)
-	}
 	seed := uint64(time.Now().UnixNano())
 	ef.topic = fmt.Sprintf("%s-load-%x", ef.topic, seed&0xffffff)
 	brokers, stopBroker, err := ef.connect(ctx, log)
