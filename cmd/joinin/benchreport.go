@@ -85,6 +85,15 @@ func runBenchReport(_ context.Context, args []string, stdout io.Writer) error {
 }
 
 func writeBenchReport(dir string, stdout io.Writer) error {
+	// A directory that is not there would list no runs and print an empty table, as if the runs
+	// had written nothing.
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("bench directory: %w", err)
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("bench directory %s: not a directory", dir)
+	}
 	runs, err := readBenchRuns(dir)
 	if err != nil {
 		return err

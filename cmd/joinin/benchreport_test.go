@@ -54,3 +54,21 @@ func TestBenchReportRefusesAFileThatIsNotJSON(t *testing.T) {
 		t.Fatalf("got %v, want an error naming loadtest.json", err)
 	}
 }
+
+// TestBenchReportRefusesADirectoryThatIsNotThere names it rather than printing an empty table
+// with status 0, as if the runs had written nothing.
+func TestBenchReportRefusesADirectoryThatIsNotThere(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "bench")
+	var out strings.Builder
+	err := runBenchReport(context.Background(), []string{missing}, &out)
+	if err == nil || !strings.Contains(err.Error(), missing) || out.Len() != 0 {
+		t.Fatalf("got %v, printed %q; want an error naming %s", err, out.String(), missing)
+	}
+	file := filepath.Join(t.TempDir(), "bench.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runBenchReport(context.Background(), []string{file}, &out); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("a file: %v", err)
+	}
+}
