@@ -1,6 +1,7 @@
 package http
 
 import (
+	"encoding"
 	"encoding/json"
 	"maps"
 	"os"
@@ -276,6 +277,7 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		nested   any
 		array    bool // nested is the type of the array's items
 		nullable bool // a pointer always written: null or the struct
+		goType   reflect.Type
 	}
 	fields := map[string]field{}
 	if m, ok := v.(map[string]string); ok {
@@ -295,7 +297,7 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 					collect(sf.Type)
 					continue
 				}
-				f := field{optional: strings.Contains(opts, "omitempty")}
+				f := field{optional: strings.Contains(opts, "omitempty"), goType: sf.Type}
 				switch ft := sf.Type; {
 				case ft.Kind() == reflect.Struct:
 					f.nested = reflect.Zero(ft).Interface()
@@ -318,6 +320,11 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 		if !f.optional {
 			wantRequired = append(wantRequired, name)
 		}
+		if want := jsonType(f.goType); want != "" {
+			if got := resolveSchema(t, doc, s.Properties[name]).Type; got != want {
+				t.Errorf("%s.%s: documented type %q, the Go field is written as %q", what, name, got, want)
+			}
+		}
 		switch {
 		case f.nested != nil && f.array:
 			items := resolveSchema(t, doc, s.Properties[name])
@@ -336,4 +343,45 @@ func checkSchema(t *testing.T, doc *openAPIDoc, what string, schema openAPISchem
 	if got, want := slices.Sorted(slices.Values(s.Required)), slices.Sorted(slices.Values(wantRequired)); !slices.Equal(got, want) {
 		t.Errorf("%s: documented required %q, want %q", what, got, want)
 	}
+}
+
+// jsonType is the JSON type encoding/json writes a value of the Go type rt as: "" when it
+// cannot tell (an interface, or a type that marshals itself).
+func jsonType(rt reflect.Type) string {
+	if rt == nil {
+		return ""
+	}
+	for rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	if rt == reflect.TypeFor[json.Number]() {
+		return "" // a number, integer or not, as the schema says
+	}
+	if rt.Implements(reflect.TypeFor[json.Marshaler]()) || reflect.PointerTo(rt).Implements(reflect.TypeFor[json.Marshaler]()) {
+		return ""
+	}
+	if rt.Implements(reflect.TypeFor[encoding.TextMarshaler]()) || reflect.PointerTo(rt).Implements(reflect.TypeFor[encoding.TextMarshaler]()) {
+		return "string"
+	}
+	switch rt.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		if rt.Elem().Kind() == reflect.Uint8 {
+			return "string"
+		}
+		return "array"
+	case reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return ""
 }
