@@ -52,8 +52,8 @@ func (a *Accounts) Routes(s *Server) []FeatureRoute {
 	h := &accountHandlers{s: s, store: a.store}
 	return []FeatureRoute{
 		{Method: http.MethodPost, Path: "/v1/accounts", Admin: true, Handler: h.open},
-		{Method: http.MethodGet, Path: "/v1/accounts/{id}", Admin: true, Handler: h.balance},
-		{Method: http.MethodGet, Path: "/v1/accounts/{id}/statement", Admin: true, Handler: h.statement},
+		{Method: http.MethodGet, Path: "/v1/accounts/{id}", Query: true, Admin: true, Handler: h.balance},
+		{Method: http.MethodGet, Path: "/v1/accounts/{id}/statement", Query: true, Admin: true, Handler: h.statement},
 	}
 }
 

@@ -68,7 +68,7 @@ func (p *Purchases) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodPost, Path: "/v1/cards/{token}/limits", Admin: true, Handler: h.setLimits},
 		{Method: http.MethodGet, Path: "/v1/cards/{token}/savings", Admin: true, Handler: h.savings},
 		{Method: http.MethodPost, Path: "/v1/authorizations", Handler: h.merchantOnly(h.authorize)},
-		{Method: http.MethodGet, Path: "/v1/authorizations", Handler: h.merchantOnly(h.list)},
+		{Method: http.MethodGet, Path: "/v1/authorizations", Query: true, Handler: h.merchantOnly(h.list)},
 		{Method: http.MethodGet, Path: "/v1/authorizations/{id}", Handler: h.merchantOnly(h.get)},
 		{Method: http.MethodPost, Path: "/v1/authorizations/{id}/increments", Handler: h.merchantOnly(h.operate(postgres.OpIncrement))},
 		{Method: http.MethodPost, Path: "/v1/authorizations/{id}/capture", Handler: h.merchantOnly(h.operate(postgres.OpCapture))},

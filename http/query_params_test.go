@@ -41,3 +41,35 @@ func TestListsRefuseParametersTheyDoNotTake(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointsWithoutParametersRefuseOne sends every API endpoint whose document lists no query
+// parameter one (a filter such as ?month= on a card's savings, or ?dry_run=true on a cycle's
+// close): it is refused with 400 naming it, never ignored, since an ignored parameter answers
+// with more than was asked, or does what the client asked not to. The probes of load balancers
+// and Prometheus are left as they are.
+func TestEndpointsWithoutParametersRefuseOne(t *testing.T) {
+	doc := loadOpenAPI(t)
+	e := newEnv(t)
+	probes := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+	for _, rt := range e.srv.Routes() {
+		path := openAPIPath(rt.Pattern)
+		if probes[path] {
+			continue
+		}
+		op := doc.Paths[path][strings.ToLower(rt.Method)]
+		takes := false
+		for _, p := range op.Parameters {
+			if resolveParam(t, doc, p).In == "query" {
+				takes = true
+			}
+		}
+		if takes {
+			continue // it names what it takes: TestListsRefuseParametersTheyDoNotTake
+		}
+		target := strings.NewReplacer("{", "", "}", "", "...", "").Replace(path) + "?dry_run=true"
+		r := e.do(t, request{method: rt.Method, path: target, body: "{}"})
+		if r.Code != http.StatusBadRequest || !strings.Contains(errorOf(t, r).Message, `unknown query parameter "dry_run", want none`) {
+			t.Errorf("%s %s: %d %s, want 400 naming dry_run", rt.Method, target, r.Code, r.Body.String())
+		}
+	}
+}

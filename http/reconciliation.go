@@ -95,7 +95,7 @@ func (rc *Reconciliation) Routes(srv *Server) []FeatureRoute {
 	}
 	return []FeatureRoute{
 		{Method: http.MethodPost, Path: "/v1/reconciliation/statements", Admin: true, Handler: h.importStatement},
-		{Method: http.MethodGet, Path: "/v1/reconciliation/breaks", Admin: true, Handler: h.breaks},
+		{Method: http.MethodGet, Path: "/v1/reconciliation/breaks", Query: true, Admin: true, Handler: h.breaks},
 		{Method: http.MethodGet, Path: "/v1/reconciliation/breaks/{id}", Admin: true, Handler: h.getBreak},
 		{Method: http.MethodPost, Path: "/v1/reconciliation/breaks/{id}/resolution", Admin: true, Handler: h.resolve},
 	}

@@ -95,7 +95,12 @@ type FeatureRoute struct {
 	// authenticates by its own session cookie, never by a bearer token, and is listed by Pages,
 	// not Routes. Routes is the API that docs/openapi.json documents for programs; a page's
 	// forms and addresses belong to the page and change with it. Admin must be false.
-	Page    bool
+	Page bool
+	// Query marks a route whose handler reads query parameters and refuses those it does not
+	// take (onlyParameters). Without it the route takes none: any query parameter is refused
+	// with 400 before the handler runs, never ignored, since an ignored parameter answers with
+	// more than was asked (a filter) or does what the client asked not to (?dry_run=true).
+	Query   bool
 	Handler http.HandlerFunc
 }
 
@@ -160,25 +165,29 @@ func NewServer(cfg Config) *Server {
 	}
 
 	mux := http.NewServeMux()
-	handle := func(method, path string, admin bool, h http.Handler) {
+	handle := func(method, path string, admin, query bool, h http.Handler) {
 		s.routes = append(s.routes, Route{Method: method, Pattern: path, Admin: admin})
+		if !query {
+			h = noParameters(s, h)
+		}
 		if admin {
 			h = s.requireAdmin(h)
 		}
 		mux.Handle(method+" "+path, h)
 	}
-	handle(http.MethodGet, "/healthz", false, http.HandlerFunc(s.handleHealth))
-	handle(http.MethodGet, "/readyz", false, http.HandlerFunc(s.handleReady))
-	handle(http.MethodGet, "/metrics", false, s.metricsHandler(metrics))
-	handle(http.MethodPost, "/v1/parties", true, http.HandlerFunc(s.handleRegisterParty))
-	handle(http.MethodPut, "/v1/parties/{kind}/{id}/settlement-bank", true, http.HandlerFunc(s.handleSetPartyBank))
-	handle(http.MethodPost, "/v1/cards", true, http.HandlerFunc(s.handleRegisterCard))
-	handle(http.MethodGet, "/v1/cards/{token}", true, http.HandlerFunc(s.handleGetCard))
-	handle(http.MethodPost, "/v1/cards/{token}/status", true, http.HandlerFunc(s.handleCardStatus))
+	// The probes of load balancers and Prometheus answer whatever their query says.
+	handle(http.MethodGet, "/healthz", false, true, http.HandlerFunc(s.handleHealth))
+	handle(http.MethodGet, "/readyz", false, true, http.HandlerFunc(s.handleReady))
+	handle(http.MethodGet, "/metrics", false, true, s.metricsHandler(metrics))
+	handle(http.MethodPost, "/v1/parties", true, false, http.HandlerFunc(s.handleRegisterParty))
+	handle(http.MethodPut, "/v1/parties/{kind}/{id}/settlement-bank", true, false, http.HandlerFunc(s.handleSetPartyBank))
+	handle(http.MethodPost, "/v1/cards", true, false, http.HandlerFunc(s.handleRegisterCard))
+	handle(http.MethodGet, "/v1/cards/{token}", true, false, http.HandlerFunc(s.handleGetCard))
+	handle(http.MethodPost, "/v1/cards/{token}/status", true, false, http.HandlerFunc(s.handleCardStatus))
 	for _, f := range cfg.Features {
 		for _, fr := range f.Routes(s) {
 			if !fr.Page {
-				handle(fr.Method, fr.Path, fr.Admin, fr.Handler)
+				handle(fr.Method, fr.Path, fr.Admin, fr.Query, fr.Handler)
 				continue
 			}
 			if fr.Admin {
@@ -290,6 +299,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer (flushing, deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// noParameters refuses a request whose query names any parameter, for a route that takes none.
+func noParameters(s *Server, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			if err := onlyParameters(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // requireAdmin lets a request through only with the admin bearer token.
 func (s *Server) requireAdmin(next http.Handler) http.Handler {

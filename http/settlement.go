@@ -130,7 +130,7 @@ func (s *Settlement) Routes(srv *Server) []FeatureRoute {
 	}
 	return []FeatureRoute{
 		{Method: http.MethodPost, Path: "/v1/settlement/cycles/{date}/close", Admin: true, Handler: h.close},
-		{Method: http.MethodGet, Path: "/v1/settlement/cycles", Admin: true, Handler: h.list},
+		{Method: http.MethodGet, Path: "/v1/settlement/cycles", Query: true, Admin: true, Handler: h.list},
 		{Method: http.MethodGet, Path: "/v1/settlement/cycles/{date}", Admin: true, Handler: h.get},
 		{Method: http.MethodPost, Path: "/v1/banks/{bank}/keys", Admin: true, Handler: h.issueKey},
 		{Method: http.MethodDelete, Path: "/v1/banks/{bank}/keys", Admin: true, Handler: h.revokeKeys},

@@ -42,8 +42,8 @@ func NewTariffs(svc TariffService) *Tariffs { return &Tariffs{svc: svc} }
 func (t *Tariffs) Routes(s *Server) []FeatureRoute {
 	h := &tariffHandlers{s: s, svc: t.svc}
 	return []FeatureRoute{
-		{Method: http.MethodPost, Path: "/v1/tariffs/{kind}", Admin: true, Handler: h.upload},
-		{Method: http.MethodGet, Path: "/v1/tariffs/{kind}", Admin: true, Handler: h.list},
+		{Method: http.MethodPost, Path: "/v1/tariffs/{kind}", Query: true, Admin: true, Handler: h.upload},
+		{Method: http.MethodGet, Path: "/v1/tariffs/{kind}", Query: true, Admin: true, Handler: h.list},
 	}
 }
 

@@ -80,9 +80,9 @@ func (tr *Transit) Routes(s *Server) []FeatureRoute {
 		{Method: http.MethodPost, Path: "/v1/transit/operators", Admin: true, Handler: h.createOperator},
 		{Method: http.MethodPost, Path: "/v1/transit/batches", Handler: h.operatorOnly(h.submitBatch)},
 		{Method: http.MethodGet, Path: "/v1/transit/batches/{id}", Handler: h.operatorOnly(h.getBatch)},
-		{Method: http.MethodGet, Path: "/v1/transit/deny-list", Handler: h.operatorOnly(h.denyList)},
+		{Method: http.MethodGet, Path: "/v1/transit/deny-list", Query: true, Handler: h.operatorOnly(h.denyList)},
 		{Method: http.MethodGet, Path: "/v1/transit/deny-list/{token}", Handler: h.operatorOnly(h.denyStatus)},
-		{Method: http.MethodGet, Path: "/v1/transit/cards/{token}/trips", Admin: true, Handler: h.trips},
+		{Method: http.MethodGet, Path: "/v1/transit/cards/{token}/trips", Query: true, Admin: true, Handler: h.trips},
 		{Method: http.MethodPut, Path: "/v1/transit/cards/{token}/concession", Admin: true, Handler: h.setConcession},
 	}
 }
