@@ -60,7 +60,7 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := os.Stat(*out); err == nil {
 		return fmt.Errorf("--out %s exists: an archive goes into a directory of its own", *out)
 	}
-	log, st, err := c.start(ctx, fs, nil)
+	log, st, err := c.start(ctx, fs, nil, sf.check)
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,15 @@ func (f *engineFlags) check() error {
 	if f.partitions < 1 || f.partitions > maxPartitions {
 		return fmt.Errorf("--partitions %d: must be 1 to %d", f.partitions, maxPartitions)
 	}
+	if f.tokenKey != "" {
+		raw, err := hex.DecodeString(f.tokenKey)
+		if err != nil {
+			return fmt.Errorf("--token-key: not hex: %w", err)
+		}
+		if _, err := events.NewTokenizer(raw); err != nil {
+			return fmt.Errorf("--token-key: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -209,6 +218,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	heapProfile := fs.String("heap-profile", "", "write a heap profile to this file when the engine stops")
 	check := func() error {
 		if err := ef.check(); err != nil {
+			return err
+		}
+		if err := sf.check(); err != nil {
 			return err
 		}
 		// A limit the runtime cannot take (negative, or past int64 bytes) would be dropped

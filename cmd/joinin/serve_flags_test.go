@@ -27,7 +27,8 @@ func TestServeRefusesAMemoryLimitOutOfRange(t *testing.T) {
 	}
 }
 
-// joinin serve and joinin demo check every flag's value before they open the database: a value
+// joinin serve, demo, settle and archive check every flag's value they can before they open the
+// database: a value
 // out of range is refused with the flag named, and nothing is created or migrated. The URL names
 // a server that is not there, so a command that reached for it first fails on it instead.
 func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
@@ -45,6 +46,17 @@ func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
 		{[]string{"serve", "--settle-grace", "-1s"}, "--settle-grace: must not be negative"},
 		{[]string{"serve", "--verify-interval", "-1h"}, "--verify-interval: must not be negative"},
 		{[]string{"serve", "--transit-interval", "0s"}, "--transit-interval: must be positive"},
+		{[]string{"serve", "--cutoff-hour", "25"}, "--cutoff-hour: settlement cut-off hour 25: want 0 to 23"},
+		{[]string{"serve", "--calendar", "/nonexistent"}, "--calendar /nonexistent:"},
+		{[]string{"serve", "--token-key", "zz"}, "--token-key: not hex"},
+		{[]string{"serve", "--token-key", "abcd"}, "--token-key:"},
+		{[]string{"demo", "--cutoff-hour", "24"}, "--cutoff-hour: settlement cut-off hour 24: want 0 to 23"},
+		{[]string{"settle", "--cutoff-hour", "-1"}, "--cutoff-hour: settlement cut-off hour -1: want 0 to 23"},
+		{[]string{"settle", "--date", "2026-02-30"}, "--date: 2026-02-30 is not a day: want YYYY-MM-DD"},
+		{[]string{"settle", "--date", "2026-13-01"}, "--date: 2026-13-01 is not a day: want YYYY-MM-DD"},
+		{[]string{"settle", "--calendar", "/nonexistent"}, "--calendar /nonexistent:"},
+		{[]string{"archive", "--month", "2026-10", "--out", "/nonexistent/archive", "--by", "me", "--cutoff-hour", "30"},
+			"--cutoff-hour: settlement cut-off hour 30: want 0 to 23"},
 	}
 	for _, c := range cases {
 		var out, errs strings.Builder

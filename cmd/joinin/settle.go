@@ -33,7 +33,7 @@ const (
 type settleFlags struct {
 	cutoffHour  int
 	calendarDir string
-	envErr      error // an environment variable that does not parse, reported by settlement
+	envErr      error // an environment variable that does not parse, reported by check
 }
 
 func addSettleFlags(fs *flag.FlagSet) *settleFlags {
@@ -48,26 +48,43 @@ func addSettleFlags(fs *flag.FlagSet) *settleFlags {
 	return f
 }
 
-// settlement returns the settlement engine on st by the flags.
-func (f *settleFlags) settlement(st *postgres.Store) (*postgres.Settlement, error) {
+// check reads the cut-off hour and the calendars the flags name, before anything is opened: a
+// value out of range or a calendar that does not load is refused and changes nothing.
+func (f *settleFlags) check() error {
+	_, err := f.cycles()
+	return err
+}
+
+// cycles are the settlement cycles the flags describe.
+func (f *settleFlags) cycles() (settlement.Cycles, error) {
 	if f.envErr != nil {
-		return nil, f.envErr
+		return settlement.Cycles{}, f.envErr
 	}
-	var (
-		cal *calendar.Calendar
-		err error
-	)
-	if cal, err = calendar.Load(); err != nil {
-		return nil, fmt.Errorf("settlement calendar: %w", err)
+	cal, err := calendar.Load()
+	if err != nil {
+		return settlement.Cycles{}, fmt.Errorf("settlement calendar: %w", err)
 	}
 	if f.calendarDir != "" {
 		added, err := calendar.LoadDir(os.DirFS(f.calendarDir))
 		if err != nil {
-			return nil, fmt.Errorf("--calendar %s: %w", f.calendarDir, err)
+			return settlement.Cycles{}, fmt.Errorf("--calendar %s: %w", f.calendarDir, err)
 		}
 		cal = cal.With(added)
 	}
-	s, err := postgres.NewSettlement(st, settlement.Cycles{CutoffHour: f.cutoffHour, Calendar: cal})
+	cycles := settlement.Cycles{CutoffHour: f.cutoffHour, Calendar: cal}
+	if err := cycles.Validate(); err != nil {
+		return settlement.Cycles{}, fmt.Errorf("--cutoff-hour: %w", err)
+	}
+	return cycles, nil
+}
+
+// settlement returns the settlement engine on st by the flags.
+func (f *settleFlags) settlement(st *postgres.Store) (*postgres.Settlement, error) {
+	cycles, err := f.cycles()
+	if err != nil {
+		return nil, err
+	}
+	s, err := postgres.NewSettlement(st, cycles)
 	if err != nil {
 		return nil, fmt.Errorf("--cutoff-hour: %w", err)
 	}
@@ -79,7 +96,19 @@ func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
 	sf := addSettleFlags(fs)
 	date := fs.String("date", "", "the cycle to close, YYYY-MM-DD (default: the last cycle whose cut-off is reached, at the cut-off instant that cycle)")
 	out := fs.String("out", "", "write the cycle's files and manifest under this directory, in a folder named after the cycle")
-	log, st, err := c.start(ctx, fs, args)
+	var day *settlement.Date
+	checkDate := func() error {
+		if *date == "" {
+			return nil
+		}
+		d, err := settlement.ParseDate(*date)
+		if err != nil {
+			return fmt.Errorf("--date: %s is not a day: want YYYY-MM-DD", *date)
+		}
+		day = &d
+		return nil
+	}
+	log, st, err := c.start(ctx, fs, args, sf.check, checkDate)
 	if err != nil {
 		return err
 	}
@@ -89,10 +118,8 @@ func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	d := lastDue(set.Cycles(), st.Now(), 0)
-	if *date != "" {
-		if d, err = settlement.ParseDate(*date); err != nil {
-			return fmt.Errorf("--date: %w", err)
-		}
+	if day != nil {
+		d = *day
 	}
 	cy, err := set.Close(ctx, d)
 	if err != nil {
