@@ -63,6 +63,12 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	files := fs.Args()
+	// The flags end at the first file: one written after the files would be taken for a file.
+	for _, name := range files {
+		if strings.HasPrefix(name, "-") && len(name) > 1 {
+			return fmt.Errorf("reconcile %s: %s after the files: flags go before them (joinin reconcile %s [flags] FILE...)", sub, name, sub)
+		}
+	}
 	switch {
 	case sub == "import" && len(files) == 0:
 		return errors.New("reconcile import: name the statement files")

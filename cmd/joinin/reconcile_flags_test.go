@@ -43,3 +43,20 @@ func TestReconcileImportReadsEveryFileBeforeImportingAny(t *testing.T) {
 		t.Errorf("a statement cut short after a good one: %v", err)
 	}
 }
+
+// A flag written after the statement files is not taken for a file (the flags end at the first
+// file): it is refused, saying that flags go first, and nothing is imported. Taken for a file,
+// it was refused as a statement of no known format, the --database-url meant for the command
+// named as if it were one.
+func TestReconcileImportRefusesAFlagAfterTheFiles(t *testing.T) {
+	var out, errs strings.Builder
+	err := run(context.Background(), []string{"reconcile", "import", "statement.xml",
+		"--database-url", "postgres://postgres@127.0.0.1:1/none?connect_timeout=1"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "--database-url after the files: flags go before them") {
+		t.Errorf("a flag after the files: %v", err)
+	}
+	err = run(context.Background(), []string{"reconcile", "run", "--log-level", "warn", "-x"}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined: -x") {
+		t.Errorf("reconcile run -x: %v", err)
+	}
+}
