@@ -152,3 +152,32 @@ func TestLoadRunsCheckTheirCountsFirst(t *testing.T) {
 		}
 	}
 }
+
+// README.md says which flags of the engine's commands have no environment variable: every other
+// one names its variable on its help line.
+func TestFlagsWithoutAnEnvironmentVariableAreNamed(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const intro = "The flags that have none"
+	_, rest, ok := strings.Cut(string(readme), intro)
+	if !ok {
+		t.Fatalf("README.md has no paragraph beginning %q", intro)
+	}
+	paragraph, _, _ := strings.Cut(rest, "\n\n")
+	for _, args := range [][]string{{"migrate"}, {"verify"}, {"serve"}, {"broker"}, {"demo"}, {"settle"}, {"archive"}, {"reconcile", "run"}} {
+		var out, errs strings.Builder
+		printed := captureStderr(t, func() { _ = run(context.Background(), append(args, "--help"), &out, &errs) })
+		lines := strings.Split(printed, "\n")
+		for i, l := range lines {
+			name, _, _ := strings.Cut(strings.TrimPrefix(l, "  -"), " ")
+			if !strings.HasPrefix(l, "  -") || i+1 >= len(lines) || strings.Contains(lines[i+1], "(env ") {
+				continue
+			}
+			if !strings.Contains(paragraph, "`--"+name+"`") && !strings.Contains(paragraph, " --"+name+"`") {
+				t.Errorf("%s --%s has no environment variable, and README.md does not say so", strings.Join(args, " "), name)
+			}
+		}
+	}
+}

@@ -30,7 +30,8 @@
 //	loadtest-verify
 //	          write transfers over many days in a database of its own, time verify --full against verify from a checkpoint
 //
-// Every flag can also be set by an environment variable, named on the flag's help line.
+// The settings of a deployment can also be set by environment variables, each named on its flag's
+// help line; README.md lists the flags that have none.
 package main
 
 import (
