@@ -202,7 +202,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		"how often transit clearing decides the taps from Kafka, re-prices late taps and closes the travel days that are due")
 	sf := addSettleFlags(fs)
 	rf := addReconcileFlags(fs)
-	secureCookie := fs.Bool("secure-cookie", envOr("JOININ_SECURE_COOKIE", "") == "true",
+	secureDefault, secureErr := boolEnv("JOININ_SECURE_COOKIE", false)
+	secureCookie := fs.Bool("secure-cookie", secureDefault,
 		"mark the finance page's session cookie Secure on every answer: set it when a TLS proxy sits in front (env JOININ_SECURE_COOKIE=true)")
 	graceDefault, graceErr := durationEnv("JOININ_SETTLE_GRACE", defaultSettleGrace)
 	grace := fs.Duration("settle-grace", graceDefault,
@@ -222,6 +223,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if err := sf.check(); err != nil {
 			return err
+		}
+		if secureErr != nil {
+			return secureErr
 		}
 		// A limit the runtime cannot take (negative, or past int64 bytes) would be dropped
 		// without a word: refused, as every other flag out of its range is.

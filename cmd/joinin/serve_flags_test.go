@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,28 @@ func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// JOININ_SECURE_COOKIE takes what --secure-cookie takes (true, 1, false, 0, ...); any other
+// value is refused before the database is opened, never read as false: a deployment that wrote
+// yes would otherwise send the finance page's session cookie over plain HTTP without a word.
+func TestServeRefusesASecureCookieVariableItCannotRead(t *testing.T) {
+	const nowhere = "postgres://postgres@127.0.0.1:1/joinin_nowhere?sslmode=disable&connect_timeout=2"
+	for _, v := range []string{"yes", "on", "ture"} {
+		t.Setenv("JOININ_SECURE_COOKIE", v)
+		var out, errs strings.Builder
+		err := run(context.Background(), []string{"serve", "--database-url", nowhere, "--log-level", "error"}, &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), "JOININ_SECURE_COOKIE: "+strconv.Quote(v)+" is neither true nor false") {
+			t.Errorf("JOININ_SECURE_COOKIE=%s: %v", v, err)
+		}
+	}
+	for _, v := range []string{"1", "TRUE", "true", "0", "false"} {
+		t.Setenv("JOININ_SECURE_COOKIE", v)
+		want, _ := strconv.ParseBool(v)
+		if got, err := boolEnv("JOININ_SECURE_COOKIE", false); err != nil || got != want {
+			t.Errorf("%s: %v, %v", v, got, err)
 		}
 	}
 }

@@ -315,3 +315,17 @@ func durationEnv(key string, fallback time.Duration) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// boolEnv reads a true or false environment variable as a flag reads one (true, 1, false, 0,
+// ...); unset or empty is fallback, anything else an error naming the variable.
+func boolEnv(key string, fallback bool) (bool, error) {
+	v, ok := os.LookupEnv(key)
+	if !ok || v == "" {
+		return fallback, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fallback, fmt.Errorf("%s: %q is neither true nor false", key, v)
+	}
+	return b, nil
+}
