@@ -52,6 +52,7 @@ var demoMDR = decimal.RequireFromString("0.0035")
 
 func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("demo", "run a city day end to end through Kafka into the ledger and print what it did")
+	c.create = true
 	ef := addEngineFlags(fs)
 	sf := addSettleFlags(fs)
 	rf := addReconcileFlags(fs)

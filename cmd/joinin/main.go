@@ -46,6 +46,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/joinincard/engine/postgres"
 )
 
@@ -125,6 +128,10 @@ type common struct {
 	databaseURL string
 	logLevel    string
 	logFormat   string
+	// create lets the command create its database when it is missing (migrate, serve, demo). The
+	// commands that read a ledger refuse one that is not there: a mistyped name would otherwise
+	// get an empty ledger of its own, verified and settled as if it were the one meant.
+	create bool
 }
 
 func newFlagSet(name, summary string) (*flag.FlagSet, *common) {
@@ -185,12 +192,23 @@ func (c *common) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: %q is neither text nor json", c.logFormat)
 }
 
-// openStore creates the database if it is missing, connects and migrates.
+// openStore connects and migrates, creating the database first if it is missing and the
+// command may create it.
 func (c *common) openStore(ctx context.Context, log *slog.Logger) (*postgres.Store, error) {
-	if err := postgres.EnsureDatabase(ctx, c.databaseURL); err != nil {
-		return nil, err
+	if c.create {
+		if err := postgres.EnsureDatabase(ctx, c.databaseURL); err != nil {
+			return nil, err
+		}
 	}
 	st, err := postgres.Open(ctx, c.databaseURL)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
+		name := "named by --database-url"
+		if cfg, perr := pgx.ParseConfig(c.databaseURL); perr == nil {
+			name = cfg.Database
+		}
+		return nil, fmt.Errorf("database %s does not exist: joinin migrate creates it", name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +248,7 @@ func (c *common) start(ctx context.Context, fs *flag.FlagSet, args []string, che
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("migrate", "apply the database schema (creating the database if missing)")
+	c.create = true
 	_, st, err := c.start(ctx, fs, args)
 	if err != nil {
 		return err

@@ -196,6 +196,7 @@ func (f *engineFlags) tokenizer(log *slog.Logger) (*events.Tokenizer, error) {
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlagSet("serve", "consume card events from Kafka into the ledger and serve HTTP")
+	c.create = true
 	ef := addEngineFlags(fs)
 	tf := addTariffFlags(fs)
 	transitInterval := fs.Duration("transit-interval", defaultTransitInterval,

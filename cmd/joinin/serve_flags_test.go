@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/internal/pgtest"
 )
@@ -96,6 +100,47 @@ func TestServeRefusesASecureCookieVariableItCannotRead(t *testing.T) {
 		want, _ := strconv.ParseBool(v)
 		if got, err := boolEnv("JOININ_SECURE_COOKIE", false); err != nil || got != want {
 			t.Errorf("%s: %v, %v", v, got, err)
+		}
+	}
+}
+
+// The commands that read a ledger (verify, settle, reconcile, archive) refuse a database that
+// is not there, saying so, and create nothing: a name mistyped would otherwise get an empty
+// ledger of its own, which verify then reported verified. migrate, serve and demo create it.
+func TestLedgerCommandsRefuseADatabaseThatIsNotThere(t *testing.T) {
+	name := fmt.Sprintf("joinin_test_cmd_missing_%d", os.Getpid())
+	url, err := pgtest.URLFor(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgtest.URLFor("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // were it created all the same
+		conn, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	for _, args := range [][]string{
+		{"verify"}, {"verify", "--full"}, {"settle"}, {"reconcile", "run"},
+		{"archive", "--month", "2026-10", "--out", filepath.Join(t.TempDir(), "archive"), "--by", "finance"},
+	} {
+		var out, errs strings.Builder
+		err := run(context.Background(), append(slices.Clone(args), "--database-url", url, "--log-level", "error"), &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), "database "+name+" does not exist") {
+			t.Errorf("%q: %v", args, err)
+		}
+		conn, err := pgx.Connect(context.Background(), url)
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatalf("%q created the database %s", args, name)
 		}
 	}
 }
