@@ -385,3 +385,35 @@ func jsonType(rt reflect.Type) string {
 	}
 	return ""
 }
+
+// TestListFieldsAreTheDocumentedOnes checks the field tables that decodeList reads a batch's
+// items by against the Go types TestOpenAPI checks the document with: a field the document
+// lists is one the handler reads, of the same JSON type, and no other.
+func TestListFieldsAreTheDocumentedOnes(t *testing.T) {
+	kinds := map[reflect.Kind]jsonKind{
+		reflect.String: jsonString, reflect.Uint16: jsonInteger, reflect.Uint32: jsonInteger,
+		reflect.Uint64: jsonInteger, reflect.Slice: jsonStrings,
+	}
+	for name, c := range map[string]struct {
+		item   any
+		fields map[string]jsonKind
+	}{
+		"POST /v1/accounts":  {openAccountRequest{}, openAccountFields},
+		"POST /v1/transfers": {transferRequest{}, transferFields},
+	} {
+		rt := reflect.TypeOf(c.item)
+		want := map[string]jsonKind{}
+		for i := 0; i < rt.NumField(); i++ {
+			sf := rt.Field(i)
+			field, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			kind, ok := kinds[sf.Type.Kind()]
+			if !ok || (sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() != reflect.String) {
+				t.Fatalf("%s: field %s of a type decodeList does not read", name, field)
+			}
+			want[field] = kind
+		}
+		if !maps.Equal(want, c.fields) {
+			t.Errorf("%s: the handler reads %v, the documented type has %v", name, c.fields, want)
+		}
+	}
+}
