@@ -338,6 +338,11 @@ func requestHash(token string, b medical.Bill) ([]byte, error) {
 //
 // The same ref again with the same request answers the first receipt, with replayed true; with
 // another request it is refused (settlement_id_reused).
+//
+// The settlement counts in its fund's business day, which it holds open until it commits. One
+// that finds its day reported closed meanwhile runs again on a new reading of the clock, and
+// lands in the next day; one whose clock still reads the closed day is refused (day_closed) and
+// writes nothing (see holdDay).
 func (m *Medical) Settle(ctx context.Context, in medical.Institution, ref, token string, b medical.Bill) (medical.Settlement, bool, error) {
 	if err := checkRef(ref); err != nil {
 		return medical.Settlement{}, false, err
@@ -362,6 +367,7 @@ func (m *Medical) settle(ctx context.Context, in medical.Institution, ref, token
 	var (
 		out      medical.Settlement
 		replayed bool
+		gate     dayGate
 	)
 	err := m.store.InTx(ctx, nil, func(ctx context.Context, tx *Tx) error {
 		replayed = false
@@ -399,6 +405,11 @@ func (m *Medical) settle(ctx context.Context, in medical.Institution, ref, token
 		now := m.store.Now().UTC().Truncate(time.Microsecond)
 		p, err := m.prepareCard(ctx, tx.Tx, in, card, b, now)
 		if err != nil {
+			return err
+		}
+		// The settlement, and a final bill's true-up, count in the fund's day: held open until
+		// the commit, or run again in the next day if it has been reported closed.
+		if err := gate.enter(ctx, tx, card.InsuranceCity, p.day, refuseClosedDay(card.InsuranceCity, p.day)); err != nil {
 			return err
 		}
 		out, err = m.apply(ctx, tx, in, ref, hash, p, now)
@@ -676,13 +687,16 @@ const maxEndReasonBytes = 256
 // A cancellation is for the settlement's own business day, before it closes at midnight in
 // Shanghai: the settlement then counts in no day's totals. Once the day has closed, its totals are
 // final and only a reversal is possible: it counts, negatively, in the totals of the day it is
-// made. Each is refused outside its window (day_closed, day_open). Asking again for the same end
+// made. Each is refused outside its window (day_closed, day_open); a cancellation that finds its
+// day reported closed while it waited for the card is refused day_closed, and a reversal so
+// delayed counts in the next day (see holdDay). Asking again for the same end
 // answers it again, with replayed true; asking for the other is refused. A settlement with refunds
 // (settlement_refunded) and a bill of a stay its final bill has trued up (stay_closed) are refused.
 func (m *Medical) End(ctx context.Context, in medical.Institution, ref string, kind medical.EndKind, reason string) (medical.Settlement, bool, error) {
 	var (
 		out      medical.Settlement
 		replayed bool
+		gate     dayGate
 	)
 	if kind != medical.Cancelled && kind != medical.Reversed {
 		return out, false, fmt.Errorf("%w: end kind %q", medical.ErrInvalid, kind)
@@ -717,18 +731,29 @@ func (m *Medical) End(ctx context.Context, in medical.Institution, ref string, k
 		case kind == medical.Reversed && today == s.Day:
 			return medical.Refuse(medical.ReasonDayOpen, "settlement %q belongs to today, which is still open: cancel it instead", ref)
 		}
-		return m.undo(ctx, tx, &s, kind, reason, now, today, &out)
+		return m.undo(ctx, tx, &s, kind, reason, now, today, &gate, &out)
 	})
 	return out, replayed, err
 }
 
 // undo writes a settlement's end: the reversal transfers, the end's record and the accumulators.
+// The end counts in the fund's day today, which gate holds open until the commit once the card is
+// locked: a cancellation whose day has been reported closed meanwhile runs again, and is refused.
 func (m *Medical) undo(ctx context.Context, tx *Tx, s *storedSettlement, kind medical.EndKind, reason string,
-	now time.Time, today events.Date, out *medical.Settlement) error {
+	now time.Time, today events.Date, gate *dayGate, out *medical.Settlement) error {
 	keys := [][16]byte{s.medicalAccount, s.fundsAccount}
 	slices.SortFunc(keys, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
 	if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, keys); err != nil {
 		return fmt.Errorf("lock card accounts: %w", err)
+	}
+	refused := refuseClosedDay(s.Fund, today)
+	if kind == medical.Cancelled {
+		refused = func() error {
+			return medical.Refuse(medical.ReasonDayClosed, "settlement %q belongs to %s, which has closed: reverse it instead", s.Ref, s.Day)
+		}
+	}
+	if err := gate.enter(ctx, tx, s.Fund, today, refused); err != nil {
+		return err
 	}
 	// Another end of this settlement may have committed while this one waited for the lock: then
 	// run everything again, and find it.
@@ -850,18 +875,24 @@ func fundExists(ctx context.Context, q querier, fund string) error {
 // Reconciliation sums a fund's business day by institution: the day's settlements that were not
 // cancelled, less the reversals and refunds made that day, with the adjustments of the stays trued
 // up that day, and the count of each and of the cancelled ones.
-// It reads one snapshot. A day still open (Closed false) may change until midnight in Shanghai.
+// It reads one snapshot. A day still open (Closed false) may change until midnight in Shanghai;
+// a day before today is first closed (closeDay): it waits for the writes of the day in flight,
+// and its totals never change after.
 func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Date) (medical.DayTotals, error) {
 	out := medical.DayTotals{Fund: fund, Day: day}
+	if err := fundExists(ctx, m.store.pool, fund); err != nil {
+		return out, err
+	}
+	closed, err := m.reportDay(ctx, fund, day)
+	if err != nil {
+		return out, err
+	}
 	tx, err := m.store.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return out, fmt.Errorf("reconciliation: %w", err)
 	}
 	// A read-only transaction: the rollback only ends the snapshot.
 	defer func() { _ = tx.Rollback(ctx) }()
-	if err := fundExists(ctx, tx, fund); err != nil {
-		return out, err
-	}
 	date := time.Date(day.Year, day.Month, day.Day, 0, 0, 0, 0, time.UTC)
 	byInst := map[string]*medical.Totals{}
 	at := func(id string) *medical.Totals {
@@ -947,7 +978,7 @@ func (m *Medical) Reconciliation(ctx context.Context, fund string, day events.Da
 		}
 		return 0
 	})
-	out.Closed = dayAfter(medical.DayOf(m.store.Now()), day)
+	out.Closed = closed
 	return out, nil
 }
 
@@ -965,10 +996,14 @@ func dayAfter(a, b events.Date) bool {
 // Detail streams a fund's business day line by line to fn, in time order: each settlement of the
 // day that was not cancelled, each reversal and refund made that day with its amounts negative,
 // and each stay's true-up made that day. The lines
-// sum to the day's Reconciliation. Memory stays constant however long the day: rows go to fn as
-// they arrive. fn's error stops the export and is returned.
+// sum to the day's Reconciliation; a day before today is first closed, as Reconciliation closes
+// it. Memory stays constant however long the day: rows go to fn as they arrive. fn's error stops
+// the export and is returned.
 func (m *Medical) Detail(ctx context.Context, fund string, day events.Date, fn func(medical.DetailLine) error) error {
 	if err := fundExists(ctx, m.store.pool, fund); err != nil {
+		return err
+	}
+	if _, err := m.reportDay(ctx, fund, day); err != nil {
 		return err
 	}
 	date := time.Date(day.Year, day.Month, day.Day, 0, 0, 0, 0, time.UTC)

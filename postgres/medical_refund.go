@@ -61,13 +61,16 @@ func lockSettlementCard(ctx context.Context, tx *Tx, s *storedSettlement) error 
 // replayed true; with another, it is refused (refund_id_reused). A cancelled or reversed
 // settlement is not refunded (already_cancelled, already_reversed), nor a bill of an inpatient
 // stay on its own (stay_bill): a trued-up stay is refunded through its final bill, whose refunds
-// apportion the whole stay's parts and accumulators (medical.RefundBase).
+// apportion the whole stay's parts and accumulators (medical.RefundBase). A refund counts in the
+// fund's business day it is made, as a settlement does (see Settle): one that finds its day
+// reported closed lands in the next, or is refused day_closed.
 func (m *Medical) Refund(ctx context.Context, in medical.Institution, settlementRef, refundRef string, amount int64,
 	reason string) (medical.Refund, medical.Settlement, bool, error) {
 	var (
 		out      medical.Refund
 		settled  medical.Settlement
 		replayed bool
+		gate     dayGate
 	)
 	if err := checkRef(settlementRef); err != nil {
 		return out, settled, false, err
@@ -128,6 +131,11 @@ func (m *Medical) Refund(ctx context.Context, in medical.Institution, settlement
 				settlementRef, s.Stay.Ref)
 		}
 		now := m.store.Now().UTC().Truncate(time.Microsecond)
+		// The refund counts in the fund's day: held open until the commit, or run again in the
+		// next day if it has been reported closed.
+		if err := gate.enter(ctx, tx, s.Fund, medical.DayOf(now), refuseClosedDay(s.Fund, medical.DayOf(now))); err != nil {
+			return err
+		}
 		r, err := m.refund(ctx, tx, &s, refundRef, hash, amount, reason, now)
 		if err != nil {
 			return err
