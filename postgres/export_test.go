@@ -13,6 +13,10 @@ import (
 // SetAfterFix makes s call f once a cycle's end is fixed, before its items are written.
 func SetAfterFix(s *Settlement, f func(settlement.Date)) { s.afterFix = f }
 
+// SetBeforeSettledMark makes s call f once a travel day's cards are charged, before the day is
+// marked settled.
+func SetBeforeSettledMark(s *Store, f func(group string, d transit.Day)) { s.beforeSettledMark = f }
+
 // CardsLookup is the cards lookup of a batch that names authorizations, for the plan test.
 var CardsLookup = authorizationCardsLookup
 

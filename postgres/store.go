@@ -66,6 +66,9 @@ type Store struct {
 	// postgreSQL says the server is PostgreSQL, not CockroachDB: the request committers then
 	// ask it for plans made for each execution's keys (customPlans).
 	postgreSQL bool
+	// beforeSettledMark, when set, is called once a travel day's cards are charged, before the
+	// day is marked settled (tests).
+	beforeSettledMark func(group string, d transit.Day)
 }
 
 // defaultPoolConns is the connection pool's size when the database URL does not set

@@ -945,7 +945,7 @@ func (s *Store) closeTransitDay(ctx context.Context, ts *transit.Tables, g *tran
 }
 
 // settleTransitDay prices and charges every card with a tap on day d in group g, then marks the
-// day settled.
+// day settled, unless another engine marked a later day settled first.
 func (s *Store) settleTransitDay(ctx context.Context, ts *transit.Tables, g *transit.Group, d transit.Day, now time.Time) (TransitCloseReport, error) {
 	var rep TransitCloseReport
 	after := ""
@@ -990,7 +990,14 @@ func (s *Store) settleTransitDay(ctx context.Context, ts *transit.Tables, g *tra
 			break
 		}
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE transit_groups SET settled_through = $2, updated_at = $3 WHERE group_key = $1`, g.Key, d.Date(), now)
+	if s.beforeSettledMark != nil {
+		s.beforeSettledMark(g.Key, d)
+	}
+	// The mark only moves forward: another engine closing the same group may have settled a
+	// later day while this one charged d, and moving the mark back would have the next pass
+	// settle that day again.
+	_, err := s.pool.Exec(ctx, `UPDATE transit_groups SET settled_through = $2, updated_at = $3
+		WHERE group_key = $1 AND (settled_through IS NULL OR settled_through < $2)`, g.Key, d.Date(), now)
 	if err != nil {
 		return rep, fmt.Errorf("settle %s %s: %w", g.Key, d, err)
 	}

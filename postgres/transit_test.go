@@ -37,6 +37,7 @@ func sh(s string) time.Time {
 
 // transitWorld is a store with the shipped fare tables, registered operators and funded cards.
 type transitWorld struct {
+	url   string
 	st    *postgres.Store
 	ts    *transit.Tables
 	clock *settableClock
@@ -48,7 +49,8 @@ type transitWorld struct {
 func newTransitWorld(t *testing.T, ncards int, funds int64) *transitWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := &transitWorld{st: pgtest.NewStore(t), clock: &settableClock{now: sh("2026-03-01 09:00")}}
+	u := pgtest.NewDatabase(t)
+	w := &transitWorld{url: u, st: pgtest.Open(t, u), clock: &settableClock{now: sh("2026-03-01 09:00")}}
 	w.st.Now = w.clock.Now
 	ts, err := transit.Shipped()
 	if err != nil {
