@@ -225,6 +225,9 @@ func decodeBytes(body []byte, dst any) error {
 	if err := checkObject(body, jsonFields(dst)); err != nil {
 		return err
 	}
+	if why := unpairedSurrogate(body); why != "" {
+		return Errorf(EINVALID, "%s", why)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

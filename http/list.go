@@ -112,6 +112,9 @@ func readList(body []byte, list string, maxItems int, fields map[string]jsonKind
 	case len(items) == 0:
 		return nil, Errorf(EINVALID, "%s: must not be empty", list)
 	}
+	if why := unpairedSurrogate(body); why != "" {
+		return nil, Errorf(EINVALID, "%s", why)
+	}
 	return items, nil
 }
 

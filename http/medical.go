@@ -1031,6 +1031,9 @@ func decodeNested(w http.ResponseWriter, r *http.Request, dst any, limit int64) 
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Errorf(EINVALID, "request body has data after the json object")
 	}
+	if why := unpairedSurrogate(body); why != "" {
+		return Errorf(EINVALID, "%s", why)
+	}
 	strict := json.NewDecoder(bytes.NewReader(body))
 	strict.DisallowUnknownFields()
 	if err := strict.Decode(dst); err != nil {

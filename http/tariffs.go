@@ -191,6 +191,10 @@ func (h *tariffHandlers) upload(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, Errorf(EINVALID, "request body is not valid utf-8"))
 		return
 	}
+	if why := unpairedSurrogate(body); why != "" {
+		h.s.writeError(w, r, Errorf(EINVALID, "%s", why))
+		return
+	}
 	up.Body = body
 	vs, replayed, err := h.svc.Upload(r.Context(), up)
 	var refused *tariffs.Refusal

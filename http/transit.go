@@ -488,6 +488,9 @@ func parseJSONTap(raw json.RawMessage) parsedTap {
 			why = firstReason(why, key+": must be a string")
 		}
 	}
+	if why == "" {
+		why = unpairedSurrogate(raw)
+	}
 	if why != "" {
 		return bad("%s", why)
 	}
