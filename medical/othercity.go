@@ -108,6 +108,20 @@ func (p *Policy) fundRatio(rule VisitRule, t Tier, e *Elsewhere) (ratio decimal.
 	return lowered, fmt.Sprintf(" (treated in %s, %s: %s less %s points)", e.City, how, formatRatio(ratio), cut.Shift(2).String())
 }
 
+// KnownTreatmentCity returns the canonical id of city, a city where cardholders are treated (an
+// institution's, or one a cardholder registers), or a Refusal (unknown_city) when the city list
+// does not know it by any of its names. Elsewhere a city the list lacks is kept as written, but
+// medical compares cities: the insured city with the treating one, a registration's with the
+// visit's. Under an unknown name a visit at home would settle as one elsewhere, with its cut, and
+// a registration would never cover the visit it was made for.
+func KnownTreatmentCity(city string) (string, error) {
+	c, ok := cities.Lookup(city)
+	if !ok {
+		return "", Refuse(ReasonUnknownCity, "treatment city %q is not one the engine knows: name it by its id, its Chinese or its English name", city)
+	}
+	return c.ID, nil
+}
+
 // Registration is a cardholder's registration of a treatment city in advance (异地就医备案): the
 // visits there from From through Until (zero: open-ended) are registered.
 type Registration struct {
@@ -129,11 +143,16 @@ func (r Registration) Covers(d events.Date) bool {
 }
 
 // Check checks a registration made on today for a card insured in insuredCity: a treatment city
-// other than the insured one, a period from today at the earliest (a visit's split is decided
-// when it is settled, and a registration cannot change one that was), at most
-// maxRegistrationDays ahead, and an end not before its start. Its city becomes the canonical id.
+// the city list knows (unknown_city, see KnownTreatmentCity) other than the insured one, a period
+// from today at the earliest (a visit's split is decided when it is settled, and a registration
+// cannot change one that was), at most maxRegistrationDays ahead, and an end not before its
+// start. Its city becomes the canonical id.
 func (r *Registration) Check(today events.Date, insuredCity string) error {
-	r.City = cities.Canonical(r.City)
+	city, err := KnownTreatmentCity(r.City)
+	if err != nil {
+		return err
+	}
+	r.City = city
 	start := time.Date(r.From.Year, r.From.Month, r.From.Day, 0, 0, 0, 0, time.UTC)
 	now := time.Date(today.Year, today.Month, today.Day, 0, 0, 0, 0, time.UTC)
 	switch {

@@ -12,6 +12,9 @@ const (
 	ReasonUnknownSettlement  Reason = "unknown_settlement"
 	ReasonUnknownFund        Reason = "unknown_fund"
 	ReasonUnknownMerchant    Reason = "unknown_merchant"
+	// ReasonUnknownCity: a treatment city (an institution's, or one a cardholder registers) that
+	// the city list does not know by any of its names.
+	ReasonUnknownCity Reason = "unknown_city"
 
 	// The request contradicts what the engine holds.
 	ReasonCardNotActive Reason = "card_not_active"
@@ -56,7 +59,8 @@ func Refuse(reason Reason, format string, args ...any) *Refusal {
 // NotFound reports whether the reason is that something named does not exist.
 func (r Reason) NotFound() bool {
 	switch r {
-	case ReasonUnknownCard, ReasonUnknownInstitution, ReasonUnknownSettlement, ReasonUnknownFund, ReasonUnknownMerchant:
+	case ReasonUnknownCard, ReasonUnknownInstitution, ReasonUnknownSettlement, ReasonUnknownFund, ReasonUnknownMerchant,
+		ReasonUnknownCity:
 		return true
 	}
 	return false

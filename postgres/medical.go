@@ -55,12 +55,15 @@ const maxSettlementRefBytes = 64
 // RegisterInstitution gives a registered merchant its medical attributes (kind, tier, city) and an
 // API key, of which the store keeps the SHA-256 only. Registering it again with the same attributes
 // changes nothing, the key included, and reports created false; with other attributes it is
-// refused (institution_conflict). A merchant not registered as a party is refused
-// (unknown_merchant); one registered with a category and a city is refused in another city
+// refused (institution_conflict). A city the city list does not know is refused (unknown_city). A
+// merchant not registered as a party is refused (unknown_merchant); one registered with a category and a city is refused in another city
 // (city_mismatch) or as a kind its category is not (merchant_category).
 func (m *Medical) RegisterInstitution(ctx context.Context, in medical.Institution, keyHash [32]byte) (medical.Institution, bool, error) {
 	if err := in.Validate(); err != nil {
 		return in, false, fmt.Errorf("%w: %w", medical.ErrInvalid, err)
+	}
+	if _, err := medical.KnownTreatmentCity(in.City); err != nil {
+		return in, false, err
 	}
 	in.Account = clearing.PartyAccount(clearing.PartyMerchant, in.ID)
 	var created bool

@@ -35,7 +35,8 @@ func (m *Medical) WithCatalogues(cs func() *medical.Catalogues) *Medical {
 }
 
 // classify reads what classifying a bill for a card insured in insured at institution in on day
-// needs, and classifies it: the catalogue of the institution's city in force that day (refused,
+// needs, and classifies it: the institution's city, refused when the city list does not know it
+// (unknown_city: registered before the engine checked), the catalogue of the institution's city in force that day (refused,
 // no_catalogue, when there is none) and, for a visit in another city than the insured one, the
 // cardholder's registration of it, which the policy weighs (Policy.Where).
 func (m *Medical) classify(ctx context.Context, q querier, in medical.Institution, token, insured string, p *medical.Policy,
@@ -44,7 +45,10 @@ func (m *Medical) classify(ctx context.Context, q querier, in medical.Institutio
 	if err != nil {
 		return medical.Classification{}, fmt.Errorf("medical catalogues: %w", err)
 	}
-	treating := cities.Canonical(in.City)
+	treating, err := medical.KnownTreatmentCity(in.City)
+	if err != nil {
+		return medical.Classification{}, err
+	}
 	cat, ok := cats.On(treating, day)
 	if !ok {
 		return medical.Classification{}, medical.Refuse(medical.ReasonNoCatalogue, "no medical catalogue of %s, where %s treats, in force on %s",
