@@ -265,6 +265,9 @@ func PlanEvent(e *events.Event, d Directory, now, presented time.Time) Plan {
 		if why := notInCardCurrency(data.Amount); why != "" {
 			return Reject("%s", why)
 		}
+		if why := contributionPeriodOutside(e, data.Period, now); why != "" {
+			return Reject("%s", why)
+		}
 		// A closed card's personal account pays no bill again: the employer's money goes
 		// elsewhere, as a load of a closed card's funds does.
 		if card.Status(now) == cards.StatusClosed {
@@ -277,6 +280,44 @@ func PlanEvent(e *events.Event, d Directory, now, presented time.Time) Plan {
 			CreditAccountID: card.MedicalAccount, Amount: data.Amount.Minor, Code: CodeMedicalContribution})
 	}
 	return Plan{}
+}
+
+const (
+	// MedicalContributionMaxLeadMonths is how many months after the month it is paid in a
+	// contribution's period may be: an employer pays a month's contribution in that month, or at
+	// the end of the month before. A period further ahead (9999-12) is a typing error, and taken
+	// it would count in a year the card has not reached.
+	MedicalContributionMaxLeadMonths = 1
+	// MedicalContributionMaxArrearsMonths is how many months before the month it is paid in a
+	// contribution's period may be: an employer paying arrears (补缴) for months it missed, as an
+	// audit finds them some years on. A period further back (0001-01) is a typing error.
+	MedicalContributionMaxArrearsMonths = 36
+)
+
+// contributionPeriodOutside says why a contribution's period is outside its window, or "" when it
+// is within it. The months are Shanghai's. The month it is paid in is occurred_at's; ahead it
+// counts from the earlier of occurred_at and now, since a producer's clock may have put
+// occurred_at in the future, and a period there with it.
+func contributionPeriodOutside(e *events.Event, p events.Period, now time.Time) string {
+	monthOf := func(t time.Time) int {
+		t = t.In(cards.Shanghai)
+		return t.Year()*12 + int(t.Month()) - 1
+	}
+	periodOf := func(m int) events.Period { return events.Period{Year: m / 12, Month: time.Month(m%12 + 1)} }
+	month := p.Year*12 + int(p.Month) - 1
+	paidBy := e.OccurredAt
+	if now.Before(paidBy) {
+		paidBy = now
+	}
+	if latest := monthOf(paidBy) + MedicalContributionMaxLeadMonths; month > latest {
+		return fmt.Sprintf("period %s is after %s: a contribution is for the month it is paid in or at most %d month ahead",
+			p, periodOf(latest), MedicalContributionMaxLeadMonths)
+	}
+	if earliest := monthOf(e.OccurredAt) - MedicalContributionMaxArrearsMonths; month < earliest {
+		return fmt.Sprintf("period %s is before %s: arrears are paid for at most %d months back",
+			p, periodOf(earliest), MedicalContributionMaxArrearsMonths)
+	}
+	return ""
 }
 
 const (

@@ -86,7 +86,7 @@ func TestMedicalContributionToAClosedCardIsRefused(t *testing.T) {
 	s := newShop(t, 1, fen1000)
 	contribution := func() events.Event {
 		return s.event(0, &events.MedicalContribution{EmployerID: "EMP-1", Amount: events.Money{Minor: 35000, Currency: "CNY"},
-			Period: events.Period{Year: 2026, Month: time.May}})
+			Period: events.Period{Year: 2026, Month: time.March}})
 	}
 	s.ingest(contribution())
 	s.advance(time.Minute)
