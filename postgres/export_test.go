@@ -31,6 +31,7 @@ const (
 	ExpiredHoldsLookup = expiredHoldsLookup
 	TapsDrainClaim     = tapsDrainClaim
 	RepriceClaim       = repriceClaim
+	SuggestItemsLookup = suggestItemsLookup
 	MaxDrainTaps       = maxDrainTaps
 	MaxRepriceMarks    = maxRepriceMarks
 )

@@ -524,6 +524,56 @@ func (run *reconRun) unreferenced(ctx context.Context) error {
 	}
 }
 
+// suggestItemsLookup reads the items an entry that names nothing of ours may be suggested for:
+// bank $1's items of an amount in $2 whose value date is from $3 to $4, in no match, in no file
+// matched whole, not rejected by the bank. It probes settlement_items_cycle_amount for each
+// amount in each cycle paid in those days: it reads what it finds, not every item of the amounts
+// in the bank's history, nor every item of the bank in those days.
+const suggestItemsLookup = `SELECT DISTINCT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
+		FROM settlement_items i
+		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+		WHERE i.bank_id = $1 AND i.amount = ANY($2::BIGINT[]) AND c.value_date BETWEEN $3 AND $4
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
+			AND NOT ` + itemRejected
+
+// suggestItemsByRange is suggestItemsLookup for amounts $2 each within tolerance $3, from $4 to
+// $5, when the tolerance is too wide to spell out each amount it takes (amountsWithin): it reads
+// every item of the bank in the cycles paid in those days.
+const suggestItemsByRange = `SELECT DISTINCT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
+		FROM unnest($2::BIGINT[]) AS a(amount)
+		JOIN settlement_items i ON i.bank_id = $1 AND i.amount BETWEEN a.amount - $3 AND a.amount + $3
+		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
+		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
+		WHERE c.value_date BETWEEN $4 AND $5
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
+			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
+			AND NOT ` + itemRejected
+
+// maxSuggestAmounts bounds the amounts a suggestion lookup spells out, 128 KiB of parameters: a
+// chunk's amounts (maxReconcileGroup) with a tolerance of up to two fen either way.
+const maxSuggestAmounts = 5 * maxReconcileGroup
+
+// amountsWithin lists, once each, every amount within tol of one of amounts, and reports false
+// when there would be more than maxSuggestAmounts of them.
+func amountsWithin(amounts []int64, tol int64) ([]int64, bool) {
+	if tol < 0 || tol > maxSuggestAmounts || (2*tol+1)*int64(len(amounts)) > maxSuggestAmounts {
+		return nil, false
+	}
+	seen := make(map[int64]bool, len(amounts))
+	out := make([]int64, 0, len(amounts))
+	for _, a := range amounts {
+		for v := a - tol; v <= a+tol; v++ {
+			if !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out, true
+}
+
 // suggest decides a chunk of entries that name nothing of ours.
 func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) error {
 	amounts := make([]int64, 0, len(chunk))
@@ -546,16 +596,11 @@ func (run *reconRun) suggest(ctx context.Context, chunk []reconcile.Actual) erro
 	tol := run.rules.AmountTolerance
 	var candidates []reconcile.Expected
 	q := &pgx.Batch{}
-	q.Queue(`SELECT DISTINCT i.item_id, f.message_id, i.cycle_date, c.value_date, i.amount
-		FROM unnest($2::BIGINT[]) AS a(amount)
-		JOIN settlement_items i ON i.bank_id = $1 AND i.amount BETWEEN a.amount - $3 AND a.amount + $3
-		JOIN settlement_cycles c ON c.cycle_date = i.cycle_date
-		JOIN settlement_files f ON f.bank_id = i.bank_id AND f.cycle_date = i.cycle_date
-		WHERE c.value_date BETWEEN $4 AND $5
-			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.item_id = i.item_id)
-			AND NOT EXISTS (SELECT 1 FROM recon_matches m WHERE m.bank_id = i.bank_id AND m.file_id = f.message_id AND m.status = 'matched')
-			AND NOT `+itemRejected,
-		run.bank, amounts, tol, from, to).Query(func(rows pgx.Rows) error {
+	itemsLookup, itemsArgs := suggestItemsByRange, []any{run.bank, amounts, tol, from, to}
+	if exact, ok := amountsWithin(amounts, tol); ok {
+		itemsLookup, itemsArgs = suggestItemsLookup, []any{run.bank, exact, from, to}
+	}
+	q.Queue(itemsLookup, itemsArgs...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				id        [16]byte
