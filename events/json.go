@@ -429,11 +429,20 @@ func (p *parser) escape(buf []byte) ([]byte, error) {
 }
 
 func (p *parser) hex4(at int) (rune, bool) {
-	if at+4 > len(p.b) {
+	if at > len(p.b) {
+		return 0, false
+	}
+	return Hex4(p.b[at:])
+}
+
+// Hex4 reads the four hex digits of a JSON \u escape that b starts with (after the \u): false
+// when b holds fewer or another byte.
+func Hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range p.b[at : at+4] {
+	for _, c := range b[:4] {
 		switch {
 		case '0' <= c && c <= '9':
 			r = r<<4 | rune(c-'0')

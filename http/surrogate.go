@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/joinincard/engine/events"
 )
 
 // A JSON string may spell a character outside the Basic Multilingual Plane as two \u escapes, a
@@ -53,7 +55,7 @@ func hasUnpairedSurrogate(raw []byte) bool {
 			i++ // \" \\ \/ \b \f \n \r \t
 			continue
 		}
-		r, ok := hex4(raw[i+1:])
+		r, ok := events.Hex4(raw[i+1:])
 		if !ok {
 			i++
 			continue
@@ -66,34 +68,13 @@ func hasUnpairedSurrogate(raw []byte) bool {
 			if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
 				return true
 			}
-			lo, ok := hex4(raw[i+2:])
+			lo, ok := events.Hex4(raw[i+2:])
 			if !ok || lo < 0xdc00 || lo > 0xdfff {
 				return true
 			}
 			i += 6
 		}
 	}
-}
-
-// hex4 reads the four hex digits b starts with.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 // unpairedSurrogateAt walks body's tokens to the first string with an unpaired surrogate escape
