@@ -7,8 +7,9 @@ SHELL := /bin/bash
 BIN := bin/joinin
 # Where tests create their databases, and where `make run` keeps the engine's own.
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/joinin?sslmode=disable
-# How long `make test` may run before go test stops it.
-TEST_TIMEOUT ?= 15m
+# How long one package's tests may run before go test stops them: the store's take about five
+# minutes on a quiet two-core machine and up to four times that on a busy one.
+TEST_TIMEOUT ?= 30m
 BENCH_COUNT ?= 5
 
 .PHONY: run test bench build vet fmt db clean
