@@ -331,7 +331,7 @@ func TestRejectionReasonsKeepNoCardNumber(t *testing.T) {
 	buy.Data.(*events.PurchaseCleared).MerchantID = pan
 	d := clearing.Decide(decoded(t, append(append(city.Registrations(), funds...), buy)...), v, day)
 	p := d.Processed[len(d.Processed)-1]
-	if p.Status != clearing.Rejected || p.Reason != `merchant "[redacted]" is not registered` {
+	if p.Status != clearing.Rejected || p.Reason != "merchant "+events.Withheld+" is not registered" {
 		t.Errorf("decision %+v", p)
 	}
 	if len(d.DeadLetters) != 1 || strings.Contains(d.DeadLetters[0].Reason, pan) {
@@ -491,4 +491,35 @@ func TestDecideRefusesPermitsBeyondWhatIsIssuedFromToday(t *testing.T) {
 		"card.registered accepted",
 		"card.permit_renewed rejected: permit_valid_until " + dayAfter.String() + " is more than 5 years from today, longer than a work permit is issued for",
 	})
+}
+
+// TestRegistrationRefusalsKeepNoPersonalNumber: a registration naming a personal number as its
+// insurance city or issuer bank is refused without repeating it, in the decision nor in its dead
+// letter.
+func TestRegistrationRefusalsKeepNoPersonalNumber(t *testing.T) {
+	// A card number there is refused as malformed before any decision (TestRejectionReasonsKeepNoCardNumber).
+	for _, n := range []string{"E98765432X", "EA1234567", "C01X00T47", "11010519491231002X",
+		"USA310078110101", "933100198001011237", "WP20250001234"} {
+		for _, field := range []string{"insurance_city", "issuer_bank"} {
+			city := loadtest.NewCity(5, 1, 1, day)
+			v := world(city)
+			reg := city.Registrations()[0]
+			data := *reg.Data.(*events.CardRegistered)
+			if field == "insurance_city" {
+				data.InsuranceCity = n
+			} else {
+				data.IssuerBank = n
+			}
+			reg.Data = &data
+			d := clearing.Decide(decoded(t, reg), v, day)
+			if len(d.Processed) != 1 || d.Processed[0].Status != clearing.Rejected || len(d.DeadLetters) != 1 {
+				t.Fatalf("%s %s: decision %+v", field, n, d.Processed)
+			}
+			for _, text := range []string{d.Processed[0].Reason, d.DeadLetters[0].Reason} {
+				if strings.Contains(strings.ToUpper(text), n) {
+					t.Errorf("%s %s: %q", field, n, text)
+				}
+			}
+		}
+	}
 }

@@ -25,7 +25,7 @@ func (e *DecodeError) Error() string {
 // an amount or a time, not enough to carry a payload into the logs.
 const maxQuotedBytes = 40
 
-// maxEchoedDigits is the longest run of digits an error message repeats. A passport number has 8
+// maxEchoedDigits is the longest run of digits an error message repeats (MayBePersonalNumber). A passport number has 8
 // or 9 digits, a social security, bank account or card number more: a value with a longer run may
 // be a personal number put in the wrong field, and is described instead of repeated. Times (at
 // most 9 fractional digits) and amounts of the schema's own examples stay readable.
@@ -37,7 +37,7 @@ const withheld = "the value (withheld: it may be a personal number)"
 // quote returns s as a Go string literal, cut to maxQuotedBytes, or says it is withheld when it
 // may hold a personal number.
 func quote(s string) string {
-	if mayHoldPersonalNumber(s) {
+	if MayBePersonalNumber(s) {
 		return withheld
 	}
 	if len(s) <= maxQuotedBytes {
@@ -63,20 +63,4 @@ func fieldName(key string) string {
 		}
 	}
 	return key
-}
-
-// mayHoldPersonalNumber reports whether s has a run of more than maxEchoedDigits digits, or
-// digits grouped with spaces or hyphens that may be a card number.
-func mayHoldPersonalNumber(s string) bool {
-	run := 0
-	for i := 0; i < len(s); i++ {
-		if isDigit(s[i]) {
-			if run++; run > maxEchoedDigits {
-				return true
-			}
-		} else {
-			run = 0
-		}
-	}
-	return containsCardNumber(s)
 }

@@ -188,9 +188,12 @@ func mustRedact(field, value string) string {
 	return ""
 }
 
-// RedactText replaces in s every run of digits that may be a card number (as Redact finds them)
-// with "[redacted]": for texts that describe a message, such as a dead letter's reason.
+// RedactText replaces in s every quoted value that may be a personal number (MayBePersonalNumber)
+// with Withheld, and every other run of digits that may be a card number (as Redact finds them)
+// with "[redacted]": for texts that describe a message or a request, such as a dead letter's
+// reason, a refusal or an error message.
 func RedactText(s string) string {
+	s = withholdQuoted(s)
 	if r, found := redactDigitRuns([]byte(s)); found {
 		return string(r)
 	}

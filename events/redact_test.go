@@ -79,7 +79,7 @@ func TestRedactKeepsValidEvents(t *testing.T) {
 
 func TestRedactText(t *testing.T) {
 	for in, want := range map[string]string{
-		"rejected: issuer bank \"" + testLuhnPAN + "\" is not registered": "rejected: issuer bank \"[redacted]\" is not registered",
+		"rejected: issuer bank \"" + testLuhnPAN + "\" is not registered": "rejected: issuer bank " + events.Withheld + " is not registered",
 		"malformed: data.amount: 3 decimal places, CNY has 2":             "malformed: data.amount: 3 decimal places, CNY has 2",
 		"conflict: event id used before (funds.loaded at t/0 offset 12)":  "conflict: event id used before (funds.loaded at t/0 offset 12)",
 	} {

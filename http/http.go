@@ -24,6 +24,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/postgres"
 )
 
@@ -158,7 +159,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == EUNAVAILABLE {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Reason: e.Reason}})
+	// A message may quote what the request named (a bank, a city, a party): a client may have put
+	// a personal number there, and the answer must not repeat it.
+	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: e.Code, Message: events.RedactText(e.Message), Reason: e.Reason}})
 }
 
 // decodeBody reads one JSON object into dst, a pointer to a struct whose fields are all strings,

@@ -178,6 +178,11 @@ func envOr(key, fallback string) string {
 // logger builds the structured logger the flags ask for. Logs go to stderr; what a command
 // reports for people goes to stdout.
 func (c *common) logger() (*slog.Logger, error) {
+	return c.loggerTo(os.Stderr)
+}
+
+// loggerTo builds the logger writing to w. Every line goes through redactingHandler.
+func (c *common) loggerTo(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -185,9 +190,9 @@ func (c *common) logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(c.logFormat) {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(redactingHandler{next: slog.NewTextHandler(w, opts)}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(redactingHandler{next: slog.NewJSONHandler(w, opts)}), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is neither text nor json", c.logFormat)
 }

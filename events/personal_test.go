@@ -1,0 +1,51 @@
+package events_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/joinincard/engine/events"
+)
+
+// personalNumbers are one of each kind of personal number a client may put in the wrong field.
+var personalNumbers = map[string]string{
+	"card number":                           testLuhnPAN,
+	"card number as printed":                "6228 4804 0256 4899",
+	"passport (letter and 8 digits)":        "E98765432X",
+	"passport (two letters and 7 digits)":   "EA1234567",
+	"passport (letters among digits)":       "C01X00T47",
+	"passport (9 digits)":                   "123456789",
+	"resident id or social security number": "11010519491231002X",
+	"foreign permanent resident id (old)":   "USA310078110101",
+	"foreign permanent resident id (new)":   "933100198001011237",
+	"work permit number":                    "WP20250001234",
+}
+
+// TestRedactTextWithholdsPersonalNumbers: a message quoting a client's value never repeats one
+// that may be a personal number, of any kind, and keeps the rest of the message.
+func TestRedactTextWithholdsPersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		for _, v := range []string{n, strings.ToLower(n), "x" + n} {
+			msg := "rejected: insurance fund of " + strconv.Quote(v) + " is not registered"
+			got := events.RedactText(msg)
+			if strings.Contains(got, v) || strings.Contains(strings.ToUpper(got), strings.ToUpper(n)) {
+				t.Errorf("%s: RedactText(%q) = %q, repeats the number", kind, msg, got)
+			}
+			if !strings.HasPrefix(got, "rejected: insurance fund of ") || !strings.HasSuffix(got, " is not registered") {
+				t.Errorf("%s: RedactText(%q) = %q, lost the message", kind, msg, got)
+			}
+			if !events.MayBePersonalNumber(v) {
+				t.Errorf("%s: MayBePersonalNumber(%q) = false", kind, v)
+			}
+		}
+	}
+	// What the engine's own names look like stays readable.
+	for _, v := range []string{"jiaxing", "ICBC-JX", "San Francisco", "m-000123", "A10000", "310000",
+		"EMP-JX-000451", "0190a4b2-3637-7c6c-8000-0000000000a1", "2026-03-01T08:30:00+08:00", "500.00", "MCC5411"} {
+		msg := "merchant " + strconv.Quote(v) + " is not registered"
+		if got := events.RedactText(msg); got != msg {
+			t.Errorf("RedactText(%q) = %q, want it unchanged", msg, got)
+		}
+	}
+}

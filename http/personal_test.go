@@ -1,0 +1,46 @@
+package http
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// personalNumbers are one of each kind of personal number a client may put in a free-text field.
+var personalNumbers = map[string]string{
+	"card number":                           "6228480402564899",
+	"passport (letter and 8 digits)":        "E98765432X",
+	"passport (two letters and 7 digits)":   "EA1234567",
+	"passport (letters among digits)":       "C01X00T47",
+	"resident id or social security number": "11010519491231002X",
+	"foreign permanent resident id (old)":   "USA310078110101",
+	"foreign permanent resident id (new)":   "933100198001011237",
+	"work permit number":                    "WP20250001234",
+}
+
+// TestRefusalsWithholdPersonalNumbers sends each kind of personal number in each free-text field
+// whose refusal names the value, and looks for it in the answer and in the log.
+func TestRefusalsWithholdPersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		e := newEnv(t)
+		quoted, _ := json.Marshal(n)
+		for _, rq := range []request{
+			{method: "POST", path: "/v1/cards", key: keyAt(t, e.clock.Now()), body: registration(func(m map[string]string) { m["insurance_city"] = n })},
+			{method: "POST", path: "/v1/cards", key: keyAt(t, e.clock.Now()), body: registration(func(m map[string]string) { m["issuer_bank"] = n })},
+			{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"k","settlement_bank":` + string(quoted) + `}`},
+			{method: "PUT", path: "/v1/parties/insurance_fund/" + n + "/settlement-bank", body: `{"bank":"ICBC-JX"}`},
+		} {
+			e.clock.Advance(1e9)
+			w := e.do(t, rq)
+			if w.Code < 400 {
+				t.Errorf("%s: %s %s: %d, want a refusal", kind, rq.method, rq.path, w.Code)
+			}
+			if body := strings.ToUpper(w.Body.String()); strings.Contains(body, n) {
+				t.Errorf("%s: %s %s answers %s", kind, rq.method, rq.path, w.Body.String())
+			}
+		}
+		if log := strings.ToUpper(e.log.String()); strings.Contains(log, n) {
+			t.Errorf("%s: the log holds the number:\n%s", kind, e.log.String())
+		}
+	}
+}
