@@ -59,7 +59,8 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 20241201, "seed of the day's traffic")
 	filesDir := fs.String("settlement-out", filepath.Join(os.TempDir(), "joinin-settlement"),
 		"directory the day's settlement files are written under")
-	log, st, err := c.start(ctx, fs, args, ef.check, sf.check)
+	checkOut := func() error { return writableDir("--settlement-out", *filesDir) }
+	log, st, err := c.start(ctx, fs, args, ef.check, sf.check, checkOut)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,10 @@ func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
 		{[]string{"settle", "--date", "2026-02-30"}, "--date: 2026-02-30 is not a day: want YYYY-MM-DD"},
 		{[]string{"settle", "--date", "2026-13-01"}, "--date: 2026-13-01 is not a day: want YYYY-MM-DD"},
 		{[]string{"settle", "--calendar", "/nonexistent"}, "--calendar /nonexistent:"},
+		// A directory the files cannot be written in is refused before the cycle closes.
+		{[]string{"settle", "--date", "2026-03-01", "--out", "/proc/nope"}, "--out /proc/nope:"},
+		{[]string{"settle", "--date", "2026-03-01", "--out", "/dev/null/files"}, "--out /dev/null/files:"},
+		{[]string{"demo", "--settlement-out", "/proc/nope"}, "--settlement-out /proc/nope:"},
 		{[]string{"archive", "--month", "2026-10", "--out", "/nonexistent/archive", "--by", "me", "--cutoff-hour", "30"},
 			"--cutoff-hour: settlement cut-off hour 30: want 0 to 23"},
 	}
@@ -142,5 +146,16 @@ func TestLedgerCommandsRefuseADatabaseThatIsNotThere(t *testing.T) {
 			conn.Close(context.Background())
 			t.Fatalf("%q created the database %s", args, name)
 		}
+	}
+}
+
+// The check of settle's --out creates the directory and leaves nothing in it.
+func TestSettleOutCheckLeavesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "files", "march")
+	if err := writableDir("--out", dir); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 {
+		t.Errorf("after the check %s holds %v (%v)", dir, left, err)
 	}
 }

@@ -108,7 +108,13 @@ func runSettle(ctx context.Context, args []string, stdout io.Writer) error {
 		day = &d
 		return nil
 	}
-	log, st, err := c.start(ctx, fs, args, sf.check, checkDate)
+	checkOut := func() error {
+		if *out == "" {
+			return nil
+		}
+		return writableDir("--out", *out)
+	}
+	log, st, err := c.start(ctx, fs, args, sf.check, checkDate, checkOut)
 	if err != nil {
 		return err
 	}
@@ -227,6 +233,28 @@ func writeCycleFiles(ctx context.Context, set *postgres.Settlement, d settlement
 		return "", err
 	}
 	return folder, nil
+}
+
+// writableDir makes sure the files can be written under dir, named by flag, before anything is
+// done that they record: it creates dir if it is missing, and a file in it, removed at once. A
+// settle whose --out cannot be written then fails before it closes the cycle, with nothing changed.
+func writableDir(flag, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%s %s: %w", flag, dir, err)
+	}
+	f, err := os.CreateTemp(dir, fmt.Sprintf(partPattern, "check"))
+	if err != nil {
+		return fmt.Errorf("%s %s: cannot write in it: %w", flag, dir, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, dir, err)
+	}
+	return nil
 }
 
 // partPattern names a file being written, in the folder it is renamed in once whole: hidden,
