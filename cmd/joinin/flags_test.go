@@ -181,3 +181,54 @@ func TestFlagsWithoutAnEnvironmentVariableAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// `joinin help` lists the commands with their summaries in one column, however long a name is.
+func TestHelpAlignsTheCommands(t *testing.T) {
+	var usage strings.Builder
+	if err := run(context.Background(), []string{"help"}, &strings.Builder{}, &usage); err != nil {
+		t.Fatal(err)
+	}
+	column := -1
+	for _, c := range commands() {
+		var line string
+		for _, l := range strings.Split(usage.String(), "\n") {
+			if strings.HasPrefix(l, "  "+c.name+" ") {
+				line = l
+			}
+		}
+		at := strings.Index(line, c.summary)
+		if line == "" || at < 0 {
+			t.Fatalf("no line for %s in:\n%s", c.name, usage.String())
+		}
+		if column < 0 {
+			column = at
+		}
+		if at != column || strings.TrimSpace(line[:at]) != c.name {
+			t.Errorf("%s: summary at column %d, want %d:\n%s", c.name, at, column, usage.String())
+		}
+	}
+}
+
+// `joinin help X` prints what `joinin X --help` prints, and is no failure.
+func TestHelpOfACommandIsItsFlags(t *testing.T) {
+	for _, c := range commands() {
+		var err error
+		want := captureStderr(t, func() {
+			_ = run(context.Background(), []string{c.name, "--help"}, &strings.Builder{}, &strings.Builder{})
+		})
+		got := captureStderr(t, func() {
+			err = run(context.Background(), []string{"help", c.name}, &strings.Builder{}, &strings.Builder{})
+		})
+		if got != want {
+			t.Errorf("help %s printed:\n%s\nwant:\n%s", c.name, got, want)
+		}
+		var status strings.Builder
+		if code := exitStatus(err, &status); code != 0 {
+			t.Errorf("help %s: status %d, %s", c.name, code, status.String())
+		}
+	}
+	var usage strings.Builder
+	if err := run(context.Background(), []string{"help", "no-such-command"}, &strings.Builder{}, &usage); err == nil || !strings.Contains(usage.String(), "Commands:") {
+		t.Errorf("help of an unknown command: %v, usage %q", err, usage.String())
+	}
+}

@@ -43,8 +43,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -98,6 +100,11 @@ func exitStatus(err error, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 2 && args[0] == "help" {
+		// `joinin help X` is `joinin X --help`, and `joinin help reconcile run` is
+		// `joinin reconcile run --help`.
+		args = append(slices.Clone(args[1:]), "--help")
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -116,11 +123,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "joinin: the Join in Card clearing and settlement engine")
-	fmt.Fprintln(w, "\nUsage: joinin <command> [flags]   (joinin <command> --help for its flags)")
+	fmt.Fprintln(w, "\nUsage: joinin <command> [flags]   (joinin help <command> for its flags)")
 	fmt.Fprintln(w, "\nCommands:")
+	// The summaries start in one column, after the longest name.
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
+	tw.Flush()
 }
 
 // common holds the flags every command takes.
