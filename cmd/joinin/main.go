@@ -4,31 +4,9 @@
 //
 //	joinin <command> [flags]
 //
-// Commands:
-//
-//	migrate   apply the database schema
-//	demo      run a city day end to end through Kafka into the ledger and print what it did
-//	verify    check the ledger's invariants from the last verified day's checkpoint (--full: everything)
-//	serve     consume card events from Kafka into the ledger and serve HTTP
-//	broker    run an embedded Kafka broker on this machine (a pilot without a Kafka cluster)
-//	loadtest  produce a city's card events into Kafka, consume them, print the figures as JSON
-//	settle    close a settlement cycle: its items, postings and the banks' files
-//	reconcile import FILE... | reconcile run
-//	          import bank statements and match them with the settlement; list what does not match
-//	loadtest-reconcile
-//	          import and match a statement of a million entries in a database of its own, print the figures
-//	loadtest-settle
-//	          close a cycle of millions of transfers in a database of its own, print the figures as JSON
-//	loadtest-cityday
-//	          run a city day through Kafka and the HTTP APIs in a database of its own, compare the ledger with a model of it
-//	loadtest-auth
-//	          drive POST /v1/authorizations over HTTP in a database of its own (open loop, rate sweep, closed loop), print the figures as JSON
-//	loadtest-taps
-//	          a day of metro taps over HTTP batches and another over Kafka in a database of its own, both taps/s as JSON
-//	loadtest-transfers
-//	          drive POST /v1/transfers over HTTP with concurrent clients in a database of its own, print the figures as JSON
-//	loadtest-verify
-//	          write transfers over many days in a database of its own, time verify --full against verify from a checkpoint
+// `joinin help` lists the commands (migrate, demo, serve, settle, reconcile, verify, archive,
+// broker, the load tests and bench-report) with one line each; `joinin help <command>` prints the
+// flags of one.
 //
 // The settings of a deployment can also be set by environment variables, each named on its flag's
 // help line; README.md lists the flags that have none.
