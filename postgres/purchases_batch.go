@@ -553,9 +553,13 @@ func (ex *execution) run(ctx context.Context) error {
 		// A request that writes no record of its key would not collide with an earlier one.
 		return errKeysUnread
 	}
+	if err := ex.recheckRefusedKeys(ctx, live); err != nil {
+		return err
+	}
 	for i, j := range ex.dups {
 		ex.answers[i] = ex.answers[j]
 		ex.answers[i].res.Replayed = ex.answers[j].err == nil
+		ex.replays[i] = ex.replays[j]
 	}
 	if ex.decided != nil {
 		ex.decided()
@@ -568,6 +572,59 @@ func (ex *execution) run(ctx context.Context) error {
 	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	ex.rows.plansOnce = ex.p.store.postgreSQL
 	return ex.rows.write(ctx, ex.tx, ex.now)
+}
+
+// recheckRefusedKeys reads again the keys of the requests on an authorization that were refused
+// for its state. Another engine may have committed the same request, with the same key, after
+// this transaction read the keys and before it read the authorization that request closed or
+// refunded: on PostgreSQL each statement reads what was committed when it began. The refusal
+// would then answer the request with what it did itself. A key found now is answered as the
+// replay it is (or as reused, with another request's content); the refusal stands otherwise. A
+// refused request writes nothing, so nothing is undone.
+func (ex *execution) recheckRefusedKeys(ctx context.Context, live []int) error {
+	var (
+		refused   []int
+		merchants []string
+		keys      []uuid.UUID
+	)
+	for _, i := range live {
+		r := ex.reqs[i]
+		var rf *purchases.Refusal
+		if r.Op == OpAuthorize || !errors.As(ex.answers[i].err, &rf) || rf.Code != purchases.RefusedConflict {
+			continue
+		}
+		refused = append(refused, i)
+		merchants, keys = append(merchants, r.Merchant.ID), append(keys, r.Key)
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	prior := map[requestKey]storedRequest{}
+	rows, err := ex.tx.Query(ctx, idempotencyLookup, merchants, keys)
+	if err != nil {
+		return fmt.Errorf("read the keys of refused requests again: %w", err)
+	}
+	err = scanStoredRequests(prior)(rows)
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("read the keys of refused requests again: %w", err)
+	}
+	for _, i := range refused {
+		r := ex.reqs[i]
+		s, ok := prior[requestKey{r.Merchant.ID, r.Key}]
+		switch {
+		case !ok:
+		case s.op != r.Op || s.hash != r.Hash:
+			ex.answers[i].err = ErrIdempotencyKeyReused
+		default:
+			ex.answers[i].err = nil
+			ex.replays[i] = &replay{op: s.op, result: s.result}
+		}
+	}
+	return nil
 }
 
 // customPlans has PostgreSQL plan the rest of the transaction's statements for the values each

@@ -1027,6 +1027,85 @@ func TestRacingClosesOfOneAuthorization(t *testing.T) {
 	}
 }
 
+// secondEngine is another purchase engine on s's database, with a store of its own, as a second
+// `joinin serve` process has: its committer runs until the test ends.
+func (s *shop) secondEngine(t *testing.T) *postgres.Purchases {
+	t.Helper()
+	var url string
+	if err := s.st.Pool().QueryRow(context.Background(), `SELECT current_database()`).Scan(&url); err != nil {
+		t.Fatal(err)
+	}
+	u, err := pgtest.URLFor(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := pgtest.Open(t, u)
+	st.Now = s.st.Now
+	p, err := postgres.NewPurchases(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return p
+}
+
+// A capture, a void or a refund sent with one idempotency key to two engines at once is one
+// request, whichever engine commits it first: the other answers it as a replay of what the first
+// did, never as a refusal because the authorization it reads was closed by that very request.
+// The second engine reads the key (not used yet) and then the first engine commits the request
+// before the second decides.
+func TestOneKeyOnTwoEnginesIsOneRequest(t *testing.T) {
+	s := newShop(t, 1, fen1000)
+	card := s.city.Cards[0]
+	other := s.secondEngine(t)
+	for _, op := range []postgres.Operation{postgres.OpCapture, postgres.OpVoid, postgres.OpRefund} {
+		res, err := s.do(s.req(postgres.OpAuthorize, "pharmacy-1", newKey(t), ledger.ID{}, card, "100.00"))
+		if err != nil || !res.Authorization.Approved {
+			t.Fatalf("%s: authorize: %v %+v", op, err, res.Authorization)
+		}
+		auth := res.Authorization.ID
+		amount := ""
+		if op == postgres.OpRefund {
+			if _, err := s.do(s.req(postgres.OpCapture, "pharmacy-1", newKey(t), auth, "", "100.00")); err != nil {
+				t.Fatalf("capture before the refund: %v", err)
+			}
+			amount = "100.00"
+		}
+		if op == postgres.OpCapture {
+			amount = "60.00"
+		}
+		req := s.req(op, "pharmacy-1", newKey(t), auth, "", amount)
+		var (
+			once  sync.Once
+			first postgres.PurchaseResult
+			ferr  error
+		)
+		postgres.SetAfterLoad(other, func(context.Context, pgx.Tx) {
+			once.Do(func() { first, ferr = s.do(req) })
+		})
+		second, err := other.Do(context.Background(), req)
+		postgres.SetAfterLoad(other, nil)
+		if ferr != nil || first.Replayed {
+			t.Fatalf("%s through the first engine: %v, replayed %v", op, ferr, first.Replayed)
+		}
+		if err != nil || !second.Replayed {
+			t.Fatalf("%s with the same key through the second engine: %v, replayed %v; want a replay of the first", op, err, second.Replayed)
+		}
+		if fmt.Sprint(deref(first)) != fmt.Sprint(deref(second)) {
+			t.Errorf("%s: the first engine answered %+v, the second %+v", op, deref(first), deref(second))
+		}
+	}
+}
+
 // TestRacingRefundsNeverExceedTheCapture: sixteen refunds of 10.00 sent at once against a
 // capture of 100.00 refund exactly 100.00: ten are applied, six refused, and the merchant never
 // pays back more than it took.
