@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/joinincard/engine/cards"
 	"github.com/joinincard/engine/events"
@@ -497,12 +499,14 @@ type execution struct {
 	// on the primary key, which runs the transaction again, reading them (errKeysUnread).
 	keysUnread bool
 
-	auths   map[ledger.ID]*AuthorizationRecord
-	cards   map[string]*cards.Card // by every token the batch names
-	limits  map[string]purchases.Limits
-	usage   map[string]int64 // approved today, by the card's own token
-	planned map[int]*plannedRequest
-	rows    purchaseRows
+	auths  map[ledger.ID]*AuthorizationRecord
+	cards  map[string]*cards.Card // by every token the batch names
+	limits map[string]purchases.Limits
+	usage  map[string]int64 // approved today, by the card's own token
+	// loadedUsage is usage as the batch's lookups read it, before the batch's own approvals.
+	loadedUsage map[string]int64
+	planned     map[int]*plannedRequest
+	rows        purchaseRows
 }
 
 // plannedRequest is a request's plan waiting for the ledger's results.
@@ -571,7 +575,77 @@ func (ex *execution) run(ctx context.Context) error {
 	}
 	ex.rows.commit = ex.mayCommit != nil && ex.mayCommit()
 	ex.rows.plansOnce = ex.p.store.postgreSQL
+	ex.queueDayCheck()
 	return ex.rows.write(ctx, ex.tx, ex.now)
+}
+
+// dayCheck fails on the server, and so fails the round trip of the batch's writes and its COMMIT
+// with them, unless every card ($1) has at most the day's approvals ($2) the batch read, in the
+// Shanghai day from $3 to $4: a release since (a void, a capture of less) only makes the batch's
+// judgement stricter than it had to be. Its error names dayMovedText, which tells the committer why
+// (errDayMoved). The CAST of the text fails alike on PostgreSQL and CockroachDB.
+var dayCheck = `SELECT CAST(CASE WHEN bool_and(u.used <= k.used) IS NOT FALSE THEN '0' ELSE '` + dayMovedText + `' END AS INT)
+	FROM unnest($1::TEXT[], $2::BIGINT[]) AS k(card_token, used)
+	CROSS JOIN LATERAL (SELECT k.card_token AS card_token) c
+	CROSS JOIN LATERAL (SELECT ` + dayApprovals("$3", "$4") + ` AS used) u`
+
+// dayMovedText is what dayCheck fails with: a value no cast to INT takes.
+const dayMovedText = "the approvals of the day moved on a card"
+
+// errDayMoved fails an attempt that approved on a card whose day another process added to
+// between the batch's read of it and its ledger's read of the card's balance: the batch is
+// decided again on the day as it is.
+var errDayMoved = conflictError{errors.New("a card's approvals of the day changed since they were read: decided again")}
+
+// queueDayCheck queues, first in the round trip of the batch's writes, the check that the cards
+// it approved on still have the day it read. On PostgreSQL each statement reads what was
+// committed when it began: another process may approve on a card after this transaction read
+// the card's day and before its ledger read the card's balance, and the ledger then builds on
+// that approval's balance, with nothing to collide with, while the daily limit was judged
+// without it. Every approval writes its card's balance, so one committed before the ledger's read
+// is seen here, and one committed after collides with this batch's balance version.
+func (ex *execution) queueDayCheck() {
+	seen := map[string]bool{}
+	var (
+		tokens []string
+		used   []int64
+	)
+	add := func(card string) {
+		if !seen[card] {
+			seen[card] = true
+			tokens, used = append(tokens, card), append(used, ex.loadedUsage[card])
+		}
+	}
+	for _, a := range ex.rows.authorizations {
+		if a.Approved {
+			add(a.CardToken)
+		}
+	}
+	for _, inc := range ex.rows.increments {
+		if inc.Approved {
+			add(inc.cardToken)
+		}
+	}
+	if len(tokens) == 0 {
+		return
+	}
+	start, end := purchases.Day(ex.now)
+	b := &pgx.Batch{}
+	b.Queue(dayCheck, tokens, used, start.UTC(), end.UTC()).QueryRow(func(row pgx.Row) error {
+		var ok int64
+		if err := row.Scan(&ok); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && strings.Contains(pgErr.Message, dayMovedText) {
+				return errDayMoved
+			}
+			return fmt.Errorf("check the cards' day: %w", err)
+		}
+		return nil
+	})
+	if ex.tx.queued != nil {
+		b.QueuedQueries = append(b.QueuedQueries, ex.tx.queued.QueuedQueries...)
+	}
+	ex.tx.queued = b
 }
 
 // recheckRefusedKeys reads again the keys of the requests on an authorization that were refused
@@ -648,14 +722,14 @@ const customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
 const insertPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 
 // insertsOnly says every statement queued on bs inserts rows, or is the settlement gate's read
-// of its one row by key.
+// of its one row by key, or the check of the cards' day (dayCheck), which probes by key.
 func insertsOnly(bs ...*pgx.Batch) bool {
 	for _, b := range bs {
 		if b == nil {
 			continue
 		}
 		for _, q := range b.QueuedQueries {
-			if !strings.HasPrefix(q.SQL, "INSERT INTO ") && q.SQL != settlementGateRead && q.SQL != "COMMIT" {
+			if !strings.HasPrefix(q.SQL, "INSERT INTO ") && q.SQL != settlementGateRead && q.SQL != dayCheck && q.SQL != "COMMIT" {
 				return false
 			}
 		}
@@ -828,6 +902,7 @@ func (ex *execution) load(ctx context.Context) (map[requestKey]storedRequest, er
 		return nil, fmt.Errorf("read the batch's keys, authorizations and cards: %w", err)
 	}
 	ex.auths = auths.result()
+	ex.loadedUsage = maps.Clone(ex.usage)
 	return prior, nil
 }
 

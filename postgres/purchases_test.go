@@ -1106,6 +1106,42 @@ func TestOneKeyOnTwoEnginesIsOneRequest(t *testing.T) {
 	}
 }
 
+// Two engines authorizing on one card keep its daily limit between them: an authorization the
+// other engine approves after this one read the card's day, and before this one decides, counts.
+// The second engine reads the card's limits and day, then the first approves on the card, then
+// the second decides.
+func TestTwoEnginesKeepACardsDailyLimit(t *testing.T) {
+	const perDay = 15000 // 150.00 CNY: one authorization of 100.00, not two
+	s := newShop(t, 1, fen1000)
+	ctx := context.Background()
+	card := s.city.Cards[0]
+	if _, err := s.p.SetCardLimits(ctx, card, purchases.Limits{PerTransaction: perDay, PerDay: perDay}); err != nil {
+		t.Fatal(err)
+	}
+	other := s.secondEngine(t)
+	var (
+		once  sync.Once
+		first postgres.PurchaseResult
+		ferr  error
+	)
+	postgres.SetAfterLoad(other, func(context.Context, pgx.Tx) {
+		once.Do(func() {
+			first, ferr = s.do(s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, card, "100.00"))
+		})
+	})
+	second, err := other.Do(ctx, s.req(postgres.OpAuthorize, "grocer-1", newKey(t), ledger.ID{}, card, "100.00"))
+	if ferr != nil || err != nil {
+		t.Fatalf("first engine: %v, second: %v", ferr, err)
+	}
+	if !first.Authorization.Approved || second.Authorization.Approved || second.Authorization.Reason != purchases.LimitExceeded {
+		t.Errorf("first engine approved %v; second approved %v, %s: the day allows one", first.Authorization.Approved,
+			second.Authorization.Approved, second.Authorization.Reason)
+	}
+	if available, _ := s.funds(0); available != fen1000-10000 {
+		t.Errorf("the card has %s available, want %s", cny(available), cny(fen1000-10000))
+	}
+}
+
 // TestRacingRefundsNeverExceedTheCapture: sixteen refunds of 10.00 sent at once against a
 // capture of 100.00 refund exactly 100.00: ten are applied, six refused, and the merchant never
 // pays back more than it took.
