@@ -49,14 +49,16 @@ type fleet struct {
 	c      *cluster
 	mu     sync.RWMutex
 	nodes  []*crashServer
-	apiKey string // the merchant's
+	apiKey string   // the merchant's
+	extra  []string // flags every engine starts with besides the fleet's own
 }
 
 func (f *fleet) start(i int) {
 	n := f.nodes[i]
-	p := startJoinin(f.t, fmt.Sprintf("engine-%d", i), "serve", "--database-url", f.c.url, "--kafka-brokers", f.c.broker,
-		"--group", "fleet", "--partitions", strconv.Itoa(scalePartitions), "--http-addr", n.addr, "--admin-token", n.admin,
-		"--token-key", devTokenKey, "--settle-grace", "0", "--log-level", "warn")
+	args := []string{"serve", "--database-url", f.c.url, "--kafka-brokers", f.c.broker, "--group", "fleet",
+		"--partitions", strconv.Itoa(scalePartitions), "--http-addr", n.addr, "--admin-token", n.admin,
+		"--token-key", devTokenKey, "--settle-grace", "0", "--log-level", "warn"}
+	p := startJoinin(f.t, fmt.Sprintf("engine-%d", i), append(args, f.extra...)...)
 	p.http = n.addr
 	f.mu.Lock()
 	n.proc = p
