@@ -1,6 +1,7 @@
 package clearing_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -515,11 +516,67 @@ func TestRegistrationRefusalsKeepNoPersonalNumber(t *testing.T) {
 			if len(d.Processed) != 1 || d.Processed[0].Status != clearing.Rejected || len(d.DeadLetters) != 1 {
 				t.Fatalf("%s %s: decision %+v", field, n, d.Processed)
 			}
-			for _, text := range []string{d.Processed[0].Reason, d.DeadLetters[0].Reason} {
+			for _, text := range []string{d.Processed[0].Reason, d.DeadLetters[0].Reason, string(d.DeadLetters[0].Raw)} {
 				if strings.Contains(strings.ToUpper(text), n) {
 					t.Errorf("%s %s: %q", field, n, text)
 				}
 			}
+		}
+	}
+}
+
+// TestDeadLettersKeepNoPersonalNumber: whatever a refused message holds that may be a personal
+// number, in a free-text field, an unknown field at any depth, a key, or bytes that are not JSON,
+// its dead letter keeps none of it, and still says which event it was, where it was read, why it
+// was refused and the shape of what it held.
+func TestDeadLettersWithholdEveryPersonalNumber(t *testing.T) {
+	const (
+		passport = "E98765432X"
+		permit   = "WP20250001234"
+		social   = "11010519491231002X"
+		// nineDigits is a passport of 9 digits, as a JSON number.
+		nineDigits = "123456789"
+	)
+	city := loadtest.NewCity(5, 1, 1, day)
+	reg := city.Registrations()[0]
+	raw := string(loadtest.Encode(reg))
+	holder := reg.Data.(*events.CardRegistered).HolderName
+	for name, msg := range map[string]string{
+		"in a name":           strings.Replace(raw, `"`+holder+`"`, `"Fox `+passport+`"`, 1),
+		"as an unknown field": strings.Replace(raw, `"data":{`, `"data":{"note":"permit `+permit+`",`, 1),
+		"deep in an unknown object": strings.Replace(raw, `"data":{`,
+			`"data":{"extra":{"list":[{"id":"`+social+`"}],"n":`+nineDigits+`},`, 1),
+		"as a key":        strings.Replace(raw, `"data":{`, `"data":{"`+passport+`":"x",`, 1),
+		"not json at all": "register holder " + passport + " permit " + permit + " id " + social,
+		"unterminated":    `{"data":{"description":"work permit ` + permit,
+	} {
+		v := world(city)
+		m := clearing.Message{Source: "card-events/2", Offset: 41, Raw: []byte(msg)}
+		if e, err := events.Decode(m.Raw); err != nil {
+			m.DecodeErr = err
+		} else {
+			m.Event = e
+			v.Processed[e.ID] = clearing.Processed{EventID: e.ID, Type: e.Type, Source: "x"}
+		}
+		d := clearing.Decide([]clearing.Message{m}, v, day)
+		if len(d.DeadLetters) != 1 {
+			t.Fatalf("%s: %d dead letters", name, len(d.DeadLetters))
+		}
+		dl := d.DeadLetters[0]
+		for _, n := range []string{passport, passport[1:], permit, social, nineDigits} {
+			if strings.Contains(string(dl.Raw), n) || strings.Contains(dl.Reason, n) {
+				t.Errorf("%s: the dead letter keeps %s in clear: %s (%s)", name, n, dl.Raw, dl.Reason)
+			}
+		}
+		if dl.Source != "card-events/2" || dl.Offset != 41 || dl.Reason == "" || !strings.Contains(dl.Reason, "[redacted: ") {
+			t.Errorf("%s: dead letter %+v", name, dl)
+		}
+		if m.DecodeErr == nil && dl.EventID != reg.ID {
+			t.Errorf("%s: the dead letter lost which event it was: %+v", name, dl)
+		}
+		if json.Valid([]byte(msg)) && (!json.Valid(dl.Raw) || !strings.Contains(string(dl.Raw), `"event_id":"`+reg.ID.String()+`"`) ||
+			!strings.Contains(string(dl.Raw), `"type":"card.registered"`) || !strings.Contains(string(dl.Raw), `"data":{`)) {
+			t.Errorf("%s: the dead letter lost the shape of the event: %s", name, dl.Raw)
 		}
 	}
 }

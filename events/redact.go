@@ -19,8 +19,9 @@ const Redacted = "[redacted]"
 
 // What Redact names besides fields: it never says what it took out, only where.
 const (
-	redactedCardNumber = "a card number"
-	redactedFieldName  = "a field name"
+	redactedCardNumber     = "a card number"
+	redactedPersonalNumber = "a personal number"
+	redactedFieldName      = "a field name"
 )
 
 // tokenFields are the fields that must hold a token: any other value in them is taken out.
@@ -43,13 +44,21 @@ type Redaction struct {
 // Redact takes out of a message what may be a personal number:
 //   - the value of a field that must hold a token (card_token, data.*_token) but does not hold
 //     one, and of a masked field that shows more than its rule allows;
+//   - every other string, value or key, at any depth, that may hold a personal number
+//     (MayBePersonalNumber: a card, passport, social security, resident id or work permit
+//     number), escapes decoded;
+//   - every word of letters and digits outside strings (a JSON number, bytes that are not JSON)
+//     that may be one;
 //   - every run of 13 to 19 digits (spaces or hyphens between them allowed) that passes the Luhn
-//     check, in a string's value (escapes decoded) or anywhere in the bytes, and every run of more
-//     than 19 digits, in which such a card number may hide.
+//     check, anywhere in the bytes, and every run of more than 19 digits, in which such a card
+//     number may hide.
 //
-// A string taken out becomes "[redacted]", a run of digits outside strings the same text. It
-// reads the message as JSON as far as it can and as bytes beyond that, so malformed messages are
-// redacted too. Redact is pure, and its own output has nothing more to take out.
+// A string or a word outside strings taken out becomes "[redacted]", a run of digits outside
+// strings the same text unquoted: what is left says which event it was and the shape of what it held (its fields, the
+// tokens and ids that are what their field requires). It reads the message as JSON as far as it
+// can and as bytes beyond that, so malformed messages are redacted too. Redact is pure, and its
+// own output has nothing more to take out. It runs on refused messages only: it is no cost to
+// the events applied.
 func Redact(raw []byte) Redaction {
 	var (
 		out    []byte // nil until something is taken out
@@ -81,7 +90,7 @@ func Redact(raw []byte) Redaction {
 				next++
 			}
 			if isKey(raw, next) {
-				if containsCardNumber(value) {
+				if value != Redacted && (containsCardNumber(value) || MayBePersonalNumber(value)) {
 					replace(i, next, `"`+Redacted+`"`)
 					note(redactedFieldName)
 					value = Redacted
@@ -123,7 +132,21 @@ func Redact(raw []byte) Redaction {
 			if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ':' {
 				key = "" // a number, true, false, null or anything else: the key had its value
 			}
-			i++
+			if !isAlnum(c) {
+				i++
+				continue
+			}
+			// A word outside strings: a number, a literal, or bytes that are not JSON.
+			end := i + 1
+			for end < len(raw) && isAlnum(raw[end]) {
+				end++
+			}
+			// A card number is left to the digit runs below.
+			if word := string(raw[i:end]); !containsCardNumber(word) && MayBePersonalNumber(word) {
+				replace(i, end, `"`+Redacted+`"`)
+				note(redactedPersonalNumber)
+			}
+			i = end
 		}
 	}
 	b := raw
@@ -162,28 +185,35 @@ func mustRedact(field, value string) string {
 		return ""
 	}
 	switch {
+	// A field holding what its rule requires (a token, a masked number) is kept whole.
 	case field == "card_token":
 		if CheckCardToken(value) != nil {
 			return field
 		}
+		return ""
 	case slices.Contains(tokenFields, field):
 		if checkToken(value) != "" {
 			return field
 		}
+		return ""
 	case slices.Contains(maskedTailFields, field):
 		if checkMaskedTail(value) != "" {
 			return field
 		}
+		return ""
 	case field == "data.card_number_masked":
 		if checkMaskedCard(value) != "" {
 			return field
 		}
+		return ""
 	}
-	if containsCardNumber(value) {
-		if field == "" {
-			return redactedCardNumber
-		}
+	switch {
+	case field != "" && (containsCardNumber(value) || MayBePersonalNumber(value)):
 		return field
+	case containsCardNumber(value):
+		return redactedCardNumber
+	case MayBePersonalNumber(value):
+		return redactedPersonalNumber
 	}
 	return ""
 }

@@ -13,18 +13,20 @@ import (
 // TestRedactTakesOutPersonalNumbers: what Redact takes out of a message, and what it names.
 func TestRedactTakesOutPersonalNumbers(t *testing.T) {
 	reg := base[register]
+	// A funds load whose bank reference has no shape of a personal number (TestRedactKeepsValidEvents).
+	fundsMsg := strings.Replace(base[funds], "ICBC20250301000123", "ICBC-0301-0123", 1)
 	for _, tc := range []struct {
 		name, msg, want string
 		fields          []string
 	}{
-		{"valid event", base[funds], base[funds], nil},
+		{"valid event", fundsMsg, fundsMsg, nil},
 		{"valid registration", reg, reg, nil},
 		{"card number as card_token",
-			strings.Replace(base[funds], tokCard, testLuhnPAN, 1),
-			strings.Replace(base[funds], `"`+tokCard+`"`, `"[redacted]"`, 1), []string{"card_token"}},
+			strings.Replace(fundsMsg, tokCard, testLuhnPAN, 1),
+			strings.Replace(fundsMsg, `"`+tokCard+`"`, `"[redacted]"`, 1), []string{"card_token"}},
 		{"grouped card number as card_token",
-			strings.Replace(base[funds], tokCard, "6228 4804 0256 4899", 1),
-			strings.Replace(base[funds], `"`+tokCard+`"`, `"[redacted]"`, 1), []string{"card_token"}},
+			strings.Replace(fundsMsg, tokCard, "6228 4804 0256 4899", 1),
+			strings.Replace(fundsMsg, `"`+tokCard+`"`, `"[redacted]"`, 1), []string{"card_token"}},
 		{"passport number as its token",
 			strings.Replace(reg, tokPassport, testPassport, 1),
 			strings.Replace(reg, `"`+tokPassport+`"`, `"[redacted]"`, 1), []string{"data.passport_token"}},
@@ -52,9 +54,26 @@ func TestRedactTakesOutPersonalNumbers(t *testing.T) {
 		{"unterminated string",
 			`{"card_token":"` + testLuhnPAN, `{"card_token":"[redacted]"`, []string{"card_token"}},
 		{"not json at all", "card " + testLuhnPAN + " declined", "card [redacted] declined", []string{"a card number"}},
-		{"sixteen digits failing luhn", `{"note":"` + testLuhnFails + `"}`, `{"note":"` + testLuhnFails + `"}`, nil},
+		// Not a card number, but a run of more than 7 digits may be a passport, social security or
+		// bank account number (MayBePersonalNumber).
+		{"sixteen digits failing luhn", `{"note":"` + testLuhnFails + `"}`, `{"note":"[redacted]"}`, []string{"note"}},
 		{"twenty digits", `{"device_seq":18446744073709551615}`, `{"device_seq":[redacted]}`, []string{"a card number"}},
-		{"twelve digits", `{"note":"622848040256"}`, `{"note":"622848040256"}`, nil},
+		{"twelve digits", `{"note":"622848040256"}`, `{"note":"[redacted]"}`, []string{"note"}},
+		{"seven digits", `{"note":"ref 6228480","n":6228480}`, `{"note":"ref 6228480","n":6228480}`, nil},
+		{"passport in a name", strings.Replace(reg, `"Stephen Fox"`, `"Stephen Fox E98765432X"`, 1),
+			strings.Replace(reg, `"Stephen Fox"`, `"[redacted]"`, 1), []string{"data.holder_name"}},
+		{"permit in an unknown field at depth", `{"data":{"x":[{"y":{"z":"permit wp20250001234"}}]}}`,
+			`{"data":{"x":[{"y":{"z":"[redacted]"}}]}}`, []string{"data.x.y.z"}},
+		{"social security number in an array", `{"data":{"ids":["11010519491231002X"]}}`,
+			`{"data":{"ids":["[redacted]"]}}`, []string{"a personal number"}},
+		{"passport as a key", `{"data":{"EA1234567":{"x":1}}}`, `{"data":{"[redacted]":{"x":1}}}`, []string{"a field name"}},
+		{"passport of 9 digits as a JSON number", `{"data":{"passport":123456789}}`,
+			`{"data":{"passport":"[redacted]"}}`, []string{"a personal number"}},
+		{"passport in bytes that are not json", "holder C01X00T47 at gate 3", `holder "[redacted]" at gate 3`,
+			[]string{"a personal number"}},
+		{"passport in an unterminated string", `{"data":{"note":"passport E98765432X`, `{"data":{"note":"[redacted]"`,
+			[]string{"data.note"}},
+		{"escaped permit", `{"note":"WP\u00320250001234"}`, `{"note":"[redacted]"}`, []string{"note"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := events.Redact([]byte(tc.msg))
@@ -68,11 +87,25 @@ func TestRedactTakesOutPersonalNumbers(t *testing.T) {
 	}
 }
 
-// TestRedactKeepsValidEvents: valid events of every type hold nothing to take out.
+// TestRedactKeepsValidEvents: valid events of every type keep their tokens, masked numbers, ids,
+// times and amounts; only an identifier with the shape of a personal number (a bank reference or
+// a merchant id of a letter and 12 digits) is taken out, and a valid event whose identifiers are
+// readable has nothing to take out.
 func TestRedactKeepsValidEvents(t *testing.T) {
+	shaped := map[string]string{`"ICBC20250301000123"`: `"ICBC-0301-0123"`, `"M330100000123"`: `"m-000123"`}
 	for typ, msg := range base {
-		if r := events.Redact([]byte(msg)); len(r.Fields) != 0 || string(r.Bytes) != msg {
-			t.Errorf("%s: Redact took out %q", typ, r.Fields)
+		r := events.Redact([]byte(msg))
+		for _, f := range r.Fields {
+			if f != "data.bank_reference" && f != "data.merchant_id" {
+				t.Errorf("%s: Redact took out %q", typ, f)
+			}
+		}
+		readable := msg
+		for old, new := range shaped {
+			readable = strings.ReplaceAll(readable, old, new)
+		}
+		if r := events.Redact([]byte(readable)); len(r.Fields) != 0 || string(r.Bytes) != readable {
+			t.Errorf("%s: Redact took out %q of %s", typ, r.Fields, readable)
 		}
 	}
 }
