@@ -148,3 +148,37 @@ func laidOutAsUUID(s string) bool {
 	}
 	return true
 }
+
+// RedactWords is RedactText for a text that may repeat a client's value without quotes, such as a
+// log line: it also replaces every word that may be a personal number (MayBePersonalNumber) with
+// Withheld. A word is a run of letters, digits, hyphens and underscores; a UUID in its canonical
+// form and a token (tok_ and 43 base64url characters) are kept, as they identify the engine's own
+// records and hold no personal number. It returns s itself when nothing was replaced.
+func RedactWords(s string) string {
+	s = RedactText(s)
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		if !isWordByte(s[i]) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && isWordByte(s[j]) {
+			j++
+		}
+		if w := s[i:j]; !isUUID(w) && checkToken(w) != "" && MayBePersonalNumber(w) {
+			b.WriteString(s[last:i])
+			b.WriteString(Withheld)
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isWordByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }

@@ -49,3 +49,22 @@ func TestRedactTextWithholdsPersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactWordsWithholdsUnquotedPersonalNumbers: a text repeating a value without quotes keeps
+// no personal number, and keeps the engine's own identifiers readable.
+func TestRedactWordsWithholdsUnquotedPersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		msg := "break resolved by " + n + ": paid (" + strings.ToLower(n) + ")"
+		got := events.RedactWords(msg)
+		if strings.Contains(strings.ToUpper(got), strings.ToUpper(n)) || !strings.HasPrefix(got, "break resolved by ") {
+			t.Errorf("%s: RedactWords(%q) = %q", kind, msg, got)
+		}
+	}
+	for _, msg := range []string{"event 0190a4b2-3637-7c6c-8000-0000000000a1 at card-events/3 offset 1234567",
+		"card tok_yYnRBz0JBztLP2iZQyXtYlvBhoGq6cj1w9AGH4oDTzA at 2026-03-01T08:30:00+08:00",
+		"merchant m-000123 of ICBC-JX, EMP-JX-000451, 500.00 CNY"} {
+		if got := events.RedactWords(msg); got != msg {
+			t.Errorf("RedactWords(%q) = %q, want it unchanged", msg, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/joinincard/engine/events"
@@ -9,8 +10,10 @@ import (
 
 // redactingHandler keeps personal numbers out of the log: a message or an attribute may quote
 // what a request or an event named (a refusal's reason, a database error quoting the value it
-// refused), and a client may have put a personal number there. Every text goes through
-// events.RedactText before the handler it wraps writes it.
+// refused, a name given with --by), and a client may have put a personal number there, quoted or
+// not. Every text goes through events.RedactWords before the handler it wraps writes it, and so
+// does every other value as it would print, which is replaced by its redacted text when that
+// differs. Numbers (offsets, counts) are the engine's own and are written as they are.
 type redactingHandler struct {
 	next slog.Handler
 }
@@ -20,7 +23,7 @@ func (h redactingHandler) Enabled(ctx context.Context, level slog.Level) bool {
 }
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, events.RedactText(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, events.RedactWords(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -45,7 +48,7 @@ func redactAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, events.RedactText(v.String()))
+		return slog.String(a.Key, events.RedactWords(v.String()))
 	case slog.KindGroup:
 		group := v.Group()
 		redacted := make([]any, len(group))
@@ -56,9 +59,14 @@ func redactAttr(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return slog.String(a.Key, events.RedactText(x.Error()))
+			return slog.String(a.Key, events.RedactWords(x.Error()))
 		case interface{ String() string }:
-			return slog.String(a.Key, events.RedactText(x.String()))
+			return slog.String(a.Key, events.RedactWords(x.String()))
+		default:
+			// A slice or a map of texts: written as it is unless it prints something to withhold.
+			if s := fmt.Sprint(x); events.RedactWords(s) != s {
+				return slog.String(a.Key, events.RedactWords(s))
+			}
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}

@@ -30,3 +30,35 @@ func TestLogWithholdsPersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestLogWithholdsUnquotedPersonalNumbers: a value written into a log line without quotes (a name
+// given with --by, a finance login, a database error repeating its input, an attribute that is the
+// value itself) is withheld too, at every level, and what identifies the engine's own records (an
+// event id, a token, a time, an offset) stays readable.
+func TestLogWithholdsUnquotedPersonalNumbers(t *testing.T) {
+	const (
+		id    = "0190a4b2-3637-7c6c-8000-0000000000a1"
+		token = "tok_yYnRBz0JBztLP2iZQyXtYlvBhoGq6cj1w9AGH4oDTzA"
+	)
+	for _, n := range []string{"6228480402564899", "E98765432X", "EA1234567", "C01X00T47", "123456789",
+		"11010519491231002X", "USA310078110101", "933100198001011237", "WP20250001234"} {
+		for _, format := range []string{"text", "json"} {
+			var out strings.Builder
+			log, err := (&common{logLevel: "debug", logFormat: format}).loggerTo(&out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.With("who", n).Debug("break resolved by "+n, "break", id, "by", n, "token", token, "offset", int64(98760543),
+				"err", fmt.Errorf("load cards: invalid input value for enum: %s", n), "names", []string{"x", n},
+				slog.Group("g", "note", "paid by passport "+n+"."))
+			if strings.Contains(out.String(), n) {
+				t.Errorf("%s log holds %s:\n%s", format, n, out.String())
+			}
+			for _, keep := range []string{"break resolved by", id, token, "98760543", "load cards: invalid input value for enum"} {
+				if !strings.Contains(out.String(), keep) {
+					t.Errorf("%s log lost %q:\n%s", format, keep, out.String())
+				}
+			}
+		}
+	}
+}
