@@ -217,7 +217,7 @@ func (r *reader) cardRegistered() *CardRegistered {
 	var v CardRegistered
 	v.PhysicalToken = r.token("physical_token", true)
 	v.DigitalToken = r.token("digital_token", true)
-	v.HolderName = r.text("holder_name")
+	v.HolderName = r.prose("holder_name")
 	v.Nationality = r.country("nationality")
 	v.PassportToken = r.token("passport_token", false)
 	v.PassportMasked = r.maskedTail("passport_masked")
@@ -237,7 +237,7 @@ func (r *reader) cardRegistered() *CardRegistered {
 func (r *reader) cardStatusChanged() *CardStatusChanged {
 	var v CardStatusChanged
 	v.Status = CardStatus(r.enum("status", string(StatusActive), string(StatusBlocked), string(StatusClosed)))
-	v.Reason = r.text("reason")
+	v.Reason = r.prose("reason")
 	return &v
 }
 
@@ -337,6 +337,18 @@ func (r *reader) text(name string) string {
 	}
 	if why := checkText(s); why != "" {
 		r.fail(name, why)
+		return ""
+	}
+	return s
+}
+
+// prose reads a text the engine stores and shows as it is (a holder's name, a status change's
+// reason): a text that may hold a personal number of any kind (MayBePersonalNumber) is refused,
+// as a card number in any text is, since the engine would otherwise keep it in clear.
+func (r *reader) prose(name string) string {
+	s := r.text(name)
+	if s != "" && MayBePersonalNumber(s) {
+		r.fail(name, "may hold a passport, social security, resident id or work permit number: free text must not hold one")
 		return ""
 	}
 	return s

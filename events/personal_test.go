@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,6 +66,34 @@ func TestRedactWordsWithholdsUnquotedPersonalNumbers(t *testing.T) {
 		"merchant m-000123 of ICBC-JX, EMP-JX-000451, 500.00 CNY"} {
 		if got := events.RedactWords(msg); got != msg {
 			t.Errorf("RedactWords(%q) = %q, want it unchanged", msg, got)
+		}
+	}
+}
+
+// TestFreeTextRefusesPersonalNumbers: a holder's name or a status change's reason holding what
+// may be a personal number is refused, as a card number there is, and the refusal does not repeat
+// it: the engine stores these texts and shows them, and would otherwise keep the number in clear.
+func TestFreeTextRefusesPersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		for _, e := range []edit{
+			{register, `"Stephen Fox"`, `"Stephen Fox ` + n + `"`},
+			{status, `"reported lost by the cardholder"`, `"reported lost with passport ` + n + `"`},
+		} {
+			_, err := events.Decode(e.apply(t))
+			var de *events.DecodeError
+			if !errors.As(err, &de) || (de.Field != "data.holder_name" && de.Field != "data.reason") {
+				t.Errorf("%s in %s: Decode = %v, want a refusal of the field", kind, e.typ, err)
+				continue
+			}
+			if strings.Contains(err.Error(), n) {
+				t.Errorf("%s in %s: %q repeats the number", kind, e.typ, err)
+			}
+		}
+	}
+	// A name or a reason without one is kept.
+	for _, e := range []edit{{register, `"Stephen Fox"`, `"Stephen Fox-2"`}, {status, `"reported lost by the cardholder"`, `"lost at station 0107 on line 1, 2025-03-01"`}} {
+		if _, err := events.Decode(e.apply(t)); err != nil {
+			t.Errorf("%s: %v", e.new, err)
 		}
 	}
 }

@@ -44,3 +44,37 @@ func TestRefusalsWithholdPersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestCardTextsRefusePersonalNumbers: a holder's name or a status change's reason holding a
+// personal number of any kind is refused, without repeating it, and nothing reaches the store:
+// the engine keeps these texts as they are, in the cards table and its status history.
+func TestCardTextsRefusePersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		e := newEnv(t)
+		if w := e.do(t, request{method: "POST", path: "/v1/cards", key: keyAt(t, e.clock.Now()), body: registration(nil)}); w.Code >= 300 {
+			t.Fatalf("register: %d %s", w.Code, w.Body.String())
+		}
+		before := len(e.store.ingested)
+		for _, rq := range []request{
+			{method: "POST", path: "/v1/cards", body: registration(func(m map[string]string) {
+				m["card_number"], m["holder_name"] = otherPAN, "Anna Schmidt "+n
+			})},
+			{method: "POST", path: "/v1/cards/" + cardToken(t) + "/status", body: `{"status":"blocked","reason":"lost with passport ` + n + `"}`},
+		} {
+			e.clock.Advance(1e9)
+			rq.key = keyAt(t, e.clock.Now())
+			w := e.do(t, rq)
+			if w.Code != 400 || strings.Contains(w.Body.String(), n) {
+				t.Errorf("%s: %s %s: %d %s, want a refusal that does not repeat it", kind, rq.method, rq.path, w.Code, w.Body.String())
+			}
+		}
+		if len(e.store.ingested) != before {
+			t.Errorf("%s: %d messages reached the store", kind, len(e.store.ingested)-before)
+		}
+		for _, c := range e.store.cards {
+			if strings.Contains(c.HolderName+c.StatusReason, n) {
+				t.Errorf("%s: stored card %+v", kind, c)
+			}
+		}
+	}
+}
