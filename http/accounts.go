@@ -426,7 +426,7 @@ func parseAccountSpec(where string, it listItem, spec *postgres.AccountSpec) err
 	}
 	spec.ID = id
 	spec.Name, _ = it.text("name")
-	if why := checkText(spec.Name); why != "" {
+	if why := checkProse(spec.Name); why != "" {
 		return bad("name", "%s", why)
 	}
 	if spec.Name == "" {

@@ -266,7 +266,7 @@ func (s *Server) handleCardStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, Errorf(EINVALID, `status: must be "active", "blocked" or "closed"`))
 		return
 	}
-	if why := checkText(req.Reason); why != "" {
+	if why := checkProse(req.Reason); why != "" {
 		s.writeError(w, r, Errorf(EINVALID, "reason: %s", why))
 		return
 	}

@@ -543,6 +543,9 @@ func (h *financeHandlers) login(w http.ResponseWriter, r *http.Request) {
 		// card number in clear, and the page does not show it back.
 		again(http.StatusBadRequest, "", "name: looks like a card number in clear: write your name")
 		return
+	case events.MayBePersonalNumber(name):
+		again(http.StatusBadRequest, "", "name: may hold a passport, social security, resident id or work permit number: write your name")
+		return
 	case token == "":
 		again(http.StatusBadRequest, name, "token: missing")
 		return

@@ -694,7 +694,7 @@ func (h *medicalHandlers) end(kind medical.EndKind) func(http.ResponseWriter, *h
 			h.s.writeError(w, r, Errorf(EINVALID, "reason: missing required field"))
 			return
 		}
-		if why := checkText(req.Reason); why != "" {
+		if why := checkProse(req.Reason); why != "" {
 			h.s.writeError(w, r, Errorf(EINVALID, "reason: %s", why))
 			return
 		}

@@ -150,7 +150,7 @@ func (h *medicalHandlers) refund(w http.ResponseWriter, r *http.Request, in medi
 		h.s.writeError(w, r, Errorf(EINVALID, "refund_id: %s", why))
 		return
 	}
-	if why := checkText(req.Reason); why != "" {
+	if why := checkProse(req.Reason); why != "" {
 		h.s.writeError(w, r, Errorf(EINVALID, "reason: %s", why))
 		return
 	}

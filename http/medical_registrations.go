@@ -80,7 +80,7 @@ func registrationOf(req *registrationRequest) (medical.Registration, error) {
 		}
 	}
 	for _, f := range []struct{ name, value string }{{"treatment_city", req.TreatmentCity}, {"registered_by", req.RegisteredBy}} {
-		if why := checkText(f.value); why != "" {
+		if why := checkProse(f.value); why != "" {
 			return medical.Registration{}, Errorf(EINVALID, "%s: %s", f.name, why)
 		}
 	}

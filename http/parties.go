@@ -191,7 +191,7 @@ func checkParty(kind clearing.PartyKind, id, name string) error {
 	if name == "" {
 		return Errorf(EINVALID, "name: missing required field")
 	}
-	if why := checkText(name); why != "" {
+	if why := checkProse(name); why != "" {
 		return Errorf(EINVALID, "name: %s", why)
 	}
 	return checkPartyInFiles(kind, id, name)
@@ -226,7 +226,7 @@ func checkPartyID(kind clearing.PartyKind, id string) error {
 		return Errorf(EINVALID, "id: missing required field")
 	}
 	if kind == clearing.PartyInsuranceFund {
-		if why := checkText(id); why != "" {
+		if why := checkProse(id); why != "" {
 			return Errorf(EINVALID, "id: %s", why)
 		}
 	} else if why := checkID(id); why != "" {
@@ -271,6 +271,20 @@ func checkText(s string) string {
 	// in every answer and log line that shows it.
 	if events.ContainsCardNumber(s) {
 		return "looks like a card number in clear: write the card's masked form"
+	}
+	return ""
+}
+
+// checkProse returns why s is not acceptable prose to keep as it is, or "": what checkText
+// refuses, and what may hold a personal number of any kind (events.MayBePersonalNumber: a
+// passport, social security, resident id or work permit number as well as a card number). For
+// the texts the engine stores, shows and logs as given: names, reasons, notes, who did something.
+func checkProse(s string) string {
+	if why := checkText(s); why != "" {
+		return why
+	}
+	if events.MayBePersonalNumber(s) {
+		return "may hold a passport, social security, resident id or work permit number: write none here"
 	}
 	return ""
 }

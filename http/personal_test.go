@@ -78,3 +78,37 @@ func TestCardTextsRefusePersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestTypedTextsRefusePersonalNumbers: what a person types that the engine keeps and shows as it
+// is (a break's note and who resolved it, the name a finance login records, a party's name) is
+// refused when it may hold a personal number of any kind, as a card number there is, and the
+// refusal does not repeat it.
+func TestTypedTextsRefusePersonalNumbers(t *testing.T) {
+	for kind, n := range personalNumbers {
+		for _, q := range []resolveBreakRequest{
+			{Kind: "note", By: "Anna", Note: "the cardholder (passport " + n + ") paid twice"},
+			{Kind: "adjustment", By: "Anna " + n, Note: "paid twice"},
+		} {
+			if _, err := q.check(); err == nil || strings.Contains(err.Error(), n) {
+				t.Errorf("%s: resolving with %+v: %v, want a refusal that does not repeat it", kind, q, err)
+			}
+		}
+		e := newEnv(t)
+		w := e.do(t, request{method: "POST", path: "/finance/login", auth: "-", body: "name=Anna+" + n + "&token=" + testAdminToken,
+			header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+		if w.Code != 400 || strings.Contains(w.Body.String(), n) {
+			t.Errorf("%s: finance login: %d %s", kind, w.Code, w.Body.String())
+		}
+		w = e.do(t, request{method: "POST", path: "/v1/parties", body: `{"kind":"merchant","id":"kiosk-9","name":"Kiosk of ` + n + `"}`})
+		if w.Code != 400 || strings.Contains(w.Body.String(), n) {
+			t.Errorf("%s: party name: %d %s", kind, w.Code, w.Body.String())
+		}
+		if strings.Contains(e.log.String(), n) {
+			t.Errorf("%s: the log holds the number:\n%s", kind, e.log.String())
+		}
+	}
+	// A name or a note without one is kept.
+	if _, err := (resolveBreakRequest{Kind: "note", By: "李娜", Note: "paid on 2025-03-01, ref ICBC-0301-0123"}).check(); err != nil {
+		t.Error(err)
+	}
+}

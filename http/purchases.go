@@ -151,7 +151,7 @@ func (h *purchaseHandlers) registerMerchant(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	for _, f := range []struct{ name, value string }{{"name", req.Name}, {"city", req.City}} {
-		if why := checkText(f.value); why != "" {
+		if why := checkProse(f.value); why != "" {
 			h.s.writeError(w, r, Errorf(EINVALID, "%s: %s", f.name, why))
 			return
 		}

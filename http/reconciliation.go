@@ -549,7 +549,7 @@ func (q resolveBreakRequest) check() (string, error) {
 	if q.By == "" {
 		return "", Errorf(EINVALID, "by: missing: name who resolves the break")
 	}
-	if why := checkText(q.By); why != "" {
+	if why := checkProse(q.By); why != "" {
 		return "", Errorf(EINVALID, "by: %s", why)
 	}
 	note := strings.TrimSpace(q.Note)
@@ -567,6 +567,9 @@ func (q resolveBreakRequest) check() (string, error) {
 	for field, s := range map[string]string{"by": q.By, "note": note} {
 		if events.ContainsCardNumber(s) {
 			return "", Errorf(EINVALID, "%s: looks like a card number in clear: write the card's masked form", field)
+		}
+		if events.MayBePersonalNumber(s) {
+			return "", Errorf(EINVALID, "%s: may hold a passport, social security, resident id or work permit number: write none here", field)
 		}
 	}
 	return note, nil

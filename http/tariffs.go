@@ -160,8 +160,8 @@ func (h *tariffHandlers) upload(w http.ResponseWriter, r *http.Request) {
 	case up.By == "":
 		h.s.writeError(w, r, Errorf(EINVALID, "uploaded_by: missing, want the name of who uploads the version"))
 		return
-	case checkText(up.By) != "" || len(up.By) > maxUploaderBytes:
-		why := checkText(up.By)
+	case checkProse(up.By) != "" || len(up.By) > maxUploaderBytes:
+		why := checkProse(up.By)
 		if why == "" {
 			why = "must be at most 128 bytes"
 		}

@@ -153,8 +153,8 @@ func (h *transitHandlers) createOperator(w http.ResponseWriter, r *http.Request)
 	case req.Name == "":
 		h.s.writeError(w, r, Errorf(EINVALID, "name: missing required field"))
 		return
-	case checkText(req.Name) != "":
-		h.s.writeError(w, r, Errorf(EINVALID, "name: %s", checkText(req.Name)))
+	case checkProse(req.Name) != "":
+		h.s.writeError(w, r, Errorf(EINVALID, "name: %s", checkProse(req.Name)))
 		return
 	}
 	if err := checkPartyInFiles(clearing.PartyOperator, req.ID, req.Name); err != nil {
@@ -855,8 +855,8 @@ func (h *transitHandlers) setConcession(w http.ResponseWriter, r *http.Request) 
 	case req.SetBy == "":
 		h.s.writeError(w, r, Errorf(EINVALID, "set_by: missing, want the name of who records the class"))
 		return
-	case checkText(req.SetBy) != "" || len(req.SetBy) > maxUploaderBytes:
-		why := checkText(req.SetBy)
+	case checkProse(req.SetBy) != "" || len(req.SetBy) > maxUploaderBytes:
+		why := checkProse(req.SetBy)
 		if why == "" {
 			why = "must be at most 128 bytes"
 		}

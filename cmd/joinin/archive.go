@@ -57,6 +57,9 @@ func runArchive(ctx context.Context, args []string, stdout io.Writer) error {
 	if events.ContainsCardNumber(*by) {
 		return errors.New("--by: looks like a card number in clear: name who asks for the archive")
 	}
+	if events.MayBePersonalNumber(*by) {
+		return errors.New("--by: may hold a passport, social security, resident id or work permit number: name who asks for the archive")
+	}
 	if _, err := os.Stat(*out); err == nil {
 		return fmt.Errorf("--out %s exists: an archive goes into a directory of its own", *out)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,21 @@ func TestLogWithholdsUnquotedPersonalNumbers(t *testing.T) {
 					t.Errorf("%s log lost %q:\n%s", format, keep, out.String())
 				}
 			}
+		}
+	}
+}
+
+// TestArchiveRefusesAPersonalNumberAsWhoAsks: who asks for an archive is logged and written in
+// its manifest and the archive actions: a passport, social security or work permit number there
+// is refused, before anything is opened, and not repeated.
+func TestArchiveRefusesAPersonalNumberAsWhoAsks(t *testing.T) {
+	const url = "postgres://postgres@127.0.0.1:1/joinin_privacy_never_opened?sslmode=disable"
+	for _, n := range []string{"E98765432X", "11010519491231002X", "WP20250001234"} {
+		var out, errs strings.Builder
+		dir := t.TempDir() + "/archive"
+		err := run(context.Background(), []string{"archive", "--database-url", url, "--month", "2026-03", "--out", dir, "--by", "auditor " + n}, &out, &errs)
+		if err == nil || !strings.HasPrefix(err.Error(), "--by: ") || strings.Contains(err.Error()+errs.String()+out.String(), n) {
+			t.Errorf("archive asked for by %s: %v %s", n, err, errs.String())
 		}
 	}
 }
