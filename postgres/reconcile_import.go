@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/joinincard/engine/cards"
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/reconcile/statement"
 	"github.com/joinincard/engine/settlement"
 )
@@ -178,8 +179,11 @@ func (r *Reconciler) Import(ctx context.Context, rd *statement.Reader) (Imported
 					f := e.EndToEndRef
 					file = &f
 				}
+				// The bank's free text repeats what the payer wrote: a personal number in it is
+				// withheld, the rest kept for the people who reconcile. (A card number there refuses
+				// the statement as it is read.)
 				return []any{h.BankID, h.StatementID, read, e.EntryRef, e.EndToEndRef, item, file, e.Signed(),
-					settlement.DateTime(e.BookingDate), settlement.DateTime(e.ValueDate), e.AdditionalInfo}, nil
+					settlement.DateTime(e.BookingDate), settlement.DateTime(e.ValueDate), events.RedactWords(e.AdditionalInfo)}, nil
 			}))
 		if first != nil {
 			return first

@@ -130,3 +130,38 @@ func TestImportRefusesAStatementFromTheFuture(t *testing.T) {
 		t.Fatalf("a statement to today plus the tolerance: %+v %v", imp, err)
 	}
 }
+
+// TestImportWithholdsPersonalNumbersInEntryTexts: a bank's free text about an entry (the
+// remittance text its payer wrote) may hold a passport, social security or work permit number:
+// the entry is imported, its text kept with the number withheld, the rest of the text readable.
+func TestImportWithholdsPersonalNumbersInEntryTexts(t *testing.T) {
+	st, r, attempts := retriedImport(t)
+	*attempts = 1
+	s := retryStatement()
+	numbers := []string{"E98765432X", "11010519491231002X", "WP20250001234"}
+	for i, n := range numbers {
+		s.Entries[i].AdditionalInfo = "rent paid for passport " + n + " thanks"
+	}
+	if _, _, err := importStatement(t, r, s, statement.FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Pool().Query(context.Background(), `SELECT info FROM statement_entries ORDER BY line`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var info string
+		if err := rows.Scan(&info); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(info, numbers[n]) || !strings.HasPrefix(info, "rent paid for passport ") || !strings.HasSuffix(info, " thanks") {
+			t.Errorf("entry %d: info %q", n+1, info)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 3 {
+		t.Fatalf("%d entries, %v", n, err)
+	}
+}
