@@ -444,8 +444,9 @@ func (d directory) ClearedPurchase(id uuid.UUID) (*ClearedPurchase, bool) {
 // none).
 func Poison(m Message, reason string, fingerprint func([]byte) []byte) *Decision {
 	d := &Decision{fingerprint: fingerprint}
-	// The reason may quote the database, which may quote the value it refused.
-	reason = events.RedactText(reason)
+	// The reason may quote the database, which may repeat the value it refused, with quotes or
+	// without: every word that may be a personal number is withheld.
+	reason = events.RedactWords(reason)
 	if m.DecodeErr != nil {
 		d.deadLetter(DeadLetter{Kind: Malformed, Source: m.Source, Offset: m.Offset, Reason: "malformed: " + reason, Raw: m.Raw})
 		return d

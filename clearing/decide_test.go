@@ -580,3 +580,22 @@ func TestDeadLettersWithholdEveryPersonalNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestPoisonReasonWithholdsUnquotedPersonalNumbers: the database's message kept as a poison
+// event's reason may repeat the value it refused without quotes: the decision and the dead letter
+// keep no personal number, and the rest of the message.
+func TestPoisonReasonWithholdsUnquotedPersonalNumbers(t *testing.T) {
+	city := loadtest.NewCity(1, 1, 1, day)
+	m := decoded(t, city.Registrations()[0])[0]
+	for _, n := range []string{"E98765432X", "11010519491231002X", "WP20250001234", "6228480402564899"} {
+		d := clearing.Poison(m, "cannot be applied: load cards: key (holder)=("+n+") already exists", nil)
+		if len(d.Processed) != 1 || len(d.DeadLetters) != 1 {
+			t.Fatalf("decision %+v", d)
+		}
+		for _, text := range []string{d.Processed[0].Reason, d.DeadLetters[0].Reason} {
+			if strings.Contains(text, n) || !strings.Contains(text, "cannot be applied: load cards: key (holder)=(") {
+				t.Errorf("%s: reason %q", n, text)
+			}
+		}
+	}
+}
