@@ -155,6 +155,9 @@ func laidOutAsUUID(s string) bool {
 // form and a token (tok_ and 43 base64url characters) are kept, as they identify the engine's own
 // records and hold no personal number. It returns s itself when nothing was replaced.
 func RedactWords(s string) string {
+	if !mayHoldNumber(s) {
+		return s
+	}
 	s = RedactText(s)
 	var b strings.Builder
 	last := 0
@@ -182,3 +185,28 @@ func RedactWords(s string) string {
 }
 
 func isWordByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// mayHoldNumber is a quick look at s for RedactWords: false when no word of letters and digits has
+// minPassportDigits digits and no run of digits, spaces or hyphens between them, has the
+// minCardDigits of a card number, as in most texts, which then need no closer look.
+func mayHoldNumber(s string) bool {
+	word, run := 0, 0 // digits in the current word, and in the current run of digits
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isDigit(c):
+			word++
+			run++
+		case isAlnum(c):
+			run = 0
+		case (c == ' ' || c == '-') && i+1 < len(s) && isDigit(s[i+1]) && i > 0 && isDigit(s[i-1]):
+			word = 0 // a separator between digits ends a word, not a run
+		default:
+			word, run = 0, 0
+		}
+		if word >= minPassportDigits || run >= minCardDigits {
+			return true
+		}
+	}
+	return false
+}

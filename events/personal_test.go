@@ -97,3 +97,19 @@ func TestFreeTextRefusesPersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactWordsQuickLookMissesNothing: texts that RedactWords returns at a glance (no word with
+// 5 digits, no run of 13) are those in which nothing would be withheld.
+func TestRedactWordsQuickLookMissesNothing(t *testing.T) {
+	for _, s := range []string{"6228 4804 0256 4899", "6228-4804-0256-4899", "A1B2C3D4E5", "x E9876543", "a 12345678 b"} {
+		if got := events.RedactWords(s); got == s {
+			t.Errorf("RedactWords(%q) kept it", s)
+		}
+	}
+	for n := range 100000 {
+		s := strconv.Itoa(n*7919) + " " + strconv.Itoa(n) + "-" + strconv.Itoa(n*31) + "x" + strconv.Itoa(n%97)
+		if got := events.RedactWords(s); got == s && (events.MayBePersonalNumber(s) || events.RedactText(s) != s) {
+			t.Fatalf("RedactWords(%q) kept it", s)
+		}
+	}
+}
