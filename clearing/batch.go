@@ -68,15 +68,17 @@ type DeadLetter struct {
 
 // RedactDeadLetter returns dl with what may be a personal number taken out of its bytes and its
 // reason (events.Redact, events.RedactText). When the bytes change, the reason says what was
-// taken out, by field, and fingerprint (nil: none) keeps a keyed hash of the original bytes. A
-// dead letter redacted already comes back as it is.
+// taken out, by field, and fingerprint (nil: none) keeps a keyed hash of the original bytes, unless
+// the dead letter has one already. A dead letter redacted already comes back as it is.
 func RedactDeadLetter(dl DeadLetter, fingerprint func([]byte) []byte) DeadLetter {
 	dl.Reason = events.RedactText(dl.Reason)
 	r := events.Redact(dl.Raw)
 	if len(r.Fields) == 0 {
 		return dl
 	}
-	if fingerprint != nil {
+	// A dead letter stored redacted already keeps the hash of its original bytes, which it holds
+	// no longer.
+	if fingerprint != nil && dl.Fingerprint == nil {
 		dl.Fingerprint = fingerprint(dl.Raw)
 	}
 	dl.Raw = r.Bytes

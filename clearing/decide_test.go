@@ -599,3 +599,25 @@ func TestPoisonReasonWithholdsUnquotedPersonalNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactingAStoredDeadLetterKeepsItsFingerprint: a dead letter stored before the engine
+// withheld all it withholds now is redacted again when relayed; the keyed hash it kept of the
+// original bytes stays, not one of the bytes as stored.
+func TestRedactingAStoredDeadLetterKeepsItsFingerprint(t *testing.T) {
+	fingerprint := func(b []byte) []byte { return []byte("hmac of " + string(b)) }
+	stored := clearing.DeadLetter{Kind: clearing.Malformed, Source: "card-events/0", Offset: 3, Reason: "malformed: x [redacted: card_token]",
+		Raw: []byte(`{"card_token":"[redacted]","data":{"note":"passport E98765432X"}}`), Fingerprint: []byte("hmac of the original")}
+	dl := clearing.RedactDeadLetter(stored, fingerprint)
+	if strings.Contains(string(dl.Raw), "E98765432X") {
+		t.Errorf("relayed %s", dl.Raw)
+	}
+	if string(dl.Fingerprint) != "hmac of the original" {
+		t.Errorf("fingerprint %q, want the original bytes' kept", dl.Fingerprint)
+	}
+	// A dead letter redacted for the first time gets the hash of its bytes.
+	fresh := stored
+	fresh.Fingerprint = nil
+	if dl := clearing.RedactDeadLetter(fresh, fingerprint); string(dl.Fingerprint) != "hmac of "+string(stored.Raw) {
+		t.Errorf("fingerprint %q", dl.Fingerprint)
+	}
+}
