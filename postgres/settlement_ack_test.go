@@ -128,3 +128,32 @@ func abs(v int64) int64 {
 	}
 	return v
 }
+
+// TestAcknowledgementReasonsKeepNoPersonalNumber: a bank's text on a rejected item may name the
+// account holder's passport or social security number: the engine keeps the reason with it
+// withheld, and the same report sent again is still the same report.
+func TestAcknowledgementReasonsKeepNoPersonalNumber(t *testing.T) {
+	ctx := context.Background()
+	w, _, day := settledDay(t)
+	w.clock.Set(sh("2026-03-04 08:05"))
+	f := fileOf(t, w, "ACQ-Y", day)
+	const n = "E98765432X"
+	ack := &bankfile.Ack{MessageID: "ACK-ACQ-Y-1", CreatedAt: sh("2026-03-04 08:00"), FileMessageID: f.Header.MessageID, BankID: "ACQ-Y",
+		Status: bankfile.StatusPartial, Items: []bankfile.ItemStatus{{ItemID: f.Items[0].ID, ReasonCode: "AC04", Reason: "holder passport " + n + " closed"}}}
+	first, replayed, err := w.set.Acknowledge(ctx, "ACQ-Y", ack)
+	if err != nil || replayed || first.Rejected != 1 {
+		t.Fatalf("acknowledgement: %+v %v %v", first, replayed, err)
+	}
+	var reason string
+	if err := w.st.Pool().QueryRow(ctx, `SELECT reason FROM settlement_item_results`).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(reason, n) || !strings.HasPrefix(reason, "holder passport ") || !strings.HasSuffix(reason, " closed") {
+		t.Errorf("reason kept as %q", reason)
+	}
+	again := *ack
+	again.MessageID = "ACK-ACQ-Y-2"
+	if res, replayed, err := w.set.Acknowledge(ctx, "ACQ-Y", &again); err != nil || !replayed || res != first {
+		t.Errorf("the same report again: %+v %v %v", res, replayed, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/joinincard/engine/events"
 	"github.com/joinincard/engine/ledger"
 	"github.com/joinincard/engine/settlement"
 	"github.com/joinincard/engine/settlement/bankfile"
@@ -392,13 +393,15 @@ func (s *Settlement) Acknowledge(ctx context.Context, bankID string, ack *bankfi
 		for _, it := range ack.Items {
 			listed[it.ItemID] = it
 		}
-		// reasonOf is a rejected item's reason: its own, or the report's for the whole file.
+		// reasonOf is a rejected item's reason: its own, or the report's for the whole file. The
+		// bank's text is kept, and compared with a report sent again, with any personal number in
+		// it withheld (a card number there refuses the report).
 		reasonOf := func(id string) (code, reason string) {
 			st := listed[id]
 			if st.ReasonCode == "" {
-				return ack.ReasonCode, ack.Reason
+				return ack.ReasonCode, events.RedactWords(ack.Reason)
 			}
-			return st.ReasonCode, st.Reason
+			return st.ReasonCode, events.RedactWords(st.Reason)
 		}
 		// The file's items, in id order: each listed item must be one of them.
 		rows, err := tx.Query(ctx, `SELECT `+itemColumns+` FROM settlement_items i WHERE i.cycle_date = $1 AND i.bank_id = $2 ORDER BY i.item_id`,
