@@ -152,8 +152,8 @@ func laidOutAsUUID(s string) bool {
 // RedactWords is RedactText for a text that may repeat a client's value without quotes, such as a
 // log line: it also replaces every word that may be a personal number (MayBePersonalNumber) with
 // Withheld. A word is a run of letters, digits, hyphens and underscores; a UUID in its canonical
-// form and a token (tok_ and 43 base64url characters) are kept, as they identify the engine's own
-// records and hold no personal number. It returns s itself when nothing was replaced.
+// form (alone or ending a word, as in a consumer's member id) and a token (tok_ and 43 base64url
+// characters) are kept, as they identify the engine's own records and hold no personal number. It returns s itself when nothing was replaced.
 func RedactWords(s string) string {
 	if !mayHoldNumber(s) {
 		return s
@@ -166,14 +166,24 @@ func RedactWords(s string) string {
 			i++
 			continue
 		}
+		if uuidAt(s, i) {
+			i += 36
+			continue
+		}
+		// A UUID joined to a word by a hyphen or an underscore (a consumer's member id) is a
+		// word of its own.
 		j := i + 1
-		for j < len(s) && isWordByte(s[j]) {
+		for j < len(s) && isWordByte(s[j]) && !((s[j-1] == '-' || s[j-1] == '_') && uuidAt(s, j)) {
 			j++
 		}
-		if w := s[i:j]; !isUUID(w) && checkToken(w) != "" && MayBePersonalNumber(w) {
+		end := j
+		if j < len(s) && isWordByte(s[j]) {
+			end = j - 1 // the word before a UUID, without the hyphen joining them
+		}
+		if w := s[i:end]; checkToken(w) != "" && MayBePersonalNumber(w) {
 			b.WriteString(s[last:i])
 			b.WriteString(Withheld)
-			last = j
+			last = end
 		}
 		i = j
 	}
@@ -185,6 +195,11 @@ func RedactWords(s string) string {
 }
 
 func isWordByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// uuidAt reports whether a canonical UUID starts at s[k] and ends a word there.
+func uuidAt(s string, k int) bool {
+	return k+36 <= len(s) && isUUID(s[k:k+36]) && (k+36 == len(s) || !isAlnum(s[k+36]))
+}
 
 // mayHoldNumber is a quick look at s for RedactWords: false when no word of letters and digits has
 // minPassportDigits digits and no run of digits, spaces or hyphens between them, has the

@@ -61,9 +61,15 @@ func TestRedactWordsWithholdsUnquotedPersonalNumbers(t *testing.T) {
 			t.Errorf("%s: RedactWords(%q) = %q", kind, msg, got)
 		}
 	}
+	// A word joined to a UUID by a hyphen is judged apart from it.
+	const id = "0190a4b2-3637-7c6c-8000-0000000000a1"
+	if got, want := events.RedactWords("member E98765432X-"+id), "member "+events.Withheld+"-"+id; got != want {
+		t.Errorf("RedactWords = %q, want %q", got, want)
+	}
 	for _, msg := range []string{"event 0190a4b2-3637-7c6c-8000-0000000000a1 at card-events/3 offset 1234567",
 		"card tok_yYnRBz0JBztLP2iZQyXtYlvBhoGq6cj1w9AGH4oDTzA at 2026-03-01T08:30:00+08:00",
-		"merchant m-000123 of ICBC-JX, EMP-JX-000451, 500.00 CNY"} {
+		"merchant m-000123 of ICBC-JX, EMP-JX-000451, 500.00 CNY",
+		"member joinin-engine-0190a4b2-3637-7c6c-8000-0000000000a1 joined, 0190a4b2-3637-7c6c-8000-0000000000a1_x"} {
 		if got := events.RedactWords(msg); got != msg {
 			t.Errorf("RedactWords(%q) = %q, want it unchanged", msg, got)
 		}
