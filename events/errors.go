@@ -51,16 +51,26 @@ func quote(s string) string {
 }
 
 // fieldName is a JSON key as it appears in an error's Field: plain when it is a lowercase
-// identifier like every field of the schema, quoted (and cut) otherwise.
+// identifier like every field of the schema, quoted (and cut) otherwise, and withheld when it may
+// be a personal number, however written.
 func fieldName(key string) string {
 	if key == "" || len(key) > maxQuotedBytes {
 		return quote(key)
 	}
+	digits := 0
 	for i := 0; i < len(key); i++ {
 		c := key[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
 			return quote(key)
 		}
+		if '0' <= c && c <= '9' {
+			digits++
+		}
+	}
+	// The schema's keys have no digits: the closer look is for a key with enough of them to be
+	// a personal number, never for an event's own fields.
+	if digits >= minPassportDigits && MayBePersonalNumber(key) {
+		return quote(key)
 	}
 	return key
 }

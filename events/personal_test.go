@@ -119,3 +119,21 @@ func TestRedactWordsQuickLookMissesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKeysArePersonalNumbersWithheld: a key that may be a personal number is not repeated
+// in the refusal, even written as the schema writes its own keys (lowercase letters and digits).
+func TestUnknownKeysArePersonalNumbersWithheld(t *testing.T) {
+	for _, k := range []string{"e98765432x", "110105194912310021", "wp20250001234", "123456789", "6228480402564899"} {
+		for _, at := range []string{`"data":{`, `{`} {
+			msg := strings.Replace(base[funds], at, at+`"`+k+`":1,`, 1)
+			_, err := events.Decode([]byte(msg))
+			if err == nil || strings.Contains(err.Error(), k) || !strings.Contains(err.Error(), "unknown field") {
+				t.Errorf("key %s: %v", k, err)
+			}
+		}
+	}
+	// The schema's own keys, and an unknown one of their kind, are named.
+	if _, err := events.Decode([]byte(strings.Replace(base[funds], `"data":{`, `"data":{"amount2":1,`, 1))); err == nil || err.Error() != "data.amount2: unknown field" {
+		t.Errorf("unknown key: %v", err)
+	}
+}
