@@ -8,9 +8,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/joinincard/engine/events"
 )
 
-// maxNameQuoted bounds how much of an unexpected element's name an error repeats.
+// maxNameQuoted bounds how much of an unexpected element's name an error repeats; a name that
+// may be a personal number is not repeated at all.
 const maxNameQuoted = 40
 
 // XMLIn reads a strict subset of XML: the elements its caller asks for, in order, in one
@@ -125,7 +128,9 @@ func (x *XMLIn) token() xml.Token {
 func (x *XMLIn) syntax(err error) {
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
-		x.Err = &FieldError{Record: x.fileRecord, Line: se.Line, Err: fmt.Errorf("not well-formed XML: %s", se.Msg)}
+		// The parser's message names the elements it read: one named with a personal number is
+		// withheld.
+		x.Err = &FieldError{Record: x.fileRecord, Line: se.Line, Err: fmt.Errorf("not well-formed XML: %s", events.RedactWords(se.Msg))}
 		return
 	}
 	x.Err = x.readError(x, err)
@@ -279,6 +284,9 @@ func describe(t xml.Token, ns string) string {
 }
 
 func quoteName(s string) string {
+	if events.MayBePersonalNumber(s) {
+		return events.Withheld
+	}
 	if len(s) > maxNameQuoted {
 		s = s[:maxNameQuoted] + "..."
 	}

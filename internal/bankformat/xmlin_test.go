@@ -103,3 +103,21 @@ func TestXMLInRenameAndSkip(t *testing.T) {
 		t.Errorf("got %v", x.Err)
 	}
 }
+
+// TestXMLInErrorsWithholdPersonalNumbers: an element named with what may be a personal number is
+// described, never repeated, whether the reader or the XML parser refuses it.
+func TestXMLInErrorsWithholdPersonalNumbers(t *testing.T) {
+	for _, n := range []string{"E98765432X", "WP20250001234", "X110105194912310021"} {
+		for _, in := range []string{
+			`<Doc xmlns="urn:test"><` + n + `>`,
+			`<Doc xmlns="urn:test"><Hdr></` + n + `>`,
+			`<` + n + ` xmlns="urn:other"/>`,
+		} {
+			x := NewXMLIn(strings.NewReader(in), testNS, "file", testReadError)
+			readDoc(x)
+			if x.Err == nil || strings.Contains(x.Err.Error(), n) || !strings.HasPrefix(x.Err.Error(), "line 1: ") {
+				t.Errorf("%s: %v", in, x.Err)
+			}
+		}
+	}
+}
