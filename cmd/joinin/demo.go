@@ -60,7 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	filesDir := fs.String("settlement-out", filepath.Join(os.TempDir(), "joinin-settlement"),
 		"directory the day's settlement files are written under")
 	checkOut := func() error { return writableDir("--settlement-out", *filesDir) }
-	log, st, err := c.start(ctx, fs, args, ef.check, sf.check, checkOut)
+	log, st, err := c.start(ctx, fs, args, ef.check, sf.check, rf.check, checkOut)
 	if err != nil {
 		return err
 	}

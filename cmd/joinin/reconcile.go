@@ -29,7 +29,8 @@ func addReconcileFlags(fs *flag.FlagSet) *reconcileFlags {
 	return f
 }
 
-func (f *reconcileFlags) reconciler(st *postgres.Store) (*postgres.Reconciler, error) {
+// read reads the matching tolerances: the file --reconcile-rules names, or the rules built in.
+func (f *reconcileFlags) read() (*reconcile.RuleSet, error) {
 	rules, err := reconcile.DefaultRules()
 	if f.rules != "" {
 		var file *os.File
@@ -39,7 +40,22 @@ func (f *reconcileFlags) reconciler(st *postgres.Store) (*postgres.Reconciler, e
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--reconcile-rules: %w", err)
+		return rules, fmt.Errorf("--reconcile-rules: %w", err)
+	}
+	return rules, nil
+}
+
+// check reads the rules before anything is opened: a file that cannot be read or does not check
+// stops the command with nothing created or migrated.
+func (f *reconcileFlags) check() error {
+	_, err := f.read()
+	return err
+}
+
+func (f *reconcileFlags) reconciler(st *postgres.Store) (*postgres.Reconciler, error) {
+	rules, err := f.read()
+	if err != nil {
+		return nil, err
 	}
 	return postgres.NewReconciler(st, rules), nil
 }
@@ -91,6 +107,9 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("%s: %w (nothing was imported)", name, err)
 		}
 		headers[i] = h
+	}
+	if err := rf.check(); err != nil {
+		return err
 	}
 	log, err := c.logger()
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -106,6 +108,13 @@ func (f *engineFlags) check() error {
 	}
 	if f.partitions < 1 || f.partitions > maxPartitions {
 		return fmt.Errorf("--partitions %d: must be 1 to %d", f.partitions, maxPartitions)
+	}
+	// The embedded broker's log directory must take its files: found now, not after the database
+	// was created and migrated.
+	if f.brokers == "" && f.embeddedData != "" {
+		if err := writableDir("--embedded-kafka-data", f.embeddedData); err != nil {
+			return err
+		}
 	}
 	if f.tokenKey != "" {
 		raw, err := hex.DecodeString(f.tokenKey)
@@ -224,6 +233,24 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if err := sf.check(); err != nil {
 			return err
+		}
+		if err := tf.check(); err != nil {
+			return err
+		}
+		if err := rf.check(); err != nil {
+			return err
+		}
+		if _, err := net.ResolveTCPAddr("tcp", *httpAddr); err != nil {
+			return fmt.Errorf("--http-addr %s: %w", *httpAddr, err)
+		}
+		// The profile is written when the engine stops: a directory that is not there is
+		// found at start, not after hours of running.
+		if *heapProfile != "" {
+			if fi, err := os.Stat(filepath.Dir(*heapProfile)); err != nil {
+				return fmt.Errorf("--heap-profile %s: %w", *heapProfile, err)
+			} else if !fi.IsDir() {
+				return fmt.Errorf("--heap-profile %s: %s is not a directory", *heapProfile, filepath.Dir(*heapProfile))
+			}
 		}
 		if secureErr != nil {
 			return secureErr

@@ -38,10 +38,28 @@ func TestServeRefusesAMemoryLimitOutOfRange(t *testing.T) {
 // a server that is not there, so a command that reached for it first fails on it instead.
 func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
 	const nowhere = "postgres://postgres@127.0.0.1:1/joinin_nowhere?sslmode=disable&connect_timeout=2"
+	badPlans := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badPlans, "flat.json"), []byte(`{"id": "flat"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
 	}{
+		// Tariff directories and the reconciliation rules are read and checked before the
+		// database is created or migrated.
+		{[]string{"serve", "--fee-plans", "/nonexistent"}, "--fee-plans /nonexistent:"},
+		{[]string{"serve", "--fee-plans", badPlans}, "fee plan flat.json:"},
+		{[]string{"serve", "--fares", "/nonexistent"}, "--fares /nonexistent:"},
+		{[]string{"serve", "--medical-policies", "/nonexistent"}, "--medical-policies /nonexistent:"},
+		{[]string{"serve", "--medical-catalogues", "/nonexistent"}, "--medical-catalogues /nonexistent:"},
+		{[]string{"serve", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},
+		{[]string{"demo", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},
+		{[]string{"reconcile", "run", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},
+		{[]string{"serve", "--http-addr", "127.0.0.1:99999"}, "--http-addr 127.0.0.1:99999:"},
+		{[]string{"serve", "--embedded-kafka-data", "/proc/nope"}, "--embedded-kafka-data /proc/nope:"},
+		{[]string{"demo", "--embedded-kafka-data", "/proc/nope"}, "--embedded-kafka-data /proc/nope:"},
+		{[]string{"serve", "--heap-profile", "/nonexistent/heap.pprof"}, "--heap-profile /nonexistent/heap.pprof:"},
 		{[]string{"serve", "--partitions", "-1"}, "--partitions -1: must be 1 to"},
 		{[]string{"serve", "--partitions", "0"}, "--partitions 0: must be 1 to"},
 		{[]string{"demo", "--partitions", "-1"}, "--partitions -1: must be 1 to"},

@@ -87,6 +87,20 @@ func (f *tariffFlags) files(log *slog.Logger) (tariffs.Files, error) {
 	return files, nil
 }
 
+// check reads the files the flags name and checks them as load will, before anything is opened:
+// a directory that cannot be read or a file that does not check stops the engine with nothing
+// created or migrated. The versions uploaded since are checked by load.
+func (f *tariffFlags) check() error {
+	files, err := f.files(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	if _, err := tariffs.NewBase(files); err != nil {
+		return fmt.Errorf("tariffs: %w", err)
+	}
+	return nil
+}
+
 // load loads the tariffs into the store: the files the flags name, and every version uploaded.
 // A file or a version that does not check stops the engine at start rather than price anything
 // by what it misread.
