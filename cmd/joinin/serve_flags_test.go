@@ -48,11 +48,12 @@ func TestEngineFlagsAreCheckedBeforeTheDatabase(t *testing.T) {
 	}{
 		// Tariff directories and the reconciliation rules are read and checked before the
 		// database is created or migrated.
-		{[]string{"serve", "--fee-plans", "/nonexistent"}, "--fee-plans /nonexistent:"},
+		{[]string{"serve", "--fee-plans", "/nonexistent"}, "--fee-plans /nonexistent: stat /nonexistent: no such file or directory"},
 		{[]string{"serve", "--fee-plans", badPlans}, "fee plan flat.json:"},
-		{[]string{"serve", "--fares", "/nonexistent"}, "--fares /nonexistent:"},
-		{[]string{"serve", "--medical-policies", "/nonexistent"}, "--medical-policies /nonexistent:"},
-		{[]string{"serve", "--medical-catalogues", "/nonexistent"}, "--medical-catalogues /nonexistent:"},
+		{[]string{"serve", "--fares", "/nonexistent"}, "--fares /nonexistent: stat /nonexistent: no such file or directory"},
+		{[]string{"serve", "--medical-policies", "/nonexistent"}, "--medical-policies /nonexistent: stat /nonexistent: no such file or directory"},
+		{[]string{"serve", "--medical-catalogues", "/nonexistent"}, "--medical-catalogues /nonexistent: stat /nonexistent: no such file or directory"},
+		{[]string{"serve", "--fee-plans", "/dev/null"}, "--fee-plans /dev/null: not a directory"},
 		{[]string{"serve", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},
 		{[]string{"demo", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},
 		{[]string{"reconcile", "run", "--reconcile-rules", "/nonexistent/rules.json"}, "--reconcile-rules:"},

@@ -49,6 +49,21 @@ func (f *tariffFlags) files(log *slog.Logger) (tariffs.Files, error) {
 	if err != nil {
 		return files, fmt.Errorf("built-in tariffs: %w", err)
 	}
+	// A directory that is not there reads as one with no files: said as it is.
+	for _, d := range []struct{ flag, dir string }{
+		{"--fares", f.faresDir}, {"--fee-plans", f.feePlansDir}, {"--medical-policies", f.medicalDir}, {"--medical-catalogues", f.cataloguesDir},
+	} {
+		if d.dir == "" {
+			continue
+		}
+		fi, err := os.Stat(d.dir)
+		if err != nil {
+			return files, fmt.Errorf("%s %s: %w", d.flag, d.dir, err)
+		}
+		if !fi.IsDir() {
+			return files, fmt.Errorf("%s %s: not a directory", d.flag, d.dir)
+		}
+	}
 	if f.faresDir != "" {
 		if files.Fares, err = transit.ReadFiles(os.DirFS(f.faresDir)); err != nil {
 			return files, fmt.Errorf("--fares %s: %w", f.faresDir, err)
