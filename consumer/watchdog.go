@@ -56,22 +56,35 @@ func (c *Consumer) watch(ctx context.Context, rejoin chan<- struct{}) {
 			c.cfg.Log.Debug("measure lag", "err", err)
 			continue
 		}
-		names := make([]string, 0, len(marks))
-		for p := range marks {
-			names = append(names, partitionName(c.cfg.Topic, p))
-		}
-		cursors, err := c.store.Cursors(ctx, names)
-		if err != nil {
-			c.cfg.Log.Debug("measure lag", "err", err)
-			continue
-		}
-		if w.observe(c.cfg.Now(), marks, cursors) {
+		if c.look(ctx, w, marks) {
 			select {
 			case rejoin <- struct{}{}:
 			default: // a rejoin is already asked for
 			}
 		}
 	}
+}
+
+// look takes one measurement against the broker's ends of the partitions (marks) and says
+// whether to rejoin the group. When the cursors cannot be read (the database is down), none of
+// them moves: the lag is the broker's end beyond the cursors last read, and grows as events
+// arrive, as does the time since the last commit. The metrics say so rather than keep the values
+// of the last look, and nothing is decided on them.
+func (c *Consumer) look(ctx context.Context, w *watchdog, marks map[int]int64) bool {
+	names := make([]string, 0, len(marks))
+	for p := range marks {
+		names = append(names, partitionName(c.cfg.Topic, p))
+	}
+	cursors, err := c.store.Cursors(ctx, names)
+	if err != nil {
+		c.cfg.Log.Debug("measure lag", "err", err)
+		if w.cursors != nil {
+			w.measure(c.cfg.Now(), marks, w.cursors)
+		}
+		return false
+	}
+	w.cursors = cursors
+	return w.observe(c.cfg.Now(), marks, cursors)
 }
 
 func partitionName(topic string, p int) string {
@@ -84,6 +97,8 @@ type watchdog struct {
 	log     *slog.Logger
 	metrics *Metrics // nil: no metrics
 	parts   map[int]*partitionWatch
+	// cursors are the partitions' cursors as last read.
+	cursors map[string]postgres.CursorState
 	// rejoined is when the watchdog last asked for a rejoin; zero if never.
 	rejoined time.Time
 }
@@ -112,18 +127,7 @@ func (w *watchdog) observe(now time.Time, marks map[int]int64, cursors map[strin
 	for _, p := range parts {
 		name := partitionName(w.topic, p)
 		cur, committed := cursors[name]
-		lag := max(marks[p]-cur.Position, 0)
-		var age time.Duration
-		if committed {
-			age = max(now.Sub(cur.UpdatedAt), 0)
-		}
-		if m := w.metrics; m != nil {
-			label := strconv.Itoa(p)
-			m.Lag.WithLabelValues(label).Set(float64(lag))
-			if committed {
-				m.CommitAge.WithLabelValues(label).Set(age.Seconds())
-			}
-		}
+		lag, age := w.measureOne(now, p, marks[p], cur, committed)
 
 		pw, seen := w.parts[p]
 		if !seen {
@@ -166,6 +170,31 @@ func (w *watchdog) observe(now time.Time, marks map[int]int64, cursors map[strin
 		w.metrics.ForcedRejoins.Inc()
 	}
 	return true
+}
+
+// measure sets the metrics of every partition from its end in the broker and its cursor.
+func (w *watchdog) measure(now time.Time, marks map[int]int64, cursors map[string]postgres.CursorState) {
+	for p, mark := range marks {
+		cur, committed := cursors[partitionName(w.topic, p)]
+		w.measureOne(now, p, mark, cur, committed)
+	}
+}
+
+// measureOne sets partition p's lag and the age of its last commit, and returns them.
+func (w *watchdog) measureOne(now time.Time, p int, mark int64, cur postgres.CursorState, committed bool) (int64, time.Duration) {
+	lag := max(mark-cur.Position, 0)
+	var age time.Duration
+	if committed {
+		age = max(now.Sub(cur.UpdatedAt), 0)
+	}
+	if m := w.metrics; m != nil {
+		label := strconv.Itoa(p)
+		m.Lag.WithLabelValues(label).Set(float64(lag))
+		if committed {
+			m.CommitAge.WithLabelValues(label).Set(age.Seconds())
+		}
+	}
+	return lag, age
 }
 
 func commitAge(committed bool, age time.Duration) string {

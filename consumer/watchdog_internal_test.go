@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -102,5 +104,46 @@ func TestWatchdogRejoinsWhenEventsWaitLongerThanAFailover(t *testing.T) {
 		if got := gauge(t, m.CommitAge, label); got != want {
 			t.Errorf("commit age of partition %s = %v, want %v", label, got, want)
 		}
+	}
+}
+
+// cursorStore serves the partitions' cursors, or fails as a database that is down.
+type cursorStore struct {
+	Ingester
+	cursors map[string]postgres.CursorState
+	down    bool
+}
+
+func (s *cursorStore) Cursors(context.Context, []string) (map[string]postgres.CursorState, error) {
+	if s.down {
+		return nil, errors.New("connect: connection refused")
+	}
+	return s.cursors, nil
+}
+
+// While the database is down no cursor moves: the lag the metrics show grows with the events
+// arriving, as does the time since the last commit, instead of staying at the last look's.
+func TestWatchdogLagGrowsWhileTheCursorsCannotBeRead(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	t0 := time.Date(2024, 12, 2, 8, 0, 0, 0, time.UTC)
+	now := t0
+	st := &cursorStore{cursors: map[string]postgres.CursorState{"card-events/0": {Position: 40, UpdatedAt: t0}}}
+	c := &Consumer{cfg: Config{Topic: "card-events", Log: slog.New(slog.DiscardHandler), Metrics: m, Now: func() time.Time { return now }}, store: st}
+	w := &watchdog{topic: c.cfg.Topic, log: c.cfg.Log, metrics: m, parts: map[int]*partitionWatch{}}
+
+	c.look(context.Background(), w, map[int]int64{0: 40})
+	if lag := gauge(t, m.Lag, "0"); lag != 0 {
+		t.Fatalf("caught up: lag %v", lag)
+	}
+	st.down = true
+	now = t0.Add(time.Minute)
+	if c.look(context.Background(), w, map[int]int64{0: 90}) {
+		t.Error("rejoined the group over a database that is down")
+	}
+	if lag := gauge(t, m.Lag, "0"); lag != 50 {
+		t.Errorf("database down, 50 events arrived: lag %v", lag)
+	}
+	if age := gauge(t, m.CommitAge, "0"); age != 60 {
+		t.Errorf("database down a minute: %v s since the last commit", age)
 	}
 }
