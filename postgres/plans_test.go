@@ -259,7 +259,7 @@ func TestCardsByTokenPlanPinned(t *testing.T) {
 	}
 	probes := map[string]string{"card_tokens": "card_tokens_pkey", "cards": "cards_pkey", "card_limits": "card_limits_pkey",
 		"purchase_authorizations": "purchase_authorizations_card", "purchase_increments": "purchase_increments_card",
-		"purchase_closes": "purchase_closes_pkey"}
+		"purchase_closes": "purchase_closes_released"}
 	check := func(when string) {
 		t.Helper()
 		rows, err := tx.Query(ctx, `EXPLAIN EXECUTE cards (ARRAY['card-1', 'card-2'], now() - INTERVAL '1 day', now())`)
@@ -332,4 +332,173 @@ func TestCardsByTokenPlanPinned(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("planned again on analyzed tables of 200,000 rows")
+}
+
+// A card's approvals of the day are read by card: its authorizations, its increments and the
+// closes that released part of a hold, each a range of one index. Only a close that released
+// something is followed to the holds it released, so the reads of the lookup stay the same in
+// number however many authorizations the card has had in the day, and the total is exact: the
+// day's holds less what the merchants released of them.
+func TestDayApprovalsReadsGrowWithReleasesNotApprovals(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.NewStore(t)
+	if pg, err := st.IsPostgreSQL(ctx); err != nil || !pg {
+		t.Skipf("PostgreSQL's EXPLAIN ANALYZE: %v", err)
+	}
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	const approvals = 40
+	fills := []string{
+		`INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality, passport_token, passport_masked,
+				ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until, insurance_city, issuer_bank,
+				bank_account_token, bank_account_masked, card_number_masked, declared_status, status_reason, funds_account_id,
+				medical_account_id, created_at, updated_at)
+			VALUES ('card-1', 'p-1', 'd-1', 'holder', 'CN', 'x', 'x', 'x', 'x', 'x', 'x', current_date + 365, 'HZ',
+				'bank', 'x', 'x', 'x', 'active', '', md5('f1')::UUID, md5('m1')::UUID, now(), now())`,
+		`INSERT INTO card_tokens (token, card_token) VALUES ('card-1', 'card-1')`,
+		// The day's authorizations of 1.00 each; the first is voided, the second captured at 0.40
+		// (0.60 released), the third captured whole (nothing released).
+		`INSERT INTO purchase_authorizations (authorization_id, merchant_id, card_token, funds_account_id, mcc, amount,
+				approved, decline_reason, decline_detail, expires_at, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, 'merchant-1', 'card-1', NULL, '5411', 100, true, '', '',
+				now() + INTERVAL '7 days', now() - (g || ' seconds')::INTERVAL FROM generate_series(1, ` + fmt.Sprint(approvals) + `) g`,
+		`INSERT INTO purchase_closes (authorization_id, close_id, kind, merchant_id, card_token, amount, released, fee_mdr,
+				fee_network, foreign_surcharge, foreign_fx_margin, created_at)
+			VALUES (md5('p1')::UUID, md5('c1')::UUID, 'voided', 'merchant-1', 'card-1', 0, 100, 0, 0, 0, 0, now()),
+				(md5('p2')::UUID, md5('c2')::UUID, 'captured', 'merchant-1', 'card-1', 40, 60, 0, 0, 0, 0, now()),
+				(md5('p3')::UUID, md5('c3')::UUID, 'captured', 'merchant-1', 'card-1', 100, 0, 0, 0, 0, 0, now())`,
+	}
+	for _, q := range fills {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	for _, q := range postgres.PinnedPlans {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `PREPARE cards (TEXT[], TIMESTAMPTZ, TIMESTAMPTZ) AS `+postgres.CardsByTokenLookup); err != nil {
+		t.Fatal(err)
+	}
+	const args = `(ARRAY['card-1'], now() - INTERVAL '1 day', now() + INTERVAL '1 second')`
+	var (
+		tok, card, declared, reason string
+		until                       time.Time
+		funds                       uuid.UUID
+		perTx, perDay               *int64
+		used                        int64
+	)
+	if err := tx.QueryRow(ctx, `EXECUTE cards `+args).Scan(&tok, &card, &declared, &reason, &until, &funds, &perTx, &perDay, &used); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(approvals*100 - 100 - 60); used != want {
+		t.Errorf("the day's approvals read %d, want %d: %d authorizations of 100, one voided, one captured at 40", used, want, approvals)
+	}
+	rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, COSTS false, TIMING false) EXECUTE cards `+args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Each execution of an index read: a node's loops, never executed counting none.
+	reads := 0
+	for _, line := range plan {
+		if !strings.Contains(line, "Index Scan") && !strings.Contains(line, "Index Only Scan") {
+			continue
+		}
+		var loops int
+		if i := strings.Index(line, "loops="); i >= 0 {
+			if _, err := fmt.Sscanf(line[i:], "loops=%d", &loops); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+		}
+		reads += loops
+	}
+	// The card's token, the card, its limits, its authorizations, increments and releasing
+	// closes, and for each of the two releasing closes its authorization and that one's
+	// increments, twice (what they took and which of them are of the day).
+	if limit := 6 + 2*3; reads > limit {
+		t.Errorf("the lookup of one card with %d approvals in the day ran %d index reads, want at most %d:\n%s",
+			approvals, reads, limit, strings.Join(plan, "\n"))
+	}
+}
+
+// BenchmarkCardsLookup runs the usual commit's cards lookup, under its pinned plan, for five
+// cards of 2,000 that each had 10 authorizations in the day, one in ten of them voided: the
+// database's work for the cards of a commit of five authorizations.
+func BenchmarkCardsLookup(b *testing.B) {
+	ctx := context.Background()
+	st := pgtest.NewStore(b)
+	if pg, err := st.IsPostgreSQL(ctx); err != nil || !pg {
+		b.Skipf("PostgreSQL's plan settings: %v", err)
+	}
+	conn, err := st.Pool().Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	const cards, perCard = 2000, 10
+	for _, q := range []string{
+		`INSERT INTO cards (card_token, physical_token, digital_token, holder_name, nationality, passport_token, passport_masked,
+				ssn_token, ssn_masked, permit_token, permit_masked, permit_valid_until, insurance_city, issuer_bank,
+				bank_account_token, bank_account_masked, card_number_masked, declared_status, status_reason, funds_account_id,
+				medical_account_id, created_at, updated_at)
+			SELECT 'card-' || g, 'p-' || g, 'd-' || g, 'holder', 'CN', 'x', 'x', 'x', 'x', 'x', 'x', current_date + 365, 'HZ',
+				'bank', 'x', 'x', 'x', 'active', '', md5('f' || g::TEXT)::UUID, md5('m' || g::TEXT)::UUID, now(), now()
+			FROM generate_series(1, ` + fmt.Sprint(cards) + `) g`,
+		`INSERT INTO card_tokens (token, card_token) SELECT 'card-' || g, 'card-' || g FROM generate_series(1, ` + fmt.Sprint(cards) + `) g`,
+		`INSERT INTO purchase_authorizations (authorization_id, merchant_id, card_token, funds_account_id, mcc, amount,
+				approved, decline_reason, decline_detail, expires_at, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, 'merchant-1', 'card-' || (g % ` + fmt.Sprint(cards) + ` + 1), NULL, '5411', 100, true, '', '',
+				now() + INTERVAL '7 days', now() - (g || ' milliseconds')::INTERVAL FROM generate_series(1, ` + fmt.Sprint(cards*perCard) + `) g`,
+		`INSERT INTO purchase_closes (authorization_id, close_id, kind, merchant_id, card_token, amount, released, fee_mdr,
+				fee_network, foreign_surcharge, foreign_fx_margin, created_at)
+			SELECT md5('p' || g::TEXT)::UUID, md5('c' || g::TEXT)::UUID, 'voided', 'merchant-1', 'card-' || (g % ` + fmt.Sprint(cards) + ` + 1),
+				0, 100, 0, 0, 0, 0, now() FROM generate_series(1, ` + fmt.Sprint(cards*perCard) + `, 10) g`,
+		`ANALYZE`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			b.Fatalf("%v\n%s", err, q)
+		}
+	}
+	for _, q := range postgres.PinnedPlans {
+		if _, err := conn.Exec(ctx, strings.Replace(q, "SET LOCAL", "SET", 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now()
+	from, to := now.Add(-24*time.Hour), now.Add(time.Second)
+	tokens := make([]string, 5)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for j := range tokens {
+			tokens[j] = fmt.Sprintf("card-%d", (i*5+j)*7%cards+1)
+		}
+		rows, err := conn.Query(ctx, postgres.CardsByTokenLookup, tokens, from, to)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || n != len(tokens) {
+			b.Fatalf("%d cards of %d: %v", n, len(tokens), err)
+		}
+	}
 }

@@ -746,17 +746,28 @@ const idempotencyLookup = `SELECT r.merchant_id, r.idempotency_key, r.operation,
 // parameter to) hold or took: each hold (an authorization's own, an increment's) on the day it was
 // approved, less what the merchant released of it (all of it by a void; beyond a capture, which
 // posts the holds in order, the latest holds first). The two card lookups share it.
+//
+// It reads the card's holds of the day by card and time, and the closes that released something
+// (purchase_closes_released) by card from the day's start: only those are followed to the holds
+// they released, so the reads do not grow with the day's approvals. A close is recorded after the
+// holds it releases; the hour before the day's start is read too, for engines whose clocks
+// disagree by less than that.
 func dayApprovals(from, to string) string {
-	return `(SELECT coalesce(sum(a.amount - greatest(0, least(a.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = a.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0) FROM purchase_authorizations a
+	return `(SELECT coalesce(sum(a.amount), 0) FROM purchase_authorizations a
 			WHERE a.approved AND a.card_token = c.card_token AND a.created_at >= ` + from + ` AND a.created_at < ` + to + `)::BIGINT
-		+ (SELECT coalesce(sum(i.amount - greatest(0, least(i.amount, coalesce((SELECT x.released FROM purchase_closes x
-				WHERE x.authorization_id = i.authorization_id), 0) - (SELECT coalesce(sum(j.amount), 0) FROM purchase_increments j
-				WHERE j.authorization_id = i.authorization_id AND j.approved
-					AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
-			FROM purchase_increments i
-			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= ` + from + ` AND i.created_at < ` + to + `)::BIGINT`
+		+ (SELECT coalesce(sum(i.amount), 0) FROM purchase_increments i
+			WHERE i.approved AND i.card_token = c.card_token AND i.created_at >= ` + from + ` AND i.created_at < ` + to + `)::BIGINT
+		- (SELECT coalesce(sum((SELECT coalesce(sum(greatest(0, least(a.amount, x.released - (SELECT coalesce(sum(j.amount), 0)
+						FROM purchase_increments j WHERE j.authorization_id = a.authorization_id AND j.approved)))), 0)
+					FROM purchase_authorizations a
+					WHERE a.authorization_id = x.authorization_id AND a.approved AND a.created_at >= ` + from + ` AND a.created_at < ` + to + `)
+				+ (SELECT coalesce(sum(greatest(0, least(i.amount, x.released - (SELECT coalesce(sum(j.amount), 0)
+						FROM purchase_increments j WHERE j.authorization_id = i.authorization_id AND j.approved
+							AND (j.created_at > i.created_at OR j.created_at = i.created_at AND j.increment_id > i.increment_id))))), 0)
+					FROM purchase_increments i
+					WHERE i.authorization_id = x.authorization_id AND i.approved AND i.created_at >= ` + from + ` AND i.created_at < ` + to + `)), 0)
+			FROM purchase_closes x
+			WHERE x.card_token = c.card_token AND x.released > 0 AND x.created_at >= ` + from + `::TIMESTAMPTZ - INTERVAL '1 hour')::BIGINT`
 }
 
 // authorizationCardsLookup reads the cards by every token a batch names ($1) or its
