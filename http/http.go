@@ -22,6 +22,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/joinincard/engine/events"
@@ -225,8 +226,10 @@ func decodeBytes(body []byte, dst any) error {
 	if !utf8.Valid(body) {
 		return Errorf(EINVALID, "request body is not valid utf-8")
 	}
-	if err := checkObject(body, jsonFields(dst)); err != nil {
-		return err
+	if fields := jsonFields(dst); !flatStrings(body, fields) {
+		if err := checkObject(body, fields); err != nil {
+			return err
+		}
 	}
 	if why := unpairedSurrogate(body); why != "" {
 		return Errorf(EINVALID, "%s", why)
@@ -322,9 +325,17 @@ func looksLikeFieldName(name string) bool {
 	return true
 }
 
-// jsonFields returns the JSON names of the fields of the struct dst points to.
+// fieldsByType holds jsonFields' answer for each type it was asked about: a request's type is
+// read by reflection once, not for every request.
+var fieldsByType sync.Map // reflect.Type -> map[string]bool, never written after it is stored
+
+// jsonFields returns the JSON names of the fields of the struct dst points to. The map is shared:
+// callers only read it.
 func jsonFields(dst any) map[string]bool {
 	t := reflect.TypeOf(dst).Elem()
+	if f, ok := fieldsByType.Load(t); ok {
+		return f.(map[string]bool)
+	}
 	fields := make(map[string]bool, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
@@ -332,5 +343,109 @@ func jsonFields(dst any) map[string]bool {
 			fields[name] = true
 		}
 	}
-	return fields
+	f, _ := fieldsByType.LoadOrStore(t, fields)
+	return f.(map[string]bool)
+}
+
+// flatStrings reports whether body is what checkObject takes, in the form clients send: one JSON
+// object whose members are strings, named in fields without escapes, each once, with nothing after
+// it but whitespace. It reads body once and allocates nothing, where checkObject's walk of
+// json.Decoder's tokens allocates for each of them; a body it does not take (false) may still be
+// valid, and checkObject then reads it again and words the refusal.
+func flatStrings(body []byte, fields map[string]bool) bool {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return skipSpace(body, i+1) == len(body)
+	}
+	// A request's structs have a handful of fields: the names seen so far, in a small array.
+	var seen [16][]byte
+	n := 0
+	for {
+		if i >= len(body) || body[i] != '"' {
+			return false
+		}
+		end := plainStringEnd(body, i+1, false)
+		if end < 0 {
+			return false
+		}
+		name := body[i+1 : end]
+		if !fields[string(name)] || n == len(seen) {
+			return false
+		}
+		for _, s := range seen[:n] {
+			if bytes.Equal(s, name) {
+				return false
+			}
+		}
+		seen[n] = name
+		n++
+		i = skipSpace(body, end+1)
+		if i >= len(body) || body[i] != ':' {
+			return false
+		}
+		i = skipSpace(body, i+1)
+		if i >= len(body) || body[i] != '"' {
+			return false
+		}
+		if end = plainStringEnd(body, i+1, true); end < 0 {
+			return false
+		}
+		i = skipSpace(body, end+1)
+		if i >= len(body) {
+			return false
+		}
+		switch body[i] {
+		case ',':
+			i = skipSpace(body, i+1)
+		case '}':
+			return skipSpace(body, i+1) == len(body)
+		default:
+			return false
+		}
+	}
+}
+
+// skipSpace returns the index of the first byte of body at or after i that is not JSON's
+// whitespace.
+func skipSpace(body []byte, i int) int {
+	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainStringEnd returns the index of the quote that closes the JSON string whose contents start
+// at i, or -1 when the string is not closed, holds a control character, or holds an escape
+// (escapes false) or an escape JSON does not have (escapes true).
+func plainStringEnd(body []byte, i int, escapes bool) int {
+	for i < len(body) {
+		switch c := body[i]; {
+		case c == '"':
+			return i
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			if !escapes || i+1 >= len(body) {
+				return -1
+			}
+			switch body[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if _, ok := events.Hex4(body[i+2:]); !ok {
+					return -1
+				}
+				i += 6
+			default:
+				return -1
+			}
+		default:
+			i++
+		}
+	}
+	return -1
 }
